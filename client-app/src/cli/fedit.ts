@@ -1,0 +1,5 @@
+// Process entry of the `fedit` command (kept apart from main.ts so tests can import the program
+// without running it).
+import { main } from './main.ts';
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,98 @@
+// Where graphs run: onnxruntime-node sessions and the choice of execution provider. Nothing here
+// knows what a graph computes (that is graph/ and model/); nothing there knows where it runs.
+
+import * as ort from 'onnxruntime-node';
+import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Graph } from '../graph/ir.ts';
+import { serializeModel } from '../onnx/serialize.ts';
+
+export type ExecutionProvider = 'cpu' | 'webgpu' | 'cuda' | 'dml';
+export const EXECUTION_PROVIDERS: readonly ExecutionProvider[] = ['cpu', 'webgpu', 'cuda', 'dml'];
+
+export interface SessionOptions {
+  provider?: ExecutionProvider;
+  /** CPU threads for one op (intra-op); default: ORT's choice (all physical cores). */
+  threads?: number;
+  /** Directory for the .onnx file when the graph has external weights (they are referenced relative to it). */
+  modelDir?: string;
+  /**
+   * Outputs to keep on the device between runs (WebGPU: 'gpu-buffer'). Others come back to the CPU.
+   * Reading such an output's data in Node aborts the process; feed it back as an input instead.
+   */
+  deviceOutputs?: readonly string[];
+  /** Fail instead of silently running unsupported nodes on the CPU (used by tests of GPU graphs). */
+  forbidCpuFallback?: boolean;
+  /** Optimisation level; 'all' unless debugging. */
+  optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+}
+
+export class ProviderUnavailableError extends Error {
+  readonly code = 'PROVIDER_UNAVAILABLE';
+}
+
+/** The providers this installation of onnxruntime-node can use. */
+export function availableProviders(): ExecutionProvider[] {
+  const backends = ort.listSupportedBackends() as { name: string; bundled: boolean }[];
+  const names = new Set(backends.map((b) => b.name));
+  return EXECUTION_PROVIDERS.filter((p) => names.has(p));
+}
+
+export interface CompiledSession {
+  readonly session: ort.InferenceSession;
+  readonly provider: ExecutionProvider;
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>>;
+  release(): Promise<void>;
+}
+
+export async function createSession(graph: Graph, options: SessionOptions = {}): Promise<CompiledSession> {
+  const provider = options.provider ?? 'cpu';
+  const bytes = serializeModel(graph);
+  const hasExternal = graph.initializers.some((i) => i.data.kind === 'external');
+  let model: string | Uint8Array = bytes;
+  if (hasExternal) {
+    if (!options.modelDir) throw new Error(`graph ${graph.name} has external weights: a modelDir is required`);
+    mkdirSync(options.modelDir, { recursive: true });
+    const path = join(options.modelDir, `${graph.name}.onnx`);
+    writeFileSync(`${path}.tmp`, bytes);
+    renameSync(`${path}.tmp`, path);
+    model = path;
+  }
+
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    executionProviders: provider === 'cpu' ? ['cpu'] : [provider],
+    graphOptimizationLevel: options.optimization ?? 'all',
+    logSeverityLevel: 3,
+  };
+  if (options.threads) sessionOptions.intraOpNumThreads = options.threads;
+  if (options.deviceOutputs?.length && provider !== 'cpu') {
+    const loc = provider === 'webgpu' ? 'gpu-buffer' : 'cpu';
+    sessionOptions.preferredOutputLocation = Object.fromEntries(
+      graph.outputs.map((o) => [o.name, options.deviceOutputs!.includes(o.name) ? loc : 'cpu']),
+    ) as Record<string, ort.Tensor.DataLocation>;
+  }
+  if (options.forbidCpuFallback) sessionOptions.extra = { session: { disable_cpu_ep_fallback: '1' } };
+
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(model as string, sessionOptions);
+  } catch (err) {
+    if (provider !== 'cpu') {
+      throw new ProviderUnavailableError(
+        `execution provider '${provider}' could not start: ${(err as Error).message.split('\n')[0]}`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  return {
+    session,
+    provider,
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    run: (feeds) => session.run(feeds) as Promise<Record<string, ort.Tensor>>,
+    release: () => session.release(),
+  };
+}
