@@ -352,7 +352,10 @@ define(
   (xs, attrs) => {
     const axis = normAxis(attrs.axis as number, xs[0].rank);
     const shape = [...xs[0].shape];
-    shape[axis] = xs.reduce((s, x) => s + (x.shape[axis] as number), 0);
+    const dims = xs.map((x) => x.shape[axis]);
+    shape[axis] = dims.every((d) => typeof d === 'number')
+      ? (dims as number[]).reduce((a, b) => a + b, 0)
+      : dims.join('+'); // symbolic (past + new tokens); ONNX Runtime resolves it at run time
     return [{ dtype: xs[0].dtype, shape }];
   },
   (n, [dy], need) => {
@@ -400,6 +403,18 @@ define(
     const [data, idx] = n.inputs as Value[];
     const axis = (n.attrs.axis as number | undefined) ?? 0;
     return [scatterElementsAdd(zeros(data.graph, data.dtype, data.shape), idx, dy!, axis), undefined];
+  },
+);
+/** Training-mode dropout: output 1 is the keep mask, which the gradient reuses. */
+define(
+  'Dropout',
+  ([x]) => [
+    { dtype: x.dtype, shape: x.shape },
+    { dtype: 'bool', shape: x.shape },
+  ],
+  (n, [dy]) => {
+    const ratio = n.inputs[1]!.constant![0];
+    return [mul(mul(dy!, cast(n.outputs[1], dy!.dtype)), 1 / (1 - ratio)), undefined, undefined];
   },
 );
 define('ScatterND', ([data]) => same(data));
@@ -461,6 +476,9 @@ export const scatterNDAdd = (data: Value, idx: Value, updates: Value) =>
   one('ScatterND', [data, idx, updates], { reduction: 'add' });
 export const scatterElementsAdd = (data: Value, idx: Value, updates: Value, axis: number) =>
   one('ScatterElements', [data, idx, updates], { axis, reduction: 'add' });
+/** PEFT's LoRA dropout. `seed` makes the mask sequence reproducible for a given compiled graph. */
+export const dropout = (x: Value, ratio: number, seed: number) =>
+  x.graph.node('Dropout', [x, constant(x.graph, [ratio], x.dtype), constant(x.graph, [1], 'bool')], { seed })[0];
 export const cast = (x: Value, to: DType) => (x.dtype === to ? x : one('Cast', [x], { to: ONNX_DTYPE_CODES[to] }));
 export function zeros(graph: Graph, dtype: DType, shape: Shape): Value {
   return expand(constant(graph, [0], dtype), shape);

@@ -62,7 +62,11 @@ export function readHeaderLength(prefix: Uint8Array, totalBytes: number, source:
  * entry well-formed, byte spans matching dtype × shape, and the tensors tiling the data section
  * exactly (no overlaps, no gaps, no trailing bytes), so every byte of a valid file has one meaning.
  */
-export function decodeHeader(headerBytes: Uint8Array, dataByteLength: number, source: string): SafetensorsHeader {
+export function decodeHeader(
+  headerBytes: Uint8Array,
+  dataByteLength: number,
+  source: string,
+): SafetensorsHeader {
   const json = parseJsonObject(headerBytes, source);
   let metadata: Record<string, string> = {};
   const infos: SafetensorsTensorInfo[] = [];
@@ -91,47 +95,83 @@ function parseJsonObject(headerBytes: Uint8Array, source: string): Record<string
   try {
     json = JSON.parse(text);
   } catch (cause) {
-    throw new SafetensorsError('SAFETENSORS_HEADER', `${source}: header is not valid JSON (${(cause as Error).message})`, { cause });
+    throw new SafetensorsError(
+      'SAFETENSORS_HEADER',
+      `${source}: header is not valid JSON (${(cause as Error).message})`,
+      { cause },
+    );
   }
   if (!isPlainObject(json)) {
-    throw new SafetensorsError('SAFETENSORS_HEADER', `${source}: header must be a JSON object mapping tensor names to entries, got ${describe(json)}`);
+    throw new SafetensorsError(
+      'SAFETENSORS_HEADER',
+      `${source}: header must be a JSON object mapping tensor names to entries, got ${describe(json)}`,
+    );
   }
   return json;
 }
 
 function checkMetadata(value: unknown, source: string): Record<string, string> {
   if (!isPlainObject(value)) {
-    throw new SafetensorsError('SAFETENSORS_METADATA', `${source}: "__metadata__" must be an object of string values, got ${describe(value)}`);
+    throw new SafetensorsError(
+      'SAFETENSORS_METADATA',
+      `${source}: "__metadata__" must be an object of string values, got ${describe(value)}`,
+    );
   }
   for (const [key, entry] of Object.entries(value)) {
     if (typeof entry !== 'string') {
-      throw new SafetensorsError('SAFETENSORS_METADATA', `${source}: "__metadata__" entry ${JSON.stringify(key)} must be a string, got ${describe(entry)}`);
+      throw new SafetensorsError(
+        'SAFETENSORS_METADATA',
+        `${source}: "__metadata__" entry ${JSON.stringify(key)} must be a string, got ${describe(entry)}`,
+      );
     }
   }
   return value as Record<string, string>;
 }
 
-function checkEntry(name: string, value: unknown, dataByteLength: number, source: string): SafetensorsTensorInfo {
+function checkEntry(
+  name: string,
+  value: unknown,
+  dataByteLength: number,
+  source: string,
+): SafetensorsTensorInfo {
   const where = `${source}: tensor ${JSON.stringify(name)}`;
   if (!isPlainObject(value)) {
-    throw new SafetensorsError('SAFETENSORS_HEADER', `${where}: entry must be an object with dtype, shape and data_offsets, got ${describe(value)}`);
+    throw new SafetensorsError(
+      'SAFETENSORS_HEADER',
+      `${where}: entry must be an object with dtype, shape and data_offsets, got ${describe(value)}`,
+    );
   }
   const { dtype, shape, data_offsets: offsets } = value;
   if (typeof dtype !== 'string') {
-    throw new SafetensorsError('SAFETENSORS_HEADER', `${where}: "dtype" must be a string, got ${describe(dtype)}`);
+    throw new SafetensorsError(
+      'SAFETENSORS_HEADER',
+      `${where}: "dtype" must be a string, got ${describe(dtype)}`,
+    );
   }
   if (!isDType(dtype)) {
-    throw new SafetensorsError('SAFETENSORS_DTYPE', `${where}: dtype ${dtype} is not supported; supported dtypes: ${DTYPES.join(', ')}`);
+    throw new SafetensorsError(
+      'SAFETENSORS_DTYPE',
+      `${where}: dtype ${dtype} is not supported; supported dtypes: ${DTYPES.join(', ')}`,
+    );
   }
   if (!isIndexArray(shape)) {
-    throw new SafetensorsError('SAFETENSORS_HEADER', `${where}: "shape" must be an array of non-negative integers, got ${describe(shape)}`);
+    throw new SafetensorsError(
+      'SAFETENSORS_HEADER',
+      `${where}: "shape" must be an array of non-negative integers, got ${describe(shape)}`,
+    );
   }
   if (!isIndexArray(offsets) || offsets.length !== 2) {
-    throw new SafetensorsError('SAFETENSORS_HEADER', `${where}: "data_offsets" must be [begin, end] with non-negative integers, got ${describe(offsets)}`);
+    throw new SafetensorsError(
+      'SAFETENSORS_HEADER',
+      `${where}: "data_offsets" must be [begin, end] with non-negative integers, got ${describe(offsets)}`,
+    );
   }
   const [begin, end] = offsets;
   if (end < begin) {
-    throw new SafetensorsError('SAFETENSORS_OFFSETS', `${where}: data_offsets [${begin}, ${end}] end before they begin`);
+    throw new SafetensorsError(
+      'SAFETENSORS_OFFSETS',
+      `${where}: data_offsets [${begin}, ${end}] end before they begin`,
+    );
   }
   const expected = byteLengthOf(dtype, shape, where);
   if (end - begin !== expected) {
@@ -141,7 +181,10 @@ function checkEntry(name: string, value: unknown, dataByteLength: number, source
     );
   }
   if (end > dataByteLength) {
-    throw new SafetensorsError('SAFETENSORS_OFFSETS', `${where} ends at byte ${end} but the data section has ${dataByteLength} bytes`);
+    throw new SafetensorsError(
+      'SAFETENSORS_OFFSETS',
+      `${where} ends at byte ${end} but the data section has ${dataByteLength} bytes`,
+    );
   }
   return { name, dtype, shape, dataOffsets: [begin, end] };
 }
@@ -150,7 +193,11 @@ function byteLengthOf(dtype: DType, shape: number[], where: string): number {
   try {
     return tensorByteLength(dtype, shape);
   } catch (cause) {
-    throw new SafetensorsError('SAFETENSORS_SIZE', `${where}: shape [${shape.join(', ')}] is too large to address`, { cause });
+    throw new SafetensorsError(
+      'SAFETENSORS_SIZE',
+      `${where}: shape [${shape.join(', ')}] is too large to address`,
+      { cause },
+    );
   }
 }
 

@@ -1,5 +1,11 @@
 import { SafetensorsError } from './safetensors-error.ts';
-import { decodeHeader, LENGTH_PREFIX_BYTES, MAX_HEADER_BYTES, readHeaderLength, type SafetensorsHeader } from './safetensors-header.ts';
+import {
+  decodeHeader,
+  LENGTH_PREFIX_BYTES,
+  MAX_HEADER_BYTES,
+  readHeaderLength,
+  type SafetensorsHeader,
+} from './safetensors-header.ts';
 import { assertValidTensor, type Tensor } from './tensor.ts';
 import { sortedTensorEntries, type TensorCollection } from './tensor-entries.ts';
 
@@ -48,7 +54,10 @@ const encoder = new TextEncoder();
  * padded with spaces to a multiple of 8 bytes. The same tensors and metadata always give the same
  * bytes, whatever order the caller's Map or object lists them in.
  */
-export function layoutSafetensors(tensors: TensorCollection, metadata: Readonly<Record<string, string>> = {}): SafetensorsLayout {
+export function layoutSafetensors(
+  tensors: TensorCollection,
+  metadata: Readonly<Record<string, string>> = {},
+): SafetensorsLayout {
   const entries = sortedTensorEntries(tensors);
   const fields: string[] = [];
   const metadataJson = metadataToJson(metadata);
@@ -57,20 +66,28 @@ export function layoutSafetensors(tensors: TensorCollection, metadata: Readonly<
   let offset = 0;
   for (const { name, tensor } of entries) {
     if (name === '__metadata__') {
-      throw new SafetensorsError('SAFETENSORS_HEADER', 'a tensor cannot be named "__metadata__"; safetensors reserves that key for file metadata');
+      throw new SafetensorsError(
+        'SAFETENSORS_HEADER',
+        'a tensor cannot be named "__metadata__"; safetensors reserves that key for file metadata',
+      );
     }
     assertValidTensor(tensor, name);
     const end = offset + tensor.data.byteLength;
     // Built by hand rather than JSON.stringify(object) because objects list integer-like keys
     // ("0", "10") first, which would break name order in the header.
-    fields.push(`${JSON.stringify(name)}:{"dtype":"${tensor.dtype}","shape":${JSON.stringify(tensor.shape)},"data_offsets":[${offset},${end}]}`);
+    fields.push(
+      `${JSON.stringify(name)}:{"dtype":"${tensor.dtype}","shape":${JSON.stringify(tensor.shape)},"data_offsets":[${offset},${end}]}`,
+    );
     chunks.push(tensor.data);
     offset = end;
   }
   const json = encoder.encode(`{${fields.join(',')}}`);
   const headerLength = Math.ceil(json.byteLength / 8) * 8;
   if (headerLength > MAX_HEADER_BYTES) {
-    throw new SafetensorsError('SAFETENSORS_HEADER_TOO_LARGE', `the header would take ${headerLength} bytes, more than the ${MAX_HEADER_BYTES}-byte limit readers enforce`);
+    throw new SafetensorsError(
+      'SAFETENSORS_HEADER_TOO_LARGE',
+      `the header would take ${headerLength} bytes, more than the ${MAX_HEADER_BYTES}-byte limit readers enforce`,
+    );
   }
   const head = new Uint8Array(LENGTH_PREFIX_BYTES + headerLength).fill(0x20, LENGTH_PREFIX_BYTES);
   new DataView(head.buffer).setBigUint64(0, BigInt(headerLength), true);
@@ -79,7 +96,10 @@ export function layoutSafetensors(tensors: TensorCollection, metadata: Readonly<
 }
 
 /** Serializes tensors (and optional string metadata) to the bytes of a safetensors file. */
-export function serializeSafetensors(tensors: TensorCollection, metadata?: Readonly<Record<string, string>>): Uint8Array {
+export function serializeSafetensors(
+  tensors: TensorCollection,
+  metadata?: Readonly<Record<string, string>>,
+): Uint8Array {
   const { head, chunks, totalBytes } = layoutSafetensors(tensors, metadata);
   const out = new Uint8Array(totalBytes);
   out.set(head, 0);
@@ -94,11 +114,16 @@ export function serializeSafetensors(tensors: TensorCollection, metadata?: Reado
 function metadataToJson(metadata: Readonly<Record<string, string>>): string | undefined {
   const keys = Object.keys(metadata);
   if (keys.length === 0) return undefined;
-  const sorted = keys.map((key) => ({ key, bytes: encoder.encode(key) })).sort((a, b) => Buffer.compare(a.bytes, b.bytes));
+  const sorted = keys
+    .map((key) => ({ key, bytes: encoder.encode(key) }))
+    .sort((a, b) => Buffer.compare(a.bytes, b.bytes));
   const fields = sorted.map(({ key }) => {
     const value: unknown = metadata[key];
     if (typeof value !== 'string') {
-      throw new SafetensorsError('SAFETENSORS_METADATA', `metadata entry ${JSON.stringify(key)} must be a string, got ${typeof value}`);
+      throw new SafetensorsError(
+        'SAFETENSORS_METADATA',
+        `metadata entry ${JSON.stringify(key)} must be a string, got ${typeof value}`,
+      );
     }
     return `${JSON.stringify(key)}:${JSON.stringify(value)}`;
   });

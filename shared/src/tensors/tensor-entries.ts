@@ -31,7 +31,10 @@ function encodeName(name: string): Uint8Array {
   // TextEncoder silently turns a lone surrogate into U+FFFD, which would give two different
   // names the same bytes (and the same hash); refuse instead.
   if (decoder.decode(bytes) !== name) {
-    throw new TensorError('TENSOR_NAME', `tensor name ${JSON.stringify(name)} contains a lone UTF-16 surrogate and has no UTF-8 encoding`);
+    throw new TensorError(
+      'TENSOR_NAME',
+      `tensor name ${JSON.stringify(name)} contains a lone UTF-16 surrogate and has no UTF-8 encoding`,
+    );
   }
   return bytes;
 }

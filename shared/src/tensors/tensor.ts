@@ -18,7 +18,10 @@ export function numel(shape: readonly number[]): number {
   let count = 1;
   for (const dim of shape) {
     if (!Number.isSafeInteger(dim) || dim < 0) {
-      throw new TensorError('TENSOR_SHAPE', `shape [${shape.join(', ')}] has dimension ${dim}; dimensions must be non-negative integers`);
+      throw new TensorError(
+        'TENSOR_SHAPE',
+        `shape [${shape.join(', ')}] has dimension ${dim}; dimensions must be non-negative integers`,
+      );
     }
     count *= dim;
   }
@@ -33,7 +36,10 @@ export function numel(shape: readonly number[]): number {
 export function tensorByteLength(dtype: DType, shape: readonly number[]): number {
   const bytes = numel(shape) * dtypeByteSize(dtype);
   if (!Number.isSafeInteger(bytes)) {
-    throw new TensorError('TENSOR_SHAPE', `a ${dtype} tensor of shape [${shape.join(', ')}] would exceed 2^53 bytes`);
+    throw new TensorError(
+      'TENSOR_SHAPE',
+      `a ${dtype} tensor of shape [${shape.join(', ')}] would exceed 2^53 bytes`,
+    );
   }
   return bytes;
 }
@@ -60,10 +66,17 @@ export function assertValidTensor(tensor: Tensor, name?: string): void {
 }
 
 /** Builds a tensor from Float32 values, converting (round-to-nearest-even) when dtype is F16 or BF16. */
-export function tensorFromF32(shape: readonly number[], values: Float32Array, dtype: FloatDType = 'F32'): Tensor {
+export function tensorFromF32(
+  shape: readonly number[],
+  values: Float32Array,
+  dtype: FloatDType = 'F32',
+): Tensor {
   assertLittleEndianHost();
   if (numel(shape) !== values.length) {
-    throw new TensorError('TENSOR_SIZE', `shape [${shape.join(', ')}] holds ${numel(shape)} elements but ${values.length} values were given`);
+    throw new TensorError(
+      'TENSOR_SIZE',
+      `shape [${shape.join(', ')}] holds ${numel(shape)} elements but ${values.length} values were given`,
+    );
   }
   let data: Uint8Array;
   switch (dtype) {
@@ -78,7 +91,10 @@ export function tensorFromF32(shape: readonly number[], values: Float32Array, dt
       data = new Uint8Array(f32ToBf16(values).buffer);
       break;
     default:
-      throw new TensorError('TENSOR_DTYPE', `tensorFromF32 converts to F32, F16 or BF16, not ${String(dtype)}`);
+      throw new TensorError(
+        'TENSOR_DTYPE',
+        `tensorFromF32 converts to F32, F16 or BF16, not ${String(dtype)}`,
+      );
   }
   return { dtype, shape: [...shape], data };
 }
@@ -87,8 +103,9 @@ export function tensorFromF32(shape: readonly number[], values: Float32Array, dt
 export function tensorToF32(tensor: Tensor): Float32Array {
   assertLittleEndianHost();
   assertValidTensor(tensor);
-  // slice() copies into a new ArrayBuffer starting at offset 0, which is aligned for any view.
-  const bytes = tensor.data.slice();
+  // Copies into a new ArrayBuffer starting at offset 0, which is aligned for any view. Not
+  // data.slice(): on a Node Buffer (what readFile returns) slice is a view, not a copy.
+  const bytes = new Uint8Array(tensor.data);
   switch (tensor.dtype) {
     case 'F32':
       return new Float32Array(bytes.buffer);
@@ -100,7 +117,10 @@ export function tensorToF32(tensor: Tensor): Float32Array {
       // Constructing from another typed array rounds each double to nearest-even, as a C cast would.
       return new Float32Array(new Float64Array(bytes.buffer));
     default:
-      throw new TensorError('TENSOR_DTYPE', `tensorToF32 decodes F32, F16, BF16 and F64 tensors, not ${tensor.dtype}`);
+      throw new TensorError(
+        'TENSOR_DTYPE',
+        `tensorToF32 decodes F32, F16, BF16 and F64 tensors, not ${tensor.dtype}`,
+      );
   }
 }
 

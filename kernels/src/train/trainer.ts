@@ -1,0 +1,241 @@
+// Runs compiled step graphs and owns the training state between steps. On the CPU the state is
+// plain Float32Arrays; on WebGPU it stays in GPU buffers (outputs fed back as inputs) and only the
+// loss and gradient norm come back each step. Reading GPU tensors goes through a tiny identity
+// graph whose outputs ONNX Runtime copies to the CPU, because Tensor.getData() on a GPU tensor
+// aborts Node.
+
+import * as ort from 'onnxruntime-node';
+import { Graph } from '../graph/ir.ts';
+import type { LoraConfig } from '../model/lora.ts';
+import { initLoraTensors } from '../model/lora.ts';
+import { uniformSampler } from '../model/random.ts';
+import { createSession, ProviderUnavailableError, type CompiledSession, type ExecutionProvider } from '../runtime/session.ts';
+import { makeBatch, type BatchTensors, type TokenRow } from './batch.ts';
+import { buildStepGraph, io, trainableSpecs, type ParamSpec, type StepGraphOptions, type StepKind } from './graphs.ts';
+import { stepScalarValues } from './optimizer.ts';
+
+export interface TrainerOptions extends StepGraphOptions {
+  provider?: ExecutionProvider;
+  threads?: number;
+  /** Micro-batches per optimizer step (gradient accumulation); 1 runs the fused train_step. */
+  microBatches?: number;
+  /** Starting values of the trainable tensors (e.g. the global adapter); default: PEFT's init from `seed`. */
+  initial?: ReadonlyMap<string, Float32Array | Float64Array>;
+  /** Told when the requested provider could not start and the CPU is used instead. */
+  onWarning?: (message: string) => void;
+  /** For tests of GPU graphs: fail if any node would fall back to the CPU. */
+  forbidCpuFallback?: boolean;
+}
+
+export interface StepResult {
+  loss: number;
+  gradNorm: number;
+  /** Target tokens that counted in the loss. */
+  tokens: number;
+}
+
+/** Everything needed to continue training exactly where it stopped (checkpoint/resume). */
+export interface TrainerState {
+  step: number;
+  tensors: Map<string, Float32Array | Float64Array>;
+}
+
+type StateTensors = Map<string, ort.Tensor>;
+
+export class Trainer {
+  private sessions = new Map<StepKind | 'readback', CompiledSession>();
+  private state: StateTensors = new Map();
+  private stepCount = 0;
+
+  private constructor(
+    readonly options: TrainerOptions,
+    readonly provider: ExecutionProvider,
+    readonly specs: ParamSpec[],
+  ) {}
+
+  static async create(options: TrainerOptions): Promise<Trainer> {
+    const specs = trainableSpecs(options);
+    let provider = options.provider ?? 'cpu';
+    const kind: StepKind = (options.microBatches ?? 1) > 1 ? 'grad_step' : 'train_step';
+    let trainer = new Trainer(options, provider, specs);
+    try {
+      await trainer.session(kind);
+    } catch (err) {
+      if (!(err instanceof ProviderUnavailableError) || options.forbidCpuFallback) throw err;
+      options.onWarning?.(`${err.message}; training on the CPU instead`);
+      provider = 'cpu';
+      trainer = new Trainer(options, provider, specs);
+      await trainer.session(kind);
+    }
+    trainer.initState();
+    return trainer;
+  }
+
+  get dtype(): 'float32' | 'float64' {
+    return this.options.weights.dtype;
+  }
+
+  get step(): number {
+    return this.stepCount;
+  }
+
+  private tensor(data: Float32Array | Float64Array, shape: readonly number[]): ort.Tensor {
+    const typed = this.dtype === 'float32' ? Float32Array.from(data) : Float64Array.from(data);
+    return new ort.Tensor(this.dtype, typed, shape);
+  }
+
+  private scalar(v: number): ort.Tensor {
+    return this.tensor(this.dtype === 'float32' ? Float32Array.of(v) : Float64Array.of(v), []);
+  }
+
+  private initState(): void {
+    const o = this.options;
+    const init = o.initial ?? (o.lora ? initLoraTensors(o.model, o.lora as LoraConfig, uniformSampler(o.seed)) : new Map());
+    for (const s of this.specs) {
+      const value = init.get(s.name);
+      if (!value && !(o.fullyTrained ?? []).includes(s.name)) throw new Error(`no initial value for ${s.name}`);
+      const size = s.shape.reduce((a, b) => a * b, 1);
+      if (value && value.length !== size) {
+        throw new Error(`initial ${s.name} has ${value.length} values, expected ${size} for shape [${s.shape}]`);
+      }
+      this.state.set(io.param(s.name), this.tensor(value ?? new Float32Array(size), s.shape));
+      this.state.set(io.adamM(s.name), this.tensor(new Float32Array(size), s.shape));
+      this.state.set(io.adamV(s.name), this.tensor(new Float32Array(size), s.shape));
+    }
+  }
+
+  private async session(kind: StepKind | 'readback'): Promise<CompiledSession> {
+    const hit = this.sessions.get(kind);
+    if (hit) return hit;
+    const graph = kind === 'readback' ? this.readbackGraph() : buildStepGraph(kind, this.options);
+    const onDevice = graph.outputs.map((o) => o.name).filter((n) => n.endsWith('.next'));
+    const s = await createSession(graph, {
+      provider: this.provider,
+      threads: this.options.threads,
+      modelDir: this.options.weights.dir,
+      deviceOutputs: kind === 'readback' ? [] : onDevice,
+      forbidCpuFallback: this.options.forbidCpuFallback,
+    });
+    this.sessions.set(kind, s);
+    return s;
+  }
+
+  private readbackGraph(): Graph {
+    const g = new Graph('readback');
+    for (const s of this.specs) {
+      for (const name of [io.param(s.name), io.adamM(s.name), io.adamV(s.name)]) {
+        g.output(g.input(name, this.dtype, s.shape), `${name}.host`);
+      }
+    }
+    return g;
+  }
+
+  private batchFeeds(rows: TokenRow[]): { feeds: Record<string, ort.Tensor>; batch: BatchTensors } {
+    const b = makeBatch(this.options.model, rows, this.options.batch, this.options.seq, this.dtype);
+    const { targetTokens: _t, ...feeds } = b;
+    return { feeds, batch: b };
+  }
+
+  private replaceState(out: Record<string, ort.Tensor>, names: string[]): void {
+    for (const n of names) {
+      const prev = this.state.get(n);
+      this.state.set(n, out[io.next(n)]);
+      if (prev && prev.location === 'gpu-buffer') prev.dispose();
+    }
+  }
+
+  /** One optimizer step over `microBatches` (each up to `batch` rows); `lr` comes from the host's schedule. */
+  async trainStep(microBatches: TokenRow[][], lr: number): Promise<StepResult> {
+    const k = this.options.microBatches ?? 1;
+    if (microBatches.length !== k) throw new Error(`trainStep: expected ${k} micro-batches, got ${microBatches.length}`);
+    const t = this.stepCount + 1;
+    const sc = stepScalarValues(this.options.optimizer, lr, t);
+    const scalars = {
+      lr: this.scalar(sc.lr),
+      bias_correction1: this.scalar(sc.biasCorrection1),
+      bias_correction2_sqrt: this.scalar(sc.biasCorrection2Sqrt),
+    };
+    const stateNames = this.specs.flatMap((s) => [io.param(s.name), io.adamM(s.name), io.adamV(s.name)]);
+    let tokens = 0;
+
+    if (k === 1) {
+      const { feeds, batch } = this.batchFeeds(microBatches[0]);
+      tokens = batch.targetTokens;
+      const session = await this.session('train_step');
+      const out = await session.run({ ...feeds, ...scalars, ...Object.fromEntries(this.state) });
+      this.replaceState(out, stateNames);
+      this.stepCount = t;
+      return { loss: Number(out.loss.data[0]), gradNorm: Number(out.grad_norm.data[0]), tokens };
+    }
+
+    // Gradient accumulation: HF Trainer's convention, the mean of the micro-batch mean losses.
+    const gradSession = await this.session('grad_step');
+    let acc: Record<string, ort.Tensor> = Object.fromEntries(
+      this.specs.map((s) => [io.grad(s.name), this.tensor(new Float32Array(s.shape.reduce((a, b) => a * b, 1)), s.shape)]),
+    );
+    let lossSum = 0;
+    const params = Object.fromEntries(this.specs.map((s) => [io.param(s.name), this.state.get(io.param(s.name))!]));
+    for (const rows of microBatches) {
+      const { feeds, batch } = this.batchFeeds(rows);
+      tokens += batch.targetTokens;
+      const out = await gradSession.run({ ...feeds, ...params, ...acc, grad_scale: this.scalar(1 / k) });
+      lossSum += Number(out.loss.data[0]);
+      for (const v of Object.values(acc)) if (v.location === 'gpu-buffer') v.dispose();
+      acc = Object.fromEntries(this.specs.map((s) => [io.grad(s.name), out[io.next(io.grad(s.name))]]));
+    }
+    const apply = await this.session('apply_step');
+    const out = await apply.run({ ...acc, ...scalars, ...Object.fromEntries(this.state) });
+    for (const v of Object.values(acc)) if (v.location === 'gpu-buffer') v.dispose();
+    this.replaceState(out, stateNames);
+    this.stepCount = t;
+    return { loss: lossSum / k, gradNorm: Number(out.grad_norm.data[0]), tokens };
+  }
+
+  /** Masked loss sum and target-token count of `rows` under the current tensors (no update). */
+  async evaluate(rows: TokenRow[]): Promise<{ lossSum: number; tokens: number }> {
+    const session = await this.session('eval_step');
+    const { feeds } = this.batchFeeds(rows);
+    const params = Object.fromEntries(this.specs.map((s) => [io.param(s.name), this.state.get(io.param(s.name))!]));
+    const out = await session.run({ ...feeds, ...params });
+    return { lossSum: Number(out.loss_sum.data[0]), tokens: Number(out.token_count.data[0]) };
+  }
+
+  /** The full state (tensors and optimizer moments, on the host) for a checkpoint. */
+  async exportState(): Promise<TrainerState> {
+    const tensors = new Map<string, Float32Array | Float64Array>();
+    const onGpu = [...this.state.values()].some((t) => t.location === 'gpu-buffer');
+    if (onGpu) {
+      const out = await (await this.session('readback')).run(Object.fromEntries(this.state));
+      for (const name of this.state.keys()) tensors.set(name, out[`${name}.host`].data as Float32Array);
+    } else {
+      for (const [name, t] of this.state) tensors.set(name, (t.data as Float32Array).slice());
+    }
+    return { step: this.stepCount, tensors };
+  }
+
+  /** The trainable tensors only (the adapter), by name. */
+  async parameters(): Promise<Map<string, Float32Array | Float64Array>> {
+    const { tensors } = await this.exportState();
+    return new Map(this.specs.map((s) => [s.name, tensors.get(io.param(s.name))!]));
+  }
+
+  /** Continues from a checkpoint made by exportState(). */
+  importState(state: TrainerState): void {
+    for (const s of this.specs) {
+      for (const name of [io.param(s.name), io.adamM(s.name), io.adamV(s.name)]) {
+        const v = state.tensors.get(name);
+        if (!v) throw new Error(`checkpoint has no tensor ${name}`);
+        const prev = this.state.get(name);
+        if (prev?.location === 'gpu-buffer') prev.dispose();
+        this.state.set(name, this.tensor(v, s.shape));
+      }
+    }
+    this.stepCount = state.step;
+  }
+
+  async release(): Promise<void> {
+    for (const t of this.state.values()) if (t.location === 'gpu-buffer') t.dispose();
+    for (const s of this.sessions.values()) await s.release();
+    this.sessions.clear();
+  }
+}
