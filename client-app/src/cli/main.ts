@@ -38,4 +38,3 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
 }
-

@@ -13,14 +13,19 @@ export function registerTensorCommands(program: Command): void {
     .action(async (file: string, opts: { hash?: boolean; json?: boolean }) => {
       const header = await readSafetensorsHeader(file);
       const hash = opts.hash ? hashTensors((await readSafetensorsFile(file)).tensors) : undefined;
-      const rows = [...header.tensors.values()].map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
+      const rows = [...header.tensors.values()].map((t) => ({
+        name: t.name,
+        dtype: t.dtype,
+        shape: t.shape,
+      }));
       if (opts.json) {
         process.stdout.write(JSON.stringify({ file, metadata: header.metadata, tensors: rows, hash }) + '\n');
         return;
       }
       const width = Math.max(4, ...rows.map((r) => r.name.length));
       process.stdout.write(`${'name'.padEnd(width)}  dtype  shape\n`);
-      for (const r of rows) process.stdout.write(`${r.name.padEnd(width)}  ${r.dtype.padEnd(5)}  [${r.shape.join(', ')}]\n`);
+      for (const r of rows)
+        process.stdout.write(`${r.name.padEnd(width)}  ${r.dtype.padEnd(5)}  [${r.shape.join(', ')}]\n`);
       const params = rows.reduce((s, r) => s + r.shape.reduce((a, b) => a * b, 1), 0);
       process.stdout.write(`${rows.length} tensors, ${params.toLocaleString('en-US')} values\n`);
       if (hash) process.stdout.write(`content hash ${hash}\n`);

@@ -18,7 +18,12 @@ function unitsOf(nodes: readonly Node[]): Unit[] {
     if (node.region) {
       if (!seen.has(node.region)) {
         seen.add(node.region);
-        units.push({ kind: 'region', region: node.region, inputs: node.region.inputs, outputs: node.region.outputs });
+        units.push({
+          kind: 'region',
+          region: node.region,
+          inputs: node.region.inputs,
+          outputs: node.region.outputs,
+        });
       }
     } else {
       units.push({ kind: 'node', node, inputs: node.inputs, outputs: node.outputs });
@@ -63,7 +68,8 @@ export function gradients(loss: Value, wrt: readonly Value[]): Value[] {
       dInputs = u.region.grad(dOutputs, needs);
     } else {
       const rule = gradientRule(u.node.op);
-      if (!rule) throw new Error(`gradients: op ${u.node.op} has no gradient rule (value ${u.outputs[0]?.name})`);
+      if (!rule)
+        throw new Error(`gradients: op ${u.node.op} has no gradient rule (value ${u.outputs[0]?.name})`);
       dInputs = rule(u.node, dOutputs, needs);
     }
     u.inputs.forEach((v, j) => {

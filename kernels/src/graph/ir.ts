@@ -9,7 +9,8 @@ export type DType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'boo
 export type Dim = number | string;
 export type Shape = readonly Dim[];
 
-export type AttrValue = number | string | readonly number[] | { float: number } | { floats: readonly number[] };
+export type AttrValue =
+  number | string | readonly number[] | { float: number } | { floats: readonly number[] };
 export type Attrs = Record<string, AttrValue>;
 
 export class Value {
@@ -66,8 +67,7 @@ export type RegionGrad = (
 
 /** Where a frozen weight's bytes live: inline, or at an offset in a side file (ONNX external data). */
 export type InitializerData =
-  | { kind: 'inline'; bytes: Uint8Array }
-  | { kind: 'external'; file: string; offset: number; length: number };
+  { kind: 'inline'; bytes: Uint8Array } | { kind: 'external'; file: string; offset: number; length: number };
 
 export interface Initializer {
   readonly value: Value;
@@ -135,14 +135,21 @@ export class Graph {
     opts: { domain?: string; names?: string[] } = {},
   ): Value[] {
     for (const v of inputs) {
-      if (v && v.graph !== this) throw new Error(`value ${v.name} belongs to graph ${v.graph.name}, not ${this.name}`);
+      if (v && v.graph !== this)
+        throw new Error(`value ${v.name} belongs to graph ${v.graph.name}, not ${this.name}`);
     }
     const infer = shapeInference.get(op);
     if (!infer) throw new Error(`no shape inference registered for op ${op}`);
     const inferred = infer(inputs, attrs);
     const outputs = inferred.map(
       (o, i) =>
-        new Value(this, this.uniqueName(opts.names?.[i] ?? `${op.toLowerCase()}`), o.dtype, o.shape, 'intermediate'),
+        new Value(
+          this,
+          this.uniqueName(opts.names?.[i] ?? `${op.toLowerCase()}`),
+          o.dtype,
+          o.shape,
+          'intermediate',
+        ),
     );
     const node: Node = { op, domain: opts.domain ?? '', inputs, outputs, attrs, region: this.openRegion };
     for (const o of outputs) o.producer = node;

@@ -22,7 +22,11 @@ export function gradientRule(op: string): GradRule | undefined {
   return gradRules.get(op);
 }
 
-function define(op: string, infer: (inputs: Value[], attrs: Attrs) => InferredOutput[], grad?: GradRule): void {
+function define(
+  op: string,
+  infer: (inputs: Value[], attrs: Attrs) => InferredOutput[],
+  grad?: GradRule,
+): void {
   registerShapeInference(op, (inputs, attrs) => infer(inputs as Value[], attrs));
   if (grad) gradRules.set(op, grad);
 }
@@ -41,7 +45,10 @@ export function constant(graph: Graph, values: readonly number[], dtype: DType, 
   if (!cache) constantCache.set(graph, (cache = new Map()));
   const hit = cache.get(key);
   if (hit) return hit;
-  const v = graph.initializer('const', dtype, shape, { kind: 'inline', bytes: encodeConstant(values, dtype) });
+  const v = graph.initializer('const', dtype, shape, {
+    kind: 'inline',
+    bytes: encodeConstant(values, dtype),
+  });
   v.constant = values;
   cache.set(key, v);
   return v;
@@ -176,10 +183,26 @@ define(
     return [unbroadcast(mul(dy!, mul(pow(x, e - 1), e)), x.shape), undefined];
   },
 );
-define('Neg', ([x]) => same(x), (_n, [dy]) => [neg(dy!)]);
-define('Exp', ([x]) => same(x), (n, [dy]) => [mul(dy!, n.outputs[0])]);
-define('Log', ([x]) => same(x), (n, [dy]) => [div(dy!, n.inputs[0]!)]);
-define('Sqrt', ([x]) => same(x), (n, [dy]) => [div(mul(dy!, 0.5), n.outputs[0])]);
+define(
+  'Neg',
+  ([x]) => same(x),
+  (_n, [dy]) => [neg(dy!)],
+);
+define(
+  'Exp',
+  ([x]) => same(x),
+  (n, [dy]) => [mul(dy!, n.outputs[0])],
+);
+define(
+  'Log',
+  ([x]) => same(x),
+  (n, [dy]) => [div(dy!, n.inputs[0]!)],
+);
+define(
+  'Sqrt',
+  ([x]) => same(x),
+  (n, [dy]) => [div(mul(dy!, 0.5), n.outputs[0])],
+);
 define(
   'Reciprocal',
   ([x]) => same(x),
@@ -196,7 +219,11 @@ define(
     return [mul(dy!, mul(y, sub(1, y)))];
   },
 );
-define('Identity', ([x]) => same(x), (_n, [dy]) => [dy]);
+define(
+  'Identity',
+  ([x]) => same(x),
+  (_n, [dy]) => [dy],
+);
 define(
   'Cast',
   ([x], attrs) => [{ dtype: ONNX_DTYPE_NAMES[attrs.to as number], shape: x.shape }],
@@ -237,7 +264,10 @@ define(
   ([a, b]) => [{ dtype: a.dtype, shape: matmulShape(a.shape, b.shape) }],
   (n, [dy], need) => {
     const [a, b] = n.inputs as Value[];
-    return [need[0] ? matmulGradLeft(dy!, b, a.shape) : undefined, need[1] ? matmulGradRight(a, dy!, b.shape) : undefined];
+    return [
+      need[0] ? matmulGradLeft(dy!, b, a.shape) : undefined,
+      need[1] ? matmulGradRight(a, dy!, b.shape) : undefined,
+    ];
   },
 );
 
@@ -263,7 +293,9 @@ function matmulGradRight(a: Value, dy: Value, bShape: Shape): Value {
 // Reductions and normalisations
 
 function reducedShape(x: Value, axesInput: Value | undefined, keepdims: boolean): Dim[] {
-  const axes = axesInput ? (axesInput.constant ?? []).map((a) => normAxis(a, x.rank)) : x.shape.map((_, i) => i);
+  const axes = axesInput
+    ? (axesInput.constant ?? []).map((a) => normAxis(a, x.rank))
+    : x.shape.map((_, i) => i);
   return x.shape.flatMap((d, i) => (axes.includes(i) ? (keepdims ? [1] : []) : [d]));
 }
 
@@ -271,7 +303,11 @@ function reduceGrad(n: Node, dy: Value, scaleByCount: boolean): Value {
   const x = n.inputs[0]!;
   const axes = n.inputs[1] ? n.inputs[1].constant!.map((a) => normAxis(a, x.rank)) : x.shape.map((_, i) => i);
   let g = dy;
-  if (n.attrs.keepdims === 0) g = reshape(g, x.shape.map((d, i) => (axes.includes(i) ? 1 : d)));
+  if (n.attrs.keepdims === 0)
+    g = reshape(
+      g,
+      x.shape.map((d, i) => (axes.includes(i) ? 1 : d)),
+    );
   if (scaleByCount) {
     const count = axes.reduce((c, a) => c * (x.shape[a] as number), 1);
     g = mul(g, 1 / count);
@@ -290,7 +326,9 @@ define(
   (n, [dy]) => [reduceGrad(n, dy!, true), undefined],
 );
 // ReduceMax appears only as a numerical stabiliser inside regions that bring their own gradient.
-define('ReduceMax', ([x, axes], attrs) => [{ dtype: x.dtype, shape: reducedShape(x, axes, attrs.keepdims !== 0) }]);
+define('ReduceMax', ([x, axes], attrs) => [
+  { dtype: x.dtype, shape: reducedShape(x, axes, attrs.keepdims !== 0) },
+]);
 
 define(
   'Softmax',
@@ -384,12 +422,18 @@ define(
   'Gather',
   ([data, idx], attrs) => {
     const axis = normAxis((attrs.axis as number | undefined) ?? 0, data.rank);
-    return [{ dtype: data.dtype, shape: [...data.shape.slice(0, axis), ...idx.shape, ...data.shape.slice(axis + 1)] }];
+    return [
+      {
+        dtype: data.dtype,
+        shape: [...data.shape.slice(0, axis), ...idx.shape, ...data.shape.slice(axis + 1)],
+      },
+    ];
   },
   (n, [dy]) => {
     // Only row gathers (embedding lookups) are differentiated: scatter-add rows back into the table.
     const [data, idx] = n.inputs as Value[];
-    if (((n.attrs.axis as number | undefined) ?? 0) !== 0) throw new Error('Gather: gradient only for axis 0');
+    if (((n.attrs.axis as number | undefined) ?? 0) !== 0)
+      throw new Error('Gather: gradient only for axis 0');
     const rowShape = data.shape.slice(1);
     const flatIdx = reshape(idx, [-1, 1]);
     const flatDy = reshape(dy!, [-1, ...rowShape]);
@@ -456,7 +500,13 @@ export const reduceMean = (x: Value, axes: number[], keepdims = false) =>
 export const reduceMax = (x: Value, axes: number[], keepdims = false) =>
   one('ReduceMax', [x, ints(x.graph, axes)], { keepdims: keepdims ? 1 : 0 });
 export const reshape = (x: Value, shape: readonly Dim[]) =>
-  one('Reshape', [x, ints(x.graph, shape.map((d) => (typeof d === 'number' ? d : 0)))]);
+  one('Reshape', [
+    x,
+    ints(
+      x.graph,
+      shape.map((d) => (typeof d === 'number' ? d : 0)),
+    ),
+  ]);
 export const transpose = (x: Value, perm: number[]) => one('Transpose', [x], { perm });
 export const transposeLast2 = (x: Value) => {
   const perm = x.shape.map((_, i) => i);
@@ -478,8 +528,11 @@ export const scatterElementsAdd = (data: Value, idx: Value, updates: Value, axis
   one('ScatterElements', [data, idx, updates], { axis, reduction: 'add' });
 /** PEFT's LoRA dropout. `seed` makes the mask sequence reproducible for a given compiled graph. */
 export const dropout = (x: Value, ratio: number, seed: number) =>
-  x.graph.node('Dropout', [x, constant(x.graph, [ratio], x.dtype), constant(x.graph, [1], 'bool')], { seed })[0];
-export const cast = (x: Value, to: DType) => (x.dtype === to ? x : one('Cast', [x], { to: ONNX_DTYPE_CODES[to] }));
+  x.graph.node('Dropout', [x, constant(x.graph, [ratio], x.dtype), constant(x.graph, [1], 'bool')], {
+    seed,
+  })[0];
+export const cast = (x: Value, to: DType) =>
+  x.dtype === to ? x : one('Cast', [x], { to: ONNX_DTYPE_CODES[to] });
 export function zeros(graph: Graph, dtype: DType, shape: Shape): Value {
   return expand(constant(graph, [0], dtype), shape);
 }

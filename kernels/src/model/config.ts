@@ -30,7 +30,9 @@ export class ModelConfigError extends Error {
 function positiveInt(raw: Record<string, unknown>, key: string, source: string, fallback?: number): number {
   const v = raw[key] ?? fallback;
   if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
-    throw new ModelConfigError(`${source}: "${key}" must be a positive integer, got ${JSON.stringify(raw[key])}`);
+    throw new ModelConfigError(
+      `${source}: "${key}" must be a positive integer, got ${JSON.stringify(raw[key])}`,
+    );
   }
   return v;
 }
@@ -38,7 +40,9 @@ function positiveInt(raw: Record<string, unknown>, key: string, source: string, 
 function positiveNumber(raw: Record<string, unknown>, key: string, source: string, fallback: number): number {
   const v = raw[key] ?? fallback;
   if (typeof v !== 'number' || !(v > 0)) {
-    throw new ModelConfigError(`${source}: "${key}" must be a positive number, got ${JSON.stringify(raw[key])}`);
+    throw new ModelConfigError(
+      `${source}: "${key}" must be a positive number, got ${JSON.stringify(raw[key])}`,
+    );
   }
   return v;
 }
@@ -65,10 +69,13 @@ export function parseLlamaConfig(raw: unknown, source = 'config.json'): LlamaCon
   const numHeads = positiveInt(r, 'num_attention_heads', source);
   const numKvHeads = positiveInt(r, 'num_key_value_heads', source, numHeads);
   if (numHeads % numKvHeads !== 0) {
-    throw new ModelConfigError(`${source}: num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads})`);
+    throw new ModelConfigError(
+      `${source}: num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads})`,
+    );
   }
   const headDim = positiveInt(r, 'head_dim', source, hiddenSize / numHeads);
-  if (headDim % 2 !== 0) throw new ModelConfigError(`${source}: head_dim (${headDim}) must be even for rotary embeddings`);
+  if (headDim % 2 !== 0)
+    throw new ModelConfigError(`${source}: head_dim (${headDim}) must be even for rotary embeddings`);
   const optionalInt = (k: string) => (typeof r[k] === 'number' ? (r[k] as number) : undefined);
   return {
     modelType,
@@ -94,7 +101,13 @@ export function parseLlamaConfig(raw: unknown, source = 'config.json'): LlamaCon
 /** Writes a config back in Hugging Face's config.json vocabulary (for tiny test checkpoints and exports). */
 export function toHfConfig(c: LlamaConfig): Record<string, unknown> {
   return {
-    architectures: [c.modelType === 'qwen2' ? 'Qwen2ForCausalLM' : c.modelType === 'mistral' ? 'MistralForCausalLM' : 'LlamaForCausalLM'],
+    architectures: [
+      c.modelType === 'qwen2'
+        ? 'Qwen2ForCausalLM'
+        : c.modelType === 'mistral'
+          ? 'MistralForCausalLM'
+          : 'LlamaForCausalLM',
+    ],
     model_type: c.modelType,
     vocab_size: c.vocabSize,
     hidden_size: c.hiddenSize,
@@ -118,12 +131,46 @@ export function toHfConfig(c: LlamaConfig): Record<string, unknown> {
 
 /** Shapes of public checkpoints (weights random), for benchmarks and tests. Same as the PyTorch reference's presets. */
 export const PRESETS: Record<string, LlamaConfig> = {
-  tiny: preset({ vocabSize: 256, hiddenSize: 64, intermediateSize: 128, numLayers: 2, numHeads: 4, numKvHeads: 2, ropeTheta: 10000, rmsNormEps: 1e-5, tieWordEmbeddings: true }),
-  'smollm2-135m': preset({ vocabSize: 49152, hiddenSize: 576, intermediateSize: 1536, numLayers: 30, numHeads: 9, numKvHeads: 3, ropeTheta: 100000, rmsNormEps: 1e-5, tieWordEmbeddings: true }),
-  'qwen2.5-0.5b': preset({ modelType: 'qwen2', vocabSize: 151936, hiddenSize: 896, intermediateSize: 4864, numLayers: 24, numHeads: 14, numKvHeads: 2, ropeTheta: 1000000, rmsNormEps: 1e-6, tieWordEmbeddings: true, qkvBias: true }),
+  tiny: preset({
+    vocabSize: 256,
+    hiddenSize: 64,
+    intermediateSize: 128,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    ropeTheta: 10000,
+    rmsNormEps: 1e-5,
+    tieWordEmbeddings: true,
+  }),
+  'smollm2-135m': preset({
+    vocabSize: 49152,
+    hiddenSize: 576,
+    intermediateSize: 1536,
+    numLayers: 30,
+    numHeads: 9,
+    numKvHeads: 3,
+    ropeTheta: 100000,
+    rmsNormEps: 1e-5,
+    tieWordEmbeddings: true,
+  }),
+  'qwen2.5-0.5b': preset({
+    modelType: 'qwen2',
+    vocabSize: 151936,
+    hiddenSize: 896,
+    intermediateSize: 4864,
+    numLayers: 24,
+    numHeads: 14,
+    numKvHeads: 2,
+    ropeTheta: 1000000,
+    rmsNormEps: 1e-6,
+    tieWordEmbeddings: true,
+    qkvBias: true,
+  }),
 };
 
-function preset(p: Partial<LlamaConfig> & Pick<LlamaConfig, 'vocabSize' | 'hiddenSize' | 'numHeads'>): LlamaConfig {
+function preset(
+  p: Partial<LlamaConfig> & Pick<LlamaConfig, 'vocabSize' | 'hiddenSize' | 'numHeads'>,
+): LlamaConfig {
   return {
     modelType: 'llama',
     intermediateSize: 4 * p.hiddenSize,

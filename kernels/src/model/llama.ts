@@ -75,7 +75,12 @@ function rotary(x: Value, cos: Value, sin: Value): Value {
   return add(mul(x, cos), mul(concat([neg(x2), x1], -1), sin));
 }
 
-export function llamaDecoder(cfg: LlamaConfig, w: BaseWeights, inputs: DecoderInputs, lora?: LoraBinding): DecoderOutputs {
+export function llamaDecoder(
+  cfg: LlamaConfig,
+  w: BaseWeights,
+  inputs: DecoderInputs,
+  lora?: LoraBinding,
+): DecoderOutputs {
   const [B, T] = inputs.inputIds.shape;
   const { numHeads: nh, numKvHeads: nkv, headDim: hd } = cfg;
   const rep = nh / nkv;
@@ -91,7 +96,8 @@ export function llamaDecoder(cfg: LlamaConfig, w: BaseWeights, inputs: DecoderIn
       const A = lora.tensors.get(loraTensorName(layer, target, 'A'))!;
       const Bm = lora.tensors.get(loraTensorName(layer, target, 'B'))!;
       const site = dropoutSite++;
-      const xin = lora.train && lora.config.dropout > 0 ? dropout(x, lora.config.dropout, lora.seed * 7919 + site) : x;
+      const xin =
+        lora.train && lora.config.dropout > 0 ? dropout(x, lora.config.dropout, lora.seed * 7919 + site) : x;
       const delta = matmul(matmul(xin, transpose(A, [1, 0])), transpose(Bm, [1, 0]));
       y = add(y, mul(delta, scale));
     }
@@ -121,7 +127,10 @@ export function llamaDecoder(cfg: LlamaConfig, w: BaseWeights, inputs: DecoderIn
       const past = inputs.past[i];
       k = concat([unsqueeze(past.key, [2]), k], 3);
       v = concat([unsqueeze(past.value, [2]), v], 3);
-      present.push({ key: reshape(k, [B, nkv, k.shape[3], hd]), value: reshape(v, [B, nkv, v.shape[3], hd]) });
+      present.push({
+        key: reshape(k, [B, nkv, k.shape[3], hd]),
+        value: reshape(v, [B, nkv, v.shape[3], hd]),
+      });
     }
     const scores = add(matmul(qr, transpose(k, [0, 1, 2, 4, 3])), bias);
     const attn = matmul(softmax(scores, -1), v); // [B, nkv, rep, T, hd]

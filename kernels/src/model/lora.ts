@@ -4,7 +4,15 @@
 
 import type { LlamaConfig } from './config.ts';
 
-export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+export const LORA_TARGETS = [
+  'q_proj',
+  'k_proj',
+  'v_proj',
+  'o_proj',
+  'gate_proj',
+  'up_proj',
+  'down_proj',
+] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];
 
 export interface LoraConfig {
@@ -19,9 +27,11 @@ export class LoraConfigError extends Error {
 }
 
 export function validateLoraConfig(c: LoraConfig): LoraConfig {
-  if (!Number.isInteger(c.rank) || c.rank <= 0) throw new LoraConfigError(`LoRA rank must be a positive integer, got ${c.rank}`);
+  if (!Number.isInteger(c.rank) || c.rank <= 0)
+    throw new LoraConfigError(`LoRA rank must be a positive integer, got ${c.rank}`);
   if (!(c.alpha > 0)) throw new LoraConfigError(`LoRA alpha must be positive, got ${c.alpha}`);
-  if (!(c.dropout >= 0 && c.dropout < 1)) throw new LoraConfigError(`LoRA dropout must be in [0, 1), got ${c.dropout}`);
+  if (!(c.dropout >= 0 && c.dropout < 1))
+    throw new LoraConfigError(`LoRA dropout must be in [0, 1), got ${c.dropout}`);
   if (c.targets.length === 0) throw new LoraConfigError('LoRA needs at least one target module');
   for (const t of c.targets) {
     if (!(LORA_TARGETS as readonly string[]).includes(t)) {
@@ -90,15 +100,31 @@ export function loraTensorSpecs(model: LlamaConfig, lora: LoraConfig): LoraTenso
     for (const target of LORA_TARGETS) {
       if (!lora.targets.includes(target)) continue;
       const [out, inF] = targetShape(model, target);
-      specs.push({ name: loraTensorName(layer, target, 'A'), layer, target, which: 'A', shape: [lora.rank, inF] });
-      specs.push({ name: loraTensorName(layer, target, 'B'), layer, target, which: 'B', shape: [out, lora.rank] });
+      specs.push({
+        name: loraTensorName(layer, target, 'A'),
+        layer,
+        target,
+        which: 'A',
+        shape: [lora.rank, inF],
+      });
+      specs.push({
+        name: loraTensorName(layer, target, 'B'),
+        layer,
+        target,
+        which: 'B',
+        shape: [out, lora.rank],
+      });
     }
   }
   return specs;
 }
 
 /** PEFT's initial adapter: A ~ U(-1/sqrt(in), 1/sqrt(in)), B = 0. `random` yields numbers in [0, 1). */
-export function initLoraTensors(model: LlamaConfig, lora: LoraConfig, random: () => number): Map<string, Float32Array> {
+export function initLoraTensors(
+  model: LlamaConfig,
+  lora: LoraConfig,
+  random: () => number,
+): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   for (const s of loraTensorSpecs(model, lora)) {
     const data = new Float32Array(s.shape[0] * s.shape[1]);

@@ -3,7 +3,17 @@
 // it as ONNX external data, so ONNX Runtime reads (or maps) it directly and no weight is ever copied
 // through JavaScript per step.
 
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  writeSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { DType, Graph, Value } from '../graph/ir.ts';
 
@@ -29,7 +39,11 @@ const INDEX = 'weights.json';
 export type NamedTensor = [name: string, shape: number[], data: Float32Array | Float64Array];
 
 /** Writes tensors (converted to `dtype`) into `dir`; the index is written last, so a crash leaves no valid store. */
-export function writeWeightStore(dir: string, tensors: Iterable<NamedTensor>, dtype: WeightDType = 'float32'): WeightStore {
+export function writeWeightStore(
+  dir: string,
+  tensors: Iterable<NamedTensor>,
+  dtype: WeightDType = 'float32',
+): WeightStore {
   mkdirSync(dir, { recursive: true });
   const file = `weights.${dtype}.bin`;
   const tmp = join(dir, `${file}.tmp`);
@@ -38,7 +52,14 @@ export function writeWeightStore(dir: string, tensors: Iterable<NamedTensor>, dt
   let offset = 0;
   try {
     for (const [name, shape, data] of tensors) {
-      const typed = dtype === 'float32' ? (data instanceof Float32Array ? data : Float32Array.from(data)) : data instanceof Float64Array ? data : Float64Array.from(data);
+      const typed =
+        dtype === 'float32'
+          ? data instanceof Float32Array
+            ? data
+            : Float32Array.from(data)
+          : data instanceof Float64Array
+            ? data
+            : Float64Array.from(data);
       const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
       const pad = (ALIGN - (offset % ALIGN)) % ALIGN;
       if (pad) writeSync(fd, new Uint8Array(pad));
@@ -78,7 +99,9 @@ export function readWeight(store: WeightStore, name: string): Float32Array {
   } finally {
     closeSync(fd);
   }
-  return store.dtype === 'float32' ? new Float32Array(buf.buffer) : Float32Array.from(new Float64Array(buf.buffer));
+  return store.dtype === 'float32'
+    ? new Float32Array(buf.buffer)
+    : Float32Array.from(new Float64Array(buf.buffer));
 }
 
 /**
@@ -113,7 +136,12 @@ export class WeightBinder {
       v = this.graph.input(name, this.store.dtype, e.shape);
       this.trainableInputs.set(name, v);
     } else {
-      v = this.graph.initializer(name, this.store.dtype, e.shape, { kind: 'external', file: this.store.file, offset: e.offset, length: e.length });
+      v = this.graph.initializer(name, this.store.dtype, e.shape, {
+        kind: 'external',
+        file: this.store.file,
+        offset: e.offset,
+        length: e.length,
+      });
     }
     this.bound.set(name, v);
     return v;

@@ -16,7 +16,8 @@ function writeAttr(w: ProtoWriter, name: string, value: AttrValue): void {
   w.message(5, (a) => {
     a.string(1, name);
     if (typeof value === 'number') {
-      if (!Number.isInteger(value)) throw new Error(`attribute ${name}: use { float: x } for float attributes`);
+      if (!Number.isInteger(value))
+        throw new Error(`attribute ${name}: use { float: x } for float attributes`);
       a.int(20, AttrType.INT).int(3, value);
     } else if (typeof value === 'string') {
       a.int(20, AttrType.STRING).string(4, value);
@@ -91,7 +92,8 @@ export function serializeModel(graph: Graph, options: SerializeOptions = {}): Ui
     for (const v of graph.inputs) writeValueInfo(g, 11, v);
     for (const v of graph.outputs) writeValueInfo(g, 12, v);
     if (options.valueInfo) {
-      for (const node of graph.nodes) for (const v of node.outputs) if (!graph.outputs.includes(v)) writeValueInfo(g, 13, v);
+      for (const node of graph.nodes)
+        for (const v of node.outputs) if (!graph.outputs.includes(v)) writeValueInfo(g, 13, v);
     }
   });
   return w.finish();

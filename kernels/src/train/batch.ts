@@ -39,7 +39,13 @@ export function ropeInverseFrequencies(cfg: LlamaConfig): Float64Array {
 }
 
 /** Fills rotary tables for `positions` into cos/sin at `offset` (rows of headDim values). */
-export function fillRope(cfg: LlamaConfig, positions: ArrayLike<number>, cos: FloatArray, sin: FloatArray, offset = 0): void {
+export function fillRope(
+  cfg: LlamaConfig,
+  positions: ArrayLike<number>,
+  cos: FloatArray,
+  sin: FloatArray,
+  offset = 0,
+): void {
   const inv = ropeInverseFrequencies(cfg);
   const hd = cfg.headDim;
   const half = hd / 2;
@@ -53,7 +59,13 @@ export function fillRope(cfg: LlamaConfig, positions: ArrayLike<number>, cos: Fl
   }
 }
 
-export function makeBatch(cfg: LlamaConfig, rows: TokenRow[], batch: number, seq: number, dtype: 'float32' | 'float64' = 'float32'): BatchTensors {
+export function makeBatch(
+  cfg: LlamaConfig,
+  rows: TokenRow[],
+  batch: number,
+  seq: number,
+  dtype: 'float32' | 'float64' = 'float32',
+): BatchTensors {
   if (rows.length > batch) throw new Error(`makeBatch: ${rows.length} rows for a batch of ${batch}`);
   const F = dtype === 'float32' ? Float32Array : Float64Array;
   const ids = new BigInt64Array(batch * seq);
@@ -91,7 +103,8 @@ export function makeBatch(cfg: LlamaConfig, rows: TokenRow[], batch: number, seq
     }
     fillRope(cfg, positions, cos, sin, b * seq * cfg.headDim);
   }
-  const t = (data: FloatArray | BigInt64Array, shape: number[]) => new ort.Tensor(data instanceof BigInt64Array ? 'int64' : dtype, data, shape);
+  const t = (data: FloatArray | BigInt64Array, shape: number[]) =>
+    new ort.Tensor(data instanceof BigInt64Array ? 'int64' : dtype, data, shape);
   return {
     input_ids: t(ids, [batch, seq]),
     target_ids: t(targets, [batch, seq]),

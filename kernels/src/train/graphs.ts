@@ -48,11 +48,22 @@ export const io = {
   next: (n: string) => `${n}.next`,
 };
 
-export const BATCH_INPUTS = ['input_ids', 'target_ids', 'loss_mask', 'attention_bias', 'rope_cos', 'rope_sin'] as const;
+export const BATCH_INPUTS = [
+  'input_ids',
+  'target_ids',
+  'loss_mask',
+  'attention_bias',
+  'rope_cos',
+  'rope_sin',
+] as const;
 export const SCALAR_INPUTS = ['lr', 'bias_correction1', 'bias_correction2_sqrt'] as const;
 
-export function trainableSpecs(o: Pick<StepGraphOptions, 'model' | 'weights' | 'lora' | 'fullyTrained'>): ParamSpec[] {
-  const specs: ParamSpec[] = o.lora ? loraTensorSpecs(o.model, o.lora).map((s) => ({ name: s.name, shape: s.shape })) : [];
+export function trainableSpecs(
+  o: Pick<StepGraphOptions, 'model' | 'weights' | 'lora' | 'fullyTrained'>,
+): ParamSpec[] {
+  const specs: ParamSpec[] = o.lora
+    ? loraTensorSpecs(o.model, o.lora).map((s) => ({ name: s.name, shape: s.shape }))
+    : [];
   for (const name of o.fullyTrained ?? []) {
     const e = o.weights.entries.get(name);
     if (!e) throw new Error(`cannot train ${name}: the base model has no such tensor`);
@@ -99,7 +110,13 @@ function scalarInputs(g: Graph, dtype: DType): StepScalars {
   };
 }
 
-function optimizerStep(g: Graph, o: StepGraphOptions, specs: ParamSpec[], params: Map<string, Value>, grads: Value[]) {
+function optimizerStep(
+  g: Graph,
+  o: StepGraphOptions,
+  specs: ParamSpec[],
+  params: Map<string, Value>,
+  grads: Value[],
+) {
   const dtype = o.weights.dtype;
   const scalars = scalarInputs(g, dtype);
   const clipped = clipByGlobalNorm(grads, o.optimizer.maxGradNorm);
@@ -135,7 +152,10 @@ export function buildStepGraph(kind: StepKind, o: StepGraphOptions): Graph {
     g.output(count, 'token_count');
     return g;
   }
-  const grads = gradients(loss, specs.map((s) => params.get(s.name)!));
+  const grads = gradients(
+    loss,
+    specs.map((s) => params.get(s.name)!),
+  );
   g.output(loss, 'loss');
   if (kind === 'train_step') {
     g.output(optimizerStep(g, o, specs, params, grads), 'grad_norm');

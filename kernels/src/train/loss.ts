@@ -52,7 +52,11 @@ export function tokenNll(logits: Value, targets: Value): Value {
  * Mean NLL over the positions where `mask` (float [N]) is 1, the loss of one micro-batch.
  * Also returns the masked sum and the count, which evaluation adds up across batches.
  */
-export function maskedMeanNll(logits: Value, targets: Value, mask: Value): { loss: Value; sum: Value; count: Value } {
+export function maskedMeanNll(
+  logits: Value,
+  targets: Value,
+  mask: Value,
+): { loss: Value; sum: Value; count: Value } {
   const nll = tokenNll(logits, targets);
   const sum = reduceSum(mul(nll, mask), [0], false);
   const count = reduceSum(mask, [0], false);

@@ -15,7 +15,13 @@ export interface AdamWConfig {
   maxGradNorm: number;
 }
 
-export const DEFAULT_ADAMW: AdamWConfig = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1.0 };
+export const DEFAULT_ADAMW: AdamWConfig = {
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  weightDecay: 0.01,
+  maxGradNorm: 1.0,
+};
 
 /** Scalar graph inputs of an optimizer step. */
 export interface StepScalars {
@@ -32,7 +38,13 @@ export function stepScalarValues(cfg: AdamWConfig, lr: number, t: number) {
 }
 
 export function globalNorm(grads: readonly Value[]): Value {
-  const squares = grads.map((g) => reduceSum(mul(g, g), g.shape.map((_, i) => i), false));
+  const squares = grads.map((g) =>
+    reduceSum(
+      mul(g, g),
+      g.shape.map((_, i) => i),
+      false,
+    ),
+  );
   return sqrt(squares.reduce((a, b) => add(a, b)));
 }
 

@@ -9,9 +9,21 @@ import { Graph } from '../graph/ir.ts';
 import type { LoraConfig } from '../model/lora.ts';
 import { initLoraTensors } from '../model/lora.ts';
 import { uniformSampler } from '../model/random.ts';
-import { createSession, ProviderUnavailableError, type CompiledSession, type ExecutionProvider } from '../runtime/session.ts';
+import {
+  createSession,
+  ProviderUnavailableError,
+  type CompiledSession,
+  type ExecutionProvider,
+} from '../runtime/session.ts';
 import { makeBatch, type BatchTensors, type TokenRow } from './batch.ts';
-import { buildStepGraph, io, trainableSpecs, type ParamSpec, type StepGraphOptions, type StepKind } from './graphs.ts';
+import {
+  buildStepGraph,
+  io,
+  trainableSpecs,
+  type ParamSpec,
+  type StepGraphOptions,
+  type StepKind,
+} from './graphs.ts';
 import { stepScalarValues } from './optimizer.ts';
 
 export interface TrainerOptions extends StepGraphOptions {
@@ -90,13 +102,18 @@ export class Trainer {
 
   private initState(): void {
     const o = this.options;
-    const init = o.initial ?? (o.lora ? initLoraTensors(o.model, o.lora as LoraConfig, uniformSampler(o.seed)) : new Map());
+    const init =
+      o.initial ??
+      (o.lora ? initLoraTensors(o.model, o.lora as LoraConfig, uniformSampler(o.seed)) : new Map());
     for (const s of this.specs) {
       const value = init.get(s.name);
-      if (!value && !(o.fullyTrained ?? []).includes(s.name)) throw new Error(`no initial value for ${s.name}`);
+      if (!value && !(o.fullyTrained ?? []).includes(s.name))
+        throw new Error(`no initial value for ${s.name}`);
       const size = s.shape.reduce((a, b) => a * b, 1);
       if (value && value.length !== size) {
-        throw new Error(`initial ${s.name} has ${value.length} values, expected ${size} for shape [${s.shape}]`);
+        throw new Error(
+          `initial ${s.name} has ${value.length} values, expected ${size} for shape [${s.shape}]`,
+        );
       }
       this.state.set(io.param(s.name), this.tensor(value ?? new Float32Array(size), s.shape));
       this.state.set(io.adamM(s.name), this.tensor(new Float32Array(size), s.shape));
@@ -147,7 +164,8 @@ export class Trainer {
   /** One optimizer step over `microBatches` (each up to `batch` rows); `lr` comes from the host's schedule. */
   async trainStep(microBatches: TokenRow[][], lr: number): Promise<StepResult> {
     const k = this.options.microBatches ?? 1;
-    if (microBatches.length !== k) throw new Error(`trainStep: expected ${k} micro-batches, got ${microBatches.length}`);
+    if (microBatches.length !== k)
+      throw new Error(`trainStep: expected ${k} micro-batches, got ${microBatches.length}`);
     const t = this.stepCount + 1;
     const sc = stepScalarValues(this.options.optimizer, lr, t);
     const scalars = {
@@ -171,10 +189,15 @@ export class Trainer {
     // Gradient accumulation: HF Trainer's convention, the mean of the micro-batch mean losses.
     const gradSession = await this.session('grad_step');
     let acc: Record<string, ort.Tensor> = Object.fromEntries(
-      this.specs.map((s) => [io.grad(s.name), this.tensor(new Float32Array(s.shape.reduce((a, b) => a * b, 1)), s.shape)]),
+      this.specs.map((s) => [
+        io.grad(s.name),
+        this.tensor(new Float32Array(s.shape.reduce((a, b) => a * b, 1)), s.shape),
+      ]),
     );
     let lossSum = 0;
-    const params = Object.fromEntries(this.specs.map((s) => [io.param(s.name), this.state.get(io.param(s.name))!]));
+    const params = Object.fromEntries(
+      this.specs.map((s) => [io.param(s.name), this.state.get(io.param(s.name))!]),
+    );
     for (const rows of microBatches) {
       const { feeds, batch } = this.batchFeeds(rows);
       tokens += batch.targetTokens;
@@ -195,7 +218,9 @@ export class Trainer {
   async evaluate(rows: TokenRow[]): Promise<{ lossSum: number; tokens: number }> {
     const session = await this.session('eval_step');
     const { feeds } = this.batchFeeds(rows);
-    const params = Object.fromEntries(this.specs.map((s) => [io.param(s.name), this.state.get(io.param(s.name))!]));
+    const params = Object.fromEntries(
+      this.specs.map((s) => [io.param(s.name), this.state.get(io.param(s.name))!]),
+    );
     const out = await session.run({ ...feeds, ...params });
     return { lossSum: Number(out.loss_sum.data[0]), tokens: Number(out.token_count.data[0]) };
   }

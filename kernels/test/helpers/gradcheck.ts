@@ -31,7 +31,11 @@ export function seededRandom(seed: number): () => number {
 
 function feedTensor(inp: GradInput, data: number[]): ort.Tensor {
   return inp.dtype === 'int64'
-    ? new ort.Tensor('int64', BigInt64Array.from(data, (v) => BigInt(v)), inp.shape)
+    ? new ort.Tensor(
+        'int64',
+        BigInt64Array.from(data, (v) => BigInt(v)),
+        inp.shape,
+      )
     : new ort.Tensor('float64', Float64Array.from(data), inp.shape);
 }
 
@@ -52,15 +56,26 @@ export async function gradCheck(
   { seed = 1, h = 1e-6 }: { seed?: number; h?: number } = {},
 ): Promise<GradCheckResult> {
   const rand = seededRandom(seed);
-  const data = inputs.map((inp) => inp.data ?? Array.from({ length: inp.shape.reduce((a, b) => a * b, 1) }, () => rand() * 2 - 1));
+  const data = inputs.map(
+    (inp) => inp.data ?? Array.from({ length: inp.shape.reduce((a, b) => a * b, 1) }, () => rand() * 2 - 1),
+  );
 
   const graph = new Graph('gradcheck');
   const xs = inputs.map((inp) => graph.input(inp.name, inp.dtype ?? 'float64', inp.shape));
   const y = f(...xs);
   const r = graph.input('cotangent', 'float64', y.shape);
-  const loss = reduceSum(mul(y, r), y.shape.map((_, i) => i), false);
-  const diffIdx = inputs.map((inp, i) => i).filter((i) => (inputs[i].dtype ?? 'float64') === 'float64' && inputs[i].differentiate !== false);
-  const grads = gradients(loss, diffIdx.map((i) => xs[i]));
+  const loss = reduceSum(
+    mul(y, r),
+    y.shape.map((_, i) => i),
+    false,
+  );
+  const diffIdx = inputs
+    .map((inp, i) => i)
+    .filter((i) => (inputs[i].dtype ?? 'float64') === 'float64' && inputs[i].differentiate !== false);
+  const grads = gradients(
+    loss,
+    diffIdx.map((i) => xs[i]),
+  );
   graph.output(loss, 'loss');
   grads.forEach((g, k) => graph.output(g, `grad_${inputs[diffIdx[k]].name}`));
   const session = await createSession(graph, { optimization: 'disabled' });
@@ -68,7 +83,9 @@ export async function gradCheck(
   const rSize = y.shape.reduce<number>((a, b) => a * (b as number), 1);
   const rData = Float64Array.from({ length: rSize }, () => rand() * 2 - 1);
   const run = async (vals: number[][]) => {
-    const feeds: Record<string, ort.Tensor> = { cotangent: new ort.Tensor('float64', rData, y.shape as number[]) };
+    const feeds: Record<string, ort.Tensor> = {
+      cotangent: new ort.Tensor('float64', rData, y.shape as number[]),
+    };
     inputs.forEach((inp, i) => (feeds[inp.name] = feedTensor(inp, vals[i])));
     return session.run(feeds);
   };

@@ -1,0 +1,238 @@
+// Hugging Face checkpoint directories: config.json + model.safetensors (or shards listed in
+// model.safetensors.index.json). Loading converts the weights once into the weight store the graphs
+// read (float32, or float64 for gradient checks), cached under a key of the source files, and
+// computes the model identity: a hash of the config and of every weight's content, which a
+// federation pins so everyone trains the same base.
+
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import {
+  bf16ToF32,
+  f16ToF32,
+  readSafetensorsHeader,
+  writeSafetensorsFile,
+  tensorFromF32,
+  type SafetensorsTensorInfo,
+  type Tensor,
+} from '@fedit/shared';
+import { parseLlamaConfig, toHfConfig, type LlamaConfig } from './config.ts';
+import {
+  openWeightStore,
+  writeWeightStore,
+  type NamedTensor,
+  type WeightDType,
+  type WeightStore,
+} from './weights.ts';
+
+export class CheckpointError extends Error {
+  readonly code = 'CHECKPOINT';
+}
+
+export interface LoadedModel {
+  dir: string;
+  config: LlamaConfig;
+  /** sha256 over the config's architecture fields and every weight's bytes. */
+  identity: string;
+  store: WeightStore;
+}
+
+interface SourceTensor {
+  file: string;
+  info: SafetensorsTensorInfo;
+  dataStart: number;
+}
+
+/** The tensors a Llama-family model of `cfg` must have, with shapes. */
+export function expectedTensorShapes(cfg: LlamaConfig): Map<string, number[]> {
+  const d = cfg.hiddenSize;
+  const q = cfg.numHeads * cfg.headDim;
+  const kv = cfg.numKvHeads * cfg.headDim;
+  const f = cfg.intermediateSize;
+  const m = new Map<string, number[]>([['model.embed_tokens.weight', [cfg.vocabSize, d]]]);
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    m.set(`${p}.input_layernorm.weight`, [d]);
+    m.set(`${p}.post_attention_layernorm.weight`, [d]);
+    m.set(`${p}.self_attn.q_proj.weight`, [q, d]);
+    m.set(`${p}.self_attn.k_proj.weight`, [kv, d]);
+    m.set(`${p}.self_attn.v_proj.weight`, [kv, d]);
+    m.set(`${p}.self_attn.o_proj.weight`, [d, q]);
+    if (cfg.qkvBias) {
+      m.set(`${p}.self_attn.q_proj.bias`, [q]);
+      m.set(`${p}.self_attn.k_proj.bias`, [kv]);
+      m.set(`${p}.self_attn.v_proj.bias`, [kv]);
+    }
+    m.set(`${p}.mlp.gate_proj.weight`, [f, d]);
+    m.set(`${p}.mlp.up_proj.weight`, [f, d]);
+    m.set(`${p}.mlp.down_proj.weight`, [d, f]);
+  }
+  m.set('model.norm.weight', [d]);
+  if (!cfg.tieWordEmbeddings) m.set('lm_head.weight', [cfg.vocabSize, d]);
+  return m;
+}
+
+async function sourceTensors(dir: string): Promise<SourceTensor[]> {
+  const single = join(dir, 'model.safetensors');
+  const indexPath = join(dir, 'model.safetensors.index.json');
+  let files: string[];
+  if (existsSync(single)) files = [single];
+  else if (existsSync(indexPath)) {
+    let index: { weight_map?: Record<string, string> };
+    try {
+      index = JSON.parse(readFileSync(indexPath, 'utf8'));
+    } catch (err) {
+      throw new CheckpointError(`${indexPath}: not valid JSON (${(err as Error).message})`);
+    }
+    if (!index.weight_map || typeof index.weight_map !== 'object') {
+      throw new CheckpointError(`${indexPath}: has no "weight_map" object`);
+    }
+    files = [...new Set(Object.values(index.weight_map))].sort().map((f) => join(dir, f));
+    for (const f of files)
+      if (!existsSync(f)) throw new CheckpointError(`${indexPath} lists ${f}, which is missing`);
+  } else {
+    throw new CheckpointError(
+      `${dir}: no model.safetensors or model.safetensors.index.json (fedit reads safetensors checkpoints)`,
+    );
+  }
+  const out: SourceTensor[] = [];
+  for (const file of files) {
+    const header = await readSafetensorsHeader(file);
+    for (const info of header.tensors.values()) out.push({ file, info, dataStart: header.dataStart });
+  }
+  return out;
+}
+
+function toF32(info: SafetensorsTensorInfo, bytes: Uint8Array, source: string): Float32Array {
+  // Copy into an aligned buffer first: offsets inside a safetensors file need not be aligned.
+  const aligned = new Uint8Array(bytes.length);
+  aligned.set(bytes);
+  switch (info.dtype) {
+    case 'F32':
+      return new Float32Array(aligned.buffer);
+    case 'F16':
+      return f16ToF32(new Uint16Array(aligned.buffer));
+    case 'BF16':
+      return bf16ToF32(new Uint16Array(aligned.buffer));
+    case 'F64':
+      return Float32Array.from(new Float64Array(aligned.buffer));
+    default:
+      throw new CheckpointError(
+        `${source}: tensor ${info.name} has dtype ${info.dtype}; weights must be F32, F16 or BF16`,
+      );
+  }
+}
+
+/** Architecture fields that define the model, in a fixed order, for the identity hash. */
+function configIdentity(cfg: LlamaConfig): string {
+  const { bosTokenId: _b, eosTokenId: _e, padTokenId: _p, maxPositionEmbeddings: _m, ...arch } = cfg;
+  return JSON.stringify(Object.fromEntries(Object.entries(arch).sort(([a], [b]) => (a < b ? -1 : 1))));
+}
+
+/**
+ * Opens a checkpoint directory; converts and caches its weights under `cacheDir` (default:
+ * <dir>/.fedit-cache) unless a conversion of the same files is already there.
+ */
+export async function loadCheckpoint(
+  dir: string,
+  options: { cacheDir?: string; dtype?: WeightDType } = {},
+): Promise<LoadedModel> {
+  const dtype = options.dtype ?? 'float32';
+  const configPath = join(dir, 'config.json');
+  if (!existsSync(configPath))
+    throw new CheckpointError(`${dir}: no config.json (is this a Hugging Face model folder?)`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(configPath, 'utf8'));
+  } catch (err) {
+    throw new CheckpointError(`${configPath}: not valid JSON (${(err as Error).message})`);
+  }
+  const config = parseLlamaConfig(raw, configPath);
+  const sources = await sourceTensors(dir);
+  const byName = new Map(sources.map((s) => [s.info.name, s]));
+  const expected = expectedTensorShapes(config);
+  for (const [name, shape] of expected) {
+    const s = byName.get(name);
+    if (!s)
+      throw new CheckpointError(
+        `${dir}: the checkpoint has no tensor ${name}, which a ${config.modelType} model of this config needs`,
+      );
+    if (s.info.shape.join(',') !== shape.join(',')) {
+      throw new CheckpointError(
+        `${s.file}: tensor ${name} has shape [${s.info.shape}], config.json implies [${shape}]`,
+      );
+    }
+  }
+
+  // Cache key: what the files are (names, sizes, modification times) and how they are converted.
+  const key = createHash('sha256');
+  key.update(`fedit-weights-v1|${dtype}|${configIdentity(config)}`);
+  for (const f of [...new Set(sources.map((s) => s.file))]) {
+    const st = statSync(f);
+    key.update(`|${f}|${st.size}|${st.mtimeMs}`);
+  }
+  const cacheDir = join(options.cacheDir ?? join(dir, '.fedit-cache'), key.digest('hex').slice(0, 16));
+  const identityFile = join(cacheDir, 'identity.txt');
+  if (existsSync(identityFile) && existsSync(join(cacheDir, 'weights.json'))) {
+    return {
+      dir,
+      config,
+      identity: readFileSync(identityFile, 'utf8').trim(),
+      store: openWeightStore(cacheDir),
+    };
+  }
+
+  mkdirSync(cacheDir, { recursive: true });
+  const identity = createHash('sha256');
+  identity.update(`fedit-model-v1\n${configIdentity(config)}\n`);
+  // Streamed: one tensor in memory at a time, so a multi-GB checkpoint converts in little RAM.
+  function* converted(): Generator<NamedTensor> {
+    for (const [name, shape] of expected) {
+      const s = byName.get(name)!;
+      const [begin, end] = s.info.dataOffsets;
+      const bytes = new Uint8Array(end - begin);
+      const fd = openSync(s.file, 'r');
+      try {
+        if (readSync(fd, bytes, 0, bytes.length, s.dataStart + begin) !== bytes.length) {
+          throw new CheckpointError(`${s.file}: truncated while reading ${name}`);
+        }
+      } finally {
+        closeSync(fd);
+      }
+      const data = toF32(s.info, bytes, s.file);
+      // identity over the converted float32 values, so the same weights stored in differently
+      // laid out or sharded files hash alike
+      identity.update(`${name}|${shape.join(',')}|`);
+      identity.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      yield [name, shape, data];
+    }
+  }
+  const store = writeWeightStore(cacheDir, converted(), dtype);
+  const id = `sha256:${identity.digest('hex')}`;
+  writeFileSync(identityFile, id + '\n');
+  return { dir, config, identity: id, store };
+}
+
+/** Writes a Hugging Face checkpoint directory (config.json + model.safetensors). */
+export async function writeHfCheckpoint(
+  dir: string,
+  config: LlamaConfig,
+  tensors: Iterable<NamedTensor>,
+  dtype: 'F32' | 'F16' | 'BF16' = 'F32',
+): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const out = new Map<string, Tensor>();
+  for (const [name, shape, data] of tensors)
+    out.set(name, tensorFromF32(shape, Float32Array.from(data), dtype));
+  await writeSafetensorsFile(join(dir, 'model.safetensors'), out, { format: 'pt' });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(toHfConfig(config), null, 2) + '\n');
+}
