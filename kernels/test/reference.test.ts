@@ -14,7 +14,14 @@ import { createSession } from '../src/runtime/session.ts';
 import { makeBatch, type TokenRow } from '../src/train/batch.ts';
 import { buildStepGraph, io } from '../src/train/graphs.ts';
 import { DEFAULT_ADAMW } from '../src/train/optimizer.ts';
-import { referenceUnavailable, runReference } from './helpers/torch-reference.ts';
+import { execFileSync } from 'node:child_process';
+import { referenceCommand, referenceUnavailable as whyNoReference } from '../bench/reference.ts';
+
+const referenceUnavailable = whyNoReference();
+function runReference(args: string[]): void {
+  const ref = referenceCommand()!;
+  execFileSync(ref.python, [...ref.args, ...args], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 600_000 });
+}
 
 interface Case {
   title: string;

@@ -526,11 +526,30 @@ export const scatterNDAdd = (data: Value, idx: Value, updates: Value) =>
   one('ScatterND', [data, idx, updates], { reduction: 'add' });
 export const scatterElementsAdd = (data: Value, idx: Value, updates: Value, axis: number) =>
   one('ScatterElements', [data, idx, updates], { axis, reduction: 'add' });
-/** PEFT's LoRA dropout. `seed` makes the mask sequence reproducible for a given compiled graph. */
-export const dropout = (x: Value, ratio: number, seed: number) =>
-  x.graph.node('Dropout', [x, constant(x.graph, [ratio], x.dtype), constant(x.graph, [1], 'bool')], {
-    seed,
-  })[0];
+/**
+ * PEFT's LoRA dropout. `seed` makes the mask sequence reproducible for a given compiled graph.
+ * The result is built from Dropout's keep mask (x * mask / (1 - ratio)), never from its first
+ * output: ONNX Runtime builds without training support (onnxruntime-node) delete a Dropout whose
+ * mask output is unused, training mode or not, which silently turned off dropout wherever no
+ * gradient flows back through x (every LoRA site of the first layer).
+ */
+export const dropout = (x: Value, ratio: number, seed: number): Value => {
+  const g = x.graph;
+  const [y] = g.region(
+    'dropout',
+    [x],
+    () => {
+      const [, mask] = g.node('Dropout', [x, constant(g, [ratio], x.dtype), constant(g, [1], 'bool')], {
+        seed,
+      });
+      const keep = mul(cast(mask, x.dtype), 1 / (1 - ratio));
+      return [mul(x, keep), keep];
+    },
+    ([, keep]) =>
+      ([dy]) => [dy ? mul(dy, keep) : undefined],
+  );
+  return y;
+};
 export const cast = (x: Value, to: DType) =>
   x.dtype === to ? x : one('Cast', [x], { to: ONNX_DTYPE_CODES[to] });
 export function zeros(graph: Graph, dtype: DType, shape: Shape): Value {

@@ -78,7 +78,9 @@ export async function createSession(graph: Graph, options: SessionOptions = {}):
       graph.outputs.map((o) => [o.name, options.deviceOutputs!.includes(o.name) ? loc : 'cpu']),
     ) as Record<string, ort.Tensor.DataLocation>;
   }
-  if (options.forbidCpuFallback) sessionOptions.extra = { session: { disable_cpu_ep_fallback: '1' } };
+  // Only for other providers: on the CPU EP itself ORT would reject every node as a "fallback".
+  if (options.forbidCpuFallback && provider !== 'cpu')
+    sessionOptions.extra = { session: { disable_cpu_ep_fallback: '1' } };
 
   let session: ort.InferenceSession;
   try {

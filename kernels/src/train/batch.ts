@@ -69,7 +69,8 @@ export function makeBatch(
   if (rows.length > batch) throw new Error(`makeBatch: ${rows.length} rows for a batch of ${batch}`);
   const F = dtype === 'float32' ? Float32Array : Float64Array;
   const ids = new BigInt64Array(batch * seq);
-  const targets = new BigInt64Array(batch * seq);
+  // int32: the loss reshapes targets in the graph, and WebGPU has no int64 Reshape/Unsqueeze.
+  const targets = new Int32Array(batch * seq);
   const mask = new F(batch * seq);
   const bias = new F(batch * seq * seq).fill(MASKED);
   const cos = new F(batch * seq * cfg.headDim);
@@ -88,7 +89,7 @@ export function makeBatch(
       positions[t] = seg && t > 0 && seg[t] === seg[t - 1] ? positions[t - 1] + 1 : seg && t > 0 ? 0 : t;
       // target at t is token t+1, counted when its label is not ignored (and it is in the same example)
       if (t + 1 < n && row.labels[t + 1] !== IGNORE_INDEX && (!seg || seg[t + 1] === seg[t])) {
-        targets[b * seq + t] = BigInt(row.labels[t + 1]);
+        targets[b * seq + t] = row.labels[t + 1];
         mask[b * seq + t] = 1;
         targetTokens++;
       }
@@ -103,8 +104,12 @@ export function makeBatch(
     }
     fillRope(cfg, positions, cos, sin, b * seq * cfg.headDim);
   }
-  const t = (data: FloatArray | BigInt64Array, shape: number[]) =>
-    new ort.Tensor(data instanceof BigInt64Array ? 'int64' : dtype, data, shape);
+  const t = (data: FloatArray | BigInt64Array | Int32Array, shape: number[]) =>
+    new ort.Tensor(
+      data instanceof BigInt64Array ? 'int64' : data instanceof Int32Array ? 'int32' : dtype,
+      data,
+      shape,
+    );
   return {
     input_ids: t(ids, [batch, seq]),
     target_ids: t(targets, [batch, seq]),

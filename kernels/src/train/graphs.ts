@@ -77,7 +77,8 @@ function batchInputs(g: Graph, dtype: DType, o: StepGraphOptions) {
   const hd = o.model.headDim;
   return {
     inputIds: g.input('input_ids', 'int64', [B, T]),
-    targetIds: g.input('target_ids', 'int64', [B, T]),
+    // int32, not int64: WebGPU has no int64 Reshape/Unsqueeze, which the loss applies to targets.
+    targetIds: g.input('target_ids', 'int32', [B, T]),
     lossMask: g.input('loss_mask', dtype, [B, T]),
     attentionBias: g.input('attention_bias', dtype, [B, T, T]),
     ropeCos: g.input('rope_cos', dtype, [B, T, hd]),

@@ -22,7 +22,7 @@ import {
   unsqueeze,
 } from '../graph/ops.ts';
 
-/** Per-token negative log-likelihood [N] of `targets` (int64 [N]) under `logits` [N, V]. */
+/** Per-token negative log-likelihood [N] of `targets` (int32 or int64 [N]) under `logits` [N, V]. */
 export function tokenNll(logits: Value, targets: Value): Value {
   const g = logits.graph;
   const idx = unsqueeze(targets, [1]); // [N, 1]

@@ -1,0 +1,14 @@
+// `npm run bench -- <name> [options]`: the project's benchmarks. Each prints JSON with --json.
+import { benchTrain } from '../../kernels/bench/train.ts';
+
+const benches: Record<string, (argv: string[]) => Promise<void>> = {
+  train: benchTrain,
+};
+
+const [name, ...rest] = process.argv.slice(2);
+const bench = name ? benches[name] : undefined;
+if (!bench) {
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [options] [--json]\n`);
+  process.exit(2);
+}
+await bench(rest);
