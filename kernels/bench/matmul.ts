@@ -13,7 +13,13 @@ export interface MatmulResult {
   gflops: number;
 }
 
-async function measure(m: number, k: number, n: number, threads: number | undefined, minSeconds: number): Promise<MatmulResult> {
+async function measure(
+  m: number,
+  k: number,
+  n: number,
+  threads: number | undefined,
+  minSeconds: number,
+): Promise<MatmulResult> {
   const g = new Graph('matmul');
   const a = g.input('a', 'float32', [m, k]);
   const b = g.input('b', 'float32', [k, n]);
@@ -38,7 +44,11 @@ async function measure(m: number, k: number, n: number, threads: number | undefi
 }
 
 /** Square sizes plus the shapes of a training step; returns every result and the best. */
-export async function bestMatmul(threads: number | undefined, extraShapes: [number, number, number][] = [], minSeconds = 0.5) {
+export async function bestMatmul(
+  threads: number | undefined,
+  extraShapes: [number, number, number][] = [],
+  minSeconds = 0.5,
+) {
   const shapes: [number, number, number][] = [[1024, 1024, 1024], [2048, 2048, 2048], ...extraShapes];
   const results: MatmulResult[] = [];
   for (const [m, k, n] of shapes) results.push(await measure(m, k, n, threads, minSeconds));

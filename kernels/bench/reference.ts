@@ -7,18 +7,22 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const REFERENCE_SCRIPT = process.env.FEDIT_TORCH_REFERENCE ?? join(repoRoot, '../shared/bench/torch_lora_reference.py');
+export const REFERENCE_SCRIPT =
+  process.env.FEDIT_TORCH_REFERENCE ?? join(repoRoot, '../shared/bench/torch_lora_reference.py');
 
 export function findTorchPython(): string | undefined {
   // Debian's python3-torch is under /usr/bin/python3, which a pyenv or venv python3 on PATH may hide.
-  const candidates = [process.env.FEDIT_TORCH_PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean) as string[];
+  const candidates = [process.env.FEDIT_TORCH_PYTHON, '/usr/bin/python3', 'python3'].filter(
+    Boolean,
+  ) as string[];
   return candidates.find((py) => spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
 }
 
 /** Why the reference cannot run here, or undefined when it can. */
 export function referenceUnavailable(): string | undefined {
   if (!existsSync(REFERENCE_SCRIPT)) return `the PyTorch reference script is not at ${REFERENCE_SCRIPT}`;
-  if (!findTorchPython()) return 'no python3 with torch (Debian: python3-torch and libopenblas0-pthread, as .ci/run installs)';
+  if (!findTorchPython())
+    return 'no python3 with torch (Debian: python3-torch and libopenblas0-pthread, as .ci/run installs)';
   return undefined;
 }
 

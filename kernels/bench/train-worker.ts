@@ -35,10 +35,17 @@ const batch = Number(a.batch);
 const seq = Number(a.seq);
 const dir = join(a.cache!, `${a.preset}-random0`);
 const t0 = performance.now();
-const store = existsSync(join(dir, 'weights.json')) ? openWeightStore(dir) : writeWeightStore(dir, randomLlamaTensors(cfg, 0));
+const store = existsSync(join(dir, 'weights.json'))
+  ? openWeightStore(dir)
+  : writeWeightStore(dir, randomLlamaTensors(cfg, 0));
 const prepareS = (performance.now() - t0) / 1000;
 
-const lora = { rank: Number(a.rank), alpha: Number(a.alpha), dropout: 0, targets: a.targets!.split(',') as LoraTarget[] };
+const lora = {
+  rank: Number(a.rank),
+  alpha: Number(a.alpha),
+  dropout: 0,
+  targets: a.targets!.split(',') as LoraTarget[],
+};
 const t1 = performance.now();
 const trainer = await Trainer.create({
   model: cfg,

@@ -48,8 +48,32 @@ export async function benchTrain(argv: string[]): Promise<void> {
   const batch = Number(a.batch);
   const seq = Number(a.seq);
   const threads = Number(a.threads);
-  const lora = { rank: Number(a.rank), alpha: Number(a.alpha), dropout: 0, targets: a.targets!.split(',') as LoraTarget[] };
-  const shared = ['--preset', a.preset!, '--batch', a.batch!, '--seq', a.seq!, '--rank', a.rank!, '--alpha', a.alpha!, '--targets', a.targets!, '--steps', a.steps!, '--warmup', a.warmup!, '--threads', a.threads!];
+  const lora = {
+    rank: Number(a.rank),
+    alpha: Number(a.alpha),
+    dropout: 0,
+    targets: a.targets!.split(',') as LoraTarget[],
+  };
+  const shared = [
+    '--preset',
+    a.preset!,
+    '--batch',
+    a.batch!,
+    '--seq',
+    a.seq!,
+    '--rank',
+    a.rank!,
+    '--alpha',
+    a.alpha!,
+    '--targets',
+    a.targets!,
+    '--steps',
+    a.steps!,
+    '--warmup',
+    a.warmup!,
+    '--threads',
+    a.threads!,
+  ];
 
   const tokens = batch * seq;
   const d = cfg.hiddenSize;
@@ -57,7 +81,13 @@ export async function benchTrain(argv: string[]): Promise<void> {
     [tokens, d, cfg.intermediateSize],
     [tokens, d, cfg.vocabSize],
   ]);
-  const ours = runJson(process.execPath, [...process.execArgv, join(here, 'train-worker.ts'), ...shared, '--provider', a.provider!]);
+  const ours = runJson(process.execPath, [
+    ...process.execArgv,
+    join(here, 'train-worker.ts'),
+    ...shared,
+    '--provider',
+    a.provider!,
+  ]);
   const ref = a['no-reference'] ? undefined : referenceCommand();
   const torch = ref ? runJson(ref.python, [...ref.args, 'bench', ...shared]) : undefined;
 
@@ -86,7 +116,9 @@ export async function benchTrain(argv: string[]): Promise<void> {
     flops_ratio_to_best_matmul: achieved / matmul.best.gflops,
     reference: torch ?? `not run: ${ref ? 'disabled' : 'no python3 with torch'}`,
     speedup_vs_reference: torch ? (ours.tokens_per_s as number) / (torch.tokens_per_s as number) : null,
-    rss_ratio_to_reference: torch?.peak_rss_mb ? (ours.peak_rss_mb as number) / (torch.peak_rss_mb as number) : null,
+    rss_ratio_to_reference: torch?.peak_rss_mb
+      ? (ours.peak_rss_mb as number) / (torch.peak_rss_mb as number)
+      : null,
   };
   if (a.json) {
     process.stdout.write(JSON.stringify(result) + '\n');
@@ -97,7 +129,9 @@ export async function benchTrain(argv: string[]): Promise<void> {
     [
       `fedit LoRA step, ${a.preset} shapes, batch ${batch} x seq ${seq}, rank ${lora.rank} on ${lora.targets.join(',')}, ${threads} threads, ${ours.provider}`,
       `  fedit:    ${f(ours.tokens_per_s)} tokens/s, ${f(ours.step_ms, 0)} ms/step, peak RSS ${f(ours.peak_rss_mb, 0)} MB`,
-      torch ? `  PyTorch:  ${f(torch.tokens_per_s)} tokens/s, ${f(torch.step_ms, 0)} ms/step, peak RSS ${f(torch.peak_rss_mb, 0)} MB  -> fedit is ${f(result.speedup_vs_reference, 2)}x` : `  PyTorch:  ${result.reference}`,
+      torch
+        ? `  PyTorch:  ${f(torch.tokens_per_s)} tokens/s, ${f(torch.step_ms, 0)} ms/step, peak RSS ${f(torch.peak_rss_mb, 0)} MB  -> fedit is ${f(result.speedup_vs_reference, 2)}x`
+        : `  PyTorch:  ${result.reference}`,
       `  compute:  ${f(achieved)} GFLOP/s achieved; best MatMul ${f(matmul.best.gflops)} GFLOP/s -> ${f(result.flops_ratio_to_best_matmul, 2)} of peak`,
     ].join('\n') + '\n',
   );

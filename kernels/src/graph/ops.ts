@@ -7,7 +7,7 @@
 // input (undefined where an input needs none). They build their result with the same functions the
 // forward pass uses, so gradients are ordinary graph nodes.
 
-import type { Attrs, DType, Dim, InferredOutput, Node, Shape, Value , Graph} from './ir.ts';
+import type { Attrs, DType, Dim, InferredOutput, Node, Shape, Value, Graph } from './ir.ts';
 import { registerShapeInference, sameShape, staticShape } from './ir.ts';
 
 export type GradRule = (
