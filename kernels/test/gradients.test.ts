@@ -3,6 +3,7 @@ import test from 'ava';
 import type { Value } from '../src/graph/ir.ts';
 import * as F from '../src/graph/ops.ts';
 import { gradCheck, type GradInput } from './helpers/gradcheck.ts';
+import { maskedMeanNll, tokenNll } from '../src/train/loss.ts';
 
 const TOL = 1e-7;
 
@@ -137,4 +138,23 @@ check(
   [{ name: 'x', shape: [3] }],
   (x) => F.cast(F.cast(x, 'float32'), 'float64'),
   { h: 1e-2, tol: 1e-4 },
+);
+
+// Custom-gradient regions: their hand-written rule against finite differences of their forward.
+check(
+  'cross-entropy region: softmax minus one-hot, repeated targets included',
+  [
+    { name: 'logits', shape: [4, 6] },
+    { name: 'targets', shape: [4], dtype: 'int64', data: [2, 0, 5, 2] },
+  ],
+  (logits, targets) => tokenNll(logits, targets),
+);
+check(
+  'masked mean loss over the region (the loss every step graph uses)',
+  [
+    { name: 'logits', shape: [5, 7] },
+    { name: 'targets', shape: [5], dtype: 'int64', data: [1, 6, 0, 3, 3] },
+    { name: 'mask', shape: [5], data: [1, 0, 1, 1, 0], differentiate: false },
+  ],
+  (logits, targets, mask) => maskedMeanNll(logits, targets, mask).loss,
 );

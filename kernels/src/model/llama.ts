@@ -104,9 +104,11 @@ export function llamaDecoder(
     return y;
   };
 
-  // Rotary tables broadcast over heads: q is [B, nkv, rep, T, hd], k is [B, nkv, 1, T, hd].
-  const cos = unsqueeze(inputs.ropeCos, [1, 2]);
-  const sin = unsqueeze(inputs.ropeSin, [1, 2]);
+  // Rotary tables broadcast over heads: q is [B, nkv, rep, T, hd], k is [B, nkv, T, hd].
+  const cos4 = unsqueeze(inputs.ropeCos, [1]);
+  const sin4 = unsqueeze(inputs.ropeSin, [1]);
+  const cos5 = unsqueeze(cos4, [1]);
+  const sin5 = unsqueeze(sin4, [1]);
   const bias = unsqueeze(inputs.attentionBias, [1, 2]); // [B, 1, 1, T, S]
   const attnScale = 1 / Math.sqrt(hd);
 
@@ -118,22 +120,22 @@ export function llamaDecoder(
     // Grouped-query attention without repeating k/v: query heads are grouped as [nkv, rep] (head
     // j*rep + r reads kv head j, as repeat_interleave does) and MatMul broadcasts over `rep`.
     const q = transpose(reshape(linear(i, 'self_attn', 'q_proj', h), [B, T, nkv, rep, hd]), [0, 2, 3, 1, 4]);
-    const kNew = transpose(reshape(linear(i, 'self_attn', 'k_proj', h), [B, T, nkv, hd]), [0, 2, 1, 3]);
-    const vNew = transpose(reshape(linear(i, 'self_attn', 'v_proj', h), [B, T, nkv, hd]), [0, 2, 1, 3]);
-    const qr = rotary(mul(q, attnScale), cos, sin);
-    let k = rotary(unsqueeze(kNew, [2]), cos, sin);
-    let v = unsqueeze(vNew, [2]);
+    let k = rotary(
+      transpose(reshape(linear(i, 'self_attn', 'k_proj', h), [B, T, nkv, hd]), [0, 2, 1, 3]),
+      cos4,
+      sin4,
+    );
+    let v = transpose(reshape(linear(i, 'self_attn', 'v_proj', h), [B, T, nkv, hd]), [0, 2, 1, 3]);
     if (inputs.past) {
-      const past = inputs.past[i];
-      k = concat([unsqueeze(past.key, [2]), k], 3);
-      v = concat([unsqueeze(past.value, [2]), v], 3);
-      present.push({
-        key: reshape(k, [B, nkv, k.shape[3], hd]),
-        value: reshape(v, [B, nkv, v.shape[3], hd]),
-      });
+      k = concat([inputs.past[i].key, k], 2);
+      v = concat([inputs.past[i].value, v], 2);
+      present.push({ key: k, value: v });
     }
-    const scores = add(matmul(qr, transpose(k, [0, 1, 2, 4, 3])), bias);
-    const attn = matmul(softmax(scores, -1), v); // [B, nkv, rep, T, hd]
+    const qr = rotary(mul(q, attnScale), cos5, sin5);
+    const k5 = unsqueeze(k, [2]); // [B, nkv, 1, S, hd]
+    const v5 = unsqueeze(v, [2]);
+    const scores = add(matmul(qr, transpose(k5, [0, 1, 2, 4, 3])), bias);
+    const attn = matmul(softmax(scores, -1), v5); // [B, nkv, rep, T, hd]
     const merged = reshape(transpose(attn, [0, 3, 1, 2, 4]), [B, T, nh * hd]);
     x = add(x, linear(i, 'self_attn', 'o_proj', merged));
 
