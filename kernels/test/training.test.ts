@@ -114,8 +114,8 @@ test('gradient accumulation over identical micro-batches equals one step on the 
   }
 });
 
-test('a run resumed from exported state continues exactly as an uninterrupted run', async (t) => {
-  const { m, options } = await baseOptions();
+test('a run resumed from exported state continues exactly as an uninterrupted run, dropout masks included', async (t) => {
+  const { m, options } = await baseOptions({ lora: { ...lora, dropout: 0.1 } });
   try {
     const batches = [0, 1, 2, 3, 4, 5].map((s) => randomRows(m.config.vocabSize, 4, 16, 10 + s));
     const straight = await Trainer.create(options);

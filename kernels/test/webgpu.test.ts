@@ -257,10 +257,9 @@ gpuTest('every step graph runs on WebGPU without CPU fallback, for several model
   t.pass();
 });
 
-// Known gap, kept visible: ONNX Dropout (training mode) has no WebGPU kernel and WebGPU has no random
-// number op (RandomUniformLike, Bernoulli) either, so LoRA dropout > 0 runs that node on the CPU (with
-// copies to and from the GPU around it). When this starts passing, make it an ordinary test.
-(webgpuUnavailable ? test.serial.skip : test.serial.failing)(
+// ONNX Dropout has no WebGPU kernel, nor does any random-number op; LoRA dropout draws its masks from
+// a hash of ops every provider runs (model/dropout.ts).
+(webgpuUnavailable ? test.serial.skip : test.serial)(
   'LoRA dropout runs on WebGPU without CPU fallback',
   async (t) => {
     const graph = buildStepGraph('train_step', {

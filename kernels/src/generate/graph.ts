@@ -37,12 +37,7 @@ export function buildForwardGraph(model: LlamaConfig, weights: WeightStore, lora
     lora ? loraTensorSpecs(model, lora).map((s) => [s.name, g.input(s.name, dtype, s.shape)]) : [],
   );
   const w = new WeightBinder(g, weights);
-  const { hidden, present } = llamaDecoder(
-    model,
-    w,
-    inputs,
-    lora ? { config: lora, tensors, train: false, seed: 0 } : undefined,
-  );
+  const { hidden, present } = llamaDecoder(model, w, inputs, lora ? { config: lora, tensors } : undefined);
   g.output(lmHead(model, w, gather(hidden, logitsIndex, 1)), 'logits');
   present!.forEach((p, i) => {
     g.output(p.key, presentKey(i));

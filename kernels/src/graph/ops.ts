@@ -449,18 +449,8 @@ define(
     return [scatterElementsAdd(zeros(data.graph, data.dtype, data.shape), idx, dy!, axis), undefined];
   },
 );
-/** Training-mode dropout: output 1 is the keep mask, which the gradient reuses. */
-define(
-  'Dropout',
-  ([x]) => [
-    { dtype: x.dtype, shape: x.shape },
-    { dtype: 'bool', shape: x.shape },
-  ],
-  (n, [dy]) => {
-    const ratio = n.inputs[1]!.constant![0];
-    return [mul(mul(dy!, cast(n.outputs[1], dy!.dtype)), 1 / (1 - ratio)), undefined, undefined];
-  },
-);
+// Elementwise ops used only to build masks and hashes; nothing flows back through them.
+for (const op of ['Sin', 'Floor']) define(op, ([x]) => same(x));
 define('ScatterND', ([data]) => same(data));
 define('ScatterElements', ([data]) => same(data));
 
@@ -485,12 +475,15 @@ export const log = (x: Value) => one('Log', [x]);
 export const sqrt = (x: Value) => one('Sqrt', [x]);
 export const reciprocal = (x: Value) => one('Reciprocal', [x]);
 export const sigmoid = (x: Value) => one('Sigmoid', [x]);
+export const sin = (x: Value) => one('Sin', [x]);
+export const floor = (x: Value) => one('Floor', [x]);
 export const identity = (x: Value, name?: string) => one('Identity', [x], {}, name);
 export const where = (c: Value, a: Operand, b: Operand) => {
   const [av, bv] = liftPair(a, b);
   return one('Where', [c, av, bv]);
 };
 export const equal = (a: Operand, b: Operand) => one('Equal', liftPair(a, b));
+export const less = (a: Operand, b: Operand) => one('Less', liftPair(a, b));
 export const matmul = (a: Value, b: Value) => one('MatMul', [a, b]);
 export const softmax = (x: Value, axis = -1) => one('Softmax', [x], { axis });
 export const reduceSum = (x: Value, axes: number[], keepdims = false) =>
@@ -526,30 +519,6 @@ export const scatterNDAdd = (data: Value, idx: Value, updates: Value) =>
   one('ScatterND', [data, idx, updates], { reduction: 'add' });
 export const scatterElementsAdd = (data: Value, idx: Value, updates: Value, axis: number) =>
   one('ScatterElements', [data, idx, updates], { axis, reduction: 'add' });
-/**
- * PEFT's LoRA dropout. `seed` makes the mask sequence reproducible for a given compiled graph.
- * The result is built from Dropout's keep mask (x * mask / (1 - ratio)), never from its first
- * output: ONNX Runtime builds without training support (onnxruntime-node) delete a Dropout whose
- * mask output is unused, training mode or not, which silently turned off dropout wherever no
- * gradient flows back through x (every LoRA site of the first layer).
- */
-export const dropout = (x: Value, ratio: number, seed: number): Value => {
-  const g = x.graph;
-  const [y] = g.region(
-    'dropout',
-    [x],
-    () => {
-      const [, mask] = g.node('Dropout', [x, constant(g, [ratio], x.dtype), constant(g, [1], 'bool')], {
-        seed,
-      });
-      const keep = mul(cast(mask, x.dtype), 1 / (1 - ratio));
-      return [mul(x, keep), keep];
-    },
-    ([, keep]) =>
-      ([dy]) => [dy ? mul(dy, keep) : undefined],
-  );
-  return y;
-};
 export const cast = (x: Value, to: DType) =>
   x.dtype === to ? x : one('Cast', [x], { to: ONNX_DTYPE_CODES[to] });
 export function zeros(graph: Graph, dtype: DType, shape: Shape): Value {

@@ -8,7 +8,6 @@ import {
   add,
   concat,
   div,
-  dropout,
   gather,
   matmul,
   mul,
@@ -26,6 +25,7 @@ import {
 import type { LlamaConfig } from './config.ts';
 import type { LoraConfig, LoraTarget } from './lora.ts';
 import { loraScale, loraTensorName } from './lora.ts';
+import { hashDropout } from './dropout.ts';
 
 /** Looks up a base weight by its Hugging Face name (frozen initializer or trainable input). */
 export interface BaseWeights {
@@ -37,10 +37,8 @@ export interface LoraBinding {
   config: LoraConfig;
   /** PEFT-named LoRA tensors (graph inputs). */
   tensors: ReadonlyMap<string, Value>;
-  /** Apply LoRA dropout (training graphs only). */
-  train: boolean;
-  /** Base seed for dropout masks; each LoRA site derives its own. */
-  seed: number;
+  /** Scalar graph input that seeds LoRA dropout masks (training graphs only; none = no dropout). */
+  dropoutSeed?: Value;
 }
 
 export interface DecoderInputs {
@@ -97,7 +95,9 @@ export function llamaDecoder(
       const Bm = lora.tensors.get(loraTensorName(layer, target, 'B'))!;
       const site = dropoutSite++;
       const xin =
-        lora.train && lora.config.dropout > 0 ? dropout(x, lora.config.dropout, lora.seed * 7919 + site) : x;
+        lora.dropoutSeed && lora.config.dropout > 0
+          ? hashDropout(x, lora.config.dropout, lora.dropoutSeed, site)
+          : x;
       const delta = matmul(matmul(xin, transpose(A, [1, 0])), transpose(Bm, [1, 0]));
       y = add(y, mul(delta, scale));
     }

@@ -96,7 +96,8 @@ function forwardLoss(g: Graph, o: StepGraphOptions, params: Map<string, Value>, 
     has: (n: string) => binder.has(n),
     get: (n: string) => (fully.has(n) ? params.get(n)! : binder.get(n)),
   };
-  const lora = o.lora ? { config: o.lora, tensors: params, train, seed: o.seed } : undefined;
+  const dropoutSeed = train && o.lora && o.lora.dropout > 0 ? g.input('dropout_seed', dtype, []) : undefined;
+  const lora = o.lora ? { config: o.lora, tensors: params, dropoutSeed } : undefined;
   const { hidden } = llamaDecoder(o.model, weights, inputs, lora);
   const N = o.batch * o.seq;
   const logits = reshape(lmHead(o.model, weights, hidden), [N, o.model.vocabSize]);

@@ -9,6 +9,7 @@ import { Graph } from '../graph/ir.ts';
 import type { LoraConfig } from '../model/lora.ts';
 import { initLoraTensors } from '../model/lora.ts';
 import { uniformSampler } from '../model/random.ts';
+import { dropoutSeed } from '../model/dropout.ts';
 import {
   createSession,
   ProviderUnavailableError,
@@ -174,13 +175,23 @@ export class Trainer {
       bias_correction2_sqrt: this.scalar(sc.biasCorrection2Sqrt),
     };
     const stateNames = this.specs.flatMap((s) => [io.param(s.name), io.adamM(s.name), io.adamV(s.name)]);
+    // Dropout masks are a function of (seed, step, micro-batch): a resumed run draws the same ones.
+    const dropout = (micro: number): Record<string, ort.Tensor> =>
+      (this.options.lora?.dropout ?? 0) > 0
+        ? { dropout_seed: this.scalar(dropoutSeed(this.options.seed, t, micro)) }
+        : {};
     let tokens = 0;
 
     if (k === 1) {
       const { feeds, batch } = this.batchFeeds(microBatches[0]);
       tokens = batch.targetTokens;
       const session = await this.session('train_step');
-      const out = await session.run({ ...feeds, ...scalars, ...Object.fromEntries(this.state) });
+      const out = await session.run({
+        ...feeds,
+        ...dropout(0),
+        ...scalars,
+        ...Object.fromEntries(this.state),
+      });
       this.replaceState(out, stateNames);
       this.stepCount = t;
       return { loss: Number(out.loss.data[0]), gradNorm: Number(out.grad_norm.data[0]), tokens };
@@ -198,10 +209,16 @@ export class Trainer {
     const params = Object.fromEntries(
       this.specs.map((s) => [io.param(s.name), this.state.get(io.param(s.name))!]),
     );
-    for (const rows of microBatches) {
+    for (const [micro, rows] of microBatches.entries()) {
       const { feeds, batch } = this.batchFeeds(rows);
       tokens += batch.targetTokens;
-      const out = await gradSession.run({ ...feeds, ...params, ...acc, grad_scale: this.scalar(1 / k) });
+      const out = await gradSession.run({
+        ...feeds,
+        ...dropout(micro),
+        ...params,
+        ...acc,
+        grad_scale: this.scalar(1 / k),
+      });
       lossSum += Number(out.loss.data[0]);
       for (const v of Object.values(acc)) if (v.location === 'gpu-buffer') v.dispose();
       acc = Object.fromEntries(this.specs.map((s) => [io.grad(s.name), out[io.next(io.grad(s.name))]]));
