@@ -14,11 +14,34 @@ export function buildProgram(): Command {
       'Federated instruction tuning: train a LoRA adapter on your own data, share only encrypted, signed adapter deltas.',
     )
     .version(version, '-V, --version', 'print the fedit version')
+    // Every error line starts with "fedit:", whether commander or a command raised it.
+    .configureOutput({ outputError: (text, write) => write(`fedit: ${text.replace(/^error: /, '')}`) })
     .showHelpAfterError('(run `fedit --help` for the list of commands)')
     .showSuggestionAfterError(true)
     .exitOverride();
   registerTensorCommands(program);
+  registerHelpCommand(program);
   return program;
+}
+
+/**
+ * `fedit help [command]`. Replaces commander's built-in one, which answers `fedit help nosuch`
+ * with the full help and no word about what was wrong.
+ */
+function registerHelpCommand(program: Command): void {
+  program.helpCommand(false);
+  program
+    .command('help')
+    .description('show help for fedit or for one command')
+    .argument('[command]', 'the command to explain')
+    .action((name: string | undefined) => {
+      if (name === undefined) program.help();
+      const command = program.commands.find((c) => c.name() === name || c.aliases().includes(name));
+      if (!command) {
+        program.error(`error: unknown command '${name}'`, { code: 'commander.unknownCommand' });
+      }
+      command.help();
+    });
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -31,10 +54,32 @@ export async function main(argv: string[]): Promise<number> {
       // help and version exit with 0; usage errors were already printed by commander
       return err.exitCode;
     }
-    if (err instanceof FeditError) {
-      process.stderr.write(`fedit: ${err.message} [${err.code}]\n`);
-      return 1;
-    }
-    throw err;
+    const message = userErrorMessage(err);
+    if (message === undefined) throw err; // a bug: let Node print the stack trace
+    process.stderr.write(`fedit: ${message}\n`);
+    return 1;
   }
+}
+
+/**
+ * The one-line message for an error the person at the terminal can act on: fedit's own errors and
+ * the operating system's (a missing file, a directory where a file was expected, no permission).
+ * Undefined for anything else, which is a bug and keeps its stack trace.
+ */
+export function userErrorMessage(err: unknown): string | undefined {
+  if (err instanceof FeditError) return `${err.message} [${err.code}]`;
+  if (isSystemError(err)) {
+    // Node's message is "ENOENT: no such file or directory, open '/x'"; keep the description only.
+    const description = err.message.replace(/^[A-Z0-9_]+: /, '').replace(/, \w+(?: '.*')?$/, '');
+    return `${err.path ?? err.syscall}: ${description} [${err.code}]`;
+  }
+  return undefined;
+}
+
+function isSystemError(err: unknown): err is NodeJS.ErrnoException & { code: string; syscall: string } {
+  return (
+    err instanceof Error &&
+    typeof (err as NodeJS.ErrnoException).code === 'string' &&
+    typeof (err as NodeJS.ErrnoException).syscall === 'string'
+  );
 }

@@ -1,7 +1,8 @@
 // `fedit tensors FILE`: what a safetensors file (an adapter, a checkpoint shard) holds, and its
 // content hash, the identity fedit uses for adapters.
 import type { Command } from 'commander';
-import { hashTensors, readSafetensorsFile, readSafetensorsHeader } from '@fedit/shared';
+import { stat } from 'node:fs/promises';
+import { FeditError, hashTensors, readSafetensorsFile, readSafetensorsHeader } from '@fedit/shared';
 
 export function registerTensorCommands(program: Command): void {
   program
@@ -11,6 +12,10 @@ export function registerTensorCommands(program: Command): void {
     .option('--hash', 'also compute the content hash (reads the whole file)')
     .option('--json', 'print one JSON object instead of a table')
     .action(async (file: string, opts: { hash?: boolean; json?: boolean }) => {
+      // Reading a directory fails deep inside with an EISDIR that names no path; say it here.
+      if (!(await stat(file)).isFile()) {
+        throw new FeditError('NOT_A_FILE', `${file}: not a file; give the path of a .safetensors file`);
+      }
       const header = await readSafetensorsHeader(file);
       const hash = opts.hash ? hashTensors((await readSafetensorsFile(file)).tensors) : undefined;
       const rows = [...header.tensors.values()].map((t) => ({

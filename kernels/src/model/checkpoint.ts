@@ -4,6 +4,7 @@
 // computes the model identity: a hash of the config and of every weight's content, which a
 // federation pins so everyone trains the same base.
 
+import { FeditError } from '@fedit/shared';
 import { createHash } from 'node:crypto';
 import {
   closeSync,
@@ -34,8 +35,10 @@ import {
   type WeightStore,
 } from './weights.ts';
 
-export class CheckpointError extends Error {
-  readonly code = 'CHECKPOINT';
+export class CheckpointError extends FeditError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CHECKPOINT', message, options);
+  }
 }
 
 export interface LoadedModel {

@@ -1,5 +1,7 @@
 // Llama-family architecture settings, read from a Hugging Face config.json and checked at the edge.
 
+import { FeditError } from '@fedit/shared';
+
 export interface LlamaConfig {
   /** The config.json model_type this came from: llama, mistral, qwen2. */
   modelType: string;
@@ -23,8 +25,10 @@ export interface LlamaConfig {
 
 export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2'] as const;
 
-export class ModelConfigError extends Error {
-  readonly code = 'MODEL_CONFIG';
+export class ModelConfigError extends FeditError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('MODEL_CONFIG', message, options);
+  }
 }
 
 function positiveInt(raw: Record<string, unknown>, key: string, source: string, fallback?: number): number {

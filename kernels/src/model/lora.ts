@@ -2,6 +2,7 @@
 // kaiming_uniform(a=sqrt(5)) (uniform in +-1/sqrt(in_features)), B zero. Tensor names are PEFT's,
 // so an adapter fedit writes loads in PEFT unchanged.
 
+import { FeditError } from '@fedit/shared';
 import type { LlamaConfig } from './config.ts';
 
 export const LORA_TARGETS = [
@@ -22,8 +23,10 @@ export interface LoraConfig {
   targets: LoraTarget[];
 }
 
-export class LoraConfigError extends Error {
-  readonly code = 'LORA_CONFIG';
+export class LoraConfigError extends FeditError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('LORA_CONFIG', message, options);
+  }
 }
 
 export function validateLoraConfig(c: LoraConfig): LoraConfig {

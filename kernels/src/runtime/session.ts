@@ -1,8 +1,10 @@
 // Where graphs run: onnxruntime-node sessions and the choice of execution provider. Nothing here
 // knows what a graph computes (that is graph/ and model/); nothing there knows where it runs.
 
+import { FeditError } from '@fedit/shared';
 import * as ort from 'onnxruntime-node';
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Graph } from '../graph/ir.ts';
 import { serializeModel } from '../onnx/serialize.ts';
@@ -27,8 +29,10 @@ export interface SessionOptions {
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
 }
 
-export class ProviderUnavailableError extends Error {
-  readonly code = 'PROVIDER_UNAVAILABLE';
+export class ProviderUnavailableError extends FeditError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PROVIDER_UNAVAILABLE', message, options);
+  }
 }
 
 /** The providers this installation of onnxruntime-node can use. */
@@ -56,9 +60,15 @@ export async function createSession(graph: Graph, options: SessionOptions = {}):
     if (!options.modelDir)
       throw new Error(`graph ${graph.name} has external weights: a modelDir is required`);
     mkdirSync(options.modelDir, { recursive: true });
-    const path = join(options.modelDir, `${graph.name}.onnx`);
-    writeFileSync(`${path}.tmp`, bytes);
-    renameSync(`${path}.tmp`, path);
+    // Content-addressed name and a per-process temporary file: processes sharing a weight store
+    // (a benchmark and a trainer, two participants on one machine) never clobber each other's graph.
+    const digest = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+    const path = join(options.modelDir, `${graph.name}-${digest}.onnx`);
+    if (!existsSync(path)) {
+      const tmp = `${path}.${process.pid}.tmp`;
+      writeFileSync(tmp, bytes);
+      renameSync(tmp, path);
+    }
     model = path;
   }
 

@@ -2,6 +2,8 @@
 // Hugging Face transformers' get_*_schedule_with_warmup, which FedIT's Shepherd code trains with:
 // the rate at 0-based step s is base * factor(s), and warmup starts from 0.
 
+import { FeditError } from '@fedit/shared';
+
 export type ScheduleKind = 'constant' | 'linear' | 'cosine';
 
 export interface LrSchedule {
@@ -13,8 +15,10 @@ export interface LrSchedule {
   totalSteps: number;
 }
 
-export class ScheduleError extends Error {
-  readonly code = 'LR_SCHEDULE';
+export class ScheduleError extends FeditError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('LR_SCHEDULE', message, options);
+  }
 }
 
 export function validateSchedule(s: LrSchedule): LrSchedule {
