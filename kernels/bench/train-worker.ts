@@ -12,19 +12,11 @@ import { openWeightStore, writeWeightStore } from '../src/model/weights.ts';
 import type { ExecutionProvider } from '../src/runtime/session.ts';
 import { DEFAULT_ADAMW } from '../src/train/optimizer.ts';
 import { Trainer } from '../src/train/trainer.ts';
+import { TRAIN_BENCH_OPTIONS } from './options.ts';
 
 const { values: a } = parseArgs({
   options: {
-    preset: { type: 'string', default: 'smollm2-135m' },
-    batch: { type: 'string', default: '4' },
-    seq: { type: 'string', default: '256' },
-    rank: { type: 'string', default: '16' },
-    alpha: { type: 'string', default: '32' },
-    targets: { type: 'string', default: 'q_proj,v_proj' },
-    steps: { type: 'string', default: '5' },
-    warmup: { type: 'string', default: '2' },
-    threads: { type: 'string' },
-    provider: { type: 'string', default: 'cpu' },
+    ...TRAIN_BENCH_OPTIONS,
     cache: { type: 'string', default: join(tmpdir(), 'fedit-bench') },
   },
 });
@@ -56,7 +48,7 @@ const trainer = await Trainer.create({
   optimizer: DEFAULT_ADAMW,
   seed: 0,
   provider: a.provider as ExecutionProvider,
-  threads: a.threads ? Number(a.threads) : undefined,
+  threads: Number(a.threads),
   onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
 });
 const compileS = (performance.now() - t1) / 1000;

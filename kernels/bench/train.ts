@@ -3,7 +3,6 @@
 // line (--json) or a short report. Each side runs in its own process so peak RSS is per side.
 
 import { spawnSync } from 'node:child_process';
-import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -12,6 +11,7 @@ import type { LoraTarget } from '../src/model/lora.ts';
 import { bestMatmul } from './matmul.ts';
 import { trainStepFlops } from './flops.ts';
 import { referenceCommand } from './reference.ts';
+import { TRAIN_BENCH_OPTIONS } from './options.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -29,16 +29,7 @@ export async function benchTrain(argv: string[]): Promise<void> {
   const { values: a } = parseArgs({
     args: argv,
     options: {
-      preset: { type: 'string', default: 'smollm2-135m' },
-      batch: { type: 'string', default: '4' },
-      seq: { type: 'string', default: '256' },
-      rank: { type: 'string', default: '16' },
-      alpha: { type: 'string', default: '32' },
-      targets: { type: 'string', default: 'q_proj,v_proj' },
-      steps: { type: 'string', default: '5' },
-      warmup: { type: 'string', default: '2' },
-      threads: { type: 'string', default: String(availableParallelism()) },
-      provider: { type: 'string', default: 'cpu' },
+      ...TRAIN_BENCH_OPTIONS,
       'no-reference': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },

@@ -18,8 +18,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import {
-  bf16ToF32,
-  f16ToF32,
+  tensorToF32,
   readSafetensorsHeader,
   writeSafetensorsFile,
   tensorFromF32,
@@ -115,24 +114,15 @@ async function sourceTensors(dir: string): Promise<SourceTensor[]> {
   return out;
 }
 
+const WEIGHT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+
 function toF32(info: SafetensorsTensorInfo, bytes: Uint8Array, source: string): Float32Array {
-  // Copy into an aligned buffer first: offsets inside a safetensors file need not be aligned.
-  const aligned = new Uint8Array(bytes.length);
-  aligned.set(bytes);
-  switch (info.dtype) {
-    case 'F32':
-      return new Float32Array(aligned.buffer);
-    case 'F16':
-      return f16ToF32(new Uint16Array(aligned.buffer));
-    case 'BF16':
-      return bf16ToF32(new Uint16Array(aligned.buffer));
-    case 'F64':
-      return Float32Array.from(new Float64Array(aligned.buffer));
-    default:
-      throw new CheckpointError(
-        `${source}: tensor ${info.name} has dtype ${info.dtype}; weights must be F32, F16 or BF16`,
-      );
+  if (!WEIGHT_DTYPES.has(info.dtype)) {
+    throw new CheckpointError(
+      `${source}: tensor ${info.name} has dtype ${info.dtype}; weights must be F32, F16 or BF16`,
+    );
   }
+  return tensorToF32({ dtype: info.dtype, shape: info.shape, data: bytes });
 }
 
 /** Architecture fields that define the model, in a fixed order, for the identity hash. */

@@ -6,6 +6,7 @@ import { Graph, type Value } from '../../src/graph/ir.ts';
 import { mul, reduceSum } from '../../src/graph/ops.ts';
 import { gradients } from '../../src/graph/autodiff.ts';
 import { createSession } from '../../src/runtime/session.ts';
+import { uniformSampler } from '../../src/model/random.ts';
 
 export interface GradInput {
   name: string;
@@ -15,18 +16,6 @@ export interface GradInput {
   dtype?: 'float64' | 'int64';
   /** Whether to check the gradient with respect to this input (default: true for float inputs). */
   differentiate?: boolean;
-}
-
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 0x100000000;
-  };
 }
 
 function feedTensor(inp: GradInput, data: number[]): ort.Tensor {
@@ -55,7 +44,7 @@ export async function gradCheck(
   f: (...xs: Value[]) => Value,
   { seed = 1, h = 1e-6 }: { seed?: number; h?: number } = {},
 ): Promise<GradCheckResult> {
-  const rand = seededRandom(seed);
+  const rand = uniformSampler(seed);
   const data = inputs.map(
     (inp) => inp.data ?? Array.from({ length: inp.shape.reduce((a, b) => a * b, 1) }, () => rand() * 2 - 1),
   );
