@@ -271,3 +271,29 @@ test('learning-rate schedules follow transformers: warmup from 0, linear and cos
     message: /unknown schedule/,
   });
 });
+
+test('sequence buckets: rows go to the smallest bucket that fits, and padding never changes the result', async (t) => {
+  const { m, options } = await baseOptions();
+  try {
+    const short = randomRows(m.config.vocabSize, 4, 7, 3);
+    const bucketed = await Trainer.create({ ...options, seq: 16, seqBuckets: [8] });
+    const padded = await Trainer.create({ ...options, seq: 16 });
+    t.is(bucketed.bucketFor(short), 8);
+    t.is(padded.bucketFor(short), 16);
+    for (let s = 0; s < 3; s++) {
+      const a = await bucketed.trainStep([short], 1e-2);
+      const b = await padded.trainStep([short], 1e-2);
+      t.true(Math.abs(a.loss - b.loss) < 1e-5, `step ${s}: ${a.loss} vs ${b.loss}`);
+    }
+    const long = randomRows(m.config.vocabSize, 4, 16, 4);
+    t.is(bucketed.bucketFor(long), 16);
+    await bucketed.trainStep([long], 1e-2);
+    t.throws(() => bucketed.bucketFor(randomRows(m.config.vocabSize, 1, 17)), {
+      message: /longer than the largest sequence bucket/,
+    });
+    await bucketed.release();
+    await padded.release();
+  } finally {
+    m.cleanup();
+  }
+});

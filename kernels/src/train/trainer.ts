@@ -30,6 +30,8 @@ import { stepScalarValues } from './optimizer.ts';
 export interface TrainerOptions extends StepGraphOptions {
   provider?: ExecutionProvider;
   threads?: number;
+  /** Shorter sequence buckets to compile on demand besides `seq` (the largest); rows go to the smallest that fits. */
+  seqBuckets?: readonly number[];
   /** Micro-batches per optimizer step (gradient accumulation); 1 runs the fused train_step. */
   microBatches?: number;
   /** Starting values of the trainable tensors (e.g. the global adapter); default: PEFT's init from `seed`. */
@@ -56,7 +58,8 @@ export interface TrainerState {
 type StateTensors = Map<string, ort.Tensor>;
 
 export class Trainer {
-  private sessions = new Map<StepKind | 'readback', CompiledSession>();
+  /** Compiled graphs, by kind and sequence bucket ('train_step@256'); apply_step and readback have no bucket. */
+  private sessions = new Map<string, CompiledSession>();
   private state: StateTensors = new Map();
   private stepCount = 0;
 
@@ -122,10 +125,23 @@ export class Trainer {
     }
   }
 
-  private async session(kind: StepKind | 'readback'): Promise<CompiledSession> {
-    const hit = this.sessions.get(kind);
+  /** The smallest sequence bucket that holds every row (graphs are compiled per bucket, on first use). */
+  bucketFor(rows: readonly TokenRow[]): number {
+    const longest = Math.max(1, ...rows.map((r) => r.inputIds.length));
+    const buckets = [...(this.options.seqBuckets ?? []), this.options.seq].sort((a, b) => a - b);
+    const fit = buckets.find((b) => b >= longest);
+    if (fit === undefined)
+      throw new Error(
+        `a row of ${longest} tokens is longer than the largest sequence bucket (${this.options.seq})`,
+      );
+    return fit;
+  }
+
+  private async session(kind: StepKind | 'readback', seq = this.options.seq): Promise<CompiledSession> {
+    const key = kind === 'readback' || kind === 'apply_step' ? kind : `${kind}@${seq}`;
+    const hit = this.sessions.get(key);
     if (hit) return hit;
-    const graph = kind === 'readback' ? this.readbackGraph() : buildStepGraph(kind, this.options);
+    const graph = kind === 'readback' ? this.readbackGraph() : buildStepGraph(kind, { ...this.options, seq });
     const onDevice = graph.outputs.map((o) => o.name).filter((n) => n.endsWith('.next'));
     const s = await createSession(graph, {
       provider: this.provider,
@@ -134,7 +150,7 @@ export class Trainer {
       deviceOutputs: kind === 'readback' ? [] : onDevice,
       forbidCpuFallback: this.options.forbidCpuFallback,
     });
-    this.sessions.set(kind, s);
+    this.sessions.set(key, s);
     return s;
   }
 
@@ -148,8 +164,11 @@ export class Trainer {
     return g;
   }
 
-  private batchFeeds(rows: TokenRow[]): { feeds: Record<string, ort.Tensor>; batch: BatchTensors } {
-    const b = makeBatch(this.options.model, rows, this.options.batch, this.options.seq, this.dtype);
+  private batchFeeds(
+    rows: TokenRow[],
+    seq: number,
+  ): { feeds: Record<string, ort.Tensor>; batch: BatchTensors } {
+    const b = makeBatch(this.options.model, rows, this.options.batch, seq, this.dtype);
     const { targetTokens: _t, ...feeds } = b;
     return { feeds, batch: b };
   }
@@ -181,11 +200,12 @@ export class Trainer {
         ? { dropout_seed: this.scalar(dropoutSeed(this.options.seed, t, micro)) }
         : {};
     let tokens = 0;
+    const seq = this.bucketFor(microBatches.flat());
 
     if (k === 1) {
-      const { feeds, batch } = this.batchFeeds(microBatches[0]);
+      const { feeds, batch } = this.batchFeeds(microBatches[0], seq);
       tokens = batch.targetTokens;
-      const session = await this.session('train_step');
+      const session = await this.session('train_step', seq);
       const out = await session.run({
         ...feeds,
         ...dropout(0),
@@ -198,7 +218,7 @@ export class Trainer {
     }
 
     // Gradient accumulation: HF Trainer's convention, the mean of the micro-batch mean losses.
-    const gradSession = await this.session('grad_step');
+    const gradSession = await this.session('grad_step', seq);
     let acc: Record<string, ort.Tensor> = Object.fromEntries(
       this.specs.map((s) => [
         io.grad(s.name),
@@ -210,7 +230,7 @@ export class Trainer {
       this.specs.map((s) => [io.param(s.name), this.state.get(io.param(s.name))!]),
     );
     for (const [micro, rows] of microBatches.entries()) {
-      const { feeds, batch } = this.batchFeeds(rows);
+      const { feeds, batch } = this.batchFeeds(rows, seq);
       tokens += batch.targetTokens;
       const out = await gradSession.run({
         ...feeds,
@@ -233,8 +253,9 @@ export class Trainer {
 
   /** Masked loss sum and target-token count of `rows` under the current tensors (no update). */
   async evaluate(rows: TokenRow[]): Promise<{ lossSum: number; tokens: number }> {
-    const session = await this.session('eval_step');
-    const { feeds } = this.batchFeeds(rows);
+    const seq = this.bucketFor(rows);
+    const session = await this.session('eval_step', seq);
+    const { feeds } = this.batchFeeds(rows, seq);
     const params = Object.fromEntries(
       this.specs.map((s) => [io.param(s.name), this.state.get(io.param(s.name))!]),
     );
