@@ -1,4 +1,5 @@
 export { FeditError } from './errors.ts';
+export { writeFileAtomic, syncDirectory } from './fs/atomic.ts';
 
 export { DTYPES, dtypeByteSize, isDType, type DType, type FloatDType } from './tensors/dtype.ts';
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './tensors/half.ts';

@@ -1,6 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import {
   parseSafetensors,
   layoutSafetensors,
@@ -15,6 +13,7 @@ import {
   type SafetensorsHeader,
 } from './safetensors-header.ts';
 import type { TensorCollection } from './tensor-entries.ts';
+import { writeFileAtomic } from '../fs/atomic.ts';
 
 /**
  * The header of a safetensors file, fully validated against the file's size. Given a path, reads
@@ -57,23 +56,7 @@ export async function writeSafetensorsFile(
 ): Promise<void> {
   // Laid out before anything touches the disk, so invalid tensors leave no temporary file behind.
   const { head, chunks } = layoutSafetensors(tensors, metadata);
-  const directory = dirname(path);
-  const temporary = join(directory, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temporary, 'wx');
-  try {
-    try {
-      await writeAll(handle, head);
-      for (const chunk of chunks) await writeAll(handle, chunk);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, path);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
-  await syncDirectory(directory);
+  await writeFileAtomic(path, [head, ...chunks]);
 }
 
 async function readExactly(
@@ -96,33 +79,4 @@ async function readExactly(
     filled += bytesRead;
   }
   return buffer;
-}
-
-// Kernel writes are capped near 2 GiB per call and may be partial, so large tensors go in pieces.
-const WRITE_CHUNK_BYTES = 1 << 30;
-
-async function writeAll(handle: FileHandle, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.byteLength) {
-    const length = Math.min(WRITE_CHUNK_BYTES, bytes.byteLength - written);
-    const { bytesWritten } = await handle.write(bytes, written, length);
-    written += bytesWritten;
-  }
-}
-
-/** Makes the rename itself durable. Windows cannot open directories, and there rename is already durable enough. */
-async function syncDirectory(directory: string): Promise<void> {
-  let handle: FileHandle;
-  try {
-    handle = await open(directory, 'r');
-  } catch {
-    return;
-  }
-  try {
-    await handle.sync();
-  } catch {
-    // Some filesystems reject fsync on directories; the file itself is already synced.
-  } finally {
-    await handle.close();
-  }
 }
