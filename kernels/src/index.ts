@@ -58,3 +58,34 @@ export {
 export { Trainer, type TrainerOptions, type TrainerState, type StepResult } from './train/trainer.ts';
 export { Generator, sampleToken, type GeneratorOptions, type SamplingOptions } from './generate/generator.ts';
 export { buildForwardGraph } from './generate/graph.ts';
+export type { Tokenizer, ChatMessage } from './tokenizer/types.ts';
+export { loadTokenizer, createTokenizer, TokenizerError, type TokenizerFiles } from './tokenizer/load.ts';
+export {
+  compileChatTemplate,
+  CHATML_TEMPLATE,
+  ChatTemplateError,
+  type ChatTemplate,
+  type RenderOptions,
+} from './tokenizer/chat-template.ts';
+export {
+  writeCharTokenizer,
+  charTokenizerFiles,
+  ASCII_ALPHABET,
+  CHAR_SPECIAL_TOKENS,
+  type CharTokenizerOptions,
+  type CharTokenizerInfo,
+  type CharTokenizerFiles,
+} from './tokenizer/char-tokenizer.ts';
+export {
+  mergeAdapter,
+  mergeLoraInto,
+  planMerge,
+  MergeError,
+  MERGE_DTYPES,
+  DEFAULT_MAX_SHARD_BYTES,
+  TOKENIZER_FILES,
+  type MergeDType,
+  type MergeErrorCode,
+  type MergeOptions,
+  type MergeResult,
+} from './model/merge.ts';

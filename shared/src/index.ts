@@ -32,3 +32,27 @@ export {
   writeSafetensorsFile,
 } from './tensors/safetensors-file.ts';
 export { hashTensors } from './tensors/hash.ts';
+
+export { AdapterError, type AdapterErrorCode } from './adapter/adapter-error.ts';
+export {
+  adapterScale,
+  makeAdapterConfig,
+  parseAdapterConfig,
+  targetsModule,
+  toPeftAdapterConfig,
+  type AdapterConfig,
+  type AdapterConfigInit,
+} from './adapter/config.ts';
+export { parsePeftLoraTensorName, peftLoraTensorName, type LoraFactor } from './adapter/names.ts';
+export {
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_WEIGHTS_FILE,
+  readAdapter,
+  validateAdapterTensors,
+  writeAdapter,
+  type AdapterMetadata,
+  type AdapterModule,
+  type AdapterTensorInput,
+  type LoraAdapter,
+  type WriteAdapterOptions,
+} from './adapter/adapter.ts';

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { FeditError } from '@fedit/shared';
 import { registerTensorCommands } from './tensors.ts';
+import { registerExportCommands } from './export.ts';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../package.json') as { version: string };
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
     .showSuggestionAfterError(true)
     .exitOverride();
   registerTensorCommands(program);
+  registerExportCommands(program);
   registerHelpCommand(program);
   return program;
 }

@@ -8,7 +8,10 @@ export interface ChatMessage {
 }
 
 export interface Tokenizer {
-  /** Token ids of `text`. With addSpecialTokens, the tokenizer's own post-processing (e.g. BOS) applies. */
+  /**
+   * Token ids of `text`. With addSpecialTokens (default false), the tokenizer's own post-processing
+   * (e.g. BOS) applies. Special tokens written in `text` (`<|im_start|>`) become their single ids.
+   */
   encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
   decode(ids: readonly number[], options?: { skipSpecialTokens?: boolean }): string;
   readonly vocabSize: number;
@@ -17,8 +20,17 @@ export interface Tokenizer {
   /** All ids that end generation (eos, and e.g. <|im_end|> / <|eot_id|> from the configs). */
   readonly stopTokenIds: readonly number[];
   readonly padTokenId: number | undefined;
+  /** The id of a token of the vocabulary (special tokens included), if it has one. */
+  tokenToId(token: string): number | undefined;
+  idToToken(id: number): string | undefined;
   /** The model's chat template (tokenizer_config.json's chat_template), if it has one. */
   readonly chatTemplate: string | undefined;
-  /** Renders messages with the chat template; throws a clear error when there is none. */
-  applyChatTemplate(messages: readonly ChatMessage[], options?: { addGenerationPrompt?: boolean }): string;
+  /**
+   * Renders messages with the chat template (or with `options.chatTemplate`, a Jinja template given
+   * instead); throws a ChatTemplateError when there is none, or when the template raises one.
+   */
+  applyChatTemplate(
+    messages: readonly ChatMessage[],
+    options?: { addGenerationPrompt?: boolean; chatTemplate?: string },
+  ): string;
 }
