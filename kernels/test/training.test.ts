@@ -297,3 +297,18 @@ test('sequence buckets: rows go to the smallest bucket that fits, and padding ne
     m.cleanup();
   }
 });
+
+test('a trainer with nothing to train evaluates the base model', async (t) => {
+  const { m, options } = await baseOptions({ lora: undefined });
+  try {
+    const trainer = await Trainer.create(options);
+    const rows = randomRows(m.config.vocabSize, 4, 16);
+    const r = await trainer.evaluate(rows);
+    t.is(r.tokens, 4 * 15);
+    t.true(r.lossSum / r.tokens > 4, 'a random model is near ln(vocab)');
+    await t.throwsAsync(trainer.trainStep([rows], 1e-3), { message: /nothing to train/ });
+    await trainer.release();
+  } finally {
+    m.cleanup();
+  }
+});

@@ -72,7 +72,9 @@ export class Trainer {
   static async create(options: TrainerOptions): Promise<Trainer> {
     const specs = trainableSpecs(options);
     let provider = options.provider ?? 'cpu';
-    const kind: StepKind = (options.microBatches ?? 1) > 1 ? 'grad_step' : 'train_step';
+    // With nothing to train (evaluating a base model), only the eval graph is ever needed.
+    const kind: StepKind =
+      specs.length === 0 ? 'eval_step' : (options.microBatches ?? 1) > 1 ? 'grad_step' : 'train_step';
     let trainer = new Trainer(options, provider, specs);
     try {
       await trainer.session(kind);
@@ -184,6 +186,8 @@ export class Trainer {
   /** One optimizer step over `microBatches` (each up to `batch` rows); `lr` comes from the host's schedule. */
   async trainStep(microBatches: TokenRow[][], lr: number): Promise<StepResult> {
     const k = this.options.microBatches ?? 1;
+    if (this.specs.length === 0)
+      throw new Error('trainStep: nothing to train (no LoRA and no fully trained tensors)');
     if (microBatches.length !== k)
       throw new Error(`trainStep: expected ${k} micro-batches, got ${microBatches.length}`);
     const t = this.stepCount + 1;
