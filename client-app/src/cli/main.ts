@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { FeditError } from '@fedit/shared';
 import { registerTensorCommands } from './tensors.ts';
+import { registerLocalCommands } from './local.ts';
 import { registerExportCommands } from './export.ts';
 
 const require = createRequire(import.meta.url);
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run `fedit --help` for the list of commands)')
     .showSuggestionAfterError(true)
     .exitOverride();
+  registerLocalCommands(program);
   registerTensorCommands(program);
   registerExportCommands(program);
   registerHelpCommand(program);

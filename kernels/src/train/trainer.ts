@@ -36,6 +36,8 @@ export interface TrainerOptions extends StepGraphOptions {
   microBatches?: number;
   /** Starting values of the trainable tensors (e.g. the global adapter); default: PEFT's init from `seed`. */
   initial?: ReadonlyMap<string, Float32Array | Float64Array>;
+  /** Only evaluate (compiles no training graph). */
+  evalOnly?: boolean;
   /** Told when the requested provider could not start and the CPU is used instead. */
   onWarning?: (message: string) => void;
   /** For tests of GPU graphs: fail if any node would fall back to the CPU. */

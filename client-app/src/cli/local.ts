@@ -1,0 +1,351 @@
+// `fedit train`, `fedit eval`, `fedit generate`: local work with a base model and a dataset, no
+// federation. The logic lives in the client core (../core); these commands parse options and print.
+
+import { Option, type Command } from 'commander';
+import { FeditError } from '@fedit/shared';
+import type { ExecutionProvider, LoraTarget, ScheduleKind } from '@fedit/kernels';
+import { ProgressPrinter } from './progress.ts';
+
+const PROVIDERS = ['cpu', 'webgpu', 'cuda', 'dml'];
+const FORMATS = ['alpaca', 'dolly', 'sharegpt', 'messages'];
+
+function number(
+  name: string,
+  { integer = false, min = -Infinity, above }: { integer?: boolean; min?: number; above?: number } = {},
+) {
+  return (raw: string): number => {
+    const v = Number(raw);
+    const ok =
+      raw.trim() !== '' &&
+      Number.isFinite(v) &&
+      (!integer || Number.isInteger(v)) &&
+      v >= min &&
+      (above === undefined || v > above);
+    if (!ok) {
+      const what = integer ? 'a whole number' : 'a number';
+      const bound = above !== undefined ? ` above ${above}` : min > -Infinity ? ` >= ${min}` : '';
+      throw new FeditError('CLI_OPTION', `${name} must be ${what}${bound}, got "${raw}"`);
+    }
+    return v;
+  };
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function providerOption() {
+  return new Option('--provider <name>', 'where to compute: cpu, or a GPU through webgpu, cuda or dml')
+    .choices(PROVIDERS)
+    .default('cpu');
+}
+
+export function registerLocalCommands(program: Command): void {
+  program
+    .command('train')
+    .description(
+      'train a LoRA adapter on your own data, locally (no federation); resumes after a crash or Ctrl-C',
+    )
+    .requiredOption(
+      '--model <dir>',
+      'Hugging Face model folder (config.json, model.safetensors, tokenizer.json)',
+    )
+    .requiredOption(
+      '--data <file>',
+      'instruction data: JSON or JSONL in Alpaca, Dolly, ShareGPT or messages format (repeatable)',
+      collect,
+    )
+    .option('--adapter-out <dir>', 'where to write the PEFT adapter', 'adapter')
+    .addOption(new Option('--format <name>', 'dataset format (default: detected per file)').choices(FORMATS))
+    .addOption(
+      new Option('--template <name>', "prompt template: FedIT's alpaca, or the model's chat template")
+        .choices(['alpaca', 'chat'])
+        .default('alpaca'),
+    )
+    .option(
+      '--cutoff-len <n>',
+      'longest example in tokens; longer ones are cut',
+      number('--cutoff-len', { integer: true, min: 2 }),
+      256,
+    )
+    .option('--train-on-inputs', 'learn prompt tokens too (default: responses only)', false)
+    .option('--rank <n>', 'LoRA rank', number('--rank', { integer: true, min: 1 }), 16)
+    .option('--alpha <n>', 'LoRA alpha (scale alpha/rank)', number('--alpha', { above: 0 }), 16)
+    .option('--dropout <p>', 'LoRA dropout', number('--dropout', { min: 0 }), 0.05)
+    .option(
+      '--targets <list>',
+      'modules to adapt (q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj)',
+      'q_proj,v_proj',
+    )
+    .option(
+      '--batch-size <n>',
+      'examples per micro-batch',
+      number('--batch-size', { integer: true, min: 1 }),
+      4,
+    )
+    .option(
+      '--grad-accum <n>',
+      'micro-batches per optimizer step',
+      number('--grad-accum', { integer: true, min: 1 }),
+      1,
+    )
+    .option('--epochs <n>', 'passes over the data', number('--epochs', { above: 0 }), 1)
+    .option(
+      '--max-steps <n>',
+      'stop after this many optimizer steps',
+      number('--max-steps', { integer: true, min: 1 }),
+    )
+    .option('--lr <rate>', 'peak learning rate', number('--lr', { above: 0 }), 3e-4)
+    .addOption(
+      new Option('--schedule <name>', 'learning-rate schedule')
+        .choices(['constant', 'linear', 'cosine'])
+        .default('linear'),
+    )
+    .option(
+      '--warmup-steps <n>',
+      'linear warmup steps',
+      number('--warmup-steps', { integer: true, min: 0 }),
+      0,
+    )
+    .option('--weight-decay <w>', 'AdamW weight decay', number('--weight-decay', { min: 0 }), 0)
+    .option(
+      '--max-grad-norm <n>',
+      'clip the global gradient norm (0: off)',
+      number('--max-grad-norm', { min: 0 }),
+      1,
+    )
+    .option(
+      '--eval-fraction <f>',
+      'share of the data held out for evaluation',
+      number('--eval-fraction', { min: 0 }),
+      0.05,
+    )
+    .option(
+      '--eval-every <n>',
+      'evaluate every n steps (0: at the end only)',
+      number('--eval-every', { integer: true, min: 0 }),
+      0,
+    )
+    .option(
+      '--checkpoint-every <n>',
+      'save a resumable checkpoint every n steps',
+      number('--checkpoint-every', { integer: true, min: 1 }),
+      50,
+    )
+    .option('--pack', 'pack several short examples into one row', false)
+    .option(
+      '--seed <n>',
+      'seed for the split, shuffling, initialisation and dropout',
+      number('--seed', { integer: true }),
+      42,
+    )
+    .addOption(providerOption())
+    .option(
+      '--threads <n>',
+      'CPU threads (default: all cores)',
+      number('--threads', { integer: true, min: 1 }),
+    )
+    .option('--restart', 'discard a checkpoint of an earlier, different run at the same place', false)
+    .option('--report-only', 'print the data validation report and stop', false)
+    .action(async (o) => {
+      const { runLocalTraining, formatReport, prepareDataset } = await import('../core/index.ts');
+      if (o.reportOnly) {
+        const { loadTokenizer } = await import('@fedit/kernels');
+        const tokenizer = await loadTokenizer(o.model);
+        const prepared = await prepareDataset(
+          (o.data as string[]).map((path) => (o.format ? { path, format: o.format } : path)),
+          {
+            tokens: {
+              tokenizer,
+              template: o.template,
+              cutoffLen: o.cutoffLen,
+              trainOnInputs: o.trainOnInputs,
+            },
+          },
+        );
+        process.stdout.write(formatReport(prepared.report) + '\n');
+        return;
+      }
+      const controller = new AbortController();
+      let interrupts = 0;
+      const onSigint = () => {
+        interrupts++;
+        if (interrupts > 1) process.exit(130);
+        process.stderr.write(
+          '\nstopping after this step and saving a checkpoint (Ctrl-C again to quit at once)\n',
+        );
+        controller.abort();
+      };
+      process.on('SIGINT', onSigint);
+      const progress = new ProgressPrinter();
+      try {
+        const result = await runLocalTraining({
+          modelDir: o.model,
+          dataFiles: o.data,
+          format: o.format,
+          adapterOut: o.adapterOut,
+          lora: {
+            rank: o.rank,
+            alpha: o.alpha,
+            dropout: o.dropout,
+            targets: String(o.targets)
+              .split(',')
+              .map((t) => t.trim()) as LoraTarget[],
+          },
+          template: o.template,
+          cutoffLen: o.cutoffLen,
+          trainOnInputs: o.trainOnInputs,
+          batchSize: o.batchSize,
+          microBatches: o.gradAccum,
+          epochs: o.epochs,
+          maxSteps: o.maxSteps,
+          lr: o.lr,
+          schedule: o.schedule as ScheduleKind,
+          warmupSteps: o.warmupSteps,
+          weightDecay: o.weightDecay,
+          maxGradNorm: o.maxGradNorm,
+          heldOutFraction: o.evalFraction,
+          evalEvery: o.evalEvery,
+          checkpointEvery: o.checkpointEvery,
+          pack: o.pack,
+          seed: o.seed,
+          provider: o.provider as ExecutionProvider,
+          threads: o.threads,
+          restart: o.restart,
+          signal: controller.signal,
+          onEvent: (e) => {
+            switch (e.type) {
+              case 'report':
+                process.stderr.write(formatReport(e.report) + '\n\n');
+                break;
+              case 'ready':
+                process.stderr.write(
+                  `training on ${e.provider}: ${e.totalSteps} steps (${e.stepsPerEpoch} per epoch), sequence buckets ${e.buckets.join(', ')}\n`,
+                );
+                break;
+              case 'resumed':
+                process.stderr.write(`resumed from the checkpoint at step ${e.step}\n`);
+                break;
+              case 'warning':
+                process.stderr.write(`warning: ${e.message}\n`);
+                break;
+              case 'step':
+                progress.update(e);
+                break;
+              case 'eval':
+                progress.done(
+                  `held-out loss ${e.loss.toFixed(4)}, perplexity ${e.perplexity.toFixed(2)} (${e.tokens} tokens) at step ${e.step}`,
+                );
+                break;
+              case 'stopped':
+                progress.done(
+                  `stopped at step ${e.step}; run the same command again to resume (checkpoint in ${e.checkpointDir})`,
+                );
+                break;
+              case 'done':
+                progress.done(`adapter written to ${e.adapterDir} after ${e.steps} steps`);
+                break;
+            }
+          },
+        });
+        if (!result.completed) process.exitCode = 130;
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
+    });
+
+  program
+    .command('eval')
+    .description('loss and perplexity of a model, with or without an adapter, on an instruction dataset')
+    .requiredOption('--model <dir>', 'Hugging Face model folder')
+    .option('--adapter <dir>', 'a LoRA adapter folder (PEFT format)')
+    .requiredOption('--data <file>', 'instruction data (repeatable)', collect)
+    .addOption(new Option('--format <name>', 'dataset format (default: detected per file)').choices(FORMATS))
+    .addOption(
+      new Option('--template <name>', "prompt template (default: the adapter's, else alpaca)").choices([
+        'alpaca',
+        'chat',
+      ]),
+    )
+    .option(
+      '--cutoff-len <n>',
+      'longest example in tokens',
+      number('--cutoff-len', { integer: true, min: 2 }),
+      256,
+    )
+    .option('--train-on-inputs', 'score prompt tokens too', false)
+    .option('--batch-size <n>', 'examples per batch', number('--batch-size', { integer: true, min: 1 }), 4)
+    .addOption(providerOption())
+    .option('--threads <n>', 'CPU threads', number('--threads', { integer: true, min: 1 }))
+    .option('--json', 'print one JSON object', false)
+    .action(async (o) => {
+      const { evaluateDataset } = await import('../core/index.ts');
+      const r = await evaluateDataset({
+        modelDir: o.model,
+        adapterDir: o.adapter,
+        dataFiles: o.data,
+        format: o.format,
+        template: o.template,
+        cutoffLen: o.cutoffLen,
+        trainOnInputs: o.trainOnInputs,
+        batchSize: o.batchSize,
+        provider: o.provider,
+        threads: o.threads,
+      });
+      if (o.json) {
+        const { report: _r, ...rest } = r;
+        process.stdout.write(JSON.stringify({ ...rest, skipped: r.report.skipped.total }) + '\n');
+        return;
+      }
+      process.stdout.write(
+        `loss ${r.loss.toFixed(4)}  perplexity ${r.perplexity.toFixed(3)}  over ${r.tokens} tokens of ${r.examples} examples (template ${r.template})\n`,
+      );
+    });
+
+  program
+    .command('generate')
+    .description('generate text with a model, with or without an adapter (streams as it goes)')
+    .requiredOption('--model <dir>', 'Hugging Face model folder')
+    .option('--adapter <dir>', 'a LoRA adapter folder (PEFT format)')
+    .requiredOption('--prompt <text>', 'what to say to the model')
+    .addOption(
+      new Option(
+        '--style <name>',
+        "prompt format: auto (the adapter's template, else the chat template), chat, alpaca, raw",
+      )
+        .choices(['auto', 'chat', 'alpaca', 'raw'])
+        .default('auto'),
+    )
+    .option(
+      '--max-new-tokens <n>',
+      'stop after this many tokens',
+      number('--max-new-tokens', { integer: true, min: 1 }),
+      256,
+    )
+    .option('--temperature <t>', '0 = greedy', number('--temperature', { min: 0 }), 0)
+    .option('--top-p <p>', 'nucleus sampling mass', number('--top-p', { above: 0 }), 1)
+    .option('--seed <n>', 'sampling seed', number('--seed', { integer: true }), 0)
+    .addOption(providerOption())
+    .option('--threads <n>', 'CPU threads', number('--threads', { integer: true, min: 1 }))
+    .action(async (o) => {
+      const { openChatSession } = await import('../core/index.ts');
+      const session = await openChatSession({
+        modelDir: o.model,
+        adapterDir: o.adapter,
+        provider: o.provider,
+        threads: o.threads,
+      });
+      try {
+        for await (const piece of session.reply(o.prompt, {
+          style: o.style,
+          maxNewTokens: o.maxNewTokens,
+          temperature: o.temperature,
+          topP: Math.min(1, o.topP),
+          seed: o.seed,
+        })) {
+          process.stdout.write(piece);
+        }
+        process.stdout.write('\n');
+      } finally {
+        await session.close();
+      }
+    });
+}

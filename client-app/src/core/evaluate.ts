@@ -1,0 +1,81 @@
+// Loss and perplexity of a model (with or without an adapter) on an instruction dataset, on the
+// same tokens training would see (same template, cut-off and response-only labels).
+
+import {
+  DEFAULT_ADAMW,
+  Trainer,
+  loadCheckpoint as loadModel,
+  loadTokenizer,
+  type ExecutionProvider,
+} from '@fedit/kernels';
+import {
+  prepareDataset,
+  sequenceBuckets,
+  type DatasetFormat,
+  type DatasetReport,
+  type PromptTemplate,
+} from './data/index.ts';
+import { loadEngineAdapter } from './adapter.ts';
+import { evaluateRows, TrainingSetupError } from './train/local-training.ts';
+
+export interface EvaluateOptions {
+  modelDir: string;
+  adapterDir?: string;
+  dataFiles: string[];
+  format?: DatasetFormat;
+  /** Default: the template the adapter was trained with, else alpaca. */
+  template?: PromptTemplate;
+  cutoffLen: number;
+  trainOnInputs?: boolean;
+  batchSize: number;
+  provider?: ExecutionProvider;
+  threads?: number;
+  allowOtherBase?: boolean;
+}
+
+export interface EvaluateResult {
+  loss: number;
+  perplexity: number;
+  tokens: number;
+  examples: number;
+  template: PromptTemplate;
+  report: DatasetReport;
+}
+
+export async function evaluateDataset(o: EvaluateOptions): Promise<EvaluateResult> {
+  const model = await loadModel(o.modelDir);
+  const tokenizer = await loadTokenizer(o.modelDir);
+  const adapter = o.adapterDir
+    ? await loadEngineAdapter(o.adapterDir, model.identity, o.allowOtherBase)
+    : undefined;
+  const template = o.template ?? (adapter?.template === 'chat' ? 'chat' : 'alpaca');
+  const prepared = await prepareDataset(
+    o.dataFiles.map((path) => (o.format ? { path, format: o.format } : path)),
+    {
+      tokens: { tokenizer, template, cutoffLen: o.cutoffLen, trainOnInputs: o.trainOnInputs },
+    },
+  );
+  const rows = prepared.rows!.train;
+  if (rows.length === 0) throw new TrainingSetupError('no usable examples to evaluate (see the report)');
+  const buckets = sequenceBuckets(o.cutoffLen);
+  const trainer = await Trainer.create({
+    model: model.config,
+    weights: model.store,
+    lora: adapter && { ...adapter.config, dropout: 0 },
+    initial: adapter?.tensors,
+    batch: o.batchSize,
+    seq: Math.max(...buckets),
+    seqBuckets: buckets,
+    optimizer: DEFAULT_ADAMW,
+    seed: 0,
+    evalOnly: true,
+    provider: o.provider,
+    threads: o.threads,
+  });
+  try {
+    const r = await evaluateRows(trainer, rows, o.batchSize);
+    return { ...r, examples: rows.length, template, report: prepared.report };
+  } finally {
+    await trainer.release();
+  }
+}

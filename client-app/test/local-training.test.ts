@@ -1,0 +1,344 @@
+// The participant's whole local path on a tiny model written in the test (Hugging Face format, a
+// real tokenizer.json): data file -> train -> adapter folder -> eval -> generate, plus resume after
+// an interruption and after kill -9.
+
+import test from 'ava';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  ASCII_ALPHABET,
+  PRESETS,
+  randomLlamaTensors,
+  writeCharTokenizer,
+  writeHfCheckpoint,
+  type LlamaConfig,
+} from '@fedit/kernels';
+import { readAdapter, tensorToF32 } from '@fedit/shared';
+import {
+  evaluateDataset,
+  openChatSession,
+  runLocalTraining,
+  type LocalTrainingOptions,
+  type TrainingEvent,
+} from '../src/core/index.ts';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+const FACTS = [
+  ['capital of France', 'Paris'],
+  ['color of the sky', 'blue'],
+  ['opposite of hot', 'cold'],
+  ['first letter', 'A'],
+  ['number after one', 'two'],
+  ['animal that barks', 'dog'],
+];
+
+async function workspace() {
+  const dir = mkdtempSync(join(tmpdir(), 'fedit-local-'));
+  const modelDir = join(dir, 'model');
+  const info = await writeCharTokenizer(modelDir, { alphabet: ASCII_ALPHABET });
+  const config: LlamaConfig = {
+    ...PRESETS.tiny,
+    vocabSize: info.vocabSize,
+    bosTokenId: info.bosTokenId,
+    eosTokenId: info.eosTokenId,
+    padTokenId: info.padTokenId,
+  };
+  // std 0.3: a tied head of larger norm, so LoRA alone can make the answers near-certain
+  await writeHfCheckpoint(modelDir, config, randomLlamaTensors(config, 0, 0.3));
+  const data = join(dir, 'facts.jsonl');
+  const lines = FACTS.map(([q, a]) =>
+    JSON.stringify({
+      messages: [
+        { role: 'user', content: `The ${q}?` },
+        { role: 'assistant', content: a },
+      ],
+    }),
+  );
+  lines.splice(2, 0, '{"messages": [{"role": "user", "content": "no answer"}]}'); // bad row: no assistant turn
+  writeFileSync(data, lines.join('\n') + '\n');
+  return { dir, modelDir, data, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+function options(
+  w: { dir: string; modelDir: string; data: string },
+  overrides: Partial<LocalTrainingOptions> = {},
+): LocalTrainingOptions {
+  return {
+    modelDir: w.modelDir,
+    dataFiles: [w.data],
+    adapterOut: join(w.dir, 'adapter'),
+    lora: {
+      rank: 8,
+      alpha: 16,
+      dropout: 0,
+      targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+    },
+    template: 'chat',
+    cutoffLen: 64,
+    batchSize: 6,
+    epochs: 60,
+    lr: 1e-2,
+    schedule: 'constant',
+    seed: 1,
+    threads: 1,
+    ...overrides,
+  };
+}
+
+test('data file -> train -> adapter -> eval -> generate: the adapter learned the answers', async (t) => {
+  const w = await workspace();
+  try {
+    const events: TrainingEvent[] = [];
+    const result = await runLocalTraining(options(w, { onEvent: (e) => events.push(e) }));
+    t.true(result.completed);
+    t.is(result.report.skipped.total, 1, 'the bad row is reported, not fatal');
+    t.regex(result.report.skipped.rows[0].reason, /no response to learn/);
+    t.is(result.report.skipped.rows[0].source.line, 3);
+    t.true(
+      result.losses[0] > 2 && result.losses.at(-1)! < 0.05,
+      `loss ${result.losses[0]} -> ${result.losses.at(-1)}`,
+    );
+    t.truthy(events.find((e) => e.type === 'done'));
+    t.false(
+      existsSync(`${join(w.dir, 'adapter')}.checkpoint`),
+      'the checkpoint is removed once the adapter is written',
+    );
+
+    const adapter = await readAdapter(join(w.dir, 'adapter'));
+    t.is(adapter.config.rank, 8);
+    t.is(adapter.metadata.extra?.template, 'chat');
+
+    const base = await evaluateDataset({
+      modelDir: w.modelDir,
+      dataFiles: [w.data],
+      template: 'chat',
+      cutoffLen: 64,
+      batchSize: 4,
+      threads: 1,
+    });
+    const tuned = await evaluateDataset({
+      modelDir: w.modelDir,
+      adapterDir: join(w.dir, 'adapter'),
+      dataFiles: [w.data],
+      cutoffLen: 64,
+      batchSize: 4,
+      threads: 1,
+    });
+    t.is(tuned.template, 'chat', "eval takes the adapter's template");
+    t.log(`eval loss: base ${base.loss.toFixed(3)}, with adapter ${tuned.loss.toFixed(4)}`);
+    t.true(tuned.loss < 0.05 && base.loss > 2);
+
+    const chat = await openChatSession({
+      modelDir: w.modelDir,
+      adapterDir: join(w.dir, 'adapter'),
+      threads: 1,
+    });
+    for (const [q, a] of FACTS.slice(0, 3)) {
+      let reply = '';
+      for await (const piece of chat.reply(`The ${q}?`, { maxNewTokens: 20 })) reply += piece;
+      t.is(reply, a);
+    }
+    await chat.close();
+  } finally {
+    w.cleanup();
+  }
+});
+
+test('an interrupted run resumes from its checkpoint and ends exactly where an uninterrupted one does', async (t) => {
+  const w = await workspace();
+  try {
+    const settings = {
+      epochs: 4,
+      lr: 5e-3,
+      lora: { rank: 4, alpha: 8, dropout: 0.1, targets: ['q_proj', 'v_proj'] as ('q_proj' | 'v_proj')[] },
+    };
+    await runLocalTraining(options(w, { ...settings, adapterOut: join(w.dir, 'straight') }));
+
+    const controller = new AbortController();
+    const first = await runLocalTraining(
+      options(w, {
+        ...settings,
+        adapterOut: join(w.dir, 'resumed'),
+        signal: controller.signal,
+        onEvent: (e) => e.type === 'step' && e.step === 2 && controller.abort(),
+      }),
+    );
+    t.false(first.completed);
+    t.is(first.steps, 2);
+    t.true(existsSync(join(w.dir, 'resumed.checkpoint', 'progress.json')));
+
+    const events: TrainingEvent[] = [];
+    const second = await runLocalTraining(
+      options(w, { ...settings, adapterOut: join(w.dir, 'resumed'), onEvent: (e) => events.push(e) }),
+    );
+    t.true(second.completed);
+    t.deepEqual(
+      events.find((e) => e.type === 'resumed'),
+      { type: 'resumed', step: 2 },
+    );
+
+    const a = await readAdapter(join(w.dir, 'straight'));
+    const b = await readAdapter(join(w.dir, 'resumed'));
+    for (const [name, tensor] of a.tensors)
+      t.deepEqual(Array.from(tensorToF32(tensor)), Array.from(tensorToF32(b.tensors.get(name)!)), name);
+
+    // a checkpoint of another run is not silently continued
+    await runLocalTraining(
+      options(w, { ...settings, adapterOut: join(w.dir, 'other'), signal: AbortSignal.abort() }),
+    );
+    await t.throwsAsync(
+      runLocalTraining(options(w, { ...settings, lr: 1e-3, adapterOut: join(w.dir, 'other') })),
+      { message: /checkpoint of a different run/ },
+    );
+    t.true(
+      (
+        await runLocalTraining(
+          options(w, { ...settings, lr: 1e-3, adapterOut: join(w.dir, 'other'), restart: true }),
+        )
+      ).completed,
+    );
+  } finally {
+    w.cleanup();
+  }
+});
+
+function fedit(args: string[]) {
+  return spawnSync(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', 'client-app/src/cli/fedit.ts', ...args],
+    { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 },
+  );
+}
+
+test('fedit train, eval and generate from the command line, with clear errors for bad input', async (t) => {
+  const w = await workspace();
+  try {
+    const out = join(w.dir, 'cli-adapter');
+    const train = fedit([
+      'train',
+      '--model',
+      w.modelDir,
+      '--data',
+      w.data,
+      '--adapter-out',
+      out,
+      '--template',
+      'chat',
+      '--cutoff-len',
+      '64',
+      '--epochs',
+      '2',
+      '--eval-fraction',
+      '0',
+      '--threads',
+      '1',
+    ]);
+    t.is(train.status, 0, train.stderr);
+    t.regex(train.stderr, /facts\.jsonl:3: .*no response to learn/);
+    t.regex(train.stderr, /adapter written to/);
+    t.true(existsSync(join(out, 'adapter_model.safetensors')));
+
+    const ev = fedit([
+      'eval',
+      '--model',
+      w.modelDir,
+      '--adapter',
+      out,
+      '--data',
+      w.data,
+      '--cutoff-len',
+      '64',
+      '--json',
+    ]);
+    t.is(ev.status, 0, ev.stderr);
+    const r = JSON.parse(ev.stdout) as { loss: number; examples: number; skipped: number };
+    t.is(r.examples, FACTS.length);
+    t.is(r.skipped, 1);
+    t.true(Number.isFinite(r.loss));
+
+    const gen = fedit([
+      'generate',
+      '--model',
+      w.modelDir,
+      '--adapter',
+      out,
+      '--prompt',
+      'hi',
+      '--max-new-tokens',
+      '5',
+    ]);
+    t.is(gen.status, 0, gen.stderr);
+
+    const badNumber = fedit(['train', '--model', w.modelDir, '--data', w.data, '--lr', 'fast']);
+    t.is(badNumber.status, 1);
+    t.regex(badNumber.stderr, /--lr must be a number/);
+    const missingData = fedit(['train', '--model', w.modelDir, '--data', join(w.dir, 'nope.jsonl')]);
+    t.is(missingData.status, 1);
+    t.regex(missingData.stderr, /nope\.jsonl/);
+    t.notRegex(missingData.stderr, /\n\s+at /, 'no stack trace');
+    const notAModel = fedit(['eval', '--model', w.dir, '--data', w.data]);
+    t.is(notAModel.status, 1);
+    t.regex(notAModel.stderr, /no config\.json/);
+  } finally {
+    w.cleanup();
+  }
+});
+
+test('fedit train killed with SIGKILL mid-run resumes from its last checkpoint when run again', async (t) => {
+  const w = await workspace();
+  try {
+    const out = join(w.dir, 'killed');
+    const args = [
+      'train',
+      '--model',
+      w.modelDir,
+      '--data',
+      w.data,
+      '--adapter-out',
+      out,
+      '--template',
+      'chat',
+      '--cutoff-len',
+      '64',
+      '--max-steps',
+      '1000',
+      '--checkpoint-every',
+      '5',
+      '--eval-fraction',
+      '0',
+      '--threads',
+      '1',
+    ];
+    const child = spawn(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', 'client-app/src/cli/fedit.ts', ...args],
+      { cwd: repoRoot },
+    );
+    // wait until a checkpoint exists, then kill without warning
+    const checkpointDir = `${out}.checkpoint`;
+    for (
+      let i = 0;
+      i < 600 &&
+      !(existsSync(checkpointDir) && readdirSync(checkpointDir).some((f) => f.startsWith('state-')));
+      i++
+    ) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    t.true(existsSync(join(checkpointDir, 'progress.json')), 'a checkpoint was written before the kill');
+    const again = fedit(args);
+    t.is(again.status, 0, again.stderr);
+    const resumedAt = /resumed from the checkpoint at step (\d+)/.exec(again.stderr);
+    t.truthy(resumedAt, again.stderr);
+    t.true(Number(resumedAt![1]) >= 5);
+    const adapter = await readAdapter(out);
+    t.is(adapter.metadata.extra?.steps, '1000');
+  } finally {
+    w.cleanup();
+  }
+});
