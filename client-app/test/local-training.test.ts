@@ -342,3 +342,47 @@ test('fedit train killed with SIGKILL mid-run resumes from its last checkpoint w
     w.cleanup();
   }
 });
+
+test('Ctrl-C (SIGINT) stops fedit train after the current step with a checkpoint to resume from', async (t) => {
+  const w = await workspace();
+  try {
+    const out = join(w.dir, 'interrupted');
+    const args = [
+      'train',
+      '--model',
+      w.modelDir,
+      '--data',
+      w.data,
+      '--adapter-out',
+      out,
+      '--template',
+      'chat',
+      '--cutoff-len',
+      '64',
+      '--max-steps',
+      '5000',
+      '--eval-fraction',
+      '0',
+      '--threads',
+      '1',
+    ];
+    const child = spawn(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', 'client-app/src/cli/fedit.ts', ...args],
+      { cwd: repoRoot },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    for (let i = 0; i < 600 && !/step \d+\/5000/.test(stderr); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGINT');
+    const code = await new Promise((r) => child.once('exit', r));
+    t.is(code, 130, stderr);
+    const stopped = /stopped at step (\d+)/.exec(stderr);
+    t.truthy(stopped, stderr);
+    t.true(existsSync(join(`${out}.checkpoint`, 'progress.json')));
+    t.false(existsSync(join(out, 'adapter_model.safetensors')), 'no adapter before training ends');
+  } finally {
+    w.cleanup();
+  }
+});

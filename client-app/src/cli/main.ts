@@ -52,7 +52,8 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    // A command may end without an error but not successfully (an interrupted `train` exits 130).
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
       // help and version exit with 0; usage errors were already printed by commander
