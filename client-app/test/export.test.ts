@@ -1,12 +1,11 @@
 // `fedit export` as a person runs it: a real process started from the repository root the way
 // `npm run fedit -- export ...` starts it, judged by its exit code, its output and the folder it writes.
 
-import test, { type ExecutionContext } from 'ava';
-import { execFile } from 'node:child_process';
+import test from 'ava';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { assertCleanFailure, fedit } from './helpers/fedit-cli.ts';
 import { readSafetensorsFile, tensorToF32, writeAdapter } from '@fedit/shared';
 import {
   loadCheckpoint,
@@ -20,39 +19,6 @@ import {
   type LoadedModel,
   type LoraConfig,
 } from '@fedit/kernels';
-
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `fedit ...args` exactly as the root package.json's "fedit" script does. */
-function fedit(...args: string[]): Promise<Run> {
-  return new Promise((done, fail) => {
-    execFile(
-      process.execPath,
-      ['--conditions=source', '--import', 'tsx', 'client-app/src/cli/fedit.ts', ...args],
-      { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 },
-      (error, stdout, stderr) => {
-        if (error && typeof error.code !== 'number')
-          fail(error); // could not start, or timed out
-        else done({ code: error ? (error.code as number) : 0, stdout, stderr });
-      },
-    );
-  });
-}
-
-/** A failure as a person should see it: exit 1, one "fedit: ..." line, nothing on stdout, no stack. */
-function assertCleanFailure(t: ExecutionContext, r: Run, pattern: RegExp): void {
-  t.is(r.code, 1, `exit code; stderr:\n${r.stderr}`);
-  t.is(r.stdout, '');
-  t.regex(r.stderr, /^fedit: /);
-  t.regex(r.stderr.split('\n')[0], pattern);
-  t.notRegex(r.stderr, /^\s+at /m, 'no stack trace');
-}
 
 const lora: LoraConfig = { rank: 2, alpha: 4, dropout: 0, targets: ['q_proj', 'v_proj'] };
 

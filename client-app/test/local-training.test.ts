@@ -3,11 +3,10 @@
 // an interruption and after kill -9.
 
 import test from 'ava';
-import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { fedit as runFedit, startFedit } from './helpers/fedit-cli.ts';
 import {
   ASCII_ALPHABET,
   PRESETS,
@@ -24,8 +23,6 @@ import {
   type LocalTrainingOptions,
   type TrainingEvent,
 } from '../src/core/index.ts';
-
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 const FACTS = [
   ['capital of France', 'Paris'],
@@ -206,82 +203,61 @@ test('an interrupted run resumes from its checkpoint and ends exactly where an u
   }
 });
 
-function fedit(args: string[]) {
-  return spawnSync(
-    process.execPath,
-    ['--conditions=source', '--import', 'tsx', 'client-app/src/cli/fedit.ts', ...args],
-    { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 },
-  );
-}
-
 test('fedit train, eval and generate from the command line, with clear errors for bad input', async (t) => {
   const w = await workspace();
   try {
     const out = join(w.dir, 'cli-adapter');
-    const train = fedit([
-      'train',
-      '--model',
-      w.modelDir,
-      '--data',
-      w.data,
-      '--adapter-out',
-      out,
-      '--template',
-      'chat',
-      '--cutoff-len',
-      '64',
-      '--epochs',
-      '2',
-      '--eval-fraction',
-      '0',
-      '--threads',
-      '1',
-    ]);
-    t.is(train.status, 0, train.stderr);
+    const train = await runFedit(
+      ...[
+        'train',
+        '--model',
+        w.modelDir,
+        '--data',
+        w.data,
+        '--adapter-out',
+        out,
+        '--template',
+        'chat',
+        '--cutoff-len',
+        '64',
+        '--epochs',
+        '2',
+        '--eval-fraction',
+        '0',
+        '--threads',
+        '1',
+      ],
+    );
+    t.is(train.code, 0, train.stderr);
     t.regex(train.stderr, /facts\.jsonl:3: .*no response to learn/);
     t.regex(train.stderr, /adapter written to/);
     t.true(existsSync(join(out, 'adapter_model.safetensors')));
 
-    const ev = fedit([
-      'eval',
-      '--model',
-      w.modelDir,
-      '--adapter',
-      out,
-      '--data',
-      w.data,
-      '--cutoff-len',
-      '64',
-      '--json',
-    ]);
-    t.is(ev.status, 0, ev.stderr);
+    const ev = await runFedit(
+      ...['eval', '--model', w.modelDir, '--adapter', out, '--data', w.data, '--cutoff-len', '64', '--json'],
+    );
+    t.is(ev.code, 0, ev.stderr);
     const r = JSON.parse(ev.stdout) as { loss: number; examples: number; skipped: number };
     t.is(r.examples, FACTS.length);
     t.is(r.skipped, 1);
     t.true(Number.isFinite(r.loss));
 
-    const gen = fedit([
-      'generate',
-      '--model',
-      w.modelDir,
-      '--adapter',
-      out,
-      '--prompt',
-      'hi',
-      '--max-new-tokens',
-      '5',
-    ]);
-    t.is(gen.status, 0, gen.stderr);
+    const gen = await runFedit(
+      ...['generate', '--model', w.modelDir, '--adapter', out, '--prompt', 'hi', '--max-new-tokens', '5'],
+    );
+    t.is(gen.code, 0, gen.stderr);
 
-    const badNumber = fedit(['train', '--model', w.modelDir, '--data', w.data, '--lr', 'fast']);
-    t.is(badNumber.status, 1);
+    const badNumber = await runFedit(...['train', '--model', w.modelDir, '--data', w.data, '--lr', 'fast']);
+    t.is(badNumber.code, 1);
     t.regex(badNumber.stderr, /--lr must be a number/);
-    const missingData = fedit(['train', '--model', w.modelDir, '--data', join(w.dir, 'nope.jsonl')]);
-    t.is(missingData.status, 1);
+    const missingData = await runFedit(
+      ...['train', '--model', w.modelDir, '--data', join(w.dir, 'nope.jsonl')],
+    );
+    t.is(missingData.code, 1);
     t.regex(missingData.stderr, /nope\.jsonl/);
     t.notRegex(missingData.stderr, /\n\s+at /, 'no stack trace');
-    const notAModel = fedit(['eval', '--model', w.dir, '--data', w.data]);
-    t.is(notAModel.status, 1);
+    const notAModel = await runFedit(...['eval', '--model', w.dir, '--data', w.data]);
+    t.is(notAModel.code, 1);
     t.regex(notAModel.stderr, /no config\.json/);
   } finally {
     w.cleanup();
@@ -313,11 +289,7 @@ test('fedit train killed with SIGKILL mid-run resumes from its last checkpoint w
       '--threads',
       '1',
     ];
-    const child = spawn(
-      process.execPath,
-      ['--conditions=source', '--import', 'tsx', 'client-app/src/cli/fedit.ts', ...args],
-      { cwd: repoRoot },
-    );
+    const child = startFedit(...args);
     // wait until a checkpoint exists, then kill without warning
     const checkpointDir = `${out}.checkpoint`;
     for (
@@ -331,8 +303,8 @@ test('fedit train killed with SIGKILL mid-run resumes from its last checkpoint w
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     t.true(existsSync(join(checkpointDir, 'progress.json')), 'a checkpoint was written before the kill');
-    const again = fedit(args);
-    t.is(again.status, 0, again.stderr);
+    const again = await runFedit(...args);
+    t.is(again.code, 0, again.stderr);
     const resumedAt = /resumed from the checkpoint at step (\d+)/.exec(again.stderr);
     t.truthy(resumedAt, again.stderr);
     t.true(Number(resumedAt![1]) >= 5);
@@ -366,11 +338,7 @@ test('Ctrl-C (SIGINT) stops fedit train after the current step with a checkpoint
       '--threads',
       '1',
     ];
-    const child = spawn(
-      process.execPath,
-      ['--conditions=source', '--import', 'tsx', 'client-app/src/cli/fedit.ts', ...args],
-      { cwd: repoRoot },
-    );
+    const child = startFedit(...args);
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     for (let i = 0; i < 600 && !/step \d+\/5000/.test(stderr); i++)
