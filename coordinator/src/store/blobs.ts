@@ -1,0 +1,80 @@
+// Content-addressed store of tensor sets (global adapters and participants' updates). A set's name
+// is its content hash (hashTensors: the identity of every adapter in fedit), so a stored set can
+// never be silently replaced, the same tensors are stored once, and anyone holding a copy of the
+// folder can check every name. Sets are stored as canonical safetensors files.
+
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  FeditError,
+  hashTensors,
+  parseSafetensors,
+  serializeSafetensors,
+  tensorFromF32,
+  tensorToF32,
+  writeFileAtomic,
+  type Tensor,
+} from '@fedit/shared';
+
+const HASH = /^sha256:[0-9a-f]{64}$/;
+
+export type TensorSet = ReadonlyMap<string, Float32Array>;
+
+export function toTensors(set: TensorSet, shapes: ReadonlyMap<string, number[]>): Map<string, Tensor> {
+  return new Map(
+    [...set].map(([name, data]) => [name, tensorFromF32(shapes.get(name) ?? [data.length], data)]),
+  );
+}
+
+export class BlobStore {
+  constructor(readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+  }
+
+  private pathOf(hash: string): string {
+    if (!HASH.test(hash)) throw new FeditError('BLOB_HASH', `not a tensor-set name: ${JSON.stringify(hash)}`);
+    const hex = hash.slice(7);
+    return join(this.dir, hex.slice(0, 2), `${hex}.safetensors`);
+  }
+
+  has(hash: string): boolean {
+    return existsSync(this.pathOf(hash));
+  }
+
+  /** Stores the tensors (atomically, fsynced) and returns their content hash. */
+  async put(tensors: ReadonlyMap<string, Tensor>): Promise<string> {
+    const hash = hashTensors(tensors);
+    const path = this.pathOf(hash);
+    if (!existsSync(path)) {
+      mkdirSync(join(this.dir, hash.slice(7, 9)), { recursive: true });
+      await writeFileAtomic(path, serializeSafetensors(tensors));
+    }
+    return hash;
+  }
+
+  /** The canonical file bytes of a stored set (what is sent to participants), or undefined. */
+  bytes(hash: string): Uint8Array | undefined {
+    const path = this.pathOf(hash);
+    return existsSync(path) ? new Uint8Array(readFileSync(path)) : undefined;
+  }
+
+  /** The tensors named `hash`, checked against their name; undefined when absent. */
+  get(hash: string): Map<string, Tensor> | undefined {
+    const bytes = this.bytes(hash);
+    if (!bytes) return undefined;
+    const { tensors } = parseSafetensors(bytes, this.pathOf(hash));
+    if (hashTensors(tensors) !== hash) {
+      throw new FeditError(
+        'BLOB_CORRUPT',
+        `tensor set ${hash} in ${this.dir} does not match its name: the file was altered or damaged`,
+      );
+    }
+    return tensors;
+  }
+
+  /** Like get(), as float32 arrays. */
+  getF32(hash: string): Map<string, Float32Array> | undefined {
+    const t = this.get(hash);
+    return t && new Map([...t].map(([n, v]) => [n, tensorToF32(v)]));
+  }
+}
