@@ -56,3 +56,196 @@ export {
   type LoraAdapter,
   type WriteAdapterOptions,
 } from './adapter/adapter.ts';
+
+export { AggregationError, type AggregationErrorCode } from './aggregation/aggregation-error.ts';
+export {
+  compareParticipantIds,
+  compareUtf8,
+  type Accumulator,
+  type AggregationConfig,
+  type AggregationConfigValue,
+  type AggregationRule,
+} from './aggregation/rule.ts';
+export {
+  adapterSchema,
+  tensorsFromValues,
+  tensorValues,
+  validateUpdate,
+  type AdapterSchema,
+  type TensorValues,
+} from './aggregation/schema.ts';
+export {
+  aggregationRule,
+  aggregationRuleNames,
+  DEFAULT_AGGREGATION_RULE,
+  fedavgUniformRule,
+  feditRule,
+} from './aggregation/rules.ts';
+export { aggregateContributions, type Contribution } from './aggregation/aggregate.ts';
+export { updateNorm } from './aggregation/norm.ts';
+
+export { RoundLogError, type RoundLogErrorCode } from './rounds/round-error.ts';
+export {
+  canonicalBytes,
+  canonicalJson,
+  type CanonicalObject,
+  type CanonicalValue,
+} from './rounds/canonical.ts';
+export { fractionString, selectionSize, selectParticipants } from './rounds/selection.ts';
+export {
+  isRecordHash,
+  isRecordTime,
+  parseRoundRecord,
+  recordTime,
+  ROUND_RECORD_KINDS,
+  roundRecordDigest,
+  roundRecordHash,
+  roundRecordLine,
+  signRoundRecord,
+  verifyRoundRecordSignature,
+  ZERO_HASH,
+  type ConfigBody,
+  type CountedUpdate,
+  type DroppedParticipant,
+  type EnrolBody,
+  type RevokeBody,
+  type RoundAbortedBody,
+  type RoundClosedBody,
+  type RoundOpenBody,
+  type RoundRecord,
+  type RoundRecordBodies,
+  type RoundRecordKind,
+  type RoundRecordOf,
+  type RuleRef,
+  type Selection,
+  type UnsignedRoundRecord,
+} from './rounds/record.ts';
+export {
+  parseRoundLog,
+  readRoundLog,
+  repairRoundLog,
+  RoundLog,
+  type ParsedRoundLog,
+  type RoundLogOptions,
+  type RoundRecordDraft,
+  type TornTail,
+} from './rounds/log.ts';
+export {
+  RoundLogChecker,
+  verifyRoundLog,
+  type BlobLookup,
+  type EnvelopeContext,
+  type RoundReport,
+  type VerificationProblem,
+  type VerificationProblemCode,
+  type VerificationReport,
+  type VerifyOptions,
+} from './rounds/verify.ts';
+
+export { CryptoError, InviteError, type CryptoErrorCode, type InviteErrorCode } from './crypto/errors.ts';
+export { bytesEqual, fromBase64url, fromHex, toBase64url, toHex } from './crypto/bytes.ts';
+export {
+  binaryCanonicalDigest,
+  binaryCanonical,
+  sha256,
+  sha256Hash,
+  SHA256_BYTES,
+  type BinaryCanonicalValue,
+} from './crypto/digest.ts';
+export {
+  DOMAINS,
+  SIGNATURE_BYTES,
+  SIGN_PUBLIC_KEY_BYTES,
+  SIGN_SECRET_KEY_BYTES,
+  signDigest,
+  verifyDigest,
+  type SignatureDomain,
+} from './crypto/sign.ts';
+export {
+  BOX_PUBLIC_KEY_BYTES,
+  BOX_SECRET_KEY_BYTES,
+  FINGERPRINT_BYTES,
+  IDENTITY_SEED_BYTES,
+  fingerprint,
+  generateIdentity,
+  identityFromSecretKeys,
+  parseIdentity,
+  parsePublicIdentity,
+  publicIdentity,
+  serializeIdentity,
+  serializePublicIdentity,
+  type Identity,
+  type KeyPair,
+  type PublicIdentity,
+  type SerializedIdentity,
+  type SerializedPublicIdentity,
+} from './crypto/identity.ts';
+export {
+  SEAL_OVERHEAD_BYTES,
+  coordinatorUploadKey,
+  openChunk,
+  participantUploadKey,
+  sealChunk,
+  type UploadKey,
+} from './crypto/seal.ts';
+export {
+  AUTH_CHALLENGE_TTL_MS,
+  AUTH_NONCE_BYTES,
+  AuthChallenge,
+  authDigest,
+  proveAuth,
+  verifyAuthProof,
+  type AuthContext,
+  type AuthProof,
+} from './crypto/auth.ts';
+export {
+  INVITE_PREFIX,
+  INVITE_TOKEN_BYTES,
+  createInviteToken,
+  formatInvite,
+  parseInvite,
+  type Invite,
+} from './crypto/invite.ts';
+
+export { ProtocolError, type ProtocolErrorCode } from './protocol/errors.ts';
+export * from './protocol/limits.ts';
+export type * from './protocol/messages.ts';
+export { CLIENT_EVENTS, SERVER_EVENTS } from './protocol/messages.ts';
+export {
+  Decoder,
+  Encoder,
+  PacketType,
+  RESERVED_EVENTS,
+  msgpackParser,
+  packWire,
+  tensorFromWire,
+  tensorToWire,
+  unpackWire,
+  type Packet,
+  type PacketTypeValue,
+  type WireTensor,
+} from './protocol/codec.ts';
+export {
+  CLIENT_PAYLOAD_VALIDATORS,
+  SERVER_PAYLOAD_VALIDATORS,
+  ackError,
+  checkChunkAgainstEnvelope,
+  toWireError,
+  validateAck,
+  validateAdapterGet,
+  validateAuthHello,
+  validateAuthProve,
+  validateClientPayload,
+  validateEnrolRequest,
+  validateEnvelope,
+  validateRoundClosed,
+  validateRoundOpen,
+  validateUnsignedEnvelope,
+  validateUpdateBegin,
+  validateUpdateChunk,
+  validateUpdateCommit,
+  validateWireError,
+  type AckPayload,
+} from './protocol/validate.ts';
+export { envelopeDigest, envelopeId, signEnvelope, verifyEnvelope } from './protocol/envelope.ts';
+export { enrolmentDigest, signEnrolment, verifyEnrolment } from './protocol/enrol.ts';

@@ -1,0 +1,57 @@
+// The registry of aggregation rules. A rule is added here, in source, never at run time: an
+// auditor's copy of fedit must know every rule a log can name.
+
+import { AggregationError } from './aggregation-error.ts';
+import type { AggregationConfig, AggregationRule } from './rule.ts';
+import type { AdapterSchema } from './schema.ts';
+import { checkEmptyConfig, WeightedMeanAccumulator } from './weighted-mean.ts';
+
+/**
+ * FedIT (Zhang et al., "Towards Building the Federated GPT"; Shepherd's model_aggregation): the
+ * next global adapter is sum_k (n_k / sum_j n_j) * update_k, tensor by tensor, so lora_A and
+ * lora_B are averaged separately. n_k is participant k's example count. The default rule.
+ */
+export const feditRule: AggregationRule = {
+  name: 'fedit',
+  description: 'FedIT: example-count-weighted mean of every LoRA tensor (A and B averaged separately)',
+  checkConfig: (config: AggregationConfig) => checkEmptyConfig('fedit', config),
+  createAccumulator(schema: AdapterSchema, config: AggregationConfig) {
+    checkEmptyConfig('fedit', config);
+    return new WeightedMeanAccumulator(schema, 'example-count');
+  },
+};
+
+/** FedAvg with equal weights: the plain mean of the updates, whatever their example counts. */
+export const fedavgUniformRule: AggregationRule = {
+  name: 'fedavg-uniform',
+  description: 'unweighted mean of every LoRA tensor; example counts are ignored',
+  checkConfig: (config: AggregationConfig) => checkEmptyConfig('fedavg-uniform', config),
+  createAccumulator(schema: AdapterSchema, config: AggregationConfig) {
+    checkEmptyConfig('fedavg-uniform', config);
+    return new WeightedMeanAccumulator(schema, 'uniform');
+  },
+};
+
+const RULES: ReadonlyMap<string, AggregationRule> = new Map(
+  [feditRule, fedavgUniformRule].map((rule) => [rule.name, rule]),
+);
+
+/** The default rule of a federation. */
+export const DEFAULT_AGGREGATION_RULE = feditRule.name;
+
+/** Names of every rule, sorted. */
+export function aggregationRuleNames(): string[] {
+  return [...RULES.keys()].sort();
+}
+
+/** The rule called `name`; throws AggregationError listing the known rules when there is none. */
+export function aggregationRule(name: string): AggregationRule {
+  const rule = RULES.get(name);
+  if (!rule) {
+    throw new AggregationError(
+      'AGGREGATION_UNKNOWN_RULE',
+      `unknown aggregation rule ${JSON.stringify(name)}; known rules: ${aggregationRuleNames().join(', ')}`,
+    );
+  }
+  return rule;
+}
