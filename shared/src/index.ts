@@ -233,6 +233,7 @@ export {
   toWireError,
   validateAck,
   validateAdapterGet,
+  validateFederationInfoRequest,
   validateAuthHello,
   validateAuthProve,
   validateClientPayload,

@@ -101,6 +101,17 @@ export interface RoundClosed {
   participants: number;
 }
 
+// ---- federation settings ---------------------------------------------------------------------
+/** Client → server: the federation's settings (no payload fields). Allowed before enrolment, so a
+ * person can read what they are joining. */
+export type FederationInfoRequest = Record<string, never>;
+export interface FederationInfo {
+  /** The federation config as JSON text (base model identity, LoRA, training, rounds, limits). */
+  config: string;
+  /** Its hash, as announced with every round. */
+  configHash: ContentHash;
+}
+
 // ---- adapter download ------------------------------------------------------------------------
 
 /** Client → server: chunk `index` of the adapter file (safetensors bytes) whose content hash is `hash`. */
@@ -189,6 +200,7 @@ export type UpdateCommitResult = object;
 export interface ClientToServerEvents {
   'auth:prove': (payload: AuthProve, ack: Ack<AuthResult>) => void;
   enrol: (payload: EnrolRequest, ack: Ack<EnrolResult>) => void;
+  'federation:info': (payload: FederationInfoRequest, ack: Ack<FederationInfo>) => void;
   'adapter:get': (payload: AdapterGet, ack: Ack<AdapterChunk>) => void;
   'update:begin': (payload: UpdateBegin, ack: Ack<UpdateBeginResult>) => void;
   'update:chunk': (payload: UpdateChunk, ack: Ack<UpdateChunkResult>) => void;
@@ -213,6 +225,7 @@ export type ServerPayload<E extends ServerEventName> = Parameters<ServerToClient
 export const CLIENT_EVENTS = [
   'auth:prove',
   'enrol',
+  'federation:info',
   'adapter:get',
   'update:begin',
   'update:chunk',

@@ -40,6 +40,8 @@ import type {
   AckResult,
   AdapterChunk,
   AdapterGet,
+  FederationInfo,
+  FederationInfoRequest,
   AuthHello,
   AuthProve,
   AuthResult,
@@ -94,6 +96,11 @@ export function validateEnrolRequest(payload: unknown, field = 'payload'): Enrol
     displayName: displayName(r.displayName, `${field}.displayName`),
     signature: bytes(r.signature, `${field}.signature`, SIGNATURE_BYTES),
   };
+}
+
+export function validateFederationInfoRequest(payload: unknown, field = 'payload'): FederationInfoRequest {
+  fields(payload, field, []);
+  return {};
 }
 
 export function validateAdapterGet(payload: unknown, field = 'payload'): AdapterGet {
@@ -262,6 +269,7 @@ function tensorSchema(value: unknown, field: string): TensorSpec[] {
 export const CLIENT_PAYLOAD_VALIDATORS: { [E in ClientEventName]: (payload: unknown) => ClientPayload<E> } = {
   'auth:prove': validateAuthProve,
   enrol: validateEnrolRequest,
+  'federation:info': validateFederationInfoRequest,
   'adapter:get': validateAdapterGet,
   'update:begin': validateUpdateBegin,
   'update:chunk': validateUpdateChunk,
@@ -394,6 +402,10 @@ const ACK_RESULT_VALIDATORS: {
   enrol: (r, field): EnrolResult => ({
     participantId: participantId(r.participantId, `${field}.participantId`),
   }),
+  'federation:info': (r, field): FederationInfo => ({
+    config: text(r.config, `${field}.config`, 1, 1 << 20),
+    configHash: contentHash(r.configHash, `${field}.configHash`),
+  }),
   'adapter:get': (r, field): AdapterChunk => ({
     data: byteRange(r.data, `${field}.data`, 0, MAX_CHUNK_BYTES),
     total: integer(r.total, `${field}.total`, 1, MAX_CHUNK_COUNT),
@@ -411,6 +423,7 @@ const ACK_RESULT_VALIDATORS: {
 const ACK_RESULT_FIELDS: { [E in ClientEventName]: readonly string[] } = {
   'auth:prove': ['participantId'],
   enrol: ['participantId'],
+  'federation:info': ['config', 'configHash'],
   'adapter:get': ['data', 'total'],
   'update:begin': ['uploadId', 'resumeFrom'],
   'update:chunk': ['received'],
