@@ -1,1 +1,25 @@
-export {};
+// @fedit/coordinator: federation directories, invites, the socket.io coordinator and the audit.
+export {
+  validateFederationConfig,
+  configHash,
+  ConfigError,
+  type FederationConfig,
+} from './federation/config.ts';
+export {
+  initFederation,
+  openFederationDir,
+  federationPaths,
+  DEFAULT_SETTINGS,
+  type FederationSettings,
+  type FederationPaths,
+} from './federation/dir.ts';
+export { createInvite, readInvites, type InviteState } from './federation/invites.ts';
+export {
+  startCoordinator,
+  type CoordinatorOptions,
+  type CoordinatorEvent,
+  type RunningCoordinator,
+} from './server/coordinator.ts';
+export { BlobStore } from './store/blobs.ts';
+export { CoordinatorIndex, type ParticipantEntry, type RoundSummary } from './store/index-db.ts';
+export { auditFederation, formatAudit, type AuditReport } from './audit.ts';

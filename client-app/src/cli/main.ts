@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { FeditError } from '@fedit/shared';
 import { registerTensorCommands } from './tensors.ts';
 import { registerLocalCommands } from './local.ts';
+import { registerCoordinatorCommands } from './coordinator.ts';
 import { registerExportCommands } from './export.ts';
 
 const require = createRequire(import.meta.url);
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     .showSuggestionAfterError(true)
     .exitOverride();
   registerLocalCommands(program);
+  registerCoordinatorCommands(program);
   registerTensorCommands(program);
   registerExportCommands(program);
   registerHelpCommand(program);

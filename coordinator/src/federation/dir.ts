@@ -1,0 +1,174 @@
+// A federation directory: everything a coordinator keeps, in one folder an operator can back up and
+// an auditor can copy.
+//
+//   federation.json        the federation config (FederationConfig), as the operator set it
+//   keys/coordinator.json  the coordinator's identity (secret keys; owner-only permissions)
+//   log/rounds.jsonl       the append-only, hash-chained, signed round log: the source of truth
+//   blobs/                 content-addressed tensor sets (global adapters and counted updates)
+//   index.json             lowdb index (participants, invites, round summaries), rebuilt from the log
+//   uploads/               updates being received (discarded when their round ends)
+
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  FeditError,
+  RoundLog,
+  generateIdentity,
+  parseIdentity,
+  serializeIdentity,
+  serializePublicIdentity,
+  publicIdentity,
+  tensorFromF32,
+  writeFileAtomic,
+  type Identity,
+} from '@fedit/shared';
+import {
+  initLoraTensors,
+  loadCheckpoint,
+  loraTensorSpecs,
+  uniformSampler,
+  validateLoraConfig,
+  type LoraTarget,
+} from '@fedit/kernels';
+import { BlobStore } from '../store/blobs.ts';
+import { configHash, validateFederationConfig, type FederationConfig } from './config.ts';
+
+export interface FederationPaths {
+  root: string;
+  config: string;
+  keys: string;
+  log: string;
+  blobs: string;
+  index: string;
+  uploads: string;
+}
+
+export function federationPaths(root: string): FederationPaths {
+  return {
+    root,
+    config: join(root, 'federation.json'),
+    keys: join(root, 'keys', 'coordinator.json'),
+    log: join(root, 'log', 'rounds.jsonl'),
+    blobs: join(root, 'blobs'),
+    index: join(root, 'index.json'),
+    uploads: join(root, 'uploads'),
+  };
+}
+
+export type FederationSettings = Omit<FederationConfig, 'id' | 'baseModel'> & { id?: string };
+
+/** The defaults `fedit coordinator init` starts from (FedIT/Shepherd-like, small local budgets). */
+export const DEFAULT_SETTINGS: FederationSettings = {
+  name: 'fedit federation',
+  lora: { rank: 16, alpha: 16, dropout: 0.05, targets: ['q_proj', 'v_proj'] },
+  training: {
+    localSteps: 20,
+    batchSize: 4,
+    lr: 3e-4,
+    cutoffLen: 256,
+    template: 'alpaca',
+    trainOnInputs: false,
+  },
+  rounds: 5,
+  participantsPerRound: { fraction: 1, minimum: 2 },
+  roundDeadlineSeconds: 3600,
+  minUpdates: 2,
+  aggregation: { rule: 'fedit' },
+  limits: { maxUpdateNorm: 1000, maxUploadBytes: 512 * 1024 * 1024, maxExampleCount: 10_000_000 },
+};
+
+/**
+ * Creates a federation: the coordinator's keys, the config, the initial global adapter (PEFT's
+ * initialisation for the base model in `modelDir`) and the log's first record.
+ */
+export async function initFederation(
+  root: string,
+  options: { modelDir: string; modelName?: string; settings?: Partial<FederationSettings>; seed?: number },
+): Promise<{ config: FederationConfig; identity: Identity }> {
+  const paths = federationPaths(root);
+  if (existsSync(paths.config) || existsSync(paths.log)) {
+    throw new FeditError('FEDERATION_EXISTS', `${root} already holds a federation; choose an empty folder`);
+  }
+  const model = await loadCheckpoint(options.modelDir);
+  const settings = { ...DEFAULT_SETTINGS, ...options.settings };
+  const config = validateFederationConfig({
+    ...settings,
+    id: settings.id ?? `fed-${randomBytes(6).toString('hex')}`,
+    baseModel: { identity: model.identity, name: options.modelName ?? options.modelDir },
+  });
+  validateLoraConfig({ ...config.lora, targets: config.lora.targets as LoraTarget[] });
+
+  for (const dir of [root, join(root, 'keys'), join(root, 'log'), paths.blobs, paths.uploads])
+    mkdirSync(dir, { recursive: true });
+  chmodSync(join(root, 'keys'), 0o700);
+  const identity = generateIdentity();
+  await writeFileAtomic(paths.keys, JSON.stringify(serializeIdentity(identity), null, 2) + '\n');
+  chmodSync(paths.keys, 0o600);
+  // The public half, for auditors and for anyone checking signatures without the secret keys.
+  await writeFileAtomic(
+    join(root, 'keys', 'coordinator.pub.json'),
+    JSON.stringify(serializePublicIdentity(publicIdentity(identity)), null, 2) + '\n',
+  );
+  await writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + '\n');
+
+  const lora = { ...config.lora, targets: config.lora.targets as LoraTarget[] };
+  const initial = initLoraTensors(
+    model.config,
+    lora,
+    uniformSampler(options.seed ?? randomBytes(4).readUInt32LE()),
+  );
+  const shapes = new Map(loraTensorSpecs(model.config, lora).map((s) => [s.name, s.shape]));
+  const blobs = new BlobStore(paths.blobs);
+  const globalAdapter = await blobs.put(
+    new Map([...initial].map(([n, v]) => [n, tensorFromF32(shapes.get(n)!, v)])),
+  );
+
+  const log = await RoundLog.open(paths.log, {
+    federation: config.id,
+    coordinatorSecretKey: identity.sign.secretKey,
+  });
+  await log.append({
+    kind: 'config',
+    body: { settings: { config: JSON.stringify(config), configHash: configHash(config) }, globalAdapter },
+  });
+  await log.close();
+  return { config, identity };
+}
+
+export interface OpenedFederation {
+  paths: FederationPaths;
+  config: FederationConfig;
+  identity: Identity;
+}
+
+/** Reads a federation directory's config and keys (clear errors for anything missing or damaged). */
+export function openFederationDir(root: string): OpenedFederation {
+  const paths = federationPaths(root);
+  if (!existsSync(paths.config))
+    throw new FeditError(
+      'FEDERATION_MISSING',
+      `${root}: no federation.json (create one with \`fedit coordinator init\`)`,
+    );
+  const readJson = (path: string) => {
+    try {
+      return JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    } catch (err) {
+      throw new FeditError('FEDERATION_DAMAGED', `${path}: ${(err as Error).message}`);
+    }
+  };
+  const config = validateFederationConfig(readJson(paths.config));
+  if (!existsSync(paths.keys))
+    throw new FeditError('FEDERATION_DAMAGED', `${paths.keys}: the coordinator's keys are missing`);
+  const identity = parseIdentity(readJson(paths.keys));
+  mkdirSync(paths.uploads, { recursive: true });
+  return { paths, config, identity };
+}
+
+/** Upload folders of rounds other than `keep` (left behind by a crash) — safe to delete. */
+export function staleUploadDirs(paths: FederationPaths, keep?: number): string[] {
+  if (!existsSync(paths.uploads)) return [];
+  return readdirSync(paths.uploads)
+    .filter((d) => d !== String(keep))
+    .map((d) => join(paths.uploads, d));
+}
