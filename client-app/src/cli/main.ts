@@ -6,6 +6,7 @@ import { FeditError } from '@fedit/shared';
 import { registerTensorCommands } from './tensors.ts';
 import { registerLocalCommands } from './local.ts';
 import { registerCoordinatorCommands } from './coordinator.ts';
+import { registerClientCommands } from './client.ts';
 import { registerExportCommands } from './export.ts';
 
 const require = createRequire(import.meta.url);
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerLocalCommands(program);
   registerCoordinatorCommands(program);
+  registerClientCommands(program);
   registerTensorCommands(program);
   registerExportCommands(program);
   registerHelpCommand(program);

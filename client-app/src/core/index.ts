@@ -6,3 +6,4 @@ export * from './train/checkpoint.ts';
 export * from './chat.ts';
 export * from './evaluate.ts';
 export * from './adapter.ts';
+export * from './federation/index.ts';

@@ -1,0 +1,307 @@
+// `fedit client ...`: a participant's commands. Join a federation with an invite (after reading its
+// settings), take part in its rounds, list and forget memberships. The logic is in the client core
+// (../core/federation); these commands parse options, ask, and print.
+
+import { Option, type Command } from 'commander';
+import { FeditError } from '@fedit/shared';
+import type { ExecutionProvider } from '@fedit/kernels';
+import type { InviteInspection, ParticipantStatus, RoundHistoryEntry } from '../core/federation/index.ts';
+import { ProgressPrinter } from './progress.ts';
+
+const PROVIDERS = ['cpu', 'webgpu', 'cuda', 'dml'];
+const FORMATS = ['alpaca', 'dolly', 'sharegpt', 'messages'];
+
+function wholeNumber(name: string, min: number) {
+  return (raw: string): number => {
+    const v = Number(raw);
+    if (raw.trim() === '' || !Number.isInteger(v) || v < min) {
+      throw new FeditError('CLI_OPTION', `${name} must be a whole number >= ${min}, got "${raw}"`);
+    }
+    return v;
+  };
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+const homeOption = () =>
+  new Option('--home <dir>', 'the fedit home folder (default: $FEDIT_HOME, else the user settings folder)');
+
+/** The settings a person reads before joining, as lines of text. */
+export function formatInspection(i: InviteInspection): string {
+  const s = i.settings;
+  const raw = s.raw as Record<string, Record<string, unknown> | unknown>;
+  const ppr = raw.participantsPerRound as { fraction?: number; minimum?: number } | undefined;
+  const limits = raw.limits as { maxUpdateNorm?: number; maxUploadBytes?: number } | undefined;
+  const aggregation = raw.aggregation as { rule?: string } | undefined;
+  const lines = [
+    `federation        ${s.name} (${i.federation})`,
+    `coordinator       ${i.url}`,
+    `  fingerprint     ${i.coordinatorFingerprint}  (compare it with the one the operator gave you)`,
+    `base model        ${s.baseModel.name}`,
+    `  identity        ${s.baseModel.identity}`,
+    `LoRA              rank ${s.lora.rank}, alpha ${s.lora.alpha}, dropout ${s.lora.dropout}, on ${s.lora.targets.join(', ')}`,
+    `prompts           template ${s.training.template}, cutoff ${s.training.cutoffLen} tokens${s.training.trainOnInputs ? ', training on prompts too' : ''}`,
+  ];
+  const t = s.training;
+  if (t.localSteps !== undefined || t.batchSize !== undefined || t.lr !== undefined) {
+    lines.push(
+      `local training    ${t.localSteps ?? '?'} steps per round, batch ${t.batchSize ?? '?'}, learning rate ${t.lr ?? '?'}`,
+    );
+  }
+  if (s.rounds !== undefined) lines.push(`rounds            ${s.rounds}`);
+  if (ppr) {
+    lines.push(
+      `per round         ${Math.round((ppr.fraction ?? 1) * 100)}% of participants, at least ${ppr.minimum ?? '?'}`,
+    );
+  }
+  if (typeof raw.roundDeadlineSeconds === 'number') {
+    lines.push(`round deadline    ${raw.roundDeadlineSeconds} s`);
+  }
+  if (aggregation?.rule) lines.push(`aggregation       ${aggregation.rule}`);
+  if (limits?.maxUpdateNorm !== undefined) lines.push(`update norm limit ${limits.maxUpdateNorm}`);
+  lines.push(
+    '',
+    'Your data stays on this computer. Each round, the adapter trained on it is encrypted to the',
+    'coordinator and sent with your signature; the coordinator can read it.',
+  );
+  if (i.membership) {
+    lines.push(
+      '',
+      `This computer already joined as ${i.membership.displayName} (${i.membership.participantId}).`,
+    );
+  }
+  return lines.join('\n');
+}
+
+async function askYesNo(question: string): Promise<boolean> {
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(question);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
+
+const STATUS_WORDS: Record<ParticipantStatus, string> = {
+  connecting: 'connecting',
+  waiting: 'waiting',
+  downloading: 'downloading',
+  training: 'training',
+  uploading: 'uploading',
+  'done-round': 'sent',
+  stopped: 'stopped',
+  error: 'error',
+};
+
+/** One line about a finished round, from this participant's side. */
+export function formatRound(e: RoundHistoryEntry): string {
+  const outcome =
+    e.outcome === 'aggregated'
+      ? `aggregated from ${e.updates} update${e.updates === 1 ? '' : 's'}`
+      : e.outcome === 'aborted'
+        ? 'aborted'
+        : 'ended';
+  let own: string;
+  if (!e.selected) own = 'not selected';
+  else if (e.uploaded) {
+    own = `trained on ${e.examples} examples, loss ${e.trainLoss?.toFixed(4) ?? '?'}, update sent`;
+  } else own = `no update sent${e.error ? ` (${e.error})` : ''}`;
+  return `round ${e.round}: ${outcome}; this computer: ${own}`;
+}
+
+export function registerClientCommands(program: Command): void {
+  const client = program
+    .command('client')
+    .description(
+      'take part in a federation: join with an invite, train in its rounds, list or leave memberships',
+    );
+
+  client
+    .command('join')
+    .description("join a federation with an invite: shows the federation's settings and asks before joining")
+    .argument('<invite>', 'the invite the operator sent you (fedit-invite:...)')
+    .option('--name <name>', 'the name the operator sees for you (default: participant-<your id>)')
+    .option('-y, --yes', 'join without asking (needed when input is not a terminal)', false)
+    .addOption(homeOption())
+    .action(async (inviteText: string, o: { name?: string; yes: boolean; home?: string }) => {
+      const { inspectInvite, enrol, readInvite, checkDisplayName } =
+        await import('../core/federation/join.ts');
+      const invite = readInvite(inviteText); // a mistyped invite fails here, before any network
+      if (o.name !== undefined) checkDisplayName(o.name);
+      if (!o.yes && !process.stdin.isTTY) {
+        throw new FeditError(
+          'CLI_CONFIRM',
+          'input is not a terminal, so fedit cannot ask you to confirm: read the settings first, then pass --yes to join',
+        );
+      }
+      const inspection = await inspectInvite(invite, { home: o.home });
+      process.stdout.write(formatInspection(inspection) + '\n\n');
+      if (!o.yes && !(await askYesNo(`Join federation ${inspection.federation}? [y/N] `))) {
+        process.stderr.write('not joined\n');
+        process.exitCode = 1;
+        return;
+      }
+      const joined = await enrol(inspection, { home: o.home, displayName: o.name });
+      const m = joined.membership;
+      process.stdout.write(
+        joined.enrolled
+          ? `joined federation ${m.federation} as ${m.displayName} (participant id ${m.participantId})\n`
+          : `already a member of federation ${m.federation} as ${m.displayName} (participant id ${m.participantId}); settings refreshed\n`,
+      );
+      process.stdout.write(
+        `take part with: fedit client run --model <dir> --data <file>${o.home ? ` --home ${o.home}` : ''}\n`,
+      );
+    });
+
+  client
+    .command('run')
+    .description("train in the federation's rounds with your data; Ctrl-C stops (an unsent update is kept)")
+    .requiredOption('--model <dir>', "the federation's base model (Hugging Face folder)")
+    .requiredOption('--data <file>', 'your instruction data, JSON or JSONL (repeatable)', collect)
+    .addOption(new Option('--format <name>', 'dataset format (default: detected per file)').choices(FORMATS))
+    .option('--federation <id>', 'which joined federation (default: the only one)')
+    .addOption(
+      new Option('--provider <name>', 'where to compute: cpu, or a GPU through webgpu, cuda or dml')
+        .choices(PROVIDERS)
+        .default('cpu'),
+    )
+    .option('--threads <n>', 'CPU threads (default: all cores)', wholeNumber('--threads', 1))
+    .option(
+      '--rounds <n>',
+      'stop after this many rounds (default: until the federation ends)',
+      wholeNumber('--rounds', 1),
+    )
+    .addOption(homeOption())
+    .action(async (o) => {
+      const [{ Participant }, { formatReport }] = await Promise.all([
+        import('../core/federation/participant.ts'),
+        import('../core/data/index.ts'),
+      ]);
+      const controller = new AbortController();
+      let interrupts = 0;
+      const onSigint = () => {
+        interrupts++;
+        if (interrupts > 1) process.exit(130);
+        process.stderr.write(
+          '\nstopping (Ctrl-C again to quit at once); an unsent update is kept and resumed next time\n',
+        );
+        controller.abort();
+      };
+      process.on('SIGINT', onSigint);
+      const progress = new ProgressPrinter();
+      const participant = new Participant();
+      let lastLine = '';
+      const say = (line: string) => {
+        if (line === lastLine) return;
+        lastLine = line;
+        progress.done(line);
+      };
+      participant.on('status', (e) => {
+        if (e.status === 'error' || e.status === 'stopped') return; // reported below
+        say(`[${STATUS_WORDS[e.status]}] ${e.message ?? ''}`.trimEnd());
+      });
+      participant.on('report', (r) => process.stderr.write(formatReport(r) + '\n\n'));
+      participant.on('warning', (m) => say(`warning: ${m}`));
+      participant.on('progress', (p) => {
+        if (p.phase === 'training') {
+          progress.update({
+            step: p.done,
+            totalSteps: p.total,
+            loss: p.loss ?? NaN,
+            tokensPerSecond: p.tokensPerSecond ?? 0,
+            etaSeconds: p.etaSeconds ?? NaN,
+            note: `round ${p.round}`,
+          });
+        }
+      });
+      participant.on('round', (e) => process.stdout.write(formatRound(e) + '\n'));
+      try {
+        const result = await participant.start({
+          modelDir: o.model,
+          dataFiles: o.data,
+          format: o.format,
+          home: o.home,
+          federationId: o.federation,
+          provider: o.provider as ExecutionProvider,
+          threads: o.threads,
+          maxRounds: o.rounds,
+          signal: controller.signal,
+        });
+        const sent = result.history.filter((h) => h.uploaded).length;
+        progress.done(
+          result.reason === 'finished'
+            ? `the federation's last round is over; this computer sent ${sent} update${sent === 1 ? '' : 's'}`
+            : result.reason === 'max-rounds'
+              ? `stopped after ${o.rounds} round${o.rounds === 1 ? '' : 's'}; this computer sent ${sent} update${sent === 1 ? '' : 's'}`
+              : 'stopped; run the same command again to continue',
+        );
+        if (result.reason === 'stopped') process.exitCode = 130;
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
+    });
+
+  client
+    .command('status')
+    .description('the federations this computer has joined')
+    .option('--json', 'print one JSON object', false)
+    .addOption(homeOption())
+    .action(async (o: { json: boolean; home?: string }) => {
+      const { listMemberships, readIdentity, resolveHome } = await import('../core/federation/store.ts');
+      const { parseFederationSettings } = await import('../core/federation/settings.ts');
+      const { fingerprint, publicIdentity } = await import('@fedit/shared');
+      const home = resolveHome(o.home);
+      const identity = await readIdentity(home);
+      const memberships = await listMemberships(home);
+      const rows = memberships.map((m) => {
+        const settings = parseFederationSettings(m.config, `${m.federation}'s stored settings`);
+        return {
+          federation: m.federation,
+          name: settings.name,
+          coordinator: m.url,
+          participantId: m.participantId,
+          displayName: m.displayName,
+          joinedAt: new Date(m.joinedAt).toISOString(),
+          baseModel: settings.baseModel.name,
+          configHash: m.configHash,
+        };
+      });
+      const id = identity ? fingerprint(publicIdentity(identity)) : null;
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ home, participantId: id, memberships: rows }) + '\n');
+        return;
+      }
+      process.stdout.write(`fedit home ${home}\n`);
+      process.stdout.write(id ? `identity   ${id}\n` : 'identity   none yet (made when you first join)\n');
+      if (rows.length === 0) {
+        process.stdout.write('no federations joined (fedit client join <invite>)\n');
+        return;
+      }
+      for (const r of rows) {
+        process.stdout.write(
+          `\n${r.federation}  ${r.name}\n  coordinator ${r.coordinator}\n  you         ${r.displayName} (${r.participantId}), joined ${r.joinedAt}\n  base model  ${r.baseModel}\n`,
+        );
+      }
+    });
+
+  client
+    .command('leave')
+    .description('forget a federation on this computer (its coordinator keeps your past contributions)')
+    .argument('<federation>', 'the federation id (see fedit client status)')
+    .addOption(homeOption())
+    .action(async (federation: string, o: { home?: string }) => {
+      const { removeMembership, resolveHome } = await import('../core/federation/store.ts');
+      const home = resolveHome(o.home);
+      if (!(await removeMembership(home, federation))) {
+        throw new FeditError(
+          'FEDERATION_NOT_JOINED',
+          `this computer has not joined federation ${JSON.stringify(federation)} (fedit home: ${home})`,
+        );
+      }
+      process.stdout.write(
+        `forgot federation ${federation} on this computer; to be removed from its rounds, ask the operator\n`,
+      );
+    });
+}

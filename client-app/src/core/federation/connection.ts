@@ -1,0 +1,490 @@
+// One participant's connection to a coordinator: socket.io over WebSocket with fedit's MessagePack
+// parser, authenticated on every (re)connection.
+//
+//   connect -> 'auth:hello' {protocol, federation, nonce}
+//           -> 'enrol' (first time, with the invite token) or 'auth:prove'
+//           -> authenticated: requests may be sent; 'round:open' / 'round:closed' arrive
+//
+// Requests are sent only while the connection is authenticated: socket.io-client would otherwise
+// buffer them while disconnected and flush them on the next connection, before authentication,
+// where the coordinator refuses them. A request whose connection drops, or that is not answered
+// in time, fails with a transient FederationError; the caller waits for `ready()` and tries again.
+// Every acknowledgement is validated (validateAck); a refusal becomes a FederationError carrying
+// the coordinator's code and message.
+import { EventEmitter } from 'node:events';
+import { io, type Socket } from 'socket.io-client';
+import {
+  PROTOCOL_VERSION,
+  SERVER_PAYLOAD_VALIDATORS,
+  bytesEqual,
+  fingerprint,
+  msgpackParser,
+  proveAuth,
+  publicIdentity,
+  signEnrolment,
+  validateAck,
+  type AckPayload,
+  type AuthContext,
+  type AuthHello,
+  type ClientEventName,
+  type ClientPayload,
+  type ClientToServerEvents,
+  type Identity,
+  type PublicIdentity,
+  type RoundClosed,
+  type RoundOpen,
+  type ServerToClientEvents,
+  type WireError,
+} from '@fedit/shared';
+import { FederationError } from './errors.ts';
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** How long `ready()` waits by default before giving up on an unreachable coordinator. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 20_000;
+
+export type ConnectionState =
+  /** Trying to reach the coordinator (first time or after a drop). */
+  | 'connecting'
+  /** Connected, waiting for 'auth:hello' or the answer to the proof. */
+  | 'authenticating'
+  /** Authenticated: requests may be sent. */
+  | 'ready'
+  /** Closed on purpose, or after a failure that retrying cannot fix. */
+  | 'closed';
+
+/** What the connection does with each 'auth:hello'. */
+export type AuthMode =
+  /** Prove an existing enrolment ('auth:prove'). */
+  | { kind: 'prove' }
+  /** Enrol with an invite token ('enrol'); later reconnections prove the new enrolment. */
+  | { kind: 'enrol'; token: Uint8Array; displayName: string }
+  /** Only check the hello: for reading the federation's settings before enrolling. */
+  | { kind: 'none' };
+
+export interface ConnectionOptions {
+  /** The coordinator's URL (http: or https:). */
+  url: string;
+  /** The federation the invite names: 'auth:hello' must announce the same one. */
+  federation: string;
+  /** The coordinator's public keys as the invite names them (bound into every proof). */
+  coordinator: PublicIdentity;
+  identity: Identity;
+  auth: AuthMode;
+  /** How long a request waits for its acknowledgement. */
+  requestTimeoutMs?: number;
+  /** Reconnect after a drop (default true). */
+  reconnection?: boolean;
+  /** Longest wait between reconnection attempts, ms (default socket.io's 5000). */
+  reconnectionDelayMax?: number;
+}
+
+export interface AuthenticatedEvent {
+  participantId: string;
+  /** True when this connection enrolled the participant (rather than proving an enrolment). */
+  enrolled: boolean;
+}
+
+export interface ConnectionEvents {
+  state: [ConnectionState];
+  /** 'auth:hello' arrived and names the right federation and protocol. */
+  hello: [AuthHello];
+  authenticated: [AuthenticatedEvent];
+  disconnected: [reason: string];
+  'round:open': [RoundOpen];
+  'round:closed': [RoundClosed];
+  /** The coordinator refused something outside an acknowledgement. */
+  'server-error': [WireError];
+  /** Something went wrong that the connection works around (a malformed message, a failed connect). */
+  warning: [message: string];
+  /** A failure that reconnecting cannot fix (refused enrolment or proof, another federation); the connection closes. */
+  failed: [FederationError];
+}
+
+type OkAck<E extends ClientEventName> = Omit<Extract<AckPayload<E>, { ok: true }>, 'ok'>;
+
+/** Loosely typed view of the socket for the generic request path (the event maps stay exact elsewhere). */
+interface AckEmitter {
+  timeout(ms: number): { emitWithAck(event: string, payload: unknown): Promise<unknown> };
+}
+
+export class FederationConnection extends EventEmitter<ConnectionEvents> {
+  readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;
+  readonly participantId: string;
+  #state: ConnectionState = 'connecting';
+  #auth: AuthMode;
+  #failure: FederationError | undefined;
+  #hello: AuthHello | undefined;
+  /** Round events that arrived during the handshake (the coordinator announces before it acks). */
+  #early: (() => void)[] = [];
+  #lastConnectError: string | undefined;
+  readonly #options: ConnectionOptions;
+  readonly #requestTimeoutMs: number;
+
+  constructor(options: ConnectionOptions) {
+    super();
+    this.#options = options;
+    this.#auth = options.auth;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.participantId = fingerprint(publicIdentity(options.identity));
+    this.socket = io(options.url, {
+      parser: msgpackParser,
+      transports: ['websocket'],
+      reconnection: options.reconnection ?? true,
+      reconnectionDelayMax: options.reconnectionDelayMax,
+      autoConnect: false,
+      // Every connection gets its own engine: two participants in one process must not share one.
+      forceNew: true,
+    });
+    this.#wire();
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** The failure that closed the connection, if one did. */
+  get failure(): FederationError | undefined {
+    return this.#failure;
+  }
+
+  /** Starts connecting (and reconnecting after drops, when enabled). */
+  open(): this {
+    if (this.#state !== 'closed') this.socket.connect();
+    return this;
+  }
+
+  /** Closes the connection for good. */
+  close(): void {
+    if (this.#state === 'closed') return;
+    this.#setState('closed');
+    this.socket.disconnect();
+    this.socket.removeAllListeners();
+  }
+
+  /**
+   * Resolves once the connection is ready for requests (authenticated; with auth mode 'none', once
+   * 'auth:hello' was checked). Rejects with the connection's failure, with FEDERATION_UNREACHABLE
+   * after `timeoutMs` (default: wait forever), when the connection is closed, or when `signal` aborts.
+   */
+  ready(options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+    if (this.#state === 'ready') return Promise.resolve();
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#state === 'closed') return Promise.reject(this.#closedError());
+    return new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const cleanup = () => {
+        this.off('state', onState);
+        this.off('failed', onFailed);
+        options.signal?.removeEventListener('abort', onAbort);
+        if (timer) clearTimeout(timer);
+      };
+      const onState = (state: ConnectionState) => {
+        if (state === 'ready') {
+          cleanup();
+          resolve();
+        } else if (state === 'closed') {
+          cleanup();
+          reject(this.#failure ?? this.#closedError());
+        }
+      };
+      const onFailed = (error: FederationError) => {
+        cleanup();
+        reject(error);
+      };
+      const onAbort = () => {
+        cleanup();
+        reject(options.signal!.reason);
+      };
+      this.on('state', onState);
+      this.on('failed', onFailed);
+      if (options.signal) {
+        if (options.signal.aborted) return onAbort();
+        options.signal.addEventListener('abort', onAbort, { once: true });
+      }
+      if (options.timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          cleanup();
+          const why = this.#lastConnectError ? `: ${this.#lastConnectError}` : '';
+          reject(
+            new FederationError(
+              'FEDERATION_UNREACHABLE',
+              `the coordinator at ${this.#options.url} did not ${this.socket.connected ? 'complete the handshake' : 'answer'} within ${Math.round(options.timeoutMs! / 1000)} s${why}; check the address and your network, or try again later`,
+              { transient: true },
+            ),
+          );
+        }, options.timeoutMs);
+      }
+    });
+  }
+
+  /**
+   * Sends client event `event` and returns its (validated) successful acknowledgement. Throws a
+   * transient FederationError when the connection is not ready, drops, or the answer does not come
+   * within the request timeout; a FederationError with the coordinator's code when it refuses.
+   */
+  async request<E extends ClientEventName>(
+    event: E,
+    payload: ClientPayload<E>,
+    options: { timeoutMs?: number } = {},
+  ): Promise<OkAck<E>> {
+    if (this.#failure) throw this.#failure;
+    if (this.#state !== 'ready' || !this.socket.connected) {
+      throw new FederationError(
+        'FEDERATION_DISCONNECTED',
+        `cannot send ${event}: not connected to the coordinator at ${this.#options.url}`,
+        { transient: true },
+      );
+    }
+    return this.#send(event, payload, options.timeoutMs);
+  }
+
+  async #send<E extends ClientEventName>(event: E, payload: unknown, timeoutMs?: number): Promise<OkAck<E>> {
+    const timeout = timeoutMs ?? this.#requestTimeoutMs;
+    let raw: unknown;
+    try {
+      raw = await (this.socket as unknown as AckEmitter).timeout(timeout).emitWithAck(event, payload);
+    } catch (cause) {
+      const message = (cause as Error)?.message ?? String(cause);
+      const timedOut = /timed out/.test(message);
+      throw new FederationError(
+        timedOut ? 'FEDERATION_UNREACHABLE' : 'FEDERATION_DISCONNECTED',
+        timedOut
+          ? `the coordinator did not answer ${event} within ${Math.round(timeout / 1000)} s`
+          : `the connection to the coordinator dropped while waiting for the answer to ${event}`,
+        { cause, transient: true },
+      );
+    }
+    let ack: AckPayload<E>;
+    try {
+      ack = validateAck(event, raw);
+    } catch (cause) {
+      throw new FederationError(
+        'FEDERATION_PROTOCOL',
+        `the coordinator answered ${event} with a malformed acknowledgement: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+    if (!ack.ok) {
+      const { code, message, field } = (ack as { ok: false; error: WireError }).error;
+      throw new FederationError(code, `the coordinator refused ${event}: ${message}`, {
+        field,
+        remote: true,
+      });
+    }
+    const { ok: _ok, ...result } = ack as { ok: true } & Record<string, unknown>;
+    return result as OkAck<E>;
+  }
+
+  #setState(state: ConnectionState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.emit('state', state);
+  }
+
+  #fail(error: FederationError): void {
+    if (this.#state === 'closed') return;
+    this.#failure = error;
+    this.emit('failed', error);
+    this.close();
+  }
+
+  #closedError(): FederationError {
+    return new FederationError('FEDERATION_DISCONNECTED', 'the connection to the coordinator was closed', {
+      transient: false,
+    });
+  }
+
+  #wire(): void {
+    const socket = this.socket;
+    socket.on('connect', () => {
+      this.#lastConnectError = undefined;
+      this.#early = [];
+      this.#setState('authenticating');
+    });
+    socket.on('connect_error', (error) => {
+      this.#lastConnectError = error.message;
+      const message = `cannot reach the coordinator at ${this.#options.url}: ${error.message}`;
+      if (this.#options.reconnection === false) {
+        // No second attempt will be made: say so now rather than at the caller's timeout.
+        this.#fail(
+          new FederationError(
+            'FEDERATION_UNREACHABLE',
+            `${message}; check the address and your network, or try again later`,
+            { transient: true, cause: error },
+          ),
+        );
+      } else {
+        this.emit('warning', message);
+      }
+    });
+    socket.on('disconnect', (reason) => {
+      // Never let socket.io flush requests made for the old connection into the next one.
+      socket.sendBuffer.length = 0;
+      if (this.#state === 'closed') return;
+      this.emit('disconnected', reason);
+      // 'io server disconnect' turns socket.io's reconnection off; a coordinator restarting or
+      // shedding load is no reason to stop, so reconnect after a pause.
+      if (reason === 'io server disconnect' && (this.#options.reconnection ?? true)) {
+        setTimeout(() => {
+          if (this.#state !== 'closed' && !socket.connected) socket.connect();
+        }, 1000).unref();
+      }
+      this.#setState('connecting');
+    });
+    socket.on('auth:hello', (payload) => void this.#onHello(payload));
+    socket.on('round:open', (payload) => this.#forward('round:open', payload));
+    socket.on('round:closed', (payload) => this.#forward('round:closed', payload));
+    socket.on('error', (payload) => {
+      const parsed = this.#validate('error', payload);
+      if (parsed) this.emit('server-error', parsed);
+    });
+  }
+
+  #validate<E extends keyof ServerToClientEvents>(
+    event: E,
+    payload: unknown,
+  ): Parameters<ServerToClientEvents[E]>[0] | undefined {
+    try {
+      return SERVER_PAYLOAD_VALIDATORS[event](payload) as Parameters<ServerToClientEvents[E]>[0];
+    } catch (error) {
+      this.emit('warning', `ignored a malformed ${event} from the coordinator: ${(error as Error).message}`);
+      return undefined;
+    }
+  }
+
+  #forward(event: 'round:open' | 'round:closed', payload: unknown): void {
+    const parsed = this.#validate(event, payload);
+    if (!parsed) return;
+    const deliver = () => {
+      if (event === 'round:open') this.emit('round:open', parsed as RoundOpen);
+      else this.emit('round:closed', parsed as RoundClosed);
+    };
+    // The coordinator may announce the open round before it acknowledges the proof: hold such
+    // events until the handshake is through, and deliver them after 'authenticated'.
+    if (this.#state === 'authenticating') this.#early.push(deliver);
+    else if (this.#state === 'ready') deliver();
+  }
+
+  #flushEarly(): void {
+    const early = this.#early;
+    this.#early = [];
+    for (const deliver of early) deliver();
+  }
+
+  async #onHello(payload: unknown): Promise<void> {
+    if (this.#state !== 'authenticating') return;
+    let hello: AuthHello;
+    try {
+      hello = SERVER_PAYLOAD_VALIDATORS['auth:hello'](payload);
+    } catch (cause) {
+      return this.#fail(
+        new FederationError(
+          'FEDERATION_PROTOCOL',
+          `the server at ${this.#options.url} sent a malformed auth:hello (${(cause as Error).message}); is it a fedit coordinator of a compatible version?`,
+          { cause },
+        ),
+      );
+    }
+    if (hello.protocol !== PROTOCOL_VERSION) {
+      return this.#fail(
+        new FederationError(
+          'FEDERATION_MISMATCH',
+          `the coordinator speaks protocol version ${hello.protocol}, this fedit speaks version ${PROTOCOL_VERSION}; update fedit (or ask the operator which version to use)`,
+        ),
+      );
+    }
+    if (hello.federation !== this.#options.federation) {
+      return this.#fail(
+        new FederationError(
+          'FEDERATION_MISMATCH',
+          `the coordinator at ${this.#options.url} serves federation ${JSON.stringify(hello.federation)}, but this membership or invite is for ${JSON.stringify(this.#options.federation)}; check the invite with the operator`,
+        ),
+      );
+    }
+    this.#hello = hello;
+    this.emit('hello', hello);
+    if (this.#auth.kind === 'none') return this.#setState('ready');
+    await this.#authenticate(hello, this.#auth);
+  }
+
+  /**
+   * Enrols on this connection, which was opened with auth mode 'none' and is ready: answers the
+   * connection's 'auth:hello' with an 'enrol' request. Reconnections then prove the enrolment.
+   * Throws the coordinator's refusal (the connection stays open, unauthenticated).
+   */
+  async enrol(token: Uint8Array, displayName: string): Promise<AuthenticatedEvent> {
+    if (this.#auth.kind !== 'none' || this.#state !== 'ready' || !this.#hello) {
+      throw new FederationError(
+        'FEDERATION_DISCONNECTED',
+        'cannot enrol: the connection is not open and waiting for enrolment',
+        { transient: true },
+      );
+    }
+    const result = await this.#send(
+      'enrol',
+      signEnrolment(this.#options.identity, this.#context(this.#hello), { token, displayName }),
+    );
+    this.#checkParticipantId(result.participantId);
+    this.#auth = { kind: 'prove' };
+    const event = { participantId: result.participantId, enrolled: true };
+    this.emit('authenticated', event);
+    return event;
+  }
+
+  #context(hello: AuthHello): AuthContext {
+    return { federation: hello.federation, coordinator: this.#options.coordinator.sign, nonce: hello.nonce };
+  }
+
+  #checkParticipantId(participantId: string): void {
+    if (participantId !== this.participantId) {
+      throw new FederationError(
+        'FEDERATION_PROTOCOL',
+        `the coordinator calls this participant ${participantId}, but its identity's fingerprint is ${this.participantId}`,
+      );
+    }
+  }
+
+  async #authenticate(hello: AuthHello, auth: Exclude<AuthMode, { kind: 'none' }>): Promise<void> {
+    const context = this.#context(hello);
+    try {
+      const result =
+        auth.kind === 'enrol'
+          ? await this.#send(
+              'enrol',
+              signEnrolment(this.#options.identity, context, {
+                token: auth.token,
+                displayName: auth.displayName,
+              }),
+            )
+          : await this.#send('auth:prove', proveAuth(this.#options.identity, context));
+      this.#checkParticipantId(result.participantId);
+      // From now on, reconnections prove the enrolment instead of spending the token again.
+      if (auth.kind === 'enrol') this.#auth = { kind: 'prove' };
+      if (this.#state !== 'authenticating') return;
+      this.#setState('ready');
+      this.emit('authenticated', { participantId: result.participantId, enrolled: auth.kind === 'enrol' });
+      this.#flushEarly();
+    } catch (error) {
+      if (error instanceof FederationError && error.transient) {
+        // No answer to the proof: start over on a fresh connection (and a fresh nonce).
+        this.emit('warning', error.message);
+        if (this.#state !== 'closed') {
+          this.socket.disconnect();
+          setTimeout(() => {
+            if (this.#state !== 'closed') this.socket.connect();
+          }, 500).unref();
+          this.#setState('connecting');
+        }
+        return;
+      }
+      this.#fail(
+        error instanceof FederationError ? error : new FederationError('FEDERATION_PROTOCOL', String(error)),
+      );
+    }
+  }
+}
+
+/** True when `a` and `b` are the same public identity. */
+export function samePublicIdentity(a: PublicIdentity, b: PublicIdentity): boolean {
+  return bytesEqual(a.sign, b.sign) && bytesEqual(a.box, b.box);
+}

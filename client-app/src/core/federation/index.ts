@@ -1,0 +1,80 @@
+// The participant's side of a federation: storage, connection, joining and taking part in rounds.
+// Nothing here prints; the CLI (`fedit client ...`) and the desktop app present the events.
+
+export { FederationError, isTransient, type FederationErrorCode } from './errors.ts';
+export {
+  parseFederationSettings,
+  type FederationInfoParsed,
+  type FederationSettings,
+  type PromptTemplateName,
+} from './settings.ts';
+export {
+  ADAPTERS_DIR,
+  FEDERATIONS_DIR,
+  IDENTITY_FILE,
+  ROUNDS_DIR,
+  adapterCachePath,
+  ensurePrivateDir,
+  listMemberships,
+  loadOrCreateIdentity,
+  membershipPath,
+  parseMembership,
+  readIdentity,
+  readMembership,
+  removeMembership,
+  requireIdentity,
+  resolveHome,
+  roundDir,
+  selectMembership,
+  writeMembership,
+  writePrivateFile,
+  type Membership,
+} from './store.ts';
+export {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  FederationConnection,
+  samePublicIdentity,
+  type AuthMode,
+  type AuthenticatedEvent,
+  type ConnectionEvents,
+  type ConnectionOptions,
+  type ConnectionState,
+} from './connection.ts';
+export {
+  checkDisplayName,
+  defaultDisplayName,
+  enrol,
+  inspectInvite,
+  joinFederation,
+  readInvite,
+  type InviteInspection,
+  type JoinOptions,
+  type JoinResult,
+} from './join.ts';
+export {
+  ADAPTER_CACHE_KEEP,
+  cacheAdapter,
+  checkAdapterBytes,
+  downloadAdapter,
+  readCachedAdapter,
+} from './adapters.ts';
+export {
+  buildUpdate,
+  dropPendingUpload,
+  loadPendingUpload,
+  savePendingUpload,
+  type PendingUpload,
+} from './update.ts';
+export {
+  Participant,
+  checkBaseModel,
+  participantSeed,
+  type ParticipantEvents,
+  type ParticipantOptions,
+  type ParticipantResult,
+  type ParticipantStatus,
+  type ProgressEvent,
+  type RoundHistoryEntry,
+  type StatusEvent,
+} from './participant.ts';
