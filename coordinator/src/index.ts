@@ -14,6 +14,8 @@ export {
   type FederationPaths,
 } from './federation/dir.ts';
 export { createInvite, readInvites, type InviteState } from './federation/invites.ts';
+export { revokeParticipant } from './federation/revoke.ts';
+export { lockFederation, LOCK_FILE, type FederationLock } from './federation/lock.ts';
 export {
   startCoordinator,
   type CoordinatorOptions,

@@ -160,6 +160,20 @@ export function registerCoordinatorCommands(program: Command): void {
     });
 
   coordinator
+    .command('revoke')
+    .description(
+      'remove a participant for good: a signed revoke record in the round log (stop the coordinator first)',
+    )
+    .argument('<dir>', 'the federation folder')
+    .argument('<participant>', 'the participant id (see fedit coordinator participants)')
+    .requiredOption('--reason <text>', 'why, as the round log will record it')
+    .action(async (dir: string, participant: string, o) => {
+      const { revokeParticipant } = await import('@fedit/coordinator');
+      const record = await revokeParticipant(dir, participant, o.reason);
+      process.stdout.write(`revoked ${participant} (record ${record.seq}): ${o.reason}\n`);
+    });
+
+  coordinator
     .command('start')
     .description('run the coordinator: accept participants and run the rounds')
     .argument('<dir>', 'the federation folder')

@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { FeditError } from '@fedit/shared';
 import { registerTensorCommands } from './tensors.ts';
 import { registerLocalCommands } from './local.ts';
+import { registerDemoCommand } from './demo.ts';
 import { registerCoordinatorCommands } from './coordinator.ts';
 import { registerClientCommands } from './client.ts';
 import { registerExportCommands } from './export.ts';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run `fedit --help` for the list of commands)')
     .showSuggestionAfterError(true)
     .exitOverride();
+  registerDemoCommand(program);
   registerLocalCommands(program);
   registerCoordinatorCommands(program);
   registerClientCommands(program);

@@ -17,9 +17,11 @@ import { join } from 'node:path';
 import { Server, type Socket } from 'socket.io';
 import {
   AuthChallenge,
+  CLIENT_EVENTS,
   FeditError,
   MAX_FRAME_BYTES,
   PROTOCOL_VERSION,
+  ProtocolError,
   RoundLog,
   aggregateContributions,
   aggregationRule,
@@ -56,6 +58,8 @@ import { CoordinatorIndex } from '../store/index-db.ts';
 import { redeemInvite } from '../federation/invites.ts';
 import { configHash, type FederationConfig } from '../federation/config.ts';
 import { openFederationDir, staleUploadDirs } from '../federation/dir.ts';
+import { lockFederation } from '../federation/lock.ts';
+import { profile, profiledParser, startTimer, timed } from './profile.ts';
 
 /** Bytes of the adapter file per 'adapter:get' chunk. */
 const DOWNLOAD_CHUNK_BYTES = 1024 * 1024;
@@ -79,6 +83,8 @@ export interface CoordinatorOptions {
   onEvent?: (e: CoordinatorEvent) => void;
   /** Don't run rounds (serve enrolment and downloads only). */
   noRounds?: boolean;
+  /** Turn on the hot-path timers of ./profile.ts (as FEDIT_PROFILE=1 does). */
+  profile?: boolean;
 }
 
 interface SocketState {
@@ -130,6 +136,29 @@ export interface RunningCoordinator {
 }
 
 export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator> {
+  openFederationDir(o.dir); // a missing or damaged folder is named before anything is written
+  // The round log has one writer: a second coordinator, or a revocation, waits for this one to stop.
+  const lock = lockFederation(o.dir, 'coordinator');
+  try {
+    const running = await runCoordinator(o);
+    return {
+      ...running,
+      async close() {
+        try {
+          await running.close();
+        } finally {
+          lock.release();
+        }
+      },
+    };
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function runCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator> {
+  if (o.profile) profile.enabled = true;
   const fed = openFederationDir(o.dir);
   const { config, identity, paths } = fed;
   const emit = (e: CoordinatorEvent) => o.onEvent?.(e);
@@ -164,7 +193,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   const io = new Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketState>(
     http,
     {
-      parser: msgpackParser,
+      parser: profile.enabled ? profiledParser : msgpackParser,
       maxHttpBufferSize: MAX_FRAME_BYTES,
       // long uploads must not trip the heartbeat
       pingTimeout: 60_000,
@@ -215,6 +244,27 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
     return socket.data.participant;
   };
 
+  // A participant whose update was refused at commit is dropped for the rest of the round: a later
+  // update of theirs would make the round-closed record list them as both dropped and counted,
+  // which the log refuses to append (and the round could not close).
+  const refuseIfDropped = (round: OpenRound, participant: string, field: string) => {
+    const dropped = round.dropped.find((d) => d.participant === participant);
+    if (dropped)
+      throw new RefusedError(
+        'UPDATE_DROPPED',
+        `this participant's update was refused in round ${round.round} (${dropped.reason}); it can take part again from the next round`,
+        field,
+      );
+  };
+
+  // The round ends early once every selected participant is counted or dropped.
+  const settle = (round: OpenRound) => {
+    if (
+      [...round.selected].every((s) => round.counted.has(s) || round.dropped.some((d) => d.participant === s))
+    )
+      round.done();
+  };
+
   // One wrapper for every event: validate, run, answer; errors become a named refusal, never a crash.
   function handle<E extends keyof ClientToServerEvents>(
     socket: FeditSocket,
@@ -233,7 +283,9 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
           return;
         }
         try {
-          const valid = validateClientPayload(event, payload) as Parameters<ClientToServerEvents[E]>[0];
+          const valid = timed('validate', () => validateClientPayload(event, payload)) as Parameters<
+            ClientToServerEvents[E]
+          >[0];
           (ack as (r: object) => void)({ ok: true, ...(await run(valid)) });
         } catch (err) {
           if (!(err instanceof FeditError)) console.error(`fedit coordinator: ${event} failed:`, err);
@@ -258,7 +310,11 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
 
     handle(socket, 'auth:prove', (p) => {
       const ctx = context();
-      if (!verifyAuthProof(ctx, { participant: p.participant, signature: p.signature })) {
+      if (
+        !timed('crypto.verify', () =>
+          verifyAuthProof(ctx, { participant: p.participant, signature: p.signature }),
+        )
+      ) {
         throw new RefusedError(
           'AUTH_FAILED',
           'the signature does not prove this identity for this connection',
@@ -284,15 +340,31 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
 
     handle(socket, 'enrol', async (p) => {
       const ctx = context();
-      verifyEnrolment(ctx, p);
+      timed('crypto.verify', () => verifyEnrolment(ctx, p));
       const id = fingerprint({ sign: p.identity.sign, box: p.identity.box });
       const existing = index.data.participants[id];
       if (existing) {
         if (existing.revoked)
-          throw new RefusedError('AUTH_REVOKED', 'this identity was removed from the federation');
+          throw new RefusedError(
+            'AUTH_REVOKED',
+            `this identity was removed from the federation: ${existing.revoked.reason}`,
+            'payload.identity.sign',
+          );
         authenticate(socket, id);
         return { participantId: id };
       }
+      // One enrolment per signing key: a revoked participant does not come back by pairing its
+      // key with a new box key (and auth:prove, which finds participants by signing key, stays
+      // unambiguous).
+      const sameKey = participantBySignKey(p.identity.sign);
+      if (sameKey)
+        throw new RefusedError(
+          sameKey.revoked ? 'AUTH_REVOKED' : 'ENROL_KEY_IN_USE',
+          sameKey.revoked
+            ? `this signing key was removed from the federation: ${sameKey.revoked.reason}`
+            : `this signing key is already enrolled as participant ${sameKey.id}`,
+          'payload.identity.sign',
+        );
       redeemInvite(o.dir, p.token, id, (code, message) => {
         throw new RefusedError(code, message, 'payload.token');
       });
@@ -316,7 +388,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
 
     handle(socket, 'adapter:get', (p) => {
       requireAuth(socket);
-      const bytes = blobs.has(p.hash) ? blobs.bytes(p.hash) : undefined;
+      const bytes = timed('adapter.serve', () => (blobs.has(p.hash) ? blobs.bytes(p.hash) : undefined));
       if (!bytes) throw new RefusedError('ADAPTER_UNKNOWN', `no adapter ${p.hash} here`, 'payload.hash');
       const total = Math.max(1, Math.ceil(bytes.length / DOWNLOAD_CHUNK_BYTES));
       if (p.index >= total)
@@ -333,7 +405,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
 
     handle(socket, 'update:begin', (p) => {
       const participant = requireAuth(socket);
-      const { envelope, digest, id } = verifyEnvelope(p.envelope);
+      const { envelope, digest, id } = timed('crypto.verify', () => verifyEnvelope(p.envelope));
       const entry = index.data.participants[participant];
       if (toHex(envelope.participant) !== entry.signKey)
         throw new RefusedError(
@@ -385,6 +457,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
           `an update of this participant is already counted in round ${current.round}`,
           'envelope',
         );
+      refuseIfDropped(current, participant, 'envelope');
       const names = envelope.tensorSchema.map((t) => t.name);
       const expected = [...current.schema.keys()].sort();
       if (names.length !== expected.length || names.some((n, i) => n !== expected[i])) {
@@ -442,15 +515,24 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
       if (!current || upload.round !== current.round)
         throw new RefusedError('ROUND_CLOSED', `round ${upload.round} is over`, 'payload.uploadId');
       checkChunkAgainstEnvelope(upload.envelope, p);
-      if (!Buffer.from(createHash('sha256').update(p.data).digest()).equals(Buffer.from(p.sha256))) {
+      const sha = timed('crypto.hash', () => createHash('sha256').update(p.data).digest());
+      if (!Buffer.from(sha).equals(Buffer.from(p.sha256))) {
         throw new RefusedError(
           'CHUNK_CORRUPT',
           'payload.sha256 does not match payload.data: the chunk was damaged in transit; send it again',
           'payload.data',
         );
       }
-      const plain = openChunk(upload.key, p.index, p.data);
-      writeFileSync(join(upload.dir, String(p.index)), plain);
+      const plain = timed('crypto.open', () => {
+        try {
+          return openChunk(upload.key, p.index, p.data);
+        } catch (err) {
+          // openChunk's error names "chunk i"; the peer is told the field of its message at fault.
+          if (err instanceof FeditError) throw new RefusedError(err.code, err.message, 'payload.data');
+          throw err;
+        }
+      });
+      timed('upload.disk', () => writeFileSync(join(upload.dir, String(p.index)), plain));
       upload.received.add(p.index);
       return { received: upload.received.size };
     });
@@ -463,6 +545,7 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
       const round = current;
       if (!round || upload.round !== round.round)
         throw new RefusedError('ROUND_CLOSED', `round ${upload.round} is over`, 'payload.uploadId');
+      refuseIfDropped(round, participant, 'payload.uploadId');
       const { envelope } = upload;
       if (upload.received.size !== envelope.chunkCount)
         throw new RefusedError(
@@ -470,22 +553,27 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
           `${envelope.chunkCount - upload.received.size} of ${envelope.chunkCount} chunks are missing`,
           'payload.uploadId',
         );
-      const payload = Buffer.concat(
-        Array.from({ length: envelope.chunkCount }, (_, i) => readFileSync(join(upload.dir, String(i)))),
+      const payload = timed('upload.disk', () =>
+        Buffer.concat(
+          Array.from({ length: envelope.chunkCount }, (_, i) => readFileSync(join(upload.dir, String(i)))),
+        ),
       );
       const refuse = (code: string, reason: string): never => {
         round.dropped.push({ participant, reason });
         uploads.delete(upload.id);
         rmSync(upload.dir, { recursive: true, force: true });
         emit({ type: 'update-refused', round: round.round, participant, reason });
+        settle(round);
         throw new RefusedError(code, reason, 'payload');
       };
       if (
         payload.length !== envelope.payloadBytes ||
-        `sha256:${createHash('sha256').update(payload).digest('hex')}` !== envelope.payloadHash
+        `sha256:${timed('crypto.hash', () => createHash('sha256').update(payload).digest('hex'))}` !==
+          envelope.payloadHash
       ) {
         refuse('UPDATE_PAYLOAD', 'the assembled update does not match envelope.payloadHash');
       }
+      const stopCheck = startTimer('update.check');
       let tensors: Map<string, Tensor>;
       try {
         tensors = parseSafetensors(new Uint8Array(payload), `update of ${participant}`).tensors;
@@ -514,7 +602,11 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
           'UPDATE_NORM',
           `the update moves the adapter by ${norm.toFixed(3)} (L2), above the federation's bound ${config.limits.maxUpdateNorm}`,
         );
-      const updateHash = await blobs.put(tensors);
+      stopCheck();
+      const stopStore = startTimer('update.store'); // the synchronous part: hash and serialise
+      const stored = blobs.put(tensors);
+      stopStore();
+      const updateHash = await stored;
       round.counted.set(participant, {
         participant,
         envelopeDigest: upload.id,
@@ -524,13 +616,23 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
       uploads.delete(upload.id);
       rmSync(upload.dir, { recursive: true, force: true });
       emit({ type: 'update-counted', round: round.round, participant, exampleCount: envelope.exampleCount });
-      if (
-        [...round.selected].every(
-          (s) => round.counted.has(s) || round.dropped.some((d) => d.participant === s),
-        )
-      )
-        round.done();
+      settle(round);
       return {};
+    });
+
+    // An event the protocol does not define is refused too, rather than left unanswered.
+    socket.onAny((event: unknown, ...args: unknown[]) => {
+      if ((CLIENT_EVENTS as readonly unknown[]).includes(event)) return;
+      const refusal = ackError(
+        new ProtocolError(
+          'PROTOCOL_UNKNOWN_EVENT',
+          'event',
+          `event ${JSON.stringify(event)} is not a fedit client event`,
+        ),
+      );
+      const ack = args.at(-1);
+      if (typeof ack === 'function') (ack as (r: object) => void)(refusal);
+      else if (!refusal.ok) socket.emit('error', refusal.error);
     });
 
     socket.on('disconnect', () => {
@@ -619,17 +721,22 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
       emit({ type: 'round-aborted', round: round.round, reason });
       return;
     }
-    const result = aggregateContributions(
-      rule.name,
-      {},
-      round.schema,
-      counted.map((u) => ({
-        participant: u.participant,
-        exampleCount: u.exampleCount,
-        update: () => blobs.getF32(u.updateHash)!,
-      })),
+    const result = timed('aggregate', () =>
+      aggregateContributions(
+        rule.name,
+        {},
+        round.schema,
+        counted.map((u) => ({
+          participant: u.participant,
+          exampleCount: u.exampleCount,
+          update: () => timed('aggregate.load', () => blobs.getF32(u.updateHash)!),
+        })),
+      ),
     );
-    const out = await blobs.put(tensorsFromValues(round.schema, result));
+    const stopStore = startTimer('aggregate.store');
+    const stored = blobs.put(tensorsFromValues(round.schema, result));
+    stopStore();
+    const out = await stored;
     const sorted = [...counted].sort((a, b) =>
       a.participant < b.participant ? -1 : a.participant > b.participant ? 1 : 0,
     );
@@ -690,7 +797,21 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
     return { completed: true };
   }
 
-  await new Promise<void>((resolve) => http.listen(o.port ?? 0, o.host ?? '127.0.0.1', resolve));
+  // A port in use is the operator's to fix: a named error, not an unhandled 'error' event.
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(o.port ?? 0, o.host ?? '127.0.0.1', () => {
+      http.off('error', reject);
+      resolve();
+    });
+  }).catch(async (err: NodeJS.ErrnoException) => {
+    io.close();
+    await log.close();
+    throw new FeditError(
+      'COORDINATOR_LISTEN',
+      `cannot listen on ${o.host ?? '127.0.0.1'}:${o.port ?? 0}: ${err.code === 'EADDRINUSE' ? 'the address is in use (another coordinator, or another program)' : err.message}`,
+    );
+  });
   const address = http.address() as AddressInfo;
   const url = `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
   emit({ type: 'listening', url });
