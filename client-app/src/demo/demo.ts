@@ -38,6 +38,8 @@ export interface DemoOptions {
 export interface DemoRound {
   round: number;
   participants: number;
+  /** Who took part (uploaded an update that was counted). */
+  took: string[];
   trainLoss: number;
   heldOutLoss: number;
   accuracy: TaskAccuracy;
@@ -125,7 +127,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   print(`3. coordinator listening on ${coordinator.url} (federation folder ${fedDir})`);
 
   const blobs = new BlobStore(federationPaths(fedDir).blobs);
-  const history = new Map<number, RoundHistoryEntry[]>();
+  const history = new Map<number, { name: string; entry: RoundHistoryEntry }[]>();
   const stopParticipants = new AbortController();
   const runs: Promise<unknown>[] = [];
   for (const shard of split.participants) {
@@ -141,8 +143,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const p = new Participant();
     p.on('round', (e: RoundHistoryEntry) => {
       if (e.trainLoss === undefined || !e.uploaded) return;
-      const list = history.get(e.round) ?? [];
-      if (!list.some((x) => x === e)) list.push(e);
+      const list = (history.get(e.round) ?? []).filter((x) => x.name !== shard.name);
+      list.push({ name: shard.name, entry: e });
       history.set(e.round, list);
     });
     runs.push(p.start({ modelDir, dataFiles: [dataFile], home, threads, signal: stopParticipants.signal }));
@@ -162,18 +164,23 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         const adapter = { config: DEMO_LORA, tensors };
         const accuracy = await taskAccuracy({ modelDir, adapter, examples: split.evaluation, threads });
         const heldOutLoss = await held(tensors);
-        const losses = (history.get(round) ?? []).map((e) => e.trainLoss!);
+        const took = (history.get(round) ?? []).sort((a, b) => a.name.localeCompare(b.name));
         const row: DemoRound = {
           round,
           participants: updates,
-          trainLoss: mean(losses),
+          took: took.map((t) => t.name),
+          trainLoss: mean(took.map((t) => t.entry.trainLoss!)),
           heldOutLoss,
           accuracy,
         };
         table.push(row);
+        const who = row.took.map((t) => t.replace('participant-', 'p')).join(',');
+        const cells = TASK_CATEGORIES.map((c) => pct(accuracy.byCategory[c]?.accuracy ?? 0).padStart(9)).join(
+          ' ',
+        );
+        const loss = `${row.trainLoss.toFixed(4).padStart(10)}  ${heldOutLoss.toFixed(4).padStart(13)}`;
         print(
-          `${String(round).padStart(5)}  ${String(updates).padStart(7)}  ${row.trainLoss.toFixed(4).padStart(10)}  ${heldOutLoss.toFixed(4).padStart(13)}  ${pct(accuracy.overall.accuracy).padStart(8)}  ` +
-            TASK_CATEGORIES.map((c) => pct(accuracy.byCategory[c]?.accuracy ?? 0).padStart(9)).join(' '),
+          `${String(round).padStart(5)}  ${who.padEnd(12)}  ${loss}  ${pct(accuracy.overall.accuracy).padStart(8)}  ${cells}`,
         );
         if (round >= rounds) done();
       });
