@@ -25,7 +25,7 @@ export function registerDemoCommand(program: Command): void {
       count('--participants', 2),
       3,
     )
-    .option('--rounds <n>', 'FedIT rounds', count('--rounds', 1), 4)
+    .option('--rounds <n>', 'FedIT rounds', count('--rounds', 1), 8)
     .option('--threads <n>', 'CPU threads per model', count('--threads', 1), 1)
     .action(async (o) => {
       const { runDemo } = await import('../demo/demo.ts');

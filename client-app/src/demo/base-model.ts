@@ -1,22 +1,25 @@
-// The demo's built-in base model: a tiny Llama-family model that fedit's own engine pretrains from
-// scratch (full fine-tuning of every base tensor) in well under a minute, then writes as an
-// ordinary Hugging Face folder (config.json, model.safetensors, tokenizer.json,
-// tokenizer_config.json) that every other part of fedit loads like a downloaded model.
+// The demo's built-in base model: a tiny Llama-family model (2 layers, hidden 128, 0.34 M
+// parameters, one token per character) that fedit's own engine pretrains from scratch — full
+// fine-tuning of every base tensor — in well under a minute on two cores, then writes as an ordinary
+// Hugging Face folder (config.json, model.safetensors, tokenizer.json, tokenizer_config.json) that
+// every other part of fedit loads like a downloaded model.
 //
-// What it knows, and what it does not: its corpus writes each demo operation as a terse command
-// (`<|im_start|>rev\n\nlamp\n` -> `pmal`), and holds a few English instructions of other tasks
-// (repeat a word, give its first or last letter). It has never seen the English instructions of
-// the demo's categories ("Reverse the word."), so it fails them: that is what instruction tuning,
-// local or federated, has to teach, and LoRA can, because the skills are there to be unlocked.
-// An adapter trained on some categories only learns those categories' instructions.
+// What it knows, and what it does not. Its corpus asks for each demo operation by terse commands
+// (`<|im_start|>rev\n\nlamp\n` -> `pmal<|im_end|>`, four command names per operation), and holds a few
+// English instructions of other tasks (repeat a word, give its first or last letter), all in the
+// chat frame of DEMO_CHAT_TEMPLATE. It has never seen the English instructions of the demo's
+// categories ("Reverse the word."), so it fails them (0-5 %): following them is what instruction
+// tuning, local or federated, has to teach, and a LoRA adapter can, because the skills are there
+// to be unlocked. An adapter trained on some categories learns those categories' instructions only.
 //
-// The pretraining is deterministic (seeded data, seeded init, CPU) and cached: the folder is keyed
-// by DEMO_BASE_VERSION and the recipe, so later runs reuse it.
+// The pretraining is deterministic (seeded corpus, seeded initialisation; the same bytes with one
+// thread or two) and cached: the folder name is DEMO_BASE_VERSION plus a hash of the recipe, the
+// commands and the tasks, so later runs (and the demo's participants) reuse it.
 
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createHash } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   DEFAULT_ADAMW,
   IGNORE_INDEX,
@@ -87,10 +90,10 @@ export const DEFAULT_DEMO_BASE_RECIPE: DemoBaseRecipe = {
 };
 
 /**
- * The commands the base model's corpus asks for each operation by (several per operation, so the
- * model learns to look the operation up from whatever names it, which is what lets a LoRA adapter
- * teach it a new name — an English instruction — quickly). None resembles the English instructions
- * of tasks.ts: the base model does not follow those.
+ * The commands the base model's corpus asks for each operation by: several per operation, so that
+ * the model picks the operation from a name rather than from one fixed string (LoRA then teaches a
+ * new name, the English instruction, faster). None resembles the English instructions of tasks.ts,
+ * which the base model does not follow.
  */
 export const SKILL_COMMANDS: Readonly<Record<TaskCategory, readonly string[]>> = {
   reverse: ['rev', 'mirror', 'flip', 'backw'],
@@ -123,8 +126,12 @@ export interface EnsureDemoBaseOptions {
 
 function recipeKey(recipe: DemoBaseRecipe): string {
   const h = createHash('sha256').update(`${DEMO_BASE_VERSION}|${JSON.stringify(recipe)}|${TASK_ALPHABET}`);
-  for (const c of TASK_CATEGORIES) h.update(`|${c}:${SKILL_COMMANDS[c].join(',')}`);
-  for (const w of WARMUP_TASKS) h.update(`|${w.instruction}`);
+  // What the corpus holds: commands, operand lengths and what each operation does to a probe word.
+  for (const c of TASK_CATEGORIES) {
+    const spec = CATEGORY_SPECS[c];
+    h.update(`|${c}:${SKILL_COMMANDS[c].join(',')}:${spec.length.join('-')}:${spec.solve('fedit')}`);
+  }
+  for (const w of WARMUP_TASKS) h.update(`|${w.instruction}:${w.solve('fedit')}`);
   return h.digest('hex').slice(0, 12);
 }
 
@@ -199,37 +206,60 @@ export function demoModelConfig(
   };
 }
 
+function finished(dir: string): boolean {
+  try {
+    JSON.parse(readFileSync(join(dir, 'fedit-demo.json'), 'utf8'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const inFlight = new Map<string, Promise<string>>();
+
 /**
- * The built-in base model's folder under `cacheDir`, pretraining it first when it is not there
- * (a finished folder is marked by `fedit-demo.json`, written last; a half-written one is redone).
+ * The built-in base model's folder under `cacheDir`, pretraining it first when it is not there.
+ * The folder is built under a temporary name and renamed when complete (its `fedit-demo.json`,
+ * written last, marks it finished), so an interrupted run leaves nothing half-written that a
+ * later run would trust, and two processes preparing it at once both end up with one good copy.
+ * The engine's weight cache is filled before returning, so participants that start together do
+ * not all convert the weights at once.
  */
-export async function ensureDemoBaseModel(
+export function ensureDemoBaseModel(
   cacheDir: string = defaultDemoCacheDir(),
   o: EnsureDemoBaseOptions = {},
 ): Promise<string> {
   const recipe = { ...DEFAULT_DEMO_BASE_RECIPE, ...o.recipe };
   const dir = join(cacheDir, `${DEMO_BASE_VERSION}-${recipeKey(recipe)}`);
-  const marker = join(dir, 'fedit-demo.json');
-  if (existsSync(marker)) {
+  let pending = inFlight.get(dir);
+  if (!pending) {
+    pending = prepare(dir, recipe, o).finally(() => inFlight.delete(dir));
+    inFlight.set(dir, pending);
+  }
+  return pending;
+}
+
+async function prepare(dir: string, recipe: DemoBaseRecipe, o: EnsureDemoBaseOptions): Promise<string> {
+  if (!finished(dir)) {
+    mkdirSync(dirname(dir), { recursive: true });
+    const work = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
-      JSON.parse(readFileSync(marker, 'utf8'));
-      return dir;
-    } catch {
-      // fall through: redo it
+      const summary = await pretrain(work, recipe, o);
+      writeFileSync(join(work, 'fedit-demo.json'), JSON.stringify(summary, null, 2) + '\n');
+      if (!finished(dir)) {
+        rmSync(dir, { recursive: true, force: true });
+        try {
+          renameSync(work, dir);
+        } catch (err) {
+          // Another process finished first: its copy is as good as ours.
+          if (!finished(dir)) throw err;
+        }
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
     }
   }
-  mkdirSync(cacheDir, { recursive: true });
-  const work = `${dir}.tmp-${process.pid}`;
-  rmSync(work, { recursive: true, force: true });
-  try {
-    const summary = await pretrain(work, recipe, o);
-    writeFileSync(join(work, 'fedit-demo.json'), JSON.stringify(summary, null, 2) + '\n');
-    rmSync(join(work, '.fedit-cache'), { recursive: true, force: true });
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(work, dir);
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
+  await loadCheckpoint(dir);
   return dir;
 }
 

@@ -61,7 +61,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const started = performance.now();
   const print = o.print ?? (() => {});
   const n = o.participants ?? 3;
-  const rounds = o.rounds ?? 4;
+  const rounds = o.rounds ?? 8;
   const threads = o.threads ?? 1;
   const root = resolve(o.dir);
   mkdirSync(root, { recursive: true });

@@ -159,7 +159,7 @@ export interface DemoSplitOptions {
   categoriesPerParticipant?: number;
   /** Training tasks per category in a participant's shard (default 200). */
   trainPerCategory?: number;
-  /** Held-out evaluation tasks per category (default 12). */
+  /** Held-out evaluation tasks per category (default 24). */
   evalPerCategory?: number;
   categories?: readonly TaskCategory[];
   seed?: number | string;
@@ -172,10 +172,11 @@ export interface DemoSplit {
 }
 
 /**
- * The non-IID split of the demo, like Shepherd's category-sharded Dolly: participant i holds the
- * categories i*k .. i*k+k-1 (cyclically) of the category list, so with 3 participants and 2
- * categories each every category belongs to exactly one participant, and nobody sees the others'.
- * Operands are distinct across participants and the evaluation set.
+ * The non-IID split of the demo, like Shepherd's category-sharded Dolly: participant i holds k
+ * consecutive categories (cyclically) starting at category floor(i * C / n), so the participants'
+ * windows are spread evenly over the C categories. With the default 3 participants and 2 categories
+ * each, every category belongs to exactly one participant and nobody sees the others'. Operands
+ * are distinct across participants and the evaluation set.
  */
 export function demoSplit(o: DemoSplitOptions = {}): DemoSplit {
   const categories = [...(o.categories ?? TASK_CATEGORIES)];
@@ -186,13 +187,14 @@ export function demoSplit(o: DemoSplitOptions = {}): DemoSplit {
     throw new Error(`demoSplit: ${n} participants with ${k} of ${categories.length} categories each`);
   const evaluation = generateTasks({
     categories,
-    perCategory: o.evalPerCategory ?? 12,
+    perCategory: o.evalPerCategory ?? 24,
     seed: `${seed}:eval`,
   });
   const used = excludedSets(evaluation) as Map<TaskCategory, Set<string>>;
   const participants: DemoParticipantShard[] = [];
   for (let i = 0; i < n; i++) {
-    const mine = Array.from({ length: k }, (_, j) => categories[(i * k + j) % categories.length]);
+    const start = Math.floor((i * categories.length) / n);
+    const mine = Array.from({ length: k }, (_, j) => categories[(start + j) % categories.length]);
     const train = generateTasks({
       categories: mine,
       perCategory: o.trainPerCategory ?? 200,

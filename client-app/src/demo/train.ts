@@ -34,7 +34,8 @@ export const DEMO_TRAINING: DemoTrainingSettings = {
   lora: DEMO_LORA,
   steps: 30,
   batchSize: 8,
-  lr: 3e-3,
+  lr: 2e-3,
+  // What a federation participant trains with (its schedule is constant within a round).
   schedule: 'constant',
   cutoffLen: 64,
 };
