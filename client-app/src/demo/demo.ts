@@ -153,7 +153,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
   const table: DemoRound[] = [];
   print(
-    'round  updates  train loss  held-out loss  accuracy  ' +
+    'round  took part     train loss  held-out loss  accuracy  ' +
       TASK_CATEGORIES.map((c) => c.padStart(9)).join(' '),
   );
   const closed = new Promise<void>((done) => {
