@@ -12,7 +12,7 @@ test('the demo federation learns, beats every local-only adapter, and its log ve
   try {
     const lines: string[] = [];
     const r = await runDemo({ dir, rounds: 4, print: (l) => lines.push(l) });
-    t.log(lines.filter((l) => /^\s+\d+  p|^federated|alone/.test(l)).join('\n'));
+    t.log(lines.filter((l) => /^\s+\d+ {2}p|^federated|alone/.test(l)).join('\n'));
     t.is(r.rounds.length, 4);
     t.deepEqual(r.rounds[0].took, ['participant-1', 'participant-2', 'participant-3']);
     t.true(r.baseAccuracy.overall.accuracy <= 0.2);
