@@ -1,8 +1,10 @@
 // `npm run bench -- <name> [options]`: the project's benchmarks. Each prints JSON with --json.
 import { benchTrain } from '../../kernels/bench/train.ts';
+import { benchFederation } from '../../coordinator/bench/federation.ts';
 
 const benches: Record<string, (argv: string[]) => Promise<void>> = {
   train: benchTrain,
+  federation: benchFederation,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -1,0 +1,448 @@
+// `npm run bench -- federation ...`: one real coordinator and N participants on loopback, through
+// the real protocol and crypto (invites, enrolment, auth, adapter download, signed envelopes,
+// sealed chunks, commit, streaming aggregation, the signed round log). Updates are adapter-sized
+// (the preset's LoRA shapes, random values near the global adapter); nothing is trained and no
+// model is loaded by the participants: this measures the federation's plumbing, not training.
+//
+// The coordinator runs in its own process (coordinator-worker.ts) so its peak RSS and CPU time are
+// its own; the participants share one or a few processes (participant-worker.ts). Prints one JSON
+// line (--json) or a short report.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, setPriority, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  PRESETS,
+  loraTensorSpecs,
+  randomLlamaTensors,
+  writeHfCheckpoint,
+  type LoraTarget,
+} from '@fedit/kernels';
+import { DEFAULT_CHUNK_BYTES, chunkCountFor, serializeSafetensors, tensorFromF32 } from '@fedit/shared';
+import { createInvite, initFederation } from '../src/index.ts';
+import type { CoordinatorLine, ParticipantJob, ParticipantLine, ParticipantRound } from './messages.ts';
+// Type-only: puts the two worker scripts (run as child processes) under the type check.
+import type * as _coordinatorWorker from './coordinator-worker.ts';
+import type * as _participantWorker from './participant-worker.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** Profile categories (coordinator/src/server/profile.ts) grouped for the report. */
+const GROUPS: Record<string, string[]> = {
+  crypto: ['crypto.open', 'crypto.verify', 'crypto.hash'],
+  codec: ['codec.decode', 'codec.encode'],
+  validation: ['validate', 'update.check'],
+  aggregation: ['update.store', 'aggregate', 'aggregate.store'],
+  'upload disk': ['upload.disk'],
+  'adapter serving': ['adapter.serve'],
+};
+
+// ---- child processes that print JSON lines -------------------------------------------------------
+
+class Child<L extends { type: string }> {
+  readonly lines: L[] = [];
+  readonly exited: Promise<number>;
+  #waiters: { type: string; resolve: (l: L) => void; reject: (e: Error) => void }[] = [];
+  #exitCode: number | undefined;
+
+  constructor(
+    readonly name: string,
+    script: string,
+    args: string[],
+    env: NodeJS.ProcessEnv = process.env,
+    nice = 0,
+    nodeArgs: string[] = [],
+  ) {
+    const proc = spawn(process.execPath, [...process.execArgv, ...nodeArgs, join(here, script), ...args], {
+      env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    if (nice && proc.pid) setPriority(proc.pid, nice);
+    createInterface({ input: proc.stdout }).on('line', (text) => {
+      let line: L;
+      try {
+        line = JSON.parse(text) as L;
+      } catch {
+        process.stderr.write(`${name}: ${text}\n`);
+        return;
+      }
+      this.lines.push(line);
+      this.#waiters = this.#waiters.filter((w) => (w.type === line.type ? (w.resolve(line), false) : true));
+    });
+    this.exited = new Promise((resolve) =>
+      proc.on('exit', (code, signal) => {
+        this.#exitCode = code ?? (signal ? 128 : 1);
+        for (const w of this.#waiters)
+          w.reject(new Error(`${name} exited (${code ?? signal}) before printing '${w.type}'`));
+        this.#waiters = [];
+        resolve(this.#exitCode);
+      }),
+    );
+    this.kill = () => proc.kill();
+  }
+
+  readonly kill: () => void;
+
+  /** The first line of `type` (already printed or to come); rejects if the process exits first. */
+  next<T extends L['type']>(type: T): Promise<Extract<L, { type: T }>> {
+    const seen = this.lines.find((l) => l.type === type);
+    if (seen) return Promise.resolve(seen as Extract<L, { type: T }>);
+    if (this.#exitCode !== undefined)
+      return Promise.reject(new Error(`${this.name} exited (${this.#exitCode}) before printing '${type}'`));
+    return new Promise((resolve, reject) =>
+      this.#waiters.push({ type, resolve: resolve as (l: L) => void, reject }),
+    );
+  }
+}
+
+// ---- the base model: only its identity and LoRA shapes matter; written once, cached ---------------
+
+async function baseModel(cache: string, preset: string): Promise<string> {
+  const dir = join(cache, `${preset}-hf-random0`);
+  // writeHfCheckpoint writes config.json last: its presence means the folder is complete.
+  if (!existsSync(join(dir, 'config.json'))) {
+    rmSync(dir, { recursive: true, force: true });
+    await writeHfCheckpoint(dir, PRESETS[preset], randomLlamaTensors(PRESETS[preset], 0), 'BF16');
+  }
+  return dir;
+}
+
+// ---- statistics ---------------------------------------------------------------------------------
+
+const sum = (xs: number[]) => xs.reduce((s, x) => s + x, 0);
+function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+const mb = (bytes: number) => bytes / 1e6;
+
+interface RoundResult {
+  round: number;
+  outcome: string;
+  updates: number;
+  dropped: number;
+  refused: number;
+  participant_errors: number;
+  wall_s: number;
+  receive_s: number;
+  close_s: number;
+  upload_bytes: number;
+  upload_window_s: number;
+  upload_mb_s: number;
+  upload_mb_s_over_round: number;
+  download_bytes: number;
+  participant_latency_s: { p50: number; p95: number; max: number };
+  /** Medians over the participants of each phase, from 'round:open' arriving to the commit's ack. */
+  participant_phase_p50_s: { download: number; build: number; upload: number };
+  coordinator_cpu_s: number;
+  /** Coordinator CPU per counted update, and upload megabytes per coordinator CPU-second. */
+  coordinator_cpu_ms_per_update: number;
+  upload_mb_per_coordinator_cpu_s: number;
+  coordinator_cpu_user_s: number;
+  coordinator_cpu_system_s: number;
+  coordinator_cpu_utilisation: number;
+  coordinator_event_loop_utilisation: number;
+  coordinator_gc_s: number;
+  /** Seconds the coordinator's event loop was busy in the round (utilisation × wall). */
+  loop_busy_s: number;
+  /** That busy time by group of profile categories; 'other' is what no timer covers. */
+  loop_s: Record<string, number>;
+  /** Per profile category: seconds on the event loop, and calls. */
+  profile_s: Record<string, number>;
+  profile_calls: Record<string, number>;
+  coordinator_rss_at_open_mb: number;
+  coordinator_peak_rss_mb: number;
+  coordinator_peak_array_buffers_mb: number;
+  coordinator_peak_heap_mb: number;
+}
+
+function roundResult(
+  c: Extract<CoordinatorLine, { type: 'round' }>,
+  ours: ParticipantRound[],
+  refused: number,
+): RoundResult {
+  const ok = ours.filter((r) => !r.error);
+  const uploadBytes = sum(ours.map((r) => r.uploadBytes));
+  const window =
+    (Math.max(...ok.map((r) => r.committedAt)) - Math.min(...ok.map((r) => r.uploadStartAt))) / 1000;
+  const wall = (c.closedAt - c.openAt) / 1000;
+  const latency = ok.map((r) => (r.committedAt - r.openAt) / 1000);
+  const cpu = (c.cpuUser + c.cpuSystem) / 1e6;
+  const profileS = Object.fromEntries(Object.entries(c.profile.ns).map(([k, ns]) => [k, ns / 1e9]));
+  const busy = c.elu * wall;
+  const loopS: Record<string, number> = {};
+  for (const [group, cats] of Object.entries(GROUPS)) loopS[group] = sum(cats.map((k) => profileS[k] ?? 0));
+  loopS.other = busy - sum(Object.values(loopS));
+  return {
+    round: c.round,
+    outcome: c.outcome,
+    updates: c.updates,
+    dropped: c.dropped,
+    refused,
+    participant_errors: ours.length - ok.length,
+    wall_s: wall,
+    receive_s: (c.lastCountedAt - c.openAt) / 1000,
+    close_s: (c.closedAt - c.lastCountedAt) / 1000,
+    upload_bytes: uploadBytes,
+    upload_window_s: window,
+    upload_mb_s: mb(uploadBytes) / window,
+    upload_mb_s_over_round: mb(uploadBytes) / wall,
+    download_bytes: sum(ours.map((r) => r.downloadBytes)),
+    participant_latency_s: {
+      p50: quantile(latency, 0.5),
+      p95: quantile(latency, 0.95),
+      max: Math.max(...latency),
+    },
+    participant_phase_p50_s: {
+      download: quantile(
+        ok.map((r) => (r.downloadedAt - r.openAt) / 1000),
+        0.5,
+      ),
+      build: quantile(
+        ok.map((r) => (r.builtAt - r.downloadedAt) / 1000),
+        0.5,
+      ),
+      upload: quantile(
+        ok.map((r) => (r.committedAt - r.uploadStartAt) / 1000),
+        0.5,
+      ),
+    },
+    coordinator_cpu_s: cpu,
+    coordinator_cpu_ms_per_update: (1000 * cpu) / c.updates,
+    upload_mb_per_coordinator_cpu_s: mb(uploadBytes) / cpu,
+    coordinator_cpu_user_s: c.cpuUser / 1e6,
+    coordinator_cpu_system_s: c.cpuSystem / 1e6,
+    coordinator_cpu_utilisation: cpu / wall,
+    coordinator_event_loop_utilisation: c.elu,
+    coordinator_gc_s: c.gcMs / 1000,
+    loop_busy_s: busy,
+    loop_s: loopS,
+    profile_s: profileS,
+    profile_calls: c.profile.calls,
+    coordinator_rss_at_open_mb: mb(c.rssAtOpen),
+    coordinator_peak_rss_mb: mb(c.peaks.rss),
+    coordinator_peak_array_buffers_mb: mb(c.peaks.arrayBuffers),
+    coordinator_peak_heap_mb: mb(c.peaks.heapUsed),
+  };
+}
+
+// ---- the benchmark ------------------------------------------------------------------------------
+
+export async function benchFederation(argv: string[]): Promise<void> {
+  const { values: a } = parseArgs({
+    args: argv,
+    options: {
+      participants: { type: 'string', default: '200' },
+      rank: { type: 'string', default: '16' },
+      alpha: { type: 'string' },
+      targets: { type: 'string', default: 'q_proj,v_proj' },
+      preset: { type: 'string', default: 'smollm2-135m' },
+      rounds: { type: 'string', default: '1' },
+      procs: { type: 'string', default: String(Math.max(1, availableParallelism() - 1)) },
+      'chunk-bytes': { type: 'string', default: String(DEFAULT_CHUNK_BYTES) },
+      'enrol-concurrency': { type: 'string', default: '8' },
+      // participants yield the CPU to the coordinator, whose work is what is measured
+      'participant-nice': { type: 'string', default: '10' },
+      // run the coordinator without its hot-path timers (to see what they cost)
+      'no-profile': { type: 'boolean', default: false },
+      // write a V8 CPU profile of the coordinator process into this folder
+      'cpu-prof': { type: 'string' },
+      delta: { type: 'string', default: '0.001' },
+      cache: { type: 'string', default: join(tmpdir(), 'fedit-bench') },
+      keep: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const cfg = PRESETS[a.preset!];
+  if (!cfg) throw new Error(`unknown preset ${a.preset}; presets: ${Object.keys(PRESETS).join(', ')}`);
+  const n = Number(a.participants);
+  const rounds = Number(a.rounds);
+  const procs = Math.min(n, Number(a.procs));
+  const rank = Number(a.rank);
+  const alpha = a.alpha ? Number(a.alpha) : 2 * rank;
+  const targets = a.targets!.split(',');
+  const chunkBytes = Number(a['chunk-bytes']);
+  if (!(n >= 1 && rounds >= 1 && procs >= 1))
+    throw new Error('--participants, --rounds and --procs must be >= 1');
+  const specs = loraTensorSpecs(cfg, { rank, alpha, dropout: 0, targets: targets as LoraTarget[] });
+  const params = sum(specs.map((s) => s.shape[0] * s.shape[1]));
+  // The serialised update's size (what buildUpdate makes: F32 safetensors of these tensors).
+  const updateBytes = serializeSafetensors(
+    new Map(specs.map((s) => [s.name, tensorFromF32(s.shape, new Float32Array(s.shape[0] * s.shape[1]))])),
+  ).byteLength;
+  const progress = (m: string) => {
+    if (!a.json) process.stderr.write(`${m}\n`);
+  };
+
+  const t0 = performance.now();
+  mkdirSync(a.cache!, { recursive: true });
+  progress(`base model: ${a.preset} shapes, random weights (cached in ${a.cache})`);
+  const modelDir = await baseModel(a.cache!, a.preset!);
+  const work = mkdtempSync(join(tmpdir(), 'fedit-bench-federation-'));
+  const children: { kill(): void; exited: Promise<number> }[] = [];
+  try {
+    const fedDir = join(work, 'federation');
+    await initFederation(fedDir, {
+      modelDir,
+      modelName: `${a.preset} (random weights)`,
+      seed: 1,
+      settings: {
+        name: 'federation benchmark',
+        lora: { rank, alpha, dropout: 0, targets },
+        rounds,
+        // every participant in every round; a round opens once all of them are connected
+        participantsPerRound: { fraction: 1, minimum: n },
+        minUpdates: n,
+        roundDeadlineSeconds: 3600,
+      },
+    });
+    const prepareS = (performance.now() - t0) / 1000;
+
+    const coordinator = new Child<CoordinatorLine>(
+      'coordinator',
+      'coordinator-worker.ts',
+      ['--dir', fedDir, ...(a['no-profile'] ? ['--no-profile'] : [])],
+      { ...process.env, FEDIT_PROFILE: a['no-profile'] ? '0' : '1' },
+      0,
+      a['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${a['cpu-prof']}`] : [],
+    );
+    children.push(coordinator);
+    const listening = await coordinator.next('listening');
+    const invites = Array.from({ length: n }, (_, i) =>
+      createInvite(fedDir, { url: listening.url, note: `bench-${i}` }),
+    );
+
+    progress(`enrolling ${n} participants in ${procs} process(es)`);
+    const t1 = performance.now();
+    const participants: Child<ParticipantLine>[] = [];
+    for (let p = 0; p < procs; p++) {
+      const first = Math.floor((p * n) / procs);
+      const last = Math.floor(((p + 1) * n) / procs);
+      const job: ParticipantJob = {
+        preset: a.preset!,
+        rank,
+        alpha,
+        targets,
+        rounds,
+        invites: invites.slice(first, last),
+        firstIndex: first,
+        homes: join(work, 'homes'),
+        chunkBytes,
+        enrolConcurrency: Number(a['enrol-concurrency']),
+        deltaScale: Number(a.delta),
+      };
+      const jobFile = join(work, `job-${p}.json`);
+      writeFileSync(jobFile, JSON.stringify(job));
+      const child = new Child<ParticipantLine>(
+        `participants ${p}`,
+        'participant-worker.ts',
+        ['--job', jobFile],
+        process.env,
+        Number(a['participant-nice']),
+      );
+      participants.push(child);
+      children.push(child);
+    }
+    await Promise.all(participants.map((c) => c.next('joined')));
+    const joinedAt = performance.timeOrigin + performance.now();
+    const enrolS = (performance.now() - t1) / 1000;
+    progress(`enrolled in ${enrolS.toFixed(1)} s; waiting for ${rounds} round(s)`);
+
+    const firstOpen = await coordinator.next('round-open');
+    const connectS = (firstOpen.at - joinedAt) / 1000;
+    const done = await coordinator.next('done');
+    const results = await Promise.all(participants.map((c) => c.next('result')));
+    await Promise.all(children.map((c) => c.exited));
+
+    const ours = results.flatMap((r) => r.rounds);
+    const refusedLines = coordinator.lines.filter((l) => l.type === 'refused');
+    const roundLines = coordinator.lines.filter((l) => l.type === 'round');
+    const perRound = roundLines.map((c) =>
+      roundResult(
+        c,
+        ours.filter((r) => r.round === c.round),
+        refusedLines.filter((l) => l.round === c.round).length,
+      ),
+    );
+    const errors = results.flatMap((r) => r.errors);
+    const machine = cpus();
+    const result = {
+      bench: 'federation',
+      preset: a.preset,
+      rank,
+      alpha,
+      targets,
+      participants: n,
+      rounds,
+      participant_processes: procs,
+      participant_nice: Number(a['participant-nice']),
+      machine: {
+        cpus: machine.length,
+        cpu: machine[0]?.model,
+        memory_gb: totalmem() / 2 ** 30,
+        node: process.version,
+      },
+      adapter: {
+        tensors: specs.length,
+        params,
+        update_bytes: updateBytes,
+        chunk_bytes: chunkBytes,
+        chunks_per_update: chunkCountFor(updateBytes, chunkBytes),
+      },
+      setup_s: { model_and_init: prepareS, enrol: enrolS, connect: connectS },
+      round_results: perRound,
+      coordinator: {
+        peak_rss_mb: done.resourceUsage.maxRSS / 1024,
+        rss_listening_mb: mb(listening.rss),
+        sampled_peak_rss_mb: mb(done.peaks.rss),
+        peak_heap_mb: mb(done.peaks.heapUsed),
+        peak_array_buffers_mb: mb(done.peaks.arrayBuffers),
+        cpu_s: (done.cpuUser + done.cpuSystem) / 1e6,
+        gc_s: done.gcMs / 1000,
+      },
+      participant_side: {
+        cpu_s: sum(results.map((r) => (r.cpuUser + r.cpuSystem) / 1e6)),
+        peak_rss_mb: Math.max(...results.map((r) => r.maxRssKb / 1024)),
+      },
+      error_count: errors.length,
+      errors: errors.slice(0, 10),
+      total_s: (performance.now() - t0) / 1000,
+    };
+    if (a.json) {
+      process.stdout.write(JSON.stringify(result) + '\n');
+      return;
+    }
+    const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
+    const lines = [
+      `federation plumbing, ${a.preset} LoRA r${rank} on ${targets.join(',')}: ${specs.length} tensors, ${f(mb(updateBytes), 2)} MB per update, ${n} participants in ${procs} process(es), ${rounds} round(s)`,
+      `  setup: model + init ${f(prepareS)} s, enrolment ${f(enrolS)} s, all connected after ${f(connectS)} s`,
+    ];
+    for (const r of perRound) {
+      lines.push(
+        `  round ${r.round}: ${r.outcome}, ${r.updates} updates, wall ${f(r.wall_s, 2)} s (receive ${f(r.receive_s, 2)} s, close ${f(r.close_s, 2)} s)`,
+        `    upload ${f(mb(r.upload_bytes))} MB, ${f(r.upload_mb_s)} MB/s over the upload window (${f(r.upload_window_s, 2)} s), ${f(r.upload_mb_s_over_round)} MB/s over the round`,
+        `    participant open->committed p50 ${f(r.participant_latency_s.p50, 2)} s, p95 ${f(r.participant_latency_s.p95, 2)} s; phase p50: download ${f(r.participant_phase_p50_s.download, 2)} s, build ${f(r.participant_phase_p50_s.build, 2)} s, upload ${f(r.participant_phase_p50_s.upload, 2)} s`,
+        `    coordinator CPU ${f(r.coordinator_cpu_s, 2)} s (${f(100 * r.coordinator_cpu_utilisation, 0)} % of a core); event loop busy ${f(r.loop_busy_s, 2)} s (${f(100 * r.coordinator_event_loop_utilisation, 0)} %): ` +
+          Object.entries(r.loop_s)
+            .map(([k, v]) => `${k} ${f(v, 2)}`)
+            .join(', '),
+        `    coordinator RSS at open ${f(r.coordinator_rss_at_open_mb, 0)} MB, peak ${f(r.coordinator_peak_rss_mb, 0)} MB`,
+      );
+    }
+    lines.push(
+      `  coordinator peak RSS ${f(result.coordinator.peak_rss_mb, 0)} MB (listening: ${f(result.coordinator.rss_listening_mb, 0)} MB), CPU ${f(result.coordinator.cpu_s, 1)} s in all`,
+      `  participant processes: CPU ${f(result.participant_side.cpu_s, 1)} s, peak RSS ${f(result.participant_side.peak_rss_mb, 0)} MB`,
+      `  errors: ${errors.length}${errors.length ? ` (first: ${errors[0]})` : ''}`,
+    );
+    process.stdout.write(lines.join('\n') + '\n');
+  } finally {
+    for (const c of children) c.kill();
+    if (a.keep) process.stderr.write(`kept ${work}\n`);
+    else rmSync(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,206 @@
+// Participants of `npm run bench -- federation`, many to a process: each joins with its own invite
+// and fedit home (joinFederation: inspect + enrol, the client's real path), keeps one authenticated
+// FederationConnection, and in every round fetches the global adapter ('adapter:get',
+// downloadAdapter: hash-checked), adds small random noise to it in place of training, builds and
+// signs the update (buildUpdate) and uploads it as sealed chunks ('update:begin', 'update:chunk'
+// with sealChunk, 'update:commit'), as Participant does. Nothing is trained and no model is loaded:
+// the benchmark measures the federation's plumbing. Prints one 'joined' line once every
+// participant has enrolled and a 'result' line when the federation's rounds are over.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { PRESETS, loraTensorSpecs, uniformSampler, type LoraTarget } from '@fedit/kernels';
+import {
+  envelopeDigest,
+  envelopeId,
+  participantUploadKey,
+  sealChunk,
+  sha256,
+  tensorFromF32,
+  tensorToF32,
+  type Identity,
+  type RoundOpen,
+  type Tensor,
+} from '@fedit/shared';
+import {
+  FederationConnection,
+  buildUpdate,
+  downloadAdapter,
+  joinFederation,
+  requireIdentity,
+  type Membership,
+} from '../../client-app/src/core/federation/index.ts';
+import { epochMs, type ParticipantJob, type ParticipantLine, type ParticipantRound } from './messages.ts';
+
+const { values: a } = parseArgs({ options: { job: { type: 'string' } } });
+if (!a.job) throw new Error('participant-worker: --job <file> is required');
+const job = JSON.parse(readFileSync(a.job, 'utf8')) as ParticipantJob;
+const say = (line: ParticipantLine) => process.stdout.write(JSON.stringify(line) + '\n');
+
+const model = PRESETS[job.preset];
+const specs = loraTensorSpecs(model, {
+  rank: job.rank,
+  alpha: job.alpha,
+  dropout: 0,
+  targets: job.targets as LoraTarget[],
+});
+const REQUEST_TIMEOUT_MS = 600_000;
+
+interface Member {
+  index: number;
+  identity: Identity;
+  membership: Membership;
+}
+
+/** Runs `work` over `items` with at most `limit` at a time. */
+async function pool<T, R>(items: T[], limit: number, work: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await work(items[i], i);
+    }
+  });
+  await Promise.all(lanes);
+  return out;
+}
+
+/** The global adapter plus uniform noise in [-scale, scale): the stand-in for a trained adapter. */
+function fakeTrained(global: Map<string, Tensor>, seed: number): Map<string, Tensor> {
+  const random = uniformSampler(seed);
+  const out = new Map<string, Tensor>();
+  for (const spec of specs) {
+    const t = global.get(spec.name);
+    if (!t || t.shape.join(',') !== spec.shape.join(','))
+      throw new Error(`the global adapter's ${spec.name} is not [${spec.shape}]`);
+    const values = Float32Array.from(tensorToF32(t));
+    for (let i = 0; i < values.length; i++) values[i] += (random() * 2 - 1) * job.deltaScale;
+    out.set(spec.name, tensorFromF32(spec.shape, values));
+  }
+  if (global.size !== specs.length) throw new Error('the global adapter has tensors the LoRA settings lack');
+  return out;
+}
+
+async function takePart(
+  member: Member,
+  connection: FederationConnection,
+  open: RoundOpen,
+): Promise<ParticipantRound> {
+  const r: ParticipantRound = {
+    round: open.round,
+    openAt: epochMs(),
+    downloadedAt: 0,
+    builtAt: 0,
+    uploadStartAt: 0,
+    committedAt: 0,
+    downloadBytes: 0,
+    uploadBytes: 0,
+    chunks: 0,
+  };
+  try {
+    const request = connection.request.bind(connection);
+    const { bytes, tensors: global } = await downloadAdapter(open.globalAdapterHash, (hash, index) =>
+      request('adapter:get', { hash, index }),
+    );
+    r.downloadBytes = bytes.byteLength;
+    r.downloadedAt = epochMs();
+    const pending = buildUpdate({
+      identity: member.identity,
+      federation: member.membership.federation,
+      round: open.round,
+      globalAdapterHash: open.globalAdapterHash,
+      exampleCount: 1 + ((member.index * 7919 + open.round) % 1000),
+      tensors: fakeTrained(global, member.index * 1000 + open.round),
+      trainLoss: 0,
+      chunkBytes: job.chunkBytes,
+    });
+    r.builtAt = epochMs();
+    const { envelope, payload } = pending;
+    const uploadId = envelopeId(envelope);
+    const key = participantUploadKey(
+      member.identity.box,
+      member.membership.coordinator.box,
+      envelopeDigest(envelope),
+      envelope.chunkCount,
+    );
+    r.uploadStartAt = epochMs();
+    const begin = await request('update:begin', { envelope });
+    if (begin.uploadId !== uploadId) throw new Error(`the coordinator named the upload ${begin.uploadId}`);
+    for (let index = begin.resumeFrom; index < envelope.chunkCount; index++) {
+      const start = index * envelope.chunkBytes;
+      const data = sealChunk(key, index, payload.subarray(start, start + envelope.chunkBytes));
+      await request('update:chunk', { uploadId, index, data, sha256: sha256(data) });
+      r.uploadBytes += data.byteLength;
+      r.chunks++;
+    }
+    await request('update:commit', { uploadId });
+    r.committedAt = epochMs();
+  } catch (error) {
+    r.error = `participant ${member.index}, round ${open.round}: ${(error as Error).message}`;
+  }
+  return r;
+}
+
+// ---- enrol everyone (real invites, real homes), then take part in every round --------------------
+
+const t0 = epochMs();
+const members = await pool(job.invites, job.enrolConcurrency, async (invite, i) => {
+  const index = job.firstIndex + i;
+  const home = join(job.homes, `p${String(index).padStart(4, '0')}`);
+  const joined = await joinFederation(invite, { home, displayName: `bench-${index}`, timeoutMs: 120_000 });
+  if (!joined) throw new Error(`participant ${index} did not join`);
+  return { index, identity: await requireIdentity(home), membership: joined.membership };
+});
+say({ type: 'joined', participants: members.length, enrolMs: epochMs() - t0 });
+
+const rounds: ParticipantRound[] = [];
+const errors: string[] = [];
+await Promise.all(
+  members.map(
+    (member) =>
+      new Promise<void>((resolve) => {
+        const connection = new FederationConnection({
+          url: member.membership.url,
+          federation: member.membership.federation,
+          coordinator: member.membership.coordinator,
+          identity: member.identity,
+          auth: { kind: 'prove' },
+          requestTimeoutMs: REQUEST_TIMEOUT_MS,
+        });
+        let closed = 0;
+        const work: Promise<void>[] = [];
+        const seen = new Set<number>();
+        connection.on('round:open', (open) => {
+          if (seen.has(open.round) || !open.selected.includes(connection.participantId)) return;
+          seen.add(open.round);
+          work.push(takePart(member, connection, open).then((r) => void rounds.push(r)));
+        });
+        connection.on('round:closed', () => {
+          if (++closed < job.rounds) return;
+          void Promise.all(work).then(() => {
+            connection.close();
+            resolve();
+          });
+        });
+        connection.on('failed', (error) => {
+          errors.push(`participant ${member.index}: ${error.message}`);
+          resolve();
+        });
+        connection.on('warning', (message) => errors.push(`participant ${member.index}: ${message}`));
+        connection.open();
+      }),
+  ),
+);
+for (const r of rounds) if (r.error) errors.push(r.error);
+const cpu = process.cpuUsage();
+say({
+  type: 'result',
+  rounds,
+  errors,
+  cpuUser: cpu.user,
+  cpuSystem: cpu.system,
+  maxRssKb: process.resourceUsage().maxRSS,
+});
+process.exit(0);
