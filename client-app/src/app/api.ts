@@ -1,0 +1,135 @@
+// The one narrow API between the desktop app's untrusted renderer and the participant's core.
+// Electron's preload exposes it as `window.fedit` through contextBridge; the development shell
+// (used by the browser tests) exposes the same object over a local WebSocket. The renderer knows
+// nothing else: no Node, no file system, no network but this.
+//
+// Everything crossing it is plain, structured-clonable data (no classes, no functions but the
+// event subscription), and every argument is validated on the backend side (the renderer is
+// treated as untrusted).
+
+import type { DatasetReport } from '../core/data/index.ts';
+import type { ParticipantStatus, RoundHistoryEntry } from '../core/federation/index.ts';
+
+/** The participant's settings (stored in the OS user-data folder). */
+export interface AppSettings {
+  /** Where to compute: 'auto' = GPU through WebGPU when available, else the CPU. */
+  device: 'auto' | 'cpu' | 'webgpu';
+  /** CPU threads for training (0 = all cores). */
+  maxThreads: number;
+  /** Only train while on mains power (laptops). */
+  onlyWhenPluggedIn: boolean;
+  /** Only train while the computer is idle. */
+  onlyWhenIdle: boolean;
+  displayName: string;
+}
+
+export interface FederationSummary {
+  id: string;
+  name: string;
+  coordinatorUrl: string;
+  /** Short form of the coordinator's key fingerprint, for people to compare. */
+  coordinatorFingerprint: string;
+  baseModel: { name: string; identity: string };
+  lora: { rank: number; alpha: number; dropout: number; targets: string[] };
+  training: { localSteps: number; batchSize: number; lr: number; cutoffLen: number; template: string };
+  rounds: number;
+  /** Privacy-relevant settings, in words, for the person to read before joining. */
+  privacy: string[];
+}
+
+export interface ModelCheck {
+  dir: string;
+  ok: boolean;
+  identity?: string;
+  /** Why it cannot be used (not a model folder, another base model than the federation's, ...). */
+  problem?: string;
+}
+
+export interface DataSelection {
+  files: string[];
+  report: DatasetReport;
+  /** A few training examples exactly as the trainer will see them (trained tokens marked «»). */
+  previews: string[];
+}
+
+export type TrainingState =
+  | ParticipantStatus
+  | 'idle' // not started
+  | 'paused' // the participant paused, or a limit (power, idle) holds training back
+  | 'crashed'; // the training worker died; it is restarted
+
+export interface LiveStatus {
+  state: TrainingState;
+  message?: string;
+  round?: number;
+  /** Where training runs now. */
+  device: 'cpu' | 'webgpu';
+  progress?: {
+    phase: 'download' | 'training' | 'upload';
+    done: number;
+    total: number;
+    etaSeconds?: number;
+    tokensPerSecond?: number;
+  };
+  /** Loss per local step of the current round, for the chart. */
+  losses: number[];
+}
+
+export interface AppState {
+  /** The participant's identity fingerprint; absent before first run. */
+  identity?: string;
+  settings: AppSettings;
+  federation?: FederationSummary;
+  model?: ModelCheck;
+  data?: DataSelection;
+  status: LiveStatus;
+  history: RoundHistoryEntry[];
+  /** The folder of the app's logs (for a "show logs" button). */
+  logsDir: string;
+  /** Is a GPU (WebGPU) available on this machine? */
+  gpuAvailable: boolean;
+}
+
+export type AppEvent =
+  | { type: 'state'; state: AppState }
+  | { type: 'status'; status: LiveStatus }
+  | { type: 'chat'; id: string; text: string; done: boolean; error?: string };
+
+export interface FeditAppApi {
+  getState(): Promise<AppState>;
+  /** First run: create the identity (a key pair stored with owner-only permissions). */
+  createIdentity(): Promise<AppState>;
+  updateSettings(patch: Partial<AppSettings>): Promise<AppState>;
+  /** Read an invite's federation settings without joining (shown before the person agrees). */
+  inspectInvite(invite: string): Promise<FederationSummary>;
+  joinFederation(invite: string): Promise<AppState>;
+  leaveFederation(): Promise<AppState>;
+  /** Paths come from the OS file picker in the app, or are typed in the development shell. */
+  chooseModel(dir?: string): Promise<AppState>;
+  chooseData(files?: string[]): Promise<AppState>;
+  start(): Promise<AppState>;
+  pause(): Promise<AppState>;
+  resume(): Promise<AppState>;
+  /** Streams the reply as 'chat' events with this id; generates with the current global adapter. */
+  chat(id: string, prompt: string): Promise<void>;
+  openLogs(): Promise<void>;
+  /** Subscribes to events; returns an unsubscribe function. */
+  onEvent(listener: (event: AppEvent) => void): () => void;
+}
+
+export const API_METHODS = [
+  'getState',
+  'createIdentity',
+  'updateSettings',
+  'inspectInvite',
+  'joinFederation',
+  'leaveFederation',
+  'chooseModel',
+  'chooseData',
+  'start',
+  'pause',
+  'resume',
+  'chat',
+  'openLogs',
+] as const satisfies readonly Exclude<keyof FeditAppApi, 'onEvent'>[];
+export type ApiMethod = (typeof API_METHODS)[number];
