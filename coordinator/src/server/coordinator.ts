@@ -625,6 +625,15 @@ async function runCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator
       const stored = blobs.put(tensors);
       stopStore();
       const updateHash = await stored;
+      // The deadline may have closed the round while the blob was written: then it did not count,
+      // and the participant must not be told it did.
+      if (current !== round) {
+        throw new RefusedError(
+          'ROUND_CLOSED',
+          `round ${round.round} closed before this update was stored`,
+          'payload.uploadId',
+        );
+      }
       round.counted.set(participant, {
         participant,
         envelopeDigest: upload.id,
