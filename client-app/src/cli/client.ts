@@ -6,7 +6,7 @@ import { Option, type Command } from 'commander';
 import { FeditError } from '@fedit/shared';
 import type { ExecutionProvider } from '@fedit/kernels';
 import type { InviteInspection, ParticipantStatus, RoundHistoryEntry } from '../core/federation/index.ts';
-import { ProgressPrinter } from './progress.ts';
+import { ProgressPrinter, stopOnCtrlC } from './progress.ts';
 
 const PROVIDERS = ['cpu', 'webgpu', 'cuda', 'dml'];
 const FORMATS = ['alpaca', 'dolly', 'sharegpt', 'messages'];
@@ -179,17 +179,8 @@ export function registerClientCommands(program: Command): void {
         import('../core/federation/participant.ts'),
         import('../core/data/index.ts'),
       ]);
-      const controller = new AbortController();
-      let interrupts = 0;
-      const onSigint = () => {
-        interrupts++;
-        if (interrupts > 1) process.exit(130);
-        process.stderr.write(
-          '\nstopping (Ctrl-C again to quit at once); an unsent update is kept and resumed next time\n',
-        );
-        controller.abort();
-      };
-      process.on('SIGINT', onSigint);
+      const ctrlC = stopOnCtrlC('stopping; an unsent update is kept and resumed next time');
+      const controller = { signal: ctrlC.signal };
       const progress = new ProgressPrinter();
       const participant = new Participant();
       let lastLine = '';
@@ -239,7 +230,7 @@ export function registerClientCommands(program: Command): void {
         );
         if (result.reason === 'stopped') process.exitCode = 130;
       } finally {
-        process.off('SIGINT', onSigint);
+        ctrlC.dispose();
       }
     });
 

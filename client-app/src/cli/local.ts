@@ -4,7 +4,7 @@
 import { Option, type Command } from 'commander';
 import { FeditError } from '@fedit/shared';
 import type { ExecutionProvider, LoraTarget, ScheduleKind } from '@fedit/kernels';
-import { ProgressPrinter } from './progress.ts';
+import { ProgressPrinter, stopOnCtrlC } from './progress.ts';
 
 const PROVIDERS = ['cpu', 'webgpu', 'cuda', 'dml'];
 const FORMATS = ['alpaca', 'dolly', 'sharegpt', 'messages'];
@@ -164,17 +164,8 @@ export function registerLocalCommands(program: Command): void {
         process.stdout.write(formatReport(prepared.report) + '\n');
         return;
       }
-      const controller = new AbortController();
-      let interrupts = 0;
-      const onSigint = () => {
-        interrupts++;
-        if (interrupts > 1) process.exit(130);
-        process.stderr.write(
-          '\nstopping after this step and saving a checkpoint (Ctrl-C again to quit at once)\n',
-        );
-        controller.abort();
-      };
-      process.on('SIGINT', onSigint);
+      const ctrlC = stopOnCtrlC('stopping after this step and saving a checkpoint');
+      const controller = { signal: ctrlC.signal };
       const progress = new ProgressPrinter();
       try {
         const result = await runLocalTraining({
@@ -248,7 +239,7 @@ export function registerLocalCommands(program: Command): void {
         });
         if (!result.completed) process.exitCode = 130;
       } finally {
-        process.off('SIGINT', onSigint);
+        ctrlC.dispose();
       }
     });
 

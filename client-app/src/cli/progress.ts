@@ -53,3 +53,20 @@ export class ProgressPrinter {
     this.out.write(message + '\n');
   }
 }
+
+/**
+ * Ctrl-C handling for long jobs: the first press aborts the returned signal (the job stops cleanly
+ * and keeps what it must), a second press quits at once. Call the returned `dispose` when done.
+ */
+export function stopOnCtrlC(message: string): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    process.stderr.write(`\n${message} (Ctrl-C again to quit at once)\n`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  return { signal: controller.signal, dispose: () => process.off('SIGINT', onSigint) };
+}
