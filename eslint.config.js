@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '**/dist/**'] },
+  { ignores: ['**/node_modules/**', '**/dist/**', '**/app-dist/**', '**/app-release/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -16,7 +16,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['client-app/src/renderer/**/*.{ts,js}'],
+    files: ['client-app/renderer/**/*.{ts,js}'],
     languageOptions: { globals: { ...globals.browser } },
   },
 );

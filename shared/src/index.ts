@@ -1,4 +1,5 @@
 export { FeditError } from './errors.ts';
+export { FEDIT_VERSION } from './version.ts';
 export { writeFileAtomic, syncDirectory } from './fs/atomic.ts';
 
 export { DTYPES, dtypeByteSize, isDType, type DType, type FloatDType } from './tensors/dtype.ts';

@@ -1,8 +1,7 @@
 // The `fedit` command. Each package contributes its command group; this file only composes them,
 // so `fedit --help` is the one map of everything a person can do from a terminal.
 import { Command, CommanderError } from 'commander';
-import { createRequire } from 'node:module';
-import { FeditError } from '@fedit/shared';
+import { FEDIT_VERSION, FeditError } from '@fedit/shared';
 import { registerTensorCommands } from './tensors.ts';
 import { registerLocalCommands } from './local.ts';
 import { registerDemoCommand } from './demo.ts';
@@ -10,8 +9,7 @@ import { registerCoordinatorCommands } from './coordinator.ts';
 import { registerClientCommands } from './client.ts';
 import { registerExportCommands } from './export.ts';
 
-const require = createRequire(import.meta.url);
-const { version } = require('../../package.json') as { version: string };
+const version = FEDIT_VERSION;
 
 export function buildProgram(): Command {
   const program = new Command('fedit')

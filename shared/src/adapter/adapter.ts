@@ -13,7 +13,6 @@
 // Writing goes to a fresh folder beside the target that is renamed into place once both files are
 // complete and fsynced, so a reader sees the old adapter or the new one, never one file of each.
 
-import { createRequire } from 'node:module';
 import { lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { FloatDType } from '../tensors/dtype.ts';
@@ -22,6 +21,7 @@ import { hashTensors } from '../tensors/hash.ts';
 import { readSafetensorsFile, writeSafetensorsFile } from '../tensors/safetensors-file.ts';
 import { tensorFromF32, tensorToF32, type Tensor } from '../tensors/tensor.ts';
 import { AdapterError } from './adapter-error.ts';
+import { FEDIT_VERSION } from '../version.ts';
 import {
   makeAdapterConfig,
   parseAdapterConfig,
@@ -35,8 +35,7 @@ import { explainForeignTensorName, parsePeftLoraTensorName, peftLoraTensorName }
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
 
-const require = createRequire(import.meta.url);
-const { version: SHARED_VERSION } = require('../../package.json') as { version: string };
+const SHARED_VERSION = FEDIT_VERSION;
 
 /** fedit's annotations of an adapter, kept in the safetensors metadata under "fedit." keys. */
 export interface AdapterMetadata {
