@@ -35,6 +35,8 @@ export interface FederationSummary {
   rounds: number;
   /** Privacy-relevant settings, in words, for the person to read before joining. */
   privacy: string[];
+  /** This computer's membership, once it has joined (absent in an invite's summary before joining). */
+  joinedAs?: { participantId: string; displayName: string; joinedAt: number };
 }
 
 export interface ModelCheck {
@@ -56,7 +58,8 @@ export type TrainingState =
   | ParticipantStatus
   | 'idle' // not started
   | 'paused' // the participant paused, or a limit (power, idle) holds training back
-  | 'crashed'; // the training worker died; it is restarted
+  | 'crashed' // the training worker died; it is restarted
+  | 'finished'; // the federation's last round closed
 
 export interface LiveStatus {
   state: TrainingState;
@@ -73,6 +76,8 @@ export interface LiveStatus {
   };
   /** Loss per local step of the current round, for the chart. */
   losses: number[];
+  /** Why training is paused (state 'paused'): the person, or a limit from the settings. */
+  pausedBy?: 'you' | 'power' | 'idle';
 }
 
 export interface AppState {
@@ -88,12 +93,20 @@ export interface AppState {
   logsDir: string;
   /** Is a GPU (WebGPU) available on this machine? */
   gpuAvailable: boolean;
+  /** The app's folder in the OS user-data folder: identity, settings, memberships, logs. */
+  homeDir: string;
+  /** CPU threads this machine has (the upper bound of settings.maxThreads). */
+  cpuThreads: number;
 }
 
 export type AppEvent =
   | { type: 'state'; state: AppState }
   | { type: 'status'; status: LiveStatus }
-  | { type: 'chat'; id: string; text: string; done: boolean; error?: string };
+  /**
+   * A piece of a chat reply: append `text` to what came before with the same id. The last event
+   * has `done` and says, in `adapter`, what the reply was generated with (or `error`).
+   */
+  | { type: 'chat'; id: string; text: string; done: boolean; error?: string; adapter?: string };
 
 export interface FeditAppApi {
   getState(): Promise<AppState>;
@@ -113,6 +126,8 @@ export interface FeditAppApi {
   /** Streams the reply as 'chat' events with this id; generates with the current global adapter. */
   chat(id: string, prompt: string): Promise<void>;
   openLogs(): Promise<void>;
+  /** The end of the app's log (the last 64 KiB), for showing it inside the app. */
+  readLogs(): Promise<string>;
   /** Subscribes to events; returns an unsubscribe function. */
   onEvent(listener: (event: AppEvent) => void): () => void;
 }
@@ -131,5 +146,6 @@ export const API_METHODS = [
   'resume',
   'chat',
   'openLogs',
+  'readLogs',
 ] as const satisfies readonly Exclude<keyof FeditAppApi, 'onEvent'>[];
 export type ApiMethod = (typeof API_METHODS)[number];

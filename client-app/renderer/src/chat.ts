@@ -1,0 +1,149 @@
+// Try it: talk to the base model with the federation's current shared adapter. The reply streams
+// in as 'chat' events carrying the id this page gave the request; each event's text is the next
+// piece of the reply (appended), and the last one has done: true.
+
+import type { AppEvent, AppState } from '../../src/app/api.ts';
+import { h, messageOf } from './dom.ts';
+import type { Ui, View } from './ui.ts';
+
+type ChatEvent = Extract<AppEvent, { type: 'chat' }>;
+
+/** Why the chat is not open yet, in words; undefined when it is. */
+export function chatBlocked(app: AppState): string | undefined {
+  if (!app.federation) return 'Join a federation first: the chat answers with what the federation trained.';
+  if (!app.model?.ok) return 'Choose the base model first (see Base model).';
+  if (!app.history.some((entry) => entry.outcome === 'aggregated')) {
+    return (
+      'The chat opens once the federation has finished its first round. ' +
+      'It then answers with the adapter everyone trained together.'
+    );
+  }
+  return undefined;
+}
+
+let requests = 0;
+
+export function chatView(ui: Ui): View & { onChat(event: ChatEvent): void } {
+  /** The reply being streamed now. */
+  let pending: { id: string; bubble: HTMLElement; text: Text } | undefined;
+  let app: AppState | undefined;
+
+  const log = h('div', { class: 'chat-log', testid: 'chat-log', 'aria-live': 'polite' });
+  const empty = h('p', { class: 'muted chat-empty' }, "Ask something the federation's data is about.");
+  log.append(empty);
+  const input = h('textarea', {
+    id: 'chat-input',
+    testid: 'chat-input',
+    rows: 2,
+    placeholder: 'Write a message…',
+    'aria-label': 'Message',
+    oninput: () => refresh(),
+    onkeydown: (event: Event) => {
+      const key = event as KeyboardEvent;
+      if (key.key === 'Enter' && !key.shiftKey && !key.isComposing) {
+        key.preventDefault();
+        send();
+      }
+    },
+  });
+  const sendButton = h('button', { class: 'primary', testid: 'chat-send', onclick: () => send() }, 'Send');
+  const unavailableWhy = h('p');
+  const unavailable = h(
+    'div',
+    { class: 'status-box neutral', testid: 'chat-unavailable' },
+    h('p', { class: 'box-title' }, 'Not available yet'),
+    unavailableWhy,
+  );
+
+  const card = h(
+    'div',
+    { class: 'card chat' },
+    log,
+    h('div', { class: 'chat-compose' }, input, sendButton),
+    h('p', { class: 'hint' }, 'Enter sends; Shift+Enter starts a new line.'),
+  );
+
+  const bubble = (who: 'you' | 'model', ...content: (Node | string)[]) =>
+    h(
+      'div',
+      { class: `bubble ${who}` },
+      h('span', { class: 'who' }, who === 'you' ? 'You' : 'Model'),
+      ...content,
+    );
+
+  function finish(message?: string): void {
+    if (!pending) return;
+    pending.bubble.classList.remove('streaming');
+    if (message) pending.bubble.append(h('p', { class: 'error' }, message));
+    pending = undefined;
+    refresh();
+  }
+
+  function send(): void {
+    const prompt = input.value.trim();
+    if (!prompt || pending || (app && chatBlocked(app))) return;
+    const id = `chat-${Date.now().toString(36)}-${++requests}`;
+    empty.remove();
+    // Only the newest reply carries the test id, so tests can read "the reply".
+    log.querySelector('[data-testid="chat-reply"]')?.removeAttribute('data-testid');
+    const text = document.createTextNode('');
+    const reply = bubble('model', h('p', { class: 'reply-text' }, text));
+    reply.classList.add('streaming');
+    reply.dataset.testid = 'chat-reply';
+    log.append(bubble('you', h('p', null, prompt)), reply);
+    pending = { id, bubble: reply, text };
+    input.value = '';
+    refresh();
+    reply.scrollIntoView({ block: 'nearest' });
+    ui.api.chat(id, prompt).catch((e: unknown) => {
+      if (pending?.id === id) finish(messageOf(e));
+    });
+  }
+
+  function refresh(): void {
+    const why = app ? chatBlocked(app) : 'Loading…';
+    unavailable.hidden = why === undefined;
+    unavailableWhy.textContent = why ?? '';
+    empty.hidden = why !== undefined;
+    card.classList.toggle('blocked', why !== undefined);
+    input.disabled = why !== undefined;
+    sendButton.disabled = why !== undefined || pending !== undefined || !input.value.trim();
+    sendButton.textContent = pending ? 'Answering…' : 'Send';
+  }
+
+  const root = h(
+    'section',
+    { class: 'page', testid: 'section-chat' },
+    h(
+      'header',
+      { class: 'page-head' },
+      h('h1', null, 'Try it'),
+      h(
+        'p',
+        { class: 'lead' },
+        'Talk to the model as the federation has trained it so far. It runs on this computer; ' +
+          'nothing you write here is sent anywhere.',
+      ),
+    ),
+    unavailable,
+    card,
+  );
+
+  return {
+    root,
+    update(state) {
+      app = state;
+      refresh();
+    },
+    onChat(event) {
+      if (!pending || event.id !== pending.id) return;
+      pending.text.appendData(event.text);
+      if (event.error) finish(event.error);
+      else if (event.done) finish();
+    },
+  };
+}
+
+export function chatHint(app: AppState): string {
+  return chatBlocked(app) ? 'After the first round' : 'Ready';
+}

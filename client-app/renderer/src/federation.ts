@@ -1,0 +1,274 @@
+// Joining: paste the invite, read what the federation will do, then agree (or not). Once joined,
+// the same settings stay on show, with the way out.
+
+import type { AppState, FederationSummary } from '../../src/app/api.ts';
+import { errorSlot, h, showError } from './dom.ts';
+import { memo, type Ui, type View } from './ui.ts';
+import { count, grouped } from './words.ts';
+
+/** The federation's settings as a participant reads them before agreeing to take part. */
+export function federationDetails(s: FederationSummary): HTMLElement {
+  const row = (term: string, ...value: (Node | string)[]) => [h('dt', null, term), h('dd', null, ...value)];
+  const { lora, training } = s;
+  return h(
+    'div',
+    { class: 'details' },
+    h(
+      'dl',
+      { class: 'facts' },
+      row('Coordinator', h('code', null, s.coordinatorUrl)),
+      row(
+        'Coordinator fingerprint',
+        h('code', { class: 'fingerprint', testid: 'coordinator-fingerprint' }, s.coordinatorFingerprint),
+        h('span', { class: 'hint' }, 'Compare it with the fingerprint the organiser gave you.'),
+      ),
+      row(
+        'Base model',
+        h('span', null, s.baseModel.name),
+        h('code', { class: 'hint', title: s.baseModel.identity }, grouped(s.baseModel.identity)),
+      ),
+      row('Rounds', count(s.rounds, 'round')),
+      row(
+        'Adapter (LoRA)',
+        `rank ${lora.rank}, alpha ${lora.alpha}, dropout ${lora.dropout}, on ${lora.targets.join(', ')}`,
+      ),
+      row(
+        'Training per round',
+        `${count(training.localSteps, 'step')} of ${count(training.batchSize, 'example')}, ` +
+          `learning rate ${training.lr}, examples cut at ${training.cutoffLen} tokens, ` +
+          `${training.template} template`,
+      ),
+    ),
+    h('h3', null, 'Privacy'),
+    s.privacy.length
+      ? h('ul', { class: 'privacy', testid: 'privacy' }, ...s.privacy.map((line) => h('li', null, line)))
+      : h('p', { class: 'muted' }, 'The federation states no privacy settings.'),
+  );
+}
+
+export function federationView(ui: Ui): View {
+  /** The invite's settings once checked, shown before joining. */
+  let inspected: FederationSummary | undefined;
+  let confirmingLeave = false;
+
+  const displayName = h('input', {
+    id: 'display-name',
+    testid: 'display-name',
+    type: 'text',
+    maxlength: 80,
+    autocomplete: 'off',
+    onchange: () =>
+      void ui.act('display-name', () => ui.api.updateSettings({ displayName: displayName.value })),
+  });
+  const displayNameError = errorSlot('display-name-error');
+  const invite = h('textarea', {
+    id: 'invite',
+    testid: 'invite-input',
+    rows: 3,
+    spellcheck: false,
+    autocomplete: 'off',
+    placeholder: 'fedit-invite:…',
+    // A changed invite must be checked again before anyone can join with it.
+    oninput: () => {
+      inspected = undefined;
+      ui.clearError('invite');
+      ui.render();
+    },
+  });
+  const check = h(
+    'button',
+    {
+      class: 'primary',
+      testid: 'invite-check',
+      onclick: async () => {
+        inspected = await ui.act('invite', () => ui.api.inspectInvite(invite.value.trim()));
+        ui.render();
+        if (inspected) inspectedCard.scrollIntoView({ block: 'start', behavior: 'smooth' });
+      },
+    },
+    'Check',
+  );
+  const inviteError = errorSlot('invite-error');
+
+  const join = h(
+    'button',
+    {
+      class: 'primary',
+      testid: 'join',
+      onclick: async () => {
+        if (await ui.act('join', () => ui.api.joinFederation(invite.value.trim()))) {
+          inspected = undefined;
+          invite.value = '';
+          ui.render();
+        }
+      },
+    },
+    'Join',
+  );
+  const cancel = h(
+    'button',
+    {
+      testid: 'invite-cancel',
+      onclick: () => {
+        inspected = undefined;
+        ui.clearError('join');
+        ui.render();
+      },
+    },
+    'Cancel',
+  );
+  const joinError = errorSlot('join-error');
+  const inspectedName = h('h2', { testid: 'invite-name' });
+  const inspectedDetails = h('div');
+  const inspectedCard = h(
+    'div',
+    { class: 'card emphasis', testid: 'invite-settings' },
+    h('p', { class: 'eyebrow' }, 'Before you join'),
+    inspectedName,
+    h(
+      'p',
+      { class: 'muted' },
+      'This is what the federation will do with your computer. Join only if it looks right to you.',
+    ),
+    inspectedDetails,
+    h('div', { class: 'actions' }, join, cancel),
+    joinError,
+  );
+
+  const joinCard = h(
+    'div',
+    { class: 'card' },
+    h('label', { for: 'display-name' }, 'Your name'),
+    h('p', { class: 'hint' }, 'The organiser sees it next to your updates. You can leave it empty.'),
+    displayName,
+    displayNameError,
+    h('label', { for: 'invite' }, 'Invite'),
+    h('p', { class: 'hint' }, 'Paste the invite the organiser sent you. It is a single line.'),
+    invite,
+    h('div', { class: 'actions' }, check),
+    inviteError,
+  );
+
+  const leave = h(
+    'button',
+    {
+      class: 'danger-outline',
+      testid: 'leave',
+      onclick: () => {
+        confirmingLeave = true;
+        ui.render();
+      },
+    },
+    'Leave this federation',
+  );
+  const leaveConfirm = h(
+    'button',
+    {
+      class: 'danger',
+      testid: 'leave-confirm',
+      onclick: async () => {
+        await ui.act('leave', () => ui.api.leaveFederation());
+        confirmingLeave = false;
+        ui.render();
+      },
+    },
+    'Yes, leave',
+  );
+  const leaveCancel = h(
+    'button',
+    {
+      testid: 'leave-cancel',
+      onclick: () => {
+        confirmingLeave = false;
+        ui.render();
+      },
+    },
+    'Stay',
+  );
+  const leaveQuestion = h(
+    'div',
+    { class: 'confirm' },
+    h(
+      'p',
+      null,
+      'Leave this federation? Your computer stops taking part. Your data and the model stay where they are.',
+    ),
+    h('div', { class: 'actions' }, leaveConfirm, leaveCancel),
+  );
+  const leaveError = errorSlot('leave-error');
+  const joinedName = h('h2', { testid: 'federation-name' });
+  const joinedDetails = h('div');
+  const joinedCard = h(
+    'div',
+    { class: 'card', testid: 'federation-summary' },
+    h('p', { class: 'eyebrow ok' }, 'You are a member'),
+    joinedName,
+    joinedDetails,
+    h('div', { class: 'actions' }, leave),
+    leaveQuestion,
+    leaveError,
+  );
+
+  const renderInspected = memo((s: FederationSummary | undefined) => {
+    inspectedName.textContent = s?.name ?? '';
+    inspectedDetails.replaceChildren(...(s ? [federationDetails(s)] : []));
+  });
+  const renderJoined = memo((s: FederationSummary | undefined) => {
+    joinedName.textContent = s?.name ?? '';
+    joinedDetails.replaceChildren(...(s ? [federationDetails(s)] : []));
+  });
+
+  const root = h(
+    'section',
+    { class: 'page', testid: 'section-federation' },
+    h(
+      'header',
+      { class: 'page-head' },
+      h('h1', null, 'Federation'),
+      h(
+        'p',
+        { class: 'lead' },
+        'A federation is a group of people who train one shared model together. ' +
+          'Each computer learns from its own data; a coordinator combines what they learned.',
+      ),
+    ),
+    joinCard,
+    inspectedCard,
+    joinedCard,
+  );
+
+  return {
+    root,
+    update(app: AppState) {
+      const joined = app.federation !== undefined;
+      joinCard.hidden = joined;
+      inspectedCard.hidden = joined || !inspected;
+      joinedCard.hidden = !joined;
+
+      if (document.activeElement !== displayName) displayName.value = app.settings.displayName;
+      showError(displayNameError, ui.error('display-name'));
+      const checking = ui.busy('invite');
+      check.disabled = checking || !invite.value.trim();
+      check.textContent = checking ? 'Checking…' : 'Check';
+      showError(inviteError, ui.error('invite'));
+
+      renderInspected(inspected);
+      const joining = ui.busy('join');
+      join.disabled = joining;
+      join.textContent = joining ? 'Joining…' : 'Join';
+      cancel.disabled = joining;
+      showError(joinError, ui.error('join'));
+
+      renderJoined(app.federation);
+      leave.hidden = confirmingLeave;
+      leaveQuestion.hidden = !confirmingLeave;
+      leaveConfirm.disabled = ui.busy('leave');
+      showError(leaveError, ui.error('leave'));
+    },
+  };
+}
+
+/** One line for the navigation. */
+export function federationHint(app: AppState): string {
+  return app.federation ? app.federation.name : 'Not joined yet';
+}

@@ -1,0 +1,294 @@
+// The fedit desktop app's page. It talks to the world only through `window.fedit` (FeditAppApi,
+// src/app/api.ts): Electron's preload provides it, or the development shell over a WebSocket.
+// It renders from AppState (and LiveStatus events) and holds no state of its own beyond what
+// people type and which section they look at.
+//
+// Test ids (data-testid), stable for the browser tests. One section shows at a time: click its
+// nav-* button first (or open the page with #federation, #model, #data, #training or #chat).
+// Buttons that do not apply in the current state are hidden (start/pause/resume) or disabled.
+//
+//   page         loading, app-error (the backend could not be reached)
+//   first run    welcome, home-dir, create-identity, create-identity-error
+//   navigation   nav-federation, nav-model, nav-data, nav-training, nav-chat (each with a
+//                nav-<id>-hint line; data-state="done|todo|busy|problem" on the button), identity,
+//                next-federation, next-model, next-data ("Continue" once a step is done)
+//   federation   section-federation, display-name, display-name-error, invite-input, invite-check,
+//                invite-error; before joining: invite-settings (name: invite-name), join,
+//                invite-cancel, join-error; in both summaries: coordinator-fingerprint, privacy;
+//                once joined: federation-summary (name: federation-name), leave, then
+//                leave-confirm / leave-cancel, leave-error
+//   model        section-model, model-choose (system picker), model-path, model-use, model-busy,
+//                model-error, model-status (class ok | problem | neutral; model-problem,
+//                model-identity inside)
+//   data         section-data, data-choose, data-path (one path per line), data-use, data-busy,
+//                data-error, data-report containing data-counts (data-records, data-usable,
+//                data-skipped-count, data-duplicate-count), data-unusable, data-files,
+//                data-histogram, data-skipped, data-duplicates, data-empty-fields,
+//                data-categories, data-previews (trained tokens inside <mark>, «» kept)
+//   training     section-training, status-state, status-round, status-message, device-in-use,
+//                progress (<progress>), progress-label, progress-text (ETA · tokens/s), start,
+//                pause, resume, start-blocked, training-error, loss-chart, setting-device,
+//                setting-threads, setting-plugged-in, setting-idle, settings-error, history
+//                (a table; rows carry data-round), logs-dir, show-logs (toggles logs-text, the
+//                log's end from readLogs), open-logs, logs-error
+//   try it       section-chat, chat-unavailable, chat-log, chat-input, chat-send, chat-reply (the
+//                newest reply only; class "streaming" until done; an error shows inside it)
+
+import type { AppState, FeditAppApi } from '../../src/app/api.ts';
+import { chatBlocked, chatHint, chatView } from './chat.ts';
+import { dataHint, dataView } from './data.ts';
+import { h, messageOf } from './dom.ts';
+import { federationHint, federationView } from './federation.ts';
+import { modelHint, modelView } from './model.ts';
+import { trainingHint, trainingView } from './training.ts';
+import type { SectionId, Ui, View } from './ui.ts';
+import { welcomeView } from './welcome.ts';
+import { grouped, isRunning } from './words.ts';
+
+declare global {
+  interface Window {
+    fedit?: FeditAppApi;
+  }
+}
+
+type StepState = 'done' | 'todo' | 'busy' | 'problem';
+
+interface Section {
+  id: SectionId;
+  title: string;
+  view: View;
+  hint(app: AppState): string;
+  step(app: AppState): StepState;
+}
+
+const isAppState = (x: unknown): x is AppState =>
+  typeof x === 'object' && x !== null && 'status' in x && 'settings' in x && 'history' in x;
+
+/** The section to open first: the first step not done yet. */
+function firstOpenStep(app: AppState): SectionId {
+  if (!app.federation) return 'federation';
+  if (!app.model?.ok) return 'model';
+  if (!app.data?.report.usable) return 'data';
+  return 'training';
+}
+
+function boot(api: FeditAppApi, mount: HTMLElement): void {
+  let app: AppState | undefined;
+  let current: SectionId | undefined;
+  const busy = new Set<string>();
+  const errors = new Map<string, string>();
+
+  const ui: Ui = {
+    api,
+    busy: (key) => busy.has(key),
+    error: (key) => errors.get(key),
+    clearError: (key) => void errors.delete(key),
+    render,
+    go,
+    async act(key, call) {
+      busy.add(key);
+      errors.delete(key);
+      render();
+      try {
+        const result = await call();
+        if (isAppState(result)) app = result;
+        return result;
+      } catch (error) {
+        errors.set(key, messageOf(error));
+        return undefined;
+      } finally {
+        busy.delete(key);
+        render();
+      }
+    },
+  };
+
+  const welcome = welcomeView(ui);
+  const chat = chatView(ui);
+  const sections: Section[] = [
+    {
+      id: 'federation',
+      title: 'Federation',
+      view: federationView(ui),
+      hint: federationHint,
+      step: (a) => (a.federation ? 'done' : 'todo'),
+    },
+    {
+      id: 'model',
+      title: 'Base model',
+      view: modelView(ui),
+      hint: modelHint,
+      step: (a) => (!a.model ? 'todo' : a.model.ok ? 'done' : 'problem'),
+    },
+    {
+      id: 'data',
+      title: 'Your data',
+      view: dataView(ui),
+      hint: dataHint,
+      step: (a) => (!a.data ? 'todo' : a.data.report.usable ? 'done' : 'problem'),
+    },
+    {
+      id: 'training',
+      title: 'Training',
+      view: trainingView(ui),
+      hint: trainingHint,
+      step: (a) =>
+        ['error', 'crashed'].includes(a.status.state)
+          ? 'problem'
+          : isRunning(a.status.state)
+            ? 'busy'
+            : a.status.state === 'finished'
+              ? 'done'
+              : 'todo',
+    },
+    {
+      id: 'chat',
+      title: 'Try it',
+      view: chat,
+      hint: chatHint,
+      step: (a) => (chatBlocked(a) === undefined ? 'done' : 'todo'),
+    },
+  ];
+
+  const nav = sections.map((section, i) => {
+    const hint = h('small', { class: 'nav-hint', testid: `nav-${section.id}-hint` });
+    const button = h(
+      'button',
+      { class: 'nav-item', testid: `nav-${section.id}`, onclick: () => go(section.id) },
+      h('span', { class: 'nav-num', 'aria-hidden': 'true' }, String(i + 1)),
+      h('span', { class: 'nav-text' }, h('span', { class: 'nav-title' }, section.title), hint),
+    );
+    return { section, button, hint };
+  });
+  // "Continue" at the end of the first steps, once each is done.
+  const nextButtons = sections.slice(0, 3).map((section, i) => {
+    const next = sections[i + 1];
+    const button = h(
+      'button',
+      { class: 'next', testid: `next-${section.id}`, onclick: () => go(next.id) },
+      `Continue: ${next.title} →`,
+    );
+    section.view.root.append(h('div', { class: 'page-foot' }, button));
+    return { section, button };
+  });
+  const identity = h('code', { class: 'identity', testid: 'identity' });
+  const main = h(
+    'main',
+    { class: 'content' },
+    sections.map((s) => s.view.root),
+  );
+  const shell = h(
+    'div',
+    { class: 'shell' },
+    h(
+      'nav',
+      { class: 'sidebar', 'aria-label': 'Steps' },
+      h('p', { class: 'brand' }, 'fedit'),
+      h(
+        'div',
+        { class: 'nav-list' },
+        nav.map((n) => n.button),
+      ),
+      h('div', { class: 'sidebar-foot' }, h('span', { class: 'muted small' }, 'Your identity'), identity),
+    ),
+    main,
+  );
+  const loading = h('p', { class: 'loading', testid: 'loading' }, 'Starting…');
+  const fatal = h('div', { class: 'status-box problem fatal', testid: 'app-error', role: 'alert' });
+  fatal.hidden = true;
+  welcome.root.hidden = true;
+  shell.hidden = true;
+  mount.replaceChildren(loading, fatal, welcome.root, shell);
+
+  function go(id: SectionId): void {
+    current = id;
+    window.history.replaceState(null, '', `#${id}`);
+    render();
+    main.scrollTo({ top: 0 });
+  }
+
+  function render(): void {
+    loading.hidden = app !== undefined || !fatal.hidden;
+    if (!app) return;
+    const firstRun = !app.identity;
+    welcome.root.hidden = !firstRun;
+    shell.hidden = firstRun;
+    if (firstRun) {
+      welcome.update(app);
+      return;
+    }
+    const fromHash = location.hash.slice(1);
+    current ??= sections.some((s) => s.id === fromHash) ? (fromHash as SectionId) : firstOpenStep(app);
+    for (const section of sections) {
+      section.view.root.hidden = section.id !== current;
+      section.view.update(app);
+    }
+    for (const { section, button, hint } of nav) {
+      button.dataset.state = section.step(app);
+      if (section.id === current) button.setAttribute('aria-current', 'page');
+      else button.removeAttribute('aria-current');
+      hint.textContent = section.hint(app);
+    }
+    for (const { section, button } of nextButtons) button.hidden = section.step(app) !== 'done';
+    identity.textContent = grouped(app.identity ?? '', 4);
+    identity.title = app.identity ?? '';
+  }
+
+  function showFatal(message: string): void {
+    fatal.replaceChildren(
+      h('p', { class: 'box-title' }, 'fedit cannot reach its background service'),
+      h('p', null, message),
+      h('p', null, 'Close fedit and open it again. If this keeps happening, the logs say more.'),
+    );
+    fatal.hidden = false;
+    render();
+  }
+
+  addEventListener('hashchange', () => {
+    const id = location.hash.slice(1);
+    if (sections.some((s) => s.id === id) && id !== current) go(id as SectionId);
+  });
+
+  let gotState = false;
+  api.onEvent((event) => {
+    switch (event.type) {
+      case 'state':
+        gotState = true;
+        app = event.state;
+        render();
+        break;
+      case 'status':
+        if (app) {
+          app = { ...app, status: event.status };
+          render();
+        }
+        break;
+      case 'chat':
+        chat.onChat(event);
+        break;
+    }
+  });
+  api.getState().then(
+    (state) => {
+      // A 'state' event that came in meanwhile is newer than this answer.
+      if (!gotState) app = state;
+      render();
+    },
+    (error: unknown) => showFatal(messageOf(error)),
+  );
+}
+
+const mount = document.getElementById('app');
+if (mount) {
+  if (window.fedit) boot(window.fedit, mount);
+  else {
+    mount.replaceChildren(
+      h(
+        'div',
+        { class: 'status-box problem fatal', testid: 'app-error', role: 'alert' },
+        h('p', { class: 'box-title' }, 'fedit cannot reach its background service'),
+        h('p', null, 'This page has to be opened by the fedit app.'),
+      ),
+    );
+  }
+}

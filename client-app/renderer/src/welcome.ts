@@ -1,0 +1,90 @@
+// First run: what fedit keeps on this computer, what it sends, and the one button to begin.
+
+import { errorSlot, h, showError } from './dom.ts';
+import type { Ui, View } from './ui.ts';
+
+export function welcomeView(ui: Ui): View {
+  const create = h(
+    'button',
+    {
+      class: 'primary large',
+      testid: 'create-identity',
+      onclick: () => void ui.act('create-identity', () => ui.api.createIdentity()),
+    },
+    'Create my identity',
+  );
+  const error = errorSlot('create-identity-error');
+  const home = h('code', { testid: 'home-dir' });
+
+  const root = h(
+    'section',
+    { class: 'welcome', testid: 'welcome' },
+    h(
+      'div',
+      { class: 'welcome-card' },
+      h('p', { class: 'brand-mark' }, 'fedit'),
+      h('h1', null, 'Welcome'),
+      h(
+        'p',
+        { class: 'lead' },
+        'fedit lets you help train a shared language model together with other people, ' +
+          'without showing anyone your data. Your computer learns from your examples and sends only ' +
+          'what it learned, never the examples themselves.',
+      ),
+      h(
+        'div',
+        { class: 'two-columns' },
+        h(
+          'div',
+          { class: 'panel stays' },
+          h('h2', null, 'Stays on this computer'),
+          h(
+            'ul',
+            null,
+            h('li', null, h('strong', null, 'Your data'), ', always. It is read here and never sent.'),
+            h('li', null, h('strong', null, 'The model'), ' you train on.'),
+            h('li', null, h('strong', null, 'Your keys'), ', which prove that your updates come from you.'),
+          ),
+        ),
+        h(
+          'div',
+          { class: 'panel leaves' },
+          h('h2', null, 'Leaves this computer'),
+          h(
+            'ul',
+            null,
+            h(
+              'li',
+              null,
+              'Only ',
+              h('strong', null, 'updates of a small adapter'),
+              ' that your computer trains: a few numbers that nudge the shared model.',
+            ),
+            h('li', null, 'They are encrypted for the coordinator and signed with your key.'),
+            h('li', null, 'Nothing of your data: no text, no file names, no examples.'),
+          ),
+        ),
+      ),
+      h(
+        'p',
+        { class: 'muted' },
+        'To begin, fedit creates your identity: a pair of keys kept in ',
+        home,
+        ', readable by you only. You can then join a federation with the invite its organiser sent you.',
+      ),
+      h('div', { class: 'actions' }, create),
+      error,
+    ),
+  );
+
+  return {
+    root,
+    update(app) {
+      home.textContent = app.homeDir;
+      const busy = ui.busy('create-identity');
+      create.disabled = busy;
+      create.textContent = busy ? 'Creating…' : 'Create my identity';
+      showError(error, ui.error('create-identity'));
+    },
+  };
+}

@@ -1,0 +1,427 @@
+// The desktop app's backend (src/app/backend.ts) without a browser: what it refuses from the
+// untrusted page, what it keeps across restarts, the power/idle limits, a crashing training
+// worker, and the development shell's guard (token, Origin, Host) around the same API.
+
+import test, { type ExecutionContext } from 'ava';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { WebSocket } from 'ws';
+import type { AppEvent, LiveStatus } from '../src/app/api.ts';
+import { AppBackend } from '../src/app/backend.ts';
+import { startDevShell } from '../src/app/dev-shell.ts';
+import { ManualMonitor } from '../src/app/system-monitor.ts';
+import { inProcessWorker } from '../src/app/in-process-worker.ts';
+import { WorkerProcessLink, forkedWorker } from '../src/app/worker-link.ts';
+import { repoRoot } from './helpers/fedit-cli.ts';
+import { startTestFederation, tempDir, writeDataWithBadRows, writeTinyModel } from './app-fixture.ts';
+
+async function openBackend(
+  t: ExecutionContext,
+  home: string,
+  options: Partial<Parameters<typeof AppBackend.open>[0]> = {},
+): Promise<AppBackend> {
+  const backend = await AppBackend.open({
+    home,
+    worker: new WorkerProcessLink(inProcessWorker),
+    probeGpu: async () => false,
+    ...options,
+  });
+  t.teardown(() => backend.close());
+  return backend;
+}
+
+/** Resolves with the first live status (now or later) that `predicate` accepts. */
+function statusWhere(backend: AppBackend, predicate: (s: LiveStatus) => boolean): Promise<LiveStatus> {
+  return new Promise((resolve) => {
+    const stop = backend.onEvent((event: AppEvent) => {
+      const status =
+        event.type === 'status' ? event.status : event.type === 'state' ? event.state.status : undefined;
+      if (status && predicate(status)) {
+        stop();
+        resolve(status);
+      }
+    });
+    void backend.getState().then((state) => {
+      if (predicate(state.status)) {
+        stop();
+        resolve(state.status);
+      }
+    });
+  });
+}
+
+/** A backend with an identity, joined to `fed`, with its model and data chosen. */
+async function readyBackend(
+  t: ExecutionContext,
+  home: string,
+  fed: Awaited<ReturnType<typeof startTestFederation>>,
+  data: string,
+  options: Partial<Parameters<typeof AppBackend.open>[0]> = {},
+): Promise<AppBackend> {
+  const backend = await openBackend(t, home, options);
+  await backend.createIdentity();
+  const invite = fed.invite();
+  await backend.inspectInvite(invite);
+  await backend.joinFederation(invite);
+  await backend.chooseModel(fed.modelDir);
+  const state = await backend.chooseData([data]);
+  t.true(state.model?.ok);
+  t.is(state.data?.report.usable, 8);
+  return backend;
+}
+
+test('refuses what the page must not ask, saying what is wrong', async (t) => {
+  const dir = await tempDir(t, 'fedit-app-backend-');
+  const fed = await startTestFederation(t, dir);
+  const backend = await openBackend(t, join(dir, 'home'));
+  const notAModel = join(dir, 'empty-folder');
+  await mkdir(notAModel);
+  const data = await writeDataWithBadRows(dir);
+
+  await t.throwsAsync(backend.start(), { code: 'APP_NOT_READY', message: /create your identity first/ });
+  await t.throwsAsync(backend.chooseModel('models/tiny'), { code: 'APP_PATH', message: /absolute path/ });
+  await t.throwsAsync(backend.chooseModel(join(dir, 'nowhere')), {
+    code: 'APP_PATH',
+    message: /does not exist/,
+  });
+  await t.throwsAsync(backend.chooseModel(data), { code: 'APP_PATH', message: /is not a folder/ });
+  await t.throwsAsync(backend.chooseModel(42 as never), {
+    code: 'APP_ARGUMENT',
+    message: /must be text, got number/,
+  });
+  await t.throwsAsync(backend.chooseModel('/tmp/\0x'), { code: 'APP_ARGUMENT', message: /NUL/ });
+  await t.throwsAsync(backend.chooseData([]), { code: 'APP_ARGUMENT', message: /choose at least one file/ });
+  await t.throwsAsync(backend.chooseData(data as never), { code: 'APP_ARGUMENT', message: /list of files/ });
+  await t.throwsAsync(backend.chooseData([dir]), { code: 'APP_PATH', message: /is not a file/ });
+  await t.throwsAsync(backend.chooseData(Array(65).fill(data)), {
+    code: 'APP_ARGUMENT',
+    message: /at most 64/,
+  });
+  await t.throwsAsync(backend.updateSettings({ device: 'tpu' } as never), {
+    message: /device must be one of auto, cpu, webgpu/,
+  });
+  await t.throwsAsync(backend.updateSettings({ maxThreads: -1 }), {
+    message: /maxThreads must be a whole number/,
+  });
+  await t.throwsAsync(backend.updateSettings({ maxThreads: 1e6 }), { message: /maxThreads/ });
+  await t.throwsAsync(backend.updateSettings({ onlyWhenIdle: 'yes' } as never), { message: /true or false/ });
+  await t.throwsAsync(backend.updateSettings({ __proto__: 1, evil: 1 } as never), {
+    message: /unknown setting "evil"/,
+  });
+  await t.throwsAsync(backend.updateSettings({ displayName: 'a\u0007b' }), { message: /printable/ });
+  await t.throwsAsync(backend.updateSettings(null as never), { message: /must be an object/ });
+  await t.throwsAsync(backend.inspectInvite('hello'), { code: 'INVITE_PREFIX' });
+  await t.throwsAsync(backend.inspectInvite('x'.repeat(10_000)), {
+    code: 'APP_ARGUMENT',
+    message: /characters long/,
+  });
+  await t.throwsAsync(backend.joinFederation(fed.invite()), {
+    code: 'APP_NOT_READY',
+    message: /read the federation's settings before joining/,
+  });
+  await t.throwsAsync(backend.chat('bad id!', 'hello'), { code: 'APP_ARGUMENT', message: /chat id/ });
+  await t.throwsAsync(backend.chat('c1', '   '), { code: 'APP_ARGUMENT', message: /empty/ });
+  await t.throwsAsync(backend.chat('c1', 'hello'), { code: 'APP_NOT_READY', message: /model folder/ });
+  await t.throwsAsync(backend.pause(), { code: 'APP_NOT_READY' });
+
+  // A folder that is not a model is no exception: the state says why in words.
+  const state = await backend.chooseModel(notAModel);
+  t.false(state.model?.ok);
+  t.regex(state.model?.problem ?? '', /cannot be used as a model: .*no config\.json/);
+
+  // Nothing refused was stored.
+  t.deepEqual((await backend.getState()).settings, {
+    device: 'auto',
+    maxThreads: 0,
+    onlyWhenPluggedIn: true,
+    onlyWhenIdle: false,
+    displayName: '',
+  });
+  t.false(fed.events.some((e) => e.type === 'enrolled'));
+});
+
+test('the limits hold training back until the computer is plugged in; settings, choices and rounds survive a restart', async (t) => {
+  const dir = await tempDir(t, 'fedit-app-backend-');
+  const fed = await startTestFederation(t, dir);
+  const data = await writeDataWithBadRows(dir);
+  const home = join(dir, 'home');
+  const monitor = new ManualMonitor();
+  monitor.set({ onBattery: true });
+  const backend = await readyBackend(t, home, fed, data, { monitor, limitPollMs: 50 });
+  await backend.updateSettings({ device: 'cpu', maxThreads: 1, displayName: 'ignored after joining' });
+
+  const connections = () => fed.events.filter((e) => e.type === 'connected').length;
+  const before = connections(); // joining connected
+  let state = await backend.start();
+  t.is(state.status.state, 'paused');
+  t.is(state.status.pausedBy, 'power');
+  t.is(connections(), before, 'on battery, the participant does not even connect');
+
+  monitor.set({ onBattery: false });
+  await statusWhere(backend, (s) => s.state === 'finished');
+  state = await backend.getState();
+  t.deepEqual(
+    state.history.map((e) => [e.round, e.uploaded, e.outcome, e.updates]),
+    [
+      [1, true, 'aggregated', 1],
+      [2, true, 'aggregated', 1],
+    ],
+  );
+  t.is(state.status.losses.length, 30, 'one loss per local step of the last round');
+  t.is(state.status.device, 'cpu');
+  await backend.close();
+
+  // Reopened on the same folder: everything chosen is still there, and the rounds too.
+  const again = await openBackend(t, home, { monitor });
+  state = await again.getState();
+  t.is(state.settings.device, 'cpu');
+  t.is(state.settings.maxThreads, 1);
+  t.is(state.model?.dir, fed.modelDir);
+  t.true(state.model?.ok);
+  t.deepEqual(state.data?.files, [data]);
+  t.is(state.federation?.name, 'app test federation');
+  t.deepEqual(
+    state.history.map((e) => e.round),
+    [1, 2],
+  );
+  t.is(state.status.state, 'idle', 'a finished federation does not start again by itself');
+  const log = await readFile(join(home, 'logs', 'app.log'), 'utf8');
+  t.regex(log, /limit: holding training back \(power\)/);
+  t.regex(log, /round 2: aggregated from 1 update/);
+});
+
+test('a training worker killed in the middle of a round is restarted and the round still gets its update', async (t) => {
+  const dir = await tempDir(t, 'fedit-app-backend-');
+  const fed = await startTestFederation(t, dir, { rounds: 1 });
+  const data = await writeDataWithBadRows(dir);
+  const worker = new WorkerProcessLink(() => forkedWorker());
+  let killed = false;
+  worker.on('message', (message) => {
+    // At the first training step: the native crash this guards against would come at any time.
+    if (!killed && message.type === 'progress' && message.progress.phase === 'training') {
+      killed = true;
+      worker.kill();
+    }
+  });
+  const backend = await readyBackend(t, join(dir, 'home'), fed, data, { worker, restartDelayMs: 100 });
+  const crashed = statusWhere(backend, (s) => s.state === 'crashed');
+  await backend.start();
+  t.regex((await crashed).message ?? '', /killed by SIGKILL; restarting it and resuming/);
+  await statusWhere(backend, (s) => s.state === 'finished');
+  const closed = await fed.waitFor((e) => e.type === 'round-closed');
+  t.is(
+    closed.type === 'round-closed' && closed.updates,
+    1,
+    'the restarted worker trained and sent the update',
+  );
+  const state = await backend.getState();
+  t.deepEqual(
+    state.history.map((e) => [e.round, e.uploaded, e.outcome]),
+    [[1, true, 'aggregated']],
+  );
+});
+
+test('a training worker that dies is reported, restarted, and the participant takes part again', async (t) => {
+  const dir = await tempDir(t, 'fedit-app-backend-');
+  // Two participants per round: the app's participant alone waits, connected, for a round.
+  const fed = await startTestFederation(t, dir, { participantsPerRound: { fraction: 1, minimum: 2 } });
+  const data = await writeDataWithBadRows(dir);
+  const worker = new WorkerProcessLink(() => forkedWorker());
+  const backend = await readyBackend(t, join(dir, 'home'), fed, data, { worker, restartDelayMs: 100 });
+  const fedId = (await backend.getState()).federation!.id;
+  await backend.start();
+  await statusWhere(backend, (s) => s.state === 'waiting');
+  const connected = fed.events.filter((e) => e.type === 'connected').length;
+
+  const crashed = statusWhere(backend, (s) => s.state === 'crashed');
+  worker.kill(); // SIGKILL, as a native crash in onnxruntime would end it
+  const status = await crashed;
+  t.regex(status.message ?? '', /the training worker was killed by SIGKILL; restarting it/);
+  await statusWhere(backend, (s) => s.state === 'waiting');
+  await fed.waitFor(
+    (e) => e.type === 'connected' && fed.events.filter((x) => x.type === 'connected').length > connected,
+  );
+  t.true(worker.alive);
+  const log = await backend.readLogs();
+  t.regex(log, /the training worker was killed by SIGKILL/);
+  t.regex(log, /restarting the training worker/);
+
+  // Pausing stops the participant (it disconnects); resuming takes part again.
+  const paused = await backend.pause();
+  t.is(paused.status.state, 'paused');
+  t.is(paused.status.pausedBy, 'you');
+  await fed.waitFor((e) => e.type === 'disconnected');
+  await backend.resume();
+  await statusWhere(backend, (s) => s.state === 'waiting');
+
+  // Leaving stops the participant first, then forgets the membership and its round folders.
+  const left = await backend.leaveFederation();
+  t.is(left.federation, undefined);
+  t.is(left.status.state, 'idle');
+  t.deepEqual(left.history, []);
+  t.deepEqual(await readdir(join(dir, 'home', 'federations')), []);
+  t.false(existsSync(join(dir, 'home', 'rounds', fedId)));
+  t.truthy(left.identity, 'the identity stays');
+  await t.throwsAsync(backend.start(), { code: 'APP_NOT_READY', message: /join a federation first/ });
+});
+
+test('the process hosting the backend never loads onnxruntime: the engine runs in the worker', async (t) => {
+  if (process.platform !== 'linux') return t.pass('checked through /proc/self/maps, on Linux');
+  // Electron's main process imports these two; a native crash in the engine must not reach it.
+  const script = `
+    await import(${JSON.stringify(new URL('../src/app/backend.ts', import.meta.url).href)});
+    await import(${JSON.stringify(new URL('../src/app/worker-link.ts', import.meta.url).href)});
+    const maps = (await import('node:fs')).readFileSync('/proc/self/maps', 'utf8');
+    process.stdout.write(/onnxruntime/.test(maps) ? 'loaded' : 'not loaded');
+  `;
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', script],
+      { cwd: repoRoot, encoding: 'utf8' },
+      (error, stdout, stderr) => (error ? reject(new Error(stderr)) : resolve(stdout)),
+    ),
+  );
+  t.is(out, 'not loaded');
+});
+
+test('device auto means the GPU when WebGPU starts here, else the CPU; the setting overrides it', async (t) => {
+  const dir = await tempDir(t, 'fedit-app-backend-');
+  const withGpu = await openBackend(t, join(dir, 'a'), { probeGpu: async () => true });
+  await new Promise((resolve) => setImmediate(resolve));
+  let state = await withGpu.getState();
+  t.true(state.gpuAvailable);
+  t.is(state.status.device, 'webgpu');
+  state = await withGpu.updateSettings({ device: 'cpu' });
+  t.is(state.status.device, 'cpu');
+  const withoutGpu = await openBackend(t, join(dir, 'b'), { probeGpu: async () => false });
+  state = await withoutGpu.updateSettings({ device: 'webgpu' });
+  t.false(state.gpuAvailable);
+  t.is(state.status.device, 'cpu', 'asking for a GPU that is not there trains on the CPU');
+});
+
+// ---- the development shell -----------------------------------------------------------------------
+
+function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function openSocket(url: string, origin: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { origin });
+    ws.once('open', () => resolve(ws));
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`refused with ${res.statusCode}`)));
+    ws.once('error', reject);
+  });
+}
+
+function call(
+  ws: WebSocket,
+  message: unknown,
+): Promise<{ result?: unknown; error?: { code: string; message: string } }> {
+  return new Promise((resolve) => {
+    const onMessage = (data: Buffer) => {
+      const reply = JSON.parse(data.toString()) as { id?: number; event?: unknown };
+      if (reply.event) return;
+      ws.off('message', onMessage);
+      resolve(reply as never);
+    };
+    ws.on('message', onMessage);
+    ws.send(typeof message === 'string' ? message : JSON.stringify(message));
+  });
+}
+
+test('the development shell serves its page and API to the page it printed, and to nothing else', async (t) => {
+  const dir = await tempDir(t, 'fedit-app-shell-');
+  const shell = await startDevShell({
+    home: join(dir, 'home'),
+    worker: 'inline',
+    probeGpu: async () => false,
+  });
+  t.teardown(() => shell.close());
+  const url = new URL(shell.url);
+  const origin = url.origin;
+  const token = url.searchParams.get('token')!;
+  t.is(url.hostname, '127.0.0.1');
+
+  const page = await get(shell.url);
+  t.is(page.status, 200);
+  t.regex(page.body, /<script src="\/fedit-api.js"><\/script>/);
+  t.is((await get(`${origin}/`)).status, 403, 'no token, no page');
+  t.is((await get(`${origin}/?token=${'0'.repeat(token.length)}`)).status, 403);
+  t.is(
+    (await get(shell.url, { host: `localhost:${url.port}` })).status,
+    421,
+    'another Host (DNS rebinding) is refused',
+  );
+  t.is((await get(`${origin}/%2e%2e/package.json`)).status, 404);
+  t.is((await get(`${origin}/../../package.json`)).status, 404);
+  const script = await get(`${origin}/main.js`);
+  t.is(script.status, 200, 'the renderer is bundled on the fly');
+  t.regex(script.body, /window\.fedit|fedit/);
+  t.regex((await get(`${origin}/fedit-api.js`)).body, /"getState","createIdentity"/);
+
+  const api = `ws://${url.host}/api?token=${token}`;
+  await t.throwsAsync(openSocket(`ws://${url.host}/api`, origin), { message: /403/ });
+  await t.throwsAsync(openSocket(api, 'http://evil.example'), { message: /403/ });
+  const ws = await openSocket(api, origin);
+  t.teardown(() => ws.close());
+  const state = await call(ws, { id: 1, method: 'getState', args: [] });
+  t.is((state.result as { homeDir: string }).homeDir, join(dir, 'home'));
+  t.deepEqual((await call(ws, { id: 2, method: 'constructor', args: [] })).error?.code, 'APP_ARGUMENT');
+  t.regex((await call(ws, 'not json')).error?.message ?? '', /not JSON/);
+  t.regex(
+    (await call(ws, { id: 3, method: 'chooseModel', args: [null] })).error?.message ?? '',
+    /cannot open a file picker/,
+  );
+  t.regex(
+    (await call(ws, { id: 4, method: 'chooseModel', args: ['relative'] })).error?.message ?? '',
+    /absolute path/,
+  );
+  const created = await call(ws, { id: 5, method: 'createIdentity', args: [] });
+  t.regex((created.result as { identity: string }).identity, /^[0-9a-f]{32}$/);
+});
+
+test('a damaged settings file is set aside and the defaults used, with a line in the log', async (t) => {
+  const dir = await tempDir(t, 'fedit-app-backend-');
+  const home = join(dir, 'home');
+  await mkdir(join(home, 'app'), { recursive: true });
+  await writeFile(join(home, 'app', 'settings.json'), '{"version": 1, "settings": {"device": ');
+  const backend = await openBackend(t, home);
+  t.is((await backend.getState()).settings.device, 'auto');
+  t.regex(await backend.readLogs(), /settings\.json was damaged/);
+  t.is(
+    await readFile(join(home, 'app', 'settings.json.damaged'), 'utf8'),
+    '{"version": 1, "settings": {"device": ',
+  );
+  const other = await writeTinyModel(dir, 3);
+  t.true((await backend.chooseModel(other)).model?.ok, 'without a federation any readable model is fine');
+  await backend.close();
+
+  // A value this computer cannot take (the folder came from a machine with more cores) falls back
+  // alone; the other settings stay.
+  await writeFile(
+    join(home, 'app', 'settings.json'),
+    JSON.stringify({ version: 1, settings: { device: 'cpu', maxThreads: 9999 }, modelDir: other }),
+  );
+  const moved = await openBackend(t, home, { cpuThreads: 4 });
+  const state = await moved.getState();
+  t.is(state.settings.device, 'cpu');
+  t.is(state.settings.maxThreads, 0);
+  t.is(state.model?.dir, other);
+  t.regex(
+    await moved.readLogs(),
+    /maxThreads must be a whole number from 0 \(all cores\) to 4, got 9999; using the default/,
+  );
+});

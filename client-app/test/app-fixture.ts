@@ -1,0 +1,165 @@
+// What the desktop app's tests stand on: a tiny model (a real tokenizer.json, random weights) and
+// a second one that is not the federation's, a data file with a few bad rows, a real coordinator
+// on loopback with an invite, and a fresh app home. Nothing is downloaded.
+
+import type { ExecutionContext } from 'ava';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ASCII_ALPHABET,
+  PRESETS,
+  randomLlamaTensors,
+  writeCharTokenizer,
+  writeHfCheckpoint,
+  type LlamaConfig,
+} from '@fedit/kernels';
+import {
+  createInvite,
+  initFederation,
+  startCoordinator,
+  type CoordinatorEvent,
+  type FederationSettings,
+  type RunningCoordinator,
+} from '@fedit/coordinator';
+
+export const FACTS = [
+  ['capital of France', 'Paris'],
+  ['color of the sky', 'blue'],
+  ['opposite of hot', 'cold'],
+  ['first letter', 'A'],
+  ['number after one', 'two'],
+  ['animal that barks', 'dog'],
+  ['opposite of up', 'down'],
+  ['day after Monday', 'Tuesday'],
+];
+
+export async function tempDir(t: ExecutionContext, prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export async function writeTinyModel(dir: string, seed: number): Promise<string> {
+  const modelDir = join(dir, `model-${seed}`);
+  const info = await writeCharTokenizer(modelDir, { alphabet: ASCII_ALPHABET });
+  const config: LlamaConfig = {
+    ...PRESETS.tiny,
+    vocabSize: info.vocabSize,
+    bosTokenId: info.bosTokenId,
+    eosTokenId: info.eosTokenId,
+    padTokenId: info.padTokenId,
+  };
+  await writeHfCheckpoint(modelDir, config, randomLlamaTensors(config, seed, 0.3));
+  return modelDir;
+}
+
+/**
+ * Chat-format facts with three bad rows, at lines 3 (not JSON), 6 (no assistant turn) and 9 (an
+ * empty answer).
+ */
+export async function writeDataWithBadRows(dir: string): Promise<string> {
+  const path = join(dir, 'facts.jsonl');
+  const lines = FACTS.map(([q, a]) =>
+    JSON.stringify({
+      messages: [
+        { role: 'user', content: `The ${q}?` },
+        { role: 'assistant', content: a },
+      ],
+    }),
+  );
+  lines.splice(2, 0, '{"messages": [ this is not json');
+  lines.splice(5, 0, JSON.stringify({ messages: [{ role: 'user', content: 'a question and no answer' }] }));
+  lines.splice(
+    8,
+    0,
+    JSON.stringify({
+      messages: [
+        { role: 'user', content: 'an empty answer' },
+        { role: 'assistant', content: '   ' },
+      ],
+    }),
+  );
+  await writeFile(path, lines.join('\n') + '\n');
+  return path;
+}
+
+export const TEST_TRAINING: FederationSettings['training'] = {
+  localSteps: 30,
+  batchSize: 4,
+  lr: 2e-2,
+  cutoffLen: 64,
+  template: 'chat',
+  trainOnInputs: false,
+};
+
+export interface TestFederation {
+  dir: string;
+  modelDir: string;
+  coordinator: RunningCoordinator;
+  events: CoordinatorEvent[];
+  invite(): string;
+  waitFor(predicate: (e: CoordinatorEvent) => boolean): Promise<CoordinatorEvent>;
+}
+
+/** A federation on the tiny model that one participant can run alone, and its coordinator. */
+export async function startTestFederation(
+  t: ExecutionContext,
+  dir: string,
+  settings: Partial<FederationSettings> = {},
+): Promise<TestFederation> {
+  const modelDir = await writeTinyModel(dir, 0);
+  const fedDir = join(dir, 'federation');
+  await initFederation(fedDir, {
+    modelDir,
+    modelName: 'tiny-test',
+    seed: 1,
+    settings: {
+      name: 'app test federation',
+      // Enough for the tiny model to learn the facts in two rounds (a second or two on a CPU), so
+      // the chat can show that the global adapter is the one answering.
+      lora: {
+        rank: 8,
+        alpha: 16,
+        dropout: 0,
+        targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+      },
+      training: TEST_TRAINING,
+      rounds: 2,
+      participantsPerRound: { fraction: 1, minimum: 1 },
+      minUpdates: 1,
+      roundDeadlineSeconds: 120,
+      ...settings,
+    },
+  });
+  const events: CoordinatorEvent[] = [];
+  const waiters: { predicate: (e: CoordinatorEvent) => boolean; resolve: (e: CoordinatorEvent) => void }[] =
+    [];
+  const coordinator = await startCoordinator({
+    dir: fedDir,
+    host: '127.0.0.1',
+    port: 0,
+    onEvent: (e) => {
+      events.push(e);
+      for (const w of [...waiters]) {
+        if (w.predicate(e)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(e);
+        }
+      }
+    },
+  });
+  t.teardown(() => coordinator.close());
+  return {
+    dir: fedDir,
+    modelDir,
+    coordinator,
+    events,
+    invite: () => createInvite(fedDir, { url: coordinator.url }),
+    waitFor: (predicate) => {
+      const seen = events.find(predicate);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve) => waiters.push({ predicate, resolve }));
+    },
+  };
+}
