@@ -14,7 +14,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tensorFromF32, writeSafetensorsFile, type Tensor } from '@fedit/shared';
-import { loadCheckpoint, writeHfCheckpoint } from '../src/model/checkpoint.ts';
+import { defaultWeightCacheDir, loadCheckpoint, writeHfCheckpoint } from '../src/model/checkpoint.ts';
 import { PRESETS, toHfConfig } from '../src/model/config.ts';
 import { randomLlamaTensors } from '../src/model/random.ts';
 import { readWeight } from '../src/model/weights.ts';
@@ -166,5 +166,31 @@ test('clear errors for folders that are not a supported model', async (t) => {
     t.true(readFileSync(join(dir, 'config.json'), 'utf8').includes('llama'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a model folder that cannot be written caches its converted weights in the user cache folder', async (t) => {
+  const dir = tempDir();
+  const cache = tempDir();
+  const previous = process.env.XDG_CACHE_HOME;
+  try {
+    await writeHfCheckpoint(dir, cfg, randomLlamaTensors(cfg, 8));
+    process.env.XDG_CACHE_HOME = cache;
+    t.is(
+      defaultWeightCacheDir(dir, () => true),
+      join(dir, '.fedit-cache'),
+    );
+    if (process.platform === 'linux')
+      t.is(
+        defaultWeightCacheDir(dir, () => false),
+        join(cache, 'fedit', 'models'),
+      );
+    const loaded = await loadCheckpoint(dir, { cacheDir: defaultWeightCacheDir(dir, () => false) });
+    t.true(loaded.store.dir.startsWith(cache) || process.platform !== 'linux');
+  } finally {
+    if (previous === undefined) delete process.env.XDG_CACHE_HOME;
+    else process.env.XDG_CACHE_HOME = previous;
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(cache, { recursive: true, force: true });
   }
 });

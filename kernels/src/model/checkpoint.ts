@@ -7,7 +7,9 @@
 import { FeditError } from '@fedit/shared';
 import { createHash } from 'node:crypto';
 import {
+  accessSync,
   closeSync,
+  constants,
   existsSync,
   mkdirSync,
   openSync,
@@ -16,6 +18,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import {
   tensorToF32,
@@ -125,6 +128,34 @@ function toF32(info: SafetensorsTensorInfo, bytes: Uint8Array, source: string): 
   return tensorToF32({ dtype: info.dtype, shape: info.shape, data: bytes });
 }
 
+function canWrite(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Where converted weights go unless told: `$FEDIT_CACHE_DIR`, else `<model>/.fedit-cache` when the
+ * model folder is writable (the cache then travels and is deleted with the model), else the user's
+ * cache folder (a model folder shared read-only, or on a read-only disk).
+ */
+export function defaultWeightCacheDir(modelDir: string, writable = canWrite): string {
+  if (process.env.FEDIT_CACHE_DIR) return process.env.FEDIT_CACHE_DIR;
+  if (writable(modelDir)) return join(modelDir, '.fedit-cache');
+  {
+    const base =
+      process.platform === 'win32'
+        ? (process.env.LOCALAPPDATA ?? join(homedir(), 'AppData', 'Local'))
+        : process.platform === 'darwin'
+          ? join(homedir(), 'Library', 'Caches')
+          : (process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'));
+    return join(base, 'fedit', 'models');
+  }
+}
+
 /** Architecture fields that define the model, in a fixed order, for the identity hash. */
 function configIdentity(cfg: LlamaConfig): string {
   const { bosTokenId: _b, eosTokenId: _e, padTokenId: _p, maxPositionEmbeddings: _m, ...arch } = cfg;
@@ -173,7 +204,7 @@ export async function loadCheckpoint(
     const st = statSync(f);
     key.update(`|${f}|${st.size}|${st.mtimeMs}`);
   }
-  const cacheDir = join(options.cacheDir ?? join(dir, '.fedit-cache'), key.digest('hex').slice(0, 16));
+  const cacheDir = join(options.cacheDir ?? defaultWeightCacheDir(dir), key.digest('hex').slice(0, 16));
   const identityFile = join(cacheDir, 'identity.txt');
   if (existsSync(identityFile) && existsSync(join(cacheDir, 'weights.json'))) {
     return {
