@@ -24,7 +24,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { FeditError } from '@fedit/shared';
 import { API_METHODS, type ApiMethod, type AppEvent } from './api.ts';
 import { AppBackend, type BackendOptions } from './backend.ts';
-import { AppError } from './validate.ts';
+import { callBackend } from './dispatch.ts';
 import { inProcessWorker } from './in-process-worker.ts';
 import { WorkerProcessLink, forkedWorker } from './worker-link.ts';
 
@@ -209,7 +209,7 @@ function serveApi(ws: WebSocket, backend: AppBackend): void {
     if ('error' in call) {
       return sendJson({ id: call.id, error: { code: 'APP_ARGUMENT', message: call.error } });
     }
-    void dispatch(backend, call).then(
+    void callBackend(backend, call.method, call.args).then(
       (result) => sendJson({ id: call.id, result: result ?? null }),
       (error: unknown) => {
         if (!(error instanceof FeditError))
@@ -218,47 +218,6 @@ function serveApi(ws: WebSocket, backend: AppBackend): void {
       },
     );
   });
-}
-
-async function dispatch(backend: AppBackend, call: Call): Promise<unknown> {
-  const [a, b] = call.args;
-  // JSON has no undefined: a page that calls chooseModel() to open a picker sends null.
-  if ((call.method === 'chooseModel' || call.method === 'chooseData') && (a === null || a === undefined)) {
-    throw new AppError(
-      'APP_ARGUMENT',
-      'the development shell cannot open a file picker: type the path in the box and press the button next to it',
-    );
-  }
-  switch (call.method) {
-    case 'getState':
-      return backend.getState();
-    case 'createIdentity':
-      return backend.createIdentity();
-    case 'updateSettings':
-      return backend.updateSettings(a as never);
-    case 'inspectInvite':
-      return backend.inspectInvite(a as never);
-    case 'joinFederation':
-      return backend.joinFederation(a as never);
-    case 'leaveFederation':
-      return backend.leaveFederation();
-    case 'chooseModel':
-      return backend.chooseModel(a as never);
-    case 'chooseData':
-      return backend.chooseData(a as never);
-    case 'start':
-      return backend.start();
-    case 'pause':
-      return backend.pause();
-    case 'resume':
-      return backend.resume();
-    case 'chat':
-      return backend.chat(a as never, b as never);
-    case 'openLogs':
-      return backend.openLogs();
-    case 'readLogs':
-      return backend.readLogs();
-  }
 }
 
 function wireError(error: unknown): { code: string; message: string } {
