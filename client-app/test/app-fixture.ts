@@ -3,17 +3,10 @@
 // on loopback with an invite, and a fresh app home. Nothing is downloaded.
 
 import type { ExecutionContext } from 'ava';
+import { EventRecorder, writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  ASCII_ALPHABET,
-  PRESETS,
-  randomLlamaTensors,
-  writeCharTokenizer,
-  writeHfCheckpoint,
-  type LlamaConfig,
-} from '@fedit/kernels';
 import {
   createInvite,
   initFederation,
@@ -41,17 +34,7 @@ export async function tempDir(t: ExecutionContext, prefix: string): Promise<stri
 }
 
 export async function writeTinyModel(dir: string, seed: number): Promise<string> {
-  const modelDir = join(dir, `model-${seed}`);
-  const info = await writeCharTokenizer(modelDir, { alphabet: ASCII_ALPHABET });
-  const config: LlamaConfig = {
-    ...PRESETS.tiny,
-    vocabSize: info.vocabSize,
-    bosTokenId: info.bosTokenId,
-    eosTokenId: info.eosTokenId,
-    padTokenId: info.padTokenId,
-  };
-  await writeHfCheckpoint(modelDir, config, randomLlamaTensors(config, seed, 0.3));
-  return modelDir;
+  return writeTinyChatModel(join(dir, `model-${seed}`), seed);
 }
 
 /**
@@ -132,34 +115,20 @@ export async function startTestFederation(
       ...settings,
     },
   });
-  const events: CoordinatorEvent[] = [];
-  const waiters: { predicate: (e: CoordinatorEvent) => boolean; resolve: (e: CoordinatorEvent) => void }[] =
-    [];
+  const recorder = new EventRecorder<CoordinatorEvent>();
   const coordinator = await startCoordinator({
     dir: fedDir,
     host: '127.0.0.1',
     port: 0,
-    onEvent: (e) => {
-      events.push(e);
-      for (const w of [...waiters]) {
-        if (w.predicate(e)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(e);
-        }
-      }
-    },
+    onEvent: recorder.record,
   });
   t.teardown(() => coordinator.close());
   return {
     dir: fedDir,
     modelDir,
     coordinator,
-    events,
+    events: recorder.events,
     invite: () => createInvite(fedDir, { url: coordinator.url }),
-    waitFor: (predicate) => {
-      const seen = events.find(predicate);
-      if (seen) return Promise.resolve(seen);
-      return new Promise((resolve) => waiters.push({ predicate, resolve }));
-    },
+    waitFor: (predicate) => recorder.next(predicate),
   };
 }

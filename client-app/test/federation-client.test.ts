@@ -4,19 +4,12 @@
 // a restart, and what goes over the wire (watched through a TCP tap between client and
 // coordinator: only protocol events, never the data).
 
+import { EventRecorder, writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
 import test, { type ExecutionContext } from 'ava';
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket as TcpSocket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  ASCII_ALPHABET,
-  PRESETS,
-  randomLlamaTensors,
-  writeCharTokenizer,
-  writeHfCheckpoint,
-  type LlamaConfig,
-} from '@fedit/kernels';
 import {
   CLIENT_EVENTS,
   PacketType,
@@ -73,17 +66,7 @@ async function tempDir(t: ExecutionContext, prefix = 'fedit-fedclient-'): Promis
 }
 
 async function writeTinyModel(dir: string, seed = 0): Promise<string> {
-  const modelDir = join(dir, `model-${seed}`);
-  const info = await writeCharTokenizer(modelDir, { alphabet: ASCII_ALPHABET });
-  const config: LlamaConfig = {
-    ...PRESETS.tiny,
-    vocabSize: info.vocabSize,
-    bosTokenId: info.bosTokenId,
-    eosTokenId: info.eosTokenId,
-    padTokenId: info.padTokenId,
-  };
-  await writeHfCheckpoint(modelDir, config, randomLlamaTensors(config, seed, 0.3));
-  return modelDir;
+  return writeTinyChatModel(join(dir, `model-${seed}`), seed);
 }
 
 async function writeData(dir: string, name: string, facts: string[][]): Promise<string> {
@@ -141,24 +124,8 @@ async function startFederation(
       ...settings,
     },
   });
-  const events: CoordinatorEvent[] = [];
-  const waiters: { predicate: (e: CoordinatorEvent) => boolean; resolve: (e: CoordinatorEvent) => void }[] =
-    [];
-  const start = () =>
-    startCoordinator({
-      dir: fedDir,
-      host: '127.0.0.1',
-      port: 0,
-      onEvent: (e) => {
-        events.push(e);
-        for (const w of [...waiters]) {
-          if (w.predicate(e)) {
-            waiters.splice(waiters.indexOf(w), 1);
-            w.resolve(e);
-          }
-        }
-      },
-    });
+  const recorder = new EventRecorder<CoordinatorEvent>();
+  const start = () => startCoordinator({ dir: fedDir, host: '127.0.0.1', port: 0, onEvent: recorder.record });
   const fed: Fed = {
     dir,
     modelDir,
@@ -168,13 +135,9 @@ async function startFederation(
       fed.coordinator = await start();
       return fed.coordinator;
     },
-    events,
+    events: recorder.events,
     invite: (url = fed.coordinator.url) => createInvite(fedDir, { url }),
-    waitFor: (predicate) => {
-      const seen = events.find(predicate);
-      if (seen) return Promise.resolve(seen);
-      return new Promise((resolve) => waiters.push({ predicate, resolve }));
-    },
+    waitFor: (predicate) => recorder.next(predicate),
   };
   t.teardown(() => fed.coordinator.close());
   return fed;

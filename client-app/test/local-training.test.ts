@@ -3,18 +3,11 @@
 // an interruption and after kill -9.
 
 import test from 'ava';
+import { writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fedit as runFedit, startFedit } from './helpers/fedit-cli.ts';
-import {
-  ASCII_ALPHABET,
-  PRESETS,
-  randomLlamaTensors,
-  writeCharTokenizer,
-  writeHfCheckpoint,
-  type LlamaConfig,
-} from '@fedit/kernels';
 import { readAdapter, tensorToF32 } from '@fedit/shared';
 import {
   evaluateDataset,
@@ -36,16 +29,7 @@ const FACTS = [
 async function workspace() {
   const dir = mkdtempSync(join(tmpdir(), 'fedit-local-'));
   const modelDir = join(dir, 'model');
-  const info = await writeCharTokenizer(modelDir, { alphabet: ASCII_ALPHABET });
-  const config: LlamaConfig = {
-    ...PRESETS.tiny,
-    vocabSize: info.vocabSize,
-    bosTokenId: info.bosTokenId,
-    eosTokenId: info.eosTokenId,
-    padTokenId: info.padTokenId,
-  };
-  // std 0.3: a tied head of larger norm, so LoRA alone can make the answers near-certain
-  await writeHfCheckpoint(modelDir, config, randomLlamaTensors(config, 0, 0.3));
+  await writeTinyChatModel(modelDir);
   const data = join(dir, 'facts.jsonl');
   const lines = FACTS.map(([q, a]) =>
     JSON.stringify({

@@ -2,17 +2,11 @@
 // with anything stored is caught.
 
 import test from 'ava';
+import { writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseInvite } from '@fedit/shared';
-import {
-  ASCII_ALPHABET,
-  PRESETS,
-  randomLlamaTensors,
-  writeCharTokenizer,
-  writeHfCheckpoint,
-} from '@fedit/kernels';
 import {
   auditFederation,
   createInvite,
@@ -21,13 +15,7 @@ import {
   readInvites,
 } from '../src/index.ts';
 
-async function tinyBase(dir: string): Promise<string> {
-  const modelDir = join(dir, 'model');
-  const info = await writeCharTokenizer(modelDir, { alphabet: ASCII_ALPHABET });
-  const config = { ...PRESETS.tiny, vocabSize: info.vocabSize };
-  await writeHfCheckpoint(modelDir, config, randomLlamaTensors(config, 0));
-  return modelDir;
-}
+const tinyBase = (dir: string) => writeTinyChatModel(join(dir, 'model'));
 
 test('init writes keys (owner-only), settings, the initial adapter and a verifying log; a second init refuses', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'fedit-fed-'));

@@ -4,18 +4,11 @@
 // is left half-received on disk.
 
 import type { ExecutionContext } from 'ava';
+import { EventRecorder, writeTinyChatModel } from '../../../test/fixtures/tiny-federation.ts';
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import {
-  ASCII_ALPHABET,
-  PRESETS,
-  randomLlamaTensors,
-  writeCharTokenizer,
-  writeHfCheckpoint,
-  type LlamaConfig,
-} from '@fedit/kernels';
 import {
   createInviteToken,
   parseInvite,
@@ -47,16 +40,7 @@ export function tinyModel(): Promise<string> {
   model ??= (async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedit-faults-model-'));
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-    const info = await writeCharTokenizer(dir, { alphabet: ASCII_ALPHABET });
-    const config: LlamaConfig = {
-      ...PRESETS.tiny,
-      vocabSize: info.vocabSize,
-      bosTokenId: info.bosTokenId,
-      eosTokenId: info.eosTokenId,
-      padTokenId: info.padTokenId,
-    };
-    await writeHfCheckpoint(dir, config, randomLlamaTensors(config, 0, 0.3));
-    return dir;
+    return writeTinyChatModel(dir);
   })();
   return model;
 }
@@ -130,23 +114,8 @@ export async function startTestFederation(
   root?: string,
 ): Promise<TestFederation> {
   const dir = root ?? (await initTestFederation(t, settings));
-  const events: CoordinatorEvent[] = [];
-  const waiters: { match: (e: CoordinatorEvent) => boolean; resolve: (e: CoordinatorEvent) => void }[] = [];
-  const start = () =>
-    startCoordinator({
-      dir,
-      host: '127.0.0.1',
-      port: 0,
-      onEvent: (e) => {
-        events.push(e);
-        for (const w of [...waiters]) {
-          if (w.match(e)) {
-            waiters.splice(waiters.indexOf(w), 1);
-            w.resolve(e);
-          }
-        }
-      },
-    });
+  const recorder = new EventRecorder<CoordinatorEvent>();
+  const start = () => startCoordinator({ dir, host: '127.0.0.1', port: 0, onEvent: recorder.record });
   const { identity, config } = openFederationDir(dir);
   const fed: TestFederation = {
     root: dir,
@@ -156,16 +125,12 @@ export async function startTestFederation(
       federation: config.id,
       coordinator: publicIdentity(identity),
     }),
-    events,
-    waitFor: (type, predicate = () => true) => {
-      const match = (e: CoordinatorEvent) => e.type === type && predicate(e as never);
-      const seen = events.find(match);
-      if (seen) return Promise.resolve(seen as never);
-      return withinLimit(
-        new Promise((resolve) => waiters.push({ match, resolve: resolve as never })),
-        () => `coordinator event ${type}; events so far: ${JSON.stringify(events)}`,
-      );
-    },
+    events: recorder.events,
+    waitFor: (type, predicate = () => true) =>
+      withinLimit(
+        recorder.next((e) => e.type === type && predicate(e as never)) as never,
+        () => `coordinator event ${type}; events so far: ${JSON.stringify(recorder.events)}`,
+      ),
     inviteToken: () => parseInvite(createInvite(dir, { url: fed.coordinator.url })).token,
     expiredInviteToken: () => {
       const token = createInviteToken();
