@@ -15,7 +15,7 @@ import { startDevShell } from '../src/app/dev-shell.ts';
 import { ManualMonitor } from '../src/app/system-monitor.ts';
 import { inProcessWorker } from '../src/app/in-process-worker.ts';
 import { WorkerProcessLink, forkedWorker } from '../src/app/worker-link.ts';
-import { repoRoot } from './helpers/fedit-cli.ts';
+import { repoRoot } from '../../test/fixtures/fedit-cli.ts';
 import { startTestFederation, tempDir, writeDataWithBadRows, writeTinyModel } from './app-fixture.ts';
 
 async function openBackend(

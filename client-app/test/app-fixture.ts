@@ -3,7 +3,7 @@
 // on loopback with an invite, and a fresh app home. Nothing is downloaded.
 
 import type { ExecutionContext } from 'ava';
-import { EventRecorder, writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
+import { EventRecorder, FACTS, writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,16 +16,7 @@ import {
   type RunningCoordinator,
 } from '@fedit/coordinator';
 
-export const FACTS = [
-  ['capital of France', 'Paris'],
-  ['color of the sky', 'blue'],
-  ['opposite of hot', 'cold'],
-  ['first letter', 'A'],
-  ['number after one', 'two'],
-  ['animal that barks', 'dog'],
-  ['opposite of up', 'down'],
-  ['day after Monday', 'Tuesday'],
-];
+export { FACTS };
 
 export async function tempDir(t: ExecutionContext, prefix: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));

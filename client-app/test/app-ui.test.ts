@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startDevShell } from '../src/app/dev-shell.ts';
-import { repoRoot } from './helpers/fedit-cli.ts';
+import { repoRoot } from '../../test/fixtures/fedit-cli.ts';
 import {
   TEST_TRAINING,
   startTestFederation,

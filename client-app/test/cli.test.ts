@@ -5,7 +5,7 @@ import test from 'ava';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assertCleanFailure, fedit, repoRoot } from './helpers/fedit-cli.ts';
+import { assertCleanFailure, fedit, repoRoot } from '../../test/fixtures/fedit-cli.ts';
 import {
   hashTensors,
   serializeSafetensors,

@@ -5,7 +5,7 @@ import test from 'ava';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assertCleanFailure, fedit } from './helpers/fedit-cli.ts';
+import { assertCleanFailure, fedit } from '../../test/fixtures/fedit-cli.ts';
 import { readSafetensorsFile, tensorToF32, writeAdapter } from '@fedit/shared';
 import {
   loadCheckpoint,

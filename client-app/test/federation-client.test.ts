@@ -4,7 +4,7 @@
 // a restart, and what goes over the wire (watched through a TCP tap between client and
 // coordinator: only protocol events, never the data).
 
-import { EventRecorder, writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
+import { EventRecorder, FACTS, writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
 import test, { type ExecutionContext } from 'ava';
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket as TcpSocket } from 'node:net';
@@ -43,20 +43,10 @@ import {
   type ProgressEvent,
   type StatusEvent,
 } from '../src/core/federation/index.ts';
-import { assertCleanFailure, fedit, startFedit } from './helpers/fedit-cli.ts';
+import { assertCleanFailure, fedit, startFedit } from '../../test/fixtures/fedit-cli.ts';
 
 // ---- fixtures ----------------------------------------------------------------------------------
 
-const FACTS = [
-  ['capital of France', 'Paris'],
-  ['color of the sky', 'blue'],
-  ['opposite of hot', 'cold'],
-  ['first letter', 'A'],
-  ['number after one', 'two'],
-  ['animal that barks', 'dog'],
-  ['opposite of up', 'down'],
-  ['day after Monday', 'Tuesday'],
-];
 const SECRET_TEXT = 'capital of France';
 
 async function tempDir(t: ExecutionContext, prefix = 'fedit-fedclient-'): Promise<string> {

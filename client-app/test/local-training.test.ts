@@ -7,7 +7,7 @@ import { writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fedit as runFedit, startFedit } from './helpers/fedit-cli.ts';
+import { fedit as runFedit, startFedit } from '../../test/fixtures/fedit-cli.ts';
 import { readAdapter, tensorToF32 } from '@fedit/shared';
 import {
   evaluateDataset,

@@ -1,35 +1,14 @@
 // The real `fedit` command as an operator runs it (a process started from the repository root):
 // one-shot commands, and `fedit coordinator start` as a child process a test can SIGKILL.
 
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { repoRoot } from '../../../test/fixtures/fedit-cli.ts';
 import { WAIT_LIMIT_MS, withinLimit } from './federation.ts';
 
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export { fedit, repoRoot, type Run } from '../../../test/fixtures/fedit-cli.ts';
 const ENTRY = ['--conditions=source', '--import', 'tsx'];
 const FEDIT = 'client-app/src/cli/fedit.ts';
-
-export interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-export function fedit(...args: string[]): Promise<Run> {
-  return new Promise((done, fail) => {
-    execFile(
-      process.execPath,
-      [...ENTRY, FEDIT, ...args],
-      { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 },
-      (error, stdout, stderr) => {
-        if (error && typeof error.code !== 'number') fail(error);
-        else done({ code: error ? (error.code as number) : 0, stdout, stderr });
-      },
-    );
-  });
-}
 
 /** A port nothing listens on right now (the kernel's pick for port 0). */
 export async function freePort(): Promise<number> {
