@@ -9,6 +9,8 @@
 import {
   adapterScale,
   FeditError,
+  pathExists,
+  requireFolder,
   readAdapter,
   tensorFromF32,
   tensorToF32,
@@ -18,19 +20,7 @@ import {
   type LoraAdapter,
   type Tensor,
 } from '@fedit/shared';
-import {
-  copyFile,
-  lstat,
-  mkdir,
-  mkdtemp,
-  open,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  rmdir,
-  stat,
-} from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { loadCheckpoint, expectedTensorShapes, type LoadedModel } from './checkpoint.ts';
 import { parseLlamaConfig, type LlamaConfig } from './config.ts';
@@ -226,7 +216,7 @@ export async function mergeAdapter(
     const weightFiles = await writeMergedWeights(staging, model, adapter, plan, scale, dtype, maxShardBytes);
     const copied = await copyModelFiles(modelDir, staging, dtype);
     await assertEmptyOrMissing(target);
-    if (await exists(target)) await rmdir(target);
+    if (await pathExists(target)) await rmdir(target);
     await rename(staging, target);
     await syncDirectory(parent);
     return {
@@ -326,7 +316,7 @@ async function copyModelFiles(modelDir: string, dir: string, dtype: MergeDType):
   await writeSynced(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
   const copied = ['config.json'];
   for (const file of TOKENIZER_FILES) {
-    if (!(await exists(join(modelDir, file)))) continue;
+    if (!(await pathExists(join(modelDir, file)))) continue;
     await copyFile(join(modelDir, file), join(dir, file));
     copied.push(file);
   }
@@ -343,20 +333,18 @@ async function declaredConfig(modelDir: string): Promise<LlamaConfig | undefined
 }
 
 async function assertModelFolder(dir: string): Promise<void> {
-  const stats = await stat(dir).catch((err: unknown) => {
-    if (isErrno(err, 'ENOENT')) throw new MergeError('MERGE_MODEL_MISSING', `${dir}: no such model folder`);
-    throw err;
-  });
-  if (!stats.isDirectory()) {
-    throw new MergeError(
-      'MERGE_MODEL_MISSING',
-      `${dir}: not a folder; give the Hugging Face model folder that holds config.json`,
-    );
-  }
+  await requireFolder(dir, (why) =>
+    why === 'missing'
+      ? new MergeError('MERGE_MODEL_MISSING', `${dir}: no such model folder`)
+      : new MergeError(
+          'MERGE_MODEL_MISSING',
+          `${dir}: not a folder; give the Hugging Face model folder that holds config.json`,
+        ),
+  );
 }
 
 async function assertEmptyOrMissing(dir: string): Promise<void> {
-  if (!(await exists(dir))) return;
+  if (!(await pathExists(dir))) return;
   if (!(await stat(dir)).isDirectory()) {
     throw new MergeError(
       'MERGE_OUTPUT_EXISTS',
@@ -400,18 +388,4 @@ function missingModuleHint(path: string, model: LlamaConfig): string {
   if (layer && Number(layer[1]) >= model.numLayers) return ` (it has ${model.numLayers} layers)`;
   if (path === 'lm_head' && model.tieWordEmbeddings) return ' (its lm_head is tied to embed_tokens)';
   return '';
-}
-
-async function exists(path: string): Promise<boolean> {
-  return lstat(path).then(
-    () => true,
-    (err: unknown) => {
-      if (isErrno(err, 'ENOENT')) return false;
-      throw err;
-    },
-  );
-}
-
-function isErrno(err: unknown, code: string): boolean {
-  return err instanceof Error && (err as NodeJS.ErrnoException).code === code;
 }

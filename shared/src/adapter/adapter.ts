@@ -13,10 +13,11 @@
 // Writing goes to a fresh folder beside the target that is renamed into place once both files are
 // complete and fsynced, so a reader sees the old adapter or the new one, never one file of each.
 
-import { lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { FloatDType } from '../tensors/dtype.ts';
 import { syncDirectory, writeFileAtomic } from '../fs/atomic.ts';
+import { isErrno, pathExists, requireFolder } from '../fs/paths.ts';
 import { hashTensors } from '../tensors/hash.ts';
 import { readSafetensorsFile, writeSafetensorsFile } from '../tensors/safetensors-file.ts';
 import { tensorFromF32, tensorToF32, type Tensor } from '../tensors/tensor.ts';
@@ -230,8 +231,8 @@ export async function readAdapter(dir: string): Promise<LoraAdapter> {
     throw err;
   });
   const config = parseAdapterConfig(configText, configPath);
-  if (!(await exists(weightsPath))) {
-    if (await exists(join(dir, 'adapter_model.bin'))) {
+  if (!(await pathExists(weightsPath))) {
+    if (await pathExists(join(dir, 'adapter_model.bin'))) {
       throw new AdapterError(
         'ADAPTER_UNSUPPORTED',
         `${dir}: holds adapter_model.bin (a PyTorch pickle), which fedit does not load; re-save it with PEFT's save_pretrained(safe_serialization=True)`,
@@ -320,21 +321,19 @@ function decodeMetadata(raw: Readonly<Record<string, string>>): AdapterMetadata 
 }
 
 async function assertFolder(dir: string): Promise<void> {
-  const stats = await stat(dir).catch((err: unknown) => {
-    if (isErrno(err, 'ENOENT')) throw new AdapterError('ADAPTER_MISSING', `${dir}: no such adapter folder`);
-    throw err;
-  });
-  if (!stats.isDirectory()) {
-    throw new AdapterError(
-      'ADAPTER_MISSING',
-      `${dir}: not a folder; give the folder that holds ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE}`,
-    );
-  }
+  await requireFolder(dir, (why) =>
+    why === 'missing'
+      ? new AdapterError('ADAPTER_MISSING', `${dir}: no such adapter folder`)
+      : new AdapterError(
+          'ADAPTER_MISSING',
+          `${dir}: not a folder; give the folder that holds ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE}`,
+        ),
+  );
 }
 
 /** Fails early, before anything is written, when `target` cannot become the adapter folder. */
 async function checkWritable(target: string, overwrite: boolean): Promise<void> {
-  if (!(await exists(target))) return;
+  if (!(await pathExists(target))) return;
   if (!(await isDirectory(target))) {
     throw new AdapterError(
       'ADAPTER_EXISTS',
@@ -353,7 +352,7 @@ async function checkWritable(target: string, overwrite: boolean): Promise<void> 
 async function commitFolder(staging: string, target: string, overwrite: boolean): Promise<void> {
   await checkWritable(target, overwrite);
   let previous: string | undefined;
-  if (await exists(target)) {
+  if (await pathExists(target)) {
     if ((await readdir(target)).length === 0) await rmdir(target);
     else {
       previous = `${staging}.previous`;
@@ -365,20 +364,6 @@ async function commitFolder(staging: string, target: string, overwrite: boolean)
   if (previous) await rm(previous, { recursive: true, force: true });
 }
 
-async function exists(path: string): Promise<boolean> {
-  return lstat(path).then(
-    () => true,
-    (err: unknown) => {
-      if (isErrno(err, 'ENOENT')) return false;
-      throw err;
-    },
-  );
-}
-
 async function isDirectory(path: string): Promise<boolean> {
   return (await stat(path)).isDirectory();
-}
-
-function isErrno(err: unknown, code: string): boolean {
-  return err instanceof Error && (err as NodeJS.ErrnoException).code === code;
 }
