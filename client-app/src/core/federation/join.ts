@@ -17,7 +17,12 @@ import {
   type Identity,
   type Invite,
 } from '@fedit/shared';
-import { DEFAULT_CONNECT_TIMEOUT_MS, FederationConnection, samePublicIdentity } from './connection.ts';
+import {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  FederationConnection,
+  samePublicIdentity,
+  type AuthMode,
+} from './connection.ts';
 import { FederationError } from './errors.ts';
 import { parseFederationSettings, type FederationSettings } from './settings.ts';
 import {
@@ -97,20 +102,8 @@ export async function inspectInvite(
   const home = resolveHome(options.home);
   // A throwaway identity is enough to read the settings: nothing is signed on this connection.
   const identity = (await readIdentity(home)) ?? generateIdentity();
-  const connection = new FederationConnection({
-    url: invite.url,
-    federation: invite.federation,
-    coordinator: invite.coordinator,
-    identity,
-    auth: { kind: 'none' },
-    reconnection: false,
-  });
+  const connection = await connectForJoin(invite, identity, { kind: 'none' }, options);
   try {
-    connection.open();
-    await connection.ready({
-      timeoutMs: options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-      signal: options.signal,
-    });
     const info = await connection.request('federation:info', {});
     const settings = parseFederationSettings(info.config, `the settings of federation ${invite.federation}`);
     return {
@@ -152,20 +145,13 @@ export async function enrol(
     options.displayName ?? existing?.displayName ?? defaultDisplayName(identity),
   );
   const attempt = async (prove: boolean): Promise<Membership> => {
-    const connection = new FederationConnection({
-      url: invite.url,
-      federation: invite.federation,
-      coordinator: invite.coordinator,
+    const connection = await connectForJoin(
+      invite,
       identity,
-      auth: prove ? { kind: 'prove' } : { kind: 'none' },
-      reconnection: false,
-    });
+      prove ? { kind: 'prove' } : { kind: 'none' },
+      options,
+    );
     try {
-      connection.open();
-      await connection.ready({
-        timeoutMs: options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-        signal: options.signal,
-      });
       const info = await connection.request('federation:info', {});
       if (!prove && info.configHash !== inspection.configHash) {
         throw new FederationError(
@@ -224,4 +210,32 @@ export async function joinFederation(
   const inspection = await inspectInvite(inviteText, options);
   if (options.confirm && !(await options.confirm(inspection))) return undefined;
   return enrol(inspection, options);
+}
+
+/** A one-off connection to an invite's coordinator (no reconnection), ready to use. */
+async function connectForJoin(
+  invite: Invite,
+  identity: Identity,
+  auth: AuthMode,
+  options: { timeoutMs?: number; signal?: AbortSignal },
+): Promise<FederationConnection> {
+  const connection = new FederationConnection({
+    url: invite.url,
+    federation: invite.federation,
+    coordinator: invite.coordinator,
+    identity,
+    auth,
+    reconnection: false,
+  });
+  connection.open();
+  try {
+    await connection.ready({
+      timeoutMs: options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      signal: options.signal,
+    });
+  } catch (err) {
+    connection.close();
+    throw err;
+  }
+  return connection;
 }
