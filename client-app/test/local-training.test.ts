@@ -4,7 +4,7 @@
 
 import test from 'ava';
 import { writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fedit as runFedit, startFedit } from '../../test/fixtures/fedit-cli.ts';
@@ -274,19 +274,17 @@ test('fedit train killed with SIGKILL mid-run resumes from its last checkpoint w
       '1',
     ];
     const child = startFedit(...args);
-    // wait until a checkpoint exists, then kill without warning
+    // Wait until a whole checkpoint exists, then kill without warning. progress.json is written
+    // after the state file and is what names a complete checkpoint; waiting for the state file
+    // alone raced with it (the kill could land between the two writes).
     const checkpointDir = `${out}.checkpoint`;
-    for (
-      let i = 0;
-      i < 600 &&
-      !(existsSync(checkpointDir) && readdirSync(checkpointDir).some((f) => f.startsWith('state-')));
-      i++
-    ) {
+    const progressFile = join(checkpointDir, 'progress.json');
+    for (let i = 0; i < 1200 && !existsSync(progressFile); i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
-    t.true(existsSync(join(checkpointDir, 'progress.json')), 'a checkpoint was written before the kill');
+    t.true(existsSync(progressFile), 'a checkpoint was written before the kill');
     const again = await runFedit(...args);
     t.is(again.code, 0, again.stderr);
     const resumedAt = /resumed from the checkpoint at step (\d+)/.exec(again.stderr);
