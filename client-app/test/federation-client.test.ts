@@ -633,7 +633,7 @@ test('fedit client run: two participants print their round; Ctrl-C stops a waiti
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  for (let i = 0; i < 600 && !stderr.includes('[waiting]'); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 2400 && !stderr.includes('[waiting]'); i++) await new Promise((r) => setTimeout(r, 50));
   t.regex(stderr, /\[waiting\] waiting for the next round/);
   child.kill('SIGINT');
   t.is(await exited, 130, stderr);

@@ -279,7 +279,7 @@ test('fedit train killed with SIGKILL mid-run resumes from its last checkpoint w
     // alone raced with it (the kill could land between the two writes).
     const checkpointDir = `${out}.checkpoint`;
     const progressFile = join(checkpointDir, 'progress.json');
-    for (let i = 0; i < 1200 && !existsSync(progressFile); i++) {
+    for (let i = 0; i < 2400 && !existsSync(progressFile); i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
     child.kill('SIGKILL');
@@ -323,7 +323,7 @@ test('Ctrl-C (SIGINT) stops fedit train after the current step with a checkpoint
     const child = startFedit(...args);
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    for (let i = 0; i < 600 && !/step \d+\/5000/.test(stderr); i++)
+    for (let i = 0; i < 2400 && !/step \d+\/5000/.test(stderr); i++)
       await new Promise((r) => setTimeout(r, 50));
     child.kill('SIGINT');
     const code = await new Promise((r) => child.once('exit', r));
