@@ -40,9 +40,7 @@ export interface ChatSession {
 export async function openChatSession(o: ChatSessionOptions): Promise<ChatSession> {
   const model = await loadModel(o.modelDir);
   const tokenizer = await loadTokenizer(o.modelDir);
-  const adapter = o.adapterDir
-    ? await loadEngineAdapter(o.adapterDir, model.identity, o.allowOtherBase)
-    : undefined;
+  const adapter = o.adapterDir ? await loadEngineAdapter(o.adapterDir, model, o.allowOtherBase) : undefined;
   const lora = adapter && { config: { ...adapter.config, dropout: 0 }, tensors: adapter.tensors };
   const trainedTemplate = adapter?.template;
   const generator = await Generator.create({

@@ -45,9 +45,7 @@ export interface EvaluateResult {
 export async function evaluateDataset(o: EvaluateOptions): Promise<EvaluateResult> {
   const model = await loadModel(o.modelDir);
   const tokenizer = await loadTokenizer(o.modelDir);
-  const adapter = o.adapterDir
-    ? await loadEngineAdapter(o.adapterDir, model.identity, o.allowOtherBase)
-    : undefined;
+  const adapter = o.adapterDir ? await loadEngineAdapter(o.adapterDir, model, o.allowOtherBase) : undefined;
   const template = o.template ?? (adapter?.template === 'chat' ? 'chat' : 'alpaca');
   const prepared = await prepareDataset(
     o.dataFiles.map((path) => (o.format ? { path, format: o.format } : path)),

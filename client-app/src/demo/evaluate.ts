@@ -123,7 +123,7 @@ export async function taskAccuracy(o: TaskAccuracyOptions): Promise<TaskAccuracy
   const tokenizer = await loadTokenizer(o.modelDir);
   let adapter = o.adapter;
   if (!adapter && o.adapterDir) {
-    const a = await loadEngineAdapter(o.adapterDir, model.identity);
+    const a = await loadEngineAdapter(o.adapterDir, model);
     adapter = { config: a.config, tensors: a.tensors };
   }
   const maxNewTokens =

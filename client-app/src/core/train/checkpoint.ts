@@ -73,7 +73,7 @@ export async function loadRunCheckpoint(
   }
   if (progress.runId !== runId) {
     throw new CheckpointMismatchError(
-      `${dir} holds a checkpoint of a different run (other model, data or settings); use another --out folder, or --restart to discard it`,
+      `${dir} holds a checkpoint of a different run (other model, data or settings); use another adapter output folder (fedit train --adapter-out), or --restart to discard it`,
     );
   }
   const parsed = await readSafetensorsFile(join(dir, progress.stateFile));
