@@ -3,21 +3,24 @@
 
 import test from 'ava';
 import {
+  closeSync,
   mkdtempSync,
+  openSync,
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   truncateSync,
   writeFileSync,
   utimesSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { tensorFromF32, writeSafetensorsFile, type Tensor } from '@fedit/shared';
 import { defaultWeightCacheDir, loadCheckpoint, writeHfCheckpoint } from '../src/model/checkpoint.ts';
 import { PRESETS, toHfConfig } from '../src/model/config.ts';
 import { randomLlamaTensors } from '../src/model/random.ts';
-import { readWeight } from '../src/model/weights.ts';
+import { readFully, readWeight, writeFully } from '../src/model/weights.ts';
 
 const cfg = PRESETS.tiny;
 
@@ -192,5 +195,58 @@ test('a model folder that cannot be written caches its converted weights in the 
     else process.env.XDG_CACHE_HOME = previous;
     rmSync(dir, { recursive: true, force: true });
     rmSync(cache, { recursive: true, force: true });
+  }
+});
+
+test('the weight cache is found however the model folder is named: relative, absolute or through a symlink', async (t) => {
+  const dir = tempDir();
+  const link = `${dir}-link`;
+  const cacheDir = tempDir();
+  try {
+    await writeHfCheckpoint(dir, cfg, randomLlamaTensors(cfg, 9));
+    const first = await loadCheckpoint(dir, { cacheDir });
+    const dataFile = join(first.store.dir, first.store.file);
+    const written = statSync(dataFile).mtimeMs;
+    symlinkSync(dir, link, 'dir');
+    for (const spelling of [relative(process.cwd(), dir), `${dir}/./`, link]) {
+      const again = await loadCheckpoint(spelling, { cacheDir });
+      t.is(again.store.dir, first.store.dir, spelling);
+      t.is(again.identity, first.identity);
+    }
+    t.is(statSync(dataFile).mtimeMs, written, 'nothing was converted again');
+    // and the default cache folder inside the model folder is shared through the symlink too
+    const viaDir = await loadCheckpoint(dir);
+    const viaLink = await loadCheckpoint(link);
+    t.is(basename(viaLink.store.dir), basename(viaDir.store.dir));
+  } finally {
+    rmSync(link, { force: true });
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(cacheDir, { recursive: true, force: true });
+  }
+});
+
+test('tensors are read and written in bounded chunks (Node refuses one call of 2 GiB)', (t) => {
+  const dir = tempDir();
+  try {
+    const path = join(dir, 'data.bin');
+    const data = Uint8Array.from({ length: 1000 }, (_, i) => (i * 37 + 11) % 251);
+    const w = openSync(path, 'w');
+    writeFully(w, data, 7); // 143 writes of at most 7 bytes
+    closeSync(w);
+    t.deepEqual(new Uint8Array(readFileSync(path)), data);
+    const fd = openSync(path, 'r');
+    try {
+      const part = new Uint8Array(500);
+      t.is(readFully(fd, part, 13, 7), 500);
+      t.deepEqual(part, data.slice(13, 513));
+      // past the end of the file: what is there, and the count says it is short
+      const tail = new Uint8Array(100);
+      t.is(readFully(fd, tail, 950, 7), 50);
+      t.deepEqual(tail.slice(0, 50), data.slice(950));
+    } finally {
+      closeSync(fd);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

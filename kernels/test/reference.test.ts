@@ -15,12 +15,20 @@ import { makeBatch, type TokenRow } from '../src/train/batch.ts';
 import { buildStepGraph, io } from '../src/train/graphs.ts';
 import { DEFAULT_ADAMW } from '../src/train/optimizer.ts';
 import { execFileSync } from 'node:child_process';
-import { referenceCommand, referenceUnavailable as whyNoReference } from '../bench/reference.ts';
+import { fileURLToPath } from 'node:url';
+import {
+  REFERENCE_SCRIPT,
+  referenceCommand,
+  referenceUnavailable as whyNoReference,
+} from '../bench/reference.ts';
 
 const referenceUnavailable = whyNoReference();
-function runReference(args: string[]): void {
+/** Adds explicit head_dim and rope_scaling to the reference (see the script's own comment). */
+const REFERENCE_EXT = fileURLToPath(new URL('./helpers/torch_reference_ext.py', import.meta.url));
+function runReference(args: string[], extended: boolean): void {
   const ref = referenceCommand()!;
-  execFileSync(ref.python, [...ref.args, ...args], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 600_000 });
+  const argv = extended ? [REFERENCE_EXT, REFERENCE_SCRIPT, ...args] : [...ref.args, ...args];
+  execFileSync(ref.python, argv, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 600_000 });
 }
 
 interface Case {
@@ -30,6 +38,8 @@ interface Case {
   rows: TokenRow[];
   batch: number;
   seq: number;
+  /** Uses config.json fields the plain reference ignores (head_dim, rope_scaling): run it through torch_reference_ext.py. */
+  extended?: boolean;
 }
 
 const tiny = PRESETS.tiny;
@@ -66,6 +76,42 @@ const cases: Case[] = [
     batch: 2,
     seq: 10,
   },
+  {
+    // head_dim 16, theta 10000: wavelengths 6.3, 20, 63 | 199, 628 | 1987, 6283, 19869 against the
+    // bands 128 and 1024, so frequencies are kept, blended and divided (three of each kind or so).
+    title: 'Llama 3.1-style llama3 rope_scaling (all three frequency bands), GQA 4:2, LoRA on q, k, v',
+    model: {
+      ...tiny,
+      ropeScaling: {
+        type: 'llama3',
+        factor: 8,
+        lowFreqFactor: 1,
+        highFreqFactor: 8,
+        originalMaxPositionEmbeddings: 1024,
+      },
+    },
+    lora: { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj'] },
+    rows: rowsFor(tiny.vocabSize, [16, 11], 2, 4),
+    batch: 2,
+    seq: 16,
+    extended: true,
+  },
+  {
+    title:
+      'explicit head_dim 24 (not hidden/heads = 16), llama attention_bias (q/k/v and o_proj bias), linear rope_scaling, all seven targets',
+    model: {
+      ...tiny,
+      headDim: 24,
+      qkvBias: true,
+      tieWordEmbeddings: false,
+      ropeScaling: { type: 'linear', factor: 4 },
+    },
+    lora: { rank: 4, alpha: 8, dropout: 0, targets: [...LORA_TARGETS] },
+    rows: rowsFor(tiny.vocabSize, [12, 8], 3, 5),
+    batch: 2,
+    seq: 12,
+    extended: true,
+  },
 ];
 
 function initialLora(c: Case, seed: number): Map<string, Float64Array> {
@@ -87,10 +133,16 @@ function nest(data: ArrayLike<number>, shape: number[]): unknown {
   );
 }
 
-async function ours(c: Case, dir: string, dtype: 'float32' | 'float64', init: Map<string, Float64Array>) {
+async function ours(
+  c: Case,
+  dir: string,
+  dtype: 'float32' | 'float64',
+  init: Map<string, Float64Array>,
+  model: LlamaConfig = c.model,
+) {
   const { store } = await loadCheckpoint(dir, { dtype, cacheDir: join(dir, `cache-${dtype}`) });
   const graph = buildStepGraph('grad_step', {
-    model: c.model,
+    model,
     weights: store,
     lora: c.lora,
     batch: c.batch,
@@ -100,7 +152,7 @@ async function ours(c: Case, dir: string, dtype: 'float32' | 'float64', init: Ma
   });
   const session = await createSession(graph, { modelDir: store.dir });
   const F = dtype === 'float32' ? Float32Array : Float64Array;
-  const b = makeBatch(c.model, c.rows, c.batch, c.seq, dtype);
+  const b = makeBatch(model, c.rows, c.batch, c.seq, dtype);
   const feeds: Record<string, ort.Tensor> = {
     input_ids: b.input_ids,
     target_ids: b.target_ids,
@@ -145,16 +197,10 @@ function reference(c: Case, dir: string, init: Map<string, Float64Array>, float6
       ),
     }),
   );
-  runReference([
-    'grads',
-    '--model',
-    dir,
-    '--batch',
-    batchFile,
-    '--out',
-    outFile,
-    ...(float64 ? ['--float64'] : []),
-  ]);
+  runReference(
+    ['grads', '--model', dir, '--batch', batchFile, '--out', outFile, ...(float64 ? ['--float64'] : [])],
+    c.extended ?? false,
+  );
   const ref = JSON.parse(readFileSync(outFile, 'utf8')) as { loss: number; grads: Record<string, unknown> };
   return {
     loss: ref.loss,
@@ -186,6 +232,29 @@ for (const [i, c] of cases.entries()) {
       await writeHfCheckpoint(dir, c.model, randomLlamaTensors(c.model, 10 + i, 0.1));
       const init = initialLora(c, 100 + i);
       t.is(init.size, loraTensorSpecs(c.model, c.lora).length);
+      // the fields under test survive config.json
+      const loaded = await loadCheckpoint(dir, { cacheDir: join(dir, 'cache-config') });
+      t.like(loaded.config, {
+        headDim: c.model.headDim,
+        ropeScaling: c.model.ropeScaling,
+        qkvBias: c.model.qkvBias,
+      });
+      // The reference adds every bias the safetensors file has, so an o_proj.bias we failed to load
+      // would show as a different loss; and it is really there:
+      t.is(
+        loaded.store.entries.has('model.layers.0.self_attn.o_proj.bias'),
+        c.model.modelType === 'llama' && c.model.qkvBias,
+      );
+      if (c.model.ropeScaling) {
+        // the case checks something only if the scaling changes the step at these positions
+        const { ropeScaling: _unscaled, ...plain } = c.model;
+        const scaled = await ours(c, dir, 'float64', init);
+        const unscaled = await ours(c, dir, 'float64', init, plain);
+        t.true(
+          Math.abs(scaled.loss - unscaled.loss) > 1e-6 * Math.abs(unscaled.loss),
+          `rope_scaling changes the loss (${scaled.loss} vs ${unscaled.loss})`,
+        );
+      }
       for (const dtype of ['float64', 'float32'] as const) {
         const mine = await ours(c, dir, dtype, init);
         const ref = reference(c, dir, init, dtype === 'float64');

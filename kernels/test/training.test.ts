@@ -312,3 +312,37 @@ test('a trainer with nothing to train evaluates the base model', async (t) => {
     m.cleanup();
   }
 });
+
+test('an evalOnly trainer compiles only the eval graph, keeps no optimizer state, and gives the training forward loss', async (t) => {
+  const { m, options } = await baseOptions();
+  try {
+    // A non-zero adapter (PEFT's B = 0 would make the LoRA irrelevant to the loss).
+    const rnd = normalSampler(3);
+    const initial = new Map(
+      trainableSpecs(options).map((s) => [
+        s.name,
+        Float32Array.from({ length: s.shape[0] * s.shape[1] }, () => rnd() * 0.2),
+      ]),
+    );
+    const rows = randomRows(m.config.vocabSize, 4, 16);
+    const evaluator = await Trainer.create({ ...options, initial, evalOnly: true });
+    t.deepEqual(evaluator.compiledGraphs, ['eval_step@16']);
+    const state = await evaluator.exportState();
+    t.deepEqual([...state.tensors.keys()].sort(), [...initial.keys()].sort(), 'no Adam moments');
+    const evaluated = await evaluator.evaluate(rows);
+    t.deepEqual(evaluator.compiledGraphs, ['eval_step@16'], 'evaluating compiles nothing more');
+    await t.throwsAsync(evaluator.trainStep([rows], 1e-3), { message: /evalOnly/ });
+    await evaluator.release();
+
+    const trainer = await Trainer.create({ ...options, initial });
+    t.deepEqual(trainer.compiledGraphs, ['train_step@16']);
+    // the loss a train step reports is its forward pass, before the update
+    const trained = await trainer.trainStep([rows], 1e-3);
+    await trainer.release();
+    t.is(evaluated.tokens, trained.tokens);
+    const evalLoss = evaluated.lossSum / evaluated.tokens;
+    t.true(Math.abs(evalLoss - trained.loss) < 1e-5 * trained.loss, `${evalLoss} vs ${trained.loss}`);
+  } finally {
+    m.cleanup();
+  }
+});

@@ -49,6 +49,7 @@ export async function openChatSession(o: ChatSessionOptions): Promise<ChatSessio
     lora,
     provider: o.provider,
     threads: o.threads,
+    tokenizerVocabSize: tokenizer.vocabSize,
   });
   const defaultStyle: Exclude<PromptStyle, 'auto'> =
     trainedTemplate === 'alpaca'

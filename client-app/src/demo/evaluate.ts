@@ -86,6 +86,7 @@ export async function greedyAnswers(
     weights: model.store,
     lora: o.adapter && { config: { ...o.adapter.config, dropout: 0 }, tensors: o.adapter.tensors },
     threads: o.threads,
+    tokenizerVocabSize: tokenizer.vocabSize,
   });
   try {
     const answers: string[] = [];

@@ -2,7 +2,7 @@
 // per new token. Sampling (greedy, temperature, top-p) happens on the host from the last logits.
 
 import * as ort from 'onnxruntime-node';
-import type { LlamaConfig } from '../model/config.ts';
+import { ModelConfigError, type LlamaConfig } from '../model/config.ts';
 import { loraTensorSpecs, type LoraConfig } from '../model/lora.ts';
 import { uniformSampler } from '../model/random.ts';
 import type { WeightStore } from '../model/weights.ts';
@@ -27,6 +27,12 @@ export interface GeneratorOptions {
   lora?: { config: LoraConfig; tensors: ReadonlyMap<string, Float32Array> };
   provider?: ExecutionProvider;
   threads?: number;
+  /**
+   * How many token ids the tokenizer has (Tokenizer.vocabSize). Models often pad their embedding
+   * table past it (Qwen2.5: 151936 rows for 151665 tokens); ids at or above it are never picked,
+   * as they could not be decoded. Default: the model's whole vocabulary.
+   */
+  tokenizerVocabSize?: number;
 }
 
 /** Picks the next token from logits: argmax, or a temperature/top-p sample. */
@@ -131,14 +137,25 @@ export class Generator {
   /** Yields new token ids one at a time until a stop token or maxNewTokens. */
   async *generate(prompt: number[], o: SamplingOptions): AsyncGenerator<number> {
     if (prompt.length === 0) throw new Error('generate: the prompt has no tokens');
+    const cfg = this.options.model;
+    // The graph attends to every earlier token; a windowed model (Mistral) only to slidingWindow of
+    // them. Up to the window the two are the same, so generation stays inside it.
+    const window = cfg.slidingWindow ?? Infinity;
+    if (prompt.length > window) {
+      throw new ModelConfigError(
+        `the prompt has ${prompt.length} tokens, more than the model's sliding_window (${window}); fedit does not implement windowed attention`,
+      );
+    }
+    const maxLength = Math.min(cfg.maxPositionEmbeddings, window);
     const random = uniformSampler(o.seed ?? 0);
     let { logits, cache } = await this.forward(prompt, undefined, 0);
     let length = prompt.length;
+    const decodable = Math.min(this.options.tokenizerVocabSize ?? Infinity, this.options.model.vocabSize);
     for (let n = 0; n < o.maxNewTokens; n++) {
-      const token = sampleToken(logits, o.temperature ?? 0, o.topP ?? 1, random);
+      const token = sampleToken(logits.subarray(0, decodable), o.temperature ?? 0, o.topP ?? 1, random);
       if (o.stopTokens?.includes(token)) return;
       yield token;
-      if (n + 1 === o.maxNewTokens || length + 1 > this.options.model.maxPositionEmbeddings) return;
+      if (n + 1 === o.maxNewTokens || length + 1 > maxLength) return;
       ({ logits, cache } = await this.forward([token], cache, length));
       length++;
     }

@@ -14,7 +14,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
-  readSync,
+  realpathSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -28,9 +28,10 @@ import {
   type SafetensorsTensorInfo,
   type Tensor,
 } from '@fedit/shared';
-import { parseLlamaConfig, toHfConfig, type LlamaConfig } from './config.ts';
+import { hasOProjBias, parseLlamaConfig, toHfConfig, type LlamaConfig } from './config.ts';
 import {
   openWeightStore,
+  readFully,
   writeWeightStore,
   type NamedTensor,
   type WeightDType,
@@ -77,6 +78,8 @@ export function expectedTensorShapes(cfg: LlamaConfig): Map<string, number[]> {
       m.set(`${p}.self_attn.k_proj.bias`, [kv]);
       m.set(`${p}.self_attn.v_proj.bias`, [kv]);
     }
+    // the decoder adds any bias the weights have, so o_proj's needs no more than loading
+    if (hasOProjBias(cfg)) m.set(`${p}.self_attn.o_proj.bias`, [d]);
     m.set(`${p}.mlp.gate_proj.weight`, [f, d]);
     m.set(`${p}.mlp.up_proj.weight`, [f, d]);
     m.set(`${p}.mlp.down_proj.weight`, [d, f]);
@@ -158,7 +161,16 @@ export function defaultWeightCacheDir(modelDir: string, writable = canWrite): st
 
 /** Architecture fields that define the model, in a fixed order, for the identity hash. */
 function configIdentity(cfg: LlamaConfig): string {
-  const { bosTokenId: _b, eosTokenId: _e, padTokenId: _p, maxPositionEmbeddings: _m, ...arch } = cfg;
+  // Length limits (max positions, Mistral's sliding window) bound which sequences fedit runs but do
+  // not change the model on them; leaving them out keeps identities as they were before fedit read them.
+  const {
+    bosTokenId: _b,
+    eosTokenId: _e,
+    padTokenId: _p,
+    maxPositionEmbeddings: _m,
+    slidingWindow: _w,
+    ...arch
+  } = cfg;
   return JSON.stringify(Object.fromEntries(Object.entries(arch).sort(([a], [b]) => (a < b ? -1 : 1))));
 }
 
@@ -197,12 +209,14 @@ export async function loadCheckpoint(
     }
   }
 
-  // Cache key: what the files are (names, sizes, modification times) and how they are converted.
+  // Cache key: what the files are (where they really are, sizes, modification times) and how they
+  // are converted. The real path, so `--model ./m`, `--model /abs/m` and a symlinked folder (or the
+  // Hugging Face hub cache's symlinked blobs) all find the same conversion.
   const key = createHash('sha256');
   key.update(`fedit-weights-v1|${dtype}|${configIdentity(config)}`);
   for (const f of [...new Set(sources.map((s) => s.file))]) {
     const st = statSync(f);
-    key.update(`|${f}|${st.size}|${st.mtimeMs}`);
+    key.update(`|${realpathSync(f)}|${st.size}|${st.mtimeMs}`);
   }
   const cacheDir = join(options.cacheDir ?? defaultWeightCacheDir(dir), key.digest('hex').slice(0, 16));
   const identityFile = join(cacheDir, 'identity.txt');
@@ -226,7 +240,7 @@ export async function loadCheckpoint(
       const bytes = new Uint8Array(end - begin);
       const fd = openSync(s.file, 'r');
       try {
-        if (readSync(fd, bytes, 0, bytes.length, s.dataStart + begin) !== bytes.length) {
+        if (readFully(fd, bytes, s.dataStart + begin) !== bytes.length) {
           throw new CheckpointError(`${s.file}: truncated while reading ${name}`);
         }
       } finally {

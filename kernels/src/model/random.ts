@@ -2,7 +2,7 @@
 // benchmarks (nothing is ever downloaded). Same recipe as the PyTorch reference: N(0, 0.02) matrices,
 // norms at one.
 
-import type { LlamaConfig } from './config.ts';
+import { hasOProjBias, type LlamaConfig } from './config.ts';
 import type { NamedTensor } from './weights.ts';
 
 /** Deterministic uniforms in (0, 1) from a seed (xorshift32). */
@@ -61,6 +61,7 @@ export function* randomLlamaTensors(cfg: LlamaConfig, seed = 0, std = 0.02): Gen
       yield rand(`${p}.self_attn.k_proj.bias`, [kv]);
       yield rand(`${p}.self_attn.v_proj.bias`, [kv]);
     }
+    if (hasOProjBias(cfg)) yield rand(`${p}.self_attn.o_proj.bias`, [d]);
     yield rand(`${p}.mlp.gate_proj.weight`, [f, d]);
     yield rand(`${p}.mlp.up_proj.weight`, [f, d]);
     yield rand(`${p}.mlp.down_proj.weight`, [d, f]);

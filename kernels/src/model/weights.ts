@@ -36,6 +36,32 @@ export interface WeightStore {
 const ALIGN = 4096;
 const INDEX = 'weights.json';
 
+/**
+ * Bytes per read or write call. Node refuses a single readSync/writeSync of 2 GiB or more, and the
+ * embedding table of a large-vocabulary model is over that (Llama 3 8B's is 2.1 GB in float32).
+ */
+export const IO_CHUNK_BYTES = 1 << 30;
+
+/**
+ * Fills `bytes` from `fd` at `position`, one bounded read at a time (reads may also return less
+ * than asked). Returns how many bytes were read: less than bytes.length only at the end of the file.
+ */
+export function readFully(fd: number, bytes: Uint8Array, position: number, chunk = IO_CHUNK_BYTES): number {
+  let done = 0;
+  while (done < bytes.length) {
+    const n = readSync(fd, bytes, done, Math.min(chunk, bytes.length - done), position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+/** Writes all of `bytes` at the file's current position, one bounded write at a time. */
+export function writeFully(fd: number, bytes: Uint8Array, chunk = IO_CHUNK_BYTES): void {
+  let done = 0;
+  while (done < bytes.length) done += writeSync(fd, bytes, done, Math.min(chunk, bytes.length - done));
+}
+
 export type NamedTensor = [name: string, shape: number[], data: Float32Array | Float64Array];
 
 /** Writes tensors (converted to `dtype`) into `dir`; the index is written last, so a crash leaves no valid store. */
@@ -62,9 +88,9 @@ export function writeWeightStore(
             : Float64Array.from(data);
       const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
       const pad = (ALIGN - (offset % ALIGN)) % ALIGN;
-      if (pad) writeSync(fd, new Uint8Array(pad));
+      if (pad) writeFully(fd, new Uint8Array(pad));
       offset += pad;
-      writeSync(fd, bytes);
+      writeFully(fd, bytes);
       entries.set(name, { shape, offset, length: bytes.length });
       offset += bytes.length;
     }
@@ -93,9 +119,11 @@ export function readWeight(store: WeightStore, name: string): Float32Array {
   const e = store.entries.get(name);
   if (!e) throw new Error(`weight store ${store.dir} has no tensor ${name}`);
   const buf = new Uint8Array(e.length);
-  const fd = openSync(join(store.dir, store.file), 'r');
+  const path = join(store.dir, store.file);
+  const fd = openSync(path, 'r');
   try {
-    readSync(fd, buf, 0, e.length, e.offset);
+    if (readFully(fd, buf, e.offset) !== e.length)
+      throw new Error(`${path}: truncated while reading ${name}`);
   } finally {
     closeSync(fd);
   }

@@ -163,6 +163,16 @@ export function createTokenizer(files: TokenizerFiles, source: string): Tokenize
 
   let vocabSize = 0;
   for (const id of hf.get_vocab(true).values()) vocabSize = Math.max(vocabSize, id + 1);
+  // A token id past the model's embedding table would fail (or read garbage) in the first step.
+  // The opposite is common and fine: Qwen2.5 pads its table to 151936 for 151665 tokens, and
+  // generation never picks the ids the tokenizer lacks (Generator's tokenizerVocabSize).
+  const modelVocab = modelConfig.vocab_size;
+  if (typeof modelVocab === 'number' && vocabSize > modelVocab) {
+    throw new TokenizerError(
+      `${tokenizerPath} has ${vocabSize} token ids but ${modelConfigPath} says vocab_size ${modelVocab}: ` +
+        'the tokenizer has ids the model has no embedding for (is it the tokenizer of another model?).',
+    );
+  }
 
   // add_bos_token as LlamaTokenizerFast honours it: it decides whether encoding with special tokens
   // starts with BOS, whatever tokenizer.json's post-processor does.

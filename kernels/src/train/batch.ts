@@ -33,9 +33,32 @@ export interface BatchTensors {
   targetTokens: number;
 }
 
-export function ropeInverseFrequencies(cfg: LlamaConfig): Float64Array {
+/**
+ * The rotary inverse frequencies, rope_scaling applied, as Hugging Face's modeling_rope_utils
+ * computes them. Every rotary table (training, evaluation, generation with its KV cache) comes from
+ * here through fillRope, so they cannot disagree.
+ */
+export function ropeInverseFrequencies(
+  cfg: Pick<LlamaConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>,
+): Float64Array {
   const half = cfg.headDim / 2;
-  return Float64Array.from({ length: half }, (_, i) => 1 / cfg.ropeTheta ** ((2 * i) / cfg.headDim));
+  const inv = Float64Array.from({ length: half }, (_, i) => 1 / cfg.ropeTheta ** ((2 * i) / cfg.headDim));
+  const s = cfg.ropeScaling;
+  if (!s) return inv;
+  if (s.type === 'linear') return inv.map((f) => f / s.factor);
+  // llama3: frequencies whose wavelength is longer than the original context / low_freq_factor
+  // are slowed down by `factor` (interpolated), those shorter than original / high_freq_factor
+  // are kept, and in between the two are blended linearly in original_context / wavelength.
+  const lowFreqWavelength = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
+  const highFreqWavelength = s.originalMaxPositionEmbeddings / s.highFreqFactor;
+  return inv.map((f) => {
+    const wavelength = (2 * Math.PI) / f;
+    if (wavelength < highFreqWavelength) return f;
+    if (wavelength > lowFreqWavelength) return f / s.factor;
+    const smooth =
+      (s.originalMaxPositionEmbeddings / wavelength - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+    return (1 - smooth) * (f / s.factor) + smooth * f;
+  });
 }
 
 /** Fills rotary tables for `positions` into cos/sin at `offset` (rows of headDim values). */

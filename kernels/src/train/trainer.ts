@@ -6,6 +6,7 @@
 
 import * as ort from 'onnxruntime-node';
 import { Graph } from '../graph/ir.ts';
+import { ModelConfigError } from '../model/config.ts';
 import type { LoraConfig } from '../model/lora.ts';
 import { initLoraTensors } from '../model/lora.ts';
 import { uniformSampler } from '../model/random.ts';
@@ -36,7 +37,10 @@ export interface TrainerOptions extends StepGraphOptions {
   microBatches?: number;
   /** Starting values of the trainable tensors (e.g. the global adapter); default: PEFT's init from `seed`. */
   initial?: ReadonlyMap<string, Float32Array | Float64Array>;
-  /** Only evaluate (compiles no training graph). */
+  /**
+   * Only evaluate: compiles the eval graph alone (no backward pass, no optimizer) and keeps no Adam
+   * moments; trainStep refuses to run.
+   */
   evalOnly?: boolean;
   /** Told when the requested provider could not start and the CPU is used instead. */
   onWarning?: (message: string) => void;
@@ -72,11 +76,24 @@ export class Trainer {
   ) {}
 
   static async create(options: TrainerOptions): Promise<Trainer> {
+    const window = options.model.slidingWindow;
+    if (window !== undefined && options.seq > window) {
+      // The graphs attend to the whole sequence, the model (Mistral v0.1) to its last `window`
+      // tokens: the same up to the window, different beyond it.
+      throw new ModelConfigError(
+        `sequences of up to ${options.seq} tokens are longer than the model's sliding_window (${window}); ` +
+          `fedit does not implement windowed attention: use a cut-off length of at most ${window} tokens`,
+      );
+    }
     const specs = trainableSpecs(options);
     let provider = options.provider ?? 'cpu';
-    // With nothing to train (evaluating a base model), only the eval graph is ever needed.
+    // Evaluating (or with nothing to train, a base model), only the eval graph is ever needed.
     const kind: StepKind =
-      specs.length === 0 ? 'eval_step' : (options.microBatches ?? 1) > 1 ? 'grad_step' : 'train_step';
+      options.evalOnly || specs.length === 0
+        ? 'eval_step'
+        : (options.microBatches ?? 1) > 1
+          ? 'grad_step'
+          : 'train_step';
     let trainer = new Trainer(options, provider, specs);
     try {
       await trainer.session(kind);
@@ -124,9 +141,22 @@ export class Trainer {
         );
       }
       this.state.set(io.param(s.name), this.tensor(value ?? new Float32Array(size), s.shape));
+      if (o.evalOnly) continue;
       this.state.set(io.adamM(s.name), this.tensor(new Float32Array(size), s.shape));
       this.state.set(io.adamV(s.name), this.tensor(new Float32Array(size), s.shape));
     }
+  }
+
+  /** The state tensors of one trainable tensor: the value, and its Adam moments unless evaluating only. */
+  private stateNames(s: ParamSpec): string[] {
+    return this.options.evalOnly
+      ? [io.param(s.name)]
+      : [io.param(s.name), io.adamM(s.name), io.adamV(s.name)];
+  }
+
+  /** Which step graphs have been compiled so far, by kind and sequence bucket ('eval_step@16'). */
+  get compiledGraphs(): string[] {
+    return [...this.sessions.keys()];
   }
 
   /** The smallest sequence bucket that holds every row (graphs are compiled per bucket, on first use). */
@@ -161,7 +191,7 @@ export class Trainer {
   private readbackGraph(): Graph {
     const g = new Graph('readback');
     for (const s of this.specs) {
-      for (const name of [io.param(s.name), io.adamM(s.name), io.adamV(s.name)]) {
+      for (const name of this.stateNames(s)) {
         g.output(g.input(name, this.dtype, s.shape), `${name}.host`);
       }
     }
@@ -190,6 +220,7 @@ export class Trainer {
     const k = this.options.microBatches ?? 1;
     if (this.specs.length === 0)
       throw new Error('trainStep: nothing to train (no LoRA and no fully trained tensors)');
+    if (this.options.evalOnly) throw new Error('trainStep: this Trainer was created with evalOnly');
     if (microBatches.length !== k)
       throw new Error(`trainStep: expected ${k} micro-batches, got ${microBatches.length}`);
     const t = this.stepCount + 1;
@@ -291,7 +322,7 @@ export class Trainer {
   /** Continues from a checkpoint made by exportState(). */
   importState(state: TrainerState): void {
     for (const s of this.specs) {
-      for (const name of [io.param(s.name), io.adamM(s.name), io.adamV(s.name)]) {
+      for (const name of this.stateNames(s)) {
         const v = state.tensors.get(name);
         if (!v) throw new Error(`checkpoint has no tensor ${name}`);
         const prev = this.state.get(name);
