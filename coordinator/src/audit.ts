@@ -1,15 +1,22 @@
 // `fedit audit DIR`: verify a federation from its round log and blob store alone (a copy of both is
-// enough: no keys, no database, no coordinator). The coordinator's public key comes from --key, or
-// from keys/coordinator.pub.json when the folder has it.
+// enough: no secret keys, no database, no coordinator). Every blob the log names must be there;
+// a damaged log line is a problem in the report, not an error that stops it.
+//
+// The coordinator's public key. With --key it is the one the auditor obtained out of band (an
+// invite, the operator's published key): the only way to tell the coordinator's log from a log
+// someone else wrote and signed with their own key. Without --key it is read from
+// keys/coordinator.pub.json in the audited folder itself, which only shows that the log is
+// consistent with the key stored beside it; the report says which it was.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   FeditError,
-  fromHex,
+  INVITE_PREFIX,
+  parseInvite,
   parsePublicIdentity,
-  readRoundLog,
-  verifyRoundLog,
+  scanRoundLogFile,
+  verifyRoundLogLines,
   type TornTail,
   type VerificationReport,
 } from '@fedit/shared';
@@ -18,7 +25,68 @@ import { federationPaths } from './federation/dir.ts';
 
 export const PUBLIC_KEY_FILE = 'coordinator.pub.json';
 
-export type AuditReport = VerificationReport & { keySource: string; tornTail?: TornTail };
+export type AuditReport = VerificationReport & {
+  /** Where the coordinator key came from, e.g. "--key (invite)" or "keys/coordinator.pub.json in the audited folder". */
+  keySource: string;
+  /** False when the key was read from the audited folder rather than given with --key. */
+  keyIndependent: boolean;
+  tornTail?: TornTail;
+};
+
+/** The coordinator key an auditor gives, and the federation when the key came with one (an invite). */
+export interface CoordinatorKey {
+  sign: Uint8Array;
+  federation?: string;
+  source: string;
+}
+
+/**
+ * Reads the coordinator's public signing key from what an auditor may hold: 64 hex digits, 43
+ * base64url characters (as coordinator.pub.json and invites write keys), an invite string, or the
+ * path of a coordinator.pub.json or of a file holding an invite.
+ */
+export function parseCoordinatorKey(text: string): CoordinatorKey {
+  const value = text.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(value)) {
+    return { sign: new Uint8Array(Buffer.from(value, 'hex')), source: '--key (hex)' };
+  }
+  if (/^[A-Za-z0-9_-]{43}$/.test(value)) {
+    const bytes = Buffer.from(value, 'base64url');
+    if (bytes.length === 32 && bytes.toString('base64url') === value) {
+      return { sign: new Uint8Array(bytes), source: '--key (base64url)' };
+    }
+  }
+  if (value.replace(/\s+/g, '').startsWith(INVITE_PREFIX)) {
+    // Only the keys matter here: an invite that expired (or was used) still names them.
+    const invite = parseInvite(value, { now: 0 });
+    return { sign: invite.coordinator.sign, federation: invite.federation, source: '--key (invite)' };
+  }
+  if (existsSync(value) && statSync(value).isFile()) {
+    const content = readFileSync(value, 'utf8').trim();
+    if (content.replace(/\s+/g, '').startsWith(INVITE_PREFIX)) {
+      const invite = parseInvite(content, { now: 0 });
+      return {
+        sign: invite.coordinator.sign,
+        federation: invite.federation,
+        source: `--key ${value} (invite)`,
+      };
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(content);
+    } catch {
+      throw new FeditError(
+        'AUDIT_KEY',
+        `--key ${value}: the file is neither JSON (a coordinator.pub.json) nor an invite`,
+      );
+    }
+    return { sign: parsePublicIdentity(json, value).sign, source: `--key ${value}` };
+  }
+  throw new FeditError(
+    'AUDIT_KEY',
+    `--key ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)} is not a key: give the coordinator's public signing key as 64 hex digits or 43 base64url characters, an invite string ("${INVITE_PREFIX}..."), or the path of a ${PUBLIC_KEY_FILE}`,
+  );
+}
 
 export async function auditFederation(
   dir: string,
@@ -27,42 +95,64 @@ export async function auditFederation(
   const paths = federationPaths(dir);
   if (!existsSync(paths.log))
     throw new FeditError('AUDIT_NO_LOG', `${dir}: no round log at log/rounds.jsonl`);
-  let key: Uint8Array;
-  let keySource: string;
+  let key: CoordinatorKey;
   if (options.coordinatorKey) {
-    key = fromHex(options.coordinatorKey, '--key', 32);
-    keySource = '--key';
+    key = parseCoordinatorKey(options.coordinatorKey);
   } else {
     const pub = join(dir, 'keys', PUBLIC_KEY_FILE);
     if (!existsSync(pub))
       throw new FeditError(
         'AUDIT_NO_KEY',
-        `${dir}: give the coordinator's public signing key with --key (hex), or keep keys/${PUBLIC_KEY_FILE} beside the log`,
+        `${dir}: give the coordinator's public signing key with --key (from your invite, or as hex or base64url), or keep keys/${PUBLIC_KEY_FILE} beside the log`,
       );
-    key = parsePublicIdentity(JSON.parse(readFileSync(pub, 'utf8')), PUBLIC_KEY_FILE).sign;
-    keySource = `keys/${PUBLIC_KEY_FILE}`;
+    key = {
+      sign: parsePublicIdentity(JSON.parse(readFileSync(pub, 'utf8')), PUBLIC_KEY_FILE).sign,
+      source: `keys/${PUBLIC_KEY_FILE} in the audited folder`,
+    };
   }
-  const parsed = await readRoundLog(paths.log);
-  const blobs = existsSync(paths.blobs) ? new BlobStore(paths.blobs) : undefined;
-  const report = verifyRoundLog(parsed.records, {
-    coordinatorPublicKey: key,
-    blobs: blobs && ((hash) => (blobs.has(hash) ? blobs.get(hash) : undefined)),
+  const { lines, torn } = await scanRoundLogFile(paths.log);
+  // Opened only when present: BlobStore creates its folder, and an audit writes nothing. Without
+  // a blob store every blob the log names is missing, and the audit fails saying which.
+  const store = existsSync(paths.blobs) ? new BlobStore(paths.blobs) : undefined;
+  const report = verifyRoundLogLines(lines, {
+    coordinatorPublicKey: key.sign,
+    ...(key.federation !== undefined && { federation: key.federation }),
+    blobs: (hash) => {
+      if (!store?.has(hash)) return undefined;
+      try {
+        return store.get(hash);
+      } catch (err) {
+        if (err instanceof FeditError) throw err;
+        // An unreadable file (permissions, I/O error) is a problem of the round, not a crash.
+        throw new FeditError('BLOB_UNREADABLE', (err as Error).message);
+      }
+    },
   });
   // A torn final line (a crash mid-append) is not a record: the records before it are what counts;
   // the coordinator truncates it at its next start. Say so rather than hide it.
-  return { ...report, keySource, tornTail: parsed.torn };
+  return {
+    ...report,
+    keySource: key.source,
+    keyIndependent: options.coordinatorKey !== undefined,
+    ...(torn && { tornTail: torn }),
+  };
 }
 
 /** The report as a table a person reads. */
 export function formatAudit(r: AuditReport): string {
   const lines = [`round  status    rule    selected  counted  aggregation  verdict`];
   for (const round of r.rounds) {
+    const verdict = round.ok ? 'ok' : `FAILED: ${[...new Set(round.problems.map((p) => p.code))].join(', ')}`;
     lines.push(
-      `${String(round.round).padStart(5)}  ${round.status.padEnd(8)}  ${round.rule.padEnd(6)}  ${String(round.selected.length).padStart(8)}  ${String(round.participants.length).padStart(7)}  ${round.aggregation.padEnd(11)}  ${round.ok ? 'ok' : 'FAILED'}`,
+      `${String(round.round).padStart(5)}  ${round.status.padEnd(8)}  ${round.rule.padEnd(6)}  ${String(round.selected.length).padStart(8)}  ${String(round.participants.length).padStart(7)}  ${round.aggregation.padEnd(11)}  ${verdict}`,
     );
   }
   lines.push('');
   lines.push(`${r.records} records, head ${r.head}, signatures checked against ${r.keySource}`);
+  if (!r.keyIndependent)
+    lines.push(
+      'note: that key comes from the audited folder itself; pass --key with the key you got out of band (e.g. your invite) to know the log is the coordinator you joined',
+    );
   if (r.tornTail)
     lines.push(
       `note: the log ends in a torn line ${r.tornTail.line} (${r.tornTail.bytes} bytes, a crash during a write), not counted`,
@@ -74,6 +164,7 @@ export function formatAudit(r: AuditReport): string {
   else {
     lines.push(`verdict: FAILED — ${r.firstFailure?.message ?? r.problems[0]?.message ?? 'see problems'}`);
     for (const p of r.problems.slice(0, 20)) lines.push(`  - [${p.code}] ${p.message}`);
+    if (r.problems.length > 20) lines.push(`  ... and ${r.problems.length - 20} more (--json lists all)`);
   }
   return lines.join('\n');
 }

@@ -3,6 +3,8 @@ export {
   validateFederationConfig,
   configHash,
   ConfigError,
+  LIMIT_RULES,
+  aggregationRuleProblem,
   type FederationConfig,
 } from './federation/config.ts';
 export {

@@ -1,6 +1,11 @@
 // The federation config is checked field by field, with errors that name the field.
 import test from 'ava';
-import { configHash, validateFederationConfig, type FederationConfig } from '../src/federation/config.ts';
+import {
+  configDifferences,
+  configHash,
+  validateFederationConfig,
+  type FederationConfig,
+} from '../src/federation/config.ts';
 
 export const exampleConfig: FederationConfig = {
   id: 'fed-test',
@@ -53,8 +58,25 @@ test('each bad field is named in the error', (t) => {
     ['minUpdates', 5, /minUpdates/],
     ['limits', undefined, /limits: must be an object/],
     ['training.lr', 'fast', /training\.lr: must be a positive number/],
+    [
+      'aggregation.rule',
+      'median',
+      /aggregation\.rule: must be one of the known rules \(fedavg-uniform, fedit\)/,
+    ],
+    ['limits.maxUploadBytes', 1.5, /limits\.maxUploadBytes: must be a whole number of bytes >= 1/],
   ];
   for (const [path, value, message] of cases)
     t.throws(() => validateFederationConfig(withField(path, value)), { message }, path);
   t.throws(() => validateFederationConfig([]), { message: /must be a JSON object/ });
+});
+
+test('configDifferences names every differing field by its dotted path, and nothing for equal configs', (t) => {
+  t.deepEqual(configDifferences(exampleConfig, structuredClone(exampleConfig)), []);
+  const changed = structuredClone(exampleConfig);
+  changed.limits.maxUpdateNorm += 1;
+  changed.lora.targets = ['q_proj'];
+  changed.rounds += 1;
+  t.deepEqual(configDifferences(changed, exampleConfig), ['limits.maxUpdateNorm', 'lora.targets', 'rounds']);
+  const { name: _, ...unnamed } = exampleConfig;
+  t.deepEqual(configDifferences(unnamed, exampleConfig), ['name']);
 });

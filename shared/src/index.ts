@@ -127,6 +127,9 @@ export {
   readRoundLog,
   repairRoundLog,
   RoundLog,
+  scanRoundLog,
+  scanRoundLogFile,
+  type LogLine,
   type ParsedRoundLog,
   type RoundLogOptions,
   type RoundRecordDraft,
@@ -135,14 +138,21 @@ export {
 export {
   RoundLogChecker,
   verifyRoundLog,
+  verifyRoundLogLines,
   type BlobLookup,
-  type EnvelopeContext,
   type RoundReport,
   type VerificationProblem,
   type VerificationProblemCode,
   type VerificationReport,
   type VerifyOptions,
 } from './rounds/verify.ts';
+export {
+  canonicalPayloadHash,
+  checkRecordedEnvelope,
+  recordEnvelope,
+  tensorSchemaOf,
+  type RecordedEnvelope,
+} from './rounds/envelope-record.ts';
 
 export { CryptoError, InviteError, type CryptoErrorCode, type InviteErrorCode } from './crypto/errors.ts';
 export { bytesEqual, fromBase64url, fromHex, toBase64url, toHex } from './crypto/bytes.ts';

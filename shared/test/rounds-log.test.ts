@@ -19,10 +19,22 @@ import {
   type RoundLogErrorCode,
   type RoundLogOptions,
 } from '@fedit/shared';
+import { participantIdentity, publicKeyHex, signedUpdate } from './helpers/envelopes.ts';
 
 const coordinator = nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(3));
 const other = nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(4));
 const hashOf = (c: string) => `sha256:${c.repeat(64)}`;
+
+/** A counted update of `participant` in federation 'fed', with its signed envelope. */
+function counted(participant: string, round: number, exampleCount: number, updateHash: string, from: string) {
+  const signed = signedUpdate(participantIdentity(participant), {
+    federation: 'fed',
+    round,
+    globalAdapterHash: from,
+    exampleCount,
+  });
+  return { participant, exampleCount, updateHash, ...signed };
+}
 
 async function withTempDir(run: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'fedit-roundlog-'));
@@ -51,7 +63,10 @@ async function writeFederation(path: string): Promise<void> {
   const log = await RoundLog.open(path, logOptions());
   await log.append({ kind: 'config', body: { settings: { rank: 8 }, globalAdapter: hashOf('0') } });
   for (const participant of ['p1', 'p2', 'p3']) {
-    await log.append({ kind: 'enrol', body: { participant, publicKey: `key-${participant}` } });
+    await log.append({
+      kind: 'enrol',
+      body: { participant, publicKey: publicKeyHex(participantIdentity(participant)) },
+    });
   }
   const selection = {
     seed: 'r1',
@@ -74,8 +89,8 @@ async function writeFederation(path: string): Promise<void> {
       rule: { name: 'fedit', config: {} },
       selection,
       updates: [
-        { participant: 'p1', envelopeDigest: hashOf('e'), exampleCount: 10, updateHash: hashOf('1') },
-        { participant: 'p3', envelopeDigest: hashOf('f'), exampleCount: 30, updateHash: hashOf('3') },
+        counted('p1', 1, 10, hashOf('1'), hashOf('0')),
+        counted('p3', 1, 30, hashOf('3'), hashOf('0')),
       ],
       globalAdapterIn: hashOf('0'),
       globalAdapterOut: hashOf('a'),
@@ -133,7 +148,8 @@ test('a reopened log continues the chain and knows its state', async (t) => {
     t.is(log.state.openRound, undefined);
     t.is(log.state.globalAdapter, hashOf('a'));
     t.deepEqual(log.state.eligibleParticipants(), ['p1', 'p2', 'p3']);
-    t.true(log.state.hasEnvelope(hashOf('e')));
+    t.true(log.state.hasEnvelope(counted('p1', 1, 10, hashOf('1'), hashOf('0')).envelopeDigest));
+    t.false(log.state.hasEnvelope(counted('p2', 1, 10, hashOf('1'), hashOf('0')).envelopeDigest));
     const head = log.state.head;
     t.is(head, log.last!.hash);
     const revoke = await log.append({
@@ -181,9 +197,7 @@ test('refuses to append a record that would not verify, and writes nothing', asy
         body: {
           rule: { name: 'fedit', config: {} },
           selection,
-          updates: [
-            { participant: outsider, envelopeDigest: hashOf('9'), exampleCount: 5, updateHash: hashOf('8') },
-          ],
+          updates: [counted(outsider, 2, 5, hashOf('8'), hashOf('a'))],
           globalAdapterIn: hashOf('a'),
           globalAdapterOut: hashOf('b'),
           dropped: [],

@@ -134,7 +134,13 @@ test('parseRoundRecord names the field that is wrong', (t) => {
           rule: { name: 'fedit', config: {} },
           selection: { seed: 's', fraction: '0.5', minimum: 1, selected: ['p'] },
           updates: [
-            { participant: 'p', envelopeDigest: hashOf('c'), exampleCount: 0, updateHash: hashOf('d') },
+            {
+              participant: 'p',
+              envelopeDigest: hashOf('c'),
+              exampleCount: 0,
+              updateHash: hashOf('d'),
+              envelope: {},
+            },
           ],
           globalAdapterIn: hashOf('a'),
           globalAdapterOut: hashOf('b'),

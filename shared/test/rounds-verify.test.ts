@@ -1,5 +1,5 @@
-// An auditor verifies a round log from the log alone (and the blob store, when at hand): every
-// edit, removal or reordering is caught, and so is a coordinator that signs a dishonest round.
+// An auditor verifies a round log with its blob store: every edit, removal or reordering is caught,
+// every missing or altered blob, and a coordinator that signs a dishonest round or invents updates.
 
 import test from 'ava';
 import { createHash } from 'node:crypto';
@@ -7,13 +7,16 @@ import nacl from 'tweetnacl';
 import {
   aggregateContributions,
   canonicalJson,
+  FeditError,
   hashTensors,
   roundRecordHash,
+  scanRoundLog,
   selectParticipants,
   signRoundRecord,
   tensorFromF32,
   tensorsFromValues,
   verifyRoundLog,
+  verifyRoundLogLines,
   ZERO_HASH,
   type AdapterSchema,
   type CountedUpdate,
@@ -25,6 +28,7 @@ import {
   type VerificationProblemCode,
   type VerifyOptions,
 } from '@fedit/shared';
+import { participantIdentity, publicKeyHex, signedUpdate } from './helpers/envelopes.ts';
 
 const coordinator = nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(1));
 const impostor = nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(2));
@@ -116,11 +120,18 @@ class Coordinator {
     const counted = selection.selected.slice(0, -1);
     const updates: CountedUpdate[] = counted.map((participant, i) => {
       const blob = tensors(seedOffset + i);
+      const exampleCount = 10 * (i + 1) + 3;
       return {
         participant,
-        envelopeDigest: digest(`${seed}/${participant}`),
-        exampleCount: 10 * (i + 1) + 3,
+        exampleCount,
         updateHash: this.store(blob),
+        ...signedUpdate(participantIdentity(participant), {
+          federation: FEDERATION,
+          round: this.#lastRound,
+          globalAdapterHash: globalAdapter,
+          exampleCount,
+          tensors: blob,
+        }),
       };
     });
     const result = aggregateContributions(
@@ -158,10 +169,10 @@ function honestFederation(): Coordinator {
   const c = new Coordinator();
   c.append('config', { settings: { baseModel: 'tiny', rank: 2 }, globalAdapter: c.store(tensors(0)) });
   for (const participant of PARTICIPANTS)
-    c.append('enrol', { participant, publicKey: `ed25519:${participant}` });
+    c.append('enrol', { participant, publicKey: publicKeyHex(participantIdentity(participant)) });
   c.round('seed-1', 'fedit', 100);
   c.append('revoke', { participant: 'p-bob', reason: 'key reported stolen' });
-  c.append('enrol', { participant: 'p-frank', publicKey: 'ed25519:p-frank' });
+  c.append('enrol', { participant: 'p-frank', publicKey: publicKeyHex(participantIdentity('p-frank')) });
   c.round('seed-2', 'fedavg-uniform', 200);
   const seed = 'seed-3';
   c.append('round-open', {
@@ -252,7 +263,7 @@ test('an honest log verifies, and each closed round is recomputed from the store
   t.is(report.rounds[0].selected.length, 3);
 });
 
-test('without blobs the log still verifies, aggregation unchecked', (t) => {
+test('without a blob store (the coordinator checking before it appends) the log alone verifies, aggregation unchecked', (t) => {
   const report = verifyRoundLog(honest.records, options());
   t.true(report.ok);
   t.deepEqual(
@@ -261,17 +272,59 @@ test('without blobs the log still verifies, aggregation unchecked', (t) => {
   );
 });
 
-test('missing update blobs leave a round unchecked, not failed, and are listed', (t) => {
+test('a missing update blob fails its round, naming the round and the hash', (t) => {
   const closed = honest.records[indexOf(honest.records, 'round-closed', 1)] as RoundRecord & {
     kind: 'round-closed';
   };
+  const missing = closed.body.updates[0];
   const blobs = new Map(honest.blobs);
-  blobs.delete(closed.body.updates[0].updateHash);
+  blobs.delete(missing.updateHash);
   const report = verifyRoundLog(honest.records, options(blobs));
-  t.true(report.ok);
-  t.is(report.rounds[0].aggregation, 'unchecked');
-  t.deepEqual(report.rounds[0].missingBlobs, [closed.body.updates[0].updateHash]);
+  t.false(report.ok);
+  t.deepEqual(codes(report), ['BLOB_MISSING']);
+  t.is(report.firstFailure?.round, 1);
+  t.is(
+    report.firstFailure?.message,
+    `record ${indexOf(honest.records, 'round-closed', 1)} (round-closed, round 1): the update of ${missing.participant} ${missing.updateHash} is not in the blob store; without it this record cannot be checked`,
+  );
+  t.is(report.rounds[0].aggregation, 'failed');
+  t.false(report.rounds[0].ok);
+  t.deepEqual(report.rounds[0].missingBlobs, [missing.updateHash]);
   t.is(report.rounds[1].aggregation, 'verified');
+});
+
+test('an empty blob store fails every round and the initial adapter', (t) => {
+  const report = verifyRoundLog(honest.records, options(new Map()));
+  t.false(report.ok);
+  t.true(codes(report).every((c) => c === 'BLOB_MISSING'));
+  t.is(report.firstFailure?.seq, 0, 'the config record names the initial adapter');
+  t.deepEqual(
+    report.rounds.map((r) => [r.round, r.aggregation, r.ok]),
+    [
+      [1, 'failed', false],
+      [2, 'failed', false],
+      [3, 'unchecked', true],
+      [4, 'unchecked', true],
+    ],
+  );
+});
+
+test('a blob the store cannot read is a problem of its round', (t) => {
+  const closed = honest.records[indexOf(honest.records, 'round-closed', 2)].body as RoundClosedBody;
+  const unreadable = closed.updates[0].updateHash;
+  const report = verifyRoundLog(honest.records, {
+    ...options(),
+    blobs: (hash) => {
+      if (hash === unreadable) throw new FeditError('SAFETENSORS_HEADER', 'the header is not JSON');
+      return honest.blobs.get(hash);
+    },
+  });
+  t.deepEqual(codes(report), ['BLOB_CORRUPT']);
+  t.is(report.firstFailure?.round, 2);
+  t.regex(
+    report.firstFailure!.message,
+    new RegExp(`${unreadable} cannot be read from the blob store: the header is not JSON`),
+  );
 });
 
 test('flipping any byte of any record body that still parses is detected at that record', (t) => {
@@ -406,9 +459,14 @@ test('an update of a participant who was not selected is detected', (t) => {
     outsider = PARTICIPANTS.find((p) => !body.selection.selected.includes(p))!;
     body.updates.push({
       participant: outsider,
-      envelopeDigest: digest('outsider'),
       exampleCount: 50,
       updateHash: body.updates[0].updateHash,
+      ...signedUpdate(participantIdentity(outsider), {
+        federation: FEDERATION,
+        round: 1,
+        globalAdapterHash: body.globalAdapterIn,
+        exampleCount: 50,
+      }),
     });
     body.updates.sort((a, b) => (a.participant < b.participant ? -1 : 1));
   });
@@ -592,23 +650,148 @@ test('records are hashed as a whole: the hash of each is its recorded hash', (t)
   for (const record of honest.records) t.is(roundRecordHash(record), record.hash);
 });
 
-test('the envelope hook sees each counted update with the participant key and can refuse it', (t) => {
-  const seen: string[] = [];
-  const refused = (honest.records[indexOf(honest.records, 'round-closed', 1)].body as RoundClosedBody)
-    .updates[0].participant;
-  const report = verifyRoundLog(honest.records, {
-    ...options(),
-    checkEnvelope: (update, context) => {
-      seen.push(`${context.round}:${update.participant}:${context.publicKey}`);
-      t.is(context.federation, FEDERATION);
-      return update.participant === refused ? 'signature does not verify' : undefined;
-    },
-  });
-  t.is(seen.length, 4);
-  t.true(seen.every((s) => s.endsWith(`ed25519:${s.split(':')[1]}`)));
-  t.true(report.problems.length > 0);
-  for (const problem of report.problems) {
-    t.is(problem.code, 'ENVELOPE');
-    t.true(problem.message.endsWith(`the envelope of ${refused}: signature does not verify`));
+/**
+ * Round 2 as a dishonest coordinator rewrites it: `edit` changes the close, the new global
+ * adapter is recomputed from the (possibly forged) stored updates so that the aggregate itself
+ * matches, and every later record is re-signed.
+ */
+function rewriteRound2(edit: (body: RoundClosedBody, blobs: Map<string, Map<string, Tensor>>) => void) {
+  const blobs = new Map(honest.blobs);
+  const records = honest.records.map((r) => structuredClone(r));
+  const close = indexOf(records, 'round-closed', 2);
+  const body = records[close].body as RoundClosedBody;
+  edit(body, blobs);
+  const result = aggregateContributions(
+    body.rule.name,
+    {},
+    schema,
+    body.updates.map((u) => ({
+      participant: u.participant,
+      exampleCount: u.exampleCount,
+      update: () => tensorValues(blobs.get(u.updateHash)!),
+    })),
+  );
+  const out = tensorsFromValues(schema, result);
+  body.globalAdapterOut = hashTensors(out);
+  blobs.set(body.globalAdapterOut, out);
+  for (const r of records.slice(close + 1)) {
+    if (r.kind === 'round-open') r.body.globalAdapter = body.globalAdapterOut;
   }
+  return { records: resign(records, close), blobs, close };
+}
+
+test('an update the coordinator made up is caught by its envelope: the participant never signed it', (t) => {
+  const { records, blobs } = rewriteRound2((body, store) => {
+    const forged = tensors(4242);
+    const hash = hashTensors(forged);
+    store.set(hash, forged);
+    body.updates[0].updateHash = hash; // same envelope, other tensors
+  });
+  const report = verifyRoundLog(records, options(blobs));
+  t.deepEqual(codes(report), ['ENVELOPE']);
+  t.is(report.firstFailure?.round, 2);
+  t.regex(
+    report.firstFailure!.message,
+    /the participant signed payload sha256:\w+ \(\d+ bytes\), but the stored update serialises to sha256:\w+/,
+  );
+  t.is(report.rounds[1].aggregation, 'failed');
+});
+
+test("an update signed with a key that is not the participant's enrolled key is refused", (t) => {
+  const intruder = participantIdentity('intruder');
+  const { records, blobs } = rewriteRound2((body, store) => {
+    const update = body.updates[0];
+    Object.assign(
+      update,
+      signedUpdate(intruder, {
+        federation: FEDERATION,
+        round: 2,
+        globalAdapterHash: body.globalAdapterIn,
+        exampleCount: update.exampleCount,
+        tensors: store.get(update.updateHash)!,
+      }),
+    );
+  });
+  // The log alone shows it (the coordinator refuses to append it), and so does the audit.
+  for (const report of [verifyRoundLog(records, options()), verifyRoundLog(records, options(blobs))]) {
+    t.true(codes(report).length > 0);
+    t.true(codes(report).every((c) => c === 'ENVELOPE'));
+    t.regex(
+      report.firstFailure!.message,
+      new RegExp(
+        `round 2\\): the envelope of p-\\w+: it is signed by key ${publicKeyHex(intruder)}, not the enrolled key`,
+      ),
+    );
+  }
+});
+
+test('an envelope whose signature was altered does not verify', (t) => {
+  const { records, blobs } = rewriteRound2((body) => {
+    const s = body.updates[1].envelope.signature;
+    body.updates[1].envelope.signature = (s[0] === 'a' ? 'b' : 'a') + s.slice(1);
+  });
+  t.true(verifyRoundLog(records, options()).ok, 'the log alone cannot tell');
+  const report = verifyRoundLog(records, options(blobs));
+  t.deepEqual(codes(report), ['ENVELOPE']);
+  t.regex(report.firstFailure!.message, /its signature is not the participant's signature over the envelope/);
+});
+
+test('an envelope for another round, adapter or example count does not match its record', (t) => {
+  const { records } = rewriteRound2((body) => {
+    body.updates[0].envelope.round = 1;
+    body.updates[1].envelope.exampleCount += 1;
+    body.updates[1].envelope.globalAdapterHash = digest('elsewhere');
+  });
+  const messages = verifyRoundLog(records, options()).problems.map((p) => p.message);
+  t.true(messages.some((m) => /it is for round 1$/.test(m)));
+  t.true(messages.some((m) => /it claims \d+ examples, the record counts \d+$/.test(m)));
+  t.true(messages.some((m) => /it was trained from sha256:\w+, not the round's sha256:\w+$/.test(m)));
+});
+
+test("a recorded envelope digest that is not the envelope's is caught with the blobs", (t) => {
+  const { records, blobs } = rewriteRound2((body) => {
+    body.updates[0].envelopeDigest = digest('another upload');
+  });
+  const report = verifyRoundLog(records, options(blobs));
+  t.deepEqual(codes(report), ['ENVELOPE']);
+  t.regex(report.firstFailure!.message, /not the recorded envelopeDigest/);
+});
+
+// ---- the log file's lines -------------------------------------------------------------------------
+
+const logBytes = (lines: string[]) => new TextEncoder().encode(lines.map((l) => l + '\n').join(''));
+
+test('a line that is not JSON is a problem naming the line, the record and the round', (t) => {
+  const lines = honest.records.map((r) => canonicalJson(r));
+  const close = indexOf(honest.records, 'round-closed', 2);
+  lines[close] = lines[close].replace('"body":{', '"body":{{');
+  const { lines: scanned, torn } = scanRoundLog(logBytes(lines), 'rounds.jsonl');
+  t.is(torn, undefined);
+  const report = verifyRoundLogLines(scanned, options(honest.blobs));
+  t.false(report.ok);
+  t.is(report.firstFailure?.code, 'LINE_DAMAGED');
+  t.is(report.firstFailure?.round, 2);
+  t.is(
+    report.firstFailure?.message,
+    `line ${close + 1} of the log (record ${close}, round-closed, round 2 by its text): is not valid JSON; the log was damaged or edited`,
+  );
+  t.false(report.rounds[1].ok);
+  t.is(report.records, honest.records.length);
+});
+
+test('a record rewritten with other spacing is damage, though its content still hashes right', (t) => {
+  const lines = honest.records.map((r) => canonicalJson(r));
+  lines[2] = JSON.stringify(honest.records[2], null, 1).replace(/\n/g, '');
+  const report = verifyRoundLogLines(scanRoundLog(logBytes(lines)).lines, options(honest.blobs));
+  t.deepEqual(codes(report), ['LINE_DAMAGED']);
+  t.regex(report.firstFailure!.message, /^line 3 of the log, record 2 \(enrol\): is not in canonical form/);
+});
+
+test('the lines of an honest log verify as its records do', (t) => {
+  const report = verifyRoundLogLines(
+    scanRoundLog(logBytes(honest.records.map((r) => canonicalJson(r)))).lines,
+    options(honest.blobs),
+  );
+  t.true(report.ok, JSON.stringify(report.problems));
+  t.deepEqual(report, verifyRoundLog(honest.records, options(honest.blobs)));
 });

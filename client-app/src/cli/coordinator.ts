@@ -17,6 +17,15 @@ function positive(name: string, integer = false) {
   };
 }
 
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+/** "536870912", "512MiB", "1.5 GiB" -> bytes; NaN for anything else (the caller names the option). */
+function parseByteSize(raw: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(raw);
+  const unit = m && SIZE_UNITS[m[2].toLowerCase()];
+  return m && unit ? Number(m[1]) * unit : NaN;
+}
+
 export function registerCoordinatorCommands(program: Command): void {
   const coordinator = program
     .command('coordinator')
@@ -31,7 +40,12 @@ export function registerCoordinatorCommands(program: Command): void {
     .requiredOption('--model <dir>', 'the base model (Hugging Face folder) every participant must train on')
     .option('--model-name <name>', 'how participants see the base model named')
     .option('--name <name>', "the federation's name", 'fedit federation')
-    .option('--rounds <n>', 'number of rounds', positive('--rounds', true), 5)
+    .option(
+      '--rounds <n>',
+      'rounds to open; aborted rounds (too few updates) count too, so the federation ends after n rounds even if participants vanish',
+      positive('--rounds', true),
+      5,
+    )
     .option('--rank <n>', 'LoRA rank', positive('--rank', true), 16)
     .option('--alpha <n>', 'LoRA alpha', positive('--alpha'), 16)
     .option('--dropout <p>', 'LoRA dropout', Number, 0.05)
@@ -65,13 +79,51 @@ export function registerCoordinatorCommands(program: Command): void {
     )
     .option('--deadline <seconds>', 'round deadline', positive('--deadline'), 3600)
     .option(
+      '--aggregation-rule <name>',
+      'how a round combines updates (fedit: the sample-weighted mean of every LoRA tensor)',
+      'fedit',
+    )
+    .option(
       '--max-update-norm <n>',
-      "largest L2 norm of an update's change to the global adapter",
-      positive('--max-update-norm'),
-      1000,
+      "largest L2 norm of an update's change to the global adapter; larger updates are refused",
+      '1000',
+    )
+    .option(
+      '--max-upload-size <size>',
+      'largest update a participant may upload, in bytes or with KiB, MiB, GiB (e.g. 64MiB)',
+      '512MiB',
+    )
+    .option(
+      '--max-example-count <n>',
+      'largest example count an update may claim (its weight in the mean); larger claims are refused',
+      '10000000',
     )
     .action(async (dir: string, o) => {
-      const { initFederation } = await import('@fedit/coordinator');
+      const { initFederation, LIMIT_RULES, aggregationRuleProblem } = await import('@fedit/coordinator');
+      // The config's own checks, so the option and the field accept the same values; the message
+      // names the option the person typed.
+      const limit = (flag: string, key: keyof typeof LIMIT_RULES, raw: string, value: number) => {
+        if (!LIMIT_RULES[key].check(value))
+          throw new FeditError('CLI_OPTION', `${flag} must be ${LIMIT_RULES[key].what}, got "${raw}"`);
+        return value;
+      };
+      const limits = {
+        maxUpdateNorm: limit('--max-update-norm', 'maxUpdateNorm', o.maxUpdateNorm, Number(o.maxUpdateNorm)),
+        maxUploadBytes: limit(
+          '--max-upload-size',
+          'maxUploadBytes',
+          o.maxUploadSize,
+          parseByteSize(o.maxUploadSize),
+        ),
+        maxExampleCount: limit(
+          '--max-example-count',
+          'maxExampleCount',
+          o.maxExampleCount,
+          Number(o.maxExampleCount),
+        ),
+      };
+      const ruleProblem = aggregationRuleProblem(o.aggregationRule);
+      if (ruleProblem) throw new FeditError('CLI_OPTION', `--aggregation-rule ${ruleProblem}`);
       const { config } = await initFederation(dir, {
         modelDir: o.model,
         modelName: o.modelName,
@@ -97,11 +149,8 @@ export function registerCoordinatorCommands(program: Command): void {
           participantsPerRound: { fraction: Math.min(1, o.fraction), minimum: o.minParticipants },
           minUpdates: o.minUpdates,
           roundDeadlineSeconds: o.deadline,
-          limits: {
-            maxUpdateNorm: o.maxUpdateNorm,
-            maxUploadBytes: 512 * 1024 * 1024,
-            maxExampleCount: 10_000_000,
-          },
+          aggregation: { rule: o.aggregationRule },
+          limits,
         },
       });
       process.stdout.write(
@@ -232,9 +281,15 @@ export function registerCoordinatorCommands(program: Command): void {
     .description(
       'verify a federation from its round log and blobs alone: chain, signatures, selection, and every aggregate recomputed',
     )
-    .argument('<dir>', 'a federation folder, or a copy of its log/ and blobs/')
-    .option('--key <hex>', "the coordinator's public signing key (default: keys/coordinator.pub.json)")
-    .option('--json', 'print the report as JSON', false)
+    .argument(
+      '<dir>',
+      'a federation folder, or a copy of its log/ and blobs/ (a missing blob fails the audit)',
+    )
+    .option(
+      '--key <key>',
+      "the coordinator's public signing key as you got it out of band: your invite string, a coordinator.pub.json path, or the key in hex or base64url. Without it the key is read from DIR/keys/coordinator.pub.json, i.e. from the folder being audited, which proves only that the log matches the key stored beside it",
+    )
+    .option('--json', 'print the report as JSON (also when the audit fails; exit code 1 then)', false)
     .action(async (dir: string, o) => {
       const { auditFederation, formatAudit } = await import('@fedit/coordinator');
       const report = await auditFederation(dir, { coordinatorKey: o.key });

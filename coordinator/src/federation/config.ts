@@ -3,7 +3,7 @@
 // with every round so a participant always knows which settings it trains under.
 
 import { createHash } from 'node:crypto';
-import { FeditError } from '@fedit/shared';
+import { FeditError, aggregationRuleNames } from '@fedit/shared';
 
 export interface FederationConfig {
   /** Random id, fixed at init; part of every signature's context. */
@@ -64,6 +64,27 @@ function num(
 const int = (min: number) => (v: number) => Number.isInteger(v) && v >= min;
 const positive = (v: number) => v > 0;
 
+/**
+ * The checks of the settings `fedit coordinator init` takes as options, shared so the command
+ * refuses a bad value with the rule the config itself would apply (naming the option, not the field).
+ */
+export const LIMIT_RULES = {
+  maxUpdateNorm: { check: positive, what: 'a positive number' },
+  maxUploadBytes: { check: int(1), what: 'a whole number of bytes >= 1' },
+  maxExampleCount: { check: int(1), what: 'a whole number >= 1' },
+} as const satisfies Record<
+  keyof FederationConfig['limits'],
+  { check: (v: number) => boolean; what: string }
+>;
+
+/** What is wrong with `name` as an aggregation rule, or undefined when it is a known rule. */
+export function aggregationRuleProblem(name: string): string | undefined {
+  const known = aggregationRuleNames();
+  return known.includes(name)
+    ? undefined
+    : `must be one of the known rules (${known.join(', ')}), got ${JSON.stringify(name)}`;
+}
+
 function str(o: Record<string, unknown>, path: string, key: string, max = 200): string {
   const v = o[key];
   if (typeof v !== 'string' || v.length === 0 || v.length > max)
@@ -75,6 +96,10 @@ function section(o: Record<string, unknown>, key: string): Record<string, unknow
   const v = o[key];
   if (!isObj(v)) throw new ConfigError(key, 'must be an object');
   return v;
+}
+
+function limit(limits: Record<string, unknown>, key: keyof typeof LIMIT_RULES): number {
+  return num(limits, 'limits.', key, LIMIT_RULES[key].check, LIMIT_RULES[key].what);
 }
 
 export function validateFederationConfig(raw: unknown): FederationConfig {
@@ -122,11 +147,14 @@ export function validateFederationConfig(raw: unknown): FederationConfig {
     minUpdates: num(raw, '', 'minUpdates', int(1), 'a whole number >= 1'),
     aggregation: { rule: str(aggregation, 'aggregation.', 'rule', 40) },
     limits: {
-      maxUpdateNorm: num(limits, 'limits.', 'maxUpdateNorm', positive, 'a positive number'),
-      maxUploadBytes: num(limits, 'limits.', 'maxUploadBytes', int(1), 'a whole number of bytes'),
-      maxExampleCount: num(limits, 'limits.', 'maxExampleCount', int(1), 'a whole number >= 1'),
+      maxUpdateNorm: limit(limits, 'maxUpdateNorm'),
+      maxUploadBytes: limit(limits, 'maxUploadBytes'),
+      maxExampleCount: limit(limits, 'maxExampleCount'),
     },
   };
+  // Caught here rather than when the coordinator starts its first round.
+  const ruleProblem = aggregationRuleProblem(config.aggregation.rule);
+  if (ruleProblem) throw new ConfigError('aggregation.rule', ruleProblem);
   if (config.minUpdates > config.participantsPerRound.minimum) {
     throw new ConfigError(
       'minUpdates',
@@ -151,4 +179,16 @@ export function canonicalJson(value: unknown): string {
 
 export function configHash(config: FederationConfig): string {
   return `sha256:${createHash('sha256').update('fedit/federation-config/v1\n').update(canonicalJson(config)).digest('hex')}`;
+}
+
+/**
+ * The dotted paths of the fields where `a` and `b` differ (`limits.maxUploadBytes`, `lora.targets`),
+ * in a stable order; empty when they are the same config. Lists are compared whole.
+ */
+export function configDifferences(a: unknown, b: unknown, path = ''): string[] {
+  if (isObj(a) && isObj(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+    return keys.flatMap((k) => configDifferences(a[k], b[k], `${path}${path ? '.' : ''}${k}`));
+  }
+  return canonicalJson(a) === canonicalJson(b) ? [] : [path || '(root)'];
 }

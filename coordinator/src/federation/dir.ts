@@ -22,6 +22,7 @@ import {
   tensorFromF32,
   writeFileAtomic,
   type Identity,
+  type RoundRecord,
 } from '@fedit/shared';
 import {
   initLoraTensors,
@@ -32,7 +33,7 @@ import {
   type LoraTarget,
 } from '@fedit/kernels';
 import { BlobStore } from '../store/blobs.ts';
-import { configHash, validateFederationConfig, type FederationConfig } from './config.ts';
+import { configDifferences, configHash, validateFederationConfig, type FederationConfig } from './config.ts';
 
 export interface FederationPaths {
   root: string;
@@ -171,4 +172,51 @@ export function staleUploadDirs(paths: FederationPaths, keep?: number): string[]
   return readdirSync(paths.uploads)
     .filter((d) => d !== String(keep))
     .map((d) => join(paths.uploads, d));
+}
+
+/** The federation config the round log records (its last config record that carries one). */
+export function loggedConfig(records: readonly RoundRecord[]): unknown {
+  let logged: unknown;
+  for (const r of records) {
+    if (r.kind !== 'config') continue;
+    const text = (r.body.settings as { config?: unknown }).config;
+    if (typeof text === 'string') logged = JSON.parse(text);
+  }
+  return logged;
+}
+
+/**
+ * Refuses to run on a federation.json that is not the config the round log recorded at init.
+ * Participants were shown that config, every round announces its hash, and the audit reads the
+ * settings from the log; a config edited afterwards would run rounds under rules nobody agreed to
+ * and the log does not show. Every field is compared: none of federation.json is a runtime
+ * setting (where to listen, --host and --port, are options of `fedit coordinator start`, not
+ * part of the config), and even the deadline or the limits change what participants' updates are
+ * held to.
+ */
+export function checkConfigMatchesLog(
+  config: FederationConfig,
+  records: readonly RoundRecord[],
+  configPath: string,
+): void {
+  let logged: unknown;
+  try {
+    logged = loggedConfig(records);
+  } catch (err) {
+    throw new FeditError(
+      'FEDERATION_DAMAGED',
+      `the round log's config record does not hold a readable config: ${(err as Error).message}`,
+    );
+  }
+  if (logged === undefined) return; // a log from before configs were recorded: nothing to compare
+  const differ = configDifferences(config, logged);
+  if (differ.length === 0) return;
+  throw new FeditError(
+    'FEDERATION_CONFIG_CHANGED',
+    `${configPath} differs from the config recorded in the round log in ${differ.join(', ')}. ` +
+      'The log is the truth: participants agreed to the recorded settings and every round announces ' +
+      'their hash, so the config cannot change after init. Restore federation.json to the recorded ' +
+      'values (they are in the first record of log/rounds.jsonl), or create a new federation with ' +
+      '`fedit coordinator init` for different settings.',
+  );
 }

@@ -26,6 +26,8 @@ import {
   aggregateContributions,
   aggregationRule,
   ackError,
+  canonicalPayloadHash,
+  recordEnvelope,
   checkChunkAgainstEnvelope,
   coordinatorUploadKey,
   fingerprint,
@@ -48,6 +50,7 @@ import {
   type CountedUpdate,
   type DroppedParticipant,
   type RoundOpenBody,
+  type RoundRecord,
   type ServerToClientEvents,
   type SignedEnvelope,
   type Tensor,
@@ -57,7 +60,7 @@ import { BlobStore } from '../store/blobs.ts';
 import { CoordinatorIndex } from '../store/index-db.ts';
 import { redeemInvite } from '../federation/invites.ts';
 import { configHash, type FederationConfig } from '../federation/config.ts';
-import { openFederationDir, staleUploadDirs } from '../federation/dir.ts';
+import { checkConfigMatchesLog, openFederationDir, staleUploadDirs } from '../federation/dir.ts';
 import { lockFederation } from '../federation/lock.ts';
 import { profile, profiledParser, startTimer, timed } from './profile.ts';
 
@@ -135,6 +138,16 @@ export interface RunningCoordinator {
   close(): Promise<void>;
 }
 
+/** Every global adapter the log names: the initial one (config records) and each round's result. */
+function globalAdapters(records: readonly RoundRecord[]): Set<string> {
+  const out = new Set<string>();
+  for (const r of records) {
+    if (r.kind === 'config' && r.body.globalAdapter !== undefined) out.add(r.body.globalAdapter);
+    if (r.kind === 'round-closed') out.add(r.body.globalAdapterOut);
+  }
+  return out;
+}
+
 export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator> {
   openFederationDir(o.dir); // a missing or damaged folder is named before anything is written
   // The round log has one writer: a second coordinator, or a revocation, waits for this one to stop.
@@ -162,12 +175,19 @@ async function runCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator
   const fed = openFederationDir(o.dir);
   const { config, identity, paths } = fed;
   const emit = (e: CoordinatorEvent) => o.onEvent?.(e);
+  // Read (a torn last line is left out) and compared before the log is opened for appending, so
+  // an edited federation.json is named field by field, its id included, and nothing is written.
+  const records = (await import('@fedit/shared')).readRoundLog;
+  const logRecords = (await records(paths.log)).records;
+  checkConfigMatchesLog(config, logRecords, paths.config);
   const log = await RoundLog.open(paths.log, {
     federation: config.id,
     coordinatorSecretKey: identity.sign.secretKey,
   });
-  const records = (await import('@fedit/shared')).readRoundLog;
-  const index = await CoordinatorIndex.open(paths.index, (await records(paths.log)).records);
+  const index = await CoordinatorIndex.open(paths.index, logRecords);
+  // What 'adapter:get' may serve: the global adapters the log names, never a counted update (those
+  // are stored decrypted in the same blob store, and are one participant's training signal).
+  const servable = globalAdapters(logRecords);
   const blobs = new BlobStore(paths.blobs);
   const rule = aggregationRule(config.aggregation.rule);
   const hashOfConfig = configHash(config);
@@ -390,8 +410,13 @@ async function runCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator
 
     handle(socket, 'adapter:get', (p) => {
       requireAuth(socket);
-      const bytes = timed('adapter.serve', () => (blobs.has(p.hash) ? blobs.bytes(p.hash) : undefined));
-      if (!bytes) throw new RefusedError('ADAPTER_UNKNOWN', `no adapter ${p.hash} here`, 'payload.hash');
+      // Anything but a global adapter gets the same answer as a hash that is not stored at all, so
+      // a participant cannot even learn that another's update exists.
+      const bytes = timed('adapter.serve', () =>
+        servable.has(p.hash) && blobs.has(p.hash) ? blobs.bytes(p.hash) : undefined,
+      );
+      if (!bytes)
+        throw new RefusedError('ADAPTER_UNKNOWN', `no global adapter ${p.hash} here`, 'payload.hash');
       const total = Math.max(1, Math.ceil(bytes.length / DOWNLOAD_CHUNK_BYTES));
       if (p.index >= total)
         throw new RefusedError(
@@ -482,6 +507,18 @@ async function runCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator
       }
       let upload = uploads.get(id);
       if (!upload) {
+        // One upload in progress per participant and round: otherwise one participant could open
+        // any number of envelopes, each up to limits.maxUploadBytes, and fill the disk. A new
+        // envelope replaces the previous one (its chunks deleted) rather than being refused: an
+        // honest client whose kept upload was lost or damaged trains again and signs a new
+        // envelope, and must not be locked out of the round by its own half-sent one. Resuming
+        // (the same envelope again) finds the upload above and keeps its chunks.
+        for (const [otherId, other] of uploads) {
+          if (other.participant === participant && other.round === current.round) {
+            uploads.delete(otherId);
+            rmSync(other.dir, { recursive: true, force: true });
+          }
+        }
         const dir = join(paths.uploads, String(current.round), id.slice(7));
         mkdirSync(dir, { recursive: true });
         upload = {
@@ -558,6 +595,14 @@ async function runCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator
       if (!round || upload.round !== round.round)
         throw new RefusedError('ROUND_CLOSED', `round ${upload.round} is over`, 'payload.uploadId');
       refuseIfDropped(round, participant, 'payload.uploadId');
+      // Commits run one at a time, so this also catches an upload begun while the participant's
+      // previous one was being committed: the first to commit counts, the other is refused.
+      if (round.counted.has(participant))
+        throw new RefusedError(
+          'UPDATE_DUPLICATE',
+          `an update of this participant is already counted in round ${round.round}`,
+          'payload.uploadId',
+        );
       const { envelope } = upload;
       if (upload.received.size !== envelope.chunkCount)
         throw new RefusedError(
@@ -620,6 +665,13 @@ async function runCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator
           'UPDATE_NORM',
           `the update moves the adapter by ${norm.toFixed(3)} (L2), above the federation's bound ${config.limits.maxUpdateNorm}`,
         );
+      // The blob store keeps the canonical safetensors file of the tensors, and the audit checks
+      // the participant's signed payloadHash against exactly that file: refuse any other layout.
+      if (timed('crypto.hash', () => canonicalPayloadHash(tensors).hash) !== envelope.payloadHash)
+        refuse(
+          'UPDATE_FORMAT',
+          'the update is not a canonical safetensors file (names ascending, no metadata)',
+        );
       stopCheck();
       const stopStore = startTimer('update.store'); // the synchronous part: hash and serialise
       const stored = blobs.put(tensors);
@@ -639,6 +691,7 @@ async function runCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator
         envelopeDigest: upload.id,
         exampleCount: envelope.exampleCount,
         updateHash,
+        envelope: recordEnvelope(envelope),
       });
       uploads.delete(upload.id);
       rmSync(upload.dir, { recursive: true, force: true });
@@ -781,6 +834,7 @@ async function runCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator
       },
     });
     index.apply(record);
+    servable.add(out); // served from the moment the log names it
     await index.save();
     io.to('participants').emit('round:closed', {
       round: round.round,
@@ -800,6 +854,8 @@ async function runCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator
   const connectedEligible = () => log.state.eligibleParticipants().filter((p) => sockets.has(p)).length;
 
   async function runRounds(): Promise<{ completed: boolean }> {
+    // `rounds` counts rounds opened, aborted ones included (docs/federation.md): a federation whose
+    // participants vanish still ends, rather than reopening rounds forever.
     while (!closing && log.state.lastRound < config.rounds) {
       // Open a round once enough enrolled participants are online to reach the minimum.
       while (!closing && connectedEligible() < config.participantsPerRound.minimum) {

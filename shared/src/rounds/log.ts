@@ -96,31 +96,95 @@ export function parseRoundLog(bytes: Uint8Array, source = '<buffer>'): ParsedRou
 
 /** A record, or why the line is not one. */
 function parseLine(content: Uint8Array, label: string): RoundRecord | string {
+  const { value, damage } = readLine(content, label);
+  return damage ?? (value as RoundRecord);
+}
+
+/** The line's JSON value when it has one, and why it is not a canonical record when it is not. */
+function readLine(content: Uint8Array, label: string): { text?: string; value?: unknown; damage?: string } {
   let text: string;
   try {
     text = decoder.decode(content);
   } catch {
-    return 'is not valid UTF-8';
+    return { text: new TextDecoder().decode(content), damage: 'is not valid UTF-8' };
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
-    return 'is not valid JSON';
+    return { text, damage: 'is not valid JSON' };
   }
   let record: RoundRecord;
   try {
     record = parseRoundRecord(value, label);
   } catch (err) {
-    return `is not a round record: ${(err as Error).message}`;
+    return { text, value, damage: `is not a round record: ${(err as Error).message}` };
   }
   try {
     if (canonicalJson(record) !== text)
-      return 'is not in canonical form (key order, spacing or number format)';
+      return { text, value, damage: 'is not in canonical form (key order, spacing or number format)' };
   } catch (err) {
-    return `has no canonical encoding: ${(err as Error).message}`;
+    return { text, value, damage: `has no canonical encoding: ${(err as Error).message}` };
   }
-  return record;
+  return { text, value };
+}
+
+/** One line of a round log as an auditor reads it (scanRoundLog). */
+export interface LogLine {
+  /** 1-based line number. */
+  line: number;
+  /** Byte offset where the line starts. */
+  offset: number;
+  /** The line as text (invalid UTF-8 replaced), for naming what a damaged line was. */
+  text?: string;
+  /** The line's JSON value; absent when it is not JSON at all. */
+  value?: unknown;
+  /** Why the line is not a canonical record; absent for a good line. */
+  damage?: string;
+}
+
+/**
+ * Reads every line of a round log without stopping at damage, for an auditor that reports each
+ * problem instead of refusing the log (verifyRoundLogLines). A torn final line is left out and
+ * returned in `torn`, as parseRoundLog does.
+ */
+export function scanRoundLog(bytes: Uint8Array, source = '<buffer>'): { lines: LogLine[]; torn?: TornTail } {
+  const lines: LogLine[] = [];
+  let offset = 0;
+  let line = 1;
+  while (offset < bytes.length) {
+    const end = bytes.indexOf(NEWLINE, offset);
+    const terminated = end !== -1;
+    const lineEnd = terminated ? end : bytes.length;
+    const content = bytes.subarray(offset, lineEnd);
+    const isLast = !terminated || lineEnd + 1 === bytes.length;
+    const read = readLine(content, `${source}:${line}`);
+    if (isLast && (read.damage !== undefined || !terminated)) {
+      const torn = !terminated || content.includes(0);
+      if (torn) {
+        return {
+          lines,
+          torn: {
+            line,
+            offset,
+            bytes: bytes.length - offset,
+            reason: terminated
+              ? 'the last line holds NUL bytes: its data never reached the disk'
+              : `the last line has no newline: an append was interrupted (${content.length} bytes written)`,
+          },
+        };
+      }
+    }
+    lines.push({ line, offset, ...read });
+    offset = lineEnd + 1;
+    line++;
+  }
+  return { lines };
+}
+
+/** Reads a round log file for an audit; see scanRoundLog. */
+export async function scanRoundLogFile(path: string): Promise<{ lines: LogLine[]; torn?: TornTail }> {
+  return scanRoundLog(await readFile(path), path);
 }
 
 /** Reads a round log file; see parseRoundLog. */

@@ -28,6 +28,7 @@ import type { AggregationConfig } from '../aggregation/rule.ts';
 import { canonicalBytes, canonicalJson, type CanonicalObject } from './canonical.ts';
 import { RoundLogError } from './round-error.ts';
 import { DOMAINS, signDigest, verifyDigest } from '../crypto/sign.ts';
+import type { RecordedEnvelope } from './envelope-record.ts';
 
 export const ROUND_RECORD_KINDS = [
   'config',
@@ -95,6 +96,11 @@ export interface CountedUpdate {
   exampleCount: number;
   /** hashTensors of the update's tensors: their id in the blob store. */
   updateHash: string;
+  /**
+   * The participant's signed envelope (envelope-record.ts), so an auditor can check that the
+   * participant, not the coordinator, committed to these tensors for this round.
+   */
+  envelope: RecordedEnvelope;
 }
 
 export interface DroppedParticipant {
@@ -279,6 +285,13 @@ const BODY_CHECKS: { [K in RoundRecordKind]: (body: Record<string, unknown>, pat
         throw shape(`${p}.exampleCount`, 'is not a positive integer');
       }
       hash(update.updateHash, `${p}.updateHash`);
+      if (update.envelope === undefined) {
+        throw shape(
+          `${p}.envelope`,
+          "is missing: every counted update records its participant's signed envelope (a log from a development version that did not record it cannot be audited)",
+        );
+      }
+      recordedEnvelope(update.envelope, `${p}.envelope`);
     });
     hash(b.globalAdapterIn, `${path}.globalAdapterIn`);
     hash(b.globalAdapterOut, `${path}.globalAdapterOut`);
@@ -298,6 +311,48 @@ const BODY_CHECKS: { [K in RoundRecordKind]: (body: Record<string, unknown>, pat
     dropped(b.dropped, `${path}.dropped`);
   },
 };
+
+const ENVELOPE_FIELDS = [
+  'version',
+  'federation',
+  'round',
+  'participant',
+  'globalAdapterHash',
+  'exampleCount',
+  'payloadHash',
+  'payloadBytes',
+  'chunkBytes',
+  'chunkCount',
+  'createdAt',
+  'signature',
+];
+
+function recordedEnvelope(value: unknown, path: string): void {
+  const e = object(value, path);
+  for (const key of Object.keys(e)) {
+    if (!ENVELOPE_FIELDS.includes(key)) throw shape(`${path}.${key}`, 'is not a field of recorded envelopes');
+  }
+  for (const key of [
+    'version',
+    'round',
+    'exampleCount',
+    'payloadBytes',
+    'chunkBytes',
+    'chunkCount',
+    'createdAt',
+  ]) {
+    count(e[key], `${path}.${key}`);
+  }
+  text(e.federation, `${path}.federation`);
+  if (typeof e.participant !== 'string' || !/^[0-9a-f]{64}$/.test(e.participant)) {
+    throw shape(`${path}.participant`, 'is not 64 lowercase hex digits (an Ed25519 public key)');
+  }
+  hash(e.globalAdapterHash, `${path}.globalAdapterHash`);
+  hash(e.payloadHash, `${path}.payloadHash`);
+  if (typeof e.signature !== 'string' || !SIGNATURE.test(e.signature)) {
+    throw shape(`${path}.signature`, 'is not 128 lowercase hex digits (an Ed25519 signature)');
+  }
+}
 
 function ruleRef(value: unknown, path: string): void {
   const rule = object(value, path);

@@ -14,9 +14,17 @@
 //               current global adapter; the close repeats the open's rule, selection and adapter;
 //               every counted update comes from an enrolled, unrevoked, selected participant, at most
 //               once, listed in canonical order, with an envelope digest never seen before in the
-//               log (a replay); no one is both dropped and counted
-//   tensors     with `blobs`: every blob hashes to its name; each update fits the global adapter;
-//               the rule applied to the updates in the listed order gives exactly globalAdapterOut
+//               log (a replay); its recorded envelope names the participant's enrolled key, the
+//               federation, the round, the global adapter in and the example count of the record;
+//               no one is both dropped and counted
+//   tensors     with `blobs`: every blob the log names (the initial adapter, each round's adapters
+//               in and out, every counted update) is there (a missing one is a problem, not a
+//               skipped check) and hashes to its name; each update's envelope is the
+//               participant's signature over exactly the stored tensors (envelope-record.ts); each
+//               update fits the global adapter; the rule applied to the updates in the listed
+//               order gives exactly globalAdapterOut
+//   lines       through verifyRoundLogLines: a log line that is not a record, or not in canonical
+//               form, is a problem naming the line (and the record and round its text names)
 
 import type { Tensor } from '../tensors/tensor.ts';
 import type { TensorCollection } from '../tensors/tensor-entries.ts';
@@ -28,6 +36,7 @@ import { compareUtf8, type AggregationRule } from '../aggregation/rule.ts';
 import { adapterSchema, tensorsFromValues, tensorValues, type AdapterSchema } from '../aggregation/schema.ts';
 import {
   parseRoundRecord,
+  ROUND_RECORD_KINDS,
   roundRecordDigest,
   verifyRoundRecordSignature,
   ZERO_HASH,
@@ -39,6 +48,8 @@ import {
 } from './record.ts';
 import { canonicalJson } from './canonical.ts';
 import { selectParticipants } from './selection.ts';
+import { checkRecordedEnvelope } from './envelope-record.ts';
+import type { LogLine } from './log.ts';
 
 export type VerificationProblemCode =
   /** The record lacks a field, has an unknown one, a malformed value, or no canonical encoding. */
@@ -85,12 +96,20 @@ export type VerificationProblemCode =
   | 'RULE_CONFIG'
   /** A blob's tensors do not hash to the name it is stored under, or it cannot be read. */
   | 'BLOB_CORRUPT'
+  /** A blob the log names is not in the blob store: the round cannot be checked, so it fails. */
+  | 'BLOB_MISSING'
   /** A stored update does not fit the global adapter (names, shapes, finite values). */
   | 'UPDATE_INVALID'
   /** The rule applied to the stored updates does not give the recorded new global adapter. */
   | 'AGGREGATION_MISMATCH'
-  /** The checkEnvelope hook refused an update's envelope. */
-  | 'ENVELOPE';
+  /**
+   * A counted update's recorded envelope does not bind its participant to it: another key, other
+   * fields than the record's, a digest or signature that does not verify, or a payload hash that
+   * is not the stored tensors'.
+   */
+  | 'ENVELOPE'
+  /** A line of the log file is not a record (not UTF-8 or JSON) or not in canonical form. */
+  | 'LINE_DAMAGED';
 
 export interface VerificationProblem {
   /** The record's seq (its position when the record has no readable seq). */
@@ -111,11 +130,12 @@ export interface RoundReport {
   /** Participants whose updates were counted (closed rounds). */
   participants: string[];
   /**
-   * verified: the rule recomputed from the stored updates gives the recorded adapter; failed: it
-   * does not, or a blob is corrupt; unchecked: no blobs given, some missing, or the round did not close.
+   * verified: the rule recomputed from the stored updates gives the recorded adapter and every
+   * update's envelope verifies; failed: it does not, or a blob is missing or corrupt; unchecked:
+   * no blob store was given, or the round did not close.
    */
   aggregation: 'verified' | 'unchecked' | 'failed';
-  /** Blobs the round needed that `blobs` did not have. */
+  /** Blobs the round names that the blob store does not have (each is also a BLOB_MISSING problem). */
   missingBlobs: string[];
   ok: boolean;
   problems: VerificationProblem[];
@@ -137,26 +157,17 @@ export interface VerificationReport {
 /** Looks up a blob in the coordinator's content-addressed store: the tensors stored under `hash`. */
 export type BlobLookup = (hash: string) => TensorCollection | undefined;
 
-/** Context handed to the checkEnvelope hook with each counted update. */
-export interface EnvelopeContext {
-  federation: string;
-  round: number;
-  /** The participant's public key from its enrol record. */
-  publicKey: string;
-}
-
 export interface VerifyOptions {
   /** The coordinator's Ed25519 public key (32 bytes); every record's signature is checked with it. */
   coordinatorPublicKey?: Uint8Array;
   /** The federation the log must belong to; by default the first record's. */
   federation?: string;
-  /** When given, aggregation is recomputed from stored updates. */
-  blobs?: BlobLookup;
   /**
-   * Checks an update's envelope (e.g. the participant's signature, when the coordinator records it
-   * in the update entry); returns why it is refused, or undefined.
+   * The blob store. When given, every blob the log names must be in it; updates' envelopes are
+   * verified against them and aggregation is recomputed. Without it (the coordinator checking a
+   * record before appending it) only the log itself is checked.
    */
-  checkEnvelope?: (update: CountedUpdate, context: EnvelopeContext) => string | undefined;
+  blobs?: BlobLookup;
 }
 
 /**
@@ -166,6 +177,19 @@ export interface VerifyOptions {
 export function verifyRoundLog(records: readonly unknown[], options: VerifyOptions = {}): VerificationReport {
   const checker = new RoundLogChecker(options);
   for (const record of records) checker.add(record);
+  return checker.report();
+}
+
+/**
+ * Verifies a round log from its lines as scanRoundLog reads them, so that a line that is not a
+ * record is one more problem (naming the line) rather than an error that stops the audit.
+ */
+export function verifyRoundLogLines(
+  lines: readonly LogLine[],
+  options: VerifyOptions = {},
+): VerificationReport {
+  const checker = new RoundLogChecker(options);
+  for (const line of lines) checker.addLine(line);
   return checker.report();
 }
 
@@ -200,6 +224,8 @@ export class RoundLogChecker {
   readonly #envelopes = new Set<string>();
   readonly #rounds = new Map<number, RoundReport>();
   readonly #problems: VerificationProblem[] = [];
+  /** The previous line was not a record: the next one's seq and prevHash cannot be checked. */
+  #afterDamage = false;
 
   constructor(options: VerifyOptions = {}) {
     this.#options = options;
@@ -275,6 +301,63 @@ export class RoundLogChecker {
     return problems;
   }
 
+  /**
+   * Takes in one line of the log file: its record, plus a LINE_DAMAGED problem when the line is
+   * not a record at all (the record and round are then read from its text where possible) or is
+   * a record not written in canonical form (the hash covers the canonical form, so such an edit
+   * would otherwise go unseen).
+   */
+  addLine(line: LogLine): VerificationProblem[] {
+    if (line.value === undefined) return [this.#addDamaged(line)];
+    const problems = this.add(line.value);
+    if (line.damage !== undefined && problems.every((p) => p.code !== 'RECORD_SHAPE')) {
+      const record = line.value as { seq: number; kind: RoundRecordKind; round: number };
+      const isRound = record.kind.startsWith('round-');
+      const problem: VerificationProblem = {
+        seq: record.seq,
+        kind: record.kind,
+        code: 'LINE_DAMAGED',
+        message: `line ${line.line} of the log, record ${record.seq} (${record.kind}${isRound ? `, round ${record.round}` : ''}): ${line.damage}; it was edited after it was written`,
+      };
+      if (isRound) {
+        problem.round = record.round;
+        this.#roundReport(record.round, '').problems.push(problem);
+      }
+      this.#problems.push(problem);
+      problems.push(problem);
+    }
+    return problems;
+  }
+
+  #addDamaged(line: LogLine): VerificationProblem {
+    const position = this.#position++;
+    const text = line.text ?? '';
+    const number = (field: string) => {
+      const match = new RegExp(`"${field}":(\\d+)`).exec(text);
+      return match ? Number(match[1]) : undefined;
+    };
+    const seq = number('seq') ?? position;
+    const kind = /"kind":"([a-z-]+)"/.exec(text)?.[1];
+    const round = number('round');
+    const isRound = kind?.startsWith('round-') === true && round !== undefined;
+    const about = [kind, isRound ? `round ${round}` : undefined].filter(Boolean).join(', ');
+    const problem: VerificationProblem = {
+      seq,
+      code: 'LINE_DAMAGED',
+      message: `line ${line.line} of the log (record ${seq}${about ? `, ${about}` : ''} by its text): ${line.damage ?? 'is not a record'}; the log was damaged or edited`,
+    };
+    if ((ROUND_RECORD_KINDS as readonly (string | undefined)[]).includes(kind))
+      problem.kind = kind as RoundRecordKind;
+    if (isRound) {
+      problem.round = round;
+      this.#roundReport(round, '').problems.push(problem);
+    }
+    this.#problems.push(problem);
+    this.#expectedSeq = position + 1;
+    this.#afterDamage = true;
+    return problem;
+  }
+
   report(): VerificationReport {
     const rounds = [...this.#rounds.values()].sort((a, b) => a.round - b.round);
     const report: VerificationReport = {
@@ -313,8 +396,13 @@ export class RoundLogChecker {
 
     this.#checkIntegrity(record, problem);
     this.#checkLifecycle(record, problem);
-    if (record.kind === 'round-closed' && this.#options.blobs) {
-      this.#recompute(record.body, this.#options.blobs, problem, exam);
+    const blobs = this.#options.blobs;
+    if (blobs && record.kind === 'config' && record.body.globalAdapter !== undefined) {
+      const loader = new BlobLoader(blobs, problem, exam);
+      loader.load(record.body.globalAdapter, 'the global adapter');
+    }
+    if (record.kind === 'round-closed' && blobs) {
+      this.#recompute(record, blobs, problem, exam);
     }
     return exam;
   }
@@ -323,13 +411,15 @@ export class RoundLogChecker {
     record: RoundRecord,
     problem: (code: VerificationProblemCode, message: string) => void,
   ): void {
-    if (record.seq !== this.#expectedSeq) {
+    if (this.#afterDamage) {
+      // Already reported: the line before is not a record, so there is nothing to chain to.
+    } else if (record.seq !== this.#expectedSeq) {
       problem(
         'SEQ_GAP',
         `has seq ${record.seq} where ${this.#expectedSeq} was expected; a record is missing, extra or moved`,
       );
     }
-    if (record.prevHash !== this.#head) {
+    if (!this.#afterDamage && record.prevHash !== this.#head) {
       problem(
         'CHAIN_BROKEN',
         this.#position === 0
@@ -503,19 +593,35 @@ export class RoundLogChecker {
         );
       }
       envelopes.add(update.envelopeDigest);
-      if (participant && this.#options.checkEnvelope) {
-        const refusal = this.#options.checkEnvelope(update, {
-          federation: this.#federation ?? '',
-          round,
-          publicKey: participant.publicKey,
-        });
-        if (refusal !== undefined) problem('ENVELOPE', `the envelope of ${who}: ${refusal}`);
-      }
+      if (participant) this.#checkEnvelopeFields(round, body, update, participant.publicKey, problem);
     });
     for (const { participant } of body.dropped) {
       if (counted.has(participant))
         problem('DROPPED_AND_COUNTED', `lists ${participant} both as dropped and as counted`);
     }
+  }
+
+  /** What the recorded envelope says must be what the record says (the signature is checked with the blob). */
+  #checkEnvelopeFields(
+    round: number,
+    body: RoundClosedBody,
+    update: CountedUpdate,
+    publicKey: string,
+    problem: (code: VerificationProblemCode, message: string) => void,
+  ): void {
+    const e = update.envelope;
+    const differences: string[] = [];
+    if (e.participant !== publicKey)
+      differences.push(`it is signed by key ${e.participant}, not the enrolled key ${publicKey}`);
+    if (e.federation !== this.#federation)
+      differences.push(`it is for federation ${JSON.stringify(e.federation)}`);
+    if (e.round !== round) differences.push(`it is for round ${e.round}`);
+    if (e.globalAdapterHash !== body.globalAdapterIn)
+      differences.push(`it was trained from ${e.globalAdapterHash}, not the round's ${body.globalAdapterIn}`);
+    if (e.exampleCount !== update.exampleCount)
+      differences.push(`it claims ${e.exampleCount} examples, the record counts ${update.exampleCount}`);
+    if (e.version !== 1) differences.push(`its version is ${e.version}, not 1`);
+    for (const d of differences) problem('ENVELOPE', `the envelope of ${update.participant}: ${d}`);
   }
 
   #checkRule(
@@ -534,60 +640,49 @@ export class RoundLogChecker {
     }
   }
 
-  /** Applies the announced rule to the stored updates, in the listed order, one blob at a time. */
+  /**
+   * With the blob store: checks every blob the round names, verifies each counted update's
+   * envelope against its stored tensors, and applies the announced rule to the stored updates in
+   * the listed order, one blob at a time.
+   */
   #recompute(
-    body: RoundClosedBody,
+    record: RoundRecord & { kind: 'round-closed' },
     blobs: BlobLookup,
     problem: (code: VerificationProblemCode, message: string) => void,
     exam: Examination,
   ): void {
-    let rule: AggregationRule;
+    const body = record.body;
+    let rule: AggregationRule | undefined;
     try {
       rule = aggregationRule(body.rule.name);
       rule.checkConfig(body.rule.config);
     } catch {
-      return; // already reported; nothing to recompute with
+      rule = undefined; // already reported; the blobs and envelopes are still checked
     }
     const failedBefore = exam.problems.length;
-    let updatesMissing = false;
-    const load = (hash: string, what: string): Map<string, Tensor> | undefined => {
-      let tensors: TensorCollection | undefined;
-      try {
-        tensors = blobs(hash);
-      } catch (err) {
-        if (!(err instanceof FeditError)) throw err;
-        problem('BLOB_CORRUPT', `${what} ${hash} cannot be read from the blob store: ${err.message}`);
-        return undefined;
-      }
-      if (tensors === undefined) {
-        exam.missingBlobs.push(hash);
-        return undefined;
-      }
-      const map = tensors instanceof Map ? new Map(tensors) : new Map(Object.entries(tensors));
-      const actual = hashTensors(map);
-      if (actual !== hash) {
-        problem(
-          'BLOB_CORRUPT',
-          `${what} stored under ${hash} hashes to ${actual}; the blob was changed or damaged`,
-        );
-        return undefined;
-      }
-      return map;
-    };
-
-    const globalIn = load(body.globalAdapterIn, 'the global adapter');
-    load(body.globalAdapterOut, 'the new global adapter');
+    const loader = new BlobLoader(blobs, problem, exam);
+    const globalIn = loader.load(body.globalAdapterIn, 'the global adapter');
+    loader.load(body.globalAdapterOut, 'the new global adapter');
     let schema: AdapterSchema | undefined = globalIn && adapterSchema(globalIn);
-    const accumulator = () => rule.createAccumulator(schema!, body.rule.config);
-    let sums: ReturnType<typeof accumulator> | undefined;
+    let sums: ReturnType<AggregationRule['createAccumulator']> | undefined;
+    let updatesUnusable = false;
     for (const update of [...body.updates].sort((a, b) => compareUtf8(a.participant, b.participant))) {
-      const tensors = load(update.updateHash, `the update of ${update.participant}`);
+      const tensors = loader.load(update.updateHash, `the update of ${update.participant}`);
       if (!tensors) {
-        updatesMissing = true;
+        updatesUnusable = true;
         continue;
       }
+      const publicKey = this.#participants.get(update.participant)?.publicKey;
+      if (publicKey !== undefined) {
+        const refusal = checkRecordedEnvelope(update.envelope, tensors, {
+          envelopeDigest: update.envelopeDigest,
+          publicKeyHex: publicKey,
+        });
+        if (refusal !== undefined) problem('ENVELOPE', `the envelope of ${update.participant}: ${refusal}`);
+      }
       schema ??= adapterSchema(tensors);
-      sums ??= accumulator();
+      if (!rule) continue;
+      sums ??= rule.createAccumulator(schema, body.rule.config);
       const mismatch = [...schema].find(([name, shape]) => {
         const t = tensors.get(name);
         return t !== undefined && canonicalJson(t.shape) !== canonicalJson(shape);
@@ -607,12 +702,11 @@ export class RoundLogChecker {
         problem('UPDATE_INVALID', `the update of ${update.participant}: ${err.message}`);
       }
     }
-    if (exam.problems.length > failedBefore) {
+    if (exam.problems.length > failedBefore || updatesUnusable) {
       exam.aggregation = 'failed';
       return;
     }
-    // The adapters' own blobs are checked when present but not needed: the updates decide.
-    if (updatesMissing || !sums || !schema) return;
+    if (!rule || !sums || !schema) return;
     const recomputed = hashTensors(tensorsFromValues(schema, sums.result()));
     if (recomputed !== body.globalAdapterOut) {
       problem(
@@ -638,6 +732,7 @@ export class RoundLogChecker {
     }
     this.#expectedSeq = record.seq + 1;
     this.#head = record.hash;
+    this.#afterDamage = false;
     this.#federation ??= record.federation;
     if (this.#lastTime === undefined || record.time > this.#lastTime) this.#lastTime = record.time;
 
@@ -709,5 +804,59 @@ export class RoundLogChecker {
       this.#rounds.set(round, report);
     }
     return report;
+  }
+}
+
+/** Reads blobs for one record: a missing, unreadable or misnamed blob is a problem naming its hash. */
+class BlobLoader {
+  readonly #seen = new Map<string, Map<string, Tensor> | undefined>();
+
+  constructor(
+    private readonly blobs: BlobLookup,
+    private readonly problem: (code: VerificationProblemCode, message: string) => void,
+    private readonly exam: Examination,
+  ) {}
+
+  load(hash: string, what: string): Map<string, Tensor> | undefined {
+    if (this.#seen.has(hash)) return this.#seen.get(hash);
+    const tensors = this.#read(hash, what);
+    this.#seen.set(hash, tensors);
+    return tensors;
+  }
+
+  #read(hash: string, what: string): Map<string, Tensor> | undefined {
+    let tensors: TensorCollection | undefined;
+    try {
+      tensors = this.blobs(hash);
+    } catch (err) {
+      if (!(err instanceof FeditError)) throw err;
+      this.problem('BLOB_CORRUPT', `${what} ${hash} cannot be read from the blob store: ${err.message}`);
+      return undefined;
+    }
+    if (tensors === undefined) {
+      this.exam.missingBlobs.push(hash);
+      this.problem(
+        'BLOB_MISSING',
+        `${what} ${hash} is not in the blob store; without it this record cannot be checked`,
+      );
+      return undefined;
+    }
+    const map = tensors instanceof Map ? new Map(tensors) : new Map(Object.entries(tensors));
+    let actual: string;
+    try {
+      actual = hashTensors(map);
+    } catch (err) {
+      if (!(err instanceof FeditError)) throw err;
+      this.problem('BLOB_CORRUPT', `${what} stored under ${hash} is not a valid tensor set: ${err.message}`);
+      return undefined;
+    }
+    if (actual !== hash) {
+      this.problem(
+        'BLOB_CORRUPT',
+        `${what} stored under ${hash} hashes to ${actual}; the blob was changed or damaged`,
+      );
+      return undefined;
+    }
+    return map;
   }
 }

@@ -1,0 +1,68 @@
+// Participants with real identities and the signed envelopes they send, in the form a round-closed
+// record keeps them, for tests that write round logs the way the coordinator does.
+
+import { createHash } from 'node:crypto';
+import {
+  DEFAULT_CHUNK_BYTES,
+  canonicalPayloadHash,
+  chunkCountFor,
+  envelopeId,
+  generateIdentity,
+  recordEnvelope,
+  signEnvelope,
+  tensorFromF32,
+  tensorSchemaOf,
+  type ContentHash,
+  type Identity,
+  type RecordedEnvelope,
+  type Tensor,
+} from '@fedit/shared';
+
+/** The same identity for the same name, every run. */
+export function participantIdentity(name: string): Identity {
+  return generateIdentity(new Uint8Array(createHash('sha256').update(`test participant ${name}`).digest()));
+}
+
+/** The public key as enrol records write it. */
+export function publicKeyHex(identity: Identity): string {
+  return Buffer.from(identity.sign.publicKey).toString('hex');
+}
+
+/** One small tensor: stands in for an update when a test has no blobs (the signature is not checked then). */
+export const PLACEHOLDER_TENSORS = new Map<string, Tensor>([
+  ['w', tensorFromF32([2], Float32Array.of(1, 2))],
+]);
+
+/** The participant's signed envelope for an update of `tensors`, as a counted update records it. */
+export function signedUpdate(
+  identity: Identity,
+  fields: {
+    federation: string;
+    round: number;
+    globalAdapterHash: string;
+    exampleCount: number;
+    tensors?: ReadonlyMap<string, Tensor>;
+    createdAt?: number;
+  },
+): { envelope: RecordedEnvelope; envelopeDigest: string } {
+  const tensors = fields.tensors ?? PLACEHOLDER_TENSORS;
+  const payload = canonicalPayloadHash(tensors);
+  const signed = signEnvelope(
+    {
+      version: 1,
+      federation: fields.federation,
+      round: fields.round,
+      participant: identity.sign.publicKey,
+      globalAdapterHash: fields.globalAdapterHash as ContentHash,
+      exampleCount: fields.exampleCount,
+      tensorSchema: tensorSchemaOf(tensors),
+      payloadHash: payload.hash as ContentHash,
+      payloadBytes: payload.bytes,
+      chunkBytes: DEFAULT_CHUNK_BYTES,
+      chunkCount: chunkCountFor(payload.bytes, DEFAULT_CHUNK_BYTES),
+      createdAt: fields.createdAt ?? Date.parse('2026-03-01T09:00:00.000Z'),
+    },
+    identity,
+  );
+  return { envelope: recordEnvelope(signed), envelopeDigest: envelopeId(signed) };
+}
