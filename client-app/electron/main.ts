@@ -35,7 +35,11 @@ const rendererUrl = pathToFileURL(rendererPage).href;
 const LOCAL_SCHEMES = new Set(['file:', 'data:', 'devtools:']);
 
 let mainWindow: BrowserWindow | undefined;
+/** The backend once it is open (for the log); `opening` until then, and until it is closed. */
 let backend: AppBackend | undefined;
+let opening: Promise<AppBackend> | undefined;
+/** Windows can be made once Electron is ready. */
+let ready = false;
 
 app.enableSandbox();
 // A development run (`npm run app`) keeps its own folder, away from an installed app's identity.
@@ -48,6 +52,9 @@ if (!app.requestSingleInstanceLock()) {
   // ~/Library/Logs/fedit by default) go to the same folder, the one "Show logs" opens.
   app.setAppLogsPath(join(app.getPath('userData'), LOGS_DIR));
   hardenContents();
+  // At once, before anything slow: a second launch meanwhile exits on the lock and brings this
+  // window forward, instead of vanishing without a word.
+  app.on('second-instance', showWindow);
   app
     .whenReady()
     .then(start)
@@ -56,12 +63,13 @@ if (!app.requestSingleInstanceLock()) {
 
 async function start(): Promise<void> {
   lockDownSession();
+  ready = true;
   const worker = utilityWorkerLink({
     entry: join(here, APP_FILES.trainingWorker),
     fork: (modulePath, args, options) => utilityProcess.fork(modulePath, args, options),
     output: (line, stream) => (stream === 'stderr' ? backend?.log.warn(`worker: ${line}`) : undefined),
   });
-  const opened = await AppBackend.open({
+  const backendOpening = AppBackend.open({
     home: app.getPath('userData'),
     worker,
     monitor: powerSystemMonitor(powerMonitor),
@@ -70,18 +78,14 @@ async function start(): Promise<void> {
       if (problem) throw new Error(`cannot open ${path}: ${problem}`);
     },
   });
-  backend = opened;
-  opened.onEvent((event) => {
-    if (mainWindow && !mainWindow.isDestroyed()) mainWindow.webContents.send(EVENT_CHANNEL, event);
-  });
+  opening = backendOpening;
+  // Until the backend is open the page shows "Starting…": its first getState waits here.
   for (const method of API_METHODS) {
-    ipcMain.handle(invokeChannel(method), (event, ...args: unknown[]): Promise<InvokeResult> => {
+    ipcMain.handle(invokeChannel(method), async (event, ...args: unknown[]): Promise<InvokeResult> => {
+      const opened = await backendOpening;
       if (!fromOurPage(event)) {
         opened.log.warn(`refused ${method} from ${event.senderFrame?.url ?? 'a frame that is gone'}`);
-        return Promise.resolve({
-          ok: false,
-          error: { code: 'APP_FORBIDDEN', message: 'not from the fedit window' },
-        });
+        return { ok: false, error: { code: 'APP_FORBIDDEN', message: 'not from the fedit window' } };
       }
       return answerInvoke(method, args, {
         backend: opened,
@@ -91,24 +95,33 @@ async function start(): Promise<void> {
       });
     });
   }
-  app.on('second-instance', showWindow);
   // macOS keeps an app running without windows (training goes on); elsewhere closing it quits.
   app.on('activate', showWindow);
   app.on('window-all-closed', () => {
     if (process.platform !== 'darwin') app.quit();
   });
   app.on('before-quit', (event) => {
-    if (!backend) return;
+    if (!opening) return;
     // Stop taking part first, so training writes its checkpoint; then quit for real.
     event.preventDefault();
-    const closing = backend;
-    backend = undefined;
-    void closing.close().finally(() => app.quit());
+    const closing = opening;
+    opening = undefined;
+    void closing
+      .then((b) => b.close())
+      .catch(() => undefined) // it did not open: start() reported why
+      .finally(() => app.quit());
   });
+  // The window first: opening the backend checks the chosen model and data again in the worker,
+  // which takes a while on a large model.
   showWindow();
+  backend = await backendOpening;
+  backend.onEvent((event) => {
+    if (mainWindow && !mainWindow.isDestroyed()) mainWindow.webContents.send(EVENT_CHANNEL, event);
+  });
 }
 
 function showWindow(): void {
+  if (!ready) return; // a second launch before this one is ready: the window comes anyway
   if (mainWindow && !mainWindow.isDestroyed()) {
     if (mainWindow.isMinimized()) mainWindow.restore();
     mainWindow.focus();

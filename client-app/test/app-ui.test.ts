@@ -152,6 +152,15 @@ test('a participant installs, joins with an invite, checks model and data, train
   t.regex(problem, /tiny-test/);
   t.regex((await byId(page, 'model-status').getAttribute('class')) ?? '', /problem/);
   await shoot('app-model-mismatch');
+
+  // Data chosen before a usable model: checked, but no examples yet, and the page says why.
+  await byId(page, 'nav-data').click();
+  await byId(page, 'data-path').fill(data);
+  await byId(page, 'data-use').click();
+  const noPreviews = await waitForText(page, 'data-no-previews', /model/i);
+  t.regex(noPreviews, /No examples to show yet/);
+  t.is(await byId(page, 'data-previews').locator('pre').count(), 0);
+  await byId(page, 'nav-model').click();
   await byId(page, 'model-path').fill(fed.modelDir);
   await byId(page, 'model-use').click();
   await page.locator('[data-testid="model-status"].ok').waitFor();
@@ -176,10 +185,37 @@ test('a participant installs, joins with an invite, checks model and data, train
   t.regex(previews, /The capital of France\?/);
   t.regex(previews, /Paris/);
   t.true((await byId(page, 'data-previews').locator('mark').count()) > 0, 'trained tokens are marked');
+  t.is(await byId(page, 'data-no-previews').count(), 0, 'no "why there are no examples" once there are');
+  // Quote marks in the data are plain text: « » were once the preview's own markers. The tiny
+  // model's tokenizer knows only ASCII, so this renders the page's own preview module with the
+  // segments the core makes (data-prompt.test.ts checks those) in this browser.
+  // (A string: the test's own TypeScript knows no DOM.)
+  const quoted = await page.evaluate<{ text: string; marked: string[] }>(`(async () => {
+    const { preview } = await import('/data.js');
+    const pre = preview([
+      { text: 'Traduis «cheese» en français. ', trained: false },
+      { text: 'On dit «fromage».', trained: true },
+    ]);
+    return { text: pre.textContent, marked: [...pre.querySelectorAll('mark')].map((m) => m.textContent) };
+  })()`);
+  t.deepEqual(quoted, {
+    text: 'Traduis «cheese» en français. On dit «fromage».',
+    marked: ['On dit «fromage».'],
+  });
   await shoot('app-data');
 
   // Training: CPU chosen in the settings, two rounds, the history and the loss chart.
   await byId(page, 'nav-training').click();
+  // Too many threads: said plainly next to the field, and nothing is saved.
+  const threadsBefore = (await shell.backend.getState()).settings.maxThreads;
+  await byId(page, 'setting-threads').fill('9999');
+  await byId(page, 'setting-threads').press('Tab');
+  t.regex(await waitForText(page, 'threads-error', /whole number/), /from 0 to \d+.*0 means all of them/);
+  t.is((await shell.backend.getState()).settings.maxThreads, threadsBefore);
+  t.notRegex((await byId(page, 'settings-error').textContent()) ?? '', /maxThreads/);
+  await byId(page, 'setting-threads').fill(String(threadsBefore));
+  await byId(page, 'setting-threads').press('Tab');
+  await byId(page, 'threads-error').waitFor({ state: 'hidden' });
   await byId(page, 'setting-device').selectOption('cpu');
   await eventually(async () => (await shell.backend.getState()).settings.device === 'cpu');
   await waitForText(page, 'device-in-use', /CPU/);
@@ -187,6 +223,11 @@ test('a participant installs, joins with an invite, checks model and data, train
   await waitForText(page, 'progress-label', /Training: step \d+ of 200/);
   t.regex(await waitForText(page, 'progress-text', /tokens\/s/), /left · [\d,]+ tokens\/s/);
   t.true(await byId(page, 'progress').isVisible());
+  t.notRegex(
+    (await byId(page, 'status-message').textContent()) ?? '',
+    /round \d/i,
+    'the line under the state does not repeat the round',
+  );
   await shoot('app-training-progress');
   await waitForText(page, 'status-state', /Finished/, 90_000);
   await page.locator('[data-testid="history"] tr[data-round="2"]').waitFor();
@@ -194,6 +235,18 @@ test('a participant installs, joins with an invite, checks model and data, train
   t.regex(history, /Combined from 1 update\b/);
   t.is(await page.locator('[data-testid="history"] tbody tr').count(), 2);
   t.true((await byId(page, 'loss-chart').locator('svg').count()) > 0, 'the loss chart is drawn');
+  // Every axis label fits: none starts left of the chart's own box.
+  const labelsFit = await page.evaluate<boolean>(`(() => {
+    const svg = document.querySelector('[data-testid="loss-chart"] svg');
+    const left = svg.getBoundingClientRect().left;
+    return [...svg.querySelectorAll('text')].every((text) => text.getBoundingClientRect().left >= left);
+  })()`);
+  t.true(labelsFit, 'the loss axis labels are not cut off');
+  t.regex(
+    (await byId(page, 'loss-note').textContent()) ?? '',
+    /Last step: .*average of the 200 steps/,
+    'says which loss is which',
+  );
   const closed = fed.events.filter((e) => e.type === 'round-closed');
   t.deepEqual(
     closed.map((e) => e.type === 'round-closed' && e.updates),
@@ -212,11 +265,23 @@ test('a participant installs, joins with an invite, checks model and data, train
   const reply = (await byId(page, 'chat-reply').locator('.reply-text').textContent()) ?? '';
   t.log(`the chat answered ${JSON.stringify(reply)}`);
   t.regex(reply, /Paris/, 'the global adapter answers with what the federation learned');
+  // Which adapter answered: the last round's, which the participant kept before the federation's
+  // end closed its connection.
+  const answeredBy = (await byId(page, 'chat-answered-by').textContent()) ?? '';
+  t.is(
+    answeredBy,
+    'Answered with what the federation learned up to round 2 (the newest shared adapter).',
+    'each answer says which adapter answered',
+  );
   await shoot('app-chat');
 
   // Leaving: the membership is forgotten, the identity stays.
   await byId(page, 'nav-federation').click();
   await byId(page, 'leave').click();
+  // Leaving forgets the federation here only: the question says so before it happens.
+  const leaveQuestion = (await byId(page, 'leave-question').textContent()) ?? '';
+  t.regex(leaveQuestion, /coordinator is not told/);
+  t.regex(leaveQuestion, /ask the federation's organiser/);
   await byId(page, 'leave-confirm').click();
   await byId(page, 'invite-input').waitFor();
   const after = await shell.backend.getState();

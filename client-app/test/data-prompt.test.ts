@@ -105,8 +105,39 @@ test('alpaca labels mask exactly the prompt: the trained tokens decode to the re
     t.false(row.truncated);
     t.is(row.tokenization, 'joint');
     t.is(row.text, prompt + 'fromage<|eos|>');
-    t.is(previewExample(row, tokenizer), `<|bos|>${prompt}«fromage<|eos|>»`);
+    t.deepEqual(previewExample(row, tokenizer), [
+      { text: `<|bos|>${prompt}`, trained: false },
+      { text: 'fromage<|eos|>', trained: true },
+    ]);
   }
+});
+
+test('previews are runs of trained and read text, so quote marks in the data stay plain text', async (t) => {
+  // « and » were once the preview's own markers: French quotes in a prompt or a response broke it.
+  const dir = await tempDir(t);
+  await writeCharTokenizer(dir, { alphabet: ASCII_ALPHABET + '«»éç' });
+  const tokenizer = await loadTokenizer(dir);
+  const instruction = 'Traduis «cheese» en français.';
+  const response = 'On dit «fromage».';
+  const row = only(
+    built([single(instruction, response)], tokenizer, { template: 'alpaca', cutoffLen: 1024 }),
+  );
+  const segments = previewExample(row, tokenizer);
+  t.deepEqual(segments, [
+    { text: `<|bos|>${renderAlpacaPrompt(instruction)}`, trained: false },
+    { text: `${response}<|eos|>`, trained: true },
+  ]);
+  t.is(segments.map((s) => s.text).join(''), tokenizer.decode(row.inputIds), 'nothing added, nothing lost');
+
+  // Training on the inputs too: one trained run, quotes and all.
+  const all = only(
+    built([single(instruction, response)], tokenizer, {
+      template: 'alpaca',
+      cutoffLen: 1024,
+      trainOnInputs: true,
+    }),
+  );
+  t.deepEqual(previewExample(all, tokenizer), [{ text: tokenizer.decode(all.inputIds), trained: true }]);
 });
 
 test('trainOnInputs trains on every token, as Shepherd train_on_inputs does', async (t) => {

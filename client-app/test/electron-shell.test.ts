@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
@@ -385,7 +385,8 @@ import { fork } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { pathToFileURL } from 'node:url';
 
-const report = { forks: [] };
+// 'order': what main did, in order (listeners registered, the window made, the worker forked).
+const report = { forks: [], order: [] };
 const handlers = new Map();
 const hooks = {};
 const finish = () => {
@@ -395,6 +396,10 @@ const finish = () => {
 
 class App extends EventEmitter {
   isPackaged = true;
+  on(event, listener) {
+    report.order.push('on ' + event);
+    return super.on(event, listener);
+  }
   enableSandbox() { report.sandboxEverything = true; }
   requestSingleInstanceLock() { return true; }
   setAppLogsPath(path) { report.appLogsPath = path; }
@@ -422,6 +427,7 @@ class WebContents extends EventEmitter {
 export class BrowserWindow extends EventEmitter {
   constructor(options) {
     super();
+    report.order.push('window');
     report.windowOptions = options;
     this.webContents = new WebContents();
     app.emit('web-contents-created', {}, this.webContents);
@@ -462,6 +468,7 @@ export const dialog = {
 export const shell = { openPath: async () => '' };
 export const utilityProcess = {
   fork(modulePath, args, options) {
+    report.order.push('fork');
     report.forks.push({ modulePath, options });
     const child = fork(modulePath, args, { serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     const utility = Object.assign(new EventEmitter(), {
@@ -523,17 +530,22 @@ interface FakeElectronReport {
   headers: { responseHeaders: Record<string, string[]> };
   permission: boolean;
   eventsSent: string[];
+  order: string[];
   pageError?: string;
   errorBox?: string;
 }
 
-test('the built main process wires window, IPC, backend and utility worker (on a fake electron)', async (t) => {
-  const work = await tempDir(t, 'fedit-fake-electron-');
-  const userData = join(work, 'user-data');
-  const modelDir = await writeTinyModel(work, 7);
-  const fake = join(outDir, 'fake-electron.mjs');
-  const hooks = join(outDir, 'fake-electron-hooks.mjs');
-  const register = join(outDir, 'fake-electron-register.mjs');
+/** Runs the built main process on the fake electron, with `userData` and `modelDir` for the page. */
+async function runMainOnFakeElectron(
+  work: string,
+  userData: string,
+  modelDir: string,
+): Promise<FakeElectronReport & { stdout: string }> {
+  // Named per run: the tests run at the same time.
+  const run = basename(work);
+  const fake = join(outDir, `fake-electron-${run}.mjs`);
+  const hooks = join(outDir, `fake-electron-hooks-${run}.mjs`);
+  const register = join(outDir, `fake-electron-register-${run}.mjs`);
   await writeFile(fake, FAKE_ELECTRON);
   await writeFile(
     hooks,
@@ -563,8 +575,15 @@ test('the built main process wires window, IPC, backend and utility worker (on a
     },
   );
   const line = stdout.split('\n').find((l) => l.startsWith('FAKE_ELECTRON_REPORT '));
-  t.truthy(line, stdout);
-  const report = JSON.parse(line!.slice('FAKE_ELECTRON_REPORT '.length)) as FakeElectronReport;
+  if (!line) throw new Error(`the fake electron made no report; main printed:\n${stdout}`);
+  return { ...(JSON.parse(line.slice('FAKE_ELECTRON_REPORT '.length)) as FakeElectronReport), stdout };
+}
+
+test('the built main process wires window, IPC, backend and utility worker (on a fake electron)', async (t) => {
+  const work = await tempDir(t, 'fedit-fake-electron-');
+  const userData = join(work, 'user-data');
+  const modelDir = await writeTinyModel(work, 7);
+  const report = await runMainOnFakeElectron(work, userData, modelDir);
   t.is(report.pageError, undefined);
   t.is(report.errorBox, undefined);
 
@@ -604,4 +623,28 @@ test('the built main process wires window, IPC, backend and utility worker (on a
   t.deepEqual(report.pageRequest, { cancel: false });
   t.deepEqual(report.headers.responseHeaders['Content-Security-Policy'], [CONTENT_SECURITY_POLICY]);
   t.false(report.permission);
+});
+
+test('main shows the window before the backend has opened, and listens for a second launch first', async (t) => {
+  const work = await tempDir(t, 'fedit-fake-electron-');
+  const userData = join(work, 'user-data');
+  const modelDir = await writeTinyModel(work, 8);
+  // A model chosen last time: opening the backend checks it again, in the worker (slow on a large one).
+  await mkdir(join(userData, 'app'), { recursive: true });
+  await writeFile(
+    join(userData, 'app', 'settings.json'),
+    JSON.stringify({ version: 1, settings: {}, modelDir }),
+  );
+  const report = await runMainOnFakeElectron(work, userData, modelDir);
+  t.is(report.pageError, undefined);
+  const at = (step: string) => {
+    const i = report.order.indexOf(step);
+    t.not(i, -1, `${step} happened: ${report.order.join(', ')}`);
+    return i;
+  };
+  t.true(at('on second-instance') < at('window'), 'a second launch finds this one listening from the start');
+  t.true(at('window') < at('fork'), 'the window is made before the backend checks the model in the worker');
+  // The page's first call waited for the backend: its state has the model checked.
+  t.true(report.getState.ok);
+  t.like((report.getState as { value: AppState }).value.model, { dir: modelDir, ok: true });
 });

@@ -449,8 +449,9 @@ test('two participants join with invites and take part in a round; only protocol
       t.true(seen.includes(status as never), `participant ${i} went through ${status}: ${seen.join(' ')}`);
     }
     t.deepEqual(runs[i].warnings, []);
-    // The global adapter is cached by hash; the round's working folder is gone.
-    t.is((await readdir(join(homes[i], 'adapters'))).length, 1);
+    // Global adapters are cached by hash: the one the round started from and the one the
+    // federation ended with (kept before the connection closed); the round's working folder is gone.
+    t.is((await readdir(join(homes[i], 'adapters'))).length, 2);
     t.deepEqual(await readdir(join(homes[i], 'rounds', fed.coordinator.config.id)).catch(() => []), []);
   }
 
@@ -526,7 +527,11 @@ test('an upload resumes after the connection drops, and after the client restart
     second.warnings.join('\n'),
   );
   t.is(tap.events.filter((e) => e === 'update:begin').length, 3, 'one begin per connection that uploaded');
-  t.is(tap.events.filter((e) => e === 'adapter:get').length, 1, 'the global adapter was fetched once');
+  t.is(
+    tap.events.filter((e) => e === 'adapter:get').length,
+    2,
+    'the starting global adapter was fetched once (not again on resume), then the final one',
+  );
   const closed = await fed.waitFor((e) => e.type === 'round-closed');
   t.is((closed as { updates: number }).updates, 1);
 });

@@ -1,8 +1,9 @@
-// Try it: talk to the base model with the federation's current shared adapter. The reply streams
-// in as 'chat' events carrying the id this page gave the request; each event's text is the next
-// piece of the reply (appended), and the last one has done: true.
+// Try it: talk to the base model with the newest shared adapter this computer has. The reply
+// streams in as 'chat' events carrying the id this page gave the request; each event's text is the
+// next piece of the reply (appended), and the last one has done: true and says what answered (the
+// shared adapter of which round, or the base model alone), shown under the reply.
 
-import type { AppEvent, AppState } from '../../src/app/api.ts';
+import type { AppEvent, AppState, ChatSource } from '../../src/app/api.ts';
 import { h, messageOf } from './dom.ts';
 import type { Ui, View } from './ui.ts';
 
@@ -71,9 +72,11 @@ export function chatView(ui: Ui): View & { onChat(event: ChatEvent): void } {
       ...content,
     );
 
-  function finish(message?: string): void {
+  function finish(message?: string, event?: ChatEvent): void {
     if (!pending) return;
     pending.bubble.classList.remove('streaming');
+    const source = event && answeredBy(event.source, event.adapter);
+    if (source) pending.bubble.append(h('p', { class: 'answered-by', testid: 'chat-answered-by' }, source));
     if (message) pending.bubble.append(h('p', { class: 'error' }, message));
     pending = undefined;
     refresh();
@@ -121,7 +124,8 @@ export function chatView(ui: Ui): View & { onChat(event: ChatEvent): void } {
       h(
         'p',
         { class: 'lead' },
-        'Talk to the model as the federation has trained it so far. It runs on this computer; ' +
+        'Talk to the model with what the federation has learned: the newest shared adapter this ' +
+          'computer has. Under each answer you see which one answered. It runs on this computer; ' +
           'nothing you write here is sent anywhere.',
       ),
     ),
@@ -138,10 +142,39 @@ export function chatView(ui: Ui): View & { onChat(event: ChatEvent): void } {
     onChat(event) {
       if (!pending || event.id !== pending.id) return;
       pending.text.appendData(event.text);
-      if (event.error) finish(event.error);
-      else if (event.done) finish();
+      if (event.error) finish(event.error, event);
+      else if (event.done) finish(undefined, event);
     },
   };
+}
+
+const sentence = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1);
+
+/**
+ * Which adapter answered, in words: the federation's shared adapter of which round, or the base
+ * model alone, and why not the newest when it is not on this computer (it could not be fetched). From the structured `source`;
+ * the backend's sentence (`adapter`) when there is none.
+ */
+export function answeredBy(source: ChatSource | undefined, words: string | undefined): string {
+  if (!source) return words ? sentence(`answered with ${words.trim().replace(/\.$/, '')}.`) : '';
+  const { adapter, newestKnown, problem } = source;
+  const why = problem ? ` (${problem.trim().replace(/\.$/, '')})` : '';
+  if (!newestKnown) {
+    return 'Answered by the base model alone: there is no federation adapter yet.';
+  }
+  if (adapter && source.newest) {
+    return `Answered with what the federation learned up to round ${adapter.round} (the newest shared adapter).`;
+  }
+  if (adapter) {
+    return (
+      `Answered with what the federation learned up to round ${adapter.round}: the newer shared adapter ` +
+      `of round ${newestKnown.round} is not on this computer${why}.`
+    );
+  }
+  return (
+    `Answered by the base model alone: the federation's shared adapter of round ${newestKnown.round} ` +
+    `is not on this computer${why}.`
+  );
 }
 
 export function chatHint(app: AppState): string {

@@ -27,8 +27,19 @@ const SKIP_WORDS: Record<SkipCode, string> = {
   template: 'the chat template does not fit',
 };
 
-const at = (s: { file: string; line: number }, column?: number): string =>
-  column === undefined ? `${s.file}:${s.line}` : `${s.file}:${s.line}:${column}`;
+/**
+ * Where a row is, "facts.jsonl:3": the file's name alone when the names are unique (the Files table
+ * has the full paths), so a narrow column does not break a long path in the middle of a name.
+ */
+function locator(report: DatasetReport): (s: { file: string; line: number }, column?: number) => string {
+  const name = (path: string) => path.split(/[\\/]/).pop() ?? path;
+  const names = report.files.map((f) => name(f.path));
+  const short = new Set(names).size === names.length;
+  return (s, column) => {
+    const file = short ? name(s.file) : s.file;
+    return column === undefined ? `${file}:${s.line}` : `${file}:${s.line}:${column}`;
+  };
+}
 
 /** "… and 12 more", when a listing shows only the first rows. */
 const more = (shown: number, total: number) =>
@@ -104,7 +115,8 @@ function histogram(t: TokenReport): HTMLElement {
     h(
       'p',
       { class: 'muted' },
-      `Shortest ${num(t.min)}, typical ${num(t.median)}, longest ${num(t.max)}. ` +
+      'Tokens are the pieces of words the model reads. ' +
+        `Shortest ${num(t.min)}, typical ${num(t.median)}, longest ${num(t.max)}. ` +
         `The federation cuts examples at ${num(t.cutoffLen)} tokens.`,
     ),
     h('div', { class: 'bars' }, bars),
@@ -136,6 +148,7 @@ function histogram(t: TokenReport): HTMLElement {
 
 function skippedRows(report: DatasetReport): HTMLElement {
   const { skipped } = report;
+  const at = locator(report);
   const reasons = Object.entries(skipped.byCode)
     .sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0))
     .map(([code, n]) => `${SKIP_WORDS[code as SkipCode] ?? code} (${num(n ?? 0)})`)
@@ -163,6 +176,7 @@ function skippedRows(report: DatasetReport): HTMLElement {
 
 function duplicates(report: DatasetReport): HTMLElement {
   const d = report.duplicates;
+  const at = locator(report);
   return h(
     'div',
     { class: 'card', testid: 'data-duplicates' },
@@ -207,28 +221,54 @@ function chips(testid: string, title: string, note: string, counts: Record<strin
   );
 }
 
-/** A preview with the trained tokens («…») highlighted. */
-function preview(text: string): HTMLElement {
+type PreviewSegment = DataSelection['previews'][number][number];
+
+/**
+ * One example as training sees it: what the model learns to write inside <mark>, the rest plain.
+ * The core hands the runs over separately, so nothing in the text itself (« », say) is markup.
+ */
+export function preview(segments: readonly PreviewSegment[]): HTMLElement {
   const pre = h('pre', { class: 'preview' });
-  for (const part of text.split(/(«[^»]*»)/)) {
-    if (part.startsWith('«') && part.endsWith('»')) {
-      pre.append(
-        h(
-          'mark',
-          null,
-          h('span', { class: 'guillemet' }, '«'),
-          part.slice(1, -1),
-          h('span', { class: 'guillemet' }, '»'),
-        ),
-      );
-    } else if (part) {
-      pre.append(part);
-    }
+  for (const segment of segments) {
+    if (segment.text) pre.append(segment.trained ? h('mark', null, segment.text) : segment.text);
   }
   return pre;
 }
 
-function previews(list: string[]): HTMLElement {
+/** What the previews wait for: data is tokenized only with the federation's base model chosen. */
+interface PreviewReadiness {
+  joined: boolean;
+  modelOk: boolean;
+}
+
+/** Why there is no example to show, in words: the backend's reason, or one from the page's state. */
+function noPreviewReason(selection: DataSelection, ready: PreviewReadiness): string {
+  if (selection.previewProblem) {
+    const why = selection.previewProblem.trim().replace(/\.$/, '');
+    return `No examples to show yet. ${why.charAt(0).toUpperCase()}${why.slice(1)}.`;
+  }
+  if (selection.report.tokens) {
+    return selection.report.usable
+      ? 'No examples to show.'
+      : 'None of your records can be used, so there is no example to show.';
+  }
+  if (!ready.joined) {
+    return 'Join a federation first: examples show here once your data can be prepared the way that federation trains.';
+  }
+  if (!ready.modelOk) {
+    return "Choose the federation's base model first (see Base model): examples show here once your data can be read with that model's vocabulary.";
+  }
+  return 'No examples to show yet.';
+}
+
+function previews(selection: DataSelection, ready: PreviewReadiness): HTMLElement {
+  const list = selection.previews;
+  // The model's own markers (<|im_start|>, <|eos|>, ...) look like a glitch to someone who has
+  // never seen one: name one that is there.
+  const marker = list
+    .flat()
+    .map((segment) => /<\|[^|<>\s]+\|>/.exec(segment.text)?.[0])
+    .find((m) => m !== undefined);
   return h(
     'div',
     { class: 'card', testid: 'data-previews' },
@@ -239,12 +279,21 @@ function previews(list: string[]): HTMLElement {
       'A few of your examples exactly as your computer will train on them. ',
       h('mark', null, 'Highlighted'),
       ' is what the model learns to write; the rest is what it reads first.',
+      marker ? ' Signs like ' : '',
+      marker ? h('code', null, marker) : '',
+      marker ? ' are not a mistake: they are how the model marks who speaks and where an answer ends.' : '',
     ),
-    list.length ? list.map(preview) : h('p', { class: 'muted' }, 'No examples to show.'),
+    list.length
+      ? list.map(preview)
+      : h(
+          'p',
+          { class: 'status-box neutral', testid: 'data-no-previews' },
+          noPreviewReason(selection, ready),
+        ),
   );
 }
 
-function dataReport(selection: DataSelection): HTMLElement[] {
+function dataReport(selection: DataSelection, ready: PreviewReadiness): HTMLElement[] {
   const { report } = selection;
   const parts: (HTMLElement | null)[] = [
     h(
@@ -283,7 +332,7 @@ function dataReport(selection: DataSelection): HTMLElement[] {
     report.categories
       ? chips('data-categories', 'Categories', 'Usable examples by category.', report.categories)
       : null,
-    previews(selection.previews),
+    previews(selection, ready),
   ];
   return parts.filter((p): p is HTMLElement => p !== null);
 }
@@ -301,9 +350,11 @@ export function dataView(ui: Ui): View {
     pick: (paths) => (paths ? ui.api.chooseData(paths) : ui.api.chooseData()),
   });
   const report = h('div', { class: 'report', testid: 'data-report' });
-  const renderReport = memo((selection: DataSelection | undefined) => {
+  // Keyed on what the report shows (not the whole state, which changes with every training step).
+  type ReportKey = { selection?: DataSelection; joined: boolean; modelOk: boolean };
+  const renderReport = memo(({ selection, joined, modelOk }: ReportKey) => {
     report.hidden = !selection;
-    report.replaceChildren(...(selection ? dataReport(selection) : []));
+    report.replaceChildren(...(selection ? dataReport(selection, { joined, modelOk }) : []));
   });
 
   const root = h(
@@ -328,7 +379,7 @@ export function dataView(ui: Ui): View {
     root,
     update(app) {
       pick.update(app.data?.files ?? []);
-      renderReport(app.data);
+      renderReport({ selection: app.data, joined: !!app.federation, modelOk: !!app.model?.ok });
     },
   };
 }

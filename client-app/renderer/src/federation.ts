@@ -30,7 +30,16 @@ export function federationDetails(s: FederationSummary): HTMLElement {
       row('Rounds', count(s.rounds, 'round')),
       row(
         'Adapter (LoRA)',
-        `rank ${lora.rank}, alpha ${lora.alpha}, dropout ${lora.dropout}, on ${lora.targets.join(', ')}`,
+        h(
+          'span',
+          null,
+          `rank ${lora.rank}, alpha ${lora.alpha}, dropout ${lora.dropout}, on ${lora.targets.join(', ')}`,
+        ),
+        h(
+          'span',
+          { class: 'hint' },
+          'The small add-on to the model that everyone trains together. These are its technical details.',
+        ),
       ),
       row(
         'Training per round',
@@ -185,13 +194,24 @@ export function federationView(ui: Ui): View {
     },
     'Stay',
   );
+  // Leaving only forgets the federation here: the coordinator has no "leave" message, so it keeps
+  // counting this participant as eligible until its operator removes them. Say so before it happens.
   const leaveQuestion = h(
     'div',
-    { class: 'confirm' },
+    { class: 'confirm', testid: 'leave-question' },
+    h('p', { class: 'box-title' }, 'Leave this federation?'),
     h(
       'p',
       null,
-      'Leave this federation? Your computer stops taking part. Your data and the model stay where they are.',
+      'Your computer stops taking part, and fedit forgets this federation on this computer. ' +
+        'Your data and the model stay where they are.',
+    ),
+    h(
+      'p',
+      null,
+      h('strong', null, 'The coordinator is not told. '),
+      'It still counts you as a participant and may still pick you for rounds. To be removed, ' +
+        "ask the federation's organiser (who sent you the invite) to remove you.",
     ),
     h('div', { class: 'actions' }, leaveConfirm, leaveCancel),
   );

@@ -24,7 +24,8 @@
 //                data-error, data-report containing data-counts (data-records, data-usable,
 //                data-skipped-count, data-duplicate-count), data-unusable, data-files,
 //                data-histogram, data-skipped, data-duplicates, data-empty-fields,
-//                data-categories, data-previews (trained tokens inside <mark>, «» kept)
+//                data-categories, data-previews (trained text inside <mark>; data-no-previews
+//                says why there is none)
 //   training     section-training, status-state, status-round, status-message, device-in-use,
 //                progress (<progress>), progress-label, progress-text (ETA · tokens/s), start,
 //                pause, resume, start-blocked, training-error, loss-chart, setting-device,

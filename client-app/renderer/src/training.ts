@@ -2,18 +2,18 @@
 // round; the controls (start, pause, resume) and the limits the participant sets; every round so far.
 
 import type { AppSettings, AppState } from '../../src/app/api.ts';
-import { lossChart } from './chart.ts';
+import { formatLoss, lossChart } from './chart.ts';
 import { errorSlot, h, showError } from './dom.ts';
 import { type Ui, type View, memo } from './ui.ts';
 import {
   DEVICE_WORDS,
-  PAUSED_BY_WORDS,
   STATE_WORDS,
   duration,
   isRunning,
   num,
   progressWords,
   stateTone,
+  statusSentence,
 } from './words.ts';
 
 type RoundHistoryEntry = AppState['history'][number];
@@ -57,7 +57,7 @@ function historyRows(history: RoundHistoryEntry[]): HTMLElement[] {
         { 'data-round': entry.round },
         h('td', { class: 'num' }, num(entry.round)),
         h('td', null, entry.selected ? 'Yes' : h('span', { class: 'muted' }, 'Not this round')),
-        h('td', { class: 'num' }, entry.trainLoss === undefined ? dash() : entry.trainLoss.toFixed(4)),
+        h('td', { class: 'num' }, entry.trainLoss === undefined ? dash() : formatLoss(entry.trainLoss)),
         h('td', { class: 'num' }, entry.examples === undefined ? dash() : num(entry.examples)),
         h('td', null, entry.selected ? (entry.uploaded ? 'Yes' : 'No') : dash()),
         h('td', { class: end.tone }, end.text),
@@ -110,14 +110,22 @@ export function trainingView(ui: Ui): View {
 
   // The loss chart of the current round.
   const chartBox = h('div', { class: 'chart-box', testid: 'loss-chart' });
-  const chartNote = h('p', { class: 'muted small' });
-  const renderChart = memo((losses: number[]) => {
+  const chartTitle = h('h2', null, 'Loss');
+  const chartNote = h('p', { class: 'muted small', testid: 'loss-note' });
+  // The loss says how far the model's answers are from your examples, one value per training step.
+  // The Rounds table's "average loss" is the mean over all of a round's steps (what the round
+  // reports), so it differs from the last step's value shown here.
+  const renderChart = memo(({ losses, round }: { losses: number[]; round?: number }) => {
     chartBox.replaceChildren(lossChart(losses));
+    chartTitle.textContent = round === undefined ? 'Loss' : `Loss in round ${num(round)}`;
     chartNote.textContent = losses.length
-      ? `Latest ${losses[losses.length - 1].toFixed(4)}. Lower is better: the model fits your examples more closely.`
-      : 'The chart fills in while your computer trains in a round.';
+      ? `Last step: ${formatLoss(losses[losses.length - 1])}; average of the ${num(losses.length)} steps: ` +
+        `${formatLoss(losses.reduce((a, b) => a + b, 0) / losses.length)} (the Rounds table shows each round's average). ` +
+        'Loss measures how far the model is from your examples: lower is better.'
+      : 'The chart fills in while your computer trains in a round. ' +
+        'Loss measures how far the model is from your examples: lower is better.';
   });
-  const chartCard = h('div', { class: 'card' }, h('h2', null, 'Loss this round'), chartBox, chartNote);
+  const chartCard = h('div', { class: 'card' }, chartTitle, chartBox, chartNote);
 
   // Settings, saved as soon as they change.
   const save = (patch: Partial<AppSettings>) => void ui.act('settings', () => ui.api.updateSettings(patch));
@@ -134,6 +142,9 @@ export function trainingView(ui: Ui): View {
   );
   const gpuNote = h('p', { class: 'hint' });
   const threadsHint = h('p', { class: 'hint' });
+  const threadsError = errorSlot('threads-error');
+  /** The largest thread count this computer allows (from the state; 0 until it is known). */
+  let cpuThreads = 0;
   const threads = h('input', {
     id: 'setting-threads',
     testid: 'setting-threads',
@@ -142,8 +153,17 @@ export function trainingView(ui: Ui): View {
     step: 1,
     inputmode: 'numeric',
     onchange: () => {
+      // Checked here so a mistyped number gets a plain answer instead of the backend's refusal.
       const n = Number(threads.value);
-      if (threads.value !== '' && Number.isInteger(n)) save({ maxThreads: n });
+      const ok = threads.value.trim() !== '' && Number.isInteger(n) && n >= 0 && n <= cpuThreads;
+      threads.setAttribute('aria-invalid', String(!ok));
+      showError(
+        threadsError,
+        ok
+          ? undefined
+          : `Enter a whole number from 0 to ${num(cpuThreads)}: this computer has ${num(cpuThreads)} CPU threads, and 0 means all of them.`,
+      );
+      if (ok) save({ maxThreads: n });
     },
   });
   const checkbox = (id: string, key: 'onlyWhenPluggedIn' | 'onlyWhenIdle', text: string) => {
@@ -168,6 +188,7 @@ export function trainingView(ui: Ui): View {
     h('label', { for: 'setting-threads' }, 'Most CPU threads to use'),
     threadsHint,
     threads,
+    threadsError,
     pluggedIn.row,
     idle.row,
     settingsError,
@@ -192,8 +213,8 @@ export function trainingView(ui: Ui): View {
           'tr',
           null,
           h('th', { class: 'num' }, 'Round'),
-          h('th', null, 'Selected'),
-          h('th', { class: 'num' }, 'Loss'),
+          h('th', null, 'Picked'),
+          h('th', { class: 'num' }, 'Average loss'),
           h('th', { class: 'num' }, 'Examples'),
           h('th', null, 'Update sent'),
           h('th', null, 'Outcome'),
@@ -279,9 +300,7 @@ export function trainingView(ui: Ui): View {
           ? ''
           : `Round ${num(status.round)}${app.federation ? ` of ${num(app.federation.rounds)}` : ''}`;
       round.hidden = status.round === undefined;
-      message.textContent =
-        status.message ??
-        (status.state === 'paused' && status.pausedBy ? PAUSED_BY_WORDS[status.pausedBy] : '');
+      message.textContent = statusSentence(status);
 
       const p = status.progress;
       progressBlock.hidden = !p;
@@ -312,7 +331,7 @@ export function trainingView(ui: Ui): View {
       blocked.hidden = !blocked.textContent;
       showError(trainingError, ui.error('training'));
 
-      renderChart(status.losses);
+      renderChart({ losses: status.losses, round: status.losses.length ? status.round : undefined });
 
       const s = app.settings;
       if (document.activeElement !== deviceSelect) deviceSelect.value = s.device;
@@ -321,9 +340,12 @@ export function trainingView(ui: Ui): View {
       gpuNote.textContent = app.gpuAvailable
         ? 'This computer has a GPU that fedit can use; Automatic picks it.'
         : 'No GPU that fedit can use was found on this computer; Automatic uses the CPU.';
-      if (document.activeElement !== threads) threads.value = String(s.maxThreads);
+      cpuThreads = app.cpuThreads;
+      if (document.activeElement !== threads && threadsError.hidden) threads.value = String(s.maxThreads);
       threads.max = String(app.cpuThreads);
-      threadsHint.textContent = `0 uses all ${num(app.cpuThreads)} of them.`;
+      threadsHint.textContent =
+        `This computer has ${num(app.cpuThreads)}. Fewer leaves more for your other work; ` +
+        `0 means all of them.`;
       pluggedIn.box.checked = s.onlyWhenPluggedIn;
       idle.box.checked = s.onlyWhenIdle;
       showError(settingsError, ui.error('settings'));

@@ -44,6 +44,13 @@ export function welcomeView(ui: Ui): View {
             h('li', null, h('strong', null, 'Your data'), ', always. It is read here and never sent.'),
             h('li', null, h('strong', null, 'The model'), ' you train on.'),
             h('li', null, h('strong', null, 'Your keys'), ', which prove that your updates come from you.'),
+            h('li', null, h('strong', null, 'Your chats'), ' in Try it: the model answers here.'),
+            h(
+              'li',
+              null,
+              h('strong', null, 'How training went'),
+              ' on your computer (the loss, the logs), unless you send the logs yourself.',
+            ),
           ),
         ),
         h(
@@ -61,6 +68,18 @@ export function welcomeView(ui: Ui): View {
               ' that your computer trains: a few numbers that nudge the shared model.',
             ),
             h('li', null, 'They are encrypted for the coordinator and signed with your key.'),
+            h(
+              'li',
+              null,
+              'With each update, ',
+              h('strong', null, 'how many examples'),
+              ' it was trained on: the coordinator gives updates from more examples more weight.',
+            ),
+            h(
+              'li',
+              null,
+              'When you join: your public key and the name you choose. While fedit runs: that you are online.',
+            ),
             h('li', null, 'Nothing of your data: no text, no file names, no examples.'),
           ),
         ),

@@ -68,6 +68,51 @@ export const PAUSED_BY_WORDS: Record<NonNullable<LiveStatus['pausedBy']>, string
   idle: 'Waiting until the computer is not in use (see Settings).',
 };
 
+/** "Loading the base model": the core's status messages start in lower case. */
+const sentence = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1);
+
+/**
+ * The line under the state, in words. The core's status message is for the logs: while the
+ * headline, the round and the progress bar already say everything it is left out (it would only
+ * repeat them: "Round 1 of 2 · training round 1"), and a crash is told without the technical
+ * details (signals, exit codes), which stay in the logs.
+ */
+export function statusSentence(status: LiveStatus): string {
+  const { state, message } = status;
+  switch (state) {
+    case 'downloading':
+    case 'training':
+    case 'uploading':
+    case 'idle':
+      return '';
+    case 'waiting':
+      // The core says when this computer was not picked for a round; otherwise the headline says it.
+      return message?.startsWith('not selected') && status.round !== undefined
+        ? `This computer was not picked for round ${num(status.round)}. It waits for the next round.`
+        : '';
+    case 'done-round':
+      return 'Your update for this round was sent. Waiting for the others to finish the round.';
+    case 'paused':
+      return status.pausedBy ? PAUSED_BY_WORDS[status.pausedBy] : message ? sentence(message) : '';
+    case 'crashed':
+      return (
+        'The part of the app that trains stopped unexpectedly. It restarts by itself and carries on ' +
+        'where it left off; nothing is lost. The logs have the details.'
+      );
+    case 'error':
+      // The backend gives up restarting a worker that keeps crashing: say so without the details.
+      if (message?.startsWith('the training worker keeps stopping')) {
+        return (
+          'The part of the app that trains keeps stopping unexpectedly, so it is not restarted again. ' +
+          'The logs have the details. Start tries again.'
+        );
+      }
+      return message ? sentence(message) : '';
+    default:
+      return message ? sentence(message) : '';
+  }
+}
+
 export const DEVICE_WORDS: Record<LiveStatus['device'], string> = {
   cpu: 'CPU',
   webgpu: 'GPU (WebGPU)',

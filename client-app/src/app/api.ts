@@ -7,7 +7,7 @@
 // event subscription), and every argument is validated on the backend side (the renderer is
 // treated as untrusted).
 
-import type { DatasetReport } from '../core/data/index.ts';
+import type { DatasetReport, PreviewSegment } from '../core/data/index.ts';
 import type { ParticipantStatus, RoundHistoryEntry } from '../core/federation/index.ts';
 
 /** The participant's settings (stored in the OS user-data folder). */
@@ -50,8 +50,16 @@ export interface ModelCheck {
 export interface DataSelection {
   files: string[];
   report: DatasetReport;
-  /** A few training examples exactly as the trainer will see them (trained tokens marked «»). */
-  previews: string[];
+  /**
+   * A few training examples exactly as the trainer will see them, each as runs of text that are
+   * trained on (what the model learns to write) or only read.
+   */
+  previews: PreviewSegment[][];
+  /**
+   * Why there are no previews and no token lengths yet, in words (the data is checked, but cannot
+   * be tokenized until a matching model is chosen and a federation joined); absent once it is.
+   */
+  previewProblem?: string;
 }
 
 export type TrainingState =
@@ -104,9 +112,30 @@ export type AppEvent =
   | { type: 'status'; status: LiveStatus }
   /**
    * A piece of a chat reply: append `text` to what came before with the same id. The last event
-   * has `done` and says, in `adapter`, what the reply was generated with (or `error`).
+   * has `done` and says what the reply was generated with: in words in `adapter`, as data in
+   * `source` (or `error`).
    */
-  | { type: 'chat'; id: string; text: string; done: boolean; error?: string; adapter?: string };
+  | {
+      type: 'chat';
+      id: string;
+      text: string;
+      done: boolean;
+      error?: string;
+      adapter?: string;
+      source?: ChatSource;
+    };
+
+/** What a chat reply was generated with. */
+export interface ChatSource {
+  /** The federation's global adapter after round `round`; absent: the base model alone. */
+  adapter?: { round: number; hash: string };
+  /** Whether that is the newest global adapter this computer knows of (false: an older one, or none). */
+  newest: boolean;
+  /** Why the newest is not used: it could not be fetched (the coordinator is unreachable, ...). */
+  problem?: string;
+  /** The newest global adapter this computer knows of (absent: no round has closed yet). */
+  newestKnown?: { round: number; hash: string };
+}
 
 export interface FeditAppApi {
   getState(): Promise<AppState>;

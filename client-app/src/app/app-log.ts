@@ -1,11 +1,14 @@
 // The app's log: plain text lines a participant can open (Settings -> Show logs) and send to the
 // operator when something goes wrong. It records what the app did and why it stopped (statuses,
-// rounds, warnings, errors, worker crashes), never the content of the data or of chats.
+// rounds, warnings, errors, worker crashes), never the content of the data or of chats. Paths in
+// it are shortened: the user's home folder is written `~` (it usually holds the person's name),
+// and the backend names data files by their file name alone.
 //
 //   <logs>/app.log     the current log
 //   <logs>/app.1.log   the previous one (the log is rotated at ROTATE_BYTES)
 
 import { appendFile, mkdir, open, rename, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 
 const ROTATE_BYTES = 1024 * 1024;
@@ -17,10 +20,22 @@ export class AppLog {
   readonly file: string;
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
+  readonly #home: string;
 
-  constructor(dir: string) {
+  /** `home`: the folder written `~` (default: the user's home folder). */
+  constructor(dir: string, options: { home?: string } = {}) {
     this.dir = dir;
     this.file = join(dir, 'app.log');
+    this.#home = (options.home ?? homedir()).replace(/[\\/]+$/, '');
+  }
+
+  /** `message` with the home folder written `~`. */
+  redact(message: string): string {
+    // A root or empty home would turn every path into ~: nothing to hide there.
+    if (this.#home.length < 2) return message;
+    // Only the whole folder name: /home/ann, not the start of /home/anna.
+    const escaped = this.#home.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    return message.replace(new RegExp(`${escaped}(?![\\w.-])`, 'g'), '~');
   }
 
   info(message: string): void {
@@ -35,7 +50,7 @@ export class AppLog {
 
   write(level: LogLevel, message: string): void {
     if (this.#closed) return;
-    const line = `${new Date().toISOString()} ${level.padEnd(5)} ${message.replace(/\s*\n\s*/g, ' ')}\n`;
+    const line = `${new Date().toISOString()} ${level.padEnd(5)} ${this.redact(message).replace(/\s*\n\s*/g, ' ')}\n`;
     this.#queue = this.#queue
       .then(async () => {
         await mkdir(this.dir, { recursive: true, mode: 0o700 });

@@ -16,7 +16,7 @@
 // resumes from what the participant keeps on disk.
 
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { readFile, rename, rm } from 'node:fs/promises';
 import { fingerprint, publicIdentity } from '@fedit/shared';
 import type { DatasetReport } from '../core/data/index.ts';
@@ -44,6 +44,7 @@ import type {
   AppEvent,
   AppSettings,
   AppState,
+  ChatSource,
   DataSelection,
   FederationSummary,
   FeditAppApi,
@@ -64,7 +65,7 @@ import {
   settingsPatch,
   text,
 } from './validate.ts';
-import type { FromWorker, RunOptions, WorkerLink } from './worker-protocol.ts';
+import type { FromWorker, KnownAdapter, RunOptions, WorkerLink } from './worker-protocol.ts';
 
 export const APP_DIR = 'app';
 export const LOGS_DIR = 'logs';
@@ -81,7 +82,7 @@ export const DEFAULT_SETTINGS: AppSettings = {
 /** Training examples shown as previews. */
 const PREVIEWS = 3;
 /** Longest chat reply, in tokens. */
-const CHAT_MAX_NEW_TOKENS = 96;
+export const CHAT_MAX_NEW_TOKENS = 96;
 /** Status events closer together than this are merged (training steps on small models are fast). */
 const STATUS_THROTTLE_MS = 100;
 /** Crashes within CRASH_WINDOW_MS after which the backend stops restarting the worker. */
@@ -150,6 +151,8 @@ export class AppBackend implements FeditAppApi {
   #limitTimer: NodeJS.Timeout | undefined;
   #unsubscribeMonitor: (() => void) | undefined;
   #crashes: number[] = [];
+  /** The provider the trainer reported it started on, and the one it was asked for. */
+  #trainedOn: { asked: 'cpu' | 'webgpu'; used: 'cpu' | 'webgpu' } | undefined;
   /** Who waits for a run's 'ended' (leaving waits for the participant to let go of its files). */
   #endedWaiters = new Map<number, () => void>();
   #pending = new Set<Promise<void>>();
@@ -190,12 +193,12 @@ export class AppBackend implements FeditAppApi {
       (available) => {
         this.#gpuAvailable = available;
         this.log.info(`WebGPU ${available ? 'is available' : 'is not available'} on this machine`);
-        this.#status.device = this.#device();
+        this.#status.device = this.#statusDevice();
         this.#emitState();
       },
       (error: unknown) => this.log.warn(`the WebGPU probe failed: ${(error as Error).message}`),
     );
-    this.#status.device = this.#device();
+    this.#status.device = this.#statusDevice();
     // The selections of the last session, checked again (the files may have changed since).
     if (stored.modelDir) await this.#checkModel(stored.modelDir).catch(() => undefined);
     if (stored.dataFiles?.length) {
@@ -234,7 +237,7 @@ export class AppBackend implements FeditAppApi {
     this.#settings = { ...before, ...checked };
     await this.#saveSettings();
     this.log.info(`settings changed: ${JSON.stringify(checked)}`);
-    this.#status.device = this.#device();
+    this.#status.device = this.#statusDevice();
     const restart =
       before.device !== this.#settings.device || before.maxThreads !== this.#settings.maxThreads;
     if (restart && this.#workerRun)
@@ -358,8 +361,7 @@ export class AppBackend implements FeditAppApi {
     if (!question.trim()) throw new AppError('APP_ARGUMENT', 'the message is empty');
     const model = this.#model;
     if (!model?.identity) throw new AppError('APP_NOT_READY', 'choose a working model folder first');
-    const latest = [...this.#history].reverse().find((e) => e.outcome === 'aggregated' && e.adapterHash);
-    const running = this.#workerRun?.state === 'running';
+    const adapters = this.#globalAdapters();
     try {
       const result = await this.#worker.request(
         {
@@ -369,20 +371,23 @@ export class AppBackend implements FeditAppApi {
           home: this.home,
           federationId: this.#membership?.federation,
           modelDir: model.dir,
-          adapterHash: latest?.adapterHash,
+          adapters,
           provider: this.#device(),
           threads: this.#settings.maxThreads,
           maxNewTokens: CHAT_MAX_NEW_TOKENS,
         },
         (piece) => this.#emit({ type: 'chat', id: chat, text: piece, done: false }),
       );
-      const used =
-        result.adapterHash && latest
-          ? `the federation's global adapter after round ${latest.round}`
-          : latest
-            ? `the base model alone: the global adapter after round ${latest.round} is not on this computer yet${running ? ' (it is fetched when training pauses or the next round starts)' : ''}`
-            : 'the base model alone: the federation has no global adapter yet';
-      this.#emit({ type: 'chat', id: chat, text: '', done: true, adapter: used });
+      const newest = adapters[0];
+      const source: ChatSource = {
+        adapter: result.adapter,
+        newest: result.adapter !== undefined && result.adapter.hash === newest?.hash,
+        problem: result.problem,
+        newestKnown: newest,
+      };
+      const used = describeChatSource(source);
+      if (result.problem) this.log.warn(`chat: ${used}`);
+      this.#emit({ type: 'chat', id: chat, text: '', done: true, adapter: used, source });
     } catch (error) {
       const message = (error as Error).message;
       this.log.warn(`chat failed: ${message}`);
@@ -414,6 +419,18 @@ export class AppBackend implements FeditAppApi {
     while (this.#pending.size) await Promise.all([...this.#pending]);
     await this.log.close();
     this.#listeners.clear();
+  }
+
+  /** The global adapters of the rounds this computer saw close, newest first, one per hash. */
+  #globalAdapters(): KnownAdapter[] {
+    const seen = new Set<string>();
+    const adapters: KnownAdapter[] = [];
+    for (const entry of [...this.#history].reverse()) {
+      if (entry.outcome !== 'aggregated' || !entry.adapterHash || seen.has(entry.adapterHash)) continue;
+      seen.add(entry.adapterHash);
+      adapters.push({ round: entry.round, hash: entry.adapterHash });
+    }
+    return adapters;
   }
 
   // ---- state -----------------------------------------------------------------------------------
@@ -480,7 +497,7 @@ export class AppBackend implements FeditAppApi {
   /** Updates the live status; a change of state goes out at once, progress at most every 100 ms. */
   #setStatus(patch: Partial<LiveStatus>): void {
     const before = this.#status.state;
-    this.#status = { ...this.#status, ...patch, device: this.#device() };
+    this.#status = { ...this.#status, ...patch, device: this.#statusDevice() };
     if (this.#status.state !== before) {
       const why = this.#status.message ?? (this.#status.pausedBy && `by ${this.#status.pausedBy}`);
       this.log.info(`status ${this.#status.state}${why ? `: ${why}` : ''}`);
@@ -495,10 +512,21 @@ export class AppBackend implements FeditAppApi {
     }, STATUS_THROTTLE_MS);
   }
 
+  /** The provider training is asked to use (the setting, and whether there is a GPU). */
   #device(): 'cpu' | 'webgpu' {
     const wanted = this.#settings.device;
     if (wanted === 'cpu') return 'cpu';
     return this.#gpuAvailable ? 'webgpu' : 'cpu';
+  }
+
+  /**
+   * Where training runs, for the status: what the trainer last reported it started on, while the
+   * provider asked for is still the same (a GPU that failed on the real graph fails again).
+   */
+  #statusDevice(): 'cpu' | 'webgpu' {
+    const trained = this.#trainedOn;
+    const asked = this.#device();
+    return trained?.asked === asked ? trained.used : asked;
   }
 
   /** What is missing before training can start, in words; undefined when nothing is. */
@@ -554,11 +582,22 @@ export class AppBackend implements FeditAppApi {
           }
         : undefined;
     const result = await this.#worker.request({ kind: 'prepare-data', files, tokens, previews: PREVIEWS });
-    this.#data = { files, report: result.report, previews: result.previews };
+    const previewProblem = tokens ? undefined : this.#previewProblem();
+    this.#data = { files, report: result.report, previews: result.previews, previewProblem };
     const r = result.report;
     this.log.info(
-      `data ${files.join(', ')}: ${r.records} records, ${r.usable} usable, ${r.skipped.total} skipped${tokens ? '' : ' (not tokenized yet: choose the model and join a federation)'}`,
+      `data ${files.map((f) => basename(f)).join(', ')}: ${r.records} records, ${r.usable} usable, ${r.skipped.total} skipped${previewProblem ? ` (not tokenized yet: ${previewProblem})` : ''}`,
     );
+  }
+
+  /** Why the data cannot be tokenized yet (previews and token lengths need it), in words. */
+  #previewProblem(): string {
+    const model = this.#modelCheck();
+    const why =
+      "the examples are shown, and their lengths counted, in tokens of the base model with the federation's prompt template";
+    if (!model) return `choose the base model first: ${why}`;
+    if (!model.ok) return `choose a model folder that works and is the federation's base model first: ${why}`;
+    return `join a federation first: ${why}`;
   }
 
   /** The model and data checks depend on the federation: run them again after joining or leaving. */
@@ -740,6 +779,12 @@ export class AppBackend implements FeditAppApi {
       this.log.warn(message.message);
       return;
     }
+    if (message.type === 'chat-model') {
+      this.log.info(
+        message.loaded ? `chat model loaded (${message.why})` : `chat model released: ${message.why}`,
+      );
+      return;
+    }
     if (message.type === 'ended' && message.reason !== 'paused') {
       this.#endedWaiters.get(message.runId)?.();
       this.#endedWaiters.delete(message.runId);
@@ -805,6 +850,15 @@ export class AppBackend implements FeditAppApi {
         return;
       case 'ended':
         return this.#onEnded(message);
+      case 'device': {
+        const asked = (JSON.parse(run.key) as RunOptions).provider;
+        this.#trainedOn = { asked, used: message.provider };
+        if (asked !== message.provider) {
+          this.log.warn(`training was asked to run on ${asked} but runs on ${message.provider}`);
+        }
+        this.#setStatus({});
+        return;
+      }
     }
   }
 
@@ -943,4 +997,19 @@ export class AppBackend implements FeditAppApi {
     await ensurePrivateDir(join(this.home, APP_DIR));
     await writePrivateFile(this.#settingsPath(), JSON.stringify(file, null, 2) + '\n');
   }
+}
+
+/** A chat reply's source in words, for the page and the log. */
+export function describeChatSource(source: ChatSource): string {
+  const { adapter, newestKnown, problem } = source;
+  const name = (a: KnownAdapter) => `the global adapter after round ${a.round} (${shortHash(a.hash)})`;
+  if (!newestKnown) {
+    return 'the base model alone, no adapter yet: no round of the federation has closed since this computer joined';
+  }
+  if (adapter && source.newest) return `the federation's newest global adapter: ${name(adapter)}`;
+  const why = problem ? `: ${problem}` : '';
+  if (adapter) {
+    return `an older global adapter, ${name(adapter)}: the newest, after round ${newestKnown.round}, is not on this computer${why}`;
+  }
+  return `the base model alone, no adapter: ${name(newestKnown)} is not on this computer${why}`;
 }

@@ -39,35 +39,37 @@ export function summarize(
   const limits = record(raw.limits);
   const perRound = record(raw.participantsPerRound);
   const privacy = [
-    'Your data never leaves this computer. Training happens here; only the trained adapter is sent: the LoRA weights, numbers that adjust the model, not your text.',
-    'Each update is signed with your key and encrypted to the coordinator. The coordinator can read your update: this federation does not hide it with secure aggregation or differential privacy.',
-    'With each update goes the number of training examples it was made from (it weights your update in the average).',
+    'Your data never leaves this computer. Training happens here; only the trained adapter is sent: numbers that adjust the model (LoRA weights), not your text.',
+    "Each update is signed with your key and encrypted on its way to the coordinator. Your individual update is visible to the federation's organiser, who runs the coordinator: it is not hidden by secure aggregation or differential privacy (methods some federations use so that no single participant's update can be seen).",
+    'With each update goes the number of examples it was trained on.',
   ];
   if (typeof aggregation.rule === 'string') {
     privacy.push(
       aggregation.rule === 'fedit'
-        ? 'Updates are combined with the rule "fedit": the average of all updates, weighted by example counts (FedIT).'
-        : `Updates are combined with the rule "${aggregation.rule}".`,
+        ? "The coordinator averages everyone's updates, weighted by how many examples each trained on."
+        : `The coordinator combines the updates with the "${aggregation.rule}" method.`,
     );
   }
   if (typeof raw.minUpdates === 'number') {
     privacy.push(
-      `A round is only combined when at least ${raw.minUpdates} ${raw.minUpdates === 1 ? 'update arrives' : 'updates arrive'}; otherwise it is dropped.`,
+      `A round only counts when at least ${raw.minUpdates} ${raw.minUpdates === 1 ? 'update arrives' : 'updates arrive'}; otherwise it is dropped.`,
     );
   }
   if (typeof perRound.fraction === 'number') {
     privacy.push(
-      `Each round uses ${Math.round(perRound.fraction * 100)}% of the participants (at least ${perRound.minimum ?? 1}), drawn at random.`,
+      perRound.fraction >= 1
+        ? 'Every participant is asked to train in every round.'
+        : `In each round the coordinator picks ${Math.round(perRound.fraction * 100)}% of the participants at random (at least ${perRound.minimum ?? 1}).`,
     );
   }
   if (typeof limits.maxUpdateNorm === 'number') {
     privacy.push(
-      `The coordinator refuses an update whose change is larger than ${limits.maxUpdateNorm} (L2 norm).`,
+      `Your update's size is capped: the coordinator refuses an update that changes the shared adapter by more than ${limits.maxUpdateNorm} in all.`,
     );
   }
   privacy.push(
-    `The operator sees your public key and the display name you choose${membership ? ` (${membership.displayName})` : ''}, and when you are online.`,
-    'Every round is written to a signed log that auditors can check.',
+    `The organiser sees your public key and the display name you choose${membership ? ` (${membership.displayName})` : ''}, and when you are online.`,
+    'Every round is written to a signed record that anyone checking the federation can verify.',
   );
   return {
     id: s.id,

@@ -12,7 +12,7 @@
 // Every message is plain, structured-clonable and JSON-safe data, so any postMessage-like channel
 // carries it (utilityProcess's parentPort, child_process IPC, an in-memory pair).
 
-import type { DatasetReport } from '../core/data/index.ts';
+import type { DatasetReport, PreviewSegment } from '../core/data/index.ts';
 import type {
   ProgressEvent,
   RoundHistoryEntry,
@@ -32,6 +32,12 @@ export interface RunOptions {
   threads: number;
 }
 
+/** A global adapter of the federation: the one round `round` closed with. */
+export interface KnownAdapter {
+  round: number;
+  hash: string;
+}
+
 /** Work the backend asks of the worker that has an answer. */
 export type Job =
   /** Loads a model folder (converting its weights once) and answers its identity. */
@@ -43,7 +49,7 @@ export type Job =
       tokens?: { modelDir: string; template: PromptTemplateName; cutoffLen: number; trainOnInputs: boolean };
       previews: number;
     }
-  /** Generates a reply with the base model and, when given, the global adapter `adapterHash`. */
+  /** Generates a reply with the base model and the newest global adapter it can have (./chat-adapter.ts). */
   | {
       kind: 'chat';
       chatId: string;
@@ -51,7 +57,8 @@ export type Job =
       home: string;
       federationId?: string;
       modelDir: string;
-      adapterHash?: string;
+      /** The federation's global adapters this computer knows of, newest first. */
+      adapters: KnownAdapter[];
       provider: 'cpu' | 'webgpu';
       threads: number;
       maxNewTokens: number;
@@ -59,8 +66,9 @@ export type Job =
 
 export interface JobResults {
   'check-model': { identity: string; modelType: string; layers: number; hiddenSize: number };
-  'prepare-data': { report: DatasetReport; previews: string[] };
-  chat: { text: string; adapterHash?: string };
+  'prepare-data': { report: DatasetReport; previews: PreviewSegment[][] };
+  /** `adapter`: the global adapter used (none: the base model alone); `problem`: why not the newest. */
+  chat: { text: string; adapter?: KnownAdapter; problem?: string };
 }
 
 export type ToWorker =
@@ -87,6 +95,8 @@ export type FromWorker =
   | { type: 'report'; runId: number; report: DatasetReport }
   | { type: 'round-open'; runId: number; round: number; selected: boolean; deadline: number }
   | { type: 'round'; runId: number; entry: RoundHistoryEntry }
+  /** Where training runs: the provider the trainer started with (a failing GPU falls back to the CPU). */
+  | { type: 'device'; runId: number; provider: 'cpu' | 'webgpu' }
   | { type: 'warning'; runId?: number; message: string }
   /** The participant stopped: the federation is over, it was paused or stopped, or it failed. */
   | {
@@ -95,6 +105,8 @@ export type FromWorker =
       reason: 'finished' | 'max-rounds' | 'stopped' | 'paused';
       error?: WireError;
     }
+  /** The chat model was loaded, or released (training started, unused for a while), and why. */
+  | { type: 'chat-model'; loaded: boolean; why: string }
   /** A piece of a chat reply (job `id`). */
   | { type: 'chat-text'; id: number; text: string }
   | { type: 'job-done'; id: number; result: JobResults[Job['kind']] }

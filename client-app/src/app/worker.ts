@@ -3,26 +3,25 @@
 // over any postMessage-like port. ./training-worker.ts is the process entry that connects it to
 // Electron's utilityProcess or a Node child process; ./worker-link.ts can also host it in-process.
 
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { loadCheckpoint, loadTokenizer } from '@fedit/kernels';
-import { FeditError, writeAdapter } from '@fedit/shared';
+import { FeditError } from '@fedit/shared';
 import { openChatSession, type ChatSession } from '../core/chat.ts';
 import { prepareDataset, previewExample } from '../core/data/index.ts';
-import {
-  FederationConnection,
-  Participant,
-  cacheAdapter,
-  downloadAdapter,
-  parseFederationSettings,
-  readCachedAdapter,
-  readMembership,
-  requireIdentity,
-} from '../core/federation/index.ts';
-import type { FromWorker, Job, JobResults, RunOptions, WireError, WorkerPort } from './worker-protocol.ts';
+import { Participant } from '../core/federation/index.ts';
+import { ChatAdapters } from './chat-adapter.ts';
+import type {
+  FromWorker,
+  Job,
+  JobResults,
+  KnownAdapter,
+  RunOptions,
+  WireError,
+  WorkerPort,
+} from './worker-protocol.ts';
 
-/** Where the app writes the global adapters it chats with, as PEFT folders, inside the home. */
-export const CHAT_ADAPTERS_DIR = 'chat-adapters';
+export { CHAT_ADAPTERS_DIR } from './chat-adapter.ts';
+/** A chat model unused this long is closed: it holds the model's weights and a key/value cache. */
+export const CHAT_IDLE_MS = 5 * 60_000;
 
 export function toWireError(error: unknown): WireError {
   if (error instanceof FeditError) return { code: error.code, message: error.message };
@@ -36,21 +35,32 @@ export function toWireError(error: unknown): WireError {
 interface Running {
   run: RunOptions;
   runId: number;
+  participant: Participant;
   controller: AbortController;
   /** Why it is being stopped, once it is. */
   stopping?: 'pause' | 'stop';
   done: Promise<void>;
 }
 
+export interface TrainingWorkerOptions {
+  /** Close an unused chat model after this long, ms (default CHAT_IDLE_MS). */
+  chatIdleMs?: number;
+}
+
 /** Hosts the worker on `port` until the process ends. */
-export function runTrainingWorker(port: WorkerPort): void {
+export function runTrainingWorker(port: WorkerPort, options: TrainingWorkerOptions = {}): void {
   const post = (message: FromWorker) => port.postMessage(message);
   let running: Running | undefined;
   /** A paused run, kept for 'resume'. */
   let paused: { run: RunOptions; runId: number } | undefined;
   /** Start and stop requests are handled one after another. */
   let queue: Promise<void> = Promise.resolve();
-  const chats = new ChatSessions();
+  const chats = new ChatSessions(options.chatIdleMs ?? CHAT_IDLE_MS, (loaded, why) =>
+    post({ type: 'chat-model', loaded, why }),
+  );
+  const chatAdapters = new ChatAdapters();
+  /** The newest global adapter a run of this worker saw close, to fetch for chat when the run ends. */
+  let newestSeen: (KnownAdapter & { home: string; federationId: string }) | undefined;
 
   const halt = async (why: 'pause' | 'stop') => {
     const current = running;
@@ -67,9 +77,23 @@ export function runTrainingWorker(port: WorkerPort): void {
     participant.on('progress', (progress) => post({ type: 'progress', runId, progress }));
     participant.on('report', (report) => post({ type: 'report', runId, report }));
     participant.on('round-open', (open) => post({ type: 'round-open', runId, ...open }));
-    participant.on('round', (entry) => post({ type: 'round', runId, entry }));
+    participant.on('round', (entry) => {
+      post({ type: 'round', runId, entry });
+      if (entry.outcome !== 'aggregated' || !entry.adapterHash) return;
+      // Fetched now, over the participant's connection, so the chat has it at once.
+      newestSeen = {
+        round: entry.round,
+        hash: entry.adapterHash,
+        home: run.home,
+        federationId: run.federationId,
+      };
+      chatAdapters.fetch(run.home, run.federationId, entry.adapterHash, participant).catch(() => undefined); // the chat tries again, and says so if it cannot
+    });
     participant.on('warning', (message) => post({ type: 'warning', runId, message }));
-    const current: Running = { run, runId, controller, done: Promise.resolve() };
+    participant.on('device', (provider) =>
+      post({ type: 'device', runId, provider: provider === 'webgpu' ? 'webgpu' : 'cpu' }),
+    );
+    const current: Running = { run, runId, participant, controller, done: Promise.resolve() };
     current.done = participant
       .start({
         home: run.home,
@@ -84,6 +108,12 @@ export function runTrainingWorker(port: WorkerPort): void {
         (result) => {
           const reason = current.stopping === 'pause' ? 'paused' : result.reason;
           post({ type: 'ended', runId, reason });
+          // The last round's adapter, which the participant's connection may have closed on: fetched
+          // while the coordinator is surely still there, for chats after the federation is over.
+          if ((reason === 'finished' || reason === 'max-rounds') && newestSeen) {
+            const { home, federationId, hash } = newestSeen;
+            chatAdapters.fetch(home, federationId, hash).catch(() => undefined);
+          }
         },
         (error: unknown) => post({ type: 'ended', runId, reason: 'stopped', error: toWireError(error) }),
       )
@@ -102,6 +132,8 @@ export function runTrainingWorker(port: WorkerPort): void {
   port.onMessage((message) => {
     switch (message.type) {
       case 'start':
+        // Training needs the memory the chat model holds; a chat opens it again when asked.
+        void chats.release('training started');
         return serially(async () => {
           await halt('stop');
           paused = undefined;
@@ -114,6 +146,7 @@ export function runTrainingWorker(port: WorkerPort): void {
           await halt('pause');
         });
       case 'resume':
+        void chats.release('training resumed');
         return serially(() => {
           if (running || !paused) return;
           const { run, runId } = paused;
@@ -129,12 +162,14 @@ export function runTrainingWorker(port: WorkerPort): void {
         return serially(async () => {
           paused = undefined;
           await halt('stop');
+          await chats.release('the app is closing');
           port.close();
         });
       case 'job':
         void runJob(message.job, (text) => post({ type: 'chat-text', id: message.id, text }), {
           chats,
-          participantRunning: () => running !== undefined,
+          chatAdapters,
+          participant: () => running?.participant,
         }).then(
           (result) => post({ type: 'job-done', id: message.id, result }),
           (error: unknown) => post({ type: 'job-failed', id: message.id, error: toWireError(error) }),
@@ -149,7 +184,9 @@ export function runTrainingWorker(port: WorkerPort): void {
 
 interface JobContext {
   chats: ChatSessions;
-  participantRunning(): boolean;
+  chatAdapters: ChatAdapters;
+  /** The participant taking part now, if one is. */
+  participant(): Participant | undefined;
 }
 
 async function runJob(
@@ -186,98 +223,56 @@ async function runJob(
   }
 }
 
-/**
- * The global adapter to chat with: `adapterHash` from the cache, or downloaded when the
- * participant is not connected (a second authenticated connection would push the participant's
- * own off the coordinator). Undefined: chat with the base model alone.
- */
-async function chatAdapter(
-  job: Extract<Job, { kind: 'chat' }>,
-  participantRunning: boolean,
-): Promise<{ hash: string; dir: string } | undefined> {
-  const hash = job.adapterHash;
-  if (!hash || !job.federationId) return undefined;
-  const dir = join(job.home, CHAT_ADAPTERS_DIR, hash.slice('sha256:'.length, 'sha256:'.length + 16));
-  if (await stat(join(dir, 'adapter_model.safetensors')).catch(() => undefined)) return { hash, dir };
-  const membership = await readMembership(job.home, job.federationId);
-  if (!membership) return undefined;
-  let tensors = await readCachedAdapter(job.home, hash);
-  if (!tensors) {
-    if (participantRunning) return undefined;
-    const connection = new FederationConnection({
-      url: membership.url,
-      federation: membership.federation,
-      coordinator: membership.coordinator,
-      identity: await requireIdentity(job.home),
-      auth: { kind: 'prove' },
-      reconnection: false,
-    });
-    try {
-      connection.open();
-      await connection.ready({ timeoutMs: 15_000 });
-      const downloaded = await downloadAdapter(hash as `sha256:${string}`, (h, index) =>
-        connection.request('adapter:get', { hash: h, index }),
-      );
-      await cacheAdapter(job.home, hash, downloaded.bytes);
-      tensors = downloaded.tensors;
-    } finally {
-      connection.close();
-    }
-  }
-  const settings = parseFederationSettings(membership.config);
-  const model = await loadCheckpoint(job.modelDir);
-  const parent = join(job.home, CHAT_ADAPTERS_DIR);
-  await mkdir(parent, { recursive: true, mode: 0o700 });
-  // Only the newest global adapter is worth keeping for chat.
-  for (const name of await readdir(parent)) {
-    if (join(parent, name) !== dir) await rm(join(parent, name), { recursive: true, force: true });
-  }
-  await writeAdapter(
-    dir,
-    {
-      config: {
-        rank: settings.lora.rank,
-        alpha: settings.lora.alpha,
-        dropout: 0,
-        targetModules: [...settings.lora.targets],
-        baseModelNameOrPath: settings.baseModel.name,
-      },
-      tensors,
-      metadata: {
-        baseModelIdentity: model.identity,
-        extra: { template: settings.training.template, federation: settings.id },
-      },
-    },
-    { overwrite: true },
-  );
-  return { hash, dir };
-}
-
 async function chat(
   job: Extract<Job, { kind: 'chat' }>,
   onText: (text: string) => void,
   context: JobContext,
 ): Promise<JobResults['chat']> {
-  const adapter = await chatAdapter(job, context.participantRunning());
+  const choice = await context.chatAdapters.choose(job, context.participant());
   const session = await context.chats.open({
     modelDir: job.modelDir,
-    adapterDir: adapter?.dir,
+    adapterDir: choice.adapter?.dir,
     provider: job.provider,
     threads: job.threads > 0 ? job.threads : undefined,
   });
   let text = '';
-  for await (const piece of session.reply(job.prompt, { maxNewTokens: job.maxNewTokens, temperature: 0 })) {
-    text += piece;
-    onText(piece);
+  try {
+    for await (const piece of session.reply(job.prompt, { maxNewTokens: job.maxNewTokens, temperature: 0 })) {
+      text += piece;
+      onText(piece);
+    }
+  } finally {
+    // Beside training, the chat model's memory is given back at once; otherwise kept a while for
+    // the next message.
+    if (context.participant()) void context.chats.release('training is running');
+    else context.chats.idle();
   }
-  return { text, adapterHash: adapter?.hash };
+  const adapter = choice.adapter && { round: choice.adapter.round, hash: choice.adapter.hash };
+  return { text, adapter, problem: choice.problem };
 }
 
-/** One open chat session at a time, reused while the model, adapter and device stay the same. */
-class ChatSessions {
+/**
+ * One open chat session at a time, reused while the model, adapter and device stay the same, and
+ * closed when training starts or after `idleMs` unused: it holds a copy of the model's weights.
+ */
+export class ChatSessions {
   #key = '';
   #session: Promise<ChatSession> | undefined;
   #queue: Promise<unknown> = Promise.resolve();
+  #idleTimer: NodeJS.Timeout | undefined;
+  readonly #idleMs: number;
+  readonly #onChange: (loaded: boolean, why: string) => void;
+
+  /** `onChange` hears when a chat model is loaded or released, and why. */
+  constructor(idleMs: number, onChange: (loaded: boolean, why: string) => void = () => undefined) {
+    this.#idleMs = idleMs;
+    this.#onChange = onChange;
+  }
+
+  /** Whether a chat model is loaded now. */
+  get loaded(): boolean {
+    return this.#session !== undefined;
+  }
 
   serially<T>(work: () => Promise<T>): Promise<T> {
     const result = this.#queue.then(work, work);
@@ -286,6 +281,8 @@ class ChatSessions {
   }
 
   async open(options: Parameters<typeof openChatSession>[0]): Promise<ChatSession> {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     const key = JSON.stringify([options.modelDir, options.adapterDir, options.provider, options.threads]);
     if (this.#session && key === this.#key) {
       try {
@@ -298,6 +295,32 @@ class ChatSessions {
     this.#key = key;
     this.#session = openChatSession(options);
     await previous?.then((s) => s.close()).catch(() => undefined);
-    return this.#session;
+    const session = await this.#session;
+    this.#onChange(true, options.adapterDir ? 'with the global adapter' : 'the base model alone');
+    return session;
+  }
+
+  /** A reply is done: the model is released if no other comes within the idle time. */
+  idle(): void {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(
+      () => void this.release(`unused for ${Math.round(this.#idleMs / 1000)} s`),
+      this.#idleMs,
+    );
+    this.#idleTimer.unref();
+  }
+
+  /** Closes the chat model (after the reply being generated, if one is). */
+  release(why: string): Promise<void> {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    return this.serially(async () => {
+      const session = this.#session;
+      if (!session) return;
+      this.#session = undefined;
+      this.#key = '';
+      await session.then((s) => s.close()).catch(() => undefined);
+      this.#onChange(false, why);
+    });
   }
 }

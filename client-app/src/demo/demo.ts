@@ -8,6 +8,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DEFAULT_ADAMW, Trainer, loadCheckpoint, loadTokenizer } from '@fedit/kernels';
+import { FeditError } from '@fedit/shared';
 import {
   auditFederation,
   BlobStore,
@@ -126,6 +127,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   });
   print(`3. coordinator listening on ${coordinator.url} (federation folder ${fedDir})`);
 
+  let participantFailed: (err: Error) => void = () => {};
+  const failure = new Promise<never>((_, reject) => (participantFailed = reject));
+  failure.catch(() => {}); // handled by the race below; a failure after it is moot
   const blobs = new BlobStore(federationPaths(fedDir).blobs);
   const history = new Map<number, { name: string; entry: RoundHistoryEntry }[]>();
   const stopParticipants = new AbortController();
@@ -147,7 +151,15 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       list.push({ name: shard.name, entry: e });
       history.set(e.round, list);
     });
-    runs.push(p.start({ modelDir, dataFiles: [dataFile], home, threads, signal: stopParticipants.signal }));
+    runs.push(
+      p
+        .start({ modelDir, dataFiles: [dataFile], home, threads, signal: stopParticipants.signal })
+        .catch((err) => {
+          // Every round needs all participants (minUpdates = n), so one that fails would leave the
+          // rest waiting out the round deadline: stop the demo at once and say who failed.
+          participantFailed(new FeditError('DEMO_FAILED', `${shard.name} failed: ${(err as Error).message}`));
+        }),
+    );
   }
   print(`   ${n} participants joined with one-time invites and are training\n`);
 
@@ -156,38 +168,50 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     'round  took part     train loss  held-out loss  accuracy  ' +
       TASK_CATEGORIES.map((c) => c.padStart(9)).join(' '),
   );
-  const closed = new Promise<void>((done) => {
-    let evaluating = Promise.resolve();
-    onClosed = (round, adapterHash, updates) => {
-      evaluating = evaluating.then(async () => {
-        const tensors = blobs.getF32(adapterHash)!;
-        const adapter = { config: DEMO_LORA, tensors };
-        const accuracy = await taskAccuracy({ modelDir, adapter, examples: split.evaluation, threads });
-        const heldOutLoss = await held(tensors);
-        const took = (history.get(round) ?? []).sort((a, b) => a.name.localeCompare(b.name));
-        const row: DemoRound = {
-          round,
-          participants: updates,
-          took: took.map((t) => t.name),
-          trainLoss: mean(took.map((t) => t.entry.trainLoss!)),
-          heldOutLoss,
-          accuracy,
-        };
-        table.push(row);
-        const who = row.took.map((t) => t.replace('participant-', 'p')).join(',');
-        const cells = TASK_CATEGORIES.map((c) => pct(accuracy.byCategory[c]?.accuracy ?? 0).padStart(9)).join(
-          ' ',
-        );
-        const loss = `${row.trainLoss.toFixed(4).padStart(10)}  ${heldOutLoss.toFixed(4).padStart(13)}`;
-        print(
-          `${String(round).padStart(5)}  ${who.padEnd(12)}  ${loss}  ${pct(accuracy.overall.accuracy).padStart(8)}  ${cells}`,
-        );
-        if (round >= rounds) done();
-      });
-    };
-  });
-  await coordinator.finished;
-  await closed;
+  let evaluating = Promise.resolve();
+  onClosed = (round, adapterHash, updates) => {
+    evaluating = evaluating.then(async () => {
+      const tensors = blobs.getF32(adapterHash)!;
+      const adapter = { config: DEMO_LORA, tensors };
+      const accuracy = await taskAccuracy({ modelDir, adapter, examples: split.evaluation, threads });
+      const heldOutLoss = await held(tensors);
+      const took = (history.get(round) ?? []).sort((a, b) => a.name.localeCompare(b.name));
+      const row: DemoRound = {
+        round,
+        participants: updates,
+        took: took.map((t) => t.name),
+        trainLoss: mean(took.map((t) => t.entry.trainLoss!)),
+        heldOutLoss,
+        accuracy,
+      };
+      table.push(row);
+      const who = row.took.map((t) => t.replace('participant-', 'p')).join(',');
+      const cells = TASK_CATEGORIES.map((c) => pct(accuracy.byCategory[c]?.accuracy ?? 0).padStart(9)).join(
+        ' ',
+      );
+      const loss = `${row.trainLoss.toFixed(4).padStart(10)}  ${heldOutLoss.toFixed(4).padStart(13)}`;
+      print(
+        `${String(round).padStart(5)}  ${who.padEnd(12)}  ${loss}  ${pct(accuracy.overall.accuracy).padStart(8)}  ${cells}`,
+      );
+    });
+    evaluating.catch(() => {}); // awaited after the last round; not unhandled in between
+  };
+  try {
+    await Promise.race([coordinator.finished, failure]);
+  } catch (err) {
+    stopParticipants.abort();
+    await Promise.allSettled(runs);
+    await coordinator.close();
+    throw err;
+  }
+  // Rounds close (or abort) in order; the last evaluation may still be running.
+  await evaluating;
+  if (table.length === 0) {
+    throw new FeditError(
+      'DEMO_FAILED',
+      `no round was aggregated (every round aborted, see above); the federation folder ${fedDir} holds the log`,
+    );
+  }
   // Participants finish by themselves when the last round closes; the signal only covers stragglers.
   const settled = Promise.allSettled(runs);
   const timeout = setTimeout(() => stopParticipants.abort(), 30_000);

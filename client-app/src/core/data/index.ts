@@ -43,6 +43,7 @@ export {
   type BuildOptions,
   type BuildResult,
   type BuiltExample,
+  type PreviewSegment,
   type PromptTemplate,
   type TrainingExample,
 } from './prompt.ts';

@@ -391,17 +391,24 @@ export function buildExamples(
   return result;
 }
 
+/** A run of a preview: consecutive tokens that are all trained on, or all only read. */
+export interface PreviewSegment {
+  text: string;
+  /** True when the loss sees these tokens (what the model learns to write). */
+  trained: boolean;
+}
+
 /**
- * The row as text with the trained tokens marked, for previews: «...» around what the loss sees.
+ * The row as text in runs of trained and untrained tokens, for previews. Structured rather than
+ * marked inside the text: any marker characters could also occur in the data itself (« » in French).
  */
-export function previewExample(example: TokenRow, tokenizer: Tokenizer): string {
-  let out = '';
+export function previewExample(example: TokenRow, tokenizer: Tokenizer): PreviewSegment[] {
+  const segments: PreviewSegment[] = [];
   let run: number[] = [];
   let trained = false;
   const flush = () => {
     if (run.length === 0) return;
-    const text = tokenizer.decode(run);
-    out += trained ? `«${text}»` : text;
+    segments.push({ text: tokenizer.decode(run), trained });
     run = [];
   };
   example.inputIds.forEach((id, t) => {
@@ -413,5 +420,5 @@ export function previewExample(example: TokenRow, tokenizer: Tokenizer): string 
     run.push(id);
   });
   flush();
-  return out;
+  return segments;
 }

@@ -118,6 +118,8 @@ export interface ParticipantEvents {
   warning: [message: string];
   /** The federation's settings changed (the membership file was updated). */
   settings: [FederationSettings];
+  /** Where local training runs: the provider the trainer started (a GPU that fails falls back to the CPU). */
+  device: [ExecutionProvider];
 }
 
 export interface ParticipantOptions {
@@ -205,6 +207,32 @@ export class Participant extends EventEmitter<ParticipantEvents> {
   /** Rounds seen since start, oldest first. */
   get history(): RoundHistoryEntry[] {
     return [...this.#history.values()].sort((a, b) => a.round - b.round);
+  }
+
+  /**
+   * Fetches global adapter `hash` into the adapter cache over this participant's own connection
+   * (a second connection with the same identity would push this one off the coordinator), for the
+   * app's chat. Undefined when the participant is not running (a one-off connection may then be
+   * used); throws when it runs but is not connected now (reconnecting).
+   */
+  async fetchGlobalAdapter(hash: ContentHash): Promise<Map<string, Tensor> | undefined> {
+    const session = this.#session;
+    if (!session) return undefined;
+    if (session.connection.state !== 'ready') {
+      throw new FeditError('NOT_CONNECTED', 'not connected to the coordinator right now (reconnecting)');
+    }
+    return this.#keepGlobalAdapter(session, hash);
+  }
+
+  /** Global adapter `hash` from the cache, or downloaded over the session's connection and cached. */
+  async #keepGlobalAdapter(session: Session, hash: ContentHash): Promise<Map<string, Tensor>> {
+    const cached = await readCachedAdapter(session.home, hash);
+    if (cached) return cached;
+    const { bytes, tensors } = await downloadAdapter(hash, (h, index) =>
+      session.connection.request('adapter:get', { hash: h, index }),
+    );
+    await cacheAdapter(session.home, hash, bytes);
+    return tensors;
   }
 
   /** The participant's id in the federation (after start). */
@@ -456,9 +484,25 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     this.emit('round', { ...entry });
     session.roundsClosed++;
     const last = session.settings.rounds;
-    if (last !== undefined && closed.round >= last) return this.#finish('finished');
-    if (session.options.maxRounds !== undefined && session.roundsClosed >= session.options.maxRounds) {
-      return this.#finish('max-rounds');
+    const over =
+      last !== undefined && closed.round >= last
+        ? 'finished'
+        : session.options.maxRounds !== undefined && session.roundsClosed >= session.options.maxRounds
+          ? 'max-rounds'
+          : undefined;
+    if (over) {
+      // Keep the adapter this round produced before the connection goes: a participant only
+      // downloads global adapters for rounds it trains in, and after the federation's end its
+      // coordinator may be gone, taking what the federation learned with it.
+      if (closed.outcome === 'aggregated') {
+        await this.#keepGlobalAdapter(session, closed.adapterHash).catch((error: unknown) =>
+          this.emit(
+            'warning',
+            `could not keep round ${closed.round}'s global adapter: ${(error as Error).message}`,
+          ),
+        );
+      }
+      return this.#finish(over);
     }
     this.#setStatus({ status: 'waiting', round: closed.round, message: 'waiting for the next round' });
   }
@@ -588,7 +632,8 @@ export class Participant extends EventEmitter<ParticipantEvents> {
             tokensPerSecond: e.tokensPerSecond,
             etaSeconds: e.etaSeconds,
           });
-        } else if (e.type === 'warning') this.emit('warning', e.message);
+        } else if (e.type === 'ready') this.emit('device', e.provider);
+        else if (e.type === 'warning') this.emit('warning', e.message);
       },
     };
     let result;
