@@ -181,7 +181,8 @@ export function validateUnsignedEnvelope(value: unknown, field = 'envelope'): Up
   return envelopeFields(fields(value, field, ENVELOPE_FIELDS), field);
 }
 
-const ENVELOPE_FIELDS = [
+/** The fields of an update envelope (without its signature), in the order they are written. */
+export const ENVELOPE_FIELDS = [
   'version',
   'federation',
   'round',

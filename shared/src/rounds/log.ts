@@ -56,48 +56,18 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
  * `records`); throws RoundLogError('ROUND_LOG_CORRUPT') naming the line for anything else.
  */
 export function parseRoundLog(bytes: Uint8Array, source = '<buffer>'): ParsedRoundLog {
+  const { lines, torn } = scanRoundLog(bytes, source);
   const records: RoundRecord[] = [];
-  let offset = 0;
-  let line = 1;
-  while (offset < bytes.length) {
-    const end = bytes.indexOf(NEWLINE, offset);
-    const terminated = end !== -1;
-    const lineEnd = terminated ? end : bytes.length;
-    const content = bytes.subarray(offset, lineEnd);
-    const isLast = !terminated || lineEnd + 1 === bytes.length;
-    const parsed = parseLine(content, `${source}:${line}`);
-    if (typeof parsed === 'string' || !terminated) {
-      // Only the last line can be torn, and only in the ways a crash tears it.
-      const torn = !terminated || (isLast && content.includes(0));
-      if (isLast && torn) {
-        return {
-          records,
-          torn: {
-            line,
-            offset,
-            bytes: bytes.length - offset,
-            reason: terminated
-              ? 'the last line holds NUL bytes: its data never reached the disk'
-              : `the last line has no newline: an append was interrupted (${content.length} bytes written)`,
-          },
-        };
-      }
+  for (const l of lines) {
+    if (l.damage !== undefined) {
       throw new RoundLogError(
         'ROUND_LOG_CORRUPT',
-        `${source}: line ${line} (byte ${offset}) ${typeof parsed === 'string' ? parsed : 'has no newline'}; the log is damaged or was edited, and only a torn last line is repaired`,
+        `${source}: line ${l.line} (byte ${l.offset}) ${l.damage}; the log is damaged or was edited, and only a torn last line is repaired`,
       );
     }
-    records.push(parsed);
-    offset = lineEnd + 1;
-    line++;
+    records.push(l.value as RoundRecord);
   }
-  return { records };
-}
-
-/** A record, or why the line is not one. */
-function parseLine(content: Uint8Array, label: string): RoundRecord | string {
-  const { value, damage } = readLine(content, label);
-  return damage ?? (value as RoundRecord);
+  return torn ? { records, torn } : { records };
 }
 
 /** The line's JSON value when it has one, and why it is not a canonical record when it is not. */

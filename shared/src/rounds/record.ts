@@ -29,6 +29,7 @@ import { canonicalBytes, canonicalJson, type CanonicalObject } from './canonical
 import { RoundLogError } from './round-error.ts';
 import { DOMAINS, signDigest, verifyDigest } from '../crypto/sign.ts';
 import type { RecordedEnvelope } from './envelope-record.ts';
+import { ENVELOPE_FIELDS } from '../protocol/validate.ts';
 
 export const ROUND_RECORD_KINDS = [
   'config',
@@ -312,25 +313,18 @@ const BODY_CHECKS: { [K in RoundRecordKind]: (body: Record<string, unknown>, pat
   },
 };
 
-const ENVELOPE_FIELDS = [
-  'version',
-  'federation',
-  'round',
-  'participant',
-  'globalAdapterHash',
-  'exampleCount',
-  'payloadHash',
-  'payloadBytes',
-  'chunkBytes',
-  'chunkCount',
-  'createdAt',
+// A recorded envelope is the signed one without its tensor schema, which the stored update
+// determines (and which would add kilobytes per participant to every record).
+const RECORDED_ENVELOPE_FIELDS: readonly string[] = [
+  ...ENVELOPE_FIELDS.filter((f) => f !== 'tensorSchema'),
   'signature',
 ];
 
 function recordedEnvelope(value: unknown, path: string): void {
   const e = object(value, path);
   for (const key of Object.keys(e)) {
-    if (!ENVELOPE_FIELDS.includes(key)) throw shape(`${path}.${key}`, 'is not a field of recorded envelopes');
+    if (!RECORDED_ENVELOPE_FIELDS.includes(key))
+      throw shape(`${path}.${key}`, 'is not a field of recorded envelopes');
   }
   for (const key of [
     'version',
