@@ -416,6 +416,28 @@ test('the development shell serves its page and API to the page it printed, and 
   t.regex((created.result as { identity: string }).identity, /^[0-9a-f]{32}$/);
 });
 
+test('the development shell on a home it cannot open says why in one line and exits 1, without a stack trace', async (t) => {
+  const dir = await tempDir(t, 'fedit-app-shell-');
+  const home = join(dir, 'home');
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  await writeFile(join(home, 'identity.json'), '{"version": 1, "pub', { mode: 0o600 });
+  const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    execFile(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', 'client-app/src/app/dev-main.ts'],
+      { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, FEDIT_HOME: home }, timeout: 60_000 },
+      (error, stdout, stderr) => resolve({ code: error ? (error.code as number) : 0, stdout, stderr }),
+    ),
+  );
+  t.is(run.code, 1, run.stderr);
+  t.is(run.stdout, '');
+  t.regex(
+    run.stderr,
+    new RegExp(`^fedit: ${home.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/identity\\.json is corrupted: .*\\n$`),
+  );
+  t.notRegex(run.stderr, /^\s+at /m, 'no stack trace');
+});
+
 test('a damaged settings file is set aside and the defaults used, with a line in the log', async (t) => {
   const dir = await tempDir(t, 'fedit-app-backend-');
   const home = join(dir, 'home');
@@ -447,6 +469,49 @@ test('a damaged settings file is set aside and the defaults used, with a line in
     await moved.readLogs(),
     /maxThreads must be a whole number from 0 \(all cores\) to 4, got 9999; using the default/,
   );
+});
+
+test('a damaged round history is set aside before a round can overwrite it, with a line in the log; sound rounds stay', async (t) => {
+  const dir = await tempDir(t, 'fedit-app-backend-');
+  const fed = await startTestFederation(t, dir);
+  const home = join(dir, 'home');
+  const backend = await openBackend(t, home);
+  await backend.createIdentity();
+  const invite = fed.invite();
+  await backend.inspectInvite(invite);
+  await backend.joinFederation(invite);
+  const federation = (await backend.getState()).federation!.id;
+  await backend.close();
+  const history = join(home, 'app', `history-${federation}.json`);
+
+  await mkdir(join(home, 'app'), { recursive: true });
+  const truncated = '[{"round": 1, "selected": true, "uploaded": true, "outcome": "aggr';
+  await writeFile(history, truncated);
+  const first = await openBackend(t, home);
+  t.deepEqual((await first.getState()).history, []);
+  t.regex(
+    await first.readLogs(),
+    new RegExp(
+      `history-${federation}\\.json was damaged \\(.*\\); kept as history-${federation}\\.json\\.damaged, starting an empty round history`,
+    ),
+  );
+  t.is(await readFile(`${history}.damaged`, 'utf8'), truncated);
+  t.false(existsSync(history));
+  await first.close();
+
+  // Damaged again: the earlier copy stays, and the rounds that are sound are still shown.
+  const round2 = { round: 2, selected: true, uploaded: true, outcome: 'aggregated', updates: 1 };
+  const partly = JSON.stringify([round2, { round: 'three' }, null]);
+  await writeFile(history, partly);
+  const second = await openBackend(t, home);
+  t.deepEqual((await second.getState()).history, [round2]);
+  t.regex(
+    await second.readLogs(),
+    /2 of its 3 entries are not round records\); kept as history-.*\.json\.damaged-2, keeping the 1 sound rounds/,
+  );
+  t.is(await readFile(`${history}.damaged`, 'utf8'), truncated);
+  t.is(await readFile(`${history}.damaged-2`, 'utf8'), partly);
+  t.deepEqual(JSON.parse(await readFile(history, 'utf8')), [round2]);
 });
 
 // ---- chat, device, data report, idle limit, log ----------------------------------------------------

@@ -14,6 +14,7 @@ import {
   type Tensor,
 } from '@fedit/shared';
 import { userErrorMessage } from '../src/cli/main.ts';
+import { writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
 
 const { version } = JSON.parse(await readFile(join(repoRoot, 'client-app/package.json'), 'utf8')) as {
   version: string;
@@ -171,13 +172,29 @@ test('tensors on a directory fails with one clear line naming it', async (t) => 
   );
 });
 
+test('train and eval given a folder as --data name it and ask for a data file', async (t) => {
+  const model = join(dir, 'tiny-model');
+  await writeTinyChatModel(model);
+  const folder = join(dir, 'my-data');
+  await mkdir(folder);
+  await writeFile(join(folder, 'data.jsonl'), '{"instruction": "hi", "output": "hello"}\n');
+  const expected = new RegExp(
+    `^fedit: ${escapeRegExp(folder)}: is a folder; give a data file: a JSON array \\(\\.json\\) or JSON Lines \\(\\.jsonl\\)`,
+  );
+  assertCleanFailure(t, await fedit('eval', '--model', model, '--data', folder), expected);
+  const train = await fedit(
+    ...['train', '--model', model, '--data', folder, '--adapter-out', join(dir, 'folder-adapter')],
+  );
+  assertCleanFailure(t, train, expected);
+});
+
 test('operating-system errors without a path still read as one line', (t) => {
-  const err = Object.assign(new Error('EISDIR: illegal operation on a directory, read'), {
-    code: 'EISDIR',
-    errno: -21,
-    syscall: 'read',
+  const err = Object.assign(new Error('EPIPE: broken pipe, write'), {
+    code: 'EPIPE',
+    errno: -32,
+    syscall: 'write',
   });
-  t.is(userErrorMessage(err), 'read: illegal operation on a directory [EISDIR]');
+  t.is(userErrorMessage(err), 'write: broken pipe [EPIPE]');
   t.is(userErrorMessage(new TypeError('a bug')), undefined, 'bugs keep their stack trace');
 });
 

@@ -2,7 +2,8 @@
 // loopback, the built-in model and non-IID tasks, FedIT rounds, the local-only comparison, the audit.
 
 import test from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runDemo } from '../src/demo/demo.ts';
@@ -25,6 +26,39 @@ test('the demo federation learns, beats every local-only adapter, and its log ve
       t.true(r.global.overall.accuracy > l.accuracy.overall.accuracy, `${l.name} alone`);
     t.true(r.auditOk);
     t.true(lines.some((l) => /the log verifies/.test(l)));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a participant that fails stops the demo at once, naming it; nothing is left running', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fedit-demo-fail-'));
+  try {
+    // participant-2's data file cannot be written: a folder is in its place.
+    mkdirSync(join(dir, 'participants', 'participant-2', 'data.jsonl'), { recursive: true });
+    const lines: string[] = [];
+    const err = await t.throwsAsync(runDemo({ dir, rounds: 2, print: (l) => lines.push(l) }), {
+      code: 'DEMO_FAILED',
+    });
+    t.regex(err?.message ?? '', /^participant-2 failed: EISDIR: .*participant-2[/\\]data\.jsonl/);
+    t.false(
+      lines.some((l) => /participants joined|^round|^\s+\d+ {2}p/.test(l)),
+      `stopped before any round: ${lines.join('\n')}`,
+    );
+
+    // The coordinator it started is closed: its port refuses connections.
+    const url = /coordinator listening on (http:\/\/\S+)/.exec(lines.join('\n'))?.[1];
+    if (!url) return t.fail(`no coordinator line in ${lines.join('\n')}`);
+    const { hostname, port } = new URL(url);
+    const refused = await new Promise<string>((resolve) => {
+      const socket = connect(Number(port), hostname);
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve('connected');
+      });
+      socket.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+    });
+    t.is(refused, 'ECONNREFUSED');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

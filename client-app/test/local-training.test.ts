@@ -4,10 +4,19 @@
 
 import test from 'ava';
 import { writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fedit as runFedit, startFedit } from '../../test/fixtures/fedit-cli.ts';
+import { assertCleanFailure, fedit as runFedit, startFedit } from '../../test/fixtures/fedit-cli.ts';
 import { readAdapter, tensorToF32 } from '@fedit/shared';
 import {
   evaluateDataset,
@@ -204,8 +213,10 @@ test('fedit train, eval and generate from the command line, with clear errors fo
         'chat',
         '--cutoff-len',
         '64',
-        '--epochs',
-        '2',
+        // The settings of the core test above, so that the adapter learns the answers.
+        ...['--rank', '8', '--alpha', '16', '--dropout', '0'],
+        ...['--targets', 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj'],
+        ...['--batch-size', '6', '--epochs', '60', '--lr', '1e-2', '--schedule', 'constant'],
         '--eval-fraction',
         '0',
         '--threads',
@@ -226,10 +237,21 @@ test('fedit train, eval and generate from the command line, with clear errors fo
     t.is(r.skipped, 1);
     t.true(Number.isFinite(r.loss));
 
-    const gen = await runFedit(
-      ...['generate', '--model', w.modelDir, '--adapter', out, '--prompt', 'hi', '--max-new-tokens', '5'],
+    // generate answers with the trained adapter (greedy, in the adapter's template) what it
+    // learned; without the adapter the base model does not.
+    for (const [q, a] of FACTS.slice(0, 3)) {
+      const gen = await runFedit(
+        ...['generate', '--model', w.modelDir, '--adapter', out, '--prompt', `The ${q}?`],
+        ...['--max-new-tokens', '20', '--threads', '1'],
+      );
+      t.is(gen.code, 0, gen.stderr);
+      t.is(gen.stdout, `${a}\n`, `fedit generate "The ${q}?"`);
+    }
+    const base = await runFedit(
+      ...['generate', '--model', w.modelDir, '--prompt', `The ${FACTS[0][0]}?`, '--max-new-tokens', '5'],
     );
-    t.is(gen.code, 0, gen.stderr);
+    t.is(base.code, 0, base.stderr);
+    t.not(base.stdout, `${FACTS[0][1]}\n`, 'the base model alone does not know the answer');
 
     const badNumber = await runFedit(...['train', '--model', w.modelDir, '--data', w.data, '--lr', 'fast']);
     t.is(badNumber.code, 1);
@@ -247,6 +269,65 @@ test('fedit train, eval and generate from the command line, with clear errors fo
     w.cleanup();
   }
 });
+
+test('--adapter-out at a folder holding the data is refused before training and deletes nothing', async (t) => {
+  const w = await workspace();
+  try {
+    const work = join(w.dir, 'work');
+    mkdirSync(work);
+    const data = join(work, 'data.jsonl');
+    copyFileSync(w.data, data);
+    const before = readFileSync(data, 'utf8');
+    const r = await runFedit(
+      ...['train', '--model', w.modelDir, '--data', data, '--adapter-out', work, '--template', 'chat'],
+      ...['--cutoff-len', '64', '--max-steps', '1', '--threads', '1'],
+    );
+    assertCleanFailure(
+      t,
+      r,
+      new RegExp(`^fedit: ${escapeRegExp(work)}: holds data\\.jsonl, which is not part of an adapter`),
+    );
+    t.notRegex(r.stderr, /no response to learn|step/, 'refused before the data report or any step');
+    t.deepEqual(readdirSync(work), ['data.jsonl']);
+    t.is(readFileSync(data, 'utf8'), before);
+    t.false(existsSync(`${work}.checkpoint`));
+  } finally {
+    w.cleanup();
+  }
+});
+
+test('a bad --adapter-out fails before any training; an earlier adapter there is replaced', async (t) => {
+  const w = await workspace();
+  try {
+    const events: TrainingEvent[] = [];
+    const onEvent = (e: TrainingEvent) => events.push(e);
+    const file = join(w.dir, 'a-file');
+    writeFileSync(file, 'not a folder');
+    for (const adapterOut of [file, join(file, 'adapter')]) {
+      await t.throwsAsync(runLocalTraining(options(w, { adapterOut, maxSteps: 1, onEvent })), {
+        message: new RegExp(`^${escapeRegExp(adapterOut)}: `),
+      });
+    }
+    t.deepEqual(events, [], 'nothing loaded, nothing trained');
+    t.is(readFileSync(file, 'utf8'), 'not a folder');
+
+    const adapterOut = join(w.dir, 'adapter');
+    const first = await runLocalTraining(options(w, { adapterOut, maxSteps: 1 }));
+    t.true(first.completed);
+    writeFileSync(join(adapterOut, 'README.md'), '# model card\n');
+    const firstHash = (await readAdapter(adapterOut)).hash;
+    const second = await runLocalTraining(options(w, { adapterOut, maxSteps: 2 }));
+    t.true(second.completed);
+    t.deepEqual(readdirSync(adapterOut).sort(), ['adapter_config.json', 'adapter_model.safetensors']);
+    t.not((await readAdapter(adapterOut)).hash, firstHash, "the second run's adapter replaced the first");
+  } finally {
+    w.cleanup();
+  }
+});
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
 
 test('fedit train killed with SIGKILL mid-run resumes from its last checkpoint when run again', async (t) => {
   const w = await workspace();

@@ -10,6 +10,7 @@ export {
 export {
   initFederation,
   openFederationDir,
+  openFederationDirChecked,
   federationPaths,
   DEFAULT_SETTINGS,
   type FederationSettings,

@@ -4,11 +4,22 @@
 // that are negative, zero, fractional or too large. Each offender is refused with the code and
 // field; a participant refused at commit is dropped from the round with the reason in the
 // round-closed record; the honest updates are counted and aggregated, and nothing else is stored.
+// So is an update whose payload is a valid safetensors file of acceptable tensors in any layout but
+// the canonical one, because the audit checks the signed payloadHash against the canonical file.
 
 import test from 'ava';
-import { MAX_EXAMPLE_COUNT, tensorFromF32, type RoundOpen, type Tensor } from '@fedit/shared';
+import {
+  MAX_EXAMPLE_COUNT,
+  chunkCountFor,
+  parseSafetensors,
+  sha256Hash,
+  signEnvelope,
+  tensorFromF32,
+  type RoundOpen,
+  type Tensor,
+} from '@fedit/shared';
 import { assertStoreIntact, logRecords, snapshotBlobs, startTestFederation } from './helpers/federation.ts';
-import { Peer, signRaw, type Ack } from './helpers/peer.ts';
+import { Peer, signRaw, withEnvelope, type Ack } from './helpers/peer.ts';
 
 const PEERS = 7;
 
@@ -182,6 +193,103 @@ test('a round whose last participant is refused at commit closes at once, withou
     closed.dropped.map((d) => d.participant),
     [offender.id],
   );
+  await fed.coordinator.finished;
+  await assertStoreIntact(t, fed.root, before);
+});
+
+/**
+ * A valid safetensors file of `tensors` that is not the canonical layout: the header lists the
+ * tensors in the given name order (their data in the same order), may carry `__metadata__`, and
+ * is padded with `extraSpaces` more spaces than the multiple of 8 needs.
+ */
+function nonCanonicalSafetensors(
+  tensors: Map<string, Tensor>,
+  options: { names: string[]; metadata?: Record<string, string>; extraSpaces?: number },
+): Uint8Array {
+  const header: Record<string, unknown> = options.metadata ? { __metadata__: options.metadata } : {};
+  const data: Uint8Array[] = [];
+  let offset = 0;
+  for (const name of options.names) {
+    const t = tensors.get(name)!;
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
+    data.push(t.data);
+    offset += t.data.byteLength;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const length = Math.ceil(json.byteLength / 8) * 8 + (options.extraSpaces ?? 0);
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(length));
+  const padding = Buffer.alloc(length - json.byteLength, 0x20);
+  return new Uint8Array(Buffer.concat([prefix, json, padding, ...data]));
+}
+
+test('a validly signed update in a non-canonical safetensors layout is refused at commit; the round goes on', async (t) => {
+  const fed = await startTestFederation(t, {
+    participantsPerRound: { fraction: 1, minimum: 4 },
+    minUpdates: 1,
+  });
+  const before = snapshotBlobs(fed.root);
+  const peers: Peer[] = [];
+  for (let i = 0; i < 4; i++) peers.push(await (await Peer.connect(fed.target())).join(fed.inviteToken()));
+  t.teardown(() => peers.forEach((p) => p.close()));
+  const [honest, padded, reordered, annotated] = peers;
+  const open = await honest.roundOpen(1);
+  t.is(open.selected.length, 4);
+
+  // Each offender trains honestly, then serialises the same tensors in another valid layout and
+  // signs an envelope over exactly those bytes: only the layout differs from an honest upload.
+  const offend = async (peer: Peer, layout: (tensors: Map<string, Tensor>) => Uint8Array) => {
+    const honestUpdate = await peer.update(open);
+    const tensors = parseSafetensors(honestUpdate.payload).tensors;
+    const payload = layout(tensors);
+    const reparsed = parseSafetensors(payload, 'the non-canonical payload').tensors;
+    t.deepEqual(
+      [...reparsed].map(([n, x]) => [n, x.shape, Buffer.from(x.data).toString('hex')]).sort(),
+      [...tensors].map(([n, x]) => [n, x.shape, Buffer.from(x.data).toString('hex')]).sort(),
+      'the payload is a valid safetensors file of the same tensors',
+    );
+    t.notDeepEqual(payload, honestUpdate.payload);
+    const { envelope: signed } = honestUpdate;
+    const envelope = signEnvelope(
+      {
+        ...signed,
+        payloadHash: sha256Hash(payload),
+        payloadBytes: payload.byteLength,
+        chunkCount: chunkCountFor(payload.byteLength, signed.chunkBytes),
+      },
+      peer.identity,
+    );
+    return refusal(await peer.upload(withEnvelope(peer, envelope, payload)));
+  };
+  const names = (tensors: Map<string, Tensor>) => [...tensors.keys()].sort();
+  const refusals = [
+    await offend(padded, (ts) => nonCanonicalSafetensors(ts, { names: names(ts), extraSpaces: 16 })),
+    await offend(reordered, (ts) => nonCanonicalSafetensors(ts, { names: names(ts).reverse() })),
+    await offend(annotated, (ts) =>
+      nonCanonicalSafetensors(ts, { names: names(ts), metadata: { format: 'pt' } }),
+    ),
+  ];
+  for (const error of refusals) {
+    t.like(error, { code: 'UPDATE_FORMAT', field: 'payload' });
+    t.regex(error?.message ?? '', /not a canonical safetensors file \(names ascending, no metadata\)/);
+  }
+
+  // The coordinator keeps serving: the honest update counts and the round aggregates it alone.
+  t.like(await honest.upload(await honest.update(open)), { ok: true });
+  const closed = await fed.waitFor('round-closed', (e) => e.round === 1);
+  t.is(closed.updates, 1);
+  t.like(await honest.roundClosed(1), { outcome: 'aggregated', participants: 1 });
+  const record = (await logRecords(fed.root)).find((r) => r.kind === 'round-closed');
+  if (record?.kind !== 'round-closed') return t.fail('no round-closed record');
+  t.deepEqual(
+    record.body.updates.map((u) => u.participant),
+    [honest.id],
+  );
+  t.deepEqual(
+    record.body.dropped.map((d) => d.participant).sort(),
+    [padded.id, reordered.id, annotated.id].sort(),
+  );
+  for (const d of record.body.dropped) t.regex(d.reason, /not a canonical safetensors file/);
   await fed.coordinator.finished;
   await assertStoreIntact(t, fed.root, before);
 });

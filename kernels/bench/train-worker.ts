@@ -29,7 +29,7 @@ const dir = join(a.cache!, `${a.preset}-random0`);
 const t0 = performance.now();
 const store = existsSync(join(dir, 'weights.json'))
   ? openWeightStore(dir)
-  : writeWeightStore(dir, randomLlamaTensors(cfg, 0));
+  : await writeWeightStore(dir, randomLlamaTensors(cfg, 0));
 const prepareS = (performance.now() - t0) / 1000;
 
 const lora = {

@@ -1,11 +1,14 @@
 // Hugging Face checkpoint folders as people have them: single or sharded safetensors, F32/F16/BF16,
 // and the clear errors for folders that are not (quite) a supported model.
 
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
 import {
   closeSync,
+  existsSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
@@ -248,5 +251,280 @@ test('tensors are read and written in bounded chunks (Node refuses one call of 2
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// ---- the converted-weight cache after a crash, a power loss or a concurrent writer ----
+
+/** A checkpoint, its clean conversion in its own cache folder, and what that conversion holds. */
+async function cleanConversion(seed: number) {
+  const dir = tempDir();
+  const cacheRoot = tempDir();
+  await writeHfCheckpoint(dir, cfg, randomLlamaTensors(cfg, seed));
+  const clean = await loadCheckpoint(dir, { cacheDir: cacheRoot });
+  const entry = clean.store.dir;
+  const files = {
+    identity: join(entry, 'identity.txt'),
+    index: join(entry, 'weights.json'),
+    data: join(entry, clean.store.file),
+  };
+  const embed = readWeight(clean.store, 'model.embed_tokens.weight');
+  return {
+    dir,
+    cacheRoot,
+    clean,
+    entry,
+    files,
+    bytes: { index: readFileSync(files.index), data: readFileSync(files.data) },
+    embed,
+    cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(cacheRoot, { recursive: true, force: true });
+    },
+  };
+}
+
+type Conversion = Awaited<ReturnType<typeof cleanConversion>>;
+
+/** Checks a load after damage: the clean identity and weights, and an entry whole again on disk. */
+async function checkRecovers(t: ExecutionContext, c: Conversion, expectWarning: boolean) {
+  const warnings: string[] = [];
+  const again = await loadCheckpoint(c.dir, { cacheDir: c.cacheRoot, onWarning: (m) => warnings.push(m) });
+  t.is(again.identity, c.clean.identity);
+  t.is(again.store.dir, c.entry);
+  t.deepEqual(readWeight(again.store, 'model.embed_tokens.weight'), c.embed);
+  t.is(readFileSync(c.files.identity, 'utf8'), `${c.clean.identity}\n`);
+  t.true(readFileSync(c.files.index).equals(c.bytes.index));
+  t.true(
+    readFileSync(c.files.data).equals(c.bytes.data),
+    'the data file is the clean conversion, byte for byte',
+  );
+  if (expectWarning) {
+    t.is(warnings.length, 1, warnings.join('\n'));
+    t.true(warnings[0].includes(c.entry), 'the warning names the cache folder');
+    t.false(warnings[0].includes('\n'));
+  } else t.deepEqual(warnings, []);
+  // and now it is trusted again, without converting
+  const mtime = statSync(c.files.data).mtimeMs;
+  const third = await loadCheckpoint(c.dir, { cacheDir: c.cacheRoot, onWarning: (m) => warnings.push(m) });
+  t.is(third.identity, c.clean.identity);
+  t.is(statSync(c.files.data).mtimeMs, mtime);
+  return warnings;
+}
+
+const tornStates: [string, (c: Conversion) => void, RegExp][] = [
+  ['an empty identity.txt', (c) => truncateSync(c.files.identity, 0), /identity\.txt is empty/],
+  [
+    'a half-written identity.txt',
+    (c) => truncateSync(c.files.identity, 20),
+    /identity\.txt holds no model identity/,
+  ],
+  ['no identity.txt (the commit marker)', (c) => rmSync(c.files.identity), /identity\.txt is missing/],
+  ['an empty weights.json', (c) => truncateSync(c.files.index, 0), /weights\.json is empty/],
+  [
+    'a truncated weights.json',
+    (c) => truncateSync(c.files.index, Math.floor(c.bytes.index.length / 2)),
+    /weights\.json is not valid JSON/,
+  ],
+  ['no weights.json', (c) => rmSync(c.files.index), /weights\.json cannot be read/],
+  [
+    'a weights.json missing a tensor',
+    (c) => {
+      const index = JSON.parse(c.bytes.index.toString('utf8'));
+      delete index.tensors['model.layers.0.input_layernorm.weight'];
+      writeFileSync(c.files.index, JSON.stringify(index));
+    },
+    /weights\.json lists \d+ tensors/,
+  ],
+  [
+    'a weights.json pointing outside its folder',
+    (c) => {
+      const index = JSON.parse(c.bytes.index.toString('utf8'));
+      writeFileSync(c.files.index, JSON.stringify({ ...index, file: '../../model.safetensors' }));
+    },
+    /"file" is "\.\.\/\.\.\/model\.safetensors"/,
+  ],
+  [
+    'a truncated data file',
+    (c) => truncateSync(c.files.data, c.bytes.data.length - 4096),
+    /weights\.float32\.bin is \d+ bytes; weights\.json says the tensors end at byte \d+/,
+  ],
+  ['an empty data file', (c) => truncateSync(c.files.data, 0), /weights\.float32\.bin is 0 bytes/],
+  ['no data file', (c) => rmSync(c.files.data), /weights\.float32\.bin cannot be read/],
+];
+
+for (const [state, damage, reason] of tornStates) {
+  test(`a cache entry with ${state} is converted again, with the identity of a clean load`, async (t) => {
+    const c = await cleanConversion(20);
+    try {
+      damage(c);
+      const warnings = await checkRecovers(t, c, true);
+      t.regex(warnings[0], reason);
+    } finally {
+      c.cleanup();
+    }
+  });
+}
+
+test('a cache entry torn by a crash before its first file was committed is converted again, quietly', async (t) => {
+  const c = await cleanConversion(21);
+  try {
+    for (const f of Object.values(c.files)) rmSync(f);
+    await checkRecovers(t, c, false);
+  } finally {
+    c.cleanup();
+  }
+});
+
+test('abandoned temporary files are removed from a cache entry; a live writer’s are left alone', async (t) => {
+  const c = await cleanConversion(22);
+  try {
+    truncateSync(c.files.identity, 0);
+    const longAgo = new Date(Date.now() - 60 * 60 * 1000);
+    const abandoned = [
+      '.weights.float32.bin.0123456789ab.tmp', // this version's temporary names
+      '.identity.txt.ba9876543210.tmp',
+      'weights.float32.bin.tmp', // the previous version's
+      'weights.json.tmp',
+      'forward_kv-0123456789abcdef.onnx.4242.tmp',
+    ];
+    for (const name of abandoned) {
+      writeFileSync(join(c.entry, name), 'partial');
+      utimesSync(join(c.entry, name), longAgo, longAgo);
+    }
+    // another process converting the same model at this moment
+    const live = '.weights.json.fedcba987654.tmp';
+    writeFileSync(join(c.entry, live), '{"dtype":');
+    await checkRecovers(t, c, true);
+    const left = readdirSync(c.entry).filter((n) => n.endsWith('.tmp'));
+    t.deepEqual(left, [live]);
+  } finally {
+    c.cleanup();
+  }
+});
+
+test('loads of one model at once, in one process, convert it once consistently', async (t) => {
+  const c = await cleanConversion(23);
+  try {
+    const fresh = tempDir();
+    try {
+      const warnings: string[] = [];
+      const loads = await Promise.all(
+        [1, 2, 3].map(() => loadCheckpoint(c.dir, { cacheDir: fresh, onWarning: (m) => warnings.push(m) })),
+      );
+      for (const l of loads) t.is(l.identity, c.clean.identity);
+      const entry = loads[0].store.dir;
+      t.true(readFileSync(join(entry, 'weights.float32.bin')).equals(c.bytes.data));
+      t.true(readFileSync(join(entry, 'weights.json')).equals(c.bytes.index));
+      t.deepEqual(
+        readdirSync(entry).filter((n) => n.endsWith('.tmp')),
+        [],
+      );
+      t.deepEqual(warnings, []);
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
+    }
+  } finally {
+    c.cleanup();
+  }
+});
+
+const CHILD_LOAD = `
+import { loadCheckpoint } from ${JSON.stringify(new URL('../src/model/checkpoint.ts', import.meta.url).href)};
+const m = await loadCheckpoint(process.argv[1], { cacheDir: process.argv[2] });
+process.stdout.write(m.identity);
+`;
+
+/** A separate process loading `dir` with `cacheRoot`, as the demo's participants or the app's worker do. */
+function childLoad(dir: string, cacheRoot: string): ChildProcess & { identity: Promise<string> } {
+  const child = spawn(
+    process.execPath,
+    ['--conditions=source', '--import=tsx', '--input-type=module', '-e', CHILD_LOAD, dir, cacheRoot],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (err += d));
+  const identity = new Promise<string>((resolve, reject) =>
+    child.on('close', (code, signal) =>
+      code === 0 ? resolve(out) : reject(new Error(`child load: ${signal ?? code}: ${err}`)),
+    ),
+  );
+  return Object.assign(child, { identity });
+}
+
+/** A model large enough that converting it takes a while, so a kill lands mid-conversion. */
+const biggerCfg = { ...cfg, vocabSize: 4096, hiddenSize: 256, intermediateSize: 512, numLayers: 4 };
+
+test('processes loading one model at once each get the identity of a clean load, and leave one whole entry', async (t) => {
+  const dir = tempDir();
+  const cacheRoot = tempDir();
+  const reference = tempDir();
+  try {
+    await writeHfCheckpoint(dir, biggerCfg, randomLlamaTensors(biggerCfg, 24));
+    const clean = await loadCheckpoint(dir, { cacheDir: reference });
+    const ids = await Promise.all([1, 2, 3].map(() => childLoad(dir, cacheRoot).identity));
+    t.deepEqual(ids, [clean.identity, clean.identity, clean.identity]);
+    const warnings: string[] = [];
+    const after = await loadCheckpoint(dir, { cacheDir: cacheRoot, onWarning: (m) => warnings.push(m) });
+    t.is(after.identity, clean.identity);
+    t.deepEqual(warnings, [], 'the entry the processes left is whole');
+    t.true(
+      readFileSync(join(after.store.dir, after.store.file)).equals(
+        readFileSync(join(clean.store.dir, clean.store.file)),
+      ),
+    );
+    t.deepEqual(
+      readdirSync(after.store.dir).filter((n) => n.endsWith('.tmp')),
+      [],
+    );
+  } finally {
+    for (const d of [dir, cacheRoot, reference]) rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('a load killed (SIGKILL) at any moment leaves a cache the next load recovers from', async (t) => {
+  if (process.platform === 'win32') return t.pass('SIGKILL is POSIX');
+  const dir = tempDir();
+  const cacheRoot = tempDir();
+  const reference = tempDir();
+  try {
+    await writeHfCheckpoint(dir, biggerCfg, randomLlamaTensors(biggerCfg, 25));
+    const clean = await loadCheckpoint(dir, { cacheDir: reference });
+    const entry = join(cacheRoot, basename(clean.store.dir));
+    // Kill as soon as the conversion is under way, then later and later into it.
+    for (const delayMs of [0, 10, 20, 30, 60]) {
+      rmSync(entry, { recursive: true, force: true });
+      const child = childLoad(dir, cacheRoot);
+      const outcome = child.identity.then(
+        (id) => ({ id }),
+        (err: Error) => ({ err }),
+      );
+      while (!existsSync(entry) && child.exitCode === null) await new Promise((r) => setTimeout(r, 1));
+      await new Promise((r) => setTimeout(r, delayMs));
+      child.kill('SIGKILL');
+      const o = await outcome;
+      if ('id' in o) t.is(o.id, clean.identity); // finished before the kill
+      // every leftover temporary file is abandoned now: age them past the live-writer window
+      const longAgo = new Date(Date.now() - 60 * 60 * 1000);
+      for (const n of existsSync(entry) ? readdirSync(entry) : [])
+        if (n.endsWith('.tmp')) utimesSync(join(entry, n), longAgo, longAgo);
+      const warnings: string[] = [];
+      const next = await loadCheckpoint(dir, { cacheDir: cacheRoot, onWarning: (m) => warnings.push(m) });
+      t.is(next.identity, clean.identity, `killed ${delayMs} ms in`);
+      t.true(warnings.every((w) => w.includes(entry)));
+      t.deepEqual(
+        readdirSync(entry).filter((n) => n.endsWith('.tmp')),
+        [],
+      );
+      t.true(
+        readFileSync(join(entry, clean.store.file)).equals(
+          readFileSync(join(clean.store.dir, clean.store.file)),
+        ),
+      );
+    }
+  } finally {
+    for (const d of [dir, cacheRoot, reference]) rmSync(d, { recursive: true, force: true });
   }
 });

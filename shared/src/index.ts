@@ -49,6 +49,7 @@ export { parsePeftLoraTensorName, peftLoraTensorName, type LoraFactor } from './
 export {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
+  checkAdapterTarget,
   readAdapter,
   validateAdapterTensors,
   writeAdapter,

@@ -2,13 +2,14 @@
 // tampered with or malformed is refused with an error naming the file and the tensor.
 
 import test from 'ava';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
   AdapterError,
+  checkAdapterTarget,
   hashTensors,
   readAdapter,
   readSafetensorsFile,
@@ -218,22 +219,117 @@ test('reads an adapter folder exactly as PEFT saves it, without fedit metadata',
   });
 });
 
-test('writing into a folder that holds files fails unless asked to overwrite, and then replaces it', async (t) => {
+test('writing into a folder that holds files other than an adapter fails, overwrite or not, and names them', async (t) => {
+  await withTempDir(async (dir) => {
+    const out = join(dir, 'work');
+    await mkdir(out);
+    await writeFile(join(out, 'data.jsonl'), '{"instruction":"keep me"}\n');
+    await writeFile(join(out, ADAPTER_CONFIG_FILE), '{}');
+    const refused = await t.throwsAsync(writeAdapter(out, { config, tensors: loraValues() }), {
+      instanceOf: AdapterError,
+    });
+    t.is(refused?.code, 'ADAPTER_EXISTS');
+    const overwriting = await t.throwsAsync(
+      writeAdapter(out, { config, tensors: loraValues() }, { overwrite: true }),
+      { instanceOf: AdapterError },
+    );
+    t.is(overwriting?.code, 'ADAPTER_EXISTS');
+    t.true(overwriting!.message.startsWith(`${out}: holds data.jsonl,`), overwriting!.message);
+    t.regex(overwriting!.message, /not part of an adapter/);
+    await t.throwsAsync(checkAdapterTarget(out, { overwrite: true }), { message: /holds data\.jsonl/ });
+    t.deepEqual((await readdir(out)).sort(), [ADAPTER_CONFIG_FILE, 'data.jsonl'], 'untouched');
+    t.is(await readFile(join(out, 'data.jsonl'), 'utf8'), '{"instruction":"keep me"}\n');
+    t.deepEqual(await readdir(dir), ['work'], 'nothing staged');
+  });
+});
+
+test('overwrite replaces an earlier adapter, model card included, and leaves nothing beside it', async (t) => {
   await withTempDir(async (dir) => {
     const out = join(dir, 'adapter');
-    await mkdir(out);
-    await writeFile(join(out, 'notes.txt'), 'mine');
+    await writeAdapter(out, { config, tensors: loraValues() });
+    await writeFile(join(out, 'README.md'), '# model card written by PEFT\n');
     const err = await t.throwsAsync(writeAdapter(out, { config, tensors: loraValues() }), {
       instanceOf: AdapterError,
     });
-    t.is(err?.code, 'ADAPTER_EXISTS');
-    t.deepEqual(await readdir(out), ['notes.txt'], 'untouched');
-    t.deepEqual(await readdir(dir), ['adapter'], 'nothing staged');
+    t.is(err?.code, 'ADAPTER_EXISTS', 'not without asking');
 
-    await writeAdapter(out, { config, tensors: loraValues() }, { overwrite: true });
+    const changed = new Map([...loraValues()].map(([n, v]) => [n, v.map((x) => x * 2)]));
+    const written = await writeAdapter(out, { config, tensors: changed }, { overwrite: true });
     t.deepEqual((await readdir(out)).sort(), [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE]);
     t.deepEqual(await readdir(dir), ['adapter'], 'no staging or previous folder left behind');
-    await readAdapter(out);
+    t.is((await readAdapter(out)).hash, written.hash);
+  });
+});
+
+test('the target of an adapter must be creatable: a file on its path is refused before any writing', async (t) => {
+  await withTempDir(async (dir) => {
+    await writeFile(join(dir, 'plain-file'), 'x');
+    const out = join(dir, 'plain-file', 'adapter');
+    const err = await t.throwsAsync(checkAdapterTarget(out), { instanceOf: AdapterError });
+    t.is(
+      err?.message,
+      `${out}: cannot be created because ${join(dir, 'plain-file')} is a file, not a folder; choose another place for the adapter`,
+    );
+    await t.throwsAsync(checkAdapterTarget(join(dir, 'plain-file')), {
+      message: /exists and is not a folder/,
+    });
+    await checkAdapterTarget(join(dir, 'new', 'deeper', 'adapter'));
+    t.deepEqual(await readdir(dir), ['plain-file'], 'a check creates nothing');
+  });
+});
+
+/** The state a kill between commitFolder's two renames leaves: old adapter aside, new one staged. */
+async function crashBetweenRenames(dir: string): Promise<{ out: string; oldHash: string }> {
+  const out = join(dir, 'adapter');
+  const { hash: oldHash } = await writeAdapter(out, { config, tensors: loraValues() });
+  await rename(out, join(dir, '.adapter.tmp-Ab12Cd.previous'));
+  await mkdir(join(dir, '.adapter.tmp-Ab12Cd'));
+  await writeFile(join(dir, '.adapter.tmp-Ab12Cd', ADAPTER_CONFIG_FILE), '{"r":');
+  return { out, oldHash };
+}
+
+test('a write killed between its renames is repaired by the next read: the earlier adapter is back', async (t) => {
+  await withTempDir(async (dir) => {
+    const { out, oldHash } = await crashBetweenRenames(dir);
+    t.is((await readAdapter(out)).hash, oldHash);
+    t.true((await readdir(dir)).includes('.adapter.tmp-Ab12Cd'), 'a reader removes nothing');
+  });
+});
+
+test('a write killed between its renames is repaired by the next write, which then replaces the earlier adapter', async (t) => {
+  await withTempDir(async (dir) => {
+    const { out, oldHash } = await crashBetweenRenames(dir);
+    // Without overwrite the restored adapter is refused like any earlier one: nothing is lost silently.
+    await t.throwsAsync(writeAdapter(out, { config, tensors: loraValues() }), {
+      message: /already holds files/,
+    });
+    t.is((await readAdapter(out)).hash, oldHash);
+    t.deepEqual(await readdir(dir), ['adapter'], 'the unfinished staging folder is gone');
+
+    const second = join(dir, 'second');
+    await mkdir(second);
+    const again = (await crashBetweenRenames(second)).out;
+    const changed = new Map([...loraValues()].map(([n, v]) => [n, v.map((x) => -x)]));
+    const written = await writeAdapter(again, { config, tensors: changed }, { overwrite: true });
+    t.is((await readAdapter(again)).hash, written.hash);
+    t.deepEqual(await readdir(second), ['adapter']);
+  });
+});
+
+test('a write killed after its renames: the next write removes the stale earlier adapter, never other data', async (t) => {
+  await withTempDir(async (dir) => {
+    const out = join(dir, 'adapter');
+    await writeAdapter(out, { config, tensors: loraValues() });
+    await writeAdapter(join(dir, 'stale'), { config, tensors: loraValues() });
+    await rename(join(dir, 'stale'), join(dir, '.adapter.tmp-Ab12Cd.previous'));
+    await mkdir(join(dir, '.adapter.tmp-Zz99Yy.previous'));
+    await writeFile(join(dir, '.adapter.tmp-Zz99Yy.previous', 'data.jsonl'), 'moved aside by an older fedit');
+    await writeAdapter(out, { config, tensors: loraValues() }, { overwrite: true });
+    t.deepEqual((await readdir(dir)).sort(), ['.adapter.tmp-Zz99Yy.previous', 'adapter']);
+    t.is(
+      await readFile(join(dir, '.adapter.tmp-Zz99Yy.previous', 'data.jsonl'), 'utf8'),
+      'moved aside by an older fedit',
+    );
   });
 });
 

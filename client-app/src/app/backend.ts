@@ -15,10 +15,11 @@
 // WorkerLink. When the worker dies the backend says so ('crashed') and starts a new one, which
 // resumes from what the participant keeps on disk.
 
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, join } from 'node:path';
 import { readFile, rename, rm } from 'node:fs/promises';
-import { fingerprint, publicIdentity } from '@fedit/shared';
+import { fingerprint, isErrno, publicIdentity } from '@fedit/shared';
 import type { DatasetReport } from '../core/data/index.ts';
 // The federation's files directly, not its index: the index also exports the Participant, which
 // loads the compute engine (onnxruntime), and that belongs in the training worker only.
@@ -620,16 +621,53 @@ export class AppBackend implements FeditAppApi {
     return join(this.home, APP_DIR, `history-${federation}.json`);
   }
 
+  /**
+   * The rounds this computer took part in, as shown on the page. A file that cannot be read or
+   * parsed, or that holds entries that are not round records, is set aside (the next round would
+   * otherwise overwrite it) and the records that are sound are kept.
+   */
   async #readHistory(federation: string): Promise<RoundHistoryEntry[]> {
+    const path = this.#historyPath(federation);
+    let value: unknown;
     try {
-      const value: unknown = JSON.parse(await readFile(this.#historyPath(federation), 'utf8'));
-      if (!Array.isArray(value)) return [];
-      return value.filter(
-        (e): e is RoundHistoryEntry =>
-          typeof e === 'object' && e !== null && Number.isInteger((e as RoundHistoryEntry).round),
-      );
-    } catch {
+      value = JSON.parse(await readFile(path, 'utf8'));
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) return [];
+      await this.#setAsideDamaged(path, error, 'starting an empty round history');
       return [];
+    }
+    const entries = Array.isArray(value) ? value : [];
+    const sound = entries.filter(
+      (e): e is RoundHistoryEntry =>
+        typeof e === 'object' && e !== null && Number.isInteger((e as RoundHistoryEntry).round),
+    );
+    if (Array.isArray(value) && sound.length === entries.length) return sound;
+    const why = Array.isArray(value)
+      ? `${entries.length - sound.length} of its ${entries.length} entries are not round records`
+      : 'it is not a list of rounds';
+    await this.#setAsideDamaged(path, new Error(why), `keeping the ${sound.length} sound rounds`);
+    if (sound.length > 0) await writePrivateFile(path, JSON.stringify(sound, null, 2) + '\n');
+    return sound;
+  }
+
+  /**
+   * Moves a damaged file the app keeps to `<name>.damaged` (`.damaged-2`, ... when an earlier one is
+   * there: that one is kept too) for a look, and says in the log what is used `instead`.
+   */
+  async #setAsideDamaged(path: string, error: unknown, instead: string): Promise<void> {
+    const why = error instanceof Error ? error.message : String(error);
+    for (let n = 1; ; n++) {
+      const aside = `${path}.damaged${n === 1 ? '' : `-${n}`}`;
+      if (existsSync(aside)) continue;
+      try {
+        await rename(path, aside);
+        this.log.warn(`${path} was damaged (${why}); kept as ${basename(aside)}, ${instead}`);
+      } catch (renameError) {
+        this.log.warn(
+          `${path} was damaged (${why}) and could not be set aside (${(renameError as Error).message}); ${instead}`,
+        );
+      }
+      return;
     }
   }
 
@@ -978,10 +1016,7 @@ export class AppBackend implements FeditAppApi {
     } catch (error) {
       // Settings are not secrets and hold nothing that cannot be chosen again: keep the damaged
       // file for a look, start from the defaults, and say so in the log.
-      await rename(path, `${path}.damaged`).catch(() => undefined);
-      this.log.warn(
-        `${path} was damaged (${(error as Error).message}); kept as ${SETTINGS_FILE}.damaged, using the default settings`,
-      );
+      await this.#setAsideDamaged(path, error, 'using the default settings');
       return { version: 1, settings: { ...DEFAULT_SETTINGS } };
     }
   }

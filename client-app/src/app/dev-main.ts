@@ -40,7 +40,15 @@ if (values.worker !== 'process' && values.worker !== 'inline') {
   process.exit(1);
 }
 const home = values.home ?? process.env.FEDIT_HOME ?? (await mkdtemp(join(tmpdir(), 'fedit-app-')));
-const shell = await startDevShell({ home, port, worker: values.worker });
+const shell = await startDevShell({ home, port, worker: values.worker }).catch(async (err: unknown) => {
+  // What the person can act on (a damaged identity.json, a port in use) gets the CLI's one line;
+  // a bug keeps its stack trace. Imported only here: the CLI's command table is not needed to serve.
+  const { userErrorMessage } = await import('../cli/main.ts');
+  const message = userErrorMessage(err);
+  if (message === undefined) throw err;
+  process.stderr.write(`fedit: ${message}\n`);
+  process.exit(1);
+});
 process.stdout.write(`fedit app (development shell)\n  home  ${home}\n  open  ${shell.url}\n`);
 
 let stopping = false;

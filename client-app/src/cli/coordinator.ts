@@ -17,6 +17,29 @@ function positive(name: string, integer = false) {
   };
 }
 
+/** A number in [0, 1), as a LoRA dropout probability must be. */
+function probability(name: string) {
+  return (raw: string): number => {
+    const v = Number(raw);
+    if (raw.trim() === '' || !(v >= 0 && v < 1))
+      throw new FeditError('CLI_OPTION', `${name} must be a probability in [0, 1), got "${raw}"`);
+    return v;
+  };
+}
+
+/** The longest an invite may stay valid, in hours: ten years, createInvite's MAX_INVITE_HOURS. */
+const MAX_INVITE_HOURS = 10 * 366 * 24;
+
+function inviteHours(raw: string): number {
+  const v = positive('--expires-in')(raw);
+  if (v > MAX_INVITE_HOURS)
+    throw new FeditError(
+      'CLI_OPTION',
+      `--expires-in must be at most ${MAX_INVITE_HOURS} hours (ten years), got "${raw}"`,
+    );
+  return v;
+}
+
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
 
 /** "536870912", "512MiB", "1.5 GiB" -> bytes; NaN for anything else (the caller names the option). */
@@ -48,7 +71,7 @@ export function registerCoordinatorCommands(program: Command): void {
     )
     .option('--rank <n>', 'LoRA rank', positive('--rank', true), 16)
     .option('--alpha <n>', 'LoRA alpha', positive('--alpha'), 16)
-    .option('--dropout <p>', 'LoRA dropout', Number, 0.05)
+    .option('--dropout <p>', 'LoRA dropout', probability('--dropout'), 0.05)
     .option('--targets <list>', 'LoRA target modules', 'q_proj,v_proj')
     .option(
       '--local-steps <n>',
@@ -166,11 +189,14 @@ export function registerCoordinatorCommands(program: Command): void {
       '--url <url>',
       'the address participants reach the coordinator at, e.g. http://10.0.0.5:7150',
     )
-    .option('--expires-in <hours>', 'hours until the invite stops working', positive('--expires-in'))
+    .option('--expires-in <hours>', 'hours until the invite stops working', inviteHours)
     .option('--note <text>', 'a note for your records (who it is for)')
     .option('-n, --count <n>', 'how many invites', positive('--count', true), 1)
     .action(async (dir: string, o) => {
-      const { createInvite } = await import('@fedit/coordinator');
+      const { createInvite, openFederationDirChecked } = await import('@fedit/coordinator');
+      // An invite hands out the federation's id and the coordinator's keys, and the joiner is then
+      // shown the settings: refuse, as start does, when the folder is not what the log records.
+      await openFederationDirChecked(dir);
       for (let i = 0; i < o.count; i++)
         process.stdout.write(
           createInvite(dir, { url: o.url, expiresInHours: o.expiresIn, note: o.note }) + '\n',
@@ -183,9 +209,16 @@ export function registerCoordinatorCommands(program: Command): void {
     .argument('<dir>', 'the federation folder')
     .option('--json', 'print JSON', false)
     .action(async (dir: string, o) => {
-      const { federationPaths } = await import('@fedit/coordinator');
+      const { federationPaths, openFederationDirChecked } = await import('@fedit/coordinator');
       const { readRoundLog } = await import('@fedit/shared');
       const { records } = await readRoundLog(federationPaths(dir).log);
+      // The list comes from the round log alone (a copy of log/ is enough), so a federation.json
+      // or keys that no longer match the log do not make it wrong: say so, and list anyway, since
+      // `start` and `invite` would refuse such a folder.
+      await openFederationDirChecked(dir).catch((err: unknown) => {
+        if (!(err instanceof FeditError)) throw err;
+        if (err.code !== 'FEDERATION_MISSING') process.stderr.write(`warning: ${err.message}\n`);
+      });
       const rows = records
         .filter((r) => r.kind === 'enrol' || r.kind === 'revoke')
         .reduce((m, r) => {
@@ -217,7 +250,11 @@ export function registerCoordinatorCommands(program: Command): void {
     .argument('<participant>', 'the participant id (see fedit coordinator participants)')
     .requiredOption('--reason <text>', 'why, as the round log will record it')
     .action(async (dir: string, participant: string, o) => {
-      const { revokeParticipant } = await import('@fedit/coordinator');
+      const { openFederationDirChecked, revokeParticipant } = await import('@fedit/coordinator');
+      // A revoke appends a record signed with the folder's keys under its federation id. The
+      // coordinator is stopped (the lock) and will not start on a folder that differs from its log,
+      // so refusing here too costs no safety and keeps such a folder from growing more records.
+      await openFederationDirChecked(dir);
       const record = await revokeParticipant(dir, participant, o.reason);
       process.stdout.write(`revoked ${participant} (record ${record.seq}): ${o.reason}\n`);
     });

@@ -53,7 +53,11 @@ export function registerLocalCommands(program: Command): void {
       'instruction data: JSON or JSONL in Alpaca, Dolly, ShareGPT or messages format (repeatable)',
       collect,
     )
-    .option('--adapter-out <dir>', 'where to write the PEFT adapter', 'adapter')
+    .option(
+      '--adapter-out <dir>',
+      'folder for the PEFT adapter: new, empty, or holding an earlier adapter, which is replaced (like PEFT save_pretrained); a folder with other files is refused before training',
+      'adapter',
+    )
     .addOption(new Option('--format <name>', 'dataset format (default: detected per file)').choices(FORMATS))
     .addOption(
       new Option('--template <name>', "prompt template: FedIT's alpaca, or the model's chat template")

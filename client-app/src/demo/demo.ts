@@ -134,16 +134,32 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const history = new Map<number, { name: string; entry: RoundHistoryEntry }[]>();
   const stopParticipants = new AbortController();
   const runs: Promise<unknown>[] = [];
+  // After a failure: the participants already running stop, and the coordinator closes, so that
+  // nothing keeps listening or training once runDemo has rejected.
+  const stopAll = async () => {
+    stopParticipants.abort();
+    await Promise.allSettled(runs);
+    await coordinator.close();
+  };
+  const failedParticipant = (name: string, err: unknown) =>
+    new FeditError('DEMO_FAILED', `${name} failed: ${(err as Error).message}`);
   for (const shard of split.participants) {
     const home = join(root, 'participants', shard.name);
-    mkdirSync(home, { recursive: true });
     const dataFile = join(home, 'data.jsonl');
-    writeFileSync(dataFile, toJsonl(shard.train));
-    await joinFederation(createInvite(fedDir, { url: coordinator.url, note: shard.name }), {
-      displayName: shard.name,
-      home,
-      confirm: () => true,
-    });
+    try {
+      mkdirSync(home, { recursive: true });
+      writeFileSync(dataFile, toJsonl(shard.train));
+      await joinFederation(createInvite(fedDir, { url: coordinator.url, note: shard.name }), {
+        displayName: shard.name,
+        home,
+        confirm: () => true,
+      });
+    } catch (err) {
+      // A participant that cannot even be set up (its folder or data not writable) fails the demo
+      // as one that fails while running does: at once, named.
+      await stopAll();
+      throw failedParticipant(shard.name, err);
+    }
     const p = new Participant();
     p.on('round', (e: RoundHistoryEntry) => {
       if (e.trainLoss === undefined || !e.uploaded) return;
@@ -157,7 +173,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         .catch((err) => {
           // Every round needs all participants (minUpdates = n), so one that fails would leave the
           // rest waiting out the round deadline: stop the demo at once and say who failed.
-          participantFailed(new FeditError('DEMO_FAILED', `${shard.name} failed: ${(err as Error).message}`));
+          participantFailed(failedParticipant(shard.name, err));
         }),
     );
   }
@@ -199,9 +215,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   try {
     await Promise.race([coordinator.finished, failure]);
   } catch (err) {
-    stopParticipants.abort();
-    await Promise.allSettled(runs);
-    await coordinator.close();
+    await stopAll();
     throw err;
   }
   // Rounds close (or abort) in order; the last evaluation may still be running.

@@ -9,17 +9,19 @@
 //   uploads/               updates being received (discarded when their round ends)
 
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   FeditError,
   RoundLog,
   generateIdentity,
   parseIdentity,
+  readRoundLog,
   serializeIdentity,
   serializePublicIdentity,
   publicIdentity,
   tensorFromF32,
+  verifyRoundRecordSignature,
   writeFileAtomic,
   type Identity,
   type RoundRecord,
@@ -88,7 +90,7 @@ export async function initFederation(
   options: { modelDir: string; modelName?: string; settings?: Partial<FederationSettings>; seed?: number },
 ): Promise<{ config: FederationConfig; identity: Identity }> {
   const paths = federationPaths(root);
-  if (existsSync(paths.config) || existsSync(paths.log)) {
+  if (existsSync(paths.config)) {
     throw new FeditError('FEDERATION_EXISTS', `${root} already holds a federation; choose an empty folder`);
   }
   const model = await loadCheckpoint(options.modelDir);
@@ -100,6 +102,7 @@ export async function initFederation(
   });
   validateLoraConfig({ ...config.lora, targets: config.lora.targets as LoraTarget[] });
 
+  await clearInterruptedInit(paths);
   for (const dir of [root, join(root, 'keys'), join(root, 'log'), paths.blobs, paths.uploads])
     mkdirSync(dir, { recursive: true });
   chmodSync(join(root, 'keys'), 0o700);
@@ -111,7 +114,6 @@ export async function initFederation(
     join(root, 'keys', 'coordinator.pub.json'),
     JSON.stringify(serializePublicIdentity(publicIdentity(identity)), null, 2) + '\n',
   );
-  await writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + '\n');
 
   const lora = { ...config.lora, targets: config.lora.targets as LoraTarget[] };
   const initial = initLoraTensors(
@@ -134,7 +136,77 @@ export async function initFederation(
     body: { settings: { config: JSON.stringify(config), configHash: configHash(config) }, globalAdapter },
   });
   await log.close();
+  // Last: federation.json is what makes the folder a federation (nothing opens one without it),
+  // so a crash at any moment before this leaves a folder that a new init clears and redoes.
+  await writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + '\n');
   return { config, identity };
+}
+
+/** What initFederation writes before federation.json, its commit marker. */
+function initOutputs(paths: FederationPaths): string[] {
+  return [
+    paths.keys,
+    join(paths.root, 'keys', 'coordinator.pub.json'),
+    paths.log,
+    paths.blobs,
+    paths.uploads,
+    paths.index,
+  ];
+}
+
+/**
+ * Removes what an init that crashed before writing federation.json left behind, so that init can
+ * start over. Only a folder nobody can have used is cleared: without federation.json nothing opens
+ * it (no coordinator ran, no invite was made), and its round log may hold nothing but the config
+ * record. Anything more means a federation that lost its federation.json: that is refused, since
+ * clearing it would throw away its keys and its log.
+ */
+async function clearInterruptedInit(paths: FederationPaths): Promise<void> {
+  const left = initOutputs(paths).filter((p) => existsSync(p));
+  if (left.length === 0) return;
+  const lost = (what: string) =>
+    new FeditError(
+      'FEDERATION_EXISTS',
+      `${paths.root} has no federation.json, but ${what}: this is a federation whose federation.json ` +
+        'was lost, not an interrupted init. Restore federation.json from your backup (the round log ' +
+        'records the config in its first record), or choose an empty folder',
+    );
+  if (existsSync(join(paths.root, 'invites.jsonl'))) throw lost('invites were made in it (invites.jsonl)');
+  if (existsSync(paths.log)) {
+    let records: RoundRecord[];
+    try {
+      ({ records } = await readRoundLog(paths.log));
+    } catch (err) {
+      throw lost(`a round log that cannot be read (${(err as Error).message})`);
+    }
+    if (records.length > 1 || records.some((r) => r.kind !== 'config'))
+      throw lost(`its round log holds ${records.length} records`);
+  }
+  for (const p of left) rmSync(p, { recursive: true, force: true });
+}
+
+/**
+ * The federation's round log, which must begin with its config record. A folder with
+ * federation.json but no log, or a log without that record, is one whose init never finished (by
+ * an older fedit, which wrote federation.json first) or whose log was lost: no participant could
+ * enrol in it (the log refuses any record before the config), so it is refused here, by name.
+ */
+export async function readFederationLog(paths: FederationPaths): Promise<RoundRecord[]> {
+  const incomplete = (what: string) =>
+    new FeditError(
+      'FEDERATION_INCOMPLETE',
+      `${paths.root}: ${what}. \`fedit coordinator init\` did not finish here, or the log was lost: ` +
+        'restore the folder from your backup, or remove it and run init again',
+    );
+  if (!existsSync(paths.log)) throw incomplete(`there is no round log (${paths.log})`);
+  const { records } = await readRoundLog(paths.log);
+  if (records[0]?.kind !== 'config')
+    throw incomplete(
+      records.length === 0
+        ? `the round log ${paths.log} is empty: it lacks the config record init writes first`
+        : `the round log ${paths.log} does not begin with the config record`,
+    );
+  return records;
 }
 
 export interface OpenedFederation {
@@ -161,7 +233,16 @@ export function openFederationDir(root: string): OpenedFederation {
   const config = validateFederationConfig(readJson(paths.config));
   if (!existsSync(paths.keys))
     throw new FeditError('FEDERATION_DAMAGED', `${paths.keys}: the coordinator's keys are missing`);
-  const identity = parseIdentity(readJson(paths.keys));
+  let identity: Identity;
+  try {
+    identity = parseIdentity(readJson(paths.keys));
+  } catch (err) {
+    if (err instanceof FeditError && err.code === 'FEDERATION_DAMAGED') throw err;
+    throw new FeditError(
+      'FEDERATION_DAMAGED',
+      `${paths.keys}: not the coordinator's keys (${(err as Error).message}); restore it from your backup`,
+    );
+  }
   mkdirSync(paths.uploads, { recursive: true });
   return { paths, config, identity };
 }
@@ -219,4 +300,29 @@ export function checkConfigMatchesLog(
       'values (they are in the first record of log/rounds.jsonl), or create a new federation with ' +
       '`fedit coordinator init` for different settings.',
   );
+}
+
+/**
+ * Opens a federation directory for a command that hands its identity to someone, as an invite
+ * does (the federation id and the coordinator's public keys, which the joiner then trusts): the
+ * folder must be the federation its round log records. federation.json must be the logged config
+ * (checkConfigMatchesLog), and keys/coordinator.json the keys that signed the log, or the invite
+ * would send participants to settings or a key nobody agreed to. Reads only; writes nothing.
+ */
+export async function openFederationDirChecked(
+  root: string,
+): Promise<OpenedFederation & { records: readonly RoundRecord[] }> {
+  const fed = openFederationDir(root);
+  const records = await readFederationLog(fed.paths);
+  checkConfigMatchesLog(fed.config, records, fed.paths.config);
+  const last = records.at(-1);
+  if (last && !verifyRoundRecordSignature(last, fed.identity.sign.publicKey)) {
+    throw new FeditError(
+      'FEDERATION_KEYS_CHANGED',
+      `${fed.paths.keys} holds other keys than the ones that signed the round log (${fed.paths.log}). ` +
+        "Participants trust the coordinator's key from their invite, and the log proves which key " +
+        'ran this federation: restore the original keys/coordinator.json from your backup.',
+    );
+  }
+  return { ...fed, records };
 }

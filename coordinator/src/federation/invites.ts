@@ -1,9 +1,31 @@
 // One-time enrolment invites. The coordinator keeps only a hash of each token, in an append-only
-// file (invites.jsonl) that `fedit coordinator invite` and a running coordinator can both append
-// to safely (single small O_APPEND writes); the state of an invite is the fold of its lines.
+// file (invites.jsonl) that `fedit coordinator invite` and a running coordinator both append to;
+// the state of an invite is the fold of its lines.
+//
+// Crash safety. Every line is written with one write and fsynced before the call returns, so an
+// invite that was printed, or a "used" line the enrolment relies on, is on disk. A crash mid-write
+// can leave only the last line incomplete (a prefix, or NUL bytes where the file was extended but
+// its data never reached the disk), as in the round log (shared/src/rounds/log.ts): readers leave
+// it out, and the next append truncates it first, or the new line would be glued to the fragment
+// and make a damaged middle line that refuses every later enrolment. The two writers are separate
+// processes, so appends (and that truncation) happen under a short lock, invites.lock: without it
+// one writer could truncate away the line another had just appended after the fragment.
 
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  fstatSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { FeditError, createInviteToken, formatInvite, publicIdentity } from '@fedit/shared';
 import { openFederationDir } from './dir.ts';
@@ -25,21 +47,58 @@ export const tokenHash = (token: Uint8Array) =>
   createHash('sha256').update('fedit/invite-token/v1').update(token).digest('hex');
 
 const invitesPath = (root: string) => join(root, 'invites.jsonl');
+const lockPath = (root: string) => join(root, 'invites.lock');
+
+/** The longest an invite may stay valid (ten years): Date cannot hold much more, and no invite needs it. */
+export const MAX_INVITE_HOURS = 10 * 366 * 24;
+
+const NEWLINE = 0x0a;
+
+/**
+ * The complete lines of an invites file and, when its last line is torn by a crash, the byte offset
+ * that line starts at (the length the file is repaired to).
+ */
+function scanInvites(bytes: Uint8Array): { lines: { line: number; text: string }[]; tornAt?: number } {
+  const lines: { line: number; text: string }[] = [];
+  let offset = 0;
+  for (let line = 1; offset < bytes.length; line++) {
+    const end = bytes.indexOf(NEWLINE, offset);
+    const content = bytes.subarray(offset, end === -1 ? bytes.length : end);
+    const last = end === -1 || end + 1 === bytes.length;
+    if (last && (end === -1 || content.includes(0))) return { lines, tornAt: offset };
+    lines.push({ line, text: Buffer.from(content).toString('utf8') });
+    offset = end + 1;
+  }
+  return { lines };
+}
+
+function parseLine(path: string, line: number, text: string): InviteLine {
+  let l: unknown;
+  try {
+    l = JSON.parse(text);
+  } catch {
+    throw new FeditError('INVITES_DAMAGED', `${path}:${line}: not valid JSON`);
+  }
+  const o = l as Partial<Record<string, unknown>> | null;
+  if (
+    typeof o !== 'object' ||
+    o === null ||
+    (o.type !== 'created' && o.type !== 'used') ||
+    typeof o.tokenHash !== 'string' ||
+    (o.type === 'used' && typeof o.by !== 'string')
+  )
+    throw new FeditError('INVITES_DAMAGED', `${path}:${line}: not an invite line`);
+  return o as InviteLine;
+}
 
 export function readInvites(root: string): Map<string, InviteState> {
   const path = invitesPath(root);
   const out = new Map<string, InviteState>();
   if (!existsSync(path)) return out;
-  const lines = readFileSync(path, 'utf8').split('\n');
-  lines.forEach((line, i) => {
-    if (!line.trim()) return;
-    let l: InviteLine;
-    try {
-      l = JSON.parse(line) as InviteLine;
-    } catch {
-      if (i === lines.length - 1) return; // a torn last line from a crash: that invite was never handed out
-      throw new FeditError('INVITES_DAMAGED', `${path}:${i + 1}: not valid JSON`);
-    }
+  // A torn last line is left out: its append never returned, so that invite was never handed out.
+  for (const { line, text } of scanInvites(readFileSync(path)).lines) {
+    if (!text.trim()) continue;
+    const l = parseLine(path, line, text);
     if (l.type === 'created')
       out.set(l.tokenHash, {
         tokenHash: l.tokenHash,
@@ -47,16 +106,97 @@ export function readInvites(root: string): Map<string, InviteState> {
         expiresAt: l.expiresAt,
         note: l.note,
       });
-    else if (l.type === 'used') {
+    else {
+      // The first use is the one that counts: redeemInvite never writes a second, and a later line
+      // must not hand the invite to someone else.
       const s = out.get(l.tokenHash);
-      if (s) Object.assign(s, { usedBy: l.by, usedAt: l.at });
+      if (s && !s.usedBy) Object.assign(s, { usedBy: l.by, usedAt: l.at });
     }
-  });
+  }
   return out;
 }
 
+/** How long a writer waits for another to finish its append before giving up. */
+const LOCK_WAIT_MS = 5000;
+/** A lock file without a readable pid younger than this may be one being written right now. */
+const LOCK_WRITE_GRACE_MS = 1000;
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // exists, someone else's
+  }
+}
+
+/** Runs `fn` (synchronous) holding invites.lock; a lock left by a dead process is taken over. */
+function withInvitesLock<T>(root: string, fn: () => T): T {
+  const path = lockPath(root);
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: 'wx', mode: 0o600 });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let holder: number;
+    let age: number;
+    try {
+      holder = Number(readFileSync(path, 'utf8'));
+      age = Date.now() - statSync(path).mtimeMs;
+    } catch {
+      continue; // released meanwhile
+    }
+    // fn never awaits, so this process never holds the lock here: one naming our pid is left over
+    // from an earlier process that had it (a restarted container reuses pids).
+    const stale =
+      Number.isInteger(holder) && holder > 0
+        ? holder === process.pid || !isRunning(holder)
+        : age > LOCK_WRITE_GRACE_MS;
+    if (stale) {
+      rmSync(path, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline)
+      throw new FeditError(
+        'INVITES_BUSY',
+        `${path} is held by ${Number.isInteger(holder) ? `process ${holder}` : 'another process'}; try again`,
+      );
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(path, { force: true });
+  }
+}
+
+/** Appends one line durably (call under the lock), first truncating a torn tail left by a crash. */
 function appendLine(root: string, line: InviteLine): void {
-  appendFileSync(invitesPath(root), JSON.stringify(line) + '\n', { mode: 0o600 });
+  const path = invitesPath(root);
+  if (existsSync(path)) {
+    const { tornAt } = scanInvites(readFileSync(path));
+    if (tornAt !== undefined) truncateSync(path, tornAt);
+  }
+  const bytes = Buffer.from(JSON.stringify(line) + '\n');
+  const fd = openSync(path, 'a', 0o600);
+  const before = fstatSync(fd).size;
+  try {
+    // A short write (a full disk) is undone, so the file never ends in a fragment this call made.
+    if (writeSync(fd, bytes) !== bytes.length) throw new FeditError('INVITES_WRITE', `${path}: short write`);
+    fsyncSync(fd);
+  } catch (err) {
+    try {
+      ftruncateSync(fd, before);
+    } catch {
+      // the next append truncates the fragment instead
+    }
+    throw err;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A new invite string for the coordinator at `url`; only its hash is kept here. */
@@ -65,16 +205,24 @@ export function createInvite(
   options: { url: string; expiresInHours?: number; note?: string },
 ): string {
   const { config, identity } = openFederationDir(root);
+  const hours = options.expiresInHours;
+  if (hours !== undefined && !(Number.isFinite(hours) && hours > 0 && hours <= MAX_INVITE_HOURS))
+    throw new FeditError(
+      'INVITE_EXPIRY',
+      `an invite expires after more than 0 and at most ${MAX_INVITE_HOURS} hours (ten years), not ${hours}`,
+    );
   const token = createInviteToken();
   const now = Date.now();
-  const expiresAt = options.expiresInHours ? now + options.expiresInHours * 3600_000 : undefined;
-  appendLine(root, {
-    type: 'created',
-    tokenHash: tokenHash(token),
-    createdAt: new Date(now).toISOString(),
-    expiresAt: expiresAt ? new Date(expiresAt).toISOString() : undefined,
-    note: options.note,
-  });
+  const expiresAt = hours ? now + hours * 3600_000 : undefined;
+  withInvitesLock(root, () =>
+    appendLine(root, {
+      type: 'created',
+      tokenHash: tokenHash(token),
+      createdAt: new Date(now).toISOString(),
+      expiresAt: expiresAt ? new Date(expiresAt).toISOString() : undefined,
+      note: options.note,
+    }),
+  );
   return formatInvite({
     url: options.url,
     federation: config.id,
@@ -84,7 +232,16 @@ export function createInvite(
   });
 }
 
-/** Checks a presented token and marks it used by `participant`; throws a named refusal otherwise. */
+/**
+ * Checks a presented token and marks it used by `participant` (durably, before the caller writes
+ * the enrolment); throws a named refusal otherwise.
+ *
+ * Redeeming is idempotent for the participant that used the invite: the "used" line and the
+ * enrolment record are two writes, and a crash or a failed log append between them leaves the
+ * invite used but nobody enrolled. The same participant presenting the same invite again is then
+ * let through (the caller has checked that it is not enrolled already), even after the invite's
+ * expiry, which it met when it first redeemed; any other key is still refused.
+ */
 export function redeemInvite(
   root: string,
   token: Uint8Array,
@@ -92,10 +249,13 @@ export function redeemInvite(
   refuse: (code: string, message: string) => never,
 ): void {
   const hash = tokenHash(token);
-  const state = readInvites(root).get(hash);
-  if (!state) refuse('INVITE_UNKNOWN', "this invite is not one of this federation's");
-  if (state!.usedBy) refuse('INVITE_USED', 'this invite was already used; ask the operator for a new one');
-  if (state!.expiresAt && Date.parse(state!.expiresAt) < Date.now())
-    refuse('INVITE_EXPIRED', 'this invite has expired; ask the operator for a new one');
-  appendLine(root, { type: 'used', tokenHash: hash, by: participant, at: new Date().toISOString() });
+  withInvitesLock(root, () => {
+    const state = readInvites(root).get(hash);
+    if (!state) refuse('INVITE_UNKNOWN', "this invite is not one of this federation's");
+    if (state!.usedBy === participant) return;
+    if (state!.usedBy) refuse('INVITE_USED', 'this invite was already used; ask the operator for a new one');
+    if (state!.expiresAt && Date.parse(state!.expiresAt) < Date.now())
+      refuse('INVITE_EXPIRED', 'this invite has expired; ask the operator for a new one');
+    appendLine(root, { type: 'used', tokenHash: hash, by: participant, at: new Date().toISOString() });
+  });
 }

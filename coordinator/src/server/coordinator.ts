@@ -60,7 +60,12 @@ import { BlobStore } from '../store/blobs.ts';
 import { CoordinatorIndex } from '../store/index-db.ts';
 import { redeemInvite } from '../federation/invites.ts';
 import { configHash, type FederationConfig } from '../federation/config.ts';
-import { checkConfigMatchesLog, openFederationDir, staleUploadDirs } from '../federation/dir.ts';
+import {
+  checkConfigMatchesLog,
+  openFederationDir,
+  readFederationLog,
+  staleUploadDirs,
+} from '../federation/dir.ts';
 import { lockFederation } from '../federation/lock.ts';
 import { profile, profiledParser, startTimer, timed } from './profile.ts';
 
@@ -177,8 +182,7 @@ async function runCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator
   const emit = (e: CoordinatorEvent) => o.onEvent?.(e);
   // Read (a torn last line is left out) and compared before the log is opened for appending, so
   // an edited federation.json is named field by field, its id included, and nothing is written.
-  const records = (await import('@fedit/shared')).readRoundLog;
-  const logRecords = (await records(paths.log)).records;
+  const logRecords = await readFederationLog(paths);
   checkConfigMatchesLog(config, logRecords, paths.config);
   const log = await RoundLog.open(paths.log, {
     federation: config.id,
@@ -228,6 +232,7 @@ async function runCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator
   let wake: (() => void) | undefined;
   const nudge = () => wake?.();
 
+  const enrolling = new Set<string>(); // signing keys (hex) whose enrol record is being appended
   const participantBySignKey = (signKey: Uint8Array) =>
     Object.values(index.data.participants).find((p) => p.signKey === toHex(signKey));
 
@@ -387,19 +392,39 @@ async function runCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator
             : `this signing key is already enrolled as participant ${sameKey.id}`,
           'payload.identity.sign',
         );
+      // The enrolment is two writes: the invite's "used" line (durable first, so an invite can
+      // never enrol two keys) and then the enrol record. A crash or a failed append between them
+      // leaves the invite used by nobody enrolled; redeemInvite lets the same participant redeem
+      // it again, so the retry finishes the enrolment. While one enrolment of a key awaits its
+      // append, a second of the same key (a client retrying) would pass every check above and
+      // append a second enrol record: it is refused until the first has finished.
+      const signKey = toHex(p.identity.sign);
+      if (enrolling.has(signKey))
+        throw new RefusedError(
+          'ENROL_IN_PROGRESS',
+          'an enrolment of this signing key is in progress; try again in a moment',
+          'payload.identity.sign',
+        );
       redeemInvite(o.dir, p.token, id, (code, message) => {
         throw new RefusedError(code, message, 'payload.token');
       });
-      const record = await log.append({
-        kind: 'enrol',
-        body: {
-          participant: id,
-          publicKey: toHex(p.identity.sign),
-          boxKey: toHex(p.identity.box),
-          displayName: p.displayName,
-        } as never,
-      });
-      index.apply(record);
+      enrolling.add(signKey);
+      try {
+        const record = await log.append({
+          kind: 'enrol',
+          body: {
+            participant: id,
+            publicKey: signKey,
+            boxKey: toHex(p.identity.box),
+            displayName: p.displayName,
+          } as never,
+        });
+        // The log is the truth and the index is rebuilt from it at start: once the record is
+        // appended the participant is enrolled, even if saving the index fails.
+        index.apply(record);
+      } finally {
+        enrolling.delete(signKey);
+      }
       await index.save();
       emit({ type: 'enrolled', participant: id, displayName: p.displayName });
       authenticate(socket, id);
@@ -412,22 +437,24 @@ async function runCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator
       requireAuth(socket);
       // Anything but a global adapter gets the same answer as a hash that is not stored at all, so
       // a participant cannot even learn that another's update exists.
-      const bytes = timed('adapter.serve', () =>
-        servable.has(p.hash) && blobs.has(p.hash) ? blobs.bytes(p.hash) : undefined,
-      );
-      if (!bytes)
+      // Only the requested chunk is read (a ranged read), so however often a peer asks, each
+      // request costs at most one chunk of disk reading and memory, whatever the adapter's size.
+      const size = servable.has(p.hash) ? blobs.size(p.hash) : undefined;
+      if (size === undefined)
         throw new RefusedError('ADAPTER_UNKNOWN', `no global adapter ${p.hash} here`, 'payload.hash');
-      const total = Math.max(1, Math.ceil(bytes.length / DOWNLOAD_CHUNK_BYTES));
+      const total = Math.max(1, Math.ceil(size / DOWNLOAD_CHUNK_BYTES));
       if (p.index >= total)
         throw new RefusedError(
           'PROTOCOL_RANGE',
           `payload.index is ${p.index}, but the adapter has ${total} chunks`,
           'payload.index',
         );
-      return {
-        data: bytes.subarray(p.index * DOWNLOAD_CHUNK_BYTES, (p.index + 1) * DOWNLOAD_CHUNK_BYTES),
-        total,
-      };
+      const data = timed('adapter.serve', () =>
+        blobs.readRange(p.hash, p.index * DOWNLOAD_CHUNK_BYTES, DOWNLOAD_CHUNK_BYTES),
+      );
+      if (!data)
+        throw new RefusedError('ADAPTER_UNKNOWN', `no global adapter ${p.hash} here`, 'payload.hash');
+      return { data, total };
     });
 
     handle(socket, 'update:begin', (p) => {

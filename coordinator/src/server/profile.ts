@@ -20,7 +20,7 @@
 //   aggregate       aggregateContributions at round close (includes aggregate.load)
 //   aggregate.load  loading each counted update back from the blob store (read, parse, hash check)
 //   aggregate.store BlobStore.put of the new global adapter (synchronous part)
-//   adapter.serve   'adapter:get': reading the adapter file and slicing the chunk
+//   adapter.serve   'adapter:get': reading the requested chunk of the adapter file
 
 import { msgpackParser, type Packet } from '@fedit/shared';
 

@@ -3,7 +3,16 @@
 // never be silently replaced, the same tensors are stored once, and anyone holding a copy of the
 // folder can check every name. Sets are stored as canonical safetensors files.
 
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import {
   FeditError,
@@ -56,6 +65,43 @@ export class BlobStore {
   bytes(hash: string): Uint8Array | undefined {
     const path = this.pathOf(hash);
     return existsSync(path) ? new Uint8Array(readFileSync(path)) : undefined;
+  }
+
+  /** The size in bytes of a stored set's file, or undefined when absent. */
+  size(hash: string): number | undefined {
+    try {
+      return statSync(this.pathOf(hash)).size;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Up to `length` bytes of a stored set's file from `offset` (fewer at its end), or undefined when
+   * absent. Serving a download chunk by chunk reads only that chunk, so the work a request costs is
+   * bounded by the chunk size, not the adapter's.
+   */
+  readRange(hash: string, offset: number, length: number): Uint8Array | undefined {
+    let fd: number;
+    try {
+      fd = openSync(this.pathOf(hash), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    try {
+      const out = new Uint8Array(Math.max(0, Math.min(length, fstatSync(fd).size - offset)));
+      let read = 0;
+      while (read < out.length) {
+        const n = readSync(fd, out, read, out.length - read, offset + read);
+        if (n === 0) break; // cannot happen for a blob (never rewritten), but never loop forever
+        read += n;
+      }
+      return out.subarray(0, read);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** The tensors named `hash`, checked against their name; undefined when absent. */

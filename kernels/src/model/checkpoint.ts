@@ -4,7 +4,7 @@
 // computes the model identity: a hash of the config and of every weight's content, which a
 // federation pins so everyone trains the same base.
 
-import { FeditError } from '@fedit/shared';
+import { FeditError, writeFileAtomic } from '@fedit/shared';
 import { createHash } from 'node:crypto';
 import {
   accessSync,
@@ -15,11 +15,12 @@ import {
   openSync,
   readFileSync,
   realpathSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import {
   tensorToF32,
   readSafetensorsHeader,
@@ -32,6 +33,8 @@ import { hasOProjBias, parseLlamaConfig, toHfConfig, type LlamaConfig } from './
 import {
   openWeightStore,
   readFully,
+  removeStaleTemporaryFiles,
+  WeightStoreError,
   writeWeightStore,
   type NamedTensor,
   type WeightDType,
@@ -174,15 +177,61 @@ function configIdentity(cfg: LlamaConfig): string {
   return JSON.stringify(Object.fromEntries(Object.entries(arch).sort(([a], [b]) => (a < b ? -1 : 1))));
 }
 
+/** Written last into a cache entry: its presence (with a well-formed identity) commits the entry. */
+const IDENTITY_FILE = 'identity.txt';
+const IDENTITY_PATTERN = /^sha256:[0-9a-f]{64}$/;
+
+type CacheEntry = { identity: string; store: WeightStore } | { problem?: string };
+
+/**
+ * Reads the conversion cached in `dir`, trusting nothing: the identity must be well formed, the
+ * index whole and in agreement with the data file, and the tensors the ones `expected` names. An
+ * entry with none of its files is absent; one with some but not all of this is `problem`.
+ */
+function readCacheEntry(dir: string, dtype: WeightDType, expected: Map<string, number[]>): CacheEntry {
+  const identityPath = join(dir, IDENTITY_FILE);
+  if (![IDENTITY_FILE, 'weights.json', `weights.${dtype}.bin`].some((f) => existsSync(join(dir, f))))
+    return {};
+  let identity: string;
+  try {
+    identity = readFileSync(identityPath, 'utf8').trim();
+  } catch {
+    return { problem: `${IDENTITY_FILE} is missing` };
+  }
+  if (!IDENTITY_PATTERN.test(identity))
+    return {
+      problem: identity === '' ? `${IDENTITY_FILE} is empty` : `${IDENTITY_FILE} holds no model identity`,
+    };
+  let store: WeightStore;
+  try {
+    store = openWeightStore(dir);
+  } catch (err) {
+    if (err instanceof WeightStoreError) return { problem: `${basename(err.file)} ${err.reason}` };
+    throw err;
+  }
+  if (store.dtype !== dtype) return { problem: `weights.json holds ${store.dtype} weights, not ${dtype}` };
+  if (store.entries.size !== expected.size)
+    return { problem: `weights.json lists ${store.entries.size} tensors, not ${expected.size}` };
+  for (const [name, shape] of expected) {
+    const e = store.entries.get(name);
+    if (!e || e.shape.join(',') !== shape.join(','))
+      return { problem: `weights.json has no tensor ${name} of shape [${shape}]` };
+  }
+  return { identity, store };
+}
+
 /**
  * Opens a checkpoint directory; converts and caches its weights under `cacheDir` (default:
- * <dir>/.fedit-cache) unless a conversion of the same files is already there.
+ * <dir>/.fedit-cache) unless a complete conversion of the same files is already there. A cache
+ * entry left incomplete or damaged (a crash or power loss while converting) is converted again,
+ * with a warning; it is never trusted and never fails the load.
  */
 export async function loadCheckpoint(
   dir: string,
-  options: { cacheDir?: string; dtype?: WeightDType } = {},
+  options: { cacheDir?: string; dtype?: WeightDType; onWarning?: (message: string) => void } = {},
 ): Promise<LoadedModel> {
   const dtype = options.dtype ?? 'float32';
+  const warn = options.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
   const configPath = join(dir, 'config.json');
   if (!existsSync(configPath))
     throw new CheckpointError(`${dir}: no config.json (is this a Hugging Face model folder?)`);
@@ -219,15 +268,13 @@ export async function loadCheckpoint(
     key.update(`|${realpathSync(f)}|${st.size}|${st.mtimeMs}`);
   }
   const cacheDir = join(options.cacheDir ?? defaultWeightCacheDir(dir), key.digest('hex').slice(0, 16));
-  const identityFile = join(cacheDir, 'identity.txt');
-  if (existsSync(identityFile) && existsSync(join(cacheDir, 'weights.json'))) {
-    return {
-      dir,
-      config,
-      identity: readFileSync(identityFile, 'utf8').trim(),
-      store: openWeightStore(cacheDir),
-    };
-  }
+  removeStaleTemporaryFiles(cacheDir);
+  const cached = readCacheEntry(cacheDir, dtype, expected);
+  if ('identity' in cached) return { dir, config, identity: cached.identity, store: cached.store };
+  if (cached.problem)
+    warn(`the converted weights in ${cacheDir} are incomplete (${cached.problem}); converting ${dir} again`);
+  // Uncommit first, so that a crash during the conversion leaves an entry that reads as incomplete.
+  rmSync(join(cacheDir, IDENTITY_FILE), { force: true });
 
   mkdirSync(cacheDir, { recursive: true });
   const identity = createHash('sha256');
@@ -254,9 +301,20 @@ export async function loadCheckpoint(
       yield [name, shape, data];
     }
   }
-  const store = writeWeightStore(cacheDir, converted(), dtype);
-  const id = `sha256:${identity.digest('hex')}`;
-  writeFileSync(identityFile, id + '\n');
+  let store: WeightStore;
+  let id: string;
+  try {
+    store = await writeWeightStore(cacheDir, converted(), dtype);
+    id = `sha256:${identity.digest('hex')}`;
+    // the identity last: it commits the entry, and only once everything it vouches for is on disk
+    await writeFileAtomic(join(cacheDir, IDENTITY_FILE), id + '\n');
+  } catch (err) {
+    // Another process converting the same files may have committed the entry meanwhile (and on
+    // Windows, may hold the data file open so that ours cannot replace it): its conversion is ours.
+    const other = readCacheEntry(cacheDir, dtype, expected);
+    if ('identity' in other) return { dir, config, identity: other.identity, store: other.store };
+    throw err;
+  }
   return { dir, config, identity: id, store };
 }
 

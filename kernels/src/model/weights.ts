@@ -3,16 +3,17 @@
 // it as ONNX external data, so ONNX Runtime reads (or maps) it directly and no weight is ever copied
 // through JavaScript per step.
 
+import { FeditError, writeFileAtomic } from '@fedit/shared';
 import {
   closeSync,
-  fsyncSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   readSync,
-  renameSync,
+  rmSync,
+  statSync,
   writeSync,
-  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import type { DType, Graph, Value } from '../graph/ir.ts';
@@ -64,19 +65,35 @@ export function writeFully(fd: number, bytes: Uint8Array, chunk = IO_CHUNK_BYTES
 
 export type NamedTensor = [name: string, shape: number[], data: Float32Array | Float64Array];
 
-/** Writes tensors (converted to `dtype`) into `dir`; the index is written last, so a crash leaves no valid store. */
-export function writeWeightStore(
+/** A weight store that is missing, incomplete or damaged: `file` is the part at fault. */
+export class WeightStoreError extends FeditError {
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+  ) {
+    super('WEIGHT_STORE', `${file}: ${reason}`);
+  }
+}
+
+const BYTES_PER_ELEMENT: Record<WeightDType, number> = { float32: 4, float64: 8 };
+
+/**
+ * Writes tensors (converted to `dtype`) into `dir`: the data file, then the index, each through a
+ * uniquely named temporary file that is fsynced and renamed into place. A crash at any moment leaves
+ * no index or one whose data file is complete; two processes writing the same store at once each
+ * rename a complete file of the same bytes, so neither can tear the other's.
+ */
+export async function writeWeightStore(
   dir: string,
   tensors: Iterable<NamedTensor>,
   dtype: WeightDType = 'float32',
-): WeightStore {
+): Promise<WeightStore> {
   mkdirSync(dir, { recursive: true });
   const file = `weights.${dtype}.bin`;
-  const tmp = join(dir, `${file}.tmp`);
-  const fd = openSync(tmp, 'w');
   const entries = new Map<string, WeightEntry>();
-  let offset = 0;
-  try {
+  // A generator, so one tensor at a time is in memory however large the model.
+  function* chunks(): Generator<Uint8Array> {
+    let offset = 0;
     for (const [name, shape, data] of tensors) {
       const typed =
         dtype === 'float32'
@@ -86,32 +103,106 @@ export function writeWeightStore(
           : data instanceof Float64Array
             ? data
             : Float64Array.from(data);
-      const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
       const pad = (ALIGN - (offset % ALIGN)) % ALIGN;
-      if (pad) writeFully(fd, new Uint8Array(pad));
+      if (pad) yield new Uint8Array(pad);
       offset += pad;
-      writeFully(fd, bytes);
-      entries.set(name, { shape, offset, length: bytes.length });
-      offset += bytes.length;
+      yield new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
+      entries.set(name, { shape, offset, length: typed.byteLength });
+      offset += typed.byteLength;
     }
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
-  renameSync(tmp, join(dir, file));
+  await writeFileAtomic(join(dir, file), chunks());
   const index = { dtype, file, tensors: Object.fromEntries(entries) };
-  writeFileSync(join(dir, `${INDEX}.tmp`), JSON.stringify(index));
-  renameSync(join(dir, `${INDEX}.tmp`), join(dir, INDEX));
+  await writeFileAtomic(join(dir, INDEX), JSON.stringify(index));
   return { dir, file, dtype, entries };
 }
 
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/**
+ * Opens the store in `dir`, checking that its index is whole and agrees with its data file (every
+ * tensor's length matches its shape and lies inside the file, which ends where the last tensor
+ * does); throws WeightStoreError naming the file at fault otherwise.
+ */
 export function openWeightStore(dir: string): WeightStore {
-  const index = JSON.parse(readFileSync(join(dir, INDEX), 'utf8')) as {
-    dtype: WeightDType;
-    file: string;
-    tensors: Record<string, WeightEntry>;
-  };
-  return { dir, file: index.file, dtype: index.dtype, entries: new Map(Object.entries(index.tensors)) };
+  const indexPath = join(dir, INDEX);
+  let text: string;
+  try {
+    text = readFileSync(indexPath, 'utf8');
+  } catch (err) {
+    throw new WeightStoreError(indexPath, `cannot be read (${(err as NodeJS.ErrnoException).code ?? err})`);
+  }
+  if (text.trim() === '') throw new WeightStoreError(indexPath, 'is empty');
+  let index: unknown;
+  try {
+    index = JSON.parse(text);
+  } catch (err) {
+    throw new WeightStoreError(indexPath, `is not valid JSON (${(err as Error).message})`);
+  }
+  const { dtype, file, tensors } = (index ?? {}) as { dtype?: unknown; file?: unknown; tensors?: unknown };
+  if (dtype !== 'float32' && dtype !== 'float64')
+    throw new WeightStoreError(indexPath, `"dtype" is ${JSON.stringify(dtype)}, not "float32" or "float64"`);
+  // exactly the name the writer uses: the index must never point outside its folder
+  if (file !== `weights.${dtype}.bin`)
+    throw new WeightStoreError(indexPath, `"file" is ${JSON.stringify(file)}, not "weights.${dtype}.bin"`);
+  if (!tensors || typeof tensors !== 'object' || Array.isArray(tensors))
+    throw new WeightStoreError(indexPath, 'has no "tensors" object');
+  const entries = new Map<string, WeightEntry>();
+  let end = 0;
+  for (const [name, raw] of Object.entries(tensors as Record<string, unknown>)) {
+    const { shape, offset, length } = (raw ?? {}) as Partial<Record<keyof WeightEntry, unknown>>;
+    if (!Array.isArray(shape) || !shape.every(isCount) || !isCount(offset) || !isCount(length))
+      throw new WeightStoreError(indexPath, `tensor ${name} has no valid shape, offset and length`);
+    const elements = shape.reduce((a: number, b: number) => a * b, 1);
+    if (length !== elements * BYTES_PER_ELEMENT[dtype] || offset % ALIGN !== 0)
+      throw new WeightStoreError(
+        indexPath,
+        `tensor ${name}'s offset or length does not fit its shape [${shape}]`,
+      );
+    entries.set(name, { shape, offset, length });
+    end = Math.max(end, offset + length);
+  }
+  const dataPath = join(dir, file);
+  let size: number;
+  try {
+    size = statSync(dataPath).size;
+  } catch (err) {
+    throw new WeightStoreError(dataPath, `cannot be read (${(err as NodeJS.ErrnoException).code ?? err})`);
+  }
+  if (size !== end)
+    throw new WeightStoreError(dataPath, `is ${size} bytes; ${INDEX} says the tensors end at byte ${end}`);
+  return { dir, file, dtype, entries };
+}
+
+/**
+ * How long a temporary file may go unmodified before it counts as abandoned. A live writer touches
+ * its file with every chunk, so only a writer that was killed (or a machine that lost power) leaves
+ * one this old; younger ones may belong to another process converting the same model right now.
+ */
+export const STALE_TEMPORARY_MS = 15 * 60 * 1000;
+
+/** Deletes the abandoned `*.tmp` files in `dir` (see STALE_TEMPORARY_MS); returns their names. */
+export function removeStaleTemporaryFiles(dir: string, now = Date.now()): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.endsWith('.tmp')) continue;
+    try {
+      if (now - statSync(join(dir, name)).mtimeMs < STALE_TEMPORARY_MS) continue;
+      rmSync(join(dir, name), { force: true });
+      removed.push(name);
+    } catch {
+      // gone already (another process cleaned it up, or renamed it into place)
+    }
+  }
+  return removed;
 }
 
 /** Reads one tensor back (for merging adapters and for tests), as float32. */

@@ -1,10 +1,10 @@
 // Where graphs run: onnxruntime-node sessions and the choice of execution provider. Nothing here
 // knows what a graph computes (that is graph/ and model/); nothing there knows where it runs.
 
-import { FeditError } from '@fedit/shared';
+import { FeditError, writeFileAtomic } from '@fedit/shared';
 import * as ort from 'onnxruntime-node';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Graph } from '../graph/ir.ts';
 import { serializeModel } from '../onnx/serialize.ts';
@@ -27,6 +27,8 @@ export interface SessionOptions {
   forbidCpuFallback?: boolean;
   /** Optimisation level; 'all' unless debugging. */
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Told about a damaged graph file in `modelDir` that was written again; default: stderr. */
+  onWarning?: (message: string) => void;
 }
 
 export class ProviderUnavailableError extends FeditError {
@@ -60,14 +62,24 @@ export async function createSession(graph: Graph, options: SessionOptions = {}):
     if (!options.modelDir)
       throw new Error(`graph ${graph.name} has external weights: a modelDir is required`);
     mkdirSync(options.modelDir, { recursive: true });
-    // Content-addressed name and a per-process temporary file: processes sharing a weight store
-    // (a benchmark and a trainer, two participants on one machine) never clobber each other's graph.
+    // Content-addressed name, written atomically and durably through a uniquely named temporary
+    // file: processes sharing a weight store (a benchmark and a trainer, two participants on one
+    // machine) write the same bytes and never clobber each other's graph.
     const digest = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
     const path = join(options.modelDir, `${graph.name}-${digest}.onnx`);
-    if (!existsSync(path)) {
-      const tmp = `${path}.${process.pid}.tmp`;
-      writeFileSync(tmp, bytes);
-      renameSync(tmp, path);
+    if (!holds(path, bytes)) {
+      // The name promises these bytes: a file under it that differs was torn by a crash, so it is
+      // replaced, never handed to ORT.
+      if (existsSync(path)) {
+        const warn = options.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
+        warn(`${path} is damaged (an interrupted write?); writing graph ${graph.name} again`);
+      }
+      try {
+        await writeFileAtomic(path, bytes);
+      } catch (err) {
+        // another process may have put the same graph there meanwhile (and hold it open on Windows)
+        if (!holds(path, bytes)) throw err;
+      }
     }
     model = path;
   }
@@ -116,4 +128,13 @@ export async function createSession(graph: Graph, options: SessionOptions = {}):
     run: (feeds) => session.run(feeds) as Promise<Record<string, ort.Tensor>>,
     release: () => session.release(),
   };
+}
+
+/** Whether the file at `path` holds exactly `bytes`. */
+function holds(path: string, bytes: Uint8Array): boolean {
+  try {
+    return statSync(path).size === bytes.length && Buffer.compare(readFileSync(path), bytes) === 0;
+  } catch {
+    return false;
+  }
 }

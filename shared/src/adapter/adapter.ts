@@ -12,8 +12,12 @@
 //
 // Writing goes to a fresh folder beside the target that is renamed into place once both files are
 // complete and fsynced, so a reader sees the old adapter or the new one, never one file of each.
+// Replacing moves the old folder aside first; a crash between the two renames is repaired by the
+// next read or write of the folder (recoverInterruptedWrite). Only an earlier adapter is ever
+// replaced: a folder holding anything else is refused (checkAdapterTarget).
 
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { FloatDType } from '../tensors/dtype.ts';
 import { syncDirectory, writeFileAtomic } from '../fs/atomic.ts';
@@ -75,7 +79,10 @@ export type AdapterTensorInput = Tensor | Float32Array;
 export interface WriteAdapterOptions {
   /** Element type of the stored tensors (default F32). */
   dtype?: FloatDType;
-  /** Replace `dir` when it already holds files (the whole folder is replaced). */
+  /**
+   * Replace an earlier adapter in `dir`. Only an adapter is ever replaced: a folder holding any
+   * other file is refused, overwrite or not (see checkAdapterTarget).
+   */
   overwrite?: boolean;
 }
 
@@ -198,7 +205,7 @@ export async function writeAdapter(
   const fileMetadata = encodeMetadata(metadata, hash);
 
   const target = resolve(dir);
-  await checkWritable(target, options.overwrite ?? false);
+  await checkAdapterTarget(target, options);
   const parent = dirname(target);
   await mkdir(parent, { recursive: true });
   const staging = await mkdtemp(join(parent, `.${basename(target)}.tmp-`));
@@ -218,6 +225,9 @@ export async function writeAdapter(
 
 /** Reads and validates an adapter folder written by PEFT or by fedit. */
 export async function readAdapter(dir: string): Promise<LoraAdapter> {
+  // A write killed between its renames leaves the earlier adapter aside; a reader puts it back
+  // (only then: a reader never removes anything, and another process may be writing right now).
+  if (!(await reachable(dir))) await recoverInterruptedWrite(resolve(dir), { tidy: false });
   await assertFolder(dir);
   const configPath = join(dir, ADAPTER_CONFIG_FILE);
   const weightsPath = join(dir, ADAPTER_WEIGHTS_FILE);
@@ -331,37 +341,153 @@ async function assertFolder(dir: string): Promise<void> {
   );
 }
 
-/** Fails early, before anything is written, when `target` cannot become the adapter folder. */
-async function checkWritable(target: string, overwrite: boolean): Promise<void> {
-  if (!(await pathExists(target))) return;
+/**
+ * The files an adapter folder may hold: what writeAdapter writes, and the model card PEFT's
+ * save_pretrained writes beside them. A folder holding only these is an earlier adapter that
+ * `overwrite` may replace; anything else there is someone's data, which writing an adapter
+ * never deletes.
+ */
+const ADAPTER_FOLDER_FILES: ReadonlySet<string> = new Set([
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_WEIGHTS_FILE,
+  'README.md',
+]);
+
+/**
+ * Fails, before anything is written, when `dir` cannot become the adapter folder: it must not
+ * exist, be an empty folder, or (with `overwrite`) hold only an earlier adapter's files. Its
+ * nearest existing ancestor must be a writable folder. Long jobs call this before they start, so
+ * that a bad output path fails at once and not after hours of training.
+ */
+export async function checkAdapterTarget(dir: string, options: { overwrite?: boolean } = {}): Promise<void> {
+  const target = resolve(dir);
+  await recoverInterruptedWrite(target, { tidy: true });
+  await checkTarget(target, options.overwrite ?? false);
+}
+
+async function checkTarget(target: string, overwrite: boolean): Promise<void> {
+  if (!(await reachable(target))) {
+    await checkCreatable(target);
+    return;
+  }
   if (!(await isDirectory(target))) {
     throw new AdapterError(
       'ADAPTER_EXISTS',
       `${target}: exists and is not a folder; choose another place for the adapter`,
     );
   }
-  if (!overwrite && (await readdir(target)).length > 0) {
+  const entries = await readdir(target);
+  if (entries.length === 0) return;
+  if (!overwrite) {
     throw new AdapterError(
       'ADAPTER_EXISTS',
       `${target}: already holds files; choose an empty or new folder, or ask to overwrite it`,
     );
   }
+  const foreign = entries.filter((name) => !ADAPTER_FOLDER_FILES.has(name)).sort();
+  if (foreign.length > 0) {
+    const shown =
+      foreign.slice(0, 5).join(', ') + (foreign.length > 5 ? `, and ${foreign.length - 5} more` : '');
+    throw new AdapterError(
+      'ADAPTER_EXISTS',
+      `${target}: holds ${shown}, which ${foreign.length === 1 ? 'is' : 'are'} not part of an adapter; an adapter replaces only an earlier adapter (${[...ADAPTER_FOLDER_FILES].join(', ')}), so choose an empty or new folder`,
+    );
+  }
 }
 
-/** Moves the complete `staging` folder to `target`, replacing an empty folder or (if allowed) a full one. */
+/** The nearest existing ancestor of a missing `target` must be a folder this process can write in. */
+async function checkCreatable(target: string): Promise<void> {
+  let ancestor = dirname(target);
+  while (!(await reachable(ancestor)) && dirname(ancestor) !== ancestor) ancestor = dirname(ancestor);
+  if (!(await isDirectory(ancestor))) {
+    throw new AdapterError(
+      'ADAPTER_EXISTS',
+      `${target}: cannot be created because ${ancestor} is a file, not a folder; choose another place for the adapter`,
+    );
+  }
+  try {
+    await access(ancestor, constants.W_OK);
+  } catch {
+    throw new AdapterError(
+      'ADAPTER_EXISTS',
+      `${target}: cannot be created because ${ancestor} is not writable; choose another place for the adapter`,
+    );
+  }
+}
+
+/**
+ * Leftovers of a write that a crash interrupted, beside `target`: staging folders
+ * `.<name>.tmp-XXXXXX` and the earlier adapter moved aside as `.<name>.tmp-XXXXXX.previous`.
+ */
+async function interruptedWrites(target: string): Promise<{ staging: string[]; previous: string[] }> {
+  const prefix = `.${basename(target)}.tmp-`;
+  const names = await readdir(dirname(target)).catch((err: unknown) => {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return [] as string[];
+    throw err;
+  });
+  // mkdtemp appends six characters; a longer tail belongs to another folder's name.
+  const ours = names
+    .filter(
+      (name) => name.startsWith(prefix) && /^[A-Za-z0-9]{6}(\.previous)?$/.test(name.slice(prefix.length)),
+    )
+    .map((name) => join(dirname(target), name));
+  return {
+    staging: ours.filter((path) => !path.endsWith(PREVIOUS_SUFFIX)),
+    previous: ours.filter((path) => path.endsWith(PREVIOUS_SUFFIX)),
+  };
+}
+
+const PREVIOUS_SUFFIX = '.previous';
+
+/**
+ * Puts `target` back in order after a crash inside commitFolder. Killed between its two renames,
+ * the target is missing and the earlier adapter waits in a `.previous` folder: it is moved back,
+ * since the new adapter was never reported written. Killed after them, the `.previous` folder is
+ * a stale copy of the replaced adapter, and staging folders are unfinished writes: with `tidy`,
+ * both are removed, except a `.previous` folder holding anything but an adapter's files (written
+ * by an older fedit), which is left for its owner: writing an adapter never deletes other data.
+ */
+async function recoverInterruptedWrite(target: string, { tidy }: { tidy: boolean }): Promise<void> {
+  const { staging, previous } = await interruptedWrites(target);
+  for (const moved of previous) {
+    if (!(await pathExists(target))) await rename(moved, target);
+    else if (tidy && (await holdsOnlyAdapterFiles(moved))) await rm(moved, { recursive: true, force: true });
+  }
+  if (tidy) for (const folder of staging) await rm(folder, { recursive: true, force: true });
+}
+
+async function holdsOnlyAdapterFiles(dir: string): Promise<boolean> {
+  if (!(await isDirectory(dir))) return false;
+  return (await readdir(dir)).every((name) => ADAPTER_FOLDER_FILES.has(name));
+}
+
+/**
+ * Moves the complete `staging` folder to `target`, replacing an empty folder or (if allowed) an
+ * earlier adapter. The earlier adapter is renamed aside first and removed last, so a crash at any
+ * moment leaves it or the new one in place, or (between the renames) recoverable by the next
+ * read or write of `target` (recoverInterruptedWrite).
+ */
 async function commitFolder(staging: string, target: string, overwrite: boolean): Promise<void> {
-  await checkWritable(target, overwrite);
+  await checkTarget(target, overwrite); // again: the folder may have changed while the files were written
   let previous: string | undefined;
   if (await pathExists(target)) {
     if ((await readdir(target)).length === 0) await rmdir(target);
     else {
-      previous = `${staging}.previous`;
+      previous = `${staging}${PREVIOUS_SUFFIX}`;
       await rename(target, previous);
     }
   }
   await rename(staging, target);
   await syncDirectory(dirname(target));
   if (previous) await rm(previous, { recursive: true, force: true });
+}
+
+/** Whether something is at `path`; false too when a file stands where a folder on the way should be. */
+async function reachable(path: string): Promise<boolean> {
+  return pathExists(path).catch((err: unknown) => {
+    if (isErrno(err, 'ENOTDIR')) return false;
+    throw err;
+  });
 }
 
 async function isDirectory(path: string): Promise<boolean> {

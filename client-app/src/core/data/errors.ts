@@ -5,6 +5,8 @@ export type DatasetErrorCode =
   | 'DATASET_SYNTAX'
   /** A dataset file is not UTF-8 (UTF-16, or bytes that do not decode). */
   | 'DATASET_ENCODING'
+  /** A dataset path names a folder, not a file. */
+  | 'DATASET_NOT_A_FILE'
   /** A dataset file holds no records. */
   | 'DATASET_EMPTY'
   /** The records' format cannot be told from their fields, or the format asked for is unknown. */

@@ -6,7 +6,7 @@
 // read whole: it is one JSON value, and JSON.parse needs all of it.
 
 import { createReadStream } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { DatasetError } from './errors.ts';
 import { JsonSyntaxError, scanJsonValue, scanTopLevelArray } from './json-scan.ts';
 
@@ -41,6 +41,21 @@ function isJsonWhitespace(b: number): boolean {
   return b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
 }
 
+/**
+ * A folder given as a data file would fail on the first read with the operating system's
+ * "illegal operation on a directory", which names no path; this says which one and what is wanted.
+ * A missing file is left to open(), whose error names the path.
+ */
+async function assertNotFolder(file: string): Promise<void> {
+  const stats = await stat(file).catch(() => undefined);
+  if (stats?.isDirectory()) {
+    throw new DatasetError(
+      'DATASET_NOT_A_FILE',
+      `${file}: is a folder; give a data file: a JSON array (.json) or JSON Lines (.jsonl) of instruction records`,
+    );
+  }
+}
+
 function syntaxError(file: string, line: number, column: number, reason: string): DatasetError {
   return new DatasetError('DATASET_SYNTAX', `${file}:${line}:${column}: ${reason}`);
 }
@@ -51,6 +66,7 @@ function syntaxError(file: string, line: number, column: number, reason: string)
  * and fails naming the line and column where it stands.
  */
 export async function detectContainer(file: string): Promise<Container> {
+  await assertNotFolder(file);
   const handle = await open(file, 'r');
   try {
     const chunk = Buffer.alloc(64 * 1024);
@@ -105,6 +121,7 @@ export async function detectContainer(file: string): Promise<Container> {
  * valid, which means it is not JSON Lines at all).
  */
 export async function* readRecords(file: string, container?: Container): AsyncGenerator<ReadItem> {
+  await assertNotFolder(file);
   const kind = container ?? (await detectContainer(file));
   if (kind === 'json') yield* readJsonArray(file);
   else yield* readJsonLines(file);

@@ -21,7 +21,7 @@ import {
   type Tokenizer,
   type TokenRow,
 } from '@fedit/kernels';
-import { FeditError, writeAdapter } from '@fedit/shared';
+import { FeditError, checkAdapterTarget, writeAdapter } from '@fedit/shared';
 import {
   planBatches,
   prepareDataset,
@@ -37,7 +37,10 @@ export interface LocalTrainingOptions {
   dataFiles: string[];
   /** Dataset format for every file; default: detected per file. */
   format?: DatasetFormat;
-  /** Where the PEFT adapter is written at the end. */
+  /**
+   * Where the PEFT adapter is written at the end: a new or empty folder, or one holding only an
+   * earlier adapter, which is replaced. Any other folder is refused before training starts.
+   */
   adapterOut: string;
   /** Resumable state while training runs; default `<adapterOut>.checkpoint`, removed when done. */
   checkpointDir?: string;
@@ -162,6 +165,9 @@ export async function runLocalTraining(o: LocalTrainingOptions): Promise<LocalTr
   if (!(Number.isInteger(k) && k > 0))
     throw new TrainingSetupError(`micro-batches must be a positive whole number, got ${k}`);
   if (!(o.epochs > 0) && !o.maxSteps) throw new TrainingSetupError('give epochs > 0 or max steps');
+  // The adapter is written only at the end, so a place it cannot go (a file, a folder holding
+  // anything but an earlier adapter) must fail now, not after the whole run.
+  await checkAdapterTarget(o.adapterOut, { overwrite: true });
 
   const model = await loadModel(o.modelDir);
   const tokenizer: Tokenizer = await loadTokenizer(o.modelDir);
