@@ -5,13 +5,14 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import type { AppEvent, LiveStatus } from '../src/app/api.ts';
 import { AppLog } from '../src/app/app-log.ts';
 import { AppBackend, CHAT_MAX_NEW_TOKENS } from '../src/app/backend.ts';
+import { ChatSessions } from '../src/app/worker.ts';
 import { openChatSession } from '../src/core/index.ts';
 import { readAdapter } from '@fedit/shared';
 import { adapterCachePath } from '../src/core/federation/store.ts';
@@ -514,6 +515,52 @@ test('a damaged round history is set aside before a round can overwrite it, with
   t.deepEqual(JSON.parse(await readFile(history, 'utf8')), [round2]);
 });
 
+test('a settings file or round history that is there but cannot be read is left as it is, never written over; the app keeps working', async (t) => {
+  const dir = await tempDir(t, 'fedit-app-backend-');
+  const fed = await startTestFederation(t, dir, { rounds: 1 });
+  const data = await writeDataWithBadRows(dir);
+  const home = join(dir, 'home');
+  const joined = await readyBackend(t, home, fed, data);
+  const federation = (await joined.getState()).federation!.id;
+  await joined.close();
+
+  // A folder in each file's place: reading it fails (EISDIR) as reading a file that a virus scanner
+  // holds, or that this user may not read, fails, and the folder shows whether it was moved.
+  const settings = join(home, 'app', 'settings.json');
+  const history = join(home, 'app', `history-${federation}.json`);
+  for (const path of [settings, history]) {
+    await rm(path, { force: true });
+    await mkdir(path);
+    await writeFile(join(path, 'kept'), 'the data that could not be read');
+  }
+  const backend = await openBackend(t, home);
+  const log = await backend.readLogs();
+  t.regex(
+    log,
+    /settings\.json could not be read \(EISDIR.*\); it is left as it is, the default settings are used/,
+  );
+  t.regex(
+    log,
+    new RegExp(`history-${federation}\\.json could not be read \\(EISDIR.*\\); it is left as it is`),
+  );
+  t.notRegex(log, /damaged/);
+
+  // Chosen again (the choices were in the unreadable file), trained for a round: shown, not saved over it.
+  await backend.chooseModel(fed.modelDir);
+  await backend.chooseData([data]);
+  await backend.updateSettings({ device: 'cpu', maxThreads: 1 });
+  await backend.start();
+  await statusWhere(backend, (s) => s.state === 'finished');
+  t.deepEqual(
+    (await backend.getState()).history.map((e) => [e.round, e.outcome]),
+    [[1, 'aggregated']],
+  );
+  for (const path of [settings, history]) {
+    t.is(await readFile(join(path, 'kept'), 'utf8'), 'the data that could not be read', path);
+    t.false(existsSync(`${path}.damaged`));
+  }
+});
+
 // ---- chat, device, data report, idle limit, log ----------------------------------------------------
 
 test('the chat uses the newest global adapter and says which; with the coordinator gone, the newest on disk', async (t) => {
@@ -569,7 +616,7 @@ test('the chat uses the newest global adapter and says which; with the coordinat
   // The federation is over and its coordinator gone; the newest adapter is not on this computer
   // (as when the app was closed before it was fetched): the newest one that is answers.
   await fed.coordinator.close();
-  await rm(adapterCachePath(home, round2));
+  await rename(adapterCachePath(home, round2), `${adapterCachePath(home, round2)}.aside`);
   await rm(join(home, 'chat-adapters'), { recursive: true });
   done = await chatOnce(backend, 'c2', 'The capital of France?');
   t.falsy(done.error, 'the chat does not fail');
@@ -579,9 +626,44 @@ test('the chat uses the newest global adapter and says which; with the coordinat
   t.regex(done.source?.problem ?? '', /could not be fetched/);
   t.regex(
     done.adapter ?? '',
-    /^an older global adapter, the global adapter after round 1 \(sha256:[0-9a-f]+…\): the newest, after round 2, is not on this computer: it could not be fetched/,
+    /^an older global adapter, the global adapter after round 1 \(sha256:[0-9a-f]+…\): the newest, after round 2, cannot be used on this computer: it could not be fetched/,
   );
   t.true(done.reply.length > 0);
+
+  // The newest is on disk again, but cannot be made the chat's PEFT folder (a file is in its
+  // place): the chat falls back to the older one and says why, rather than failing.
+  await rename(`${adapterCachePath(home, round2)}.aside`, adapterCachePath(home, round2));
+  await writeFile(join(home, 'chat-adapters', round2.slice('sha256:'.length, 'sha256:'.length + 16)), 'x');
+  done = await chatOnce(backend, 'c3', 'The capital of France?');
+  t.falsy(done.error, 'the chat does not fail');
+  t.deepEqual(done.source?.adapter, { round: 1, hash: round1 });
+  t.regex(
+    done.source?.problem ?? '',
+    /^it could not be made ready for the chat: .*exists and is not a folder/,
+  );
+  t.true(done.reply.length > 0);
+});
+
+test('a chat model is not released for being idle while a reply waits to open it', async (t) => {
+  const dir = await tempDir(t, 'fedit-app-chat-idle-');
+  const modelDir = await writeTinyModel(dir, 3);
+  const changes: string[] = [];
+  const chats = new ChatSessions(50, (loaded, why) =>
+    changes.push(`${loaded ? 'loaded' : 'released'}: ${why}`),
+  );
+  t.teardown(() => chats.release('test over'));
+  const options = { modelDir, threads: 1 };
+  await chats.reply(() => chats.open(options));
+  chats.idle();
+  // The next reply is asked for at once, but waits (as for an adapter) past the idle time before
+  // it opens the model.
+  await chats.reply(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await chats.open(options);
+  });
+  await chats.serially(async () => undefined); // whatever was queued behind the reply has run
+  t.true(chats.loaded, changes.join('; '));
+  t.deepEqual(changes, ['loaded: the base model alone']);
 });
 
 test('the device shown is the one the trainer runs on: a GPU that cannot start falls back to the CPU', async (t) => {

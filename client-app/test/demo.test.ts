@@ -46,20 +46,39 @@ test('a participant that fails stops the demo at once, naming it; nothing is lef
       `stopped before any round: ${lines.join('\n')}`,
     );
 
-    // The coordinator it started is closed: its port refuses connections.
-    const url = /coordinator listening on (http:\/\/\S+)/.exec(lines.join('\n'))?.[1];
-    if (!url) return t.fail(`no coordinator line in ${lines.join('\n')}`);
-    const { hostname, port } = new URL(url);
-    const refused = await new Promise<string>((resolve) => {
-      const socket = connect(Number(port), hostname);
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve('connected');
-      });
-      socket.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-    });
-    t.is(refused, 'ECONNREFUSED');
+    t.is(await coordinatorPort(lines), 'ECONNREFUSED', 'the coordinator it started is closed');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('an evaluation that fails after a round stops the demo: participants stop, the coordinator closes', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fedit-demo-eval-fail-'));
+  try {
+    const lines: string[] = [];
+    // The round's row is printed at the end of its evaluation: failing there fails the evaluation.
+    const print = (line: string) => {
+      if (/^\s+1 {2}p/.test(line)) throw new Error('the terminal went away');
+      lines.push(line);
+    };
+    await t.throwsAsync(runDemo({ dir, rounds: 1, print }), { message: 'the terminal went away' });
+    t.is(await coordinatorPort(lines), 'ECONNREFUSED', 'the coordinator it started is closed');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Connects to the coordinator the demo printed; 'ECONNREFUSED' once it is closed. */
+async function coordinatorPort(lines: string[]): Promise<string> {
+  const url = /coordinator listening on (http:\/\/\S+)/.exec(lines.join('\n'))?.[1];
+  if (!url) return `no coordinator line in ${lines.join('\n')}`;
+  const { hostname, port } = new URL(url);
+  return new Promise<string>((resolve) => {
+    const socket = connect(Number(port), hostname);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve('connected');
+    });
+    socket.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
+}

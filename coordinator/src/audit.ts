@@ -47,6 +47,11 @@ export interface CoordinatorKey {
  */
 export function parseCoordinatorKey(text: string): CoordinatorKey {
   const value = text.trim();
+  if (value === '')
+    throw new FeditError(
+      'AUDIT_KEY',
+      `--key is empty: give the coordinator's public signing key (your invite string, a ${PUBLIC_KEY_FILE} path, or the key in hex or base64url), or leave --key out to check against the key stored in the audited folder`,
+    );
   if (/^[0-9a-fA-F]{64}$/.test(value)) {
     return { sign: new Uint8Array(Buffer.from(value, 'hex')), source: '--key (hex)' };
   }
@@ -96,8 +101,11 @@ export async function auditFederation(
   if (!existsSync(paths.log))
     throw new FeditError('AUDIT_NO_LOG', `${dir}: no round log at log/rounds.jsonl`);
   let key: CoordinatorKey;
-  if (options.coordinatorKey) {
-    key = parseCoordinatorKey(options.coordinatorKey);
+  // The same test as keyIndependent below: a --key given (even empty, which parseCoordinatorKey
+  // refuses) is never silently replaced by the folder's own key.
+  const keyGiven = options.coordinatorKey !== undefined;
+  if (keyGiven) {
+    key = parseCoordinatorKey(options.coordinatorKey!);
   } else {
     const pub = join(dir, 'keys', PUBLIC_KEY_FILE);
     if (!existsSync(pub))
@@ -133,7 +141,7 @@ export async function auditFederation(
   return {
     ...report,
     keySource: key.source,
-    keyIndependent: options.coordinatorKey !== undefined,
+    keyIndependent: keyGiven,
     ...(torn && { tornTail: torn }),
   };
 }

@@ -170,6 +170,16 @@ test('--key takes the key as an invite, a coordinator.pub.json, base64url or hex
   t.regex(bad.stderr, /^fedit: --key "not-a-key" is not a key: .*64 hex digits or 43 base64url.*invite/);
 });
 
+test('an empty --key is refused, not replaced by the key in the audited folder', async (t) => {
+  const fed = await realFederation();
+  for (const key of ['', '  ']) {
+    const run = await fedit('audit', fed.root, '--key', key, '--json');
+    t.is(run.code, 1, run.stdout);
+    t.is(run.stdout, '', 'no report');
+    t.regex(run.stderr, /^fedit: --key is empty: give the coordinator's public signing key/);
+  }
+});
+
 test("another coordinator's key fails every record's signature, in every round", async (t) => {
   const fed = await realFederation();
   const other = generateIdentity();

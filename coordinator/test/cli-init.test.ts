@@ -53,7 +53,9 @@ test('init without the options writes the defaults', async (t) => {
 const bad: [string, string, RegExp][] = [
   ['--max-upload-size', 'lots', /--max-upload-size must be a whole number of bytes >= 1, got "lots"/],
   ['--max-upload-size', '0.5', /--max-upload-size must be a whole number of bytes/],
-  ['--max-update-norm', '-1', /--max-update-norm must be a positive number, got "-1"/],
+  ['--max-update-norm', '-1', /--max-update-norm must be a finite positive number, got "-1"/],
+  ['--max-update-norm', 'Infinity', /--max-update-norm must be a finite positive number, got "Infinity"/],
+  ['--max-update-norm', '1e999', /--max-update-norm must be a finite positive number, got "1e999"/],
   ['--max-example-count', '2.5', /--max-example-count must be a whole number >= 1, got "2.5"/],
   [
     '--aggregation-rule',

@@ -1,22 +1,35 @@
-// `fedit coordinator init` interrupted at any moment. federation.json is written last: until it is
-// there the folder is no federation (nothing opens it), and a new init clears what the crashed
-// one left and starts over; after it, the log with its config record is complete. A folder
-// without federation.json whose log or invites show it was used is a federation that lost its
-// config, and init refuses to clear it. A folder with federation.json but no usable log (an init
-// by an older fedit, which wrote federation.json first) is refused by start, by name, instead of
-// starting and refusing every enrolment.
+// `fedit coordinator init` interrupted at any moment. Init writes its marker (init-in-progress)
+// first and removes it last, after federation.json: until federation.json is there the folder is
+// no federation (nothing opens it), and a new init that finds the marker clears what the crashed
+// one wrote and starts over. Without the marker, init takes only a new or empty folder: it never
+// deletes files it did not write, even ones named like its own (blobs/, keys/, log/). A folder
+// whose log or invites show it was used is a federation that lost its config, and init refuses to
+// clear it. A folder with federation.json but no usable log (an init by an older fedit, which
+// wrote federation.json first) is refused by start, by name, instead of starting and refusing
+// every enrolment.
 
 import test, { type ExecutionContext } from 'ava';
-import { appendFileSync, existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { FeditError, generateIdentity } from '@fedit/shared';
 import { federationPaths, initFederation, openFederationDir, startCoordinator } from '../src/index.ts';
+import { INIT_MARKER } from '../src/federation/dir.ts';
 import { fedit } from './helpers/cli.ts';
 import {
   FAST_SETTINGS,
   initTestFederation,
   logRecords,
   startTestFederation,
+  tempDir,
   tinyModel,
 } from './helpers/federation.ts';
 import { Peer } from './helpers/peer.ts';
@@ -41,8 +54,34 @@ async function assertUsable(t: ExecutionContext, root: string, id: string) {
   t.like(await peer.enrol(fed.inviteToken()), { ok: true });
 }
 
-// Each state a crash of init before federation.json leaves, made from a finished init.
+/** Every file under `dir` (relative paths, folders ending in /) with its bytes. */
+function snapshot(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    const path = join(entry.parentPath, entry.name).slice(dir.length + 1);
+    out.set(
+      entry.isDirectory() ? `${path}/` : path,
+      entry.isDirectory() ? '' : readFileSync(join(dir, path), 'hex'),
+    );
+  }
+  return out;
+}
+
+/** A finished init made to look as a crash of init before federation.json would leave it. */
+function unfinish(root: string) {
+  rmSync(federationPaths(root).config);
+  writeFileSync(join(root, INIT_MARKER), '');
+}
+
+// Each state a crash of init before federation.json leaves (the marker written first), made from
+// a finished init.
 const interrupted: [string, (root: string) => void][] = [
+  [
+    'right after the marker',
+    (root) => {
+      for (const e of readdirSync(root)) if (e !== INIT_MARKER) rmSync(join(root, e), { recursive: true });
+    },
+  ],
   [
     'after the keys',
     (root) => {
@@ -59,24 +98,36 @@ const interrupted: [string, (root: string) => void][] = [
     },
   ],
   ['after the config record, before federation.json', () => {}],
+  [
+    'while writing federation.json (its temporary file left)',
+    (root) => writeFileSync(join(root, '.federation.json.0123456789ab.tmp'), '{"na'),
+  ],
 ];
 for (const [when, crash] of interrupted) {
   test(`init interrupted ${when}: a new init clears it and the federation works`, async (t) => {
     const root = await initTestFederation(t);
     const old = openFederationDir(root);
-    rmSync(federationPaths(root).config);
+    unfinish(root);
     crash(root);
     const { config, identity } = await init(root);
     t.not(config.id, old.config.id);
     t.notDeepEqual(identity.sign.publicKey, old.identity.sign.publicKey, 'new keys');
     t.deepEqual(openFederationDir(root).identity.sign.publicKey, identity.sign.publicKey);
+    t.false(existsSync(join(root, INIT_MARKER)), 'the marker is removed once init finishes');
     await assertUsable(t, root, config.id);
   });
 }
 
+test('init stopped after federation.json, before removing its marker: the federation works', async (t) => {
+  const root = await initTestFederation(t);
+  writeFileSync(join(root, INIT_MARKER), '');
+  await t.throwsAsync(init(root), { message: /already holds a federation/ });
+  await assertUsable(t, root, openFederationDir(root).config.id);
+});
+
 test('the real `fedit coordinator init` completes a folder an interrupted init left', async (t) => {
   const root = await initTestFederation(t);
-  rmSync(federationPaths(root).config);
+  unfinish(root);
   const r = await fedit('coordinator', 'init', root, '--model', await tinyModel());
   t.is(r.code, 0, r.stderr);
   t.true(existsSync(federationPaths(root).config));
@@ -92,7 +143,9 @@ test('a folder without federation.json whose log has more than the config is ref
   const paths = federationPaths(fed.root);
   const logBefore = readFileSync(paths.log);
   const keysBefore = readFileSync(paths.keys);
-  rmSync(paths.config);
+  // As a crash between writing federation.json and removing the marker leaves it, and then
+  // federation.json lost: the marker alone does not make init clear a federation that was used.
+  unfinish(fed.root);
   const err = await t.throwsAsync(init(fed.root), { instanceOf: FeditError });
   t.is((err as FeditError).code, 'FEDERATION_EXISTS');
   t.regex(err!.message, /no federation\.json, but invites were made in it/);
@@ -107,11 +160,66 @@ test('a folder without federation.json whose log has more than the config is ref
 test('a folder without federation.json whose log is damaged is refused and kept', async (t) => {
   const root = await initTestFederation(t);
   const paths = federationPaths(root);
-  rmSync(paths.config);
+  unfinish(root);
   appendFileSync(paths.log, 'not a record\n');
   const before = readFileSync(paths.log);
   await t.throwsAsync(init(root), { message: /a round log that cannot be read/ });
   t.deepEqual(readFileSync(paths.log), before);
+});
+
+// `fedit coordinator init ~/work` where ~/work is someone's own folder, even one with folders
+// named as init's: refused by name, nothing in it touched.
+const foreignFolders: [string, (root: string) => void][] = [
+  ['a blobs/ of its own', (root) => writeFileSync(join(root, 'blobs', 'thesis.txt'), 'my thesis')],
+  [
+    'keys/ and log/ of its own',
+    (root) => {
+      mkdirSync(join(root, 'keys'));
+      writeFileSync(join(root, 'keys', 'coordinator-old.json'), '{}');
+      writeFileSync(join(root, 'log', 'rounds.jsonl'), 'my notes\n');
+    },
+  ],
+  ['one file', (root) => writeFileSync(join(root, 'notes.txt'), 'hello')],
+];
+for (const [what, fill] of foreignFolders) {
+  test(`init refuses a folder that is not empty (${what}) and leaves it untouched`, async (t) => {
+    const root = tempDir(t);
+    for (const d of ['blobs', 'log']) mkdirSync(join(root, d));
+    fill(root);
+    const before = snapshot(root);
+    const err = await t.throwsAsync(init(root), { instanceOf: FeditError });
+    t.is((err as FeditError).code, 'FEDERATION_DIR_NOT_EMPTY');
+    t.regex(err!.message, /is not empty \(it holds blobs, .*log/);
+    t.deepEqual(snapshot(root), before);
+    const r = await fedit('coordinator', 'init', root, '--model', await tinyModel());
+    t.is(r.code, 1);
+    t.regex(r.stderr, /is not empty/);
+    t.deepEqual(snapshot(root), before);
+  });
+}
+
+test('init refuses an interrupted init that has something else beside it, and removes nothing', async (t) => {
+  const root = await initTestFederation(t);
+  unfinish(root);
+  writeFileSync(join(root, 'thesis.txt'), 'mine');
+  const before = snapshot(root);
+  const err = await t.throwsAsync(init(root), { instanceOf: FeditError });
+  t.is((err as FeditError).code, 'FEDERATION_DIR_NOT_EMPTY');
+  t.regex(
+    err!.message,
+    /interrupted `fedit coordinator init` left \(init-in-progress\), and also thesis\.txt/,
+  );
+  t.deepEqual(snapshot(root), before);
+});
+
+test('init takes a new folder, and an existing empty one', async (t) => {
+  const empty = tempDir(t);
+  const { config } = await init(empty);
+  t.is(openFederationDir(empty).config.id, config.id);
+  t.false(existsSync(join(empty, INIT_MARKER)));
+  const fresh = join(tempDir(t), 'a', 'b');
+  await init(fresh);
+  t.true(existsSync(federationPaths(fresh).config));
 });
 
 // What an older fedit's interrupted init left: federation.json, but the log missing or empty.

@@ -7,12 +7,12 @@
 
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fingerprint, generateIdentity, parseInvite, publicIdentity } from '@fedit/shared';
+import { FeditError, fingerprint, generateIdentity, parseInvite, publicIdentity } from '@fedit/shared';
 import { createInvite, federationPaths, readInvites } from '../src/index.ts';
-import { redeemInvite, tokenHash } from '../src/federation/invites.ts';
-import { initTestFederation, logRecords, startTestFederation } from './helpers/federation.ts';
+import { redeemInvite, tokenHash, withInvitesLock } from '../src/federation/invites.ts';
+import { initTestFederation, logRecords, startTestFederation, tempDir } from './helpers/federation.ts';
 import { Peer, type Ack } from './helpers/peer.ts';
 
 const error = (ack: Ack) => (ack.ok ? undefined : ack.error);
@@ -116,15 +116,53 @@ test('damage in the middle of invites.jsonl is refused with its line, not repair
   t.throws(() => readInvites(root), { message: /invites\.jsonl:2: not valid JSON/ });
 });
 
+/** The pid of a process that has exited. */
+const deadPid = () =>
+  spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+
 test('an invites lock left by a dead process is taken over', async (t) => {
   const root = await initTestFederation(t);
-  const dead = spawnSync(process.execPath, [
-    '-e',
-    'process.stdout.write(String(process.pid))',
-  ]).stdout.toString();
   const lock = join(root, 'invites.lock');
-  writeFileSync(lock, dead);
+  writeFileSync(lock, deadPid());
   const token = parseInvite(createInvite(root, { url: 'http://127.0.0.1:1' })).token;
   t.true(readInvites(root).has(tokenHash(token)));
   t.false(existsSync(lock), 'the lock is released');
+});
+
+test('two writers taking over the same stale lock: the second does not remove the lock the first took', (t) => {
+  const root = tempDir(t);
+  const lock = join(root, 'invites.lock');
+  writeFileSync(lock, deadPid());
+  // A live holder other than this process (whose own pid would count as a leftover).
+  const live = `${process.ppid} 0123456789abcdef`;
+  let tookOver = 0;
+  // This writer judges the lock stale; before it removes it, another writer does the same, removes
+  // it and takes the lock itself (its text written as withInvitesLock writes it).
+  const err = t.throws(
+    () =>
+      withInvitesLock(root, () => t.fail('ran while another writer held the lock'), {
+        waitMs: 200,
+        beforeTakeover() {
+          if (tookOver++ > 0) return;
+          rmSync(lock);
+          writeFileSync(lock, live, { flag: 'wx' });
+        },
+      }),
+    { instanceOf: FeditError },
+  );
+  t.is(err!.code, 'INVITES_BUSY');
+  t.regex(err!.message, new RegExp(`held by process ${process.ppid}`));
+  t.is(readFileSync(lock, 'utf8'), live, "the other writer's lock is in place");
+  t.deepEqual(readdirSync(root), ['invites.lock'], 'nothing left aside');
+});
+
+test('a release removes only its own lock', (t) => {
+  const root = tempDir(t);
+  const lock = join(root, 'invites.lock');
+  withInvitesLock(root, () => {
+    t.regex(readFileSync(lock, 'utf8'), new RegExp(`^${process.pid} [0-9a-f]{16}$`));
+    rmSync(lock);
+    writeFileSync(lock, 'another writer');
+  });
+  t.is(readFileSync(lock, 'utf8'), 'another writer');
 });

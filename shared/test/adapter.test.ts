@@ -288,11 +288,25 @@ async function crashBetweenRenames(dir: string): Promise<{ out: string; oldHash:
   return { out, oldHash };
 }
 
-test('a write killed between its renames is repaired by the next read: the earlier adapter is back', async (t) => {
+const negated = () => new Map([...loraValues()].map(([n, v]) => [n, v.map((x) => -x)]));
+
+test("a reader between a write's two renames reads the earlier adapter where it lies, and the write then completes", async (t) => {
   await withTempDir(async (dir) => {
-    const { out, oldHash } = await crashBetweenRenames(dir);
+    const out = join(dir, 'adapter');
+    const { hash: oldHash } = await writeAdapter(out, { config, tensors: loraValues() });
+    // The writer's state after its first rename: a complete new adapter staged, the earlier one aside.
+    const staging = join(dir, '.adapter.tmp-Ab12Cd');
+    const { hash: newHash } = await writeAdapter(staging, { config, tensors: negated() });
+    await rename(out, `${staging}.previous`);
+    const before = (await readdir(dir)).sort();
+
     t.is((await readAdapter(out)).hash, oldHash);
-    t.true((await readdir(dir)).includes('.adapter.tmp-Ab12Cd'), 'a reader removes nothing');
+    t.deepEqual((await readdir(dir)).sort(), before, 'a reader changes nothing');
+
+    // The writer's second rename finds the target free, as it left it.
+    await rename(staging, out);
+    await rm(`${staging}.previous`, { recursive: true });
+    t.is((await readAdapter(out)).hash, newHash);
   });
 });
 
@@ -309,8 +323,7 @@ test('a write killed between its renames is repaired by the next write, which th
     const second = join(dir, 'second');
     await mkdir(second);
     const again = (await crashBetweenRenames(second)).out;
-    const changed = new Map([...loraValues()].map(([n, v]) => [n, v.map((x) => -x)]));
-    const written = await writeAdapter(again, { config, tensors: changed }, { overwrite: true });
+    const written = await writeAdapter(again, { config, tensors: negated() }, { overwrite: true });
     t.is((await readAdapter(again)).hash, written.hash);
     t.deepEqual(await readdir(second), ['adapter']);
   });
@@ -330,6 +343,76 @@ test('a write killed after its renames: the next write removes the stale earlier
       await readFile(join(dir, '.adapter.tmp-Zz99Yy.previous', 'data.jsonl'), 'utf8'),
       'moved aside by an older fedit',
     );
+  });
+});
+
+test('an earlier adapter left aside by a write that went through never comes back, even once the adapter is deleted', async (t) => {
+  await withTempDir(async (dir) => {
+    const out = join(dir, 'adapter');
+    // Two writes killed after their second rename, each leaving the adapter it replaced.
+    for (const suffix of ['Ab12Cd', 'Zz99Yy']) {
+      await writeAdapter(join(dir, 'older'), { config, tensors: loraValues() });
+      await rename(join(dir, 'older'), join(dir, `.adapter.tmp-${suffix}.previous`));
+    }
+    await writeAdapter(out, { config, tensors: negated() });
+    await rm(out, { recursive: true }); // the user deletes the adapter
+
+    const missing = await t.throwsAsync(readAdapter(out), { instanceOf: AdapterError });
+    t.is(missing?.code, 'ADAPTER_MISSING');
+    await checkAdapterTarget(out);
+    t.deepEqual(await readdir(dir), [], 'the stale adapters are removed, not restored');
+    await t.throwsAsync(readAdapter(out), { message: /no such adapter folder/ });
+  });
+});
+
+test('two writes each killed between their renames: the next write names both and restores neither', async (t) => {
+  await withTempDir(async (dir) => {
+    const out = join(dir, 'adapter');
+    for (const suffix of ['Ab12Cd', 'Zz99Yy']) {
+      await writeAdapter(join(dir, `.adapter.tmp-${suffix}.previous`), { config, tensors: loraValues() });
+      await writeAdapter(join(dir, `.adapter.tmp-${suffix}`), { config, tensors: negated() });
+    }
+    const before = (await readdir(dir)).sort();
+    const err = await t.throwsAsync(checkAdapterTarget(out, { overwrite: true }), {
+      instanceOf: AdapterError,
+    });
+    t.regex(
+      err!.message,
+      /2 interrupted writes each moved an earlier adapter aside .*Ab12Cd\.previous.*Zz99Yy\.previous/,
+    );
+    t.deepEqual((await readdir(dir)).sort(), before, 'nothing moved or removed');
+  });
+});
+
+test('a reader sees whole adapters while another process keeps replacing them', async (t) => {
+  await withTempDir(async (dir) => {
+    const out = join(dir, 'adapter');
+    // Adapters of different ranks: config of one with weights of another fails validation.
+    const wide = { ...config, rank: 4 };
+    const wideValues = new Map([...loraValues()].map(([n, v]) => [n, Float32Array.from([...v, ...v])]));
+    const narrow = { config, tensors: loraValues() };
+    const hashes = [
+      (await writeAdapter(join(dir, 'wide'), { config: wide, tensors: wideValues })).hash,
+      (await writeAdapter(out, narrow)).hash,
+    ];
+    await rm(join(dir, 'wide'), { recursive: true });
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; i < 40; i++) {
+        const next = i % 2 === 0 ? { config: wide, tensors: wideValues } : narrow;
+        await writeAdapter(out, next, { overwrite: true });
+      }
+      writing = false;
+    })();
+    let reads = 0;
+    while (writing) {
+      const adapter = await readAdapter(out);
+      t.true(hashes.includes(adapter.hash));
+      reads++;
+    }
+    await writer;
+    t.true(reads > 0);
+    t.deepEqual(await readdir(dir), ['adapter']);
   });
 });
 

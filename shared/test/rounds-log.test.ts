@@ -235,7 +235,7 @@ test('concurrent appends are serialised', async (t) => {
     await log.append({ kind: 'config', body: { settings: {}, globalAdapter: hashOf('0') } });
     const appended = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
-        log.append({ kind: 'enrol', body: { participant: `p${i}`, publicKey: 'k' } }),
+        log.append({ kind: 'enrol', body: { participant: `p${i}`, publicKey: `k-p${i}` } }),
       ),
     );
     t.deepEqual(
@@ -244,9 +244,9 @@ test('concurrent appends are serialised', async (t) => {
     );
     // One failing append in the middle does not disturb the others.
     const results = await Promise.allSettled([
-      log.append({ kind: 'enrol', body: { participant: 'q1', publicKey: 'k' } }),
-      log.append({ kind: 'enrol', body: { participant: 'p3', publicKey: 'k' } }),
-      log.append({ kind: 'enrol', body: { participant: 'q2', publicKey: 'k' } }),
+      log.append({ kind: 'enrol', body: { participant: 'q1', publicKey: 'k-q1' } }),
+      log.append({ kind: 'enrol', body: { participant: 'p3', publicKey: 'k-p3' } }),
+      log.append({ kind: 'enrol', body: { participant: 'q2', publicKey: 'k-q2' } }),
     ]);
     t.deepEqual(
       results.map((r) => r.status),

@@ -8,7 +8,9 @@ import {
   aggregateContributions,
   canonicalJson,
   FeditError,
+  fingerprint,
   hashTensors,
+  publicIdentity,
   roundRecordHash,
   scanRoundLog,
   selectParticipants,
@@ -20,6 +22,7 @@ import {
   ZERO_HASH,
   type AdapterSchema,
   type CountedUpdate,
+  type Identity,
   type RoundClosedBody,
   type RoundRecord,
   type RoundRecordBodies,
@@ -102,13 +105,22 @@ class Coordinator {
     return [...enrolled];
   }
 
-  /** Opens a round, trains every selected participant but the last (who is late), closes it. */
-  round(seed: string, rule: 'fedit' | 'fedavg-uniform', seedOffset: number): RoundClosedBody {
+  /**
+   * Opens a round, trains every selected participant but the last (who is late), closes it.
+   * `fraction` '1' selects everyone; `everyoneCounted` counts the last one too; `identityOf` gives
+   * the key a participant signs its update with.
+   */
+  round(
+    seed: string,
+    rule: 'fedit' | 'fedavg-uniform',
+    seedOffset: number,
+    { fraction = '0.6', everyoneCounted = false, identityOf = participantIdentity } = {},
+  ): RoundClosedBody {
     const selection = {
       seed,
-      fraction: '0.6',
+      fraction,
       minimum: 2,
-      selected: selectParticipants(seed, this.eligible(), '0.6', 2),
+      selected: selectParticipants(seed, this.eligible(), fraction, 2),
     };
     const globalAdapter = this.global;
     this.append('round-open', {
@@ -117,7 +129,7 @@ class Coordinator {
       globalAdapter,
       deadline: '2026-03-02T00:00:00.000Z',
     });
-    const counted = selection.selected.slice(0, -1);
+    const counted = everyoneCounted ? selection.selected : selection.selected.slice(0, -1);
     const updates: CountedUpdate[] = counted.map((participant, i) => {
       const blob = tensors(seedOffset + i);
       const exampleCount = 10 * (i + 1) + 3;
@@ -125,7 +137,7 @@ class Coordinator {
         participant,
         exampleCount,
         updateHash: this.store(blob),
-        ...signedUpdate(participantIdentity(participant), {
+        ...signedUpdate(identityOf(participant), {
           federation: FEDERATION,
           round: this.#lastRound,
           globalAdapterHash: globalAdapter,
@@ -150,7 +162,9 @@ class Coordinator {
       updates,
       globalAdapterIn: globalAdapter,
       globalAdapterOut: this.store(tensorsFromValues(schema, result)),
-      dropped: [{ participant: selection.selected.at(-1)!, reason: 'late: uploaded after the deadline' }],
+      dropped: everyoneCounted
+        ? []
+        : [{ participant: selection.selected.at(-1)!, reason: 'late: uploaded after the deadline' }],
       metrics: { examples: updates.reduce((s, u) => s + u.exampleCount, 0), trainLoss: '1.8342' },
     };
     this.append('round-closed', body);
@@ -605,6 +619,73 @@ test('a rule that differs between open and close, or does not exist, is detected
   t.regex(
     unknown.firstFailure!.message,
     /unknown aggregation rule "median"; known rules: fedavg-uniform, fedit/,
+  );
+});
+
+/** A federation whose coordinator enrols `enrolments` (participant id, identity, extra body fields). */
+function federationOf(enrolments: [string, Identity, Record<string, string>?][]): Coordinator {
+  const c = new Coordinator();
+  c.append('config', { settings: { baseModel: 'tiny', rank: 2 }, globalAdapter: c.store(tensors(0)) });
+  for (const [participant, identity, extra] of enrolments)
+    c.append('enrol', { participant, publicKey: publicKeyHex(identity), ...extra } as never);
+  return c;
+}
+
+test('one key enrolled under a second participant id (a sybil) fails the audit, though both are counted', (t) => {
+  const alice = participantIdentity('p-alice');
+  const identities = new Map([
+    ['p-alice', alice],
+    ['p-bob', participantIdentity('p-bob')],
+    ['p-alice-again', alice],
+  ]);
+  const c = federationOf([...identities]);
+  const body = c.round('seed-1', 'fedit', 100, {
+    fraction: '1',
+    everyoneCounted: true,
+    identityOf: (p) => identities.get(p)!,
+  });
+  t.deepEqual(body.updates.map((u) => u.participant).sort(), ['p-alice', 'p-alice-again', 'p-bob']);
+  const report = verifyRoundLog(c.records, options(c.blobs));
+  t.false(report.ok);
+  t.deepEqual(codes(report), ['KEY_ALREADY_ENROLLED']);
+  t.is(report.firstFailure?.seq, 3);
+  t.is(
+    report.firstFailure?.message,
+    `record 3 (enrol): enrols p-alice-again with signing key ${publicKeyHex(alice)}, which p-alice enrolled with: one key is one participant`,
+  );
+  t.true(report.rounds[0].ok, 'the round itself is consistent: the problem is the enrolment');
+});
+
+test('a key enrolled again after its revocation, or written in upper case, is still the same key', (t) => {
+  const alice = participantIdentity('p-alice');
+  const revoked = federationOf([['p-alice', alice]]);
+  revoked.append('revoke', { participant: 'p-alice', reason: 'left' });
+  revoked.append('enrol', { participant: 'p-alice-2', publicKey: publicKeyHex(alice) });
+  const report = verifyRoundLog(revoked.records, options());
+  t.deepEqual(codes(report), ['KEY_ALREADY_ENROLLED']);
+  t.regex(report.firstFailure!.message, /which p-alice enrolled with \(revoked since\)/);
+
+  const upper = federationOf([['p-alice', alice]]);
+  upper.append('enrol', { participant: 'p-alice-2', publicKey: publicKeyHex(alice).toUpperCase() });
+  t.deepEqual(codes(verifyRoundLog(upper.records, options())), ['KEY_ALREADY_ENROLLED']);
+});
+
+test('an enrolment recording both keys must use their fingerprint as the participant id', (t) => {
+  const alice = participantIdentity('p-alice');
+  const bob = participantIdentity('p-bob');
+  const boxKey = (identity: Identity) => ({ boxKey: Buffer.from(identity.box.publicKey).toString('hex') });
+  const honestEnrolments = federationOf([
+    [fingerprint(publicIdentity(alice)), alice, boxKey(alice)],
+    [fingerprint(publicIdentity(bob)), bob, boxKey(bob)],
+  ]);
+  t.true(verifyRoundLog(honestEnrolments.records, options()).ok);
+
+  const invented = federationOf([['p-made-up', alice, boxKey(alice)]]);
+  const report = verifyRoundLog(invented.records, options());
+  t.deepEqual(codes(report), ['PARTICIPANT_ID']);
+  t.is(
+    report.firstFailure?.message,
+    `record 1 (enrol): enrols p-made-up, but the keys it records are those of participant ${fingerprint(publicIdentity(alice))} (the fingerprint of the signing and box keys)`,
   );
 });
 

@@ -152,7 +152,7 @@ const sentence = (text: string): string => text.charAt(0).toUpperCase() + text.s
 
 /**
  * Which adapter answered, in words: the federation's shared adapter of which round, or the base
- * model alone, and why not the newest when it is not on this computer (it could not be fetched). From the structured `source`;
+ * model alone, and why not the newest when it cannot be used on this computer (not fetched, or not readable). From the structured `source`;
  * the backend's sentence (`adapter`) when there is none.
  */
 export function answeredBy(source: ChatSource | undefined, words: string | undefined): string {
@@ -168,12 +168,12 @@ export function answeredBy(source: ChatSource | undefined, words: string | undef
   if (adapter) {
     return (
       `Answered with what the federation learned up to round ${adapter.round}: the newer shared adapter ` +
-      `of round ${newestKnown.round} is not on this computer${why}.`
+      `of round ${newestKnown.round} cannot be used on this computer${why}.`
     );
   }
   return (
     `Answered by the base model alone: the federation's shared adapter of round ${newestKnown.round} ` +
-    `is not on this computer${why}.`
+    `cannot be used on this computer${why}.`
   );
 }
 

@@ -136,6 +136,12 @@ export class AppBackend implements FeditAppApi {
   #model: { dir: string; identity?: string; problem?: string } | undefined;
   #data: DataSelection | undefined;
   #history: RoundHistoryEntry[] = [];
+  /**
+   * Files the app keeps that are there but could not be read (locked by a virus scanner, no
+   * permission, too many open files): not damaged, so never set aside, and never written over
+   * with what this session knows without them.
+   */
+  #unreadable = new Set<string>();
   #gpuAvailable = false;
   #gpuProbe: Promise<void>;
   #inspections = new Map<string, InviteInspection>();
@@ -622,17 +628,19 @@ export class AppBackend implements FeditAppApi {
   }
 
   /**
-   * The rounds this computer took part in, as shown on the page. A file that cannot be read or
-   * parsed, or that holds entries that are not round records, is set aside (the next round would
-   * otherwise overwrite it) and the records that are sound are kept.
+   * The rounds this computer took part in, as shown on the page. A file that cannot be parsed, or
+   * that holds entries that are not round records, is set aside (the next round would otherwise
+   * overwrite it) and the records that are sound are kept. One that cannot be read is left alone
+   * (#readKeptFile), and read again before a round is saved.
    */
   async #readHistory(federation: string): Promise<RoundHistoryEntry[]> {
     const path = this.#historyPath(federation);
+    const text = await this.#readKeptFile(path, 'rounds of this session are shown but not saved to it');
+    if (text === undefined) return [];
     let value: unknown;
     try {
-      value = JSON.parse(await readFile(path, 'utf8'));
+      value = JSON.parse(text);
     } catch (error) {
-      if (isErrno(error, 'ENOENT')) return [];
       await this.#setAsideDamaged(path, error, 'starting an empty round history');
       return [];
     }
@@ -648,6 +656,31 @@ export class AppBackend implements FeditAppApi {
     await this.#setAsideDamaged(path, new Error(why), `keeping the ${sound.length} sound rounds`);
     if (sound.length > 0) await writePrivateFile(path, JSON.stringify(sound, null, 2) + '\n');
     return sound;
+  }
+
+  /**
+   * The text of a file the app keeps; undefined when there is none, or when it is there but cannot
+   * be read: then it is remembered as unreadable (not to be written over) and the log says so once,
+   * with what happens `meanwhile`.
+   */
+  async #readKeptFile(path: string, meanwhile: string): Promise<string | undefined> {
+    try {
+      const text = await readFile(path, 'utf8');
+      this.#unreadable.delete(path);
+      return text;
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) {
+        this.#unreadable.delete(path);
+        return undefined;
+      }
+      if (!this.#unreadable.has(path)) {
+        this.log.warn(
+          `${path} could not be read (${(error as Error).message}); it is left as it is, ${meanwhile}`,
+        );
+      }
+      this.#unreadable.add(path);
+      return undefined;
+    }
   }
 
   /**
@@ -678,11 +711,17 @@ export class AppBackend implements FeditAppApi {
     if (i >= 0) this.#history[i] = { ...this.#history[i], ...entry };
     else this.#history.push(entry);
     this.#history.sort((a, b) => a.round - b.round);
+    const path = this.#historyPath(membership.federation);
+    if (this.#unreadable.has(path)) {
+      // Once it can be read again, the rounds it holds join this session's before it is saved.
+      const stored = await this.#readHistory(membership.federation);
+      if (this.#unreadable.has(path)) return;
+      const known = new Set(this.#history.map((e) => e.round));
+      this.#history.push(...stored.filter((e) => !known.has(e.round)));
+      this.#history.sort((a, b) => a.round - b.round);
+    }
     await ensurePrivateDir(join(this.home, APP_DIR));
-    await writePrivateFile(
-      this.#historyPath(membership.federation),
-      JSON.stringify(this.#history, null, 2) + '\n',
-    );
+    await writePrivateFile(path, JSON.stringify(this.#history, null, 2) + '\n');
   }
 
   // ---- the worker ------------------------------------------------------------------------------
@@ -987,12 +1026,11 @@ export class AppBackend implements FeditAppApi {
 
   async #readSettingsFile(): Promise<SettingsFile> {
     const path = this.#settingsPath();
-    let raw: string;
-    try {
-      raw = await readFile(path, 'utf8');
-    } catch {
-      return { version: 1, settings: { ...DEFAULT_SETTINGS } };
-    }
+    const raw = await this.#readKeptFile(
+      path,
+      'the default settings are used and changes are not saved until the app starts with it readable',
+    );
+    if (raw === undefined) return { version: 1, settings: { ...DEFAULT_SETTINGS } };
     try {
       const value = JSON.parse(raw) as Partial<SettingsFile>;
       // Key by key: one value this machine cannot take (more threads than it has, after the folder
@@ -1022,6 +1060,8 @@ export class AppBackend implements FeditAppApi {
   }
 
   async #saveSettings(): Promise<void> {
+    // Settings the person chose before stay in the file that could not be read, not the defaults.
+    if (this.#unreadable.has(this.#settingsPath())) return;
     const file: SettingsFile = {
       version: 1,
       settings: this.#settings,
@@ -1044,7 +1084,7 @@ export function describeChatSource(source: ChatSource): string {
   if (adapter && source.newest) return `the federation's newest global adapter: ${name(adapter)}`;
   const why = problem ? `: ${problem}` : '';
   if (adapter) {
-    return `an older global adapter, ${name(adapter)}: the newest, after round ${newestKnown.round}, is not on this computer${why}`;
+    return `an older global adapter, ${name(adapter)}: the newest, after round ${newestKnown.round}, cannot be used on this computer${why}`;
   }
-  return `the base model alone, no adapter: ${name(newestKnown)} is not on this computer${why}`;
+  return `the base model alone, no adapter: ${name(newestKnown)} cannot be used on this computer${why}`;
 }

@@ -9,7 +9,8 @@
 //     the same identity would push the participant's off the coordinator), or over a one-off
 //     connection when training is not running; the chat waits for it at most FETCH_WAIT_MS;
 //   - meanwhile, or when the coordinator cannot be reached (the federation is over and its
-//     coordinator gone), the newest older one on disk, and the reply says which and why.
+//     coordinator gone), or when the newest cannot be made a PEFT folder here, the newest older
+//     one on disk (else the base model alone), and the reply says which and why.
 // The worker also fetches each new global adapter when its round closes, so a chat rarely waits.
 
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
@@ -132,35 +133,50 @@ export class ChatAdapters {
   async choose(request: ChatAdapterRequest, participant?: Participant): Promise<ChatAdapterChoice> {
     const [newest, ...older] = request.adapters;
     if (!newest || !request.federationId) return {};
-    const ready = await this.#onDisk(request, newest);
-    if (ready) return { adapter: ready };
-
     let problem: string;
-    const failed = this.#failures.get(newest.hash);
-    const recentFailure =
-      !participant && failed && Date.now() - failed.at < RETRY_AFTER_MS && !this.#downloads.has(newest.hash);
-    if (failed && recentFailure) {
-      problem = `it could not be fetched: ${failed.message}`;
-    } else {
-      const download = this.fetch(request.home, request.federationId, newest.hash, participant);
-      let timer: NodeJS.Timeout | undefined;
-      const waited = await Promise.race([
-        download.then(
-          (tensors) => ({ tensors }),
-          (error: unknown) => ({ error: error as Error }),
-        ),
-        new Promise<'slow'>((resolve) => (timer = setTimeout(() => resolve('slow'), FETCH_WAIT_MS))),
-      ]).finally(() => clearTimeout(timer));
-      if (waited === 'slow') {
-        problem = `it could not be fetched within ${FETCH_WAIT_MS / 1000} s (the app keeps trying)`;
-      } else if ('error' in waited) problem = `it could not be fetched: ${waited.error.message}`;
-      else return { adapter: await this.#peftFolder(request, newest, waited.tensors) };
+    try {
+      const ready = await this.#onDisk(request, newest);
+      if (ready) return { adapter: ready };
+      const fetched = await this.#fetchForChat(request, request.federationId, newest, participant);
+      if ('problem' in fetched) problem = fetched.problem;
+      else return { adapter: await this.#peftFolder(request, newest, fetched.tensors) };
+    } catch (error) {
+      // Its tensors are here but could not be made a PEFT folder (the membership gone, the model
+      // or the disk failing): an older adapter may still serve, and the base model always does.
+      problem = `it could not be made ready for the chat: ${(error as Error).message}`;
     }
     for (const candidate of older) {
-      const fallback = await this.#onDisk(request, candidate);
+      const fallback = await this.#onDisk(request, candidate).catch(() => undefined);
       if (fallback) return { adapter: fallback, problem };
     }
     return { problem };
+  }
+
+  /** The tensors of `newest`, fetched within FETCH_WAIT_MS, or why not. */
+  async #fetchForChat(
+    request: ChatAdapterRequest,
+    federationId: string,
+    newest: KnownAdapter,
+    participant: Participant | undefined,
+  ): Promise<{ tensors: Map<string, Tensor> } | { problem: string }> {
+    const failed = this.#failures.get(newest.hash);
+    const recentFailure =
+      !participant && failed && Date.now() - failed.at < RETRY_AFTER_MS && !this.#downloads.has(newest.hash);
+    if (failed && recentFailure) return { problem: `it could not be fetched: ${failed.message}` };
+    const download = this.fetch(request.home, federationId, newest.hash, participant);
+    let timer: NodeJS.Timeout | undefined;
+    const waited = await Promise.race([
+      download.then(
+        (tensors) => ({ tensors }),
+        (error: unknown) => ({ error: error as Error }),
+      ),
+      new Promise<'slow'>((resolve) => (timer = setTimeout(() => resolve('slow'), FETCH_WAIT_MS))),
+    ]).finally(() => clearTimeout(timer));
+    if (waited === 'slow') {
+      return { problem: `it could not be fetched within ${FETCH_WAIT_MS / 1000} s (the app keeps trying)` };
+    }
+    if ('error' in waited) return { problem: `it could not be fetched: ${waited.error.message}` };
+    return waited;
   }
 
   /** `known` as a PEFT folder, when it or its tensors are on this computer. */

@@ -71,6 +71,9 @@ export function runTrainingWorker(port: WorkerPort, options: TrainingWorkerOptio
   };
 
   const begin = (run: RunOptions, runId: number) => {
+    // A run fetches, when it ends, only an adapter it saw itself (an earlier run may have been in
+    // another federation).
+    newestSeen = undefined;
     const controller = new AbortController();
     const participant = new Participant();
     participant.on('status', (status) => post({ type: 'status', runId, status }));
@@ -219,7 +222,7 @@ async function runJob(
     }
     case 'chat':
       // One reply at a time: a generator holds one key/value cache.
-      return context.chats.serially(() => chat(job, onText, context));
+      return context.chats.reply(() => chat(job, onText, context));
   }
 }
 
@@ -260,6 +263,8 @@ export class ChatSessions {
   #session: Promise<ChatSession> | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #idleTimer: NodeJS.Timeout | undefined;
+  /** Replies asked for so far: an idle release made moot by a later one is skipped. */
+  #replies = 0;
   readonly #idleMs: number;
   readonly #onChange: (loaded: boolean, why: string) => void;
 
@@ -280,9 +285,19 @@ export class ChatSessions {
     return result;
   }
 
-  async open(options: Parameters<typeof openChatSession>[0]): Promise<ChatSession> {
+  /**
+   * Runs one reply after those before it. From the moment it is asked for, the model is in use:
+   * the reply may wait for an adapter before it opens the model, and an idle release due in that
+   * time would otherwise unload the model right after the reply that used it.
+   */
+  reply<T>(work: () => Promise<T>): Promise<T> {
+    this.#replies++;
     clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
+    return this.serially(work);
+  }
+
+  async open(options: Parameters<typeof openChatSession>[0]): Promise<ChatSession> {
     const key = JSON.stringify([options.modelDir, options.adapterDir, options.provider, options.threads]);
     if (this.#session && key === this.#key) {
       try {
@@ -300,23 +315,27 @@ export class ChatSessions {
     return session;
   }
 
-  /** A reply is done: the model is released if no other comes within the idle time. */
+  /** A reply is done: the model is released if no other is asked for within the idle time. */
   idle(): void {
     clearTimeout(this.#idleTimer);
+    const replies = this.#replies;
     this.#idleTimer = setTimeout(
-      () => void this.release(`unused for ${Math.round(this.#idleMs / 1000)} s`),
+      // Checked again when the release's turn comes: a reply asked for after the timer fired runs
+      // first if it was queued first, and the model it used is not unused.
+      () =>
+        void this.release(`unused for ${Math.round(this.#idleMs / 1000)} s`, () => this.#replies === replies),
       this.#idleMs,
     );
     this.#idleTimer.unref();
   }
 
-  /** Closes the chat model (after the reply being generated, if one is). */
-  release(why: string): Promise<void> {
+  /** Closes the chat model (after the reply being generated, if one is), if `stillDue` says so then. */
+  release(why: string, stillDue: () => boolean = () => true): Promise<void> {
     clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
     return this.serially(async () => {
       const session = this.#session;
-      if (!session) return;
+      if (!session || !stillDue()) return;
       this.#session = undefined;
       this.#key = '';
       await session.then((s) => s.close()).catch(() => undefined);

@@ -134,104 +134,101 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const history = new Map<number, { name: string; entry: RoundHistoryEntry }[]>();
   const stopParticipants = new AbortController();
   const runs: Promise<unknown>[] = [];
-  // After a failure: the participants already running stop, and the coordinator closes, so that
-  // nothing keeps listening or training once runDemo has rejected.
+  const table: DemoRound[] = [];
+  const failedParticipant = (name: string, err: unknown) =>
+    new FeditError('DEMO_FAILED', `${name} failed: ${(err as Error).message}`);
+  // However the federation part ends (a participant or an evaluation failing, no round
+  // aggregated, or done), the participants stop and the coordinator closes: a listening
+  // coordinator would keep `fedit demo` from ever exiting.
   const stopAll = async () => {
     stopParticipants.abort();
     await Promise.allSettled(runs);
     await coordinator.close();
   };
-  const failedParticipant = (name: string, err: unknown) =>
-    new FeditError('DEMO_FAILED', `${name} failed: ${(err as Error).message}`);
-  for (const shard of split.participants) {
-    const home = join(root, 'participants', shard.name);
-    const dataFile = join(home, 'data.jsonl');
-    try {
-      mkdirSync(home, { recursive: true });
-      writeFileSync(dataFile, toJsonl(shard.train));
-      await joinFederation(createInvite(fedDir, { url: coordinator.url, note: shard.name }), {
-        displayName: shard.name,
-        home,
-        confirm: () => true,
-      });
-    } catch (err) {
-      // A participant that cannot even be set up (its folder or data not writable) fails the demo
-      // as one that fails while running does: at once, named.
-      await stopAll();
-      throw failedParticipant(shard.name, err);
-    }
-    const p = new Participant();
-    p.on('round', (e: RoundHistoryEntry) => {
-      if (e.trainLoss === undefined || !e.uploaded) return;
-      const list = (history.get(e.round) ?? []).filter((x) => x.name !== shard.name);
-      list.push({ name: shard.name, entry: e });
-      history.set(e.round, list);
-    });
-    runs.push(
-      p
-        .start({ modelDir, dataFiles: [dataFile], home, threads, signal: stopParticipants.signal })
-        .catch((err) => {
-          // Every round needs all participants (minUpdates = n), so one that fails would leave the
-          // rest waiting out the round deadline: stop the demo at once and say who failed.
-          participantFailed(failedParticipant(shard.name, err));
-        }),
-    );
-  }
-  print(`   ${n} participants joined with one-time invites and are training\n`);
-
-  const table: DemoRound[] = [];
-  print(
-    'round  took part     train loss  held-out loss  accuracy  ' +
-      TASK_CATEGORIES.map((c) => c.padStart(9)).join(' '),
-  );
-  let evaluating = Promise.resolve();
-  onClosed = (round, adapterHash, updates) => {
-    evaluating = evaluating.then(async () => {
-      const tensors = blobs.getF32(adapterHash)!;
-      const adapter = { config: DEMO_LORA, tensors };
-      const accuracy = await taskAccuracy({ modelDir, adapter, examples: split.evaluation, threads });
-      const heldOutLoss = await held(tensors);
-      const took = (history.get(round) ?? []).sort((a, b) => a.name.localeCompare(b.name));
-      const row: DemoRound = {
-        round,
-        participants: updates,
-        took: took.map((t) => t.name),
-        trainLoss: mean(took.map((t) => t.entry.trainLoss!)),
-        heldOutLoss,
-        accuracy,
-      };
-      table.push(row);
-      const who = row.took.map((t) => t.replace('participant-', 'p')).join(',');
-      const cells = TASK_CATEGORIES.map((c) => pct(accuracy.byCategory[c]?.accuracy ?? 0).padStart(9)).join(
-        ' ',
-      );
-      const loss = `${row.trainLoss.toFixed(4).padStart(10)}  ${heldOutLoss.toFixed(4).padStart(13)}`;
-      print(
-        `${String(round).padStart(5)}  ${who.padEnd(12)}  ${loss}  ${pct(accuracy.overall.accuracy).padStart(8)}  ${cells}`,
-      );
-    });
-    evaluating.catch(() => {}); // awaited after the last round; not unhandled in between
-  };
   try {
-    await Promise.race([coordinator.finished, failure]);
-  } catch (err) {
-    await stopAll();
-    throw err;
-  }
-  // Rounds close (or abort) in order; the last evaluation may still be running.
-  await evaluating;
-  if (table.length === 0) {
-    throw new FeditError(
-      'DEMO_FAILED',
-      `no round was aggregated (every round aborted, see above); the federation folder ${fedDir} holds the log`,
+    for (const shard of split.participants) {
+      const home = join(root, 'participants', shard.name);
+      const dataFile = join(home, 'data.jsonl');
+      try {
+        mkdirSync(home, { recursive: true });
+        writeFileSync(dataFile, toJsonl(shard.train));
+        await joinFederation(createInvite(fedDir, { url: coordinator.url, note: shard.name }), {
+          displayName: shard.name,
+          home,
+          confirm: () => true,
+        });
+      } catch (err) {
+        // A participant that cannot even be set up (its folder or data not writable) fails the demo
+        // as one that fails while running does: at once, named.
+        throw failedParticipant(shard.name, err);
+      }
+      const p = new Participant();
+      p.on('round', (e: RoundHistoryEntry) => {
+        if (e.trainLoss === undefined || !e.uploaded) return;
+        const list = (history.get(e.round) ?? []).filter((x) => x.name !== shard.name);
+        list.push({ name: shard.name, entry: e });
+        history.set(e.round, list);
+      });
+      runs.push(
+        p
+          .start({ modelDir, dataFiles: [dataFile], home, threads, signal: stopParticipants.signal })
+          .catch((err) => {
+            // Every round needs all participants (minUpdates = n), so one that fails would leave the
+            // rest waiting out the round deadline: stop the demo at once and say who failed.
+            participantFailed(failedParticipant(shard.name, err));
+          }),
+      );
+    }
+    print(`   ${n} participants joined with one-time invites and are training\n`);
+
+    print(
+      'round  took part     train loss  held-out loss  accuracy  ' +
+        TASK_CATEGORIES.map((c) => c.padStart(9)).join(' '),
     );
+    let evaluating = Promise.resolve();
+    onClosed = (round, adapterHash, updates) => {
+      evaluating = evaluating.then(async () => {
+        const tensors = blobs.getF32(adapterHash)!;
+        const adapter = { config: DEMO_LORA, tensors };
+        const accuracy = await taskAccuracy({ modelDir, adapter, examples: split.evaluation, threads });
+        const heldOutLoss = await held(tensors);
+        const took = (history.get(round) ?? []).sort((a, b) => a.name.localeCompare(b.name));
+        const row: DemoRound = {
+          round,
+          participants: updates,
+          took: took.map((t) => t.name),
+          trainLoss: mean(took.map((t) => t.entry.trainLoss!)),
+          heldOutLoss,
+          accuracy,
+        };
+        table.push(row);
+        const who = row.took.map((t) => t.replace('participant-', 'p')).join(',');
+        const cells = TASK_CATEGORIES.map((c) => pct(accuracy.byCategory[c]?.accuracy ?? 0).padStart(9)).join(
+          ' ',
+        );
+        const loss = `${row.trainLoss.toFixed(4).padStart(10)}  ${heldOutLoss.toFixed(4).padStart(13)}`;
+        print(
+          `${String(round).padStart(5)}  ${who.padEnd(12)}  ${loss}  ${pct(accuracy.overall.accuracy).padStart(8)}  ${cells}`,
+        );
+      });
+      evaluating.catch(() => {}); // awaited after the last round; not unhandled in between
+    };
+    await Promise.race([coordinator.finished, failure]);
+    // Rounds close (or abort) in order; the last evaluation may still be running.
+    await evaluating;
+    if (table.length === 0) {
+      throw new FeditError(
+        'DEMO_FAILED',
+        `no round was aggregated (every round aborted, see above); the federation folder ${fedDir} holds the log`,
+      );
+    }
+    // Participants finish by themselves when the last round closes; the signal only covers stragglers.
+    const timeout = setTimeout(() => stopParticipants.abort(), 30_000);
+    await Promise.allSettled(runs);
+    clearTimeout(timeout);
+  } finally {
+    await stopAll();
   }
-  // Participants finish by themselves when the last round closes; the signal only covers stragglers.
-  const settled = Promise.allSettled(runs);
-  const timeout = setTimeout(() => stopParticipants.abort(), 30_000);
-  await settled;
-  clearTimeout(timeout);
-  await coordinator.close();
 
   // ---- local-only baselines: the same budget, own data only ----
   print('\n4. each participant alone, same number of steps on its own data only');

@@ -62,14 +62,16 @@ function num(
   return v;
 }
 const int = (min: number) => (v: number) => Number.isInteger(v) && v >= min;
-const positive = (v: number) => v > 0;
+// Finite too: a config is JSON, which has no Infinity (JSON.stringify writes null), and callers
+// such as `fedit coordinator init` check an option with these rules before any JSON is written.
+const positive = (v: number) => Number.isFinite(v) && v > 0;
 
 /**
  * The checks of the settings `fedit coordinator init` takes as options, shared so the command
  * refuses a bad value with the rule the config itself would apply (naming the option, not the field).
  */
 export const LIMIT_RULES = {
-  maxUpdateNorm: { check: positive, what: 'a positive number' },
+  maxUpdateNorm: { check: positive, what: 'a finite positive number' },
   maxUploadBytes: { check: int(1), what: 'a whole number of bytes >= 1' },
   maxExampleCount: { check: int(1), what: 'a whole number >= 1' },
 } as const satisfies Record<

@@ -7,9 +7,10 @@
 //   blobs/                 content-addressed tensor sets (global adapters and counted updates)
 //   index.json             lowdb index (participants, invites, round summaries), rebuilt from the log
 //   uploads/               updates being received (discarded when their round ends)
+//   init-in-progress       only while `fedit coordinator init` runs (or if it was stopped)
 
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   FeditError,
@@ -18,6 +19,7 @@ import {
   parseIdentity,
   readRoundLog,
   serializeIdentity,
+  syncDirectory,
   serializePublicIdentity,
   publicIdentity,
   tensorFromF32,
@@ -102,8 +104,8 @@ export async function initFederation(
   });
   validateLoraConfig({ ...config.lora, targets: config.lora.targets as LoraTarget[] });
 
-  await clearInterruptedInit(paths);
-  for (const dir of [root, join(root, 'keys'), join(root, 'log'), paths.blobs, paths.uploads])
+  await prepareInitFolder(paths);
+  for (const dir of [join(root, 'keys'), join(root, 'log'), paths.blobs, paths.uploads])
     mkdirSync(dir, { recursive: true });
   chmodSync(join(root, 'keys'), 0o700);
   const identity = generateIdentity();
@@ -136,34 +138,66 @@ export async function initFederation(
     body: { settings: { config: JSON.stringify(config), configHash: configHash(config) }, globalAdapter },
   });
   await log.close();
-  // Last: federation.json is what makes the folder a federation (nothing opens one without it),
-  // so a crash at any moment before this leaves a folder that a new init clears and redoes.
+  // federation.json is what makes the folder a federation (nothing opens one without it), so a
+  // crash at any moment before this leaves a folder that a new init clears and redoes. The marker
+  // goes only after it: a marker left beside a federation.json is harmless (init refuses the
+  // folder for its federation.json), while a missing one would make init refuse its own leftovers.
   await writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + '\n');
+  rmSync(initMarker(paths), { force: true });
+  await syncDirectory(root);
   return { config, identity };
 }
 
-/** What initFederation writes before federation.json, its commit marker. */
-function initOutputs(paths: FederationPaths): string[] {
-  return [
-    paths.keys,
-    join(paths.root, 'keys', 'coordinator.pub.json'),
-    paths.log,
-    paths.blobs,
-    paths.uploads,
-    paths.index,
-  ];
+/** The file init writes first and removes last: while it is there, init has not finished. */
+export const INIT_MARKER = 'init-in-progress';
+const initMarker = (paths: FederationPaths) => join(paths.root, INIT_MARKER);
+
+/** The names init creates in the federation folder, besides its marker. */
+const INIT_FOLDERS = new Set(['keys', 'log', 'blobs', 'uploads']);
+/** The temporary file writeFileAtomic leaves when a crash stops it writing federation.json. */
+const initTemporary = (name: string) => /^\.federation\.json\.[0-9a-f]+\.tmp$/.test(name);
+
+/** A short list of a folder's entries for a message (the first few, and how many more). */
+function describeEntries(names: readonly string[]): string {
+  const shown = names.slice(0, 5).join(', ');
+  return names.length > 5 ? `${shown} and ${names.length - 5} more` : shown;
 }
 
 /**
- * Removes what an init that crashed before writing federation.json left behind, so that init can
- * start over. Only a folder nobody can have used is cleared: without federation.json nothing opens
- * it (no coordinator ran, no invite was made), and its round log may hold nothing but the config
- * record. Anything more means a federation that lost its federation.json: that is refused, since
- * clearing it would throw away its keys and its log.
+ * Makes `paths.root` ready for init: a new or empty folder, or one an interrupted init left (its
+ * marker is there), cleared of what that init wrote. Anything else is refused and left as it is:
+ * init writes blobs/, keys/ and log/, and must never delete or mix with files of the same names
+ * that someone else keeps there.
  */
-async function clearInterruptedInit(paths: FederationPaths): Promise<void> {
-  const left = initOutputs(paths).filter((p) => existsSync(p));
-  if (left.length === 0) return;
+async function prepareInitFolder(paths: FederationPaths): Promise<void> {
+  const entries = existsSync(paths.root) ? readdirSync(paths.root).sort() : [];
+  if (entries.includes(INIT_MARKER)) await clearInterruptedInit(paths, entries);
+  else if (entries.length > 0)
+    throw new FeditError(
+      'FEDERATION_DIR_NOT_EMPTY',
+      `${paths.root} is not empty (it holds ${describeEntries(entries)}): a federation is created in a ` +
+        'new or empty folder, so that nothing of yours is overwritten or mixed into it. Choose another folder',
+    );
+  mkdirSync(paths.root, { recursive: true });
+  // Written in place, not through a temporary file: only that it exists matters, and a crash
+  // while writing it must not leave a stray file that makes the folder look foreign.
+  writeFileSync(
+    initMarker(paths),
+    '`fedit coordinator init` is creating a federation here. If it was stopped before it finished, ' +
+      'run it again on this folder: it clears what the stopped init wrote and starts over.\n',
+  );
+  await syncDirectory(paths.root);
+}
+
+/**
+ * Removes what an init that stopped before writing federation.json left behind, so that init can
+ * start over. The marker says the folder was empty when that init began, so its keys/, log/,
+ * blobs/ and uploads/ are init's own. Anything else in the folder was put there since, and is
+ * refused rather than deleted; so is a round log holding more than the config record (a
+ * federation that ran and then lost its federation.json: clearing it would throw away its keys and
+ * its log).
+ */
+async function clearInterruptedInit(paths: FederationPaths, entries: readonly string[]): Promise<void> {
   const lost = (what: string) =>
     new FeditError(
       'FEDERATION_EXISTS',
@@ -171,7 +205,15 @@ async function clearInterruptedInit(paths: FederationPaths): Promise<void> {
         'was lost, not an interrupted init. Restore federation.json from your backup (the round log ' +
         'records the config in its first record), or choose an empty folder',
     );
-  if (existsSync(join(paths.root, 'invites.jsonl'))) throw lost('invites were made in it (invites.jsonl)');
+  if (entries.includes('invites.jsonl')) throw lost('invites were made in it (invites.jsonl)');
+  const foreign = entries.filter((e) => e !== INIT_MARKER && !INIT_FOLDERS.has(e) && !initTemporary(e));
+  if (foreign.length > 0)
+    throw new FeditError(
+      'FEDERATION_DIR_NOT_EMPTY',
+      `${paths.root} holds what an interrupted \`fedit coordinator init\` left (${INIT_MARKER}), and also ` +
+        `${describeEntries(foreign)}, which init does not write. Nothing was removed: move those ` +
+        'elsewhere and run init again, or choose an empty folder',
+    );
   if (existsSync(paths.log)) {
     let records: RoundRecord[];
     try {
@@ -182,7 +224,8 @@ async function clearInterruptedInit(paths: FederationPaths): Promise<void> {
     if (records.length > 1 || records.some((r) => r.kind !== 'config'))
       throw lost(`its round log holds ${records.length} records`);
   }
-  for (const p of left) rmSync(p, { recursive: true, force: true });
+  for (const e of entries)
+    if (e !== INIT_MARKER) rmSync(join(paths.root, e), { recursive: true, force: true });
 }
 
 /**

@@ -9,19 +9,21 @@
 // it out, and the next append truncates it first, or the new line would be glued to the fragment
 // and make a damaged middle line that refuses every later enrolment. The two writers are separate
 // processes, so appends (and that truncation) happen under a short lock, invites.lock: without it
-// one writer could truncate away the line another had just appended after the fragment.
+// one writer could truncate away the line another had just appended after the fragment. A lock
+// whose process is gone is taken over (removeStaleLock), never by deleting whatever is at the path.
 
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync,
   existsSync,
   fsyncSync,
   fstatSync,
   ftruncateSync,
+  linkSync,
   openSync,
   readFileSync,
+  renameSync,
   rmSync,
-  statSync,
   truncateSync,
   writeFileSync,
   writeSync,
@@ -130,46 +132,117 @@ function isRunning(pid: number): boolean {
   }
 }
 
+/** What a lock file was when a writer judged it stale: its inode, when it was written, what it says. */
+interface LockSighting {
+  text: string;
+  identity: string;
+  ageMs: number;
+}
+
+/** The lock file as it is now (one open file, so the text and the inode belong together). */
+function sightLock(path: string): LockSighting | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return undefined; // released meanwhile
+  }
+  try {
+    const stat = fstatSync(fd, { bigint: true });
+    const text = readFileSync(fd, 'utf8');
+    return {
+      text,
+      identity: `${stat.dev}:${stat.ino}:${stat.mtimeNs}:${text}`,
+      ageMs: Date.now() - Number(stat.mtimeMs),
+    };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const sameLock = (path: string, seen: LockSighting) => sightLock(path)?.identity === seen.identity;
+
+/**
+ * Removes the stale lock `seen`, and nothing else. Between judging it stale and removing it,
+ * another writer may have taken it over and written its own lock at the same path: removing by
+ * path would then delete that live lock, and two writers would append at once. So the lock is
+ * first renamed aside (atomic: it moves exactly one file) and only then compared with what was
+ * judged stale (inode, modification time and text, which holds a nonce unique to each taking); a
+ * lock that turns out to be another's is linked back into place at once.
+ */
+function removeStaleLock(path: string, seen: LockSighting): void {
+  const aside = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.stale`;
+  try {
+    renameSync(path, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // someone else removed it
+    throw err;
+  }
+  try {
+    if (!sameLock(aside, seen)) {
+      try {
+        linkSync(aside, path);
+      } catch (err) {
+        // EEXIST: a third writer created its lock in the instant the live one was aside, and both
+        // now hold it. That needs two writers to find the same stale lock and a third to arrive
+        // within microseconds: the one window file locks without a kernel compare-and-swap leave.
+        // Each holder's release removes only its own lock, so the next writer still waits.
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+  } finally {
+    rmSync(aside, { force: true });
+  }
+}
+
+/** Options of withInvitesLock, for tests. */
+export interface InvitesLockOptions {
+  /** How long to wait for another writer (default LOCK_WAIT_MS). */
+  waitMs?: number;
+  /** Called after a lock was judged stale and before it is removed (to interleave another writer). */
+  beforeTakeover?: () => void;
+}
+
 /** Runs `fn` (synchronous) holding invites.lock; a lock left by a dead process is taken over. */
-function withInvitesLock<T>(root: string, fn: () => T): T {
+export function withInvitesLock<T>(root: string, fn: () => T, options: InvitesLockOptions = {}): T {
   const path = lockPath(root);
-  const deadline = Date.now() + LOCK_WAIT_MS;
+  // The pid names the holder; the nonce makes each taking's text unique, so a takeover can tell
+  // the stale lock it judged from a new one at the same path, and a release removes only its own.
+  const mine = `${process.pid} ${randomBytes(8).toString('hex')}`;
+  const deadline = Date.now() + (options.waitMs ?? LOCK_WAIT_MS);
   for (;;) {
     try {
-      writeFileSync(path, String(process.pid), { flag: 'wx', mode: 0o600 });
+      writeFileSync(path, mine, { flag: 'wx', mode: 0o600 });
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    let holder: number;
-    let age: number;
-    try {
-      holder = Number(readFileSync(path, 'utf8'));
-      age = Date.now() - statSync(path).mtimeMs;
-    } catch {
-      continue; // released meanwhile
-    }
+    const seen = sightLock(path);
+    if (!seen) continue;
+    const holder = Number(seen.text.split(' ')[0]);
     // fn never awaits, so this process never holds the lock here: one naming our pid is left over
     // from an earlier process that had it (a restarted container reuses pids).
     const stale =
       Number.isInteger(holder) && holder > 0
         ? holder === process.pid || !isRunning(holder)
-        : age > LOCK_WRITE_GRACE_MS;
+        : seen.ageMs > LOCK_WRITE_GRACE_MS;
     if (stale) {
-      rmSync(path, { force: true });
+      options.beforeTakeover?.();
+      removeStaleLock(path, seen);
       continue;
     }
     if (Date.now() > deadline)
       throw new FeditError(
         'INVITES_BUSY',
-        `${path} is held by ${Number.isInteger(holder) ? `process ${holder}` : 'another process'}; try again`,
+        `${path} is held by ${Number.isInteger(holder) && holder > 0 ? `process ${holder}` : 'another process'}; try again`,
       );
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
   }
   try {
     return fn();
   } finally {
-    rmSync(path, { force: true });
+    // Only our own lock, never one another writer put at this path (see removeStaleLock).
+    if (sightLock(path)?.text === mine) rmSync(path, { force: true });
   }
 }
 

@@ -11,10 +11,10 @@
 // reader of safetensors ignores metadata keys it does not use.
 //
 // Writing goes to a fresh folder beside the target that is renamed into place once both files are
-// complete and fsynced, so a reader sees the old adapter or the new one, never one file of each.
-// Replacing moves the old folder aside first; a crash between the two renames is repaired by the
-// next read or write of the folder (recoverInterruptedWrite). Only an earlier adapter is ever
-// replaced: a folder holding anything else is refused (checkAdapterTarget).
+// complete and fsynced; replacing moves the old folder aside first, so a reader sees the old
+// adapter or the new one, never one file of each (commitFolder says how each crash and each
+// concurrent read ends). Only an earlier adapter is ever replaced: a folder holding anything else
+// is refused (checkAdapterTarget).
 
 import { constants } from 'node:fs';
 import { access, mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
@@ -225,9 +225,49 @@ export async function writeAdapter(
 
 /** Reads and validates an adapter folder written by PEFT or by fedit. */
 export async function readAdapter(dir: string): Promise<LoraAdapter> {
-  // A write killed between its renames leaves the earlier adapter aside; a reader puts it back
-  // (only then: a reader never removes anything, and another process may be writing right now).
-  if (!(await reachable(dir))) await recoverInterruptedWrite(resolve(dir), { tidy: false });
+  // A reader changes nothing on disk (another process may be writing right now), and reads one
+  // folder from start to end: if a writer renamed it away meanwhile, the two files may come from
+  // two adapters, so it reads again (see commitFolder for the states a writer passes through).
+  for (let attempt = 1; ; attempt++) {
+    const folder = await folderToRead(dir);
+    const before = await folderIdentity(folder);
+    const read = await readAdapterFolder(folder).then(
+      (adapter) => ({ adapter }),
+      (err: unknown) => ({ err }),
+    );
+    if ((await folderIdentity(folder)) === before) {
+      if ('adapter' in read) return read.adapter;
+      throw read.err;
+    }
+    if (attempt === 3) {
+      throw new AdapterError(
+        'ADAPTER_MISSING',
+        `${dir}: was replaced by another write each time it was read; read it again once that write is done`,
+      );
+    }
+  }
+}
+
+/**
+ * The folder that holds the adapter `dir` names: `dir` itself, or, while a write is between its
+ * renames (or was killed there), the earlier adapter it moved aside, read where it lies.
+ */
+async function folderToRead(dir: string): Promise<string> {
+  if (await reachable(dir)) return dir;
+  const aside = await movedAsideMidWrite(resolve(dir));
+  return aside.length === 1 ? aside[0] : dir;
+}
+
+/** Tells one folder from another that later took its name (device and inode); undefined if none is there. */
+async function folderIdentity(path: string): Promise<string | undefined> {
+  const stats = await stat(path, { bigint: true }).catch((err: unknown) => {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return undefined;
+    throw err;
+  });
+  return stats && `${stats.dev}:${stats.ino}`;
+}
+
+async function readAdapterFolder(dir: string): Promise<LoraAdapter> {
   await assertFolder(dir);
   const configPath = join(dir, ADAPTER_CONFIG_FILE);
   const weightsPath = join(dir, ADAPTER_WEIGHTS_FILE);
@@ -361,7 +401,7 @@ const ADAPTER_FOLDER_FILES: ReadonlySet<string> = new Set([
  */
 export async function checkAdapterTarget(dir: string, options: { overwrite?: boolean } = {}): Promise<void> {
   const target = resolve(dir);
-  await recoverInterruptedWrite(target, { tidy: true });
+  await repairInterruptedWrites(target);
   await checkTarget(target, options.overwrite ?? false);
 }
 
@@ -439,33 +479,76 @@ async function interruptedWrites(target: string): Promise<{ staging: string[]; p
 
 const PREVIOUS_SUFFIX = '.previous';
 
+/** The staging folder of the write that moved `previous` aside. */
+const stagingOf = (previous: string) => previous.slice(0, -PREVIOUS_SUFFIX.length);
+
 /**
- * Puts `target` back in order after a crash inside commitFolder. Killed between its two renames,
- * the target is missing and the earlier adapter waits in a `.previous` folder: it is moved back,
- * since the new adapter was never reported written. Killed after them, the `.previous` folder is
- * a stale copy of the replaced adapter, and staging folders are unfinished writes: with `tidy`,
- * both are removed, except a `.previous` folder holding anything but an adapter's files (written
- * by an older fedit), which is left for its owner: writing an adapter never deletes other data.
+ * The earlier adapters moved aside by writes that have not (yet) renamed their staging folder into
+ * place: a `.previous` folder whose staging sibling still exists. Only these may stand in for a
+ * missing target; a `.previous` folder without its sibling was superseded by its write's adapter.
  */
-async function recoverInterruptedWrite(target: string, { tidy }: { tidy: boolean }): Promise<void> {
+async function movedAsideMidWrite(target: string): Promise<string[]> {
   const { staging, previous } = await interruptedWrites(target);
-  for (const moved of previous) {
-    if (!(await pathExists(target))) await rename(moved, target);
-    else if (tidy && (await holdsOnlyAdapterFiles(moved))) await rm(moved, { recursive: true, force: true });
+  return previous.filter((moved) => staging.includes(stagingOf(moved)));
+}
+
+/**
+ * Puts `target` in order after crashes inside writeAdapter; only a writer calls it, never a reader
+ * (see commitFolder for the states). A write killed between its renames left the target missing,
+ * the earlier adapter in `.previous` and the complete new one in its staging sibling: the earlier
+ * adapter is moved back, since the new one was never reported written. Everything else beside the
+ * target is then a leftover: staging folders of unfinished writes, and `.previous` folders whose
+ * write went through (its staging folder was renamed into place; the adapter that replaced this
+ * one may since have been deleted, which never brings this older one back). Both are removed,
+ * except a `.previous` folder holding anything but an adapter's files (written by an older fedit),
+ * which is left for its owner: writing an adapter never deletes other data.
+ */
+async function repairInterruptedWrites(target: string): Promise<void> {
+  const aside = await movedAsideMidWrite(target);
+  if (aside.length > 0 && !(await reachable(target))) {
+    // Only concurrent writes to one folder, each killed between its renames, leave several.
+    if (aside.length > 1) {
+      throw new AdapterError(
+        'ADAPTER_EXISTS',
+        `${target}: is missing, and ${aside.length} interrupted writes each moved an earlier adapter aside (${aside.join(', ')}); move the one to keep to ${target} and delete the others`,
+      );
+    }
+    // Renamed back before its staging folder is removed: killed in between, the state is that of
+    // a write killed before its first rename.
+    await rename(aside[0], target);
   }
-  if (tidy) for (const folder of staging) await rm(folder, { recursive: true, force: true });
+  const { staging, previous } = await interruptedWrites(target);
+  for (const folder of staging) await rm(folder, { recursive: true, force: true });
+  for (const moved of previous) {
+    if (await holdsOnlyAdapterFiles(moved)) await rm(moved, { recursive: true, force: true });
+  }
 }
 
 async function holdsOnlyAdapterFiles(dir: string): Promise<boolean> {
-  if (!(await isDirectory(dir))) return false;
-  return (await readdir(dir)).every((name) => ADAPTER_FOLDER_FILES.has(name));
+  const names = await readdir(dir).catch((err: unknown) => {
+    // Gone already (its own write removed it), or a file: nothing of ours to remove.
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return undefined;
+    throw err;
+  });
+  return names !== undefined && names.every((name) => ADAPTER_FOLDER_FILES.has(name));
 }
 
 /**
- * Moves the complete `staging` folder to `target`, replacing an empty folder or (if allowed) an
- * earlier adapter. The earlier adapter is renamed aside first and removed last, so a crash at any
- * moment leaves it or the new one in place, or (between the renames) recoverable by the next
- * read or write of `target` (recoverInterruptedWrite).
+ * Moves the complete `staging` folder (S) to `target` (T), replacing an empty folder or (if allowed)
+ * an earlier adapter, which is renamed aside to P = S + ".previous" first and removed last:
+ *
+ *   1. rename T -> P     killed after: T missing, P old, S new. Readers read P where it lies (the
+ *                        only P with its S beside it); the next write moves P back to T.
+ *   2. rename S -> T     killed after: T new, P old without S. Readers read T; the next write
+ *                        removes P, and never restores it, even once T has been deleted.
+ *   3. remove P          done. Killed before 1 (S perhaps half written): T old, and the next
+ *                        write removes S.
+ *
+ * A reader between 1 and 2 reads P; one whose folder is renamed or removed while it reads starts
+ * again (readAdapter). Readers change nothing, so a writer's renames never find their paths taken.
+ * If rename 2 fails, P is moved back before the caller removes S, which would make P look stale.
+ * Two writes to one target at once are not coordinated: the later one's repair may remove the
+ * earlier one's staging folder, which then fails with an error; neither loses an adapter silently.
  */
 async function commitFolder(staging: string, target: string, overwrite: boolean): Promise<void> {
   await checkTarget(target, overwrite); // again: the folder may have changed while the files were written
@@ -477,7 +560,19 @@ async function commitFolder(staging: string, target: string, overwrite: boolean)
       await rename(target, previous);
     }
   }
-  await rename(staging, target);
+  try {
+    await rename(staging, target);
+  } catch (err) {
+    if (previous) await rename(previous, target).catch(() => undefined);
+    if (isErrno(err, 'ENOTEMPTY') || isErrno(err, 'EEXIST')) {
+      throw new AdapterError(
+        'ADAPTER_EXISTS',
+        `${target}: another write filled it while this one was being written; write again to replace it`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
   await syncDirectory(dirname(target));
   if (previous) await rm(previous, { recursive: true, force: true });
 }

@@ -7,7 +7,9 @@
 //               coordinator's signature over that hash; seq = position; prevHash = previous hash
 //               (ZERO_HASH first); one federation; time never decreasing
 //   lifecycle   the first record is a config naming the initial global adapter; participants are
-//               enrolled once and revoked at most once, for good; rounds open one at a time, numbered
+//               enrolled once and revoked at most once, for good; a signing key is enrolled once
+//               (under one participant id, revoked or not); a participant id recorded with both of
+//               its keys is their fingerprint; rounds open one at a time, numbered
 //               1, 2, ..., and each is closed or aborted by the next round-related record for it
 //   rounds      the rule exists and accepts its config; the selection is re-derived from its seed
 //               over the participants eligible when the round opened; the round trains from the
@@ -47,6 +49,7 @@ import {
   type RoundRecordKind,
 } from './record.ts';
 import { canonicalJson } from './canonical.ts';
+import { fingerprint } from '../crypto/identity.ts';
 import { selectParticipants } from './selection.ts';
 import { checkRecordedEnvelope } from './envelope-record.ts';
 import type { LogLine } from './log.ts';
@@ -71,6 +74,13 @@ export type VerificationProblemCode =
   /** A round opens while another is open, out of sequence, or closes without having opened. */
   | 'ROUND_ORDER'
   | 'ALREADY_ENROLLED'
+  /**
+   * A signing key already enrolled (by another participant id, revoked or not) is enrolled again:
+   * one participant would be counted, and selected, twice.
+   */
+  | 'KEY_ALREADY_ENROLLED'
+  /** An enrol record's participant id is not the fingerprint of the keys it records. */
+  | 'PARTICIPANT_ID'
   | 'NOT_ENROLLED'
   /** A revoked participant is enrolled again, revoked again, or has an update counted. */
   | 'REVOKED_PARTICIPANT'
@@ -193,6 +203,24 @@ export function verifyRoundLogLines(
   return checker.report();
 }
 
+const HEX_KEY = /^[0-9a-fA-F]{64}$/;
+
+/** A recorded signing key as compared between enrolments: hex in either case is the same key. */
+const enrolKey = (publicKey: string) => (HEX_KEY.test(publicKey) ? publicKey.toLowerCase() : publicKey);
+
+/**
+ * The participant id the coordinator derives from an enrolment's keys (the fingerprint of the
+ * signing and box keys, as the protocol writes them: 64 hex digits each), or undefined when the
+ * record does not carry both in that form (logs written by tests, with made-up keys).
+ */
+function fingerprintOf(publicKey: string, boxKey: unknown): string | undefined {
+  if (!HEX_KEY.test(publicKey) || typeof boxKey !== 'string' || !HEX_KEY.test(boxKey)) return undefined;
+  return fingerprint({
+    sign: new Uint8Array(Buffer.from(publicKey, 'hex')),
+    box: new Uint8Array(Buffer.from(boxKey, 'hex')),
+  });
+}
+
 interface ParticipantState {
   publicKey: string;
   revoked: boolean;
@@ -221,6 +249,8 @@ export class RoundLogChecker {
   #open: { round: number; body: RoundOpenBody } | undefined;
   #globalAdapter: string | undefined;
   readonly #participants = new Map<string, ParticipantState>();
+  /** Participant id by enrolled signing key (enrolKey form). */
+  readonly #participantByKey = new Map<string, string>();
   readonly #envelopes = new Set<string>();
   readonly #rounds = new Map<number, RoundReport>();
   readonly #problems: VerificationProblem[] = [];
@@ -468,11 +498,26 @@ export class RoundLogChecker {
         }
         break;
       case 'enrol': {
-        const known = this.#participants.get(record.body.participant);
+        const { participant, publicKey } = record.body;
+        const known = this.#participants.get(participant);
         if (known?.revoked)
-          problem('REVOKED_PARTICIPANT', `enrols ${record.body.participant} again after its revocation`);
-        else if (known)
-          problem('ALREADY_ENROLLED', `enrols ${record.body.participant}, who is already enrolled`);
+          problem('REVOKED_PARTICIPANT', `enrols ${participant} again after its revocation`);
+        else if (known) problem('ALREADY_ENROLLED', `enrols ${participant}, who is already enrolled`);
+        // The coordinator refuses a key enrolled before (ENROL_KEY_IN_USE, or AUTH_REVOKED once
+        // revoked): under a second id the same participant would be selected and counted twice.
+        const holder = this.#participantByKey.get(enrolKey(publicKey));
+        if (holder !== undefined && holder !== participant)
+          problem(
+            'KEY_ALREADY_ENROLLED',
+            `enrols ${participant} with signing key ${publicKey}, which ${holder} enrolled with` +
+              `${this.#participants.get(holder)?.revoked ? ' (revoked since)' : ''}: one key is one participant`,
+          );
+        const derived = fingerprintOf(publicKey, (record.body as { boxKey?: unknown }).boxKey);
+        if (derived !== undefined && derived !== participant)
+          problem(
+            'PARTICIPANT_ID',
+            `enrols ${participant}, but the keys it records are those of participant ${derived} (the fingerprint of the signing and box keys)`,
+          );
         break;
       }
       case 'revoke': {
@@ -747,6 +792,8 @@ export class RoundLogChecker {
             revoked: false,
           });
         }
+        if (!this.#participantByKey.has(enrolKey(record.body.publicKey)))
+          this.#participantByKey.set(enrolKey(record.body.publicKey), record.body.participant);
         break;
       case 'revoke': {
         const participant = this.#participants.get(record.body.participant);
