@@ -13,6 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startDevShell } from '../src/app/dev-shell.ts';
+import { CHAT_MAX_NEW_TOKENS } from '../src/app/backend.ts';
+import { openChatSession } from '../src/core/index.ts';
+import { readAdapter } from '@fedit/shared';
 import { repoRoot } from '../../test/fixtures/fedit-cli.ts';
 import {
   TEST_TRAINING,
@@ -264,7 +267,26 @@ test('a participant installs, joins with an invite, checks model and data, train
   await page.locator('[data-testid="chat-reply"]:not(.streaming)').waitFor({ timeout: 60_000 });
   const reply = (await byId(page, 'chat-reply').locator('.reply-text').textContent()) ?? '';
   t.log(`the chat answered ${JSON.stringify(reply)}`);
-  t.regex(reply, /Paris/, 'the global adapter answers with what the federation learned');
+  // The screen shows what the federation's last global adapter answers: the folder the chat used
+  // holds exactly round 2's tensors, and the client core, chatting with that folder, says the same.
+  // (Whether the tiny model says "Paris" after two rounds depends on the identity-seeded data order,
+  // so the words themselves are not asserted.)
+  const [chatFolder] = await readdir(join(dir, 'home', 'chat-adapters'));
+  const usedDir = join(dir, 'home', 'chat-adapters', chatFolder);
+  t.is(
+    (await readAdapter(usedDir)).hash,
+    (closed.at(-1) as { adapter: string }).adapter,
+    'the chat used round 2’s global adapter',
+  );
+  const core = await openChatSession({ modelDir: fed.modelDir, adapterDir: usedDir, threads: 1 });
+  let expected = '';
+  for await (const piece of core.reply('The capital of France?', {
+    maxNewTokens: CHAT_MAX_NEW_TOKENS,
+    temperature: 0,
+  }))
+    expected += piece;
+  await core.close();
+  t.is(reply.trim(), expected.trim(), 'the page shows the global adapter’s answer');
   // Which adapter answered: the last round's, which the participant kept before the federation's
   // end closed its connection.
   const answeredBy = (await byId(page, 'chat-answered-by').textContent()) ?? '';

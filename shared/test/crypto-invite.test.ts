@@ -65,6 +65,22 @@ test('every single-character typo is caught by the checksum or the encoding chec
   }
 });
 
+test('a typo in the spare bits of the last character is caught too', (t) => {
+  // The last base64 character of this invite carries unused low bits (its byte length is not a
+  // multiple of 3); a character differing only there decodes to the same bytes.
+  const text = formatInvite(invite);
+  const decoded = Buffer.from(text.slice('fedit-invite:'.length), 'base64url');
+  t.not(decoded.byteLength % 3, 0, 'the fixture has spare bits to alter');
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const sameBytes = [...alphabet].filter(
+    (c) =>
+      c !== text.at(-1) &&
+      Buffer.from(text.slice('fedit-invite:'.length, -1) + c, 'base64url').equals(decoded),
+  );
+  t.true(sameBytes.length > 0);
+  for (const c of sameBytes) fails(t, text.slice(0, -1) + c, 'INVITE_ENCODING');
+});
+
 test('a truncated invite is reported as damaged', (t) => {
   const text = formatInvite(invite);
   const error = fails(t, text.slice(0, -5), 'INVITE_CHECKSUM');

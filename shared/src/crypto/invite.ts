@@ -94,6 +94,14 @@ export function parseInvite(text: string, options: { now?: number } = {}): Invit
       'the invite is damaged: its checksum does not match, so it was mistyped, cut short or altered; copy it again exactly as the operator sent it',
     );
   }
+  // Base64 decoding ignores the spare low bits of the last character, so a typo there can
+  // decode to the same bytes and pass the checksum; only the canonical spelling is accepted.
+  if (toBase64url(bytes) !== encoded) {
+    throw new InviteError(
+      'INVITE_ENCODING',
+      'the invite is damaged: its last character was mistyped; copy the whole invite again',
+    );
+  }
   let body: unknown;
   try {
     body = unpackWire(packed, 'invite');
