@@ -7,21 +7,7 @@ import { FeditError } from '@fedit/shared';
 import type { ExecutionProvider } from '@fedit/kernels';
 import type { InviteInspection, ParticipantStatus, RoundHistoryEntry } from '../core/federation/index.ts';
 import { ProgressPrinter, stopOnCtrlC } from './progress.ts';
-
-const PROVIDERS = ['cpu', 'webgpu', 'cuda', 'dml'];
-const FORMATS = ['alpaca', 'dolly', 'sharegpt', 'messages'];
-
-function wholeNumber(name: string, min: number) {
-  return (raw: string): number => {
-    const v = Number(raw);
-    if (raw.trim() === '' || !Number.isInteger(v) || v < min) {
-      throw new FeditError('CLI_OPTION', `${name} must be a whole number >= ${min}, got "${raw}"`);
-    }
-    return v;
-  };
-}
-
-const collect = (value: string, previous: string[] = []) => [...previous, value];
+import { collect, formatOption, providerOption, wholeNumber } from './options.ts';
 
 const homeOption = () =>
   new Option('--home <dir>', 'the fedit home folder (default: $FEDIT_HOME, else the user settings folder)');
@@ -160,13 +146,9 @@ export function registerClientCommands(program: Command): void {
     .description("train in the federation's rounds with your data; Ctrl-C stops (an unsent update is kept)")
     .requiredOption('--model <dir>', "the federation's base model (Hugging Face folder)")
     .requiredOption('--data <file>', 'your instruction data, JSON or JSONL (repeatable)', collect)
-    .addOption(new Option('--format <name>', 'dataset format (default: detected per file)').choices(FORMATS))
+    .addOption(formatOption())
     .option('--federation <id>', 'which joined federation (default: the only one)')
-    .addOption(
-      new Option('--provider <name>', 'where to compute: cpu, or a GPU through webgpu, cuda or dml')
-        .choices(PROVIDERS)
-        .default('cpu'),
-    )
+    .addOption(providerOption())
     .option('--threads <n>', 'CPU threads (default: all cores)', wholeNumber('--threads', 1))
     .option(
       '--rounds <n>',

@@ -3,29 +3,7 @@
 
 import { Option, type Command } from 'commander';
 import { FeditError } from '@fedit/shared';
-
-function positive(name: string, integer = false) {
-  return (raw: string): number => {
-    const v = Number(raw);
-    if (!Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) {
-      throw new FeditError(
-        'CLI_OPTION',
-        `${name} must be a positive ${integer ? 'whole ' : ''}number, got "${raw}"`,
-      );
-    }
-    return v;
-  };
-}
-
-/** A number in [0, 1), as a LoRA dropout probability must be. */
-function probability(name: string) {
-  return (raw: string): number => {
-    const v = Number(raw);
-    if (raw.trim() === '' || !(v >= 0 && v < 1))
-      throw new FeditError('CLI_OPTION', `${name} must be a probability in [0, 1), got "${raw}"`);
-    return v;
-  };
-}
+import { addLoraOptions, loraFromOptions, positive } from './options.ts';
 
 /** The longest an invite may stay valid, in hours: ten years, createInvite's MAX_INVITE_HOURS. */
 const MAX_INVITE_HOURS = 10 * 366 * 24;
@@ -54,25 +32,23 @@ export function registerCoordinatorCommands(program: Command): void {
     .command('coordinator')
     .description('run a federation: create it, invite participants, run the rounds');
 
-  coordinator
-    .command('init')
-    .description(
-      'create a federation in an empty folder: keys, settings, the initial global adapter, the round log',
-    )
-    .argument('<dir>', 'the federation folder to create')
-    .requiredOption('--model <dir>', 'the base model (Hugging Face folder) every participant must train on')
-    .option('--model-name <name>', 'how participants see the base model named')
-    .option('--name <name>', "the federation's name", 'fedit federation')
-    .option(
-      '--rounds <n>',
-      'rounds to open; aborted rounds (too few updates) count too, so the federation ends after n rounds even if participants vanish',
-      positive('--rounds', true),
-      5,
-    )
-    .option('--rank <n>', 'LoRA rank', positive('--rank', true), 16)
-    .option('--alpha <n>', 'LoRA alpha', positive('--alpha'), 16)
-    .option('--dropout <p>', 'LoRA dropout', probability('--dropout'), 0.05)
-    .option('--targets <list>', 'LoRA target modules', 'q_proj,v_proj')
+  addLoraOptions(
+    coordinator
+      .command('init')
+      .description(
+        'create a federation in an empty folder: keys, settings, the initial global adapter, the round log',
+      )
+      .argument('<dir>', 'the federation folder to create')
+      .requiredOption('--model <dir>', 'the base model (Hugging Face folder) every participant must train on')
+      .option('--model-name <name>', 'how participants see the base model named')
+      .option('--name <name>', "the federation's name", 'fedit federation')
+      .option(
+        '--rounds <n>',
+        'rounds to open; aborted rounds (too few updates) count too, so the federation ends after n rounds even if participants vanish',
+        positive('--rounds', true),
+        5,
+      ),
+  )
     .option(
       '--local-steps <n>',
       'optimizer steps each participant runs per round',
@@ -153,14 +129,7 @@ export function registerCoordinatorCommands(program: Command): void {
         settings: {
           name: o.name,
           rounds: o.rounds,
-          lora: {
-            rank: o.rank,
-            alpha: o.alpha,
-            dropout: o.dropout,
-            targets: String(o.targets)
-              .split(',')
-              .map((t) => t.trim()),
-          },
+          lora: loraFromOptions(o),
           training: {
             localSteps: o.localSteps,
             batchSize: o.batchSize,

@@ -1,16 +1,7 @@
 // `fedit demo` (and `npm run demo`): a whole federation on this machine with the built-in model and
 // tasks; see ../demo/demo.ts.
 import type { Command } from 'commander';
-import { FeditError } from '@fedit/shared';
-
-function count(name: string, min: number) {
-  return (raw: string) => {
-    const v = Number(raw);
-    if (!Number.isInteger(v) || v < min)
-      throw new FeditError('CLI_OPTION', `${name} must be a whole number >= ${min}, got "${raw}"`);
-    return v;
-  };
-}
+import { wholeNumber } from './options.ts';
 
 export function registerDemoCommand(program: Command): void {
   program
@@ -22,11 +13,11 @@ export function registerDemoCommand(program: Command): void {
     .option(
       '--participants <n>',
       'participants (each holds 2 of the 6 task categories)',
-      count('--participants', 2),
+      wholeNumber('--participants', 2),
       3,
     )
-    .option('--rounds <n>', 'FedIT rounds', count('--rounds', 1), 8)
-    .option('--threads <n>', 'CPU threads per model', count('--threads', 1), 1)
+    .option('--rounds <n>', 'FedIT rounds', wholeNumber('--rounds', 1), 8)
+    .option('--threads <n>', 'CPU threads per model', wholeNumber('--threads', 1), 1)
     .action(async (o) => {
       const { runDemo } = await import('../demo/demo.ts');
       const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);

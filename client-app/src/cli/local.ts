@@ -2,83 +2,45 @@
 // federation. The logic lives in the client core (../core); these commands parse options and print.
 
 import { Option, type Command } from 'commander';
-import { FeditError } from '@fedit/shared';
-import type { ExecutionProvider, LoraTarget, ScheduleKind } from '@fedit/kernels';
+import type { ExecutionProvider, ScheduleKind } from '@fedit/kernels';
 import { ProgressPrinter, stopOnCtrlC } from './progress.ts';
-
-const PROVIDERS = ['cpu', 'webgpu', 'cuda', 'dml'];
-const FORMATS = ['alpaca', 'dolly', 'sharegpt', 'messages'];
-
-function number(
-  name: string,
-  { integer = false, min = -Infinity, above }: { integer?: boolean; min?: number; above?: number } = {},
-) {
-  return (raw: string): number => {
-    const v = Number(raw);
-    const ok =
-      raw.trim() !== '' &&
-      Number.isFinite(v) &&
-      (!integer || Number.isInteger(v)) &&
-      v >= min &&
-      (above === undefined || v > above);
-    if (!ok) {
-      const what = integer ? 'a whole number' : 'a number';
-      const bound = above !== undefined ? ` above ${above}` : min > -Infinity ? ` >= ${min}` : '';
-      throw new FeditError('CLI_OPTION', `${name} must be ${what}${bound}, got "${raw}"`);
-    }
-    return v;
-  };
-}
-
-const collect = (value: string, previous: string[] = []) => [...previous, value];
-
-function providerOption() {
-  return new Option('--provider <name>', 'where to compute: cpu, or a GPU through webgpu, cuda or dml')
-    .choices(PROVIDERS)
-    .default('cpu');
-}
+import { addLoraOptions, collect, formatOption, loraFromOptions, number, providerOption } from './options.ts';
 
 export function registerLocalCommands(program: Command): void {
-  program
-    .command('train')
-    .description(
-      'train a LoRA adapter on your own data, locally (no federation); resumes after a crash or Ctrl-C',
-    )
-    .requiredOption(
-      '--model <dir>',
-      'Hugging Face model folder (config.json, model.safetensors, tokenizer.json)',
-    )
-    .requiredOption(
-      '--data <file>',
-      'instruction data: JSON or JSONL in Alpaca, Dolly, ShareGPT or messages format (repeatable)',
-      collect,
-    )
-    .option(
-      '--adapter-out <dir>',
-      'folder for the PEFT adapter: new, empty, or holding an earlier adapter, which is replaced (like PEFT save_pretrained); a folder with other files is refused before training',
-      'adapter',
-    )
-    .addOption(new Option('--format <name>', 'dataset format (default: detected per file)').choices(FORMATS))
-    .addOption(
-      new Option('--template <name>', "prompt template: FedIT's alpaca, or the model's chat template")
-        .choices(['alpaca', 'chat'])
-        .default('alpaca'),
-    )
-    .option(
-      '--cutoff-len <n>',
-      'longest example in tokens; longer ones are cut',
-      number('--cutoff-len', { integer: true, min: 2 }),
-      256,
-    )
-    .option('--train-on-inputs', 'learn prompt tokens too (default: responses only)', false)
-    .option('--rank <n>', 'LoRA rank', number('--rank', { integer: true, min: 1 }), 16)
-    .option('--alpha <n>', 'LoRA alpha (scale alpha/rank)', number('--alpha', { above: 0 }), 16)
-    .option('--dropout <p>', 'LoRA dropout', number('--dropout', { min: 0 }), 0.05)
-    .option(
-      '--targets <list>',
-      'modules to adapt (q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj)',
-      'q_proj,v_proj',
-    )
+  addLoraOptions(
+    program
+      .command('train')
+      .description(
+        'train a LoRA adapter on your own data, locally (no federation); resumes after a crash or Ctrl-C',
+      )
+      .requiredOption(
+        '--model <dir>',
+        'Hugging Face model folder (config.json, model.safetensors, tokenizer.json)',
+      )
+      .requiredOption(
+        '--data <file>',
+        'instruction data: JSON or JSONL in Alpaca, Dolly, ShareGPT or messages format (repeatable)',
+        collect,
+      )
+      .option(
+        '--adapter-out <dir>',
+        'folder for the PEFT adapter: new, empty, or holding an earlier adapter, which is replaced (like PEFT save_pretrained); a folder with other files is refused before training',
+        'adapter',
+      )
+      .addOption(formatOption())
+      .addOption(
+        new Option('--template <name>', "prompt template: FedIT's alpaca, or the model's chat template")
+          .choices(['alpaca', 'chat'])
+          .default('alpaca'),
+      )
+      .option(
+        '--cutoff-len <n>',
+        'longest example in tokens; longer ones are cut',
+        number('--cutoff-len', { integer: true, min: 2 }),
+        256,
+      )
+      .option('--train-on-inputs', 'learn prompt tokens too (default: responses only)', false),
+  )
     .option(
       '--batch-size <n>',
       'examples per micro-batch',
@@ -177,14 +139,7 @@ export function registerLocalCommands(program: Command): void {
           dataFiles: o.data,
           format: o.format,
           adapterOut: o.adapterOut,
-          lora: {
-            rank: o.rank,
-            alpha: o.alpha,
-            dropout: o.dropout,
-            targets: String(o.targets)
-              .split(',')
-              .map((t) => t.trim()) as LoraTarget[],
-          },
+          lora: loraFromOptions(o),
           template: o.template,
           cutoffLen: o.cutoffLen,
           trainOnInputs: o.trainOnInputs,
@@ -253,7 +208,7 @@ export function registerLocalCommands(program: Command): void {
     .requiredOption('--model <dir>', 'Hugging Face model folder')
     .option('--adapter <dir>', 'a LoRA adapter folder (PEFT format)')
     .requiredOption('--data <file>', 'instruction data (repeatable)', collect)
-    .addOption(new Option('--format <name>', 'dataset format (default: detected per file)').choices(FORMATS))
+    .addOption(formatOption())
     .addOption(
       new Option('--template <name>', "prompt template (default: the adapter's, else alpaca)").choices([
         'alpaca',
