@@ -2,6 +2,7 @@ export { FeditError } from './errors.ts';
 export { FEDIT_VERSION } from './version.ts';
 export { writeFileAtomic, syncDirectory } from './fs/atomic.ts';
 export { isErrno, pathExists, requireFolder } from './fs/paths.ts';
+export { splitAppendedLines, type FileLine, type TornLine } from './fs/lines.ts';
 
 export { DTYPES, dtypeByteSize, isDType, type DType, type FloatDType } from './tensors/dtype.ts';
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './tensors/half.ts';

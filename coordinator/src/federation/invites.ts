@@ -5,7 +5,7 @@
 // Crash safety. Every line is written with one write and fsynced before the call returns, so an
 // invite that was printed, or a "used" line the enrolment relies on, is on disk. A crash mid-write
 // can leave only the last line incomplete (a prefix, or NUL bytes where the file was extended but
-// its data never reached the disk), as in the round log (shared/src/rounds/log.ts): readers leave
+// its data never reached the disk), the rule of shared/src/fs/lines.ts, as for the round log: readers leave
 // it out, and the next append truncates it first, or the new line would be glued to the fragment
 // and make a damaged middle line that refuses every later enrolment. The two writers are separate
 // processes, so appends (and that truncation) happen under a short lock, invites.lock: without it
@@ -29,7 +29,13 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { FeditError, createInviteToken, formatInvite, publicIdentity } from '@fedit/shared';
+import {
+  FeditError,
+  createInviteToken,
+  formatInvite,
+  publicIdentity,
+  splitAppendedLines,
+} from '@fedit/shared';
 import { openFederationDir } from './dir.ts';
 
 export interface InviteState {
@@ -54,24 +60,16 @@ const lockPath = (root: string) => join(root, 'invites.lock');
 /** The longest an invite may stay valid (ten years): Date cannot hold much more, and no invite needs it. */
 export const MAX_INVITE_HOURS = 10 * 366 * 24;
 
-const NEWLINE = 0x0a;
-
 /**
  * The complete lines of an invites file and, when its last line is torn by a crash, the byte offset
  * that line starts at (the length the file is repaired to).
  */
 function scanInvites(bytes: Uint8Array): { lines: { line: number; text: string }[]; tornAt?: number } {
-  const lines: { line: number; text: string }[] = [];
-  let offset = 0;
-  for (let line = 1; offset < bytes.length; line++) {
-    const end = bytes.indexOf(NEWLINE, offset);
-    const content = bytes.subarray(offset, end === -1 ? bytes.length : end);
-    const last = end === -1 || end + 1 === bytes.length;
-    if (last && (end === -1 || content.includes(0))) return { lines, tornAt: offset };
-    lines.push({ line, text: Buffer.from(content).toString('utf8') });
-    offset = end + 1;
-  }
-  return { lines };
+  const { lines, torn } = splitAppendedLines(bytes);
+  return {
+    lines: lines.map(({ line, content }) => ({ line, text: Buffer.from(content).toString('utf8') })),
+    tornAt: torn?.offset,
+  };
 }
 
 function parseLine(path: string, line: number, text: string): InviteLine {

@@ -31,24 +31,16 @@ import {
 } from './record.ts';
 import { RoundLogError } from './round-error.ts';
 import { RoundLogChecker } from './verify.ts';
+import { splitAppendedLines, type TornLine } from '../fs/lines.ts';
 
 /** The incomplete last line a crash mid-append leaves. */
-export interface TornTail {
-  /** 1-based line number. */
-  line: number;
-  /** Byte offset where the torn line starts: the length the log is repaired to. */
-  offset: number;
-  /** Its length in bytes. */
-  bytes: number;
-  reason: string;
-}
+export type TornTail = TornLine;
 
 export interface ParsedRoundLog {
   records: RoundRecord[];
   torn?: TornTail;
 }
 
-const NEWLINE = 0x0a;
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -119,37 +111,13 @@ export interface LogLine {
  * returned in `torn`, as parseRoundLog does.
  */
 export function scanRoundLog(bytes: Uint8Array, source = '<buffer>'): { lines: LogLine[]; torn?: TornTail } {
-  const lines: LogLine[] = [];
-  let offset = 0;
-  let line = 1;
-  while (offset < bytes.length) {
-    const end = bytes.indexOf(NEWLINE, offset);
-    const terminated = end !== -1;
-    const lineEnd = terminated ? end : bytes.length;
-    const content = bytes.subarray(offset, lineEnd);
-    const isLast = !terminated || lineEnd + 1 === bytes.length;
-    const read = readLine(content, `${source}:${line}`);
-    if (isLast && (read.damage !== undefined || !terminated)) {
-      const torn = !terminated || content.includes(0);
-      if (torn) {
-        return {
-          lines,
-          torn: {
-            line,
-            offset,
-            bytes: bytes.length - offset,
-            reason: terminated
-              ? 'the last line holds NUL bytes: its data never reached the disk'
-              : `the last line has no newline: an append was interrupted (${content.length} bytes written)`,
-          },
-        };
-      }
-    }
-    lines.push({ line, offset, ...read });
-    offset = lineEnd + 1;
-    line++;
-  }
-  return { lines };
+  const { lines, torn } = splitAppendedLines(bytes);
+  const read = lines.map(({ line, offset, content }) => ({
+    line,
+    offset,
+    ...readLine(content, `${source}:${line}`),
+  }));
+  return torn ? { lines: read, torn } : { lines: read };
 }
 
 /** Reads a round log file for an audit; see scanRoundLog. */
