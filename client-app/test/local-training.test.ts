@@ -236,6 +236,7 @@ test('fedit train, eval and generate from the command line, with clear errors fo
     t.is(r.examples, FACTS.length);
     t.is(r.skipped, 1);
     t.true(Number.isFinite(r.loss));
+    t.regex(ev.stderr, /facts\.jsonl:3: .*no response to learn/, 'eval says which rows it left out');
 
     // generate answers with the trained adapter (greedy, in the adapter's template) what it
     // learned; without the adapter the base model does not.

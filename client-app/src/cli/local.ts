@@ -227,7 +227,7 @@ export function registerLocalCommands(program: Command): void {
     .option('--threads <n>', 'CPU threads', number('--threads', { integer: true, min: 1 }))
     .option('--json', 'print one JSON object', false)
     .action(async (o) => {
-      const { evaluateDataset } = await import('../core/index.ts');
+      const { evaluateDataset, formatReport } = await import('../core/index.ts');
       const r = await evaluateDataset({
         modelDir: o.model,
         adapterDir: o.adapter,
@@ -240,6 +240,8 @@ export function registerLocalCommands(program: Command): void {
         provider: o.provider,
         threads: o.threads,
       });
+      // The same report as `fedit train`, so rows left out of the loss are named with file:line.
+      process.stderr.write(formatReport(r.report) + '\n\n');
       if (o.json) {
         const { report: _r, ...rest } = r;
         process.stdout.write(JSON.stringify({ ...rest, skipped: r.report.skipped.total }) + '\n');
