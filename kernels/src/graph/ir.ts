@@ -5,7 +5,11 @@
 // so gradient rules can reason about broadcasting statically. Dims are numbers, or strings for
 // symbolic dims (batch, past length) that ONNX Runtime resolves at run time.
 
-export type DType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'bool';
+/**
+ * The element type of a graph value, in onnxruntime's names ('float32', not safetensors' 'F32': that
+ * is @fedit/shared's DType, the dtype of a stored tensor). ops.ts maps these to ONNX type codes.
+ */
+export type ElementType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'bool';
 export type Dim = number | string;
 export type Shape = readonly Dim[];
 
@@ -21,7 +25,7 @@ export class Value {
   constructor(
     readonly graph: Graph,
     readonly name: string,
-    readonly dtype: DType,
+    readonly dtype: ElementType,
     readonly shape: Shape,
     readonly kind: 'input' | 'initializer' | 'intermediate',
   ) {}
@@ -75,7 +79,7 @@ export interface Initializer {
 }
 
 export interface InferredOutput {
-  dtype: DType;
+  dtype: ElementType;
   shape: Shape;
 }
 export type ShapeInference = (inputs: readonly (Value | undefined)[], attrs: Attrs) => InferredOutput[];
@@ -105,14 +109,14 @@ export class Graph {
     return name;
   }
 
-  input(name: string, dtype: DType, shape: Shape): Value {
+  input(name: string, dtype: ElementType, shape: Shape): Value {
     if (this.names.has(name)) throw new Error(`graph ${this.name}: duplicate input name ${name}`);
     const v = new Value(this, this.uniqueName(name), dtype, shape, 'input');
     this.inputs.push(v);
     return v;
   }
 
-  initializer(name: string, dtype: DType, shape: Shape, data: InitializerData): Value {
+  initializer(name: string, dtype: ElementType, shape: Shape, data: InitializerData): Value {
     const v = new Value(this, this.uniqueName(name), dtype, shape, 'initializer');
     this.initializers.push({ value: v, data });
     return v;

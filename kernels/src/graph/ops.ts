@@ -7,7 +7,7 @@
 // input (undefined where an input needs none). They build their result with the same functions the
 // forward pass uses, so gradients are ordinary graph nodes.
 
-import type { Attrs, DType, Dim, InferredOutput, Node, Shape, Value, Graph } from './ir.ts';
+import type { Attrs, ElementType, Dim, InferredOutput, Node, Shape, Value, Graph } from './ir.ts';
 import { registerShapeInference, sameShape, staticShape } from './ir.ts';
 
 export type GradRule = (
@@ -39,7 +39,12 @@ export type Operand = Value | number;
 const constantCache = new WeakMap<Graph, Map<string, Value>>();
 
 /** A small constant (scalar, shape, axes), shared within a graph. */
-export function constant(graph: Graph, values: readonly number[], dtype: DType, shape: Shape = []): Value {
+export function constant(
+  graph: Graph,
+  values: readonly number[],
+  dtype: ElementType,
+  shape: Shape = [],
+): Value {
   const key = `${dtype}|${shape.join(',')}|${values.join(',')}`;
   let cache = constantCache.get(graph);
   if (!cache) constantCache.set(graph, (cache = new Map()));
@@ -54,7 +59,7 @@ export function constant(graph: Graph, values: readonly number[], dtype: DType, 
   return v;
 }
 
-function encodeConstant(values: readonly number[], dtype: DType): Uint8Array {
+function encodeConstant(values: readonly number[], dtype: ElementType): Uint8Array {
   switch (dtype) {
     case 'float32':
       return new Uint8Array(Float32Array.from(values).buffer);
@@ -519,14 +524,14 @@ export const scatterNDAdd = (data: Value, idx: Value, updates: Value) =>
   one('ScatterND', [data, idx, updates], { reduction: 'add' });
 export const scatterElementsAdd = (data: Value, idx: Value, updates: Value, axis: number) =>
   one('ScatterElements', [data, idx, updates], { axis, reduction: 'add' });
-export const cast = (x: Value, to: DType) =>
+export const cast = (x: Value, to: ElementType) =>
   x.dtype === to ? x : one('Cast', [x], { to: ONNX_DTYPE_CODES[to] });
-export function zeros(graph: Graph, dtype: DType, shape: Shape): Value {
+export function zeros(graph: Graph, dtype: ElementType, shape: Shape): Value {
   return expand(constant(graph, [0], dtype), shape);
 }
 
 // ONNX TensorProto.DataType codes.
-export const ONNX_DTYPE_CODES: Record<DType, number> = {
+export const ONNX_DTYPE_CODES: Record<ElementType, number> = {
   float32: 1,
   bool: 9,
   int32: 6,
@@ -534,6 +539,6 @@ export const ONNX_DTYPE_CODES: Record<DType, number> = {
   float16: 10,
   float64: 11,
 };
-const ONNX_DTYPE_NAMES: Record<number, DType> = Object.fromEntries(
-  Object.entries(ONNX_DTYPE_CODES).map(([k, v]) => [v, k as DType]),
+const ONNX_DTYPE_NAMES: Record<number, ElementType> = Object.fromEntries(
+  Object.entries(ONNX_DTYPE_CODES).map(([k, v]) => [v, k as ElementType]),
 );

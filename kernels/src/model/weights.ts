@@ -16,7 +16,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import type { DType, Graph, Value } from '../graph/ir.ts';
+import type { ElementType, Graph, Value } from '../graph/ir.ts';
 
 export type WeightDType = 'float32' | 'float64';
 
@@ -237,7 +237,7 @@ export class WeightBinder {
     private readonly trainable: ReadonlySet<string> = new Set(),
   ) {}
 
-  get dtype(): DType {
+  get dtype(): ElementType {
     return this.store.dtype;
   }
 

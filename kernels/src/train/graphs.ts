@@ -6,7 +6,7 @@
 // One graph per (model, LoRA config, batch x sequence bucket); shapes are static so ONNX Runtime
 // can plan memory and pick kernels once.
 
-import { Graph, type DType, type Value } from '../graph/ir.ts';
+import { Graph, type ElementType, type Value } from '../graph/ir.ts';
 import { gradients } from '../graph/autodiff.ts';
 import { add, mul, reshape } from '../graph/ops.ts';
 import type { LlamaConfig } from '../model/config.ts';
@@ -72,7 +72,7 @@ export function trainableSpecs(
   return specs;
 }
 
-function batchInputs(g: Graph, dtype: DType, o: StepGraphOptions) {
+function batchInputs(g: Graph, dtype: ElementType, o: StepGraphOptions) {
   const { batch: B, seq: T } = o;
   const hd = o.model.headDim;
   return {
@@ -104,7 +104,7 @@ function forwardLoss(g: Graph, o: StepGraphOptions, params: Map<string, Value>, 
   return maskedMeanNll(logits, reshape(inputs.targetIds, [N]), reshape(inputs.lossMask, [N]));
 }
 
-function scalarInputs(g: Graph, dtype: DType): StepScalars {
+function scalarInputs(g: Graph, dtype: ElementType): StepScalars {
   return {
     lr: g.input('lr', dtype, []),
     biasCorrection1: g.input('bias_correction1', dtype, []),
