@@ -5,6 +5,7 @@ export { isErrno, pathExists, requireFolder } from './fs/paths.ts';
 export { splitAppendedLines, type FileLine, type TornLine } from './fs/lines.ts';
 
 export { DTYPES, dtypeByteSize, isDType, type DType, type FloatDType } from './tensors/dtype.ts';
+export { FLOAT_DTYPES } from './tensors/dtype.ts';
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './tensors/half.ts';
 export { TensorError, type TensorErrorCode } from './tensors/tensor-error.ts';
 export {
@@ -225,6 +226,10 @@ export { ProtocolError, type ProtocolErrorCode } from './protocol/errors.ts';
 export * from './protocol/limits.ts';
 export type * from './protocol/messages.ts';
 export { CLIENT_EVENTS, SERVER_EVENTS } from './protocol/messages.ts';
+export { CLIENT_MESSAGES, SERVER_MESSAGES } from './protocol/messages.ts';
+export { protocolValidator } from './protocol/validate.ts';
+export * as schema from './schema/schema.ts';
+export { SchemaError, type Infer, type Schema, type SchemaErrorKind } from './schema/schema.ts';
 export {
   Decoder,
   Encoder,

@@ -1,14 +1,60 @@
-// Every message of the fedit wire protocol, and the typed socket.io event maps both ends compile
-// against:
+// Every message of the fedit wire protocol, declared once: each declaration is both the validator
+// the receiving side runs (validate.ts) and, through Infer, the TypeScript type both ends compile
+// against. The typed socket.io event maps are derived from the two event tables at the end:
 //
 //   const io = new Server<ClientToServerEvents, ServerToClientEvents>(http, { parser: msgpackParser, ... });
 //   const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(url, { parser: msgpackParser });
 //
 // Byte fields are Uint8Arrays (MessagePack bin): keys and signatures are raw bytes, never text.
 // Content hashes (adapters, payloads, configs) are `sha256:<64 hex>` text, the form hashTensors
-// and the blob store use. Every client-to-server payload has a validator in validate.ts; the
-// coordinator runs it before the payload touches any state. docs/protocol.md describes the flow.
-import type { FloatDType } from '../tensors/dtype.ts';
+// and the blob store use. Objects are strict: a field not declared here is refused at the edge.
+// docs/protocol.md describes the flow.
+import { AUTH_NONCE_BYTES } from '../crypto/auth.ts';
+import { BOX_PUBLIC_KEY_BYTES } from '../crypto/identity.ts';
+import { INVITE_TOKEN_BYTES } from '../crypto/invite.ts';
+import { SEAL_OVERHEAD_BYTES } from '../crypto/seal.ts';
+import { SIGNATURE_BYTES, SIGN_PUBLIC_KEY_BYTES } from '../crypto/sign.ts';
+import {
+  bytes,
+  fail,
+  int,
+  list,
+  literal,
+  number,
+  object,
+  oneOf,
+  optional,
+  pattern,
+  refine,
+  rooted,
+  text,
+  type Infer,
+  type Schema,
+} from '../schema/schema.ts';
+import { FLOAT_DTYPES } from '../tensors/dtype.ts';
+import {
+  CONTENT_HASH_PATTERN,
+  FEDERATION_ID_PATTERN,
+  MAX_CHUNK_BYTES,
+  MAX_CHUNK_COUNT,
+  MAX_DISPLAY_NAME_LENGTH,
+  MAX_ERROR_MESSAGE_LENGTH,
+  MAX_EXAMPLE_COUNT,
+  MAX_PAYLOAD_BYTES,
+  MAX_ROUND,
+  MAX_SELECTED,
+  MAX_TENSOR_DIM,
+  MAX_TENSOR_NAME_LENGTH,
+  MAX_TENSOR_RANK,
+  MAX_TENSORS,
+  MAX_TIMESTAMP_MS,
+  MIN_CHUNK_BYTES,
+  PARTICIPANT_ID_PATTERN,
+  UPLOAD_ID_PATTERN,
+  chunkCountFor,
+} from './limits.ts';
+
+// ---- field types shared by several messages ----------------------------------------------------
 
 /** `sha256:` followed by 64 lowercase hex digits. */
 export type ContentHash = `sha256:${string}`;
@@ -17,15 +63,40 @@ export type ParticipantId = string;
 /** An upload's id: its envelope id, `sha256:` + hex of the envelope digest. */
 export type UploadId = ContentHash;
 
+const contentHash = pattern<ContentHash>(
+  CONTENT_HASH_PATTERN,
+  '"sha256:" followed by 64 lowercase hex digits',
+);
+const uploadId = pattern<UploadId>(
+  UPLOAD_ID_PATTERN,
+  '"sha256:" followed by 64 lowercase hex digits (the envelope id)',
+);
+const participantId = pattern<ParticipantId>(
+  PARTICIPANT_ID_PATTERN,
+  '32 lowercase hex digits (a participant id)',
+);
+const federationId = pattern(
+  FEDERATION_ID_PATTERN,
+  "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+);
+const signKey = bytes(SIGN_PUBLIC_KEY_BYTES);
+const signature = bytes(SIGNATURE_BYTES);
+const chunkIndex = int(0, MAX_CHUNK_COUNT - 1);
+const timestamp = int(0, MAX_TIMESTAMP_MS);
+const displayName = refine(text(1, MAX_DISPLAY_NAME_LENGTH), (name, path) => {
+  if (name.trim() !== name) fail('FORMAT', path, `${path} must not start or end with spaces`);
+});
+
 /** What a peer is told when something it sent is refused. */
-export interface WireError {
+export const wireError = object({
   /** Stable code, e.g. PROTOCOL_RANGE, CRYPTO_OPEN_FAILED, ROUND_CLOSED. */
-  code: string;
+  code: pattern(/^[A-Z][A-Z0-9_]{0,63}$/, 'an upper-case code such as PROTOCOL_RANGE'),
   /** A sentence a person can act on. */
-  message: string;
+  message: text(1, MAX_ERROR_MESSAGE_LENGTH),
   /** The path of the field at fault, e.g. 'envelope.exampleCount'. */
-  field?: string;
-}
+  field: optional(text(1, 256)),
+});
+export type WireError = Infer<typeof wireError>;
 
 /** The one argument of every acknowledgement: success with its result, or the reason it failed. */
 export type AckResult<T extends object = object> = ({ ok: true } & T) | { ok: false; error: WireError };
@@ -34,186 +105,256 @@ export type Ack<T extends object = object> = (result: AckResult<T>) => void;
 // ---- authentication and enrolment -------------------------------------------------------------
 
 /** Server → client, on every connection, before anything else. */
-export interface AuthHello {
-  protocol: number;
-  federation: string;
+export const authHello = object({
+  protocol: int(1, 0xffff),
+  federation: federationId,
   /** 32 random bytes, fresh for this connection. */
-  nonce: Uint8Array;
-}
+  nonce: bytes(AUTH_NONCE_BYTES),
+});
+export type AuthHello = Infer<typeof authHello>;
 
 /** Client → server: proof of an enrolled identity (see crypto/auth.ts). */
-export interface AuthProve {
+export const authProve = object({
   /** The participant's Ed25519 public key. */
-  participant: Uint8Array;
+  participant: signKey,
   /** Signature of authDigest under 'fedit/auth/v1'. */
-  signature: Uint8Array;
-}
+  signature,
+});
+export type AuthProve = Infer<typeof authProve>;
 
-export interface AuthResult {
-  participantId: ParticipantId;
-}
+export const authResult = object({ participantId });
+export type AuthResult = Infer<typeof authResult>;
 
 /** Client → server: first contact of a new participant, with the invite's one-time token. */
-export interface EnrolRequest {
-  token: Uint8Array;
-  identity: { sign: Uint8Array; box: Uint8Array };
-  displayName: string;
+export const enrolRequest = object({
+  token: bytes(INVITE_TOKEN_BYTES),
+  identity: object({ sign: signKey, box: bytes(BOX_PUBLIC_KEY_BYTES) }),
+  displayName,
   /** Signature of enrolmentDigest under 'fedit/enrol/v1' (binds the connection's nonce). */
-  signature: Uint8Array;
-}
+  signature,
+});
+export type EnrolRequest = Infer<typeof enrolRequest>;
 
-export interface EnrolResult {
-  participantId: ParticipantId;
-}
+export const enrolResult = object({ participantId });
+export type EnrolResult = Infer<typeof enrolResult>;
 
 // ---- rounds ----------------------------------------------------------------------------------
 
 /** Local training settings of one round. */
-export interface RoundTraining {
+export const roundTraining = object({
   /** Optimizer steps each participant runs. */
-  steps: number;
-  learningRate: number;
-  batchSize: number;
+  steps: int(1, 10_000_000),
+  learningRate: number({ above: 0, max: 1 }),
+  batchSize: int(1, 1_000_000),
   /** Seed for data order and dropout; participants mix in their own id. */
-  seed: number;
-}
+  seed: int(0, 0xffffffff),
+});
+export type RoundTraining = Infer<typeof roundTraining>;
 
 /** Server → client: round `round` is open to the selected participants. */
-export interface RoundOpen {
-  round: number;
-  selected: ParticipantId[];
+export const roundOpen = object({
+  round: int(0, MAX_ROUND),
+  selected: list(participantId, 0, MAX_SELECTED),
   /** The adapter to start from (fetch it with 'adapter:get'). */
-  globalAdapterHash: ContentHash;
+  globalAdapterHash: contentHash,
   /** Hash of the federation config the round runs under (base model, LoRA, privacy settings). */
-  configHash: ContentHash;
+  configHash: contentHash,
   /** Uploads must be committed before this time, ms since the epoch. */
-  deadline: number;
-  training: RoundTraining;
-}
+  deadline: timestamp,
+  training: roundTraining,
+});
+export type RoundOpen = Infer<typeof roundOpen>;
 
 /** Server → client: round `round` is over. */
-export interface RoundClosed {
-  round: number;
-  outcome: 'aggregated' | 'aborted';
+export const roundClosed = object({
+  round: int(0, MAX_ROUND),
+  outcome: oneOf(['aggregated', 'aborted'], { expected: '"aggregated" or "aborted"' }),
   /** The global adapter after the round (unchanged when aborted). */
-  adapterHash: ContentHash;
+  adapterHash: contentHash,
   /** Updates counted into the aggregate. */
-  participants: number;
-}
+  participants: int(0, MAX_SELECTED),
+});
+export type RoundClosed = Infer<typeof roundClosed>;
 
 // ---- federation settings ---------------------------------------------------------------------
+
 /** Client → server: the federation's settings (no payload fields). Allowed before enrolment, so a
  * person can read what they are joining. */
-export type FederationInfoRequest = Record<string, never>;
-export interface FederationInfo {
+export const federationInfoRequest = object({});
+export type FederationInfoRequest = Infer<typeof federationInfoRequest>;
+
+export const federationInfo = object({
   /** The federation config as JSON text (base model identity, LoRA, training, rounds, limits). */
-  config: string;
+  config: text(1, 1 << 20),
   /** Its hash, as announced with every round. */
-  configHash: ContentHash;
-}
+  configHash: contentHash,
+});
+export type FederationInfo = Infer<typeof federationInfo>;
 
 // ---- adapter download ------------------------------------------------------------------------
 
 /** Client → server: chunk `index` of the adapter file (safetensors bytes) whose content hash is `hash`. */
-export interface AdapterGet {
-  hash: ContentHash;
-  index: number;
-}
+export const adapterGet = object({ hash: contentHash, index: chunkIndex });
+export type AdapterGet = Infer<typeof adapterGet>;
 
-export interface AdapterChunk {
-  data: Uint8Array;
+export const adapterChunk = object({
+  data: bytes(0, MAX_CHUNK_BYTES),
   /** Number of chunks of the whole file. */
-  total: number;
-}
+  total: int(1, MAX_CHUNK_COUNT),
+});
+export type AdapterChunk = Infer<typeof adapterChunk>;
 
 // ---- update upload ---------------------------------------------------------------------------
 
 /** One tensor of an update, as the envelope announces it. */
-export interface TensorSpec {
-  name: string;
-  shape: number[];
-  dtype: FloatDType;
-}
+export const tensorSpec = object({
+  name: text(1, MAX_TENSOR_NAME_LENGTH),
+  shape: list(int(1, MAX_TENSOR_DIM), 0, MAX_TENSOR_RANK),
+  dtype: oneOf(FLOAT_DTYPES),
+});
+export type TensorSpec = Infer<typeof tensorSpec>;
 
-/** What a participant commits to before sending an update; see envelope.ts. */
-export interface UpdateEnvelope {
-  version: 1;
-  federation: string;
-  round: number;
+const encoder = new TextEncoder();
+
+/** Tensors of an update, names strictly ascending in UTF-8 byte order. */
+const tensorSchema = refine(list(tensorSpec, 1, MAX_TENSORS), (specs, path) => {
+  // Unique, and one order for everyone, so the schema can be compared with the global adapter's
+  // tensor list entry by entry.
+  let previous: Uint8Array | undefined;
+  specs.forEach(({ name }, i) => {
+    const nameBytes = encoder.encode(name);
+    if (previous && Buffer.compare(previous, nameBytes) >= 0) {
+      const at = `${path}[${i}].name`;
+      fail(
+        'INCONSISTENT',
+        at,
+        `${at} ${JSON.stringify(name)} must come after the previous tensor's name: names must be unique and in ascending (UTF-8 byte) order`,
+      );
+    }
+    previous = nameBytes;
+  });
+});
+
+/** The fields of what a participant commits to before sending an update; see envelope.ts. */
+const envelopeShape = {
+  version: literal(1, {
+    kind: 'RANGE',
+    hint: 'the client and coordinator run incompatible fedit versions',
+  }),
+  federation: federationId,
+  round: int(0, MAX_ROUND),
   /** The participant's Ed25519 public key. */
-  participant: Uint8Array;
+  participant: signKey,
   /** The global adapter the update was trained from. */
-  globalAdapterHash: ContentHash;
-  exampleCount: number;
-  /** Tensors of the update, names strictly ascending. */
-  tensorSchema: TensorSpec[];
+  globalAdapterHash: contentHash,
+  exampleCount: int(1, MAX_EXAMPLE_COUNT),
+  tensorSchema,
   /** SHA-256 of the plaintext serialised update. */
-  payloadHash: ContentHash;
-  payloadBytes: number;
+  payloadHash: contentHash,
+  payloadBytes: int(1, MAX_PAYLOAD_BYTES),
   /** Plaintext bytes per chunk; the last chunk may be shorter. */
-  chunkBytes: number;
-  chunkCount: number;
+  chunkBytes: int(MIN_CHUNK_BYTES, MAX_CHUNK_BYTES),
+  chunkCount: int(1, MAX_CHUNK_COUNT),
   /** When the participant made the envelope, ms since the epoch. */
-  createdAt: number;
+  createdAt: timestamp,
+};
+
+function checkChunkCount(e: { payloadBytes: number; chunkBytes: number; chunkCount: number }, path: string) {
+  const expected = chunkCountFor(e.payloadBytes, e.chunkBytes);
+  if (e.chunkCount !== expected) {
+    fail(
+      'INCONSISTENT',
+      `${path}.chunkCount`,
+      `${path}.chunkCount is ${e.chunkCount}, but ${e.payloadBytes} bytes in chunks of ${e.chunkBytes} make ${expected}`,
+    );
+  }
 }
 
-export interface SignedEnvelope extends UpdateEnvelope {
-  /** Signature of envelopeDigest under 'fedit/envelope/v1'. */
-  signature: Uint8Array;
-}
+/** An envelope before it is signed (no `signature` field allowed). */
+export const updateEnvelope = refine(object(envelopeShape), checkChunkCount);
+export type UpdateEnvelope = Infer<typeof updateEnvelope>;
 
-/** Client → server: start (or resume) an upload. */
-export interface UpdateBegin {
-  envelope: SignedEnvelope;
-}
+/** A signed envelope: structure only, the signature is checked by verifyEnvelope. */
+export const signedEnvelope = refine(
+  object({
+    ...envelopeShape,
+    /** Signature of envelopeDigest under 'fedit/envelope/v1'. */
+    signature,
+  }),
+  checkChunkCount,
+);
+export type SignedEnvelope = Infer<typeof signedEnvelope>;
 
-export interface UpdateBeginResult {
-  uploadId: UploadId;
+/** Client → server: start (or resume) an upload. The envelope's errors are named `envelope.*`, as
+ * everywhere else it appears. */
+export const updateBegin = object({ envelope: rooted('envelope', signedEnvelope) });
+export type UpdateBegin = Infer<typeof updateBegin>;
+
+export const updateBeginResult = object({
+  uploadId,
   /** The first chunk index the coordinator does not hold yet (chunkCount when all are there). */
-  resumeFrom: number;
-}
+  resumeFrom: int(0, MAX_CHUNK_COUNT),
+});
+export type UpdateBeginResult = Infer<typeof updateBeginResult>;
 
 /** Client → server: one sealed chunk. */
-export interface UpdateChunk {
-  uploadId: UploadId;
-  index: number;
+export const updateChunk = object({
+  uploadId,
+  index: chunkIndex,
   /** sealChunk output: ciphertext || 16-byte tag. */
-  data: Uint8Array;
+  data: bytes(SEAL_OVERHEAD_BYTES, MAX_CHUNK_BYTES + SEAL_OVERHEAD_BYTES),
   /** SHA-256 of `data`, so corruption is told apart from tampering before decryption. */
-  sha256: Uint8Array;
-}
+  sha256: bytes(32),
+});
+export type UpdateChunk = Infer<typeof updateChunk>;
 
-export interface UpdateChunkResult {
+export const updateChunkResult = object({
   /** Chunks the coordinator now holds for this upload. */
-  received: number;
-}
+  received: int(0, MAX_CHUNK_COUNT),
+});
+export type UpdateChunkResult = Infer<typeof updateChunkResult>;
 
 /** Client → server: every chunk is sent; verify and count the update. */
-export interface UpdateCommit {
-  uploadId: UploadId;
-}
+export const updateCommit = object({ uploadId });
+export type UpdateCommit = Infer<typeof updateCommit>;
 
-export type UpdateCommitResult = object;
+export const updateCommitResult = object({});
+export type UpdateCommitResult = Infer<typeof updateCommitResult>;
 
-// ---- the socket.io event maps ----------------------------------------------------------------
+// ---- the events, and the socket.io event maps derived from them ------------------------------
 
-export interface ClientToServerEvents {
-  'auth:prove': (payload: AuthProve, ack: Ack<AuthResult>) => void;
-  enrol: (payload: EnrolRequest, ack: Ack<EnrolResult>) => void;
-  'federation:info': (payload: FederationInfoRequest, ack: Ack<FederationInfo>) => void;
-  'adapter:get': (payload: AdapterGet, ack: Ack<AdapterChunk>) => void;
-  'update:begin': (payload: UpdateBegin, ack: Ack<UpdateBeginResult>) => void;
-  'update:chunk': (payload: UpdateChunk, ack: Ack<UpdateChunkResult>) => void;
-  'update:commit': (payload: UpdateCommit, ack: Ack<UpdateCommitResult>) => void;
-}
+/** Each client-to-server event: its payload, and the result its acknowledgement carries. */
+export const CLIENT_MESSAGES = {
+  'auth:prove': { payload: authProve, result: authResult },
+  enrol: { payload: enrolRequest, result: enrolResult },
+  'federation:info': { payload: federationInfoRequest, result: federationInfo },
+  'adapter:get': { payload: adapterGet, result: adapterChunk },
+  'update:begin': { payload: updateBegin, result: updateBeginResult },
+  'update:chunk': { payload: updateChunk, result: updateChunkResult },
+  'update:commit': { payload: updateCommit, result: updateCommitResult },
+} as const satisfies Record<string, { payload: Schema<object>; result: Schema<object> }>;
 
-export interface ServerToClientEvents {
-  'auth:hello': (payload: AuthHello) => void;
-  'round:open': (payload: RoundOpen) => void;
-  'round:closed': (payload: RoundClosed) => void;
+/** Each server-to-client event's payload. */
+export const SERVER_MESSAGES = {
+  'auth:hello': authHello,
+  'round:open': roundOpen,
+  'round:closed': roundClosed,
   /** Something the client sent outside an acknowledged request was refused. */
-  error: (payload: WireError) => void;
-}
+  error: wireError,
+} as const satisfies Record<string, Schema<object>>;
+
+type ClientMessages = typeof CLIENT_MESSAGES;
+
+export type ClientToServerEvents = {
+  [E in keyof ClientMessages]: (
+    payload: Infer<ClientMessages[E]['payload']>,
+    ack: Ack<Infer<ClientMessages[E]['result']>>,
+  ) => void;
+};
+
+export type ServerToClientEvents = {
+  [E in keyof typeof SERVER_MESSAGES]: (payload: Infer<(typeof SERVER_MESSAGES)[E]>) => void;
+};
 
 export type ClientEventName = keyof ClientToServerEvents;
 export type ServerEventName = keyof ServerToClientEvents;
@@ -222,19 +363,5 @@ export type ClientPayload<E extends ClientEventName> = Parameters<ClientToServer
 /** The payload type of a server-to-client event. */
 export type ServerPayload<E extends ServerEventName> = Parameters<ServerToClientEvents[E]>[0];
 
-export const CLIENT_EVENTS = [
-  'auth:prove',
-  'enrol',
-  'federation:info',
-  'adapter:get',
-  'update:begin',
-  'update:chunk',
-  'update:commit',
-] as const satisfies readonly ClientEventName[];
-
-export const SERVER_EVENTS = [
-  'auth:hello',
-  'round:open',
-  'round:closed',
-  'error',
-] as const satisfies readonly ServerEventName[];
+export const CLIENT_EVENTS = Object.keys(CLIENT_MESSAGES) as readonly ClientEventName[];
+export const SERVER_EVENTS = Object.keys(SERVER_MESSAGES) as readonly ServerEventName[];

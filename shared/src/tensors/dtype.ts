@@ -5,8 +5,10 @@ export const DTYPES = ['F64', 'F32', 'F16', 'BF16', 'I64', 'I32', 'U8', 'BOOL'] 
 
 export type DType = (typeof DTYPES)[number];
 
-/** The element types fedit converts to and from Float32. */
-export type FloatDType = 'F32' | 'F16' | 'BF16';
+/** The element types fedit converts to and from Float32: the only ones an update may carry. */
+export const FLOAT_DTYPES = ['F32', 'F16', 'BF16'] as const;
+
+export type FloatDType = (typeof FLOAT_DTYPES)[number];
 
 const BYTE_SIZE: Readonly<Record<DType, number>> = {
   F64: 8,

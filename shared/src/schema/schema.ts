@@ -1,0 +1,310 @@
+// One way to declare and validate a message or record at fedit's edges. A declaration is the only
+// place a field is named: the validator walks it, and the TypeScript type is derived from it.
+//
+//   export const tensorSpec = object({
+//     name: text(1, MAX_TENSOR_NAME_LENGTH),
+//     shape: list(int(1, MAX_TENSOR_DIM), 0, MAX_TENSOR_RANK),
+//     dtype: oneOf(FLOAT_DTYPES),
+//   });
+//   export type TensorSpec = Infer<typeof tensorSpec>;
+//   const spec = tensorSpec.parse(untrusted, 'envelope.tensorSchema[0]');
+//
+// What every schema guarantees, because the edge depends on it:
+// - parse returns a fresh value holding only declared fields (objects are strict: an unknown
+//   field is refused, never dropped silently), so nothing undeclared reaches state or a digest;
+// - sizes are checked before anything is allocated or walked (a list's length before its items,
+//   a byte string's length before it is wrapped), so a hostile peer cannot make us do big work;
+// - a failure throws SchemaError whose `field` is the path of the value at fault
+//   ('envelope.tensorSchema[3].shape[1]') and whose message starts with that path.
+//
+// Adopting it for another edge (a record, a config file, an IPC call): declare the shape, then
+// turn SchemaError into that edge's error class in one place, as protocol/validate.ts does with
+// `PROTOCOL_${error.kind}`. Rules that span fields (a count that must match a size, names that
+// must ascend) go in `refine`, next to the declaration, and throw with `fail`.
+//
+// Written here rather than taken from valibot or typebox because fedit's wire errors have a fixed
+// form that peers and tests rely on (code + field path + a sentence), bytes are a first-class
+// type, and the whole thing is small enough to read; see docs/architecture.md for its measured
+// cost on the coordinator's hot path.
+import { describe, plainBytes } from '../crypto/bytes.ts';
+
+/** What is wrong with a value; an edge maps it to its own code (PROTOCOL_RANGE, ...). */
+export type SchemaErrorKind = 'MISSING' | 'TYPE' | 'RANGE' | 'FORMAT' | 'UNKNOWN_FIELD' | 'INCONSISTENT';
+
+/** A value does not fit its schema. `field` is the path at fault; the message starts with it. */
+export class SchemaError extends Error {
+  constructor(
+    readonly kind: SchemaErrorKind,
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SchemaError';
+  }
+}
+
+/** Throws SchemaError; for the checks of `refine`. */
+export function fail(kind: SchemaErrorKind, field: string, message: string): never {
+  throw new SchemaError(kind, field, message);
+}
+
+export interface Schema<T> {
+  /** `value` checked and copied to hold only what is declared; throws SchemaError naming `path`. */
+  readonly parse: (value: unknown, path: string) => T;
+}
+
+/** A schema whose value may be absent (only meaningful as a field of `object`). */
+export interface OptionalSchema<T> extends Schema<T | undefined> {
+  readonly optional: true;
+}
+
+/** The type a schema validates to. */
+export type Infer<S> = S extends Schema<infer T> ? T : never;
+
+export type Shape = Readonly<Record<string, Schema<unknown>>>;
+
+/** The object type of a shape: optional schemas become optional properties. */
+export type InferShape<S extends Shape> = {
+  -readonly [K in keyof S as S[K] extends OptionalSchema<unknown> ? never : K]: Infer<S[K]>;
+} & {
+  -readonly [K in keyof S as S[K] extends OptionalSchema<unknown> ? K : never]?: Exclude<
+    Infer<S[K]>,
+    undefined
+  >;
+};
+
+export interface ObjectSchema<S extends Shape> extends Schema<InferShape<S>> {
+  readonly shape: S;
+}
+
+const CONTROL_CHARACTER = /\p{Cc}/u;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function present(value: unknown, path: string): void {
+  if (value === undefined) fail('MISSING', path, `${path} is required`);
+}
+
+// ---- scalars -----------------------------------------------------------------------------------
+
+/** An integer from `min` to `max` inclusive (never NaN, never a float). */
+export function int(min: number, max: number): Schema<number> {
+  return {
+    parse(value, path) {
+      present(value, path);
+      if (typeof value !== 'number' || !Number.isInteger(value)) {
+        fail('TYPE', path, `${path} must be an integer, got ${describe(value)}`);
+      }
+      if (value < min || value > max)
+        fail('RANGE', path, `${path} must be from ${min} to ${max}, got ${value}`);
+      return value;
+    },
+  };
+}
+
+/** A finite number above `above` (exclusive) and at most `max`. */
+export function number(range: { above: number; max: number }): Schema<number> {
+  const expected = `a number above ${range.above} and at most ${range.max}`;
+  return {
+    parse(value, path) {
+      present(value, path);
+      // Written as negations so NaN fails them.
+      if (typeof value !== 'number' || !(value > range.above) || !(value <= range.max)) {
+        fail(
+          typeof value === 'number' ? 'RANGE' : 'TYPE',
+          path,
+          `${path} must be ${expected}, got ${describe(value)}`,
+        );
+      }
+      return value;
+    },
+  };
+}
+
+/** `min` to `max` bytes (exactly `min` when `max` is left out), as a plain Uint8Array view. */
+export function bytes(min: number, max = min): Schema<Uint8Array> {
+  const expected = min === max ? `exactly ${min} bytes` : `${min} to ${max} bytes`;
+  return {
+    parse(value, path) {
+      present(value, path);
+      if (!(value instanceof Uint8Array)) fail('TYPE', path, `${path} must be bytes, got ${describe(value)}`);
+      if (value.byteLength < min || value.byteLength > max) {
+        fail('RANGE', path, `${path} must be ${expected}, got ${value.byteLength}`);
+      }
+      return plainBytes(value);
+    },
+  };
+}
+
+/** Text of `min` to `max` UTF-16 code units, without control characters or lone surrogates. */
+export function text(min: number, max: number): Schema<string> {
+  return {
+    parse(value, path) {
+      const s = string(value, path);
+      if (s.length < min || s.length > max) {
+        fail('RANGE', path, `${path} must be ${min} to ${max} characters long, got ${s.length}`);
+      }
+      if (CONTROL_CHARACTER.test(s) || LONE_SURROGATE.test(s)) {
+        fail('FORMAT', path, `${path} holds a control character or an invalid UTF-16 sequence`);
+      }
+      return s;
+    },
+  };
+}
+
+/**
+ * A string matching `regex` (anchored, and bounded in length by the regex itself); `form` says in
+ * words what it must look like. T narrows the result, e.g. to ContentHash.
+ */
+export function pattern<T extends string = string>(regex: RegExp, form: string): Schema<T> {
+  return {
+    parse(value, path) {
+      const s = string(value, path);
+      if (!regex.test(s)) fail('FORMAT', path, `${path} must be ${form}, got ${describe(s)}`);
+      return s as T;
+    },
+  };
+}
+
+function string(value: unknown, path: string): string {
+  present(value, path);
+  if (typeof value !== 'string') fail('TYPE', path, `${path} must be a string, got ${describe(value)}`);
+  return value;
+}
+
+type Literal = string | number | boolean;
+
+export interface OneOfOptions {
+  /** The kind of a wrong value (default FORMAT). */
+  kind?: SchemaErrorKind;
+  /** What the value must be, in words (default: the values, or "one of" them). */
+  expected?: string;
+  /** A sentence appended after "; ", e.g. what a wrong value means for the person reading it. */
+  hint?: string;
+}
+
+/** One of a fixed set of values (a tag, a version, an enum). */
+export function oneOf<const V extends readonly Literal[]>(
+  values: V,
+  options: OneOfOptions = {},
+): Schema<V[number]> & { readonly values: V } {
+  const expected =
+    options.expected ?? (values.length === 1 ? String(values[0]) : `one of ${values.join(', ')}`);
+  const hint = options.hint === undefined ? '' : `; ${options.hint}`;
+  return {
+    values,
+    parse(value, path) {
+      present(value, path);
+      if (!values.includes(value as Literal)) {
+        fail(options.kind ?? 'FORMAT', path, `${path} must be ${expected}, got ${describe(value)}${hint}`);
+      }
+      return value as V[number];
+    },
+  };
+}
+
+/** Exactly `value`. */
+export function literal<const V extends Literal>(value: V, options: OneOfOptions = {}) {
+  return oneOf([value] as const, options);
+}
+
+// ---- composites --------------------------------------------------------------------------------
+
+/** A list of `min` to `max` items, each checked by `item` (its path is `path[i]`). */
+export function list<T>(item: Schema<T>, min: number, max: number): Schema<T[]> {
+  return {
+    parse(value, path) {
+      present(value, path);
+      if (!Array.isArray(value)) fail('TYPE', path, `${path} must be a list, got ${describe(value)}`);
+      if (value.length < min || value.length > max) {
+        fail('RANGE', path, `${path} must hold ${min} to ${max} entries, got ${value.length}`);
+      }
+      const out = new Array<T>(value.length);
+      for (let i = 0; i < value.length; i++) out[i] = item.parse(value[i], `${path}[${i}]`);
+      return out;
+    },
+  };
+}
+
+/** Marks a field of `object` as one that may be absent; an absent field stays absent. */
+export function optional<T>(schema: Schema<T>): OptionalSchema<T> {
+  return { optional: true, parse: schema.parse };
+}
+
+/** A plain object (MessagePack map) with exactly the fields of `shape`, in the declared order. */
+export function object<S extends Shape>(shape: S, noun = 'message'): ObjectSchema<S> {
+  // Parallel arrays and indexed loops: this runs for every message the coordinator receives.
+  const keys = Object.keys(shape);
+  const schemas = keys.map((key) => shape[key]);
+  const optionals = schemas.map((schema) => (schema as Partial<OptionalSchema<unknown>>).optional === true);
+  const expected = keys.join(', ');
+  return {
+    shape,
+    parse(value, path) {
+      present(value, path);
+      if (!isRecord(value)) fail('TYPE', path, `${path} must be a map, got ${describe(value)}`);
+      for (const key in value) {
+        if (!Object.hasOwn(shape, key)) {
+          const at = `${path}.${key}`;
+          fail('UNKNOWN_FIELD', at, `${at} is not a field of this ${noun} (expected: ${expected})`);
+        }
+      }
+      const out: Record<string, unknown> = {};
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i];
+        const field = value[key];
+        if (optionals[i] && field === undefined) continue;
+        out[key] = schemas[i].parse(field, `${path}.${key}`);
+      }
+      return out as InferShape<S>;
+    },
+  };
+}
+
+/**
+ * Objects told apart by the tag field `key`: the option whose `key` literal matches is used; when
+ * none matches, the last option reports what is wrong (so list the general case last).
+ */
+export function union<const O extends readonly ObjectSchema<Shape>[]>(
+  key: string,
+  options: O,
+): Schema<Infer<O[number]>> {
+  const tags = options.map((option) => (option.shape[key] as { values?: readonly Literal[] }).values ?? []);
+  const fallback = options[options.length - 1];
+  return {
+    parse(value, path) {
+      const tag = isRecord(value) ? value[key] : undefined;
+      const index = tags.findIndex((values) => values.includes(tag as Literal));
+      return (index < 0 ? fallback : options[index]).parse(value, path) as Infer<O[number]>;
+    },
+  };
+}
+
+/** `schema` followed by a check across its fields, which throws with `fail`. Keeps `shape`. */
+export function refine<S extends Schema<unknown>>(
+  schema: S,
+  check: (value: Infer<S>, path: string) => void,
+): S {
+  return {
+    ...schema,
+    parse(value: unknown, path: string) {
+      const parsed = schema.parse(value, path) as Infer<S>;
+      check(parsed, path);
+      return parsed;
+    },
+  };
+}
+
+/**
+ * `schema`, reported under its own name `root` whatever its parent's path: for a document that
+ * lives on by itself (the signed envelope is `envelope.*` in every message and in the log).
+ */
+export function rooted<T>(root: string, schema: Schema<T>): Schema<T> {
+  return { parse: (value) => schema.parse(value, root) };
+}
+
+/** A plain object, not an array, class instance or null: what a MessagePack or JSON map decodes to. */
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const prototype = Object.getPrototypeOf(value) as unknown;
+  return prototype === Object.prototype || prototype === null;
+}
