@@ -9,6 +9,7 @@
 // Content hashes (adapters, payloads, configs) are `sha256:<64 hex>` text, the form hashTensors
 // and the blob store use. Objects are strict: a field not declared here is refused at the edge.
 // docs/protocol.md describes the flow.
+import { compareUtf8 } from '../aggregation/rule.ts';
 import { AUTH_NONCE_BYTES } from '../crypto/auth.ts';
 import { BOX_PUBLIC_KEY_BYTES } from '../crypto/identity.ts';
 import { INVITE_TOKEN_BYTES } from '../crypto/invite.ts';
@@ -214,25 +215,20 @@ export const tensorSpec = object({
 });
 export type TensorSpec = Infer<typeof tensorSpec>;
 
-const encoder = new TextEncoder();
-
 /** Tensors of an update, names strictly ascending in UTF-8 byte order. */
 const tensorSchema = refine(list(tensorSpec, 1, MAX_TENSORS), (specs, path) => {
-  // Unique, and one order for everyone, so the schema can be compared with the global adapter's
-  // tensor list entry by entry.
-  let previous: Uint8Array | undefined;
-  specs.forEach(({ name }, i) => {
-    const nameBytes = encoder.encode(name);
-    if (previous && Buffer.compare(previous, nameBytes) >= 0) {
+  // Unique, and one order for everyone (hashTensors' order), so the schema can be compared with
+  // the global adapter's tensor list entry by entry.
+  for (let i = 1; i < specs.length; i++) {
+    if (compareUtf8(specs[i - 1].name, specs[i].name) >= 0) {
       const at = `${path}[${i}].name`;
       fail(
         'INCONSISTENT',
         at,
-        `${at} ${JSON.stringify(name)} must come after the previous tensor's name: names must be unique and in ascending (UTF-8 byte) order`,
+        `${at} ${JSON.stringify(specs[i].name)} must come after the previous tensor's name: names must be unique and in ascending (UTF-8 byte) order`,
       );
     }
-    previous = nameBytes;
-  });
+  }
 });
 
 /** The fields of what a participant commits to before sending an update; see envelope.ts. */
