@@ -6,11 +6,11 @@
 // validates every client payload before it touches any state; the client validates what the
 // coordinator sends the same way.
 import { sha256 } from '../crypto/digest.ts';
+import { SEAL_OVERHEAD_BYTES } from '../crypto/seal.ts';
 import { FeditError } from '../errors.ts';
 import { SchemaError, literal, object, union, type Schema } from '../schema/schema.ts';
 import { ProtocolError } from './errors.ts';
 import { MAX_ERROR_MESSAGE_LENGTH, chunkPlaintextBytes } from './limits.ts';
-import { SEAL_OVERHEAD_BYTES } from '../crypto/seal.ts';
 import {
   CLIENT_MESSAGES,
   SERVER_MESSAGES,
