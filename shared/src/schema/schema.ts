@@ -64,14 +64,19 @@ export type Infer<S> = S extends Schema<infer T> ? T : never;
 export type Shape = Readonly<Record<string, Schema<unknown>>>;
 
 /** The object type of a shape: optional schemas become optional properties. */
-export type InferShape<S extends Shape> = {
-  -readonly [K in keyof S as S[K] extends OptionalSchema<unknown> ? never : K]: Infer<S[K]>;
-} & {
-  -readonly [K in keyof S as S[K] extends OptionalSchema<unknown> ? K : never]?: Exclude<
-    Infer<S[K]>,
-    undefined
-  >;
-};
+export type InferShape<S extends Shape> = Flat<
+  {
+    -readonly [K in keyof S as S[K] extends OptionalSchema<unknown> ? never : K]: Infer<S[K]>;
+  } & {
+    -readonly [K in keyof S as S[K] extends OptionalSchema<unknown> ? K : never]?: Exclude<
+      Infer<S[K]>,
+      undefined
+    >;
+  }
+>;
+
+// One object type instead of an intersection, so editors and compiler errors show the fields.
+type Flat<T> = { [K in keyof T]: T[K] } & unknown;
 
 export interface ObjectSchema<S extends Shape> extends Schema<InferShape<S>> {
   readonly shape: S;
