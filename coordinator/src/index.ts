@@ -14,6 +14,7 @@ export {
   federationPaths,
   DEFAULT_SETTINGS,
   type FederationSettings,
+  type FederationStart,
   type FederationPaths,
 } from './federation/dir.ts';
 export { createInvite, readInvites, type InviteState } from './federation/invites.ts';

@@ -98,7 +98,8 @@ export function registerCoordinatorCommands(program: Command): void {
       '10000000',
     )
     .action(async (dir: string, o) => {
-      const { initFederation, LIMIT_RULES, aggregationRuleProblem } = await import('@fedit/coordinator');
+      const { LIMIT_RULES, aggregationRuleProblem } = await import('@fedit/coordinator');
+      const { initFederationFromModel } = await import('./init-federation.ts');
       // The config's own checks, so the option and the field accept the same values; the message
       // names the option the person typed.
       const limit = (flag: string, key: keyof typeof LIMIT_RULES, raw: string, value: number) => {
@@ -123,7 +124,7 @@ export function registerCoordinatorCommands(program: Command): void {
       };
       const ruleProblem = aggregationRuleProblem(o.aggregationRule);
       if (ruleProblem) throw new FeditError('CLI_OPTION', `--aggregation-rule ${ruleProblem}`);
-      const { config } = await initFederation(dir, {
+      const { config } = await initFederationFromModel(dir, {
         modelDir: o.model,
         modelName: o.modelName,
         settings: {
