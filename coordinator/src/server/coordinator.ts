@@ -15,7 +15,7 @@
 // ever applied twice.
 
 import { rmSync } from 'node:fs';
-import { RoundLog } from '@fedit/shared';
+import { RoundLog, type RoundRecord } from '@fedit/shared';
 import { configHash, type FederationConfig } from '../federation/config.ts';
 import {
   checkConfigMatchesLog,
@@ -23,6 +23,7 @@ import {
   readFederationLog,
   staleUploadDirs,
   type FederationPaths,
+  type OpenedFederation,
 } from '../federation/dir.ts';
 import { lockFederation } from '../federation/lock.ts';
 import { BlobStore } from '../store/blobs.ts';
@@ -36,9 +37,6 @@ import { RoundRunner } from './round-runner.ts';
 import { Sessions } from './sessions.ts';
 import { createTransport } from './transport.ts';
 import { Uploads } from './uploads.ts';
-
-export type { CoordinatorEvent } from './events.ts';
-export { RefusedError } from './refusal.ts';
 
 export interface CoordinatorOptions {
   dir: string;
@@ -83,17 +81,10 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
 
 async function runCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator> {
   if (o.profile) profile.enabled = true;
-  const { config, identity, paths } = openFederationDir(o.dir);
+  const fed = openFederationDir(o.dir);
+  const { config, identity, paths } = fed;
   const emit: Emit = (e) => o.onEvent?.(e);
-  // Read (a torn last line is left out) and compared before the log is opened for appending, so
-  // an edited federation.json is named field by field, its id included, and nothing is written.
-  const records = await readFederationLog(paths);
-  checkConfigMatchesLog(config, records, paths.config);
-  const log = await RoundLog.open(paths.log, {
-    federation: config.id,
-    coordinatorSecretKey: identity.sign.secretKey,
-  });
-  const ledger = new Ledger(log, await CoordinatorIndex.open(paths.index, records));
+  const { ledger, records } = await openLedger(fed);
   await recover(ledger, paths, emit);
 
   const blobs = new BlobStore(paths.blobs);
@@ -156,7 +147,7 @@ async function runCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator
   const host = o.host ?? '127.0.0.1';
   const url = await transport.listen(host, o.port ?? 0).catch(async (err: unknown) => {
     await transport.close();
-    await log.close();
+    await ledger.log.close();
     throw err;
   });
   emit({ type: 'listening', url });
@@ -171,6 +162,22 @@ async function runCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator
       await ledger.close();
     },
   };
+}
+
+/**
+ * The round log, opened for appending, and the index rebuilt from it. The log is read (a torn last
+ * line is left out) and compared with federation.json first, so an edited federation.json is
+ * named field by field, its id included, and nothing is written.
+ */
+async function openLedger(fed: OpenedFederation): Promise<{ ledger: Ledger; records: RoundRecord[] }> {
+  const { config, identity, paths } = fed;
+  const records = await readFederationLog(paths);
+  checkConfigMatchesLog(config, records, paths.config);
+  const log = await RoundLog.open(paths.log, {
+    federation: config.id,
+    coordinatorSecretKey: identity.sign.secretKey,
+  });
+  return { ledger: new Ledger(log, await CoordinatorIndex.open(paths.index, records)), records };
 }
 
 /** A round left open by a crash is aborted, visibly, before anything else happens. */
