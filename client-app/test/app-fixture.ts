@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   createInvite,
-  initFederation,
   startCoordinator,
   type CoordinatorEvent,
   type FederationSettings,
   type RunningCoordinator,
 } from '@fedit/coordinator';
+import { initFederationFromModel } from '../src/cli/init-federation.ts';
 
 export { FACTS };
 
@@ -84,7 +84,7 @@ export async function startTestFederation(
 ): Promise<TestFederation> {
   const modelDir = await writeTinyModel(dir, 0);
   const fedDir = join(dir, 'federation');
-  await initFederation(fedDir, {
+  await initFederationFromModel(fedDir, {
     modelDir,
     modelName: 'tiny-test',
     seed: 1,

@@ -21,12 +21,12 @@ import {
 } from '@fedit/shared';
 import {
   createInvite,
-  initFederation,
   startCoordinator,
   type CoordinatorEvent,
   type FederationSettings as CoordinatorSettings,
   type RunningCoordinator,
 } from '@fedit/coordinator';
+import { initFederationFromModel } from '../src/cli/init-federation.ts';
 import {
   FederationError,
   Participant,
@@ -92,7 +92,7 @@ async function startFederation(
   const dir = await tempDir(t);
   const modelDir = await writeTinyModel(dir);
   const fedDir = join(dir, 'federation');
-  await initFederation(fedDir, {
+  await initFederationFromModel(fedDir, {
     modelDir,
     modelName: 'tiny-test',
     seed: 1,

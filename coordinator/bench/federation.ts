@@ -23,7 +23,8 @@ import {
   type LoraTarget,
 } from '@fedit/kernels';
 import { DEFAULT_CHUNK_BYTES, chunkCountFor, serializeSafetensors, tensorFromF32 } from '@fedit/shared';
-import { createInvite, initFederation } from '../src/index.ts';
+import { createInvite } from '../src/index.ts';
+import { initFederationFromModel } from '../../client-app/src/cli/init-federation.ts';
 import type { CoordinatorLine, ParticipantJob, ParticipantLine, ParticipantRound } from './messages.ts';
 // Type-only: puts the two worker scripts (run as child processes) under the type check.
 import type * as _coordinatorWorker from './coordinator-worker.ts';
@@ -287,7 +288,7 @@ export async function benchFederation(argv: string[]): Promise<void> {
   const children: { kill(): void; exited: Promise<number> }[] = [];
   try {
     const fedDir = join(work, 'federation');
-    await initFederation(fedDir, {
+    await initFederationFromModel(fedDir, {
       modelDir,
       modelName: `${a.preset} (random weights)`,
       seed: 1,

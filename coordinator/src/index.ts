@@ -14,17 +14,14 @@ export {
   federationPaths,
   DEFAULT_SETTINGS,
   type FederationSettings,
+  type FederationStart,
   type FederationPaths,
 } from './federation/dir.ts';
 export { createInvite, readInvites, type InviteState } from './federation/invites.ts';
 export { revokeParticipant } from './federation/revoke.ts';
 export { lockFederation, LOCK_FILE, type FederationLock } from './federation/lock.ts';
-export {
-  startCoordinator,
-  type CoordinatorOptions,
-  type CoordinatorEvent,
-  type RunningCoordinator,
-} from './server/coordinator.ts';
+export { startCoordinator, type CoordinatorOptions, type RunningCoordinator } from './server/coordinator.ts';
+export type { CoordinatorEvent } from './server/events.ts';
 export { BlobStore } from './store/blobs.ts';
 export { CoordinatorIndex, type ParticipantEntry, type RoundSummary } from './store/index-db.ts';
 export { auditFederation, formatAudit, type AuditReport } from './audit.ts';

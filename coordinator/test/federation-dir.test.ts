@@ -2,33 +2,24 @@
 // with anything stored is caught.
 
 import test from 'ava';
-import { writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseInvite } from '@fedit/shared';
-import {
-  auditFederation,
-  createInvite,
-  initFederation,
-  openFederationDir,
-  readInvites,
-} from '../src/index.ts';
-
-const tinyBase = (dir: string) => writeTinyChatModel(join(dir, 'model'));
+import { auditFederation, createInvite, openFederationDir, readInvites } from '../src/index.ts';
+import { initInProcess } from './helpers/federation.ts';
 
 test('init writes keys (owner-only), settings, the initial adapter and a verifying log; a second init refuses', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'fedit-fed-'));
   try {
-    const modelDir = await tinyBase(dir);
     const fed = join(dir, 'fed');
-    const { config } = await initFederation(fed, { modelDir, settings: { rounds: 3 } });
+    const { config } = await initInProcess(fed, { rounds: 3 });
     t.is(statSync(join(fed, 'keys', 'coordinator.json')).mode & 0o777, 0o600);
     t.is(openFederationDir(fed).config.id, config.id);
     const audit = await auditFederation(fed);
     t.true(audit.ok, JSON.stringify(audit.problems));
     t.is(audit.records, 1);
-    await t.throwsAsync(initFederation(fed, { modelDir }), { message: /already holds a federation/ });
+    await t.throwsAsync(initInProcess(fed, {}), { message: /already holds a federation/ });
 
     const inviteText = createInvite(fed, { url: 'http://127.0.0.1:7150', note: 'alice' });
     const invite = parseInvite(inviteText);

@@ -21,11 +21,12 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { FeditError, generateIdentity } from '@fedit/shared';
-import { federationPaths, initFederation, openFederationDir, startCoordinator } from '../src/index.ts';
+import { federationPaths, openFederationDir, startCoordinator } from '../src/index.ts';
 import { INIT_MARKER } from '../src/federation/dir.ts';
 import { fedit } from './helpers/cli.ts';
 import {
   FAST_SETTINGS,
+  initInProcess,
   initTestFederation,
   logRecords,
   startTestFederation,
@@ -34,13 +35,7 @@ import {
 } from './helpers/federation.ts';
 import { Peer } from './helpers/peer.ts';
 
-const init = async (root: string) =>
-  initFederation(root, {
-    modelDir: await tinyModel(),
-    modelName: 'tiny-test',
-    seed: 2,
-    settings: FAST_SETTINGS,
-  });
+const init = (root: string) => initInProcess(root, FAST_SETTINGS, 2);
 
 /** A new federation is usable: its log starts with its config, and a participant enrols. */
 async function assertUsable(t: ExecutionContext, root: string, id: string) {

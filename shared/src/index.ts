@@ -156,6 +156,18 @@ export {
   tensorSchemaOf,
   type RecordedEnvelope,
 } from './rounds/envelope-record.ts';
+export {
+  admitCommit,
+  admitEnvelope,
+  admitPayload,
+  admitUpdateTensors,
+  type Admission,
+  type AdmissionCode,
+  type EnvelopeContext,
+  type Refusal,
+  type RoundView,
+  type TensorsContext,
+} from './rounds/admission.ts';
 
 export { CryptoError, InviteError, type CryptoErrorCode, type InviteErrorCode } from './crypto/errors.ts';
 export { bytesEqual, fromBase64url, fromHex, toBase64url, toHex } from './crypto/bytes.ts';

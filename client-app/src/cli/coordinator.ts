@@ -3,6 +3,7 @@
 
 import { Option, type Command } from 'commander';
 import { FeditError } from '@fedit/shared';
+import type { CoordinatorEvent, LIMIT_RULES } from '@fedit/coordinator';
 import { addLoraOptions, loraFromOptions, positive } from './options.ts';
 
 /** The longest an invite may stay valid, in hours: ten years, createInvite's MAX_INVITE_HOURS. */
@@ -32,23 +33,113 @@ export function registerCoordinatorCommands(program: Command): void {
     .command('coordinator')
     .description('run a federation: create it, invite participants, run the rounds');
 
-  addLoraOptions(
-    coordinator
-      .command('init')
-      .description(
-        'create a federation in an empty folder: keys, settings, the initial global adapter, the round log',
-      )
-      .argument('<dir>', 'the federation folder to create')
-      .requiredOption('--model <dir>', 'the base model (Hugging Face folder) every participant must train on')
-      .option('--model-name <name>', 'how participants see the base model named')
-      .option('--name <name>', "the federation's name", 'fedit federation')
-      .option(
-        '--rounds <n>',
-        'rounds to open; aborted rounds (too few updates) count too, so the federation ends after n rounds even if participants vanish',
-        positive('--rounds', true),
-        5,
+  registerInit(coordinator);
+  registerInvite(coordinator);
+  registerParticipants(coordinator);
+  registerRevoke(coordinator);
+  registerStart(coordinator);
+
+  program
+    .command('audit')
+    .description(
+      'verify a federation from its round log and blobs alone: chain, signatures, selection, and every aggregate recomputed',
+    )
+    .argument(
+      '<dir>',
+      'a federation folder, or a copy of its log/ and blobs/ (a missing blob fails the audit)',
+    )
+    .option(
+      '--key <key>',
+      "the coordinator's public signing key as you got it out of band: your invite string, a coordinator.pub.json path, or the key in hex or base64url. Without it the key is read from DIR/keys/coordinator.pub.json, i.e. from the folder being audited, which proves only that the log matches the key stored beside it",
+    )
+    .option('--json', 'print the report as JSON (also when the audit fails; exit code 1 then)', false)
+    .action(async (dir: string, o) => {
+      const { auditFederation, formatAudit } = await import('@fedit/coordinator');
+      const report = await auditFederation(dir, { coordinatorKey: o.key });
+      process.stdout.write((o.json ? JSON.stringify(report) : formatAudit(report)) + '\n');
+      if (!report.ok) process.exitCode = 1;
+    });
+}
+
+function registerInit(coordinator: Command): void {
+  addLimitOptions(
+    addTrainingOptions(
+      addLoraOptions(
+        coordinator
+          .command('init')
+          .description(
+            'create a federation in an empty folder: keys, settings, the initial global adapter, the round log',
+          )
+          .argument('<dir>', 'the federation folder to create')
+          .requiredOption(
+            '--model <dir>',
+            'the base model (Hugging Face folder) every participant must train on',
+          )
+          .option('--model-name <name>', 'how participants see the base model named')
+          .option('--name <name>', "the federation's name", 'fedit federation')
+          .option(
+            '--rounds <n>',
+            'rounds to open; aborted rounds (too few updates) count too, so the federation ends after n rounds even if participants vanish',
+            positive('--rounds', true),
+            5,
+          ),
       ),
-  )
+    )
+      .option('--fraction <f>', 'share of participants selected per round', positive('--fraction'), 1)
+      .option(
+        '--min-participants <n>',
+        'participants per round at least (rounds wait for this many online)',
+        positive('--min-participants', true),
+        2,
+      )
+      .option(
+        '--min-updates <n>',
+        'fewest updates a round needs, else it is aborted',
+        positive('--min-updates', true),
+        2,
+      )
+      .option('--deadline <seconds>', 'round deadline', positive('--deadline'), 3600)
+      .option(
+        '--aggregation-rule <name>',
+        'how a round combines updates (fedit: the sample-weighted mean of every LoRA tensor)',
+        'fedit',
+      ),
+  ).action(async (dir: string, o) => {
+    const { LIMIT_RULES, aggregationRuleProblem } = await import('@fedit/coordinator');
+    const { initFederationFromModel } = await import('./init-federation.ts');
+    const limits = limitsFromOptions(LIMIT_RULES, o);
+    const ruleProblem = aggregationRuleProblem(o.aggregationRule);
+    if (ruleProblem) throw new FeditError('CLI_OPTION', `--aggregation-rule ${ruleProblem}`);
+    const { config } = await initFederationFromModel(dir, {
+      modelDir: o.model,
+      modelName: o.modelName,
+      settings: {
+        name: o.name,
+        rounds: o.rounds,
+        lora: loraFromOptions(o),
+        training: {
+          localSteps: o.localSteps,
+          batchSize: o.batchSize,
+          lr: o.lr,
+          cutoffLen: o.cutoffLen,
+          template: o.template,
+          trainOnInputs: false,
+        },
+        participantsPerRound: { fraction: Math.min(1, o.fraction), minimum: o.minParticipants },
+        minUpdates: o.minUpdates,
+        roundDeadlineSeconds: o.deadline,
+        aggregation: { rule: o.aggregationRule },
+        limits,
+      },
+    });
+    process.stdout.write(
+      `created federation ${config.id} in ${dir}\n  base model ${config.baseModel.name} (${config.baseModel.identity})\n  next: fedit coordinator invite ${dir} --url http://HOST:PORT, then fedit coordinator start ${dir}\n`,
+    );
+  });
+}
+
+function addTrainingOptions(command: Command): Command {
+  return command
     .option(
       '--local-steps <n>',
       'optimizer steps each participant runs per round',
@@ -62,26 +153,11 @@ export function registerCoordinatorCommands(program: Command): void {
       new Option('--template <name>', 'prompt template participants train with')
         .choices(['alpaca', 'chat'])
         .default('alpaca'),
-    )
-    .option('--fraction <f>', 'share of participants selected per round', positive('--fraction'), 1)
-    .option(
-      '--min-participants <n>',
-      'participants per round at least (rounds wait for this many online)',
-      positive('--min-participants', true),
-      2,
-    )
-    .option(
-      '--min-updates <n>',
-      'fewest updates a round needs, else it is aborted',
-      positive('--min-updates', true),
-      2,
-    )
-    .option('--deadline <seconds>', 'round deadline', positive('--deadline'), 3600)
-    .option(
-      '--aggregation-rule <name>',
-      'how a round combines updates (fedit: the sample-weighted mean of every LoRA tensor)',
-      'fedit',
-    )
+    );
+}
+
+function addLimitOptions(command: Command): Command {
+  return command
     .option(
       '--max-update-norm <n>',
       "largest L2 norm of an update's change to the global adapter; larger updates are refused",
@@ -96,60 +172,40 @@ export function registerCoordinatorCommands(program: Command): void {
       '--max-example-count <n>',
       'largest example count an update may claim (its weight in the mean); larger claims are refused',
       '10000000',
-    )
-    .action(async (dir: string, o) => {
-      const { initFederation, LIMIT_RULES, aggregationRuleProblem } = await import('@fedit/coordinator');
-      // The config's own checks, so the option and the field accept the same values; the message
-      // names the option the person typed.
-      const limit = (flag: string, key: keyof typeof LIMIT_RULES, raw: string, value: number) => {
-        if (!LIMIT_RULES[key].check(value))
-          throw new FeditError('CLI_OPTION', `${flag} must be ${LIMIT_RULES[key].what}, got "${raw}"`);
-        return value;
-      };
-      const limits = {
-        maxUpdateNorm: limit('--max-update-norm', 'maxUpdateNorm', o.maxUpdateNorm, Number(o.maxUpdateNorm)),
-        maxUploadBytes: limit(
-          '--max-upload-size',
-          'maxUploadBytes',
-          o.maxUploadSize,
-          parseByteSize(o.maxUploadSize),
-        ),
-        maxExampleCount: limit(
-          '--max-example-count',
-          'maxExampleCount',
-          o.maxExampleCount,
-          Number(o.maxExampleCount),
-        ),
-      };
-      const ruleProblem = aggregationRuleProblem(o.aggregationRule);
-      if (ruleProblem) throw new FeditError('CLI_OPTION', `--aggregation-rule ${ruleProblem}`);
-      const { config } = await initFederation(dir, {
-        modelDir: o.model,
-        modelName: o.modelName,
-        settings: {
-          name: o.name,
-          rounds: o.rounds,
-          lora: loraFromOptions(o),
-          training: {
-            localSteps: o.localSteps,
-            batchSize: o.batchSize,
-            lr: o.lr,
-            cutoffLen: o.cutoffLen,
-            template: o.template,
-            trainOnInputs: false,
-          },
-          participantsPerRound: { fraction: Math.min(1, o.fraction), minimum: o.minParticipants },
-          minUpdates: o.minUpdates,
-          roundDeadlineSeconds: o.deadline,
-          aggregation: { rule: o.aggregationRule },
-          limits,
-        },
-      });
-      process.stdout.write(
-        `created federation ${config.id} in ${dir}\n  base model ${config.baseModel.name} (${config.baseModel.identity})\n  next: fedit coordinator invite ${dir} --url http://HOST:PORT, then fedit coordinator start ${dir}\n`,
-      );
-    });
+    );
+}
 
+type LimitRules = typeof LIMIT_RULES;
+
+/** The limit options, checked with the config's own rules so the option and the field accept the
+ * same values; a message names the option the person typed. */
+function limitsFromOptions(
+  rules: LimitRules,
+  o: { maxUpdateNorm: string; maxUploadSize: string; maxExampleCount: string },
+): { maxUpdateNorm: number; maxUploadBytes: number; maxExampleCount: number } {
+  const limit = (flag: string, key: keyof LimitRules, raw: string, value: number) => {
+    if (!rules[key].check(value))
+      throw new FeditError('CLI_OPTION', `${flag} must be ${rules[key].what}, got "${raw}"`);
+    return value;
+  };
+  return {
+    maxUpdateNorm: limit('--max-update-norm', 'maxUpdateNorm', o.maxUpdateNorm, Number(o.maxUpdateNorm)),
+    maxUploadBytes: limit(
+      '--max-upload-size',
+      'maxUploadBytes',
+      o.maxUploadSize,
+      parseByteSize(o.maxUploadSize),
+    ),
+    maxExampleCount: limit(
+      '--max-example-count',
+      'maxExampleCount',
+      o.maxExampleCount,
+      Number(o.maxExampleCount),
+    ),
+  };
+}
+
+function registerInvite(coordinator: Command): void {
   coordinator
     .command('invite')
     .description('print a one-time invite a participant pastes into `fedit client join`')
@@ -171,7 +227,9 @@ export function registerCoordinatorCommands(program: Command): void {
           createInvite(dir, { url: o.url, expiresInHours: o.expiresIn, note: o.note }) + '\n',
         );
     });
+}
 
+function registerParticipants(coordinator: Command): void {
   coordinator
     .command('participants')
     .description('list enrolled participants (from the round log)')
@@ -209,7 +267,9 @@ export function registerCoordinatorCommands(program: Command): void {
             `${p.id}  ${p.name.padEnd(20)}  enrolled ${p.enrolledAt}${p.revoked ? `  REVOKED ${p.revoked}` : ''}\n`,
           );
     });
+}
 
+function registerRevoke(coordinator: Command): void {
   coordinator
     .command('revoke')
     .description(
@@ -227,7 +287,9 @@ export function registerCoordinatorCommands(program: Command): void {
       const record = await revokeParticipant(dir, participant, o.reason);
       process.stdout.write(`revoked ${participant} (record ${record.seq}): ${o.reason}\n`);
     });
+}
 
+function registerStart(coordinator: Command): void {
   coordinator
     .command('start')
     .description('run the coordinator: accept participants and run the rounds')
@@ -240,34 +302,7 @@ export function registerCoordinatorCommands(program: Command): void {
         dir,
         host: o.host,
         port: o.port,
-        onEvent: (e) => {
-          const t = new Date().toISOString().slice(11, 19);
-          switch (e.type) {
-            case 'listening':
-              process.stdout.write(`${t} listening on ${e.url}\n`);
-              break;
-            case 'round-open':
-              process.stdout.write(`${t} round ${e.round} open: ${e.selected.length} selected\n`);
-              break;
-            case 'round-closed':
-              process.stdout.write(
-                `${t} round ${e.round} closed: ${e.updates} updates -> ${e.adapter}${e.dropped.length ? `, dropped ${e.dropped.map((d) => `${d.participant.slice(0, 8)} (${d.reason})`).join(', ')}` : ''}\n`,
-              );
-              break;
-            case 'round-aborted':
-              process.stdout.write(`${t} round ${e.round} aborted: ${e.reason}\n`);
-              break;
-            case 'recovered':
-              process.stdout.write(
-                `${t} round ${e.abortedRound} was open when the coordinator stopped; recorded as aborted\n`,
-              );
-              break;
-            default:
-              process.stdout.write(
-                `${t} ${e.type}${'participant' in e ? ` ${e.participant.slice(0, 8)}` : ''}\n`,
-              );
-          }
-        },
+        onEvent: printCoordinatorEvent,
       });
       const stop = async () => {
         await c.close();
@@ -281,25 +316,32 @@ export function registerCoordinatorCommands(program: Command): void {
         await c.close();
       }
     });
+}
 
-  program
-    .command('audit')
-    .description(
-      'verify a federation from its round log and blobs alone: chain, signatures, selection, and every aggregate recomputed',
-    )
-    .argument(
-      '<dir>',
-      'a federation folder, or a copy of its log/ and blobs/ (a missing blob fails the audit)',
-    )
-    .option(
-      '--key <key>',
-      "the coordinator's public signing key as you got it out of band: your invite string, a coordinator.pub.json path, or the key in hex or base64url. Without it the key is read from DIR/keys/coordinator.pub.json, i.e. from the folder being audited, which proves only that the log matches the key stored beside it",
-    )
-    .option('--json', 'print the report as JSON (also when the audit fails; exit code 1 then)', false)
-    .action(async (dir: string, o) => {
-      const { auditFederation, formatAudit } = await import('@fedit/coordinator');
-      const report = await auditFederation(dir, { coordinatorKey: o.key });
-      process.stdout.write((o.json ? JSON.stringify(report) : formatAudit(report)) + '\n');
-      if (!report.ok) process.exitCode = 1;
-    });
+/** One line per coordinator event, prefixed with the time of day. */
+function printCoordinatorEvent(e: CoordinatorEvent): void {
+  const t = new Date().toISOString().slice(11, 19);
+  switch (e.type) {
+    case 'listening':
+      process.stdout.write(`${t} listening on ${e.url}\n`);
+      break;
+    case 'round-open':
+      process.stdout.write(`${t} round ${e.round} open: ${e.selected.length} selected\n`);
+      break;
+    case 'round-closed':
+      process.stdout.write(
+        `${t} round ${e.round} closed: ${e.updates} updates -> ${e.adapter}${e.dropped.length ? `, dropped ${e.dropped.map((d) => `${d.participant.slice(0, 8)} (${d.reason})`).join(', ')}` : ''}\n`,
+      );
+      break;
+    case 'round-aborted':
+      process.stdout.write(`${t} round ${e.round} aborted: ${e.reason}\n`);
+      break;
+    case 'recovered':
+      process.stdout.write(
+        `${t} round ${e.abortedRound} was open when the coordinator stopped; recorded as aborted\n`,
+      );
+      break;
+    default:
+      process.stdout.write(`${t} ${e.type}${'participant' in e ? ` ${e.participant.slice(0, 8)}` : ''}\n`);
+  }
 }

@@ -14,9 +14,9 @@ import {
   BlobStore,
   createInvite,
   federationPaths,
-  initFederation,
   startCoordinator,
 } from '@fedit/coordinator';
+import { initFederationFromModel } from '../cli/init-federation.ts';
 import { prepareDataset, sequenceBuckets } from '../core/data/index.ts';
 import { evaluateRows } from '../core/train/local-training.ts';
 import { joinFederation, Participant, type RoundHistoryEntry } from '../core/federation/index.ts';
@@ -92,7 +92,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
   // ---- the federation ----
   const fedDir = join(root, 'federation');
-  await initFederation(fedDir, {
+  await initFederationFromModel(fedDir, {
     modelDir,
     modelName: 'fedit demo base (built in)',
     seed: 1,

@@ -21,21 +21,14 @@ import {
   serializeIdentity,
   syncDirectory,
   serializePublicIdentity,
+  parsePeftLoraTensorName,
   publicIdentity,
-  tensorFromF32,
   verifyRoundRecordSignature,
   writeFileAtomic,
   type Identity,
   type RoundRecord,
+  type Tensor,
 } from '@fedit/shared';
-import {
-  initLoraTensors,
-  loadCheckpoint,
-  loraTensorSpecs,
-  uniformSampler,
-  validateLoraConfig,
-  type LoraTarget,
-} from '@fedit/kernels';
 import { BlobStore } from '../store/blobs.ts';
 import { configDifferences, configHash, validateFederationConfig, type FederationConfig } from './config.ts';
 
@@ -83,26 +76,38 @@ export const DEFAULT_SETTINGS: FederationSettings = {
   limits: { maxUpdateNorm: 1000, maxUploadBytes: 512 * 1024 * 1024, maxExampleCount: 10_000_000 },
 };
 
+/** What a new federation starts from: the base model every participant trains, and its adapter. */
+export interface FederationStart {
+  /** The base model: its identity (loadCheckpoint().identity) and the name participants see. */
+  baseModel: { identity: string; name: string };
+  /**
+   * The initial global adapter: PEFT's LoRA initialisation for the base model with the config's
+   * rank and targets. Built by the caller (`fedit coordinator init` loads the model for it), so the
+   * coordinator itself never loads a model.
+   */
+  initialAdapter: ReadonlyMap<string, Tensor>;
+  settings?: Partial<FederationSettings>;
+}
+
 /**
- * Creates a federation: the coordinator's keys, the config, the initial global adapter (PEFT's
- * initialisation for the base model in `modelDir`) and the log's first record.
+ * Creates a federation: the coordinator's keys, the config, the initial global adapter and the
+ * log's first record.
  */
 export async function initFederation(
   root: string,
-  options: { modelDir: string; modelName?: string; settings?: Partial<FederationSettings>; seed?: number },
+  options: FederationStart,
 ): Promise<{ config: FederationConfig; identity: Identity }> {
   const paths = federationPaths(root);
   if (existsSync(paths.config)) {
     throw new FeditError('FEDERATION_EXISTS', `${root} already holds a federation; choose an empty folder`);
   }
-  const model = await loadCheckpoint(options.modelDir);
   const settings = { ...DEFAULT_SETTINGS, ...options.settings };
   const config = validateFederationConfig({
     ...settings,
     id: settings.id ?? `fed-${randomBytes(6).toString('hex')}`,
-    baseModel: { identity: model.identity, name: options.modelName ?? options.modelDir },
+    baseModel: options.baseModel,
   });
-  validateLoraConfig({ ...config.lora, targets: config.lora.targets as LoraTarget[] });
+  checkInitialAdapter(config, options.initialAdapter);
 
   await prepareInitFolder(paths);
   for (const dir of [join(root, 'keys'), join(root, 'log'), paths.blobs, paths.uploads])
@@ -117,17 +122,7 @@ export async function initFederation(
     JSON.stringify(serializePublicIdentity(publicIdentity(identity)), null, 2) + '\n',
   );
 
-  const lora = { ...config.lora, targets: config.lora.targets as LoraTarget[] };
-  const initial = initLoraTensors(
-    model.config,
-    lora,
-    uniformSampler(options.seed ?? randomBytes(4).readUInt32LE()),
-  );
-  const shapes = new Map(loraTensorSpecs(model.config, lora).map((s) => [s.name, s.shape]));
-  const blobs = new BlobStore(paths.blobs);
-  const globalAdapter = await blobs.put(
-    new Map([...initial].map(([n, v]) => [n, tensorFromF32(shapes.get(n)!, v)])),
-  );
+  const globalAdapter = await new BlobStore(paths.blobs).put(options.initialAdapter);
 
   const log = await RoundLog.open(paths.log, {
     federation: config.id,
@@ -146,6 +141,26 @@ export async function initFederation(
   rmSync(initMarker(paths), { force: true });
   await syncDirectory(root);
   return { config, identity };
+}
+
+/**
+ * The initial adapter must be a LoRA of the config's rank: PEFT tensor names, A factors [rank, in],
+ * B factors [out, rank]. Caught here, before anything is written, rather than by every participant.
+ */
+function checkInitialAdapter(config: FederationConfig, adapter: ReadonlyMap<string, Tensor>): void {
+  const refuse = (why: string) =>
+    new FeditError(
+      'FEDERATION_ADAPTER',
+      `the initial adapter is not a LoRA of rank ${config.lora.rank}: ${why}`,
+    );
+  if (adapter.size === 0) throw refuse('it has no tensors');
+  for (const [name, tensor] of adapter) {
+    const lora = parsePeftLoraTensorName(name);
+    if (!lora) throw refuse(`${name} is not a PEFT LoRA tensor name`);
+    const rankAt = lora.factor === 'A' ? 0 : 1;
+    if (tensor.shape.length !== 2 || tensor.shape[rankAt] !== config.lora.rank)
+      throw refuse(`${name} has shape [${tensor.shape.join(', ')}]`);
+  }
 }
 
 /** The file init writes first and removes last: while it is there, init has not finished. */

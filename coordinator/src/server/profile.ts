@@ -11,10 +11,11 @@
 //   codec.encode    MessagePack encoding of every outgoing frame (acks, adapter chunks, broadcasts)
 //   validate        validateClientPayload of every request
 //   crypto.verify   Ed25519 verification: auth proofs, enrolments, envelopes
-//   crypto.hash     SHA-256 of every sealed chunk (transit check) and of every assembled payload
+//   crypto.hash     the check of every sealed chunk against its envelope (size, SHA-256 in transit)
 //   crypto.open     AES-256-GCM opening of sealed chunks (openChunk)
 //   upload.disk     writing opened chunks to the upload folder, reading them back at commit
-//   update.check    parsing the committed safetensors, float32 conversion, finiteness, update norm
+//   update.check    the admission rules at commit: the payload's one SHA-256, parsing the
+//                   safetensors and checking its layout, float32 conversion, finiteness, update norm
 //   update.store    BlobStore.put of each counted update (hash + serialise; the fsync wait is not CPU
 //                   and is left out: only the synchronous part of the call is timed)
 //   aggregate       aggregateContributions at round close (includes aggregate.load)

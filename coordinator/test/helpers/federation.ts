@@ -12,12 +12,16 @@ import { join, relative } from 'node:path';
 import {
   createInviteToken,
   parseInvite,
+  peftLoraTensorName,
   publicIdentity,
   readRoundLog,
+  tensorFromF32,
   type PublicIdentity,
   type RoundRecord,
+  type Tensor,
 } from '@fedit/shared';
 import {
+  DEFAULT_SETTINGS,
   auditFederation,
   createInvite,
   federationPaths,
@@ -63,18 +67,65 @@ export const FAST_SETTINGS: Partial<FederationSettings> = {
   limits: { maxUpdateNorm: 1000, maxUploadBytes: 16 * 1024 * 1024, maxExampleCount: 10_000 },
 };
 
-/** Creates a federation folder (tiny model, FAST_SETTINGS overridden by `settings`). */
+/**
+ * The base model in-process test federations name. The coordinator never loads a model (the
+ * operator's `fedit coordinator init` does, to make the initial adapter), so none is needed here.
+ */
+export const TEST_BASE_MODEL = { identity: `sha256:${'7'.repeat(64)}`, name: 'tiny-test' };
+
+/** [out, in] of each LoRA target of the tiny test model (hidden 64, 4 heads, 2 KV heads, MLP 128). */
+const TINY_TARGETS: Record<string, { module: string; out: number; in: number }> = {
+  q_proj: { module: 'self_attn', out: 64, in: 64 },
+  k_proj: { module: 'self_attn', out: 32, in: 64 },
+  v_proj: { module: 'self_attn', out: 32, in: 64 },
+  o_proj: { module: 'self_attn', out: 64, in: 64 },
+  gate_proj: { module: 'mlp', out: 128, in: 64 },
+  up_proj: { module: 'mlp', out: 128, in: 64 },
+  down_proj: { module: 'mlp', out: 64, in: 128 },
+};
+
+/**
+ * An initial adapter as PEFT makes one for the tiny model's two layers: A uniform in
+ * +-1/sqrt(in_features) (from a seeded generator), B zero.
+ */
+export function testInitialAdapter(lora: { rank: number; targets: string[] }, seed = 1): Map<string, Tensor> {
+  let state = seed >>> 0;
+  const random = () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0; // an LCG: enough for test values
+    return state / 2 ** 32;
+  };
+  const adapter = new Map<string, Tensor>();
+  for (let layer = 0; layer < 2; layer++) {
+    for (const target of lora.targets) {
+      const { module, out, in: inF } = TINY_TARGETS[target];
+      const path = `model.layers.${layer}.${module}.${target}`;
+      const a = Float32Array.from({ length: lora.rank * inF }, () => (random() * 2 - 1) / Math.sqrt(inF));
+      adapter.set(peftLoraTensorName(path, 'A'), tensorFromF32([lora.rank, inF], a));
+      adapter.set(
+        peftLoraTensorName(path, 'B'),
+        tensorFromF32([out, lora.rank], new Float32Array(out * lora.rank)),
+      );
+    }
+  }
+  return adapter;
+}
+
+/** initFederation with the test base model and an initial adapter for `settings`' LoRA. */
+export function initInProcess(root: string, settings: Partial<FederationSettings>, seed = 1) {
+  return initFederation(root, {
+    baseModel: TEST_BASE_MODEL,
+    initialAdapter: testInitialAdapter(settings.lora ?? DEFAULT_SETTINGS.lora, seed),
+    settings,
+  });
+}
+
+/** Creates a federation folder (FAST_SETTINGS overridden by `settings`). */
 export async function initTestFederation(
   t: ExecutionContext,
   settings: Partial<FederationSettings> = {},
 ): Promise<string> {
   const root = join(tempDir(t), 'federation');
-  await initFederation(root, {
-    modelDir: await tinyModel(),
-    modelName: 'tiny-test',
-    seed: 1,
-    settings: { ...FAST_SETTINGS, ...settings },
-  });
+  await initInProcess(root, { ...FAST_SETTINGS, ...settings });
   return root;
 }
 

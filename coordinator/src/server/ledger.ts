@@ -1,0 +1,43 @@
+// The coordinator's two stores of record, written together: the signed round log (the truth) and
+// the lowdb index (participants and round summaries, a view rebuilt from the log at every start).
+
+import { toHex, type RoundLog, type RoundRecord, type RoundRecordDraft } from '@fedit/shared';
+import type { CoordinatorIndex, ParticipantEntry } from '../store/index-db.ts';
+
+export class Ledger {
+  constructor(
+    readonly log: RoundLog,
+    readonly index: CoordinatorIndex,
+  ) {}
+
+  /** The federation state the log's records fold into (open round, eligible participants, ...). */
+  get state(): RoundLog['state'] {
+    return this.log.state;
+  }
+
+  /**
+   * Appends a record (the log checks it before writing) and applies it to the index. Once the
+   * record is appended it holds, even if saving the index then fails: the index is rebuilt from
+   * the log at start.
+   */
+  async append(draft: RoundRecordDraft): Promise<RoundRecord> {
+    const record = await this.log.append(draft);
+    this.index.apply(record);
+    await this.index.save();
+    return record;
+  }
+
+  participant(id: string): ParticipantEntry | undefined {
+    return this.index.data.participants[id];
+  }
+
+  participantBySignKey(signKey: Uint8Array): ParticipantEntry | undefined {
+    const hex = toHex(signKey);
+    return Object.values(this.index.data.participants).find((p) => p.signKey === hex);
+  }
+
+  async close(): Promise<void> {
+    await this.log.close();
+    await this.index.save();
+  }
+}

@@ -1,0 +1,232 @@
+// The round state machine. One round at a time, until the config's number of rounds were opened:
+//
+//   waiting  --enough eligible participants online-->            open (round-open appended, announced)
+//   open     --all selected counted or dropped, or deadline-->   closing
+//   closing  --fewer than minUpdates counted-->                  waiting (round-aborted appended)
+//   closing  --aggregated, new global adapter stored-->          waiting (round-closed appended)
+//   waiting  --config.rounds opened-->                           finished
+//   any      --close()-->                                        stopped (an open round stays open
+//                                                                in the log; the next start aborts it)
+//
+// Every transition is a record appended to the round log first, then told to participants.
+
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  aggregateContributions,
+  aggregationRule,
+  fractionString,
+  selectParticipants,
+  tensorsFromValues,
+  type ContentHash,
+  type CountedUpdate,
+  type RoundOpenBody,
+  type ServerToClientEvents,
+} from '@fedit/shared';
+import type { BroadcastOperator } from 'socket.io';
+import type { FederationConfig } from '../federation/config.ts';
+import type { BlobStore } from '../store/blobs.ts';
+import type { GlobalAdapters } from './adapters.ts';
+import type { Emit } from './events.ts';
+import type { Ledger } from './ledger.ts';
+import { startTimer, timed } from './profile.ts';
+import { OpenRound } from './round.ts';
+import type { FeditServer, FeditSocket, SocketState } from './transport.ts';
+
+export interface RoundRunnerOptions {
+  config: FederationConfig;
+  configHash: string;
+  ledger: Ledger;
+  blobs: BlobStore;
+  adapters: GlobalAdapters;
+  io: FeditServer;
+  /** Where uploads are kept, one folder per round. */
+  uploadsDir: string;
+  isConnected(participant: string): boolean;
+  emit: Emit;
+}
+
+export class RoundRunner {
+  /** The open round, if any. */
+  current: OpenRound | undefined;
+  #stopping = false;
+  #wake: (() => void) | undefined;
+  readonly #rule;
+  readonly #ruleRef;
+
+  constructor(private readonly o: RoundRunnerOptions) {
+    this.#rule = aggregationRule(o.config.aggregation.rule);
+    this.#ruleRef = { name: this.#rule.name, config: {} };
+  }
+
+  /** Runs rounds until the config's number is reached ({completed: true}) or stop() is called. */
+  async run(): Promise<{ completed: boolean }> {
+    const { ledger, config } = this.o;
+    // `rounds` counts rounds opened, aborted ones included (docs/federation.md): a federation whose
+    // participants vanish still ends, rather than reopening rounds forever.
+    while (!this.#stopping && ledger.state.lastRound < config.rounds) {
+      await this.#waitForParticipants();
+      if (this.#stopping) break;
+      const round = await this.#open();
+      const deadline = setTimeout(
+        () => round.end(),
+        Math.max(0, Date.parse(round.body.deadline) - Date.now()),
+      );
+      await round.ended;
+      clearTimeout(deadline);
+      this.current = undefined;
+      if (this.#stopping) break;
+      await this.#close(round);
+    }
+    if (this.#stopping) return { completed: false };
+    this.o.emit({ type: 'finished', rounds: ledger.state.lastRound });
+    return { completed: true };
+  }
+
+  stop(): void {
+    this.#stopping = true;
+    this.current?.end();
+    this.nudge();
+  }
+
+  /** Someone came online: the runner re-checks whether a round can open. */
+  nudge(): void {
+    this.#wake?.();
+  }
+
+  /** Tells `to` (a participant who just authenticated, or everyone) about the open round. */
+  announce(to: FeditSocket | BroadcastOperator<ServerToClientEvents, SocketState>): void {
+    const round = this.current;
+    if (!round) return;
+    const { training } = this.o.config;
+    to.emit('round:open', {
+      round: round.round,
+      selected: [...round.selected],
+      globalAdapterHash: round.globalAdapter as ContentHash,
+      configHash: this.o.configHash as ContentHash,
+      deadline: Date.parse(round.body.deadline),
+      training: {
+        steps: training.localSteps,
+        learningRate: training.lr,
+        batchSize: training.batchSize,
+        seed: round.round,
+      },
+    });
+  }
+
+  // A round opens once enough enrolled participants are online to reach the minimum.
+  async #waitForParticipants(): Promise<void> {
+    const { ledger, config, isConnected } = this.o;
+    const online = () => ledger.state.eligibleParticipants().filter(isConnected).length;
+    while (!this.#stopping && online() < config.participantsPerRound.minimum) {
+      await new Promise<void>((r) => {
+        this.#wake = r;
+        setTimeout(r, 1000);
+      });
+    }
+  }
+
+  async #open(): Promise<OpenRound> {
+    const { ledger, config, blobs } = this.o;
+    const seed = randomBytes(16).toString('hex');
+    const { fraction, minimum } = config.participantsPerRound;
+    const selected = selectParticipants(seed, ledger.state.eligibleParticipants(), fraction, minimum);
+    const globalAdapter = ledger.state.globalAdapter!;
+    const body: RoundOpenBody = {
+      rule: this.#ruleRef,
+      selection: { seed, fraction: fractionString(fraction), minimum, selected },
+      globalAdapter,
+      deadline: new Date(Date.now() + config.roundDeadlineSeconds * 1000).toISOString(),
+    };
+    const number = ledger.state.lastRound + 1;
+    await ledger.append({ kind: 'round-open', round: number, body });
+    this.current = new OpenRound(number, body, blobs.get(globalAdapter)!);
+    this.o.emit({ type: 'round-open', round: number, selected });
+    this.announce(this.o.io.to('participants'));
+    return this.current;
+  }
+
+  async #close(round: OpenRound): Promise<void> {
+    round.dropMissing((p) =>
+      this.o.isConnected(p) ? 'no update before the deadline' : 'disconnected, no update before the deadline',
+    );
+    // Uploads not committed by now never count: their chunks go.
+    round.uploads.clear();
+    rmSync(join(this.o.uploadsDir, String(round.round)), { recursive: true, force: true });
+    const counted = [...round.counted.values()];
+    if (counted.length < this.o.config.minUpdates) return this.#abort(round, counted.length);
+    const out = await this.#aggregate(round, counted);
+    const sorted = [...counted].sort((a, b) =>
+      a.participant < b.participant ? -1 : a.participant > b.participant ? 1 : 0,
+    );
+    await this.o.ledger.append({
+      kind: 'round-closed',
+      round: round.round,
+      body: {
+        rule: this.#ruleRef,
+        selection: round.body.selection,
+        updates: sorted,
+        globalAdapterIn: round.globalAdapter,
+        globalAdapterOut: out,
+        dropped: round.dropped,
+        metrics: { updates: counted.length, examples: counted.reduce((s, u) => s + u.exampleCount, 0) },
+      },
+    });
+    this.o.adapters.add(out); // served from the moment the log names it
+    this.#broadcastClosed(round.round, 'aggregated', out, counted.length);
+    this.o.emit({
+      type: 'round-closed',
+      round: round.round,
+      adapter: out,
+      updates: counted.length,
+      dropped: round.dropped,
+    });
+  }
+
+  async #abort(round: OpenRound, updates: number): Promise<void> {
+    const reason = `${updates} update(s) counted, fewer than the ${this.o.config.minUpdates} the federation requires`;
+    await this.o.ledger.append({
+      kind: 'round-aborted',
+      round: round.round,
+      body: { reason, dropped: round.dropped },
+    });
+    this.#broadcastClosed(round.round, 'aborted', round.globalAdapter, 0);
+    this.o.emit({ type: 'round-aborted', round: round.round, reason });
+  }
+
+  /** The round's rule over the counted updates, in canonical order; the new adapter's hash. */
+  async #aggregate(round: OpenRound, counted: readonly CountedUpdate[]): Promise<string> {
+    const { blobs } = this.o;
+    const result = timed('aggregate', () =>
+      aggregateContributions(
+        this.#rule.name,
+        {},
+        round.schema,
+        counted.map((u) => ({
+          participant: u.participant,
+          exampleCount: u.exampleCount,
+          update: () => timed('aggregate.load', () => blobs.getF32(u.updateHash)!),
+        })),
+      ),
+    );
+    const stopStore = startTimer('aggregate.store');
+    const stored = blobs.put(tensorsFromValues(round.schema, result));
+    stopStore();
+    return stored;
+  }
+
+  #broadcastClosed(
+    round: number,
+    outcome: 'aggregated' | 'aborted',
+    adapter: string,
+    participants: number,
+  ): void {
+    this.o.io.to('participants').emit('round:closed', {
+      round,
+      outcome,
+      adapterHash: adapter as ContentHash,
+      participants,
+    });
+  }
+}

@@ -1,0 +1,163 @@
+// The coordinator's edge: a socket.io server speaking fedit's MessagePack codec, a challenge per
+// connection for authentication, and one table of handlers, one per client event, behind a single
+// wrapper that validates every payload (shared/protocol/validate.ts) before a handler sees it and
+// answers every request: the handler's result, or a refusal naming the code and the field. An
+// event the protocol does not define is refused too, and a request without an acknowledgement is
+// answered with an 'error' event, so no message is ever left unanswered or reaches state unchecked.
+
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Server, type Socket } from 'socket.io';
+import {
+  AuthChallenge,
+  CLIENT_EVENTS,
+  FeditError,
+  MAX_FRAME_BYTES,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  ackError,
+  msgpackParser,
+  validateClientPayload,
+  type Ack,
+  type ClientEventName,
+  type ClientPayload,
+  type ClientToServerEvents,
+  type ServerToClientEvents,
+} from '@fedit/shared';
+import { profile, profiledParser, timed } from './profile.ts';
+
+/** What the coordinator keeps per connection: its auth challenge, and who it proved to be. */
+export interface SocketState {
+  challenge: AuthChallenge;
+  participant?: string;
+}
+
+export type FeditSocket = Socket<
+  ClientToServerEvents,
+  ServerToClientEvents,
+  Record<string, never>,
+  SocketState
+>;
+export type FeditServer = Server<
+  ClientToServerEvents,
+  ServerToClientEvents,
+  Record<string, never>,
+  SocketState
+>;
+
+/** The acknowledged fields of a successful answer to client event `E`. */
+export type ClientResult<E extends ClientEventName> =
+  Parameters<ClientToServerEvents[E]>[1] extends Ack<infer T> ? T : never;
+
+/** One handler per client event; a thrown FeditError becomes the refusal the client receives. */
+export type Handlers = {
+  [E in ClientEventName]: (
+    socket: FeditSocket,
+    payload: ClientPayload<E>,
+  ) => Promise<ClientResult<E>> | ClientResult<E>;
+};
+
+export interface Transport {
+  http: HttpServer;
+  io: FeditServer;
+  /** Listens on host:port; a port in use is a named error, not an unhandled 'error' event. */
+  listen(host: string, port: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface TransportOptions {
+  federation: string;
+  coordinatorSignKey: Uint8Array;
+  handlers: Handlers;
+  onConnection(socket: FeditSocket): void;
+}
+
+export function createTransport(o: TransportOptions): Transport {
+  const http = createServer();
+  const io: FeditServer = new Server(http, {
+    parser: profile.enabled ? profiledParser : msgpackParser,
+    maxHttpBufferSize: MAX_FRAME_BYTES,
+    pingTimeout: 60_000, // long uploads must not trip the heartbeat
+    serveClient: false,
+  });
+  io.on('connection', (socket) => {
+    // Every proof and enrolment on this connection is bound to this challenge (crypto/auth.ts).
+    socket.data.challenge = new AuthChallenge({
+      federation: o.federation,
+      coordinator: o.coordinatorSignKey,
+    });
+    socket.emit('auth:hello', {
+      protocol: PROTOCOL_VERSION,
+      federation: o.federation,
+      nonce: socket.data.challenge.nonce,
+    });
+    for (const event of CLIENT_EVENTS) answer(socket, event, o.handlers[event]);
+    refuseUnknownEvents(socket);
+    o.onConnection(socket);
+  });
+  return {
+    http,
+    io,
+    listen: (host, port) => listen(http, host, port),
+    async close() {
+      io.close();
+      await new Promise<void>((r) => http.close(() => r()));
+    },
+  };
+}
+
+/** Registers `run` for `event`: validate, run, acknowledge; any error becomes a named refusal. */
+function answer<E extends ClientEventName>(socket: FeditSocket, event: E, run: Handlers[E]): void {
+  // socket.io's typed `on` cannot see through the generic E; the validator below does the typing
+  (socket.on as (ev: string, listener: (payload: unknown, ack: unknown) => void) => void)(
+    event,
+    async (payload: unknown, ack: unknown) => {
+      if (typeof ack !== 'function') {
+        socket.emit('error', { code: 'PROTOCOL_ACK', message: `${event} needs an acknowledgement callback` });
+        return;
+      }
+      const reply = ack as (r: object) => void;
+      try {
+        const valid = timed('validate', () => validateClientPayload(event, payload)) as ClientPayload<E>;
+        reply({ ok: true, ...(await run(socket, valid)) });
+      } catch (err) {
+        if (!(err instanceof FeditError)) console.error(`fedit coordinator: ${event} failed:`, err);
+        reply(ackError(err));
+      }
+    },
+  );
+}
+
+/** An event the protocol does not define is refused, rather than left unanswered. */
+function refuseUnknownEvents(socket: FeditSocket): void {
+  socket.onAny((event: unknown, ...args: unknown[]) => {
+    if ((CLIENT_EVENTS as readonly unknown[]).includes(event)) return;
+    const refusal = ackError(
+      new ProtocolError(
+        'PROTOCOL_UNKNOWN_EVENT',
+        'event',
+        `event ${JSON.stringify(event)} is not a fedit client event`,
+      ),
+    );
+    const ack = args.at(-1);
+    if (typeof ack === 'function') (ack as (r: object) => void)(refusal);
+    else if (!refusal.ok) socket.emit('error', refusal.error);
+  });
+}
+
+async function listen(http: HttpServer, host: string, port: number): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(port, host, () => {
+      http.off('error', reject);
+      resolve();
+    });
+  }).catch((err: NodeJS.ErrnoException) => {
+    throw new FeditError(
+      'COORDINATOR_LISTEN',
+      `cannot listen on ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'the address is in use (another coordinator, or another program)' : err.message}`,
+    );
+  });
+  const address = http.address() as AddressInfo;
+  return `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
+}
