@@ -25,6 +25,8 @@ export {
   type CoordinatorEvent,
   type RunningCoordinator,
 } from './server/coordinator.ts';
+// The hot-path timers, for the federation benchmark (test/bench/federation/).
+export { profileSnapshot } from './server/profile.ts';
 export { BlobStore } from './store/blobs.ts';
 export { CoordinatorIndex, type ParticipantEntry, type RoundSummary } from './store/index-db.ts';
 export { auditFederation, formatAudit, type AuditReport } from './audit.ts';

@@ -23,7 +23,7 @@ import {
   type LoraTarget,
 } from '@fedit/kernels';
 import { DEFAULT_CHUNK_BYTES, chunkCountFor, serializeSafetensors, tensorFromF32 } from '@fedit/shared';
-import { createInvite, initFederation } from '../src/index.ts';
+import { createInvite, initFederation } from '@fedit/coordinator';
 import type { CoordinatorLine, ParticipantJob, ParticipantLine, ParticipantRound } from './messages.ts';
 // Type-only: puts the two worker scripts (run as child processes) under the type check.
 import type * as _coordinatorWorker from './coordinator-worker.ts';
@@ -31,7 +31,7 @@ import type * as _participantWorker from './participant-worker.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** Profile categories (coordinator/src/server/profile.ts) grouped for the report. */
+/** Profile categories (the coordinator's profileSnapshot) grouped for the report. */
 const GROUPS: Record<string, string[]> = {
   crypto: ['crypto.open', 'crypto.verify', 'crypto.hash'],
   codec: ['codec.decode', 'codec.encode'],
