@@ -180,6 +180,16 @@ function createTrainer(model: LoadedModel, o: LoraRunSettings, run: ReturnType<t
   });
 }
 
+/** Resumes `trainer` from a checkpoint of run `runId`, if there is one; the tokens it had seen. */
+async function resume(trainer: Trainer, checkpointDir: string, runId: string, o: LoraRunSettings) {
+  if (o.restart) rmSync(checkpointDir, { recursive: true, force: true });
+  const saved = await loadRunCheckpoint(checkpointDir, runId);
+  if (!saved) return 0;
+  trainer.importState(saved.state);
+  o.onEvent?.({ type: 'resumed', step: saved.state.step });
+  return saved.progress.tokens;
+}
+
 /** Trains LoRA tensors on `inputs.rows`; resumes a checkpoint of the same run in `checkpointDir`. */
 export async function trainLora(inputs: LoraRunInputs, o: LoraRunSettings): Promise<LoraRunResult> {
   const emit = (e: TrainingEvent) => o.onEvent?.(e);
@@ -193,14 +203,7 @@ export async function trainLora(inputs: LoraRunInputs, o: LoraRunSettings): Prom
   emit({ type: 'ready', provider: trainer.provider, totalSteps, stepsPerEpoch, buckets: run.buckets });
   try {
     const runId = runIdentity(model.identity, inputs.runKey, o);
-    if (o.restart) rmSync(checkpointDir, { recursive: true, force: true });
-    const saved = await loadRunCheckpoint(checkpointDir, runId);
-    let tokensSeen = 0;
-    if (saved) {
-      trainer.importState(saved.state);
-      tokensSeen = saved.progress.tokens;
-      emit({ type: 'resumed', step: saved.state.step });
-    }
+    let tokensSeen = await resume(trainer, checkpointDir, runId, o);
     const losses: number[] = [];
     const started = performance.now();
     const startStep = trainer.step;
