@@ -16,6 +16,7 @@ import {
 import type { FederationInfo, Identity } from '@fedit/shared';
 import {
   prepareDataset,
+  type DatasetFileSpec,
   type DatasetFormat,
   type DatasetReport,
   type PreparedDataset,
@@ -42,10 +43,7 @@ import {
 export interface TrainingInputsLoader {
   model(modelDir: string): Promise<LoadedModel>;
   tokenizer(modelDir: string): Promise<Tokenizer>;
-  dataset(
-    files: (string | { path: string; format: DatasetFormat })[],
-    options: PrepareOptions,
-  ): Promise<PreparedDataset>;
+  dataset(files: readonly (string | DatasetFileSpec)[], options: PrepareOptions): Promise<PreparedDataset>;
 }
 
 export const DISK_LOADER: TrainingInputsLoader = {
