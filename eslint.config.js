@@ -43,8 +43,6 @@ const LAYERS = [
   },
   {
     files: [`coordinator/src/${CODE}`],
-    // TEMPORARY (remove when the coordinator no longer builds the initial adapter with kernels):
-    ignores: ['coordinator/src/federation/dir.ts'],
     forbid: ['@fedit/kernels', '@fedit/client', 'electron', 'onnxruntime-node'],
     why: 'the coordinator aggregates and logs; it never trains, so it loads no model runtime and no app.',
   },
@@ -104,15 +102,7 @@ function layerConfig({ files, ignores = [], forbid = [], why, patterns = [] }) {
   };
 }
 
-const layers = [
-  {
-    ...layerConfig({ files: [CODE] }),
-    // TEMPORARY (remove when the coordinator bench, moving to test/bench, stops importing
-    // client-app/src):
-    ignores: ['coordinator/bench/participant-worker.ts'],
-  },
-  ...LAYERS.map(layerConfig),
-];
+const layers = [layerConfig({ files: [CODE] }), ...LAYERS.map(layerConfig)];
 
 export default tseslint.config(
   { ignores: ['**/node_modules/**', '**/dist/**', '**/app-dist/**', '**/app-release/**'] },

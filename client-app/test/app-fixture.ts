@@ -14,7 +14,7 @@ import {
   type FederationSettings,
   type RunningCoordinator,
 } from '@fedit/coordinator';
-import { initFederationFromModel } from '../src/cli/init-federation.ts';
+import { initFederationFromModel } from '../src/operator/init-federation.ts';
 
 export { FACTS };
 

@@ -26,8 +26,9 @@ import {
   type FederationSettings as CoordinatorSettings,
   type RunningCoordinator,
 } from '@fedit/coordinator';
-import { initFederationFromModel } from '../src/cli/init-federation.ts';
+import { initFederationFromModel } from '../src/operator/init-federation.ts';
 import {
+  DISK_LOADER,
   FederationError,
   Participant,
   enrol,
@@ -42,6 +43,7 @@ import {
   type ParticipantOptions,
   type ProgressEvent,
   type StatusEvent,
+  type TrainingInputsLoader,
 } from '../src/core/federation/index.ts';
 import { assertCleanFailure, fedit, startFedit } from '../../test/fixtures/fedit-cli.ts';
 
@@ -468,6 +470,37 @@ test('two participants join with invites and take part in a round; only protocol
   t.is(everything.indexOf(SECRET_TEXT), -1, 'the data never crosses the wire');
   t.is(everything.indexOf('Paris'), -1);
   t.log(`two participants, one round: ${Date.now() - started} ms`);
+});
+
+test('a participant loads its model, tokenizer and data once for several rounds', async (t) => {
+  const fed = await startFederation(t, {
+    rounds: 3,
+    participantsPerRound: { fraction: 1, minimum: 1 },
+    minUpdates: 1,
+  });
+  const work = await tempDir(t);
+  const home = join(work, 'home');
+  const data = await writeData(work, 'data.jsonl', FACTS);
+  await joinFederation(fed.invite(), { home, displayName: 'Dana' });
+
+  // The real loaders, counted: every load still reads the files.
+  const loads = { model: 0, tokenizer: 0, dataset: 0 };
+  const loader: TrainingInputsLoader = {
+    model: (dir) => (loads.model++, DISK_LOADER.model(dir)),
+    tokenizer: (dir) => (loads.tokenizer++, DISK_LOADER.tokenizer(dir)),
+    dataset: (files, options) => (loads.dataset++, DISK_LOADER.dataset(files, options)),
+  };
+  const run = runParticipant({ modelDir: fed.modelDir, dataFiles: [data], home, chunkBytes: 1024, loader });
+  const result = await run.done;
+
+  t.is(result.reason, 'finished');
+  t.deepEqual(
+    result.history.map((r) => [r.round, r.uploaded, r.outcome, r.examples]),
+    [1, 2, 3].map((round) => [round, true, 'aggregated', FACTS.length]),
+  );
+  const trained = new Set(run.progress.filter((p) => p.phase === 'training').map((p) => p.round));
+  t.deepEqual([...trained], [1, 2, 3], 'every round trained');
+  t.deepEqual(loads, { model: 1, tokenizer: 1, dataset: 1 });
 });
 
 test('an upload resumes after the connection drops, and after the client restarts, without retraining', async (t) => {

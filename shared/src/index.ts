@@ -281,3 +281,14 @@ export {
 } from './protocol/validate.ts';
 export { envelopeDigest, envelopeId, signEnvelope, verifyEnvelope } from './protocol/envelope.ts';
 export { enrolmentDigest, signEnrolment, verifyEnrolment } from './protocol/enrol.ts';
+export {
+  sealedChunkMessage,
+  sealedUpload,
+  uploadPass,
+  type SealedUpload,
+  type UploadAck,
+  type UploadEvent,
+  type UploadOutcome,
+  type UploadPassOptions,
+  type UploadRequest,
+} from './protocol/upload.ts';

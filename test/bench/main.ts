@@ -1,6 +1,6 @@
 // `npm run bench -- <name> [options]`: the project's benchmarks. Each prints JSON with --json.
 import { benchTrain } from '../../kernels/bench/train.ts';
-import { benchFederation } from '../../coordinator/bench/federation.ts';
+import { benchFederation } from './federation/federation.ts';
 
 const benches: Record<string, (argv: string[]) => Promise<void>> = {
   train: benchTrain,

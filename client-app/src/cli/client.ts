@@ -5,7 +5,13 @@
 import { Option, type Command } from 'commander';
 import { FeditError } from '@fedit/shared';
 import type { ExecutionProvider } from '@fedit/kernels';
-import type { InviteInspection, ParticipantStatus, RoundHistoryEntry } from '../core/federation/index.ts';
+import type { DatasetFormat } from '../core/data/index.ts';
+import type {
+  InviteInspection,
+  Participant,
+  ParticipantStatus,
+  RoundHistoryEntry,
+} from '../core/federation/index.ts';
 import { ProgressPrinter, stopOnCtrlC } from './progress.ts';
 import { collect, formatOption, providerOption, wholeNumber } from './options.ts';
 
@@ -111,35 +117,7 @@ export function registerClientCommands(program: Command): void {
     .option('--name <name>', 'the name the operator sees for you (default: participant-<your id>)')
     .option('-y, --yes', 'join without asking (needed when input is not a terminal)', false)
     .addOption(homeOption())
-    .action(async (inviteText: string, o: { name?: string; yes: boolean; home?: string }) => {
-      const { inspectInvite, enrol, readInvite, checkDisplayName } =
-        await import('../core/federation/join.ts');
-      const invite = readInvite(inviteText); // a mistyped invite fails here, before any network
-      if (o.name !== undefined) checkDisplayName(o.name);
-      if (!o.yes && !process.stdin.isTTY) {
-        throw new FeditError(
-          'CLI_CONFIRM',
-          'input is not a terminal, so fedit cannot ask you to confirm: read the settings first, then pass --yes to join',
-        );
-      }
-      const inspection = await inspectInvite(invite, { home: o.home });
-      process.stdout.write(formatInspection(inspection) + '\n\n');
-      if (!o.yes && !(await askYesNo(`Join federation ${inspection.federation}? [y/N] `))) {
-        process.stderr.write('not joined\n');
-        process.exitCode = 1;
-        return;
-      }
-      const joined = await enrol(inspection, { home: o.home, displayName: o.name });
-      const m = joined.membership;
-      process.stdout.write(
-        joined.enrolled
-          ? `joined federation ${m.federation} as ${m.displayName} (participant id ${m.participantId})\n`
-          : `already a member of federation ${m.federation} as ${m.displayName} (participant id ${m.participantId}); settings refreshed\n`,
-      );
-      process.stdout.write(
-        `take part with: fedit client run --model <dir> --data <file>${o.home ? ` --home ${o.home}` : ''}\n`,
-      );
-    });
+    .action(joinCommand);
 
   client
     .command('run')
@@ -156,125 +134,177 @@ export function registerClientCommands(program: Command): void {
       wholeNumber('--rounds', 1),
     )
     .addOption(homeOption())
-    .action(async (o) => {
-      const [{ Participant }, { formatReport }] = await Promise.all([
-        import('../core/federation/participant.ts'),
-        import('../core/data/index.ts'),
-      ]);
-      const ctrlC = stopOnCtrlC('stopping; an unsent update is kept and resumed next time');
-      const controller = { signal: ctrlC.signal };
-      const progress = new ProgressPrinter();
-      const participant = new Participant();
-      let lastLine = '';
-      const say = (line: string) => {
-        if (line === lastLine) return;
-        lastLine = line;
-        progress.done(line);
-      };
-      participant.on('status', (e) => {
-        if (e.status === 'error' || e.status === 'stopped') return; // reported below
-        say(`[${STATUS_WORDS[e.status]}] ${e.message ?? ''}`.trimEnd());
-      });
-      participant.on('report', (r) => process.stderr.write(formatReport(r) + '\n\n'));
-      participant.on('warning', (m) => say(`warning: ${m}`));
-      participant.on('progress', (p) => {
-        if (p.phase === 'training') {
-          progress.update({
-            step: p.done,
-            totalSteps: p.total,
-            loss: p.loss ?? NaN,
-            tokensPerSecond: p.tokensPerSecond ?? 0,
-            etaSeconds: p.etaSeconds ?? NaN,
-            note: `round ${p.round}`,
-          });
-        }
-      });
-      participant.on('round', (e) => process.stdout.write(formatRound(e) + '\n'));
-      try {
-        const result = await participant.start({
-          modelDir: o.model,
-          dataFiles: o.data,
-          format: o.format,
-          home: o.home,
-          federationId: o.federation,
-          provider: o.provider as ExecutionProvider,
-          threads: o.threads,
-          maxRounds: o.rounds,
-          signal: controller.signal,
-        });
-        const sent = result.history.filter((h) => h.uploaded).length;
-        progress.done(
-          result.reason === 'finished'
-            ? `the federation's last round is over; this computer sent ${sent} update${sent === 1 ? '' : 's'}`
-            : result.reason === 'max-rounds'
-              ? `stopped after ${o.rounds} round${o.rounds === 1 ? '' : 's'}; this computer sent ${sent} update${sent === 1 ? '' : 's'}`
-              : 'stopped; run the same command again to continue',
-        );
-        if (result.reason === 'stopped') process.exitCode = 130;
-      } finally {
-        ctrlC.dispose();
-      }
-    });
+    .action(runCommand);
 
   client
     .command('status')
     .description('the federations this computer has joined')
     .option('--json', 'print one JSON object', false)
     .addOption(homeOption())
-    .action(async (o: { json: boolean; home?: string }) => {
-      const { listMemberships, readIdentity, resolveHome } = await import('../core/federation/store.ts');
-      const { parseFederationSettings } = await import('../core/federation/settings.ts');
-      const { fingerprint, publicIdentity } = await import('@fedit/shared');
-      const home = resolveHome(o.home);
-      const identity = await readIdentity(home);
-      const memberships = await listMemberships(home);
-      const rows = memberships.map((m) => {
-        const settings = parseFederationSettings(m.config, `${m.federation}'s stored settings`);
-        return {
-          federation: m.federation,
-          name: settings.name,
-          coordinator: m.url,
-          participantId: m.participantId,
-          displayName: m.displayName,
-          joinedAt: new Date(m.joinedAt).toISOString(),
-          baseModel: settings.baseModel.name,
-          configHash: m.configHash,
-        };
-      });
-      const id = identity ? fingerprint(publicIdentity(identity)) : null;
-      if (o.json) {
-        process.stdout.write(JSON.stringify({ home, participantId: id, memberships: rows }) + '\n');
-        return;
-      }
-      process.stdout.write(`fedit home ${home}\n`);
-      process.stdout.write(id ? `identity   ${id}\n` : 'identity   none yet (made when you first join)\n');
-      if (rows.length === 0) {
-        process.stdout.write('no federations joined (fedit client join <invite>)\n');
-        return;
-      }
-      for (const r of rows) {
-        process.stdout.write(
-          `\n${r.federation}  ${r.name}\n  coordinator ${r.coordinator}\n  you         ${r.displayName} (${r.participantId}), joined ${r.joinedAt}\n  base model  ${r.baseModel}\n`,
-        );
-      }
-    });
+    .action(statusCommand);
 
   client
     .command('leave')
     .description('forget a federation on this computer (its coordinator keeps your past contributions)')
     .argument('<federation>', 'the federation id (see fedit client status)')
     .addOption(homeOption())
-    .action(async (federation: string, o: { home?: string }) => {
-      const { removeMembership, resolveHome } = await import('../core/federation/store.ts');
-      const home = resolveHome(o.home);
-      if (!(await removeMembership(home, federation))) {
-        throw new FeditError(
-          'FEDERATION_NOT_JOINED',
-          `this computer has not joined federation ${JSON.stringify(federation)} (fedit home: ${home})`,
-        );
-      }
-      process.stdout.write(
-        `forgot federation ${federation} on this computer; to be removed from its rounds, ask the operator\n`,
-      );
+    .action(leaveCommand);
+}
+
+async function joinCommand(
+  inviteText: string,
+  o: { name?: string; yes: boolean; home?: string },
+): Promise<void> {
+  const { inspectInvite, enrol, readInvite, checkDisplayName } = await import('../core/federation/join.ts');
+  const invite = readInvite(inviteText); // a mistyped invite fails here, before any network
+  if (o.name !== undefined) checkDisplayName(o.name);
+  if (!o.yes && !process.stdin.isTTY) {
+    throw new FeditError(
+      'CLI_CONFIRM',
+      'input is not a terminal, so fedit cannot ask you to confirm: read the settings first, then pass --yes to join',
+    );
+  }
+  const inspection = await inspectInvite(invite, { home: o.home });
+  process.stdout.write(formatInspection(inspection) + '\n\n');
+  if (!o.yes && !(await askYesNo(`Join federation ${inspection.federation}? [y/N] `))) {
+    process.stderr.write('not joined\n');
+    process.exitCode = 1;
+    return;
+  }
+  const joined = await enrol(inspection, { home: o.home, displayName: o.name });
+  const m = joined.membership;
+  process.stdout.write(
+    joined.enrolled
+      ? `joined federation ${m.federation} as ${m.displayName} (participant id ${m.participantId})\n`
+      : `already a member of federation ${m.federation} as ${m.displayName} (participant id ${m.participantId}); settings refreshed\n`,
+  );
+  process.stdout.write(
+    `take part with: fedit client run --model <dir> --data <file>${o.home ? ` --home ${o.home}` : ''}\n`,
+  );
+}
+
+/** `fedit client run`'s options, as commander parses them. */
+interface RunCommandOptions {
+  model: string;
+  data: string[];
+  format?: DatasetFormat;
+  federation?: string;
+  provider: string;
+  threads?: number;
+  rounds?: number;
+  home?: string;
+}
+
+async function runCommand(o: RunCommandOptions): Promise<void> {
+  const { Participant } = await import('../core/federation/participant.ts');
+  const progress = new ProgressPrinter();
+  const participant = new Participant();
+  await printParticipantEvents(participant, progress);
+  const ctrlC = stopOnCtrlC('stopping; an unsent update is kept and resumed next time');
+  try {
+    const result = await participant.start({
+      modelDir: o.model,
+      dataFiles: o.data,
+      format: o.format,
+      home: o.home,
+      federationId: o.federation,
+      provider: o.provider as ExecutionProvider,
+      threads: o.threads,
+      maxRounds: o.rounds,
+      signal: ctrlC.signal,
     });
+    const sent = result.history.filter((h) => h.uploaded).length;
+    const updates = `${sent} update${sent === 1 ? '' : 's'}`;
+    progress.done(
+      result.reason === 'finished'
+        ? `the federation's last round is over; this computer sent ${updates}`
+        : result.reason === 'max-rounds'
+          ? `stopped after ${o.rounds} round${o.rounds === 1 ? '' : 's'}; this computer sent ${updates}`
+          : 'stopped; run the same command again to continue',
+    );
+    if (result.reason === 'stopped') process.exitCode = 130;
+  } finally {
+    ctrlC.dispose();
+  }
+}
+
+/** Prints what the participant reports: statuses and warnings once each, training progress, rounds. */
+async function printParticipantEvents(participant: Participant, progress: ProgressPrinter): Promise<void> {
+  const { formatReport } = await import('../core/data/index.ts');
+  let lastLine = '';
+  const say = (line: string) => {
+    if (line === lastLine) return;
+    lastLine = line;
+    progress.done(line);
+  };
+  participant.on('status', (e) => {
+    if (e.status === 'error' || e.status === 'stopped') return; // reported by the caller
+    say(`[${STATUS_WORDS[e.status]}] ${e.message ?? ''}`.trimEnd());
+  });
+  participant.on('report', (r) => process.stderr.write(formatReport(r) + '\n\n'));
+  participant.on('warning', (m) => say(`warning: ${m}`));
+  participant.on('progress', (p) => {
+    if (p.phase !== 'training') return;
+    progress.update({
+      step: p.done,
+      totalSteps: p.total,
+      loss: p.loss ?? NaN,
+      tokensPerSecond: p.tokensPerSecond ?? 0,
+      etaSeconds: p.etaSeconds ?? NaN,
+      note: `round ${p.round}`,
+    });
+  });
+  participant.on('round', (e) => process.stdout.write(formatRound(e) + '\n'));
+}
+
+async function statusCommand(o: { json: boolean; home?: string }): Promise<void> {
+  const { listMemberships, readIdentity, resolveHome } = await import('../core/federation/store.ts');
+  const { parseFederationSettings } = await import('../core/federation/settings.ts');
+  const { fingerprint, publicIdentity } = await import('@fedit/shared');
+  const home = resolveHome(o.home);
+  const identity = await readIdentity(home);
+  const memberships = await listMemberships(home);
+  const rows = memberships.map((m) => {
+    const settings = parseFederationSettings(m.config, `${m.federation}'s stored settings`);
+    return {
+      federation: m.federation,
+      name: settings.name,
+      coordinator: m.url,
+      participantId: m.participantId,
+      displayName: m.displayName,
+      joinedAt: new Date(m.joinedAt).toISOString(),
+      baseModel: settings.baseModel.name,
+      configHash: m.configHash,
+    };
+  });
+  const id = identity ? fingerprint(publicIdentity(identity)) : null;
+  if (o.json) {
+    process.stdout.write(JSON.stringify({ home, participantId: id, memberships: rows }) + '\n');
+    return;
+  }
+  process.stdout.write(`fedit home ${home}\n`);
+  process.stdout.write(id ? `identity   ${id}\n` : 'identity   none yet (made when you first join)\n');
+  if (rows.length === 0) {
+    process.stdout.write('no federations joined (fedit client join <invite>)\n');
+    return;
+  }
+  for (const r of rows) {
+    process.stdout.write(
+      `\n${r.federation}  ${r.name}\n  coordinator ${r.coordinator}\n  you         ${r.displayName} (${r.participantId}), joined ${r.joinedAt}\n  base model  ${r.baseModel}\n`,
+    );
+  }
+}
+
+async function leaveCommand(federation: string, o: { home?: string }): Promise<void> {
+  const { removeMembership, resolveHome } = await import('../core/federation/store.ts');
+  const home = resolveHome(o.home);
+  if (!(await removeMembership(home, federation))) {
+    throw new FeditError(
+      'FEDERATION_NOT_JOINED',
+      `this computer has not joined federation ${JSON.stringify(federation)} (fedit home: ${home})`,
+    );
+  }
+  process.stdout.write(
+    `forgot federation ${federation} on this computer; to be removed from its rounds, ask the operator\n`,
+  );
 }

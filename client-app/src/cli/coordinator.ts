@@ -106,7 +106,7 @@ function registerInit(coordinator: Command): void {
       ),
   ).action(async (dir: string, o) => {
     const { LIMIT_RULES, aggregationRuleProblem } = await import('@fedit/coordinator');
-    const { initFederationFromModel } = await import('./init-federation.ts');
+    const { initFederationFromModel } = await import('../operator/init-federation.ts');
     const limits = limitsFromOptions(LIMIT_RULES, o);
     const ruleProblem = aggregationRuleProblem(o.aggregationRule);
     if (ruleProblem) throw new FeditError('CLI_OPTION', `--aggregation-rule ${ruleProblem}`);

@@ -16,7 +16,7 @@ import {
   federationPaths,
   startCoordinator,
 } from '@fedit/coordinator';
-import { initFederationFromModel } from '../cli/init-federation.ts';
+import { initFederationFromModel } from '../operator/init-federation.ts';
 import { prepareDataset, sequenceBuckets } from '../core/data/index.ts';
 import { evaluateRows } from '../core/train/local-training.ts';
 import { joinFederation, Participant, type RoundHistoryEntry } from '../core/federation/index.ts';

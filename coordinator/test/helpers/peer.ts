@@ -6,23 +6,23 @@
 import { io, type Socket } from 'socket.io-client';
 import {
   DOMAINS,
-  chunkCountFor,
   envelopeDigest,
+  chunkCountFor,
   envelopeId,
   fingerprint,
   generateIdentity,
   msgpackParser,
   parseSafetensors,
-  participantUploadKey,
   proveAuth,
+  sealedChunkMessage,
+  sealedUpload,
   publicIdentity,
-  sealChunk,
   serializeSafetensors,
-  sha256,
   sha256Hash,
   signDigest,
   signEnrolment,
   signEnvelope,
+  uploadPass,
   tensorFromF32,
   tensorToF32,
   type AuthContext,
@@ -34,7 +34,9 @@ import {
   type SignedEnvelope,
   type Tensor,
   type UpdateEnvelope,
+  type UploadEvent,
   type UploadKey,
+  type UploadRequest,
   type WireError,
 } from '@fedit/shared';
 import { WAIT_LIMIT_MS, withinLimit, type Target } from './federation.ts';
@@ -179,18 +181,16 @@ export class Peer {
   }
 
   /**
-   * Uploads `update` as an honest participant does: begin, the chunks from where the coordinator
-   * says to resume up to `stopBefore` (default: all), then commit (unless stopped early).
+   * Uploads `update` as an honest participant does (the shared upload sequence): begin, the chunks
+   * from where the coordinator says to resume up to `stopBefore` (default: all), then commit
+   * (unless stopped early, when the answer is begin's). A refusal is returned as it arrived.
    */
   async upload(update: Update, stopBefore = update.envelope.chunkCount): Promise<Ack> {
-    const begin = await this.request('update:begin', { envelope: update.envelope });
-    if (!begin.ok) return begin;
-    for (let index = begin.resumeFrom as number; index < stopBefore; index++) {
-      const ack = await this.request('update:chunk', update.chunk(index));
-      if (!ack.ok) return ack;
-    }
-    if (stopBefore < update.envelope.chunkCount) return begin;
-    return this.request('update:commit', { uploadId: update.id });
+    const request = (event: UploadEvent, payload: unknown) => this.request(event, payload);
+    const outcome = await uploadPass(request as UploadRequest, update, { stopBefore });
+    if (outcome.kind === 'refused') return { ok: false, error: outcome.error };
+    if (outcome.kind === 'paused') return { ok: true, ...outcome.begin };
+    return { ok: true, ...outcome.commit };
   }
 
   close(): void {
@@ -276,23 +276,8 @@ export function buildUpdate(
 /** The upload of `payload` under `envelope` (sealed with `peer`'s keys). */
 export function withEnvelope(peer: Peer, envelope: SignedEnvelope, payload: Uint8Array): Update {
   const id = envelopeId(envelope);
-  const key = participantUploadKey(
-    peer.identity.box,
-    peer.target.coordinator.box,
-    envelopeDigest(envelope),
-    envelope.chunkCount,
-  );
-  return {
-    envelope,
-    payload,
-    id,
-    key,
-    chunk(index) {
-      const start = index * envelope.chunkBytes;
-      const data = sealChunk(key, index, payload.subarray(start, start + envelope.chunkBytes));
-      return { uploadId: id, index, data, sha256: sha256(data) };
-    },
-  };
+  const upload = sealedUpload(envelope, payload, peer.identity.box, peer.target.coordinator.box);
+  return { ...upload, id, chunk: (index) => sealedChunkMessage(upload, id, index) };
 }
 
 /**

@@ -9,21 +9,17 @@
 // buffer them while disconnected and flush them on the next connection, before authentication,
 // where the coordinator refuses them. A request whose connection drops, or that is not answered
 // in time, fails with a transient FederationError; the caller waits for `ready()` and tries again.
-// Every acknowledgement is validated (validateAck); a refusal becomes a FederationError carrying
-// the coordinator's code and message.
+// Every acknowledgement is validated and a refusal becomes a FederationError carrying the
+// coordinator's code and message (wire.ts).
 import { EventEmitter } from 'node:events';
 import { io, type Socket } from 'socket.io-client';
 import {
-  PROTOCOL_VERSION,
   SERVER_PAYLOAD_VALIDATORS,
-  bytesEqual,
   fingerprint,
   msgpackParser,
   proveAuth,
   publicIdentity,
   signEnrolment,
-  validateAck,
-  type AckPayload,
   type AuthContext,
   type AuthHello,
   type ClientEventName,
@@ -37,6 +33,7 @@ import {
   type WireError,
 } from '@fedit/shared';
 import { FederationError } from './errors.ts';
+import { ackResult, checkHello, requestFailure, unreachableError, type OkAck } from './wire.ts';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** How long `ready()` waits by default before giving up on an unreachable coordinator. */
@@ -99,8 +96,6 @@ export interface ConnectionEvents {
   /** A failure that reconnecting cannot fix (refused enrolment or proof, another federation); the connection closes. */
   failed: [FederationError];
 }
-
-type OkAck<E extends ClientEventName> = Omit<Extract<AckPayload<E>, { ok: true }>, 'ok'>;
 
 /** Loosely typed view of the socket for the generic request path (the event maps stay exact elsewhere). */
 interface AckEmitter {
@@ -204,14 +199,8 @@ export class FederationConnection extends EventEmitter<ConnectionEvents> {
       if (options.timeoutMs !== undefined) {
         timer = setTimeout(() => {
           cleanup();
-          const why = this.#lastConnectError ? `: ${this.#lastConnectError}` : '';
-          reject(
-            new FederationError(
-              'FEDERATION_UNREACHABLE',
-              `the coordinator at ${this.#options.url} did not ${this.socket.connected ? 'complete the handshake' : 'answer'} within ${Math.round(options.timeoutMs! / 1000)} s${why}; check the address and your network, or try again later`,
-              { transient: true },
-            ),
-          );
+          const seen = { connected: this.socket.connected, lastError: this.#lastConnectError };
+          reject(unreachableError(this.#options.url, options.timeoutMs!, seen));
         }, options.timeoutMs);
       }
     });
@@ -244,35 +233,9 @@ export class FederationConnection extends EventEmitter<ConnectionEvents> {
     try {
       raw = await (this.socket as unknown as AckEmitter).timeout(timeout).emitWithAck(event, payload);
     } catch (cause) {
-      const message = (cause as Error)?.message ?? String(cause);
-      const timedOut = /timed out/.test(message);
-      throw new FederationError(
-        timedOut ? 'FEDERATION_UNREACHABLE' : 'FEDERATION_DISCONNECTED',
-        timedOut
-          ? `the coordinator did not answer ${event} within ${Math.round(timeout / 1000)} s`
-          : `the connection to the coordinator dropped while waiting for the answer to ${event}`,
-        { cause, transient: true },
-      );
+      throw requestFailure(event, cause, timeout);
     }
-    let ack: AckPayload<E>;
-    try {
-      ack = validateAck(event, raw);
-    } catch (cause) {
-      throw new FederationError(
-        'FEDERATION_PROTOCOL',
-        `the coordinator answered ${event} with a malformed acknowledgement: ${(cause as Error).message}`,
-        { cause },
-      );
-    }
-    if (!ack.ok) {
-      const { code, message, field } = (ack as { ok: false; error: WireError }).error;
-      throw new FederationError(code, `the coordinator refused ${event}: ${message}`, {
-        field,
-        remote: true,
-      });
-    }
-    const { ok: _ok, ...result } = ack as { ok: true } & Record<string, unknown>;
-    return result as OkAck<E>;
+    return ackResult(event, raw);
   }
 
   #setState(state: ConnectionState): void {
@@ -375,31 +338,9 @@ export class FederationConnection extends EventEmitter<ConnectionEvents> {
     if (this.#state !== 'authenticating') return;
     let hello: AuthHello;
     try {
-      hello = SERVER_PAYLOAD_VALIDATORS['auth:hello'](payload);
-    } catch (cause) {
-      return this.#fail(
-        new FederationError(
-          'FEDERATION_PROTOCOL',
-          `the server at ${this.#options.url} sent a malformed auth:hello (${(cause as Error).message}); is it a fedit coordinator of a compatible version?`,
-          { cause },
-        ),
-      );
-    }
-    if (hello.protocol !== PROTOCOL_VERSION) {
-      return this.#fail(
-        new FederationError(
-          'FEDERATION_MISMATCH',
-          `the coordinator speaks protocol version ${hello.protocol}, this fedit speaks version ${PROTOCOL_VERSION}; update fedit (or ask the operator which version to use)`,
-        ),
-      );
-    }
-    if (hello.federation !== this.#options.federation) {
-      return this.#fail(
-        new FederationError(
-          'FEDERATION_MISMATCH',
-          `the coordinator at ${this.#options.url} serves federation ${JSON.stringify(hello.federation)}, but this membership or invite is for ${JSON.stringify(this.#options.federation)}; check the invite with the operator`,
-        ),
-      );
+      hello = checkHello(payload, this.#options);
+    } catch (error) {
+      return this.#fail(error as FederationError);
     }
     this.#hello = hello;
     this.emit('hello', hello);
@@ -420,49 +361,43 @@ export class FederationConnection extends EventEmitter<ConnectionEvents> {
         { transient: true },
       );
     }
-    const result = await this.#send(
-      'enrol',
-      signEnrolment(this.#options.identity, this.#context(this.#hello), { token, displayName }),
-    );
-    this.#checkParticipantId(result.participantId);
-    this.#auth = { kind: 'prove' };
-    const event = { participantId: result.participantId, enrolled: true };
+    const participantId = await this.#sendAuth(this.#hello, { kind: 'enrol', token, displayName });
+    const event = { participantId, enrolled: true };
     this.emit('authenticated', event);
     return event;
   }
 
-  #context(hello: AuthHello): AuthContext {
-    return { federation: hello.federation, coordinator: this.#options.coordinator.sign, nonce: hello.nonce };
-  }
-
-  #checkParticipantId(participantId: string): void {
+  /**
+   * Answers `hello` with an enrolment or a proof; the participant id the coordinator confirms. After
+   * an enrolment, reconnections prove it instead of spending the token again.
+   */
+  async #sendAuth(hello: AuthHello, auth: Exclude<AuthMode, { kind: 'none' }>): Promise<string> {
+    const context: AuthContext = {
+      federation: hello.federation,
+      coordinator: this.#options.coordinator.sign,
+      nonce: hello.nonce,
+    };
+    const { identity } = this.#options;
+    const { participantId } =
+      auth.kind === 'enrol'
+        ? await this.#send('enrol', signEnrolment(identity, context, auth))
+        : await this.#send('auth:prove', proveAuth(identity, context));
     if (participantId !== this.participantId) {
       throw new FederationError(
         'FEDERATION_PROTOCOL',
         `the coordinator calls this participant ${participantId}, but its identity's fingerprint is ${this.participantId}`,
       );
     }
+    if (auth.kind === 'enrol') this.#auth = { kind: 'prove' };
+    return participantId;
   }
 
   async #authenticate(hello: AuthHello, auth: Exclude<AuthMode, { kind: 'none' }>): Promise<void> {
-    const context = this.#context(hello);
     try {
-      const result =
-        auth.kind === 'enrol'
-          ? await this.#send(
-              'enrol',
-              signEnrolment(this.#options.identity, context, {
-                token: auth.token,
-                displayName: auth.displayName,
-              }),
-            )
-          : await this.#send('auth:prove', proveAuth(this.#options.identity, context));
-      this.#checkParticipantId(result.participantId);
-      // From now on, reconnections prove the enrolment instead of spending the token again.
-      if (auth.kind === 'enrol') this.#auth = { kind: 'prove' };
+      const participantId = await this.#sendAuth(hello, auth);
       if (this.#state !== 'authenticating') return;
       this.#setState('ready');
-      this.emit('authenticated', { participantId: result.participantId, enrolled: auth.kind === 'enrol' });
+      this.emit('authenticated', { participantId, enrolled: auth.kind === 'enrol' });
       this.#flushEarly();
     } catch (error) {
       if (error instanceof FederationError && error.transient) {
@@ -482,9 +417,4 @@ export class FederationConnection extends EventEmitter<ConnectionEvents> {
       );
     }
   }
-}
-
-/** True when `a` and `b` are the same public identity. */
-export function samePublicIdentity(a: PublicIdentity, b: PublicIdentity): boolean {
-  return bytesEqual(a.sign, b.sign) && bytesEqual(a.box, b.box);
 }

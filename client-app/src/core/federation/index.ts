@@ -34,7 +34,6 @@ export {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
   FederationConnection,
-  samePublicIdentity,
   type AuthMode,
   type AuthenticatedEvent,
   type ConnectionEvents,
@@ -48,6 +47,7 @@ export {
   inspectInvite,
   joinFederation,
   readInvite,
+  samePublicIdentity,
   type InviteInspection,
   type JoinOptions,
   type JoinResult,
@@ -67,14 +67,18 @@ export {
   type PendingUpload,
 } from './update.ts';
 export {
-  Participant,
-  checkBaseModel,
-  participantSeed,
   type ParticipantEvents,
-  type ParticipantOptions,
-  type ParticipantResult,
   type ParticipantStatus,
   type ProgressEvent,
   type RoundHistoryEntry,
   type StatusEvent,
-} from './participant.ts';
+} from './events.ts';
+export {
+  DISK_LOADER,
+  checkBaseModel,
+  type ParticipantOptions,
+  type TrainingInputsLoader,
+} from './session.ts';
+export { participantSeed } from './round.ts';
+export { connectionUploadRequest } from './round-io.ts';
+export { Participant, type ParticipantResult } from './participant.ts';

@@ -9,6 +9,7 @@
 // has already joined only authenticates (and refreshes the stored settings): it is idempotent.
 import {
   MAX_DISPLAY_NAME_LENGTH,
+  bytesEqual,
   fingerprint,
   generateIdentity,
   parseInvite,
@@ -16,13 +17,9 @@ import {
   type ContentHash,
   type Identity,
   type Invite,
+  type PublicIdentity,
 } from '@fedit/shared';
-import {
-  DEFAULT_CONNECT_TIMEOUT_MS,
-  FederationConnection,
-  samePublicIdentity,
-  type AuthMode,
-} from './connection.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS, FederationConnection, type AuthMode } from './connection.ts';
 import { FederationError } from './errors.ts';
 import { parseFederationSettings, type FederationSettings } from './settings.ts';
 import {
@@ -238,4 +235,9 @@ async function connectForJoin(
     throw err;
   }
   return connection;
+}
+
+/** True when `a` and `b` are the same public identity. */
+export function samePublicIdentity(a: PublicIdentity, b: PublicIdentity): boolean {
+  return bytesEqual(a.sign, b.sign) && bytesEqual(a.box, b.box);
 }

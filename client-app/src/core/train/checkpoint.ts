@@ -3,7 +3,8 @@
 // new one, never a torn one. The state goes to a new file first (state-<step>.safetensors, fsynced);
 // progress.json, written atomically after it, is what names the current one.
 
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   FeditError,
@@ -27,6 +28,41 @@ export interface RunProgress {
   /** Recent metrics, for the resumed progress display. */
   lastLoss?: number;
   stateFile: string;
+}
+
+/** Digest of the data files (names, sizes, bytes): read once per session, not once per round. */
+export function dataFilesDigest(files: readonly string[]): string {
+  const h = createHash('sha256');
+  for (const f of files) h.update(`${f}|${statSync(f).size}|`).update(readFileSync(f));
+  return `sha256:${h.digest('hex')}`;
+}
+
+/**
+ * Identity of a run: a checkpoint resumes only the same model, the same `runKey` (the data's
+ * digest and the caller's own settings) and the same training settings and initial adapter. What
+ * does not change the result (threads, provider, callbacks) is left out.
+ */
+export function runIdentity(
+  modelIdentity: string,
+  runKey: string,
+  settings: { initialAdapter?: ReadonlyMap<string, Float32Array> } & object,
+): string {
+  const h = createHash('sha256');
+  h.update(`fedit-run-v2|${modelIdentity}|${runKey}|`);
+  const {
+    signal: _s,
+    onEvent: _e,
+    initialAdapter,
+    restart: _r,
+    threads: _t,
+    provider: _p,
+    ...rest
+  } = settings as Record<string, unknown> & { initialAdapter?: ReadonlyMap<string, Float32Array> };
+  h.update(JSON.stringify(rest));
+  if (initialAdapter)
+    for (const [name, v] of [...initialAdapter].sort())
+      h.update(name).update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  return `sha256:${h.digest('hex')}`;
 }
 
 export class CheckpointMismatchError extends FeditError {

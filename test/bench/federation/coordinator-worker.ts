@@ -6,8 +6,7 @@
 
 import { PerformanceObserver, performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { startCoordinator, type CoordinatorEvent } from '../src/index.ts';
-import { profileSnapshot } from '../src/server/profile.ts';
+import { profileSnapshot, startCoordinator, type CoordinatorEvent } from '@fedit/coordinator';
 import { epochMs, type CoordinatorLine, type MemoryPeaks, type ProfileCounters } from './messages.ts';
 
 const { values: a } = parseArgs({

@@ -23,8 +23,8 @@ import {
   type LoraTarget,
 } from '@fedit/kernels';
 import { DEFAULT_CHUNK_BYTES, chunkCountFor, serializeSafetensors, tensorFromF32 } from '@fedit/shared';
-import { createInvite } from '../src/index.ts';
-import { initFederationFromModel } from '../../client-app/src/cli/init-federation.ts';
+import { createInvite } from '@fedit/coordinator';
+import { initFederationFromModel } from '@fedit/client/operator';
 import type { CoordinatorLine, ParticipantJob, ParticipantLine, ParticipantRound } from './messages.ts';
 // Type-only: puts the two worker scripts (run as child processes) under the type check.
 import type * as _coordinatorWorker from './coordinator-worker.ts';
@@ -32,7 +32,7 @@ import type * as _participantWorker from './participant-worker.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** Profile categories (coordinator/src/server/profile.ts) grouped for the report. */
+/** Profile categories (the coordinator's profileSnapshot) grouped for the report. */
 const GROUPS: Record<string, string[]> = {
   crypto: ['crypto.open', 'crypto.verify', 'crypto.hash'],
   codec: ['codec.decode', 'codec.encode'],
@@ -234,7 +234,8 @@ function roundResult(
 
 // ---- the benchmark ------------------------------------------------------------------------------
 
-export async function benchFederation(argv: string[]): Promise<void> {
+/** The benchmark's command line, checked, and the update it implies. */
+function benchOptions(argv: string[]) {
   const { values: a } = parseArgs({
     args: argv,
     options: {
@@ -276,6 +277,148 @@ export async function benchFederation(argv: string[]): Promise<void> {
   const updateBytes = serializeSafetensors(
     new Map(specs.map((s) => [s.name, tensorFromF32(s.shape, new Float32Array(s.shape[0] * s.shape[1]))])),
   ).byteLength;
+  return { a, n, rounds, procs, rank, alpha, targets, chunkBytes, specs, params, updateBytes };
+}
+
+type BenchOptions = ReturnType<typeof benchOptions>;
+
+/** The participant processes, each with its share of the invites (they enrol, then take part). */
+function startParticipants(o: BenchOptions, work: string, invites: string[]): Child<ParticipantLine>[] {
+  const { a, n, procs, rank, alpha, targets, rounds, chunkBytes } = o;
+  const participants: Child<ParticipantLine>[] = [];
+  for (let p = 0; p < procs; p++) {
+    const first = Math.floor((p * n) / procs);
+    const last = Math.floor(((p + 1) * n) / procs);
+    const job: ParticipantJob = {
+      preset: a.preset!,
+      rank,
+      alpha,
+      targets,
+      rounds,
+      invites: invites.slice(first, last),
+      firstIndex: first,
+      homes: join(work, 'homes'),
+      chunkBytes,
+      enrolConcurrency: Number(a['enrol-concurrency']),
+      deltaScale: Number(a.delta),
+    };
+    const jobFile = join(work, `job-${p}.json`);
+    writeFileSync(jobFile, JSON.stringify(job));
+    const child = new Child<ParticipantLine>(
+      `participants ${p}`,
+      'participant-worker.ts',
+      ['--job', jobFile],
+      process.env,
+      Number(a['participant-nice']),
+    );
+    participants.push(child);
+  }
+  return participants;
+}
+
+/** The benchmark's result: settings, machine, update size, each round, the coordinator's totals. */
+function benchResult(
+  o: BenchOptions,
+  setup: { model_and_init: number; enrol: number; connect: number },
+  coordinatorLines: CoordinatorLine[],
+  coordinator: {
+    listening: Extract<CoordinatorLine, { type: 'listening' }>;
+    done: Extract<CoordinatorLine, { type: 'done' }>;
+  },
+  results: Extract<ParticipantLine, { type: 'result' }>[],
+) {
+  const { a, n, rounds, procs, rank, alpha, targets, chunkBytes, specs, params, updateBytes } = o;
+  const { listening, done } = coordinator;
+  const ours = results.flatMap((r) => r.rounds);
+  const refusedLines = coordinatorLines.filter((l) => l.type === 'refused');
+  const roundLines = coordinatorLines.filter((l) => l.type === 'round');
+  const perRound = roundLines.map((c) =>
+    roundResult(
+      c,
+      ours.filter((r) => r.round === c.round),
+      refusedLines.filter((l) => l.round === c.round).length,
+    ),
+  );
+  const errors = results.flatMap((r) => r.errors);
+  const machine = cpus();
+  return {
+    bench: 'federation',
+    preset: a.preset,
+    rank,
+    alpha,
+    targets,
+    participants: n,
+    rounds,
+    participant_processes: procs,
+    participant_nice: Number(a['participant-nice']),
+    machine: {
+      cpus: machine.length,
+      cpu: machine[0]?.model,
+      memory_gb: totalmem() / 2 ** 30,
+      node: process.version,
+    },
+    adapter: {
+      tensors: specs.length,
+      params,
+      update_bytes: updateBytes,
+      chunk_bytes: chunkBytes,
+      chunks_per_update: chunkCountFor(updateBytes, chunkBytes),
+    },
+    setup_s: setup,
+    round_results: perRound,
+    coordinator: {
+      peak_rss_mb: done.resourceUsage.maxRSS / 1024,
+      rss_listening_mb: mb(listening.rss),
+      sampled_peak_rss_mb: mb(done.peaks.rss),
+      peak_heap_mb: mb(done.peaks.heapUsed),
+      peak_array_buffers_mb: mb(done.peaks.arrayBuffers),
+      cpu_s: (done.cpuUser + done.cpuSystem) / 1e6,
+      gc_s: done.gcMs / 1000,
+    },
+    participant_side: {
+      cpu_s: sum(results.map((r) => (r.cpuUser + r.cpuSystem) / 1e6)),
+      peak_rss_mb: Math.max(...results.map((r) => r.maxRssKb / 1024)),
+    },
+    error_count: errors.length,
+    errors: errors.slice(0, 10),
+  };
+}
+
+type BenchResult = ReturnType<typeof benchResult>;
+
+/** The result for people: one block per round, then the totals. */
+function formatBench(result: BenchResult, o: BenchOptions): string {
+  const { round_results: perRound, errors } = result;
+  const { a, n, procs, rank, rounds, targets, specs, updateBytes } = o;
+  const { model_and_init: prepareS, enrol: enrolS, connect: connectS } = result.setup_s;
+  const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
+  const lines = [
+    `federation plumbing, ${a.preset} LoRA r${rank} on ${targets.join(',')}: ${specs.length} tensors, ${f(mb(updateBytes), 2)} MB per update, ${n} participants in ${procs} process(es), ${rounds} round(s)`,
+    `  setup: model + init ${f(prepareS)} s, enrolment ${f(enrolS)} s, all connected after ${f(connectS)} s`,
+  ];
+  for (const r of perRound) {
+    lines.push(
+      `  round ${r.round}: ${r.outcome}, ${r.updates} updates, wall ${f(r.wall_s, 2)} s (receive ${f(r.receive_s, 2)} s, close ${f(r.close_s, 2)} s)`,
+      `    upload ${f(mb(r.upload_bytes))} MB, ${f(r.upload_mb_s)} MB/s over the upload window (${f(r.upload_window_s, 2)} s), ${f(r.upload_mb_s_over_round)} MB/s over the round`,
+      `    participant open->committed p50 ${f(r.participant_latency_s.p50, 2)} s, p95 ${f(r.participant_latency_s.p95, 2)} s; phase p50: download ${f(r.participant_phase_p50_s.download, 2)} s, build ${f(r.participant_phase_p50_s.build, 2)} s, upload ${f(r.participant_phase_p50_s.upload, 2)} s`,
+      `    coordinator CPU ${f(r.coordinator_cpu_s, 2)} s (${f(100 * r.coordinator_cpu_utilisation, 0)} % of a core); event loop busy ${f(r.loop_busy_s, 2)} s (${f(100 * r.coordinator_event_loop_utilisation, 0)} %): ` +
+        Object.entries(r.loop_s)
+          .map(([k, v]) => `${k} ${f(v, 2)}`)
+          .join(', '),
+      `    coordinator RSS at open ${f(r.coordinator_rss_at_open_mb, 0)} MB, peak ${f(r.coordinator_peak_rss_mb, 0)} MB`,
+    );
+  }
+  lines.push(
+    `  coordinator peak RSS ${f(result.coordinator.peak_rss_mb, 0)} MB (listening: ${f(result.coordinator.rss_listening_mb, 0)} MB), CPU ${f(result.coordinator.cpu_s, 1)} s in all`,
+    `  participant processes: CPU ${f(result.participant_side.cpu_s, 1)} s, peak RSS ${f(result.participant_side.peak_rss_mb, 0)} MB`,
+    `  errors: ${result.error_count}${errors.length ? ` (first: ${errors[0]})` : ''}`,
+  );
+  return lines.join('\n');
+}
+
+export async function benchFederation(argv: string[]): Promise<void> {
+  const o = benchOptions(argv);
+  const { a, n, rounds, procs, rank, alpha, targets } = o;
   const progress = (m: string) => {
     if (!a.json) process.stderr.write(`${m}\n`);
   };
@@ -320,35 +463,8 @@ export async function benchFederation(argv: string[]): Promise<void> {
 
     progress(`enrolling ${n} participants in ${procs} process(es)`);
     const t1 = performance.now();
-    const participants: Child<ParticipantLine>[] = [];
-    for (let p = 0; p < procs; p++) {
-      const first = Math.floor((p * n) / procs);
-      const last = Math.floor(((p + 1) * n) / procs);
-      const job: ParticipantJob = {
-        preset: a.preset!,
-        rank,
-        alpha,
-        targets,
-        rounds,
-        invites: invites.slice(first, last),
-        firstIndex: first,
-        homes: join(work, 'homes'),
-        chunkBytes,
-        enrolConcurrency: Number(a['enrol-concurrency']),
-        deltaScale: Number(a.delta),
-      };
-      const jobFile = join(work, `job-${p}.json`);
-      writeFileSync(jobFile, JSON.stringify(job));
-      const child = new Child<ParticipantLine>(
-        `participants ${p}`,
-        'participant-worker.ts',
-        ['--job', jobFile],
-        process.env,
-        Number(a['participant-nice']),
-      );
-      participants.push(child);
-      children.push(child);
-    }
+    const participants = startParticipants(o, work, invites);
+    children.push(...participants);
     await Promise.all(participants.map((c) => c.next('joined')));
     const joinedAt = performance.timeOrigin + performance.now();
     const enrolS = (performance.now() - t1) / 1000;
@@ -360,87 +476,14 @@ export async function benchFederation(argv: string[]): Promise<void> {
     const results = await Promise.all(participants.map((c) => c.next('result')));
     await Promise.all(children.map((c) => c.exited));
 
-    const ours = results.flatMap((r) => r.rounds);
-    const refusedLines = coordinator.lines.filter((l) => l.type === 'refused');
-    const roundLines = coordinator.lines.filter((l) => l.type === 'round');
-    const perRound = roundLines.map((c) =>
-      roundResult(
-        c,
-        ours.filter((r) => r.round === c.round),
-        refusedLines.filter((l) => l.round === c.round).length,
-      ),
-    );
-    const errors = results.flatMap((r) => r.errors);
-    const machine = cpus();
-    const result = {
-      bench: 'federation',
-      preset: a.preset,
-      rank,
-      alpha,
-      targets,
-      participants: n,
-      rounds,
-      participant_processes: procs,
-      participant_nice: Number(a['participant-nice']),
-      machine: {
-        cpus: machine.length,
-        cpu: machine[0]?.model,
-        memory_gb: totalmem() / 2 ** 30,
-        node: process.version,
-      },
-      adapter: {
-        tensors: specs.length,
-        params,
-        update_bytes: updateBytes,
-        chunk_bytes: chunkBytes,
-        chunks_per_update: chunkCountFor(updateBytes, chunkBytes),
-      },
-      setup_s: { model_and_init: prepareS, enrol: enrolS, connect: connectS },
-      round_results: perRound,
-      coordinator: {
-        peak_rss_mb: done.resourceUsage.maxRSS / 1024,
-        rss_listening_mb: mb(listening.rss),
-        sampled_peak_rss_mb: mb(done.peaks.rss),
-        peak_heap_mb: mb(done.peaks.heapUsed),
-        peak_array_buffers_mb: mb(done.peaks.arrayBuffers),
-        cpu_s: (done.cpuUser + done.cpuSystem) / 1e6,
-        gc_s: done.gcMs / 1000,
-      },
-      participant_side: {
-        cpu_s: sum(results.map((r) => (r.cpuUser + r.cpuSystem) / 1e6)),
-        peak_rss_mb: Math.max(...results.map((r) => r.maxRssKb / 1024)),
-      },
-      error_count: errors.length,
-      errors: errors.slice(0, 10),
-      total_s: (performance.now() - t0) / 1000,
-    };
+    const setup = { model_and_init: prepareS, enrol: enrolS, connect: connectS };
+    const result = benchResult(o, setup, coordinator.lines, { listening, done }, results);
+    const total_s = (performance.now() - t0) / 1000;
     if (a.json) {
-      process.stdout.write(JSON.stringify(result) + '\n');
+      process.stdout.write(JSON.stringify({ ...result, total_s }) + '\n');
       return;
     }
-    const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
-    const lines = [
-      `federation plumbing, ${a.preset} LoRA r${rank} on ${targets.join(',')}: ${specs.length} tensors, ${f(mb(updateBytes), 2)} MB per update, ${n} participants in ${procs} process(es), ${rounds} round(s)`,
-      `  setup: model + init ${f(prepareS)} s, enrolment ${f(enrolS)} s, all connected after ${f(connectS)} s`,
-    ];
-    for (const r of perRound) {
-      lines.push(
-        `  round ${r.round}: ${r.outcome}, ${r.updates} updates, wall ${f(r.wall_s, 2)} s (receive ${f(r.receive_s, 2)} s, close ${f(r.close_s, 2)} s)`,
-        `    upload ${f(mb(r.upload_bytes))} MB, ${f(r.upload_mb_s)} MB/s over the upload window (${f(r.upload_window_s, 2)} s), ${f(r.upload_mb_s_over_round)} MB/s over the round`,
-        `    participant open->committed p50 ${f(r.participant_latency_s.p50, 2)} s, p95 ${f(r.participant_latency_s.p95, 2)} s; phase p50: download ${f(r.participant_phase_p50_s.download, 2)} s, build ${f(r.participant_phase_p50_s.build, 2)} s, upload ${f(r.participant_phase_p50_s.upload, 2)} s`,
-        `    coordinator CPU ${f(r.coordinator_cpu_s, 2)} s (${f(100 * r.coordinator_cpu_utilisation, 0)} % of a core); event loop busy ${f(r.loop_busy_s, 2)} s (${f(100 * r.coordinator_event_loop_utilisation, 0)} %): ` +
-          Object.entries(r.loop_s)
-            .map(([k, v]) => `${k} ${f(v, 2)}`)
-            .join(', '),
-        `    coordinator RSS at open ${f(r.coordinator_rss_at_open_mb, 0)} MB, peak ${f(r.coordinator_peak_rss_mb, 0)} MB`,
-      );
-    }
-    lines.push(
-      `  coordinator peak RSS ${f(result.coordinator.peak_rss_mb, 0)} MB (listening: ${f(result.coordinator.rss_listening_mb, 0)} MB), CPU ${f(result.coordinator.cpu_s, 1)} s in all`,
-      `  participant processes: CPU ${f(result.participant_side.cpu_s, 1)} s, peak RSS ${f(result.participant_side.peak_rss_mb, 0)} MB`,
-      `  errors: ${errors.length}${errors.length ? ` (first: ${errors[0]})` : ''}`,
-    );
-    process.stdout.write(lines.join('\n') + '\n');
+    process.stdout.write(formatBench(result, o) + '\n');
   } finally {
     for (const c of children) c.kill();
     if (a.keep) process.stderr.write(`kept ${work}\n`);

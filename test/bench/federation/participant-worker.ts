@@ -2,8 +2,8 @@
 // and fedit home (joinFederation: inspect + enrol, the client's real path), keeps one authenticated
 // FederationConnection, and in every round fetches the global adapter ('adapter:get',
 // downloadAdapter: hash-checked), adds small random noise to it in place of training, builds and
-// signs the update (buildUpdate) and uploads it as sealed chunks ('update:begin', 'update:chunk'
-// with sealChunk, 'update:commit'), as Participant does. Nothing is trained and no model is loaded:
+// signs the update (buildUpdate) and uploads it with the shared upload sequence (uploadPass:
+// 'update:begin', sealed chunks, 'update:commit'), as Participant does. Nothing is trained and no model is loaded:
 // the benchmark measures the federation's plumbing. Prints one 'joined' line once every
 // participant has enrolled and a 'result' line when the federation's rounds are over.
 
@@ -12,13 +12,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PRESETS, loraTensorSpecs, uniformSampler, type LoraTarget } from '@fedit/kernels';
 import {
-  envelopeDigest,
-  envelopeId,
-  participantUploadKey,
-  sealChunk,
-  sha256,
+  sealedUpload,
   tensorFromF32,
   tensorToF32,
+  uploadPass,
   type Identity,
   type RoundOpen,
   type Tensor,
@@ -26,11 +23,12 @@ import {
 import {
   FederationConnection,
   buildUpdate,
+  connectionUploadRequest,
   downloadAdapter,
   joinFederation,
   requireIdentity,
   type Membership,
-} from '../../client-app/src/core/federation/index.ts';
+} from '@fedit/client/federation';
 import { epochMs, type ParticipantJob, type ParticipantLine, type ParticipantRound } from './messages.ts';
 
 const { values: a } = parseArgs({ options: { job: { type: 'string' } } });
@@ -117,25 +115,20 @@ async function takePart(
       chunkBytes: job.chunkBytes,
     });
     r.builtAt = epochMs();
-    const { envelope, payload } = pending;
-    const uploadId = envelopeId(envelope);
-    const key = participantUploadKey(
+    const upload = sealedUpload(
+      pending.envelope,
+      pending.payload,
       member.identity.box,
       member.membership.coordinator.box,
-      envelopeDigest(envelope),
-      envelope.chunkCount,
     );
     r.uploadStartAt = epochMs();
-    const begin = await request('update:begin', { envelope });
-    if (begin.uploadId !== uploadId) throw new Error(`the coordinator named the upload ${begin.uploadId}`);
-    for (let index = begin.resumeFrom; index < envelope.chunkCount; index++) {
-      const start = index * envelope.chunkBytes;
-      const data = sealChunk(key, index, payload.subarray(start, start + envelope.chunkBytes));
-      await request('update:chunk', { uploadId, index, data, sha256: sha256(data) });
-      r.uploadBytes += data.byteLength;
-      r.chunks++;
-    }
-    await request('update:commit', { uploadId });
+    const outcome = await uploadPass(connectionUploadRequest(connection), upload, {
+      onChunk: (_, sealedBytes) => {
+        r.uploadBytes += sealedBytes;
+        r.chunks++;
+      },
+    });
+    if (outcome.kind !== 'committed') throw new Error(`the upload ended ${outcome.kind}`);
     r.committedAt = epochMs();
   } catch (error) {
     r.error = `participant ${member.index}, round ${open.round}: ${(error as Error).message}`;

@@ -1,0 +1,255 @@
+// One round this participant was selected for:
+//
+//   an update kept on disk from before (same global adapter)? -> resume its upload
+//   else: fetch the global adapter (cached) -> check it fits the federation's LoRA
+//         -> train from it on the session's model and rows, in memory (train-lora.ts)
+//         -> build and sign the update from the trained tensors, keep it on disk
+//   -> upload (round-io.ts) -> drop the kept update once the coordinator acknowledged it
+//
+// Only the envelope and sealed chunks of the trained LoRA tensors leave the machine: never the
+// data, never a plaintext tensor. The update is kept on disk until committed so that a dropped
+// connection or a restarted client resumes the upload instead of training again.
+import { join } from 'node:path';
+import { loraTensorSpecs, type LoadedModel, type LoraConfig, type LoraTarget } from '@fedit/kernels';
+import { FeditError, tensorFromF32, tensorToF32, type ContentHash, type Tensor } from '@fedit/shared';
+import { trainLora, type LoraRunSettings } from '../train/train-lora.ts';
+import { FederationError, isTransient } from './errors.ts';
+import type { RoundHistoryEntry } from './events.ts';
+import { fetchRoundAdapter, uploadUpdate, type RoundContext } from './round-io.ts';
+import type { ParticipantSession } from './session.ts';
+import { roundDir } from './store.ts';
+import {
+  buildUpdate,
+  dropPendingUpload,
+  loadPendingUpload,
+  savePendingUpload,
+  type PendingUpload,
+} from './update.ts';
+
+/** Codes with which the coordinator says the round no longer takes this update. */
+const ROUND_GONE = new Set(['ROUND_CLOSED', 'UPDATE_STALE', 'UPDATE_NOT_SELECTED']);
+
+/** Combines a participant id and a round's seed into the seed of this participant's local run. */
+export function participantSeed(roundSeed: number, participantId: string): number {
+  const own = Number.parseInt(participantId.slice(0, 8), 16) >>> 0;
+  return (Math.imul(roundSeed >>> 0, 0x9e3779b1) ^ own) >>> 0;
+}
+
+/**
+ * Takes part in the round: trains (or resumes a kept update) and uploads, filling in `entry`. A
+ * failure the round cannot recover from is a warning and ends the task; a bug is thrown.
+ */
+export async function runRound(ctx: RoundContext, entry: RoundHistoryEntry): Promise<void> {
+  const { session, open, signal } = ctx;
+  const dir = roundDir(session.home, session.membership.federation, open.round);
+  try {
+    let pending = await keptUpdate(ctx, dir);
+    if (pending) {
+      ctx.events.emit('warning', `resuming the upload of round ${open.round} kept from before`);
+    } else {
+      pending = await trainRound(ctx, dir);
+      if (!pending) return; // stopped during training
+    }
+    entry.trainLoss = pending.trainLoss;
+    entry.examples = pending.envelope.exampleCount;
+    if (signal.aborted) return;
+    ctx.setStatus({
+      status: 'uploading',
+      round: open.round,
+      message: `sending the update of round ${open.round}`,
+    });
+    const outcome = await uploadUpdate(ctx, pending);
+    if (outcome === 'stopped') return;
+    await dropPendingUpload(dir);
+    entry.uploaded = true;
+    ctx.setStatus({
+      status: 'done-round',
+      round: open.round,
+      message:
+        outcome === 'committed'
+          ? `update of round ${open.round} sent; waiting for the round to close`
+          : `the coordinator already counted this participant's update for round ${open.round}`,
+    });
+  } catch (error) {
+    if (signal.aborted && (isTransient(error) || !(error instanceof FeditError))) return;
+    if (!(error instanceof FeditError)) throw error; // a bug: let it stop the participant
+    const remote = error instanceof FederationError && error.remote;
+    entry.error = error.message;
+    if (remote || ROUND_GONE.has(error.code)) await dropPendingUpload(dir);
+    ctx.events.emit('warning', `round ${open.round}: ${error.message}`);
+    ctx.setStatus({ status: 'waiting', round: open.round, message: 'waiting for the next round' });
+  }
+}
+
+/** The update kept in `dir` for this round's global adapter, if one is (others are dropped). */
+async function keptUpdate(ctx: RoundContext, dir: string): Promise<PendingUpload | undefined> {
+  const { session, open } = ctx;
+  let pending: PendingUpload | undefined;
+  try {
+    pending = await loadPendingUpload(dir, {
+      identity: session.identity,
+      federation: session.membership.federation,
+      round: open.round,
+    });
+  } catch (error) {
+    ctx.events.emit('warning', `${(error as Error).message}; training again`);
+    await dropPendingUpload(dir);
+  }
+  if (pending && pending.envelope.globalAdapterHash !== open.globalAdapterHash) {
+    await dropPendingUpload(dir);
+    return undefined;
+  }
+  return pending;
+}
+
+/** Downloads the global adapter, trains from it, and keeps the signed update on disk. */
+async function trainRound(ctx: RoundContext, dir: string): Promise<PendingUpload | undefined> {
+  const { session, open } = ctx;
+  ctx.setStatus({
+    status: 'downloading',
+    round: open.round,
+    message: `fetching the global adapter of round ${open.round}`,
+  });
+  const global = await fetchRoundAdapter(ctx);
+  const lora = federationLora(session);
+  checkAdapterSchema(global, session.model, lora, open.globalAdapterHash);
+  const initialAdapter = new Map<string, Float32Array>();
+  for (const [name, tensor] of global) initialAdapter.set(name, tensorToF32(tensor));
+
+  ctx.setStatus({ status: 'training', round: open.round, message: `training round ${open.round}` });
+  const result = await trainFromSession(
+    ctx,
+    join(dir, 'checkpoint'),
+    roundSettings(ctx, lora, initialAdapter),
+  );
+  if (!result.completed) return undefined;
+  const tensors = result.tensors!;
+  if (tensors.size !== global.size || [...global.keys()].some((n) => !tensors.has(n))) {
+    throw new FederationError(
+      'FEDERATION_ADAPTER',
+      "the trained adapter does not hold the global adapter's tensors",
+    );
+  }
+  const pending = buildUpdate({
+    identity: session.identity,
+    federation: session.membership.federation,
+    round: open.round,
+    globalAdapterHash: open.globalAdapterHash,
+    exampleCount: session.data.rows.length,
+    tensors: f32Tensors(tensors, global),
+    trainLoss: result.losses.reduce((s, l) => s + l, 0) / Math.max(1, result.losses.length),
+    chunkBytes: session.options.chunkBytes,
+  });
+  await savePendingUpload(dir, pending);
+  return pending;
+}
+
+/**
+ * Trains on the session's model and rows. A checkpoint of other settings in this round's folder
+ * (the federation changed them, or one torn by a crash) is discarded and training starts over.
+ */
+async function trainFromSession(ctx: RoundContext, checkpointDir: string, settings: LoraRunSettings) {
+  const { session } = ctx;
+  const { modelDir, dataFiles, format } = session.options;
+  const { template, trainOnInputs } = session.settings.training;
+  const inputs = {
+    model: session.model,
+    rows: { train: session.data.rows, heldOut: [] },
+    checkpointDir,
+    runKey: `${session.data.digest}|${JSON.stringify({ modelDir, dataFiles, format, template, trainOnInputs })}`,
+  };
+  try {
+    return await trainLora(inputs, settings);
+  } catch (error) {
+    const stale =
+      error instanceof FeditError &&
+      (error.code === 'CHECKPOINT_MISMATCH' || error.code === 'CHECKPOINT_CORRUPT');
+    if (!stale) throw error;
+    return await trainLora(inputs, { ...settings, restart: true });
+  }
+}
+
+/** The round's training settings: the federation's LoRA and prompt cutoff, the round's steps and seed. */
+function roundSettings(
+  ctx: RoundContext,
+  lora: LoraConfig,
+  initialAdapter: ReadonlyMap<string, Float32Array>,
+): LoraRunSettings {
+  const { session, open } = ctx;
+  return {
+    lora,
+    cutoffLen: session.settings.training.cutoffLen,
+    batchSize: open.training.batchSize,
+    epochs: 1,
+    maxSteps: open.training.steps,
+    lr: open.training.learningRate,
+    schedule: 'constant',
+    checkpointEvery: 10,
+    seed: participantSeed(open.training.seed, session.membership.participantId),
+    provider: session.options.provider,
+    threads: session.options.threads,
+    initialAdapter,
+    signal: ctx.signal,
+    onEvent: (e) => {
+      if (e.type === 'step') {
+        const { step: done, totalSteps: total, loss, tokensPerSecond, etaSeconds } = e;
+        const progress = { round: open.round, phase: 'training' as const, done, total, loss };
+        ctx.events.emit('progress', { ...progress, tokensPerSecond, etaSeconds });
+      } else if (e.type === 'ready') ctx.events.emit('device', e.provider);
+      else if (e.type === 'warning') ctx.events.emit('warning', e.message);
+    },
+  };
+}
+
+function federationLora(session: ParticipantSession): LoraConfig {
+  const { rank, alpha, dropout, targets } = session.settings.lora;
+  return { rank, alpha, dropout, targets: targets as LoraTarget[] };
+}
+
+/** The trained values as F32 tensors of the global adapter's shapes; all of them finite. */
+function f32Tensors(trained: Map<string, Float32Array>, global: Map<string, Tensor>): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [name, values] of trained) {
+    if (!values.every(Number.isFinite)) {
+      throw new FederationError(
+        'FEDERATION_ADAPTER',
+        `the trained tensor ${name} holds a value that is not finite`,
+      );
+    }
+    out.set(name, tensorFromF32(global.get(name)!.shape, values));
+  }
+  return out;
+}
+
+/** Throws FEDERATION_ADAPTER unless the global adapter has exactly the tensors the federation's LoRA calls for. */
+function checkAdapterSchema(
+  global: Map<string, Tensor>,
+  model: LoadedModel,
+  lora: LoraConfig,
+  hash: ContentHash,
+): void {
+  const specs = loraTensorSpecs(model.config, lora);
+  for (const spec of specs) {
+    const tensor = global.get(spec.name);
+    if (!tensor) {
+      throw new FederationError(
+        'FEDERATION_ADAPTER',
+        `the global adapter ${hash} lacks ${spec.name}, which the federation's LoRA settings call for`,
+      );
+    }
+    if (tensor.shape.join(',') !== spec.shape.join(',')) {
+      throw new FederationError(
+        'FEDERATION_ADAPTER',
+        `the global adapter ${hash} has ${spec.name} of shape [${tensor.shape}], but the federation's LoRA settings call for [${spec.shape}]`,
+      );
+    }
+  }
+  if (global.size !== specs.length) {
+    const known = new Set(specs.map((s) => s.name));
+    const extra = [...global.keys()].find((n) => !known.has(n));
+    throw new FederationError(
+      'FEDERATION_ADAPTER',
+      `the global adapter ${hash} has ${extra}, which the federation's LoRA settings do not call for`,
+    );
+  }
+}
