@@ -20,8 +20,10 @@ const EVERYWHERE = [
     message: "reaches into another workspace's src/ by path: import its package (@fedit/...) instead.",
   },
   {
-    regex: '^@fedit/[^/]+/',
-    message: "reaches past a package's entry point: import from the package itself (@fedit/shared, ...).",
+    // Subpaths a package declares in its package.json "exports" (@fedit/client/federation) are
+    // entry points too; its source folder is not.
+    regex: '^@fedit/[^/]+/src(/|$)',
+    message: "reaches into a package's src/: import one of its declared entry points (package.json exports).",
   },
 ];
 

@@ -137,11 +137,17 @@ test(
   /another workspace's src\//,
 );
 test(
-  "no file may import past a package's entry point",
+  "no file may import a package's src/ through its name",
   forbidden,
   'client-app/src/cli/example.ts',
   "export { sha256 } from '@fedit/shared/src/crypto/digest.ts';\n",
-  /entry point/,
+  /declared entry points/,
+);
+test(
+  'a subpath a package declares in its exports is an entry point',
+  allowed,
+  'test/bench/example.ts',
+  "import { Participant } from '@fedit/client/federation';\nexport const p = Participant;\n",
 );
 test(
   'a workspace may import its own src/ and other packages by name',
