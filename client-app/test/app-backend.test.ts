@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import type { AppEvent, LiveStatus } from '../src/app/api.ts';
 import { AppLog } from '../src/app/app-log.ts';
+import { reduceLiveStatus } from '../src/app/live-status.ts';
 import { AppBackend, CHAT_MAX_NEW_TOKENS } from '../src/app/backend.ts';
 import { ChatSessions } from '../src/app/worker.ts';
 import { openChatSession } from '../src/core/index.ts';
@@ -38,23 +39,26 @@ async function openBackend(
   return backend;
 }
 
-/** Resolves with the first live status (now or later) that `predicate` accepts. */
+/**
+ * Resolves with the first live status (now or later) that `predicate` accepts, as the page sees
+ * it: snapshots, and the participant's events folded in with the backend's own reducer.
+ */
 function statusWhere(backend: AppBackend, predicate: (s: LiveStatus) => boolean): Promise<LiveStatus> {
   return new Promise((resolve) => {
-    const stop = backend.onEvent((event: AppEvent) => {
-      const status =
-        event.type === 'status' ? event.status : event.type === 'state' ? event.state.status : undefined;
-      if (status && predicate(status)) {
+    let status: LiveStatus | undefined;
+    const see = (next: LiveStatus) => {
+      status = next;
+      if (predicate(status)) {
         stop();
         resolve(status);
       }
+    };
+    const stop = backend.onEvent((event: AppEvent) => {
+      if (event.type === 'status') see(event.status);
+      else if (event.type === 'state') see(event.state.status);
+      else if (event.type === 'participant' && status) see(reduceLiveStatus(status, event.event));
     });
-    void backend.getState().then((state) => {
-      if (predicate(state.status)) {
-        stop();
-        resolve(state.status);
-      }
-    });
+    void backend.getState().then((state) => status ?? see(state.status));
   });
 }
 
@@ -225,7 +229,8 @@ test('a training worker killed in the middle of a round is restarted and the rou
   let killed = false;
   worker.on('message', (message) => {
     // At the first training step: the native crash this guards against would come at any time.
-    if (!killed && message.type === 'progress' && message.progress.phase === 'training') {
+    const event = message.type === 'participant' ? message.event : undefined;
+    if (!killed && event?.type === 'progress' && event.data.phase === 'training') {
       killed = true;
       worker.kill();
     }

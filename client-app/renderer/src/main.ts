@@ -1,7 +1,9 @@
 // The fedit desktop app's page. It talks to the world only through `window.fedit` (FeditAppApi,
 // src/app/api.ts): Electron's preload provides it, or the development shell over a WebSocket.
-// It renders from AppState (and LiveStatus events) and holds no state of its own beyond what
-// people type and which section they look at.
+// It renders from AppState, kept current by the backend's events: snapshots ('state', 'status')
+// and the participant's own events, folded into the live status with the backend's reducer
+// (src/app/live-status.ts, pure). It holds no state of its own beyond what people type and which
+// section they look at.
 //
 // Test ids (data-testid), stable for the browser tests. One section shows at a time: click its
 // nav-* button first (or open the page with #federation, #model, #data, #training or #chat).
@@ -36,6 +38,7 @@
 //                newest reply only; class "streaming" until done; an error shows inside it)
 
 import type { AppState, FeditAppApi } from '../../src/app/api.ts';
+import { reduceLiveStatus } from '../../src/app/live-status.ts';
 import { chatBlocked, chatHint, chatView } from './chat.ts';
 import { dataHint, dataView } from './data.ts';
 import { h, messageOf } from './dom.ts';
@@ -53,6 +56,9 @@ declare global {
 }
 
 type StepState = 'done' | 'todo' | 'busy' | 'problem';
+
+/** How long progress waits to be drawn, so that fast steps are drawn together. */
+const PROGRESS_RENDER_MS = 100;
 
 interface Section {
   id: SectionId;
@@ -250,6 +256,16 @@ function boot(api: FeditAppApi, mount: HTMLElement): void {
     if (sections.some((s) => s.id === id) && id !== current) go(id as SectionId);
   });
 
+  // Training steps on small models come faster than a page needs to redraw: progress within
+  // PROGRESS_RENDER_MS is drawn once (a change of state is drawn at once).
+  let renderTimer: ReturnType<typeof setTimeout> | undefined;
+  function renderSoon(): void {
+    renderTimer ??= setTimeout(() => {
+      renderTimer = undefined;
+      render();
+    }, PROGRESS_RENDER_MS);
+  }
+
   let gotState = false;
   api.onEvent((event) => {
     switch (event.type) {
@@ -264,6 +280,17 @@ function boot(api: FeditAppApi, mount: HTMLElement): void {
           render();
         }
         break;
+      case 'participant': {
+        // The participant's own event, as the backend folded it: folded here the same way.
+        if (!app) break;
+        const status = reduceLiveStatus(app.status, event.event);
+        if (status === app.status) break;
+        const stateChanged = status.state !== app.status.state;
+        app = { ...app, status };
+        if (stateChanged) render();
+        else renderSoon();
+        break;
+      }
       case 'chat':
         chat.onChat(event);
         break;

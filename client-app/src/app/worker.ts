@@ -7,16 +7,18 @@ import { loadCheckpoint, loadTokenizer } from '@fedit/kernels';
 import { FeditError } from '@fedit/shared';
 import { openChatSession, type ChatSession } from '../core/chat.ts';
 import { prepareDataset, previewExample } from '../core/data/index.ts';
-import { Participant } from '../core/federation/index.ts';
+import { Participant, type ParticipantEvents } from '../core/federation/index.ts';
+import type { ParticipantEvent } from './api.ts';
 import { ChatAdapters } from './chat-adapter.ts';
-import type {
-  FromWorker,
-  Job,
-  JobResults,
-  KnownAdapter,
-  RunOptions,
-  WireError,
-  WorkerPort,
+import {
+  PARTICIPANT_EVENT_NAMES,
+  type FromWorker,
+  type Job,
+  type JobResults,
+  type KnownAdapter,
+  type RunOptions,
+  type WireError,
+  type WorkerPort,
 } from './worker-protocol.ts';
 
 export { CHAT_ADAPTERS_DIR } from './chat-adapter.ts';
@@ -76,12 +78,12 @@ export function runTrainingWorker(port: WorkerPort, options: TrainingWorkerOptio
     newestSeen = undefined;
     const controller = new AbortController();
     const participant = new Participant();
-    participant.on('status', (status) => post({ type: 'status', runId, status }));
-    participant.on('progress', (progress) => post({ type: 'progress', runId, progress }));
-    participant.on('report', (report) => post({ type: 'report', runId, report }));
-    participant.on('round-open', (open) => post({ type: 'round-open', runId, ...open }));
+    for (const name of PARTICIPANT_EVENT_NAMES) {
+      participant.on(name, (data: ParticipantEvents[typeof name][0]) =>
+        post({ type: 'participant', runId, event: { type: name, data } as ParticipantEvent }),
+      );
+    }
     participant.on('round', (entry) => {
-      post({ type: 'round', runId, entry });
       if (entry.outcome !== 'aggregated' || !entry.adapterHash) return;
       // Fetched now, over the participant's connection, so the chat has it at once.
       newestSeen = {
@@ -92,10 +94,6 @@ export function runTrainingWorker(port: WorkerPort, options: TrainingWorkerOptio
       };
       chatAdapters.fetch(run.home, run.federationId, entry.adapterHash, participant).catch(() => undefined); // the chat tries again, and says so if it cannot
     });
-    participant.on('warning', (message) => post({ type: 'warning', runId, message }));
-    participant.on('device', (provider) =>
-      post({ type: 'device', runId, provider: provider === 'webgpu' ? 'webgpu' : 'cpu' }),
-    );
     const current: Running = { run, runId, participant, controller, done: Promise.resolve() };
     current.done = participant
       .start({
