@@ -21,49 +21,32 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fingerprint, publicIdentity } from '@fedit/shared';
-import type { FederationSettings, RoundHistoryEntry } from '../core/federation/index.ts';
+import type { RoundHistoryEntry } from '../core/federation/index.ts';
 // The federation's files directly, not its index: the index also exports the Participant, which
 // loads the compute engine (onnxruntime), and that belongs in the training worker only.
-import {
-  checkDisplayName,
-  enrol,
-  inspectInvite,
-  readInvite,
-  type InviteInspection,
-} from '../core/federation/join.ts';
-import { parseFederationSettings } from '../core/federation/settings.ts';
-import {
-  ensurePrivateDir,
-  listMemberships,
-  loadOrCreateIdentity,
-  readIdentity,
-  removeMembership,
-  type Membership,
-} from '../core/federation/store.ts';
+import { ensurePrivateDir, loadOrCreateIdentity, readIdentity } from '../core/federation/store.ts';
 import type {
   AppEvent,
   AppSettings,
   AppState,
-  ChatSource,
   FederationSummary,
   FeditAppApi,
-  LiveStatus,
   ParticipantEvent,
 } from './api.ts';
 import { AppLog } from './app-log.ts';
 import { BackgroundWork } from './background.ts';
-import { describeChatSource, globalAdapters } from './chat-source.ts';
-import { probeWebGpu } from './device.ts';
-import { describeRound, summarize } from './federation-summary.ts';
+import { replyInWorker } from './chat-reply.ts';
+import { TrainingDevice, probeWebGpu } from './device.ts';
+import { describeRound } from './federation-summary.ts';
 import { HistoryFile } from './history-file.ts';
 import { KeptFiles } from './kept-files.ts';
-import { initialLiveStatus, reduceLiveStatus, type LiveStatusEvent } from './live-status.ts';
+import { FederationMembership } from './membership.ts';
+import { PageFeed } from './page-feed.ts';
 import { Selections } from './selections.ts';
 import { DEFAULT_SETTINGS, SettingsFile } from './settings-file.ts';
 import { HEADLESS_MONITOR, type SystemMonitor } from './system-monitor.ts';
 import {
   AppError,
-  MAX_INVITE_LENGTH,
   MAX_PROMPT_LENGTH,
   chatId,
   existingFiles,
@@ -74,15 +57,11 @@ import {
 import { WorkerSupervisor, type SupervisorHost } from './worker-supervisor.ts';
 import type { RunOptions, WorkerLink } from './worker-protocol.ts';
 
-export { describeChatSource } from './chat-source.ts';
+export { CHAT_MAX_NEW_TOKENS, describeChatSource } from './chat-reply.ts';
 export { DEFAULT_SETTINGS } from './settings-file.ts';
 
 export const APP_DIR = 'app';
 export const LOGS_DIR = 'logs';
-/** Longest chat reply, in tokens. */
-export const CHAT_MAX_NEW_TOKENS = 96;
-/** Invites read recently, kept until the person joins one. */
-const KEPT_INSPECTIONS = 4;
 
 export interface BackendOptions {
   /** The app's folder: the OS user-data folder (Electron's app.getPath('userData')). */
@@ -108,7 +87,7 @@ export class AppBackend implements FeditAppApi {
   readonly #options: BackendOptions;
   readonly #worker: WorkerLink;
   readonly #cpuThreads: number;
-  readonly #listeners = new Set<(event: AppEvent) => void>();
+  readonly #page: PageFeed;
   readonly #background: BackgroundWork;
   readonly #settingsFile: SettingsFile;
   readonly #history: HistoryFile;
@@ -117,14 +96,9 @@ export class AppBackend implements FeditAppApi {
 
   #settings: AppSettings = { ...DEFAULT_SETTINGS };
   #identity: string | undefined;
-  #membership: Membership | undefined;
-  #federation: FederationSettings | undefined;
-  #inspections = new Map<string, InviteInspection>();
-  #gpuAvailable = false;
+  readonly #federation: FederationMembership;
+  readonly #device = new TrainingDevice();
   #gpuProbe: Promise<void> = Promise.resolve();
-  /** The provider the trainer reported it started on, and the one it was asked for. */
-  #trainedOn: { asked: 'cpu' | 'webgpu'; used: 'cpu' | 'webgpu' } | undefined;
-  #status: LiveStatus = initialLiveStatus();
   #closed = false;
 
   private constructor(options: BackendOptions) {
@@ -134,6 +108,7 @@ export class AppBackend implements FeditAppApi {
     this.#cpuThreads = options.cpuThreads ?? availableParallelism();
     this.log = new AppLog(join(this.home, LOGS_DIR));
     this.#background = new BackgroundWork(this.log);
+    this.#page = new PageFeed(this.log);
     const files = new KeptFiles(this.log);
     const appDir = join(this.home, APP_DIR);
     this.#settingsFile = new SettingsFile(join(appDir, 'settings.json'), {
@@ -142,6 +117,7 @@ export class AppBackend implements FeditAppApi {
       cpuThreads: this.#cpuThreads,
     });
     this.#history = new HistoryFile(appDir, files);
+    this.#federation = new FederationMembership(this.home, this.log);
     this.#selections = new Selections(this.#worker, this.log);
     this.#supervisor = new WorkerSupervisor(this.#supervisorHost(), {
       worker: this.#worker,
@@ -167,23 +143,19 @@ export class AppBackend implements FeditAppApi {
     this.#settings = stored.settings;
     const identity = await readIdentity(this.home);
     this.#identity = identity && fingerprint(publicIdentity(identity));
-    await this.#loadMembership();
+    await this.#federation.load();
+    await this.#history.open(this.#federation.current?.federation);
     const probe = this.#options.probeGpu ?? (async () => (await probeWebGpu()).available);
-    this.#gpuProbe = probe().then(
-      (available) => {
-        this.#gpuAvailable = available;
-        this.log.info(`WebGPU ${available ? 'is available' : 'is not available'} on this machine`);
-        this.#fold({ type: 'app:device', device: this.#statusDevice() });
-        this.#emitState();
-      },
-      (error: unknown) => this.log.warn(`the WebGPU probe failed: ${(error as Error).message}`),
-    );
-    this.#fold({ type: 'app:device', device: this.#statusDevice() });
+    this.#gpuProbe = this.#device.probe(probe, this.log).then(() => {
+      this.#showDevice();
+      this.#emitState();
+    });
+    this.#showDevice();
     // The selections of the last session, checked again (the files may have changed since).
     if (stored.modelDir) await this.#selections.checkModel(stored.modelDir);
     if (stored.dataFiles?.length) {
       await this.#selections
-        .prepareData(stored.dataFiles, this.#federation)
+        .prepareData(stored.dataFiles, this.#federation.settings)
         .catch((error: unknown) =>
           this.log.warn(`the data chosen last time cannot be read: ${(error as Error).message}`),
         );
@@ -201,8 +173,7 @@ export class AppBackend implements FeditAppApi {
   }
 
   onEvent(listener: (event: AppEvent) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#page.on(listener);
   }
 
   async createIdentity(): Promise<AppState> {
@@ -218,7 +189,7 @@ export class AppBackend implements FeditAppApi {
     this.#settings = { ...before, ...checked };
     await this.#saveSettings();
     this.log.info(`settings changed: ${JSON.stringify(checked)}`);
-    this.#fold({ type: 'app:device', device: this.#statusDevice() });
+    this.#showDevice();
     const restart =
       before.device !== this.#settings.device || before.maxThreads !== this.#settings.maxThreads;
     if (restart && this.#supervisor.intent === 'running') {
@@ -229,62 +200,26 @@ export class AppBackend implements FeditAppApi {
   }
 
   async inspectInvite(invite: string): Promise<FederationSummary> {
-    const textInvite = this.#inviteText(invite);
-    const inspection = await inspectInvite(textInvite, { home: this.home, timeoutMs: 15_000 });
-    this.#inspections.set(textInvite, inspection);
-    while (this.#inspections.size > KEPT_INSPECTIONS) {
-      this.#inspections.delete(this.#inspections.keys().next().value!);
-    }
-    this.log.info(`read the settings of federation ${inspection.federation} at ${inspection.url}`);
-    return summarize(
-      inspection.settings,
-      inspection.url,
-      inspection.coordinatorFingerprint,
-      inspection.membership,
-    );
+    return this.#federation.inspect(invite);
   }
 
   async joinFederation(invite: string): Promise<AppState> {
-    const textInvite = this.#inviteText(invite);
-    const inspection = this.#inspections.get(textInvite);
-    if (!inspection) {
-      throw new AppError(
-        'APP_NOT_READY',
-        "read the federation's settings before joining: paste the invite and review what it asks of you",
-      );
-    }
-    if (!this.#identity)
-      throw new AppError('APP_NOT_READY', 'create your identity before joining a federation');
-    if (this.#membership && this.#membership.federation !== inspection.federation) {
-      throw new AppError(
-        'APP_BUSY',
-        `this app takes part in one federation at a time: leave ${this.#membership.federation} (${this.#federation?.name}) first`,
-      );
-    }
-    const displayName = this.#settings.displayName ? checkDisplayName(this.#settings.displayName) : undefined;
-    const joined = await enrol(inspection, { home: this.home, displayName, timeoutMs: 15_000 });
-    this.#inspections.delete(textInvite);
-    const { federation, displayName: name, participantId } = joined.membership;
-    this.log.info(
-      `${joined.enrolled ? 'joined' : 'rejoined'} federation ${federation} as ${name} (participant ${participantId})`,
-    );
-    await this.#loadMembership();
-    await this.#selections.recheckData(this.#federation);
+    const { displayName } = this.#settings;
+    await this.#federation.join(invite, { identity: this.#identity, displayName });
+    await this.#history.open(this.#federation.current?.federation);
+    await this.#selections.recheckData(this.#federation.settings);
     return this.#changed();
   }
 
   async leaveFederation(): Promise<AppState> {
-    const membership = this.#membership;
-    if (!membership) throw new AppError('APP_NOT_READY', 'this computer is not in a federation');
+    if (!this.#federation.current)
+      throw new AppError('APP_NOT_READY', 'this computer is not in a federation');
     await this.#supervisor.stop();
-    await removeMembership(this.home, membership.federation);
+    await this.#federation.leave();
     await this.#history.remove();
-    this.log.info(`left federation ${membership.federation}`);
-    this.#membership = undefined;
-    this.#federation = undefined;
-    this.#fold({ type: 'app:left' });
+    this.#page.app({ type: 'app:left' });
     await this.#saveSettings();
-    await this.#selections.recheckData(this.#federation);
+    await this.#selections.recheckData(undefined);
     return this.#changed();
   }
 
@@ -294,7 +229,7 @@ export class AppBackend implements FeditAppApi {
     const path = await existingPath(dir, 'the model folder', 'dir');
     await this.#selections.checkModel(path);
     await this.#saveSettings();
-    await this.#selections.recheckData(this.#federation);
+    await this.#selections.recheckData(this.#federation.settings);
     return this.#changed();
   }
 
@@ -302,7 +237,7 @@ export class AppBackend implements FeditAppApi {
     if (files === undefined) throw new AppError('APP_ARGUMENT', 'choose one or more data files');
     this.#refuseWhileTakingPart('change the data');
     const paths = await existingFiles(files, 'the data files');
-    await this.#selections.prepareData(paths, this.#federation);
+    await this.#selections.prepareData(paths, this.#federation.settings);
     await this.#saveSettings();
     return this.#changed();
   }
@@ -337,38 +272,16 @@ export class AppBackend implements FeditAppApi {
     if (!question.trim()) throw new AppError('APP_ARGUMENT', 'the message is empty');
     const model = this.#selections.model(undefined);
     if (!model?.identity) throw new AppError('APP_NOT_READY', 'choose a working model folder first');
-    const adapters = globalAdapters(this.#history.entries);
-    try {
-      const result = await this.#worker.request(
-        {
-          kind: 'chat',
-          chatId: chat,
-          prompt: question,
-          home: this.home,
-          federationId: this.#membership?.federation,
-          modelDir: model.dir,
-          adapters,
-          provider: this.#device(),
-          threads: this.#settings.maxThreads,
-          maxNewTokens: CHAT_MAX_NEW_TOKENS,
-        },
-        (piece) => this.#emit({ type: 'chat', id: chat, text: piece, done: false }),
-      );
-      const newest = adapters[0];
-      const source: ChatSource = {
-        adapter: result.adapter,
-        newest: result.adapter !== undefined && result.adapter.hash === newest?.hash,
-        problem: result.problem,
-        newestKnown: newest,
-      };
-      const used = describeChatSource(source);
-      if (result.problem) this.log.warn(`chat: ${used}`);
-      this.#emit({ type: 'chat', id: chat, text: '', done: true, adapter: used, source });
-    } catch (error) {
-      const message = (error as Error).message;
-      this.log.warn(`chat failed: ${message}`);
-      this.#emit({ type: 'chat', id: chat, text: '', done: true, error: message });
-    }
+    const request = {
+      chatId: chat,
+      prompt: question,
+      home: this.home,
+      federationId: this.#federation.current?.federation,
+      modelDir: model.dir,
+      provider: this.#device.asked(this.#settings.device),
+      threads: this.#settings.maxThreads,
+    };
+    await replyInWorker(this.#worker, request, this.#history.entries, (e) => this.#page.emit(e), this.log);
   }
 
   async openLogs(): Promise<void> {
@@ -389,7 +302,7 @@ export class AppBackend implements FeditAppApi {
     await this.#supervisor.close();
     await this.#background.settled();
     await this.log.close();
-    this.#listeners.clear();
+    this.#page.close();
   }
 
   // ---- taking part -----------------------------------------------------------------------------
@@ -407,12 +320,13 @@ export class AppBackend implements FeditAppApi {
         return this.#runOptions() ?? this.#readyProblem() ?? 'cannot start';
       },
       limits: () => this.#settings,
-      status: () => this.#status,
+      status: () => this.#page.status,
       finishedMessage: () =>
-        this.#federation
-          ? `all ${this.#federation.rounds} rounds are done; thank you for taking part`
-          : 'all rounds are done; thank you for taking part',
-      onStatus: (event) => this.#fold(event),
+        `all ${this.#federation.settings?.rounds ?? ''} rounds are done; thank you for taking part`.replace(
+          'all  ',
+          'all ',
+        ),
+      onStatus: (event) => this.#page.app(event),
       onParticipant: (event) => this.#onParticipant(event),
       onChanged: () =>
         this.#background.run(
@@ -423,15 +337,16 @@ export class AppBackend implements FeditAppApi {
   }
 
   #runOptions(): RunOptions | undefined {
-    const model = this.#selections.model(this.#federation);
+    const model = this.#selections.model(this.#federation.settings);
     const data = this.#selections.data;
-    if (!this.#membership || !model?.ok || !data) return undefined;
+    const membership = this.#federation.current;
+    if (!membership || !model?.ok || !data) return undefined;
     return {
       home: this.home,
-      federationId: this.#membership.federation,
+      federationId: membership.federation,
       modelDir: model.dir,
       dataFiles: data.files,
-      provider: this.#device(),
+      provider: this.#device.asked(this.#settings.device),
       threads: this.#settings.maxThreads,
     };
   }
@@ -442,26 +357,16 @@ export class AppBackend implements FeditAppApi {
       case 'round':
         this.#background.run(this.#recordRound(event.data), 'cannot save the round history');
         break;
-      case 'warning':
-        this.log.warn(event.data);
-        break;
       case 'report':
         this.#selections.setReport(event.data);
         break;
-      case 'round-open':
-        this.log.info(
-          `round ${event.data.round} opened; this computer ${event.data.selected ? 'is selected' : 'is not selected'}`,
-        );
-        break;
       case 'device': {
-        const asked = this.#device();
-        const used = event.data === 'webgpu' ? 'webgpu' : 'cpu';
-        this.#trainedOn = { asked, used };
+        const { asked, used } = this.#device.trainerStarted(this.#settings.device, event.data);
         if (asked !== used) this.log.warn(`training was asked to run on ${asked} but runs on ${used}`);
         break;
       }
     }
-    this.#fold(event);
+    this.#page.participant(event);
   }
 
   async #recordRound(entry: RoundHistoryEntry): Promise<void> {
@@ -472,51 +377,25 @@ export class AppBackend implements FeditAppApi {
 
   // ---- state -----------------------------------------------------------------------------------
 
-  /**
-   * Folds `event` into the live status, and tells the page: a participant's event as it is (the
-   * page folds it the same way), a change of the backend's own as the status it leads to.
-   */
-  #fold(event: LiveStatusEvent): void {
-    const before = this.#status;
-    this.#status = reduceLiveStatus(before, event);
-    const { state, message, pausedBy } = this.#status;
-    if (state !== before.state) {
-      const why = message ?? (pausedBy && `by ${pausedBy}`);
-      this.log.info(`status ${state}${why ? `: ${why}` : ''}`);
-    }
-    if (event.type.startsWith('app:')) {
-      if (this.#status !== before) this.#emit({ type: 'status', status: structuredClone(this.#status) });
-    } else {
-      this.#emit({ type: 'participant', event: event as ParticipantEvent });
-    }
-  }
-
   #state(): AppState {
     return {
       identity: this.#identity,
       settings: { ...this.#settings },
-      federation: this.#summary(),
-      model: this.#selections.model(this.#federation),
+      federation: this.#federation.summary(),
+      model: this.#selections.model(this.#federation.settings),
       data: this.#selections.data,
-      status: structuredClone(this.#status),
+      status: structuredClone(this.#page.status),
       history: this.#history.entries,
       logsDir: this.log.dir,
-      gpuAvailable: this.#gpuAvailable,
+      gpuAvailable: this.#device.gpuAvailable,
       homeDir: this.home,
       cpuThreads: this.#cpuThreads,
     };
   }
 
-  #summary(): FederationSummary | undefined {
-    const m = this.#membership;
-    const s = this.#federation;
-    if (!m || !s) return undefined;
-    return summarize(s, m.url, fingerprint(m.coordinator), m);
-  }
-
   #changed(): AppState {
     const state = this.#state();
-    this.#emit({ type: 'state', state });
+    this.#page.emit({ type: 'state', state });
     return state;
   }
 
@@ -524,37 +403,11 @@ export class AppBackend implements FeditAppApi {
     if (!this.#closed) this.#changed();
   }
 
-  #emit(event: AppEvent): void {
-    for (const listener of this.#listeners) {
-      try {
-        listener(event);
-      } catch (error) {
-        this.log.warn(`an event listener failed: ${(error as Error).message}`);
-      }
-    }
-  }
-
-  /** The provider training is asked to use (the setting, and whether there is a GPU). */
-  #device(): 'cpu' | 'webgpu' {
-    if (this.#settings.device === 'cpu') return 'cpu';
-    return this.#gpuAvailable ? 'webgpu' : 'cpu';
-  }
-
-  /**
-   * Where training runs, for the status: what the trainer last reported it started on, while the
-   * provider asked for is still the same (a GPU that failed on the real graph fails again).
-   */
-  #statusDevice(): 'cpu' | 'webgpu' {
-    const trained = this.#trainedOn;
-    const asked = this.#device();
-    return trained?.asked === asked ? trained.used : asked;
-  }
-
   /** What is missing before training can start, in words; undefined when nothing is. */
   #readyProblem(): string | undefined {
     if (!this.#identity) return 'create your identity first';
-    if (!this.#membership) return 'join a federation first: paste the invite you were sent';
-    return this.#selections.problem(this.#federation);
+    if (!this.#federation.current) return 'join a federation first: paste the invite you were sent';
+    return this.#selections.problem(this.#federation.settings);
   }
 
   #refuseWhileTakingPart(what: string): void {
@@ -562,21 +415,12 @@ export class AppBackend implements FeditAppApi {
       throw new AppError('APP_BUSY', `pause training before you ${what}`);
   }
 
-  #inviteText(invite: unknown): string {
-    const value = text(invite, 'the invite', { min: 1, max: MAX_INVITE_LENGTH }).trim();
-    readInvite(value); // a mistyped invite fails here, naming what is wrong, before any network
-    return value;
+  /** Where training runs, as the status shows it, after the setting or the GPU probe changed. */
+  #showDevice(): void {
+    this.#page.app({ type: 'app:device', device: this.#device.shown(this.#settings.device) });
   }
 
   // ---- files -----------------------------------------------------------------------------------
-
-  async #loadMembership(): Promise<void> {
-    // The app takes part in one federation; a home the CLI also used may hold more.
-    const [membership] = await listMemberships(this.home);
-    this.#membership = membership;
-    this.#federation = membership && parseFederationSettings(membership.config);
-    await this.#history.open(membership?.federation);
-  }
 
   async #saveSettings(): Promise<void> {
     await this.#settingsFile.save({

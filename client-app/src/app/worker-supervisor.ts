@@ -217,7 +217,9 @@ export class WorkerSupervisor {
       case 'participant': {
         const run = this.#run;
         const current = message.runId === run?.id && run.state === 'running';
-        if (current || OF_ANY_RUN.has(message.event.type)) this.#host.onParticipant(message.event);
+        if (!current && !OF_ANY_RUN.has(message.event.type)) return;
+        this.#logParticipant(message.event);
+        this.#host.onParticipant(message.event);
         return;
       }
       case 'ended':
@@ -226,6 +228,15 @@ export class WorkerSupervisor {
         this.#endedWaiters.delete(message.runId);
         if (message.runId === this.#run?.id) this.#onEnded(message);
         return;
+    }
+  }
+
+  /** What the participant says that people may want to read later. */
+  #logParticipant(event: ParticipantEvent): void {
+    if (event.type === 'warning') this.#log.warn(event.data);
+    if (event.type === 'round-open') {
+      const { round, selected } = event.data;
+      this.#log.info(`round ${round} opened; this computer ${selected ? 'is selected' : 'is not selected'}`);
     }
   }
 
