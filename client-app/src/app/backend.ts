@@ -35,7 +35,7 @@ import type {
 } from './api.ts';
 import { AppLog } from './app-log.ts';
 import { BackgroundWork } from './background.ts';
-import { replyInWorker } from './chat-reply.ts';
+import { chatQuestion, replyInWorker } from './chat-reply.ts';
 import { TrainingDevice, probeWebGpu } from './device.ts';
 import { describeRound } from './federation-summary.ts';
 import { HistoryFile } from './history-file.ts';
@@ -45,16 +45,8 @@ import { PageFeed } from './page-feed.ts';
 import { Selections } from './selections.ts';
 import { DEFAULT_SETTINGS, SettingsFile } from './settings-file.ts';
 import { HEADLESS_MONITOR, type SystemMonitor } from './system-monitor.ts';
-import {
-  AppError,
-  MAX_PROMPT_LENGTH,
-  chatId,
-  existingFiles,
-  existingPath,
-  settingsPatch,
-  text,
-} from './validate.ts';
-import { WorkerSupervisor, type SupervisorHost } from './worker-supervisor.ts';
+import { AppError, existingFiles, existingPath, settingsPatch } from './validate.ts';
+import { WorkerSupervisor, type SupervisorHost, type SupervisorOptions } from './worker-supervisor.ts';
 import type { RunOptions, WorkerLink } from './worker-protocol.ts';
 
 export { CHAT_MAX_NEW_TOKENS, describeChatSource } from './chat-reply.ts';
@@ -63,7 +55,7 @@ export { DEFAULT_SETTINGS } from './settings-file.ts';
 export const APP_DIR = 'app';
 export const LOGS_DIR = 'logs';
 
-export interface BackendOptions {
+export interface BackendOptions extends Pick<SupervisorOptions, 'limitPollMs' | 'restartDelayMs'> {
   /** The app's folder: the OS user-data folder (Electron's app.getPath('userData')). */
   home: string;
   worker: WorkerLink;
@@ -73,10 +65,6 @@ export interface BackendOptions {
   probeGpu?: () => Promise<boolean>;
   /** Opens a folder in the system's file manager (Electron: shell.openPath). */
   openPath?: (path: string) => Promise<void>;
-  /** How often the limits are checked, ms (default 5000). */
-  limitPollMs?: number;
-  /** First wait before restarting a crashed worker, ms (doubles per crash; default 1000). */
-  restartDelayMs?: number;
   /** CPU threads of this machine (default os.availableParallelism()). */
   cpuThreads?: number;
 }
@@ -90,7 +78,6 @@ export class AppBackend implements FeditAppApi {
   readonly #page: PageFeed;
   readonly #background: BackgroundWork;
   readonly #settingsFile: SettingsFile;
-  readonly #history: HistoryFile;
   readonly #selections: Selections;
   readonly #supervisor: WorkerSupervisor;
 
@@ -116,8 +103,7 @@ export class AppBackend implements FeditAppApi {
       log: this.log,
       cpuThreads: this.#cpuThreads,
     });
-    this.#history = new HistoryFile(appDir, files);
-    this.#federation = new FederationMembership(this.home, this.log);
+    this.#federation = new FederationMembership(this.home, this.log, new HistoryFile(appDir, files));
     this.#selections = new Selections(this.#worker, this.log);
     this.#supervisor = new WorkerSupervisor(this.#supervisorHost(), {
       worker: this.#worker,
@@ -144,22 +130,13 @@ export class AppBackend implements FeditAppApi {
     const identity = await readIdentity(this.home);
     this.#identity = identity && fingerprint(publicIdentity(identity));
     await this.#federation.load();
-    await this.#history.open(this.#federation.current?.federation);
     const probe = this.#options.probeGpu ?? (async () => (await probeWebGpu()).available);
     this.#gpuProbe = this.#device.probe(probe, this.log).then(() => {
       this.#showDevice();
       this.#emitState();
     });
     this.#showDevice();
-    // The selections of the last session, checked again (the files may have changed since).
-    if (stored.modelDir) await this.#selections.checkModel(stored.modelDir);
-    if (stored.dataFiles?.length) {
-      await this.#selections
-        .prepareData(stored.dataFiles, this.#federation.settings)
-        .catch((error: unknown) =>
-          this.log.warn(`the data chosen last time cannot be read: ${(error as Error).message}`),
-        );
-    }
+    await this.#selections.restore(stored, this.#federation.settings);
     if (stored.takingPart && this.#readyProblem() === undefined) {
       this.log.info('taking part again, as when the app was last closed');
       this.#background.run(this.#supervisor.start());
@@ -206,7 +183,6 @@ export class AppBackend implements FeditAppApi {
   async joinFederation(invite: string): Promise<AppState> {
     const { displayName } = this.#settings;
     await this.#federation.join(invite, { identity: this.#identity, displayName });
-    await this.#history.open(this.#federation.current?.federation);
     await this.#selections.recheckData(this.#federation.settings);
     return this.#changed();
   }
@@ -216,7 +192,6 @@ export class AppBackend implements FeditAppApi {
       throw new AppError('APP_NOT_READY', 'this computer is not in a federation');
     await this.#supervisor.stop();
     await this.#federation.leave();
-    await this.#history.remove();
     this.#page.app({ type: 'app:left' });
     await this.#saveSettings();
     await this.#selections.recheckData(undefined);
@@ -267,21 +242,24 @@ export class AppBackend implements FeditAppApi {
   }
 
   async chat(id: string, prompt: string): Promise<void> {
-    const chat = chatId(id);
-    const question = text(prompt, 'the message', { min: 1, max: MAX_PROMPT_LENGTH });
-    if (!question.trim()) throw new AppError('APP_ARGUMENT', 'the message is empty');
+    const question = chatQuestion(id, prompt);
     const model = this.#selections.model(undefined);
     if (!model?.identity) throw new AppError('APP_NOT_READY', 'choose a working model folder first');
     const request = {
-      chatId: chat,
-      prompt: question,
+      ...question,
       home: this.home,
       federationId: this.#federation.current?.federation,
       modelDir: model.dir,
       provider: this.#device.asked(this.#settings.device),
       threads: this.#settings.maxThreads,
     };
-    await replyInWorker(this.#worker, request, this.#history.entries, (e) => this.#page.emit(e), this.log);
+    await replyInWorker(
+      this.#worker,
+      request,
+      this.#federation.history.entries,
+      (e) => this.#page.emit(e),
+      this.log,
+    );
   }
 
   async openLogs(): Promise<void> {
@@ -321,11 +299,7 @@ export class AppBackend implements FeditAppApi {
       },
       limits: () => this.#settings,
       status: () => this.#page.status,
-      finishedMessage: () =>
-        `all ${this.#federation.settings?.rounds ?? ''} rounds are done; thank you for taking part`.replace(
-          'all  ',
-          'all ',
-        ),
+      rounds: () => this.#federation.settings?.rounds,
       onStatus: (event) => this.#page.app(event),
       onParticipant: (event) => this.#onParticipant(event),
       onChanged: () =>
@@ -360,17 +334,15 @@ export class AppBackend implements FeditAppApi {
       case 'report':
         this.#selections.setReport(event.data);
         break;
-      case 'device': {
-        const { asked, used } = this.#device.trainerStarted(this.#settings.device, event.data);
-        if (asked !== used) this.log.warn(`training was asked to run on ${asked} but runs on ${used}`);
+      case 'device':
+        this.#device.trainerStarted(this.#settings.device, event.data, this.log);
         break;
-      }
     }
     this.#page.participant(event);
   }
 
   async #recordRound(entry: RoundHistoryEntry): Promise<void> {
-    await this.#history.record(entry);
+    await this.#federation.history.record(entry);
     this.log.info(`round ${entry.round}: ${describeRound(entry)}`);
     this.#emitState();
   }
@@ -385,7 +357,7 @@ export class AppBackend implements FeditAppApi {
       model: this.#selections.model(this.#federation.settings),
       data: this.#selections.data,
       status: structuredClone(this.#page.status),
-      history: this.#history.entries,
+      history: this.#federation.history.entries,
       logsDir: this.log.dir,
       gpuAvailable: this.#device.gpuAvailable,
       homeDir: this.home,

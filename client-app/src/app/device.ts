@@ -110,10 +110,12 @@ export class TrainingDevice {
     return trained?.asked === asked ? trained.used : asked;
   }
 
-  /** The trainer started on `provider`; returns what it was asked for, and where it runs. */
-  trainerStarted(setting: AppSettings['device'], provider: string): { asked: string; used: string } {
+  /** The trainer started on `provider`: shown from now on, and in the log if it was not the one asked for. */
+  trainerStarted(setting: AppSettings['device'], provider: string, log: AppLog): void {
     const trainedOn = { asked: this.asked(setting), used: provider === 'webgpu' ? 'webgpu' : 'cpu' } as const;
     this.#trainedOn = trainedOn;
-    return trainedOn;
+    if (trainedOn.asked !== trainedOn.used) {
+      log.warn(`training was asked to run on ${trainedOn.asked} but runs on ${trainedOn.used}`);
+    }
   }
 }

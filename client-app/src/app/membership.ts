@@ -1,6 +1,6 @@
 // This computer's federation, as the app sees it: reading an invite's settings before joining,
-// joining, leaving, and the one membership it takes part in (a home the CLI also used may hold
-// more: the app uses the first).
+// joining, leaving, the one membership it takes part in (a home the CLI also used may hold more:
+// the app uses the first), and the rounds it saw there (./history-file.ts).
 
 import { fingerprint } from '@fedit/shared';
 import type { FederationSettings } from '../core/federation/index.ts';
@@ -17,6 +17,7 @@ import { parseFederationSettings } from '../core/federation/settings.ts';
 import { listMemberships, removeMembership, type Membership } from '../core/federation/store.ts';
 import type { FederationSummary } from './api.ts';
 import type { AppLog } from './app-log.ts';
+import type { HistoryFile } from './history-file.ts';
 import { summarize } from './federation-summary.ts';
 import { AppError, MAX_INVITE_LENGTH, text } from './validate.ts';
 
@@ -28,13 +29,16 @@ const TIMEOUT_MS = 15_000;
 export class FederationMembership {
   readonly #home: string;
   readonly #log: AppLog;
+  /** The rounds this computer saw in the federation, oldest first. */
+  readonly history: HistoryFile;
   #inspections = new Map<string, InviteInspection>();
   #membership: Membership | undefined;
   #settings: FederationSettings | undefined;
 
-  constructor(home: string, log: AppLog) {
+  constructor(home: string, log: AppLog, history: HistoryFile) {
     this.#home = home;
     this.#log = log;
+    this.history = history;
   }
 
   /** The federation this computer takes part in. */
@@ -54,11 +58,12 @@ export class FederationMembership {
     return summarize(s, m.url, fingerprint(m.coordinator), m);
   }
 
-  /** Reads the memberships on disk. */
+  /** Reads the memberships on disk, and the rounds of the one taken part in. */
   async load(): Promise<void> {
     const [membership] = await listMemberships(this.#home);
     this.#membership = membership;
     this.#settings = membership && parseFederationSettings(membership.config);
+    await this.history.open(membership?.federation);
   }
 
   /** Reads the settings of an invite's federation (kept for joining it). */
@@ -105,11 +110,12 @@ export class FederationMembership {
     await this.load();
   }
 
-  /** Forgets the membership and the participant's round folders (the identity stays). */
+  /** Forgets the membership, the participant's round folders and the history (the identity stays). */
   async leave(): Promise<void> {
     const membership = this.#membership;
     if (!membership) return;
     await removeMembership(this.#home, membership.federation);
+    await this.history.remove();
     this.#log.info(`left federation ${membership.federation}`);
     this.#membership = undefined;
     this.#settings = undefined;

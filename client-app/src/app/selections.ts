@@ -55,6 +55,18 @@ export class Selections {
     return undefined;
   }
 
+  /** The choices of the last session, checked again (the files may have changed since). */
+  async restore(
+    chosen: { modelDir?: string; dataFiles?: string[] },
+    federation: FederationSettings | undefined,
+  ): Promise<void> {
+    if (chosen.modelDir) await this.checkModel(chosen.modelDir);
+    if (!chosen.dataFiles?.length) return;
+    await this.prepareData(chosen.dataFiles, federation).catch((error: unknown) =>
+      this.#log.warn(`the data chosen last time cannot be read: ${(error as Error).message}`),
+    );
+  }
+
   /** Has the worker load `dir` as a model; one that cannot be used is kept with why. */
   async checkModel(dir: string): Promise<void> {
     try {

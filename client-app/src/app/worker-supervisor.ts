@@ -39,8 +39,8 @@ export interface SupervisorHost {
   limits(): Pick<AppSettings, 'onlyWhenPluggedIn' | 'onlyWhenIdle'>;
   /** The live status now (a crash of a worker that ran nothing restores it). */
   status(): LiveStatus;
-  /** What the status says when the federation's last round closed. */
-  finishedMessage(): string;
+  /** How many rounds the federation has (for the status once its last one closed). */
+  rounds(): number | undefined;
   onStatus(event: AppStatusEvent): void;
   onParticipant(event: ParticipantEvent): void;
   /** The intent may have changed by itself, or the worker's state did: save and show it. */
@@ -248,7 +248,9 @@ export class WorkerSupervisor {
       this.#host.onStatus({ type: 'app:stopped', state: 'error', message: message.error.message });
     } else if (message.reason === 'finished' || message.reason === 'max-rounds') {
       this.#intent = 'idle';
-      this.#host.onStatus({ type: 'app:stopped', state: 'finished', message: this.#host.finishedMessage() });
+      const rounds = this.#host.rounds();
+      const message = `all ${rounds === undefined ? '' : `${rounds} `}rounds are done; thank you for taking part`;
+      this.#host.onStatus({ type: 'app:stopped', state: 'finished', message });
     } else if (this.#intent === 'idle') {
       this.#host.onStatus({ type: 'app:stopped', state: 'idle' });
     } else if (this.#intent === 'running') {
