@@ -6,7 +6,8 @@
 // folds the participant's events it receives with this same function, so the two cannot disagree
 // and progress crosses one vocabulary from the trainer to the page.
 //
-// Pure and free of Node and the DOM (it imports types only), so the renderer bundles it as it is.
+// The renderer imports it as a value (the one app module it does), so it stays pure: no Node, no
+// DOM, and type-only imports (nothing it imports runs in the page).
 
 import type { LiveStatus, ParticipantEvent, TrainingState } from './api.ts';
 
