@@ -106,12 +106,10 @@ export class AppBackend implements FeditAppApi {
     this.#federation = new FederationMembership(this.home, this.log, new HistoryFile(appDir, files));
     this.#selections = new Selections(this.#worker, this.log);
     this.#supervisor = new WorkerSupervisor(this.#supervisorHost(), {
-      worker: this.#worker,
+      ...options,
       monitor: options.monitor ?? HEADLESS_MONITOR,
       log: this.log,
       background: this.#background,
-      limitPollMs: options.limitPollMs,
-      restartDelayMs: options.restartDelayMs,
     });
   }
 
@@ -133,7 +131,7 @@ export class AppBackend implements FeditAppApi {
     const probe = this.#options.probeGpu ?? (async () => (await probeWebGpu()).available);
     this.#gpuProbe = this.#device.probe(probe, this.log).then(() => {
       this.#showDevice();
-      this.#emitState();
+      this.#changed();
     });
     this.#showDevice();
     await this.#selections.restore(stored, this.#federation.settings);
@@ -304,7 +302,7 @@ export class AppBackend implements FeditAppApi {
       onParticipant: (event) => this.#onParticipant(event),
       onChanged: () =>
         this.#background.run(
-          this.#saveSettings().then(() => this.#emitState()),
+          this.#saveSettings().then(() => void this.#changed()),
           'cannot save the settings',
         ),
     };
@@ -344,7 +342,7 @@ export class AppBackend implements FeditAppApi {
   async #recordRound(entry: RoundHistoryEntry): Promise<void> {
     await this.#federation.history.record(entry);
     this.log.info(`round ${entry.round}: ${describeRound(entry)}`);
-    this.#emitState();
+    this.#changed();
   }
 
   // ---- state -----------------------------------------------------------------------------------
@@ -365,14 +363,11 @@ export class AppBackend implements FeditAppApi {
     };
   }
 
+  /** The state now, also sent to the page (unless the app is closing). */
   #changed(): AppState {
     const state = this.#state();
-    this.#page.emit({ type: 'state', state });
+    if (!this.#closed) this.#page.emit({ type: 'state', state });
     return state;
-  }
-
-  #emitState(): void {
-    if (!this.#closed) this.#changed();
   }
 
   /** What is missing before training can start, in words; undefined when nothing is. */
