@@ -7,10 +7,12 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import type { AppEvent, LiveStatus } from '../src/app/api.ts';
 import { AppLog } from '../src/app/app-log.ts';
+import { reduceLiveStatus } from '../src/app/live-status.ts';
 import { AppBackend, CHAT_MAX_NEW_TOKENS } from '../src/app/backend.ts';
 import { ChatSessions } from '../src/app/worker.ts';
 import { openChatSession } from '../src/core/index.ts';
@@ -38,24 +40,53 @@ async function openBackend(
   return backend;
 }
 
-/** Resolves with the first live status (now or later) that `predicate` accepts. */
+/**
+ * Resolves with the first live status (now or later) that `predicate` accepts, as the page sees
+ * it: snapshots, and the participant's events folded in with the backend's own reducer.
+ */
 function statusWhere(backend: AppBackend, predicate: (s: LiveStatus) => boolean): Promise<LiveStatus> {
   return new Promise((resolve) => {
-    const stop = backend.onEvent((event: AppEvent) => {
-      const status =
-        event.type === 'status' ? event.status : event.type === 'state' ? event.state.status : undefined;
-      if (status && predicate(status)) {
+    let status: LiveStatus | undefined;
+    const see = (next: LiveStatus) => {
+      status = next;
+      if (predicate(status)) {
         stop();
         resolve(status);
       }
+    };
+    const stop = backend.onEvent((event: AppEvent) => {
+      if (event.type === 'status') see(event.status);
+      else if (event.type === 'state') see(event.state.status);
+      else if (event.type === 'participant' && status) see(reduceLiveStatus(status, event.event));
     });
-    void backend.getState().then((state) => {
-      if (predicate(state.status)) {
-        stop();
-        resolve(state.status);
-      }
-    });
+    void backend.getState().then((state) => status ?? see(state.status));
   });
+}
+
+/**
+ * The live status as the page keeps it: from snapshots ('state', 'status') and the participant's
+ * events folded in with reduceLiveStatus, never from the backend's own status. After every
+ * participant event it is compared with the backend's status at that moment; `differences` lists
+ * the events after which they differed.
+ */
+function followLikeThePage(backend: AppBackend, initial: LiveStatus) {
+  let status = initial;
+  let compared = 0;
+  const differences: string[] = [];
+  backend.onEvent((event) => {
+    if (event.type === 'state') status = event.state.status;
+    else if (event.type === 'status') status = event.status;
+    else if (event.type === 'participant') {
+      status = reduceLiveStatus(status, event.event);
+      const seen = status;
+      compared++;
+      // getState() takes its answer when called, so it is the backend's status after this event.
+      void backend.getState().then(({ status: backendStatus }) => {
+        if (!isDeepStrictEqual(seen, backendStatus)) differences.push(JSON.stringify(event.event));
+      });
+    }
+  });
+  return { status: () => status, compared: () => compared, differences };
 }
 
 type ChatDone = Extract<AppEvent, { type: 'chat' }> & { reply: string };
@@ -179,6 +210,7 @@ test('the limits hold training back until the computer is plugged in; settings, 
 
   const connections = () => fed.events.filter((e) => e.type === 'connected').length;
   const before = connections(); // joining connected
+  const page = followLikeThePage(backend, (await backend.getState()).status);
   let state = await backend.start();
   t.is(state.status.state, 'paused');
   t.is(state.status.pausedBy, 'power');
@@ -196,6 +228,9 @@ test('the limits hold training back until the computer is plugged in; settings, 
   );
   t.is(state.status.losses.length, 30, 'one loss per local step of the last round');
   t.is(state.status.device, 'cpu');
+  t.deepEqual(page.status(), state.status);
+  t.true(page.compared() > 60, 'every step of both rounds was compared');
+  t.deepEqual(page.differences, [], "the page's fold of the events it received is the backend's status");
   await backend.close();
 
   // Reopened on the same folder: everything chosen is still there, and the rounds too.
@@ -225,7 +260,8 @@ test('a training worker killed in the middle of a round is restarted and the rou
   let killed = false;
   worker.on('message', (message) => {
     // At the first training step: the native crash this guards against would come at any time.
-    if (!killed && message.type === 'progress' && message.progress.phase === 'training') {
+    const event = message.type === 'participant' ? message.event : undefined;
+    if (!killed && event?.type === 'progress' && event.data.phase === 'training') {
       killed = true;
       worker.kill();
     }

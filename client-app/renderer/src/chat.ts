@@ -32,21 +32,10 @@ export function chatView(ui: Ui): View & { onChat(event: ChatEvent): void } {
   const log = h('div', { class: 'chat-log', testid: 'chat-log', 'aria-live': 'polite' });
   const empty = h('p', { class: 'muted chat-empty' }, "Ask something the federation's data is about.");
   log.append(empty);
-  const input = h('textarea', {
-    id: 'chat-input',
-    testid: 'chat-input',
-    rows: 2,
-    placeholder: 'Write a message…',
-    'aria-label': 'Message',
-    oninput: () => refresh(),
-    onkeydown: (event: Event) => {
-      const key = event as KeyboardEvent;
-      if (key.key === 'Enter' && !key.shiftKey && !key.isComposing) {
-        key.preventDefault();
-        send();
-      }
-    },
-  });
+  const input = messageInput(
+    () => refresh(),
+    () => send(),
+  );
   const sendButton = h('button', { class: 'primary', testid: 'chat-send', onclick: () => send() }, 'Send');
   const unavailableWhy = h('p');
   const unavailable = h(
@@ -63,14 +52,6 @@ export function chatView(ui: Ui): View & { onChat(event: ChatEvent): void } {
     h('div', { class: 'chat-compose' }, input, sendButton),
     h('p', { class: 'hint' }, 'Enter sends; Shift+Enter starts a new line.'),
   );
-
-  const bubble = (who: 'you' | 'model', ...content: (Node | string)[]) =>
-    h(
-      'div',
-      { class: `bubble ${who}` },
-      h('span', { class: 'who' }, who === 'you' ? 'You' : 'Model'),
-      ...content,
-    );
 
   function finish(message?: string, event?: ChatEvent): void {
     if (!pending) return;
@@ -114,24 +95,7 @@ export function chatView(ui: Ui): View & { onChat(event: ChatEvent): void } {
     sendButton.textContent = pending ? 'Answering…' : 'Send';
   }
 
-  const root = h(
-    'section',
-    { class: 'page', testid: 'section-chat' },
-    h(
-      'header',
-      { class: 'page-head' },
-      h('h1', null, 'Try it'),
-      h(
-        'p',
-        { class: 'lead' },
-        'Talk to the model with what the federation has learned: the newest shared adapter this ' +
-          'computer has. Under each answer you see which one answered. It runs on this computer; ' +
-          'nothing you write here is sent anywhere.',
-      ),
-    ),
-    unavailable,
-    card,
-  );
+  const root = h('section', { class: 'page', testid: 'section-chat' }, chatHead(), unavailable, card);
 
   return {
     root,
@@ -179,4 +143,47 @@ export function answeredBy(source: ChatSource | undefined, words: string | undef
 
 export function chatHint(app: AppState): string {
   return chatBlocked(app) ? 'After the first round' : 'Ready';
+}
+
+function bubble(who: 'you' | 'model', ...content: (Node | string)[]): HTMLElement {
+  return h(
+    'div',
+    { class: `bubble ${who}` },
+    h('span', { class: 'who' }, who === 'you' ? 'You' : 'Model'),
+    ...content,
+  );
+}
+
+function chatHead(): HTMLElement {
+  return h(
+    'header',
+    { class: 'page-head' },
+    h('h1', null, 'Try it'),
+    h(
+      'p',
+      { class: 'lead' },
+      'Talk to the model with what the federation has learned: the newest shared adapter this ' +
+        'computer has. Under each answer you see which one answered. It runs on this computer; ' +
+        'nothing you write here is sent anywhere.',
+    ),
+  );
+}
+
+/** The message box: `changed` on every edit, `enter` on Enter (Shift+Enter starts a new line). */
+function messageInput(changed: () => void, enter: () => void): HTMLTextAreaElement {
+  return h('textarea', {
+    id: 'chat-input',
+    testid: 'chat-input',
+    rows: 2,
+    placeholder: 'Write a message…',
+    'aria-label': 'Message',
+    oninput: changed,
+    onkeydown: (event: Event) => {
+      const key = event as KeyboardEvent;
+      if (key.key === 'Enter' && !key.shiftKey && !key.isComposing) {
+        key.preventDefault();
+        enter();
+      }
+    },
+  });
 }

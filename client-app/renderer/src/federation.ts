@@ -56,10 +56,51 @@ export function federationDetails(s: FederationSummary): HTMLElement {
 }
 
 export function federationView(ui: Ui): View {
-  /** The invite's settings once checked, shown before joining. */
-  let inspected: FederationSummary | undefined;
-  let confirmingLeave = false;
+  const pending: Pending = { inspected: undefined, show: () => undefined };
+  const inviteForm = inviteCard(ui, pending);
+  const beforeJoining = beforeJoiningCard(ui, pending, inviteForm.invite);
+  pending.show = () => beforeJoining.root.scrollIntoView({ block: 'start', behavior: 'smooth' });
+  const member = memberCard(ui);
+  const root = h(
+    'section',
+    { class: 'page', testid: 'section-federation' },
+    h(
+      'header',
+      { class: 'page-head' },
+      h('h1', null, 'Federation'),
+      h(
+        'p',
+        { class: 'lead' },
+        'A federation is a group of people who train one shared model together. ' +
+          'Each computer learns from its own data; a coordinator combines what they learned.',
+      ),
+    ),
+    inviteForm.root,
+    beforeJoining.root,
+    member.root,
+  );
+  return {
+    root,
+    update(app: AppState) {
+      const joined = app.federation !== undefined;
+      inviteForm.root.hidden = joined;
+      beforeJoining.root.hidden = joined || !pending.inspected;
+      member.root.hidden = !joined;
+      for (const part of [inviteForm, beforeJoining, member]) part.update(app);
+    },
+  };
+}
 
+/** An invite checked but not joined yet, shared by the invite form and the card that shows it. */
+interface Pending {
+  /** The invite's settings once checked, shown before joining. */
+  inspected: FederationSummary | undefined;
+  /** Brings the settings into view. */
+  show(): void;
+}
+
+/** The name to join as, and the invite to check. */
+function inviteCard(ui: Ui, pending: Pending): View & { invite: HTMLTextAreaElement } {
   const displayName = h('input', {
     id: 'display-name',
     testid: 'display-name',
@@ -79,7 +120,7 @@ export function federationView(ui: Ui): View {
     placeholder: 'fedit-invite:…',
     // A changed invite must be checked again before anyone can join with it.
     oninput: () => {
-      inspected = undefined;
+      pending.inspected = undefined;
       ui.clearError('invite');
       ui.render();
     },
@@ -90,15 +131,45 @@ export function federationView(ui: Ui): View {
       class: 'primary',
       testid: 'invite-check',
       onclick: async () => {
-        inspected = await ui.act('invite', () => ui.api.inspectInvite(invite.value.trim()));
+        pending.inspected = await ui.act('invite', () => ui.api.inspectInvite(invite.value.trim()));
         ui.render();
-        if (inspected) inspectedCard.scrollIntoView({ block: 'start', behavior: 'smooth' });
+        if (pending.inspected) pending.show();
       },
     },
     'Check',
   );
   const inviteError = errorSlot('invite-error');
 
+  const root = h(
+    'div',
+    { class: 'card' },
+    h('label', { for: 'display-name' }, 'Your name'),
+    h('p', { class: 'hint' }, 'The organiser sees it next to your updates. You can leave it empty.'),
+    displayName,
+    displayNameError,
+    h('label', { for: 'invite' }, 'Invite'),
+    h('p', { class: 'hint' }, 'Paste the invite the organiser sent you. It is a single line.'),
+    invite,
+    h('div', { class: 'actions' }, check),
+    inviteError,
+  );
+
+  return {
+    root,
+    invite,
+    update(app) {
+      if (document.activeElement !== displayName) displayName.value = app.settings.displayName;
+      showError(displayNameError, ui.error('display-name'));
+      const checking = ui.busy('invite');
+      check.disabled = checking || !invite.value.trim();
+      check.textContent = checking ? 'Checking…' : 'Check';
+      showError(inviteError, ui.error('invite'));
+    },
+  };
+}
+
+/** What the federation of a checked invite will do, and the choice: join, or not. */
+function beforeJoiningCard(ui: Ui, pending: Pending, invite: HTMLTextAreaElement): View {
   const join = h(
     'button',
     {
@@ -106,7 +177,7 @@ export function federationView(ui: Ui): View {
       testid: 'join',
       onclick: async () => {
         if (await ui.act('join', () => ui.api.joinFederation(invite.value.trim()))) {
-          inspected = undefined;
+          pending.inspected = undefined;
           invite.value = '';
           ui.render();
         }
@@ -119,7 +190,7 @@ export function federationView(ui: Ui): View {
     {
       testid: 'invite-cancel',
       onclick: () => {
-        inspected = undefined;
+        pending.inspected = undefined;
         ui.clearError('join');
         ui.render();
       },
@@ -129,7 +200,7 @@ export function federationView(ui: Ui): View {
   const joinError = errorSlot('join-error');
   const inspectedName = h('h2', { testid: 'invite-name' });
   const inspectedDetails = h('div');
-  const inspectedCard = h(
+  const root = h(
     'div',
     { class: 'card emphasis', testid: 'invite-settings' },
     h('p', { class: 'eyebrow' }, 'Before you join'),
@@ -144,20 +215,26 @@ export function federationView(ui: Ui): View {
     joinError,
   );
 
-  const joinCard = h(
-    'div',
-    { class: 'card' },
-    h('label', { for: 'display-name' }, 'Your name'),
-    h('p', { class: 'hint' }, 'The organiser sees it next to your updates. You can leave it empty.'),
-    displayName,
-    displayNameError,
-    h('label', { for: 'invite' }, 'Invite'),
-    h('p', { class: 'hint' }, 'Paste the invite the organiser sent you. It is a single line.'),
-    invite,
-    h('div', { class: 'actions' }, check),
-    inviteError,
-  );
+  const renderInspected = memo((s: FederationSummary | undefined) => {
+    inspectedName.textContent = s?.name ?? '';
+    inspectedDetails.replaceChildren(...(s ? [federationDetails(s)] : []));
+  });
+  return {
+    root,
+    update() {
+      renderInspected(pending.inspected);
+      const joining = ui.busy('join');
+      join.disabled = joining;
+      join.textContent = joining ? 'Joining…' : 'Join';
+      cancel.disabled = joining;
+      showError(joinError, ui.error('join'));
+    },
+  };
+}
 
+/** The federation this computer is in, and the way out. */
+function memberCard(ui: Ui): View {
+  let confirmingLeave = false;
   const leave = h(
     'button',
     {
@@ -194,9 +271,44 @@ export function federationView(ui: Ui): View {
     },
     'Stay',
   );
-  // Leaving only forgets the federation here: the coordinator has no "leave" message, so it keeps
-  // counting this participant as eligible until its operator removes them. Say so before it happens.
-  const leaveQuestion = h(
+  const leaveQuestion = leaveQuestionBox(leaveConfirm, leaveCancel);
+  const leaveError = errorSlot('leave-error');
+  const joinedName = h('h2', { testid: 'federation-name' });
+  const joinedDetails = h('div');
+  const root = h(
+    'div',
+    { class: 'card', testid: 'federation-summary' },
+    h('p', { class: 'eyebrow ok' }, 'You are a member'),
+    joinedName,
+    joinedDetails,
+    h('div', { class: 'actions' }, leave),
+    leaveQuestion,
+    leaveError,
+  );
+
+  const renderJoined = memo((s: FederationSummary | undefined) => {
+    joinedName.textContent = s?.name ?? '';
+    joinedDetails.replaceChildren(...(s ? [federationDetails(s)] : []));
+  });
+  return {
+    root,
+    update(app) {
+      renderJoined(app.federation);
+      leave.hidden = confirmingLeave;
+      leaveQuestion.hidden = !confirmingLeave;
+      leaveConfirm.disabled = ui.busy('leave');
+      showError(leaveError, ui.error('leave'));
+    },
+  };
+}
+
+/**
+ * Are you sure? Leaving only forgets the federation here: the coordinator has no "leave" message,
+ * so it keeps counting this participant as eligible until its operator removes them. Say so
+ * before it happens.
+ */
+function leaveQuestionBox(confirm: HTMLElement, cancel: HTMLElement): HTMLElement {
+  return h(
     'div',
     { class: 'confirm', testid: 'leave-question' },
     h('p', { class: 'box-title' }, 'Leave this federation?'),
@@ -213,79 +325,8 @@ export function federationView(ui: Ui): View {
       'It still counts you as a participant and may still pick you for rounds. To be removed, ' +
         "ask the federation's organiser (who sent you the invite) to remove you.",
     ),
-    h('div', { class: 'actions' }, leaveConfirm, leaveCancel),
+    h('div', { class: 'actions' }, confirm, cancel),
   );
-  const leaveError = errorSlot('leave-error');
-  const joinedName = h('h2', { testid: 'federation-name' });
-  const joinedDetails = h('div');
-  const joinedCard = h(
-    'div',
-    { class: 'card', testid: 'federation-summary' },
-    h('p', { class: 'eyebrow ok' }, 'You are a member'),
-    joinedName,
-    joinedDetails,
-    h('div', { class: 'actions' }, leave),
-    leaveQuestion,
-    leaveError,
-  );
-
-  const renderInspected = memo((s: FederationSummary | undefined) => {
-    inspectedName.textContent = s?.name ?? '';
-    inspectedDetails.replaceChildren(...(s ? [federationDetails(s)] : []));
-  });
-  const renderJoined = memo((s: FederationSummary | undefined) => {
-    joinedName.textContent = s?.name ?? '';
-    joinedDetails.replaceChildren(...(s ? [federationDetails(s)] : []));
-  });
-
-  const root = h(
-    'section',
-    { class: 'page', testid: 'section-federation' },
-    h(
-      'header',
-      { class: 'page-head' },
-      h('h1', null, 'Federation'),
-      h(
-        'p',
-        { class: 'lead' },
-        'A federation is a group of people who train one shared model together. ' +
-          'Each computer learns from its own data; a coordinator combines what they learned.',
-      ),
-    ),
-    joinCard,
-    inspectedCard,
-    joinedCard,
-  );
-
-  return {
-    root,
-    update(app: AppState) {
-      const joined = app.federation !== undefined;
-      joinCard.hidden = joined;
-      inspectedCard.hidden = joined || !inspected;
-      joinedCard.hidden = !joined;
-
-      if (document.activeElement !== displayName) displayName.value = app.settings.displayName;
-      showError(displayNameError, ui.error('display-name'));
-      const checking = ui.busy('invite');
-      check.disabled = checking || !invite.value.trim();
-      check.textContent = checking ? 'Checking…' : 'Check';
-      showError(inviteError, ui.error('invite'));
-
-      renderInspected(inspected);
-      const joining = ui.busy('join');
-      join.disabled = joining;
-      join.textContent = joining ? 'Joining…' : 'Join';
-      cancel.disabled = joining;
-      showError(joinError, ui.error('join'));
-
-      renderJoined(app.federation);
-      leave.hidden = confirmingLeave;
-      leaveQuestion.hidden = !confirmingLeave;
-      leaveConfirm.disabled = ui.busy('leave');
-      showError(leaveError, ui.error('leave'));
-    },
-  };
 }
 
 /** One line for the navigation. */

@@ -1,7 +1,9 @@
 // The fedit desktop app's page. It talks to the world only through `window.fedit` (FeditAppApi,
 // src/app/api.ts): Electron's preload provides it, or the development shell over a WebSocket.
-// It renders from AppState (and LiveStatus events) and holds no state of its own beyond what
-// people type and which section they look at.
+// It renders from AppState, kept current by the backend's events: snapshots ('state', 'status')
+// and the participant's own events, folded into the live status with the backend's reducer
+// (src/app/live-status.ts, pure). It holds no state of its own beyond what people type and which
+// section they look at.
 //
 // Test ids (data-testid), stable for the browser tests. One section shows at a time: click its
 // nav-* button first (or open the page with #federation, #model, #data, #training or #chat).
@@ -35,7 +37,8 @@
 //   try it       section-chat, chat-unavailable, chat-log, chat-input, chat-send, chat-reply (the
 //                newest reply only; class "streaming" until done; an error shows inside it)
 
-import type { AppState, FeditAppApi } from '../../src/app/api.ts';
+import type { AppEvent, AppState, FeditAppApi } from '../../src/app/api.ts';
+import { reduceLiveStatus } from '../../src/app/live-status.ts';
 import { chatBlocked, chatHint, chatView } from './chat.ts';
 import { dataHint, dataView } from './data.ts';
 import { h, messageOf } from './dom.ts';
@@ -53,6 +56,9 @@ declare global {
 }
 
 type StepState = 'done' | 'todo' | 'busy' | 'problem';
+
+/** How long progress waits to be drawn, so that fast steps are drawn together. */
+const PROGRESS_RENDER_MS = 100;
 
 interface Section {
   id: SectionId;
@@ -76,23 +82,111 @@ function firstOpenStep(app: AppState): SectionId {
 function boot(api: FeditAppApi, mount: HTMLElement): void {
   let app: AppState | undefined;
   let current: SectionId | undefined;
+  const ui = controls(api, {
+    render,
+    go,
+    answered: (state) => {
+      app = state;
+    },
+  });
+
+  const welcome = welcomeView(ui);
+  const chat = chatView(ui);
+  const sections = sectionsOf(ui, chat);
+  const layout = pageLayout(sections, go);
+  const loading = h('p', { class: 'loading', testid: 'loading' }, 'Starting…');
+  const fatal = h('div', { class: 'status-box problem fatal', testid: 'app-error', role: 'alert' });
+  fatal.hidden = true;
+  welcome.root.hidden = true;
+  layout.root.hidden = true;
+  mount.replaceChildren(loading, fatal, welcome.root, layout.root);
+
+  function go(id: SectionId): void {
+    current = id;
+    window.history.replaceState(null, '', `#${id}`);
+    render();
+    layout.main.scrollTo({ top: 0 });
+  }
+
+  function render(): void {
+    loading.hidden = app !== undefined || !fatal.hidden;
+    if (!app) return;
+    const firstRun = !app.identity;
+    welcome.root.hidden = !firstRun;
+    layout.root.hidden = firstRun;
+    if (firstRun) return welcome.update(app);
+    const fromHash = location.hash.slice(1);
+    current ??= sections.some((s) => s.id === fromHash) ? (fromHash as SectionId) : firstOpenStep(app);
+    layout.update(app, current);
+  }
+
+  function showFatal(message: string): void {
+    fatal.replaceChildren(
+      h('p', { class: 'box-title' }, 'fedit cannot reach its background service'),
+      h('p', null, message),
+      h('p', null, 'Close fedit and open it again. If this keeps happening, the logs say more.'),
+    );
+    fatal.hidden = false;
+    render();
+  }
+
+  addEventListener('hashchange', () => {
+    const id = location.hash.slice(1);
+    if (sections.some((s) => s.id === id) && id !== current) go(id as SectionId);
+  });
+
+  // Training steps on small models come faster than a page needs to redraw: progress within
+  // PROGRESS_RENDER_MS is drawn once (a change of state is drawn at once).
+  let renderTimer: ReturnType<typeof setTimeout> | undefined;
+  const draw = { now: render, soon: () => (renderTimer ??= setTimeout(drawLater, PROGRESS_RENDER_MS)) };
+  function drawLater(): void {
+    renderTimer = undefined;
+    render();
+  }
+
+  let gotState = false;
+  api.onEvent((event) => {
+    if (event.type === 'chat') return chat.onChat(event);
+    gotState ||= event.type === 'state';
+    const next = afterEvent(app, event);
+    app = next.app;
+    if (next.draw) draw[next.draw]();
+  });
+  api.getState().then(
+    (state) => {
+      // A 'state' event that came in meanwhile is newer than this answer.
+      if (!gotState) app = state;
+      render();
+    },
+    (error: unknown) => showFatal(messageOf(error)),
+  );
+}
+
+/**
+ * What the views get (./ui.ts): the API, and each control's busy flag and last error around the
+ * calls it makes. An AppState a call answers becomes the page's state (`answered`).
+ */
+function controls(
+  api: FeditAppApi,
+  page: { render(): void; go(id: SectionId): void; answered(state: AppState): void },
+): Ui {
   const busy = new Set<string>();
   const errors = new Map<string, string>();
-
-  const ui: Ui = {
+  const { render } = page;
+  return {
     api,
     busy: (key) => busy.has(key),
     error: (key) => errors.get(key),
     clearError: (key) => void errors.delete(key),
     render,
-    go,
+    go: (id) => page.go(id),
     async act(key, call) {
       busy.add(key);
       errors.delete(key);
       render();
       try {
         const result = await call();
-        if (isAppState(result)) app = result;
+        if (isAppState(result)) page.answered(result);
         return result;
       } catch (error) {
         errors.set(key, messageOf(error));
@@ -103,10 +197,27 @@ function boot(api: FeditAppApi, mount: HTMLElement): void {
       }
     },
   };
+}
 
-  const welcome = welcomeView(ui);
-  const chat = chatView(ui);
-  const sections: Section[] = [
+/**
+ * The page's state after one of the backend's events, and how soon to draw it. The participant's
+ * own events are folded into the live status as the backend folded them (src/app/live-status.ts).
+ */
+function afterEvent(
+  app: AppState | undefined,
+  event: Exclude<AppEvent, { type: 'chat' }>,
+): { app: AppState | undefined; draw?: 'now' | 'soon' } {
+  if (event.type === 'state') return { app: event.state, draw: 'now' };
+  if (!app) return { app };
+  if (event.type === 'status') return { app: { ...app, status: event.status }, draw: 'now' };
+  const status = reduceLiveStatus(app.status, event.event);
+  if (status === app.status) return { app };
+  return { app: { ...app, status }, draw: status.state === app.status.state ? 'soon' : 'now' };
+}
+
+/** The five steps of the page, in order. */
+function sectionsOf(ui: Ui, chat: View): Section[] {
+  return [
     {
       id: 'federation',
       title: 'Federation',
@@ -150,7 +261,10 @@ function boot(api: FeditAppApi, mount: HTMLElement): void {
       step: (a) => (chatBlocked(a) === undefined ? 'done' : 'todo'),
     },
   ];
+}
 
+/** The sidebar (one button per step, the identity), the sections, and "Continue" after each first step. */
+function pageLayout(sections: Section[], go: (id: SectionId) => void) {
   const nav = sections.map((section, i) => {
     const hint = h('small', { class: 'nav-hint', testid: `nav-${section.id}-hint` });
     const button = h(
@@ -194,89 +308,25 @@ function boot(api: FeditAppApi, mount: HTMLElement): void {
     ),
     main,
   );
-  const loading = h('p', { class: 'loading', testid: 'loading' }, 'Starting…');
-  const fatal = h('div', { class: 'status-box problem fatal', testid: 'app-error', role: 'alert' });
-  fatal.hidden = true;
-  welcome.root.hidden = true;
-  shell.hidden = true;
-  mount.replaceChildren(loading, fatal, welcome.root, shell);
-
-  function go(id: SectionId): void {
-    current = id;
-    window.history.replaceState(null, '', `#${id}`);
-    render();
-    main.scrollTo({ top: 0 });
-  }
-
-  function render(): void {
-    loading.hidden = app !== undefined || !fatal.hidden;
-    if (!app) return;
-    const firstRun = !app.identity;
-    welcome.root.hidden = !firstRun;
-    shell.hidden = firstRun;
-    if (firstRun) {
-      welcome.update(app);
-      return;
-    }
-    const fromHash = location.hash.slice(1);
-    current ??= sections.some((s) => s.id === fromHash) ? (fromHash as SectionId) : firstOpenStep(app);
-    for (const section of sections) {
-      section.view.root.hidden = section.id !== current;
-      section.view.update(app);
-    }
-    for (const { section, button, hint } of nav) {
-      button.dataset.state = section.step(app);
-      if (section.id === current) button.setAttribute('aria-current', 'page');
-      else button.removeAttribute('aria-current');
-      hint.textContent = section.hint(app);
-    }
-    for (const { section, button } of nextButtons) button.hidden = section.step(app) !== 'done';
-    identity.textContent = grouped(app.identity ?? '', 4);
-    identity.title = app.identity ?? '';
-  }
-
-  function showFatal(message: string): void {
-    fatal.replaceChildren(
-      h('p', { class: 'box-title' }, 'fedit cannot reach its background service'),
-      h('p', null, message),
-      h('p', null, 'Close fedit and open it again. If this keeps happening, the logs say more.'),
-    );
-    fatal.hidden = false;
-    render();
-  }
-
-  addEventListener('hashchange', () => {
-    const id = location.hash.slice(1);
-    if (sections.some((s) => s.id === id) && id !== current) go(id as SectionId);
-  });
-
-  let gotState = false;
-  api.onEvent((event) => {
-    switch (event.type) {
-      case 'state':
-        gotState = true;
-        app = event.state;
-        render();
-        break;
-      case 'status':
-        if (app) {
-          app = { ...app, status: event.status };
-          render();
-        }
-        break;
-      case 'chat':
-        chat.onChat(event);
-        break;
-    }
-  });
-  api.getState().then(
-    (state) => {
-      // A 'state' event that came in meanwhile is newer than this answer.
-      if (!gotState) app = state;
-      render();
+  return {
+    root: shell,
+    main,
+    update(app: AppState, current: SectionId): void {
+      for (const section of sections) {
+        section.view.root.hidden = section.id !== current;
+        section.view.update(app);
+      }
+      for (const { section, button, hint } of nav) {
+        button.dataset.state = section.step(app);
+        if (section.id === current) button.setAttribute('aria-current', 'page');
+        else button.removeAttribute('aria-current');
+        hint.textContent = section.hint(app);
+      }
+      for (const { section, button } of nextButtons) button.hidden = section.step(app) !== 'done';
+      identity.textContent = grouped(app.identity ?? '', 4);
+      identity.title = app.identity ?? '';
     },
-    (error: unknown) => showFatal(messageOf(error)),
-  );
+  };
 }
 
 const mount = document.getElementById('app');

@@ -31,59 +31,7 @@ export function welcomeView(ui: Ui): View {
           'without showing anyone your data. Your computer learns from your examples and sends only ' +
           'what it learned, never the examples themselves.',
       ),
-      h(
-        'div',
-        { class: 'two-columns' },
-        h(
-          'div',
-          { class: 'panel stays' },
-          h('h2', null, 'Stays on this computer'),
-          h(
-            'ul',
-            null,
-            h('li', null, h('strong', null, 'Your data'), ', always. It is read here and never sent.'),
-            h('li', null, h('strong', null, 'The model'), ' you train on.'),
-            h('li', null, h('strong', null, 'Your keys'), ', which prove that your updates come from you.'),
-            h('li', null, h('strong', null, 'Your chats'), ' in Try it: the model answers here.'),
-            h(
-              'li',
-              null,
-              h('strong', null, 'How training went'),
-              ' on your computer (the loss, the logs), unless you send the logs yourself.',
-            ),
-          ),
-        ),
-        h(
-          'div',
-          { class: 'panel leaves' },
-          h('h2', null, 'Leaves this computer'),
-          h(
-            'ul',
-            null,
-            h(
-              'li',
-              null,
-              'Only ',
-              h('strong', null, 'updates of a small adapter'),
-              ' that your computer trains: a few numbers that nudge the shared model.',
-            ),
-            h('li', null, 'They are encrypted for the coordinator and signed with your key.'),
-            h(
-              'li',
-              null,
-              'With each update, ',
-              h('strong', null, 'how many examples'),
-              ' it was trained on: the coordinator gives updates from more examples more weight.',
-            ),
-            h(
-              'li',
-              null,
-              'When you join: your public key and the name you choose. While fedit runs: that you are online.',
-            ),
-            h('li', null, 'Nothing of your data: no text, no file names, no examples.'),
-          ),
-        ),
-      ),
+      whatStaysAndWhatLeaves(),
       h(
         'p',
         { class: 'muted' },
@@ -106,4 +54,61 @@ export function welcomeView(ui: Ui): View {
       showError(error, ui.error('create-identity'));
     },
   };
+}
+
+/** The promise, in two columns: what stays on this computer, and what leaves it. */
+function whatStaysAndWhatLeaves(): HTMLElement {
+  return h(
+    'div',
+    { class: 'two-columns' },
+    h(
+      'div',
+      { class: 'panel stays' },
+      h('h2', null, 'Stays on this computer'),
+      h(
+        'ul',
+        null,
+        h('li', null, h('strong', null, 'Your data'), ', always. It is read here and never sent.'),
+        h('li', null, h('strong', null, 'The model'), ' you train on.'),
+        h('li', null, h('strong', null, 'Your keys'), ', which prove that your updates come from you.'),
+        h('li', null, h('strong', null, 'Your chats'), ' in Try it: the model answers here.'),
+        h(
+          'li',
+          null,
+          h('strong', null, 'How training went'),
+          ' on your computer (the loss, the logs), unless you send the logs yourself.',
+        ),
+      ),
+    ),
+    h(
+      'div',
+      { class: 'panel leaves' },
+      h('h2', null, 'Leaves this computer'),
+      h(
+        'ul',
+        null,
+        h(
+          'li',
+          null,
+          'Only ',
+          h('strong', null, 'updates of a small adapter'),
+          ' that your computer trains: a few numbers that nudge the shared model.',
+        ),
+        h('li', null, 'They are encrypted for the coordinator and signed with your key.'),
+        h(
+          'li',
+          null,
+          'With each update, ',
+          h('strong', null, 'how many examples'),
+          ' it was trained on: the coordinator gives updates from more examples more weight.',
+        ),
+        h(
+          'li',
+          null,
+          'When you join: your public key and the name you choose. While fedit runs: that you are online.',
+        ),
+        h('li', null, 'Nothing of your data: no text, no file names, no examples.'),
+      ),
+    ),
+  );
 }

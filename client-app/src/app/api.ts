@@ -8,7 +8,7 @@
 // treated as untrusted).
 
 import type { DatasetReport, PreviewSegment } from '../core/data/index.ts';
-import type { ParticipantStatus, RoundHistoryEntry } from '../core/federation/index.ts';
+import type { ParticipantEvents, ParticipantStatus, RoundHistoryEntry } from '../core/federation/index.ts';
 
 /** The participant's settings (stored in the OS user-data folder). */
 export interface AppSettings {
@@ -84,6 +84,8 @@ export interface LiveStatus {
   };
   /** Loss per local step of the current round, for the chart. */
   losses: number[];
+  /** The round `losses` belong to. */
+  lossesRound?: number;
   /** Why training is paused (state 'paused'): the person, or a limit from the settings. */
   pausedBy?: 'you' | 'power' | 'idle';
 }
@@ -107,9 +109,23 @@ export interface AppState {
   cpuThreads: number;
 }
 
+/**
+ * One event of the participant (core/federation), exactly as it emitted it: the event's name and
+ * its one argument. The worker forwards these unchanged, the backend passes those of the current
+ * run on to the page unchanged, and both fold them into the LiveStatus with reduceLiveStatus
+ * (./live-status.ts): one vocabulary from the trainer to the page.
+ */
+export type ParticipantEvent = {
+  [K in keyof ParticipantEvents]: { type: K; data: ParticipantEvents[K][0] };
+}[keyof ParticipantEvents];
+
 export type AppEvent =
+  /** Everything, after a change the backend made (a choice, a round recorded, the worker's state). */
   | { type: 'state'; state: AppState }
+  /** The live status after a change of the backend's own (paused, crashed, finished, ...). */
   | { type: 'status'; status: LiveStatus }
+  /** An event of the participant taking part now: fold it into the status with reduceLiveStatus. */
+  | { type: 'participant'; event: ParticipantEvent }
   /**
    * A piece of a chat reply: append `text` to what came before with the same id. The last event
    * has `done` and says what the reply was generated with: in words in `adapter`, as data in

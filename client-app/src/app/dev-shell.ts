@@ -74,63 +74,23 @@ export async function startDevShell(options: DevShellOptions): Promise<DevShell>
         backend.log.info(`the logs are in ${path} (the development shell cannot open folders)`);
       }),
   });
-  const token = randomBytes(24).toString('hex');
-  let origin = '';
-  let host = '';
-
+  const site: Site = { token: randomBytes(24).toString('hex'), host: '', origin: '' };
+  const { token } = site;
   const server = createServer((req, res) => {
-    void serveHttp(req, res).catch((error: unknown) => {
+    void servePage(req, res, site, rendererDir).catch((error: unknown) => {
       if (!res.headersSent)
         send(res, 500, 'text/plain; charset=utf-8', `dev shell: ${(error as Error).message}\n`);
       else res.destroy();
     });
   });
 
-  const serveHttp = async (req: IncomingMessage, res: ServerResponse) => {
-    if (req.headers.host !== host) return send(res, 421, 'text/plain', 'wrong host\n');
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'GET only\n');
-    const url = new URL(req.url ?? '/', origin);
-    const path = url.pathname;
-    if (path === '/' || path === '/index.html') {
-      if (!sameToken(url.searchParams.get('token'), token)) {
-        return send(
-          res,
-          403,
-          'text/plain; charset=utf-8',
-          'open the URL the development shell printed (it carries a token)\n',
-        );
-      }
-      const html = await readFile(join(rendererDir, 'index.html'), 'utf8');
-      // The API script before the page's own, as Electron's preload runs before them.
-      const tag = '<script src="/fedit-api.js"></script>\n    ';
-      const at = html.search(/<script\b/i);
-      const withApi =
-        at >= 0 ? html.slice(0, at) + tag + html.slice(at) : html.replace(/<\/head>/i, `${tag}</head>`);
-      return send(res, 200, STATIC_TYPES['.html'], withApi);
-    }
-    if (path === '/fedit-api.js') return send(res, 200, 'text/javascript; charset=utf-8', pageApiScript());
-    if (path.endsWith('.js')) {
-      const entry = join(rendererDir, 'src', `${path.slice(1, -3)}.ts`);
-      if (!insideDir(entry, join(rendererDir, 'src')) || !(await isFile(entry))) {
-        return send(res, 404, 'text/plain', 'not found\n');
-      }
-      return send(res, 200, 'text/javascript; charset=utf-8', await bundle(entry));
-    }
-    const file = join(rendererDir, normalize(decodeURIComponent(path)));
-    const type = STATIC_TYPES[extname(file)];
-    if (!type || !insideDir(file, rendererDir) || !(await isFile(file))) {
-      return send(res, 404, 'text/plain', 'not found\n');
-    }
-    return send(res, 200, type, await readFile(file));
-  };
-
   const sockets = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   server.on('upgrade', (req, socket: Socket, head) => {
-    const url = new URL(req.url ?? '/', origin);
+    const url = new URL(req.url ?? '/', site.origin);
     const allowed =
       url.pathname === '/api' &&
-      req.headers.host === host &&
-      req.headers.origin === origin &&
+      req.headers.host === site.host &&
+      req.headers.origin === site.origin &&
       sameToken(url.searchParams.get('token'), token);
     if (!allowed) {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
@@ -150,12 +110,12 @@ export async function startDevShell(options: DevShellOptions): Promise<DevShell>
     server.listen(options.port ?? 0, '127.0.0.1', () => ready());
   });
   const port = (server.address() as AddressInfo).port;
-  host = `127.0.0.1:${port}`;
-  origin = `http://${host}`;
-  backend.log.info(`development shell listening on ${origin}`);
+  site.host = `127.0.0.1:${port}`;
+  site.origin = `http://${site.host}`;
+  backend.log.info(`development shell listening on ${site.origin}`);
 
   return {
-    url: `${origin}/?token=${token}`,
+    url: `${site.origin}/?token=${token}`,
     backend,
     worker,
     async close() {
@@ -168,6 +128,54 @@ export async function startDevShell(options: DevShellOptions): Promise<DevShell>
       await backend.close();
     },
   };
+}
+
+/** Where the page is served, and the token that opens it. */
+interface Site {
+  token: string;
+  /** 127.0.0.1:<port>, once listening. */
+  host: string;
+  origin: string;
+}
+
+/** The page, its scripts (bundled on the fly) and its files, to the page's own URL only. */
+async function servePage(req: IncomingMessage, res: ServerResponse, site: Site, rendererDir: string) {
+  const { host, origin, token } = site;
+  if (req.headers.host !== host) return send(res, 421, 'text/plain', 'wrong host\n');
+  if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'GET only\n');
+  const url = new URL(req.url ?? '/', origin);
+  const path = url.pathname;
+  if (path === '/' || path === '/index.html') {
+    if (!sameToken(url.searchParams.get('token'), token)) {
+      return send(
+        res,
+        403,
+        'text/plain; charset=utf-8',
+        'open the URL the development shell printed (it carries a token)\n',
+      );
+    }
+    const html = await readFile(join(rendererDir, 'index.html'), 'utf8');
+    // The API script before the page's own, as Electron's preload runs before them.
+    const tag = '<script src="/fedit-api.js"></script>\n    ';
+    const at = html.search(/<script\b/i);
+    const withApi =
+      at >= 0 ? html.slice(0, at) + tag + html.slice(at) : html.replace(/<\/head>/i, `${tag}</head>`);
+    return send(res, 200, STATIC_TYPES['.html'], withApi);
+  }
+  if (path === '/fedit-api.js') return send(res, 200, 'text/javascript; charset=utf-8', pageApiScript());
+  if (path.endsWith('.js')) {
+    const entry = join(rendererDir, 'src', `${path.slice(1, -3)}.ts`);
+    if (!insideDir(entry, join(rendererDir, 'src')) || !(await isFile(entry))) {
+      return send(res, 404, 'text/plain', 'not found\n');
+    }
+    return send(res, 200, 'text/javascript; charset=utf-8', await bundle(entry));
+  }
+  const file = join(rendererDir, normalize(decodeURIComponent(path)));
+  const type = STATIC_TYPES[extname(file)];
+  if (!type || !insideDir(file, rendererDir) || !(await isFile(file))) {
+    return send(res, 404, 'text/plain', 'not found\n');
+  }
+  return send(res, 200, type, await readFile(file));
 }
 
 // ---- the API over the socket ---------------------------------------------------------------------

@@ -8,6 +8,8 @@
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import type { AppSettings } from './api.ts';
+import type { AppLog } from './app-log.ts';
 
 /** The ONNX bytes of `y = x + x` for float32[2] (kernels' serializeModel of a Graph with one Add). */
 const PROBE_MODEL =
@@ -76,4 +78,44 @@ export function probeWebGpu(
       resolve({ available: false, reason: line.slice(0, 300) });
     });
   });
+}
+
+/**
+ * Which provider training is asked to use (the setting, and whether there is a GPU), and which the
+ * status shows: what the trainer last reported it started on, while the provider asked for is
+ * still the same (a GPU that failed on the real graph fails again).
+ */
+export class TrainingDevice {
+  gpuAvailable = false;
+  #trainedOn: { asked: 'cpu' | 'webgpu'; used: 'cpu' | 'webgpu' } | undefined;
+
+  /** Finds out whether WebGPU runs here with `probe`; a probe that fails counts as no. */
+  async probe(probe: () => Promise<boolean>, log: AppLog): Promise<void> {
+    try {
+      this.gpuAvailable = await probe();
+      log.info(`WebGPU ${this.gpuAvailable ? 'is available' : 'is not available'} on this machine`);
+    } catch (error) {
+      log.warn(`the WebGPU probe failed: ${(error as Error).message}`);
+    }
+  }
+
+  asked(setting: AppSettings['device']): 'cpu' | 'webgpu' {
+    if (setting === 'cpu') return 'cpu';
+    return this.gpuAvailable ? 'webgpu' : 'cpu';
+  }
+
+  shown(setting: AppSettings['device']): 'cpu' | 'webgpu' {
+    const trained = this.#trainedOn;
+    const asked = this.asked(setting);
+    return trained?.asked === asked ? trained.used : asked;
+  }
+
+  /** The trainer started on `provider`: shown from now on, and in the log if it was not the one asked for. */
+  trainerStarted(setting: AppSettings['device'], provider: string, log: AppLog): void {
+    const trainedOn = { asked: this.asked(setting), used: provider === 'webgpu' ? 'webgpu' : 'cpu' } as const;
+    this.#trainedOn = trainedOn;
+    if (trainedOn.asked !== trainedOn.used) {
+      log.warn(`training was asked to run on ${trainedOn.asked} but runs on ${trainedOn.used}`);
+    }
+  }
 }

@@ -1,8 +1,6 @@
 // The federation as the app shows it: its settings, and what matters for privacy, in words.
 
-import type { RoundHistoryEntry } from '../core/federation/participant.ts';
-import type { FederationSettings } from '../core/federation/settings.ts';
-import type { Membership } from '../core/federation/store.ts';
+import type { FederationSettings, Membership, RoundHistoryEntry } from '../core/federation/index.ts';
 import type { FederationSummary } from './api.ts';
 
 /** "sha256:0123456789ab…" */

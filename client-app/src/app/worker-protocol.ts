@@ -13,12 +13,8 @@
 // carries it (utilityProcess's parentPort, child_process IPC, an in-memory pair).
 
 import type { DatasetReport, PreviewSegment } from '../core/data/index.ts';
-import type {
-  ProgressEvent,
-  RoundHistoryEntry,
-  StatusEvent,
-  PromptTemplateName,
-} from '../core/federation/index.ts';
+import type { ParticipantEvents, PromptTemplateName } from '../core/federation/index.ts';
+import type { ParticipantEvent } from './api.ts';
 
 /** What the participant runs with: the options of the core's Participant the app sets. */
 export interface RunOptions {
@@ -88,16 +84,28 @@ export interface WireError {
   message: string;
 }
 
+/**
+ * Every event the participant emits, forwarded as it is (the record makes the compiler ask for a
+ * decision when the participant gains one).
+ */
+export const PARTICIPANT_EVENT_NAMES = Object.keys({
+  status: true,
+  report: true,
+  progress: true,
+  'round-open': true,
+  round: true,
+  connection: true,
+  warning: true,
+  settings: true,
+  device: true,
+} satisfies Record<keyof ParticipantEvents, true>) as (keyof ParticipantEvents)[];
+
 export type FromWorker =
   | { type: 'ready'; pid: number }
-  | { type: 'status'; runId: number; status: StatusEvent }
-  | { type: 'progress'; runId: number; progress: ProgressEvent }
-  | { type: 'report'; runId: number; report: DatasetReport }
-  | { type: 'round-open'; runId: number; round: number; selected: boolean; deadline: number }
-  | { type: 'round'; runId: number; entry: RoundHistoryEntry }
-  /** Where training runs: the provider the trainer started with (a failing GPU falls back to the CPU). */
-  | { type: 'device'; runId: number; provider: 'cpu' | 'webgpu' }
-  | { type: 'warning'; runId?: number; message: string }
+  /** An event of run `runId`'s participant, unchanged. */
+  | { type: 'participant'; runId: number; event: ParticipantEvent }
+  /** Something the worker itself worked around. */
+  | { type: 'warning'; message: string }
   /** The participant stopped: the federation is over, it was paused or stopped, or it failed. */
   | {
       type: 'ended';

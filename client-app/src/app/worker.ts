@@ -7,16 +7,17 @@ import { loadCheckpoint, loadTokenizer } from '@fedit/kernels';
 import { FeditError } from '@fedit/shared';
 import { openChatSession, type ChatSession } from '../core/chat.ts';
 import { prepareDataset, previewExample } from '../core/data/index.ts';
-import { Participant } from '../core/federation/index.ts';
+import { Participant, type ParticipantEvents } from '../core/federation/index.ts';
+import type { ParticipantEvent } from './api.ts';
 import { ChatAdapters } from './chat-adapter.ts';
-import type {
-  FromWorker,
-  Job,
-  JobResults,
-  KnownAdapter,
-  RunOptions,
-  WireError,
-  WorkerPort,
+import {
+  PARTICIPANT_EVENT_NAMES,
+  type FromWorker,
+  type Job,
+  type JobResults,
+  type RunOptions,
+  type WireError,
+  type WorkerPort,
 } from './worker-protocol.ts';
 
 export { CHAT_ADAPTERS_DIR } from './chat-adapter.ts';
@@ -59,9 +60,6 @@ export function runTrainingWorker(port: WorkerPort, options: TrainingWorkerOptio
     post({ type: 'chat-model', loaded, why }),
   );
   const chatAdapters = new ChatAdapters();
-  /** The newest global adapter a run of this worker saw close, to fetch for chat when the run ends. */
-  let newestSeen: (KnownAdapter & { home: string; federationId: string }) | undefined;
-
   const halt = async (why: 'pause' | 'stop') => {
     const current = running;
     if (!current) return;
@@ -71,58 +69,10 @@ export function runTrainingWorker(port: WorkerPort, options: TrainingWorkerOptio
   };
 
   const begin = (run: RunOptions, runId: number) => {
-    // A run fetches, when it ends, only an adapter it saw itself (an earlier run may have been in
-    // another federation).
-    newestSeen = undefined;
-    const controller = new AbortController();
-    const participant = new Participant();
-    participant.on('status', (status) => post({ type: 'status', runId, status }));
-    participant.on('progress', (progress) => post({ type: 'progress', runId, progress }));
-    participant.on('report', (report) => post({ type: 'report', runId, report }));
-    participant.on('round-open', (open) => post({ type: 'round-open', runId, ...open }));
-    participant.on('round', (entry) => {
-      post({ type: 'round', runId, entry });
-      if (entry.outcome !== 'aggregated' || !entry.adapterHash) return;
-      // Fetched now, over the participant's connection, so the chat has it at once.
-      newestSeen = {
-        round: entry.round,
-        hash: entry.adapterHash,
-        home: run.home,
-        federationId: run.federationId,
-      };
-      chatAdapters.fetch(run.home, run.federationId, entry.adapterHash, participant).catch(() => undefined); // the chat tries again, and says so if it cannot
+    const current = takePart(run, runId, post, chatAdapters);
+    current.done = current.done.finally(() => {
+      if (running === current) running = undefined;
     });
-    participant.on('warning', (message) => post({ type: 'warning', runId, message }));
-    participant.on('device', (provider) =>
-      post({ type: 'device', runId, provider: provider === 'webgpu' ? 'webgpu' : 'cpu' }),
-    );
-    const current: Running = { run, runId, participant, controller, done: Promise.resolve() };
-    current.done = participant
-      .start({
-        home: run.home,
-        federationId: run.federationId,
-        modelDir: run.modelDir,
-        dataFiles: run.dataFiles,
-        provider: run.provider,
-        threads: run.threads > 0 ? run.threads : undefined,
-        signal: controller.signal,
-      })
-      .then(
-        (result) => {
-          const reason = current.stopping === 'pause' ? 'paused' : result.reason;
-          post({ type: 'ended', runId, reason });
-          // The last round's adapter, which the participant's connection may have closed on: fetched
-          // while the coordinator is surely still there, for chats after the federation is over.
-          if ((reason === 'finished' || reason === 'max-rounds') && newestSeen) {
-            const { home, federationId, hash } = newestSeen;
-            chatAdapters.fetch(home, federationId, hash).catch(() => undefined);
-          }
-        },
-        (error: unknown) => post({ type: 'ended', runId, reason: 'stopped', error: toWireError(error) }),
-      )
-      .finally(() => {
-        if (running === current) running = undefined;
-      });
     running = current;
   };
 
@@ -181,6 +131,58 @@ export function runTrainingWorker(port: WorkerPort, options: TrainingWorkerOptio
     }
   });
   post({ type: 'ready', pid: process.pid });
+}
+
+/**
+ * Starts the participant on `run`, posting its events unchanged and, at the end, why it ended. The
+ * global adapters it sees close are fetched for chat at once, over its connection.
+ */
+function takePart(
+  run: RunOptions,
+  runId: number,
+  post: (message: FromWorker) => void,
+  chatAdapters: ChatAdapters,
+): Running {
+  const controller = new AbortController();
+  const participant = new Participant();
+  for (const name of PARTICIPANT_EVENT_NAMES) {
+    participant.on(name, (data: ParticipantEvents[typeof name][0]) =>
+      post({ type: 'participant', runId, event: { type: name, data } as ParticipantEvent }),
+    );
+  }
+  // Only an adapter this run saw itself is fetched when it ends (an earlier run may have been in
+  // another federation).
+  let newestSeen: string | undefined;
+  participant.on('round', (entry) => {
+    if (entry.outcome !== 'aggregated' || !entry.adapterHash) return;
+    newestSeen = entry.adapterHash;
+    // The chat tries again, and says so, if this fails.
+    chatAdapters.fetch(run.home, run.federationId, newestSeen, participant).catch(() => undefined);
+  });
+  const current: Running = { run, runId, participant, controller, done: Promise.resolve() };
+  current.done = participant
+    .start({
+      home: run.home,
+      federationId: run.federationId,
+      modelDir: run.modelDir,
+      dataFiles: run.dataFiles,
+      provider: run.provider,
+      threads: run.threads > 0 ? run.threads : undefined,
+      signal: controller.signal,
+    })
+    .then(
+      (result) => {
+        const reason = current.stopping === 'pause' ? 'paused' : result.reason;
+        post({ type: 'ended', runId, reason });
+        // The last round's adapter, which the participant's connection may have closed on: fetched
+        // while the coordinator is surely still there, for chats after the federation is over.
+        if ((reason === 'finished' || reason === 'max-rounds') && newestSeen) {
+          chatAdapters.fetch(run.home, run.federationId, newestSeen).catch(() => undefined);
+        }
+      },
+      (error: unknown) => post({ type: 'ended', runId, reason: 'stopped', error: toWireError(error) }),
+    );
+  return current;
 }
 
 // ---- jobs --------------------------------------------------------------------------------------

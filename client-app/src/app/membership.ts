@@ -1,0 +1,129 @@
+// This computer's federation, as the app sees it: reading an invite's settings before joining,
+// joining, leaving, the one membership it takes part in (a home the CLI also used may hold more:
+// the app uses the first), and the rounds it saw there (./history-file.ts).
+
+import { fingerprint } from '@fedit/shared';
+import type { FederationSettings } from '../core/federation/index.ts';
+// The federation's files directly, not its index: the index also exports the Participant, which
+// loads the compute engine (onnxruntime), and that belongs in the training worker only.
+import {
+  checkDisplayName,
+  enrol,
+  inspectInvite,
+  readInvite,
+  type InviteInspection,
+} from '../core/federation/join.ts';
+import { parseFederationSettings } from '../core/federation/settings.ts';
+import { listMemberships, removeMembership, type Membership } from '../core/federation/store.ts';
+import type { FederationSummary } from './api.ts';
+import type { AppLog } from './app-log.ts';
+import type { HistoryFile } from './history-file.ts';
+import { summarize } from './federation-summary.ts';
+import { AppError, MAX_INVITE_LENGTH, text } from './validate.ts';
+
+/** Invites read recently, kept until the person joins one. */
+const KEPT_INSPECTIONS = 4;
+/** How long reading an invite's settings, or enrolling, may take. */
+const TIMEOUT_MS = 15_000;
+
+export class FederationMembership {
+  readonly #home: string;
+  readonly #log: AppLog;
+  /** The rounds this computer saw in the federation, oldest first. */
+  readonly history: HistoryFile;
+  #inspections = new Map<string, InviteInspection>();
+  #membership: Membership | undefined;
+  #settings: FederationSettings | undefined;
+
+  constructor(home: string, log: AppLog, history: HistoryFile) {
+    this.#home = home;
+    this.#log = log;
+    this.history = history;
+  }
+
+  /** The federation this computer takes part in. */
+  get current(): Membership | undefined {
+    return this.#membership;
+  }
+
+  /** Its settings. */
+  get settings(): FederationSettings | undefined {
+    return this.#settings;
+  }
+
+  summary(): FederationSummary | undefined {
+    const m = this.#membership;
+    const s = this.#settings;
+    if (!m || !s) return undefined;
+    return summarize(s, m.url, fingerprint(m.coordinator), m);
+  }
+
+  /** Reads the memberships on disk, and the rounds of the one taken part in. */
+  async load(): Promise<void> {
+    const [membership] = await listMemberships(this.#home);
+    this.#membership = membership;
+    this.#settings = membership && parseFederationSettings(membership.config);
+    await this.history.open(membership?.federation);
+  }
+
+  /** Reads the settings of an invite's federation (kept for joining it). */
+  async inspect(invite: unknown): Promise<FederationSummary> {
+    const textInvite = inviteText(invite);
+    const inspection = await inspectInvite(textInvite, { home: this.#home, timeoutMs: TIMEOUT_MS });
+    this.#inspections.set(textInvite, inspection);
+    while (this.#inspections.size > KEPT_INSPECTIONS) {
+      this.#inspections.delete(this.#inspections.keys().next().value!);
+    }
+    this.#log.info(`read the settings of federation ${inspection.federation} at ${inspection.url}`);
+    return summarize(
+      inspection.settings,
+      inspection.url,
+      inspection.coordinatorFingerprint,
+      inspection.membership,
+    );
+  }
+
+  /** Joins the federation of an invite read before, as `identity` (a fingerprint) named `displayName`. */
+  async join(invite: unknown, as: { identity?: string; displayName: string }): Promise<void> {
+    const textInvite = inviteText(invite);
+    const inspection = this.#inspections.get(textInvite);
+    if (!inspection) {
+      throw new AppError(
+        'APP_NOT_READY',
+        "read the federation's settings before joining: paste the invite and review what it asks of you",
+      );
+    }
+    if (!as.identity) throw new AppError('APP_NOT_READY', 'create your identity before joining a federation');
+    if (this.#membership && this.#membership.federation !== inspection.federation) {
+      throw new AppError(
+        'APP_BUSY',
+        `this app takes part in one federation at a time: leave ${this.#membership.federation} (${this.#settings?.name}) first`,
+      );
+    }
+    const displayName = as.displayName ? checkDisplayName(as.displayName) : undefined;
+    const joined = await enrol(inspection, { home: this.#home, displayName, timeoutMs: TIMEOUT_MS });
+    this.#inspections.delete(textInvite);
+    const { federation, participantId } = joined.membership;
+    this.#log.info(
+      `${joined.enrolled ? 'joined' : 'rejoined'} federation ${federation} as ${joined.membership.displayName} (participant ${participantId})`,
+    );
+    await this.load();
+  }
+
+  /** Forgets the membership, the participant's round folders and the history (the identity stays). */
+  async leave(): Promise<void> {
+    const membership = this.#membership;
+    if (!membership) return;
+    await removeMembership(this.#home, membership.federation);
+    await this.history.remove();
+    this.#log.info(`left federation ${membership.federation}`);
+    this.#membership = undefined;
+    this.#settings = undefined;
+  }
+}
+
+function inviteText(invite: unknown): string {
+  const value = text(invite, 'the invite', { min: 1, max: MAX_INVITE_LENGTH }).trim();
+  readInvite(value); // a mistyped invite fails here, naming what is wrong, before any network
+  return value;
+}
