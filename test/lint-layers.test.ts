@@ -200,3 +200,16 @@ test(
   RENDERER,
   "import type { AppState } from '../../src/app/api.ts';\nimport { h } from './dom.ts';\nexport type S = AppState;\nexport const hh = h;\n",
 );
+test(
+  'the renderer may fold events with the pure live-status reducer',
+  allowed,
+  RENDERER,
+  "import { reduceLiveStatus } from '../../src/app/live-status.ts';\nexport const r = reduceLiveStatus;\n",
+);
+test(
+  'the live-status reducer the page runs imports types only',
+  forbidden,
+  'client-app/src/app/live-status.ts',
+  "import { FEDIT_VERSION } from '@fedit/shared';\nexport const v = FEDIT_VERSION;\n",
+  /imports types only/,
+);
