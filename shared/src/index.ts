@@ -92,6 +92,8 @@ export { RoundLogError, type RoundLogErrorCode } from './rounds/round-error.ts';
 export {
   canonicalBytes,
   canonicalJson,
+  decimalString,
+  withDecimalStrings,
   type CanonicalObject,
   type CanonicalValue,
 } from './rounds/canonical.ts';
@@ -148,6 +150,20 @@ export {
   type VerificationReport,
   type VerifyOptions,
 } from './rounds/verify.ts';
+export {
+  ConfigError,
+  LIMIT_RULES,
+  aggregationRuleProblem,
+  configDifferences,
+  configHash,
+  validateFederationConfig,
+  type FederationConfig,
+  type PromptTemplateName,
+} from './federation/config.ts';
+export { federationPaths, type FederationPaths } from './federation/paths.ts';
+export { BlobStore } from './store/blobs.ts';
+export { auditFederation, formatAudit, type AuditReport } from './audit/audit.ts';
+export { parseCoordinatorKey, PUBLIC_KEY_FILE, type CoordinatorKey } from './audit/coordinator-key.ts';
 export {
   canonicalPayloadHash,
   checkRecordedEnvelope,

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { Server, type Socket } from 'socket.io';
 import {
   AuthChallenge,
+  BlobStore,
   CLIENT_EVENTS,
   FeditError,
   MAX_FRAME_BYTES,
@@ -27,6 +28,7 @@ import {
   aggregationRule,
   ackError,
   canonicalPayloadHash,
+  configHash,
   recordEnvelope,
   checkChunkAgainstEnvelope,
   coordinatorUploadKey,
@@ -49,6 +51,7 @@ import {
   type ClientToServerEvents,
   type CountedUpdate,
   type DroppedParticipant,
+  type FederationConfig,
   type RoundOpenBody,
   type RoundRecord,
   type ServerToClientEvents,
@@ -56,10 +59,8 @@ import {
   type Tensor,
   type UploadKey,
 } from '@fedit/shared';
-import { BlobStore } from '../store/blobs.ts';
 import { CoordinatorIndex } from '../store/index-db.ts';
 import { redeemInvite } from '../federation/invites.ts';
-import { configHash, type FederationConfig } from '../federation/config.ts';
 import {
   checkConfigMatchesLog,
   openFederationDir,
