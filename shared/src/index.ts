@@ -98,10 +98,8 @@ export {
   type CanonicalValue,
 } from './rounds/canonical.ts';
 export { fractionString, selectionSize, selectParticipants } from './rounds/selection.ts';
+export { isRecordHash, isRecordTime, parseRoundRecord } from './rounds/record-shape.ts';
 export {
-  isRecordHash,
-  isRecordTime,
-  parseRoundRecord,
   recordTime,
   ROUND_RECORD_KINDS,
   roundRecordDigest,
@@ -130,26 +128,24 @@ export {
   parseRoundLog,
   readRoundLog,
   repairRoundLog,
-  RoundLog,
   scanRoundLog,
   scanRoundLogFile,
   type LogLine,
   type ParsedRoundLog,
-  type RoundLogOptions,
-  type RoundRecordDraft,
   type TornTail,
-} from './rounds/log.ts';
-export {
-  RoundLogChecker,
-  verifyRoundLog,
-  verifyRoundLogLines,
-  type BlobLookup,
-  type RoundReport,
-  type VerificationProblem,
-  type VerificationProblemCode,
-  type VerificationReport,
-  type VerifyOptions,
-} from './rounds/verify.ts';
+} from './rounds/log-file.ts';
+export { RoundLog, type RoundLogOptions, type RoundRecordDraft } from './rounds/log.ts';
+export { FederationState, type ParticipantState, type RoundState } from './rounds/state.ts';
+export { RoundLogChecker } from './rounds/checker.ts';
+export { verifyRoundLog, verifyRoundLogLines } from './rounds/verify.ts';
+export type {
+  BlobLookup,
+  RoundReport,
+  VerificationProblem,
+  VerificationProblemCode,
+  VerificationReport,
+  VerifyOptions,
+} from './rounds/problems.ts';
 export {
   ConfigError,
   LIMIT_RULES,

@@ -22,6 +22,7 @@ import {
   ZERO_HASH,
   type AdapterSchema,
   type CountedUpdate,
+  type EnrolBody,
   type Identity,
   type RoundClosedBody,
   type RoundRecord,
@@ -623,11 +624,11 @@ test('a rule that differs between open and close, or does not exist, is detected
 });
 
 /** A federation whose coordinator enrols `enrolments` (participant id, identity, extra body fields). */
-function federationOf(enrolments: [string, Identity, Record<string, string>?][]): Coordinator {
+function federationOf(enrolments: [string, Identity, Partial<EnrolBody>?][]): Coordinator {
   const c = new Coordinator();
   c.append('config', { settings: { baseModel: 'tiny', rank: 2 }, globalAdapter: c.store(tensors(0)) });
   for (const [participant, identity, extra] of enrolments)
-    c.append('enrol', { participant, publicKey: publicKeyHex(identity), ...extra } as never);
+    c.append('enrol', { participant, publicKey: publicKeyHex(identity), ...extra });
   return c;
 }
 

@@ -12,8 +12,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { FeditError } from '../errors.ts';
 import { parsePublicIdentity } from '../crypto/identity.ts';
 import { federationPaths } from '../federation/paths.ts';
-import { scanRoundLogFile, type TornTail } from '../rounds/log.ts';
-import { verifyRoundLogLines, type VerificationReport } from '../rounds/verify.ts';
+import { scanRoundLogFile, type TornTail } from '../rounds/log-file.ts';
+import type { VerificationReport } from '../rounds/problems.ts';
+import { verifyRoundLogLines } from '../rounds/verify.ts';
 import { BlobStore } from '../store/blobs.ts';
 import { parseCoordinatorKey, PUBLIC_KEY_FILE, type CoordinatorKey } from './coordinator-key.ts';
 
