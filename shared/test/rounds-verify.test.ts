@@ -29,6 +29,7 @@ import {
   type RoundRecordBodies,
   type RoundRecordKind,
   type Tensor,
+  type UnsignedRoundRecord,
   type VerificationProblemCode,
   type VerifyOptions,
 } from '@fedit/shared';
@@ -76,7 +77,7 @@ class Coordinator {
         prevHash: previous?.hash ?? ZERO_HASH,
         time: new Date((this.#time += 60_000)).toISOString(),
         body,
-      } as never,
+      } as UnsignedRoundRecord, // K is one kind, and body that kind's: TypeScript cannot correlate the two
       this.secretKey,
     );
     this.records.push(record);
@@ -231,10 +232,7 @@ function resign(records: RoundRecord[], from: number, secretKey = coordinator.se
   const out = records.map((r) => structuredClone(r));
   for (let i = from; i < out.length; i++) {
     const { hash: _hash, signature: _signature, ...fields } = out[i];
-    out[i] = signRoundRecord(
-      { ...fields, prevHash: i === 0 ? ZERO_HASH : out[i - 1].hash } as never,
-      secretKey,
-    );
+    out[i] = signRoundRecord({ ...fields, prevHash: i === 0 ? ZERO_HASH : out[i - 1].hash }, secretKey);
   }
   return out;
 }
@@ -511,7 +509,7 @@ test('an update of a participant revoked before the close is detected', (t) => {
   const close = indexOf(honest.records, 'round-closed', 2);
   const victim = (honest.records[close].body as RoundClosedBody).updates[0].participant;
   const revoke = signRoundRecord(
-    { ...honest.records[close - 1], kind: 'revoke', body: { participant: victim, reason: 'left' } } as never,
+    { ...honest.records[close - 1], kind: 'revoke', body: { participant: victim, reason: 'left' } },
     coordinator.secretKey,
   );
   const records = [...honest.records.slice(0, close), revoke, ...honest.records.slice(close)].map(
