@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { JSONFilePreset } from 'lowdb/node';
 import type { Low } from 'lowdb';
-import { FederationState, type RoundRecord } from '@fedit/shared';
+import { FederationState, type ParticipantState, type RoundRecord, type RoundState } from '@fedit/shared';
 
 export interface ParticipantEntry {
   id: string;
@@ -69,10 +69,21 @@ export class CoordinatorIndex {
     this.db.data = project(this.#state);
   }
 
-  /** Takes in the record just appended to the log. */
+  /** Takes in the record just appended to the log; only the entry it touched is re-projected. */
   apply(record: RoundRecord): void {
     this.#state.apply(record);
-    this.db.data = project(this.#state);
+    const data = this.db.data;
+    if (record.kind === 'enrol' || record.kind === 'revoke') {
+      const id = record.body.participant;
+      const participant = this.#state.participant(id);
+      if (participant) data.participants[id] = participantEntry(id, participant);
+    } else if (record.kind !== 'config') {
+      const round = this.#state.rounds().get(record.round);
+      const summary = round && roundSummary(round);
+      const at = data.rounds.findIndex((r) => r.round === record.round);
+      if (summary && at >= 0) data.rounds[at] = summary;
+      else if (summary) data.rounds.push(summary);
+    }
   }
 
   async save(): Promise<void> {
@@ -83,32 +94,35 @@ export class CoordinatorIndex {
 /** The index's view of the federation state. */
 function project(state: FederationState): IndexData {
   const participants: Record<string, ParticipantEntry> = {};
-  for (const [id, p] of state.participants()) {
-    participants[id] = {
-      id,
-      signKey: p.publicKey,
-      boxKey: p.boxKey ?? '',
-      displayName: p.displayName ?? '',
-      enrolledAt: p.enrolledAt,
-      ...(p.revoked && { revoked: { ...p.revoked } }),
-    };
-  }
-  const rounds: RoundSummary[] = [];
-  for (const r of state.rounds().values()) {
-    // Only rounds the log opened: an index is built from a log that verifies.
-    if (r.openedAt === undefined || r.globalAdapterIn === undefined) continue;
-    rounds.push({
-      round: r.round,
-      status: r.status,
-      selected: [...r.selected],
-      counted: [...r.counted],
-      globalAdapterIn: r.globalAdapterIn,
-      openedAt: r.openedAt,
-      ...(r.globalAdapterOut !== undefined && { globalAdapterOut: r.globalAdapterOut }),
-      ...(r.reason !== undefined && { reason: r.reason }),
-      ...(r.metrics !== undefined && { metrics: r.metrics }),
-      ...(r.closedAt !== undefined && { closedAt: r.closedAt }),
-    });
-  }
+  for (const [id, p] of state.participants()) participants[id] = participantEntry(id, p);
+  const rounds = [...state.rounds().values()].flatMap((r) => roundSummary(r) ?? []);
   return { participants, rounds };
+}
+
+function participantEntry(id: string, p: Readonly<ParticipantState>): ParticipantEntry {
+  return {
+    id,
+    signKey: p.publicKey,
+    boxKey: p.boxKey ?? '',
+    displayName: p.displayName ?? '',
+    enrolledAt: p.enrolledAt,
+    ...(p.revoked && { revoked: { ...p.revoked } }),
+  };
+}
+
+/** A round's summary; undefined for a round the log never opened (only in a log that fails verification). */
+function roundSummary(r: Readonly<RoundState>): RoundSummary | undefined {
+  if (r.openedAt === undefined || r.globalAdapterIn === undefined) return undefined;
+  return {
+    round: r.round,
+    status: r.status,
+    selected: [...r.selected],
+    counted: [...r.counted],
+    globalAdapterIn: r.globalAdapterIn,
+    openedAt: r.openedAt,
+    ...(r.globalAdapterOut !== undefined && { globalAdapterOut: r.globalAdapterOut }),
+    ...(r.reason !== undefined && { reason: r.reason }),
+    ...(r.metrics !== undefined && { metrics: r.metrics }),
+    ...(r.closedAt !== undefined && { closedAt: r.closedAt }),
+  };
 }
