@@ -1,21 +1,27 @@
-// @fedit/coordinator: federation directories, invites, the socket.io coordinator and the audit.
+// @fedit/coordinator: federation directories, invites and the socket.io coordinator. The federation
+// config, folder layout, blob store and audit live in @fedit/shared (an auditor needs nothing else);
+// they are re-exported here for the coordinator's callers.
 export {
   validateFederationConfig,
   configHash,
   ConfigError,
   LIMIT_RULES,
   aggregationRuleProblem,
+  federationPaths,
+  BlobStore,
+  auditFederation,
+  formatAudit,
+  type AuditReport,
   type FederationConfig,
-} from './federation/config.ts';
+  type FederationPaths,
+} from '@fedit/shared';
 export {
   initFederation,
   openFederationDir,
   openFederationDirChecked,
-  federationPaths,
   DEFAULT_SETTINGS,
   type FederationSettings,
   type FederationStart,
-  type FederationPaths,
 } from './federation/dir.ts';
 export { createInvite, readInvites, type InviteState } from './federation/invites.ts';
 export { revokeParticipant } from './federation/revoke.ts';
@@ -24,6 +30,4 @@ export { startCoordinator, type CoordinatorOptions, type RunningCoordinator } fr
 export type { CoordinatorEvent } from './server/events.ts';
 // The hot-path timers, for the federation benchmark (test/bench/federation/).
 export { profileSnapshot } from './server/profile.ts';
-export { BlobStore } from './store/blobs.ts';
 export { CoordinatorIndex, type ParticipantEntry, type RoundSummary } from './store/index-db.ts';
-export { auditFederation, formatAudit, type AuditReport } from './audit.ts';

@@ -2,20 +2,24 @@
 // and two participants speaking the protocol): the honest folder verifies (exit 0, a table, and
 // JSON with --json), and each way of tampering with a copy of it (an edited byte, a removed or
 // moved line, a broken line, a deleted or altered blob, another coordinator's key) exits 1 with
-// the round and the reason named, in the table and in the JSON alike.
+// the round and the reason named, in the table and in the JSON alike. It needs @fedit/shared alone:
+// a run of it never loads the coordinator, socket.io, lowdb or the training engine.
 
 import test, { type ExecutionContext } from 'ava';
+import { execFile } from 'node:child_process';
 import { cpSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  federationPaths,
   generateIdentity,
   readRoundLog,
   toBase64url,
+  type AuditReport,
   type RoundRecord,
   type VerificationProblemCode,
 } from '@fedit/shared';
-import { createInvite, federationPaths, type AuditReport } from '../src/index.ts';
-import { fedit, type Run } from './helpers/cli.ts';
+import { createInvite } from '../src/index.ts';
+import { fedit, repoRoot, type Run } from './helpers/cli.ts';
 import { startTestFederation, tempDir } from './helpers/federation.ts';
 import { Peer } from './helpers/peer.ts';
 
@@ -146,6 +150,67 @@ test('an honest federation verifies: a table of three verified rounds, and the s
     [1, 2, 3].map((round) => [round, 'closed', 'verified', 2, true]),
   );
   t.false(report.keyIndependent);
+});
+
+/** Runs `fedit ...args` with every module it loads recorded (test/fixtures/record-modules.mjs). */
+async function loadedModules(t: ExecutionContext, ...args: string[]): Promise<Run & { modules: string[] }> {
+  const file = join(tempDir(t, 'fedit-modules-'), 'modules.txt');
+  writeFileSync(file, '');
+  const entry = ['--conditions=source', '--import', 'tsx', '--import', './test/fixtures/record-modules.mjs'];
+  const run = await new Promise<Run>((done, fail) => {
+    execFile(
+      process.execPath,
+      [...entry, 'client-app/src/cli/fedit.ts', ...args],
+      {
+        cwd: repoRoot,
+        encoding: 'utf8',
+        timeout: 120_000,
+        env: { ...process.env, FEDIT_RECORD_MODULES: file },
+      },
+      (error, stdout, stderr) =>
+        error && typeof error.code !== 'number'
+          ? fail(error)
+          : done({ code: error ? (error.code as number) : 0, stdout, stderr }),
+    );
+  });
+  return { ...run, modules: readFileSync(file, 'utf8').split('\n').filter(Boolean) };
+}
+
+const HEAVY =
+  /\/node_modules\/(onnxruntime-node|socket\.io|engine\.io|lowdb)\/|\/(coordinator|kernels)\/src\//;
+const heavyPackages = (modules: string[]) =>
+  [
+    ...new Set(
+      modules.flatMap((m) => {
+        const match = HEAVY.exec(m);
+        return match ? [match[1] ?? `${match[2]}/src`] : [];
+      }),
+    ),
+  ].sort();
+
+test('`fedit audit` loads @fedit/shared alone: never onnxruntime-node, socket.io, lowdb, the coordinator or the engine', async (t) => {
+  const fed = await realFederation();
+  const audit = await loadedModules(t, 'audit', fed.root);
+  t.is(audit.code, 0, audit.stderr);
+  t.regex(audit.stdout, /^verdict: the log verifies/m);
+  t.true(
+    audit.modules.some((m) => m.endsWith('/shared/src/audit/audit.ts')),
+    'the recorder saw the audit load',
+  );
+  t.deepEqual(heavyPackages(audit.modules), []);
+
+  // The recorder does see them where a command loads them: listing participants opens the folder
+  // through the coordinator package.
+  const coordinator = await loadedModules(t, 'coordinator', 'participants', fed.root);
+  t.is(coordinator.code, 0, coordinator.stderr);
+  t.deepEqual(heavyPackages(coordinator.modules), [
+    'coordinator/src',
+    'engine.io',
+    'kernels/src',
+    'lowdb',
+    'onnxruntime-node',
+    'socket.io',
+  ]);
 });
 
 test('--key takes the key as an invite, a coordinator.pub.json, base64url or hex', async (t) => {

@@ -93,14 +93,14 @@ export { RoundLogError, type RoundLogErrorCode } from './rounds/round-error.ts';
 export {
   canonicalBytes,
   canonicalJson,
+  decimalString,
+  withDecimalStrings,
   type CanonicalObject,
   type CanonicalValue,
 } from './rounds/canonical.ts';
 export { fractionString, selectionSize, selectParticipants } from './rounds/selection.ts';
+export { isRecordHash, isRecordTime, parseRoundRecord } from './rounds/record-shape.ts';
 export {
-  isRecordHash,
-  isRecordTime,
-  parseRoundRecord,
   recordTime,
   ROUND_RECORD_KINDS,
   roundRecordDigest,
@@ -129,26 +129,38 @@ export {
   parseRoundLog,
   readRoundLog,
   repairRoundLog,
-  RoundLog,
   scanRoundLog,
   scanRoundLogFile,
   type LogLine,
   type ParsedRoundLog,
-  type RoundLogOptions,
-  type RoundRecordDraft,
   type TornTail,
-} from './rounds/log.ts';
+} from './rounds/log-file.ts';
+export { RoundLog, type RoundLogOptions, type RoundRecordDraft } from './rounds/log.ts';
+export { FederationState, type ParticipantState, type RoundState } from './rounds/state.ts';
+export { RoundLogChecker } from './rounds/checker.ts';
+export { verifyRoundLog, verifyRoundLogLines } from './rounds/verify.ts';
+export type {
+  BlobLookup,
+  RoundReport,
+  VerificationProblem,
+  VerificationProblemCode,
+  VerificationReport,
+  VerifyOptions,
+} from './rounds/problems.ts';
 export {
-  RoundLogChecker,
-  verifyRoundLog,
-  verifyRoundLogLines,
-  type BlobLookup,
-  type RoundReport,
-  type VerificationProblem,
-  type VerificationProblemCode,
-  type VerificationReport,
-  type VerifyOptions,
-} from './rounds/verify.ts';
+  ConfigError,
+  LIMIT_RULES,
+  aggregationRuleProblem,
+  configDifferences,
+  configHash,
+  validateFederationConfig,
+  type FederationConfig,
+  type PromptTemplateName,
+} from './federation/config.ts';
+export { federationPaths, type FederationPaths } from './federation/paths.ts';
+export { BlobStore } from './store/blobs.ts';
+export { auditFederation, formatAudit, type AuditReport } from './audit/audit.ts';
+export { parseCoordinatorKey, PUBLIC_KEY_FILE, type CoordinatorKey } from './audit/coordinator-key.ts';
 export {
   canonicalPayloadHash,
   checkRecordedEnvelope,

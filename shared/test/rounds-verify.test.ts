@@ -22,12 +22,14 @@ import {
   ZERO_HASH,
   type AdapterSchema,
   type CountedUpdate,
+  type EnrolBody,
   type Identity,
   type RoundClosedBody,
   type RoundRecord,
   type RoundRecordBodies,
   type RoundRecordKind,
   type Tensor,
+  type UnsignedRoundRecord,
   type VerificationProblemCode,
   type VerifyOptions,
 } from '@fedit/shared';
@@ -75,7 +77,7 @@ class Coordinator {
         prevHash: previous?.hash ?? ZERO_HASH,
         time: new Date((this.#time += 60_000)).toISOString(),
         body,
-      } as never,
+      } as UnsignedRoundRecord, // K is one kind, and body that kind's: TypeScript cannot correlate the two
       this.secretKey,
     );
     this.records.push(record);
@@ -230,10 +232,7 @@ function resign(records: RoundRecord[], from: number, secretKey = coordinator.se
   const out = records.map((r) => structuredClone(r));
   for (let i = from; i < out.length; i++) {
     const { hash: _hash, signature: _signature, ...fields } = out[i];
-    out[i] = signRoundRecord(
-      { ...fields, prevHash: i === 0 ? ZERO_HASH : out[i - 1].hash } as never,
-      secretKey,
-    );
+    out[i] = signRoundRecord({ ...fields, prevHash: i === 0 ? ZERO_HASH : out[i - 1].hash }, secretKey);
   }
   return out;
 }
@@ -510,7 +509,7 @@ test('an update of a participant revoked before the close is detected', (t) => {
   const close = indexOf(honest.records, 'round-closed', 2);
   const victim = (honest.records[close].body as RoundClosedBody).updates[0].participant;
   const revoke = signRoundRecord(
-    { ...honest.records[close - 1], kind: 'revoke', body: { participant: victim, reason: 'left' } } as never,
+    { ...honest.records[close - 1], kind: 'revoke', body: { participant: victim, reason: 'left' } },
     coordinator.secretKey,
   );
   const records = [...honest.records.slice(0, close), revoke, ...honest.records.slice(close)].map(
@@ -623,11 +622,11 @@ test('a rule that differs between open and close, or does not exist, is detected
 });
 
 /** A federation whose coordinator enrols `enrolments` (participant id, identity, extra body fields). */
-function federationOf(enrolments: [string, Identity, Record<string, string>?][]): Coordinator {
+function federationOf(enrolments: [string, Identity, Partial<EnrolBody>?][]): Coordinator {
   const c = new Coordinator();
   c.append('config', { settings: { baseModel: 'tiny', rank: 2 }, globalAdapter: c.store(tensors(0)) });
   for (const [participant, identity, extra] of enrolments)
-    c.append('enrol', { participant, publicKey: publicKeyHex(identity), ...extra } as never);
+    c.append('enrol', { participant, publicKey: publicKeyHex(identity), ...extra });
   return c;
 }
 

@@ -1,5 +1,5 @@
-// `fedit coordinator ...` (operators) and `fedit audit` (auditors). The coordinator package does the
-// work; these commands parse options and print.
+// `fedit coordinator ...` (operators). The coordinator package does the work; these commands parse
+// options and print.
 
 import { Option, type Command } from 'commander';
 import { FeditError } from '@fedit/shared';
@@ -38,27 +38,6 @@ export function registerCoordinatorCommands(program: Command): void {
   registerParticipants(coordinator);
   registerRevoke(coordinator);
   registerStart(coordinator);
-
-  program
-    .command('audit')
-    .description(
-      'verify a federation from its round log and blobs alone: chain, signatures, selection, and every aggregate recomputed',
-    )
-    .argument(
-      '<dir>',
-      'a federation folder, or a copy of its log/ and blobs/ (a missing blob fails the audit)',
-    )
-    .option(
-      '--key <key>',
-      "the coordinator's public signing key as you got it out of band: your invite string, a coordinator.pub.json path, or the key in hex or base64url. Without it the key is read from DIR/keys/coordinator.pub.json, i.e. from the folder being audited, which proves only that the log matches the key stored beside it",
-    )
-    .option('--json', 'print the report as JSON (also when the audit fails; exit code 1 then)', false)
-    .action(async (dir: string, o) => {
-      const { auditFederation, formatAudit } = await import('@fedit/coordinator');
-      const report = await auditFederation(dir, { coordinatorKey: o.key });
-      process.stdout.write((o.json ? JSON.stringify(report) : formatAudit(report)) + '\n');
-      if (!report.ok) process.exitCode = 1;
-    });
 }
 
 function registerInit(coordinator: Command): void {

@@ -1,11 +1,14 @@
 // The `fedit` command. Each package contributes its command group; this file only composes them,
-// so `fedit --help` is the one map of everything a person can do from a terminal.
+// so `fedit --help` is the one map of everything a person can do from a terminal. Command files
+// import their heavy modules (the engine, the coordinator) inside their actions, so a command
+// loads only what it uses: `fedit audit` needs @fedit/shared alone.
 import { Command, CommanderError } from 'commander';
 import { FEDIT_VERSION, FeditError } from '@fedit/shared';
 import { registerTensorCommands } from './tensors.ts';
 import { registerLocalCommands } from './local.ts';
 import { registerDemoCommand } from './demo.ts';
 import { registerCoordinatorCommands } from './coordinator.ts';
+import { registerAuditCommand } from './audit.ts';
 import { registerClientCommands } from './client.ts';
 import { registerExportCommands } from './export.ts';
 
@@ -25,6 +28,7 @@ export function buildProgram(): Command {
   registerDemoCommand(program);
   registerLocalCommands(program);
   registerCoordinatorCommands(program);
+  registerAuditCommand(program);
   registerClientCommands(program);
   registerTensorCommands(program);
   registerExportCommands(program);

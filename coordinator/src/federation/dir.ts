@@ -25,34 +25,17 @@ import {
   publicIdentity,
   verifyRoundRecordSignature,
   writeFileAtomic,
+  configDifferences,
+  configHash,
+  federationPaths,
+  validateFederationConfig,
+  BlobStore,
+  type FederationConfig,
+  type FederationPaths,
   type Identity,
   type RoundRecord,
   type Tensor,
 } from '@fedit/shared';
-import { BlobStore } from '../store/blobs.ts';
-import { configDifferences, configHash, validateFederationConfig, type FederationConfig } from './config.ts';
-
-export interface FederationPaths {
-  root: string;
-  config: string;
-  keys: string;
-  log: string;
-  blobs: string;
-  index: string;
-  uploads: string;
-}
-
-export function federationPaths(root: string): FederationPaths {
-  return {
-    root,
-    config: join(root, 'federation.json'),
-    keys: join(root, 'keys', 'coordinator.json'),
-    log: join(root, 'log', 'rounds.jsonl'),
-    blobs: join(root, 'blobs'),
-    index: join(root, 'index.json'),
-    uploads: join(root, 'uploads'),
-  };
-}
 
 export type FederationSettings = Omit<FederationConfig, 'id' | 'baseModel'> & { id?: string };
 

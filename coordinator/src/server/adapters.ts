@@ -4,7 +4,7 @@
 // at all, so a participant cannot even learn that another's update exists.
 
 import type { AdapterChunk, RoundRecord } from '@fedit/shared';
-import type { BlobStore } from '../store/blobs.ts';
+import type { BlobStore } from '@fedit/shared';
 import { timed } from './profile.ts';
 import { RefusedError } from './refusal.ts';
 

@@ -15,8 +15,7 @@
 // ever applied twice.
 
 import { rmSync } from 'node:fs';
-import { RoundLog, type RoundRecord } from '@fedit/shared';
-import { configHash, type FederationConfig } from '../federation/config.ts';
+import { RoundLog, configHash, type FederationConfig, type RoundRecord } from '@fedit/shared';
 import {
   checkConfigMatchesLog,
   openFederationDir,
@@ -26,7 +25,7 @@ import {
   type OpenedFederation,
 } from '../federation/dir.ts';
 import { lockFederation } from '../federation/lock.ts';
-import { BlobStore } from '../store/blobs.ts';
+import { BlobStore } from '@fedit/shared';
 import { CoordinatorIndex } from '../store/index-db.ts';
 import { GlobalAdapters } from './adapters.ts';
 import { Enrolment } from './enrolment.ts';

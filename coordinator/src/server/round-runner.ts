@@ -25,8 +25,8 @@ import {
   type ServerToClientEvents,
 } from '@fedit/shared';
 import type { BroadcastOperator } from 'socket.io';
-import type { FederationConfig } from '../federation/config.ts';
-import type { BlobStore } from '../store/blobs.ts';
+import type { FederationConfig } from '@fedit/shared';
+import type { BlobStore } from '@fedit/shared';
 import type { GlobalAdapters } from './adapters.ts';
 import type { Emit } from './events.ts';
 import type { Ledger } from './ledger.ts';

@@ -35,8 +35,8 @@ import {
   type UpdateChunkResult,
   type UpdateCommitResult,
 } from '@fedit/shared';
-import type { FederationConfig } from '../federation/config.ts';
-import type { BlobStore } from '../store/blobs.ts';
+import type { FederationConfig } from '@fedit/shared';
+import type { BlobStore } from '@fedit/shared';
 import type { Emit } from './events.ts';
 import type { Ledger } from './ledger.ts';
 import { startTimer, timed } from './profile.ts';

@@ -1,11 +1,12 @@
 // The coordinator's index (lowdb): what it needs to answer quickly — participants and their keys,
-// per-round summaries. It is derived from the round log: a lost or damaged index is rebuilt from
-// the log at every start; the log is the truth.
+// per-round summaries. It is a projection of the fold over the round log (FederationState, the
+// one every reader of the log uses): a lost or damaged index is rebuilt from the log at every
+// start; the log is the truth.
 
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { JSONFilePreset } from 'lowdb/node';
 import type { Low } from 'lowdb';
-import type { RoundRecord } from '@fedit/shared';
+import { FederationState, type ParticipantState, type RoundRecord, type RoundState } from '@fedit/shared';
 
 export interface ParticipantEntry {
   id: string;
@@ -36,6 +37,9 @@ export interface IndexData {
 }
 
 export class CoordinatorIndex {
+  /** The fold of the log (the same one the round log and the verifier keep); the index projects it. */
+  #state = new FederationState();
+
   private constructor(private readonly db: Low<IndexData>) {}
 
   static async open(path: string, log: readonly RoundRecord[]): Promise<CoordinatorIndex> {
@@ -60,75 +64,65 @@ export class CoordinatorIndex {
 
   /** Replaces the index with what the log says. */
   rebuildFromLog(log: readonly RoundRecord[]): void {
-    const participants: Record<string, ParticipantEntry> = {};
-    const rounds: RoundSummary[] = [];
-    for (const r of log) this.applyTo(participants, rounds, r);
-    this.db.data.participants = participants;
-    this.db.data.rounds = rounds;
+    this.#state = new FederationState();
+    for (const record of log) this.#state.apply(record);
+    this.db.data = project(this.#state);
   }
 
+  /** Takes in the record just appended to the log; only the entry it touched is re-projected. */
   apply(record: RoundRecord): void {
-    this.applyTo(this.db.data.participants, this.db.data.rounds, record);
-  }
-
-  private applyTo(
-    participants: Record<string, ParticipantEntry>,
-    rounds: RoundSummary[],
-    r: RoundRecord,
-  ): void {
-    switch (r.kind) {
-      case 'enrol': {
-        const body = r.body as typeof r.body & { boxKey?: string; displayName?: string };
-        participants[body.participant] = {
-          id: body.participant,
-          signKey: body.publicKey,
-          boxKey: body.boxKey ?? '',
-          displayName: body.displayName ?? '',
-          enrolledAt: r.time,
-        };
-        break;
-      }
-      case 'revoke': {
-        const p = participants[r.body.participant];
-        if (p) p.revoked = { at: r.time, reason: r.body.reason };
-        break;
-      }
-      case 'round-open':
-        rounds.push({
-          round: r.round,
-          status: 'open',
-          selected: r.body.selection.selected,
-          counted: [],
-          globalAdapterIn: r.body.globalAdapter,
-          openedAt: r.time,
-        });
-        break;
-      case 'round-closed': {
-        const s = rounds.find((x) => x.round === r.round);
-        if (s) {
-          s.status = 'closed';
-          s.counted = r.body.updates.map((u) => u.participant);
-          s.globalAdapterOut = r.body.globalAdapterOut;
-          s.metrics = r.body.metrics;
-          s.closedAt = r.time;
-        }
-        break;
-      }
-      case 'round-aborted': {
-        const s = rounds.find((x) => x.round === r.round);
-        if (s) {
-          s.status = 'aborted';
-          s.reason = r.body.reason;
-          s.closedAt = r.time;
-        }
-        break;
-      }
-      case 'config':
-        break;
+    this.#state.apply(record);
+    const data = this.db.data;
+    if (record.kind === 'enrol' || record.kind === 'revoke') {
+      const id = record.body.participant;
+      const participant = this.#state.participant(id);
+      if (participant) data.participants[id] = participantEntry(id, participant);
+    } else if (record.kind !== 'config') {
+      const round = this.#state.rounds().get(record.round);
+      const summary = round && roundSummary(round);
+      const at = data.rounds.findIndex((r) => r.round === record.round);
+      if (summary && at >= 0) data.rounds[at] = summary;
+      else if (summary) data.rounds.push(summary);
     }
   }
 
   async save(): Promise<void> {
     await this.db.write();
   }
+}
+
+/** The index's view of the federation state. */
+function project(state: FederationState): IndexData {
+  const participants: Record<string, ParticipantEntry> = {};
+  for (const [id, p] of state.participants()) participants[id] = participantEntry(id, p);
+  const rounds = [...state.rounds().values()].flatMap((r) => roundSummary(r) ?? []);
+  return { participants, rounds };
+}
+
+function participantEntry(id: string, p: Readonly<ParticipantState>): ParticipantEntry {
+  return {
+    id,
+    signKey: p.publicKey,
+    boxKey: p.boxKey ?? '',
+    displayName: p.displayName ?? '',
+    enrolledAt: p.enrolledAt,
+    ...(p.revoked && { revoked: { ...p.revoked } }),
+  };
+}
+
+/** A round's summary; undefined for a round the log never opened (only in a log that fails verification). */
+function roundSummary(r: Readonly<RoundState>): RoundSummary | undefined {
+  if (r.openedAt === undefined || r.globalAdapterIn === undefined) return undefined;
+  return {
+    round: r.round,
+    status: r.status,
+    selected: [...r.selected],
+    counted: [...r.counted],
+    globalAdapterIn: r.globalAdapterIn,
+    openedAt: r.openedAt,
+    ...(r.globalAdapterOut !== undefined && { globalAdapterOut: r.globalAdapterOut }),
+    ...(r.reason !== undefined && { reason: r.reason }),
+    ...(r.metrics !== undefined && { metrics: r.metrics }),
+    ...(r.closedAt !== undefined && { closedAt: r.closedAt }),
+  };
 }

@@ -80,6 +80,42 @@ function encode(value: unknown, path: string): string {
   }
 }
 
+/**
+ * A finite number as the decimal string records and hashed configs write it: the shortest digits
+ * that read back as the same binary64 (ECMAScript Number::toString, Python's repr) in positional
+ * notation, never an exponent: 0.0003 -> "0.0003", 1e-7 -> "0.0000001", 1e21 ->
+ * "1000000000000000000000", -0 -> "0". In Python: format(decimal.Decimal(repr(x)), 'f').
+ */
+export function decimalString(value: number): string {
+  if (!Number.isFinite(value)) {
+    throw new RoundLogError('ROUND_RECORD_CANONICAL', `${value} has no decimal string`);
+  }
+  const text = String(Math.abs(value));
+  const sign = value < 0 ? '-' : '';
+  const match = /^(\d)(?:\.(\d+))?e([+-]\d+)$/.exec(text);
+  if (!match) return sign + text;
+  const digits = match[1] + (match[2] ?? '');
+  const exponent = Number(match[3]);
+  if (exponent < 0) return `${sign}0.${'0'.repeat(-exponent - 1)}${digits}`;
+  const whole = exponent + 1;
+  if (digits.length <= whole) return sign + digits.padEnd(whole, '0');
+  return `${sign}${digits.slice(0, whole)}.${digits.slice(whole)}`;
+}
+
+/**
+ * `value` with every number that is not a safe integer replaced by its decimalString, so that a
+ * JSON document holding floats (a federation config) has a canonical encoding. Integers stay
+ * numbers: 16 and 16.0 are the same JSON number and are written 16.
+ */
+export function withDecimalStrings(value: unknown): unknown {
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? value : decimalString(value);
+  if (Array.isArray(value)) return value.map(withDecimalStrings);
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withDecimalStrings(v)]));
+  }
+  return value;
+}
+
 function refuse(path: string, why: string): RoundLogError {
   return new RoundLogError('ROUND_RECORD_CANONICAL', `${path} ${why}`);
 }

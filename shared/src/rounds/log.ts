@@ -1,25 +1,18 @@
-// The round log on disk: one record per line (JSONL), each line the record's canonical JSON
-// (canonical.ts) and "\n", appended and fsynced before append() returns. A record counts once its
-// line, newline included, is on disk; nothing is ever rewritten.
-//
-// Crash safety. A crash mid-append can leave only the last line incomplete: a prefix of it, or, on
-// file systems that extend the file before its data reaches the disk, NUL bytes where the data
-// should be. Such a torn tail belongs to an append that never returned, so dropping it loses
-// nothing that was acknowledged. readRoundLog reports it and repairRoundLog (or RoundLog.open)
-// truncates it. Anything else that does not parse, or a line that is not in canonical form, is
-// damage or tampering: it is reported with its line number and never repaired automatically.
+// The round log on disk, open for appending: each record's line (log-file.ts) is written and
+// fsynced before append() returns. A record counts once its line, newline included, is on disk;
+// nothing is ever rewritten. Every record is checked by the verifier before it is written, so the
+// log on disk always verifies; `state` is the fold of the records so far (state.ts), which the
+// coordinator queries.
 //
 // Writes go through a read-write handle at explicit offsets rather than an O_APPEND handle: on
 // Windows an append-only handle can neither be fsynced nor truncated, and undoing a failed write
 // (ENOSPC halfway through a line) needs both.
 
-import { open, readFile, truncate, type FileHandle } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import nacl from 'tweetnacl';
 import { syncDirectory } from '../fs/atomic.ts';
-import { canonicalJson } from './canonical.ts';
 import {
-  parseRoundRecord,
   recordTime,
   roundRecordLine,
   signRoundRecord,
@@ -30,131 +23,9 @@ import {
   type UnsignedRoundRecord,
 } from './record.ts';
 import { RoundLogError } from './round-error.ts';
-import { RoundLogChecker } from './verify.ts';
-import { splitAppendedLines, type TornLine } from '../fs/lines.ts';
-
-/** The incomplete last line a crash mid-append leaves. */
-export type TornTail = TornLine;
-
-export interface ParsedRoundLog {
-  records: RoundRecord[];
-  torn?: TornTail;
-}
-
-const decoder = new TextDecoder('utf-8', { fatal: true });
-
-/**
- * Parses the bytes of a round log. Tolerates one torn final line (returned in `torn`, not in
- * `records`); throws RoundLogError('ROUND_LOG_CORRUPT') naming the line for anything else.
- */
-export function parseRoundLog(bytes: Uint8Array, source = '<buffer>'): ParsedRoundLog {
-  const { lines, torn } = scanRoundLog(bytes, source);
-  const records: RoundRecord[] = [];
-  for (const l of lines) {
-    if (l.damage !== undefined) {
-      throw new RoundLogError(
-        'ROUND_LOG_CORRUPT',
-        `${source}: line ${l.line} (byte ${l.offset}) ${l.damage}; the log is damaged or was edited, and only a torn last line is repaired`,
-      );
-    }
-    records.push(l.value as RoundRecord);
-  }
-  return torn ? { records, torn } : { records };
-}
-
-/** The line's JSON value when it has one, and why it is not a canonical record when it is not. */
-function readLine(content: Uint8Array, label: string): { text?: string; value?: unknown; damage?: string } {
-  let text: string;
-  try {
-    text = decoder.decode(content);
-  } catch {
-    return { text: new TextDecoder().decode(content), damage: 'is not valid UTF-8' };
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return { text, damage: 'is not valid JSON' };
-  }
-  let record: RoundRecord;
-  try {
-    record = parseRoundRecord(value, label);
-  } catch (err) {
-    return { text, value, damage: `is not a round record: ${(err as Error).message}` };
-  }
-  try {
-    if (canonicalJson(record) !== text)
-      return { text, value, damage: 'is not in canonical form (key order, spacing or number format)' };
-  } catch (err) {
-    return { text, value, damage: `has no canonical encoding: ${(err as Error).message}` };
-  }
-  return { text, value };
-}
-
-/** One line of a round log as an auditor reads it (scanRoundLog). */
-export interface LogLine {
-  /** 1-based line number. */
-  line: number;
-  /** Byte offset where the line starts. */
-  offset: number;
-  /** The line as text (invalid UTF-8 replaced), for naming what a damaged line was. */
-  text?: string;
-  /** The line's JSON value; absent when it is not JSON at all. */
-  value?: unknown;
-  /** Why the line is not a canonical record; absent for a good line. */
-  damage?: string;
-}
-
-/**
- * Reads every line of a round log without stopping at damage, for an auditor that reports each
- * problem instead of refusing the log (verifyRoundLogLines). A torn final line is left out and
- * returned in `torn`, as parseRoundLog does.
- */
-export function scanRoundLog(bytes: Uint8Array, source = '<buffer>'): { lines: LogLine[]; torn?: TornTail } {
-  const { lines, torn } = splitAppendedLines(bytes);
-  const read = lines.map(({ line, offset, content }) => ({
-    line,
-    offset,
-    ...readLine(content, `${source}:${line}`),
-  }));
-  return torn ? { lines: read, torn } : { lines: read };
-}
-
-/** Reads a round log file for an audit; see scanRoundLog. */
-export async function scanRoundLogFile(path: string): Promise<{ lines: LogLine[]; torn?: TornTail }> {
-  return scanRoundLog(await readFile(path), path);
-}
-
-/** Reads a round log file; see parseRoundLog. */
-export async function readRoundLog(path: string): Promise<ParsedRoundLog> {
-  const bytes = await readFile(path).catch((err: unknown) => {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new RoundLogError('ROUND_LOG_CORRUPT', `${path}: no such round log`, { cause: err });
-    }
-    throw err;
-  });
-  return parseRoundLog(bytes, path);
-}
-
-/**
- * Truncates a torn last line off the log at `path` (durably) and returns what was removed, or
- * undefined when the log ends cleanly. Throws, changing nothing, when the log is damaged elsewhere.
- */
-export async function repairRoundLog(path: string): Promise<TornTail | undefined> {
-  const { torn } = await readRoundLog(path);
-  if (torn) await truncateDurably(path, torn.offset);
-  return torn;
-}
-
-async function truncateDurably(path: string, length: number): Promise<void> {
-  await truncate(path, length);
-  const handle = await open(path, 'r+');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
+import { RoundLogChecker } from './checker.ts';
+import { parseRoundLog, truncateDurably, type TornTail } from './log-file.ts';
+import type { FederationState } from './state.ts';
 
 /** A record to append: the log fills in seq, federation, prevHash, time, hash and signature. */
 export type RoundRecordDraft = {
@@ -269,20 +140,12 @@ export class RoundLog {
     return this.#last;
   }
 
-  /** The verifier's state after the last record: eligible participants, open round, global adapter. */
-  get state(): Pick<
-    RoundLogChecker,
-    | 'nextSeq'
-    | 'head'
-    | 'lastRound'
-    | 'openRound'
-    | 'globalAdapter'
-    | 'eligibleParticipants'
-    | 'participantKey'
-    | 'isRevoked'
-    | 'hasEnvelope'
-  > {
-    return this.#checker;
+  /**
+   * The federation as the log says it is after the last record (the fold, state.ts): eligible
+   * participants, open round, global adapter, envelopes seen. A live view: do not keep copies.
+   */
+  get state(): FederationState {
+    return this.#checker.state;
   }
 
   /**
@@ -308,28 +171,28 @@ export class RoundLog {
   async #append(draft: RoundRecordDraft): Promise<RoundRecord> {
     if (this.#closed !== undefined)
       throw new RoundLogError('ROUND_LOG_CLOSED', `${this.path}: ${this.#closed}`);
-    const checker = this.#checker;
+    const state = this.#checker.state;
     const round =
       draft.round ??
       (draft.kind === 'round-open'
-        ? checker.lastRound + 1
+        ? state.lastRound + 1
         : draft.kind.startsWith('round-')
-          ? (checker.openRound?.round ?? checker.lastRound)
-          : checker.lastRound);
+          ? (state.openRound?.round ?? state.lastRound)
+          : state.lastRound);
     let time = draft.time ?? recordTime(this.#now());
-    if (draft.time === undefined && checker.lastTime !== undefined && time < checker.lastTime)
-      time = checker.lastTime;
+    if (draft.time === undefined && state.lastTime !== undefined && time < state.lastTime)
+      time = state.lastTime;
     const unsigned = {
-      seq: checker.nextSeq,
-      federation: checker.federation!,
+      seq: state.nextSeq,
+      federation: state.federation!,
       round,
       kind: draft.kind,
-      prevHash: checker.head,
+      prevHash: state.head,
       time,
       body: draft.body,
     } as UnsignedRoundRecord;
     const record = signRoundRecord(unsigned, this.#secretKey);
-    const { problems, commit } = checker.check(record);
+    const { problems, commit } = this.#checker.check(record);
     if (problems.length > 0) {
       throw new RoundLogError(
         'ROUND_LOG_REJECTED',

@@ -1,29 +1,22 @@
 // `fedit audit DIR`: verify a federation from its round log and blob store alone (a copy of both is
-// enough: no secret keys, no database, no coordinator). Every blob the log names must be there;
-// a damaged log line is a problem in the report, not an error that stops it.
+// enough: no secret keys, no database, no coordinator; nothing but @fedit/shared is loaded). Every
+// blob the log names must be there; a damaged log line is a problem in the report, not an error
+// that stops it.
 //
-// The coordinator's public key. With --key it is the one the auditor obtained out of band (an
-// invite, the operator's published key): the only way to tell the coordinator's log from a log
-// someone else wrote and signed with their own key. Without --key it is read from
+// The coordinator's public key. With --key it is the one the auditor obtained out of band
+// (coordinator-key.ts). Without --key it is read from
 // keys/coordinator.pub.json in the audited folder itself, which only shows that the log is
 // consistent with the key stored beside it; the report says which it was.
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import {
-  FeditError,
-  INVITE_PREFIX,
-  parseInvite,
-  parsePublicIdentity,
-  scanRoundLogFile,
-  verifyRoundLogLines,
-  type TornTail,
-  type VerificationReport,
-} from '@fedit/shared';
-import { BlobStore } from './store/blobs.ts';
-import { federationPaths } from './federation/dir.ts';
-
-export const PUBLIC_KEY_FILE = 'coordinator.pub.json';
+import { existsSync, readFileSync } from 'node:fs';
+import { FeditError } from '../errors.ts';
+import { parsePublicIdentity } from '../crypto/identity.ts';
+import { federationPaths } from '../federation/paths.ts';
+import { scanRoundLogFile, type TornTail } from '../rounds/log-file.ts';
+import type { VerificationReport } from '../rounds/problems.ts';
+import { verifyRoundLogLines } from '../rounds/verify.ts';
+import { BlobStore } from '../store/blobs.ts';
+import { parseCoordinatorKey, PUBLIC_KEY_FILE, type CoordinatorKey } from './coordinator-key.ts';
 
 export type AuditReport = VerificationReport & {
   /** Where the coordinator key came from, e.g. "--key (invite)" or "keys/coordinator.pub.json in the audited folder". */
@@ -33,66 +26,7 @@ export type AuditReport = VerificationReport & {
   tornTail?: TornTail;
 };
 
-/** The coordinator key an auditor gives, and the federation when the key came with one (an invite). */
-export interface CoordinatorKey {
-  sign: Uint8Array;
-  federation?: string;
-  source: string;
-}
-
-/**
- * Reads the coordinator's public signing key from what an auditor may hold: 64 hex digits, 43
- * base64url characters (as coordinator.pub.json and invites write keys), an invite string, or the
- * path of a coordinator.pub.json or of a file holding an invite.
- */
-export function parseCoordinatorKey(text: string): CoordinatorKey {
-  const value = text.trim();
-  if (value === '')
-    throw new FeditError(
-      'AUDIT_KEY',
-      `--key is empty: give the coordinator's public signing key (your invite string, a ${PUBLIC_KEY_FILE} path, or the key in hex or base64url), or leave --key out to check against the key stored in the audited folder`,
-    );
-  if (/^[0-9a-fA-F]{64}$/.test(value)) {
-    return { sign: new Uint8Array(Buffer.from(value, 'hex')), source: '--key (hex)' };
-  }
-  if (/^[A-Za-z0-9_-]{43}$/.test(value)) {
-    const bytes = Buffer.from(value, 'base64url');
-    if (bytes.length === 32 && bytes.toString('base64url') === value) {
-      return { sign: new Uint8Array(bytes), source: '--key (base64url)' };
-    }
-  }
-  if (value.replace(/\s+/g, '').startsWith(INVITE_PREFIX)) {
-    // Only the keys matter here: an invite that expired (or was used) still names them.
-    const invite = parseInvite(value, { now: 0 });
-    return { sign: invite.coordinator.sign, federation: invite.federation, source: '--key (invite)' };
-  }
-  if (existsSync(value) && statSync(value).isFile()) {
-    const content = readFileSync(value, 'utf8').trim();
-    if (content.replace(/\s+/g, '').startsWith(INVITE_PREFIX)) {
-      const invite = parseInvite(content, { now: 0 });
-      return {
-        sign: invite.coordinator.sign,
-        federation: invite.federation,
-        source: `--key ${value} (invite)`,
-      };
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(content);
-    } catch {
-      throw new FeditError(
-        'AUDIT_KEY',
-        `--key ${value}: the file is neither JSON (a coordinator.pub.json) nor an invite`,
-      );
-    }
-    return { sign: parsePublicIdentity(json, value).sign, source: `--key ${value}` };
-  }
-  throw new FeditError(
-    'AUDIT_KEY',
-    `--key ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)} is not a key: give the coordinator's public signing key as 64 hex digits or 43 base64url characters, an invite string ("${INVITE_PREFIX}..."), or the path of a ${PUBLIC_KEY_FILE}`,
-  );
-}
-
+/** Audits the federation folder `dir` (or a copy of its log/, blobs/ and keys/). */
 export async function auditFederation(
   dir: string,
   options: { coordinatorKey?: string } = {},
@@ -107,7 +41,7 @@ export async function auditFederation(
   if (keyGiven) {
     key = parseCoordinatorKey(options.coordinatorKey!);
   } else {
-    const pub = join(dir, 'keys', PUBLIC_KEY_FILE);
+    const pub = paths.publicKey;
     if (!existsSync(pub))
       throw new FeditError(
         'AUDIT_NO_KEY',

@@ -1,7 +1,9 @@
 // Content-addressed store of tensor sets (global adapters and participants' updates). A set's name
 // is its content hash (hashTensors: the identity of every adapter in fedit), so a stored set can
 // never be silently replaced, the same tensors are stored once, and anyone holding a copy of the
-// folder can check every name. Sets are stored as canonical safetensors files.
+// folder can check every name. Sets are stored as canonical safetensors files, at
+// <dir>/<first 2 hex digits>/<64 hex digits>.safetensors. It lives in shared because an auditor
+// reads it too (audit/), with nothing of the coordinator installed.
 
 import {
   closeSync,
@@ -14,26 +16,13 @@ import {
   statSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import {
-  FeditError,
-  hashTensors,
-  parseSafetensors,
-  serializeSafetensors,
-  tensorFromF32,
-  tensorToF32,
-  writeFileAtomic,
-  type Tensor,
-} from '@fedit/shared';
+import { FeditError } from '../errors.ts';
+import { writeFileAtomic } from '../fs/atomic.ts';
+import { hashTensors } from '../tensors/hash.ts';
+import { parseSafetensors, serializeSafetensors } from '../tensors/safetensors.ts';
+import { tensorToF32, type Tensor } from '../tensors/tensor.ts';
 
 const HASH = /^sha256:[0-9a-f]{64}$/;
-
-export type TensorSet = ReadonlyMap<string, Float32Array>;
-
-export function toTensors(set: TensorSet, shapes: ReadonlyMap<string, number[]>): Map<string, Tensor> {
-  return new Map(
-    [...set].map(([name, data]) => [name, tensorFromF32(shapes.get(name) ?? [data.length], data)]),
-  );
-}
 
 export class BlobStore {
   constructor(readonly dir: string) {

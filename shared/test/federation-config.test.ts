@@ -1,11 +1,13 @@
 // The federation config is checked field by field, with errors that name the field.
 import test from 'ava';
+import { createHash } from 'node:crypto';
 import {
   configDifferences,
   configHash,
   validateFederationConfig,
   type FederationConfig,
 } from '../src/federation/config.ts';
+import { decimalString } from '../src/rounds/canonical.ts';
 
 export const exampleConfig: FederationConfig = {
   id: 'fed-test',
@@ -79,4 +81,62 @@ test('configDifferences names every differing field by its dotted path, and noth
   t.deepEqual(configDifferences(changed, exampleConfig), ['limits.maxUpdateNorm', 'lora.targets', 'rounds']);
   const { name: _, ...unnamed } = exampleConfig;
   t.deepEqual(configDifferences(unnamed, exampleConfig), ['name']);
+});
+
+test('the config hash is SHA-256 over the canonical JSON with non-integers as decimal strings, as documented', (t) => {
+  // Written out by hand, as someone without fedit would build it: keys in byte order, no spaces,
+  // lr 3e-4 -> "0.0003", dropout -> "0.05", every integer as a number.
+  const text =
+    '{"aggregation":{"rule":"fedit"},"baseModel":{"identity":"sha256:' +
+    'ab'.repeat(32) +
+    '","name":"tiny"},"id":"fed-test","limits":{"maxExampleCount":1000000,"maxUpdateNorm":100,' +
+    '"maxUploadBytes":67108864},"lora":{"alpha":16,"dropout":"0.05","rank":8,"targets":["q_proj","v_proj"]},' +
+    '"minUpdates":2,"name":"test federation","participantsPerRound":{"fraction":1,"minimum":2},' +
+    '"roundDeadlineSeconds":60,"rounds":3,"training":{"batchSize":4,"cutoffLen":128,"localSteps":10,' +
+    '"lr":"0.0003","template":"chat","trainOnInputs":false}}';
+  const expected = createHash('sha256').update('fedit/federation-config/v2\n').update(text).digest('hex');
+  t.is(configHash(exampleConfig), `sha256:${expected}`);
+});
+
+test('floats that differ hash differently, and the same float always hashes alike', (t) => {
+  const lr = (value: number) =>
+    configHash({ ...exampleConfig, training: { ...exampleConfig.training, lr: value } });
+  t.is(lr(0.1 + 0.2), lr(0.30000000000000004));
+  t.not(lr(0.1 + 0.2), lr(0.3));
+  t.not(lr(1e-7), lr(1e-8));
+});
+
+test('decimal strings are the shortest round-trip digits, never in exponent notation', (t) => {
+  const cases: [number, string][] = [
+    [0.0003, '0.0003'],
+    [1e-7, '0.0000001'],
+    [1.5e-10, '0.00000000015'],
+    [0.30000000000000004, '0.30000000000000004'],
+    [1e21, '1000000000000000000000'],
+    [1.25e22, '12500000000000000000000'],
+    [-2.5, '-2.5'],
+    [12.75, '12.75'],
+  ];
+  for (const [value, text] of cases) {
+    t.is(decimalString(value), text, String(value));
+    t.is(Number(text), value, `${text} reads back as ${value}`);
+  }
+  t.throws(() => decimalString(Number.NaN), { code: 'ROUND_RECORD_CANONICAL' });
+});
+
+test('a participant and the coordinator hold a config to the same bounds: trainOnInputs must be a boolean', (t) => {
+  const v = validateFederationConfig(withField('training.trainOnInputs', undefined));
+  t.false(v.training.trainOnInputs);
+  t.throws(() => validateFederationConfig(withField('training.trainOnInputs', 'yes')), {
+    message: /training\.trainOnInputs: must be true or false/,
+  });
+  t.throws(() => validateFederationConfig(withField('rounds', undefined)), {
+    message: /rounds: must be a whole number >= 1/,
+  });
+});
+
+test('validation keeps only the fields of a federation config, so an unknown field does not change its hash', (t) => {
+  const v = validateFederationConfig({ ...structuredClone(exampleConfig), newerField: 1 });
+  t.deepEqual(v, exampleConfig);
+  t.is(configHash(v), configHash(exampleConfig));
 });

@@ -1,0 +1,134 @@
+// What the verifier reports: a problem per failed rule (its code, and a message that starts with
+// the record it is about), a report per round and one for the whole log.
+
+import type { TensorCollection } from '../tensors/tensor-entries.ts';
+import type { RoundRecordKind } from './record.ts';
+
+export type VerificationProblemCode =
+  /** The record lacks a field, has an unknown one, a malformed value, or no canonical encoding. */
+  | 'RECORD_SHAPE'
+  /** The record's hash is not the hash of its content: it was edited after signing. */
+  | 'RECORD_HASH'
+  /** The coordinator's signature over the record's hash is missing, invalid or non-canonical. */
+  | 'RECORD_SIGNATURE'
+  /** prevHash is not the previous record's hash: a record was removed, inserted or reordered. */
+  | 'CHAIN_BROKEN'
+  /** seq is not the record's position. */
+  | 'SEQ_GAP'
+  | 'FEDERATION_MISMATCH'
+  | 'TIME_BACKWARDS'
+  /** The first record is not a config record naming the initial global adapter. */
+  | 'FIRST_NOT_CONFIG'
+  /** The record's round field is not the round it belongs to. */
+  | 'ROUND_FIELD'
+  /** A round opens while another is open, out of sequence, or closes without having opened. */
+  | 'ROUND_ORDER'
+  | 'ALREADY_ENROLLED'
+  /**
+   * A signing key already enrolled (by another participant id, revoked or not) is enrolled again:
+   * one participant would be counted, and selected, twice.
+   */
+  | 'KEY_ALREADY_ENROLLED'
+  /** An enrol record's participant id is not the fingerprint of the keys it records. */
+  | 'PARTICIPANT_ID'
+  | 'NOT_ENROLLED'
+  /** A revoked participant is enrolled again, revoked again, or has an update counted. */
+  | 'REVOKED_PARTICIPANT'
+  /** The selected participants are not those the seed selects from the eligible participants. */
+  | 'SELECTION_MISMATCH'
+  /** A round opens with no participant selected. */
+  | 'SELECTION_EMPTY'
+  | 'NOT_SELECTED'
+  /** A participant's update is counted twice in one round. */
+  | 'DUPLICATE_UPDATE'
+  /** Counted updates are not listed in ascending order of participant id. */
+  | 'UPDATES_ORDER'
+  /** An envelope digest already counted (in this round or an earlier one) is counted again. */
+  | 'REPLAYED_ENVELOPE'
+  | 'DROPPED_AND_COUNTED'
+  /** A round is closed with no counted update (it should have been aborted). */
+  | 'NO_UPDATES'
+  /** The close's rule or selection differ from the open's. */
+  | 'OPEN_CLOSE_MISMATCH'
+  /** A round trains from another adapter than the current global adapter. */
+  | 'GLOBAL_MISMATCH'
+  | 'UNKNOWN_RULE'
+  | 'RULE_CONFIG'
+  /** A blob's tensors do not hash to the name it is stored under, or it cannot be read. */
+  | 'BLOB_CORRUPT'
+  /** A blob the log names is not in the blob store: the round cannot be checked, so it fails. */
+  | 'BLOB_MISSING'
+  /** A stored update does not fit the global adapter (names, shapes, finite values). */
+  | 'UPDATE_INVALID'
+  /** The rule applied to the stored updates does not give the recorded new global adapter. */
+  | 'AGGREGATION_MISMATCH'
+  /**
+   * A counted update's recorded envelope does not bind its participant to it: another key, other
+   * fields than the record's, a digest or signature that does not verify, or a payload hash that
+   * is not the stored tensors'.
+   */
+  | 'ENVELOPE'
+  /** A line of the log file is not a record (not UTF-8 or JSON) or not in canonical form. */
+  | 'LINE_DAMAGED';
+
+export interface VerificationProblem {
+  /** The record's seq (its position when the record has no readable seq). */
+  seq: number;
+  kind?: RoundRecordKind;
+  round?: number;
+  code: VerificationProblemCode;
+  /** Starts with the record it is about: "record 12 (round-closed, round 3): ...". */
+  message: string;
+}
+
+export interface RoundReport {
+  round: number;
+  status: 'open' | 'closed' | 'aborted';
+  /** The aggregation rule the round announced. */
+  rule: string;
+  selected: string[];
+  /** Participants whose updates were counted (closed rounds). */
+  participants: string[];
+  /**
+   * verified: the rule recomputed from the stored updates gives the recorded adapter and every
+   * update's envelope verifies; failed: it does not, or a blob is missing or corrupt; unchecked:
+   * no blob store was given, or the round did not close.
+   */
+  aggregation: 'verified' | 'unchecked' | 'failed';
+  /** Blobs the round names that the blob store does not have (each is also a BLOB_MISSING problem). */
+  missingBlobs: string[];
+  ok: boolean;
+  problems: VerificationProblem[];
+}
+
+export interface VerificationReport {
+  ok: boolean;
+  /** Number of records examined. */
+  records: number;
+  /** The last record's hash (ZERO_HASH for an empty log): publish it to pin the log's tail. */
+  head: string;
+  rounds: RoundReport[];
+  /** Every problem, in record order. */
+  problems: VerificationProblem[];
+  /** The first problem: the first record that fails and why. */
+  firstFailure?: VerificationProblem;
+}
+
+/** Looks up a blob in the coordinator's content-addressed store: the tensors stored under `hash`. */
+export type BlobLookup = (hash: string) => TensorCollection | undefined;
+
+export interface VerifyOptions {
+  /** The coordinator's Ed25519 public key (32 bytes); every record's signature is checked with it. */
+  coordinatorPublicKey?: Uint8Array;
+  /** The federation the log must belong to; by default the first record's. */
+  federation?: string;
+  /**
+   * The blob store. When given, every blob the log names must be in it; updates' envelopes are
+   * verified against them and aggregation is recomputed. Without it (the coordinator checking a
+   * record before appending it) only the log itself is checked.
+   */
+  blobs?: BlobLookup;
+}
+
+/** Reports a problem of the record being checked (the checker adds which record it is). */
+export type ReportProblem = (code: VerificationProblemCode, message: string) => void;

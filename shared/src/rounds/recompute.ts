@@ -1,0 +1,156 @@
+// With the blob store at hand, the verifier recomputes a closed round: every blob the round names
+// (adapters in and out, every counted update) is there and hashes to its name (a missing one is a
+// problem, not a skipped check); each update passes the stored-update rules (update-rules.ts);
+// and the announced rule, applied by aggregateContributions (the coordinator's own computation)
+// to the stored updates, gives exactly the recorded new global adapter.
+
+import { FeditError } from '../errors.ts';
+import { AggregationError } from '../aggregation/aggregation-error.ts';
+import { aggregateContributions, type Contribution } from '../aggregation/aggregate.ts';
+import { aggregationRule } from '../aggregation/rules.ts';
+import { compareUtf8 } from '../aggregation/rule.ts';
+import { adapterSchema, tensorsFromValues, type AdapterSchema } from '../aggregation/schema.ts';
+import { hashTensors } from '../tensors/hash.ts';
+import type { Tensor } from '../tensors/tensor.ts';
+import type { TensorCollection } from '../tensors/tensor-entries.ts';
+import type { BlobLookup, ReportProblem, RoundReport } from './problems.ts';
+import type { RoundClosedBody } from './record.ts';
+import type { FederationState } from './state.ts';
+import { checkStoredEnvelope, checkStoredUpdate } from './update-rules.ts';
+
+export interface Recomputation {
+  aggregation: RoundReport['aggregation'];
+  /** Blobs the round names that the store does not have (each also a BLOB_MISSING problem). */
+  missingBlobs: string[];
+}
+
+/** Checks that the initial global adapter a config record names is in the store, intact. */
+export function checkConfigBlob(hash: string, blobs: BlobLookup, problem: ReportProblem): void {
+  new BlobLoader(blobs, problem).load(hash, 'the global adapter');
+}
+
+/** Recomputes the round `body` closes; `state` is the fold before the record (enrolled keys). */
+export function recomputeRound(
+  body: RoundClosedBody,
+  state: FederationState,
+  blobs: BlobLookup,
+  report: ReportProblem,
+): Recomputation {
+  let failed = false;
+  const problem: ReportProblem = (code, message) => {
+    failed = true;
+    report(code, message);
+  };
+  const loader = new BlobLoader(blobs, problem);
+  const globalIn = loader.load(body.globalAdapterIn, 'the global adapter');
+  loader.load(body.globalAdapterOut, 'the new global adapter');
+  let schema: AdapterSchema | undefined = globalIn && adapterSchema(globalIn);
+  // Already reported by the round rules when unknown or misconfigured; the blobs and envelopes
+  // are still checked.
+  const rule = usableRule(body);
+  const contributions: Contribution[] = [];
+  let unusable = false;
+  for (const update of [...body.updates].sort((a, b) => compareUtf8(a.participant, b.participant))) {
+    const tensors = loader.load(update.updateHash, `the update of ${update.participant}`);
+    if (!tensors) {
+      unusable = true;
+      continue;
+    }
+    checkStoredEnvelope(update, tensors, state.participantKey(update.participant), problem);
+    schema ??= adapterSchema(tensors);
+    if (!rule) continue;
+    const values = checkStoredUpdate(update, tensors, schema, problem);
+    if (values)
+      contributions.push({
+        participant: update.participant,
+        exampleCount: update.exampleCount,
+        update: values,
+      });
+  }
+  const missingBlobs = loader.missing;
+  if (failed || unusable) return { aggregation: 'failed', missingBlobs };
+  if (!rule || !schema || contributions.length === 0) return { aggregation: 'unchecked', missingBlobs };
+
+  let recomputed: string;
+  try {
+    const values = aggregateContributions(rule, body.rule.config, schema, contributions);
+    recomputed = hashTensors(tensorsFromValues(schema, values));
+  } catch (err) {
+    if (!(err instanceof AggregationError)) throw err;
+    problem('UPDATE_INVALID', err.message);
+    return { aggregation: 'failed', missingBlobs };
+  }
+  if (recomputed !== body.globalAdapterOut) {
+    problem(
+      'AGGREGATION_MISMATCH',
+      `rule ${body.rule.name} applied to the ${body.updates.length} stored updates gives ${recomputed}, not the recorded new global adapter ${body.globalAdapterOut}`,
+    );
+    return { aggregation: 'failed', missingBlobs };
+  }
+  return { aggregation: 'verified', missingBlobs };
+}
+
+/** The name of the round's rule when it exists and accepts the round's config. */
+function usableRule(body: RoundClosedBody): string | undefined {
+  try {
+    aggregationRule(body.rule.name).checkConfig(body.rule.config);
+    return body.rule.name;
+  } catch (err) {
+    if (!(err instanceof AggregationError)) throw err;
+    return undefined;
+  }
+}
+
+/** Reads blobs for one record: a missing, unreadable or misnamed blob is a problem naming its hash. */
+class BlobLoader {
+  readonly #seen = new Map<string, Map<string, Tensor> | undefined>();
+  readonly missing: string[] = [];
+
+  constructor(
+    private readonly blobs: BlobLookup,
+    private readonly problem: ReportProblem,
+  ) {}
+
+  load(hash: string, what: string): Map<string, Tensor> | undefined {
+    if (this.#seen.has(hash)) return this.#seen.get(hash);
+    const tensors = this.#read(hash, what);
+    this.#seen.set(hash, tensors);
+    return tensors;
+  }
+
+  #read(hash: string, what: string): Map<string, Tensor> | undefined {
+    let tensors: TensorCollection | undefined;
+    try {
+      tensors = this.blobs(hash);
+    } catch (err) {
+      if (!(err instanceof FeditError)) throw err;
+      this.problem('BLOB_CORRUPT', `${what} ${hash} cannot be read from the blob store: ${err.message}`);
+      return undefined;
+    }
+    if (tensors === undefined) {
+      this.missing.push(hash);
+      this.problem(
+        'BLOB_MISSING',
+        `${what} ${hash} is not in the blob store; without it this record cannot be checked`,
+      );
+      return undefined;
+    }
+    const map = tensors instanceof Map ? new Map(tensors) : new Map(Object.entries(tensors));
+    let actual: string;
+    try {
+      actual = hashTensors(map);
+    } catch (err) {
+      if (!(err instanceof FeditError)) throw err;
+      this.problem('BLOB_CORRUPT', `${what} stored under ${hash} is not a valid tensor set: ${err.message}`);
+      return undefined;
+    }
+    if (actual !== hash) {
+      this.problem(
+        'BLOB_CORRUPT',
+        `${what} stored under ${hash} hashes to ${actual}; the blob was changed or damaged`,
+      );
+      return undefined;
+    }
+    return map;
+  }
+}

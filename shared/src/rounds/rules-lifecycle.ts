@@ -1,0 +1,96 @@
+// The lifecycle rules of a round log: what may follow what. Pure: they judge a record against the
+// fold of the records before it.
+//
+//   the first record is a config naming the initial global adapter; the global adapter does not
+//   change while a round is open; participants are enrolled once and revoked at most once, for
+//   good; a signing key is enrolled once (under one participant id, revoked or not); a participant
+//   id recorded with both of its keys is their fingerprint; a round is aborted only while open;
+//   a record of another kind carries the number of the last round opened. Opening and closing a
+//   round have rules of their own (rules-round.ts).
+
+import { fingerprint } from '../crypto/identity.ts';
+import type { ReportProblem } from './problems.ts';
+import type { EnrolBody, RoundRecord } from './record.ts';
+import { checkClose, checkOpen } from './rules-round.ts';
+import type { FederationState } from './state.ts';
+
+const HEX_KEY = /^[0-9a-fA-F]{64}$/;
+
+/**
+ * The participant id the coordinator derives from an enrolment's keys (the fingerprint of the
+ * signing and box keys, as the protocol writes them: 64 hex digits each), or undefined when the
+ * record does not carry both in that form (logs written by tests, with made-up keys).
+ */
+function fingerprintOf({ publicKey, boxKey }: EnrolBody): string | undefined {
+  if (!HEX_KEY.test(publicKey) || typeof boxKey !== 'string' || !HEX_KEY.test(boxKey)) return undefined;
+  return fingerprint({
+    sign: new Uint8Array(Buffer.from(publicKey, 'hex')),
+    box: new Uint8Array(Buffer.from(boxKey, 'hex')),
+  });
+}
+
+/** `position`: the record's position in the log (0 for the first). */
+export function checkLifecycle(
+  record: RoundRecord,
+  state: FederationState,
+  position: number,
+  problem: ReportProblem,
+): void {
+  if (position === 0 && (record.kind !== 'config' || record.body.globalAdapter === undefined)) {
+    problem('FIRST_NOT_CONFIG', 'the first record must be a config record naming the initial global adapter');
+  }
+  const open = state.openRound;
+  switch (record.kind) {
+    case 'config':
+      if (record.body.globalAdapter !== undefined && open) {
+        problem('ROUND_ORDER', `changes the global adapter while round ${open.round} is open`);
+      }
+      break;
+    case 'enrol':
+      checkEnrol(record.body, state, problem);
+      break;
+    case 'revoke': {
+      const { participant } = record.body;
+      if (state.participant(participant) === undefined)
+        problem('NOT_ENROLLED', `revokes ${participant}, who was never enrolled`);
+      else if (state.isRevoked(participant))
+        problem('REVOKED_PARTICIPANT', `revokes ${participant} a second time`);
+      break;
+    }
+    case 'round-open':
+      checkOpen(record.round, record.body, state, problem);
+      break;
+    case 'round-closed':
+      checkClose(record.round, record.body, state, problem);
+      break;
+    case 'round-aborted':
+      if (open?.round !== record.round)
+        problem('ROUND_ORDER', `aborts round ${record.round}, which is not open`);
+      break;
+  }
+  if (!record.kind.startsWith('round-') && record.round !== state.lastRound) {
+    problem('ROUND_FIELD', `has round ${record.round}, but the last round opened is ${state.lastRound}`);
+  }
+}
+
+function checkEnrol(body: EnrolBody, state: FederationState, problem: ReportProblem): void {
+  const { participant, publicKey } = body;
+  const known = state.participant(participant);
+  if (known?.revoked) problem('REVOKED_PARTICIPANT', `enrols ${participant} again after its revocation`);
+  else if (known) problem('ALREADY_ENROLLED', `enrols ${participant}, who is already enrolled`);
+  // The coordinator refuses a key enrolled before (ENROL_KEY_IN_USE, or AUTH_REVOKED once
+  // revoked): under a second id the same participant would be selected and counted twice.
+  const holder = state.participantWithKey(publicKey);
+  if (holder !== undefined && holder !== participant)
+    problem(
+      'KEY_ALREADY_ENROLLED',
+      `enrols ${participant} with signing key ${publicKey}, which ${holder} enrolled with` +
+        `${state.isRevoked(holder) ? ' (revoked since)' : ''}: one key is one participant`,
+    );
+  const derived = fingerprintOf(body);
+  if (derived !== undefined && derived !== participant)
+    problem(
+      'PARTICIPANT_ID',
+      `enrols ${participant}, but the keys it records are those of participant ${derived} (the fingerprint of the signing and box keys)`,
+    );
+}

@@ -1,0 +1,160 @@
+// The rules of a round, judged from the log alone. Pure: they judge a round-open or round-closed
+// record against the fold of the records before it.
+//
+//   open    no other round is open and this is the next number; the rule exists and accepts its
+//           config; the round trains from the current global adapter; the selection is not empty
+//           and is the one its seed draws from the participants eligible now (selection.ts)
+//   close   the round is open; the close repeats the open's rule, selection and adapter; at least
+//           one update counts; every counted update comes from an enrolled, unrevoked, selected
+//           participant, at most once, listed in canonical order, with an envelope digest never
+//           counted before in the log (a replay), and a recorded envelope that says what the
+//           record says (update-rules.ts); no one is both dropped and counted
+
+import { FeditError } from '../errors.ts';
+import { AggregationError } from '../aggregation/aggregation-error.ts';
+import { aggregationRule } from '../aggregation/rules.ts';
+import { compareUtf8, type AggregationConfig, type AggregationRule } from '../aggregation/rule.ts';
+import { canonicalJson } from './canonical.ts';
+import type { ReportProblem } from './problems.ts';
+import type { RoundClosedBody, RoundOpenBody } from './record.ts';
+import { selectParticipants } from './selection.ts';
+import type { FederationState } from './state.ts';
+import { checkRecordedUpdate } from './update-rules.ts';
+
+/** The rule named `name`, when it exists and accepts `config`; otherwise a problem says why not. */
+export function checkRule(
+  name: string,
+  config: AggregationConfig,
+  problem: ReportProblem,
+): AggregationRule | undefined {
+  try {
+    const rule = aggregationRule(name);
+    rule.checkConfig(config);
+    return rule;
+  } catch (err) {
+    if (!(err instanceof AggregationError)) throw err;
+    problem(err.code === 'AGGREGATION_UNKNOWN_RULE' ? 'UNKNOWN_RULE' : 'RULE_CONFIG', err.message);
+    return undefined;
+  }
+}
+
+export function checkOpen(
+  round: number,
+  body: RoundOpenBody,
+  state: FederationState,
+  problem: ReportProblem,
+): void {
+  const open = state.openRound;
+  if (open) problem('ROUND_ORDER', `opens while round ${open.round} is still open`);
+  if (round !== state.lastRound + 1) {
+    problem('ROUND_ORDER', `opens round ${round}, but the next round is ${state.lastRound + 1}`);
+  }
+  checkRule(body.rule.name, body.rule.config, problem);
+  if (body.globalAdapter !== state.globalAdapter) {
+    problem(
+      'GLOBAL_MISMATCH',
+      `trains from ${body.globalAdapter}, but the global adapter is ${state.globalAdapter ?? 'not set'}`,
+    );
+  }
+  const { seed, fraction, minimum, selected } = body.selection;
+  if (selected.length === 0) problem('SELECTION_EMPTY', 'selects no participant');
+  let expected: string[];
+  try {
+    expected = selectParticipants(seed, state.eligibleParticipants(), fraction, minimum);
+  } catch (err) {
+    if (!(err instanceof FeditError)) throw err;
+    problem('SELECTION_MISMATCH', `its selection cannot be re-derived: ${err.message}`);
+    return;
+  }
+  if (canonicalJson(expected) !== canonicalJson(selected)) {
+    const extra = selected.filter((id) => !expected.includes(id));
+    const missing = expected.filter((id) => !selected.includes(id));
+    problem(
+      'SELECTION_MISMATCH',
+      `selects [${selected.join(', ')}], but seed ${JSON.stringify(seed)} selects [${expected.join(', ')}] from the eligible participants` +
+        (extra.length > 0 ? `; not selected by the seed: ${extra.join(', ')}` : '') +
+        (missing.length > 0 ? `; left out: ${missing.join(', ')}` : ''),
+    );
+  }
+}
+
+export function checkClose(
+  round: number,
+  body: RoundClosedBody,
+  state: FederationState,
+  problem: ReportProblem,
+): void {
+  const open = state.openRound;
+  if (open?.round !== round) {
+    problem('ROUND_ORDER', `closes round ${round}, which is not open`);
+  } else {
+    if (canonicalJson(body.rule) !== canonicalJson(open.body.rule)) {
+      problem(
+        'OPEN_CLOSE_MISMATCH',
+        `announces rule ${canonicalJson(body.rule)}, but the round opened with ${canonicalJson(open.body.rule)}`,
+      );
+    }
+    if (canonicalJson(body.selection) !== canonicalJson(open.body.selection)) {
+      problem('OPEN_CLOSE_MISMATCH', 'its selection differs from the one the round opened with');
+    }
+    if (body.globalAdapterIn !== open.body.globalAdapter) {
+      problem(
+        'GLOBAL_MISMATCH',
+        `says the round trained from ${body.globalAdapterIn}, but it opened with ${open.body.globalAdapter}`,
+      );
+    }
+  }
+  checkRule(body.rule.name, body.rule.config, problem);
+  if (body.updates.length === 0)
+    problem('NO_UPDATES', 'closes with no counted update; such a round is aborted');
+  checkCountedUpdates(round, body, state, problem);
+}
+
+function checkCountedUpdates(
+  round: number,
+  body: RoundClosedBody,
+  state: FederationState,
+  problem: ReportProblem,
+): void {
+  const selected = new Set(body.selection.selected);
+  const counted = new Set<string>();
+  const envelopes = new Set<string>();
+  body.updates.forEach((update, i) => {
+    const who = update.participant;
+    const previous = body.updates[i - 1];
+    if (counted.has(who)) problem('DUPLICATE_UPDATE', `counts an update of ${who} twice`);
+    else if (previous && compareUtf8(previous.participant, who) > 0) {
+      problem(
+        'UPDATES_ORDER',
+        `lists ${who} after ${previous.participant}; updates are listed in ascending participant order`,
+      );
+    }
+    counted.add(who);
+    const publicKey = state.participantKey(who);
+    if (publicKey === undefined) problem('NOT_ENROLLED', `counts an update of ${who}, who is not enrolled`);
+    else if (state.isRevoked(who))
+      problem('REVOKED_PARTICIPANT', `counts an update of ${who}, whose enrolment was revoked`);
+    if (!selected.has(who))
+      problem('NOT_SELECTED', `counts an update of ${who}, who was not selected for round ${round}`);
+    if (state.hasEnvelope(update.envelopeDigest) || envelopes.has(update.envelopeDigest)) {
+      problem(
+        'REPLAYED_ENVELOPE',
+        `counts envelope ${update.envelopeDigest} of ${who}, which was already counted: a replay`,
+      );
+    }
+    envelopes.add(update.envelopeDigest);
+    if (publicKey !== undefined) {
+      const expected = {
+        federation: state.federation,
+        round,
+        globalAdapterIn: body.globalAdapterIn,
+        publicKey,
+      };
+      checkRecordedUpdate(update, expected, problem);
+    }
+  });
+  for (const { participant } of body.dropped) {
+    if (counted.has(participant))
+      problem('DROPPED_AND_COUNTED', `lists ${participant} both as dropped and as counted`);
+  }
+}

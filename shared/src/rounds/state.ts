@@ -1,0 +1,236 @@
+// A federation's state as its round log says it is: the fold of the records, applied one by one.
+// One fold for everyone who reads a log: the log writer (RoundLog.state, which the coordinator
+// queries to run rounds), the verifier (checker.ts judges each record against the state before
+// it), and the coordinator's index (a projection of this state). A record is applied as written,
+// without judging it: the verifier says what is wrong with a record before it is applied, and the
+// coordinator never appends a record the verifier refuses.
+//
+//   config        from here on, the global adapter it names (if it names one)
+//   enrol         a participant, its keys and display name, enrolled at the record's time
+//   revoke        the participant revoked, for good (the first revocation stands)
+//   round-open    round r open, with its rule, selection and global adapter; the last round is r
+//   round-closed  round r closed with its counted updates; their envelopes are seen; the global
+//                 adapter is the round's output
+//   round-aborted round r aborted, the global adapter unchanged
+//   every record  seq and head advance past it; the time is the latest seen
+
+import { compareUtf8 } from '../aggregation/rule.ts';
+import { ZERO_HASH, type RoundOpenBody, type RoundRecord } from './record.ts';
+
+export interface ParticipantState {
+  /** The Ed25519 signing key it enrolled with, as the enrol record writes it. */
+  publicKey: string;
+  /** Its X25519 box key and display name, when the enrol record carries them. */
+  boxKey?: string;
+  displayName?: string;
+  enrolledAt: string;
+  revoked?: { at: string; reason: string };
+}
+
+export interface RoundState {
+  round: number;
+  status: 'open' | 'closed' | 'aborted';
+  /** The aggregation rule's name ('' for a round whose close or abort is all the log shows). */
+  rule: string;
+  selected: string[];
+  /** Participants whose updates were counted (closed rounds), in the listed order. */
+  counted: string[];
+  globalAdapterIn?: string;
+  globalAdapterOut?: string;
+  /** Why the round was aborted. */
+  reason?: string;
+  metrics?: Record<string, string | number>;
+  openedAt?: string;
+  closedAt?: string;
+}
+
+const HEX_KEY = /^[0-9a-fA-F]{64}$/;
+
+/** A signing key as enrolments are compared: hex in either case is the same key. */
+export const enrolKey = (publicKey: string) =>
+  HEX_KEY.test(publicKey) ? publicKey.toLowerCase() : publicKey;
+
+export class FederationState {
+  #nextSeq = 0;
+  #head = ZERO_HASH;
+  #federation: string | undefined;
+  #lastTime: string | undefined;
+  #lastRound = 0;
+  #open: { round: number; body: RoundOpenBody } | undefined;
+  #globalAdapter: string | undefined;
+  readonly #participants = new Map<string, ParticipantState>();
+  /** Participant id by enrolled signing key (enrolKey form). */
+  readonly #participantByKey = new Map<string, string>();
+  readonly #envelopes = new Set<string>();
+  readonly #rounds = new Map<number, RoundState>();
+
+  /** `federation`: the federation the log must belong to, when known before its first record. */
+  constructor(federation?: string) {
+    this.#federation = federation;
+  }
+
+  /** seq of the next record. */
+  get nextSeq(): number {
+    return this.#nextSeq;
+  }
+
+  /** Hash of the last record applied (ZERO_HASH when none). */
+  get head(): string {
+    return this.#head;
+  }
+
+  get federation(): string | undefined {
+    return this.#federation;
+  }
+
+  /** The latest time of the records applied. */
+  get lastTime(): string | undefined {
+    return this.#lastTime;
+  }
+
+  /** Number of the last round opened (0 before the first). */
+  get lastRound(): number {
+    return this.#lastRound;
+  }
+
+  /** The round open now, if any, with its open record's body. */
+  get openRound(): { round: number; body: RoundOpenBody } | undefined {
+    return this.#open;
+  }
+
+  /** The current global adapter's hash. */
+  get globalAdapter(): string | undefined {
+    return this.#globalAdapter;
+  }
+
+  /** Participants enrolled and not revoked, in canonical order: whom a round may select. */
+  eligibleParticipants(): string[] {
+    return [...this.#participants]
+      .filter(([, p]) => !p.revoked)
+      .map(([id]) => id)
+      .sort(compareUtf8);
+  }
+
+  /** An enrolled (possibly revoked) participant. */
+  participant(id: string): Readonly<ParticipantState> | undefined {
+    return this.#participants.get(id);
+  }
+
+  /** Every participant ever enrolled, in enrolment order. */
+  participants(): ReadonlyMap<string, Readonly<ParticipantState>> {
+    return this.#participants;
+  }
+
+  /** The public key an enrolled (possibly revoked) participant enrolled with. */
+  participantKey(participant: string): string | undefined {
+    return this.#participants.get(participant)?.publicKey;
+  }
+
+  /** The participant that enrolled with signing key `publicKey`, revoked or not. */
+  participantWithKey(publicKey: string): string | undefined {
+    return this.#participantByKey.get(enrolKey(publicKey));
+  }
+
+  isRevoked(participant: string): boolean {
+    return this.#participants.get(participant)?.revoked !== undefined;
+  }
+
+  /** Whether an update with this envelope digest was already counted. */
+  hasEnvelope(digest: string): boolean {
+    return this.#envelopes.has(digest);
+  }
+
+  /** The rounds the log shows, by number. */
+  rounds(): ReadonlyMap<number, Readonly<RoundState>> {
+    return this.#rounds;
+  }
+
+  /** Applies the next record of the log. */
+  apply(record: RoundRecord): void {
+    this.#nextSeq = record.seq + 1;
+    this.#head = record.hash;
+    this.#federation ??= record.federation;
+    if (this.#lastTime === undefined || record.time > this.#lastTime) this.#lastTime = record.time;
+    switch (record.kind) {
+      case 'config':
+        if (record.body.globalAdapter !== undefined) this.#globalAdapter = record.body.globalAdapter;
+        break;
+      case 'enrol': {
+        const { participant, publicKey, boxKey, displayName } = record.body;
+        if (!this.#participants.has(participant)) {
+          this.#participants.set(participant, {
+            publicKey,
+            ...(boxKey !== undefined && { boxKey }),
+            ...(displayName !== undefined && { displayName }),
+            enrolledAt: record.time,
+          });
+        }
+        if (!this.#participantByKey.has(enrolKey(publicKey)))
+          this.#participantByKey.set(enrolKey(publicKey), participant);
+        break;
+      }
+      case 'revoke': {
+        const participant = this.#participants.get(record.body.participant);
+        if (participant && !participant.revoked)
+          participant.revoked = { at: record.time, reason: record.body.reason };
+        break;
+      }
+      case 'round-open':
+        this.#applyOpen(record);
+        break;
+      case 'round-closed':
+      case 'round-aborted':
+        this.#applyEnd(record);
+        break;
+    }
+  }
+
+  /**
+   * Passes over a record that cannot be read (an auditor's log with a damaged line), so the
+   * records after it are still judged on their own: the next seq is `nextSeq`, and the head the
+   * record's hash when its text names one.
+   */
+  skip(nextSeq: number, hash?: string): void {
+    this.#nextSeq = nextSeq;
+    if (hash !== undefined) this.#head = hash;
+  }
+
+  #applyOpen(record: RoundRecord & { kind: 'round-open' }): void {
+    this.#lastRound = Math.max(this.#lastRound, record.round);
+    this.#open = { round: record.round, body: record.body };
+    this.#rounds.set(record.round, {
+      round: record.round,
+      status: 'open',
+      rule: record.body.rule.name,
+      selected: [...record.body.selection.selected],
+      counted: [],
+      globalAdapterIn: record.body.globalAdapter,
+      openedAt: record.time,
+    });
+  }
+
+  #applyEnd(record: RoundRecord & { kind: 'round-closed' | 'round-aborted' }): void {
+    if (this.#open?.round === record.round) this.#open = undefined;
+    let round = this.#rounds.get(record.round);
+    if (!round) {
+      // A close or abort of a round the log never opened (only a log that fails verification).
+      round = { round: record.round, status: 'open', rule: '', selected: [], counted: [] };
+      this.#rounds.set(record.round, round);
+    }
+    round.closedAt = record.time;
+    if (record.kind === 'round-aborted') {
+      round.status = 'aborted';
+      round.reason = record.body.reason;
+      return;
+    }
+    const body = record.body;
+    round.status = 'closed';
+    round.rule ||= body.rule.name;
+    round.counted = body.updates.map((u) => u.participant);
+    round.globalAdapterIn ??= body.globalAdapterIn;
+    round.globalAdapterOut = body.globalAdapterOut;
+    round.metrics = body.metrics;
+    this.#globalAdapter = body.globalAdapterOut;
+    for (const update of body.updates) this.#envelopes.add(update.envelopeDigest);
+  }
+}
