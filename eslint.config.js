@@ -81,7 +81,8 @@ const LAYERS = [
       {
         regex: '.',
         allowTypeImports: true,
-        message: 'live-status.ts also runs in the page (the renderer folds events with it): it imports types only.',
+        message:
+          'live-status.ts also runs in the page (the renderer folds events with it): it imports types only.',
       },
     ],
   },

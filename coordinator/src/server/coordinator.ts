@@ -15,17 +15,22 @@
 // ever applied twice.
 
 import { rmSync } from 'node:fs';
-import { RoundLog, configHash, type FederationConfig, type RoundRecord } from '@fedit/shared';
+import {
+  BlobStore,
+  RoundLog,
+  configHash,
+  type FederationConfig,
+  type FederationPaths,
+  type RoundRecord,
+} from '@fedit/shared';
 import {
   checkConfigMatchesLog,
   openFederationDir,
   readFederationLog,
   staleUploadDirs,
-  type FederationPaths,
   type OpenedFederation,
 } from '../federation/dir.ts';
 import { lockFederation } from '../federation/lock.ts';
-import { BlobStore } from '@fedit/shared';
 import { CoordinatorIndex } from '../store/index-db.ts';
 import { GlobalAdapters } from './adapters.ts';
 import { Enrolment } from './enrolment.ts';

@@ -58,7 +58,7 @@ export class Enrolment {
           publicKey: signKey,
           boxKey: toHex(p.identity.box),
           displayName: p.displayName,
-        } as never, // EnrolBody does not declare boxKey/displayName yet (log-core types them)
+        },
       });
     } finally {
       this.#inProgress.delete(signKey);
