@@ -200,17 +200,15 @@ test('`fedit audit` loads @fedit/shared alone: never onnxruntime-node, socket.io
   t.deepEqual(heavyPackages(audit.modules), []);
 
   // The recorder does see them where a command loads them: listing participants opens the folder
-  // through the coordinator package.
+  // through the coordinator package, which loads socket.io and lowdb but never the engine (the
+  // coordinator does not depend on @fedit/kernels)...
   const coordinator = await loadedModules(t, 'coordinator', 'participants', fed.root);
   t.is(coordinator.code, 0, coordinator.stderr);
-  t.deepEqual(heavyPackages(coordinator.modules), [
-    'coordinator/src',
-    'engine.io',
-    'kernels/src',
-    'lowdb',
-    'onnxruntime-node',
-    'socket.io',
-  ]);
+  t.deepEqual(heavyPackages(coordinator.modules), ['coordinator/src', 'engine.io', 'lowdb', 'socket.io']);
+  // ...and `generate` loads the engine and its runtime before it finds no model in the folder.
+  const engine = await loadedModules(t, 'generate', '--model', fed.root, '--prompt', 'hello');
+  t.not(engine.code, 0);
+  t.deepEqual(heavyPackages(engine.modules), ['kernels/src', 'onnxruntime-node']);
 });
 
 test('--key takes the key as an invite, a coordinator.pub.json, base64url or hex', async (t) => {
