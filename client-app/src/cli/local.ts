@@ -1,15 +1,29 @@
 // `fedit train`, `fedit eval`, `fedit generate`: local work with a base model and a dataset, no
 // federation. The logic lives in the client core (../core); these commands parse options and print.
 
-import { Option, type Command } from 'commander';
+import { Option, type Command, type OptionValues } from 'commander';
 import type { ExecutionProvider, ScheduleKind } from '@fedit/kernels';
+import type { TrainingEvent, formatReport } from '../core/index.ts';
 import { ProgressPrinter, stopOnCtrlC } from './progress.ts';
 import { addLoraOptions, collect, formatOption, loraFromOptions, number, providerOption } from './options.ts';
 
 export function registerLocalCommands(program: Command): void {
-  addLoraOptions(
-    program
-      .command('train')
+  registerTrain(program);
+  registerEval(program);
+  registerGenerate(program);
+}
+
+/** What commander hands `fedit train`'s action: the values its option parsers checked. */
+type TrainOptions = OptionValues & Parameters<typeof loraFromOptions>[0];
+
+function registerTrain(program: Command): void {
+  addTrainingOptions(program.command('train')).action((o: TrainOptions) => runTrain(o));
+}
+
+/** `fedit train`'s options: model and data, prompt, LoRA, optimisation, evaluation, run control. */
+function addTrainingOptions(command: Command): Command {
+  return addLoraOptions(
+    command
       .description(
         'train a LoRA adapter on your own data, locally (no federation); resumes after a crash or Ctrl-C',
       )
@@ -110,98 +124,107 @@ export function registerLocalCommands(program: Command): void {
       number('--threads', { integer: true, min: 1 }),
     )
     .option('--restart', 'discard a checkpoint of an earlier, different run at the same place', false)
-    .option('--report-only', 'print the data validation report and stop', false)
-    .action(async (o) => {
-      const { runLocalTraining, formatReport, prepareDataset } = await import('../core/index.ts');
-      if (o.reportOnly) {
-        const { loadTokenizer } = await import('@fedit/kernels');
-        const tokenizer = await loadTokenizer(o.model);
-        const prepared = await prepareDataset(
-          (o.data as string[]).map((path) => (o.format ? { path, format: o.format } : path)),
-          {
-            tokens: {
-              tokenizer,
-              template: o.template,
-              cutoffLen: o.cutoffLen,
-              trainOnInputs: o.trainOnInputs,
-            },
-          },
-        );
-        process.stdout.write(formatReport(prepared.report) + '\n');
-        return;
-      }
-      const ctrlC = stopOnCtrlC('stopping after this step and saving a checkpoint');
-      const controller = { signal: ctrlC.signal };
-      const progress = new ProgressPrinter();
-      try {
-        const result = await runLocalTraining({
-          modelDir: o.model,
-          dataFiles: o.data,
-          format: o.format,
-          adapterOut: o.adapterOut,
-          lora: loraFromOptions(o),
+    .option('--report-only', 'print the data validation report and stop', false);
+}
+
+async function runTrain(o: TrainOptions): Promise<void> {
+  const { runLocalTraining, formatReport, prepareDataset } = await import('../core/index.ts');
+  if (o.reportOnly) {
+    const { loadTokenizer } = await import('@fedit/kernels');
+    const tokenizer = await loadTokenizer(o.model);
+    const prepared = await prepareDataset(
+      (o.data as string[]).map((path) => (o.format ? { path, format: o.format } : path)),
+      {
+        tokens: {
+          tokenizer,
           template: o.template,
           cutoffLen: o.cutoffLen,
           trainOnInputs: o.trainOnInputs,
-          batchSize: o.batchSize,
-          microBatches: o.gradAccum,
-          epochs: o.epochs,
-          maxSteps: o.maxSteps,
-          lr: o.lr,
-          schedule: o.schedule as ScheduleKind,
-          warmupSteps: o.warmupSteps,
-          weightDecay: o.weightDecay,
-          maxGradNorm: o.maxGradNorm,
-          heldOutFraction: o.evalFraction,
-          evalEvery: o.evalEvery,
-          checkpointEvery: o.checkpointEvery,
-          pack: o.pack,
-          seed: o.seed,
-          provider: o.provider as ExecutionProvider,
-          threads: o.threads,
-          restart: o.restart,
-          signal: controller.signal,
-          onEvent: (e) => {
-            switch (e.type) {
-              case 'report':
-                process.stderr.write(formatReport(e.report) + '\n\n');
-                break;
-              case 'ready':
-                process.stderr.write(
-                  `training on ${e.provider}: ${e.totalSteps} steps (${e.stepsPerEpoch} per epoch), sequence buckets ${e.buckets.join(', ')}\n`,
-                );
-                break;
-              case 'resumed':
-                process.stderr.write(`resumed from the checkpoint at step ${e.step}\n`);
-                break;
-              case 'warning':
-                process.stderr.write(`warning: ${e.message}\n`);
-                break;
-              case 'step':
-                progress.update(e);
-                break;
-              case 'eval':
-                progress.done(
-                  `held-out loss ${e.loss.toFixed(4)}, perplexity ${e.perplexity.toFixed(2)} (${e.tokens} tokens) at step ${e.step}`,
-                );
-                break;
-              case 'stopped':
-                progress.done(
-                  `stopped at step ${e.step}; run the same command again to resume (checkpoint in ${e.checkpointDir})`,
-                );
-                break;
-              case 'done':
-                progress.done(`adapter written to ${e.adapterDir} after ${e.steps} steps`);
-                break;
-            }
-          },
-        });
-        if (!result.completed) process.exitCode = 130;
-      } finally {
-        ctrlC.dispose();
-      }
+        },
+      },
+    );
+    process.stdout.write(formatReport(prepared.report) + '\n');
+    return;
+  }
+  const ctrlC = stopOnCtrlC('stopping after this step and saving a checkpoint');
+  const controller = { signal: ctrlC.signal };
+  const progress = new ProgressPrinter();
+  try {
+    const result = await runLocalTraining({
+      modelDir: o.model,
+      dataFiles: o.data,
+      format: o.format,
+      adapterOut: o.adapterOut,
+      lora: loraFromOptions(o),
+      template: o.template,
+      cutoffLen: o.cutoffLen,
+      trainOnInputs: o.trainOnInputs,
+      batchSize: o.batchSize,
+      microBatches: o.gradAccum,
+      epochs: o.epochs,
+      maxSteps: o.maxSteps,
+      lr: o.lr,
+      schedule: o.schedule as ScheduleKind,
+      warmupSteps: o.warmupSteps,
+      weightDecay: o.weightDecay,
+      maxGradNorm: o.maxGradNorm,
+      heldOutFraction: o.evalFraction,
+      evalEvery: o.evalEvery,
+      checkpointEvery: o.checkpointEvery,
+      pack: o.pack,
+      seed: o.seed,
+      provider: o.provider as ExecutionProvider,
+      threads: o.threads,
+      restart: o.restart,
+      signal: controller.signal,
+      onEvent: (e) => printTrainingEvent(e, progress, formatReport),
     });
+    if (!result.completed) process.exitCode = 130;
+  } finally {
+    ctrlC.dispose();
+  }
+}
 
+function printTrainingEvent(
+  e: TrainingEvent,
+  progress: ProgressPrinter,
+  describe: typeof formatReport, // loaded with the core by the action, not at startup
+): void {
+  switch (e.type) {
+    case 'report':
+      process.stderr.write(describe(e.report) + '\n\n');
+      break;
+    case 'ready':
+      process.stderr.write(
+        `training on ${e.provider}: ${e.totalSteps} steps (${e.stepsPerEpoch} per epoch), sequence buckets ${e.buckets.join(', ')}\n`,
+      );
+      break;
+    case 'resumed':
+      process.stderr.write(`resumed from the checkpoint at step ${e.step}\n`);
+      break;
+    case 'warning':
+      process.stderr.write(`warning: ${e.message}\n`);
+      break;
+    case 'step':
+      progress.update(e);
+      break;
+    case 'eval':
+      progress.done(
+        `held-out loss ${e.loss.toFixed(4)}, perplexity ${e.perplexity.toFixed(2)} (${e.tokens} tokens) at step ${e.step}`,
+      );
+      break;
+    case 'stopped':
+      progress.done(
+        `stopped at step ${e.step}; run the same command again to resume (checkpoint in ${e.checkpointDir})`,
+      );
+      break;
+    case 'done':
+      progress.done(`adapter written to ${e.adapterDir} after ${e.steps} steps`);
+      break;
+  }
+}
+
+function registerEval(program: Command): void {
   program
     .command('eval')
     .description('loss and perplexity of a model, with or without an adapter, on an instruction dataset')
@@ -251,7 +274,9 @@ export function registerLocalCommands(program: Command): void {
         `loss ${r.loss.toFixed(4)}  perplexity ${r.perplexity.toFixed(3)}  over ${r.tokens} tokens of ${r.examples} examples (template ${r.template})\n`,
       );
     });
+}
 
+function registerGenerate(program: Command): void {
   program
     .command('generate')
     .description('generate text with a model, with or without an adapter (streams as it goes)')
