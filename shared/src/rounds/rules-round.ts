@@ -5,10 +5,11 @@
 //           config; the round trains from the current global adapter; the selection is not empty
 //           and is the one its seed draws from the participants eligible now (selection.ts)
 //   close   the round is open; the close repeats the open's rule, selection and adapter; at least
-//           one update counts; every counted update comes from an enrolled, unrevoked, selected
-//           participant, at most once, listed in canonical order, with an envelope digest never
-//           counted before in the log (a replay), and a recorded envelope that says what the
-//           record says (update-rules.ts); no one is both dropped and counted
+//           one update counts; every counted update comes from an enrolled, unrevoked participant,
+//           at most once, listed in canonical order; no one is both dropped and counted; and the
+//           recorded envelope of each enrolled participant's update meets the coordinator's
+//           admission rules for this round (update-rules.ts: selected, never counted before,
+//           the round's adapter, the federation's limits, ...) and says what the record says
 
 import { FeditError } from '../errors.ts';
 import { AggregationError } from '../aggregation/aggregation-error.ts';
@@ -134,24 +135,21 @@ function checkCountedUpdates(
     if (publicKey === undefined) problem('NOT_ENROLLED', `counts an update of ${who}, who is not enrolled`);
     else if (state.isRevoked(who))
       problem('REVOKED_PARTICIPANT', `counts an update of ${who}, whose enrolment was revoked`);
-    if (!selected.has(who))
-      problem('NOT_SELECTED', `counts an update of ${who}, who was not selected for round ${round}`);
-    if (state.hasEnvelope(update.envelopeDigest) || envelopes.has(update.envelopeDigest)) {
-      problem(
-        'REPLAYED_ENVELOPE',
-        `counts envelope ${update.envelopeDigest} of ${who}, which was already counted: a replay`,
+    // Only an enrolled participant has a key to hold its envelope to; one who is not cannot have
+    // been selected either (the open's selection is re-derived from the enrolled participants).
+    if (publicKey !== undefined)
+      checkRecordedUpdate(
+        update,
+        {
+          federation: state.federation,
+          signKey: publicKey,
+          round: { round, globalAdapter: body.globalAdapterIn, selected: selected.has(who) },
+          limits: state.config?.limits,
+          counted: (digest) => state.hasEnvelope(digest) || envelopes.has(digest),
+        },
+        problem,
       );
-    }
     envelopes.add(update.envelopeDigest);
-    if (publicKey !== undefined) {
-      const expected = {
-        federation: state.federation,
-        round,
-        globalAdapterIn: body.globalAdapterIn,
-        publicKey,
-      };
-      checkRecordedUpdate(update, expected, problem);
-    }
   });
   for (const { participant } of body.dropped) {
     if (counted.has(participant))
