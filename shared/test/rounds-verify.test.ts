@@ -833,7 +833,9 @@ test('an envelope for another round, adapter or example count does not match its
     body.updates[1].envelope.globalAdapterHash = digest('elsewhere');
   });
   const messages = verifyRoundLog(records, options()).problems.map((p) => p.message);
-  t.true(messages.some((m) => /breaks admission rule ROUND_CLOSED: round 1 is not open \(round 2 is\)$/.test(m)));
+  t.true(
+    messages.some((m) => /breaks admission rule ROUND_CLOSED: round 1 is not open \(round 2 is\)$/.test(m)),
+  );
   t.true(messages.some((m) => /it claims \d+ examples, the record counts \d+$/.test(m)));
   t.true(
     messages.some((m) =>

@@ -55,9 +55,17 @@ export interface Refusal {
 export type Admission<T> = { ok: true; value: T } | { ok: false; refusal: Refusal };
 
 /** A refusal, for the rules of this file and admission-payload.ts. */
-export const refusal = (code: AdmissionCode, message: string, field: string): Refusal => ({ code, message, field });
+export const refusal = (code: AdmissionCode, message: string, field: string): Refusal => ({
+  code,
+  message,
+  field,
+});
 
-export const refuse = (code: AdmissionCode, message: string, field: string): { ok: false; refusal: Refusal } => ({
+export const refuse = (
+  code: AdmissionCode,
+  message: string,
+  field: string,
+): { ok: false; refusal: Refusal } => ({
   ok: false,
   refusal: refusal(code, message, field),
 });

@@ -20,7 +20,13 @@
 
 import type { AdapterSchema, TensorValues } from '../aggregation/schema.ts';
 import type { Tensor } from '../tensors/tensor.ts';
-import { checkAnnouncedSchema, envelopeRefusals, type AdmissionCode, type EnvelopeTerms, type Refusal } from './admission.ts';
+import {
+  checkAnnouncedSchema,
+  envelopeRefusals,
+  type AdmissionCode,
+  type EnvelopeTerms,
+  type Refusal,
+} from './admission.ts';
 import { admitTensorValues, checkUpdateNorm } from './admission-payload.ts';
 import { checkRecordedEnvelope, tensorSchemaOf } from './envelope-record.ts';
 import type { ReportProblem, VerificationProblemCode } from './problems.ts';
@@ -55,13 +61,20 @@ function reportRefusal(problem: ReportProblem, subject: string, refusal: Refusal
  * The recorded envelope of `update`, counted in the round `terms` describe, meets the admission
  * rules of its envelope and says what the record says (the signature is checked with the blob).
  */
-export function checkRecordedUpdate(update: CountedUpdate, terms: EnvelopeTerms, problem: ReportProblem): void {
+export function checkRecordedUpdate(
+  update: CountedUpdate,
+  terms: EnvelopeTerms,
+  problem: ReportProblem,
+): void {
   const e = update.envelope;
   const subject = `the envelope of ${update.participant}`;
   for (const refusal of envelopeRefusals({ ...e, id: update.envelopeDigest }, terms))
     reportRefusal(problem, subject, refusal);
   if (e.exampleCount !== update.exampleCount)
-    problem('ENVELOPE', `${subject}: it claims ${e.exampleCount} examples, the record counts ${update.exampleCount}`);
+    problem(
+      'ENVELOPE',
+      `${subject}: it claims ${e.exampleCount} examples, the record counts ${update.exampleCount}`,
+    );
   if (e.version !== 1) problem('ENVELOPE', `${subject}: its version is ${e.version}, not 1`);
 }
 
