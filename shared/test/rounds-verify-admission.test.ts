@@ -19,6 +19,7 @@ import {
   verifyRoundLog,
   ZERO_HASH,
   type AdapterSchema,
+  type DroppedParticipant,
   type FederationConfig,
   type RoundRecord,
   type RoundRecordBodies,
@@ -78,7 +79,10 @@ interface Upload {
 type Settings = RoundRecordBodies['config']['settings'];
 const RECORDED: Settings = { config: JSON.stringify(CONFIG), configHash: configHash(CONFIG) };
 
-function federation(bob: Upload, settings: Settings = RECORDED) {
+function federation(
+  bob: Upload,
+  { settings = RECORDED, dropped = [] }: { settings?: Settings; dropped?: DroppedParticipant[] } = {},
+) {
   const blobs = new Map<string, Map<string, Tensor>>();
   const store = (tensors: Map<string, Tensor>) => {
     const hash = hashTensors(tensors);
@@ -149,7 +153,7 @@ function federation(bob: Upload, settings: Settings = RECORDED) {
     updates,
     globalAdapterIn: globalAdapter,
     globalAdapterOut: store(tensorsFromValues(SCHEMA, out)),
-    dropped: [],
+    dropped,
     metrics: {},
   });
   return { records, blobs };
@@ -217,7 +221,9 @@ test('a stored update above the recorded norm bound fails the audit; without a r
   t.regex(report.firstFailure!.message, /the update of p-bob breaks admission rule UPDATE_NORM: /);
   t.true(report.firstFailure!.message.endsWith(refusal.message));
 
-  const unconfigured = audit(federation({ tensors: far, exampleCount: 30 }, { baseModel: 'tiny' }));
+  const unconfigured = audit(
+    federation({ tensors: far, exampleCount: 30 }, { settings: { baseModel: 'tiny' } }),
+  );
   t.deepEqual(unconfigured.problems, []);
   t.is(unconfigured.rounds[0].aggregation, 'verified');
 });
@@ -247,5 +253,22 @@ test('an update claiming more examples than the recorded limit is caught from th
   t.regex(
     report.firstFailure!.message,
     /the envelope of p-bob breaks admission rule UPDATE_EXAMPLES: envelope\.exampleCount 1001 is above the federation's limit 1000$/,
+  );
+});
+
+test('a participant both dropped and counted is caught from the log alone, as the coordinator refuses its commit', (t) => {
+  const reason = 'invalid: tensor layers.0.q_proj.lora_B.weight has a non-finite value at index 5';
+  const { records } = federation(
+    { tensors: adapter(0.01), exampleCount: 30 },
+    { dropped: [{ participant: 'p-bob', reason }] },
+  );
+  const report = verifyRoundLog(records, { coordinatorPublicKey: coordinator.publicKey });
+  t.deepEqual(
+    report.problems.map((p) => p.code),
+    ['DROPPED_AND_COUNTED'],
+  );
+  t.is(
+    report.firstFailure!.message,
+    `record 4 (round-closed, round 1): the update of p-bob breaks admission rule UPDATE_DROPPED: this participant's update was refused in round 1 (${reason}); it can take part again from the next round`,
   );
 });

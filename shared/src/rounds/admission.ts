@@ -84,6 +84,9 @@ export interface RoundView {
   dropped: readonly DroppedParticipant[];
 }
 
+/** What a participant's standing in a round depends on (admitCommit). */
+export type Standing = Pick<RoundView, 'round' | 'counted' | 'dropped'>;
+
 export interface EnvelopeContext<R extends RoundView = RoundView> {
   federation: string;
   /** The participant the connection authenticated as: its id and signing key (hex). */
@@ -259,7 +262,7 @@ export function admitEnvelope<R extends RoundView>(
  * participant stays out for the rest of the round: a later update would make the round-closed
  * record list it as both dropped and counted, which the log refuses to append.
  */
-export function admitCommit<R extends RoundView>(
+export function admitCommit<R extends Standing>(
   round: R,
   participant: string,
   field = 'payload.uploadId',

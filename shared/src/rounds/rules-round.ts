@@ -6,10 +6,11 @@
 //           and is the one its seed draws from the participants eligible now (selection.ts)
 //   close   the round is open; the close repeats the open's rule, selection and adapter; at least
 //           one update counts; every counted update comes from an enrolled, unrevoked participant,
-//           at most once, listed in canonical order; no one is both dropped and counted; and the
-//           recorded envelope of each enrolled participant's update meets the coordinator's
-//           admission rules for this round (update-rules.ts: selected, never counted before,
-//           the round's adapter, the federation's limits, ...) and says what the record says
+//           listed in canonical order; and each meets the coordinator's admission rules for this
+//           round (update-rules.ts): the participant's standing (not dropped, not counted twice)
+//           and, for an enrolled participant, its recorded envelope (selected, never counted
+//           before, the round's adapter, the federation's limits, ...), which says what the
+//           record says
 
 import { FeditError } from '../errors.ts';
 import { AggregationError } from '../aggregation/aggregation-error.ts';
@@ -20,7 +21,7 @@ import type { ReportProblem } from './problems.ts';
 import type { RoundClosedBody, RoundOpenBody } from './record.ts';
 import { selectParticipants } from './selection.ts';
 import type { FederationState } from './state.ts';
-import { checkRecordedUpdate } from './update-rules.ts';
+import { checkRecordedUpdate, checkStanding } from './update-rules.ts';
 
 /** The rule named `name`, when it exists and accepts `config`; otherwise a problem says why not. */
 export function checkRule(
@@ -118,19 +119,21 @@ function checkCountedUpdates(
   problem: ReportProblem,
 ): void {
   const selected = new Set(body.selection.selected);
-  const counted = new Set<string>();
+  // What the coordinator's open round holds while it counts: the updates counted so far.
+  const counted = new Map<string, { envelopeDigest: string }>();
   const envelopes = new Set<string>();
   body.updates.forEach((update, i) => {
     const who = update.participant;
     const previous = body.updates[i - 1];
-    if (counted.has(who)) problem('DUPLICATE_UPDATE', `counts an update of ${who} twice`);
-    else if (previous && compareUtf8(previous.participant, who) > 0) {
+    const again = counted.has(who);
+    checkStanding(update, { round, counted, dropped: body.dropped }, problem);
+    if (!again && previous && compareUtf8(previous.participant, who) > 0) {
       problem(
         'UPDATES_ORDER',
         `lists ${who} after ${previous.participant}; updates are listed in ascending participant order`,
       );
     }
-    counted.add(who);
+    counted.set(who, update);
     const publicKey = state.participantKey(who);
     if (publicKey === undefined) problem('NOT_ENROLLED', `counts an update of ${who}, who is not enrolled`);
     else if (state.isRevoked(who))
@@ -151,8 +154,4 @@ function checkCountedUpdates(
       );
     envelopes.add(update.envelopeDigest);
   });
-  for (const { participant } of body.dropped) {
-    if (counted.has(participant))
-      problem('DROPPED_AND_COUNTED', `lists ${participant} both as dropped and as counted`);
-  }
 }

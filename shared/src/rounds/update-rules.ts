@@ -5,6 +5,8 @@
 // the code PROBLEM_OF gives it, in the rule's own words. Beside them stand the checks only the
 // verifier can make, because only it reads an envelope apart from its upload:
 //
+//   standing  (from the log alone) the participant was not dropped from the round and is counted
+//             once (admitCommit)
 //   recorded  (from the log alone) the recorded envelope meets ENVELOPE_RULES for the round the
 //             record closes: the participant's enrolled key, the federation, the round, selected,
 //             the global adapter the round trained from, the federation's limits on examples and
@@ -21,11 +23,13 @@
 import type { AdapterSchema, TensorValues } from '../aggregation/schema.ts';
 import type { Tensor } from '../tensors/tensor.ts';
 import {
+  admitCommit,
   checkAnnouncedSchema,
   envelopeRefusals,
   type AdmissionCode,
   type EnvelopeTerms,
   type Refusal,
+  type Standing,
 } from './admission.ts';
 import { admitTensorValues, checkUpdateNorm } from './admission-payload.ts';
 import { checkRecordedEnvelope, tensorSchemaOf } from './envelope-record.ts';
@@ -55,6 +59,15 @@ const PROBLEM_OF: Record<AdmissionCode, VerificationProblemCode> = {
 function reportRefusal(problem: ReportProblem, subject: string, refusal: Refusal): undefined {
   problem(PROBLEM_OF[refusal.code], `${subject} breaks admission rule ${refusal.code}: ${refusal.message}`);
   return undefined;
+}
+
+/**
+ * The participant's standing as the coordinator checks it at commit (admitCommit): it was not
+ * dropped from the round, and `round.counted` (the updates listed before it) holds none of its.
+ */
+export function checkStanding(update: CountedUpdate, round: Standing, problem: ReportProblem): void {
+  const standing = admitCommit(round, update.participant);
+  if (!standing.ok) reportRefusal(problem, `the update of ${update.participant}`, standing.refusal);
 }
 
 /**

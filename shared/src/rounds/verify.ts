@@ -18,10 +18,10 @@
 //               re-derived from its seed over the participants eligible when the round opened;
 //               the round trains from the current global adapter; the close repeats the open's
 //               rule, selection and adapter; every counted update comes from an enrolled,
-//               unrevoked participant, at most once, listed in canonical order; no one is both
-//               dropped and counted
+//               unrevoked participant, listed in canonical order
 //   updates     (update-rules.ts) the coordinator's own admission rules (admission.ts) applied to
-//               each counted update: its recorded envelope is the enrolled key's, for this
+//               each counted update: its participant was not dropped and is counted once; its
+//               recorded envelope is the enrolled key's, for this
 //               federation and round, which selected it, from the round's global adapter, within
 //               the federation's example and byte limits (when the log records the config), never
 //               counted before (a replay), claiming the record's example count; with `blobs`, it is
