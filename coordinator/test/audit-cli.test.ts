@@ -20,7 +20,7 @@ import {
 } from '@fedit/shared';
 import { createInvite } from '../src/index.ts';
 import { fedit, repoRoot, type Run } from './helpers/cli.ts';
-import { startTestFederation, tempDir, tinyModel } from './helpers/federation.ts';
+import { startTestFederation, tempDir } from './helpers/federation.ts';
 import { Peer } from './helpers/peer.ts';
 
 interface Federation {
@@ -200,22 +200,15 @@ test('`fedit audit` loads @fedit/shared alone: never onnxruntime-node, socket.io
   t.deepEqual(heavyPackages(audit.modules), []);
 
   // The recorder does see them where a command loads them: listing participants opens the folder
-  // through the coordinator package (which never loads the engine), and init reads the base model
-  // with the engine.
+  // through the coordinator package, which loads socket.io and lowdb but never the engine (the
+  // coordinator does not depend on @fedit/kernels)...
   const coordinator = await loadedModules(t, 'coordinator', 'participants', fed.root);
   t.is(coordinator.code, 0, coordinator.stderr);
   t.deepEqual(heavyPackages(coordinator.modules), ['coordinator/src', 'engine.io', 'lowdb', 'socket.io']);
-  const init = await loadedModules(
-    t,
-    'coordinator',
-    'init',
-    join(tempDir(t, 'fedit-init-'), 'fed'),
-    '--model',
-    await tinyModel(),
-  );
-  t.is(init.code, 0, init.stderr);
-  t.true(heavyPackages(init.modules).includes('kernels/src'));
-  t.true(heavyPackages(init.modules).includes('onnxruntime-node'));
+  // ...and `generate` loads the engine and its runtime before it finds no model in the folder.
+  const engine = await loadedModules(t, 'generate', '--model', fed.root, '--prompt', 'hello');
+  t.not(engine.code, 0);
+  t.deepEqual(heavyPackages(engine.modules), ['kernels/src', 'onnxruntime-node']);
 });
 
 test('--key takes the key as an invite, a coordinator.pub.json, base64url or hex', async (t) => {
