@@ -1,20 +1,6 @@
 // @fedit/coordinator: federation directories, invites and the socket.io coordinator. The federation
-// config, folder layout, blob store and audit live in @fedit/shared (an auditor needs nothing else);
-// they are re-exported here for the coordinator's callers.
-export {
-  validateFederationConfig,
-  configHash,
-  ConfigError,
-  LIMIT_RULES,
-  aggregationRuleProblem,
-  federationPaths,
-  BlobStore,
-  auditFederation,
-  formatAudit,
-  type AuditReport,
-  type FederationConfig,
-  type FederationPaths,
-} from '@fedit/shared';
+// config, folder layout, blob store and audit live in @fedit/shared (an auditor needs nothing else):
+// import them from there.
 export {
   initFederation,
   openFederationDir,

@@ -6,8 +6,7 @@
 import test from 'ava';
 import { readFileSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ContentHash } from '@fedit/shared';
-import { federationPaths } from '../src/index.ts';
+import { federationPaths, type ContentHash } from '@fedit/shared';
 import { logRecords, startTestFederation, type TestFederation } from './helpers/federation.ts';
 import { Peer, type Ack } from './helpers/peer.ts';
 

@@ -7,9 +7,15 @@
 import test from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateIdentity, parseInvite, serializeIdentity, type PublicIdentity } from '@fedit/shared';
+import {
+  federationPaths,
+  generateIdentity,
+  parseInvite,
+  serializeIdentity,
+  type FederationConfig,
+  type PublicIdentity,
+} from '@fedit/shared';
 import { assertCleanFailure } from '../../test/fixtures/fedit-cli.ts';
-import { federationPaths, type FederationConfig } from '../src/index.ts';
 import { fedit } from './helpers/cli.ts';
 import { startTestFederation } from './helpers/federation.ts';
 import { Peer } from './helpers/peer.ts';

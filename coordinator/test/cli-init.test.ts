@@ -6,7 +6,7 @@ import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertCleanFailure } from '../../test/fixtures/fedit-cli.ts';
-import type { FederationConfig } from '../src/index.ts';
+import type { FederationConfig } from '@fedit/shared';
 import { fedit } from './helpers/cli.ts';
 import { tempDir, tinyModel } from './helpers/federation.ts';
 

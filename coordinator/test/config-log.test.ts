@@ -4,8 +4,8 @@
 
 import test from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { FeditError } from '@fedit/shared';
-import { federationPaths, startCoordinator, type FederationConfig } from '../src/index.ts';
+import { FeditError, federationPaths, type FederationConfig } from '@fedit/shared';
+import { startCoordinator } from '../src/index.ts';
 import { initTestFederation } from './helpers/federation.ts';
 
 const start = (dir: string) => startCoordinator({ dir, host: '127.0.0.1', port: 0, noRounds: true });

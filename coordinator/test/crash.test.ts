@@ -8,8 +8,8 @@
 import test, { type ExecutionContext } from 'ava';
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
-import { parseInvite, publicIdentity, type ContentHash } from '@fedit/shared';
-import { auditFederation, createInvite, openFederationDir } from '../src/index.ts';
+import { auditFederation, parseInvite, publicIdentity, type ContentHash } from '@fedit/shared';
+import { createInvite, openFederationDir } from '../src/index.ts';
 import { CoordinatorProcess, freePort, repoRoot } from './helpers/cli.ts';
 import {
   assertStoreIntact,

@@ -7,8 +7,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ContentHash } from '@fedit/shared';
-import { BlobStore, federationPaths } from '../src/index.ts';
+import { BlobStore, federationPaths, type ContentHash } from '@fedit/shared';
 import { assertStoreIntact, logRecords, snapshotBlobs, startTestFederation } from './helpers/federation.ts';
 import { Peer, type Ack } from './helpers/peer.ts';
 

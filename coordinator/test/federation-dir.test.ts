@@ -5,8 +5,8 @@ import test from 'ava';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseInvite } from '@fedit/shared';
-import { auditFederation, createInvite, openFederationDir, readInvites } from '../src/index.ts';
+import { auditFederation, parseInvite } from '@fedit/shared';
+import { createInvite, openFederationDir, readInvites } from '../src/index.ts';
 import { initInProcess } from './helpers/federation.ts';
 
 test('init writes keys (owner-only), settings, the initial adapter and a verifying log; a second init refuses', async (t) => {

@@ -20,8 +20,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { FeditError, generateIdentity } from '@fedit/shared';
-import { federationPaths, openFederationDir, startCoordinator } from '../src/index.ts';
+import { FeditError, federationPaths, generateIdentity } from '@fedit/shared';
+import { openFederationDir, startCoordinator } from '../src/index.ts';
 import { INIT_MARKER } from '../src/federation/dir.ts';
 import { fedit } from './helpers/cli.ts';
 import {

@@ -9,8 +9,15 @@ import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FeditError, fingerprint, generateIdentity, parseInvite, publicIdentity } from '@fedit/shared';
-import { createInvite, federationPaths, readInvites } from '../src/index.ts';
+import {
+  FeditError,
+  federationPaths,
+  fingerprint,
+  generateIdentity,
+  parseInvite,
+  publicIdentity,
+} from '@fedit/shared';
+import { createInvite, readInvites } from '../src/index.ts';
 import { redeemInvite, tokenHash, withInvitesLock } from '../src/federation/invites.ts';
 import { initTestFederation, logRecords, startTestFederation, tempDir } from './helpers/federation.ts';
 import { Peer, type Ack } from './helpers/peer.ts';

@@ -5,7 +5,7 @@ import test from 'ava';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertCleanFailure } from '../../test/fixtures/fedit-cli.ts';
-import { federationPaths } from '../src/index.ts';
+import { federationPaths } from '@fedit/shared';
 import { fedit } from './helpers/cli.ts';
 import { initTestFederation, tempDir, tinyModel } from './helpers/federation.ts';
 

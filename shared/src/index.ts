@@ -171,15 +171,17 @@ export {
 export {
   admitCommit,
   admitEnvelope,
-  admitPayload,
-  admitUpdateTensors,
+  envelopeRefusals,
   type Admission,
   type AdmissionCode,
+  type EnvelopeClaims,
   type EnvelopeContext,
+  type EnvelopeLimits,
+  type EnvelopeTerms,
   type Refusal,
   type RoundView,
-  type TensorsContext,
 } from './rounds/admission.ts';
+export { admitPayload, admitUpdateTensors, type TensorsContext } from './rounds/admission-payload.ts';
 
 export { CryptoError, InviteError, type CryptoErrorCode, type InviteErrorCode } from './crypto/errors.ts';
 export { bytesEqual, fromBase64url, fromHex, toBase64url, toHex } from './crypto/bytes.ts';

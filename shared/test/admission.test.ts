@@ -1,7 +1,8 @@
-// The admission rules (rounds/admission.ts) on their own: no coordinator, no socket, no log. Each
-// rule refuses with the code, field and message participants see on the wire, and lets an honest
-// update through. The coordinator's fault tests (coordinator/test/faults-*.test.ts) drive the same
-// rules over the network.
+// The admission rules (rounds/admission.ts, admission-payload.ts) on their own: no coordinator, no
+// socket, no log. Each rule refuses with the code, field and message participants see on the wire,
+// and lets an honest update through. The coordinator's fault tests (coordinator/test/faults-*.test.ts)
+// drive the same rules over the network; the verifier holds logged updates to them
+// (rounds-verify-admission.test.ts).
 
 import test from 'ava';
 import {
@@ -124,7 +125,7 @@ const envelopeRefusals: [string, () => Admission<unknown>, string, string, RegEx
       ),
     'UPDATE_PARTICIPANT',
     'envelope.participant',
-    /not the key this connection authenticated with/,
+    /^envelope\.participant [0-9a-f]{64} is not this participant's signing key [0-9a-f]{64}$/,
   ],
   [
     'another federation',

@@ -208,7 +208,9 @@ test('refuses to append a record that would not verify, and writes nothing', asy
     t.true(
       isRoundError(
         'ROUND_LOG_REJECTED',
-        new RegExp(`counts an update of ${outsider}, who was not selected for round 2 \\[NOT_SELECTED\\]`),
+        new RegExp(
+          `the envelope of ${outsider} breaks admission rule UPDATE_NOT_SELECTED: this participant was not selected for round 2 \\[NOT_SELECTED\\]`,
+        ),
       )(err),
     );
     t.is((await readFile(path)).length, size);

@@ -487,7 +487,9 @@ test('an update of a participant who was not selected is detected', (t) => {
   t.deepEqual(codes(report), ['NOT_SELECTED']);
   t.regex(
     report.firstFailure!.message,
-    new RegExp(`counts an update of ${outsider}, who was not selected for round 1`),
+    new RegExp(
+      `the envelope of ${outsider} breaks admission rule UPDATE_NOT_SELECTED: this participant was not selected for round 1$`,
+    ),
   );
   t.is(report.rounds[0].ok, false);
   t.is(report.rounds[1].ok, true);
@@ -792,17 +794,25 @@ test("an update signed with a key that is not the participant's enrolled key is 
       }),
     );
   });
-  // The log alone shows it (the coordinator refuses to append it), and so does the audit.
-  for (const report of [verifyRoundLog(records, options()), verifyRoundLog(records, options(blobs))]) {
+  // The log alone shows it, by the coordinator's admission rule (the coordinator refuses to append
+  // it), and so does the audit, which also finds the signature is not over the enrolled key.
+  const fromLog = verifyRoundLog(records, options());
+  const audited = verifyRoundLog(records, options(blobs));
+  for (const report of [fromLog, audited]) {
     t.true(codes(report).length > 0);
     t.true(codes(report).every((c) => c === 'ENVELOPE'));
     t.regex(
       report.firstFailure!.message,
       new RegExp(
-        `round 2\\): the envelope of p-\\w+: it is signed by key ${publicKeyHex(intruder)}, not the enrolled key`,
+        `round 2\\): the envelope of p-\\w+ breaks admission rule UPDATE_PARTICIPANT: envelope\\.participant ${publicKeyHex(intruder)} is not this participant's signing key [0-9a-f]{64}$`,
       ),
     );
   }
+  t.true(
+    audited.problems.some((p) =>
+      new RegExp(`: it is signed by key ${publicKeyHex(intruder)}, not the enrolled key`).test(p.message),
+    ),
+  );
 });
 
 test('an envelope whose signature was altered does not verify', (t) => {
@@ -823,9 +833,17 @@ test('an envelope for another round, adapter or example count does not match its
     body.updates[1].envelope.globalAdapterHash = digest('elsewhere');
   });
   const messages = verifyRoundLog(records, options()).problems.map((p) => p.message);
-  t.true(messages.some((m) => /it is for round 1$/.test(m)));
+  t.true(
+    messages.some((m) => /breaks admission rule ROUND_CLOSED: round 1 is not open \(round 2 is\)$/.test(m)),
+  );
   t.true(messages.some((m) => /it claims \d+ examples, the record counts \d+$/.test(m)));
-  t.true(messages.some((m) => /it was trained from sha256:\w+, not the round's sha256:\w+$/.test(m)));
+  t.true(
+    messages.some((m) =>
+      /breaks admission rule UPDATE_STALE: envelope\.globalAdapterHash is not the adapter this round trains from$/.test(
+        m,
+      ),
+    ),
+  );
 });
 
 test("a recorded envelope digest that is not the envelope's is caught with the blobs", (t) => {

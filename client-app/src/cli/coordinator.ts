@@ -2,8 +2,8 @@
 // options and print.
 
 import { Option, type Command } from 'commander';
-import { FeditError } from '@fedit/shared';
-import type { CoordinatorEvent, LIMIT_RULES } from '@fedit/coordinator';
+import { FeditError, LIMIT_RULES, aggregationRuleProblem, federationPaths } from '@fedit/shared';
+import type { CoordinatorEvent } from '@fedit/coordinator';
 import { addLoraOptions, loraFromOptions, positive } from './options.ts';
 
 /** The longest an invite may stay valid, in hours: ten years, createInvite's MAX_INVITE_HOURS. */
@@ -84,7 +84,6 @@ function registerInit(coordinator: Command): void {
         'fedit',
       ),
   ).action(async (dir: string, o) => {
-    const { LIMIT_RULES, aggregationRuleProblem } = await import('@fedit/coordinator');
     const { initFederationFromModel } = await import('../operator/init-federation.ts');
     const limits = limitsFromOptions(LIMIT_RULES, o);
     const ruleProblem = aggregationRuleProblem(o.aggregationRule);
@@ -215,7 +214,7 @@ function registerParticipants(coordinator: Command): void {
     .argument('<dir>', 'the federation folder')
     .option('--json', 'print JSON', false)
     .action(async (dir: string, o) => {
-      const { federationPaths, openFederationDirChecked } = await import('@fedit/coordinator');
+      const { openFederationDirChecked } = await import('@fedit/coordinator');
       const { readRoundLog } = await import('@fedit/shared');
       const { records } = await readRoundLog(federationPaths(dir).log);
       // The list comes from the round log alone (a copy of log/ is enough), so a federation.json

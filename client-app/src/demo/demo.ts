@@ -8,14 +8,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DEFAULT_ADAMW, Trainer, loadCheckpoint, loadTokenizer } from '@fedit/kernels';
-import { FeditError } from '@fedit/shared';
-import {
-  auditFederation,
-  BlobStore,
-  createInvite,
-  federationPaths,
-  startCoordinator,
-} from '@fedit/coordinator';
+import { auditFederation, BlobStore, FeditError, federationPaths } from '@fedit/shared';
+import { createInvite, startCoordinator } from '@fedit/coordinator';
 import { initFederationFromModel } from '../operator/init-federation.ts';
 import { prepareDataset, sequenceBuckets } from '../core/data/index.ts';
 import { evaluateRows } from '../core/train/local-training.ts';

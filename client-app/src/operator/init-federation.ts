@@ -4,12 +4,7 @@
 // the coordinator's initFederation.
 
 import { randomBytes } from 'node:crypto';
-import {
-  DEFAULT_SETTINGS,
-  initFederation,
-  type FederationConfig,
-  type FederationSettings,
-} from '@fedit/coordinator';
+import { DEFAULT_SETTINGS, initFederation, type FederationSettings } from '@fedit/coordinator';
 import {
   initLoraTensors,
   loadCheckpoint,
@@ -18,7 +13,7 @@ import {
   validateLoraConfig,
   type LoraTarget,
 } from '@fedit/kernels';
-import { tensorFromF32, type Identity, type Tensor } from '@fedit/shared';
+import { tensorFromF32, type FederationConfig, type Identity, type Tensor } from '@fedit/shared';
 
 export interface InitFromModelOptions {
   /** The base model (Hugging Face folder) every participant must train on. */

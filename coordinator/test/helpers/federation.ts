@@ -10,7 +10,9 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmS
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import {
+  auditFederation,
   createInviteToken,
+  federationPaths,
   parseInvite,
   peftLoraTensorName,
   publicIdentity,
@@ -22,9 +24,7 @@ import {
 } from '@fedit/shared';
 import {
   DEFAULT_SETTINGS,
-  auditFederation,
   createInvite,
-  federationPaths,
   initFederation,
   openFederationDir,
   startCoordinator,

@@ -8,6 +8,7 @@
 //                  and bytes than the limits allow, announces exactly the global adapter's tensors,
 //                  and is neither counted already (replay, duplicate) nor from a dropped participant.
 //   update:commit  admitCommit(round, participant)     nothing counted or dropped since the begin;
+//                  (admission-payload.ts:)
 //                  admitPayload(envelope, payload)     the assembled bytes are the signed payload
 //                                                      (size, one SHA-256), a safetensors file in
 //                                                      the canonical layout (names ascending, no
@@ -17,15 +18,14 @@
 //
 // Each returns a refusal { code, message, field } or the admitted value; none does I/O, touches a
 // socket or the log. The coordinator (coordinator/src/server/uploads.ts) turns a refusal into its
-// answer to the participant; an auditor can apply the same rules to a logged round, so the rules a
-// round was run by and the rules it is checked by cannot drift apart. The codes and messages are
-// the ones participants see on the wire (docs/protocol.md).
+// answer to the participant; the verifier holds every update a round-closed record counts to the
+// same rules (update-rules.ts: ENVELOPE_RULES on the recorded envelope, checkAnnouncedSchema,
+// admitTensorValues and checkUpdateNorm on the stored tensors), so the rules a round was run by
+// and the rules it is audited by cannot drift apart. The codes and messages are the ones
+// participants see on the wire (docs/protocol.md) and auditors read in a report.
 
-import { createHash } from 'node:crypto';
-import type { SignedEnvelope, TensorSpec, UpdateEnvelope } from '../protocol/messages.ts';
-import { updateNorm } from '../aggregation/norm.ts';
-import { layoutSafetensors, parseSafetensors } from '../tensors/safetensors.ts';
-import { tensorToF32, type Tensor } from '../tensors/tensor.ts';
+import type { SignedEnvelope, TensorSpec } from '../protocol/messages.ts';
+import { compareUtf8 } from '../aggregation/rule.ts';
 import type { DroppedParticipant } from './record.ts';
 
 export type AdmissionCode =
@@ -54,9 +54,20 @@ export interface Refusal {
 
 export type Admission<T> = { ok: true; value: T } | { ok: false; refusal: Refusal };
 
-const refuse = (code: AdmissionCode, message: string, field: string): { ok: false; refusal: Refusal } => ({
+/** A refusal, for the rules of this file and admission-payload.ts. */
+export const refusal = (code: AdmissionCode, message: string, field: string): Refusal => ({
+  code,
+  message,
+  field,
+});
+
+export const refuse = (
+  code: AdmissionCode,
+  message: string,
+  field: string,
+): { ok: false; refusal: Refusal } => ({
   ok: false,
-  refusal: { code, message, field },
+  refusal: refusal(code, message, field),
 });
 
 /** What the rules need to know of the open round. */
@@ -73,76 +84,175 @@ export interface RoundView {
   dropped: readonly DroppedParticipant[];
 }
 
+/** What a participant's standing in a round depends on (admitCommit). */
+export type Standing = Pick<RoundView, 'round' | 'counted' | 'dropped'>;
+
 export interface EnvelopeContext<R extends RoundView = RoundView> {
   federation: string;
   /** The participant the connection authenticated as: its id and signing key (hex). */
   participant: { id: string; signKey: string };
   /** The open round, if any. */
   round: R | undefined;
-  limits: { maxExampleCount: number; maxUploadBytes: number };
+  limits: EnvelopeLimits;
   /** Whether the log already counts the envelope with this id (in an earlier round). */
   envelopeLogged(id: string): boolean;
 }
 
+/** The federation's limits an envelope's claims are held to (FederationConfig['limits']). */
+export interface EnvelopeLimits {
+  maxExampleCount: number;
+  maxUploadBytes: number;
+}
+
 /**
- * The checks of update:begin, in the order a participant is told about them. `id` is the envelope's
- * id (envelopeId); the signature is checked before (verifyEnvelope), the rules take it as given.
- * Admitted: the round the envelope is for.
+ * What an envelope claims, in the form both the signed envelope (update:begin) and its copy in a
+ * round-closed record (envelope-record.ts) give it: so that the coordinator and the verifier hold
+ * it to the same rules, ENVELOPE_RULES.
+ */
+export interface EnvelopeClaims {
+  /** Hex of the Ed25519 key that signed it. */
+  participant: string;
+  federation: string;
+  round: number;
+  globalAdapterHash: string;
+  exampleCount: number;
+  payloadBytes: number;
+  /** Its id, the digest the log counts it under (envelopeId). */
+  id: string;
+}
+
+/** What an envelope is held to: whose it must be, for which federation and round, within which limits. */
+export interface EnvelopeTerms {
+  federation: string | undefined;
+  /** The signing key (hex) of the participant the update is from. */
+  signKey: string;
+  /**
+   * The round the update is for: the open one (the coordinator) or the one a record closes (the
+   * verifier); whether the participant is among those it selected. None: no round is open.
+   */
+  round: { round: number; globalAdapter: string; selected: boolean } | undefined;
+  /** The federation's limits; undefined where they are unknown (a log that records no config). */
+  limits: EnvelopeLimits | undefined;
+  /** Whether an envelope with this id was counted already: in the log, or earlier in the round. */
+  counted(id: string): boolean;
+}
+
+type EnvelopeRule = (claims: EnvelopeClaims, terms: EnvelopeTerms) => Refusal | undefined;
+
+/**
+ * The rules an envelope's claims meet, one per refusal, in the order a participant is told about
+ * them: an upload is refused by the first one broken (admitEnvelope); the verifier reports every
+ * one a counted update's recorded envelope breaks (update-rules.ts).
+ */
+export const ENVELOPE_RULES: readonly EnvelopeRule[] = [
+  (c, t) =>
+    c.participant === t.signKey
+      ? undefined
+      : refusal(
+          'UPDATE_PARTICIPANT',
+          `envelope.participant ${c.participant} is not this participant's signing key ${t.signKey}`,
+          'envelope.participant',
+        ),
+  (c, t) =>
+    c.federation === t.federation
+      ? undefined
+      : refusal(
+          'UPDATE_FEDERATION',
+          `envelope.federation is ${c.federation}, this is ${t.federation}`,
+          'envelope.federation',
+        ),
+  (c, t) =>
+    t.round && c.round === t.round.round
+      ? undefined
+      : refusal(
+          'ROUND_CLOSED',
+          `round ${c.round} is not open${t.round ? ` (round ${t.round.round} is)` : ''}`,
+          'envelope.round',
+        ),
+  (_, t) =>
+    !t.round || t.round.selected
+      ? undefined
+      : refusal(
+          'UPDATE_NOT_SELECTED',
+          `this participant was not selected for round ${t.round.round}`,
+          'envelope.round',
+        ),
+  (c, t) =>
+    !t.round || c.globalAdapterHash === t.round.globalAdapter
+      ? undefined
+      : refusal(
+          'UPDATE_STALE',
+          'envelope.globalAdapterHash is not the adapter this round trains from',
+          'envelope.globalAdapterHash',
+        ),
+  (c, t) =>
+    !t.limits || c.exampleCount <= t.limits.maxExampleCount
+      ? undefined
+      : refusal(
+          'UPDATE_EXAMPLES',
+          `envelope.exampleCount ${c.exampleCount} is above the federation's limit ${t.limits.maxExampleCount}`,
+          'envelope.exampleCount',
+        ),
+  (c, t) =>
+    !t.limits || c.payloadBytes <= t.limits.maxUploadBytes
+      ? undefined
+      : refusal(
+          'UPDATE_TOO_LARGE',
+          `the update is ${c.payloadBytes} bytes, above the limit of ${t.limits.maxUploadBytes}`,
+          'envelope.payloadBytes',
+        ),
+  (c, t) =>
+    t.counted(c.id) ? refusal('UPDATE_REPLAY', 'this envelope was already counted', 'envelope') : undefined,
+];
+
+/** Every rule of ENVELOPE_RULES the claims break, in order. */
+export function envelopeRefusals(claims: EnvelopeClaims, terms: EnvelopeTerms): Refusal[] {
+  return ENVELOPE_RULES.map((rule) => rule(claims, terms)).filter((r): r is Refusal => r !== undefined);
+}
+
+/**
+ * The checks of update:begin, in the order a participant is told about them: ENVELOPE_RULES, the
+ * participant's standing in the round (admitCommit), the announced tensors (checkAnnouncedSchema).
+ * `id` is the envelope's id (envelopeId); the signature is checked before (verifyEnvelope), the
+ * rules take it as given. Admitted: the round the envelope is for.
  */
 export function admitEnvelope<R extends RoundView>(
   context: EnvelopeContext<R>,
   envelope: SignedEnvelope,
   id: string,
 ): Admission<R> {
-  const { round, limits, participant } = context;
-  if (Buffer.from(envelope.participant).toString('hex') !== participant.signKey)
-    return refuse(
-      'UPDATE_PARTICIPANT',
-      'envelope.participant is not the key this connection authenticated with',
-      'envelope.participant',
-    );
-  if (envelope.federation !== context.federation)
-    return refuse(
-      'UPDATE_FEDERATION',
-      `envelope.federation is ${envelope.federation}, this is ${context.federation}`,
-      'envelope.federation',
-    );
-  if (!round || envelope.round !== round.round)
-    return refuse(
-      'ROUND_CLOSED',
-      `round ${envelope.round} is not open${round ? ` (round ${round.round} is)` : ''}`,
-      'envelope.round',
-    );
-  if (!round.selected.has(participant.id))
-    return refuse(
-      'UPDATE_NOT_SELECTED',
-      `this participant was not selected for round ${round.round}`,
-      'envelope.round',
-    );
-  if (envelope.globalAdapterHash !== round.globalAdapter)
-    return refuse(
-      'UPDATE_STALE',
-      'envelope.globalAdapterHash is not the adapter this round trains from',
-      'envelope.globalAdapterHash',
-    );
-  if (envelope.exampleCount > limits.maxExampleCount)
-    return refuse(
-      'UPDATE_EXAMPLES',
-      `envelope.exampleCount ${envelope.exampleCount} is above the federation's limit ${limits.maxExampleCount}`,
-      'envelope.exampleCount',
-    );
-  if (envelope.payloadBytes > limits.maxUploadBytes)
-    return refuse(
-      'UPDATE_TOO_LARGE',
-      `the update is ${envelope.payloadBytes} bytes, above the limit of ${limits.maxUploadBytes}`,
-      'envelope.payloadBytes',
-    );
-  if (context.envelopeLogged(id) || [...round.counted.values()].some((u) => u.envelopeDigest === id))
-    return refuse('UPDATE_REPLAY', 'this envelope was already counted', 'envelope');
-  const standing = admitCommit(round, participant.id, 'envelope');
+  const { round, participant } = context;
+  const claims: EnvelopeClaims = {
+    participant: Buffer.from(envelope.participant).toString('hex'),
+    federation: envelope.federation,
+    round: envelope.round,
+    globalAdapterHash: envelope.globalAdapterHash,
+    exampleCount: envelope.exampleCount,
+    payloadBytes: envelope.payloadBytes,
+    id,
+  };
+  const terms: EnvelopeTerms = {
+    federation: context.federation,
+    signKey: participant.signKey,
+    round: round && {
+      round: round.round,
+      globalAdapter: round.globalAdapter,
+      selected: round.selected.has(participant.id),
+    },
+    limits: context.limits,
+    counted: (envelopeId) =>
+      context.envelopeLogged(envelopeId) ||
+      [...(round?.counted.values() ?? [])].some((u) => u.envelopeDigest === envelopeId),
+  };
+  for (const rule of ENVELOPE_RULES) {
+    const broken = rule(claims, terms);
+    if (broken) return { ok: false, refusal: broken };
+  }
+  const open = round!; // the round rule passed, so a round is open
+  const standing = admitCommit(open, participant.id, 'envelope');
   if (!standing.ok) return standing;
-  const schema = checkAnnouncedSchema(round.schema, envelope.tensorSchema);
-  return schema ? { ok: false, refusal: schema } : { ok: true, value: round };
+  const schema = checkAnnouncedSchema(open.schema, envelope.tensorSchema);
+  return schema ? { ok: false, refusal: schema } : { ok: true, value: open };
 }
 
 /**
@@ -152,7 +262,7 @@ export function admitEnvelope<R extends RoundView>(
  * participant stays out for the rest of the round: a later update would make the round-closed
  * record list it as both dropped and counted, which the log refuses to append.
  */
-export function admitCommit<R extends RoundView>(
+export function admitCommit<R extends Standing>(
   round: R,
   participant: string,
   field = 'payload.uploadId',
@@ -173,135 +283,35 @@ export function admitCommit<R extends RoundView>(
   return { ok: true, value: round };
 }
 
-/** The announced tensors must be the global adapter's: same names (ascending) and shapes. */
-function checkAnnouncedSchema(
+/**
+ * The announced tensors must be the global adapter's: same names (ascending by UTF-8 bytes, the
+ * order envelopes list them in) and shapes. Undefined when they are.
+ */
+export function checkAnnouncedSchema(
   global: ReadonlyMap<string, readonly number[]>,
   announced: readonly TensorSpec[],
 ): Refusal | undefined {
   const field = 'envelope.tensorSchema';
   const names = announced.map((t) => t.name);
-  const expected = [...global.keys()].sort();
+  const expected = [...global.keys()].sort(compareUtf8);
   if (names.length !== expected.length || names.some((n, i) => n !== expected[i])) {
     const extra = names.find((n) => !global.has(n));
-    return refuse(
+    return refusal(
       'UPDATE_SCHEMA',
       extra
         ? `${field} has ${extra}, which the global adapter does not`
         : `${field} lacks tensors of the global adapter`,
       field,
-    ).refusal;
+    );
   }
   for (const t of announced) {
     const shape = global.get(t.name)!;
     if (t.shape.join(',') !== shape.join(','))
-      return refuse(
+      return refusal(
         'UPDATE_SCHEMA',
         `${field}: ${t.name} has shape [${t.shape}], the global adapter's is [${shape}]`,
         field,
-      ).refusal;
+      );
   }
   return undefined;
-}
-
-/**
- * The assembled plaintext of an upload against its signed envelope: its size and SHA-256 (the one
- * hash of the payload), then a safetensors file in the canonical layout. The blob store keeps the
- * canonical file of the tensors, and the audit checks the participant's signed payloadHash against
- * exactly that file (envelope-record.ts): any other layout is refused. Admitted: the tensors
- * (views into `payload`).
- */
-export function admitPayload(
-  envelope: Pick<UpdateEnvelope, 'payloadHash' | 'payloadBytes'>,
-  payload: Uint8Array,
-  source = 'update',
-): Admission<Map<string, Tensor>> {
-  if (
-    payload.byteLength !== envelope.payloadBytes ||
-    `sha256:${createHash('sha256').update(payload).digest('hex')}` !== envelope.payloadHash
-  )
-    return refuse('UPDATE_PAYLOAD', 'the assembled update does not match envelope.payloadHash', 'payload');
-  let tensors: Map<string, Tensor>;
-  try {
-    tensors = parseSafetensors(payload, source).tensors;
-  } catch (err) {
-    return refuse(
-      'UPDATE_FORMAT',
-      `the update is not a valid safetensors file: ${(err as Error).message}`,
-      'payload',
-    );
-  }
-  if (!isCanonicalLayout(payload, tensors))
-    return refuse(
-      'UPDATE_FORMAT',
-      'the update is not a canonical safetensors file (names ascending, no metadata)',
-      'payload',
-    );
-  return { ok: true, value: tensors };
-}
-
-/**
- * Whether `payload` is byte for byte the canonical file of `tensors` (its own tensors), without
- * hashing or copying it again: the canonical header fixes every data offset, the tensors are read
- * from those offsets of `payload`, so equal headers and equal lengths mean equal files.
- */
-function isCanonicalLayout(payload: Uint8Array, tensors: ReadonlyMap<string, Tensor>): boolean {
-  let head: Uint8Array;
-  let totalBytes: number;
-  try {
-    ({ head, totalBytes } = layoutSafetensors(tensors));
-  } catch {
-    return false; // tensors no canonical file can hold (e.g. a header too large once rewritten)
-  }
-  return (
-    totalBytes === payload.byteLength && Buffer.compare(head, payload.subarray(0, head.byteLength)) === 0
-  );
-}
-
-export interface TensorsContext {
-  /** The tensors the update must hold, exactly: names, shapes and dtypes. */
-  schema: readonly TensorSpec[];
-  /** The global adapter the update moves from, as float32 values by name. */
-  global: ReadonlyMap<string, Float32Array>;
-  maxUpdateNorm: number;
-}
-
-/**
- * An update's tensors: exactly the schema, every value finite, and the L2 distance from the global
- * adapter within the federation's bound. Admitted: the values as float32, by name.
- */
-export function admitUpdateTensors(
-  context: TensorsContext,
-  tensors: ReadonlyMap<string, Tensor>,
-): Admission<Map<string, Float32Array>> {
-  const values = new Map<string, Float32Array>();
-  for (const spec of context.schema) {
-    const t = tensors.get(spec.name);
-    if (!t || t.shape.join(',') !== spec.shape.join(',') || t.dtype !== spec.dtype)
-      return refuse('UPDATE_SCHEMA', `tensor ${spec.name} differs from the envelope's schema`, 'payload');
-    const v = tensorToF32(t);
-    const bad = firstNonFinite(v);
-    if (bad >= 0)
-      return refuse(
-        'UPDATE_NOT_FINITE',
-        `tensor ${spec.name} has a non-finite value at index ${bad}`,
-        'payload',
-      );
-    values.set(spec.name, v);
-  }
-  if (tensors.size !== context.schema.length)
-    return refuse('UPDATE_SCHEMA', 'the update has tensors the envelope does not announce', 'payload');
-  const norm = updateNorm(values, context.global);
-  if (!(norm <= context.maxUpdateNorm))
-    return refuse(
-      'UPDATE_NORM',
-      `the update moves the adapter by ${norm.toFixed(3)} (L2), above the federation's bound ${context.maxUpdateNorm}`,
-      'payload',
-    );
-  return { ok: true, value: values };
-}
-
-/** The index of the first NaN or infinity in `values`, or -1 (a plain loop: this is the hot path). */
-function firstNonFinite(values: Float32Array): number {
-  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return i;
-  return -1;
 }

@@ -60,6 +60,11 @@ export type VerificationProblemCode =
   | 'BLOB_MISSING'
   /** A stored update does not fit the global adapter (names, shapes, finite values). */
   | 'UPDATE_INVALID'
+  /**
+   * A counted update is beyond the federation's limits its config record sets (example count,
+   * upload size, norm bound): the coordinator would have refused it.
+   */
+  | 'UPDATE_LIMIT'
   /** The rule applied to the stored updates does not give the recorded new global adapter. */
   | 'AGGREGATION_MISMATCH'
   /**

@@ -1,15 +1,17 @@
 // With the blob store at hand, the verifier recomputes a closed round: every blob the round names
 // (adapters in and out, every counted update) is there and hashes to its name (a missing one is a
-// problem, not a skipped check); each update passes the stored-update rules (update-rules.ts);
-// and the announced rule, applied by aggregateContributions (the coordinator's own computation)
-// to the stored updates, gives exactly the recorded new global adapter.
+// problem, not a skipped check); each update passes the stored-update rules (update-rules.ts: the
+// participant's signature over it, and the coordinator's admission rules for its tensors, the
+// norm bound included when the log records the federation's config); and the announced rule,
+// applied by aggregateContributions (the coordinator's own computation) to the stored updates,
+// gives exactly the recorded new global adapter.
 
 import { FeditError } from '../errors.ts';
 import { AggregationError } from '../aggregation/aggregation-error.ts';
 import { aggregateContributions, type Contribution } from '../aggregation/aggregate.ts';
 import { aggregationRule } from '../aggregation/rules.ts';
 import { compareUtf8 } from '../aggregation/rule.ts';
-import { adapterSchema, tensorsFromValues, type AdapterSchema } from '../aggregation/schema.ts';
+import { adapterSchema, tensorValues, tensorsFromValues, type AdapterSchema } from '../aggregation/schema.ts';
 import { hashTensors } from '../tensors/hash.ts';
 import type { Tensor } from '../tensors/tensor.ts';
 import type { TensorCollection } from '../tensors/tensor-entries.ts';
@@ -45,8 +47,10 @@ export function recomputeRound(
   const globalIn = loader.load(body.globalAdapterIn, 'the global adapter');
   loader.load(body.globalAdapterOut, 'the new global adapter');
   let schema: AdapterSchema | undefined = globalIn && adapterSchema(globalIn);
-  // Already reported by the round rules when unknown or misconfigured; the blobs and envelopes
-  // are still checked.
+  const global = globalIn && tensorValues(globalIn);
+  const maxUpdateNorm = state.config?.limits.maxUpdateNorm;
+  // Already reported by the round rules when unknown or misconfigured; the blobs, envelopes and
+  // updates are still checked.
   const rule = usableRule(body);
   const contributions: Contribution[] = [];
   let unusable = false;
@@ -58,9 +62,8 @@ export function recomputeRound(
     }
     checkStoredEnvelope(update, tensors, state.participantKey(update.participant), problem);
     schema ??= adapterSchema(tensors);
-    if (!rule) continue;
-    const values = checkStoredUpdate(update, tensors, schema, problem);
-    if (values)
+    const values = checkStoredUpdate(update, tensors, { schema, global, maxUpdateNorm }, problem);
+    if (values && rule)
       contributions.push({
         participant: update.participant,
         exampleCount: update.exampleCount,

@@ -5,10 +5,12 @@
 //           config; the round trains from the current global adapter; the selection is not empty
 //           and is the one its seed draws from the participants eligible now (selection.ts)
 //   close   the round is open; the close repeats the open's rule, selection and adapter; at least
-//           one update counts; every counted update comes from an enrolled, unrevoked, selected
-//           participant, at most once, listed in canonical order, with an envelope digest never
-//           counted before in the log (a replay), and a recorded envelope that says what the
-//           record says (update-rules.ts); no one is both dropped and counted
+//           one update counts; every counted update comes from an enrolled, unrevoked participant,
+//           listed in canonical order; and each meets the coordinator's admission rules for this
+//           round (update-rules.ts): the participant's standing (not dropped, not counted twice)
+//           and, for an enrolled participant, its recorded envelope (selected, never counted
+//           before, the round's adapter, the federation's limits, ...), which says what the
+//           record says
 
 import { FeditError } from '../errors.ts';
 import { AggregationError } from '../aggregation/aggregation-error.ts';
@@ -19,7 +21,7 @@ import type { ReportProblem } from './problems.ts';
 import type { RoundClosedBody, RoundOpenBody } from './record.ts';
 import { selectParticipants } from './selection.ts';
 import type { FederationState } from './state.ts';
-import { checkRecordedUpdate } from './update-rules.ts';
+import { checkRecordedUpdate, checkStanding } from './update-rules.ts';
 
 /** The rule named `name`, when it exists and accepts `config`; otherwise a problem says why not. */
 export function checkRule(
@@ -117,44 +119,39 @@ function checkCountedUpdates(
   problem: ReportProblem,
 ): void {
   const selected = new Set(body.selection.selected);
-  const counted = new Set<string>();
+  // What the coordinator's open round holds while it counts: the updates counted so far.
+  const counted = new Map<string, { envelopeDigest: string }>();
   const envelopes = new Set<string>();
   body.updates.forEach((update, i) => {
     const who = update.participant;
     const previous = body.updates[i - 1];
-    if (counted.has(who)) problem('DUPLICATE_UPDATE', `counts an update of ${who} twice`);
-    else if (previous && compareUtf8(previous.participant, who) > 0) {
+    const again = counted.has(who);
+    checkStanding(update, { round, counted, dropped: body.dropped }, problem);
+    if (!again && previous && compareUtf8(previous.participant, who) > 0) {
       problem(
         'UPDATES_ORDER',
         `lists ${who} after ${previous.participant}; updates are listed in ascending participant order`,
       );
     }
-    counted.add(who);
+    counted.set(who, update);
     const publicKey = state.participantKey(who);
     if (publicKey === undefined) problem('NOT_ENROLLED', `counts an update of ${who}, who is not enrolled`);
     else if (state.isRevoked(who))
       problem('REVOKED_PARTICIPANT', `counts an update of ${who}, whose enrolment was revoked`);
-    if (!selected.has(who))
-      problem('NOT_SELECTED', `counts an update of ${who}, who was not selected for round ${round}`);
-    if (state.hasEnvelope(update.envelopeDigest) || envelopes.has(update.envelopeDigest)) {
-      problem(
-        'REPLAYED_ENVELOPE',
-        `counts envelope ${update.envelopeDigest} of ${who}, which was already counted: a replay`,
+    // Only an enrolled participant has a key to hold its envelope to; one who is not cannot have
+    // been selected either (the open's selection is re-derived from the enrolled participants).
+    if (publicKey !== undefined)
+      checkRecordedUpdate(
+        update,
+        {
+          federation: state.federation,
+          signKey: publicKey,
+          round: { round, globalAdapter: body.globalAdapterIn, selected: selected.has(who) },
+          limits: state.config?.limits,
+          counted: (digest) => state.hasEnvelope(digest) || envelopes.has(digest),
+        },
+        problem,
       );
-    }
     envelopes.add(update.envelopeDigest);
-    if (publicKey !== undefined) {
-      const expected = {
-        federation: state.federation,
-        round,
-        globalAdapterIn: body.globalAdapterIn,
-        publicKey,
-      };
-      checkRecordedUpdate(update, expected, problem);
-    }
   });
-  for (const { participant } of body.dropped) {
-    if (counted.has(participant))
-      problem('DROPPED_AND_COUNTED', `lists ${participant} both as dropped and as counted`);
-  }
 }

@@ -5,7 +5,8 @@
 // without judging it: the verifier says what is wrong with a record before it is applied, and the
 // coordinator never appends a record the verifier refuses.
 //
-//   config        from here on, the global adapter it names (if it names one)
+//   config        from here on, the global adapter it names (if it names one), and the federation
+//                 config it holds (if it holds a readable one: recordedConfig)
 //   enrol         a participant, its keys and display name, enrolled at the record's time
 //   revoke        the participant revoked, for good (the first revocation stands)
 //   round-open    round r open, with its rule, selection and global adapter; the last round is r
@@ -15,7 +16,8 @@
 //   every record  seq and head advance past it; the time is the latest seen
 
 import { compareUtf8 } from '../aggregation/rule.ts';
-import { ZERO_HASH, type RoundOpenBody, type RoundRecord } from './record.ts';
+import { validateFederationConfig, type FederationConfig } from '../federation/config.ts';
+import { ZERO_HASH, type ConfigBody, type RoundOpenBody, type RoundRecord } from './record.ts';
 
 export interface ParticipantState {
   /** The Ed25519 signing key it enrolled with, as the enrol record writes it. */
@@ -58,6 +60,7 @@ export class FederationState {
   #lastRound = 0;
   #open: { round: number; body: RoundOpenBody } | undefined;
   #globalAdapter: string | undefined;
+  #config: FederationConfig | undefined;
   readonly #participants = new Map<string, ParticipantState>();
   /** Participant id by enrolled signing key (enrolKey form). */
   readonly #participantByKey = new Map<string, string>();
@@ -101,6 +104,11 @@ export class FederationState {
   /** The current global adapter's hash. */
   get globalAdapter(): string | undefined {
     return this.#globalAdapter;
+  }
+
+  /** The federation config the log records (its last config record holding a readable one). */
+  get config(): FederationConfig | undefined {
+    return this.#config;
   }
 
   /** Participants enrolled and not revoked, in canonical order: whom a round may select. */
@@ -154,6 +162,7 @@ export class FederationState {
     switch (record.kind) {
       case 'config':
         if (record.body.globalAdapter !== undefined) this.#globalAdapter = record.body.globalAdapter;
+        this.#config = recordedConfig(record.body) ?? this.#config;
         break;
       case 'enrol': {
         const { participant, publicKey, boxKey, displayName } = record.body;
@@ -232,5 +241,21 @@ export class FederationState {
     round.metrics = body.metrics;
     this.#globalAdapter = body.globalAdapterOut;
     for (const update of body.updates) this.#envelopes.add(update.envelopeDigest);
+  }
+}
+
+/**
+ * The federation config a config record holds as the coordinator writes it at init
+ * (`settings.config`: the config's JSON text), parsed; undefined when it holds none, or none that
+ * parses (logs written by tests or by hand): the rules that need the config's limits then go
+ * unchecked rather than guess them.
+ */
+export function recordedConfig(body: ConfigBody): FederationConfig | undefined {
+  const text = body.settings.config;
+  if (typeof text !== 'string') return undefined;
+  try {
+    return validateFederationConfig(JSON.parse(text));
+  } catch {
+    return undefined;
   }
 }

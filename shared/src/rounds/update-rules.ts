@@ -1,57 +1,94 @@
-// The rules one counted update must pass, in one place: what the verifier holds each update of a
-// round-closed record to. They mirror the coordinator's admission of an upload (envelope, then
-// payload), so that what the coordinator admitted is what an auditor re-checks.
+// The rules one counted update must pass, as the verifier holds each update of a round-closed
+// record to them. They are the coordinator's admission rules (admission.ts, admission-payload.ts),
+// applied to what the log and the blob store keep of the upload, so that what the coordinator
+// admitted and what an auditor re-checks are one set of rules; each refusal becomes a problem of
+// the code PROBLEM_OF gives it, in the rule's own words. Beside them stand the checks only the
+// verifier can make, because only it reads an envelope apart from its upload:
 //
-//   recorded  (from the log alone) the recorded envelope names the participant's enrolled key,
-//             the federation, the round, the global adapter the round trained from and the example
-//             count the record counts; its version is 1
-//   stored    (with the blob store) the envelope is the participant's signature over exactly the
-//             stored tensors (envelope-record.ts); the tensors have the global adapter's names and
-//             shapes and finite values
+//   standing  (from the log alone) the participant was not dropped from the round and is counted
+//             once (admitCommit)
+//   recorded  (from the log alone) the recorded envelope meets ENVELOPE_RULES for the round the
+//             record closes: the participant's enrolled key, the federation, the round, selected,
+//             the global adapter the round trained from, the federation's limits on examples and
+//             bytes (when the log records its config), never counted before (a replay). The
+//             verifier's own: it claims the example count the record counts; its version is 1
+//   signed    (with the blob store) the envelope is the participant's signature over exactly the
+//             stored tensors (envelope-record.ts); the coordinator checked the signature on the
+//             wire and the payload hash at commit, the verifier must tie both to the stored blob
+//   stored    (with the blob store) the stored tensors are the global adapter's names and shapes
+//             (checkAnnouncedSchema: the envelope's schema is the stored tensors', see
+//             envelope-record.ts), finite (admitTensorValues), and within the federation's norm
+//             bound (checkUpdateNorm, when the log records the config)
 
-import { FeditError } from '../errors.ts';
-import {
-  tensorValues,
-  validateUpdate,
-  type AdapterSchema,
-  type TensorValues,
-} from '../aggregation/schema.ts';
+import type { AdapterSchema, TensorValues } from '../aggregation/schema.ts';
 import type { Tensor } from '../tensors/tensor.ts';
-import { canonicalJson } from './canonical.ts';
-import { checkRecordedEnvelope } from './envelope-record.ts';
-import type { ReportProblem } from './problems.ts';
+import {
+  admitCommit,
+  checkAnnouncedSchema,
+  envelopeRefusals,
+  type AdmissionCode,
+  type EnvelopeTerms,
+  type Refusal,
+  type Standing,
+} from './admission.ts';
+import { admitTensorValues, checkUpdateNorm } from './admission-payload.ts';
+import { checkRecordedEnvelope, tensorSchemaOf } from './envelope-record.ts';
+import type { ReportProblem, VerificationProblemCode } from './problems.ts';
 import type { CountedUpdate } from './record.ts';
 
-/** What the record says about an update, which its recorded envelope must say too. */
-export interface RecordedUpdateContext {
-  federation: string | undefined;
-  round: number;
-  globalAdapterIn: string;
-  /** The participant's enrolled signing key. */
-  publicKey: string;
+/** The verifier's problem for each admission refusal: the codes its reports have always used. */
+const PROBLEM_OF: Record<AdmissionCode, VerificationProblemCode> = {
+  UPDATE_PARTICIPANT: 'ENVELOPE',
+  UPDATE_FEDERATION: 'ENVELOPE',
+  ROUND_CLOSED: 'ENVELOPE',
+  UPDATE_STALE: 'ENVELOPE',
+  UPDATE_PAYLOAD: 'ENVELOPE',
+  UPDATE_NOT_SELECTED: 'NOT_SELECTED',
+  UPDATE_REPLAY: 'REPLAYED_ENVELOPE',
+  UPDATE_DUPLICATE: 'DUPLICATE_UPDATE',
+  UPDATE_DROPPED: 'DROPPED_AND_COUNTED',
+  UPDATE_EXAMPLES: 'UPDATE_LIMIT',
+  UPDATE_TOO_LARGE: 'UPDATE_LIMIT',
+  UPDATE_NORM: 'UPDATE_LIMIT',
+  UPDATE_SCHEMA: 'UPDATE_INVALID',
+  UPDATE_FORMAT: 'UPDATE_INVALID',
+  UPDATE_NOT_FINITE: 'UPDATE_INVALID',
+};
+
+/** Reports a broken admission rule about `subject` ("the update of p-alice") in the rule's words. */
+function reportRefusal(problem: ReportProblem, subject: string, refusal: Refusal): undefined {
+  problem(PROBLEM_OF[refusal.code], `${subject} breaks admission rule ${refusal.code}: ${refusal.message}`);
+  return undefined;
 }
 
-/** The recorded envelope of `update` says what the record says (the signature is checked with the blob). */
+/**
+ * The participant's standing as the coordinator checks it at commit (admitCommit): it was not
+ * dropped from the round, and `round.counted` (the updates listed before it) holds none of its.
+ */
+export function checkStanding(update: CountedUpdate, round: Standing, problem: ReportProblem): void {
+  const standing = admitCommit(round, update.participant);
+  if (!standing.ok) reportRefusal(problem, `the update of ${update.participant}`, standing.refusal);
+}
+
+/**
+ * The recorded envelope of `update`, counted in the round `terms` describe, meets the admission
+ * rules of its envelope and says what the record says (the signature is checked with the blob).
+ */
 export function checkRecordedUpdate(
   update: CountedUpdate,
-  expected: RecordedUpdateContext,
+  terms: EnvelopeTerms,
   problem: ReportProblem,
 ): void {
   const e = update.envelope;
-  const differences: string[] = [];
-  if (e.participant !== expected.publicKey)
-    differences.push(`it is signed by key ${e.participant}, not the enrolled key ${expected.publicKey}`);
-  if (e.federation !== expected.federation)
-    differences.push(`it is for federation ${JSON.stringify(e.federation)}`);
-  if (e.round !== expected.round) differences.push(`it is for round ${e.round}`);
-  if (e.globalAdapterHash !== expected.globalAdapterIn)
-    differences.push(
-      `it was trained from ${e.globalAdapterHash}, not the round's ${expected.globalAdapterIn}`,
-    );
+  const subject = `the envelope of ${update.participant}`;
+  for (const refusal of envelopeRefusals({ ...e, id: update.envelopeDigest }, terms))
+    reportRefusal(problem, subject, refusal);
   if (e.exampleCount !== update.exampleCount)
-    differences.push(`it claims ${e.exampleCount} examples, the record counts ${update.exampleCount}`);
-  if (e.version !== 1) differences.push(`its version is ${e.version}, not 1`);
-  for (const d of differences) problem('ENVELOPE', `the envelope of ${update.participant}: ${d}`);
+    problem(
+      'ENVELOPE',
+      `${subject}: it claims ${e.exampleCount} examples, the record counts ${update.exampleCount}`,
+    );
+  if (e.version !== 1) problem('ENVELOPE', `${subject}: its version is ${e.version}, not 1`);
 }
 
 /** The participant signed exactly the stored tensors (`publicKey`: its enrolled key, when enrolled). */
@@ -69,35 +106,36 @@ export function checkStoredEnvelope(
   if (refusal !== undefined) problem('ENVELOPE', `the envelope of ${update.participant}: ${refusal}`);
 }
 
+/** What a stored update is held to: the round's global adapter and the federation's norm bound. */
+export interface StoredUpdateTerms {
+  /** The global adapter's tensor names and shapes. */
+  schema: AdapterSchema;
+  /** The global adapter's values, when its blob could be read (the norm is measured from them). */
+  global: TensorValues | undefined;
+  /** The federation's bound on an update's norm, when the log records the config. */
+  maxUpdateNorm: number | undefined;
+}
+
 /**
- * The stored update's values when it fits the global adapter `schema` (names, shapes, finite
- * values); otherwise undefined, and an UPDATE_INVALID problem says why.
+ * The stored update's values when it meets the admission rules of its tensors (the global
+ * adapter's names and shapes, finite values, the norm bound); otherwise undefined, and a problem
+ * says which rule it breaks.
  */
 export function checkStoredUpdate(
   update: CountedUpdate,
   tensors: ReadonlyMap<string, Tensor>,
-  schema: AdapterSchema,
+  terms: StoredUpdateTerms,
   problem: ReportProblem,
 ): TensorValues | undefined {
-  const mismatch = [...schema].find(([name, shape]) => {
-    const t = tensors.get(name);
-    return t !== undefined && canonicalJson(t.shape) !== canonicalJson(shape);
-  });
-  if (mismatch) {
-    const [name, shape] = mismatch;
-    problem(
-      'UPDATE_INVALID',
-      `the update of ${update.participant}: tensor ${name} has shape [${tensors.get(name)!.shape.join(', ')}], the global adapter's is [${shape.join(', ')}]`,
-    );
-    return undefined;
+  const subject = `the update of ${update.participant}`;
+  const announced = tensorSchemaOf(tensors);
+  const schema = checkAnnouncedSchema(terms.schema, announced);
+  if (schema) return reportRefusal(problem, subject, schema);
+  const values = admitTensorValues(announced, tensors);
+  if (!values.ok) return reportRefusal(problem, subject, values.refusal);
+  if (terms.global && terms.maxUpdateNorm !== undefined) {
+    const norm = checkUpdateNorm(values.value, terms.global, terms.maxUpdateNorm);
+    if (norm) return reportRefusal(problem, subject, norm);
   }
-  try {
-    const values = tensorValues(tensors);
-    validateUpdate(schema, values);
-    return values;
-  } catch (err) {
-    if (!(err instanceof FeditError)) throw err;
-    problem('UPDATE_INVALID', `the update of ${update.participant}: ${err.message}`);
-    return undefined;
-  }
+  return values.value;
 }

@@ -18,13 +18,15 @@
 //               re-derived from its seed over the participants eligible when the round opened;
 //               the round trains from the current global adapter; the close repeats the open's
 //               rule, selection and adapter; every counted update comes from an enrolled,
-//               unrevoked, selected participant, at most once, listed in canonical order, with an
-//               envelope digest never seen before in the log (a replay); no one is both dropped
-//               and counted
-//   updates     (update-rules.ts) a counted update's recorded envelope names the participant's
-//               enrolled key, the federation, the round, the global adapter in and the example
-//               count of the record; with `blobs`, it is the participant's signature over exactly
-//               the stored tensors, which fit the global adapter (names, shapes, finite values)
+//               unrevoked participant, listed in canonical order
+//   updates     (update-rules.ts) the coordinator's own admission rules (admission.ts) applied to
+//               each counted update: its participant was not dropped and is counted once; its
+//               recorded envelope is the enrolled key's, for this
+//               federation and round, which selected it, from the round's global adapter, within
+//               the federation's example and byte limits (when the log records the config), never
+//               counted before (a replay), claiming the record's example count; with `blobs`, it is
+//               the participant's signature over exactly the stored tensors, which have the global
+//               adapter's names and shapes, finite values and a norm within the federation's bound
 //   tensors     (recompute.ts) with `blobs`: every blob the log names (the initial adapter, each
 //               round's adapters in and out, every counted update) is there (a missing one is a
 //               problem, not a skipped check) and hashes to its name; aggregateContributions, the
