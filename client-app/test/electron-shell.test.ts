@@ -276,7 +276,10 @@ test('main answers invokes: the picker without a path, the backend with one, err
   });
   t.like(await answerInvoke('updateSettings', [{ maxThreads: 5 }], context), {
     ok: false,
-    error: { code: 'APP_ARGUMENT', message: 'maxThreads must be a whole number from 0 (all cores) to 4, got 5' },
+    error: {
+      code: 'APP_ARGUMENT',
+      message: 'maxThreads must be a whole number from 0 (all cores) to 4, got 5',
+    },
   });
   t.is(calls.length, made, 'an argument that breaks its rule never reaches the backend');
 

@@ -54,7 +54,8 @@ export interface Machine {
 function appText(min: number, max: number): Schema<string> {
   return {
     parse(value, name) {
-      if (typeof value !== 'string') schema.fail('TYPE', name, `${name} must be text, got ${typeName(value)}`);
+      if (typeof value !== 'string')
+        schema.fail('TYPE', name, `${name} must be text, got ${typeName(value)}`);
       if (value.length < min || value.length > max) {
         schema.fail(
           'RANGE',
