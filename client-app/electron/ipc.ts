@@ -1,15 +1,16 @@
-// What main does with one invoke from the page, once it has checked who sent it: call the backend
-// (which validates every argument), open the system's file picker for chooseModel() and
-// chooseData() called without paths, and turn the outcome into an InvokeResult. No Electron
-// here: main.ts passes the pickers in, so the test runs this with fakes.
+// What main does with one invoke from the page, once it has checked who sent it: check the
+// arguments against their declaration and call the backend (../src/app/dispatch.ts), open the
+// system's file picker for chooseModel() and chooseData() called without paths, and turn the
+// outcome into an InvokeResult. No Electron here: main.ts passes the pickers in, so the test runs
+// this with fakes.
 
 import { FeditError } from '@fedit/shared';
-import type { ApiMethod, FeditAppApi } from '../src/app/api.ts';
+import type { ApiMethod } from '../src/app/api.ts';
 import type { InvokeResult } from './channels.ts';
-import { callBackend, type Pickers } from '../src/app/dispatch.ts';
+import { callBackend, type ApiBackend, type Pickers } from '../src/app/dispatch.ts';
 
 export interface IpcContext extends Pickers {
-  backend: Omit<FeditAppApi, 'onEvent'>;
+  backend: ApiBackend;
   /** Where unexpected errors go in full (the app log); the page gets a short message. */
   logError(message: string): void;
 }

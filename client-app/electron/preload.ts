@@ -1,7 +1,7 @@
 // The desktop app's preload: the one bridge between the sandboxed renderer and the main process.
 // It exposes exactly the FeditAppApi as `window.fedit` and nothing else: no ipcRenderer, no
 // channel the page could choose, no Node. Each method is one invoke on its own channel (main
-// checks the sender and the backend validates the arguments); events arrive on one channel.
+// checks the sender, then the arguments against their declaration); events arrive on one channel.
 //
 // A sandboxed preload is a classic script whose require() knows only a few modules: this file
 // imports 'electron' and, for the method names, the API contract, which esbuild inlines

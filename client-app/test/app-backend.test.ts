@@ -10,7 +10,7 @@ import { request } from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import type { AppEvent, LiveStatus } from '../src/app/api.ts';
+import type { ApiMethod, AppEvent, LiveStatus } from '../src/app/api.ts';
 import { AppLog } from '../src/app/app-log.ts';
 import { reduceLiveStatus } from '../src/app/live-status.ts';
 import { AppBackend, CHAT_MAX_NEW_TOKENS } from '../src/app/backend.ts';
@@ -19,6 +19,7 @@ import { openChatSession } from '../src/core/index.ts';
 import { readAdapter } from '@fedit/shared';
 import { adapterCachePath } from '../src/core/federation/store.ts';
 import { startDevShell } from '../src/app/dev-shell.ts';
+import { callBackend } from '../src/app/dispatch.ts';
 import { ManualMonitor } from '../src/app/system-monitor.ts';
 import { inProcessWorker } from '../src/app/in-process-worker.ts';
 import { WorkerProcessLink, forkedWorker } from '../src/app/worker-link.ts';
@@ -135,52 +136,54 @@ test('refuses what the page must not ask, saying what is wrong', async (t) => {
   const notAModel = join(dir, 'empty-folder');
   await mkdir(notAModel);
   const data = await writeDataWithBadRows(dir);
+  // As the page calls it: through the edge that checks each argument against its declaration.
+  const page = (method: ApiMethod, ...args: unknown[]) => callBackend(backend, method, args);
 
-  await t.throwsAsync(backend.start(), { code: 'APP_NOT_READY', message: /create your identity first/ });
-  await t.throwsAsync(backend.chooseModel('models/tiny'), { code: 'APP_PATH', message: /absolute path/ });
-  await t.throwsAsync(backend.chooseModel(join(dir, 'nowhere')), {
+  await t.throwsAsync(page('start'), { code: 'APP_NOT_READY', message: /create your identity first/ });
+  await t.throwsAsync(page('chooseModel', 'models/tiny'), { code: 'APP_PATH', message: /absolute path/ });
+  await t.throwsAsync(page('chooseModel', join(dir, 'nowhere')), {
     code: 'APP_PATH',
     message: /does not exist/,
   });
-  await t.throwsAsync(backend.chooseModel(data), { code: 'APP_PATH', message: /is not a folder/ });
-  await t.throwsAsync(backend.chooseModel(42 as never), {
+  await t.throwsAsync(page('chooseModel', data), { code: 'APP_PATH', message: /is not a folder/ });
+  await t.throwsAsync(page('chooseModel', 42), {
     code: 'APP_ARGUMENT',
     message: /must be text, got number/,
   });
-  await t.throwsAsync(backend.chooseModel('/tmp/\0x'), { code: 'APP_ARGUMENT', message: /NUL/ });
-  await t.throwsAsync(backend.chooseData([]), { code: 'APP_ARGUMENT', message: /choose at least one file/ });
-  await t.throwsAsync(backend.chooseData(data as never), { code: 'APP_ARGUMENT', message: /list of files/ });
-  await t.throwsAsync(backend.chooseData([dir]), { code: 'APP_PATH', message: /is not a file/ });
-  await t.throwsAsync(backend.chooseData(Array(65).fill(data)), {
+  await t.throwsAsync(page('chooseModel', '/tmp/\0x'), { code: 'APP_ARGUMENT', message: /NUL/ });
+  await t.throwsAsync(page('chooseData', []), { code: 'APP_ARGUMENT', message: /choose at least one file/ });
+  await t.throwsAsync(page('chooseData', data), { code: 'APP_ARGUMENT', message: /list of files/ });
+  await t.throwsAsync(page('chooseData', [dir]), { code: 'APP_PATH', message: /is not a file/ });
+  await t.throwsAsync(page('chooseData', Array(65).fill(data)), {
     code: 'APP_ARGUMENT',
     message: /at most 64/,
   });
-  await t.throwsAsync(backend.updateSettings({ device: 'tpu' } as never), {
+  await t.throwsAsync(page('updateSettings', { device: 'tpu' }), {
     message: /device must be one of auto, cpu, webgpu/,
   });
-  await t.throwsAsync(backend.updateSettings({ maxThreads: -1 }), {
+  await t.throwsAsync(page('updateSettings', { maxThreads: -1 }), {
     message: /maxThreads must be a whole number/,
   });
-  await t.throwsAsync(backend.updateSettings({ maxThreads: 1e6 }), { message: /maxThreads/ });
-  await t.throwsAsync(backend.updateSettings({ onlyWhenIdle: 'yes' } as never), { message: /true or false/ });
-  await t.throwsAsync(backend.updateSettings({ __proto__: 1, evil: 1 } as never), {
+  await t.throwsAsync(page('updateSettings', { maxThreads: 1e6 }), { message: /maxThreads/ });
+  await t.throwsAsync(page('updateSettings', { onlyWhenIdle: 'yes' }), { message: /true or false/ });
+  await t.throwsAsync(page('updateSettings', { __proto__: 1, evil: 1 }), {
     message: /unknown setting "evil"/,
   });
-  await t.throwsAsync(backend.updateSettings({ displayName: 'a\u0007b' }), { message: /printable/ });
-  await t.throwsAsync(backend.updateSettings(null as never), { message: /must be an object/ });
-  await t.throwsAsync(backend.inspectInvite('hello'), { code: 'INVITE_PREFIX' });
-  await t.throwsAsync(backend.inspectInvite('x'.repeat(10_000)), {
+  await t.throwsAsync(page('updateSettings', { displayName: 'a\u0007b' }), { message: /printable/ });
+  await t.throwsAsync(page('updateSettings', null), { message: /must be an object/ });
+  await t.throwsAsync(page('inspectInvite', 'hello'), { code: 'INVITE_PREFIX' });
+  await t.throwsAsync(page('inspectInvite', 'x'.repeat(10_000)), {
     code: 'APP_ARGUMENT',
     message: /characters long/,
   });
-  await t.throwsAsync(backend.joinFederation(fed.invite()), {
+  await t.throwsAsync(page('joinFederation', fed.invite()), {
     code: 'APP_NOT_READY',
     message: /read the federation's settings before joining/,
   });
-  await t.throwsAsync(backend.chat('bad id!', 'hello'), { code: 'APP_ARGUMENT', message: /chat id/ });
-  await t.throwsAsync(backend.chat('c1', '   '), { code: 'APP_ARGUMENT', message: /empty/ });
-  await t.throwsAsync(backend.chat('c1', 'hello'), { code: 'APP_NOT_READY', message: /model folder/ });
-  await t.throwsAsync(backend.pause(), { code: 'APP_NOT_READY' });
+  await t.throwsAsync(page('chat', 'bad id!', 'hello'), { code: 'APP_ARGUMENT', message: /chat id/ });
+  await t.throwsAsync(page('chat', 'c1', '   '), { code: 'APP_ARGUMENT', message: /empty/ });
+  await t.throwsAsync(page('chat', 'c1', 'hello'), { code: 'APP_NOT_READY', message: /model folder/ });
+  await t.throwsAsync(page('pause'), { code: 'APP_NOT_READY' });
 
   // A folder that is not a model is no exception: the state says why in words.
   const state = await backend.chooseModel(notAModel);

@@ -245,7 +245,8 @@ function fakeBackend(calls: unknown[][]): IpcContext['backend'] {
       if (name === 'pause') throw new Error('a bug, with a stack');
       return `${name} done`;
     };
-  return Object.fromEntries(API_METHODS.map((m) => [m, record(m)])) as unknown as IpcContext['backend'];
+  const methods = Object.fromEntries(API_METHODS.map((m) => [m, record(m)]));
+  return { ...methods, cpuThreads: 4 } as unknown as IpcContext['backend'];
 }
 
 test('main answers invokes: the picker without a path, the backend with one, errors by code', async (t) => {
@@ -268,6 +269,19 @@ test('main answers invokes: the picker without a path, the backend with one, err
   t.deepEqual(await answerInvoke('chooseData', [], context), { ok: true, value: 'getState done' });
   await answerInvoke('chat', ['c1', 'hi', 'ignored'], context);
   t.deepEqual(calls.at(-1), ['chat', 'c1', 'hi']);
+  const made = calls.length;
+  t.like(await answerInvoke('chat', ['c1', { toString: 'hi' }], context), {
+    ok: false,
+    error: { code: 'APP_ARGUMENT', message: 'the message must be text, got an object' },
+  });
+  t.like(await answerInvoke('updateSettings', [{ maxThreads: 5 }], context), {
+    ok: false,
+    error: {
+      code: 'APP_ARGUMENT',
+      message: 'maxThreads must be a whole number from 0 (all cores) to 4, got 5',
+    },
+  });
+  t.is(calls.length, made, 'an argument that breaks its rule never reaches the backend');
 
   t.deepEqual(await answerInvoke('start', [], context), {
     ok: false,

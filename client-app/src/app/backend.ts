@@ -1,7 +1,7 @@
 // The desktop app's backend: everything behind `window.fedit` (./api.ts), on the participant's core.
 // Electron's main process hosts it behind the preload; the development shell hosts it behind a
-// local WebSocket. Either way the renderer is untrusted, so every argument is checked
-// (./validate.ts) before it is used.
+// local WebSocket. Either way the renderer is untrusted: both call it through ./dispatch.ts, which
+// checks every argument against its declaration (./validate.ts) before a method here runs.
 //
 // It is a composition of parts, each in its own file:
 //
@@ -35,7 +35,7 @@ import type {
 } from './api.ts';
 import { AppLog } from './app-log.ts';
 import { BackgroundWork } from './background.ts';
-import { chatQuestion, replyInWorker } from './chat-reply.ts';
+import { replyInWorker } from './chat-reply.ts';
 import { TrainingDevice, probeWebGpu } from './device.ts';
 import { describeRound } from './federation-summary.ts';
 import { HistoryFile } from './history-file.ts';
@@ -45,7 +45,7 @@ import { PageFeed } from './page-feed.ts';
 import { Selections } from './selections.ts';
 import { DEFAULT_SETTINGS, SettingsFile } from './settings-file.ts';
 import { HEADLESS_MONITOR, type SystemMonitor } from './system-monitor.ts';
-import { AppError, existingFiles, existingPath, settingsPatch } from './validate.ts';
+import { AppError, existingFiles, existingPath } from './validate.ts';
 import { WorkerSupervisor, type SupervisorHost, type SupervisorOptions } from './worker-supervisor.ts';
 import type { RunOptions, WorkerLink } from './worker-protocol.ts';
 
@@ -74,7 +74,8 @@ export class AppBackend implements FeditAppApi {
   readonly log: AppLog;
   readonly #options: BackendOptions;
   readonly #worker: WorkerLink;
-  readonly #cpuThreads: number;
+  /** CPU threads of this machine: the bound of settings.maxThreads. */
+  readonly cpuThreads: number;
   readonly #page: PageFeed;
   readonly #background: BackgroundWork;
   readonly #settingsFile: SettingsFile;
@@ -92,7 +93,7 @@ export class AppBackend implements FeditAppApi {
     this.#options = options;
     this.home = options.home;
     this.#worker = options.worker;
-    this.#cpuThreads = options.cpuThreads ?? availableParallelism();
+    this.cpuThreads = options.cpuThreads ?? availableParallelism();
     this.log = new AppLog(join(this.home, LOGS_DIR));
     this.#background = new BackgroundWork(this.log);
     this.#page = new PageFeed(this.log);
@@ -101,7 +102,7 @@ export class AppBackend implements FeditAppApi {
     this.#settingsFile = new SettingsFile(join(appDir, 'settings.json'), {
       files,
       log: this.log,
-      cpuThreads: this.#cpuThreads,
+      cpuThreads: this.cpuThreads,
     });
     this.#federation = new FederationMembership(this.home, this.log, new HistoryFile(appDir, files));
     this.#selections = new Selections(this.#worker, this.log);
@@ -159,11 +160,10 @@ export class AppBackend implements FeditAppApi {
   }
 
   async updateSettings(patch: Partial<AppSettings>): Promise<AppState> {
-    const checked = settingsPatch(patch, this.#cpuThreads);
     const before = this.#settings;
-    this.#settings = { ...before, ...checked };
+    this.#settings = { ...before, ...patch };
     await this.#saveSettings();
-    this.log.info(`settings changed: ${JSON.stringify(checked)}`);
+    this.log.info(`settings changed: ${JSON.stringify(patch)}`);
     this.#showDevice();
     const restart =
       before.device !== this.#settings.device || before.maxThreads !== this.#settings.maxThreads;
@@ -240,11 +240,11 @@ export class AppBackend implements FeditAppApi {
   }
 
   async chat(id: string, prompt: string): Promise<void> {
-    const question = chatQuestion(id, prompt);
     const model = this.#selections.model(undefined);
     if (!model?.identity) throw new AppError('APP_NOT_READY', 'choose a working model folder first');
     const request = {
-      ...question,
+      chatId: id,
+      prompt,
       home: this.home,
       federationId: this.#federation.current?.federation,
       modelDir: model.dir,
@@ -359,7 +359,7 @@ export class AppBackend implements FeditAppApi {
       logsDir: this.log.dir,
       gpuAvailable: this.#device.gpuAvailable,
       homeDir: this.home,
-      cpuThreads: this.#cpuThreads,
+      cpuThreads: this.cpuThreads,
     };
   }
 

@@ -6,18 +6,10 @@ import type { RoundHistoryEntry } from '../core/federation/index.ts';
 import type { AppEvent, ChatSource } from './api.ts';
 import type { AppLog } from './app-log.ts';
 import { shortHash } from './federation-summary.ts';
-import { AppError, MAX_PROMPT_LENGTH, chatId, text } from './validate.ts';
 import type { Job, KnownAdapter, WorkerLink } from './worker-protocol.ts';
 
 /** Longest chat reply, in tokens. */
 export const CHAT_MAX_NEW_TOKENS = 96;
-
-/** The page's chat id and message, checked (the page is untrusted). */
-export function chatQuestion(id: unknown, prompt: unknown): { chatId: string; prompt: string } {
-  const question = text(prompt, 'the message', { min: 1, max: MAX_PROMPT_LENGTH });
-  if (!question.trim()) throw new AppError('APP_ARGUMENT', 'the message is empty');
-  return { chatId: chatId(id), prompt: question };
-}
 
 export type ChatRequest = Omit<Extract<Job, { kind: 'chat' }>, 'kind' | 'adapters' | 'maxNewTokens'>;
 

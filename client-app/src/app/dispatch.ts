@@ -1,9 +1,13 @@
 // One call from the page to the backend, whatever carried it (Electron's IPC or the development
-// shell's WebSocket): the method by name, its arguments as sent (the backend validates them), and
-// the file pickers for chooseModel() / chooseData() called without paths.
+// shell's WebSocket): the method by name, its arguments checked against their declaration
+// (./validate.ts) before the backend sees them, and the file pickers for chooseModel() /
+// chooseData() called without paths.
 
 import type { ApiMethod, FeditAppApi } from './api.ts';
-import { AppError } from './validate.ts';
+import { AppError, parseApiArguments, type Machine } from './validate.ts';
+
+/** What the page calls: the API, and the machine its arguments are checked for. */
+export interface ApiBackend extends Omit<FeditAppApi, 'onEvent'>, Machine {}
 
 export interface Pickers {
   /** The model folder the person picked, or undefined when they cancelled. */
@@ -13,57 +17,62 @@ export interface Pickers {
 }
 
 export async function callBackend(
-  backend: Omit<FeditAppApi, 'onEvent'>,
+  backend: ApiBackend,
   method: ApiMethod,
-  args: readonly unknown[],
+  values: readonly unknown[],
   pickers?: Pickers,
 ): Promise<unknown> {
-  const [a, b] = args;
-  // JSON has no undefined: a page asking for a picker sends null over the shell's socket.
-  const noPath = a === null || a === undefined;
-  if ((method === 'chooseModel' || method === 'chooseData') && noPath && !pickers) {
-    throw new AppError(
-      'APP_ARGUMENT',
-      'the development shell cannot open a file picker: type the path in the box and press the button next to it',
-    );
-  }
+  // Each case names its method, so the arguments have that method's declared types.
+  const checked = <M extends ApiMethod>(m: M) => parseApiArguments(m, values, backend);
   switch (method) {
     case 'getState':
-      return backend.getState();
+      return backend.getState(...checked(method));
     case 'createIdentity':
-      return backend.createIdentity();
+      return backend.createIdentity(...checked(method));
     case 'updateSettings':
-      return backend.updateSettings(a as never);
+      return backend.updateSettings(...checked(method));
     case 'inspectInvite':
-      return backend.inspectInvite(a as never);
+      return backend.inspectInvite(...checked(method));
     case 'joinFederation':
-      return backend.joinFederation(a as never);
+      return backend.joinFederation(...checked(method));
     case 'leaveFederation':
-      return backend.leaveFederation();
+      return backend.leaveFederation(...checked(method));
     case 'chooseModel': {
+      const [dir] = checked(method);
+      if (dir !== undefined) return backend.chooseModel(dir);
       // Cancelling the picker changes nothing.
-      const dir = noPath ? await pickers!.pickModelDir() : a;
-      return dir === undefined ? backend.getState() : backend.chooseModel(dir as never);
+      const picked = await picker(pickers).pickModelDir();
+      return picked === undefined ? backend.getState() : backend.chooseModel(picked);
     }
     case 'chooseData': {
-      const files = noPath ? await pickers!.pickDataFiles() : a;
-      return files === undefined ? backend.getState() : backend.chooseData(files as never);
+      const [files] = checked(method);
+      if (files !== undefined) return backend.chooseData(files);
+      const picked = await picker(pickers).pickDataFiles();
+      return picked === undefined ? backend.getState() : backend.chooseData(picked);
     }
     case 'start':
-      return backend.start();
+      return backend.start(...checked(method));
     case 'pause':
-      return backend.pause();
+      return backend.pause(...checked(method));
     case 'resume':
-      return backend.resume();
+      return backend.resume(...checked(method));
     case 'chat':
-      return backend.chat(a as never, b as never);
+      return backend.chat(...checked(method));
     case 'openLogs':
-      return backend.openLogs();
+      return backend.openLogs(...checked(method));
     case 'readLogs':
-      return backend.readLogs();
+      return backend.readLogs(...checked(method));
     default: {
       const unknown: never = method;
       throw new AppError('APP_ARGUMENT', `unknown method ${JSON.stringify(unknown)}`);
     }
   }
+}
+
+function picker(pickers: Pickers | undefined): Pickers {
+  if (pickers) return pickers;
+  throw new AppError(
+    'APP_ARGUMENT',
+    'the development shell cannot open a file picker: type the path in the box and press the button next to it',
+  );
 }

@@ -19,7 +19,7 @@ import type { FederationSummary } from './api.ts';
 import type { AppLog } from './app-log.ts';
 import type { HistoryFile } from './history-file.ts';
 import { summarize } from './federation-summary.ts';
-import { AppError, MAX_INVITE_LENGTH, text } from './validate.ts';
+import { AppError } from './validate.ts';
 
 /** Invites read recently, kept until the person joins one. */
 const KEPT_INSPECTIONS = 4;
@@ -67,7 +67,7 @@ export class FederationMembership {
   }
 
   /** Reads the settings of an invite's federation (kept for joining it). */
-  async inspect(invite: unknown): Promise<FederationSummary> {
+  async inspect(invite: string): Promise<FederationSummary> {
     const textInvite = inviteText(invite);
     const inspection = await inspectInvite(textInvite, { home: this.#home, timeoutMs: TIMEOUT_MS });
     this.#inspections.set(textInvite, inspection);
@@ -84,7 +84,7 @@ export class FederationMembership {
   }
 
   /** Joins the federation of an invite read before, as `identity` (a fingerprint) named `displayName`. */
-  async join(invite: unknown, as: { identity?: string; displayName: string }): Promise<void> {
+  async join(invite: string, as: { identity?: string; displayName: string }): Promise<void> {
     const textInvite = inviteText(invite);
     const inspection = this.#inspections.get(textInvite);
     if (!inspection) {
@@ -122,8 +122,8 @@ export class FederationMembership {
   }
 }
 
-function inviteText(invite: unknown): string {
-  const value = text(invite, 'the invite', { min: 1, max: MAX_INVITE_LENGTH }).trim();
+function inviteText(invite: string): string {
+  const value = invite.trim();
   readInvite(value); // a mistyped invite fails here, naming what is wrong, before any network
   return value;
 }

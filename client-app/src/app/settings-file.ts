@@ -1,15 +1,17 @@
 // app/settings.json: the person's settings and choices, kept across restarts.
 //
-// Read key by key: one value this machine cannot take (more threads than it has, after the folder
-// moved to another computer) falls back to its default alone, not the whole file. A file that is
-// not JSON is set aside and the defaults used (settings are not secrets and hold nothing that
-// cannot be chosen again); one that cannot be read is never written over (./kept-files.ts), so the
-// choices in it come back once it can be read.
+// Read key by key, each by its rule (settings by the same rules the page's changes are checked
+// with, ./validate.ts): one value this machine cannot take (more threads than it has, after the
+// folder moved to another computer) falls back to its default alone, not the whole file. A file
+// that is not JSON is set aside and the defaults used (settings are not secrets and hold nothing
+// that cannot be chosen again); one that cannot be read is never written over (./kept-files.ts), so
+// the choices in it come back once it can be read.
 
+import { SchemaError, type Schema } from '@fedit/shared';
 import type { AppSettings } from './api.ts';
 import type { AppLog } from './app-log.ts';
 import type { KeptFiles } from './kept-files.ts';
-import { settingsPatch } from './validate.ts';
+import { dataFiles, flag, pathText, settingsPatch } from './validate.ts';
 
 export const DEFAULT_SETTINGS: AppSettings = {
   device: 'auto',
@@ -31,6 +33,14 @@ export interface StoredSettings {
 interface SettingsFileV1 extends StoredSettings {
   version: 1;
 }
+
+/** The rule of each choice beside the settings, as the page's choices are checked; a value that
+ * breaks it is dropped alone. */
+const CHOICES = {
+  modelDir: pathText,
+  dataFiles,
+  takingPart: flag,
+} satisfies { [K in Exclude<keyof StoredSettings, 'settings'>]-?: Schema<StoredSettings[K]> };
 
 export class SettingsFile {
   readonly path: string;
@@ -63,12 +73,11 @@ export class SettingsFile {
       await this.#files.setAside(this.path, error, 'using the default settings');
       return { settings: { ...DEFAULT_SETTINGS } };
     }
-    const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
     return {
       settings: this.#checkedSettings(value.settings),
-      modelDir: typeof value.modelDir === 'string' ? value.modelDir : undefined,
-      dataFiles: strings(value.dataFiles) ? value.dataFiles : undefined,
-      takingPart: value.takingPart === true,
+      modelDir: this.#checked(CHOICES.modelDir, value.modelDir, 'modelDir'),
+      dataFiles: this.#checked(CHOICES.dataFiles, value.dataFiles, 'dataFiles'),
+      takingPart: this.#checked(CHOICES.takingPart, value.takingPart, 'takingPart') ?? false,
     };
   }
 
@@ -81,14 +90,23 @@ export class SettingsFile {
 
   #checkedSettings(stored: unknown): AppSettings {
     const settings = { ...DEFAULT_SETTINGS };
+    const patch = settingsPatch(this.#cpuThreads);
     const entries = typeof stored === 'object' && stored !== null ? Object.entries(stored) : [];
     for (const [key, v] of entries) {
-      try {
-        Object.assign(settings, settingsPatch({ [key]: v }, this.#cpuThreads));
-      } catch (error) {
-        this.#log.warn(`${this.path}: ${(error as Error).message}; using the default`);
-      }
+      Object.assign(settings, this.#checked(patch, { [key]: v }, 'settings'));
     }
     return settings;
+  }
+
+  /** `value` if it keeps `rule`; undefined (the default) with a line in the log if not, or if absent. */
+  #checked<T>(rule: Schema<T>, value: unknown, name: string): T | undefined {
+    if (value === undefined) return undefined;
+    try {
+      return rule.parse(value, name);
+    } catch (error) {
+      if (!(error instanceof SchemaError)) throw error;
+      this.#log.warn(`${this.path}: ${error.message}; using the default`);
+      return undefined;
+    }
   }
 }

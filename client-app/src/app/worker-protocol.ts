@@ -10,7 +10,10 @@
 // tests run the same worker in-process or as a Node child process (./worker-link.ts).
 //
 // Every message is plain, structured-clonable and JSON-safe data, so any postMessage-like channel
-// carries it (utilityProcess's parentPort, child_process IPC, an in-memory pair).
+// carries it (utilityProcess's parentPort, child_process IPC, an in-memory pair). Unlike the page's
+// arguments (./validate.ts) these are typed here and not checked on arrival: both ends are the
+// app's own code, built together, and the worker is started by the backend, so a message of
+// another shape is a bug to fix, not input to refuse.
 
 import type { DatasetReport, PreviewSegment } from '../core/data/index.ts';
 import type { ParticipantEvents, PromptTemplateName } from '../core/federation/index.ts';
