@@ -225,11 +225,7 @@ export function literal<const V extends Literal>(value: V, options: OneOfOptions
 
 // ---- composites --------------------------------------------------------------------------------
 
-/**
- * A list of `min` to `max` items, each checked by `item` (its path is `path[i]`). `wording.notList`
- * is an edge's own sentence for a value that is not a list (and, unless `missing` is given, for
- * an absent one).
- */
+/** A list of `min` to `max` items, each checked by `item` (its path is `path[i]`); `wording` as for `object`. */
 export function list<T>(
   item: Schema<T>,
   min: number,
@@ -340,10 +336,8 @@ export function dictionary<T>(
 }
 
 /**
- * A value `accepts` admits, for an edge whose rule or wording is its own (a record's time, a
- * config's "whole number >= 1"). `problem` is the sentence after the path, or makes it from the
- * value. The value comes back as it is: use it for scalars, or for an object the edge keeps opaque
- * (a config's settings inside a round record).
+ * A value `accepts` admits, in an edge's own rule and wording: `problem` is the sentence after the
+ * path. The value comes back as it is: for scalars, or an object the edge keeps opaque.
  */
 export function predicate<T>(
   accepts: (value: unknown) => boolean,
@@ -352,9 +346,7 @@ export function predicate<T>(
 ): Schema<T> {
   return {
     parse(value, path) {
-      if (!accepts(value)) {
-        fail(kind, path, at(path, typeof problem === 'string' ? problem : problem(value)));
-      }
+      if (!accepts(value)) fail(kind, path, at(path, typeof problem === 'string' ? problem : problem(value)));
       return value as T;
     },
   };
