@@ -252,11 +252,9 @@ test("a recorded envelope is checked with the protocol's declarations of the env
   );
 });
 
-test('parseRoundRecord returns a copy, and names metrics that are floats', (t) => {
+test('parseRoundRecord returns the record as read, and names metrics that are floats', (t) => {
   const record = closedRecord();
-  const parsed = parseRoundRecord(record);
-  t.not(parsed as unknown, record);
-  t.not(parsed.body, record.body);
+  t.is(parseRoundRecord(record), record);
   t.true(
     isRoundError(
       'ROUND_RECORD_SHAPE',
