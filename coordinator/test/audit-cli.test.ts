@@ -386,7 +386,7 @@ test('every counted update in the log carries its participant-signed envelope', 
       t.is(enrolled.get(update.participant), update.envelope.participant);
       t.is(update.envelope.round, round);
       t.is(update.envelope.exampleCount, update.exampleCount);
-      t.is(update.envelope.globalAdapterHash, body.globalAdapterIn);
+      t.is<string, string>(update.envelope.globalAdapterHash, body.globalAdapterIn);
       t.regex(update.envelope.signature, /^[0-9a-f]{128}$/);
     }
   }

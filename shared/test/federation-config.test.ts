@@ -2,6 +2,7 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
 import {
+  ConfigError,
   configDifferences,
   configHash,
   validateFederationConfig,
@@ -139,4 +140,21 @@ test('validation keeps only the fields of a federation config, so an unknown fie
   const v = validateFederationConfig({ ...structuredClone(exampleConfig), newerField: 1 });
   t.deepEqual(v, exampleConfig);
   t.is(configHash(v), configHash(exampleConfig));
+});
+
+test('an unknown field inside a section is dropped too, and a root that is no object is named (root)', (t) => {
+  const newer = structuredClone(exampleConfig) as unknown as Record<string, Record<string, unknown>>;
+  newer.lora.newerKnob = 3;
+  newer.limits.newerLimit = 1;
+  t.deepEqual(validateFederationConfig(newer), exampleConfig);
+  const error = t.throws(() => validateFederationConfig('text'), { instanceOf: ConfigError });
+  t.like(error, { field: '(root)', problem: 'must be a JSON object', code: 'FEDERATION_CONFIG' });
+  t.like(
+    t.throws(() => validateFederationConfig(withField('lora.rank', 2.5)), { instanceOf: ConfigError }),
+    {
+      field: 'lora.rank',
+      problem: 'must be a whole number >= 1, got 2.5',
+      message: 'federation config: lora.rank: must be a whole number >= 1, got 2.5',
+    },
+  );
 });

@@ -18,6 +18,7 @@ import {
   type RoundLogErrorCode,
   type UnsignedRoundRecord,
 } from '@fedit/shared';
+import { participantIdentity, signedUpdate } from './helpers/envelopes.ts';
 
 const keys = nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(7));
 const hashOf = (c: string) => `sha256:${c.repeat(64)}`;
@@ -170,4 +171,94 @@ test('parseRoundRecord names the field that is wrong', (t) => {
       String(message),
     );
   }
+});
+
+/** A signed round-closed record counting one update with its participant's signed envelope. */
+function closedRecord(update: Record<string, unknown> = {}, body: Record<string, unknown> = {}) {
+  const signed = signedUpdate(participantIdentity('ana'), {
+    federation: 'clinic-notes',
+    round: 1,
+    globalAdapterHash: hashOf('a'),
+    exampleCount: 3,
+  });
+  return signRoundRecord(
+    {
+      ...unsigned,
+      seq: 2,
+      round: 1,
+      kind: 'round-closed',
+      body: {
+        rule: { name: 'fedit', config: {} },
+        selection: { seed: 's', fraction: '1', minimum: 1, selected: ['p'] },
+        updates: [{ participant: 'p', exampleCount: 3, updateHash: hashOf('d'), ...signed, ...update }],
+        globalAdapterIn: hashOf('a'),
+        globalAdapterOut: hashOf('b'),
+        dropped: [],
+        metrics: { train_loss: '1.5', steps: 10 },
+        ...body,
+      },
+    } as UnsignedRoundRecord,
+    keys.secretKey,
+  );
+}
+
+test('fields a body does not declare are kept at any depth, and count in its hash', (t) => {
+  const record = closedRecord(
+    { note: 'kept' },
+    { rule: { name: 'fedit', config: {}, later: [1] }, extra: 'x' },
+  );
+  const parsed = parseRoundRecord(JSON.parse(roundRecordLine(record)));
+  t.deepEqual(parsed, record);
+  t.is(roundRecordHash(parsed), record.hash);
+  t.true(verifyRoundRecordSignature(parsed, keys.publicKey));
+  const changed = structuredClone(parsed);
+  (changed.body as Record<string, unknown>).extra = 'y';
+  t.not(roundRecordHash(changed), record.hash);
+});
+
+test("a recorded envelope is checked with the protocol's declarations of the envelope's fields", (t) => {
+  /** The record as read back, with its counted update's envelope changed by `change`. */
+  const withEnvelope = (change: (envelope: Record<string, unknown>) => void) => {
+    const value = JSON.parse(roundRecordLine(closedRecord())) as {
+      body: { updates: { envelope: Record<string, unknown> }[] };
+    };
+    change(value.body.updates[0].envelope);
+    return value;
+  };
+  const at = 'record\\.body\\.updates\\[0\\]\\.envelope';
+  const cases: [(e: Record<string, unknown>) => void, RegExp][] = [
+    [(e) => (e.version = 2), new RegExp(`${at}\\.version must be 1, got 2`)],
+    [(e) => (e.federation = 'a b'), new RegExp(`${at}\\.federation must be 1-64 letters`)],
+    [(e) => (e.payloadHash = 'sha256:x'), new RegExp(`${at}\\.payloadHash must be "sha256:"`)],
+    [(e) => (e.participant = 'ab'), new RegExp(`${at}\\.participant is not 64 lowercase hex digits`)],
+    [(e) => (e.tensorSchema = []), new RegExp(`${at}\\.tensorSchema is not a field of recorded envelopes`)],
+    [(e) => delete e.signature, new RegExp(`${at}\\.signature is not 128 lowercase hex digits`)],
+  ];
+  for (const [change, message] of cases) {
+    t.true(
+      isRoundError('ROUND_RECORD_SHAPE', message)(t.throws(() => parseRoundRecord(withEnvelope(change)))),
+      String(message),
+    );
+  }
+  const withoutEnvelope = JSON.parse(roundRecordLine(closedRecord())) as {
+    body: { updates: Record<string, unknown>[] };
+  };
+  delete withoutEnvelope.body.updates[0].envelope;
+  t.true(
+    isRoundError(
+      'ROUND_RECORD_SHAPE',
+      new RegExp(`${at} is missing: every counted update records`),
+    )(t.throws(() => parseRoundRecord(withoutEnvelope))),
+  );
+});
+
+test('parseRoundRecord returns the record as read, and names metrics that are floats', (t) => {
+  const record = closedRecord();
+  t.is(parseRoundRecord(record), record);
+  t.true(
+    isRoundError(
+      'ROUND_RECORD_SHAPE',
+      /record\.body\.metrics\.loss is neither an integer nor a string/,
+    )(t.throws(() => parseRoundRecord({ ...record, body: { ...record.body, metrics: { loss: 1.5 } } }))),
+  );
 });

@@ -54,7 +54,7 @@ function tensors(seed: number): Map<string, Tensor> {
   return out;
 }
 
-const digest = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`;
+const digest = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}` as const;
 
 /** Writes records the way an (honest or not) coordinator does: chained and signed. */
 class Coordinator {

@@ -2,7 +2,22 @@
 import test from 'ava';
 import { SchemaError, schema, type Infer } from '@fedit/shared';
 
-const { bytes, fail, int, list, literal, object, optional, refine, rooted, text, union } = schema;
+const {
+  bytes,
+  dictionary,
+  fail,
+  int,
+  list,
+  literal,
+  object,
+  optional,
+  predicate,
+  refine,
+  rooted,
+  text,
+  union,
+  withDefault,
+} = schema;
 
 function failure(run: () => unknown): SchemaError {
   try {
@@ -20,7 +35,7 @@ test('an object refuses a field it does not declare, naming it and the fields it
   t.like(error, { kind: 'UNKNOWN_FIELD', field: 'p.z' });
   t.is(error.message, 'p.z is not a field of this message (expected: x, y)');
   t.is(
-    failure(() => object({}, 'record').parse({ a: 1 }, 'r')).message,
+    failure(() => object({}, { noun: 'record' }).parse({ a: 1 }, 'r')).message,
     'r.a is not a field of this record (expected: )',
   );
 });
@@ -146,4 +161,89 @@ test('the declared type is derived from the declaration', (t) => {
   const incomplete: Note = { tags: [] };
   t.deepEqual(note.parse(minimal, 'n'), minimal);
   t.truthy(incomplete);
+});
+
+test('an object may keep the fields it does not declare (a record body) or drop them (a config file)', (t) => {
+  const input = { n: 1, later: { x: [1] } };
+  const kept = object({ n: int(0, 9) }, { others: 'keep' }).parse(input, 'body');
+  t.deepEqual(kept, input);
+  t.not(kept as unknown, input);
+  t.deepEqual(object({ n: int(0, 9) }, { others: 'drop' }).parse(input, 'config'), { n: 1 });
+  // A kept field is still data, even when it is named like the prototype.
+  const proto = object({}, { others: 'keep' }).parse(JSON.parse('{"__proto__":{"polluted":1}}'), 'b');
+  t.is(Object.getPrototypeOf(proto), Object.prototype);
+  t.deepEqual(Object.keys(proto), ['__proto__']);
+  // Declared fields are checked all the same.
+  t.like(
+    failure(() => object({ n: int(0, 9) }, { others: 'keep' }).parse({ n: 10, m: 1 }, 'body')),
+    { kind: 'RANGE', field: 'body.n' },
+  );
+});
+
+test("an edge words its own faults: absent, not an object, not a field, and a predicate's problem", (t) => {
+  const part = object(
+    { seq: predicate<number>((v) => Number.isSafeInteger(v), 'is not an integer') },
+    { wording: { notObject: 'is not an object', notAField: 'is not a field of round records' } },
+  );
+  t.like(
+    failure(() => part.parse(undefined, 'r')),
+    { kind: 'MISSING', message: 'r is not an object' },
+  );
+  t.like(
+    failure(() => part.parse([], 'r')),
+    { kind: 'TYPE', message: 'r is not an object' },
+  );
+  t.like(
+    failure(() => part.parse({ seq: 1, x: 2 }, 'r')),
+    { kind: 'UNKNOWN_FIELD', field: 'r.x', message: 'r.x is not a field of round records' },
+  );
+  t.like(
+    failure(() => part.parse({ seq: 1.5 }, 'r')),
+    { kind: 'FORMAT', field: 'r.seq', message: 'r.seq is not an integer' },
+  );
+  const withMissing = object({}, { wording: { missing: 'is missing: write it', notObject: 'is odd' } });
+  t.is(failure(() => withMissing.parse(undefined, 'e')).message, 'e is missing: write it');
+  t.is(
+    failure(() => list(int(0, 1), 0, 1, { notList: 'is not an array' }).parse('x', 'l')).message,
+    'l is not an array',
+  );
+  const named = predicate<string>(
+    (v) => v === 'a',
+    (v) => `is ${JSON.stringify(v)}, not "a"`,
+  );
+  t.is(failure(() => named.parse('b', 'k')).message, 'k is "b", not "a"');
+});
+
+test('below the root path the paths are the bare field names, and a root fault is only its sentence', (t) => {
+  const config = object(
+    { lora: object({ rank: int(1, 9) }) },
+    { wording: { notObject: 'must be a JSON object' } },
+  );
+  t.like(
+    failure(() => config.parse({ lora: { rank: 0 } }, '')),
+    { field: 'lora.rank' },
+  );
+  const unknown = failure(() => config.parse({ lora: { rank: 1 }, x: 1 }, ''));
+  t.is(unknown.field, 'x');
+  t.regex(unknown.message, /^x is not a field of this message/);
+  t.like(
+    failure(() => config.parse(7, '')),
+    { field: '', message: 'must be a JSON object' },
+  );
+});
+
+test('a dictionary checks every value under its key, and withDefault fills an absent field', (t) => {
+  const metrics = dictionary(int(0, 9), { notObject: 'is not an object' });
+  t.deepEqual(metrics.parse({ a: 1, b: 2 }, 'm'), { a: 1, b: 2 });
+  t.like(
+    failure(() => metrics.parse({ a: 1, b: 20 }, 'm')),
+    { field: 'm.b', kind: 'RANGE' },
+  );
+  t.is(failure(() => metrics.parse(null, 'm')).message, 'm is not an object');
+  const flags = object({ on: withDefault(literal(true), true) });
+  t.deepEqual(flags.parse({}, 'f'), { on: true });
+  t.like(
+    failure(() => flags.parse({ on: 1 }, 'f')),
+    { field: 'f.on' },
+  );
 });

@@ -19,44 +19,22 @@ import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { FeditError } from '../errors.ts';
 import { aggregationRuleNames } from '../aggregation/rules.ts';
+import { CONTENT_HASH_PATTERN } from '../protocol/limits.ts';
 import { canonicalBytes, withDecimalStrings } from '../rounds/canonical.ts';
-
-export interface FederationConfig {
-  /** Random id, fixed at init; part of every signature's context. */
-  id: string;
-  name: string;
-  baseModel: {
-    /** The model identity every participant's base must have (loadCheckpoint().identity). */
-    identity: string;
-    /** A human name for it (e.g. HuggingFaceTB/SmolLM2-135M-Instruct). */
-    name: string;
-  };
-  lora: { rank: number; alpha: number; dropout: number; targets: string[] };
-  training: {
-    /** Local optimizer steps per round (FedIT/Shepherd train each client for a fixed budget). */
-    localSteps: number;
-    batchSize: number;
-    lr: number;
-    cutoffLen: number;
-    template: PromptTemplateName;
-    trainOnInputs: boolean;
-  };
-  rounds: number;
-  participantsPerRound: { fraction: number; minimum: number };
-  /** Seconds a round waits for updates before closing with what it has. */
-  roundDeadlineSeconds: number;
-  /** Fewest updates a round needs; fewer and it is aborted (visibly, in the log). */
-  minUpdates: number;
-  aggregation: { rule: string };
-  limits: {
-    /** Largest L2 norm of an update's difference from the global adapter. */
-    maxUpdateNorm: number;
-    maxUploadBytes: number;
-    maxExampleCount: number;
-  };
-}
-
-export type PromptTemplateName = 'alpaca' | 'chat';
+import {
+  SchemaError,
+  fail,
+  isRecord,
+  object,
+  oneOf,
+  pattern,
+  predicate,
+  refine,
+  withDefault,
+  type Infer,
+  type Schema,
+  type Shape,
+} from '../schema/schema.ts';
 
 /** A field of a federation config is missing or out of bounds; `field` is its dotted path. */
 export class ConfigError extends FeditError {
@@ -68,14 +46,39 @@ export class ConfigError extends FeditError {
   }
 }
 
-type Rule = { check: (v: number) => boolean; what: string };
-const whole = (min: number): Rule => ({
+/**
+ * Checks a federation config field by field and returns it typed, holding exactly the fields of
+ * FederationConfig (a field it does not declare is dropped, so it cannot change the hash). Throws
+ * ConfigError naming the first bad field's dotted path.
+ */
+export function validateFederationConfig(raw: unknown): FederationConfig {
+  try {
+    return federationConfig.parse(raw, '');
+  } catch (error) {
+    if (!(error instanceof SchemaError)) throw error;
+    // A schema message is the field's path, then what is wrong with it.
+    const problem = error.field === '' ? error.message : error.message.slice(error.field.length + 1);
+    throw new ConfigError(error.field || '(root)', problem);
+  }
+}
+
+/** A rule for a number: the config's field and `fedit coordinator init`'s option both check it. */
+export interface NumberRule {
+  check: (v: number) => boolean;
+  /** What the number must be, after "must be": "a whole number >= 1". */
+  what: string;
+}
+
+const whole = (min: number, what = `a whole number >= ${min}`): NumberRule => ({
   check: (v) => Number.isInteger(v) && v >= min,
-  what: `a whole number >= ${min}`,
+  what,
 });
 // Finite too: a config is JSON, which has no Infinity (JSON.stringify writes null), and callers
 // such as `fedit coordinator init` check an option with these rules before any JSON is written.
-const positive = (what = 'a positive number'): Rule => ({ check: (v) => Number.isFinite(v) && v > 0, what });
+const positive = (what = 'a positive number'): NumberRule => ({
+  check: (v) => Number.isFinite(v) && v > 0,
+  what,
+});
 
 /**
  * The checks of the settings `fedit coordinator init` takes as options, shared so the command
@@ -83,9 +86,9 @@ const positive = (what = 'a positive number'): Rule => ({ check: (v) => Number.i
  */
 export const LIMIT_RULES = {
   maxUpdateNorm: positive('a finite positive number'),
-  maxUploadBytes: { ...whole(1), what: 'a whole number of bytes >= 1' },
+  maxUploadBytes: whole(1, 'a whole number of bytes >= 1'),
   maxExampleCount: whole(1),
-} as const satisfies Record<keyof FederationConfig['limits'], Rule>;
+} as const satisfies Record<string, NumberRule>;
 
 /** What is wrong with `name` as an aggregation rule, or undefined when it is a known rule. */
 export function aggregationRuleProblem(name: string): string | undefined {
@@ -95,106 +98,96 @@ export function aggregationRuleProblem(name: string): string | undefined {
     : `must be one of the known rules (${known.join(', ')}), got ${JSON.stringify(name)}`;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+// ---- the declaration, in the config's wording ("lora.rank: must be a whole number >= 1") ---------
 
-/** Reads the fields of one section (`prefix` is its dotted path with a trailing dot). */
-function fields(o: Record<string, unknown>, prefix: string) {
-  const fail = (key: string, problem: string): never => {
-    throw new ConfigError(`${prefix}${key}`, problem);
-  };
-  return {
-    section(key: string): Record<string, unknown> {
-      const v = o[key];
-      return isObject(v) ? v : fail(key, 'must be an object');
-    },
-    number(key: string, rule: Rule): number {
-      const v = o[key];
-      return typeof v === 'number' && Number.isFinite(v) && rule.check(v)
-        ? v
-        : fail(key, `must be ${rule.what}, got ${JSON.stringify(v)}`);
-    },
-    text(key: string, max = 200): string {
-      const v = o[key];
-      return typeof v === 'string' && v.length > 0 && v.length <= max
-        ? v
-        : fail(key, `must be a non-empty string of at most ${max} characters`);
-    },
-    fail,
-  };
-}
+const numberField = (rule: NumberRule): Schema<number> =>
+  predicate<number>(
+    (v) => typeof v === 'number' && Number.isFinite(v) && rule.check(v),
+    (v) => `must be ${rule.what}, got ${JSON.stringify(v)}`,
+    'RANGE',
+  );
+const inRange = (what: string, check: (v: number) => boolean) => numberField({ what, check });
+const textField = (max = 200) =>
+  predicate<string>(
+    (v) => typeof v === 'string' && v.length > 0 && v.length <= max,
+    `must be a non-empty string of at most ${max} characters`,
+  );
+/** A section of the config; a field a newer fedit wrote is dropped, not refused. */
+const section = <S extends Shape>(shape: S, notObject = 'must be an object') =>
+  object(shape, { others: 'drop', wording: { notObject } });
 
-/**
- * Checks a federation config field by field and returns it typed, holding exactly the fields of
- * FederationConfig. Throws ConfigError naming the first bad field's dotted path.
- */
-export function validateFederationConfig(raw: unknown): FederationConfig {
-  if (!isObject(raw)) throw new ConfigError('(root)', 'must be a JSON object');
-  const root = fields(raw, '');
-  const base = fields(root.section('baseModel'), 'baseModel.');
-  const loraSection = root.section('lora');
-  const lora = fields(loraSection, 'lora.');
-  const trainingSection = root.section('training');
-  const training = fields(trainingSection, 'training.');
-  const ppr = fields(root.section('participantsPerRound'), 'participantsPerRound.');
-  const aggregation = fields(root.section('aggregation'), 'aggregation.');
-  const limits = fields(root.section('limits'), 'limits.');
+const template = oneOf(['alpaca', 'chat'], { expected: '"alpaca" or "chat"' });
+export type PromptTemplateName = Infer<typeof template>;
 
-  const targets = loraSection.targets;
-  if (!Array.isArray(targets) || targets.length === 0 || !targets.every((t) => typeof t === 'string'))
-    lora.fail('targets', 'must be a non-empty list of module names');
-  const template = trainingSection.template;
-  if (template !== 'alpaca' && template !== 'chat')
-    training.fail('template', `must be "alpaca" or "chat", got ${JSON.stringify(template)}`);
-  const trainOnInputs = trainingSection.trainOnInputs ?? false;
-  if (typeof trainOnInputs !== 'boolean') training.fail('trainOnInputs', 'must be true or false');
-  const identity = base.text('identity');
-  if (!/^sha256:[0-9a-f]{64}$/.test(identity))
-    base.fail('identity', 'must be a model identity (sha256:<64 hex>)');
+const federationConfig = refine(
+  section(
+    {
+      /** Random id, fixed at init; part of every signature's context. */
+      id: textField(64),
+      name: textField(),
+      baseModel: section({
+        /** The model identity every participant's base must have (loadCheckpoint().identity). */
+        identity: pattern(CONTENT_HASH_PATTERN, 'a model identity (sha256:<64 hex>)'),
+        /** A human name for it (e.g. HuggingFaceTB/SmolLM2-135M-Instruct). */
+        name: textField(),
+      }),
+      lora: section({
+        rank: numberField(whole(1)),
+        alpha: numberField(positive()),
+        dropout: inRange('in [0, 1)', (v) => v >= 0 && v < 1),
+        targets: predicate<string[]>(
+          (v) => Array.isArray(v) && v.length > 0 && v.every((t) => typeof t === 'string'),
+          'must be a non-empty list of module names',
+        ),
+      }),
+      training: section({
+        /** Local optimizer steps per round (FedIT/Shepherd train each client for a fixed budget). */
+        localSteps: numberField(whole(1)),
+        batchSize: numberField(whole(1)),
+        lr: numberField(positive()),
+        cutoffLen: numberField(whole(2)),
+        template,
+        trainOnInputs: withDefault(oneOf([true, false], { expected: 'true or false' }), false),
+      }),
+      rounds: numberField(whole(1)),
+      participantsPerRound: section({
+        fraction: inRange('in (0, 1]', (v) => v > 0 && v <= 1),
+        minimum: numberField(whole(1)),
+      }),
+      /** Seconds a round waits for updates before closing with what it has. */
+      roundDeadlineSeconds: numberField(positive('a positive number of seconds')),
+      /** Fewest updates a round needs; fewer and it is aborted (visibly, in the log). */
+      minUpdates: numberField(whole(1)),
+      aggregation: section({
+        // Caught here rather than when the coordinator starts its first round.
+        rule: refine(textField(40), (name, path) => {
+          const problem = aggregationRuleProblem(name);
+          if (problem !== undefined) fail('FORMAT', path, `${path} ${problem}`);
+        }),
+      }),
+      limits: section({
+        /** Largest L2 norm of an update's difference from the global adapter. */
+        maxUpdateNorm: numberField(LIMIT_RULES.maxUpdateNorm),
+        maxUploadBytes: numberField(LIMIT_RULES.maxUploadBytes),
+        maxExampleCount: numberField(LIMIT_RULES.maxExampleCount),
+      }),
+    },
+    'must be a JSON object',
+  ),
+  (config) => {
+    const { minUpdates, participantsPerRound } = config;
+    if (minUpdates > participantsPerRound.minimum) {
+      fail(
+        'INCONSISTENT',
+        'minUpdates',
+        `minUpdates (${minUpdates}) cannot exceed participantsPerRound.minimum (${participantsPerRound.minimum})`,
+      );
+    }
+  },
+);
 
-  const config: FederationConfig = {
-    id: root.text('id', 64),
-    name: root.text('name'),
-    baseModel: { identity, name: base.text('name') },
-    lora: {
-      rank: lora.number('rank', whole(1)),
-      alpha: lora.number('alpha', positive()),
-      dropout: lora.number('dropout', { check: (v) => v >= 0 && v < 1, what: 'in [0, 1)' }),
-      targets: [...(targets as string[])],
-    },
-    training: {
-      localSteps: training.number('localSteps', whole(1)),
-      batchSize: training.number('batchSize', whole(1)),
-      lr: training.number('lr', positive()),
-      cutoffLen: training.number('cutoffLen', whole(2)),
-      template: template as PromptTemplateName,
-      trainOnInputs: trainOnInputs as boolean,
-    },
-    rounds: root.number('rounds', whole(1)),
-    participantsPerRound: {
-      fraction: ppr.number('fraction', { check: (v) => v > 0 && v <= 1, what: 'in (0, 1]' }),
-      minimum: ppr.number('minimum', whole(1)),
-    },
-    roundDeadlineSeconds: root.number('roundDeadlineSeconds', positive('a positive number of seconds')),
-    minUpdates: root.number('minUpdates', whole(1)),
-    aggregation: { rule: aggregation.text('rule', 40) },
-    limits: {
-      maxUpdateNorm: limits.number('maxUpdateNorm', LIMIT_RULES.maxUpdateNorm),
-      maxUploadBytes: limits.number('maxUploadBytes', LIMIT_RULES.maxUploadBytes),
-      maxExampleCount: limits.number('maxExampleCount', LIMIT_RULES.maxExampleCount),
-    },
-  };
-  // Caught here rather than when the coordinator starts its first round.
-  const ruleProblem = aggregationRuleProblem(config.aggregation.rule);
-  if (ruleProblem) aggregation.fail('rule', ruleProblem);
-  if (config.minUpdates > config.participantsPerRound.minimum) {
-    root.fail(
-      'minUpdates',
-      `(${config.minUpdates}) cannot exceed participantsPerRound.minimum (${config.participantsPerRound.minimum})`,
-    );
-  }
-  return config;
-}
+/** A federation's settings, as federation.json holds them; see the declaration above. */
+export type FederationConfig = Infer<typeof federationConfig>;
 
 const CONFIG_DOMAIN = 'fedit/federation-config/v2\n';
 
@@ -209,7 +202,7 @@ export function configHash(config: FederationConfig): string {
  * in a stable order; empty when they are the same config. Lists are compared whole.
  */
 export function configDifferences(a: unknown, b: unknown, path = ''): string[] {
-  if (isObject(a) && isObject(b)) {
+  if (isRecord(a) && isRecord(b)) {
     const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
     return keys.flatMap((k) => configDifferences(a[k], b[k], `${path}${path ? '.' : ''}${k}`));
   }

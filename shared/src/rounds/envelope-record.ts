@@ -33,24 +33,14 @@ import { DOMAINS, verifyDigest } from '../crypto/sign.ts';
 import { layoutSafetensors } from '../tensors/safetensors.ts';
 import { sortedTensorEntries, type TensorCollection } from '../tensors/tensor-entries.ts';
 import type { FloatDType } from '../tensors/dtype.ts';
+import type { Infer } from '../schema/schema.ts';
+import type { recordedEnvelope } from './record-shape.ts';
 
-/** A counted update's signed envelope in a round-closed record; see the top of this file. */
-export interface RecordedEnvelope {
-  version: number;
-  federation: string;
-  round: number;
-  /** Hex of the participant's Ed25519 public key, as its enrol record writes it. */
-  participant: string;
-  globalAdapterHash: string;
-  exampleCount: number;
-  payloadHash: string;
-  payloadBytes: number;
-  chunkBytes: number;
-  chunkCount: number;
-  createdAt: number;
-  /** Hex of the participant's Ed25519 signature of the envelope digest. */
-  signature: string;
-}
+/**
+ * A counted update's signed envelope in a round-closed record; see the top of this file. Declared
+ * in record-shape.ts from the protocol's signed envelope.
+ */
+export type RecordedEnvelope = Infer<typeof recordedEnvelope>;
 
 /** The record form of a verified signed envelope (what the coordinator writes when it counts it). */
 export function recordEnvelope(envelope: SignedEnvelope): RecordedEnvelope {
@@ -101,14 +91,14 @@ export function checkRecordedEnvelope(
     return `it is signed by key ${recorded.participant}, not the enrolled key ${expected.publicKeyHex}`;
   }
   const envelope: UpdateEnvelope = {
-    version: recorded.version as 1,
+    version: recorded.version,
     federation: recorded.federation,
     round: recorded.round,
     participant: new Uint8Array(Buffer.from(recorded.participant, 'hex')),
-    globalAdapterHash: recorded.globalAdapterHash as UpdateEnvelope['globalAdapterHash'],
+    globalAdapterHash: recorded.globalAdapterHash,
     exampleCount: recorded.exampleCount,
     tensorSchema: tensorSchemaOf(tensors),
-    payloadHash: recorded.payloadHash as UpdateEnvelope['payloadHash'],
+    payloadHash: recorded.payloadHash,
     payloadBytes: recorded.payloadBytes,
     chunkBytes: recorded.chunkBytes,
     chunkCount: recorded.chunkCount,

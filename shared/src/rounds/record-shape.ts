@@ -1,13 +1,35 @@
-// The shape of a round record as read from a log: every field, its type and form, and the body of
-// its kind (record.ts defines them). The first check a record meets, before its hash or any rule:
-// a record that fails it is named by field path (ROUND_RECORD_SHAPE) and judged no further.
+// The shape of a round record as read from a log, declared once with the schema module: every
+// field, its type and form, and the body of each kind. record.ts derives the record types from
+// these declarations. The first check a record meets, before its hash or any rule: a record that
+// fails it is named by field path (ROUND_RECORD_SHAPE) and judged no further.
+//
+// Records word a fault as what the value is not ("record.seq is not a non-negative integer"), so
+// the leaves here are predicates in that wording. A body keeps fields it does not declare, at any
+// depth, because the record's hash and signature cover them (a newer coordinator may write more);
+// an unknown top-level field, or an unknown field of a recorded envelope, is refused.
 
-import { ENVELOPE_FIELDS } from '../protocol/validate.ts';
+import type { AggregationConfig } from '../aggregation/rule.ts';
+import { SIGNATURE_BYTES, SIGN_PUBLIC_KEY_BYTES } from '../crypto/sign.ts';
+import { signedEnvelope } from '../protocol/messages.ts';
+import {
+  SchemaError,
+  dictionary,
+  isRecord,
+  list,
+  literal,
+  object,
+  optional,
+  predicate,
+  union,
+  type ObjectSchema,
+  type Schema,
+  type Shape,
+} from '../schema/schema.ts';
+import type { CanonicalObject } from './canonical.ts';
 import { ROUND_RECORD_KINDS, type RoundRecord, type RoundRecordKind } from './record.ts';
 import { RoundLogError } from './round-error.ts';
 
 const HASH = /^sha256:[0-9a-f]{64}$/;
-const SIGNATURE = /^[0-9a-f]{128}$/;
 const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const FRACTION = /^(?:0\.\d*[1-9]\d*|1(?:\.0+)?)$/;
 
@@ -29,185 +51,194 @@ export function isRecordTime(value: unknown): value is string {
  * Unknown fields in a body are kept (they are part of the hash); unknown top-level fields are not.
  */
 export function parseRoundRecord(value: unknown, label = 'record'): RoundRecord {
-  const r = object(value, label);
-  const allowed = new Set([
-    'seq',
-    'federation',
-    'round',
-    'kind',
-    'prevHash',
-    'time',
-    'body',
-    'hash',
-    'signature',
-  ]);
-  for (const key of Object.keys(r)) {
-    if (!allowed.has(key)) throw shape(`${label}.${key}`, 'is not a field of round records');
+  try {
+    roundRecord.parse(value, label);
+  } catch (error) {
+    if (error instanceof SchemaError) throw new RoundLogError('ROUND_RECORD_SHAPE', error.message);
+    throw error;
   }
-  count(r.seq, `${label}.seq`);
-  text(r.federation, `${label}.federation`);
-  count(r.round, `${label}.round`);
-  if (!(ROUND_RECORD_KINDS as readonly unknown[]).includes(r.kind)) {
-    throw shape(`${label}.kind`, `is ${JSON.stringify(r.kind)}; kinds are ${ROUND_RECORD_KINDS.join(', ')}`);
-  }
-  hash(r.prevHash, `${label}.prevHash`);
-  if (!isRecordTime(r.time)) throw shape(`${label}.time`, 'is not a UTC time "YYYY-MM-DDTHH:MM:SS.sssZ"');
-  hash(r.hash, `${label}.hash`);
-  if (typeof r.signature !== 'string' || !SIGNATURE.test(r.signature)) {
-    throw shape(`${label}.signature`, 'is not 128 lowercase hex digits (an Ed25519 signature)');
-  }
-  BODY_CHECKS[r.kind as RoundRecordKind](object(r.body, `${label}.body`), `${label}.body`);
+  // The record as read, not the schema's copy: the hash and the canonical form are checked over
+  // exactly what the log holds, and a line that is canonical already has its keys in canonical
+  // order (the copy has them in declared order, which makes canonicalJson twice as slow).
   return value as RoundRecord;
 }
 
-const BODY_CHECKS: { [K in RoundRecordKind]: (body: Record<string, unknown>, path: string) => void } = {
-  config(b, path) {
-    object(b.settings, `${path}.settings`);
-    if (b.globalAdapter !== undefined) hash(b.globalAdapter, `${path}.globalAdapter`);
+// ---- leaves, in the records' wording -----------------------------------------------------------
+
+const isNot = <T>(accepts: (value: unknown) => boolean, what: string): Schema<T> =>
+  predicate<T>(accepts, `is not ${what}`);
+
+const count = isNot<number>((v) => Number.isSafeInteger(v) && (v as number) >= 0, 'a non-negative integer');
+const positive = isNot<number>((v) => Number.isSafeInteger(v) && (v as number) > 0, 'a positive integer');
+const name = isNot<string>((v) => typeof v === 'string' && v.length > 0, 'a non-empty string');
+const words = isNot<string>((v) => typeof v === 'string', 'a string');
+const hash = isNot<string>(isRecordHash, 'a content hash "sha256:" + 64 lowercase hex digits');
+const time = isNot<string>(isRecordTime, 'a UTC time "YYYY-MM-DDTHH:MM:SS.sssZ"');
+const fraction = isNot<string>(
+  (v) => typeof v === 'string' && FRACTION.test(v),
+  'a decimal string in (0, 1] such as "0.5"',
+);
+/** An object the log keeps opaque: its content is the rule's or the operator's. */
+const opaque = <T>() => isNot<T>(isRecord, 'an object');
+/** Byte strings are lowercase hex in records (canonical JSON has no byte strings). */
+const hexBytes = (length: number, what: string) => {
+  const form = new RegExp(`^[0-9a-f]{${2 * length}}$`);
+  return isNot<string>(
+    (v) => typeof v === 'string' && form.test(v),
+    `${2 * length} lowercase hex digits (${what})`,
+  );
+};
+const signature = hexBytes(SIGNATURE_BYTES, 'an Ed25519 signature');
+const metric = predicate<string | number>(
+  (v) => typeof v === 'string' || Number.isSafeInteger(v),
+  'is neither an integer nor a string (write floats as decimal strings)',
+);
+
+const NOT_AN_OBJECT = { notObject: 'is not an object' };
+/** A part of a body: unknown fields are kept, since the record's hash covers them. */
+const part = <S extends Shape>(shape: S) => object(shape, { others: 'keep', wording: NOT_AN_OBJECT });
+const entries = <T>(item: Schema<T>) =>
+  list(item, 0, Number.MAX_SAFE_INTEGER, { notList: 'is not an array' });
+
+// ---- the parts of bodies -----------------------------------------------------------------------
+
+export const ruleRef = part({
+  /** An aggregation rule's registered name ("fedit"). */
+  name,
+  config: opaque<AggregationConfig>(),
+});
+
+/** How the round's participants were drawn (selection.ts), and whom it drew, sorted. */
+export const selection = part({
+  seed: name,
+  /** Decimal string in (0, 1], e.g. "0.5". */
+  fraction,
+  minimum: count,
+  selected: entries(name),
+});
+
+export const droppedParticipant = part({
+  participant: name,
+  /** Why the participant's update did not count ("late", "invalid: ...", "norm bound", ...). */
+  reason: words,
+});
+
+// A recorded envelope is the signed one (protocol/messages.ts) without its tensor schema, which
+// the stored update determines (envelope-record.ts), and with its byte strings in hex.
+const { tensorSchema: _determinedByTheUpdate, ...signedFields } = signedEnvelope.shape;
+
+/** A counted update's signed envelope in a round-closed record; see envelope-record.ts. */
+export const recordedEnvelope = object(
+  {
+    ...signedFields,
+    /** Hex of the participant's Ed25519 public key, as its enrol record writes it. */
+    participant: hexBytes(SIGN_PUBLIC_KEY_BYTES, 'an Ed25519 public key'),
+    /** Hex of the participant's Ed25519 signature of the envelope digest. */
+    signature,
   },
-  enrol(b, path) {
-    text(b.participant, `${path}.participant`);
-    text(b.publicKey, `${path}.publicKey`);
-    if (b.boxKey !== undefined) text(b.boxKey, `${path}.boxKey`);
-    if (b.displayName !== undefined) string(b.displayName, `${path}.displayName`);
+  {
+    wording: {
+      ...NOT_AN_OBJECT,
+      missing:
+        "is missing: every counted update records its participant's signed envelope (a log from a development version that did not record it cannot be audited)",
+      notAField: 'is not a field of recorded envelopes',
+    },
   },
-  revoke(b, path) {
-    text(b.participant, `${path}.participant`);
-    string(b.reason, `${path}.reason`);
-  },
-  'round-open'(b, path) {
-    ruleRef(b.rule, `${path}.rule`);
-    selection(b.selection, `${path}.selection`);
-    hash(b.globalAdapter, `${path}.globalAdapter`);
-    if (!isRecordTime(b.deadline))
-      throw shape(`${path}.deadline`, 'is not a UTC time "YYYY-MM-DDTHH:MM:SS.sssZ"');
-  },
-  'round-closed'(b, path) {
-    ruleRef(b.rule, `${path}.rule`);
-    selection(b.selection, `${path}.selection`);
-    array(b.updates, `${path}.updates`).forEach((u, i) => {
-      const p = `${path}.updates[${i}]`;
-      const update = object(u, p);
-      text(update.participant, `${p}.participant`);
-      hash(update.envelopeDigest, `${p}.envelopeDigest`);
-      if (!Number.isSafeInteger(update.exampleCount) || (update.exampleCount as number) <= 0) {
-        throw shape(`${p}.exampleCount`, 'is not a positive integer');
-      }
-      hash(update.updateHash, `${p}.updateHash`);
-      if (update.envelope === undefined) {
-        throw shape(
-          `${p}.envelope`,
-          "is missing: every counted update records its participant's signed envelope (a log from a development version that did not record it cannot be audited)",
-        );
-      }
-      recordedEnvelope(update.envelope, `${p}.envelope`);
-    });
-    hash(b.globalAdapterIn, `${path}.globalAdapterIn`);
-    hash(b.globalAdapterOut, `${path}.globalAdapterOut`);
-    dropped(b.dropped, `${path}.dropped`);
-    const metrics = object(b.metrics, `${path}.metrics`);
-    for (const [key, v] of Object.entries(metrics)) {
-      if (typeof v !== 'string' && !Number.isSafeInteger(v)) {
-        throw shape(
-          `${path}.metrics.${key}`,
-          'is neither an integer nor a string (write floats as decimal strings)',
-        );
-      }
-    }
-  },
-  'round-aborted'(b, path) {
-    string(b.reason, `${path}.reason`);
-    dropped(b.dropped, `${path}.dropped`);
-  },
+);
+
+export const countedUpdate = part({
+  participant: name,
+  /** The digest of the participant's signed envelope ("sha256:..."); never counted twice in a log. */
+  envelopeDigest: hash,
+  /** n_k, the weight FedIT gives the update: a positive integer. */
+  exampleCount: positive,
+  /** hashTensors of the update's tensors: their id in the blob store. */
+  updateHash: hash,
+  /**
+   * The participant's signed envelope, so an auditor can check that the participant, not the
+   * coordinator, committed to these tensors for this round.
+   */
+  envelope: recordedEnvelope,
+});
+
+const dropped = entries(droppedParticipant);
+
+// ---- the bodies --------------------------------------------------------------------------------
+
+/** The body of each kind of record. */
+export const RECORD_BODIES = {
+  /** The federation's settings. The first record is a config record that names the initial adapter. */
+  config: part({
+    /** The operator's federation settings, opaque to the log (base model, LoRA, training, privacy). */
+    settings: opaque<CanonicalObject>(),
+    /** When present, the global adapter from here on (hashTensors of its tensors). */
+    globalAdapter: optional(hash),
+  }),
+  enrol: part({
+    participant: name,
+    /** The participant's Ed25519 public key as the protocol writes it. */
+    publicKey: name,
+    /**
+     * The participant's X25519 public key (hex), which the coordinator records so that the
+     * participant id can be checked as the fingerprint of both keys.
+     */
+    boxKey: optional(name),
+    /** The name the participant chose to be shown under. */
+    displayName: optional(words),
+  }),
+  /** From this record on, the participant's updates no longer count. Revocation is final. */
+  revoke: part({ participant: name, reason: words }),
+  'round-open': part({
+    rule: ruleRef,
+    /** Drawn from the participants enrolled and not revoked when the round opens. */
+    selection,
+    /** The global adapter the round trains from. */
+    globalAdapter: hash,
+    /** Time after which uploads are late. */
+    deadline: time,
+  }),
+  'round-closed': part({
+    /** Same as the round-open record's. */
+    rule: ruleRef,
+    /** Same as the round-open record's. */
+    selection,
+    /** The counted updates, sorted by participant id (UTF-8 byte order): the order they were added. */
+    updates: entries(countedUpdate),
+    globalAdapterIn: hash,
+    /** The rule applied to the updates in the listed order; the next round's global adapter. */
+    globalAdapterOut: hash,
+    dropped,
+    /** Integers as numbers, anything else as strings (e.g. "train_loss": "1.8342"). */
+    metrics: dictionary(metric, NOT_AN_OBJECT),
+  }),
+  /** The round ended without a new global adapter; the global adapter is unchanged. */
+  'round-aborted': part({ reason: words, dropped }),
+} as const satisfies { [K in RoundRecordKind]: ObjectSchema<Shape> };
+
+// ---- the record --------------------------------------------------------------------------------
+
+const RECORD_WORDING = { wording: { ...NOT_AN_OBJECT, notAField: 'is not a field of round records' } };
+
+const recordFields = {
+  seq: count,
+  federation: name,
+  round: count,
+  /** Reached only when no kind's record matched, so it words the kinds there are. */
+  kind: predicate<RoundRecordKind>(
+    (v) => (ROUND_RECORD_KINDS as readonly unknown[]).includes(v),
+    (v) => `is ${JSON.stringify(v)}; kinds are ${ROUND_RECORD_KINDS.join(', ')}`,
+  ),
+  prevHash: hash,
+  time,
+  body: part({}),
+  hash,
+  signature,
 };
 
-// A recorded envelope is the signed one without its tensor schema, which the stored update
-// determines (and which would add kilobytes per participant to every record).
-const RECORDED_ENVELOPE_FIELDS: readonly string[] = [
-  ...ENVELOPE_FIELDS.filter((f) => f !== 'tensorSchema'),
-  'signature',
-];
-
-function recordedEnvelope(value: unknown, path: string): void {
-  const e = object(value, path);
-  for (const key of Object.keys(e)) {
-    if (!RECORDED_ENVELOPE_FIELDS.includes(key))
-      throw shape(`${path}.${key}`, 'is not a field of recorded envelopes');
-  }
-  for (const key of [
-    'version',
-    'round',
-    'exampleCount',
-    'payloadBytes',
-    'chunkBytes',
-    'chunkCount',
-    'createdAt',
-  ]) {
-    count(e[key], `${path}.${key}`);
-  }
-  text(e.federation, `${path}.federation`);
-  if (typeof e.participant !== 'string' || !/^[0-9a-f]{64}$/.test(e.participant)) {
-    throw shape(`${path}.participant`, 'is not 64 lowercase hex digits (an Ed25519 public key)');
-  }
-  hash(e.globalAdapterHash, `${path}.globalAdapterHash`);
-  hash(e.payloadHash, `${path}.payloadHash`);
-  if (typeof e.signature !== 'string' || !SIGNATURE.test(e.signature)) {
-    throw shape(`${path}.signature`, 'is not 128 lowercase hex digits (an Ed25519 signature)');
-  }
-}
-
-function ruleRef(value: unknown, path: string): void {
-  const rule = object(value, path);
-  text(rule.name, `${path}.name`);
-  object(rule.config, `${path}.config`);
-}
-
-function selection(value: unknown, path: string): void {
-  const s = object(value, path);
-  text(s.seed, `${path}.seed`);
-  if (typeof s.fraction !== 'string' || !FRACTION.test(s.fraction)) {
-    throw shape(`${path}.fraction`, 'is not a decimal string in (0, 1] such as "0.5"');
-  }
-  count(s.minimum, `${path}.minimum`);
-  array(s.selected, `${path}.selected`).forEach((id, i) => text(id, `${path}.selected[${i}]`));
-}
-
-function dropped(value: unknown, path: string): void {
-  array(value, path).forEach((d, i) => {
-    const entry = object(d, `${path}[${i}]`);
-    text(entry.participant, `${path}[${i}].participant`);
-    string(entry.reason, `${path}[${i}].reason`);
-  });
-}
-
-function object(value: unknown, path: string): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value))
-    throw shape(path, 'is not an object');
-  return value as Record<string, unknown>;
-}
-
-function array(value: unknown, path: string): unknown[] {
-  if (!Array.isArray(value)) throw shape(path, 'is not an array');
-  return value;
-}
-
-function string(value: unknown, path: string): void {
-  if (typeof value !== 'string') throw shape(path, 'is not a string');
-}
-
-function text(value: unknown, path: string): void {
-  if (typeof value !== 'string' || value.length === 0) throw shape(path, 'is not a non-empty string');
-}
-
-function count(value: unknown, path: string): void {
-  if (!Number.isSafeInteger(value) || (value as number) < 0)
-    throw shape(path, 'is not a non-negative integer');
-}
-
-function hash(value: unknown, path: string): void {
-  if (!isRecordHash(value)) throw shape(path, 'is not a content hash "sha256:" + 64 lowercase hex digits');
-}
-
-function shape(path: string, why: string): RoundLogError {
-  return new RoundLogError('ROUND_RECORD_SHAPE', `${path} ${why}`);
-}
+// One record per kind, told apart by `kind`; a record of no known kind is reported by the last.
+const roundRecord = union('kind', [
+  ...ROUND_RECORD_KINDS.map((kind) =>
+    object({ ...recordFields, kind: literal(kind), body: RECORD_BODIES[kind] }, RECORD_WORDING),
+  ),
+  object(recordFields, RECORD_WORDING),
+]);

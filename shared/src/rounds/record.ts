@@ -11,8 +11,9 @@
 //   kind       config | enrol | revoke | round-open | round-closed | round-aborted
 //   prevHash   the previous record's hash; ZERO_HASH for the first record
 //   time       when the coordinator wrote it: UTC, "YYYY-MM-DDTHH:MM:SS.sssZ", never decreasing
-//   body       the kind's content (the *Body types below); bodies may carry further fields, which
-//              are hashed and signed like the rest
+//   body       the kind's content (RECORD_BODIES in record-shape.ts declares each, the *Body types
+//              below are derived from it); bodies may carry further fields, which are hashed and
+//              signed like the rest
 //   hash       "sha256:" + hex(D), D = SHA-256("fedit/record/v1" || C), where C is the canonical
 //              encoding (canonical.ts) of the record without its hash and signature fields; the
 //              prefix keeps record hashes apart from every other SHA-256 fedit names things by
@@ -25,10 +26,10 @@
 // "sha256:" + 64 hex digits), their bytes live in the coordinator's blob store.
 
 import { createHash } from 'node:crypto';
-import type { AggregationConfig } from '../aggregation/rule.ts';
-import { canonicalBytes, canonicalJson, type CanonicalObject } from './canonical.ts';
 import { DOMAINS, signDigest, verifyDigest } from '../crypto/sign.ts';
-import type { RecordedEnvelope } from './envelope-record.ts';
+import type { Infer } from '../schema/schema.ts';
+import { canonicalBytes, canonicalJson } from './canonical.ts';
+import type { RECORD_BODIES, countedUpdate, droppedParticipant, ruleRef, selection } from './record-shape.ts';
 
 export const ROUND_RECORD_KINDS = [
   'config',
@@ -43,108 +44,21 @@ export type RoundRecordKind = (typeof ROUND_RECORD_KINDS)[number];
 /** prevHash of the first record. */
 export const ZERO_HASH = `sha256:${'0'.repeat(64)}`;
 
-/** The federation's settings. The first record is a config record that names the initial adapter. */
-export interface ConfigBody {
-  /** The operator's federation settings, opaque to the log (base model, LoRA, training, privacy). */
-  settings: CanonicalObject;
-  /** When present, the global adapter from here on (hashTensors of its tensors). */
-  globalAdapter?: string;
-}
+// The bodies' types, derived from their declarations in record-shape.ts (which say what each
+// field means), so the parser and the types cannot drift apart.
+type Body<K extends RoundRecordKind> = Infer<(typeof RECORD_BODIES)[K]>;
 
-export interface EnrolBody {
-  participant: string;
-  /** The participant's Ed25519 public key as the protocol writes it. */
-  publicKey: string;
-  /**
-   * The participant's X25519 public key (hex), which the coordinator records so that the
-   * participant id can be checked as the fingerprint of both keys.
-   */
-  boxKey?: string;
-  /** The name the participant chose to be shown under. */
-  displayName?: string;
-}
-
-/** From this record on, the participant's updates no longer count. Revocation is final. */
-export interface RevokeBody {
-  participant: string;
-  reason: string;
-}
-
-export interface RuleRef {
-  /** An aggregation rule's registered name ("fedit"). */
-  name: string;
-  config: AggregationConfig;
-}
-
-/** How the round's participants were drawn (selection.ts), and whom it drew, sorted. */
-export interface Selection {
-  seed: string;
-  /** Decimal string in (0, 1], e.g. "0.5". */
-  fraction: string;
-  minimum: number;
-  selected: string[];
-}
-
-export interface RoundOpenBody {
-  rule: RuleRef;
-  /** Drawn from the participants enrolled and not revoked when the round opens. */
-  selection: Selection;
-  /** The global adapter the round trains from. */
-  globalAdapter: string;
-  /** Time after which uploads are late. */
-  deadline: string;
-}
-
-export interface CountedUpdate {
-  participant: string;
-  /** The digest of the participant's signed envelope ("sha256:..."); never counted twice in a log. */
-  envelopeDigest: string;
-  /** n_k, the weight FedIT gives the update: a positive integer. */
-  exampleCount: number;
-  /** hashTensors of the update's tensors: their id in the blob store. */
-  updateHash: string;
-  /**
-   * The participant's signed envelope (envelope-record.ts), so an auditor can check that the
-   * participant, not the coordinator, committed to these tensors for this round.
-   */
-  envelope: RecordedEnvelope;
-}
-
-export interface DroppedParticipant {
-  participant: string;
-  /** Why the participant's update did not count ("late", "invalid: ...", "norm bound", ...). */
-  reason: string;
-}
-
-export interface RoundClosedBody {
-  /** Same as the round-open record's. */
-  rule: RuleRef;
-  /** Same as the round-open record's. */
-  selection: Selection;
-  /** The counted updates, sorted by participant id (UTF-8 byte order): the order they were added. */
-  updates: CountedUpdate[];
-  globalAdapterIn: string;
-  /** The rule applied to the updates in the listed order; the next round's global adapter. */
-  globalAdapterOut: string;
-  dropped: DroppedParticipant[];
-  /** Integers as numbers, anything else as strings (e.g. "train_loss": "1.8342"). */
-  metrics: Record<string, string | number>;
-}
-
-/** The round ended without a new global adapter; the global adapter is unchanged. */
-export interface RoundAbortedBody {
-  reason: string;
-  dropped: DroppedParticipant[];
-}
-
-export interface RoundRecordBodies {
-  config: ConfigBody;
-  enrol: EnrolBody;
-  revoke: RevokeBody;
-  'round-open': RoundOpenBody;
-  'round-closed': RoundClosedBody;
-  'round-aborted': RoundAbortedBody;
-}
+export type RoundRecordBodies = { [K in RoundRecordKind]: Body<K> };
+export type ConfigBody = Body<'config'>;
+export type EnrolBody = Body<'enrol'>;
+export type RevokeBody = Body<'revoke'>;
+export type RoundOpenBody = Body<'round-open'>;
+export type RoundClosedBody = Body<'round-closed'>;
+export type RoundAbortedBody = Body<'round-aborted'>;
+export type RuleRef = Infer<typeof ruleRef>;
+export type Selection = Infer<typeof selection>;
+export type CountedUpdate = Infer<typeof countedUpdate>;
+export type DroppedParticipant = Infer<typeof droppedParticipant>;
 
 interface RecordFields<K extends RoundRecordKind> {
   seq: number;
