@@ -30,16 +30,14 @@ export {
   writePrivateFile,
   type Membership,
 } from './store.ts';
-export {
-  DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_REQUEST_TIMEOUT_MS,
-  FederationConnection,
-  type AuthMode,
-  type AuthenticatedEvent,
-  type ConnectionEvents,
-  type ConnectionOptions,
-  type ConnectionState,
-} from './connection.ts';
+export { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, FederationConnection } from './connection.ts';
+export type {
+  AuthMode,
+  AuthenticatedEvent,
+  ConnectionEvents,
+  ConnectionOptions,
+  ConnectionState,
+} from './connection-types.ts';
 export {
   checkDisplayName,
   defaultDisplayName,
