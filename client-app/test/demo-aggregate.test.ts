@@ -17,7 +17,11 @@ import {
 } from '@fedit/shared';
 import { DEFAULT_DEMO_BASE_RECIPE, demoModelConfig } from '../src/demo/base-model.ts';
 import { demoFederationSettings } from '../src/demo/federation-settings.ts';
-import { aggregateOfflineRound, loraAdapterSchema, type OfflineUpdate } from '../src/demo/offline-aggregate.ts';
+import {
+  aggregateOfflineRound,
+  loraAdapterSchema,
+  type OfflineUpdate,
+} from '../src/demo/offline-aggregate.ts';
 import { DEMO_LORA } from '../src/demo/train.ts';
 
 const schema: AdapterSchema = new Map([
@@ -32,7 +36,9 @@ function tinyAdapter(seed: number): Map<string, Float32Array> {
     state = (Math.imul(state, 1103515245) + 12345) >>> 0;
     return (state / 2 ** 32 - 0.5) * 10 ** ((state % 7) - 3);
   };
-  return new Map([...schema].map(([name, [rows, cols]]) => [name, Float32Array.from({ length: rows * cols }, next)]));
+  return new Map(
+    [...schema].map(([name, [rows, cols]]) => [name, Float32Array.from({ length: rows * cols }, next)]),
+  );
 }
 
 // Given out of canonical order, with example counts that make the weights matter.
@@ -42,7 +48,8 @@ const updates: OfflineUpdate[] = [
   { participant: 'participant-2', tensors: tinyAdapter(2), examples: 11 },
 ];
 
-const bits = (values: Float32Array) => Array.from(new Uint32Array(values.buffer, values.byteOffset, values.length));
+const bits = (values: Float32Array) =>
+  Array.from(new Uint32Array(values.buffer, values.byteOffset, values.length));
 
 test('an offline round aggregates bit for bit as the coordinator closes a demo federation round', (t) => {
   // The demo federation's config as the coordinator holds it (initFederation: defaults, then the
@@ -54,7 +61,11 @@ test('an offline round aggregates bit for bit as the coordinator closes a demo f
     id: 'fed-demo-aggregate-test',
     baseModel: { identity: `sha256:${'7'.repeat(64)}`, name: 'demo base' },
   });
-  const counted = updates.map((u) => ({ participant: u.participant, exampleCount: u.examples, update: u.tensors }));
+  const counted = updates.map((u) => ({
+    participant: u.participant,
+    exampleCount: u.examples,
+    update: u.tensors,
+  }));
   const coordinator = aggregateContributions(config.aggregation.rule, {}, schema, counted);
 
   const offline = aggregateOfflineRound(schema, updates);

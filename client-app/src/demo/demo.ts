@@ -82,7 +82,16 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   print(`   the base model alone: ${pct(baseAccuracy.overall.accuracy)} of the held-out tasks right\n`);
 
   const fedDir = join(root, 'federation');
-  const table = await runDemoFederation({ root, fedDir, modelDir, split, rounds, threads, print, heldOutLoss });
+  const table = await runDemoFederation({
+    root,
+    fedDir,
+    modelDir,
+    split,
+    rounds,
+    threads,
+    print,
+    heldOutLoss,
+  });
 
   print('\n4. each participant alone, same number of steps on its own data only');
   const localOnly = await localOnlyAdapters(modelDir, split, rounds, threads);

@@ -120,7 +120,9 @@ function proofContext(modelDir: string, o: OfflineProofOptions): ProofContext {
 }
 
 /** The baselines, each with the compute it has in the federation: pooled data, and each shard alone. */
-async function trainBaselines(proof: ProofContext): Promise<Pick<OfflineProofResult, 'pooled' | 'localOnly'>> {
+async function trainBaselines(
+  proof: ProofContext,
+): Promise<Pick<OfflineProofResult, 'pooled' | 'localOnly'>> {
   const { modelDir, split, settings, rounds, seed, threads, log } = proof;
   // Same compute as the whole federation: every participant's steps of every round.
   const steps = rounds * settings.steps * split.participants.length;

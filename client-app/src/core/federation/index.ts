@@ -30,7 +30,11 @@ export {
   writePrivateFile,
   type Membership,
 } from './store.ts';
-export { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, FederationConnection } from './connection.ts';
+export {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  FederationConnection,
+} from './connection.ts';
 export type {
   AuthMode,
   AuthenticatedEvent,
