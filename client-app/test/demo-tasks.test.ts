@@ -1,6 +1,6 @@
 // The demo's built-in tasks and the pieces around them that need no trained model: seeded task
 // generation, exact-match scoring, the non-IID split, the demo chat template going through the
-// ordinary data path, and the weighted mean the offline proof aggregates with.
+// ordinary data path.
 
 import test from 'ava';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -20,7 +20,6 @@ import {
   taskRecord,
   toJsonl,
 } from '../src/demo/tasks.ts';
-import { weightedMeanAdapters } from '../src/demo/train.ts';
 
 test('each category has a checkable answer', (t) => {
   t.is(taskRecord('reverse', 'lamp').response, 'pmal');
@@ -127,13 +126,4 @@ test('demo records go through the ordinary data path with the demo chat template
   // What evaluation sends the model is the training prompt, up to the answer.
   t.is(taskPrompt(tokenizer, records[0]), '<|im_start|>Reverse the word.\n\nlamp\n');
   t.true(tokenizer.stopTokenIds.includes(tokenizer.tokenToId('<|im_end|>')!));
-});
-
-test('the offline weighted mean weighs each tensor by example count', (t) => {
-  const mean = weightedMeanAdapters([
-    { tensors: new Map([['a', Float32Array.of(1, 2)]]), examples: 1 },
-    { tensors: new Map([['a', Float32Array.of(4, 8)]]), examples: 3 },
-  ]);
-  t.deepEqual(Array.from(mean.get('a')!), [3.25, 6.5]);
-  t.throws(() => weightedMeanAdapters([]), { message: /no examples/ });
 });

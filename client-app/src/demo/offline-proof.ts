@@ -7,8 +7,9 @@
 //   local-only    each participant's adapter trained on its own shard only, for as many steps as
 //                 that participant trains over all rounds of the federation;
 //   FedIT rounds  each round every participant trains from the current global adapter on its own
-//                 shard, and the sample-weighted mean of their LoRA tensors becomes the new global
-//                 adapter (FedIT's rule, A and B averaged separately).
+//                 shard, and the round closes as the federation's does: the demo federation's rule
+//                 (FedIT: the example-weighted mean, A and B averaged separately) through shared's
+//                 aggregateContributions, computed exactly as the coordinator computes it.
 //
 // Run it: node --conditions=source --import tsx client-app/src/demo/offline-proof.ts [--quick]
 
@@ -16,8 +17,9 @@ import { pathToFileURL } from 'node:url';
 import { initLoraTensors, loadCheckpoint, uniformSampler } from '@fedit/kernels';
 import { ensureDemoBaseModel, defaultDemoCacheDir, type PretrainProgress } from './base-model.ts';
 import { taskAccuracy, type TaskAccuracy } from './evaluate.ts';
+import { aggregateOfflineRound, loraAdapterSchema, type OfflineUpdate } from './offline-aggregate.ts';
 import { demoSplit, TASK_CATEGORIES, type DemoSplit, type TaskCategory } from './tasks.ts';
-import { DEMO_TRAINING, trainDemoAdapter, weightedMeanAdapters, type DemoTrainingSettings } from './train.ts';
+import { DEMO_TRAINING, trainDemoAdapter, type DemoTrainingSettings } from './train.ts';
 
 export interface OfflineProofOptions {
   /** The base model folder; default: the built-in one, pretrained into `cacheDir` if needed. */
@@ -55,10 +57,6 @@ export interface OfflineProofResult {
 
 export async function runOfflineProof(o: OfflineProofOptions = {}): Promise<OfflineProofResult> {
   const started = performance.now();
-  const log = o.log ?? (() => {});
-  const settings: DemoTrainingSettings = { ...DEMO_TRAINING, ...o.settings };
-  const rounds = o.rounds ?? 8;
-  const seed = o.seed ?? 0;
   const modelDir =
     o.modelDir ??
     (await ensureDemoBaseModel(o.cacheDir ?? defaultDemoCacheDir(), {
@@ -66,95 +64,134 @@ export async function runOfflineProof(o: OfflineProofOptions = {}): Promise<Offl
       onProgress: o.onPretrainProgress,
     }));
   const pretrainSeconds = (performance.now() - started) / 1000;
+  const proof = proofContext(modelDir, o);
+
+  const base: ProofRow = { label: 'base model', accuracy: await proof.accuracyOf() };
+  proof.log(formatRow(base));
+  const baselines = (o.baselines ?? true) ? await trainBaselines(proof) : { localOnly: [] };
+  const rounds = await fedItRounds(proof);
+  return {
+    modelDir,
+    split: proof.split,
+    base,
+    ...baselines,
+    rounds,
+    seconds: { pretrain: pretrainSeconds, total: (performance.now() - started) / 1000 },
+  };
+}
+
+/** What every part of the proof shares: the model, the split, the settings, how an adapter scores. */
+interface ProofContext {
+  modelDir: string;
+  split: DemoSplit;
+  settings: DemoTrainingSettings;
+  rounds: number;
+  seed: number;
+  threads?: number;
+  log: (line: string) => void;
+  /** Accuracy on the held-out tasks of every category, of the base model with `tensors` (or alone). */
+  accuracyOf: (tensors?: ReadonlyMap<string, Float32Array>) => Promise<TaskAccuracy>;
+}
+
+function proofContext(modelDir: string, o: OfflineProofOptions): ProofContext {
+  const settings: DemoTrainingSettings = { ...DEMO_TRAINING, ...o.settings };
   const split = demoSplit({
     participants: o.participants,
     categoriesPerParticipant: o.categoriesPerParticipant,
     trainPerCategory: o.trainPerCategory,
     evalPerCategory: o.evalPerCategory,
   });
-  const examples = split.evaluation;
-  const accuracyOf = (tensors?: ReadonlyMap<string, Float32Array>) =>
-    taskAccuracy({
-      modelDir,
-      examples,
-      adapter: tensors && { config: settings.lora, tensors },
-      threads: o.threads,
-    });
+  return {
+    modelDir,
+    split,
+    settings,
+    rounds: o.rounds ?? 8,
+    seed: o.seed ?? 0,
+    threads: o.threads,
+    log: o.log ?? (() => {}),
+    accuracyOf: (tensors) =>
+      taskAccuracy({
+        modelDir,
+        examples: split.evaluation,
+        adapter: tensors && { config: settings.lora, tensors },
+        threads: o.threads,
+      }),
+  };
+}
 
-  const base: ProofRow = { label: 'base model', accuracy: await accuracyOf() };
-  log(formatRow(base));
-
-  let pooled: ProofRow | undefined;
+/** The baselines, each with the compute it has in the federation: pooled data, and each shard alone. */
+async function trainBaselines(
+  proof: ProofContext,
+): Promise<Pick<OfflineProofResult, 'pooled' | 'localOnly'>> {
+  const { modelDir, split, settings, rounds, seed, threads, log } = proof;
+  // Same compute as the whole federation: every participant's steps of every round.
+  const steps = rounds * settings.steps * split.participants.length;
+  const all = await trainDemoAdapter({
+    modelDir,
+    records: split.participants.flatMap((p) => p.train),
+    settings: { ...settings, steps },
+    seed,
+    threads,
+  });
+  const pooled = { label: `pooled data (${steps} steps)`, accuracy: await proof.accuracyOf(all.tensors) };
+  log(`${formatRow(pooled)}   [${all.seconds.toFixed(1)} s]`);
   const localOnly: OfflineProofResult['localOnly'] = [];
-  if (o.baselines ?? true) {
-    // Same compute as the whole federation: every participant's steps of every round.
-    const steps = rounds * settings.steps * split.participants.length;
+  for (const p of split.participants) {
+    // Same compute as this participant spends in the federation.
     const r = await trainDemoAdapter({
       modelDir,
-      records: split.participants.flatMap((p) => p.train),
-      settings: { ...settings, steps },
+      records: p.train,
+      settings: { ...settings, steps: rounds * settings.steps },
       seed,
-      threads: o.threads,
+      threads,
     });
-    pooled = { label: `pooled data (${steps} steps)`, accuracy: await accuracyOf(r.tensors) };
-    log(`${formatRow(pooled)}   [${r.seconds.toFixed(1)} s]`);
-    for (const p of split.participants) {
-      // Same compute as this participant spends in the federation.
+    const row = {
+      label: `${p.name} alone (${p.categories.join('+')})`,
+      categories: p.categories,
+      accuracy: await proof.accuracyOf(r.tensors),
+    };
+    localOnly.push(row);
+    log(`${formatRow(row)}   [${r.seconds.toFixed(1)} s]`);
+  }
+  return { pooled, localOnly };
+}
+
+/**
+ * FedIT without a network: each round every participant trains from the global adapter on its own
+ * shard, and the round closes as the federation's does (offline-aggregate.ts).
+ */
+async function fedItRounds(proof: ProofContext): Promise<OfflineProofResult['rounds']> {
+  const { modelDir, split, settings, seed, threads, log } = proof;
+  // Everybody starts from the same initial global adapter (PEFT's initialisation).
+  const { config } = await loadCheckpoint(modelDir);
+  const schema = loraAdapterSchema(config, settings.lora);
+  let global = initLoraTensors(config, settings.lora, uniformSampler(seed));
+  const rows: OfflineProofResult['rounds'] = [];
+  for (let round = 1; round <= proof.rounds; round++) {
+    const t = performance.now();
+    const updates: OfflineUpdate[] = [];
+    for (const [i, p] of split.participants.entries()) {
       const r = await trainDemoAdapter({
         modelDir,
         records: p.train,
-        settings: { ...settings, steps: rounds * settings.steps },
-        seed,
-        threads: o.threads,
+        initial: global,
+        settings,
+        seed: seed + 1000 * round + i,
+        threads,
       });
-      const row = {
-        label: `${p.name} alone (${p.categories.join('+')})`,
-        categories: p.categories,
-        accuracy: await accuracyOf(r.tensors),
-      };
-      localOnly.push(row);
-      log(`${formatRow(row)}   [${r.seconds.toFixed(1)} s]`);
+      updates.push({ participant: p.name, tensors: r.tensors, examples: r.examples });
     }
-  }
-
-  // FedIT: everybody starts from the same initial global adapter (PEFT's initialisation).
-  const { config } = await loadCheckpoint(modelDir);
-  let global = initLoraTensors(config, settings.lora, uniformSampler(seed)) as Map<string, Float32Array>;
-  const fedRounds: OfflineProofResult['rounds'] = [];
-  for (let round = 1; round <= rounds; round++) {
-    const t = performance.now();
-    const updates = [];
-    for (const [i, p] of split.participants.entries()) {
-      updates.push(
-        await trainDemoAdapter({
-          modelDir,
-          records: p.train,
-          initial: global,
-          settings,
-          seed: seed + 1000 * round + i,
-          threads: o.threads,
-        }),
-      );
-    }
-    global = weightedMeanAdapters(updates);
+    global = aggregateOfflineRound(schema, updates);
     const row = {
       label: `FedIT round ${round}`,
       round,
       trainSeconds: (performance.now() - t) / 1000,
-      accuracy: await accuracyOf(global),
+      accuracy: await proof.accuracyOf(global),
     };
-    fedRounds.push(row);
+    rows.push(row);
     log(`${formatRow(row)}   [${row.trainSeconds.toFixed(1)} s]`);
   }
-  return {
-    modelDir,
-    split,
-    base,
-    pooled,
-    localOnly,
-    rounds: fedRounds,
-    seconds: { pretrain: pretrainSeconds, total: (performance.now() - started) / 1000 },
-  };
+  return rows;
 }
 
 const pct = (x: number) => `${Math.round(100 * x)}%`.padStart(5);

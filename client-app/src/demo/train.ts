@@ -101,25 +101,3 @@ export async function trainDemoAdapter(o: TrainDemoAdapterOptions): Promise<Demo
     if (own) rmSync(dir, { recursive: true, force: true });
   }
 }
-
-/**
- * FedIT's rule, here only to simulate rounds without a network: the sample-weighted mean of each
- * LoRA tensor (A and B averaged separately). The federation's own rule lives in shared/.
- */
-export function weightedMeanAdapters(
-  updates: readonly { tensors: ReadonlyMap<string, Float32Array>; examples: number }[],
-): Map<string, Float32Array> {
-  const total = updates.reduce((n, u) => n + u.examples, 0);
-  if (!(total > 0)) throw new Error('weightedMeanAdapters: no examples');
-  const out = new Map<string, Float32Array>();
-  for (const u of updates) {
-    const w = u.examples / total;
-    for (const [name, v] of u.tensors) {
-      let acc = out.get(name);
-      if (!acc) out.set(name, (acc = new Float32Array(v.length)));
-      if (acc.length !== v.length) throw new Error(`weightedMeanAdapters: ${name} differs in size`);
-      for (let i = 0; i < v.length; i++) acc[i] += w * v[i];
-    }
-  }
-  return out;
-}

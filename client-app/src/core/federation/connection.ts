@@ -10,7 +10,8 @@
 // where the coordinator refuses them. A request whose connection drops, or that is not answered
 // in time, fails with a transient FederationError; the caller waits for `ready()` and tries again.
 // Every acknowledgement is validated and a refusal becomes a FederationError carrying the
-// coordinator's code and message (wire.ts).
+// coordinator's code and message (wire.ts). Its states, options and events are declared in
+// connection-types.ts.
 import { EventEmitter } from 'node:events';
 import { io, type Socket } from 'socket.io-client';
 import {
@@ -25,77 +26,23 @@ import {
   type ClientEventName,
   type ClientPayload,
   type ClientToServerEvents,
-  type Identity,
-  type PublicIdentity,
   type RoundClosed,
   type RoundOpen,
   type ServerToClientEvents,
-  type WireError,
 } from '@fedit/shared';
+import type {
+  AuthenticatedEvent,
+  AuthMode,
+  ConnectionEvents,
+  ConnectionOptions,
+  ConnectionState,
+} from './connection-types.ts';
 import { FederationError } from './errors.ts';
 import { ackResult, checkHello, requestFailure, unreachableError, type OkAck } from './wire.ts';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** How long `ready()` waits by default before giving up on an unreachable coordinator. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 20_000;
-
-export type ConnectionState =
-  /** Trying to reach the coordinator (first time or after a drop). */
-  | 'connecting'
-  /** Connected, waiting for 'auth:hello' or the answer to the proof. */
-  | 'authenticating'
-  /** Authenticated: requests may be sent. */
-  | 'ready'
-  /** Closed on purpose, or after a failure that retrying cannot fix. */
-  | 'closed';
-
-/** What the connection does with each 'auth:hello'. */
-export type AuthMode =
-  /** Prove an existing enrolment ('auth:prove'). */
-  | { kind: 'prove' }
-  /** Enrol with an invite token ('enrol'); later reconnections prove the new enrolment. */
-  | { kind: 'enrol'; token: Uint8Array; displayName: string }
-  /** Only check the hello: for reading the federation's settings before enrolling. */
-  | { kind: 'none' };
-
-export interface ConnectionOptions {
-  /** The coordinator's URL (http: or https:). */
-  url: string;
-  /** The federation the invite names: 'auth:hello' must announce the same one. */
-  federation: string;
-  /** The coordinator's public keys as the invite names them (bound into every proof). */
-  coordinator: PublicIdentity;
-  identity: Identity;
-  auth: AuthMode;
-  /** How long a request waits for its acknowledgement. */
-  requestTimeoutMs?: number;
-  /** Reconnect after a drop (default true). */
-  reconnection?: boolean;
-  /** Longest wait between reconnection attempts, ms (default socket.io's 5000). */
-  reconnectionDelayMax?: number;
-}
-
-export interface AuthenticatedEvent {
-  participantId: string;
-  /** True when this connection enrolled the participant (rather than proving an enrolment). */
-  enrolled: boolean;
-}
-
-export interface ConnectionEvents {
-  state: [ConnectionState];
-  /** 'auth:hello' arrived and names the right federation and protocol. */
-  hello: [AuthHello];
-  authenticated: [AuthenticatedEvent];
-  disconnected: [reason: string];
-  'round:open': [RoundOpen];
-  'round:closed': [RoundClosed];
-  /** The coordinator refused something outside an acknowledgement. */
-  'server-error': [WireError];
-  /** Something went wrong that the connection works around (a malformed message, a failed connect). */
-  warning: [message: string];
-  /** A failure that reconnecting cannot fix (refused enrolment or proof, another federation); the connection closes. */
-  failed: [FederationError];
-}
 
 /** Loosely typed view of the socket for the generic request path (the event maps stay exact elsewhere). */
 interface AckEmitter {

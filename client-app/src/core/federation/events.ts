@@ -2,7 +2,7 @@
 // one event vocabulary of the federation's participant side, from the round loop to the page.
 import type { ExecutionProvider } from '@fedit/kernels';
 import type { DatasetReport } from '../data/index.ts';
-import type { ConnectionState } from './connection.ts';
+import type { ConnectionState } from './connection-types.ts';
 import type { FederationSettings } from './settings.ts';
 
 export type ParticipantStatus =

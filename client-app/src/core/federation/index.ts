@@ -34,12 +34,14 @@ export {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
   FederationConnection,
-  type AuthMode,
-  type AuthenticatedEvent,
-  type ConnectionEvents,
-  type ConnectionOptions,
-  type ConnectionState,
 } from './connection.ts';
+export type {
+  AuthMode,
+  AuthenticatedEvent,
+  ConnectionEvents,
+  ConnectionOptions,
+  ConnectionState,
+} from './connection-types.ts';
 export {
   checkDisplayName,
   defaultDisplayName,

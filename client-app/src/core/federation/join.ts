@@ -19,7 +19,8 @@ import {
   type Invite,
   type PublicIdentity,
 } from '@fedit/shared';
-import { DEFAULT_CONNECT_TIMEOUT_MS, FederationConnection, type AuthMode } from './connection.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS, FederationConnection } from './connection.ts';
+import type { AuthMode } from './connection-types.ts';
 import { FederationError } from './errors.ts';
 import { parseFederationSettings, type FederationSettings } from './settings.ts';
 import {

@@ -1,0 +1,31 @@
+// The demo federation's settings, in one place: what `fedit demo` creates its federation with, and
+// what the offline proof simulates (the same LoRA, local training and aggregation rule).
+
+import type { FederationSettings } from '@fedit/coordinator';
+import { DEFAULT_AGGREGATION_RULE } from '@fedit/shared';
+import { DEMO_LORA, DEMO_TRAINING } from './train.ts';
+
+/** The rule the demo federation aggregates with, named in its config: FedIT's weighted mean. */
+export const DEMO_AGGREGATION: FederationSettings['aggregation'] = { rule: DEFAULT_AGGREGATION_RULE };
+
+/** The settings of a demo federation in which all `participants` take part in each of `rounds`. */
+export function demoFederationSettings(participants: number, rounds: number): Partial<FederationSettings> {
+  return {
+    name: 'fedit demo',
+    lora: { ...DEMO_LORA, targets: [...DEMO_LORA.targets] },
+    training: {
+      localSteps: DEMO_TRAINING.steps,
+      batchSize: DEMO_TRAINING.batchSize,
+      lr: DEMO_TRAINING.lr,
+      cutoffLen: DEMO_TRAINING.cutoffLen,
+      template: 'chat',
+      trainOnInputs: false,
+    },
+    rounds,
+    participantsPerRound: { fraction: 1, minimum: participants },
+    minUpdates: participants,
+    roundDeadlineSeconds: 900,
+    aggregation: DEMO_AGGREGATION,
+    limits: { maxUpdateNorm: 1000, maxUploadBytes: 64 * 1024 * 1024, maxExampleCount: 1_000_000 },
+  };
+}
