@@ -22,6 +22,11 @@ function registerTrain(program: Command): void {
 
 /** `fedit train`'s options: model and data, prompt, LoRA, optimisation, evaluation, run control. */
 function addTrainingOptions(command: Command): Command {
+  return addRunControlOptions(addOptimisationOptions(addDataAndLoraOptions(command)));
+}
+
+/** The model, the data and how it becomes prompts; the adapter's shape (LoRA). */
+function addDataAndLoraOptions(command: Command): Command {
   return addLoraOptions(
     command
       .description(
@@ -54,7 +59,12 @@ function addTrainingOptions(command: Command): Command {
         256,
       )
       .option('--train-on-inputs', 'learn prompt tokens too (default: responses only)', false),
-  )
+  );
+}
+
+/** Batches, steps, learning rate and its schedule, regularisation. */
+function addOptimisationOptions(command: Command): Command {
+  return command
     .option(
       '--batch-size <n>',
       'examples per micro-batch',
@@ -91,7 +101,12 @@ function addTrainingOptions(command: Command): Command {
       'clip the global gradient norm (0: off)',
       number('--max-grad-norm', { min: 0 }),
       1,
-    )
+    );
+}
+
+/** Evaluation, checkpoints, seeds, the device, and what to do with an earlier run. */
+function addRunControlOptions(command: Command): Command {
+  return command
     .option(
       '--eval-fraction <f>',
       'share of the data held out for evaluation',
