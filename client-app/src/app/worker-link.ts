@@ -14,6 +14,7 @@ import { fork } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { AppError } from './validate.ts';
+import { FeditError } from '@fedit/shared';
 import type {
   FromWorker,
   Job,
@@ -157,12 +158,12 @@ export class WorkerProcessLink extends EventEmitter<WorkerLinkEvents> implements
   }
 }
 
-/** An error the worker reported, with its stable code and message. */
-export class RemoteError extends AppError {
-  constructor(code: string, message: string) {
-    super(code as never, message);
-  }
-}
+/**
+ * An error the worker reported, with its stable code and message. Its code is whatever the worker's
+ * error carried (a FeditError's code of any package, or a system error's), so it is a FeditError,
+ * not one of the app's own AppError codes.
+ */
+export class RemoteError extends FeditError {}
 
 /** The worker entry next to this file: the TypeScript source under tsx, else the compiled file. */
 export const TRAINING_WORKER_ENTRY = fileURLToPath(

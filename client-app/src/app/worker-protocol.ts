@@ -82,7 +82,7 @@ export type ToWorker =
   /** Stop taking part (saving training state), then end the worker. */
   | { type: 'quit' };
 
-export interface WireError {
+export interface WorkerError {
   code: string;
   message: string;
 }
@@ -114,14 +114,14 @@ export type FromWorker =
       type: 'ended';
       runId: number;
       reason: 'finished' | 'max-rounds' | 'stopped' | 'paused';
-      error?: WireError;
+      error?: WorkerError;
     }
   /** The chat model was loaded, or released (training started, unused for a while), and why. */
   | { type: 'chat-model'; loaded: boolean; why: string }
   /** A piece of a chat reply (job `id`). */
   | { type: 'chat-text'; id: number; text: string }
   | { type: 'job-done'; id: number; result: JobResults[Job['kind']] }
-  | { type: 'job-failed'; id: number; error: WireError };
+  | { type: 'job-failed'; id: number; error: WorkerError };
 
 /** The worker's end of the channel: a postMessage-like port. */
 export interface WorkerPort {

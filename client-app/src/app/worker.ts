@@ -16,7 +16,7 @@ import {
   type Job,
   type JobResults,
   type RunOptions,
-  type WireError,
+  type WorkerError,
   type WorkerPort,
 } from './worker-protocol.ts';
 
@@ -24,7 +24,7 @@ export { CHAT_ADAPTERS_DIR } from './chat-adapter.ts';
 /** A chat model unused this long is closed: it holds the model's weights and a key/value cache. */
 export const CHAT_IDLE_MS = 5 * 60_000;
 
-export function toWireError(error: unknown): WireError {
+export function toWorkerError(error: unknown): WorkerError {
   if (error instanceof FeditError) return { code: error.code, message: error.message };
   const system = error as NodeJS.ErrnoException;
   if (typeof system?.code === 'string' && typeof system.message === 'string') {
@@ -79,7 +79,7 @@ export function runTrainingWorker(port: WorkerPort, options: TrainingWorkerOptio
   const serially = (work: () => Promise<void> | void) => {
     queue = queue
       .then(work)
-      .catch((error: unknown) => post({ type: 'warning', message: toWireError(error).message }));
+      .catch((error: unknown) => post({ type: 'warning', message: toWorkerError(error).message }));
   };
 
   port.onMessage((message) => {
@@ -125,7 +125,7 @@ export function runTrainingWorker(port: WorkerPort, options: TrainingWorkerOptio
           participant: () => running?.participant,
         }).then(
           (result) => post({ type: 'job-done', id: message.id, result }),
-          (error: unknown) => post({ type: 'job-failed', id: message.id, error: toWireError(error) }),
+          (error: unknown) => post({ type: 'job-failed', id: message.id, error: toWorkerError(error) }),
         );
         return;
     }
@@ -180,7 +180,7 @@ function takePart(
           chatAdapters.fetch(run.home, run.federationId, newestSeen).catch(() => undefined);
         }
       },
-      (error: unknown) => post({ type: 'ended', runId, reason: 'stopped', error: toWireError(error) }),
+      (error: unknown) => post({ type: 'ended', runId, reason: 'stopped', error: toWorkerError(error) }),
     );
   return current;
 }
