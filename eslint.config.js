@@ -16,7 +16,9 @@ import globals from 'globals';
 /** Rules for every file: workspaces meet only through their packages' entry points. */
 const EVERYWHERE = [
   {
-    regex: '^(\\.\\./)+(shared|kernels|coordinator|client-app)/src(/|$)',
+    // Any folder of another workspace (src/, test/, electron/, ...), not only its src/; the one
+    // exception is a benchmark (the `npm run bench` entry in test/ runs each package's bench/).
+    regex: '^(\\.\\./)+(shared|kernels|coordinator|client-app)/(?!bench/)',
     message: "reaches into another workspace's src/ by path: import its package (@fedit/...) instead.",
   },
   {
@@ -49,6 +51,23 @@ const LAYERS = [
     why: 'the coordinator aggregates and logs; it never trains, so it loads no model runtime and no app.',
   },
   {
+    files: [`client-app/src/core/${CODE}`],
+    forbid: ['electron'],
+    why: "the client core is what the CLI, the app's worker and the demo share: it knows no app, CLI or Electron.",
+    patterns: [
+      {
+        regex: '^(\\.\\./)+(app|cli|demo|operator)/',
+        message:
+          "the client core is what the CLI, the app's worker and the demo share: it knows no app, CLI or Electron.",
+      },
+    ],
+  },
+  {
+    files: [`client-app/electron/${CODE}`],
+    forbid: ['@fedit/kernels', 'onnxruntime-node'],
+    why: 'the Electron main process stays small: the engine runs in the worker (a native crash kills only it).',
+  },
+  {
     files: [`client-app/renderer/${CODE}`],
     forbid: ['electron', 'node:*', ...NODE_BUILTINS],
     why: 'the renderer is untrusted page code: it reaches the machine only through the preload API.',
@@ -68,9 +87,10 @@ const LAYERS = [
           'the renderer imports nothing from the app but the types of src/app/api.ts and the pure reducer src/app/live-status.ts.',
       },
       {
-        regex: '^@fedit/',
+        // Bare module names other than those forbidden outright above (one error per import).
+        regex: `^(?!node:|(${['electron', ...NODE_BUILTINS].join('|')})(/|$))[^./]`,
         allowTypeImports: true,
-        message: 'the renderer may import only types from fedit packages.',
+        message: 'the renderer may import only types from packages: whatever it runs is its own code.',
       },
     ],
   },

@@ -213,3 +213,47 @@ test(
   "import { FEDIT_VERSION } from '@fedit/shared';\nexport const v = FEDIT_VERSION;\n",
   /imports types only/,
 );
+
+// ---- the client core, the Electron main process, other workspaces' folders -----------------------
+
+test(
+  'the client core may not import the app',
+  forbidden,
+  'client-app/src/core/federation/example.ts',
+  "import { AppBackend } from '../../app/backend.ts';\nexport const b = AppBackend;\n",
+  /knows no app, CLI or Electron/,
+);
+test(
+  'the client core may not import electron',
+  forbidden,
+  'client-app/src/core/example.ts',
+  "import { app } from 'electron';\nexport const a = app;\n",
+  /knows no app, CLI or Electron/,
+);
+test(
+  'the Electron main process may not load the engine',
+  forbidden,
+  'client-app/electron/example.ts',
+  "import { loadCheckpoint } from '@fedit/kernels';\nexport const l = loadCheckpoint;\n",
+  /engine runs in the worker/,
+);
+test(
+  "no file may reach into another workspace's test helpers by path",
+  forbidden,
+  'shared/src/rounds/example.ts',
+  "import { Peer } from '../../../coordinator/test/helpers/peer.ts';\nexport const p = Peer;\n",
+  /another workspace's/,
+);
+test(
+  'the renderer may not run code from an npm package',
+  forbidden,
+  RENDERER,
+  "import { pack } from 'msgpackr';\nexport const p = pack;\n",
+  /only types from packages/,
+);
+test(
+  "the bench entry may run another workspace's benchmark",
+  allowed,
+  'test/bench/example.ts',
+  "import { benchTrain } from '../../kernels/bench/train.ts';\nexport const b = benchTrain;\n",
+);

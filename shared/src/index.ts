@@ -151,6 +151,7 @@ export {
   ConfigError,
   LIMIT_RULES,
   aggregationRuleProblem,
+  requireKnownRule,
   configDifferences,
   configHash,
   validateFederationConfig,

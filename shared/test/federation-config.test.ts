@@ -5,6 +5,7 @@ import {
   ConfigError,
   configDifferences,
   configHash,
+  requireKnownRule,
   validateFederationConfig,
   type FederationConfig,
 } from '../src/federation/config.ts';
@@ -61,11 +62,9 @@ test('each bad field is named in the error', (t) => {
     ['minUpdates', 5, /minUpdates/],
     ['limits', undefined, /limits: must be an object/],
     ['training.lr', 'fast', /training\.lr: must be a positive number/],
-    [
-      'aggregation.rule',
-      'median',
-      /aggregation\.rule: must be one of the known rules \(fedavg-uniform, fedit\)/,
-    ],
+    ['lora.targets', ['q_proj', ''], /lora\.targets: must be a list of 1 to 64 module names/],
+    ['lora.targets', Array(65).fill('q_proj'), /lora\.targets/],
+    ['limits.maxUploadBytes', 2 ** 53, /limits\.maxUploadBytes: must be a whole number of bytes/],
     ['limits.maxUploadBytes', 1.5, /limits\.maxUploadBytes: must be a whole number of bytes >= 1/],
   ];
   for (const [path, value, message] of cases)
@@ -157,4 +156,15 @@ test('an unknown field inside a section is dropped too, and a root that is no ob
       message: 'federation config: lora.rank: must be a whole number >= 1, got 2.5',
     },
   );
+});
+
+test('a rule this fedit lacks is a name to a participant and a refusal to the coordinator', (t) => {
+  // A participant with an older fedit still parses (and can join) a federation running a newer
+  // rule; the coordinator, which must aggregate with it, refuses the config.
+  const config = validateFederationConfig(withField('aggregation.rule', 'fedprox-2030'));
+  t.is(config.aggregation.rule, 'fedprox-2030');
+  t.throws(() => requireKnownRule(config), {
+    message: /aggregation\.rule: must be one of the known rules \(fedavg-uniform, fedit\)/,
+  });
+  t.notThrows(() => requireKnownRule(validateFederationConfig(withField('aggregation.rule', 'fedit'))));
 });

@@ -226,6 +226,39 @@ test('a stored update above the recorded norm bound fails the audit; without a r
   );
   t.deepEqual(unconfigured.problems, []);
   t.is(unconfigured.rounds[0].aggregation, 'verified');
+  // ...but the audit of a federation folder requires the config, so a coordinator cannot switch the
+  // limits off by leaving it out of its log.
+  const required = verifyRoundLog(
+    federation({ tensors: far, exampleCount: 30 }, { settings: { baseModel: 'tiny' } }).records,
+    { coordinatorPublicKey: coordinator.publicKey, requireConfig: true },
+  );
+  t.deepEqual(
+    required.problems.map((p) => p.code),
+    ['CONFIG_UNREADABLE'],
+  );
+  t.regex(required.firstFailure!.message, /holds no federation config/);
+});
+
+test('a config record whose config does not parse, or does not hash to its announced hash, fails the audit', (t) => {
+  const honest = { tensors: adapter(0.01), exampleCount: 30 };
+  t.deepEqual(audit(federation(honest, { settings: { ...RECORDED, configHashVersion: 2 } })).problems, []);
+
+  const garbled = audit(federation(honest, { settings: { ...RECORDED, config: '{"id":' } }));
+  t.deepEqual(
+    garbled.problems.map((p) => p.code),
+    ['CONFIG_UNREADABLE'],
+  );
+
+  // The coordinator records one config and announces the hash of another (a lower norm bound).
+  const other = configHash({ ...CONFIG, limits: { ...CONFIG.limits, maxUpdateNorm: 1000 } });
+  const forked = audit(
+    federation(honest, { settings: { ...RECORDED, configHash: other, configHashVersion: 2 } }),
+  );
+  t.deepEqual(
+    forked.problems.map((p) => p.code),
+    ['CONFIG_HASH'],
+  );
+  t.regex(forked.firstFailure!.message, new RegExp(`announces config hash ${other}`));
 });
 
 test('a stored update whose tensor has another shape fails the audit as the coordinator refuses its schema', (t) => {

@@ -29,6 +29,7 @@ import {
   configHash,
   federationPaths,
   validateFederationConfig,
+  requireKnownRule,
   BlobStore,
   type FederationConfig,
   type FederationPaths,
@@ -90,6 +91,7 @@ export async function initFederation(
     id: settings.id ?? `fed-${randomBytes(6).toString('hex')}`,
     baseModel: options.baseModel,
   });
+  requireKnownRule(config);
   checkInitialAdapter(config, options.initialAdapter);
 
   await prepareInitFolder(paths);
@@ -113,7 +115,11 @@ export async function initFederation(
   });
   await log.append({
     kind: 'config',
-    body: { settings: { config: JSON.stringify(config), configHash: configHash(config) }, globalAdapter },
+    body: {
+      // configHashVersion 2: the audit recomputes configHash (a v1 hash of older logs it cannot).
+      settings: { config: JSON.stringify(config), configHash: configHash(config), configHashVersion: 2 },
+      globalAdapter,
+    },
   });
   await log.close();
   // federation.json is what makes the folder a federation (nothing opens one without it), so a
@@ -272,6 +278,7 @@ export function openFederationDir(root: string): OpenedFederation {
     }
   };
   const config = validateFederationConfig(readJson(paths.config));
+  requireKnownRule(config); // a federation.json naming a rule this coordinator lacks is refused at start
   if (!existsSync(paths.keys))
     throw new FeditError('FEDERATION_DAMAGED', `${paths.keys}: the coordinator's keys are missing`);
   let identity: Identity;

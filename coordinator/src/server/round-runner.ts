@@ -36,7 +36,7 @@ import type { FeditServer, FeditSocket, SocketState } from './transport.ts';
 
 export interface RoundRunnerOptions {
   config: FederationConfig;
-  configHash: string;
+  configHash: ContentHash;
   ledger: Ledger;
   blobs: BlobStore;
   adapters: GlobalAdapters;
@@ -104,7 +104,7 @@ export class RoundRunner {
       round: round.round,
       selected: [...round.selected],
       globalAdapterHash: round.globalAdapter as ContentHash,
-      configHash: this.o.configHash as ContentHash,
+      configHash: this.o.configHash,
       deadline: Date.parse(round.body.deadline),
       training: {
         steps: training.localSteps,
@@ -200,8 +200,8 @@ export class RoundRunner {
     const { blobs } = this.o;
     const result = timed('aggregate', () =>
       aggregateContributions(
-        this.#rule.name,
-        {},
+        this.#ruleRef.name,
+        this.#ruleRef.config, // the rule and config the records name, so the audit recomputes these
         round.schema,
         counted.map((u) => ({
           participant: u.participant,

@@ -57,6 +57,7 @@ export async function auditFederation(
   // a blob store every blob the log names is missing, and the audit fails saying which.
   const store = existsSync(paths.blobs) ? new BlobStore(paths.blobs) : undefined;
   const report = verifyRoundLogLines(lines, {
+    requireConfig: true,
     coordinatorPublicKey: key.sign,
     ...(key.federation !== undefined && { federation: key.federation }),
     blobs: (hash) => {

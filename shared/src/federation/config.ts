@@ -20,6 +20,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { FeditError } from '../errors.ts';
 import { aggregationRuleNames } from '../aggregation/rules.ts';
 import { CONTENT_HASH_PATTERN } from '../protocol/limits.ts';
+import type { ContentHash } from '../protocol/messages.ts';
 import { canonicalBytes, withDecimalStrings } from '../rounds/canonical.ts';
 import {
   SchemaError,
@@ -62,6 +63,19 @@ export function validateFederationConfig(raw: unknown): FederationConfig {
   }
 }
 
+/**
+ * Throws ConfigError('aggregation.rule') unless this fedit implements the config's rule: the
+ * coordinator asks before it writes or serves a federation (a participant never needs to).
+ */
+export function requireKnownRule(config: FederationConfig): void {
+  const problem = aggregationRuleProblem(config.aggregation.rule);
+  if (problem !== undefined) throw new ConfigError('aggregation.rule', problem);
+}
+
+/** The most LoRA target modules a config may name, and the longest name. */
+const MAX_LORA_TARGETS = 64;
+const MAX_MODULE_NAME = 128;
+
 /** A rule for a number: the config's field and `fedit coordinator init`'s option both check it. */
 export interface NumberRule {
   check: (v: number) => boolean;
@@ -69,8 +83,9 @@ export interface NumberRule {
   what: string;
 }
 
+// Safe integers only: the hash writes integers as JSON numbers (canonical.ts), which stops at 2^53.
 const whole = (min: number, what = `a whole number >= ${min}`): NumberRule => ({
-  check: (v) => Number.isInteger(v) && v >= min,
+  check: (v) => Number.isSafeInteger(v) && v >= min,
   what,
 });
 // Finite too: a config is JSON, which has no Infinity (JSON.stringify writes null), and callers
@@ -135,9 +150,14 @@ const federationConfig = refine(
         rank: numberField(whole(1)),
         alpha: numberField(positive()),
         dropout: inRange('in [0, 1)', (v) => v >= 0 && v < 1),
+        // Bounded: a participant parses this from the coordinator before anything else is checked.
         targets: predicate<string[]>(
-          (v) => Array.isArray(v) && v.length > 0 && v.every((t) => typeof t === 'string'),
-          'must be a non-empty list of module names',
+          (v) =>
+            Array.isArray(v) &&
+            v.length > 0 &&
+            v.length <= MAX_LORA_TARGETS &&
+            v.every((t) => typeof t === 'string' && t.length > 0 && t.length <= MAX_MODULE_NAME),
+          `must be a list of 1 to ${MAX_LORA_TARGETS} module names of 1 to ${MAX_MODULE_NAME} characters`,
         ),
       }),
       training: section({
@@ -159,11 +179,10 @@ const federationConfig = refine(
       /** Fewest updates a round needs; fewer and it is aborted (visibly, in the log). */
       minUpdates: numberField(whole(1)),
       aggregation: section({
-        // Caught here rather than when the coordinator starts its first round.
-        rule: refine(textField(40), (name, path) => {
-          const problem = aggregationRuleProblem(name);
-          if (problem !== undefined) fail('FORMAT', path, `${path} ${problem}`);
-        }),
+        // A name only: whether this fedit knows the rule is the coordinator's question
+        // (requireKnownRule), not a participant's, whose older fedit must still join a federation
+        // that runs a newer rule.
+        rule: textField(40),
       }),
       limits: section({
         /** Largest L2 norm of an update's difference from the global adapter. */
@@ -192,9 +211,11 @@ export type FederationConfig = Infer<typeof federationConfig>;
 const CONFIG_DOMAIN = 'fedit/federation-config/v2\n';
 
 /** The config's hash as rounds announce it; see the definition at the top of this file. */
-export function configHash(config: FederationConfig): string {
-  const bytes = canonicalBytes(withDecimalStrings(config));
-  return `sha256:${createHash('sha256').update(CONFIG_DOMAIN).update(bytes).digest('hex')}`;
+export function configHash(config: FederationConfig): ContentHash {
+  // Over the declared fields only (parsing drops the rest), so a value that carries more (the
+  // participant's settings keep the raw text beside the config) hashes as its config does.
+  const bytes = canonicalBytes(withDecimalStrings(validateFederationConfig(config)));
+  return `sha256:${createHash('sha256').update(CONFIG_DOMAIN).update(bytes).digest('hex')}` as ContentHash;
 }
 
 /**

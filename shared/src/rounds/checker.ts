@@ -153,7 +153,7 @@ export class RoundLogChecker {
       { position: this.#position, afterDamage: this.#afterDamage, coordinatorPublicKey },
       problem,
     );
-    checkLifecycle(record, state, this.#position, problem);
+    checkLifecycle(record, state, this.#position, problem, this.#options.requireConfig === true);
     if (blobs && record.kind === 'config' && record.body.globalAdapter !== undefined)
       checkConfigBlob(record.body.globalAdapter, blobs, problem);
     if (blobs && record.kind === 'round-closed')

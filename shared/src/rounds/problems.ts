@@ -65,6 +65,13 @@ export type VerificationProblemCode =
    * upload size, norm bound): the coordinator would have refused it.
    */
   | 'UPDATE_LIMIT'
+  /**
+   * The config record holds a federation config that does not parse, or (when the audit requires
+   * one) holds none: the limits every update is held to would go unchecked.
+   */
+  | 'CONFIG_UNREADABLE'
+  /** The config record's configHash is not the hash of the config it holds. */
+  | 'CONFIG_HASH'
   /** The rule applied to the stored updates does not give the recorded new global adapter. */
   | 'AGGREGATION_MISMATCH'
   /**
@@ -133,6 +140,12 @@ export interface VerifyOptions {
    * record before appending it) only the log itself is checked.
    */
   blobs?: BlobLookup;
+  /**
+   * The first config record must hold the federation config (`settings.config`, as `fedit
+   * coordinator init` writes it). The audit of a federation folder requires it, so a coordinator
+   * cannot switch off the limit checks by leaving the config out; logs written by tests may not.
+   */
+  requireConfig?: boolean;
 }
 
 /** Reports a problem of the record being checked (the checker adds which record it is). */

@@ -10,9 +10,10 @@
 
 import { fingerprint } from '../crypto/identity.ts';
 import type { ReportProblem } from './problems.ts';
-import type { EnrolBody, RoundRecord } from './record.ts';
+import type { ConfigBody, EnrolBody, RoundRecord } from './record.ts';
+import { configHash } from '../federation/config.ts';
 import { checkClose, checkOpen } from './rules-round.ts';
-import type { FederationState } from './state.ts';
+import { readRecordedConfig, type FederationState } from './state.ts';
 
 const HEX_KEY = /^[0-9a-fA-F]{64}$/;
 
@@ -35,6 +36,7 @@ export function checkLifecycle(
   state: FederationState,
   position: number,
   problem: ReportProblem,
+  requireConfig = false,
 ): void {
   if (position === 0 && (record.kind !== 'config' || record.body.globalAdapter === undefined)) {
     problem('FIRST_NOT_CONFIG', 'the first record must be a config record naming the initial global adapter');
@@ -45,6 +47,7 @@ export function checkLifecycle(
       if (record.body.globalAdapter !== undefined && open) {
         problem('ROUND_ORDER', `changes the global adapter while round ${open.round} is open`);
       }
+      checkConfigSettings(record.body, position === 0 && requireConfig, problem);
       break;
     case 'enrol':
       checkEnrol(record.body, state, problem);
@@ -93,4 +96,28 @@ function checkEnrol(body: EnrolBody, state: FederationState, problem: ReportProb
       'PARTICIPANT_ID',
       `enrols ${participant}, but the keys it records are those of participant ${derived} (the fingerprint of the signing and box keys)`,
     );
+}
+
+/**
+ * The federation config a config record holds must parse (its limits are what every update is
+ * held to), and its announced hash must be the config's: a coordinator cannot record one config
+ * and announce another. `configHashVersion` 2 marks a hash computed by configHash as it is now; a
+ * log written before it carries a v1 hash, which is not recomputed.
+ */
+function checkConfigSettings(body: ConfigBody, required: boolean, problem: ReportProblem): void {
+  const { config, problem: unreadable } = readRecordedConfig(body);
+  if (unreadable !== undefined) {
+    problem('CONFIG_UNREADABLE', `holds a federation config that does not parse: ${unreadable}`);
+  } else if (config === undefined) {
+    if (required)
+      problem(
+        'CONFIG_UNREADABLE',
+        'holds no federation config (settings.config): the limits every update is held to cannot be checked',
+      );
+  } else if (body.settings.configHashVersion === 2 && body.settings.configHash !== configHash(config)) {
+    problem(
+      'CONFIG_HASH',
+      `announces config hash ${String(body.settings.configHash)}, but the config it holds hashes to ${configHash(config)}`,
+    );
+  }
 }

@@ -248,14 +248,20 @@ export class FederationState {
  * The federation config a config record holds as the coordinator writes it at init
  * (`settings.config`: the config's JSON text), parsed; undefined when it holds none, or none that
  * parses (logs written by tests or by hand): the rules that need the config's limits then go
- * unchecked rather than guess them.
+ * unchecked rather than guess them (and the lifecycle rules report a config that does not parse).
  */
 export function recordedConfig(body: ConfigBody): FederationConfig | undefined {
+  return readRecordedConfig(body).config;
+}
+
+/** recordedConfig, with why it is absent: no config at all, or one that does not parse. */
+export function readRecordedConfig(body: ConfigBody): { config?: FederationConfig; problem?: string } {
   const text = body.settings.config;
-  if (typeof text !== 'string') return undefined;
+  if (text === undefined) return {};
   try {
-    return validateFederationConfig(JSON.parse(text));
-  } catch {
-    return undefined;
+    if (typeof text !== 'string') throw new Error("settings.config is not the config's JSON text");
+    return { config: validateFederationConfig(JSON.parse(text)) };
+  } catch (err) {
+    return { problem: (err as Error).message };
   }
 }

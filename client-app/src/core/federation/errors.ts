@@ -19,6 +19,8 @@ export type FederationErrorCode =
   | 'FEDERATION_PROTOCOL'
   /** The federation's settings cannot be used by this client. */
   | 'FEDERATION_CONFIG'
+  /** The settings do not hash to the config hash the coordinator announces with them. */
+  | 'FEDERATION_CONFIG_HASH'
   /** The settings changed between reading them and agreeing to them. */
   | 'FEDERATION_CONFIG_CHANGED'
   /** The local base model is not the one the federation trains. */

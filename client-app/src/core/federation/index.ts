@@ -3,6 +3,7 @@
 
 export { FederationError, isTransient, type FederationErrorCode } from './errors.ts';
 export {
+  parseFederationInfo,
   parseFederationSettings,
   type FederationInfoParsed,
   type FederationSettings,

@@ -22,7 +22,7 @@ import {
 import { DEFAULT_CONNECT_TIMEOUT_MS, FederationConnection } from './connection.ts';
 import type { AuthMode } from './connection-types.ts';
 import { FederationError } from './errors.ts';
-import { parseFederationSettings, type FederationSettings } from './settings.ts';
+import { parseFederationInfo, type FederationSettings } from './settings.ts';
 import {
   loadOrCreateIdentity,
   readIdentity,
@@ -103,7 +103,7 @@ export async function inspectInvite(
   const connection = await connectForJoin(invite, identity, { kind: 'none' }, options);
   try {
     const info = await connection.request('federation:info', {});
-    const settings = parseFederationSettings(info.config, `the settings of federation ${invite.federation}`);
+    const settings = parseFederationInfo(info, `the settings of federation ${invite.federation}`);
     return {
       invite,
       federation: invite.federation,
@@ -157,7 +157,7 @@ export async function enrol(
           `the settings of federation ${invite.federation} changed since they were read (${inspection.configHash} -> ${info.configHash}); read them again before joining`,
         );
       }
-      parseFederationSettings(info.config, `the settings of federation ${invite.federation}`);
+      parseFederationInfo(info, `the settings of federation ${invite.federation}`);
       const participantId = prove
         ? connection.participantId
         : (await connection.enrol(invite.token, displayName)).participantId;

@@ -26,7 +26,7 @@ import {
 import { dataFilesDigest } from '../train/checkpoint.ts';
 import type { FederationConnection } from './connection.ts';
 import { FederationError } from './errors.ts';
-import { parseFederationSettings, type FederationSettings } from './settings.ts';
+import { parseFederationInfo, parseFederationSettings, type FederationSettings } from './settings.ts';
 import {
   membershipPath,
   requireIdentity,
@@ -132,10 +132,7 @@ export async function adoptSettings(
   info: FederationInfo,
 ): Promise<{ report?: DatasetReport } | false> {
   if (info.configHash === session.membership.configHash) return false;
-  const settings = parseFederationSettings(
-    info.config,
-    `the settings of federation ${session.membership.federation}`,
-  );
+  const settings = parseFederationInfo(info, `the settings of federation ${session.membership.federation}`);
   checkBaseModel(session.model, settings, session.options.modelDir);
   const previous = session.settings.training;
   let report: DatasetReport | undefined;

@@ -6,6 +6,7 @@
 // show everything the operator set, including fields newer than this client.
 import {
   ConfigError,
+  configHash,
   validateFederationConfig,
   type ContentHash,
   type FederationConfig,
@@ -54,4 +55,25 @@ export function parseFederationSettings(text: string, source = 'the federation c
       field: err.field,
     });
   }
+}
+
+/**
+ * Parses what 'federation:info' answers and checks that the settings hash to the configHash the
+ * coordinator announces with them (and with every round): settings altered on the way, or holding
+ * fields this fedit does not know (which it would drop, and so not train under), are refused
+ * rather than trained under. Throws FederationError FEDERATION_CONFIG_HASH naming both hashes.
+ */
+export function parseFederationInfo(
+  info: { config: string; configHash: ContentHash },
+  source: string,
+): FederationSettings {
+  const settings = parseFederationSettings(info.config, source);
+  const own = configHash(settings);
+  if (own !== info.configHash) {
+    throw new FederationError(
+      'FEDERATION_CONFIG_HASH',
+      `${source} do not hash to the config hash the coordinator announces (${info.configHash}; they hash to ${own}): they were altered on the way, or hold settings this version of fedit does not know (update fedit)`,
+    );
+  }
+  return settings;
 }
