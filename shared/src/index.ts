@@ -283,6 +283,7 @@ export {
   validateAuthHello,
   validateAuthProve,
   validateClientPayload,
+  unknownEvent,
   validateEnrolRequest,
   validateEnvelope,
   validateRoundClosed,

@@ -62,11 +62,13 @@ export interface RunningCoordinator {
 }
 
 export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator> {
-  openFederationDir(o.dir); // a missing or damaged folder is named before anything is written
+  // A missing or damaged folder is named before anything is written. What is read here (config,
+  // keys, paths) no other writer changes; the round log is read only once the lock is held.
+  const fed = openFederationDir(o.dir);
   // The round log has one writer: a second coordinator, or a revocation, waits for this one to stop.
   const lock = lockFederation(o.dir, 'coordinator');
   try {
-    const running = await runCoordinator(o);
+    const running = await runCoordinator(o, fed);
     return {
       ...running,
       async close() {
@@ -83,9 +85,8 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
   }
 }
 
-async function runCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator> {
+async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Promise<RunningCoordinator> {
   if (o.profile) profile.enabled = true;
-  const fed = openFederationDir(o.dir);
   const { config, identity, paths } = fed;
   const emit: Emit = (e) => o.onEvent?.(e);
   const { ledger, records } = await openLedger(fed);

@@ -31,9 +31,10 @@ export class Ledger {
     return this.index.data.participants[id];
   }
 
+  /** The participant enrolled with this signing key (revoked or not): the fold's key index. */
   participantBySignKey(signKey: Uint8Array): ParticipantEntry | undefined {
-    const hex = toHex(signKey);
-    return Object.values(this.index.data.participants).find((p) => p.signKey === hex);
+    const id = this.log.state.participantWithKey(toHex(signKey));
+    return id === undefined ? undefined : this.participant(id);
   }
 
   async close(): Promise<void> {

@@ -14,7 +14,7 @@ import {
   FeditError,
   MAX_FRAME_BYTES,
   PROTOCOL_VERSION,
-  ProtocolError,
+  unknownEvent,
   ackError,
   msgpackParser,
   validateClientPayload,
@@ -132,13 +132,7 @@ function answer<E extends ClientEventName>(socket: FeditSocket, event: E, run: H
 function refuseUnknownEvents(socket: FeditSocket): void {
   socket.onAny((event: unknown, ...args: unknown[]) => {
     if ((CLIENT_EVENTS as readonly unknown[]).includes(event)) return;
-    const refusal = ackError(
-      new ProtocolError(
-        'PROTOCOL_UNKNOWN_EVENT',
-        'event',
-        `event ${JSON.stringify(event)} is not a fedit client event`,
-      ),
-    );
+    const refusal = ackError(unknownEvent(event));
     const ack = args.at(-1);
     if (typeof ack === 'function') (ack as (r: object) => void)(refusal);
     else if (!refusal.ok) socket.emit('error', refusal.error);

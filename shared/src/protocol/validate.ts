@@ -158,7 +158,8 @@ export function validateAck<E extends ClientEventName>(
   return ACK_VALIDATORS[event](value, field);
 }
 
-function unknownEvent(event: string): ProtocolError {
+/** The refusal of an event the protocol does not define (at the edge, and by the coordinator's socket). */
+export function unknownEvent(event: unknown): ProtocolError {
   return new ProtocolError(
     'PROTOCOL_UNKNOWN_EVENT',
     'event',
