@@ -154,13 +154,47 @@ test('a damaged history is set aside with its sound rounds kept, and the next da
   t.deepEqual(JSON.parse(await readFile(path, 'utf8')), [round(2)], 'the sound rounds are saved at once');
   t.regex(
     await log.tail(),
-    /2 of its 3 entries are not round records\); kept as history-fed\.json\.damaged-2/,
+    /\(entries\[1\]\.round must be an integer, got "three"; 2 of its 3 entries are not round records\); kept as history-fed\.json\.damaged-2/,
   );
 
   await writeFile(path, '{"round": 4}');
   await history.open('fed');
   t.deepEqual(history.entries, []);
   t.regex(await log.tail(), /\(it is not a list of rounds\); kept as history-fed\.json\.damaged-3/);
+});
+
+test('each history entry is read by its declaration: one with a malformed field is set aside naming the field, the others kept', async (t) => {
+  const { history, log } = await appFiles(t);
+  const path = history.pathOf('fed');
+  const saved = [
+    round(1),
+    round(2, { trainLoss: 0.5, examples: 10, adapterHash: `sha256:${'0'.repeat(64)}` }),
+  ];
+  await writeFile(path, JSON.stringify([{ ...saved[0], later: 'a newer field' }, saved[1]]));
+  await history.open('fed');
+  t.deepEqual(history.entries, saved, 'a field it does not declare is dropped, the round kept');
+  t.false(existsSync(`${path}.damaged`));
+
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ uploaded: 'yes' }, /entries\[1\]\.uploaded must be true or false, got "yes"/],
+    [{ outcome: 'won' }, /entries\[1\]\.outcome must be one of aggregated, aborted, got "won"/],
+    [{ examples: -1 }, /entries\[1\]\.examples must be from 0 to/],
+    [{ adapterHash: 'abc' }, /entries\[1\]\.adapterHash must be a content hash/],
+    [{ selected: undefined }, /entries\[1\]\.selected is required/],
+  ];
+  for (const [n, [change, named]] of cases.entries()) {
+    await writeFile(path, JSON.stringify([round(1), { ...round(3), ...change }, round(4)]));
+    await history.open('fed');
+    t.deepEqual(history.entries, [round(1), round(4)], 'nothing else lost');
+    t.deepEqual(JSON.parse(await readFile(path, 'utf8')), [round(1), round(4)]);
+    const aside = n === 0 ? `${path}.damaged` : `${path}.damaged-${n + 1}`;
+    t.true(existsSync(aside), aside);
+    t.regex(await log.tail(), named);
+    t.regex(
+      await log.tail(),
+      /1 of its 3 entries are not round records\); kept as history-fed\.json\.damaged/,
+    );
+  }
 });
 
 test('a history that cannot be read is not written over; once it can, its rounds join those of this session', async (t) => {

@@ -36,6 +36,7 @@ import {
   joinFederation,
   listMemberships,
   loadOrCreateIdentity,
+  parseMembership,
   readMembership,
   removeMembership,
   resolveHome,
@@ -44,6 +45,7 @@ import {
   type ProgressEvent,
   type StatusEvent,
   type TrainingInputsLoader,
+  writeMembership,
 } from '../src/core/federation/index.ts';
 import { assertCleanFailure, fedit, startFedit } from '../../test/fixtures/fedit-cli.ts';
 
@@ -316,6 +318,55 @@ test('the identity is made once, owner-only; corrupted files are errors naming t
   t.true(bad.message.includes(join(home, 'federations', 'fed-1.json')), bad.message);
   t.regex(bad.message, /not valid JSON/);
   await t.throwsAsync(selectMembership(home, 'fed-2'), { code: 'FEDERATION_NOT_JOINED', message: /fed-2/ });
+});
+
+test("a membership file is read by its declaration: a malformed field is refused naming the field, the URL by the invite's rule", async (t) => {
+  const home = join(await tempDir(t), 'home');
+  const membership = {
+    federation: 'fed-1',
+    url: 'https://coordinator.example:8443',
+    coordinator: { sign: new Uint8Array(32).fill(1), box: new Uint8Array(32).fill(2) },
+    participantId: '0123456789abcdef0123456789abcdef',
+    displayName: 'Ada',
+    joinedAt: Date.UTC(2026, 0, 2),
+    config: '{}',
+    configHash: `sha256:${'ab'.repeat(32)}` as const,
+  };
+  await writeMembership(home, membership);
+  const path = join(home, 'federations', 'fed-1.json');
+  t.deepEqual(await readMembership(home, 'fed-1'), membership);
+  const stored = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+  t.deepEqual(parseMembership(JSON.stringify({ ...stored, later: 'a newer field' }), path), membership);
+
+  const refused = (change: Record<string, unknown>) => {
+    const error = t.throws(() => parseMembership(JSON.stringify({ ...stored, ...change }), path), {
+      instanceOf: FederationError,
+    });
+    t.is(error.code, 'FEDERATION_HOME');
+    t.true(error.message.startsWith(`${path} is corrupted: `), error.message);
+    return error.message.slice(`${path} is corrupted: `.length);
+  };
+  t.regex(refused({ url: 'ftp://coordinator.example' }), /^url must be an http: or https: URL, got "ftp:"/);
+  t.regex(refused({ url: 'not a url' }), /^url is not a valid URL: "not a url"/);
+  t.regex(refused({ url: 'https://x/'.padEnd(3000, 'x') }), /^url must be a URL of 1 to 2048 characters/);
+  t.regex(refused({ participantId: 'ABC' }), /^participantId is missing or invalid \("ABC"\)/);
+  t.regex(refused({ configHash: undefined }), /^configHash is missing or invalid \(undefined\)/);
+  t.regex(refused({ joinedAt: 'yesterday' }), /^joinedAt "yesterday" is not a date/);
+  t.regex(refused({ version: 2 }), /^version must be 1, got 2/);
+  t.regex(
+    refused({ coordinator: { ...(stored.coordinator as object), sign: 'AAAA' } }),
+    /^coordinator\.sign /,
+  );
+  t.regex(
+    (t.throws(() => parseMembership('[1]', path)) as Error).message,
+    /is corrupted: it is not a JSON object/,
+  );
+  // The invite's wording for the same URL, from the same rule.
+  const { federation, coordinator } = membership;
+  t.throws(() => formatInvite({ url: 'ftp://x', federation, coordinator, token: new Uint8Array(32) }), {
+    code: 'INVITE_FIELD',
+    message: 'invite.url must be an http: or https: URL, got "ftp:"',
+  });
 });
 
 test('a mistyped invite is refused before any connection, saying what is wrong', async (t) => {

@@ -243,6 +243,7 @@ export {
 export {
   INVITE_PREFIX,
   INVITE_TOKEN_BYTES,
+  coordinatorUrl,
   createInviteToken,
   formatInvite,
   parseInvite,

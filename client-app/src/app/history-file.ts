@@ -1,13 +1,15 @@
 // app/history-<federation>.json: the rounds this computer saw, as the page shows them.
 //
-// A file that cannot be parsed, or that holds entries that are not round records, is set aside
-// (the next round would otherwise overwrite it) and the records that are sound are kept. One that
-// is there but cannot be read is left alone (./kept-files.ts): the rounds of this session are
-// shown, and join those it holds once it can be read again, before anything is saved to it.
+// A file that cannot be parsed, or that holds entries that are not round records (each is read by
+// the entry's one declaration, roundHistoryEntry), is set aside (the next round would otherwise
+// overwrite it) and the records that are sound are kept; the log names the first field at fault.
+// One that is there but cannot be read is left alone (./kept-files.ts): the rounds of this session
+// are shown, and join those it holds once it can be read again, before anything is saved to it.
 
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { RoundHistoryEntry } from '../core/federation/index.ts';
+import { SchemaError } from '@fedit/shared';
+import { roundHistoryEntry, type RoundHistoryEntry } from '../core/federation/events.ts';
 import type { KeptFiles } from './kept-files.ts';
 
 export class HistoryFile {
@@ -80,17 +82,22 @@ export class HistoryFile {
       return [];
     }
     const entries: unknown[] = Array.isArray(value) ? value : [];
-    const sound = entries.filter(isRoundRecord);
-    if (Array.isArray(value) && sound.length === entries.length) return sound;
+    const sound: RoundHistoryEntry[] = [];
+    let firstProblem: string | undefined;
+    for (let i = 0; i < entries.length; i++) {
+      try {
+        sound.push(roundHistoryEntry.parse(entries[i], `entries[${i}]`));
+      } catch (error) {
+        if (!(error instanceof SchemaError)) throw error;
+        firstProblem ??= error.message;
+      }
+    }
+    if (Array.isArray(value) && firstProblem === undefined) return sound;
     const why = Array.isArray(value)
-      ? `${entries.length - sound.length} of its ${entries.length} entries are not round records`
+      ? `${firstProblem}; ${entries.length - sound.length} of its ${entries.length} entries are not round records`
       : 'it is not a list of rounds';
     await this.#files.setAside(path, new Error(why), `keeping the ${sound.length} sound rounds`);
     if (sound.length > 0) await this.#files.write(path, sound);
     return sound;
   }
-}
-
-function isRoundRecord(e: unknown): e is RoundHistoryEntry {
-  return typeof e === 'object' && e !== null && Number.isInteger((e as RoundHistoryEntry).round);
 }

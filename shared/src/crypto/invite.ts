@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { packWire, unpackWire } from '../protocol/codec.ts';
 import { FEDERATION_ID_PATTERN, MAX_TIMESTAMP_MS, MAX_URL_LENGTH } from '../protocol/limits.ts';
+import { SchemaError, fail as schemaFail, type Schema } from '../schema/schema.ts';
 import { describe, plainBytes, toBase64url } from './bytes.ts';
 import { sha256 } from './digest.ts';
 import { InviteError } from './errors.ts';
@@ -173,18 +174,42 @@ function checkBody(body: unknown): Record<string, unknown> {
   return record;
 }
 
+/**
+ * Where a coordinator listens: an http: or https: URL of 1 to MAX_URL_LENGTH characters. The rule
+ * of an invite's url, and of every copy of it a participant keeps (its membership file).
+ */
+export const coordinatorUrl: Schema<string> = {
+  parse(value, path) {
+    if (typeof value !== 'string' || value.length === 0 || value.length > MAX_URL_LENGTH) {
+      schemaFail(
+        typeof value === 'string' ? 'RANGE' : 'TYPE',
+        path,
+        `${path} must be a URL of 1 to ${MAX_URL_LENGTH} characters, got ${describe(value)}`,
+      );
+    }
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      return schemaFail('FORMAT', path, `${path} is not a valid URL: ${JSON.stringify(value)}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      schemaFail(
+        'FORMAT',
+        path,
+        `${path} must be an http: or https: URL, got ${JSON.stringify(url.protocol)}`,
+      );
+    }
+    return value;
+  },
+};
+
 function checkUrl(value: unknown): void {
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_URL_LENGTH) {
-    fail('invite.url', `must be a URL of 1 to ${MAX_URL_LENGTH} characters, got ${describe(value)}`);
-  }
-  let url: URL;
   try {
-    url = new URL(value as string);
-  } catch {
-    return fail('invite.url', `is not a valid URL: ${JSON.stringify(value)}`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    fail('invite.url', `must be an http: or https: URL, got ${JSON.stringify(url.protocol)}`);
+    coordinatorUrl.parse(value, 'invite.url');
+  } catch (error) {
+    if (!(error instanceof SchemaError)) throw error;
+    throw new InviteError('INVITE_FIELD', error.message, { field: error.field });
   }
 }
 

@@ -1,6 +1,14 @@
 // What a participant tells its host (the CLI's `fedit client run`, the desktop app's worker): the
 // one event vocabulary of the federation's participant side, from the round loop to the page.
 import type { ExecutionProvider } from '@fedit/kernels';
+import {
+  CONTENT_HASH_PATTERN,
+  MAX_EXAMPLE_COUNT,
+  MAX_ROUND,
+  MAX_SELECTED,
+  schema,
+  type Infer,
+} from '@fedit/shared';
 import type { DatasetReport } from '../data/index.ts';
 import type { ConnectionState } from './connection-types.ts';
 import type { FederationSettings } from './settings.ts';
@@ -28,24 +36,44 @@ export interface ProgressEvent {
   etaSeconds?: number;
 }
 
-/** What happened in one round, from this participant's side. */
-export interface RoundHistoryEntry {
-  round: number;
-  selected: boolean;
-  /** Mean loss of the local steps, when this participant trained. */
-  trainLoss?: number;
-  /** Training examples the update was weighted by. */
-  examples?: number;
-  /** True once the coordinator acknowledged the commit. */
-  uploaded: boolean;
-  /** How the round ended, from 'round:closed' (absent if the participant stopped before). */
-  outcome?: 'aggregated' | 'aborted';
-  /** The global adapter after the round, and how many updates went into it. */
-  adapterHash?: string;
-  updates?: number;
-  /** Why this participant's update did not count, when it did not. */
-  error?: string;
-}
+/**
+ * What happened in one round, from this participant's side: the declaration the desktop app reads
+ * its saved round history with (app/history-file.ts), and the type the round loop fills in.
+ */
+export const roundHistoryEntry = schema.object(
+  {
+    round: schema.int(0, MAX_ROUND),
+    selected: schema.oneOf([true, false], { kind: 'TYPE', expected: 'true or false' }),
+    /** Mean loss of the local steps, when this participant trained. */
+    trainLoss: schema.optional(
+      schema.predicate<number>(
+        Number.isFinite,
+        (v) => `must be a finite number, got ${JSON.stringify(v)}`,
+        'TYPE',
+      ),
+    ),
+    /** Training examples the update was weighted by. */
+    examples: schema.optional(schema.int(0, MAX_EXAMPLE_COUNT)),
+    /** True once the coordinator acknowledged the commit. */
+    uploaded: schema.oneOf([true, false], { kind: 'TYPE', expected: 'true or false' }),
+    /** How the round ended, from 'round:closed' (absent if the participant stopped before). */
+    outcome: schema.optional(schema.oneOf(['aggregated', 'aborted'])),
+    /** The global adapter after the round, and how many updates went into it. */
+    adapterHash: schema.optional(schema.pattern(CONTENT_HASH_PATTERN, 'a content hash (sha256:<64 hex>)')),
+    updates: schema.optional(schema.int(0, MAX_SELECTED)),
+    /** Why this participant's update did not count, when it did not. */
+    error: schema.optional(
+      schema.predicate<string>(
+        (v) => typeof v === 'string',
+        (v) => `must be text, got ${JSON.stringify(v)}`,
+        'TYPE',
+      ),
+    ),
+  },
+  // A field another fedit version wrote is dropped: the round is kept.
+  { others: 'drop' },
+);
+export type RoundHistoryEntry = Infer<typeof roundHistoryEntry>;
 
 export interface ParticipantEvents {
   status: [StatusEvent];

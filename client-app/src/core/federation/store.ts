@@ -14,17 +14,22 @@ import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import {
   CONTENT_HASH_PATTERN,
+  CryptoError,
   FEDERATION_ID_PATTERN,
   PARTICIPANT_ID_PATTERN,
+  SchemaError,
+  coordinatorUrl,
   generateIdentity,
   parseIdentity,
   parsePublicIdentity,
   serializeIdentity,
+  schema,
   serializePublicIdentity,
   syncDirectory,
   type ContentHash,
   type Identity,
   type PublicIdentity,
+  type Schema,
 } from '@fedit/shared';
 import { FederationError } from './errors.ts';
 
@@ -244,7 +249,57 @@ export async function readMembership(home: string, federation: string): Promise<
   return membership;
 }
 
-/** Parses a membership file's text; `path` names it in errors. */
+// ---- the membership file, as read ("participantId is missing or invalid (\"x\")") -------------
+
+/** Text that is not empty (and matches `pattern` when given), in the file's wording. */
+const textField = <T extends string = string>(pattern?: RegExp): Schema<T> =>
+  schema.predicate<T>(
+    (v) => typeof v === 'string' && v.length > 0 && (pattern === undefined || pattern.test(v)),
+    (v) => `is missing or invalid (${JSON.stringify(v)})`,
+  );
+
+/** The coordinator's public keys, stored as base64url text, decoded and checked for length. */
+const coordinatorKeys: Schema<PublicIdentity> = {
+  parse(value, path) {
+    try {
+      return parsePublicIdentity(value, path);
+    } catch (error) {
+      if (!(error instanceof CryptoError)) throw error;
+      return schema.fail('FORMAT', error.field ?? path, error.message);
+    }
+  },
+};
+
+/** An ISO date, read as ms since the epoch. */
+const dateField: Schema<number> = {
+  parse(value, path) {
+    const time = Date.parse(textField().parse(value, path));
+    if (!Number.isFinite(time)) schema.fail('FORMAT', path, `${path} ${JSON.stringify(value)} is not a date`);
+    return time;
+  },
+};
+
+/** A membership file as read; a field a newer fedit wrote is dropped, not refused. */
+const membershipFile = schema.object(
+  {
+    version: schema.literal(1),
+    federation: textField(FEDERATION_ID_PATTERN),
+    /** The invite's rule for the coordinator's URL. */
+    url: coordinatorUrl,
+    coordinator: coordinatorKeys,
+    participantId: textField(PARTICIPANT_ID_PATTERN),
+    displayName: textField(),
+    joinedAt: dateField,
+    configHash: textField<ContentHash>(CONTENT_HASH_PATTERN),
+    config: textField(),
+  },
+  { others: 'drop', wording: { notObject: 'it is not a JSON object' } },
+);
+
+/**
+ * Parses a membership file's text; `path` names it in errors. Throws FEDERATION_HOME saying the
+ * file is corrupted and naming the first field at fault.
+ */
 export function parseMembership(text: string, path: string): Membership {
   let value: unknown;
   try {
@@ -252,44 +307,13 @@ export function parseMembership(text: string, path: string): Membership {
   } catch (error) {
     throw corrupted(path, `it is not valid JSON (${(error as Error).message})`, error);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw corrupted(path, 'it is not a JSON object');
-  }
-  const r = value as Record<string, unknown>;
-  if (r.version !== 1) throw corrupted(path, `version must be 1, got ${JSON.stringify(r.version)}`);
-  const text_ = (key: string, pattern?: RegExp): string => {
-    const v = r[key];
-    if (typeof v !== 'string' || v.length === 0 || (pattern && !pattern.test(v))) {
-      throw corrupted(path, `${key} is missing or invalid (${JSON.stringify(v)})`);
-    }
-    return v;
-  };
-  const url = text_('url');
   try {
-    const parsed = new URL(url);
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('not http(s)');
+    const { version: _version, ...membership } = membershipFile.parse(value, '');
+    return membership satisfies Membership;
   } catch (error) {
-    throw corrupted(path, `url ${JSON.stringify(url)} is not an http: or https: URL`, error);
+    if (!(error instanceof SchemaError)) throw error;
+    throw corrupted(path, error.message, error);
   }
-  let coordinator: PublicIdentity;
-  try {
-    coordinator = parsePublicIdentity(r.coordinator, 'coordinator');
-  } catch (error) {
-    throw corrupted(path, (error as Error).message, error);
-  }
-  const joinedAt = Date.parse(text_('joinedAt'));
-  if (!Number.isFinite(joinedAt))
-    throw corrupted(path, `joinedAt ${JSON.stringify(r.joinedAt)} is not a date`);
-  return {
-    federation: text_('federation', FEDERATION_ID_PATTERN),
-    url,
-    coordinator,
-    participantId: text_('participantId', PARTICIPANT_ID_PATTERN),
-    displayName: text_('displayName'),
-    joinedAt,
-    configHash: text_('configHash', CONTENT_HASH_PATTERN) as ContentHash,
-    config: text_('config'),
-  };
 }
 
 /** Every membership in `home`, sorted by federation id. */
