@@ -123,6 +123,49 @@ test('damage in the middle of invites.jsonl is refused with its line, not repair
   t.throws(() => readInvites(root), { message: /invites\.jsonl:2: not valid JSON/ });
 });
 
+test('a malformed field of an invites.jsonl line is refused naming the file, line and field', async (t) => {
+  const root = await initTestFederation(t);
+  const token = parseInvite(createInvite(root, { url: 'http://127.0.0.1:1' })).token;
+  const hash = tokenHash(token);
+  const cases = [
+    [
+      { type: 'used', tokenHash: hash, by: 7, at: new Date().toISOString() },
+      /^by must be a participant id, got 7$/,
+    ],
+    [{ type: 'used', tokenHash: hash, by: 'p' }, /^at must be a time .*, got nothing$/],
+    [{ type: 'created', tokenHash: hash, createdAt: 'soon' }, /^createdAt must be a time .*, got "soon"$/],
+    [
+      { type: 'created', tokenHash: hash, createdAt: new Date().toISOString(), expiresAt: 'never' },
+      /^expiresAt must be a time .*, got "never"$/,
+    ],
+    [
+      { type: 'created', tokenHash: 5, createdAt: new Date().toISOString() },
+      /^tokenHash must be a string, got 5$/,
+    ],
+    [
+      { type: 'used', tokenHash: 'abc', by: 'p', at: new Date().toISOString() },
+      /^tokenHash must be a token hash \(64 lowercase hex digits\), got "abc"$/,
+    ],
+    [{ type: 'revoked', tokenHash: hash }, /^type must be "created" or "used", got "revoked"$/],
+    [[1, 2], /^not an invite line/],
+  ] as const;
+  const good = readFileSync(invitesFile(root), 'utf8');
+  for (const [line, problem] of cases) {
+    writeFileSync(invitesFile(root), `${good}${JSON.stringify(line)}\n`);
+    const err = t.throws(() => readInvites(root), { instanceOf: FeditError });
+    t.is(err?.code, 'INVITES_DAMAGED');
+    const prefix = `${invitesFile(root)}:2: `;
+    t.true(err!.message.startsWith(prefix), err!.message);
+    t.regex(err!.message.slice(prefix.length), problem);
+  }
+  // A field a newer fedit adds is left out, as before.
+  writeFileSync(
+    invitesFile(root),
+    `${good}${JSON.stringify({ type: 'used', tokenHash: hash, by: 'p', at: new Date().toISOString(), via: 'x' })}\n`,
+  );
+  t.like(readInvites(root).get(hash), { usedBy: 'p' });
+});
+
 /** The pid of a process that has exited. */
 const deadPid = () =>
   spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();

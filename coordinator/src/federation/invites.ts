@@ -33,8 +33,11 @@ import {
   FeditError,
   createInviteToken,
   formatInvite,
+  SchemaError,
   publicIdentity,
+  schema,
   splitAppendedLines,
+  type Infer,
 } from '@fedit/shared';
 import { openFederationDir } from './dir.ts';
 
@@ -47,9 +50,42 @@ export interface InviteState {
   usedAt?: string;
 }
 
-type InviteLine =
-  | { type: 'created'; tokenHash: string; createdAt: string; expiresAt?: string; note?: string }
-  | { type: 'used'; tokenHash: string; by: string; at: string };
+// ---- the lines of invites.jsonl, declared once: a "created" line or a "used" line, told apart by
+// `type`. A field a newer fedit adds is dropped, as before; a field this one reads must be there
+// and of its form, or the file is refused naming the line and the field (INVITES_DAMAGED).
+
+const KINDS = '"created" or "used"';
+/** A JSON value in a message (`nothing` for a missing field). */
+const shown = (v: unknown) => (v === undefined ? 'nothing' : JSON.stringify(v));
+const kind = <const K extends string>(value: K) => schema.literal(value, { expected: KINDS });
+const words = schema.predicate<string>(
+  (v) => typeof v === 'string',
+  (v) => `must be a string, got ${shown(v)}`,
+  'TYPE',
+);
+const someone = schema.predicate<string>(
+  (v) => typeof v === 'string' && v.length > 0,
+  (v) => `must be a participant id, got ${shown(v)}`,
+);
+/** A time as written here (toISOString); an unreadable expiry would otherwise never expire. */
+const time = schema.predicate<string>(
+  (v) => typeof v === 'string' && !Number.isNaN(Date.parse(v)),
+  (v) => `must be a time such as "2026-01-01T00:00:00.000Z", got ${shown(v)}`,
+);
+const hash = schema.pattern(/^[0-9a-f]{64}$/, 'a token hash (64 lowercase hex digits)');
+const line = <S extends schema.Shape>(shape: S) =>
+  schema.object(shape, { others: 'drop', wording: { notObject: 'not an invite line (a JSON object)' } });
+
+const createdLine = line({
+  type: kind('created'),
+  tokenHash: hash,
+  createdAt: time,
+  expiresAt: schema.optional(time),
+  note: schema.optional(words),
+});
+const usedLine = line({ type: kind('used'), tokenHash: hash, by: someone, at: time });
+const inviteLine = schema.union('type', [createdLine, usedLine]);
+type InviteLine = Infer<typeof inviteLine>;
 
 export const tokenHash = (token: Uint8Array) =>
   createHash('sha256').update('fedit/invite-token/v1').update(token).digest('hex');
@@ -79,16 +115,12 @@ function parseLine(path: string, line: number, text: string): InviteLine {
   } catch {
     throw new FeditError('INVITES_DAMAGED', `${path}:${line}: not valid JSON`);
   }
-  const o = l as Partial<Record<string, unknown>> | null;
-  if (
-    typeof o !== 'object' ||
-    o === null ||
-    (o.type !== 'created' && o.type !== 'used') ||
-    typeof o.tokenHash !== 'string' ||
-    (o.type === 'used' && typeof o.by !== 'string')
-  )
-    throw new FeditError('INVITES_DAMAGED', `${path}:${line}: not an invite line`);
-  return o as InviteLine;
+  try {
+    return inviteLine.parse(l, '');
+  } catch (error) {
+    if (!(error instanceof SchemaError)) throw error;
+    throw new FeditError('INVITES_DAMAGED', `${path}:${line}: ${error.message}`);
+  }
 }
 
 export function readInvites(root: string): Map<string, InviteState> {

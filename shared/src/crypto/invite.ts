@@ -11,7 +11,18 @@
 import { randomBytes } from 'node:crypto';
 import { packWire, unpackWire } from '../protocol/codec.ts';
 import { FEDERATION_ID_PATTERN, MAX_TIMESTAMP_MS, MAX_URL_LENGTH } from '../protocol/limits.ts';
-import { SchemaError, fail as schemaFail, type Schema } from '../schema/schema.ts';
+import {
+  SchemaError,
+  fail,
+  isRecord,
+  object,
+  optional,
+  predicate,
+  refine,
+  rooted,
+  type Infer,
+  type Schema,
+} from '../schema/schema.ts';
 import { describe, plainBytes, toBase64url } from './bytes.ts';
 import { sha256 } from './digest.ts';
 import { InviteError } from './errors.ts';
@@ -22,7 +33,6 @@ export const INVITE_PREFIX = 'fedit-invite:';
 export const INVITE_TOKEN_BYTES = 32;
 const CHECKSUM_BYTES = 4;
 const CHECKSUM_TAG = Buffer.from('fedit/invite/v1');
-const FIELDS = new Set(['v', 'url', 'fed', 'sign', 'box', 'token', 'exp']);
 
 export interface Invite {
   /** Where the coordinator listens: an http: or https: URL. */
@@ -43,7 +53,7 @@ export function createInviteToken(): Uint8Array {
 
 /** The invite string for `invite`, after checking every field as parseInvite would. */
 export function formatInvite(invite: Invite): string {
-  const body: Record<string, unknown> = {
+  const body: InviteBody = {
     v: 1,
     url: invite.url,
     fed: invite.federation,
@@ -118,13 +128,13 @@ export function parseInvite(text: string, options: { now?: number } = {}): Invit
   }
   const record = checkBody(body);
   const invite: Invite = {
-    url: record.url as string,
-    federation: record.fed as string,
-    coordinator: { sign: plainBytes(record.sign as Uint8Array), box: plainBytes(record.box as Uint8Array) },
-    token: plainBytes(record.token as Uint8Array),
+    url: record.url,
+    federation: record.fed,
+    coordinator: { sign: record.sign, box: record.box },
+    token: record.token,
   };
   if (record.exp !== undefined) {
-    invite.expiresAt = record.exp as number;
+    invite.expiresAt = record.exp;
     const now = options.now ?? Date.now();
     if (now >= invite.expiresAt) {
       throw new InviteError(
@@ -137,88 +147,107 @@ export function parseInvite(text: string, options: { now?: number } = {}): Invit
   return invite;
 }
 
-function checkBody(body: unknown): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body) || body instanceof Uint8Array) {
-    fail('invite', `must be a map, got ${describe(body)}`);
-  }
-  const record = body as Record<string, unknown>;
-  if (record.v !== 1) {
-    throw new InviteError(
-      'INVITE_VERSION',
-      `this invite has format version ${describe(record.v)}, but this fedit reads version 1; update fedit`,
-      { field: 'invite.version' },
-    );
-  }
-  for (const key of Object.keys(record)) {
-    if (!FIELDS.has(key)) fail(`invite.${key}`, 'is not a field of a version 1 invite');
-  }
-  checkUrl(record.url);
-  if (typeof record.fed !== 'string' || !FEDERATION_ID_PATTERN.test(record.fed)) {
-    fail(
-      'invite.federation',
-      `must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit; got ${describe(record.fed)}`,
-    );
-  }
-  checkKey(record.sign, SIGN_PUBLIC_KEY_BYTES, 'invite.coordinator.sign');
-  checkKey(record.box, BOX_PUBLIC_KEY_BYTES, 'invite.coordinator.box');
-  checkKey(record.token, INVITE_TOKEN_BYTES, 'invite.token');
-  if (
-    record.exp !== undefined &&
-    (typeof record.exp !== 'number' ||
-      !Number.isSafeInteger(record.exp) ||
-      record.exp < 0 ||
-      record.exp > MAX_TIMESTAMP_MS)
-  ) {
-    fail('invite.expiresAt', `must be a time in ms since 1970, got ${describe(record.exp)}`);
-  }
-  return record;
-}
+// ---- the body, declared once ---------------------------------------------------------------------
+// Each field is reported under its name in Invite ('invite.federation', 'invite.coordinator.sign'),
+// not its short key on the wire ('fed', 'sign'), and in the invite's own wording.
 
-/**
- * Where a coordinator listens: an http: or https: URL of 1 to MAX_URL_LENGTH characters. The rule
- * of an invite's url, and of every copy of it a participant keeps (its membership file).
- */
-export const coordinatorUrl: Schema<string> = {
+/** `schema`, reported as the invite's field `name` whatever its key in the body. */
+const named = <T>(name: string, schema: Schema<T>) => rooted(`invite.${name}`, schema);
+
+const VERSION_FIELD = 'invite.version';
+
+/** Format version 1; another is an invite made by a newer fedit (INVITE_VERSION). */
+const version: Schema<1> = {
   parse(value, path) {
-    if (typeof value !== 'string' || value.length === 0 || value.length > MAX_URL_LENGTH) {
-      schemaFail(
-        typeof value === 'string' ? 'RANGE' : 'TYPE',
-        path,
-        `${path} must be a URL of 1 to ${MAX_URL_LENGTH} characters, got ${describe(value)}`,
-      );
-    }
-    let url: URL;
-    try {
-      url = new URL(value);
-    } catch {
-      return schemaFail('FORMAT', path, `${path} is not a valid URL: ${JSON.stringify(value)}`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      schemaFail(
+    if (value !== 1) {
+      fail(
         'FORMAT',
         path,
-        `${path} must be an http: or https: URL, got ${JSON.stringify(url.protocol)}`,
+        `this invite has format version ${describe(value)}, but this fedit reads version 1; update fedit`,
       );
     }
     return value;
   },
 };
 
-function checkUrl(value: unknown): void {
+/**
+ * Where a coordinator listens: an http: or https: URL of 1 to MAX_URL_LENGTH characters (the length
+ * checked before parsing). The rule of an invite's url, and of every copy of it a participant keeps
+ * (its membership file).
+ */
+export const coordinatorUrl: Schema<string> = refine(
+  predicate<string>(
+    (v) => typeof v === 'string' && v.length > 0 && v.length <= MAX_URL_LENGTH,
+    (v) => `must be a URL of 1 to ${MAX_URL_LENGTH} characters, got ${describe(v)}`,
+    'RANGE',
+  ),
+  (value, path) => {
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      return fail('FORMAT', path, `${path} is not a valid URL: ${JSON.stringify(value)}`);
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      fail('FORMAT', path, `${path} must be an http: or https: URL, got ${JSON.stringify(parsed.protocol)}`);
+    }
+  },
+);
+
+const federationId = predicate<string>(
+  (v) => typeof v === 'string' && FEDERATION_ID_PATTERN.test(v),
+  (v) => `must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit; got ${describe(v)}`,
+);
+
+/** Exactly `length` bytes, as a plain Uint8Array view. */
+const key = (length: number): Schema<Uint8Array> => {
+  const exact = predicate<Uint8Array>(
+    (v) => v instanceof Uint8Array && v.byteLength === length,
+    (v) => `must be ${length} bytes, got ${describe(v)}`,
+    'RANGE',
+  );
+  return { parse: (value, path) => plainBytes(exact.parse(value, path)) };
+};
+
+const expiry = predicate<number>(
+  (v) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_TIMESTAMP_MS,
+  (v) => `must be a time in ms since 1970, got ${describe(v)}`,
+  'RANGE',
+);
+
+/** The MessagePack map of a version 1 invite, in the order formatInvite writes it. */
+const inviteBodyV1 = object(
+  {
+    v: rooted(VERSION_FIELD, version),
+    url: named('url', coordinatorUrl),
+    fed: named('federation', federationId),
+    sign: named('coordinator.sign', key(SIGN_PUBLIC_KEY_BYTES)),
+    box: named('coordinator.box', key(BOX_PUBLIC_KEY_BYTES)),
+    token: named('token', key(INVITE_TOKEN_BYTES)),
+    exp: optional(named('expiresAt', expiry)),
+  },
+  {
+    wording: { missing: 'must be a map, got undefined', notAField: 'is not a field of a version 1 invite' },
+  },
+);
+
+type InviteBody = Infer<typeof inviteBodyV1>;
+
+/** The body; its version is read first, so a newer invite is refused as newer, not for a field it adds. */
+const inviteBody: Schema<InviteBody> = {
+  parse(value, path) {
+    if (isRecord(value)) inviteBodyV1.shape.v.parse(value.v, path);
+    return inviteBodyV1.parse(value, path);
+  },
+};
+
+/** `body` checked as an invite's; throws InviteError (INVITE_VERSION, or INVITE_FIELD naming the field). */
+function checkBody(body: unknown): InviteBody {
   try {
-    coordinatorUrl.parse(value, 'invite.url');
+    return inviteBody.parse(body, 'invite');
   } catch (error) {
     if (!(error instanceof SchemaError)) throw error;
-    throw new InviteError('INVITE_FIELD', error.message, { field: error.field });
+    const code = error.field === VERSION_FIELD ? 'INVITE_VERSION' : 'INVITE_FIELD';
+    throw new InviteError(code, error.message, { field: error.field });
   }
-}
-
-function checkKey(value: unknown, length: number, field: string): void {
-  if (!(value instanceof Uint8Array) || value.byteLength !== length) {
-    fail(field, `must be ${length} bytes, got ${describe(value)}`);
-  }
-}
-
-function fail(field: string, problem: string): never {
-  throw new InviteError('INVITE_FIELD', `${field} ${problem}`, { field });
 }
