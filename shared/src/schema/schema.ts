@@ -27,201 +27,23 @@
 // form that peers and tests rely on (code + field path + a sentence), bytes are a first-class
 // type, and the whole thing is small enough to read; see docs/architecture.md for its measured
 // cost on the coordinator's hot path.
-import { describe, plainBytes } from '../crypto/bytes.ts';
+import { describe } from '../crypto/bytes.ts';
+import {
+  absent,
+  at,
+  fail,
+  type Infer,
+  type InferShape,
+  type ObjectSchema,
+  type OptionalSchema,
+  type Schema,
+  type SchemaErrorKind,
+  type Shape,
+} from './core.ts';
+import type { Literal } from './scalars.ts';
 
-/** What is wrong with a value; an edge maps it to its own code (PROTOCOL_RANGE, ...). */
-export type SchemaErrorKind = 'MISSING' | 'TYPE' | 'RANGE' | 'FORMAT' | 'UNKNOWN_FIELD' | 'INCONSISTENT';
-
-/** A value does not fit its schema. `field` is the path at fault; the message starts with it. */
-export class SchemaError extends Error {
-  constructor(
-    readonly kind: SchemaErrorKind,
-    readonly field: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'SchemaError';
-  }
-}
-
-/** Throws SchemaError; for the checks of `refine`. */
-export function fail(kind: SchemaErrorKind, field: string, message: string): never {
-  throw new SchemaError(kind, field, message);
-}
-
-export interface Schema<T> {
-  /** `value` checked and copied to hold only what is declared; throws SchemaError naming `path`. */
-  readonly parse: (value: unknown, path: string) => T;
-}
-
-/** A schema whose value may be absent (only meaningful as a field of `object`). */
-export interface OptionalSchema<T> extends Schema<T | undefined> {
-  readonly optional: true;
-}
-
-/** The type a schema validates to. */
-export type Infer<S> = S extends Schema<infer T> ? T : never;
-
-export type Shape = Readonly<Record<string, Schema<unknown>>>;
-
-/** The object type of a shape: optional schemas become optional properties. */
-export type InferShape<S extends Shape> = Flat<
-  {
-    -readonly [K in keyof S as S[K] extends OptionalSchema<unknown> ? never : K]: Infer<S[K]>;
-  } & {
-    -readonly [K in keyof S as S[K] extends OptionalSchema<unknown> ? K : never]?: Exclude<
-      Infer<S[K]>,
-      undefined
-    >;
-  }
->;
-
-// One object type instead of an intersection, so editors and compiler errors show the fields.
-type Flat<T> = { [K in keyof T]: T[K] } & unknown;
-
-export interface ObjectSchema<S extends Shape> extends Schema<InferShape<S>> {
-  readonly shape: S;
-}
-
-const CONTROL_CHARACTER = /\p{Cc}/u;
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-// The message about the value at `path`: its path, then why; just why for a root path ''.
-function at(path: string, why: string): string {
-  return path === '' ? why : `${path} ${why}`;
-}
-
-function present(value: unknown, path: string): void {
-  if (value === undefined) absent(path);
-}
-
-// An absent value: an edge's own sentence for it, or "is required".
-function absent(path: string, why = 'is required'): never {
-  fail('MISSING', path, at(path, why));
-}
-
-// ---- scalars -----------------------------------------------------------------------------------
-
-/** An integer from `min` to `max` inclusive (never NaN, never a float). */
-export function int(min: number, max: number): Schema<number> {
-  return {
-    parse(value, path) {
-      present(value, path);
-      if (typeof value !== 'number' || !Number.isInteger(value)) {
-        fail('TYPE', path, `${path} must be an integer, got ${describe(value)}`);
-      }
-      if (value < min || value > max)
-        fail('RANGE', path, `${path} must be from ${min} to ${max}, got ${value}`);
-      return value;
-    },
-  };
-}
-
-/** A finite number above `above` (exclusive) and at most `max`. */
-export function number(range: { above: number; max: number }): Schema<number> {
-  const expected = `a number above ${range.above} and at most ${range.max}`;
-  return {
-    parse(value, path) {
-      present(value, path);
-      // Written as negations so NaN fails them.
-      if (typeof value !== 'number' || !(value > range.above) || !(value <= range.max)) {
-        fail(
-          typeof value === 'number' ? 'RANGE' : 'TYPE',
-          path,
-          `${path} must be ${expected}, got ${describe(value)}`,
-        );
-      }
-      return value;
-    },
-  };
-}
-
-/** `min` to `max` bytes (exactly `min` when `max` is left out), as a plain Uint8Array view. */
-export function bytes(min: number, max = min): Schema<Uint8Array> {
-  const expected = min === max ? `exactly ${min} bytes` : `${min} to ${max} bytes`;
-  return {
-    parse(value, path) {
-      present(value, path);
-      if (!(value instanceof Uint8Array)) fail('TYPE', path, `${path} must be bytes, got ${describe(value)}`);
-      if (value.byteLength < min || value.byteLength > max) {
-        fail('RANGE', path, `${path} must be ${expected}, got ${value.byteLength}`);
-      }
-      return plainBytes(value);
-    },
-  };
-}
-
-/** Text of `min` to `max` UTF-16 code units, without control characters or lone surrogates. */
-export function text(min: number, max: number): Schema<string> {
-  return {
-    parse(value, path) {
-      const s = string(value, path);
-      if (s.length < min || s.length > max) {
-        fail('RANGE', path, `${path} must be ${min} to ${max} characters long, got ${s.length}`);
-      }
-      if (CONTROL_CHARACTER.test(s) || LONE_SURROGATE.test(s)) {
-        fail('FORMAT', path, `${path} holds a control character or an invalid UTF-16 sequence`);
-      }
-      return s;
-    },
-  };
-}
-
-/**
- * A string matching `regex` (anchored, and bounded in length by the regex itself); `form` says in
- * words what it must look like. T narrows the result, e.g. to ContentHash.
- */
-export function pattern<T extends string = string>(regex: RegExp, form: string): Schema<T> {
-  return {
-    parse(value, path) {
-      const s = string(value, path);
-      if (!regex.test(s)) fail('FORMAT', path, `${path} must be ${form}, got ${describe(s)}`);
-      return s as T;
-    },
-  };
-}
-
-function string(value: unknown, path: string): string {
-  present(value, path);
-  if (typeof value !== 'string') fail('TYPE', path, `${path} must be a string, got ${describe(value)}`);
-  return value;
-}
-
-type Literal = string | number | boolean;
-
-export interface OneOfOptions {
-  /** The kind of a wrong value (default FORMAT). */
-  kind?: SchemaErrorKind;
-  /** What the value must be, in words (default: the values, or "one of" them). */
-  expected?: string;
-  /** A sentence appended after "; ", e.g. what a wrong value means for the person reading it. */
-  hint?: string;
-}
-
-/** One of a fixed set of values (a tag, a version, an enum). */
-export function oneOf<const V extends readonly Literal[]>(
-  values: V,
-  options: OneOfOptions = {},
-): Schema<V[number]> & { readonly values: V } {
-  const expected =
-    options.expected ?? (values.length === 1 ? String(values[0]) : `one of ${values.join(', ')}`);
-  const hint = options.hint === undefined ? '' : `; ${options.hint}`;
-  return {
-    values,
-    parse(value, path) {
-      present(value, path);
-      if (!values.includes(value as Literal)) {
-        fail(options.kind ?? 'FORMAT', path, `${path} must be ${expected}, got ${describe(value)}${hint}`);
-      }
-      return value as V[number];
-    },
-  };
-}
-
-/** Exactly `value`. */
-export function literal<const V extends Literal>(value: V, options: OneOfOptions = {}) {
-  return oneOf([value] as const, options);
-}
+export * from './core.ts';
+export * from './scalars.ts';
 
 // ---- composites --------------------------------------------------------------------------------
 
