@@ -5,13 +5,11 @@ import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import {
   MIN_CHUNK_BYTES,
-  chunkCountFor,
   coordinatorUploadKey,
   generateIdentity,
   openChunk,
   sealedUpload,
   sha256Hash,
-  signEnvelope,
   uploadPass,
   verifyEnvelope,
   type ClientPayload,
@@ -21,6 +19,7 @@ import {
   type UploadEvent,
   type UploadRequest,
 } from '@fedit/shared';
+import { signedPayloadEnvelope } from './helpers/envelopes.ts';
 
 const participant = generateIdentity();
 const coordinator = generateIdentity();
@@ -28,23 +27,7 @@ const coordinator = generateIdentity();
 function makeUpload(chunks = 4) {
   const chunkBytes = MIN_CHUNK_BYTES;
   const payload = new Uint8Array(randomBytes((chunks - 1) * chunkBytes + 77));
-  const envelope = signEnvelope(
-    {
-      version: 1,
-      federation: 'f1',
-      round: 3,
-      participant: participant.sign.publicKey,
-      globalAdapterHash: sha256Hash(new Uint8Array(0)),
-      exampleCount: 10,
-      tensorSchema: [{ name: 'w', shape: [4], dtype: 'F32' }],
-      payloadHash: sha256Hash(payload),
-      payloadBytes: payload.byteLength,
-      chunkBytes,
-      chunkCount: chunkCountFor(payload.byteLength, chunkBytes),
-      createdAt: Date.now(),
-    },
-    participant,
-  );
+  const envelope = signedPayloadEnvelope(participant, payload, { round: 3, chunkBytes });
   return sealedUpload(envelope, payload, participant.box, coordinator.box.publicKey);
 }
 

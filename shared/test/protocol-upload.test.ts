@@ -18,13 +18,13 @@ import {
   sealChunk,
   sha256,
   sha256Hash,
-  signEnvelope,
   validateClientPayload,
   verifyEnvelope,
   type ClientEventName,
   type Packet,
   type UpdateChunk,
 } from '@fedit/shared';
+import { signedPayloadEnvelope } from './helpers/envelopes.ts';
 
 const participant = generateIdentity();
 const coordinator = generateIdentity();
@@ -47,23 +47,7 @@ test('an update travels from participant to coordinator intact, and tampering is
   t.is(chunkCount, 3);
 
   // Participant.
-  const signed = signEnvelope(
-    {
-      version: 1,
-      federation: 'f1',
-      round: 0,
-      participant: participant.sign.publicKey,
-      globalAdapterHash: sha256Hash(new Uint8Array(0)),
-      exampleCount: 10,
-      tensorSchema: [{ name: 'w', shape: [4], dtype: 'F32' }],
-      payloadHash: sha256Hash(payload),
-      payloadBytes: payload.byteLength,
-      chunkBytes,
-      chunkCount,
-      createdAt: Date.now(),
-    },
-    participant,
-  );
+  const signed = signedPayloadEnvelope(participant, payload, { round: 0, chunkBytes });
   const id = envelopeId(signed);
   const sendKey = participantUploadKey(
     participant.box,

@@ -9,12 +9,14 @@ import {
   envelopeId,
   generateIdentity,
   recordEnvelope,
+  sha256Hash,
   signEnvelope,
   tensorFromF32,
   tensorSchemaOf,
   type ContentHash,
   type Identity,
   type RecordedEnvelope,
+  type SignedEnvelope,
   type Tensor,
 } from '@fedit/shared';
 
@@ -65,4 +67,32 @@ export function signedUpdate(
     identity,
   );
   return { envelope: recordEnvelope(signed), envelopeDigest: envelopeId(signed) };
+}
+
+/**
+ * A participant's signed envelope for an opaque payload (one placeholder tensor announced), in
+ * chunks of `chunkBytes`: what the upload tests send, sealed or not.
+ */
+export function signedPayloadEnvelope(
+  participant: Identity,
+  payload: Uint8Array,
+  o: { round: number; chunkBytes: number },
+): SignedEnvelope {
+  return signEnvelope(
+    {
+      version: 1,
+      federation: 'f1',
+      round: o.round,
+      participant: participant.sign.publicKey,
+      globalAdapterHash: sha256Hash(new Uint8Array(0)),
+      exampleCount: 10,
+      tensorSchema: [{ name: 'w', shape: [4], dtype: 'F32' }],
+      payloadHash: sha256Hash(payload),
+      payloadBytes: payload.byteLength,
+      chunkBytes: o.chunkBytes,
+      chunkCount: chunkCountFor(payload.byteLength, o.chunkBytes),
+      createdAt: Date.now(),
+    },
+    participant,
+  );
 }
