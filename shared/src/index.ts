@@ -66,11 +66,21 @@ export { AggregationError, type AggregationErrorCode } from './aggregation/aggre
 export {
   compareParticipantIds,
   compareUtf8,
-  type Accumulator,
   type AggregationConfig,
   type AggregationConfigValue,
   type AggregationRule,
+  type UpdateValues,
+  type WeightedUpdate,
 } from './aggregation/rule.ts';
+export { WeightedMeanAccumulator, toFloat32, type Accumulator } from './aggregation/weighted-mean.ts';
+export {
+  parseRuleSettings,
+  ruleConfigOf,
+  type ClippingSettings,
+  type RuleSettings,
+  type ServerOptimizerSettings,
+} from './aggregation/rule-settings.ts';
+export { serverStateSchema, serverStep } from './aggregation/server-optimizer.ts';
 export {
   adapterSchema,
   tensorsFromValues,
@@ -86,7 +96,14 @@ export {
   fedavgUniformRule,
   feditRule,
 } from './aggregation/rules.ts';
-export { aggregateContributions, type Contribution } from './aggregation/aggregate.ts';
+export {
+  aggregateContributions,
+  aggregateRound,
+  checkFrozenA,
+  type Contribution,
+  type RoundAggregate,
+  type RoundInputs,
+} from './aggregation/aggregate.ts';
 export { updateNorm } from './aggregation/norm.ts';
 
 export { RoundLogError, type RoundLogErrorCode } from './rounds/round-error.ts';

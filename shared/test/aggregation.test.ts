@@ -3,6 +3,7 @@
 
 import test from 'ava';
 import {
+  WeightedMeanAccumulator,
   adapterSchema,
   aggregateContributions,
   AggregationError,
@@ -111,8 +112,8 @@ test('the canonical order makes the result independent of the order updates arri
 });
 
 test('adding in another order changes the result by float rounding only', (t) => {
-  const forward = aggregationRule('fedit').createAccumulator(schema, {});
-  const backward = aggregationRule('fedit').createAccumulator(schema, {});
+  const forward = new WeightedMeanAccumulator(schema, 'example-count');
+  const backward = new WeightedMeanAccumulator(schema, 'example-count');
   for (const p of participants) forward.add(p.update, p.exampleCount);
   for (const p of [...participants].reverse()) backward.add(p.update, p.exampleCount);
   const a = forward.result();
@@ -138,7 +139,7 @@ test('fedavg-uniform is the plain mean, ignoring example counts', (t) => {
     }
     t.deepEqual(values, expected, name);
   }
-  const accumulator = aggregationRule('fedavg-uniform').createAccumulator(schema, {});
+  const accumulator = new WeightedMeanAccumulator(schema, 'uniform');
   accumulator.add(update(1), 10);
   accumulator.add(update(2), 3);
   t.is(accumulator.totalWeight, 2);
@@ -155,7 +156,7 @@ test('a single update aggregates to itself under both rules', (t) => {
 });
 
 test('the accumulator holds one float64 sum per adapter value, however many updates it has seen', (t) => {
-  const accumulator = aggregationRule('fedit').createAccumulator(schema, {});
+  const accumulator = new WeightedMeanAccumulator(schema, 'example-count');
   const values = [...schema.values()].reduce((s, shape) => s + shape[0] * shape[1], 0);
   t.is(accumulator.stateBytes, 8 * values);
   for (let k = 0; k < 50; k++) accumulator.add(update(k), k + 1);
@@ -169,7 +170,7 @@ test('the accumulator holds one float64 sum per adapter value, however many upda
 test('the accumulator keeps no reference to the updates it was given', (t) => {
   const first = update(1);
   const second = update(2);
-  const accumulator = aggregationRule('fedit').createAccumulator(schema, {});
+  const accumulator = new WeightedMeanAccumulator(schema, 'example-count');
   accumulator.add(first, 3);
   accumulator.add(second, 5);
   const before = accumulator.result();
@@ -181,7 +182,7 @@ test('the accumulator keeps no reference to the updates it was given', (t) => {
 });
 
 test('rejects an update that lacks a tensor, naming it', (t) => {
-  const accumulator = aggregationRule('fedit').createAccumulator(schema, {});
+  const accumulator = new WeightedMeanAccumulator(schema, 'example-count');
   const bad = update(1);
   bad.delete(B1);
   const err = t.throws(() => accumulator.add(bad, 1));
@@ -191,7 +192,7 @@ test('rejects an update that lacks a tensor, naming it', (t) => {
 });
 
 test('rejects an update with a tensor the global adapter does not have, naming it', (t) => {
-  const accumulator = aggregationRule('fedit').createAccumulator(schema, {});
+  const accumulator = new WeightedMeanAccumulator(schema, 'example-count');
   const bad = update(1);
   bad.set('base_model.model.model.layers.9.mlp.up_proj.lora_A.weight', new Float32Array(4));
   const err = t.throws(() => accumulator.add(bad, 1));
@@ -199,7 +200,7 @@ test('rejects an update with a tensor the global adapter does not have, naming i
 });
 
 test('rejects a tensor of the wrong size, naming it and its shape', (t) => {
-  const accumulator = aggregationRule('fedit').createAccumulator(schema, {});
+  const accumulator = new WeightedMeanAccumulator(schema, 'example-count');
   const bad = update(1);
   bad.set(A1, new Float32Array(11));
   const err = t.throws(() => accumulator.add(bad, 1));
@@ -212,7 +213,7 @@ test('rejects a tensor of the wrong size, naming it and its shape', (t) => {
 });
 
 test('rejects NaN and infinite values, naming the tensor and the index, and leaves the sums untouched', (t) => {
-  const accumulator = aggregationRule('fedit').createAccumulator(schema, {});
+  const accumulator = new WeightedMeanAccumulator(schema, 'example-count');
   accumulator.add(update(1), 2);
   const before = accumulator.result();
   for (const bad of [NaN, Infinity, -Infinity]) {
@@ -232,7 +233,7 @@ test('rejects NaN and infinite values, naming the tensor and the index, and leav
 });
 
 test('rejects weights that are not positive integers, and weights summing past 2^53', (t) => {
-  const accumulator = aggregationRule('fedit').createAccumulator(schema, {});
+  const accumulator = new WeightedMeanAccumulator(schema, 'example-count');
   for (const weight of [0, -3, 1.5, NaN, Infinity]) {
     t.true(
       isAggregationError(
@@ -244,7 +245,7 @@ test('rejects weights that are not positive integers, and weights summing past 2
   accumulator.add(update(1), Number.MAX_SAFE_INTEGER - 1);
   t.true(isAggregationError('AGGREGATION_WEIGHT', /2\^53/)(t.throws(() => accumulator.add(update(2), 2))));
   // The uniform rule ignores counts but still refuses nonsense.
-  const uniform = aggregationRule('fedavg-uniform').createAccumulator(schema, {});
+  const uniform = new WeightedMeanAccumulator(schema, 'uniform');
   t.true(isAggregationError('AGGREGATION_WEIGHT')(t.throws(() => uniform.add(update(1), 0))));
 });
 
@@ -279,7 +280,7 @@ test('aggregateContributions loads lazily, in canonical order', (t) => {
 });
 
 test('asking for a result before any update is an error', (t) => {
-  const accumulator = aggregationRule('fedit').createAccumulator(schema, {});
+  const accumulator = new WeightedMeanAccumulator(schema, 'example-count');
   t.true(isAggregationError('AGGREGATION_EMPTY')(t.throws(() => accumulator.result())));
 });
 
@@ -293,9 +294,14 @@ test('an unknown rule name lists the known rules', (t) => {
 test('rules refuse settings they do not take', (t) => {
   for (const name of aggregationRuleNames()) {
     const rule = aggregationRule(name);
-    t.notThrows(() => rule.checkConfig({}));
-    const err = t.throws(() => rule.createAccumulator(schema, { serverLr: '0.5' }));
-    t.true(isAggregationError('AGGREGATION_CONFIG', /takes no settings, but its config has "serverLr"/)(err));
+    t.notThrows(() => rule.settings({}));
+    const err = t.throws(() => rule.settings({ serverLr: '0.5' }));
+    t.true(
+      isAggregationError(
+        'AGGREGATION_CONFIG',
+        /unknown setting "serverLr"; it takes frozenA, weightCap/,
+      )(err),
+    );
   }
 });
 
@@ -342,5 +348,5 @@ test('schemas, values and tensors convert into each other and hash like the adap
     [...tensors].map(([n, tensor]) => [n, tensorFromF32(tensor.shape, u.get(n)!, 'BF16')]),
   );
   t.deepEqual(adapterSchema(bf16), schema);
-  t.notThrows(() => aggregationRule('fedit').createAccumulator(schema, {}).add(tensorValues(bf16), 1));
+  t.notThrows(() => new WeightedMeanAccumulator(schema, 'example-count').add(tensorValues(bf16), 1));
 });

@@ -1,7 +1,33 @@
+// The round pipeline: from the round's counted updates to the next global adapter (and the server
+// optimizer's next state), the computation the coordinator performs at the end of a round and an
+// auditor repeats. In order:
+//
+//   1. each update (canonical order, loaded one at a time) is validated against the schema; with
+//      frozenA its lora_A tensors must equal the global adapter's bit for bit (FFA-LoRA)
+//   2. its weight is its example count, at most weightCap
+//   3. clipping (when set): the bound is fixed, or multiplier x the median of the round's update
+//      norms ||update - global|| (norm.ts); each update is scaled toward the global adapter by
+//      min(1, bound / norm) (clipping.ts). This needs a first pass over the updates for the norms.
+//   4. the rule combines the updates into a binary64 target (rules.ts)
+//   5. with a server optimizer, a FedOpt step from the global adapter toward the target
+//      (server-optimizer.ts); without one, the target rounded to float32 is the new adapter.
+//
+// With an empty rule config this is exactly the FedIT weighted mean of earlier versions.
+
 import { AggregationError } from './aggregation-error.ts';
+import { adaptiveClipBound, clipScale, clipToward } from './clipping.ts';
+import { updateNorm } from './norm.ts';
 import { aggregationRule } from './rules.ts';
-import { compareParticipantIds, type AggregationConfig } from './rule.ts';
-import type { AdapterSchema, TensorValues } from './schema.ts';
+import {
+  compareParticipantIds,
+  type AggregationConfig,
+  type UpdateValues,
+  type WeightedUpdate,
+} from './rule.ts';
+import type { RuleSettings } from './rule-settings.ts';
+import { validateUpdate, type AdapterSchema, type TensorValues } from './schema.ts';
+import { serverStep } from './server-optimizer.ts';
+import { toFloat32 } from './weighted-mean.ts';
 
 /** One participant's counted contribution to a round. */
 export interface Contribution {
@@ -11,28 +37,125 @@ export interface Contribution {
   update: TensorValues | (() => TensorValues);
 }
 
+export interface RoundInputs {
+  rule: string;
+  config: AggregationConfig;
+  schema: AdapterSchema;
+  contributions: readonly Contribution[];
+  /** The global adapter the round trained from: clipping, frozenA and server steps need it. */
+  global?: TensorValues;
+  /** The server optimizer's state after the previous round that had one (undefined: zeros). */
+  serverState?: TensorValues;
+}
+
+export interface RoundAggregate {
+  adapter: Map<string, Float32Array>;
+  /** The server optimizer's state for the next round, when the rule config has one that keeps state. */
+  serverState?: Map<string, Float32Array>;
+  /** The clipping bound the round applied, when it clipped. */
+  clipBound?: number;
+}
+
+/** Aggregates a round: the steps in this file's header. Errors name the participant. */
+export function aggregateRound(inputs: RoundInputs): RoundAggregate {
+  const rule = aggregationRule(inputs.rule);
+  const settings = rule.settings(inputs.config);
+  const { schema, global } = inputs;
+  if (!global && (settings.clipping || settings.serverOptimizer || settings.frozenA)) {
+    throw new AggregationError(
+      'AGGREGATION_CONFIG',
+      `rule ${rule.name}: its settings need the round's global adapter`,
+    );
+  }
+  const ordered = [...inputs.contributions].sort((a, b) =>
+    compareParticipantIds(a.participant, b.participant),
+  );
+  if (ordered.length === 0) {
+    throw new AggregationError('AGGREGATION_EMPTY', 'no update was counted; there is nothing to aggregate');
+  }
+  const load = (c: Contribution) => loadUpdate(c, schema, settings, global);
+  let scales: number[] | undefined;
+  let clipBound: number | undefined;
+  if (settings.clipping) {
+    const norms = ordered.map((c) => updateNorm(load(c), global));
+    clipBound =
+      settings.clipping.kind === 'fixed'
+        ? settings.clipping.bound
+        : adaptiveClipBound(norms, settings.clipping.multiplier);
+    scales = norms.map((norm) => clipScale(norm, clipBound!));
+  }
+  function* updates(): Generator<WeightedUpdate> {
+    for (let k = 0; k < ordered.length; k++) {
+      const { participant, exampleCount } = ordered[k];
+      const loaded = load(ordered[k]);
+      const values: UpdateValues = scales ? clipToward(loaded, global!, scales[k]) : loaded;
+      const weight = Math.min(exampleCount, settings.weightCap ?? exampleCount);
+      yield { participant, weight, values };
+    }
+  }
+  const target = rule.combine(updates(), schema, settings);
+  if (!settings.serverOptimizer) return { adapter: toFloat32(target), clipBound };
+  const step = serverStep(settings.serverOptimizer, schema, global!, target, inputs.serverState);
+  return { adapter: step.adapter, serverState: step.state, clipBound };
+}
+
 /**
- * Aggregates `contributions` with the rule called `ruleName`, adding them in canonical order
- * (ascending participant id), one at a time: the same computation the coordinator performs at the
- * end of a round and an auditor repeats. Loaders are called in that order, each result dropped
- * before the next is loaded.
+ * The new global adapter alone: aggregateRound for callers without server state (tests, the
+ * demo's offline comparison); `global` as for aggregateRound.
  */
 export function aggregateContributions(
   ruleName: string,
   config: AggregationConfig,
   schema: AdapterSchema,
   contributions: readonly Contribution[],
+  global?: TensorValues,
 ): Map<string, Float32Array> {
-  const accumulator = aggregationRule(ruleName).createAccumulator(schema, config);
-  const ordered = [...contributions].sort((a, b) => compareParticipantIds(a.participant, b.participant));
-  for (const { participant, exampleCount, update } of ordered) {
-    const values = typeof update === 'function' ? update() : update;
-    try {
-      accumulator.add(values, exampleCount);
-    } catch (err) {
-      if (!(err instanceof AggregationError)) throw err;
-      throw new AggregationError(err.code, `participant ${participant}: ${err.message}`, { cause: err });
+  return aggregateRound({ rule: ruleName, config, schema, contributions, global }).adapter;
+}
+
+/** Loads and checks one update: the schema, finite values, and FFA-LoRA's frozen A. */
+function loadUpdate(
+  c: Contribution,
+  schema: AdapterSchema,
+  settings: RuleSettings,
+  global: TensorValues | undefined,
+): TensorValues {
+  return withParticipant(c.participant, () => {
+    const values = typeof c.update === 'function' ? c.update() : c.update;
+    validateUpdate(schema, values);
+    if (settings.frozenA) checkFrozenA(values, global!);
+    if (!Number.isSafeInteger(c.exampleCount) || c.exampleCount <= 0) {
+      throw new AggregationError(
+        'AGGREGATION_WEIGHT',
+        `weight ${c.exampleCount} is not a positive integer; weights are the participants' example counts`,
+      );
+    }
+    return values;
+  });
+}
+
+/** FFA-LoRA trains B only: an update whose lora_A moved was not trained by the federation's rule. */
+export function checkFrozenA(update: TensorValues, global: TensorValues): void {
+  for (const [name, values] of update) {
+    if (!name.includes('.lora_A.')) continue;
+    const frozen = global.get(name)!;
+    for (let i = 0; i < values.length; i++) {
+      if (!Object.is(values[i], frozen[i])) {
+        throw new AggregationError(
+          'AGGREGATION_FROZEN',
+          `tensor ${name} differs from the global adapter at flat index ${i}; this federation freezes every lora_A (FFA-LoRA)`,
+        );
+      }
     }
   }
-  return accumulator.result();
+}
+
+/** Runs `f`, prefixing an AggregationError's message with the participant it concerns. */
+function withParticipant<T>(participant: string, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    if (!(err instanceof AggregationError)) throw err;
+    throw new AggregationError(err.code, `participant ${participant}: ${err.message}`, { cause: err });
+  }
 }

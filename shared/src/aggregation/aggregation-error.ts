@@ -14,7 +14,9 @@ export type AggregationErrorCode =
   /** A weight (example count) is not a positive integer, or the weights sum past 2^53. */
   | 'AGGREGATION_WEIGHT'
   /** A result was asked of an accumulator that has no updates. */
-  | 'AGGREGATION_EMPTY';
+  | 'AGGREGATION_EMPTY'
+  /** FFA-LoRA: an update's lora_A differs from the global adapter's, which every participant keeps. */
+  | 'AGGREGATION_FROZEN';
 
 /** An update, weight or rule given to aggregation is unusable; the message names the tensor. */
 export class AggregationError extends FeditError {

@@ -1,19 +1,21 @@
 // Aggregation rules as named strategies, in the manner of Flower's: a rule is chosen by name in the
-// federation config, named in every round record, and turns the round's updates into the next
-// global adapter. The surface is small on purpose: validate a config, start an accumulator, feed
-// it one update at a time, read the result.
+// federation config, named with its settings in every round record, and combines the round's
+// updates into the target of the next global adapter. What happens around it (frozen-A check,
+// weight cap, clipping, server optimizer) is the round pipeline's (aggregate.ts), the same for
+// every rule.
 //
 // An update is a participant's trained LoRA tensors (not their difference from the global
-// adapter), decoded to Float32, keyed by PEFT tensor name. Its weight is the participant's
-// example count; each rule decides what to make of it.
+// adapter), keyed by PEFT tensor name; after clipping its values are binary64. Its weight is the
+// participant's example count (capped); each rule decides what to make of it.
 //
-// Accumulators are streaming: they keep running sums of adapter size, never the updates, so a
-// round with a thousand participants needs the memory of one adapter's sums plus the update being
-// added. Results depend on the order updates are added only through floating-point rounding; the
-// canonical order, the one the coordinator uses and an auditor repeats, is ascending participant
-// id (compareParticipantIds), so a recomputation is bit-identical.
+// A rule is given the updates as an iterable it walks once, in the canonical order (ascending
+// participant id, compareParticipantIds), each update loaded as it is reached: a streaming rule
+// (the weighted mean) holds one update at a time, a rule that needs them all (median, Krum) keeps
+// them and says so. Results depend on the order only through floating-point rounding, and the
+// order is fixed, so an auditor's recomputation is bit-identical.
 
-import type { AdapterSchema, TensorValues } from './schema.ts';
+import type { RuleOption, RuleSettings } from './rule-settings.ts';
+import type { AdapterSchema } from './schema.ts';
 
 /** A rule's settings as they appear in round records: JSON with integer or string values only. */
 export type AggregationConfig = Readonly<Record<string, AggregationConfigValue>>;
@@ -25,21 +27,14 @@ export type AggregationConfigValue =
   | readonly AggregationConfigValue[]
   | { readonly [key: string]: AggregationConfigValue };
 
-export interface Accumulator {
-  /**
-   * Adds one participant's update with its weight (the participant's example count). Throws
-   * AggregationError naming the tensor when the update does not fit the schema or holds a
-   * non-finite value, and leaves the accumulator unchanged in that case.
-   */
-  add(update: TensorValues, weight: number): void;
-  /** The aggregate of the updates added so far, by tensor name in schema order; fresh arrays. */
-  result(): Map<string, Float32Array>;
-  /** Number of updates added. */
-  readonly count: number;
-  /** Sum of the weights the rule counted (for fedavg-uniform, the number of updates). */
-  readonly totalWeight: number;
-  /** Bytes of running state the accumulator holds: fixed by the schema, not by `count`. */
-  readonly stateBytes: number;
+/** binary64 or float32 values of one update, by tensor name. */
+export type UpdateValues = ReadonlyMap<string, Float32Array | Float64Array>;
+
+/** One update as a rule sees it: validated, clipped, with its (capped) weight. */
+export interface WeightedUpdate {
+  participant: string;
+  weight: number;
+  values: UpdateValues;
 }
 
 export interface AggregationRule {
@@ -47,10 +42,19 @@ export interface AggregationRule {
   readonly name: string;
   /** One line for people choosing a rule. */
   readonly description: string;
-  /** Throws AggregationError('AGGREGATION_CONFIG') unless `config` is a valid config of this rule. */
-  checkConfig(config: AggregationConfig): void;
-  /** A fresh accumulator for one round. Checks `config` first. */
-  createAccumulator(schema: AdapterSchema, config: AggregationConfig): Accumulator;
+  /** The settings of this rule's own beyond the common ones (rule-settings.ts). */
+  readonly options: readonly RuleOption[];
+  /**
+   * The settings a record's config holds for this rule; throws AggregationError
+   * ('AGGREGATION_CONFIG') naming the setting when it is not a valid config of this rule.
+   */
+  settings(config: AggregationConfig): RuleSettings;
+  /** Combines the updates (canonical order, walked once) into the target adapter, in binary64. */
+  combine(
+    updates: Iterable<WeightedUpdate>,
+    schema: AdapterSchema,
+    settings: RuleSettings,
+  ): Map<string, Float64Array>;
 }
 
 const encoder = new TextEncoder();

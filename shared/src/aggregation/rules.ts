@@ -2,34 +2,46 @@
 // auditor's copy of fedit must know every rule a log can name.
 
 import { AggregationError } from './aggregation-error.ts';
-import type { AggregationConfig, AggregationRule } from './rule.ts';
+import type { AggregationConfig, AggregationRule, WeightedUpdate } from './rule.ts';
+import { parseRuleSettings, type RuleOption, type RuleSettings } from './rule-settings.ts';
 import type { AdapterSchema } from './schema.ts';
-import { checkEmptyConfig, WeightedMeanAccumulator } from './weighted-mean.ts';
+import { WeightedMeanAccumulator, type WeightPolicy } from './weighted-mean.ts';
+
+/** A rule's settings parser: the common settings plus the rule's own `options`. */
+function settingsOf(name: string, options: readonly RuleOption[]) {
+  return (config: AggregationConfig): RuleSettings => parseRuleSettings(name, config, options);
+}
+
+/** The weighted mean of the updates, streaming: one adapter's sums in memory. */
+function meanOf(policy: WeightPolicy) {
+  return (updates: Iterable<WeightedUpdate>, schema: AdapterSchema) => {
+    const accumulator = new WeightedMeanAccumulator(schema, policy);
+    for (const u of updates) accumulator.addValidated(u.values, u.weight);
+    return accumulator.target();
+  };
+}
 
 /**
  * FedIT (Zhang et al., "Towards Building the Federated GPT"; Shepherd's model_aggregation): the
  * next global adapter is sum_k (n_k / sum_j n_j) * update_k, tensor by tensor, so lora_A and
- * lora_B are averaged separately. n_k is participant k's example count. The default rule.
+ * lora_B are averaged separately. n_k is participant k's example count (capped by weightCap when
+ * the federation sets one). The default rule.
  */
 export const feditRule: AggregationRule = {
   name: 'fedit',
   description: 'FedIT: example-count-weighted mean of every LoRA tensor (A and B averaged separately)',
-  checkConfig: (config: AggregationConfig) => checkEmptyConfig('fedit', config),
-  createAccumulator(schema: AdapterSchema, config: AggregationConfig) {
-    checkEmptyConfig('fedit', config);
-    return new WeightedMeanAccumulator(schema, 'example-count');
-  },
+  options: [],
+  settings: settingsOf('fedit', []),
+  combine: meanOf('example-count'),
 };
 
 /** FedAvg with equal weights: the plain mean of the updates, whatever their example counts. */
 export const fedavgUniformRule: AggregationRule = {
   name: 'fedavg-uniform',
   description: 'unweighted mean of every LoRA tensor; example counts are ignored',
-  checkConfig: (config: AggregationConfig) => checkEmptyConfig('fedavg-uniform', config),
-  createAccumulator(schema: AdapterSchema, config: AggregationConfig) {
-    checkEmptyConfig('fedavg-uniform', config);
-    return new WeightedMeanAccumulator(schema, 'uniform');
-  },
+  options: [],
+  settings: settingsOf('fedavg-uniform', []),
+  combine: meanOf('uniform'),
 };
 
 const RULES: ReadonlyMap<string, AggregationRule> = new Map(

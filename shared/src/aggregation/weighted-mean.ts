@@ -1,23 +1,43 @@
-// The weighted mean both built-in rules compute, with arithmetic fixed to the last bit so that an
+// The weighted mean the mean rules compute, with arithmetic fixed to the last bit so that an
 // auditor (in any language) recomputes the same float32 values from the same updates:
 //
 //   for every update k in canonical order (ascending participant id), for every element i:
 //       S[i] = S[i] + (w_k * x_k[i])        binary64, round-to-nearest-even, no fused multiply-add
 //   W = w_1 + ... + w_K                     exact: weights are integers and W must stay <= 2^53
-//   result[i] = float32(S[i] / W)           the binary64 quotient, then rounded to binary32
+//   target[i] = S[i] / W                    the binary64 quotient
+//   result[i] = float32(target[i])          rounded to binary32 (when no server optimizer follows)
 //
-// S starts at +0. x_k[i] is a float32 value widened exactly to binary64. With w_k < 2^29 the
-// product is exact, so only the additions round. Summation is strictly sequential (not pairwise,
-// as numpy.sum would do). In numpy: S = np.zeros(n); for w, x in updates: S += w * x.astype(np.float64);
+// S starts at +0. x_k[i] is a float32 value widened exactly to binary64 (or, for an update the
+// round clipped, the binary64 value clipping computed). With w_k < 2^29 and float32 x the product
+// is exact, so only the additions round. Summation is strictly sequential (not pairwise, as
+// numpy.sum would do). In numpy: S = np.zeros(n); for w, x in updates: S += w * x.astype(np.float64);
 // result = (S / W).astype(np.float32).
 
 import { AggregationError } from './aggregation-error.ts';
-import type { Accumulator, AggregationConfig } from './rule.ts';
+import type { UpdateValues } from './rule.ts';
 import { validateUpdate, type AdapterSchema, type TensorValues } from './schema.ts';
 import { numel } from '../tensors/tensor.ts';
 
 /** How the rule turns the weight it is given into the weight it sums with. */
 export type WeightPolicy = 'example-count' | 'uniform';
+
+/** A running weighted mean: the memory of one adapter's sums, whatever the number of updates. */
+export interface Accumulator {
+  /**
+   * Adds one participant's update with its weight (the participant's example count). Throws
+   * AggregationError naming the tensor when the update does not fit the schema or holds a
+   * non-finite value, and leaves the accumulator unchanged in that case.
+   */
+  add(update: TensorValues, weight: number): void;
+  /** The aggregate of the updates added so far, by tensor name in schema order; fresh arrays. */
+  result(): Map<string, Float32Array>;
+  /** Number of updates added. */
+  readonly count: number;
+  /** Sum of the weights the rule counted (for fedavg-uniform, the number of updates). */
+  readonly totalWeight: number;
+  /** Bytes of running state the accumulator holds: fixed by the schema, not by `count`. */
+  readonly stateBytes: number;
+}
 
 export class WeightedMeanAccumulator implements Accumulator {
   readonly #schema: AdapterSchema;
@@ -48,6 +68,14 @@ export class WeightedMeanAccumulator implements Accumulator {
   }
 
   add(update: TensorValues, weight: number): void {
+    checkExampleCount(weight);
+    // Validated in full before any sum changes, so a rejected update leaves no trace.
+    validateUpdate(this.#schema, update);
+    this.addValidated(update, weight);
+  }
+
+  /** add() for values the round pipeline has already validated against the schema (and clipped). */
+  addValidated(update: UpdateValues, weight: number): void {
     // The uniform rule ignores the count but still refuses a nonsensical one: the caller passes
     // example counts whatever the rule, and a bad one is a bug worth hearing about.
     checkExampleCount(weight);
@@ -59,8 +87,6 @@ export class WeightedMeanAccumulator implements Accumulator {
         `the weights of this round sum past 2^53 (${this.#totalWeight} + ${w}); example counts that large cannot be averaged exactly`,
       );
     }
-    // Validated in full before any sum changes, so a rejected update leaves no trace.
-    validateUpdate(this.#schema, update);
     for (const [name, sum] of this.#sums) {
       const values = update.get(name)!;
       for (let i = 0; i < sum.length; i++) sum[i] += w * values[i];
@@ -70,14 +96,18 @@ export class WeightedMeanAccumulator implements Accumulator {
   }
 
   result(): Map<string, Float32Array> {
+    return toFloat32(this.target());
+  }
+
+  /** The binary64 means S / W (the target a server optimizer steps toward). */
+  target(): Map<string, Float64Array> {
     if (this.#count === 0) {
       throw new AggregationError('AGGREGATION_EMPTY', 'no update was added; there is nothing to aggregate');
     }
     const total = this.#totalWeight;
-    const out = new Map<string, Float32Array>();
+    const out = new Map<string, Float64Array>();
     for (const [name, sum] of this.#sums) {
-      const mean = new Float32Array(sum.length);
-      // Assigning a binary64 into a Float32Array rounds to nearest-even, like a C cast.
+      const mean = new Float64Array(sum.length);
       for (let i = 0; i < sum.length; i++) mean[i] = sum[i] / total;
       out.set(name, mean);
     }
@@ -96,16 +126,9 @@ function checkExampleCount(weight: number): number {
   return weight;
 }
 
-/** Both built-in rules take no settings: anything in their config is a mistake worth reporting. */
-export function checkEmptyConfig(rule: string, config: AggregationConfig): void {
-  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
-    throw new AggregationError('AGGREGATION_CONFIG', `rule ${rule}: its config must be an object ({})`);
-  }
-  const keys = Object.keys(config);
-  if (keys.length > 0) {
-    throw new AggregationError(
-      'AGGREGATION_CONFIG',
-      `rule ${rule} takes no settings, but its config has ${keys.map((k) => JSON.stringify(k)).join(', ')}`,
-    );
-  }
+/** Rounds binary64 values to float32 (nearest-even, like a C cast), tensor by tensor. */
+export function toFloat32(values: ReadonlyMap<string, Float64Array>): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const [name, v] of values) out.set(name, Float32Array.from(v));
+  return out;
 }

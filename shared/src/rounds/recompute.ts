@@ -96,7 +96,7 @@ export function recomputeRound(
 /** The name of the round's rule when it exists and accepts the round's config. */
 function usableRule(body: RoundClosedBody): string | undefined {
   try {
-    aggregationRule(body.rule.name).checkConfig(body.rule.config);
+    aggregationRule(body.rule.name).settings(body.rule.config);
     return body.rule.name;
   } catch (err) {
     if (!(err instanceof AggregationError)) throw err;

@@ -31,7 +31,7 @@ export function checkRule(
 ): AggregationRule | undefined {
   try {
     const rule = aggregationRule(name);
-    rule.checkConfig(config);
+    rule.settings(config);
     return rule;
   } catch (err) {
     if (!(err instanceof AggregationError)) throw err;
