@@ -80,7 +80,7 @@ export {
   type RuleSettings,
   type ServerOptimizerSettings,
 } from './aggregation/rule-settings.ts';
-export { serverStateSchema, serverStep } from './aggregation/server-optimizer.ts';
+export { serverStateTensors, serverStep } from './aggregation/server-optimizer.ts';
 export {
   adapterSchema,
   tensorsFromValues,
@@ -92,6 +92,7 @@ export {
 export {
   aggregationRule,
   aggregationRuleNames,
+  ruleRefFor,
   DEFAULT_AGGREGATION_RULE,
   fedavgUniformRule,
   feditRule,

@@ -3,7 +3,13 @@
 
 import { AggregationError } from './aggregation-error.ts';
 import type { AggregationConfig, AggregationRule, WeightedUpdate } from './rule.ts';
-import { parseRuleSettings, type RuleOption, type RuleSettings } from './rule-settings.ts';
+import {
+  parseRuleSettings,
+  ruleConfigOf,
+  type RuleOption,
+  type RuleSettings,
+  type RuleSources,
+} from './rule-settings.ts';
 import type { AdapterSchema } from './schema.ts';
 import { WeightedMeanAccumulator, type WeightPolicy } from './weighted-mean.ts';
 
@@ -66,4 +72,14 @@ export function aggregationRule(name: string): AggregationRule {
     );
   }
   return rule;
+}
+
+/**
+ * The rule and rule config every round of a federation records (round-open and round-closed):
+ * derived from its config alone, so the coordinator and an auditor derive the same. Throws
+ * AggregationError for a rule this fedit does not know.
+ */
+export function ruleRefFor(config: RuleSources): { name: string; config: AggregationConfig } {
+  const rule = aggregationRule(config.aggregation.rule);
+  return { name: rule.name, config: ruleConfigOf(config, rule.options) };
 }

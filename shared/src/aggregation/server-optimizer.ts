@@ -22,6 +22,7 @@
 import { AggregationError } from './aggregation-error.ts';
 import type { ServerOptimizerSettings } from './rule-settings.ts';
 import type { AdapterSchema, TensorValues } from './schema.ts';
+import { tensorFromF32, type Tensor } from '../tensors/tensor.ts';
 
 /** The names a state tensor is stored under, beside the adapter tensor it belongs to. */
 export const stateName = { m: (tensor: string) => `m:${tensor}`, v: (tensor: string) => `v:${tensor}` };
@@ -93,18 +94,15 @@ export function serverStep(
   return { adapter, state: next };
 }
 
-/** The schema of an optimizer's state for an adapter's schema (what the blob store holds). */
-export function serverStateSchema(
-  kind: ServerOptimizerSettings['kind'],
-  schema: AdapterSchema,
-): AdapterSchema {
-  const kept = keeps(kind);
-  const out = new Map<string, readonly number[]>();
-  for (const [name, shape] of schema) {
-    if (kept.m) out.set(stateName.m(name), shape);
-    if (kept.v) out.set(stateName.v(name), shape);
+/** The F32 tensors of a server state, shaped like the adapter tensors they belong to (for the blob store). */
+export function serverStateTensors(schema: AdapterSchema, state: TensorValues): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [key, values] of state) {
+    const shape = schema.get(key.slice(2));
+    if (!shape) throw new AggregationError('AGGREGATION_TENSOR_NAME', `server state ${key} belongs to no adapter tensor`);
+    out.set(key, tensorFromF32(shape, values, 'F32'));
   }
-  return new Map([...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return out;
 }
 
 function checkState(

@@ -8,8 +8,9 @@
 
 import { FeditError } from '../errors.ts';
 import { AggregationError } from '../aggregation/aggregation-error.ts';
-import { aggregateContributions, type Contribution } from '../aggregation/aggregate.ts';
+import { aggregateRound, type Contribution } from '../aggregation/aggregate.ts';
 import { aggregationRule } from '../aggregation/rules.ts';
+import { serverStateTensors } from '../aggregation/server-optimizer.ts';
 import { compareUtf8 } from '../aggregation/rule.ts';
 import { adapterSchema, tensorValues, tensorsFromValues, type AdapterSchema } from '../aggregation/schema.ts';
 import { hashTensors } from '../tensors/hash.ts';
@@ -46,6 +47,7 @@ export function recomputeRound(
   const loader = new BlobLoader(blobs, problem);
   const globalIn = loader.load(body.globalAdapterIn, 'the global adapter');
   loader.load(body.globalAdapterOut, 'the new global adapter');
+  if (body.serverStateOut !== undefined) loader.load(body.serverStateOut, 'the new server state');
   let schema: AdapterSchema | undefined = globalIn && adapterSchema(globalIn);
   const global = globalIn && tensorValues(globalIn);
   const maxUpdateNorm = state.config?.limits.maxUpdateNorm;
@@ -74,10 +76,21 @@ export function recomputeRound(
   if (failed || unusable) return { aggregation: 'failed', missingBlobs };
   if (!rule || !schema || contributions.length === 0) return { aggregation: 'unchecked', missingBlobs };
 
+  const stateIn = body.serverStateIn === undefined ? undefined : loader.load(body.serverStateIn, 'the server state');
+  if (body.serverStateIn !== undefined && !stateIn) return { aggregation: 'failed', missingBlobs };
   let recomputed: string;
+  let recomputedState: string | undefined;
   try {
-    const values = aggregateContributions(rule, body.rule.config, schema, contributions);
-    recomputed = hashTensors(tensorsFromValues(schema, values));
+    const result = aggregateRound({
+      rule,
+      config: body.rule.config,
+      schema,
+      contributions,
+      global,
+      serverState: stateIn && tensorValues(stateIn),
+    });
+    recomputed = hashTensors(tensorsFromValues(schema, result.adapter));
+    recomputedState = result.serverState && hashTensors(serverStateTensors(schema, result.serverState));
   } catch (err) {
     if (!(err instanceof AggregationError)) throw err;
     problem('UPDATE_INVALID', err.message);
@@ -87,6 +100,13 @@ export function recomputeRound(
     problem(
       'AGGREGATION_MISMATCH',
       `rule ${body.rule.name} applied to the ${body.updates.length} stored updates gives ${recomputed}, not the recorded new global adapter ${body.globalAdapterOut}`,
+    );
+    return { aggregation: 'failed', missingBlobs };
+  }
+  if (recomputedState !== body.serverStateOut) {
+    problem(
+      'AGGREGATION_MISMATCH',
+      `rule ${body.rule.name}'s server optimizer gives state ${recomputedState ?? '(none)'}, not the recorded ${body.serverStateOut ?? '(none)'}`,
     );
     return { aggregation: 'failed', missingBlobs };
   }

@@ -207,6 +207,13 @@ export const RECORD_BODIES = {
     globalAdapterIn: hash,
     /** The rule applied to the updates in the listed order; the next round's global adapter. */
     globalAdapterOut: hash,
+    /**
+     * The server optimizer's state this round stepped from (the last closed round's
+     * serverStateOut; absent before the first step: zeros) and the state it leaves, as blobs.
+     * Both absent when the rule config has no server optimizer that keeps state.
+     */
+    serverStateIn: optional(hash),
+    serverStateOut: optional(hash),
     dropped,
     /** Integers as numbers, anything else as strings (e.g. "train_loss": "1.8342"). */
     metrics: dictionary(metric, NOT_AN_OBJECT),

@@ -14,11 +14,12 @@
 
 import { FeditError } from '../errors.ts';
 import { AggregationError } from '../aggregation/aggregation-error.ts';
-import { aggregationRule } from '../aggregation/rules.ts';
+import { aggregationRule, ruleRefFor } from '../aggregation/rules.ts';
+import type { RuleSettings } from '../aggregation/rule-settings.ts';
 import { compareUtf8, type AggregationConfig, type AggregationRule } from '../aggregation/rule.ts';
 import { canonicalJson } from './canonical.ts';
 import type { ReportProblem } from './problems.ts';
-import type { RoundClosedBody, RoundOpenBody } from './record.ts';
+import type { RoundClosedBody, RoundOpenBody, RuleRef } from './record.ts';
 import { selectParticipants } from './selection.ts';
 import type { FederationState } from './state.ts';
 import { checkRecordedUpdate, checkStanding } from './update-rules.ts';
@@ -40,6 +41,48 @@ export function checkRule(
   }
 }
 
+/** With the federation's config in the log, the round's rule and settings are the ones it derives. */
+function checkRuleOfConfig(ref: RuleRef, state: FederationState, problem: ReportProblem): void {
+  if (!state.config) return;
+  let expected: RuleRef;
+  try {
+    expected = ruleRefFor(state.config);
+  } catch (err) {
+    if (!(err instanceof AggregationError)) throw err;
+    return; // the rule itself is reported by checkRule
+  }
+  if (canonicalJson(expected) !== canonicalJson(ref)) {
+    problem(
+      'RULE_CONFIG',
+      `announces rule ${canonicalJson(ref)}, but the federation's config gives ${canonicalJson(expected)}`,
+    );
+  }
+}
+
+/** A round with a stateful server optimizer steps from the last state and records the next one. */
+function checkServerState(
+  body: RoundClosedBody,
+  settings: RuleSettings,
+  state: FederationState,
+  problem: ReportProblem,
+): void {
+  const keepsState = settings.serverOptimizer !== undefined && settings.serverOptimizer.kind !== 'sgd';
+  if (body.serverStateIn !== state.serverState) {
+    problem(
+      'GLOBAL_MISMATCH',
+      `steps from server state ${body.serverStateIn ?? '(none)'}, but the last round left ${state.serverState ?? '(none)'}`,
+    );
+  }
+  if (keepsState !== (body.serverStateOut !== undefined)) {
+    problem(
+      'RULE_CONFIG',
+      keepsState
+        ? `its server optimizer keeps state, but the record names none`
+        : `records a server state, but its rule config keeps none`,
+    );
+  }
+}
+
 export function checkOpen(
   round: number,
   body: RoundOpenBody,
@@ -52,6 +95,7 @@ export function checkOpen(
     problem('ROUND_ORDER', `opens round ${round}, but the next round is ${state.lastRound + 1}`);
   }
   checkRule(body.rule.name, body.rule.config, problem);
+  checkRuleOfConfig(body.rule, state, problem);
   if (body.globalAdapter !== state.globalAdapter) {
     problem(
       'GLOBAL_MISMATCH',
@@ -106,7 +150,8 @@ export function checkClose(
       );
     }
   }
-  checkRule(body.rule.name, body.rule.config, problem);
+  const rule = checkRule(body.rule.name, body.rule.config, problem);
+  if (rule) checkServerState(body, rule.settings(body.rule.config), state, problem);
   if (body.updates.length === 0)
     problem('NO_UPDATES', 'closes with no counted update; such a round is aborted');
   checkCountedUpdates(round, body, state, problem);

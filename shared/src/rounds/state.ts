@@ -60,6 +60,7 @@ export class FederationState {
   #lastRound = 0;
   #open: { round: number; body: RoundOpenBody } | undefined;
   #globalAdapter: string | undefined;
+  #serverState: string | undefined;
   #config: FederationConfig | undefined;
   readonly #participants = new Map<string, ParticipantState>();
   /** Participant id by enrolled signing key (enrolKey form). */
@@ -102,6 +103,11 @@ export class FederationState {
   }
 
   /** The current global adapter's hash. */
+  /** The server optimizer's state the last closed round left (a blob hash), if any round kept one. */
+  get serverState(): string | undefined {
+    return this.#serverState;
+  }
+
   get globalAdapter(): string | undefined {
     return this.#globalAdapter;
   }
@@ -240,6 +246,7 @@ export class FederationState {
     round.globalAdapterOut = body.globalAdapterOut;
     round.metrics = body.metrics;
     this.#globalAdapter = body.globalAdapterOut;
+    if (body.serverStateOut !== undefined) this.#serverState = body.serverStateOut;
     for (const update of body.updates) this.#envelopes.add(update.envelopeDigest);
   }
 }
