@@ -88,6 +88,14 @@ export {
 } from './aggregation/rules.ts';
 export { aggregateContributions, type Contribution } from './aggregation/aggregate.ts';
 export { updateNorm } from './aggregation/norm.ts';
+export { adaptiveClipBound, clipScale, clipToward, type Values64 } from './aggregation/clipping.ts';
+export {
+  coordinateMedian,
+  krumScores,
+  multiKrumMean,
+  multiKrumSelect,
+  trimmedMean,
+} from './aggregation/robust.ts';
 
 export { RoundLogError, type RoundLogErrorCode } from './rounds/round-error.ts';
 export {
