@@ -106,6 +106,14 @@ export {
   type RoundInputs,
 } from './aggregation/aggregate.ts';
 export { updateNorm } from './aggregation/norm.ts';
+export { adaptiveClipBound, clipScale, clipToward, type Values64 } from './aggregation/clipping.ts';
+export {
+  coordinateMedian,
+  krumScores,
+  multiKrumMean,
+  multiKrumSelect,
+  trimmedMean,
+} from './aggregation/robust.ts';
 
 export { RoundLogError, type RoundLogErrorCode } from './rounds/round-error.ts';
 export {
