@@ -184,6 +184,7 @@ export {
   type FederationConfig,
   type PromptTemplateName,
 } from './federation/config.ts';
+export { roundLearningRate } from './federation/schedule.ts';
 export { federationPaths, type FederationPaths } from './federation/paths.ts';
 export { BlobStore } from './store/blobs.ts';
 export { auditFederation, formatAudit, type AuditReport } from './audit/audit.ts';

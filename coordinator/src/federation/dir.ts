@@ -56,9 +56,26 @@ export const DEFAULT_SETTINGS: FederationSettings = {
   participantsPerRound: { fraction: 1, minimum: 2 },
   roundDeadlineSeconds: 3600,
   minUpdates: 2,
-  aggregation: { rule: 'fedit' },
+  // Clipping at twice the round's median update norm, and (in initFederation) a weight cap of
+  // one round's examples, stop one participant from taking over the average by scaling its update
+  // or by claiming a huge example count (docs/learning.md measures both).
+  aggregation: { rule: 'fedit', clipping: { kind: 'adaptive', multiplier: 2 } },
   limits: { maxUpdateNorm: 1000, maxUploadBytes: 512 * 1024 * 1024, maxExampleCount: 10_000_000 },
 };
+
+/**
+ * The aggregation section merged over the defaults (a rule chosen alone keeps default clipping),
+ * and the weight cap, when not set, at the examples a participant trains on in one round
+ * (localSteps x batchSize): a larger dataset says nothing about one round's work.
+ */
+function withLearningDefaults(
+  settings: FederationSettings,
+  given: Partial<FederationSettings> | undefined,
+): FederationSettings {
+  const aggregation = { ...DEFAULT_SETTINGS.aggregation, ...given?.aggregation };
+  aggregation.weightCap ??= settings.training.localSteps * settings.training.batchSize;
+  return { ...settings, aggregation };
+}
 
 /** What a new federation starts from: the base model every participant trains, and its adapter. */
 export interface FederationStart {
@@ -85,7 +102,7 @@ export async function initFederation(
   if (existsSync(paths.config)) {
     throw new FeditError('FEDERATION_EXISTS', `${root} already holds a federation; choose an empty folder`);
   }
-  const settings = { ...DEFAULT_SETTINGS, ...options.settings };
+  const settings = withLearningDefaults({ ...DEFAULT_SETTINGS, ...options.settings }, options.settings);
   const config = validateFederationConfig({
     ...settings,
     id: settings.id ?? `fed-${randomBytes(6).toString('hex')}`,

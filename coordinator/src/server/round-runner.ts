@@ -14,11 +14,16 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  aggregateContributions,
+  aggregateRound,
   aggregationRule,
   fractionString,
+  roundLearningRate,
+  ruleRefFor,
   selectParticipants,
+  serverStateTensors,
   tensorsFromValues,
+  tensorValues,
+  type RuleSettings,
   type ContentHash,
   type CountedUpdate,
   type RoundOpenBody,
@@ -52,12 +57,13 @@ export class RoundRunner {
   current: OpenRound | undefined;
   #stopping = false;
   #wake: (() => void) | undefined;
-  readonly #rule;
+  /** The rule and settings every round of this federation records (derived from its config). */
   readonly #ruleRef;
+  readonly settings: RuleSettings;
 
   constructor(private readonly o: RoundRunnerOptions) {
-    this.#rule = aggregationRule(o.config.aggregation.rule);
-    this.#ruleRef = { name: this.#rule.name, config: {} };
+    this.#ruleRef = ruleRefFor(o.config);
+    this.settings = aggregationRule(this.#ruleRef.name).settings(this.#ruleRef.config);
   }
 
   /** Runs rounds until the config's number is reached ({completed: true}) or stop() is called. */
@@ -108,7 +114,7 @@ export class RoundRunner {
       deadline: Date.parse(round.body.deadline),
       training: {
         steps: training.localSteps,
-        learningRate: training.lr,
+        learningRate: roundLearningRate(this.o.config, round.round),
         batchSize: training.batchSize,
         seed: round.round,
       },
@@ -156,7 +162,7 @@ export class RoundRunner {
     rmSync(join(this.o.uploadsDir, String(round.round)), { recursive: true, force: true });
     const counted = [...round.counted.values()];
     if (counted.length < this.o.config.minUpdates) return this.#abort(round, counted.length);
-    const out = await this.#aggregate(round, counted);
+    const { adapter: out, serverStateIn, serverStateOut, clipBound } = await this.#aggregate(round, counted);
     const sorted = [...counted].sort((a, b) =>
       a.participant < b.participant ? -1 : a.participant > b.participant ? 1 : 0,
     );
@@ -169,8 +175,14 @@ export class RoundRunner {
         updates: sorted,
         globalAdapterIn: round.globalAdapter,
         globalAdapterOut: out,
+        ...(serverStateIn !== undefined && { serverStateIn }),
+        ...(serverStateOut !== undefined && { serverStateOut }),
         dropped: round.dropped,
-        metrics: { updates: counted.length, examples: counted.reduce((s, u) => s + u.exampleCount, 0) },
+        metrics: {
+          updates: counted.length,
+          examples: counted.reduce((s, u) => s + u.exampleCount, 0),
+          ...(clipBound !== undefined && { clip_bound: clipBound.toPrecision(6) }),
+        },
       },
     });
     this.o.adapters.add(out); // served from the moment the log names it
@@ -195,25 +207,43 @@ export class RoundRunner {
     this.o.emit({ type: 'round-aborted', round: round.round, reason });
   }
 
-  /** The round's rule over the counted updates, in canonical order; the new adapter's hash. */
-  async #aggregate(round: OpenRound, counted: readonly CountedUpdate[]): Promise<string> {
-    const { blobs } = this.o;
+  /**
+   * The round's rule over the counted updates, in canonical order, from the round's global adapter
+   * and the last server state: the new adapter's and state's hashes, stored before the record
+   * names them.
+   */
+  async #aggregate(round: OpenRound, counted: readonly CountedUpdate[]) {
+    const { blobs, ledger } = this.o;
+    const serverStateIn = ledger.state.serverState;
+    const stateTensors = serverStateIn === undefined ? undefined : blobs.get(serverStateIn);
+    if (serverStateIn !== undefined && !stateTensors) {
+      throw new Error(`the server state ${serverStateIn} the log names is not in the blob store`);
+    }
     const result = timed('aggregate', () =>
-      aggregateContributions(
-        this.#ruleRef.name,
-        this.#ruleRef.config, // the rule and config the records name, so the audit recomputes these
-        round.schema,
-        counted.map((u) => ({
+      aggregateRound({
+        rule: this.#ruleRef.name,
+        config: this.#ruleRef.config, // the rule and config the records name, so the audit recomputes these
+        schema: round.schema,
+        global: round.global,
+        serverState: stateTensors && tensorValues(stateTensors),
+        contributions: counted.map((u) => ({
           participant: u.participant,
           exampleCount: u.exampleCount,
           update: () => timed('aggregate.load', () => blobs.getF32(u.updateHash)!),
         })),
-      ),
+      }),
     );
     const stopStore = startTimer('aggregate.store');
-    const stored = blobs.put(tensorsFromValues(round.schema, result));
+    const adapter = await blobs.put(tensorsFromValues(round.schema, result.adapter));
+    const serverStateOut =
+      result.serverState && (await blobs.put(serverStateTensors(round.schema, result.serverState)));
     stopStore();
-    return stored;
+    return {
+      adapter,
+      serverStateIn: result.serverState && serverStateIn,
+      serverStateOut,
+      clipBound: result.clipBound,
+    };
   }
 
   #broadcastClosed(

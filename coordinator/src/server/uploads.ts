@@ -188,7 +188,12 @@ export class Uploads {
     if (!tensors.ok) return tensors;
     const { tensorSchema: schema } = upload.envelope;
     const values = admitUpdateTensors(
-      { schema, global: round.global, maxUpdateNorm: this.o.config.limits.maxUpdateNorm },
+      {
+        schema,
+        global: round.global,
+        maxUpdateNorm: this.o.config.limits.maxUpdateNorm,
+        frozenA: this.o.rounds.settings.frozenA,
+      },
       tensors.value,
     );
     return values.ok ? tensors : values;

@@ -12,6 +12,8 @@ import {
 } from './rule-settings.ts';
 import type { AdapterSchema } from './schema.ts';
 import { WeightedMeanAccumulator, type WeightPolicy } from './weighted-mean.ts';
+import type { Values64 } from './clipping.ts';
+import { coordinateMedian, multiKrumMean, trimmedMean } from './robust.ts';
 
 /** A rule's settings parser: the common settings plus the rule's own `options`. */
 function settingsOf(name: string, options: readonly RuleOption[]) {
@@ -50,8 +52,66 @@ export const fedavgUniformRule: AggregationRule = {
   combine: meanOf('uniform'),
 };
 
+/** Every update of the round, widened to binary64: the robust rules need them all at once. */
+function collect(updates: Iterable<WeightedUpdate>): Values64[] {
+  const all: Values64[] = [];
+  for (const u of updates) {
+    all.push(
+      new Map([...u.values].map(([name, v]) => [name, v instanceof Float64Array ? v : Float64Array.from(v)])),
+    );
+  }
+  return all;
+}
+
+/**
+ * Coordinate-wise median (Yin et al. 2018): each value of the next adapter is the median of the
+ * updates' values at that position (robust.ts has the arithmetic). Example counts are ignored, so
+ * a participant claiming many examples gains nothing; holds every update of the round in memory.
+ */
+export const medianRule: AggregationRule = {
+  name: 'median',
+  description: 'coordinate-wise median of the updates (robust to a minority of poisoned updates)',
+  options: [],
+  settings: settingsOf('median', []),
+  combine: (updates, schema) => coordinateMedian(collect(updates), schema),
+};
+
+/** Coordinate-wise trimmed mean (Yin et al. 2018): drops trimFraction of the values at each end. */
+export const trimmedMeanRule: AggregationRule = {
+  name: 'trimmed-mean',
+  description: 'coordinate-wise mean after dropping the highest and lowest trimFraction of values',
+  options: ['trimFraction'],
+  settings: settingsOf('trimmed-mean', ['trimFraction']),
+  combine: (updates, schema, settings) => trimmedMean(collect(updates), schema, settings.trimFraction!),
+};
+
+/**
+ * (Multi-)Krum (Blanchard et al. 2017; El Mhamdi et al. 2018): the krumSelect updates closest to
+ * their neighbours, tolerating `byzantine` poisoned ones, averaged with equal weights. Krum needs
+ * K >= 2f + 3 updates; a round with fewer tolerates f' = max(0, floor((K - 3) / 2)) instead, and
+ * one with fewer than 3 (where nobody can be told apart) takes the plain mean. At most K - f'
+ * updates are selected.
+ */
+export const krumRule: AggregationRule = {
+  name: 'krum',
+  description: 'mean of the krumSelect updates with the lowest Krum scores (needs K >= 2*byzantine + 3)',
+  options: ['byzantine', 'krumSelect'],
+  settings: settingsOf('krum', ['byzantine', 'krumSelect']),
+  combine: (updates, schema, settings) => {
+    const all = collect(updates);
+    const k = all.length;
+    const byzantine = Math.max(0, Math.min(settings.byzantine!, Math.floor((k - 3) / 2)));
+    if (k < 3)
+      return meanOf('uniform')(
+        all.map((values) => ({ participant: '', weight: 1, values })),
+        schema,
+      );
+    return multiKrumMean(all, schema, byzantine, Math.min(settings.krumSelect!, k - byzantine));
+  },
+};
+
 const RULES: ReadonlyMap<string, AggregationRule> = new Map(
-  [feditRule, fedavgUniformRule].map((rule) => [rule.name, rule]),
+  [feditRule, fedavgUniformRule, medianRule, trimmedMeanRule, krumRule].map((rule) => [rule.name, rule]),
 );
 
 /** The default rule of a federation. */

@@ -99,7 +99,11 @@ export function serverStateTensors(schema: AdapterSchema, state: TensorValues): 
   const out = new Map<string, Tensor>();
   for (const [key, values] of state) {
     const shape = schema.get(key.slice(2));
-    if (!shape) throw new AggregationError('AGGREGATION_TENSOR_NAME', `server state ${key} belongs to no adapter tensor`);
+    if (!shape)
+      throw new AggregationError(
+        'AGGREGATION_TENSOR_NAME',
+        `server state ${key} belongs to no adapter tensor`,
+      );
     out.set(key, tensorFromF32(shape, values, 'F32'));
   }
   return out;

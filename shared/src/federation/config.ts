@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { FeditError } from '../errors.ts';
-import { aggregationRuleNames } from '../aggregation/rules.ts';
+import { aggregationRule, aggregationRuleNames } from '../aggregation/rules.ts';
 import { CONTENT_HASH_PATTERN } from '../protocol/limits.ts';
 import type { ContentHash } from '../protocol/messages.ts';
 import { canonicalBytes, withDecimalStrings } from '../rounds/canonical.ts';
@@ -73,7 +73,19 @@ export function validateFederationConfig(raw: unknown): FederationConfig {
 export function requireKnownRule(config: FederationConfig): void {
   const problem = aggregationRuleProblem(config.aggregation.rule);
   if (problem !== undefined) throw new ConfigError('aggregation.rule', problem);
+  const { options } = aggregationRule(config.aggregation.rule);
+  for (const key of RULE_OWN_SETTINGS) {
+    if (config.aggregation[key] !== undefined && !(options as readonly string[]).includes(key)) {
+      throw new ConfigError(
+        `aggregation.${key}`,
+        `rule ${config.aggregation.rule} does not use it (it belongs to ${key === 'trimFraction' ? 'trimmed-mean' : 'krum'})`,
+      );
+    }
+  }
 }
+
+/** Settings of the aggregation section that only some rules read. */
+const RULE_OWN_SETTINGS = ['trimFraction', 'byzantine', 'krumSelect'] as const;
 
 /** The most LoRA target modules a config may name, and the longest name. */
 const MAX_LORA_TARGETS = 64;
@@ -184,7 +196,7 @@ const federationConfig = refine(
           section({
             kind: oneOf(['constant', 'linear', 'cosine']),
             /** The last round's rate as a fraction of `lr`. */
-            finalFraction: inRange('in [0, 1]', (v) => v >= 0 && v <= 1),
+            finalFraction: inRange('in (0, 1]', (v) => v > 0 && v <= 1),
           }),
         ),
       }),

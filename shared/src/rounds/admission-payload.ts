@@ -3,6 +3,8 @@
 // finite, and within the federation's norm bound of the global adapter. Pure, like admission.ts;
 // the verifier holds every stored update to the tensor rules (update-rules.ts).
 
+import { checkFrozenA } from '../aggregation/aggregate.ts';
+import { AggregationError } from '../aggregation/aggregation-error.ts';
 import { createHash } from 'node:crypto';
 import type { TensorSpec, UpdateEnvelope } from '../protocol/messages.ts';
 import { updateNorm } from '../aggregation/norm.ts';
@@ -70,6 +72,8 @@ export interface TensorsContext {
   /** The global adapter the update moves from, as float32 values by name. */
   global: ReadonlyMap<string, Float32Array>;
   maxUpdateNorm: number;
+  /** FFA-LoRA: every lora_A must equal the global adapter's, bit for bit. */
+  frozenA?: boolean;
 }
 
 /**
@@ -84,7 +88,16 @@ export function admitUpdateTensors(
   const values = admitTensorValues(context.schema, tensors);
   if (!values.ok) return values;
   const norm = checkUpdateNorm(values.value, context.global, context.maxUpdateNorm);
-  return norm ? { ok: false, refusal: norm } : values;
+  if (norm) return { ok: false, refusal: norm };
+  if (context.frozenA) {
+    try {
+      checkFrozenA(values.value, context.global);
+    } catch (err) {
+      if (!(err instanceof AggregationError)) throw err;
+      return refuse('UPDATE_FROZEN', err.message, 'payload');
+    }
+  }
+  return values;
 }
 
 /** An update's tensors are exactly `schema` (names, shapes, dtypes), every value finite. Admitted: float32 values. */

@@ -43,7 +43,9 @@ export type AdmissionCode =
   | 'UPDATE_PAYLOAD'
   | 'UPDATE_FORMAT'
   | 'UPDATE_NOT_FINITE'
-  | 'UPDATE_NORM';
+  | 'UPDATE_NORM'
+  /** FFA-LoRA: the update's lora_A is not the global adapter's (only lora_B trains). */
+  | 'UPDATE_FROZEN';
 
 /** Why an update is not admitted: a stable code, a message a person can act on, the field at fault. */
 export interface Refusal {

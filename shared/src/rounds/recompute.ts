@@ -76,7 +76,8 @@ export function recomputeRound(
   if (failed || unusable) return { aggregation: 'failed', missingBlobs };
   if (!rule || !schema || contributions.length === 0) return { aggregation: 'unchecked', missingBlobs };
 
-  const stateIn = body.serverStateIn === undefined ? undefined : loader.load(body.serverStateIn, 'the server state');
+  const stateIn =
+    body.serverStateIn === undefined ? undefined : loader.load(body.serverStateIn, 'the server state');
   if (body.serverStateIn !== undefined && !stateIn) return { aggregation: 'failed', missingBlobs };
   let recomputed: string;
   let recomputedState: string | undefined;

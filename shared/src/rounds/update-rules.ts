@@ -53,6 +53,7 @@ const PROBLEM_OF: Record<AdmissionCode, VerificationProblemCode> = {
   UPDATE_SCHEMA: 'UPDATE_INVALID',
   UPDATE_FORMAT: 'UPDATE_INVALID',
   UPDATE_NOT_FINITE: 'UPDATE_INVALID',
+  UPDATE_FROZEN: 'UPDATE_INVALID',
 };
 
 /** Reports a broken admission rule about `subject` ("the update of p-alice") in the rule's words. */
