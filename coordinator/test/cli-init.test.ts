@@ -34,7 +34,12 @@ test('init writes the limit and aggregation options into federation.json', async
     maxUpdateNorm: 12.5,
     maxExampleCount: 5000,
   });
-  t.deepEqual(config.aggregation, { rule: 'fedavg-uniform' });
+  // A rule chosen alone keeps the default clipping, and the weight cap is one round's examples.
+  t.deepEqual(config.aggregation, {
+    rule: 'fedavg-uniform',
+    clipping: { kind: 'adaptive', multiplier: 2 },
+    weightCap: 20 * 4,
+  });
 });
 
 test('init without the options writes the defaults', async (t) => {
@@ -47,7 +52,11 @@ test('init without the options writes the defaults', async (t) => {
     maxUpdateNorm: 1000,
     maxExampleCount: 10_000_000,
   });
-  t.deepEqual(config.aggregation, { rule: 'fedit' });
+  t.deepEqual(config.aggregation, {
+    rule: 'fedit',
+    clipping: { kind: 'adaptive', multiplier: 2 },
+    weightCap: 20 * 4,
+  });
 });
 
 const bad: [string, string, RegExp][] = [
@@ -59,8 +68,8 @@ const bad: [string, string, RegExp][] = [
   ['--max-example-count', '2.5', /--max-example-count must be a whole number >= 1, got "2.5"/],
   [
     '--aggregation-rule',
-    'median',
-    /--aggregation-rule must be one of the known rules \(fedavg-uniform, fedit\), got "median"/,
+    'bulyan',
+    /--aggregation-rule must be one of the known rules \(fedavg-uniform, fedit, .*\), got "bulyan"/,
   ],
 ];
 for (const [flag, value, message] of bad) {

@@ -612,14 +612,14 @@ test('a rule that differs between open and close, or does not exist, is detected
   t.is(changed.firstFailure?.code, 'OPEN_CLOSE_MISMATCH');
   const unknown = verifyRoundLog(
     edited('round-open', 1, (body) => {
-      body.rule = { name: 'median', config: {} };
+      body.rule = { name: 'bulyan', config: {} };
     }),
     options(),
   );
   t.is(unknown.firstFailure?.code, 'UNKNOWN_RULE');
   t.regex(
     unknown.firstFailure!.message,
-    /unknown aggregation rule "median"; known rules: fedavg-uniform, fedit/,
+    /unknown aggregation rule "bulyan"; known rules: fedavg-uniform, fedit/,
   );
 });
 

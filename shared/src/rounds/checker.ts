@@ -197,12 +197,15 @@ export class RoundLogChecker {
   #addDamaged(line: LogLine): VerificationProblem {
     const position = this.#position++;
     const text = line.text ?? '';
+    // The last match: a record's own fields follow its body in canonical (sorted) key order, and
+    // a body may hold fields of the same name (a rule config's clipping "kind").
+    const last = (pattern: string) => [...text.matchAll(new RegExp(pattern, 'g'))].at(-1)?.[1];
     const number = (field: string) => {
-      const match = new RegExp(`"${field}":(\\d+)`).exec(text);
-      return match ? Number(match[1]) : undefined;
+      const match = last(`"${field}":(\\d+)`);
+      return match === undefined ? undefined : Number(match);
     };
     const seq = number('seq') ?? position;
-    const kind = /"kind":"([a-z-]+)"/.exec(text)?.[1];
+    const kind = last('"kind":"([a-z-]+)"');
     const round = number('round');
     const isRound = kind?.startsWith('round-') === true && round !== undefined;
     const about = [kind, isRound ? `round ${round}` : undefined].filter(Boolean).join(', ');
