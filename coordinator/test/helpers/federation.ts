@@ -262,6 +262,7 @@ export async function assertStoreIntact(
   for (const r of await logRecords(root)) {
     if (r.kind === 'round-closed') {
       named.add(blobPath(r.body.globalAdapterOut));
+      if (r.body.serverStateOut) named.add(blobPath(r.body.serverStateOut));
       for (const u of r.body.updates) named.add(blobPath(u.updateHash));
     }
   }
@@ -269,7 +270,7 @@ export async function assertStoreIntact(
   const unaccounted = added.filter((p) => !named.has(p));
   t.true(
     unaccounted.length <= (options.orphans ?? 0),
-    `new blobs are counted updates and aggregates the log names; unaccounted: ${unaccounted.join(', ')}`,
+    `new blobs are counted updates, aggregates and server states the log names; unaccounted: ${unaccounted.join(', ')}`,
   );
   for (const path of named) t.true(after.has(path), `blob ${path} named by the log is stored`);
   const uploads = federationPaths(root).uploads;
