@@ -88,6 +88,22 @@ export {
 } from './aggregation/rules.ts';
 export { aggregateContributions, type Contribution } from './aggregation/aggregate.ts';
 export { updateNorm } from './aggregation/norm.ts';
+export {
+  householderQr,
+  jacobiSvd,
+  JACOBI_MAX_SWEEPS,
+  JACOBI_TOLERANCE,
+  type QrFactors,
+  type SvdFactors,
+} from './aggregation/linalg.ts';
+export { loraModules, schemaAtRank, type LoraModule } from './aggregation/lora-modules.ts';
+export {
+  productSvd,
+  productSvdAdapter,
+  truncateAdapterRank,
+  type FactorPair,
+  type WeightedUpdate,
+} from './aggregation/product-svd.ts';
 
 export { RoundLogError, type RoundLogErrorCode } from './rounds/round-error.ts';
 export {
