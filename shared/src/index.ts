@@ -89,11 +89,14 @@ export {
 export { aggregateContributions, type Contribution } from './aggregation/aggregate.ts';
 export { updateNorm } from './aggregation/norm.ts';
 export {
+  applyQ,
+  explicitQ,
   householderQr,
   jacobiSvd,
   JACOBI_MAX_SWEEPS,
   JACOBI_TOLERANCE,
   type QrFactors,
+  type Reflector,
   type SvdFactors,
 } from './aggregation/linalg.ts';
 export { loraModules, schemaAtRank, type LoraModule } from './aggregation/lora-modules.ts';

@@ -10,8 +10,8 @@
 // "sum_{i=a..b} f(i)" means S = +0; for i = a, a+1, ..., b: S = S + f(i) (sequential, not
 // pairwise), and "x >= 0" is IEEE comparison (true for -0).
 //
-// householderQr(X, m, n), p = min(m, n): X = Q R, Q m x p with orthonormal columns, R p x n upper
-// trapezoidal. Y = a copy of X. For k = 0 .. p-1:
+// householderQr(X, m, n), p = min(m, n): X = Q R, Q m x p with orthonormal columns (kept as the
+// reflectors H_0 .. H_{p-1}), R p x n upper trapezoidal. Y = a copy of X. For k = 0 .. p-1:
 //     norm = sqrt(sum_{i=k..m-1} Y[i,k] * Y[i,k]); if norm = 0, H_k = I and nothing changes. Else:
 //     alpha = (Y[k,k] >= 0 ? -norm : norm)           (the sign that avoids cancellation in v[k])
 //     v_k[k] = Y[k,k] - alpha;  v_k[i] = Y[i,k] for i = k+1 .. m-1;  vv_k = sum_{i=k..m-1} v_k[i]^2
@@ -19,9 +19,10 @@
 //                          Y[i,j] = Y[i,j] - f * v_k[i]          for i = k .. m-1
 //     Y[k,k] = alpha;  Y[i,k] = +0 for i = k+1 .. m-1
 //   R[i,j] = Y[i,j] for j >= i, +0 below the diagonal.
-//   Q = the first p columns of the m x m identity; for k = p-1 down to 0 with norm_k != 0, for
-//   j = k .. p-1: f = (2 * sum_{i=k..m-1} v_k[i] * Q[i,j]) / vv_k;  Q[i,j] = Q[i,j] - f * v_k[i]
-//   (columns j < k are still unit vectors at rows < k, which H_k leaves alone).
+// applyQ(QR, X, c): Q X for a p x c matrix X, without forming Q (O(m p c), not O(m p^2)). For each
+//   column x of X: y = x followed by m - p zeros; for k = p-1 down to 0 with norm_k != 0:
+//   f = (2 * sum_{i=k..m-1} v_k[i] * y[i]) / vv_k;  y[i] = y[i] - f * v_k[i] for i = k .. m-1.
+//   explicitQ(QR) = applyQ(QR, the p x p identity, p).
 //
 // jacobiSvd(X, m, n), p = min(m, n): X = U diag(s) V^T, U m x p, V n x p, s descending.
 //   If m >= n, G = a copy of X (r = m rows, c = n columns); else G = X^T (r = n, c = m) and, at
@@ -43,7 +44,7 @@
 //   A column of U or V whose singular value is 0 is zero where it comes from G; the rest of the
 //   result is exactly as specified, so it is deterministic even then.
 
-/** The most cyclic Jacobi sweeps; the loop stops earlier once a sweep rotates nothing (~6-12 sweeps). */
+/** The most cyclic Jacobi sweeps; the loop stops earlier once a sweep rotates nothing (2-18 sweeps in tests). */
 export const JACOBI_MAX_SWEEPS = 60;
 /** Per-row relative tolerance of the Jacobi convergence test (times the row count r): 2^-53. */
 export const JACOBI_TOLERANCE = 2 ** -53;
@@ -51,12 +52,14 @@ export const JACOBI_TOLERANCE = 2 ** -53;
 const ZETA_LIMIT = 2 ** 500;
 
 export interface QrFactors {
-  /** m x p, orthonormal columns, row-major. */
-  q: Float64Array;
   /** p x n, upper trapezoidal, row-major. */
   r: Float64Array;
   /** min(m, n). */
   p: number;
+  /** Rows of the factorised matrix (and of Q). */
+  m: number;
+  /** The Householder reflectors H_0 .. H_{p-1} whose product is Q (undefined: H_k = I). */
+  reflectors: readonly (Reflector | undefined)[];
 }
 
 export interface SvdFactors {
@@ -72,7 +75,7 @@ export interface SvdFactors {
   sweeps: number;
 }
 
-/** Householder QR of the m x n matrix `x`: x = q r (see the header for the exact arithmetic). */
+/** Householder QR of the m x n matrix `x`: x = Q r, Q kept as reflectors (exact arithmetic in the header). */
 export function householderQr(x: Float64Array, m: number, n: number): QrFactors {
   checkMatrix(x, m, n);
   const p = Math.min(m, n);
@@ -99,18 +102,31 @@ export function householderQr(x: Float64Array, m: number, n: number): QrFactors 
     for (let i = k + 1; i < m; i++) y[column + i] = 0;
     reflectors.push(reflector);
   }
-  const q = new Float64Array(m * p);
-  for (let j = 0; j < p; j++) q[j * m + j] = 1;
-  for (let k = p - 1; k >= 0; k--) {
-    const reflector = reflectors[k];
-    if (reflector) for (let j = k; j < p; j++) reflect(reflector, q, j * m);
-  }
   const r = new Float64Array(p * n);
   for (let i = 0; i < p; i++) for (let j = i; j < n; j++) r[i * n + j] = y[j * m + i];
-  return { q: transpose(q, p, m), r, p };
+  return { r, p, m, reflectors };
 }
 
-interface Reflector {
+/** Q X, m x cols row-major, for a row-major p x cols matrix X (exact arithmetic in the header). */
+export function applyQ({ p, m, reflectors }: QrFactors, x: Float64Array, cols: number): Float64Array {
+  checkMatrix(x, p, cols);
+  const y = new Float64Array(m * cols); // column-major: column c is y[c*m .. c*m + m - 1]
+  for (let c = 0; c < cols; c++) for (let i = 0; i < p; i++) y[c * m + i] = x[i * cols + c];
+  for (let k = p - 1; k >= 0; k--) {
+    const reflector = reflectors[k];
+    if (reflector) for (let c = 0; c < cols; c++) reflect(reflector, y, c * m);
+  }
+  return transpose(y, cols, m);
+}
+
+/** Q itself: m x p with orthonormal columns, row-major. */
+export function explicitQ(qr: QrFactors): Float64Array {
+  const identity = new Float64Array(qr.p * qr.p);
+  for (let j = 0; j < qr.p; j++) identity[j * qr.p + j] = 1;
+  return applyQ(qr, identity, qr.p);
+}
+
+export interface Reflector {
   /** v_k[k .. m-1]. */
   v: Float64Array;
   vv: number;

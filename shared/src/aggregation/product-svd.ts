@@ -15,11 +15,11 @@
 //   (Qb, Rb) = householderQr(Bs, out, R);  (Qa, Ra) = householderQr(AsT, in, R)
 //   pb = min(out, R), pa = min(in, R);  M [pb x pa]: M[i, j] = sum_{t=0..R-1} Rb[i, t] * Ra[j, t]
 //   (U, sigma, V) = jacobiSvd(M, pb, pa);  p = min(pb, pa)
-//   W = w_1 + ... + w_K (sequential);  den = W * scaleOut
-//   for j < min(rank, p): d_j = sqrt(sigma_j / den)   (the balanced split: both factors get sqrt)
-//     B_new[i, j] = float32( (sum_{t=0..pb-1} Qb[i, t] * U[t, j]) * d_j )
-//     A_new[j, i] = float32( d_j * (sum_{t=0..pa-1} Qa[i, t] * V[t, j]) )
-//   for p <= j < rank: column j of B_new and row j of A_new are +0.
+//   W = w_1 + ... + w_K (sequential);  den = W * scaleOut;  kept = min(rank, p)
+//   Ub = applyQ(Qb, U[:, 0..kept-1]) (out x kept);  Va = applyQ(Qa, V[:, 0..kept-1])
+//   for j < kept: d_j = sqrt(sigma_j / den)   (the balanced split: both factors get the square root)
+//     B_new[i, j] = float32( Ub[i, j] * d_j );  A_new[j, i] = float32( d_j * Va[i, j] )
+//   for kept <= j < rank: column j of B_new and row j of A_new are +0.
 // Since Bs As = Qb M Qa^T, scaleOut * B_new A_new = sum_{j<rank} sigma_j/W (Qb u_j)(Qa v_j)^T, the
 // best rank-`rank` approximation of P (Eckart-Young); when R <= rank it is P itself, up to the
 // float32 rounding of the result. In numpy (same maths, not the same bits): P = sum(w*s*B@A)/W;
@@ -28,7 +28,7 @@
 // Components with sigma_j = 0 (R < rank, or a rank-deficient sum) come out zero in both factors.
 
 import { AggregationError } from './aggregation-error.ts';
-import { householderQr, jacobiSvd } from './linalg.ts';
+import { applyQ, householderQr, jacobiSvd } from './linalg.ts';
 import { loraModules, type LoraModule } from './lora-modules.ts';
 import { validateUpdate, type AdapterSchema, type TensorValues } from './schema.ts';
 
@@ -70,13 +70,15 @@ export function productSvd(
   let totalWeight = 0;
   for (const pair of pairs) totalWeight += pair.weight;
   const den = totalWeight * scaleOut;
+  const kept = Math.min(rank, svd.p);
+  const ub = applyQ(qb, leadingColumns(svd.u, qb.p, svd.p, kept), kept);
+  const va = applyQ(qa, leadingColumns(svd.v, qa.p, svd.p, kept), kept);
   const b = new Float32Array(outFeatures * rank);
   const a = new Float32Array(rank * inFeatures);
-  for (let j = 0; j < Math.min(rank, svd.p); j++) {
+  for (let j = 0; j < kept; j++) {
     const d = Math.sqrt(svd.s[j] / den);
-    for (let i = 0; i < outFeatures; i++) b[i * rank + j] = rotatedEntry(qb.q, svd.u, i, j, qb.p, svd.p) * d;
-    for (let i = 0; i < inFeatures; i++)
-      a[j * inFeatures + i] = d * rotatedEntry(qa.q, svd.v, i, j, qa.p, svd.p);
+    for (let i = 0; i < outFeatures; i++) b[i * rank + j] = ub[i * kept + j] * d;
+    for (let i = 0; i < inFeatures; i++) a[j * inFeatures + i] = d * va[i * kept + j];
   }
   return { a, b };
 }
@@ -269,18 +271,11 @@ function coreProduct(
   return core;
 }
 
-/** (Q W)[i, j] = sum_t Q[i, t] * W[t, j] for row-major Q (rows x inner) and W (inner x cols). */
-function rotatedEntry(
-  q: Float64Array,
-  w: Float64Array,
-  i: number,
-  j: number,
-  inner: number,
-  cols: number,
-): number {
-  let sum = 0;
-  for (let t = 0; t < inner; t++) sum += q[i * inner + t] * w[t * cols + j];
-  return sum;
+/** The first `kept` columns of a row-major rows x cols matrix. */
+function leadingColumns(x: Float64Array, rows: number, cols: number, kept: number): Float64Array {
+  const out = new Float64Array(rows * kept);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < kept; j++) out[i * kept + j] = x[i * cols + j];
+  return out;
 }
 
 function checkPair(pair: FactorPair, k: number, inFeatures: number, outFeatures: number): void {
