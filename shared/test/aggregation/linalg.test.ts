@@ -2,6 +2,7 @@
 // SVD. Each factorisation is checked by what defines it (reconstruction, orthonormality, order,
 // the sign rule) on tall, square, wide and rank-deficient matrices, and against hand-worked cases.
 
+import { createHash } from 'node:crypto';
 import test from 'ava';
 import { applyQ, explicitQ, householderQr, jacobiSvd, JACOBI_MAX_SWEEPS } from '@fedit/shared';
 
@@ -149,6 +150,21 @@ test('the factorisations are deterministic to the bit and leave their input alon
   const q = () => Buffer.from(explicitQ(householderQr(x, 30, 20)).buffer);
   t.deepEqual(q(), q());
   t.deepEqual(x, copy);
+});
+
+test('the binary64 bits of QR and SVD are pinned, and an independent Python reimplementation of the header gives them', (t) => {
+  // shared/bench/product_svd_reference.py, written from this file's header alone, prints this hash.
+  const hash = createHash('sha256');
+  for (const [m, n] of [
+    [9, 6],
+    [5, 8],
+  ]) {
+    const x = Float64Array.from({ length: m * n }, (_, k) => ((k * 7919) % 113) / 113 - 0.5);
+    const qr = householderQr(x, m, n);
+    const { u, s, v } = jacobiSvd(x, m, n);
+    for (const part of [qr.r, explicitQ(qr), u, s, v]) hash.update(new Uint8Array(part.buffer));
+  }
+  t.is(hash.digest('hex'), '5ad130809783efd1a47158860c147befe201828442b936d0c99d9e499ad3f330');
 });
 
 test('a matrix whose size does not match its dimensions is refused naming the mismatch', (t) => {
