@@ -137,7 +137,7 @@ def largest(column):
     return best
 
 
-def product_svd(pairs, in_f, out_f, rank, scale_out):
+def product_svd(pairs, in_f, out_f, rank, scale_out, split="balanced"):
     """pairs: (A rows x in flat, B out x rows flat, rows, scale, weight). Returns (A_new, B_new) flat float32 values."""
     big_r = sum(pr[2] for pr in pairs)
     bs = [[0.0] * big_r for _ in range(out_f)]
@@ -163,15 +163,22 @@ def product_svd(pairs, in_f, out_f, rank, scale_out):
     b_new = [0.0] * (out_f * rank)
     a_new = [0.0] * (rank * in_f)
     for j in range(kept):
-        d = math.sqrt(s[j] / den)
-        for i in range(out_f):
-            b_new[i * rank + j] = f32(ub[j][i] * d)
-        for i in range(in_f):
-            a_new[j * in_f + i] = f32(d * va[j][i])
+        if split == "balanced":
+            d = math.sqrt(s[j] / den)
+            for i in range(out_f):
+                b_new[i * rank + j] = f32(ub[j][i] * d)
+            for i in range(in_f):
+                a_new[j * in_f + i] = f32(d * va[j][i])
+        else:  # orthonormal-a
+            e = s[j] / den
+            for i in range(out_f):
+                b_new[i * rank + j] = f32(ub[j][i] * e)
+            for i in range(in_f):
+                a_new[j * in_f + i] = f32(va[j][i])
     return a_new, b_new
 
 
-def pinned_case():
+def pinned_case(split):
     """product-svd.test.ts: SCHEMA (down_proj in 10 out 6, q_proj in 6 out 8, rank 4, alpha 8)."""
     modules = [("down_proj", 10, 6), ("q_proj", 6, 8)]
 
@@ -185,7 +192,7 @@ def pinned_case():
     digest = hashlib.sha256()
     for name, in_f, out_f in modules:
         pairs = [(u[name][0], u[name][1], rk, 8 / rk, w) for u, rk, w in updates]
-        a_new, b_new = product_svd(pairs, in_f, out_f, 4, 8 / 4)
+        a_new, b_new = product_svd(pairs, in_f, out_f, 4, 8 / 4, split)
         digest.update(struct.pack(f"<{len(a_new)}f", *a_new))
         digest.update(struct.pack(f"<{len(b_new)}f", *b_new))
     return digest.hexdigest()
@@ -210,5 +217,6 @@ def linalg_case():
 
 
 if __name__ == "__main__":
-    print("product-svd", pinned_case())
+    print("product-svd balanced", pinned_case("balanced"))
+    print("product-svd orthonormal-a", pinned_case("orthonormal-a"))
     print("linalg", linalg_case())

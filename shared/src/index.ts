@@ -101,10 +101,12 @@ export {
 } from './aggregation/linalg.ts';
 export { loraModules, schemaAtRank, type LoraModule } from './aggregation/lora-modules.ts';
 export {
+  FACTOR_SPLITS,
   productSvd,
   productSvdAdapter,
   truncateAdapterRank,
   type FactorPair,
+  type FactorSplit,
   type WeightedUpdate,
 } from './aggregation/product-svd.ts';
 

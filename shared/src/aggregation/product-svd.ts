@@ -17,20 +17,32 @@
 //   (U, sigma, V) = jacobiSvd(M, pb, pa);  p = min(pb, pa)
 //   W = w_1 + ... + w_K (sequential);  den = W * scaleOut;  kept = min(rank, p)
 //   Ub = applyQ(Qb, U[:, 0..kept-1]) (out x kept);  Va = applyQ(Qa, V[:, 0..kept-1])
-//   for j < kept: d_j = sqrt(sigma_j / den)   (the balanced split: both factors get the square root)
-//     B_new[i, j] = float32( Ub[i, j] * d_j );  A_new[j, i] = float32( d_j * Va[i, j] )
+//   for j < kept, by the split (how sigma_j is shared between the factors; both give the same product):
+//     'balanced' (default):  d_j = sqrt(sigma_j / den)
+//                            B_new[i, j] = float32( Ub[i, j] * d_j );  A_new[j, i] = float32( d_j * Va[i, j] )
+//     'orthonormal-a':       e_j = sigma_j / den
+//                            B_new[i, j] = float32( Ub[i, j] * e_j );  A_new[j, i] = float32( Va[i, j] )
 //   for kept <= j < rank: column j of B_new and row j of A_new are +0.
 // Since Bs As = Qb M Qa^T, scaleOut * B_new A_new = sum_{j<rank} sigma_j/W (Qb u_j)(Qa v_j)^T, the
 // best rank-`rank` approximation of P (Eckart-Young); when R <= rank it is P itself, up to the
 // float32 rounding of the result. In numpy (same maths, not the same bits): P = sum(w*s*B@A)/W;
 // U, S, Vt = svd(P); d = sqrt(S[:r] / scaleOut); B_new = U[:, :r] * d; A_new = d[:, None] * Vt[:r].
 //
-// Components with sigma_j = 0 (R < rank, or a rank-deficient sum) come out zero in both factors.
+// Which split trains better is the bench's question. 'balanced' gives both factors the norm
+// sqrt(sigma_j / den), small for a small update, and LoRA's gradients (dB ~ A, dA ~ B) shrink with
+// it; 'orthonormal-a' keeps A's rows orthonormal, near the scale of PEFT's initial A (as FedSVD
+// re-initialises A from the right singular vectors), and puts all of sigma_j in B. Components with
+// sigma_j = 0 have B zero (and A zero too under 'balanced'), so a participant cannot grow them
+// back under 'balanced'; they occur only when R < rank or the weighted sum is rank-deficient.
 
 import { AggregationError } from './aggregation-error.ts';
 import { applyQ, householderQr, jacobiSvd } from './linalg.ts';
 import { loraModules, type LoraModule } from './lora-modules.ts';
 import { validateUpdate, type AdapterSchema, type TensorValues } from './schema.ts';
+
+/** How each kept singular value is shared between B_new and A_new (see the header). */
+export type FactorSplit = 'balanced' | 'orthonormal-a';
+export const FACTOR_SPLITS: readonly FactorSplit[] = ['balanced', 'orthonormal-a'];
 
 export interface FactorPair {
   /** lora_A, rank x in, row-major. */
@@ -54,11 +66,13 @@ export function productSvd(
   outFeatures: number,
   rank: number,
   scaleOut: number,
+  split: FactorSplit = 'balanced',
 ): { a: Float32Array; b: Float32Array } {
   checkPositiveInteger('inFeatures', inFeatures);
   checkPositiveInteger('outFeatures', outFeatures);
   checkPositiveInteger('rank', rank);
   checkPositiveFinite('scaleOut', scaleOut);
+  checkSplit(split);
   if (pairs.length === 0) throw new AggregationError('AGGREGATION_EMPTY', 'no factor pair to aggregate');
   pairs.forEach((pair, k) => checkPair(pair, k, inFeatures, outFeatures));
   const stackedRank = pairs.reduce((sum, pair) => sum + pair.rank, 0);
@@ -76,9 +90,15 @@ export function productSvd(
   const b = new Float32Array(outFeatures * rank);
   const a = new Float32Array(rank * inFeatures);
   for (let j = 0; j < kept; j++) {
-    const d = Math.sqrt(svd.s[j] / den);
-    for (let i = 0; i < outFeatures; i++) b[i * rank + j] = ub[i * kept + j] * d;
-    for (let i = 0; i < inFeatures; i++) a[j * inFeatures + i] = d * va[i * kept + j];
+    if (split === 'balanced') {
+      const d = Math.sqrt(svd.s[j] / den);
+      for (let i = 0; i < outFeatures; i++) b[i * rank + j] = ub[i * kept + j] * d;
+      for (let i = 0; i < inFeatures; i++) a[j * inFeatures + i] = d * va[i * kept + j];
+    } else {
+      const e = svd.s[j] / den;
+      for (let i = 0; i < outFeatures; i++) b[i * rank + j] = ub[i * kept + j] * e;
+      for (let i = 0; i < inFeatures; i++) a[j * inFeatures + i] = va[i * kept + j];
+    }
   }
   return { a, b };
 }
@@ -102,7 +122,7 @@ export interface WeightedUpdate {
 export function productSvdAdapter(
   updates: readonly WeightedUpdate[],
   schema: AdapterSchema,
-  o: { rank: number; alpha: number },
+  o: { rank: number; alpha: number; split?: FactorSplit },
 ): Map<string, Float32Array> {
   checkOptions(o);
   const modules = loraModules(schema);
@@ -129,7 +149,7 @@ export function productSvdAdapter(
         weight: update.weight,
       };
     });
-    const { a, b } = productSvd(pairs, m.inFeatures, m.outFeatures, o.rank, o.alpha / o.rank);
+    const { a, b } = productSvd(pairs, m.inFeatures, m.outFeatures, o.rank, o.alpha / o.rank, o.split);
     result.set(m.aName, a);
     result.set(m.bName, b);
   });
@@ -138,10 +158,10 @@ export function productSvdAdapter(
 
 /**
  * The top-`rank` part of a global adapter that productSvd made (components in descending singular
- * value), for a participant who trains rank `rank`: A' = f A[:rank, :], B' = f B[:, :rank] with
- * f = sqrt(rank / R) in binary64 and each value float32(f * x), R the schema's rank, so that
- * (alpha/rank) B' A' = (alpha/R) B[:, :rank] A[:rank, :]: the same delta, truncated. The result has
- * the shapes of schemaAtRank(schema, rank), in schema order.
+ * value), for a participant who trains rank `rank`: A' = A[:rank, :] (exact copy, so A keeps its
+ * split's scale) and B' = float32(f * B[:, :rank]) with f = rank / R in binary64, R the schema's
+ * rank, so that (alpha/rank) B' A' = (alpha/R) B[:, :rank] A[:rank, :]: the same delta, truncated.
+ * The result has the shapes of schemaAtRank(schema, rank), in schema order.
  */
 export function truncateAdapterRank(
   values: TensorValues,
@@ -157,11 +177,10 @@ export function truncateAdapterRank(
         `rank ${rank} must be an integer in 1..${m.rank} (the rank of ${m.aName})`,
       );
     }
-    const f = Math.sqrt(rank / m.rank);
+    const f = rank / m.rank;
     const a = values.get(m.aName)!;
     const b = values.get(m.bName)!;
-    const aOut = new Float32Array(rank * m.inFeatures);
-    for (let i = 0; i < aOut.length; i++) aOut[i] = f * a[i];
+    const aOut = a.slice(0, rank * m.inFeatures);
     const bOut = new Float32Array(m.outFeatures * rank);
     for (let i = 0; i < m.outFeatures; i++)
       for (let j = 0; j < rank; j++) bOut[i * rank + j] = f * b[i * m.rank + j];
@@ -216,7 +235,17 @@ function updateRanks(
   });
 }
 
-function checkOptions(o: { rank: number; alpha: number }): void {
+function checkSplit(split: unknown): void {
+  if (!(FACTOR_SPLITS as readonly unknown[]).includes(split)) {
+    throw new AggregationError(
+      'AGGREGATION_CONFIG',
+      `split must be one of ${FACTOR_SPLITS.join(', ')}, got ${JSON.stringify(split)}`,
+    );
+  }
+}
+
+function checkOptions(o: { rank: number; alpha: number; split?: FactorSplit }): void {
+  if (o.split !== undefined) checkSplit(o.split);
   if (!Number.isSafeInteger(o.rank) || o.rank <= 0) {
     throw new AggregationError('AGGREGATION_CONFIG', `rank must be a positive integer, got ${o.rank}`);
   }

@@ -15,6 +15,7 @@ import {
   type AdapterSchema,
   type AggregationErrorCode,
   type FactorPair,
+  type FactorSplit,
 } from '@fedit/shared';
 
 /** Deterministic float32 values in (-scale, scale) (mulberry32). */
@@ -235,26 +236,48 @@ test('truncateAdapterRank keeps the top components with the delta unchanged at t
   const globalDelta = product(global.get(B_Q)!, global.get(A_Q)!, 4, 6, 8, alpha / 4);
   const lowDelta = product(truncated.get(B_Q)!, truncated.get(A_Q)!, 2, 6, 8, alpha / 2);
   t.true(relativeError(lowDelta, bestRankApproximation(globalDelta, 8, 6, 2)) < 1e-6);
+  // A's rows are copied exactly (A keeps its split's scale); B carries the rescaling.
+  t.deepEqual(truncated.get(A_Q), global.get(A_Q)!.subarray(0, 2 * 6));
   // At its own rank, truncation is the identity.
   t.deepEqual(truncateAdapterRank(global, SCHEMA, 4), global);
 });
 
-test('the result is deterministic to the bit: the same bytes twice, and a pinned SHA-256 that an independent Python reimplementation gives', (t) => {
-  // shared/bench/product_svd_reference.py recomputes this case from the headers alone and prints the hash.
-  const run = () => {
+test('the result is deterministic to the bit: the same bytes twice, and pinned SHA-256s that an independent Python reimplementation gives', (t) => {
+  // shared/bench/product_svd_reference.py recomputes these cases from the headers alone and prints the hashes.
+  const run = (split: FactorSplit) => {
     const updates = [
       { values: update(2, 4), weight: 2 },
       { values: update(4, 8), weight: 3 },
     ];
     const hash = createHash('sha256');
-    for (const values of productSvdAdapter(updates, SCHEMA, { rank: 4, alpha: 8 }).values()) {
+    for (const values of productSvdAdapter(updates, SCHEMA, { rank: 4, alpha: 8, split }).values()) {
       hash.update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
     }
     return hash.digest('hex');
   };
-  const first = run();
-  t.is(run(), first);
+  const first = run('balanced');
+  t.is(run('balanced'), first);
   t.is(first, '2049befd4a088ef3d6227a8a1debf17fb7e0384a4e466a062d8cbc1d1fcc5e81');
+  t.is(run('orthonormal-a'), 'fa2de10169d3b17095636e7898b4effdab5e2b8adf0279d512a30a084c25bb6c');
+});
+
+test('the orthonormal-a split gives A orthonormal rows and B all of sigma, with the same product as the balanced one', (t) => {
+  const alpha = 16;
+  const pairs = [pair(4, 30, 20, 3, 2, alpha), pair(8, 30, 20, 7, 1, alpha)];
+  const balanced = productSvd(pairs, 30, 20, 8, alpha / 8);
+  const orthonormal = productSvd(pairs, 30, 20, 8, alpha / 8, 'orthonormal-a');
+  const rowDot = (a: Float32Array, x: number, y: number) =>
+    a.subarray(x * 30, x * 30 + 30).reduce((sum, value, i) => sum + value * a[y * 30 + i], 0);
+  const columnNorm = (b: Float32Array, j: number) =>
+    Math.sqrt(Array.from({ length: 20 }, (_, i) => b[i * 8 + j] ** 2).reduce((x, y) => x + y));
+  for (let x = 0; x < 8; x++) {
+    for (let y = 0; y < 8; y++) t.true(Math.abs(rowDot(orthonormal.a, x, y) - (x === y ? 1 : 0)) < 1e-6);
+    // Balanced: A's row and B's column of each component have the same norm.
+    const ratio = Math.sqrt(rowDot(balanced.a, x, x)) / columnNorm(balanced.b, x);
+    t.true(Math.abs(ratio - 1) < 1e-6, `component ${x}: ${ratio}`);
+  }
+  const p1 = product(balanced.b, balanced.a, 8, 30, 20, alpha / 8);
+  t.true(relativeError(product(orthonormal.b, orthonormal.a, 8, 30, 20, alpha / 8), p1) < 1e-6);
 });
 
 function throwsAggregation(
@@ -345,6 +368,17 @@ test('updates that do not fit are refused naming the update and the tensor', (t)
     () => productSvdAdapter([{ values: ok, weight: 1 }], SCHEMA, { rank: 4, alpha: 0 }),
     'AGGREGATION_CONFIG',
     /alpha must be/,
+  );
+  throwsAggregation(
+    t,
+    () =>
+      productSvdAdapter([{ values: ok, weight: 1 }], SCHEMA, {
+        rank: 4,
+        alpha: 8,
+        split: 'even' as FactorSplit,
+      }),
+    'AGGREGATION_CONFIG',
+    /split must be one of balanced, orthonormal-a, got "even"/,
   );
   throwsAggregation(
     t,
