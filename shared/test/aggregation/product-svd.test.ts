@@ -149,6 +149,19 @@ test('it averages the updates, not the factors: mean(B A) where mean(B) mean(A) 
   t.true(relativeError(factorMean, mean) >= 0.5);
 });
 
+test('identical updates, at LoRA-like magnitudes, aggregate to that update although the stacked rank is 3 r', (t) => {
+  // A near PEFT's initial scale (+-1/sqrt(in)), B small as after a few local steps.
+  const one: FactorPair = {
+    a: randomF32(8 * 64, 41, 1 / 8),
+    b: randomF32(48 * 8, 42, 1e-3),
+    rank: 8,
+    scale: 2,
+    weight: 7,
+  };
+  const { a, b } = productSvd([one, { ...one, weight: 1 }, { ...one, weight: 100 }], 64, 48, 8, 2);
+  t.true(relativeError(product(b, a, 8, 64, 48, 2), product(one.b, one.a, 8, 64, 48, 2)) < 1e-6);
+});
+
 for (const [inF, outF] of [
   [12, 10],
   [40, 40],
