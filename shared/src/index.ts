@@ -114,6 +114,27 @@ export {
   multiKrumSelect,
   trimmedMean,
 } from './aggregation/robust.ts';
+export {
+  applyQ,
+  explicitQ,
+  householderQr,
+  jacobiSvd,
+  JACOBI_MAX_SWEEPS,
+  JACOBI_TOLERANCE,
+  type QrFactors,
+  type Reflector,
+  type SvdFactors,
+} from './aggregation/linalg.ts';
+export { loraModules, schemaAtRank, type LoraModule } from './aggregation/lora-modules.ts';
+export {
+  FACTOR_SPLITS,
+  productSvd,
+  productSvdAdapter,
+  truncateAdapterRank,
+  type FactorPair,
+  type FactorSplit,
+  type ProductSvdUpdate,
+} from './aggregation/product-svd.ts';
 
 export { RoundLogError, type RoundLogErrorCode } from './rounds/round-error.ts';
 export {

@@ -14,6 +14,7 @@ import type { AdapterSchema } from './schema.ts';
 import { WeightedMeanAccumulator, type WeightPolicy } from './weighted-mean.ts';
 import type { Values64 } from './clipping.ts';
 import { coordinateMedian, multiKrumMean, trimmedMean } from './robust.ts';
+import { productSvdAdapter } from './product-svd.ts';
 
 /** A rule's settings parser: the common settings plus the rule's own `options`. */
 function settingsOf(name: string, options: readonly RuleOption[]) {
@@ -110,8 +111,33 @@ export const krumRule: AggregationRule = {
   },
 };
 
+/**
+ * Product-space aggregation: per LoRA module, the weighted mean of the updates' products
+ * sum_k w_k (alpha/r) B_k A_k / W, re-factored to the federation's rank by truncated SVD
+ * (product-svd.ts), so the next adapter's delta is the best rank-r approximation of the mean
+ * delta, not mean(B) mean(A) with its cross terms. Holds every update of the round in memory.
+ */
+export const productSvdRule: AggregationRule = {
+  name: 'product-svd',
+  description: 'mean of the updates B·A per module, re-factored to the federation rank by truncated SVD',
+  options: ['rank', 'alpha'],
+  settings: settingsOf('product-svd', ['rank', 'alpha']),
+  combine: (updates, schema, settings) => {
+    const all = [...updates].map((u) => ({
+      values: u.values,
+      weight: u.weight,
+      label: `participant ${u.participant}`,
+    }));
+    const result = productSvdAdapter(all, schema, { rank: settings.rank!, alpha: settings.alpha! });
+    return new Map([...result].map(([name, v]) => [name, Float64Array.from(v)]));
+  },
+};
+
 const RULES: ReadonlyMap<string, AggregationRule> = new Map(
-  [feditRule, fedavgUniformRule, medianRule, trimmedMeanRule, krumRule].map((rule) => [rule.name, rule]),
+  [feditRule, fedavgUniformRule, medianRule, trimmedMeanRule, krumRule, productSvdRule].map((rule) => [
+    rule.name,
+    rule,
+  ]),
 );
 
 /** The default rule of a federation. */
