@@ -5,6 +5,7 @@
 // aborts Node.
 
 import * as ort from 'onnxruntime-node';
+import { FeditError } from '@fedit/shared';
 import { Graph } from '../graph/ir.ts';
 import { ModelConfigError } from '../model/config.ts';
 import type { LoraConfig } from '../model/lora.ts';
@@ -21,6 +22,7 @@ import { makeBatch, type BatchTensors, type TokenRow } from './batch.ts';
 import {
   buildStepGraph,
   io,
+  PROXIMAL_MU,
   trainableSpecs,
   type ParamSpec,
   type StepGraphOptions,
@@ -28,7 +30,16 @@ import {
 } from './graphs.ts';
 import { stepScalarValues } from './optimizer.ts';
 
-export interface TrainerOptions extends StepGraphOptions {
+/** Trainer options that do not fit the model or the tensors trained; the message names the field. */
+export class TrainingOptionsError extends FeditError {
+  constructor(message: string) {
+    super('TRAINING_OPTIONS', message);
+  }
+}
+
+type TensorValues = ReadonlyMap<string, Float32Array | Float64Array>;
+
+export interface TrainerOptions extends Omit<StepGraphOptions, 'gradientTerms'> {
   provider?: ExecutionProvider;
   threads?: number;
   /** Shorter sequence buckets to compile on demand besides `seq` (the largest); rows go to the smallest that fits. */
@@ -46,6 +57,14 @@ export interface TrainerOptions extends StepGraphOptions {
   onWarning?: (message: string) => void;
   /** For tests of GPU graphs: fail if any node would fall back to the CPU. */
   forbidCpuFallback?: boolean;
+  /**
+   * FedProx: adds mu * (theta - anchor) to each trained tensor's gradient, the gradient of
+   * mu/2 ||theta - anchor||^2. The anchor defaults to the values training starts from (`initial`:
+   * the global adapter of the round).
+   */
+  proximal?: { mu: number; anchor?: TensorValues };
+  /** SCAFFOLD: a fixed offset (c - c_i) added to each trained tensor's gradient, by name. */
+  gradientCorrection?: TensorValues;
 }
 
 export interface StepResult {
@@ -67,6 +86,8 @@ export class Trainer {
   /** Compiled graphs, by kind and sequence bucket ('train_step@256'); apply_step and readback have no bucket. */
   private sessions = new Map<string, CompiledSession>();
   private state: StateTensors = new Map();
+  /** Fixed inputs of the optimizer step: proximal_mu, anchors and corrections (empty when off). */
+  private termFeeds: Record<string, ort.Tensor> = {};
   private stepCount = 0;
 
   private constructor(
@@ -86,6 +107,7 @@ export class Trainer {
       );
     }
     const specs = trainableSpecs(options);
+    checkGradientTermOptions(options, specs);
     let provider = options.provider ?? 'cpu';
     // Evaluating (or with nothing to train, a base model), only the eval graph is ever needed.
     const kind: StepKind =
@@ -125,6 +147,11 @@ export class Trainer {
     return this.tensor(this.dtype === 'float32' ? Float32Array.of(v) : Float64Array.of(v), []);
   }
 
+  /** The tensors an optimizer step updates (all but FFA-LoRA's frozen A factors). */
+  private get trained(): ParamSpec[] {
+    return this.specs.filter((s) => !s.frozen);
+  }
+
   private initState(): void {
     const o = this.options;
     const init =
@@ -140,18 +167,36 @@ export class Trainer {
           `initial ${s.name} has ${value.length} values, expected ${size} for shape [${s.shape}]`,
         );
       }
-      this.state.set(io.param(s.name), this.tensor(value ?? new Float32Array(size), s.shape));
-      if (o.evalOnly) continue;
+      const start = value ?? new Float32Array(size);
+      this.state.set(io.param(s.name), this.tensor(start, s.shape));
+      if (o.evalOnly || s.frozen) continue;
       this.state.set(io.adamM(s.name), this.tensor(new Float32Array(size), s.shape));
       this.state.set(io.adamV(s.name), this.tensor(new Float32Array(size), s.shape));
+      this.initTermFeeds(s, start);
     }
   }
 
-  /** The state tensors of one trainable tensor: the value, and its Adam moments unless evaluating only. */
+  /** The fixed gradient-term inputs of trained tensor `s`, which starts training at `start`. */
+  private initTermFeeds(s: ParamSpec, start: Float32Array | Float64Array): void {
+    const { proximal, gradientCorrection } = this.options;
+    if (proximal) {
+      this.termFeeds[PROXIMAL_MU] ??= this.scalar(proximal.mu);
+      this.termFeeds[io.anchor(s.name)] = this.tensor(proximal.anchor?.get(s.name) ?? start, s.shape);
+    }
+    if (gradientCorrection)
+      this.termFeeds[io.correction(s.name)] = this.tensor(gradientCorrection.get(s.name)!, s.shape);
+  }
+
+  /** The state tensors of one tensor: the value, and its Adam moments unless frozen or evaluating only. */
   private stateNames(s: ParamSpec): string[] {
-    return this.options.evalOnly
+    return this.options.evalOnly || s.frozen
       ? [io.param(s.name)]
       : [io.param(s.name), io.adamM(s.name), io.adamV(s.name)];
+  }
+
+  /** The state tensors named `names`, as feeds. */
+  private stateFeeds(names: readonly string[]): Record<string, ort.Tensor> {
+    return Object.fromEntries(names.map((n) => [n, this.state.get(n)!]));
   }
 
   /** Which step graphs have been compiled so far, by kind and sequence bucket ('eval_step@16'). */
@@ -175,7 +220,12 @@ export class Trainer {
     const key = kind === 'readback' || kind === 'apply_step' ? kind : `${kind}@${seq}`;
     const hit = this.sessions.get(key);
     if (hit) return hit;
-    const graph = kind === 'readback' ? this.readbackGraph() : buildStepGraph(kind, { ...this.options, seq });
+    const { proximal, gradientCorrection } = this.options;
+    const gradientTerms = { proximal: proximal !== undefined, correction: gradientCorrection !== undefined };
+    const graph =
+      kind === 'readback'
+        ? this.readbackGraph()
+        : buildStepGraph(kind, { ...this.options, seq, gradientTerms });
     const onDevice = graph.outputs.map((o) => o.name).filter((n) => n.endsWith('.next'));
     const s = await createSession(graph, {
       provider: this.provider,
@@ -230,7 +280,7 @@ export class Trainer {
       bias_correction1: this.scalar(sc.biasCorrection1),
       bias_correction2_sqrt: this.scalar(sc.biasCorrection2Sqrt),
     };
-    const stateNames = this.specs.flatMap((s) => [io.param(s.name), io.adamM(s.name), io.adamV(s.name)]);
+    const stateNames = this.trained.flatMap((s) => this.stateNames(s));
     // Dropout masks are a function of (seed, step, micro-batch): a resumed run draws the same ones.
     const dropout = (micro: number): Record<string, ort.Tensor> =>
       (this.options.lora?.dropout ?? 0) > 0
@@ -248,6 +298,7 @@ export class Trainer {
         ...dropout(0),
         ...scalars,
         ...Object.fromEntries(this.state),
+        ...this.termFeeds,
       });
       this.replaceState(out, stateNames);
       this.stepCount = t;
@@ -257,15 +308,13 @@ export class Trainer {
     // Gradient accumulation: HF Trainer's convention, the mean of the micro-batch mean losses.
     const gradSession = await this.session('grad_step', seq);
     let acc: Record<string, ort.Tensor> = Object.fromEntries(
-      this.specs.map((s) => [
+      this.trained.map((s) => [
         io.grad(s.name),
         this.tensor(new Float32Array(s.shape.reduce((a, b) => a * b, 1)), s.shape),
       ]),
     );
     let lossSum = 0;
-    const params = Object.fromEntries(
-      this.specs.map((s) => [io.param(s.name), this.state.get(io.param(s.name))!]),
-    );
+    const params = this.stateFeeds(this.specs.map((s) => io.param(s.name)));
     for (const [micro, rows] of microBatches.entries()) {
       const { feeds, batch } = this.batchFeeds(rows, seq);
       tokens += batch.targetTokens;
@@ -278,10 +327,10 @@ export class Trainer {
       });
       lossSum += Number(out.loss.data[0]);
       for (const v of Object.values(acc)) if (v.location === 'gpu-buffer') v.dispose();
-      acc = Object.fromEntries(this.specs.map((s) => [io.grad(s.name), out[io.next(io.grad(s.name))]]));
+      acc = Object.fromEntries(this.trained.map((s) => [io.grad(s.name), out[io.next(io.grad(s.name))]]));
     }
     const apply = await this.session('apply_step');
-    const out = await apply.run({ ...acc, ...scalars, ...Object.fromEntries(this.state) });
+    const out = await apply.run({ ...acc, ...scalars, ...this.stateFeeds(stateNames), ...this.termFeeds });
     for (const v of Object.values(acc)) if (v.location === 'gpu-buffer') v.dispose();
     this.replaceState(out, stateNames);
     this.stepCount = t;
@@ -293,9 +342,7 @@ export class Trainer {
     const seq = this.bucketFor(rows);
     const session = await this.session('eval_step', seq);
     const { feeds } = this.batchFeeds(rows, seq);
-    const params = Object.fromEntries(
-      this.specs.map((s) => [io.param(s.name), this.state.get(io.param(s.name))!]),
-    );
+    const params = this.stateFeeds(this.specs.map((s) => io.param(s.name)));
     const out = await session.run({ ...feeds, ...params });
     return { lossSum: Number(out.loss_sum.data[0]), tokens: Number(out.token_count.data[0]) };
   }
@@ -338,4 +385,34 @@ export class Trainer {
     for (const s of this.sessions.values()) await s.release();
     this.sessions.clear();
   }
+}
+
+/** Refuses gradient-term and freezing options that do not fit the tensors trained, naming the field. */
+function checkGradientTermOptions(o: TrainerOptions, specs: readonly ParamSpec[]): void {
+  if (o.freezeLoraA && !o.lora)
+    throw new TrainingOptionsError('freezeLoraA: there is no LoRA to freeze the A factors of');
+  const trained = specs.filter((s) => !s.frozen);
+  if (o.proximal) {
+    const { mu, anchor } = o.proximal;
+    if (!(Number.isFinite(mu) && mu >= 0))
+      throw new TrainingOptionsError(`proximal.mu must be a finite number >= 0, got ${mu}`);
+    if (anchor) checkTensorValues('proximal.anchor', anchor, trained);
+  }
+  if (o.gradientCorrection) checkTensorValues('gradientCorrection', o.gradientCorrection, trained);
+}
+
+/** `values` holds a tensor of the right size for each trained tensor, and nothing else. */
+function checkTensorValues(field: string, values: TensorValues, trained: readonly ParamSpec[]): void {
+  const byName = new Map(trained.map((s) => [s.name, s]));
+  for (const [name, v] of values) {
+    const s = byName.get(name);
+    if (!s) throw new TrainingOptionsError(`${field} has ${name}, which is not a trained tensor`);
+    const size = s.shape.reduce((a, b) => a * b, 1);
+    if (v.length !== size)
+      throw new TrainingOptionsError(
+        `${field} ${name} has ${v.length} values, expected ${size} for shape [${s.shape}]`,
+      );
+  }
+  const missing = trained.find((s) => !values.has(s.name));
+  if (missing) throw new TrainingOptionsError(`${field} lacks ${missing.name}, a trained tensor`);
 }
