@@ -81,7 +81,12 @@ interface Run {
   ms: number;
 }
 
-async function train(provider: ExecutionProvider, microBatches: number, steps: number): Promise<Run> {
+async function train(
+  provider: ExecutionProvider,
+  microBatches: number,
+  steps: number,
+  extra: Partial<TrainerOptions> = {},
+): Promise<Run> {
   const started = Date.now();
   const options: TrainerOptions = {
     model,
@@ -95,6 +100,7 @@ async function train(provider: ExecutionProvider, microBatches: number, steps: n
     microBatches,
     initial: initialLora(),
     forbidCpuFallback: true,
+    ...extra,
   };
   const trainer = await Trainer.create(options);
   try {
@@ -153,12 +159,18 @@ function worstTensorError(a: Map<string, ArrayLike<number>>, b: Map<string, Arra
   return worst;
 }
 
-function compare(t: ExecutionContext, gpu: Run, cpu: Run, initial: Map<string, Float32Array>) {
+function compare(
+  t: ExecutionContext,
+  gpu: Run,
+  cpu: Run,
+  initial: Map<string, Float32Array>,
+  gpuLocations = ['gpu-buffer'],
+) {
   t.log(
     `cpu ${cpu.ms} ms, webgpu ${gpu.ms} ms; losses cpu [${cpu.losses.map((l) => l.toFixed(5))}] webgpu [${gpu.losses.map((l) => l.toFixed(5))}]`,
   );
   t.deepEqual(gpu.tokens, cpu.tokens);
-  t.deepEqual(gpu.stateLocations, ['gpu-buffer'], 'WebGPU training state stays on the GPU');
+  t.deepEqual(gpu.stateLocations, gpuLocations, 'WebGPU training state stays on the GPU');
   t.deepEqual(cpu.stateLocations, ['cpu']);
   for (let s = 0; s < cpu.losses.length; s++) {
     t.true(Number.isFinite(gpu.losses[s]), `step ${s + 1}: webgpu loss ${gpu.losses[s]}`);
@@ -210,6 +222,24 @@ gpuTest('gradient accumulation (grad_step + apply_step) on WebGPU matches the CP
   const cpu = await train('cpu', 2, 3);
   const gpu = await train('webgpu', 2, 3);
   compare(t, gpu, cpu, initialLora());
+});
+
+gpuTest('FFA-LoRA, FedProx and SCAFFOLD on WebGPU match the CPU, fused and accumulated', async (t) => {
+  const rnd = normalSampler(8);
+  const correction = new Map(
+    loraTensorSpecs(model, lora)
+      .filter((s) => s.which === 'B')
+      .map((s) => [s.name, Float32Array.from({ length: s.shape[0] * s.shape[1] }, () => rnd() * 0.01)]),
+  );
+  const extra = { freezeLoraA: true, proximal: { mu: 0.5 }, gradientCorrection: correction };
+  for (const microBatches of [1, 2]) {
+    const cpu = await train('cpu', microBatches, 3, extra);
+    const gpu = await train('webgpu', microBatches, 3, extra);
+    // The frozen A factors are never replaced by a step, so they stay where they were first fed.
+    compare(t, gpu, cpu, initialLora(), ['cpu', 'gpu-buffer']);
+    for (const [name, v] of initialLora())
+      if (name.includes('lora_A')) t.deepEqual(Array.from(gpu.params.get(name)!), Array.from(v), name);
+  }
 });
 
 /** Model variants beyond the tiny preset, each with its own checkpoint: every graph kind must compile. */
