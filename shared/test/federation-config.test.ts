@@ -168,3 +168,47 @@ test('a rule this fedit lacks is a name to a participant and a refusal to the co
   });
   t.notThrows(() => requireKnownRule(validateFederationConfig(withField('aggregation.rule', 'fedit'))));
 });
+
+test('the learning settings are optional: a config without them keeps its hash, one with them is checked field by field', (t) => {
+  const withoutThem = validateFederationConfig(structuredClone(exampleConfig));
+  t.false('freezeLoraA' in withoutThem.training);
+  t.false('serverOptimizer' in withoutThem.aggregation);
+  const learning = {
+    ...exampleConfig,
+    training: {
+      ...exampleConfig.training,
+      freezeLoraA: true,
+      proximalMu: 0.01,
+      lrSchedule: { kind: 'cosine', finalFraction: 0.1 },
+    },
+    aggregation: {
+      rule: 'fedit',
+      weightCap: 40,
+      clipping: { kind: 'adaptive', multiplier: 1.5 },
+      serverOptimizer: { kind: 'adam', lr: 0.01, beta1: 0.9, beta2: 0.99, tau: 0.001 },
+    },
+  };
+  const parsed = validateFederationConfig(structuredClone(learning));
+  t.deepEqual(parsed, learning);
+  t.not(configHash(parsed), configHash(withoutThem));
+  const bad = (patch: object, field: string) =>
+    t.is(
+      t.throws(() => validateFederationConfig({ ...learning, ...patch }), { instanceOf: ConfigError }).field,
+      field,
+    );
+  bad(
+    { aggregation: { ...learning.aggregation, clipping: { kind: 'adaptive', multiplier: 0 } } },
+    'aggregation.clipping.multiplier',
+  );
+  bad(
+    { aggregation: { ...learning.aggregation, clipping: { kind: 'sometimes' } } },
+    'aggregation.clipping.kind',
+  );
+  bad(
+    { aggregation: { ...learning.aggregation, serverOptimizer: { kind: 'rmsprop', lr: 1 } } },
+    'aggregation.serverOptimizer.kind',
+  );
+  bad({ aggregation: { ...learning.aggregation, weightCap: 0 } }, 'aggregation.weightCap');
+  bad({ training: { ...learning.training, freezeLoraA: 'yes' } }, 'training.freezeLoraA');
+  bad({ training: { ...learning.training, proximalMu: -1 } }, 'training.proximalMu');
+});

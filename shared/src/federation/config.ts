@@ -26,11 +26,14 @@ import {
   SchemaError,
   fail,
   isRecord,
+  literal,
   object,
   oneOf,
+  optional,
   pattern,
   predicate,
   refine,
+  union,
   withDefault,
   type Infer,
   type Schema,
@@ -132,6 +135,7 @@ const section = <S extends Shape>(shape: S, notObject = 'must be an object') =>
   object(shape, { others: 'drop', wording: { notObject } });
 
 const template = oneOf(['alpaca', 'chat'], { expected: '"alpaca" or "chat"' });
+const boolean = oneOf([true, false], { expected: 'true or false' });
 export type PromptTemplateName = Infer<typeof template>;
 
 const federationConfig = refine(
@@ -167,7 +171,22 @@ const federationConfig = refine(
         lr: numberField(positive()),
         cutoffLen: numberField(whole(2)),
         template,
-        trainOnInputs: withDefault(oneOf([true, false], { expected: 'true or false' }), false),
+        trainOnInputs: withDefault(boolean, false),
+        /**
+         * FFA-LoRA: every lora_A stays at the initial adapter's values and only lora_B trains, so
+         * averaging B is exactly averaging the updates (docs/learning.md). Absent = false.
+         */
+        freezeLoraA: optional(boolean),
+        /** FedProx: mu of the proximal term mu/2 ||theta - global||^2 in local training. Absent = 0. */
+        proximalMu: optional(inRange('a number in [0, 1000]', (v) => v >= 0 && v <= 1000)),
+        /** The learning rate across rounds (within a round it is constant). Absent = constant. */
+        lrSchedule: optional(
+          section({
+            kind: oneOf(['constant', 'linear', 'cosine']),
+            /** The last round's rate as a fraction of `lr`. */
+            finalFraction: inRange('in [0, 1]', (v) => v >= 0 && v <= 1),
+          }),
+        ),
       }),
       rounds: numberField(whole(1)),
       participantsPerRound: section({
@@ -183,6 +202,40 @@ const federationConfig = refine(
         // (requireKnownRule), not a participant's, whose older fedit must still join a federation
         // that runs a newer rule.
         rule: textField(40),
+        // The rest shapes how the rule counts updates (shared/src/aggregation/round-rule.ts says
+        // which rule takes which); absent fields keep the FedIT behaviour of federations created
+        // before they existed, so their config hash is unchanged.
+        /** Each update's example count counts at most this much. */
+        weightCap: optional(numberField(whole(1))),
+        /** Updates are scaled toward the global adapter so their difference from it is at most the bound. */
+        clipping: optional(
+          union('kind', [
+            section({ kind: literal('fixed'), bound: numberField(positive()) }),
+            section({
+              kind: literal('adaptive'),
+              /** The bound is this times the median norm of the round's updates. */
+              multiplier: numberField(positive()),
+            }),
+          ]),
+        ),
+        /** trimmed-mean: the fraction of values dropped at each end, per coordinate. */
+        trimFraction: optional(inRange('in [0, 0.5)', (v) => v >= 0 && v < 0.5)),
+        /** krum: how many Byzantine participants a round tolerates. */
+        byzantine: optional(numberField(whole(0))),
+        /** krum: how many of the best-scored updates are averaged (1 = Krum, more = multi-Krum). */
+        krumSelect: optional(numberField(whole(1))),
+        /** A server optimizer applied to the round's pseudo-gradient (FedOpt). Absent = none. */
+        serverOptimizer: optional(
+          section({
+            kind: oneOf(['sgd', 'avgm', 'adam', 'yogi', 'adagrad']),
+            lr: numberField(positive()),
+            /** avgm's momentum; adam's and yogi's beta1. */
+            beta1: optional(inRange('in [0, 1)', (v) => v >= 0 && v < 1)),
+            beta2: optional(inRange('in [0, 1)', (v) => v >= 0 && v < 1)),
+            /** Adaptivity: the epsilon of adam, yogi and adagrad (Reddi et al.'s tau). */
+            tau: optional(numberField(positive())),
+          }),
+        ),
       }),
       limits: section({
         /** Largest L2 norm of an update's difference from the global adapter. */
