@@ -88,6 +88,8 @@ export class Trainer {
   private state: StateTensors = new Map();
   /** Fixed inputs of the optimizer step: proximal_mu, anchors and corrections (empty when off). */
   private termFeeds: Record<string, ort.Tensor> = {};
+  /** Whether the tensors no step replaces are in device buffers (see pinFixedTensors). */
+  private pinned = false;
   private stepCount = 0;
 
   private constructor(
@@ -216,8 +218,11 @@ export class Trainer {
     return fit;
   }
 
-  private async session(kind: StepKind | 'readback', seq = this.options.seq): Promise<CompiledSession> {
-    const key = kind === 'readback' || kind === 'apply_step' ? kind : `${kind}@${seq}`;
+  private async session(
+    kind: StepKind | 'readback' | 'upload',
+    seq = this.options.seq,
+  ): Promise<CompiledSession> {
+    const key = kind === 'readback' || kind === 'upload' || kind === 'apply_step' ? kind : `${kind}@${seq}`;
     const hit = this.sessions.get(key);
     if (hit) return hit;
     const { proximal, gradientCorrection } = this.options;
@@ -225,13 +230,17 @@ export class Trainer {
     const graph =
       kind === 'readback'
         ? this.readbackGraph()
-        : buildStepGraph(kind, { ...this.options, seq, gradientTerms });
-    const onDevice = graph.outputs.map((o) => o.name).filter((n) => n.endsWith('.next'));
+        : kind === 'upload'
+          ? this.uploadGraph()
+          : buildStepGraph(kind, { ...this.options, seq, gradientTerms });
+    const outputs = graph.outputs.map((o) => o.name);
+    const onDevice =
+      kind === 'readback' ? [] : kind === 'upload' ? outputs : outputs.filter((n) => n.endsWith('.next'));
     const s = await createSession(graph, {
       provider: this.provider,
       threads: this.options.threads,
       modelDir: this.options.weights.dir,
-      deviceOutputs: kind === 'readback' ? [] : onDevice,
+      deviceOutputs: onDevice,
       forbidCpuFallback: this.options.forbidCpuFallback,
     });
     this.sessions.set(key, s);
@@ -246,6 +255,38 @@ export class Trainer {
       }
     }
     return g;
+  }
+
+  /** The tensors no step replaces: frozen A factors, anchors and corrections (not the scalar mu). */
+  private fixedTensors(): Record<string, ort.Tensor> {
+    const frozen = this.specs.filter((s) => s.frozen).map((s) => io.param(s.name));
+    const { [PROXIMAL_MU]: _mu, ...terms } = this.termFeeds;
+    return { ...this.stateFeeds(frozen), ...terms };
+  }
+
+  /** Identity over the fixed tensors, whose outputs a GPU provider keeps in device buffers. */
+  private uploadGraph(): Graph {
+    const g = new Graph('upload');
+    for (const [name, t] of Object.entries(this.fixedTensors()))
+      g.output(g.input(name, this.dtype, t.dims), `${name}.device`);
+    return g;
+  }
+
+  /**
+   * On WebGPU, copies the fixed tensors into device buffers once (and again after importState)
+   * instead of letting every step upload them from the CPU, as trained tensors already stay there.
+   */
+  private async pinFixedTensors(): Promise<void> {
+    this.pinned = true;
+    const fixed = this.fixedTensors();
+    if (this.provider !== 'webgpu' || Object.keys(fixed).length === 0) return;
+    const out = await (await this.session('upload')).run(fixed);
+    for (const [name, prev] of Object.entries(fixed)) {
+      const pinned = out[`${name}.device`];
+      if (this.state.has(name)) this.state.set(name, pinned);
+      else this.termFeeds[name] = pinned;
+      if (prev.location === 'gpu-buffer') prev.dispose();
+    }
   }
 
   private batchFeeds(
@@ -273,6 +314,7 @@ export class Trainer {
     if (this.options.evalOnly) throw new Error('trainStep: this Trainer was created with evalOnly');
     if (microBatches.length !== k)
       throw new Error(`trainStep: expected ${k} micro-batches, got ${microBatches.length}`);
+    if (!this.pinned) await this.pinFixedTensors();
     const t = this.stepCount + 1;
     const sc = stepScalarValues(this.options.optimizer, lr, t);
     const scalars = {
@@ -378,10 +420,12 @@ export class Trainer {
       }
     }
     this.stepCount = state.step;
+    if (this.specs.some((s) => s.frozen)) this.pinned = false;
   }
 
   async release(): Promise<void> {
-    for (const t of this.state.values()) if (t.location === 'gpu-buffer') t.dispose();
+    for (const t of [...this.state.values(), ...Object.values(this.termFeeds)])
+      if (t.location === 'gpu-buffer') t.dispose();
     for (const s of this.sessions.values()) await s.release();
     this.sessions.clear();
   }
