@@ -61,13 +61,8 @@ export {
   type LrSchedule,
   type ScheduleKind,
 } from './train/schedule.ts';
-export {
-  Trainer,
-  TrainingOptionsError,
-  type TrainerOptions,
-  type TrainerState,
-  type StepResult,
-} from './train/trainer.ts';
+export { Trainer, type TrainerOptions, type TrainerState, type StepResult } from './train/trainer.ts';
+export { TrainingOptionsError, type FederatedTrainingOptions } from './train/federated-options.ts';
 export { Generator, sampleToken, type GeneratorOptions, type SamplingOptions } from './generate/generator.ts';
 export { buildForwardGraph } from './generate/graph.ts';
 export type { Tokenizer, ChatMessage } from './tokenizer/types.ts';

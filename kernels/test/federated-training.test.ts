@@ -22,7 +22,8 @@ import {
   type StepGraphOptions,
 } from '../src/train/graphs.ts';
 import { DEFAULT_ADAMW, type AdamWConfig } from '../src/train/optimizer.ts';
-import { Trainer, TrainingOptionsError, type TrainerOptions } from '../src/train/trainer.ts';
+import { TrainingOptionsError } from '../src/train/federated-options.ts';
+import { Trainer, type TrainerOptions } from '../src/train/trainer.ts';
 import { randomRows, tinyModel } from './helpers/tiny.ts';
 
 /** AdamW whose first moment after one step from zero is exactly the gradient (see the header). */

@@ -5,7 +5,6 @@
 // aborts Node.
 
 import * as ort from 'onnxruntime-node';
-import { FeditError } from '@fedit/shared';
 import { Graph } from '../graph/ir.ts';
 import { ModelConfigError } from '../model/config.ts';
 import type { LoraConfig } from '../model/lora.ts';
@@ -29,17 +28,13 @@ import {
   type StepKind,
 } from './graphs.ts';
 import { stepScalarValues } from './optimizer.ts';
+import {
+  checkFederatedOptions,
+  gradientTermsOf,
+  type FederatedTrainingOptions,
+} from './federated-options.ts';
 
-/** Trainer options that do not fit the model or the tensors trained; the message names the field. */
-export class TrainingOptionsError extends FeditError {
-  constructor(message: string) {
-    super('TRAINING_OPTIONS', message);
-  }
-}
-
-type TensorValues = ReadonlyMap<string, Float32Array | Float64Array>;
-
-export interface TrainerOptions extends Omit<StepGraphOptions, 'gradientTerms'> {
+export interface TrainerOptions extends Omit<StepGraphOptions, 'gradientTerms'>, FederatedTrainingOptions {
   provider?: ExecutionProvider;
   threads?: number;
   /** Shorter sequence buckets to compile on demand besides `seq` (the largest); rows go to the smallest that fits. */
@@ -57,14 +52,6 @@ export interface TrainerOptions extends Omit<StepGraphOptions, 'gradientTerms'> 
   onWarning?: (message: string) => void;
   /** For tests of GPU graphs: fail if any node would fall back to the CPU. */
   forbidCpuFallback?: boolean;
-  /**
-   * FedProx: adds mu * (theta - anchor) to each trained tensor's gradient, the gradient of
-   * mu/2 ||theta - anchor||^2. The anchor defaults to the values training starts from (`initial`:
-   * the global adapter of the round).
-   */
-  proximal?: { mu: number; anchor?: TensorValues };
-  /** SCAFFOLD: a fixed offset (c - c_i) added to each trained tensor's gradient, by name. */
-  gradientCorrection?: TensorValues;
 }
 
 export interface StepResult {
@@ -109,7 +96,7 @@ export class Trainer {
       );
     }
     const specs = trainableSpecs(options);
-    checkGradientTermOptions(options, specs);
+    checkFederatedOptions(options, specs);
     let provider = options.provider ?? 'cpu';
     // Evaluating (or with nothing to train, a base model), only the eval graph is ever needed.
     const kind: StepKind =
@@ -225,8 +212,7 @@ export class Trainer {
     const key = kind === 'readback' || kind === 'upload' || kind === 'apply_step' ? kind : `${kind}@${seq}`;
     const hit = this.sessions.get(key);
     if (hit) return hit;
-    const { proximal, gradientCorrection } = this.options;
-    const gradientTerms = { proximal: proximal !== undefined, correction: gradientCorrection !== undefined };
+    const gradientTerms = gradientTermsOf(this.options);
     const graph =
       kind === 'readback'
         ? this.readbackGraph()
@@ -429,34 +415,4 @@ export class Trainer {
     for (const s of this.sessions.values()) await s.release();
     this.sessions.clear();
   }
-}
-
-/** Refuses gradient-term and freezing options that do not fit the tensors trained, naming the field. */
-function checkGradientTermOptions(o: TrainerOptions, specs: readonly ParamSpec[]): void {
-  if (o.freezeLoraA && !o.lora)
-    throw new TrainingOptionsError('freezeLoraA: there is no LoRA to freeze the A factors of');
-  const trained = specs.filter((s) => !s.frozen);
-  if (o.proximal) {
-    const { mu, anchor } = o.proximal;
-    if (!(Number.isFinite(mu) && mu >= 0))
-      throw new TrainingOptionsError(`proximal.mu must be a finite number >= 0, got ${mu}`);
-    if (anchor) checkTensorValues('proximal.anchor', anchor, trained);
-  }
-  if (o.gradientCorrection) checkTensorValues('gradientCorrection', o.gradientCorrection, trained);
-}
-
-/** `values` holds a tensor of the right size for each trained tensor, and nothing else. */
-function checkTensorValues(field: string, values: TensorValues, trained: readonly ParamSpec[]): void {
-  const byName = new Map(trained.map((s) => [s.name, s]));
-  for (const [name, v] of values) {
-    const s = byName.get(name);
-    if (!s) throw new TrainingOptionsError(`${field} has ${name}, which is not a trained tensor`);
-    const size = s.shape.reduce((a, b) => a * b, 1);
-    if (v.length !== size)
-      throw new TrainingOptionsError(
-        `${field} ${name} has ${v.length} values, expected ${size} for shape [${s.shape}]`,
-      );
-  }
-  const missing = trained.find((s) => !values.has(s.name));
-  if (missing) throw new TrainingOptionsError(`${field} lacks ${missing.name}, a trained tensor`);
 }
