@@ -240,6 +240,49 @@ gpuTest('FFA-LoRA, FedProx and SCAFFOLD on WebGPU match the CPU, fused and accum
   }
 });
 
+gpuTest(
+  'FFA-LoRA + FedProx on WebGPU: state imported into a trainer continues as an uninterrupted run, all on the GPU',
+  async (t) => {
+    const options: TrainerOptions = {
+      model,
+      weights,
+      lora,
+      batch: BATCH,
+      seq: SEQ,
+      optimizer: { ...DEFAULT_ADAMW },
+      seed: 0,
+      provider: 'webgpu',
+      initial: initialLora(),
+      forbidCpuFallback: true,
+      freezeLoraA: true,
+      proximal: { mu: 0.5 },
+    };
+    const batches = [0, 1, 2, 3].map((s) => rowsFor(2000 + s, BATCH));
+    const straight = await Trainer.create(options);
+    for (const b of batches) await straight.trainStep([b], LR);
+    const first = await Trainer.create(options);
+    for (const b of batches.slice(0, 2)) await first.trainStep([b], LR);
+    const saved = await first.exportState();
+    await first.release();
+    const resumed = await Trainer.create(options);
+    await resumed.trainStep([batches[3]], LR); // pins the fixed tensors; the import must pin A again
+    resumed.importState(saved); // the frozen A factors come back as host tensors
+    for (const b of batches.slice(2)) await resumed.trainStep([b], LR);
+    const locations = new Set(
+      [...(resumed as unknown as { state: Map<string, ort.Tensor> }).state.values()].map((x) => x.location),
+    );
+    t.deepEqual([...locations], ['gpu-buffer']);
+    const a = await straight.parameters();
+    const b = await resumed.parameters();
+    await straight.release();
+    await resumed.release();
+    const worst = worstTensorError(b, a);
+    t.true(worst.err < TOL, `${worst.name} differs by ${worst.err.toExponential(2)} relative`);
+    for (const [name, v] of initialLora())
+      if (name.includes('lora_A')) t.deepEqual(Array.from(b.get(name)!), Array.from(v), name);
+  },
+);
+
 /** Model variants beyond the tiny preset, each with its own checkpoint: every graph kind must compile. */
 const variants: { title: string; model: LlamaConfig; lora: LoraConfig }[] = [
   { title: 'tiny (GQA 4:2, tied head), LoRA q/v', model, lora },
