@@ -46,7 +46,13 @@ export {
   type CompiledSession,
 } from './runtime/session.ts';
 export { makeBatch, IGNORE_INDEX, type TokenRow } from './train/batch.ts';
-export { buildStepGraph, trainableSpecs, type StepKind, type StepGraphOptions } from './train/graphs.ts';
+export {
+  buildStepGraph,
+  trainableSpecs,
+  type StepKind,
+  type StepGraphOptions,
+  type GradientTerms,
+} from './train/graphs.ts';
 export { DEFAULT_ADAMW, type AdamWConfig } from './train/optimizer.ts';
 export {
   learningRate,
@@ -56,6 +62,7 @@ export {
   type ScheduleKind,
 } from './train/schedule.ts';
 export { Trainer, type TrainerOptions, type TrainerState, type StepResult } from './train/trainer.ts';
+export { TrainingOptionsError, type FederatedTrainingOptions } from './train/federated-options.ts';
 export { Generator, sampleToken, type GeneratorOptions, type SamplingOptions } from './generate/generator.ts';
 export { buildForwardGraph } from './generate/graph.ts';
 export type { Tokenizer, ChatMessage } from './tokenizer/types.ts';

@@ -81,7 +81,12 @@ interface Run {
   ms: number;
 }
 
-async function train(provider: ExecutionProvider, microBatches: number, steps: number): Promise<Run> {
+async function train(
+  provider: ExecutionProvider,
+  microBatches: number,
+  steps: number,
+  extra: Partial<TrainerOptions> = {},
+): Promise<Run> {
   const started = Date.now();
   const options: TrainerOptions = {
     model,
@@ -95,6 +100,7 @@ async function train(provider: ExecutionProvider, microBatches: number, steps: n
     microBatches,
     initial: initialLora(),
     forbidCpuFallback: true,
+    ...extra,
   };
   const trainer = await Trainer.create(options);
   try {
@@ -121,9 +127,13 @@ async function train(provider: ExecutionProvider, microBatches: number, steps: n
     run.evalLoss = ev.lossSum / ev.tokens;
     // On WebGPU the trained tensors and Adam moments must stay in GPU buffers between steps (a peek at
     // the trainer's private state: nothing public tells where a tensor lives).
-    const locations = new Set(
-      [...(trainer as unknown as { state: Map<string, ort.Tensor> }).state.values()].map((x) => x.location),
-    );
+    // The fixed inputs of FedProx and SCAFFOLD (anchors, corrections; not the scalar mu) too.
+    const peek = trainer as unknown as {
+      state: Map<string, ort.Tensor>;
+      termFeeds: Record<string, ort.Tensor>;
+    };
+    const fixed = Object.entries(peek.termFeeds).filter(([name]) => name !== 'proximal_mu');
+    const locations = new Set([...peek.state.values(), ...fixed.map(([, x]) => x)].map((x) => x.location));
     run.stateLocations = [...locations];
     run.state = (await trainer.exportState()).tensors; // on WebGPU: through the readback graph
     run.params = await trainer.parameters();
@@ -211,6 +221,67 @@ gpuTest('gradient accumulation (grad_step + apply_step) on WebGPU matches the CP
   const gpu = await train('webgpu', 2, 3);
   compare(t, gpu, cpu, initialLora());
 });
+
+gpuTest('FFA-LoRA, FedProx and SCAFFOLD on WebGPU match the CPU, fused and accumulated', async (t) => {
+  const rnd = normalSampler(8);
+  const correction = new Map(
+    loraTensorSpecs(model, lora)
+      .filter((s) => s.which === 'B')
+      .map((s) => [s.name, Float32Array.from({ length: s.shape[0] * s.shape[1] }, () => rnd() * 0.01)]),
+  );
+  const extra = { freezeLoraA: true, proximal: { mu: 0.5 }, gradientCorrection: correction };
+  for (const microBatches of [1, 2]) {
+    const cpu = await train('cpu', microBatches, 3, extra);
+    const gpu = await train('webgpu', microBatches, 3, extra);
+    // The frozen A factors are copied into device buffers once, like the anchors and corrections.
+    compare(t, gpu, cpu, initialLora());
+    for (const [name, v] of initialLora())
+      if (name.includes('lora_A')) t.deepEqual(Array.from(gpu.params.get(name)!), Array.from(v), name);
+  }
+});
+
+gpuTest(
+  'FFA-LoRA + FedProx on WebGPU: state imported into a trainer continues as an uninterrupted run, all on the GPU',
+  async (t) => {
+    const options: TrainerOptions = {
+      model,
+      weights,
+      lora,
+      batch: BATCH,
+      seq: SEQ,
+      optimizer: { ...DEFAULT_ADAMW },
+      seed: 0,
+      provider: 'webgpu',
+      initial: initialLora(),
+      forbidCpuFallback: true,
+      freezeLoraA: true,
+      proximal: { mu: 0.5 },
+    };
+    const batches = [0, 1, 2, 3].map((s) => rowsFor(2000 + s, BATCH));
+    const straight = await Trainer.create(options);
+    for (const b of batches) await straight.trainStep([b], LR);
+    const first = await Trainer.create(options);
+    for (const b of batches.slice(0, 2)) await first.trainStep([b], LR);
+    const saved = await first.exportState();
+    await first.release();
+    const resumed = await Trainer.create(options);
+    await resumed.trainStep([batches[3]], LR); // pins the fixed tensors; the import must pin A again
+    resumed.importState(saved); // the frozen A factors come back as host tensors
+    for (const b of batches.slice(2)) await resumed.trainStep([b], LR);
+    const locations = new Set(
+      [...(resumed as unknown as { state: Map<string, ort.Tensor> }).state.values()].map((x) => x.location),
+    );
+    t.deepEqual([...locations], ['gpu-buffer']);
+    const a = await straight.parameters();
+    const b = await resumed.parameters();
+    await straight.release();
+    await resumed.release();
+    const worst = worstTensorError(b, a);
+    t.true(worst.err < TOL, `${worst.name} differs by ${worst.err.toExponential(2)} relative`);
+    for (const [name, v] of initialLora())
+      if (name.includes('lora_A')) t.deepEqual(Array.from(b.get(name)!), Array.from(v), name);
+  },
+);
 
 /** Model variants beyond the tiny preset, each with its own checkpoint: every graph kind must compile. */
 const variants: { title: string; model: LlamaConfig; lora: LoraConfig }[] = [

@@ -1,9 +1,11 @@
 // `npm run bench -- <name> [options]`: the project's benchmarks. Each prints JSON with --json.
 import { benchTrain } from '../../kernels/bench/train.ts';
+import { benchTrainOptions } from '../../kernels/bench/train-options.ts';
 import { benchFederation } from './federation/federation.ts';
 
 const benches: Record<string, (argv: string[]) => Promise<void>> = {
   train: benchTrain,
+  'train-options': benchTrainOptions,
   federation: benchFederation,
 };
 

@@ -5,10 +5,25 @@
 //   eval_step   forward + loss sum and token count (no backward)
 // One graph per (model, LoRA config, batch x sequence bucket); shapes are static so ONNX Runtime
 // can plan memory and pick kernels once.
+//
+// Federated options, each compiled in only when on (off, the graphs are node for node the plain ones):
+//   freezeLoraA   FFA-LoRA (Sun et al. 2024, "Improving LoRA in Privacy-preserving Federated
+//                 Learning"): every lora_A is a plain input, with no gradient, no Adam moments and no
+//                 output, so A stays bit-identical and only B trains; averaging B is then exact.
+//   gradientTerms what train_step and apply_step add to the loss's gradient g of each trained tensor
+//                 theta, before global-norm clipping, as if it were part of the loss, in this order:
+//                   g' = g + mu * (theta - anchor)    FedProx (Li et al. 2020): the gradient of
+//                                                     mu/2 ||theta - anchor||^2; inputs proximal_mu
+//                                                     (scalar) and `${name}.anchor`
+//                   g'' = g' + correction             SCAFFOLD (Karimireddy et al. 2020): c - c_i,
+//                                                     input `${name}.correction`
+//                 The terms are added once per optimizer step (in apply_step, not per micro-batch),
+//                 and the reported loss stays the data loss. mu is an input: changing it never
+//                 recompiles.
 
 import { Graph, type ElementType, type Value } from '../graph/ir.ts';
 import { gradients } from '../graph/autodiff.ts';
-import { add, mul, reshape } from '../graph/ops.ts';
+import { add, mul, reshape, sub } from '../graph/ops.ts';
 import type { LlamaConfig } from '../model/config.ts';
 import { llamaDecoder, lmHead } from '../model/llama.ts';
 import type { LoraConfig } from '../model/lora.ts';
@@ -31,12 +46,28 @@ export interface StepGraphOptions {
   optimizer: AdamWConfig;
   /** Seed for LoRA dropout masks. */
   seed: number;
+  /** FFA-LoRA: train only the B factors; every lora_A is a graph input that never changes. */
+  freezeLoraA?: boolean;
+  /** Terms added to the gradient before clipping (see the header); each compiled in only when on. */
+  gradientTerms?: GradientTerms;
 }
 
-/** A trainable tensor as the graphs name it: the value itself, its Adam moments, and their updates. */
+export interface GradientTerms {
+  /** FedProx: + proximal_mu * (theta - `${name}.anchor`). */
+  proximal?: boolean;
+  /** SCAFFOLD: + `${name}.correction`. */
+  correction?: boolean;
+}
+
+/**
+ * A tensor of the adapter (or a fully trained base tensor) as the graphs name it: the value itself,
+ * and unless frozen, its Adam moments and their updates.
+ */
 export interface ParamSpec {
   name: string;
   shape: number[];
+  /** An input only (FFA-LoRA's A): no gradient, no optimizer state, no output. */
+  frozen?: boolean;
 }
 
 /** Names of graph inputs and outputs per trainable tensor; one place so host code and graphs agree. */
@@ -46,6 +77,8 @@ export const io = {
   adamV: (n: string) => `${n}.adam_v`,
   grad: (n: string) => `${n}.grad`,
   next: (n: string) => `${n}.next`,
+  anchor: (n: string) => `${n}.anchor`,
+  correction: (n: string) => `${n}.correction`,
 };
 
 export const BATCH_INPUTS = [
@@ -57,12 +90,19 @@ export const BATCH_INPUTS = [
   'rope_sin',
 ] as const;
 export const SCALAR_INPUTS = ['lr', 'bias_correction1', 'bias_correction2_sqrt'] as const;
+/** The scalar input of FedProx's mu, present only when gradientTerms.proximal is on. */
+export const PROXIMAL_MU = 'proximal_mu';
 
+/** Every tensor the graphs take as a parameter, in a fixed order; FFA-LoRA's A factors marked frozen. */
 export function trainableSpecs(
-  o: Pick<StepGraphOptions, 'model' | 'weights' | 'lora' | 'fullyTrained'>,
+  o: Pick<StepGraphOptions, 'model' | 'weights' | 'lora' | 'fullyTrained' | 'freezeLoraA'>,
 ): ParamSpec[] {
   const specs: ParamSpec[] = o.lora
-    ? loraTensorSpecs(o.model, o.lora).map((s) => ({ name: s.name, shape: s.shape }))
+    ? loraTensorSpecs(o.model, o.lora).map((s) =>
+        o.freezeLoraA && s.which === 'A'
+          ? { name: s.name, shape: s.shape, frozen: true }
+          : { name: s.name, shape: s.shape },
+      )
     : [];
   for (const name of o.fullyTrained ?? []) {
     const e = o.weights.entries.get(name);
@@ -112,15 +152,39 @@ function scalarInputs(g: Graph, dtype: ElementType): StepScalars {
   };
 }
 
-function optimizerStep(
+/** The loss's gradients plus the header's gradient terms that are on (the same values when none is). */
+function withGradientTerms(
   g: Graph,
   o: StepGraphOptions,
   specs: ParamSpec[],
   params: Map<string, Value>,
   grads: Value[],
+): Value[] {
+  const terms = o.gradientTerms ?? {};
+  const dtype = o.weights.dtype;
+  const mu = terms.proximal ? g.input(PROXIMAL_MU, dtype, []) : undefined;
+  return specs.map((s, i) => {
+    let grad = grads[i];
+    if (mu) {
+      const anchor = g.input(io.anchor(s.name), dtype, s.shape);
+      grad = add(grad, mul(mu, sub(params.get(s.name)!, anchor)));
+    }
+    if (terms.correction) grad = add(grad, g.input(io.correction(s.name), dtype, s.shape));
+    return grad;
+  });
+}
+
+/** Gradient terms, clipping and AdamW over the trained (not frozen) tensors `specs`. */
+function optimizerStep(
+  g: Graph,
+  o: StepGraphOptions,
+  specs: ParamSpec[],
+  params: Map<string, Value>,
+  lossGrads: Value[],
 ) {
   const dtype = o.weights.dtype;
   const scalars = scalarInputs(g, dtype);
+  const grads = withGradientTerms(g, o, specs, params, lossGrads);
   const clipped = clipByGlobalNorm(grads, o.optimizer.maxGradNorm);
   specs.forEach((s, i) => {
     const state = {
@@ -139,15 +203,18 @@ function optimizerStep(
 export function buildStepGraph(kind: StepKind, o: StepGraphOptions): Graph {
   const g = new Graph(kind);
   const dtype = o.weights.dtype;
-  const specs = trainableSpecs(o);
-  const params = new Map(specs.map((s) => [s.name, g.input(io.param(s.name), dtype, s.shape)]));
+  const all = trainableSpecs(o);
+  const specs = all.filter((s) => !s.frozen);
 
   if (kind === 'apply_step') {
+    // Frozen tensors take no part in an update, so apply_step does not even take them as inputs.
+    const params = new Map(specs.map((s) => [s.name, g.input(io.param(s.name), dtype, s.shape)]));
     const grads = specs.map((s) => g.input(io.grad(s.name), dtype, s.shape));
     g.output(optimizerStep(g, o, specs, params, grads), 'grad_norm');
     return g;
   }
 
+  const params = new Map(all.map((s) => [s.name, g.input(io.param(s.name), dtype, s.shape)]));
   const { loss, sum, count } = forwardLoss(g, o, params, kind !== 'eval_step');
   if (kind === 'eval_step') {
     g.output(sum, 'loss_sum');

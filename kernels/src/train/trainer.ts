@@ -21,14 +21,20 @@ import { makeBatch, type BatchTensors, type TokenRow } from './batch.ts';
 import {
   buildStepGraph,
   io,
+  PROXIMAL_MU,
   trainableSpecs,
   type ParamSpec,
   type StepGraphOptions,
   type StepKind,
 } from './graphs.ts';
 import { stepScalarValues } from './optimizer.ts';
+import {
+  checkFederatedOptions,
+  gradientTermsOf,
+  type FederatedTrainingOptions,
+} from './federated-options.ts';
 
-export interface TrainerOptions extends StepGraphOptions {
+export interface TrainerOptions extends Omit<StepGraphOptions, 'gradientTerms'>, FederatedTrainingOptions {
   provider?: ExecutionProvider;
   threads?: number;
   /** Shorter sequence buckets to compile on demand besides `seq` (the largest); rows go to the smallest that fits. */
@@ -67,6 +73,10 @@ export class Trainer {
   /** Compiled graphs, by kind and sequence bucket ('train_step@256'); apply_step and readback have no bucket. */
   private sessions = new Map<string, CompiledSession>();
   private state: StateTensors = new Map();
+  /** Fixed inputs of the optimizer step: proximal_mu, anchors and corrections (empty when off). */
+  private termFeeds: Record<string, ort.Tensor> = {};
+  /** Whether the tensors no step replaces are in device buffers (see pinFixedTensors). */
+  private pinned = false;
   private stepCount = 0;
 
   private constructor(
@@ -86,6 +96,7 @@ export class Trainer {
       );
     }
     const specs = trainableSpecs(options);
+    checkFederatedOptions(options, specs);
     let provider = options.provider ?? 'cpu';
     // Evaluating (or with nothing to train, a base model), only the eval graph is ever needed.
     const kind: StepKind =
@@ -125,6 +136,11 @@ export class Trainer {
     return this.tensor(this.dtype === 'float32' ? Float32Array.of(v) : Float64Array.of(v), []);
   }
 
+  /** The tensors an optimizer step updates (all but FFA-LoRA's frozen A factors). */
+  private get trained(): ParamSpec[] {
+    return this.specs.filter((s) => !s.frozen);
+  }
+
   private initState(): void {
     const o = this.options;
     const init =
@@ -140,18 +156,36 @@ export class Trainer {
           `initial ${s.name} has ${value.length} values, expected ${size} for shape [${s.shape}]`,
         );
       }
-      this.state.set(io.param(s.name), this.tensor(value ?? new Float32Array(size), s.shape));
-      if (o.evalOnly) continue;
+      const start = value ?? new Float32Array(size);
+      this.state.set(io.param(s.name), this.tensor(start, s.shape));
+      if (o.evalOnly || s.frozen) continue;
       this.state.set(io.adamM(s.name), this.tensor(new Float32Array(size), s.shape));
       this.state.set(io.adamV(s.name), this.tensor(new Float32Array(size), s.shape));
+      this.initTermFeeds(s, start);
     }
   }
 
-  /** The state tensors of one trainable tensor: the value, and its Adam moments unless evaluating only. */
+  /** The fixed gradient-term inputs of trained tensor `s`, which starts training at `start`. */
+  private initTermFeeds(s: ParamSpec, start: Float32Array | Float64Array): void {
+    const { proximal, gradientCorrection } = this.options;
+    if (proximal) {
+      this.termFeeds[PROXIMAL_MU] ??= this.scalar(proximal.mu);
+      this.termFeeds[io.anchor(s.name)] = this.tensor(proximal.anchor?.get(s.name) ?? start, s.shape);
+    }
+    if (gradientCorrection)
+      this.termFeeds[io.correction(s.name)] = this.tensor(gradientCorrection.get(s.name)!, s.shape);
+  }
+
+  /** The state tensors of one tensor: the value, and its Adam moments unless frozen or evaluating only. */
   private stateNames(s: ParamSpec): string[] {
-    return this.options.evalOnly
+    return this.options.evalOnly || s.frozen
       ? [io.param(s.name)]
       : [io.param(s.name), io.adamM(s.name), io.adamV(s.name)];
+  }
+
+  /** The state tensors named `names`, as feeds. */
+  private stateFeeds(names: readonly string[]): Record<string, ort.Tensor> {
+    return Object.fromEntries(names.map((n) => [n, this.state.get(n)!]));
   }
 
   /** Which step graphs have been compiled so far, by kind and sequence bucket ('eval_step@16'). */
@@ -171,17 +205,28 @@ export class Trainer {
     return fit;
   }
 
-  private async session(kind: StepKind | 'readback', seq = this.options.seq): Promise<CompiledSession> {
-    const key = kind === 'readback' || kind === 'apply_step' ? kind : `${kind}@${seq}`;
+  private async session(
+    kind: StepKind | 'readback' | 'upload',
+    seq = this.options.seq,
+  ): Promise<CompiledSession> {
+    const key = kind === 'readback' || kind === 'upload' || kind === 'apply_step' ? kind : `${kind}@${seq}`;
     const hit = this.sessions.get(key);
     if (hit) return hit;
-    const graph = kind === 'readback' ? this.readbackGraph() : buildStepGraph(kind, { ...this.options, seq });
-    const onDevice = graph.outputs.map((o) => o.name).filter((n) => n.endsWith('.next'));
+    const gradientTerms = gradientTermsOf(this.options);
+    const graph =
+      kind === 'readback'
+        ? this.readbackGraph()
+        : kind === 'upload'
+          ? this.uploadGraph()
+          : buildStepGraph(kind, { ...this.options, seq, gradientTerms });
+    const outputs = graph.outputs.map((o) => o.name);
+    const onDevice =
+      kind === 'readback' ? [] : kind === 'upload' ? outputs : outputs.filter((n) => n.endsWith('.next'));
     const s = await createSession(graph, {
       provider: this.provider,
       threads: this.options.threads,
       modelDir: this.options.weights.dir,
-      deviceOutputs: kind === 'readback' ? [] : onDevice,
+      deviceOutputs: onDevice,
       forbidCpuFallback: this.options.forbidCpuFallback,
     });
     this.sessions.set(key, s);
@@ -196,6 +241,38 @@ export class Trainer {
       }
     }
     return g;
+  }
+
+  /** The tensors no step replaces: frozen A factors, anchors and corrections (not the scalar mu). */
+  private fixedTensors(): Record<string, ort.Tensor> {
+    const frozen = this.specs.filter((s) => s.frozen).map((s) => io.param(s.name));
+    const { [PROXIMAL_MU]: _mu, ...terms } = this.termFeeds;
+    return { ...this.stateFeeds(frozen), ...terms };
+  }
+
+  /** Identity over the fixed tensors, whose outputs a GPU provider keeps in device buffers. */
+  private uploadGraph(): Graph {
+    const g = new Graph('upload');
+    for (const [name, t] of Object.entries(this.fixedTensors()))
+      g.output(g.input(name, this.dtype, t.dims), `${name}.device`);
+    return g;
+  }
+
+  /**
+   * On WebGPU, copies the fixed tensors into device buffers once (and again after importState)
+   * instead of letting every step upload them from the CPU, as trained tensors already stay there.
+   */
+  private async pinFixedTensors(): Promise<void> {
+    this.pinned = true;
+    const fixed = this.fixedTensors();
+    if (this.provider !== 'webgpu' || Object.keys(fixed).length === 0) return;
+    const out = await (await this.session('upload')).run(fixed);
+    for (const [name, prev] of Object.entries(fixed)) {
+      const pinned = out[`${name}.device`];
+      if (this.state.has(name)) this.state.set(name, pinned);
+      else this.termFeeds[name] = pinned;
+      if (prev.location === 'gpu-buffer') prev.dispose();
+    }
   }
 
   private batchFeeds(
@@ -223,6 +300,7 @@ export class Trainer {
     if (this.options.evalOnly) throw new Error('trainStep: this Trainer was created with evalOnly');
     if (microBatches.length !== k)
       throw new Error(`trainStep: expected ${k} micro-batches, got ${microBatches.length}`);
+    if (!this.pinned) await this.pinFixedTensors();
     const t = this.stepCount + 1;
     const sc = stepScalarValues(this.options.optimizer, lr, t);
     const scalars = {
@@ -230,7 +308,7 @@ export class Trainer {
       bias_correction1: this.scalar(sc.biasCorrection1),
       bias_correction2_sqrt: this.scalar(sc.biasCorrection2Sqrt),
     };
-    const stateNames = this.specs.flatMap((s) => [io.param(s.name), io.adamM(s.name), io.adamV(s.name)]);
+    const stateNames = this.trained.flatMap((s) => this.stateNames(s));
     // Dropout masks are a function of (seed, step, micro-batch): a resumed run draws the same ones.
     const dropout = (micro: number): Record<string, ort.Tensor> =>
       (this.options.lora?.dropout ?? 0) > 0
@@ -248,6 +326,7 @@ export class Trainer {
         ...dropout(0),
         ...scalars,
         ...Object.fromEntries(this.state),
+        ...this.termFeeds,
       });
       this.replaceState(out, stateNames);
       this.stepCount = t;
@@ -257,15 +336,13 @@ export class Trainer {
     // Gradient accumulation: HF Trainer's convention, the mean of the micro-batch mean losses.
     const gradSession = await this.session('grad_step', seq);
     let acc: Record<string, ort.Tensor> = Object.fromEntries(
-      this.specs.map((s) => [
+      this.trained.map((s) => [
         io.grad(s.name),
         this.tensor(new Float32Array(s.shape.reduce((a, b) => a * b, 1)), s.shape),
       ]),
     );
     let lossSum = 0;
-    const params = Object.fromEntries(
-      this.specs.map((s) => [io.param(s.name), this.state.get(io.param(s.name))!]),
-    );
+    const params = this.stateFeeds(this.specs.map((s) => io.param(s.name)));
     for (const [micro, rows] of microBatches.entries()) {
       const { feeds, batch } = this.batchFeeds(rows, seq);
       tokens += batch.targetTokens;
@@ -278,10 +355,10 @@ export class Trainer {
       });
       lossSum += Number(out.loss.data[0]);
       for (const v of Object.values(acc)) if (v.location === 'gpu-buffer') v.dispose();
-      acc = Object.fromEntries(this.specs.map((s) => [io.grad(s.name), out[io.next(io.grad(s.name))]]));
+      acc = Object.fromEntries(this.trained.map((s) => [io.grad(s.name), out[io.next(io.grad(s.name))]]));
     }
     const apply = await this.session('apply_step');
-    const out = await apply.run({ ...acc, ...scalars, ...Object.fromEntries(this.state) });
+    const out = await apply.run({ ...acc, ...scalars, ...this.stateFeeds(stateNames), ...this.termFeeds });
     for (const v of Object.values(acc)) if (v.location === 'gpu-buffer') v.dispose();
     this.replaceState(out, stateNames);
     this.stepCount = t;
@@ -293,9 +370,7 @@ export class Trainer {
     const seq = this.bucketFor(rows);
     const session = await this.session('eval_step', seq);
     const { feeds } = this.batchFeeds(rows, seq);
-    const params = Object.fromEntries(
-      this.specs.map((s) => [io.param(s.name), this.state.get(io.param(s.name))!]),
-    );
+    const params = this.stateFeeds(this.specs.map((s) => io.param(s.name)));
     const out = await session.run({ ...feeds, ...params });
     return { lossSum: Number(out.loss_sum.data[0]), tokens: Number(out.token_count.data[0]) };
   }
@@ -331,10 +406,12 @@ export class Trainer {
       }
     }
     this.stepCount = state.step;
+    if (this.specs.some((s) => s.frozen)) this.pinned = false;
   }
 
   async release(): Promise<void> {
-    for (const t of this.state.values()) if (t.location === 'gpu-buffer') t.dispose();
+    for (const t of [...this.state.values(), ...Object.values(this.termFeeds)])
+      if (t.location === 'gpu-buffer') t.dispose();
     for (const s of this.sessions.values()) await s.release();
     this.sessions.clear();
   }

@@ -169,16 +169,21 @@ async function trainFromSession(ctx: RoundContext, checkpointDir: string, settin
   }
 }
 
-/** The round's training settings: the federation's LoRA and prompt cutoff, the round's steps and seed. */
+/**
+ * The round's training settings: the federation's LoRA, prompt cutoff and local-training rule
+ * (FFA-LoRA's frozen A, FedProx's mu, anchored at the round's global adapter), the round's steps
+ * and seed.
+ */
 function roundSettings(
   ctx: RoundContext,
   lora: LoraConfig,
   initialAdapter: ReadonlyMap<string, Float32Array>,
 ): LoraRunSettings {
   const { session, open } = ctx;
+  const { cutoffLen, freezeLoraA, proximalMu } = session.settings.training;
   return {
     lora,
-    cutoffLen: session.settings.training.cutoffLen,
+    cutoffLen,
     batchSize: open.training.batchSize,
     epochs: 1,
     maxSteps: open.training.steps,
@@ -189,6 +194,8 @@ function roundSettings(
     provider: session.options.provider,
     threads: session.options.threads,
     initialAdapter,
+    freezeLoraA,
+    proximalMu,
     signal: ctx.signal,
     onEvent: (e) => {
       if (e.type === 'step') {

@@ -45,6 +45,13 @@ export interface LoraRunSettings {
   threads?: number;
   /** Start from these LoRA tensors (a global adapter) instead of PEFT's initialisation. */
   initialAdapter?: ReadonlyMap<string, Float32Array>;
+  /** FFA-LoRA: train only the lora_B tensors; every lora_A keeps its starting value bit for bit. */
+  freezeLoraA?: boolean;
+  /**
+   * FedProx: mu of the proximal term mu/2 ||theta - theta_start||^2 added to the loss's gradient,
+   * anchored at the starting adapter (`initialAdapter`: the round's global adapter). 0 or absent: off.
+   */
+  proximalMu?: number;
   /** Discard a checkpoint of another run in the checkpoint folder instead of refusing to start. */
   restart?: boolean;
   /** Aborting saves a checkpoint and stops after the current step. */
@@ -117,6 +124,8 @@ export function checkRunSettings(o: LoraRunSettings): void {
   if (!(Number.isInteger(k) && k > 0))
     throw new TrainingSetupError(`micro-batches must be a positive whole number, got ${k}`);
   if (!(o.epochs > 0) && !o.maxSteps) throw new TrainingSetupError('give epochs > 0 or max steps');
+  if (o.proximalMu !== undefined && !(Number.isFinite(o.proximalMu) && o.proximalMu >= 0))
+    throw new TrainingSetupError(`proximal mu must be a finite number >= 0, got ${o.proximalMu}`);
 }
 
 /** Mean loss of `rows` in batches of `batchSize`. */
@@ -176,6 +185,9 @@ function createTrainer(model: LoadedModel, o: LoraRunSettings, run: ReturnType<t
     provider: o.provider,
     threads: o.threads,
     initial: o.initialAdapter,
+    freezeLoraA: o.freezeLoraA,
+    // The anchor is left to the Trainer: the values training starts from, i.e. initialAdapter.
+    proximal: o.proximalMu ? { mu: o.proximalMu } : undefined,
     onWarning: (message) => o.onEvent?.({ type: 'warning', message }),
   });
 }
@@ -202,7 +214,13 @@ export async function trainLora(inputs: LoraRunInputs, o: LoraRunSettings): Prom
   const trainer = await createTrainer(model, o, run);
   emit({ type: 'ready', provider: trainer.provider, totalSteps, stepsPerEpoch, buckets: run.buckets });
   try {
-    const runId = runIdentity(model.identity, inputs.runKey, o);
+    // Off is off however it is said: false and 0 name the same run as absent (older checkpoints resume).
+    const identity: LoraRunSettings = {
+      ...o,
+      freezeLoraA: o.freezeLoraA || undefined,
+      proximalMu: o.proximalMu || undefined,
+    };
+    const runId = runIdentity(model.identity, inputs.runKey, identity);
     let tokensSeen = await resume(trainer, checkpointDir, runId, o);
     const losses: number[] = [];
     const started = performance.now();

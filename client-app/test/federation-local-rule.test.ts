@@ -1,0 +1,115 @@
+// The federation's local-training rule reaches each participant's training: with
+// training.freezeLoraA in the federation config, a real round (coordinator and two participants on
+// loopback) ends with a global adapter whose every lora_A is the round's starting one bit for bit
+// (FFA-LoRA: the participants never moved A, and the mean of equal values is that value), while B
+// learned; without it, A moves. FedProx's mu rides along in the same settings.
+
+import test, { type ExecutionContext } from 'ava';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readSafetensorsFile, tensorToF32 } from '@fedit/shared';
+import { createInvite, startCoordinator, type CoordinatorEvent } from '@fedit/coordinator';
+import { EventRecorder, FACTS, writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
+import { initFederationFromModel } from '../src/operator/init-federation.ts';
+import { joinFederation, Participant } from '../src/core/federation/index.ts';
+
+async function writeData(path: string, facts: string[][]): Promise<string> {
+  const lines = facts.map(([q, a]) =>
+    JSON.stringify({
+      messages: [
+        { role: 'user', content: `The ${q}?` },
+        { role: 'assistant', content: a },
+      ],
+    }),
+  );
+  await writeFile(path, lines.join('\n') + '\n');
+  return path;
+}
+
+/** One round of a two-participant federation with these local-training settings; both global adapters. */
+async function oneRound(t: ExecutionContext, rule: { freezeLoraA?: boolean; proximalMu?: number }) {
+  const dir = await mkdtemp(join(tmpdir(), 'fedit-local-rule-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const modelDir = await writeTinyChatModel(join(dir, 'model'));
+  const fedDir = join(dir, 'federation');
+  await initFederationFromModel(fedDir, {
+    modelDir,
+    modelName: 'tiny-test',
+    seed: 1,
+    settings: {
+      name: 'local rule',
+      lora: { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj'] },
+      training: {
+        localSteps: 4,
+        batchSize: 2,
+        lr: 1e-2,
+        cutoffLen: 64,
+        template: 'chat',
+        trainOnInputs: false,
+        ...rule,
+      },
+      rounds: 1,
+      participantsPerRound: { fraction: 1, minimum: 2 },
+      minUpdates: 2,
+      roundDeadlineSeconds: 120,
+    },
+  });
+  const recorder = new EventRecorder<CoordinatorEvent>();
+  const coordinator = await startCoordinator({
+    dir: fedDir,
+    host: '127.0.0.1',
+    port: 0,
+    onEvent: recorder.record,
+  });
+  t.teardown(() => coordinator.close());
+  const homes = [join(dir, 'alice'), join(dir, 'bob')];
+  const data = [
+    await writeData(join(dir, 'alice.jsonl'), FACTS.slice(0, 4)),
+    await writeData(join(dir, 'bob.jsonl'), FACTS.slice(4)),
+  ];
+  for (const [i, home] of homes.entries())
+    await joinFederation(createInvite(fedDir, { url: coordinator.url }), { home, displayName: `p${i}` });
+  const results = await Promise.all(
+    homes.map((home, i) =>
+      new Participant().start({
+        modelDir,
+        dataFiles: [data[i]],
+        home,
+        threads: 1,
+        reconnectionDelayMax: 500,
+      }),
+    ),
+  );
+  const closed = await recorder.next((e) => e.type === 'round-closed' || e.type === 'round-aborted');
+  t.is(closed.type, 'round-closed', JSON.stringify(recorder.events));
+  // The participant caches both global adapters by hash: the round's start and its result.
+  const final = results[0].history[0].adapterHash!.slice('sha256:'.length);
+  const cached = await readdir(join(homes[0], 'adapters'));
+  t.is(cached.length, 2);
+  const read = async (file: string) => {
+    const { tensors } = await readSafetensorsFile(join(homes[0], 'adapters', file));
+    return new Map([...tensors].map(([name, tensor]) => [name, tensorToF32(tensor)]));
+  };
+  return {
+    start: await read(cached.find((f) => !f.startsWith(final))!),
+    end: await read(`${final}.safetensors`),
+  };
+}
+
+const changed = (a: Float32Array, b: Float32Array) => a.some((x, i) => x !== b[i]);
+
+test('with freezeLoraA every lora_A of the global adapter survives a round bit for bit while lora_B learns', async (t) => {
+  const { start, end } = await oneRound(t, { freezeLoraA: true, proximalMu: 0.1 });
+  t.true(start.size > 0);
+  for (const [name, before] of start) {
+    if (name.includes('lora_A')) t.deepEqual(Array.from(end.get(name)!), Array.from(before), name);
+    else t.true(changed(end.get(name)!, before), `${name} learned`);
+  }
+});
+
+test('without freezeLoraA the round moves lora_A too', async (t) => {
+  const { start, end } = await oneRound(t, {});
+  const aNames = [...start.keys()].filter((n) => n.includes('lora_A'));
+  t.true(aNames.some((name) => changed(end.get(name)!, start.get(name)!)));
+});
