@@ -51,7 +51,10 @@ export interface TaskAccuracy {
 }
 
 /** The prompt text of a task as the chat template renders it, ready for the model to answer. */
-export function taskPrompt(tokenizer: Tokenizer, task: Pick<InstructionRecord, 'instruction' | 'context'>): string {
+export function taskPrompt(
+  tokenizer: Tokenizer,
+  task: Pick<InstructionRecord, 'instruction' | 'context'>,
+): string {
   const messages = chatMessages({
     turns: [
       { role: 'user', content: task.instruction, input: task.context === '' ? undefined : task.context },

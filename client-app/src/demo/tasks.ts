@@ -48,28 +48,47 @@ const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
 export const CATEGORY_SPECS: Readonly<Record<TaskCategory, CategorySpec>> = {
   reverse: {
     instruction: 'Reverse the word.',
-    trainingWordings: ['Reverse the word.', 'Write the word backwards.', 'Spell this word from the last letter to the first.'],
+    trainingWordings: [
+      'Reverse the word.',
+      'Write the word backwards.',
+      'Spell this word from the last letter to the first.',
+    ],
     heldOutWordings: ['Give me the letters in reverse order.', 'What is this word read right to left?'],
     length: [3, 5],
     solve: (w) => [...w].reverse().join(''),
   },
   uppercase: {
     instruction: 'Write it in capitals.',
-    trainingWordings: ['Write it in capitals.', 'Convert the word to upper case.', 'Make every letter a capital letter.'],
+    trainingWordings: [
+      'Write it in capitals.',
+      'Convert the word to upper case.',
+      'Make every letter a capital letter.',
+    ],
     heldOutWordings: ['Shout this word in uppercase letters.', 'Rewrite it using only capital letters.'],
     length: [3, 5],
     solve: (w) => w.toUpperCase(),
   },
   shift: {
     instruction: 'Advance every letter by one.',
-    trainingWordings: ['Advance every letter by one.', 'Replace each letter with the next one in the alphabet.', 'Move each letter one step forward in the alphabet.'],
-    heldOutWordings: ['Change every letter to the letter that follows it.', 'Shift the letters forward by one place.'],
+    trainingWordings: [
+      'Advance every letter by one.',
+      'Replace each letter with the next one in the alphabet.',
+      'Move each letter one step forward in the alphabet.',
+    ],
+    heldOutWordings: [
+      'Change every letter to the letter that follows it.',
+      'Shift the letters forward by one place.',
+    ],
     length: [3, 5],
     solve: (w) => [...w].map((c) => LETTERS[(LETTERS.indexOf(c) + 1) % 26]).join(''),
   },
   dashes: {
     instruction: 'Put dashes between the letters.',
-    trainingWordings: ['Put dashes between the letters.', 'Separate the letters with hyphens.', 'Insert a dash between each pair of letters.'],
+    trainingWordings: [
+      'Put dashes between the letters.',
+      'Separate the letters with hyphens.',
+      'Insert a dash between each pair of letters.',
+    ],
     heldOutWordings: ['Join the letters with a - sign.', 'Write the letters with a hyphen in between.'],
     length: [3, 5],
     solve: (w) => [...w].join('-'),
@@ -83,7 +102,11 @@ export const CATEGORY_SPECS: Readonly<Record<TaskCategory, CategorySpec>> = {
   },
   count: {
     instruction: 'How long is this word?',
-    trainingWordings: ['How long is this word?', 'Count the letters in the word.', 'How many letters does this word have?'],
+    trainingWordings: [
+      'How long is this word?',
+      'Count the letters in the word.',
+      'How many letters does this word have?',
+    ],
     heldOutWordings: ['Give the number of letters.', 'What is the length of this word?'],
     length: [2, 9],
     solve: (w) => String(w.length),

@@ -1,0 +1,44 @@
+// Simulating a federation on this machine: N participants on loopback through the real protocol,
+// seeded end to end, against pooled training and each participant alone. `fedit simulate` and
+// `npm run bench -- learning` run it.
+
+export {
+  builtinTaskDataset,
+  fileDataset,
+  readInstructionFile,
+  type BuiltinDatasetOptions,
+  type EvaluationSet,
+  type FileDatasetOptions,
+  type SimulationDataset,
+} from './dataset.ts';
+export {
+  participantIdentitySeed,
+  runLoopbackFederation,
+  type ClosedRound,
+  type FederationMember,
+  type LoopbackFederationOptions,
+} from './federation.ts';
+export { RULE_PRESETS, mergeSettings, rulePreset, simulationSettings } from './presets.ts';
+export {
+  categoriesOf,
+  dirichlet,
+  splitByCategory,
+  type ParticipantShard,
+  type SplitOptions,
+  type SplitSpec,
+} from './split.ts';
+export {
+  runBaselines,
+  runFederated,
+  runSimulation,
+  simulationPlan,
+  summarizeShards,
+  type Accuracies,
+  type Baselines,
+  type FederatedRound,
+  type FederatedRun,
+  type ShardSummary,
+  type SimulationOptions,
+  type SimulationResult,
+  type TrainedBaseline,
+} from './simulation.ts';
