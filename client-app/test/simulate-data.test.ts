@@ -2,7 +2,7 @@
 // covers the data, follows its seed; the built-in dataset's held-out wordings never appear in
 // training data; a person's file is read with file:line errors.
 
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,11 +21,7 @@ const key = (r: InstructionRecord) => `${r.category}|${r.instruction}|${r.contex
 const dataset = builtinTaskDataset({ seed: 3, trainPerCategory: 60, evalPerCategory: 6 });
 
 /** Every record of `records` in exactly one shard, and nothing else. */
-function assertPartition(
-  t: import('ava').ExecutionContext,
-  records: InstructionRecord[],
-  shards: ParticipantShard[],
-) {
+function assertPartition(t: ExecutionContext, records: InstructionRecord[], shards: ParticipantShard[]) {
   const dealt = shards.flatMap((s) => s.train.map(key)).sort();
   t.deepEqual(dealt, records.map(key).sort());
   for (const s of shards) {
