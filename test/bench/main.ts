@@ -1,10 +1,12 @@
 // `npm run bench -- <name> [options]`: the project's benchmarks. Each prints JSON with --json.
 import { benchTrain } from '../../kernels/bench/train.ts';
 import { benchFederation } from './federation/federation.ts';
+import { benchLearning } from './learning/learning.ts';
 
 const benches: Record<string, (argv: string[]) => Promise<void>> = {
   train: benchTrain,
   federation: benchFederation,
+  learning: benchLearning,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -2,6 +2,14 @@
 // seeded end to end, against pooled training and each participant alone. `fedit simulate` and
 // `npm run bench -- learning` run it.
 
+export { defaultDemoCacheDir, ensureDemoBaseModel } from '../demo/base-model.ts';
+export {
+  learningBenchJson,
+  runLearningBench,
+  type LearningBenchOptions,
+  type LearningBenchResult,
+  type RuleChoice,
+} from './bench.ts';
 export {
   builtinTaskDataset,
   fileDataset,
@@ -18,6 +26,18 @@ export {
   type FederationMember,
   type LoopbackFederationOptions,
 } from './federation.ts';
+export { parseRules, parseSplit, readSettingsPatch, seedList } from './options.ts';
+export {
+  compact,
+  formatSummary,
+  spread,
+  summarize,
+  type CompactAccuracy,
+  type EvaluationSummary,
+  type SeedRuns,
+  type Spread,
+  type SummaryRow,
+} from './report.ts';
 export { RULE_PRESETS, mergeSettings, rulePreset, simulationSettings } from './presets.ts';
 export {
   categoriesOf,
