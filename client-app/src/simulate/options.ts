@@ -23,18 +23,18 @@ export function parseSplit(text: string): SplitSpec {
   );
 }
 
-/** A comma-separated list of rule presets (RULE_PRESETS). */
-export function parseRules(text: string): RuleChoice[] {
+/** A comma-separated list of rule presets (RULE_PRESETS), given as `option`. */
+export function parseRules(text: string, option = '--rules'): RuleChoice[] {
   const names = text
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
-  if (names.length === 0) throw new FeditError('CLI_OPTION', '--rules names no rule');
+  if (names.length === 0) throw new FeditError('CLI_OPTION', `${option} names no rule`);
   return names.map((name) => {
     try {
       return { name, settings: rulePreset(name) };
     } catch (err) {
-      throw new FeditError('CLI_OPTION', `--rule: ${(err as Error).message}`);
+      throw new FeditError('CLI_OPTION', `${option}: ${(err as Error).message}`);
     }
   });
 }
