@@ -19,6 +19,8 @@ interface SimulateOptions {
   threads: number;
   dir?: string;
   json: boolean;
+  attack?: string;
+  attackParticipant: number;
 }
 
 export function registerSimulateCommand(program: Command): void {
@@ -57,6 +59,13 @@ export function registerSimulateCommand(program: Command): void {
       'keep the federations and participants here (default: a temporary folder, removed)',
     )
     .option('--json', 'print the result as one JSON line instead of the tables', false)
+    .option('--attack <how>', 'one participant poisons its updates: scale:FACTOR, signflip or examples:COUNT')
+    .option(
+      '--attack-participant <i>',
+      'which participant attacks (0-based)',
+      wholeNumber('--attack-participant', 0),
+      0,
+    )
     .action((o: SimulateOptions) => runSimulate(o));
 }
 
@@ -69,6 +78,8 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
   const split = sim.parseSplit(o.split);
   const rules = sim.parseRules(o.rule, '--rule');
   const settings = o.settings ? sim.readSettingsPatch(o.settings) : {};
+  const attack =
+    o.attack === undefined ? undefined : { ...sim.parseAttack(o.attack), participant: o.attackParticipant };
   const dataset = async (seed: number) =>
     o.data === undefined
       ? sim.builtinTaskDataset({ seed })
@@ -92,6 +103,7 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
       workDir,
       threads: o.threads,
       evalEveryRound: false,
+      attack,
       log,
     });
     if (o.json) process.stdout.write(JSON.stringify(sim.learningBenchJson(result)) + '\n');

@@ -58,7 +58,7 @@ async function evaluateRound(o: DemoFederationOptions, closed: ClosedRound): Pro
     round: closed.round,
     participants: closed.updates,
     took: closed.took.map((t) => t.name),
-    trainLoss: mean(closed.took.map((t) => t.entry.trainLoss!)),
+    trainLoss: mean(closed.took.map((t) => t.trainLoss)),
     heldOutLoss,
     accuracy,
   };

@@ -5,6 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FederationSettings } from '@fedit/coordinator';
+import type { Attack } from './adversary.ts';
 import type { SimulationDataset } from './dataset.ts';
 import { mergeSettings } from './presets.ts';
 import { compactAll, summarize, type EvaluationSummary, type SeedRuns } from './report.ts';
@@ -38,6 +39,8 @@ export interface LearningBenchOptions {
   workDir: string;
   threads?: number;
   evalEveryRound?: boolean;
+  /** One participant poisons its updates in every rule's federation (the baselines stay clean). */
+  attack?: Attack & { participant: number };
   log?: (line: string) => void;
 }
 
@@ -67,6 +70,7 @@ export async function runLearningBench(o: LearningBenchOptions): Promise<Learnin
       workDir: join(o.workDir, `seed-${seed}`),
       threads: o.threads,
       evalEveryRound: o.evalEveryRound,
+      attack: o.attack,
       log: o.log,
     };
     const shards = summarizeShards(simulationPlan(common).shards);

@@ -26,19 +26,31 @@ import {
   toHex,
 } from '@fedit/shared';
 import { createInvite, startCoordinator, type FederationSettings } from '@fedit/coordinator';
+import type { LoraConfig } from '@fedit/kernels';
 import { initFederationFromModel } from '../operator/init-federation.ts';
 import {
   IDENTITY_FILE,
   joinFederation,
   Participant,
+  requireIdentity,
   writePrivateFile,
+  type Membership,
   type RoundHistoryEntry,
 } from '../core/federation/index.ts';
 import { toJsonl, type InstructionRecord } from '../demo/tasks.ts';
+import { runAdversary, type Attack } from './adversary.ts';
 
 export interface FederationMember {
   name: string;
   train: readonly InstructionRecord[];
+  /** Take part as a poisoning peer (adversary.ts) instead of the real Participant. */
+  attack?: Attack;
+}
+
+/** A participant's counted update in a round. */
+export interface TookPart {
+  name: string;
+  trainLoss: number;
 }
 
 /** A round the coordinator closed: its global adapter and who took part. */
@@ -47,8 +59,8 @@ export interface ClosedRound {
   adapterHash: string;
   tensors: Map<string, Float32Array>;
   updates: number;
-  /** The participants whose counted update made this round, by name, with their round entry. */
-  took: { name: string; entry: RoundHistoryEntry }[];
+  /** The participants who uploaded an update this round, by name. */
+  took: TookPart[];
 }
 
 export interface LoopbackFederationOptions<Row> {
@@ -135,7 +147,7 @@ class LoopbackParticipants {
   readonly #o: LoopbackFederationOptions<unknown>;
   readonly #stop = new AbortController();
   readonly #runs: Promise<unknown>[] = [];
-  readonly #history = new Map<number, { name: string; entry: RoundHistoryEntry }[]>();
+  readonly #history = new Map<number, TookPart[]>();
 
   constructor(o: LoopbackFederationOptions<unknown>) {
     this.#o = o;
@@ -145,9 +157,10 @@ class LoopbackParticipants {
 
   /** Writes the member's data (and seeded identity), joins with an invite to `url`, and starts it. */
   async join(member: FederationMember, index: number, url: string): Promise<void> {
-    const { root, fedDir, modelDir, threads, seed, seededIdentities } = this.#o;
+    const { root, fedDir, seed, seededIdentities } = this.#o;
     const home = join(root, 'participants', member.name);
     const dataFile = join(home, 'data.jsonl');
+    let joined;
     try {
       mkdirSync(home, { recursive: true });
       writeFileSync(dataFile, toJsonl(member.train));
@@ -158,7 +171,7 @@ class LoopbackParticipants {
           JSON.stringify(serializeIdentity(identity), null, 2) + '\n',
         );
       }
-      await joinFederation(createInvite(fedDir, { url, note: member.name }), {
+      joined = await joinFederation(createInvite(fedDir, { url, note: member.name }), {
         displayName: member.name,
         home,
         confirm: () => true,
@@ -168,19 +181,59 @@ class LoopbackParticipants {
       // as one that fails while running does: at once, named.
       throw failedParticipant(member.name, err);
     }
-    const p = new Participant();
-    p.on('round', (e: RoundHistoryEntry) => {
-      if (e.trainLoss === undefined || !e.uploaded) return;
-      const list = (this.#history.get(e.round) ?? []).filter((x) => x.name !== member.name);
-      list.push({ name: member.name, entry: e });
-      this.#history.set(e.round, list);
-    });
-    const run = p.start({ modelDir, dataFiles: [dataFile], home, threads, signal: this.#stop.signal });
+    const uploaded = (round: number, trainLoss: number) => {
+      const list = (this.#history.get(round) ?? []).filter((x) => x.name !== member.name);
+      list.push({ name: member.name, trainLoss });
+      this.#history.set(round, list);
+    };
+    const run = member.attack
+      ? this.#startAdversary(member, member.attack, home, joined!.membership, uploaded)
+      : this.#startParticipant(dataFile, home, uploaded);
     this.#runs.push(run.catch((err) => this.#fail(failedParticipant(member.name, err))));
   }
 
-  /** Who took part in `round` (uploaded an update that was counted), by name. */
-  tookPart(round: number): { name: string; entry: RoundHistoryEntry }[] {
+  #startParticipant(dataFile: string, home: string, uploaded: (round: number, loss: number) => void) {
+    const { modelDir, threads } = this.#o;
+    const p = new Participant();
+    p.on('round', (e: RoundHistoryEntry) => {
+      if (e.trainLoss !== undefined && e.uploaded) uploaded(e.round, e.trainLoss);
+    });
+    return p.start({ modelDir, dataFiles: [dataFile], home, threads, signal: this.#stop.signal });
+  }
+
+  async #startAdversary(
+    member: FederationMember,
+    attack: Attack,
+    home: string,
+    membership: Membership,
+    uploaded: (round: number, loss: number) => void,
+  ): Promise<void> {
+    const { modelDir, threads, settings } = this.#o;
+    const l = settings.lora!;
+    await runAdversary({
+      attack,
+      identity: await requireIdentity(home),
+      membership,
+      modelDir,
+      records: member.train,
+      lora: { rank: l.rank, alpha: l.alpha, dropout: 0, targets: [...l.targets] as LoraConfig['targets'] },
+      cutoffLen: settings.training!.cutoffLen,
+      rounds: settings.rounds!,
+      threads,
+      signal: this.#stop.signal,
+      onUploaded: uploaded,
+    });
+  }
+
+  /**
+   * Who took part in `round` (uploaded an update), by name. A participant hears its commit
+   * acknowledged after the coordinator counted it, so the round may close before the last one's
+   * entry is in: this waits (up to 10 s) for `updates` entries.
+   */
+  async tookPart(round: number, updates: number): Promise<TookPart[]> {
+    for (let waited = 0; (this.#history.get(round)?.length ?? 0) < updates && waited < 10_000; waited += 20) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     return (this.#history.get(round) ?? []).sort((a, b) => a.name.localeCompare(b.name));
   }
 
@@ -220,7 +273,7 @@ class ClosedRounds<Row> {
   closed(round: number, adapterHash: string, updates: number): void {
     this.#pending = this.#pending.then(async () => {
       const tensors = this.#blobs.getF32(adapterHash)!;
-      const took = this.#participants.tookPart(round);
+      const took = await this.#participants.tookPart(round, updates);
       this.#rows.push(await this.#o.onRound({ round, adapterHash, tensors, updates, took }));
     });
     this.#pending.catch(() => {}); // awaited by `all`; not unhandled in between

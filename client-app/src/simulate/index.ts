@@ -24,9 +24,11 @@ export {
   runLoopbackFederation,
   type ClosedRound,
   type FederationMember,
+  type TookPart,
   type LoopbackFederationOptions,
 } from './federation.ts';
-export { parseRules, parseSplit, readSettingsPatch, seedList } from './options.ts';
+export { runAdversary, tamper, type AdversaryOptions, type Attack } from './adversary.ts';
+export { parseAttack, parseRules, parseSplit, readSettingsPatch, seedList } from './options.ts';
 export {
   compact,
   formatSummary,

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import type { FederationSettings } from '@fedit/coordinator';
 import { FeditError } from '@fedit/shared';
+import type { Attack } from './adversary.ts';
 import type { RuleChoice } from './bench.ts';
 import { rulePreset } from './presets.ts';
 import type { SplitSpec } from './split.ts';
@@ -20,6 +21,21 @@ export function parseSplit(text: string): SplitSpec {
   throw new FeditError(
     'CLI_OPTION',
     `--split must be shards:K (K categories per participant, a whole number >= 1) or dirichlet:ALPHA (ALPHA > 0), got "${text}"`,
+  );
+}
+
+/** `scale:FACTOR`, `signflip` or `examples:COUNT`: how the poisoning participant tampers. */
+export function parseAttack(text: string): Attack {
+  const [kind, value, ...rest] = text.split(':');
+  const v = Number(value);
+  if (rest.length === 0) {
+    if (kind === 'signflip' && value === undefined) return { kind: 'signflip' };
+    if (kind === 'scale' && Number.isFinite(v) && value !== '') return { kind: 'scale', factor: v };
+    if (kind === 'examples' && Number.isSafeInteger(v) && v >= 1) return { kind: 'examples', count: v };
+  }
+  throw new FeditError(
+    'CLI_OPTION',
+    `--attack must be scale:FACTOR, signflip or examples:COUNT (a whole number >= 1), got "${text}"`,
   );
 }
 

@@ -17,6 +17,7 @@ import type { FederationSettings } from '@fedit/coordinator';
 import type { LoraConfig } from '@fedit/kernels';
 import { taskAccuracy, type TaskAccuracy } from '../demo/evaluate.ts';
 import { trainDemoAdapter } from '../demo/train.ts';
+import type { Attack } from './adversary.ts';
 import type { SimulationDataset } from './dataset.ts';
 import { runLoopbackFederation, type ClosedRound } from './federation.ts';
 import { simulationSettings } from './presets.ts';
@@ -39,6 +40,12 @@ export interface SimulationOptions {
   threads?: number;
   /** Evaluate the global adapter after every round (default), or only after the last. */
   evalEveryRound?: boolean;
+  /**
+   * One participant (0-based index) poisons its updates (adversary.ts). The federation then needs
+   * n - 1 updates a round (unless the settings say otherwise), so that a refused poisoned update
+   * does not abort the round. The baselines stay clean.
+   */
+  attack?: Attack & { participant: number };
   log?: (line: string) => void;
 }
 
@@ -102,8 +109,15 @@ export function simulationPlan(o: SimulationOptions) {
     split: o.split,
     seed: o.seed,
   });
-  const settings = simulationSettings(o.participants, o.rounds, o.settings);
-  return { shards, settings };
+  const attacked = o.attack ? { minUpdates: Math.max(1, o.participants - 1), ...o.settings } : o.settings;
+  const settings = simulationSettings(o.participants, o.rounds, attacked);
+  if (o.attack && !(o.attack.participant >= 0 && o.attack.participant < o.participants)) {
+    throw new RangeError(
+      `attack.participant must be 0 to ${o.participants - 1}, got ${o.attack.participant}`,
+    );
+  }
+  const members = shards.map((s, i) => (o.attack?.participant === i ? { ...s, attack: o.attack } : s));
+  return { shards, members, settings };
 }
 
 /** Federation and baselines for one rule and seed. */
@@ -121,7 +135,7 @@ export function summarizeShards(shards: readonly ParticipantShard[]): ShardSumma
 /** The federation of the seeded split under `o.settings`, evaluated as its rounds close. */
 export async function runFederated(o: SimulationOptions): Promise<FederatedRun> {
   const started = performance.now();
-  const { shards, settings } = simulationPlan(o);
+  const { shards, members, settings } = simulationPlan(o);
   const lora = loraOf(settings);
   const threads = o.threads ?? 1;
   let adapterBytes = 0;
@@ -131,7 +145,7 @@ export async function runFederated(o: SimulationOptions): Promise<FederatedRun> 
     fedDir: join(o.workDir, 'federation'),
     modelDir: o.modelDir,
     modelName: 'fedit simulation base',
-    members: shards,
+    members,
     settings,
     seed: o.seed,
     seededIdentities: true,
@@ -149,7 +163,7 @@ export async function runFederated(o: SimulationOptions): Promise<FederatedRun> 
         round: closed.round,
         adapterHash: closed.adapterHash,
         updates: closed.updates,
-        trainLoss: mean(closed.took.map((t) => t.entry.trainLoss!)),
+        trainLoss: mean(closed.took.map((t) => t.trainLoss)),
         ...(accuracy ? { accuracy } : {}),
       };
       o.log?.(`  ${o.rule} seed ${o.seed}: round ${closed.round} ${accuracyLine(accuracy)}`);

@@ -18,6 +18,7 @@ import {
   ensureDemoBaseModel,
   formatSummary,
   learningBenchJson,
+  parseAttack,
   parseRules,
   parseSplit,
   readSettingsPatch,
@@ -48,6 +49,9 @@ function benchOptions(argv: string[]) {
       'eval-per-category': { type: 'string', default: '24' },
       // evaluate only the last round's global adapter (faster)
       'final-only': { type: 'boolean', default: false },
+      // one participant poisons its updates: scale:FACTOR, signflip or examples:COUNT
+      attack: { type: 'string' },
+      'attack-participant': { type: 'string', default: '0' },
       threads: { type: 'string', default: '1' },
       cache: { type: 'string', default: defaultDemoCacheDir() },
       keep: { type: 'boolean', default: false },
@@ -72,6 +76,13 @@ function benchOptions(argv: string[]) {
     trainPerCategory: wholeNumber('train-per-category', a['train-per-category']!, 1),
     evalPerCategory: wholeNumber('eval-per-category', a['eval-per-category']!, 1),
     threads: wholeNumber('threads', a.threads!, 1),
+    attack:
+      a.attack === undefined
+        ? undefined
+        : {
+            ...parseAttack(a.attack),
+            participant: wholeNumber('attack-participant', a['attack-participant']!, 0),
+          },
   };
 }
 
@@ -98,6 +109,7 @@ export async function benchLearning(argv: string[]): Promise<void> {
       workDir,
       threads: o.threads,
       evalEveryRound: !o.a['final-only'],
+      attack: o.attack,
       log,
     });
     log(formatSummary(result.summary, o.seeds.length));
@@ -110,6 +122,7 @@ export async function benchLearning(argv: string[]): Promise<void> {
       settings: o.settings,
       trainPerCategory: o.trainPerCategory,
       evalPerCategory: o.evalPerCategory,
+      attack: o.attack,
       dataset: 'built-in tasks',
     };
     process.stdout.write(JSON.stringify({ bench: 'learning', config, ...learningBenchJson(result) }) + '\n');
