@@ -110,6 +110,10 @@ function row(adapter: string, accuracies: readonly TaskAccuracy[]): SummaryRow {
 
 const pct = (x: number) => (100 * x).toFixed(0);
 
+/** A difference of fractions in points, worded by its sign: "12 points below", "3 points above". */
+const points = (x: number, positive: string, negative: string) =>
+  `${pct(Math.abs(x))} points ${x >= 0 ? positive : negative}`;
+
 /** "62 ± 4 [57-66]": percent, mean ± std [min-max]. */
 function cell(s: Spread, seeds: number): string {
   return seeds > 1 ? `${pct(s.mean)} ± ${pct(s.std)} [${pct(s.min)}-${pct(s.max)}]` : pct(s.mean);
@@ -134,7 +138,7 @@ export function formatSummary(summary: Record<string, EvaluationSummary>, seeds:
     }
     for (const [rule, g] of Object.entries(s.rules)) {
       lines.push(
-        `  ${rule}: ${pct(g.belowPooled.mean)} points below pooled, ${pct(g.aboveBestAlone.mean)} points above the best participant alone`,
+        `  ${rule}: ${points(g.belowPooled.mean, 'below', 'above')} pooled, ${points(g.aboveBestAlone.mean, 'above', 'below')} the best participant alone`,
       );
     }
   }
