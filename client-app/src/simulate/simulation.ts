@@ -166,7 +166,9 @@ export async function runFederated(o: SimulationOptions): Promise<FederatedRun> 
         trainLoss: mean(closed.took.map((t) => t.trainLoss)),
         ...(accuracy ? { accuracy } : {}),
       };
-      o.log?.(`  ${o.rule} seed ${o.seed}: round ${closed.round} ${accuracyLine(accuracy)}`);
+      o.log?.(
+        `  ${o.rule} seed ${o.seed}: round ${closed.round}, ${closed.updates} updates ${accuracyLine(accuracy)}`,
+      );
       return row;
     },
   });
