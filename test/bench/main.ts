@@ -2,11 +2,13 @@
 import { benchTrain } from '../../kernels/bench/train.ts';
 import { benchTrainOptions } from '../../kernels/bench/train-options.ts';
 import { benchFederation } from './federation/federation.ts';
+import { benchLearning } from './learning/learning.ts';
 
 const benches: Record<string, (argv: string[]) => Promise<void>> = {
   train: benchTrain,
   'train-options': benchTrainOptions,
   federation: benchFederation,
+  learning: benchLearning,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -7,6 +7,7 @@ import { FEDIT_VERSION, FeditError } from '@fedit/shared';
 import { registerTensorCommands } from './tensors.ts';
 import { registerLocalCommands } from './local.ts';
 import { registerDemoCommand } from './demo.ts';
+import { registerSimulateCommand } from './simulate.ts';
 import { registerCoordinatorCommands } from './coordinator.ts';
 import { registerAuditCommand } from './audit.ts';
 import { registerClientCommands } from './client.ts';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
     .showSuggestionAfterError(true)
     .exitOverride();
   registerDemoCommand(program);
+  registerSimulateCommand(program);
   registerLocalCommands(program);
   registerCoordinatorCommands(program);
   registerAuditCommand(program);

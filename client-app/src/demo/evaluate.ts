@@ -15,7 +15,7 @@ import {
 } from '@fedit/kernels';
 import { loadEngineAdapter } from '../core/adapter.ts';
 import { chatMessages } from '../core/data/index.ts';
-import { scoreAnswer, type TaskRecord } from './tasks.ts';
+import { scoreAnswer, type InstructionRecord } from './tasks.ts';
 
 export interface TaskAdapter {
   config: LoraConfig;
@@ -28,7 +28,7 @@ export interface TaskAccuracyOptions {
   adapter?: TaskAdapter;
   /** Or a PEFT adapter folder. */
   adapterDir?: string;
-  examples: readonly Pick<TaskRecord, 'instruction' | 'context' | 'response' | 'category'>[];
+  examples: readonly InstructionRecord[];
   /** Default: the longest expected answer's tokens + 2. */
   maxNewTokens?: number;
   provider?: ExecutionProvider;
@@ -51,7 +51,10 @@ export interface TaskAccuracy {
 }
 
 /** The prompt text of a task as the chat template renders it, ready for the model to answer. */
-export function taskPrompt(tokenizer: Tokenizer, task: Pick<TaskRecord, 'instruction' | 'context'>): string {
+export function taskPrompt(
+  tokenizer: Tokenizer,
+  task: Pick<InstructionRecord, 'instruction' | 'context'>,
+): string {
   const messages = chatMessages({
     turns: [
       { role: 'user', content: task.instruction, input: task.context === '' ? undefined : task.context },

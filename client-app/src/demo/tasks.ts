@@ -7,22 +7,35 @@
 // so there are thousands of distinct operands and held-out operands are never trained on). The
 // built-in base model (base-model.ts) can do each operation when asked by a terse command, but has
 // never seen the English instructions below; instruction tuning teaches it to follow them.
+//
+// Each category has one instruction the demo uses, a few more English wordings that training data
+// may use (the demo's among them), and a disjoint set of held-out wordings that no training data
+// ever uses: a simulation measures on them whether an adapter learnt the skill or the sentence.
 
 import { seededRandom, shuffleInPlace } from '../core/data/random.ts';
 
 export const TASK_CATEGORIES = ['reverse', 'uppercase', 'shift', 'dashes', 'double', 'count'] as const;
 export type TaskCategory = (typeof TASK_CATEGORIES)[number];
 
-export interface TaskRecord {
+/** One Dolly-style instruction record with a category: what a simulation splits and evaluates. */
+export interface InstructionRecord {
   instruction: string;
   context: string;
   response: string;
+  category: string;
+}
+
+export interface TaskRecord extends InstructionRecord {
   category: TaskCategory;
 }
 
 interface CategorySpec {
   /** The English instruction the demo's data uses. */
   instruction: string;
+  /** Wordings training data may use; the first is `instruction`. */
+  trainingWordings: readonly string[];
+  /** Wordings no training data uses (disjoint from `trainingWordings`): for held-out evaluation. */
+  heldOutWordings: readonly string[];
   /** Letters of the operand: [min, max]. */
   length: [number, number];
   /** Operand letters are all different (so a sorted word is unambiguous). */
@@ -35,31 +48,66 @@ const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
 export const CATEGORY_SPECS: Readonly<Record<TaskCategory, CategorySpec>> = {
   reverse: {
     instruction: 'Reverse the word.',
+    trainingWordings: [
+      'Reverse the word.',
+      'Write the word backwards.',
+      'Spell this word from the last letter to the first.',
+    ],
+    heldOutWordings: ['Give me the letters in reverse order.', 'What is this word read right to left?'],
     length: [3, 5],
     solve: (w) => [...w].reverse().join(''),
   },
   uppercase: {
     instruction: 'Write it in capitals.',
+    trainingWordings: [
+      'Write it in capitals.',
+      'Convert the word to upper case.',
+      'Make every letter a capital letter.',
+    ],
+    heldOutWordings: ['Shout this word in uppercase letters.', 'Rewrite it using only capital letters.'],
     length: [3, 5],
     solve: (w) => w.toUpperCase(),
   },
   shift: {
     instruction: 'Advance every letter by one.',
+    trainingWordings: [
+      'Advance every letter by one.',
+      'Replace each letter with the next one in the alphabet.',
+      'Move each letter one step forward in the alphabet.',
+    ],
+    heldOutWordings: [
+      'Change every letter to the letter that follows it.',
+      'Shift the letters forward by one place.',
+    ],
     length: [3, 5],
     solve: (w) => [...w].map((c) => LETTERS[(LETTERS.indexOf(c) + 1) % 26]).join(''),
   },
   dashes: {
     instruction: 'Put dashes between the letters.',
+    trainingWordings: [
+      'Put dashes between the letters.',
+      'Separate the letters with hyphens.',
+      'Insert a dash between each pair of letters.',
+    ],
+    heldOutWordings: ['Join the letters with a - sign.', 'Write the letters with a hyphen in between.'],
     length: [3, 5],
     solve: (w) => [...w].join('-'),
   },
   double: {
     instruction: 'Double each letter.',
+    trainingWordings: ['Double each letter.', 'Write every letter twice.', 'Repeat each letter two times.'],
+    heldOutWordings: ['Say each letter two times in a row.', 'Duplicate every letter of the word.'],
     length: [2, 4],
     solve: (w) => [...w].map((c) => c + c).join(''),
   },
   count: {
     instruction: 'How long is this word?',
+    trainingWordings: [
+      'How long is this word?',
+      'Count the letters in the word.',
+      'How many letters does this word have?',
+    ],
+    heldOutWordings: ['Give the number of letters.', 'What is the length of this word?'],
     length: [2, 9],
     solve: (w) => String(w.length),
   },
@@ -86,10 +134,28 @@ export function randomOperand(category: TaskCategory, random: () => number): str
   return word;
 }
 
-/** The record of one task. */
-export function taskRecord(category: TaskCategory, operand: string): TaskRecord {
+/** The record of one task, in the demo's wording unless another is given. */
+export function taskRecord(category: TaskCategory, operand: string, instruction?: string): TaskRecord {
   const spec = CATEGORY_SPECS[category];
-  return { instruction: spec.instruction, context: operand, response: spec.solve(operand), category };
+  return {
+    instruction: instruction ?? spec.instruction,
+    context: operand,
+    response: spec.solve(operand),
+    category,
+  };
+}
+
+/**
+ * Which instructions generated tasks use: the demo's one wording, one drawn from the training
+ * wordings, or one drawn from the held-out wordings (which no training data uses).
+ */
+export type TaskWordings = 'demo' | 'training' | 'held-out';
+
+function wordingsOf(category: TaskCategory, wordings: TaskWordings): readonly string[] {
+  const spec = CATEGORY_SPECS[category];
+  if (wordings === 'training') return spec.trainingWordings;
+  if (wordings === 'held-out') return spec.heldOutWordings;
+  return [spec.instruction];
 }
 
 export interface GenerateTasksOptions {
@@ -98,6 +164,8 @@ export interface GenerateTasksOptions {
   seed: number | string;
   /** Operands (per category) that must not be drawn: e.g. the held-out evaluation set's. */
   exclude?: ReadonlyMap<TaskCategory, ReadonlySet<string>> | readonly TaskRecord[];
+  /** Default 'demo'. The wording is drawn from its own seeded stream: operands do not depend on it. */
+  wordings?: TaskWordings;
 }
 
 function excludedSets(
@@ -125,6 +193,8 @@ export function generateTasks(o: GenerateTasksOptions): TaskRecord[] {
   for (const category of categories) {
     if (!isTaskCategory(category)) throw new Error(`unknown task category '${String(category)}'`);
     const random = seededRandom(`${String(o.seed)}:${category}`);
+    const wordings = wordingsOf(category, o.wordings ?? 'demo');
+    const pickWording = seededRandom(`${String(o.seed)}:${category}:wording`);
     const seen = new Set<string>(excluded.get(category));
     let drawn = 0;
     let attempts = 0;
@@ -134,7 +204,8 @@ export function generateTasks(o: GenerateTasksOptions): TaskRecord[] {
       const operand = randomOperand(category, random);
       if (seen.has(operand)) continue;
       seen.add(operand);
-      out.push(taskRecord(category, operand));
+      const instruction = wordings[Math.floor(pickWording() * wordings.length)];
+      out.push(taskRecord(category, operand, instruction));
       drawn++;
     }
   }
@@ -213,6 +284,6 @@ export function demoSplit(o: DemoSplitOptions = {}): DemoSplit {
 }
 
 /** Records as JSON Lines (the `dolly` format). */
-export function toJsonl(records: readonly TaskRecord[]): string {
+export function toJsonl(records: readonly InstructionRecord[]): string {
   return records.map((r) => JSON.stringify(r)).join('\n') + '\n';
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { LoraConfig } from '@fedit/kernels';
 import { readAdapter, tensorToF32 } from '@fedit/shared';
 import { runLocalTraining, type LocalTrainingOptions } from '../core/train/local-training.ts';
-import { toJsonl, type TaskRecord } from './tasks.ts';
+import { toJsonl, type InstructionRecord } from './tasks.ts';
 
 /** The LoRA settings of the demo federation. */
 export const DEMO_LORA: LoraConfig = {
@@ -42,7 +42,7 @@ export const DEMO_TRAINING: DemoTrainingSettings = {
 
 export interface TrainDemoAdapterOptions {
   modelDir: string;
-  records: readonly TaskRecord[];
+  records: readonly InstructionRecord[];
   /** Start from this adapter (the global one); default: PEFT's initialisation from `seed`. */
   initial?: ReadonlyMap<string, Float32Array>;
   settings?: Partial<DemoTrainingSettings>;

@@ -1,0 +1,79 @@
+// The simulation's choices as a person types them, shared by `fedit simulate` and
+// `npm run bench -- learning`, each checked with an error that names the option.
+
+import { readFileSync } from 'node:fs';
+import type { FederationSettings } from '@fedit/coordinator';
+import { FeditError } from '@fedit/shared';
+import type { Attack } from './adversary.ts';
+import type { RuleChoice } from './bench.ts';
+import { rulePreset } from './presets.ts';
+import type { SplitSpec } from './split.ts';
+
+/** `shards:K` (each participant holds K categories) or `dirichlet:ALPHA`. */
+export function parseSplit(text: string): SplitSpec {
+  const [kind, value, ...rest] = text.split(':');
+  const v = Number(value);
+  if (rest.length === 0 && kind === 'shards' && Number.isInteger(v) && v >= 1) {
+    return { kind: 'shards', categoriesPerParticipant: v };
+  }
+  if (rest.length === 0 && kind === 'dirichlet' && v > 0 && Number.isFinite(v))
+    return { kind: 'dirichlet', alpha: v };
+  throw new FeditError(
+    'CLI_OPTION',
+    `--split must be shards:K (K categories per participant, a whole number >= 1) or dirichlet:ALPHA (ALPHA > 0), got "${text}"`,
+  );
+}
+
+/** `scale:FACTOR`, `signflip` or `examples:COUNT`: how the poisoning participant tampers. */
+export function parseAttack(text: string): Attack {
+  const [kind, value, ...rest] = text.split(':');
+  const v = Number(value);
+  if (rest.length === 0) {
+    if (kind === 'signflip' && value === undefined) return { kind: 'signflip' };
+    if (kind === 'scale' && Number.isFinite(v) && value !== '') return { kind: 'scale', factor: v };
+    if (kind === 'examples' && Number.isSafeInteger(v) && v >= 1) return { kind: 'examples', count: v };
+  }
+  throw new FeditError(
+    'CLI_OPTION',
+    `--attack must be scale:FACTOR, signflip or examples:COUNT (a whole number >= 1), got "${text}"`,
+  );
+}
+
+/** A comma-separated list of rule presets (RULE_PRESETS), given as `option`. */
+export function parseRules(text: string, option = '--rules'): RuleChoice[] {
+  const names = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (names.length === 0) throw new FeditError('CLI_OPTION', `${option} names no rule`);
+  return names.map((name) => {
+    try {
+      return { name, settings: rulePreset(name) };
+    } catch (err) {
+      throw new FeditError('CLI_OPTION', `${option}: ${(err as Error).message}`);
+    }
+  });
+}
+
+/**
+ * A federation settings patch from a JSON file: an object whose sections (training, aggregation,
+ * lora, ...) are merged over the simulation's settings; the federation checks each field when it
+ * is created, naming it.
+ */
+export function readSettingsPatch(file: string): Partial<FederationSettings> {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new FeditError('CLI_OPTION', `--settings ${file}: ${(err as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new FeditError('CLI_OPTION', `--settings ${file}: must hold a JSON object of federation settings`);
+  }
+  return value as Partial<FederationSettings>;
+}
+
+/** Seeds 1..count. */
+export function seedList(count: number): number[] {
+  return Array.from({ length: count }, (_, i) => i + 1);
+}

@@ -1,0 +1,257 @@
+// One simulation: a dataset split (seeded) across N participants, a federation of them on loopback
+// through the real protocol (federation.ts) under one rule, and the two baselines a federation is
+// measured against, with the same model and local-training settings:
+//
+// - pooled: one adapter trained on the union of every participant's training data, with as many
+//   optimizer steps as the whole federation spent (participants x rounds x localSteps);
+// - alone: each participant's adapter trained on its own data only, with the steps it spent in the
+//   federation (rounds x localSteps).
+//
+// Every adapter is scored by exact match on each of the dataset's held-out evaluation sets, overall
+// and per category. The baselines depend on the seed and the shared settings only, not on the
+// rule: a bench of several rules computes them once per seed (runBaselines) and runs the
+// federation once per rule (runFederated).
+
+import { join } from 'node:path';
+import type { FederationSettings } from '@fedit/coordinator';
+import type { LoraConfig } from '@fedit/kernels';
+import { taskAccuracy, type TaskAccuracy } from '../demo/evaluate.ts';
+import { trainDemoAdapter } from '../demo/train.ts';
+import type { Attack } from './adversary.ts';
+import type { SimulationDataset } from './dataset.ts';
+import { runLoopbackFederation, type ClosedRound } from './federation.ts';
+import { simulationSettings } from './presets.ts';
+import { splitByCategory, type ParticipantShard, type SplitSpec } from './split.ts';
+
+export interface SimulationOptions {
+  modelDir: string;
+  dataset: SimulationDataset;
+  split: SplitSpec;
+  participants: number;
+  rounds: number;
+  /** Seeds the split, the initial adapter, the identities (hence data orders) and the baselines. */
+  seed: number;
+  /** The rule's name, for the tables. */
+  rule: string;
+  /** Merged over the demo federation's settings (presets.ts): how a rule is chosen. */
+  settings?: Partial<FederationSettings>;
+  /** Where this run's federation and participants' folders go (created; must not hold a federation). */
+  workDir: string;
+  threads?: number;
+  /** Evaluate the global adapter after every round (default), or only after the last. */
+  evalEveryRound?: boolean;
+  /**
+   * One participant (0-based index) poisons its updates (adversary.ts). The federation then needs
+   * n - 1 updates a round (unless the settings say otherwise), so that a refused poisoned update
+   * does not abort the round. The baselines stay clean.
+   */
+  attack?: Attack & { participant: number };
+  log?: (line: string) => void;
+}
+
+/** Accuracy on each evaluation set, by the set's name. */
+export type Accuracies = Record<string, TaskAccuracy>;
+
+export interface ShardSummary {
+  name: string;
+  categories: string[];
+  examples: number;
+}
+
+export interface FederatedRound {
+  round: number;
+  adapterHash: string;
+  updates: number;
+  trainLoss: number;
+  /** Absent for rounds not evaluated (evalEveryRound false). */
+  accuracy?: Accuracies;
+}
+
+export interface FederatedRun {
+  rule: string;
+  seed: number;
+  rounds: FederatedRound[];
+  /** The last round's global adapter. */
+  final: Accuracies;
+  seconds: number;
+  /** Bytes of one adapter or update as F32 tensors. */
+  adapterBytes: number;
+  /** Estimate: every participant downloads the global adapter and uploads an update (no envelope overhead). */
+  bytesPerRound: number;
+}
+
+export interface TrainedBaseline {
+  name: string;
+  categories: string[];
+  examples: number;
+  steps: number;
+  accuracy: Accuracies;
+  seconds: number;
+}
+
+export interface Baselines {
+  seed: number;
+  base: Accuracies;
+  pooled: TrainedBaseline;
+  alone: TrainedBaseline[];
+}
+
+export interface SimulationResult {
+  shards: ShardSummary[];
+  federated: FederatedRun;
+  baselines: Baselines;
+}
+
+/** The seeded split of the simulation's training data, and the settings its federation runs with. */
+export function simulationPlan(o: SimulationOptions) {
+  const shards = splitByCategory(o.dataset.train, {
+    participants: o.participants,
+    split: o.split,
+    seed: o.seed,
+  });
+  const attacked = o.attack ? { minUpdates: Math.max(1, o.participants - 1), ...o.settings } : o.settings;
+  const settings = simulationSettings(o.participants, o.rounds, attacked);
+  if (o.attack && !(o.attack.participant >= 0 && o.attack.participant < o.participants)) {
+    throw new RangeError(
+      `attack.participant must be 0 to ${o.participants - 1}, got ${o.attack.participant}`,
+    );
+  }
+  const members = shards.map((s, i) => (o.attack?.participant === i ? { ...s, attack: o.attack } : s));
+  return { shards, members, settings };
+}
+
+/** Federation and baselines for one rule and seed. */
+export async function runSimulation(o: SimulationOptions): Promise<SimulationResult> {
+  const { shards } = simulationPlan(o);
+  const federated = await runFederated(o);
+  const baselines = await runBaselines(o);
+  return { shards: summarizeShards(shards), federated, baselines };
+}
+
+export function summarizeShards(shards: readonly ParticipantShard[]): ShardSummary[] {
+  return shards.map((s) => ({ name: s.name, categories: s.categories, examples: s.train.length }));
+}
+
+/** The federation of the seeded split under `o.settings`, evaluated as its rounds close. */
+export async function runFederated(o: SimulationOptions): Promise<FederatedRun> {
+  const started = performance.now();
+  const { shards, members, settings } = simulationPlan(o);
+  const lora = loraOf(settings);
+  const threads = o.threads ?? 1;
+  let adapterBytes = 0;
+  let lastTensors: ReadonlyMap<string, Float32Array> = new Map();
+  const rounds = await runLoopbackFederation<FederatedRound>({
+    root: o.workDir,
+    fedDir: join(o.workDir, 'federation'),
+    modelDir: o.modelDir,
+    modelName: 'fedit simulation base',
+    members,
+    settings,
+    seed: o.seed,
+    seededIdentities: true,
+    threads,
+    onAborted: (round, reason) => o.log?.(`  ${o.rule} seed ${o.seed}: round ${round} aborted: ${reason}`),
+    onRound: async (closed: ClosedRound) => {
+      adapterBytes = [...closed.tensors.values()].reduce((s, t) => s + t.byteLength, 0);
+      lastTensors = closed.tensors;
+      const last = closed.round === o.rounds;
+      const accuracy =
+        (o.evalEveryRound ?? true) || last
+          ? await evaluateAdapter(o, { config: lora, tensors: closed.tensors })
+          : undefined;
+      const row: FederatedRound = {
+        round: closed.round,
+        adapterHash: closed.adapterHash,
+        updates: closed.updates,
+        trainLoss: mean(closed.took.map((t) => t.trainLoss)),
+        ...(accuracy ? { accuracy } : {}),
+      };
+      o.log?.(
+        `  ${o.rule} seed ${o.seed}: round ${closed.round}, ${closed.updates} updates ${accuracyLine(accuracy)}`,
+      );
+      return row;
+    },
+  });
+  // The last round is always evaluated, unless it aborted and an earlier one is the last adapter.
+  const final = rounds.at(-1)!.accuracy ?? (await evaluateAdapter(o, { config: lora, tensors: lastTensors }));
+  return {
+    rule: o.rule,
+    seed: o.seed,
+    rounds,
+    final,
+    seconds: (performance.now() - started) / 1000,
+    adapterBytes,
+    bytesPerRound: 2 * shards.length * adapterBytes,
+  };
+}
+
+/** The base model, the pooled adapter and each participant's local-only adapter, evaluated. */
+export async function runBaselines(o: SimulationOptions): Promise<Baselines> {
+  const { shards, settings } = simulationPlan(o);
+  const lora = loraOf(settings);
+  const localSteps = settings.training!.localSteps;
+  const train = async (
+    name: string,
+    categories: string[],
+    records: ParticipantShard['train'],
+    steps: number,
+  ) => {
+    const r = await trainDemoAdapter({
+      modelDir: o.modelDir,
+      records,
+      settings: {
+        lora,
+        steps,
+        batchSize: settings.training!.batchSize,
+        lr: settings.training!.lr,
+        cutoffLen: settings.training!.cutoffLen,
+        schedule: 'constant',
+      },
+      seed: o.seed,
+      threads: o.threads ?? 1,
+    });
+    const accuracy = await evaluateAdapter(o, { config: lora, tensors: r.tensors });
+    o.log?.(`  baselines seed ${o.seed}: ${name} (${steps} steps) ${accuracyLine(accuracy)}`);
+    return { name, categories, examples: records.length, steps, accuracy, seconds: r.seconds };
+  };
+  const base = await evaluateAdapter(o, undefined);
+  const pooledRecords = shards.flatMap((s) => s.train);
+  const allCategories = [...new Set(shards.flatMap((s) => s.categories))];
+  const pooled = await train('pooled', allCategories, pooledRecords, shards.length * o.rounds * localSteps);
+  const alone: TrainedBaseline[] = [];
+  for (const s of shards)
+    alone.push(await train(`${s.name} alone`, s.categories, s.train, o.rounds * localSteps));
+  return { seed: o.seed, base, pooled, alone };
+}
+
+async function evaluateAdapter(
+  o: SimulationOptions,
+  adapter: { config: LoraConfig; tensors: ReadonlyMap<string, Float32Array> } | undefined,
+): Promise<Accuracies> {
+  const out: Accuracies = {};
+  for (const set of o.dataset.evaluations) {
+    out[set.name] = await taskAccuracy({
+      modelDir: o.modelDir,
+      adapter,
+      examples: set.records,
+      threads: o.threads ?? 1,
+    });
+  }
+  return out;
+}
+
+function loraOf(settings: Partial<FederationSettings>): LoraConfig {
+  const l = settings.lora!;
+  return { rank: l.rank, alpha: l.alpha, dropout: 0, targets: [...l.targets] as LoraConfig['targets'] };
+}
+
+function accuracyLine(a: Accuracies | undefined): string {
+  if (!a) return '';
+  return Object.entries(a)
+    .map(([set, acc]) => `${set} ${(100 * acc.overall.accuracy).toFixed(0)}%`)
+    .join(', ');
+}
+
+function mean(xs: number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+}
