@@ -11,6 +11,27 @@ export const RULE_PRESETS: Record<string, Partial<FederationSettings>> = {
   fedit: { aggregation: { rule: 'fedit' } },
   /** FedAvg with equal weights: the plain mean of the LoRA tensors. */
   'fedavg-uniform': { aggregation: { rule: 'fedavg-uniform' } },
+  /** FFA-LoRA (Sun et al. 2024): lora_A frozen at the shared initialisation, only B trained and averaged. */
+  ffa: { training: { freezeLoraA: true }, aggregation: { rule: 'fedit' } },
+  /** The mean of the products B·A, re-factored to the federation's rank by truncated SVD. */
+  'product-svd': { aggregation: { rule: 'product-svd' } },
+  /** FedAvgM (Hsu et al. 2019): server momentum on the round's mean update. */
+  fedavgm: { aggregation: { rule: 'fedit', serverOptimizer: { kind: 'avgm', lr: 1, beta1: 0.7 } } },
+  /** FedAdam (Reddi et al. 2021): an Adam step on the server with the round's mean update. */
+  fedadam: { aggregation: { rule: 'fedit', serverOptimizer: { kind: 'adam', lr: 0.02 } } },
+  /** FedProx (Li et al. 2020): a proximal term pulls local training toward the global adapter. */
+  fedprox: { training: { proximalMu: 0.1 }, aggregation: { rule: 'fedit' } },
+  /** FFA-LoRA with server momentum. */
+  'ffa-avgm': {
+    training: { freezeLoraA: true },
+    aggregation: { rule: 'fedit', serverOptimizer: { kind: 'avgm', lr: 1, beta1: 0.7 } },
+  },
+  /** Coordinate-wise median (Yin et al. 2018). */
+  median: { aggregation: { rule: 'median' } },
+  /** Coordinate-wise trimmed mean (Yin et al. 2018), a fifth dropped at each end. */
+  'trimmed-mean': { aggregation: { rule: 'trimmed-mean', trimFraction: 0.2 } },
+  /** Multi-Krum (Blanchard et al. 2017): the two updates closest to each other, averaged. */
+  krum: { aggregation: { rule: 'krum', byzantine: 1, krumSelect: 2 } },
 };
 
 /** The patch of a preset, or an error listing the known ones. */
