@@ -26,6 +26,9 @@ export const RULE_PRESETS: Record<string, Partial<FederationSettings>> = {
     training: { freezeLoraA: true },
     aggregation: { rule: 'fedit', serverOptimizer: { kind: 'avgm', lr: 1, beta1: 0.7 } },
   },
+  /** FedAvg with a server learning rate of 3 (Reddi et al. 2021's server SGD). */
+  'server-sgd3': { aggregation: { rule: 'fedit', serverOptimizer: { kind: 'sgd', lr: 3 } } },
+  'server-sgd2': { aggregation: { rule: 'fedit', serverOptimizer: { kind: 'sgd', lr: 2 } } },
   /** Coordinate-wise median (Yin et al. 2018). */
   median: { aggregation: { rule: 'median' } },
   /** Coordinate-wise trimmed mean (Yin et al. 2018), a fifth dropped at each end. */
