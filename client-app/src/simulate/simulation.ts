@@ -167,7 +167,7 @@ export async function runFederated(o: SimulationOptions): Promise<FederatedRun> 
         ...(accuracy ? { accuracy } : {}),
       };
       o.log?.(
-        `  ${o.rule} seed ${o.seed}: round ${closed.round}, ${closed.updates} updates ${accuracyLine(accuracy)}`,
+        `  ${o.rule} seed ${o.seed}: round ${closed.round} (${closed.updates} updates)${accuracy ? `: ${accuracyLine(accuracy)}` : ''}`,
       );
       return row;
     },
