@@ -82,6 +82,8 @@ export interface LoopbackFederationOptions<Row> {
   onListening?: (url: string) => void;
   onJoined?: () => void;
   onAborted?: (round: number, reason: string) => void;
+  /** A poisoning member's update the coordinator refused. */
+  onRefused?: (name: string, round: number, reason: string) => void;
 }
 
 /** Runs the federation to its last round; one row per aggregated round. */
@@ -222,6 +224,7 @@ class LoopbackParticipants {
       threads,
       signal: this.#stop.signal,
       onUploaded: uploaded,
+      onRefused: (round, reason) => this.#o.onRefused?.(member.name, round, reason),
     });
   }
 

@@ -150,6 +150,8 @@ export async function runFederated(o: SimulationOptions): Promise<FederatedRun> 
     seed: o.seed,
     seededIdentities: true,
     threads,
+    onRefused: (name, round, reason) =>
+      o.log?.(`  ${o.rule} seed ${o.seed}: round ${round}: ${name}'s update refused: ${reason}`),
     onAborted: (round, reason) => o.log?.(`  ${o.rule} seed ${o.seed}: round ${round} aborted: ${reason}`),
     onRound: async (closed: ClosedRound) => {
       adapterBytes = [...closed.tensors.values()].reduce((s, t) => s + t.byteLength, 0);
