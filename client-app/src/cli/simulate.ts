@@ -84,7 +84,8 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
     o.data === undefined
       ? sim.builtinTaskDataset({ seed })
       : sim.fileDataset({ trainFile: o.data, evalFile: o.eval, heldOutFraction: o.heldOut, seed });
-  await dataset(1);
+  // The split of the first seed, drawn once now: a split the data cannot take fails here.
+  sim.splitByCategory((await dataset(1)).train, { participants: o.participants, split, seed: 1 });
   const log = (line: string) => process.stderr.write(line + '\n');
   const modelDir =
     o.model ?? (await sim.ensureDemoBaseModel(sim.defaultDemoCacheDir(), { threads: o.threads }));
