@@ -133,8 +133,9 @@ export function participantIdentitySeed(seed: number, index: number): Uint8Array
   return sha256(new TextEncoder().encode(`fedit/simulate/identity/v1:${seed}:${index}`));
 }
 
+/** A federation id in initFederation's format (fed- and 12 hex digits), derived from the seed. */
 function seededFederationId(seed: number): string {
-  return `sim-${toHex(sha256(new TextEncoder().encode(`fedit/simulate/federation/v1:${seed}`))).slice(0, 12)}`;
+  return `fed-${toHex(sha256(new TextEncoder().encode(`fedit/simulate/federation/v1:${seed}`))).slice(0, 12)}`;
 }
 
 /**
