@@ -8,7 +8,8 @@
 // every participant's identity are derived from it. A participant's identity fixes its id, and its
 // id and the round number fix its local run's seed (participantSeed), hence its data order: the
 // same seed gives the same global adapter after every round. The coordinator's own keys stay random:
-// they sign the log and never touch the arithmetic.
+// they sign the log and never touch the arithmetic. Seeded identities are anyone's to recompute
+// (a small seed through SHA-256): for simulations on loopback only, never a real federation.
 //
 // However it ends (a participant or a round callback failing, no round aggregated, or done), the
 // participants stop and the coordinator closes: a listening coordinator would keep the process
