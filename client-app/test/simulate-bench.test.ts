@@ -86,9 +86,17 @@ test('npm run bench -- learning: one JSON line with every rule per round, baseli
     }
     const fedit = run.federated[0].final[set].overall;
     t.is(r.summary[set].rules.fedit.belowPooled.mean, run.baselines.pooled.accuracy[set].overall - fedit);
+    t.deepEqual(
+      r.summary[set].rules.fedit.byRound.map((x: { round: number; mean: number }) => [x.round, x.mean]),
+      run.federated[0].rounds.map((x: { round: number; accuracy: Record<string, { overall: number }> }) => [
+        x.round,
+        x.accuracy[set].overall,
+      ]),
+    );
   }
   t.regex(stderr, /unseen wordings: exact match %/);
   t.regex(stderr, /federated fedavg-uniform/);
+  t.regex(stderr, /fedit by round: 1: \d+, 2: \d+/);
 });
 
 test("fedit simulate: a person's own file, split by category, as JSON", async (t) => {
