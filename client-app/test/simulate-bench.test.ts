@@ -55,6 +55,8 @@ test('npm run bench -- learning: one JSON line with every rule per round, baseli
     );
     for (const x of f.rounds) {
       t.regex(x.adapterHash, /^sha256:[0-9a-f]{64}$/);
+      t.true(Number.isFinite(x.trainLoss) && x.trainLoss > 0, 'the mean train loss of who took part');
+      t.is(x.updates, 3);
       t.true(inUnitInterval(x.accuracy['unseen wordings'].overall));
     }
     t.is(f.bytesPerRound, 2 * 3 * f.adapterBytes);
