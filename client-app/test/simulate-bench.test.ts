@@ -55,6 +55,8 @@ test('npm run bench -- learning: one JSON line with every rule per round, baseli
     );
     for (const x of f.rounds) {
       t.regex(x.adapterHash, /^sha256:[0-9a-f]{64}$/);
+      t.true(Number.isFinite(x.trainLoss) && x.trainLoss > 0, 'the mean train loss of who took part');
+      t.is(x.updates, 3);
       t.true(inUnitInterval(x.accuracy['unseen wordings'].overall));
     }
     t.is(f.bytesPerRound, 2 * 3 * f.adapterBytes);
@@ -86,9 +88,17 @@ test('npm run bench -- learning: one JSON line with every rule per round, baseli
     }
     const fedit = run.federated[0].final[set].overall;
     t.is(r.summary[set].rules.fedit.belowPooled.mean, run.baselines.pooled.accuracy[set].overall - fedit);
+    t.deepEqual(
+      r.summary[set].rules.fedit.byRound.map((x: { round: number; mean: number }) => [x.round, x.mean]),
+      run.federated[0].rounds.map((x: { round: number; accuracy: Record<string, { overall: number }> }) => [
+        x.round,
+        x.accuracy[set].overall,
+      ]),
+    );
   }
   t.regex(stderr, /unseen wordings: exact match %/);
   t.regex(stderr, /federated fedavg-uniform/);
+  t.regex(stderr, /fedit by round: 1: \d+, 2: \d+/);
 });
 
 test("fedit simulate: a person's own file, split by category, as JSON", async (t) => {

@@ -100,6 +100,20 @@ test('a poisoning peer through the real protocol: its update scaled x1000 is cou
   t.true(poisonedStep > 100 * honestStep, `poisoned step ${poisonedStep} vs honest ${honestStep}`);
 });
 
+test('a poisoned update the coordinator refuses (above the norm bound) leaves the round to the others', async (t) => {
+  const modelDir = await ensureDemoBaseModel(defaultDemoCacheDir());
+  // The default with an attack: n - 1 updates a round.
+  const attacked = await tinyFederation(modelDir, 21, {
+    rounds: 1,
+    attack: { participant: 0, kind: 'scale', factor: 1e9 },
+  });
+  t.is(attacked[0].updates, 1);
+  t.deepEqual(
+    attacked[0].took.map((x) => x.name),
+    ['participant-2'],
+  );
+});
+
 test('tamper: scale, sign flip and example count, element by element', (t) => {
   const global = new Map([['w', Float32Array.of(1, 2, -1)]]);
   const trained = new Map([['w', Float32Array.of(1.5, 2, -3)]]);

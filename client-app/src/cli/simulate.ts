@@ -3,6 +3,7 @@
 // category, seeded; each rule's federated adapter against pooled training and each participant
 // alone, on held-out records. See ../simulate/ and docs/learning.md.
 import type { Command } from 'commander';
+import { FeditError } from '@fedit/shared';
 import { number, wholeNumber } from './options.ts';
 
 interface SimulateOptions {
@@ -84,7 +85,14 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
     o.data === undefined
       ? sim.builtinTaskDataset({ seed })
       : sim.fileDataset({ trainFile: o.data, evalFile: o.eval, heldOutFraction: o.heldOut, seed });
-  await dataset(1);
+  if (attack && attack.participant >= o.participants) {
+    throw new FeditError(
+      'CLI_OPTION',
+      `--attack-participant must be below --participants (${o.participants}), got ${attack.participant}`,
+    );
+  }
+  // The split of the first seed, drawn once now: a split the data cannot take fails here.
+  sim.splitByCategory((await dataset(1)).train, { participants: o.participants, split, seed: 1 });
   const log = (line: string) => process.stderr.write(line + '\n');
   const modelDir =
     o.model ?? (await sim.ensureDemoBaseModel(sim.defaultDemoCacheDir(), { threads: o.threads }));

@@ -34,6 +34,8 @@ export async function runDemoFederation(o: DemoFederationOptions): Promise<DemoR
     members: o.split.participants,
     settings: demoFederationSettings(n, o.rounds),
     seed: 1,
+    // The same participants' identities, hence data orders, every run: the demo repeats its numbers.
+    seededIdentities: true,
     threads: o.threads,
     onListening: (url) => o.print(`3. coordinator listening on ${url} (federation folder ${o.fedDir})`),
     onJoined: () => {

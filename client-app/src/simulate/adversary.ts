@@ -24,6 +24,7 @@ import {
 import type { LoraConfig } from '@fedit/kernels';
 import {
   FederationConnection,
+  FederationError,
   buildUpdate,
   connectionUploadRequest,
   downloadAdapter,
@@ -48,8 +49,10 @@ export interface AdversaryOptions {
   rounds: number;
   threads: number;
   signal: AbortSignal;
-  /** Each round it uploaded, with its (honest) training loss. */
+  /** Each round its update was counted, with its (honest) training loss. */
   onUploaded: (round: number, trainLoss: number) => void;
+  /** Each round the coordinator refused its update, with the coordinator's reason. */
+  onRefused?: (round: number, reason: string) => void;
 }
 
 /** Takes part, poisoned, in every round it is selected for, until the last round closes. */
@@ -125,9 +128,15 @@ async function takePart(
     o.identity.box,
     o.membership.coordinator.box,
   );
-  const outcome = await uploadPass(connectionUploadRequest(connection), upload);
-  // A refused update is the rule doing its job: the adversary simply did not count this round.
-  if (outcome.kind === 'committed') o.onUploaded(open.round, mean(trained.losses));
+  try {
+    const outcome = await uploadPass(connectionUploadRequest(connection), upload);
+    if (outcome.kind === 'committed') o.onUploaded(open.round, mean(trained.losses));
+  } catch (error) {
+    // A refusal from the coordinator (a bound, a cap, a rule) is the defence doing its job: the
+    // adversary did not count this round and tries again in the next.
+    if (!(error instanceof FederationError && error.remote)) throw error;
+    o.onRefused?.(open.round, error.message);
+  }
 }
 
 /** What the adversary sends in place of `trained`, started from `global`. */

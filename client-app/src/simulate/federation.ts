@@ -8,7 +8,8 @@
 // every participant's identity are derived from it. A participant's identity fixes its id, and its
 // id and the round number fix its local run's seed (participantSeed), hence its data order: the
 // same seed gives the same global adapter after every round. The coordinator's own keys stay random:
-// they sign the log and never touch the arithmetic.
+// they sign the log and never touch the arithmetic. Seeded identities are anyone's to recompute
+// (a small seed through SHA-256): for simulations on loopback only, never a real federation.
 //
 // However it ends (a participant or a round callback failing, no round aggregated, or done), the
 // participants stop and the coordinator closes: a listening coordinator would keep the process
@@ -82,6 +83,8 @@ export interface LoopbackFederationOptions<Row> {
   onListening?: (url: string) => void;
   onJoined?: () => void;
   onAborted?: (round: number, reason: string) => void;
+  /** A poisoning member's update the coordinator refused. */
+  onRefused?: (name: string, round: number, reason: string) => void;
 }
 
 /** Runs the federation to its last round; one row per aggregated round. */
@@ -131,8 +134,9 @@ export function participantIdentitySeed(seed: number, index: number): Uint8Array
   return sha256(new TextEncoder().encode(`fedit/simulate/identity/v1:${seed}:${index}`));
 }
 
+/** A federation id in initFederation's format (fed- and 12 hex digits), derived from the seed. */
 function seededFederationId(seed: number): string {
-  return `sim-${toHex(sha256(new TextEncoder().encode(`fedit/simulate/federation/v1:${seed}`))).slice(0, 12)}`;
+  return `fed-${toHex(sha256(new TextEncoder().encode(`fedit/simulate/federation/v1:${seed}`))).slice(0, 12)}`;
 }
 
 /**
@@ -222,6 +226,7 @@ class LoopbackParticipants {
       threads,
       signal: this.#stop.signal,
       onUploaded: uploaded,
+      onRefused: (round, reason) => this.#o.onRefused?.(member.name, round, reason),
     });
   }
 

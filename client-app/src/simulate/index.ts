@@ -36,6 +36,7 @@ export {
   summarize,
   type CompactAccuracy,
   type EvaluationSummary,
+  type RoundSpread,
   type SeedRuns,
   type Spread,
   type SummaryRow,

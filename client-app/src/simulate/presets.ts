@@ -3,6 +3,7 @@
 // A rule that needs local-training changes (a frozen A factor, a proximal term) says so in its
 // patch's `training` section.
 
+import { FeditError } from '@fedit/shared';
 import type { FederationSettings } from '@fedit/coordinator';
 import { demoFederationSettings } from '../demo/federation-settings.ts';
 
@@ -41,7 +42,10 @@ export const RULE_PRESETS: Record<string, Partial<FederationSettings>> = {
 export function rulePreset(name: string): Partial<FederationSettings> {
   const preset = Object.hasOwn(RULE_PRESETS, name) ? RULE_PRESETS[name] : undefined;
   if (!preset) {
-    throw new RangeError(`unknown rule '${name}'; known: ${Object.keys(RULE_PRESETS).join(', ')}`);
+    throw new FeditError(
+      'SIMULATION_OPTIONS',
+      `unknown rule '${name}'; known: ${Object.keys(RULE_PRESETS).join(', ')}`,
+    );
   }
   return preset;
 }

@@ -30,10 +30,17 @@ export interface SummaryRow {
   byCategory: Record<string, Spread>;
 }
 
-/** Per evaluation set: the rows, and per rule its gap to pooled and its lead over the best alone. */
+/**
+ * Per evaluation set: the rows; per rule its gap to pooled, its lead over the best participant
+ * alone, and its overall accuracy after each round (rounds evaluated in every seed's run only).
+ */
 export interface EvaluationSummary {
   rows: SummaryRow[];
-  rules: Record<string, { belowPooled: Spread; aboveBestAlone: Spread }>;
+  rules: Record<string, { belowPooled: Spread; aboveBestAlone: Spread; byRound: RoundSpread[] }>;
+}
+
+export interface RoundSpread extends Spread {
+  round: number;
 }
 
 /** An accuracy as fractions: overall and per category. */
@@ -90,9 +97,26 @@ export function summarize(
       gaps[rule] = {
         belowPooled: spread(runs.map((r, k) => r.baselines.pooled.accuracy[set].overall.accuracy - fed[k])),
         aboveBestAlone: spread(runs.map((r, k) => fed[k] - bestAlone(r.baselines, set).overall.accuracy)),
+        byRound: byRound(
+          runs.map((r) => r.federated[i]),
+          set,
+        ),
       };
     });
     out[set] = { rows, rules: gaps };
+  }
+  return out;
+}
+
+/** Overall accuracy on `set` after each round that every run evaluated. */
+function byRound(runs: readonly FederatedRun[], set: string): RoundSpread[] {
+  const rounds = runs[0]?.rounds.map((x) => x.round) ?? [];
+  const out: RoundSpread[] = [];
+  for (const round of rounds) {
+    const values = runs.map((f) => f.rounds.find((x) => x.round === round)?.accuracy?.[set]);
+    if (values.every((v) => v !== undefined)) {
+      out.push({ round, ...spread(values.map((v) => v!.overall.accuracy)) });
+    }
   }
   return out;
 }
@@ -137,6 +161,9 @@ export function formatSummary(summary: Record<string, EvaluationSummary>, seeds:
       );
     }
     for (const [rule, g] of Object.entries(s.rules)) {
+      if (g.byRound.length > 1) {
+        lines.push(`  ${rule} by round: ${g.byRound.map((x) => `${x.round}: ${pct(x.mean)}`).join(', ')}`);
+      }
       lines.push(
         `  ${rule}: ${points(g.belowPooled.mean, 'below', 'above')} pooled, ${points(g.aboveBestAlone.mean, 'above', 'below')} the best participant alone`,
       );

@@ -12,6 +12,7 @@
 // rule: a bench of several rules computes them once per seed (runBaselines) and runs the
 // federation once per rule (runFederated).
 
+import { FeditError } from '@fedit/shared';
 import { join } from 'node:path';
 import type { FederationSettings } from '@fedit/coordinator';
 import type { LoraConfig } from '@fedit/kernels';
@@ -112,7 +113,8 @@ export function simulationPlan(o: SimulationOptions) {
   const attacked = o.attack ? { minUpdates: Math.max(1, o.participants - 1), ...o.settings } : o.settings;
   const settings = simulationSettings(o.participants, o.rounds, attacked);
   if (o.attack && !(o.attack.participant >= 0 && o.attack.participant < o.participants)) {
-    throw new RangeError(
+    throw new FeditError(
+      'SIMULATION_OPTIONS',
       `attack.participant must be 0 to ${o.participants - 1}, got ${o.attack.participant}`,
     );
   }
@@ -150,6 +152,8 @@ export async function runFederated(o: SimulationOptions): Promise<FederatedRun> 
     seed: o.seed,
     seededIdentities: true,
     threads,
+    onRefused: (name, round, reason) =>
+      o.log?.(`  ${o.rule} seed ${o.seed}: round ${round}: ${name}'s update refused: ${reason}`),
     onAborted: (round, reason) => o.log?.(`  ${o.rule} seed ${o.seed}: round ${round} aborted: ${reason}`),
     onRound: async (closed: ClosedRound) => {
       adapterBytes = [...closed.tensors.values()].reduce((s, t) => s + t.byteLength, 0);
@@ -167,7 +171,7 @@ export async function runFederated(o: SimulationOptions): Promise<FederatedRun> 
         ...(accuracy ? { accuracy } : {}),
       };
       o.log?.(
-        `  ${o.rule} seed ${o.seed}: round ${closed.round}, ${closed.updates} updates ${accuracyLine(accuracy)}`,
+        `  ${o.rule} seed ${o.seed}: round ${closed.round} (${closed.updates} updates)${accuracy ? `: ${accuracyLine(accuracy)}` : ''}`,
       );
       return row;
     },

@@ -14,6 +14,7 @@
 // Either way every record goes to at most one participant (shards may leave a category nobody
 // holds), and the same seed gives the same split.
 
+import { FeditError } from '@fedit/shared';
 import { seededRandom, shuffleInPlace } from '../core/data/random.ts';
 import type { InstructionRecord } from '../demo/tasks.ts';
 
@@ -47,9 +48,10 @@ export function splitByCategory<R extends InstructionRecord>(
 ): ParticipantShard<R>[] {
   const n = o.participants;
   if (!(Number.isInteger(n) && n >= 1))
-    throw new RangeError(`participants must be a whole number >= 1, got ${n}`);
+    throw new FeditError('SIMULATION_OPTIONS', `participants must be a whole number >= 1, got ${n}`);
   const categories = categoriesOf(records);
-  if (categories.length === 0) throw new RangeError('the dataset holds no records to split');
+  if (categories.length === 0)
+    throw new FeditError('SIMULATION_OPTIONS', 'the dataset holds no records to split');
   const byCategory = new Map(categories.map((c) => [c, [] as R[]]));
   for (const r of records) byCategory.get(r.category)!.push(r);
   for (const [c, list] of byCategory) shuffleInPlace(list, seededRandom(`${o.seed}:split:${c}`));
@@ -86,7 +88,8 @@ function shardCounts(
 ): Map<string, number[]> {
   const C = categories.length;
   if (!(Number.isInteger(k) && k >= 1 && k <= C)) {
-    throw new RangeError(
+    throw new FeditError(
+      'SIMULATION_OPTIONS',
       `split shards:${k}: each participant must hold 1 to ${C} categories (the dataset has ${C})`,
     );
   }
@@ -119,7 +122,7 @@ function dirichletCounts(
   minPerParticipant: number,
 ): Map<string, number[]> {
   if (!(alpha > 0 && Number.isFinite(alpha)))
-    throw new RangeError(`split dirichlet:${alpha}: alpha must be > 0`);
+    throw new FeditError('SIMULATION_OPTIONS', `split dirichlet:${alpha}: alpha must be > 0`);
   const random = seededRandom(`${seed}:split:dirichlet`);
   for (let attempt = 0; attempt < 1000; attempt++) {
     const counts = new Map<string, number[]>();
@@ -142,7 +145,8 @@ function dirichletCounts(
     }
     if (totals.every((t) => t >= minPerParticipant)) return counts;
   }
-  throw new RangeError(
+  throw new FeditError(
+    'SIMULATION_OPTIONS',
     `split dirichlet:${alpha}: no draw in 1000 gave every one of ${n} participants ${minPerParticipant} records; use more data, fewer participants or a larger alpha`,
   );
 }
