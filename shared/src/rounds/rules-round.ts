@@ -2,7 +2,8 @@
 // record against the fold of the records before it.
 //
 //   open    no other round is open and this is the next number; the rule exists and accepts its
-//           config; the round trains from the current global adapter; the selection is not empty
+//           config, which is the one the federation's config derives (ruleRefFor) when the log
+//           holds a readable config; the round trains from the current global adapter; the selection is not empty
 //           and is the one its seed draws from the participants eligible now (selection.ts)
 //   close   the round is open; the close repeats the open's rule, selection and adapter; at least
 //           one update counts; every counted update comes from an enrolled, unrevoked participant,
@@ -10,7 +11,8 @@
 //           round (update-rules.ts): the participant's standing (not dropped, not counted twice)
 //           and, for an enrolled participant, its recorded envelope (selected, never counted
 //           before, the round's adapter, the federation's limits, ...), which says what the
-//           record says
+//           record says; a rule with a stateful server optimizer steps from the state the last
+//           closed round left (serverStateIn) and records the next (serverStateOut)
 
 import { FeditError } from '../errors.ts';
 import { AggregationError } from '../aggregation/aggregation-error.ts';
