@@ -2,6 +2,7 @@
 // each seed, the baselines once (they do not depend on the rule) and each rule's federation; then
 // the summary (report.ts). Everything runs in this process, one model at a time.
 
+import type { SettingsPatch } from './presets.ts';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FederationSettings } from '@fedit/coordinator';
@@ -21,7 +22,7 @@ import type { SplitSpec } from './split.ts';
 export interface RuleChoice {
   name: string;
   /** The rule's settings patch (over the common one). */
-  settings: Partial<FederationSettings>;
+  settings: SettingsPatch;
 }
 
 export interface LearningBenchOptions {
@@ -33,7 +34,7 @@ export interface LearningBenchOptions {
   rounds: number;
   rules: readonly RuleChoice[];
   /** Applied to every rule and to the baselines (e.g. local steps or learning rate). */
-  settings?: Partial<FederationSettings>;
+  settings?: SettingsPatch;
   seeds: readonly number[];
   /** A folder per seed and rule goes under it. */
   workDir: string;

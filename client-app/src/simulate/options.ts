@@ -1,6 +1,7 @@
 // The simulation's choices as a person types them, shared by `fedit simulate` and
 // `npm run bench -- learning`, each checked with an error that names the option.
 
+import type { SettingsPatch } from './presets.ts';
 import { readFileSync } from 'node:fs';
 import type { FederationSettings } from '@fedit/coordinator';
 import { FeditError } from '@fedit/shared';
@@ -60,7 +61,7 @@ export function parseRules(text: string, option = '--rules'): RuleChoice[] {
  * lora, ...) are merged over the simulation's settings; the federation checks each field when it
  * is created, naming it.
  */
-export function readSettingsPatch(file: string): Partial<FederationSettings> {
+export function readSettingsPatch(file: string): SettingsPatch {
   let value: unknown;
   try {
     value = JSON.parse(readFileSync(file, 'utf8'));
@@ -70,7 +71,7 @@ export function readSettingsPatch(file: string): Partial<FederationSettings> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new FeditError('CLI_OPTION', `--settings ${file}: must hold a JSON object of federation settings`);
   }
-  return value as Partial<FederationSettings>;
+  return value as SettingsPatch;
 }
 
 /** Seeds 1..count. */

@@ -7,7 +7,16 @@ import { FeditError } from '@fedit/shared';
 import type { FederationSettings } from '@fedit/coordinator';
 import { demoFederationSettings } from '../demo/federation-settings.ts';
 
-export const RULE_PRESETS: Record<string, Partial<FederationSettings>> = {
+/** Federation settings with every section partial: what a preset or a --settings file changes. */
+export type SettingsPatch = {
+  [K in keyof FederationSettings]?: FederationSettings[K] extends readonly unknown[]
+    ? FederationSettings[K]
+    : FederationSettings[K] extends object
+      ? Partial<FederationSettings[K]>
+      : FederationSettings[K];
+};
+
+export const RULE_PRESETS: Record<string, SettingsPatch> = {
   /** FedIT (Zhang et al. 2024): the example-count weighted mean of the LoRA tensors. */
   fedit: { aggregation: { rule: 'fedit' } },
   /** FedAvg with equal weights: the plain mean of the LoRA tensors. */
@@ -39,7 +48,7 @@ export const RULE_PRESETS: Record<string, Partial<FederationSettings>> = {
 };
 
 /** The patch of a preset, or an error listing the known ones. */
-export function rulePreset(name: string): Partial<FederationSettings> {
+export function rulePreset(name: string): SettingsPatch {
   const preset = Object.hasOwn(RULE_PRESETS, name) ? RULE_PRESETS[name] : undefined;
   if (!preset) {
     throw new FeditError(
@@ -55,16 +64,13 @@ export function rulePreset(name: string): Partial<FederationSettings> {
  * limits, ...) is merged field by field, so `{ training: { lr: 1e-3 } }` keeps the other local
  * training settings; any other value replaces the base's.
  */
-export function mergeSettings(
-  base: Partial<FederationSettings>,
-  patch: Partial<FederationSettings>,
-): Partial<FederationSettings> {
+export function mergeSettings<Base extends SettingsPatch>(base: Base, patch: SettingsPatch): Base {
   const out: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(patch)) {
     const old = out[key];
     out[key] = isSection(old) && isSection(value) ? { ...old, ...value } : value;
   }
-  return out as Partial<FederationSettings>;
+  return out as Base;
 }
 
 function isSection(v: unknown): v is Record<string, unknown> {
@@ -75,7 +81,7 @@ function isSection(v: unknown): v is Record<string, unknown> {
 export function simulationSettings(
   participants: number,
   rounds: number,
-  patch: Partial<FederationSettings> = {},
+  patch: SettingsPatch = {},
 ): Partial<FederationSettings> {
   return mergeSettings(demoFederationSettings(participants, rounds), patch);
 }

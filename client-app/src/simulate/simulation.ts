@@ -12,6 +12,7 @@
 // rule: a bench of several rules computes them once per seed (runBaselines) and runs the
 // federation once per rule (runFederated).
 
+import type { SettingsPatch } from './presets.ts';
 import { FeditError } from '@fedit/shared';
 import { join } from 'node:path';
 import type { FederationSettings } from '@fedit/coordinator';
@@ -35,7 +36,7 @@ export interface SimulationOptions {
   /** The rule's name, for the tables. */
   rule: string;
   /** Merged over the demo federation's settings (presets.ts): how a rule is chosen. */
-  settings?: Partial<FederationSettings>;
+  settings?: SettingsPatch;
   /** Where this run's federation and participants' folders go (created; must not hold a federation). */
   workDir: string;
   threads?: number;
