@@ -86,7 +86,7 @@ function referenceStep(s: ServerOptimizerSettings, x: number, target: number, m:
 function runBoth(kind: ServerOptimizerSettings['kind'], seed: number, rounds: number) {
   const settings = settingsOf(kind, 0.5);
   const next = random(seed);
-  let global = new Map(
+  let global: TensorValues = new Map(
     [...wideSchema].map(([name, [r, c]]) => [name, Float32Array.from({ length: r * c }, next)]),
   );
   let state: TensorValues | undefined;
