@@ -6,6 +6,8 @@
 import test, { type ExecutionContext } from 'ava';
 import {
   AggregationError,
+  ConfigError,
+  requireKnownRule,
   aggregationRule,
   parseRuleSettings,
   ruleConfigOf,
@@ -216,4 +218,14 @@ test('each value out of range or of the wrong form is refused, naming its key', 
     () => aggregationRule('krum').settings({ byzantine: -1, krumSelect: 1 }),
     /byzantine is out of range/,
   );
+});
+
+test("a federation config naming another rule's setting is refused at init, naming the field", (t) => {
+  const err = t.throws(() => requireKnownRule(federation({ rule: 'fedit', trimFraction: 0.1 })), {
+    instanceOf: ConfigError,
+  });
+  t.is(err.field, 'aggregation.trimFraction');
+  t.regex(err.message, /rule fedit does not use it \(it belongs to trimmed-mean\)/);
+  t.notThrows(() => requireKnownRule(federation({ rule: 'trimmed-mean', trimFraction: 0.1 })));
+  t.notThrows(() => requireKnownRule(federation({ rule: 'krum', byzantine: 1, krumSelect: 2 })));
 });

@@ -390,3 +390,20 @@ test('with sgd, which keeps no state, rounds record none; a record that names on
   t.deepEqual(codes(report), at(2, 'RULE_CONFIG', 'AGGREGATION_MISMATCH'));
   t.regex(report.problems[0].message, /records a server state, but its rule config keeps none/);
 });
+
+test('a state in whose tensors do not fit the optimizer fails the recomputation, naming the state tensor', (t) => {
+  // avgm's state (m only) where adam needs m and v: the coordinator cannot have stepped from it.
+  const mOnly = new Map([...madeUpState(0.01)].filter(([key]) => key.startsWith('m:')));
+  const report = audit(
+    federation({
+      closed: (round, body, store) => (round === 2 ? { ...body, serverStateIn: store(mOnly) } : body),
+    }),
+  );
+  // recompute.ts reports every AggregationError of the recomputation as UPDATE_INVALID, the state's too.
+  t.deepEqual(codes(report), at(2, 'GLOBAL_MISMATCH', 'UPDATE_INVALID'));
+  t.regex(
+    report.problems[1].message,
+    /the server optimizer's state lacks v:layers\.0\.q_proj\.lora_A\.weight of 8 values/,
+  );
+  t.is(report.rounds[1].aggregation, 'failed');
+});
