@@ -5,7 +5,6 @@
 import type { SettingsPatch } from './presets.ts';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FederationSettings } from '@fedit/coordinator';
 import type { Attack } from './adversary.ts';
 import type { SimulationDataset } from './dataset.ts';
 import { mergeSettings } from './presets.ts';

@@ -3,7 +3,6 @@
 
 import type { SettingsPatch } from './presets.ts';
 import { readFileSync } from 'node:fs';
-import type { FederationSettings } from '@fedit/coordinator';
 import { FeditError } from '@fedit/shared';
 import type { Attack } from './adversary.ts';
 import type { RuleChoice } from './bench.ts';
