@@ -12,9 +12,9 @@ test('the demo federation learns, beats every local-only adapter, and its log ve
   const dir = mkdtempSync(join(tmpdir(), 'fedit-demo-test-'));
   try {
     const lines: string[] = [];
-    const r = await runDemo({ dir, rounds: 4, print: (l) => lines.push(l) });
-    t.log(lines.filter((l) => /^\s+\d+ {2}p|^federated|alone/.test(l)).join('\n'));
-    t.is(r.rounds.length, 4);
+    const r = await runDemo({ dir, rounds: 10, print: (l) => lines.push(l) });
+    t.log(lines.filter((l) => /^\s+\d+ {2}p|^federated|alone|pooled/.test(l)).join('\n'));
+    t.is(r.rounds.length, 10);
     t.deepEqual(r.rounds[0].took, ['participant-1', 'participant-2', 'participant-3']);
     t.true(r.baseAccuracy.overall.accuracy <= 0.2);
     t.true(
@@ -24,6 +24,14 @@ test('the demo federation learns, beats every local-only adapter, and its log ve
     t.true(r.rounds.at(-1)!.heldOutLoss < r.rounds[0].heldOutLoss);
     for (const l of r.localOnly)
       t.true(r.global.overall.accuracy > l.accuracy.overall.accuracy, `${l.name} alone`);
+    t.true(r.pooled.overall.accuracy > r.baseAccuracy.overall.accuracy, 'pooled learns too');
+    const verdict = lines.find((l) => l.startsWith('the federated adapter is '));
+    const gap = Math.round(100 * r.global.overall.accuracy) - Math.round(100 * r.pooled.overall.accuracy);
+    t.regex(
+      verdict ?? '',
+      new RegExp(gap < 0 ? `${-gap} points below pooled` : 'pooled'),
+      'the verdict follows from the numbers',
+    );
     t.true(r.auditOk);
     t.true(lines.some((l) => /the log verifies/.test(l)));
   } finally {

@@ -1,6 +1,7 @@
 // `fedit demo` (and `npm run demo`): a whole federation on this machine with the built-in model and
 // tasks; see ../demo/demo.ts.
 import type { Command } from 'commander';
+import { DEMO_ROUNDS } from '../demo/demo-rounds.ts';
 import { wholeNumber } from './options.ts';
 
 export function registerDemoCommand(program: Command): void {
@@ -16,7 +17,7 @@ export function registerDemoCommand(program: Command): void {
       wholeNumber('--participants', 2),
       3,
     )
-    .option('--rounds <n>', 'FedIT rounds', wholeNumber('--rounds', 1), 8)
+    .option('--rounds <n>', 'FedIT rounds', wholeNumber('--rounds', 1), DEMO_ROUNDS)
     .option('--threads <n>', 'CPU threads per model', wholeNumber('--threads', 1), 1)
     .action(async (o) => {
       const { runDemo } = await import('../demo/demo.ts');

@@ -4,6 +4,7 @@
 // alone, on held-out records. See ../simulate/ and docs/learning.md.
 import type { Command } from 'commander';
 import { FeditError } from '@fedit/shared';
+import { DEMO_ROUNDS } from '../demo/demo-rounds.ts';
 import { number, wholeNumber } from './options.ts';
 
 interface SimulateOptions {
@@ -41,7 +42,7 @@ export function registerSimulateCommand(program: Command): void {
     .option('--model <dir>', "base model folder (default: the demo's built-in model)")
     .option('--participants <n>', 'participants', wholeNumber('--participants', 1), 3)
     .option('--split <how>', 'shards:K (K categories each) or dirichlet:ALPHA over categories', 'shards:2')
-    .option('--rounds <n>', 'rounds', wholeNumber('--rounds', 1), 8)
+    .option('--rounds <n>', 'rounds', wholeNumber('--rounds', 1), DEMO_ROUNDS)
     .option('--rule <names>', 'aggregation rule preset(s), comma-separated', 'fedit')
     .option(
       '--settings <file>',

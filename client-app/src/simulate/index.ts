@@ -65,3 +65,4 @@ export {
   type SimulationResult,
   type TrainedBaseline,
 } from './simulation.ts';
+export { DEMO_ROUNDS } from '../demo/demo-rounds.ts';

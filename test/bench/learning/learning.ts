@@ -6,7 +6,7 @@
 // Prints one JSON line on stdout (the result: summary and every run) and, on stderr, progress and
 // the readable tables. --json is accepted for symmetry with the other benches (stdout is JSON anyway).
 //
-//   npm run bench -- learning --rules fedit,fedavg-uniform --seeds 3 --rounds 8
+//   npm run bench -- learning --rules fedit,fedavg-uniform --seeds 3 --rounds 24
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   builtinTaskDataset,
+  DEMO_ROUNDS,
   defaultDemoCacheDir,
   ensureDemoBaseModel,
   formatSummary,
@@ -39,7 +40,7 @@ function benchOptions(argv: string[]) {
     options: {
       rules: { type: 'string', default: 'fedit,fedavg-uniform' },
       seeds: { type: 'string', default: '3' },
-      rounds: { type: 'string', default: '8' },
+      rounds: { type: 'string', default: String(DEMO_ROUNDS) },
       participants: { type: 'string', default: '3' },
       split: { type: 'string', default: 'shards:2' },
       // a federation settings patch (JSON file) applied to every rule and the baselines
