@@ -73,7 +73,7 @@ export function addLearningOptions(command: Command): Command {
     )
     .option(
       '--server-beta1 <b>',
-      "avgm's momentum, adam's and yogi's beta1 (default 0.9)",
+      "avgm's momentum; beta1 of adam, yogi and adagrad (default 0.9)",
       number('--server-beta1'),
     )
     .option('--server-beta2 <b>', "adam's and yogi's beta2 (default 0.99)", number('--server-beta2'))
