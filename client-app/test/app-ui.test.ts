@@ -131,6 +131,7 @@ test('a participant installs, joins with an invite, checks model and data, train
   const settings = (await byId(page, 'invite-settings').textContent()) ?? '';
   t.regex(settings, /tiny-test/);
   t.regex((await byId(page, 'privacy').textContent()) ?? '', /never leaves this computer/);
+  t.regex((await byId(page, 'learning').textContent()) ?? '', /The coordinator averages everyone's updates/);
   t.regex(
     (await byId(page, 'coordinator-fingerprint').textContent()) ?? '',
     /^[0-9a-f]{4}( [0-9a-f]{4}){7}$/,

@@ -48,6 +48,8 @@ export function federationDetails(s: FederationSummary): HTMLElement {
           `${training.template} template`,
       ),
     ),
+    h('h3', null, 'How the federation learns'),
+    h('ul', { class: 'learning', testid: 'learning' }, ...s.learning.map((line) => h('li', null, line))),
     h('h3', null, 'Privacy'),
     s.privacy.length
       ? h('ul', { class: 'privacy', testid: 'privacy' }, ...s.privacy.map((line) => h('li', null, line)))

@@ -16,7 +16,7 @@
 //                next-federation, next-model, next-data ("Continue" once a step is done)
 //   federation   section-federation, display-name, display-name-error, invite-input, invite-check,
 //                invite-error; before joining: invite-settings (name: invite-name), join,
-//                invite-cancel, join-error; in both summaries: coordinator-fingerprint, privacy;
+//                invite-cancel, join-error; in both summaries: coordinator-fingerprint, learning, privacy;
 //                once joined: federation-summary (name: federation-name), leave, then
 //                leave-confirm / leave-cancel, leave-error
 //   model        section-model, model-choose (system picker), model-path, model-use, model-busy,

@@ -35,6 +35,8 @@ export interface FederationSummary {
   rounds: number;
   /** Privacy-relevant settings, in words, for the person to read before joining. */
   privacy: string[];
+  /** How the federation combines updates and trains (its rule and learning settings), in words. */
+  learning: string[];
   /** This computer's membership, once it has joined (absent in an invite's summary before joining). */
   joinedAs?: { participantId: string; displayName: string; joinedAt: number };
 }

@@ -1,6 +1,7 @@
 // The federation as the app shows it: its settings, and what matters for privacy, in words.
 
 import type { FederationSettings, Membership, RoundHistoryEntry } from '../core/federation/index.ts';
+import { describeLearning } from '../core/federation/learning-words.ts';
 import type { FederationSummary } from './api.ts';
 
 /** "sha256:0123456789ab…" */
@@ -33,7 +34,6 @@ export function summarize(
 ): FederationSummary {
   const raw = s.raw as Record<string, unknown>;
   const record = (v: unknown) => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {});
-  const aggregation = record(raw.aggregation);
   const limits = record(raw.limits);
   const perRound = record(raw.participantsPerRound);
   const privacy = [
@@ -41,13 +41,6 @@ export function summarize(
     "Each update is signed with your key and encrypted on its way to the coordinator. Your individual update is visible to the federation's organiser, who runs the coordinator: it is not hidden by secure aggregation or differential privacy (methods some federations use so that no single participant's update can be seen).",
     'With each update goes the number of examples it was trained on.',
   ];
-  if (typeof aggregation.rule === 'string') {
-    privacy.push(
-      aggregation.rule === 'fedit'
-        ? "The coordinator averages everyone's updates, weighted by how many examples each trained on."
-        : `The coordinator combines the updates with the "${aggregation.rule}" method.`,
-    );
-  }
   if (typeof raw.minUpdates === 'number') {
     privacy.push(
       `A round only counts when at least ${raw.minUpdates} ${raw.minUpdates === 1 ? 'update arrives' : 'updates arrive'}; otherwise it is dropped.`,
@@ -85,6 +78,7 @@ export function summarize(
     },
     rounds: s.rounds ?? 0,
     privacy,
+    learning: describeLearning(s),
     joinedAs: membership && {
       participantId: membership.participantId,
       displayName: membership.displayName,

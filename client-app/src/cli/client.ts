@@ -12,6 +12,7 @@ import type {
   ParticipantStatus,
   RoundHistoryEntry,
 } from '../core/federation/index.ts';
+import { describeLearning } from '../core/federation/learning-words.ts';
 import { ProgressPrinter, stopOnCtrlC } from './progress.ts';
 import { collect, formatOption, providerOption, wholeNumber } from './options.ts';
 
@@ -51,6 +52,7 @@ export function formatInspection(i: InviteInspection): string {
   }
   if (aggregation?.rule) lines.push(`aggregation       ${aggregation.rule}`);
   if (limits?.maxUpdateNorm !== undefined) lines.push(`update norm limit ${limits.maxUpdateNorm}`);
+  lines.push('', 'How the federation learns:', ...describeLearning(s).map((line) => `  - ${line}`));
   lines.push(
     '',
     'Your data stays on this computer. Each round, the adapter trained on it is encrypted to the',

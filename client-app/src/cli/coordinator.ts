@@ -2,9 +2,10 @@
 // options and print.
 
 import { Option, type Command } from 'commander';
-import { FeditError, LIMIT_RULES, aggregationRuleProblem, federationPaths } from '@fedit/shared';
-import type { CoordinatorEvent } from '@fedit/coordinator';
-import { addLoraOptions, loraFromOptions, positive } from './options.ts';
+import { FeditError, LIMIT_RULES, aggregationRuleNames, federationPaths } from '@fedit/shared';
+import type { CoordinatorEvent, FederationSettings } from '@fedit/coordinator';
+import { addLearningOptions, initSettings, type InitOptions } from './init-settings.ts';
+import { addLoraOptions, positive } from './options.ts';
 
 /** The longest an invite may stay valid, in hours: ten years, createInvite's MAX_INVITE_HOURS. */
 const MAX_INVITE_HOURS = 10 * 366 * 24;
@@ -41,74 +42,58 @@ export function registerCoordinatorCommands(program: Command): void {
 }
 
 function registerInit(coordinator: Command): void {
-  addLimitOptions(
-    addTrainingOptions(
-      addLoraOptions(
-        coordinator
-          .command('init')
-          .description(
-            'create a federation in an empty folder: keys, settings, the initial global adapter, the round log',
-          )
-          .argument('<dir>', 'the federation folder to create')
-          .requiredOption(
-            '--model <dir>',
-            'the base model (Hugging Face folder) every participant must train on',
-          )
-          .option('--model-name <name>', 'how participants see the base model named')
-          .option('--name <name>', "the federation's name", 'fedit federation')
-          .option(
-            '--rounds <n>',
-            'rounds to open; aborted rounds (too few updates) count too, so the federation ends after n rounds even if participants vanish',
-            positive('--rounds', true),
-            5,
-          ),
-      ),
-    )
-      .option('--fraction <f>', 'share of participants selected per round', positive('--fraction'), 1)
-      .option(
-        '--min-participants <n>',
-        'participants per round at least (rounds wait for this many online)',
-        positive('--min-participants', true),
-        2,
+  addLearningOptions(
+    addLimitOptions(
+      addTrainingOptions(
+        addLoraOptions(
+          coordinator
+            .command('init')
+            .description(
+              'create a federation in an empty folder: keys, settings, the initial global adapter, the round log',
+            )
+            .argument('<dir>', 'the federation folder to create')
+            .requiredOption(
+              '--model <dir>',
+              'the base model (Hugging Face folder) every participant must train on',
+            )
+            .option('--model-name <name>', 'how participants see the base model named')
+            .option('--name <name>', "the federation's name", 'fedit federation')
+            .option(
+              '--rounds <n>',
+              'rounds to open; aborted rounds (too few updates) count too, so the federation ends after n rounds even if participants vanish',
+              positive('--rounds', true),
+              5,
+            ),
+        ),
       )
-      .option(
-        '--min-updates <n>',
-        'fewest updates a round needs, else it is aborted',
-        positive('--min-updates', true),
-        2,
-      )
-      .option('--deadline <seconds>', 'round deadline', positive('--deadline'), 3600)
-      .option(
-        '--aggregation-rule <name>',
-        'how a round combines updates (fedit: the sample-weighted mean of every LoRA tensor)',
-        'fedit',
-      ),
-  ).action(async (dir: string, o) => {
+        .option('--fraction <f>', 'share of participants selected per round', positive('--fraction'), 1)
+        .option(
+          '--min-participants <n>',
+          'participants per round at least (rounds wait for this many online)',
+          positive('--min-participants', true),
+          2,
+        )
+        .option(
+          '--min-updates <n>',
+          'fewest updates a round needs, else it is aborted',
+          positive('--min-updates', true),
+          2,
+        )
+        .option('--deadline <seconds>', 'round deadline', positive('--deadline'), 3600)
+        .option(
+          '--aggregation-rule <name>',
+          `how a round combines updates: ${aggregationRuleNames().join(', ')} (fedit: the example-weighted mean of every LoRA tensor)`,
+          'fedit',
+        ),
+    ),
+  ).action(async (dir: string, o: InitOptions, command: Command) => {
+    // Everything is checked before the model is loaded or the folder touched.
+    const settings = initSettings(o, command) as Partial<FederationSettings>;
     const { initFederationFromModel } = await import('../operator/init-federation.ts');
-    const limits = limitsFromOptions(LIMIT_RULES, o);
-    const ruleProblem = aggregationRuleProblem(o.aggregationRule);
-    if (ruleProblem) throw new FeditError('CLI_OPTION', `--aggregation-rule ${ruleProblem}`);
     const { config } = await initFederationFromModel(dir, {
-      modelDir: o.model,
-      modelName: o.modelName,
-      settings: {
-        name: o.name,
-        rounds: o.rounds,
-        lora: loraFromOptions(o),
-        training: {
-          localSteps: o.localSteps,
-          batchSize: o.batchSize,
-          lr: o.lr,
-          cutoffLen: o.cutoffLen,
-          template: o.template,
-          trainOnInputs: false,
-        },
-        participantsPerRound: { fraction: Math.min(1, o.fraction), minimum: o.minParticipants },
-        minUpdates: o.minUpdates,
-        roundDeadlineSeconds: o.deadline,
-        aggregation: { rule: o.aggregationRule },
-        limits,
-      },
+      modelDir: o.model as string,
+      modelName: o.modelName as string | undefined,
+      settings,
     });
     process.stdout.write(
       `created federation ${config.id} in ${dir}\n  base model ${config.baseModel.name} (${config.baseModel.identity})\n  next: fedit coordinator invite ${dir} --url http://HOST:PORT, then fedit coordinator start ${dir}\n`,
@@ -136,50 +121,39 @@ function addTrainingOptions(command: Command): Command {
 
 function addLimitOptions(command: Command): Command {
   return command
-    .option(
-      '--max-update-norm <n>',
-      "largest L2 norm of an update's change to the global adapter; larger updates are refused",
-      '1000',
+    .addOption(
+      new Option(
+        '--max-update-norm <n>',
+        "largest L2 norm of an update's change to the global adapter; larger updates are refused",
+      )
+        .argParser(limit('--max-update-norm', 'maxUpdateNorm', Number))
+        .default(1000),
     )
-    .option(
-      '--max-upload-size <size>',
-      'largest update a participant may upload, in bytes or with KiB, MiB, GiB (e.g. 64MiB)',
-      '512MiB',
+    .addOption(
+      new Option(
+        '--max-upload-size <size>',
+        'largest update a participant may upload, in bytes or with KiB, MiB, GiB (e.g. 64MiB)',
+      )
+        .argParser(limit('--max-upload-size', 'maxUploadBytes', parseByteSize))
+        .default(512 * 1024 ** 2, '512MiB'),
     )
-    .option(
-      '--max-example-count <n>',
-      'largest example count an update may claim (its weight in the mean); larger claims are refused',
-      '10000000',
+    .addOption(
+      new Option(
+        '--max-example-count <n>',
+        'largest example count an update may claim (its weight in the mean); larger claims are refused',
+      )
+        .argParser(limit('--max-example-count', 'maxExampleCount', Number))
+        .default(10_000_000),
     );
 }
 
-type LimitRules = typeof LIMIT_RULES;
-
-/** The limit options, checked with the config's own rules so the option and the field accept the
- * same values; a message names the option the person typed. */
-function limitsFromOptions(
-  rules: LimitRules,
-  o: { maxUpdateNorm: string; maxUploadSize: string; maxExampleCount: string },
-): { maxUpdateNorm: number; maxUploadBytes: number; maxExampleCount: number } {
-  const limit = (flag: string, key: keyof LimitRules, raw: string, value: number) => {
-    if (!rules[key].check(value))
-      throw new FeditError('CLI_OPTION', `${flag} must be ${rules[key].what}, got "${raw}"`);
+/** A limit option's parser: the config's own rule (LIMIT_RULES), the message naming the option. */
+function limit(flag: string, key: keyof typeof LIMIT_RULES, parse: (raw: string) => number) {
+  return (raw: string): number => {
+    const value = parse(raw);
+    if (!LIMIT_RULES[key].check(value))
+      throw new FeditError('CLI_OPTION', `${flag} must be ${LIMIT_RULES[key].what}, got "${raw}"`);
     return value;
-  };
-  return {
-    maxUpdateNorm: limit('--max-update-norm', 'maxUpdateNorm', o.maxUpdateNorm, Number(o.maxUpdateNorm)),
-    maxUploadBytes: limit(
-      '--max-upload-size',
-      'maxUploadBytes',
-      o.maxUploadSize,
-      parseByteSize(o.maxUploadSize),
-    ),
-    maxExampleCount: limit(
-      '--max-example-count',
-      'maxExampleCount',
-      o.maxExampleCount,
-      Number(o.maxExampleCount),
-    ),
   };
 }
 
