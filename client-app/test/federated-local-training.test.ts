@@ -1,12 +1,14 @@
 // A round's local training with the federation's learning settings (train-lora.ts): FFA-LoRA keeps
 // the global adapter's A factors bit for bit, FedProx pulls the result toward the global adapter,
-// and both settings are part of the run's identity, so a checkpoint resumes only under the same ones.
+// and both settings are part of the run's identity, so a checkpoint resumes only under the same ones;
+// a session's kept trainer (TrainerKeeper) trains its next rounds bit for bit as a new one would.
 
 import test from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  Trainer,
   loadCheckpoint,
   loraTensorSpecs,
   normalSampler,
@@ -15,7 +17,12 @@ import {
   type TokenRow,
 } from '@fedit/kernels';
 import { writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
-import { trainLora, type LoraRunInputs, type LoraRunSettings } from '../src/core/train/train-lora.ts';
+import {
+  TrainerKeeper,
+  trainLora,
+  type LoraRunInputs,
+  type LoraRunSettings,
+} from '../src/core/train/train-lora.ts';
 
 const lora: LoraConfig = { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj', 'down_proj'] };
 
@@ -136,6 +143,64 @@ test('a checkpoint resumes only under the same freezeLoraA and proximalMu (false
     t.false(await stopAfterOneStep('off', { freezeLoraA: false, proximalMu: 0 }));
     t.true(await stopAfterOneStep('off', {}), 'off said as false and 0 is off said by absence');
   } finally {
+    w.cleanup();
+  }
+});
+
+test('a kept trainer trains the next rounds bit for bit as a new one, resumes checkpoints, and is replaced when the settings compile other graphs', async (t) => {
+  const w = await workspace();
+  let created = 0;
+  const keeper = new TrainerKeeper((o) => (created++, Trainer.create(o)));
+  try {
+    // Dropout on (its masks follow each round's seed), FFA-LoRA and FedProx: all a round may use.
+    const round = (
+      initialAdapter: ReadonlyMap<string, Float32Array>,
+      seed: number,
+      o: Partial<LoraRunSettings> = {},
+    ) =>
+      w.settings({
+        lora: { ...lora, dropout: 0.1 },
+        freezeLoraA: true,
+        proximalMu: seed,
+        seed,
+        initialAdapter,
+        ...o,
+      });
+    const kept = (checkpoint: string) => ({ ...w.inputs(checkpoint), trainers: keeper });
+    const first = await trainLora(kept('r1'), round(w.global, 1));
+    const second = await trainLora(kept('r2'), round(first.tensors!, 2));
+    const fresh = await trainLora(w.inputs('f2'), round(first.tensors!, 2));
+    for (const [name, v] of fresh.tensors!)
+      t.deepEqual(Array.from(second.tensors!.get(name)!), Array.from(v), name);
+    t.is(created, 1, "the second round reset the first round's trainer");
+
+    // A round stopped after its first step resumes from its checkpoint on the kept trainer.
+    const stop = new AbortController();
+    const stopped = await trainLora(
+      kept('r3'),
+      round(second.tensors!, 3, { signal: stop.signal, onEvent: () => stop.abort() }),
+    );
+    t.false(stopped.completed);
+    let resumed = false;
+    const third = await trainLora(
+      kept('r3'),
+      round(second.tensors!, 3, { onEvent: (e) => (resumed ||= e.type === 'resumed') }),
+    );
+    t.true(resumed);
+    const straight = await trainLora(w.inputs('f3'), round(second.tensors!, 3));
+    for (const [name, v] of straight.tensors!)
+      t.deepEqual(Array.from(third.tensors!.get(name)!), Array.from(v), name);
+    t.is(created, 1);
+
+    // Other compiled graphs: another batch size, then FedProx off, each a new trainer.
+    await trainLora(kept('r4'), round(third.tensors!, 4, { batchSize: 2 }));
+    t.is(created, 2);
+    await trainLora(kept('r5'), round(third.tensors!, 5, { batchSize: 2, proximalMu: 0 }));
+    t.is(created, 3);
+    await trainLora(kept('r6'), round(third.tensors!, 6, { batchSize: 2, proximalMu: 0 }));
+    t.is(created, 3, 'the same settings again reuse it');
+  } finally {
+    await keeper.release();
     w.cleanup();
   }
 });

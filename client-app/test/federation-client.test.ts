@@ -26,6 +26,7 @@ import {
   type FederationSettings as CoordinatorSettings,
   type RunningCoordinator,
 } from '@fedit/coordinator';
+import type { Trainer } from '@fedit/kernels';
 import { initFederationFromModel } from '../src/operator/init-federation.ts';
 import {
   DISK_LOADER,
@@ -523,7 +524,7 @@ test('two participants join with invites and take part in a round; only protocol
   t.log(`two participants, one round: ${Date.now() - started} ms`);
 });
 
-test('a participant loads its model, tokenizer and data once for several rounds', async (t) => {
+test('a participant loads its model, tokenizer and data, and compiles its trainer, once for several rounds', async (t) => {
   const fed = await startFederation(t, {
     rounds: 3,
     participantsPerRound: { fraction: 1, minimum: 1 },
@@ -534,12 +535,20 @@ test('a participant loads its model, tokenizer and data once for several rounds'
   const data = await writeData(work, 'data.jsonl', FACTS);
   await joinFederation(fed.invite(), { home, displayName: 'Dana' });
 
-  // The real loaders, counted: every load still reads the files.
-  const loads = { model: 0, tokenizer: 0, dataset: 0 };
+  // The real loaders, counted: every load still reads the files, every trainer compiles its graphs.
+  const loads = { model: 0, tokenizer: 0, dataset: 0, trainer: 0 };
+  const released: Trainer[] = [];
   const loader: TrainingInputsLoader = {
     model: (dir) => (loads.model++, DISK_LOADER.model(dir)),
     tokenizer: (dir) => (loads.tokenizer++, DISK_LOADER.tokenizer(dir)),
     dataset: (files, options) => (loads.dataset++, DISK_LOADER.dataset(files, options)),
+    trainer: async (options) => {
+      loads.trainer++;
+      const trainer = await DISK_LOADER.trainer(options);
+      const release = trainer.release.bind(trainer);
+      trainer.release = () => (released.push(trainer), release());
+      return trainer;
+    },
   };
   const run = runParticipant({ modelDir: fed.modelDir, dataFiles: [data], home, chunkBytes: 1024, loader });
   const result = await run.done;
@@ -551,7 +560,8 @@ test('a participant loads its model, tokenizer and data once for several rounds'
   );
   const trained = new Set(run.progress.filter((p) => p.phase === 'training').map((p) => p.round));
   t.deepEqual([...trained], [1, 2, 3], 'every round trained');
-  t.deepEqual(loads, { model: 1, tokenizer: 1, dataset: 1 });
+  t.deepEqual(loads, { model: 1, tokenizer: 1, dataset: 1, trainer: 1 });
+  t.is(released.length, 1, 'the trainer is released when the participant stops');
 });
 
 test('an upload resumes after the connection drops, and after the client restarts, without retraining', async (t) => {

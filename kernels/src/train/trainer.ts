@@ -31,6 +31,7 @@ import { stepScalarValues } from './optimizer.ts';
 import {
   checkFederatedOptions,
   gradientTermsOf,
+  TrainingOptionsError,
   type FederatedTrainingOptions,
 } from './federated-options.ts';
 
@@ -69,6 +70,33 @@ export interface TrainerState {
 
 type StateTensors = Map<string, ort.Tensor>;
 
+/**
+ * What a Trainer's compiled graphs depend on, as a string (the weights are compared by identity):
+ * the model, LoRA (rank, alpha, dropout rate, targets), fully trained tensors, batch, sequence
+ * buckets, micro-batches, AdamW's constants, FFA-LoRA, which gradient terms are compiled in,
+ * evalOnly, and where and how the sessions run. Everything else is fed to the graphs as an input
+ * (the seed through dropout_seed, the starting values, FedProx's mu and anchor, SCAFFOLD's
+ * correction values), so options differing only there can reuse the compiled graphs.
+ */
+function compileKey(o: TrainerOptions): string {
+  return JSON.stringify({
+    model: o.model,
+    lora: o.lora ?? null,
+    fullyTrained: o.fullyTrained ?? [],
+    batch: o.batch,
+    seq: o.seq,
+    seqBuckets: [...(o.seqBuckets ?? [])].sort((a, b) => a - b),
+    microBatches: o.microBatches ?? 1,
+    optimizer: o.optimizer,
+    freezeLoraA: o.freezeLoraA ?? false,
+    gradientTerms: gradientTermsOf(o),
+    evalOnly: o.evalOnly ?? false,
+    provider: o.provider ?? 'cpu',
+    threads: o.threads ?? null,
+    forbidCpuFallback: o.forbidCpuFallback ?? false,
+  });
+}
+
 export class Trainer {
   /** Compiled graphs, by kind and sequence bucket ('train_step@256'); apply_step and readback have no bucket. */
   private sessions = new Map<string, CompiledSession>();
@@ -78,12 +106,20 @@ export class Trainer {
   /** Whether the tensors no step replaces are in device buffers (see pinFixedTensors). */
   private pinned = false;
   private stepCount = 0;
+  private readonly compiledFor: string;
 
   private constructor(
-    readonly options: TrainerOptions,
+    private opts: TrainerOptions,
     readonly provider: ExecutionProvider,
     readonly specs: ParamSpec[],
-  ) {}
+  ) {
+    this.compiledFor = compileKey(opts);
+  }
+
+  /** The options of the run in progress: those of create(), or of the last reset(). */
+  get options(): TrainerOptions {
+    return this.opts;
+  }
 
   static async create(options: TrainerOptions): Promise<Trainer> {
     const window = options.model.slidingWindow;
@@ -117,6 +153,32 @@ export class Trainer {
     }
     trainer.initState();
     return trainer;
+  }
+
+  /** Whether `options` compile the same graphs as this trainer's: then reset() can stand for create(). */
+  compilesSameAs(options: TrainerOptions): boolean {
+    return options.weights === this.opts.weights && compileKey(options) === this.compiledFor;
+  }
+
+  /**
+   * Starts a new run on the graphs already compiled: afterwards the trainer is in the state
+   * Trainer.create(options) would give (the starting values from `options.initial` or the seed,
+   * zero Adam moments, step 0, FedProx's anchor and SCAFFOLD's correction from `options`), bit for
+   * bit, without compiling anything. Refuses options that compile other graphs (see compilesSameAs).
+   */
+  reset(options: TrainerOptions): void {
+    if (!this.compilesSameAs(options))
+      throw new TrainingOptionsError(
+        'reset: these options compile other graphs (model, LoRA, batch, buckets, optimizer, freezeLoraA, gradient terms or provider differ); create a new Trainer',
+      );
+    checkFederatedOptions(options, this.specs);
+    this.disposeState();
+    this.state.clear();
+    this.termFeeds = {};
+    this.pinned = false;
+    this.stepCount = 0;
+    this.opts = options;
+    this.initState();
   }
 
   get dtype(): 'float32' | 'float64' {
@@ -409,9 +471,14 @@ export class Trainer {
     if (this.specs.some((s) => s.frozen)) this.pinned = false;
   }
 
-  async release(): Promise<void> {
+  /** Frees the device buffers of the state and fixed inputs (CPU tensors are the GC's). */
+  private disposeState(): void {
     for (const t of [...this.state.values(), ...Object.values(this.termFeeds)])
       if (t.location === 'gpu-buffer') t.dispose();
+  }
+
+  async release(): Promise<void> {
+    this.disposeState();
     for (const s of this.sessions.values()) await s.release();
     this.sessions.clear();
   }

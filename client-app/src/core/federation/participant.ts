@@ -210,6 +210,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     void (async () => {
       await this.#task?.done.catch(() => undefined);
       await this.#queue.catch(() => undefined);
+      await session.trainers.release().catch(() => undefined);
       session.connection.close();
       this.#session = undefined;
       this.#task = undefined;

@@ -2,7 +2,8 @@
 //
 //   an update kept on disk from before (same global adapter)? -> resume its upload
 //   else: fetch the global adapter (cached) -> check it fits the federation's LoRA
-//         -> train from it on the session's model and rows, in memory (train-lora.ts)
+//         -> train from it on the session's model and rows, in memory, with the session's kept
+//            trainer reset to it (train-lora.ts)
 //         -> build and sign the update from the trained tensors, keep it on disk
 //   -> upload (round-io.ts) -> drop the kept update once the coordinator acknowledged it
 //
@@ -156,6 +157,7 @@ async function trainFromSession(ctx: RoundContext, checkpointDir: string, settin
     model: session.model,
     rows: { train: session.data.rows, heldOut: [] },
     checkpointDir,
+    trainers: session.trainers,
     runKey: `${session.data.digest}|${JSON.stringify({ modelDir, dataFiles, format, template, trainOnInputs })}`,
   };
   try {

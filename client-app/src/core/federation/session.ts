@@ -5,13 +5,17 @@
 //
 // Rounds train from these in memory: the model is not re-opened, the tokenizer not reloaded, the
 // data not re-read, re-tokenized or re-hashed per round. Only a change of the federation's prompt
-// settings (template, cutoff, train-on-inputs) prepares the rows again.
+// settings (template, cutoff, train-on-inputs) prepares the rows again. The trainer, with its
+// compiled graphs, is kept from round to round while the training settings compile the same graphs
+// (TrainerKeeper), and released when the participant stops.
 import {
+  Trainer,
   loadCheckpoint,
   loadTokenizer,
   type ExecutionProvider,
   type LoadedModel,
   type Tokenizer,
+  type TrainerOptions,
 } from '@fedit/kernels';
 import type { FederationInfo, Identity } from '@fedit/shared';
 import {
@@ -24,6 +28,7 @@ import {
   type TrainingExample,
 } from '../data/index.ts';
 import { dataFilesDigest } from '../train/checkpoint.ts';
+import { TrainerKeeper } from '../train/train-lora.ts';
 import type { FederationConnection } from './connection.ts';
 import { FederationError } from './errors.ts';
 import { parseFederationInfo, parseFederationSettings, type FederationSettings } from './settings.ts';
@@ -44,12 +49,15 @@ export interface TrainingInputsLoader {
   model(modelDir: string): Promise<LoadedModel>;
   tokenizer(modelDir: string): Promise<Tokenizer>;
   dataset(files: readonly (string | DatasetFileSpec)[], options: PrepareOptions): Promise<PreparedDataset>;
+  /** Creates a trainer (compiles its graphs): once per session while the rounds' settings agree. */
+  trainer(options: TrainerOptions): Promise<Trainer>;
 }
 
 export const DISK_LOADER: TrainingInputsLoader = {
   model: loadCheckpoint,
   tokenizer: loadTokenizer,
   dataset: prepareDataset,
+  trainer: (options) => Trainer.create(options),
 };
 
 export interface ParticipantOptions {
@@ -95,6 +103,8 @@ export interface ParticipantSession {
   model: LoadedModel;
   tokenizer: Tokenizer;
   data: SessionData;
+  /** The trainer kept across rounds; released when the participant stops. */
+  trainers: TrainerKeeper;
   connection: FederationConnection;
   /** Stops everything: the caller's signal, a fatal error, or the end of the federation. */
   stop: AbortController;
@@ -119,7 +129,8 @@ export async function loadSession(options: ParticipantOptions, loading: () => vo
   checkBaseModel(model, settings, options.modelDir);
   const tokenizer = await loader.tokenizer(options.modelDir);
   const data = await prepareSessionData(options, settings, tokenizer, dataFilesDigest(options.dataFiles));
-  return { options, home, identity, membership, settings, model, tokenizer, data };
+  const trainers = new TrainerKeeper((o) => loader.trainer(o));
+  return { options, home, identity, membership, settings, model, tokenizer, data, trainers };
 }
 
 /**

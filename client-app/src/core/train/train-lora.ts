@@ -1,5 +1,5 @@
-// The LoRA training loop over token rows already in memory: plan the steps, create the trainer,
-// resume from a checkpoint of the same run, step, evaluate, checkpoint, and hand back the trained
+// The LoRA training loop over token rows already in memory: plan the steps, create the trainer (or
+// reset the one a session keeps, TrainerKeeper), resume from a checkpoint of the same run, step, evaluate, checkpoint, and hand back the trained
 // tensors. It opens no file but its checkpoint: `fedit train` (runLocalTraining) loads the model and
 // data and writes the adapter around it; a federated round (core/federation/round.ts) trains from
 // the model and rows its session loaded once, and hands the tensors straight to its update.
@@ -16,6 +16,7 @@ import {
   type LoraConfig,
   type ScheduleKind,
   type TokenRow,
+  type TrainerOptions,
 } from '@fedit/kernels';
 import { FeditError } from '@fedit/shared';
 import { planBatches, sequenceBuckets, type Batch, type DatasetReport } from '../data/index.ts';
@@ -70,6 +71,44 @@ export interface LoraRunInputs {
    * the settings and the initial adapter, it decides whether a checkpoint may be resumed.
    */
   runKey: string;
+  /**
+   * Keeps the trainer (its compiled graphs) for the session's next runs; absent, this run creates
+   * its own and releases it when it ends.
+   */
+  trainers?: TrainerKeeper;
+}
+
+/**
+ * One Trainer kept across the runs of a session (a participant's rounds). A run whose options
+ * compile the same graphs resets it (Trainer.reset: the state create would give, bit for bit)
+ * instead of creating another, which costs ONNX sessions (~400 ms on the demo model) and a compile
+ * per sequence bucket (~100 ms each); other options release it and create a new one. Whoever
+ * holds the keeper calls release() when the session ends.
+ */
+export class TrainerKeeper {
+  #trainer: Trainer | undefined;
+
+  /** `create` is Trainer.create unless a host wraps it (a test counts the trainers created). */
+  constructor(
+    private readonly create: (options: TrainerOptions) => Promise<Trainer> = (o) => Trainer.create(o),
+  ) {}
+
+  /** A trainer in the state Trainer.create(options) gives: the kept one reset, or a new one. */
+  async acquire(options: TrainerOptions): Promise<Trainer> {
+    if (this.#trainer?.compilesSameAs(options)) {
+      this.#trainer.reset(options);
+      return this.#trainer;
+    }
+    await this.release();
+    this.#trainer = await this.create(options);
+    return this.#trainer;
+  }
+
+  async release(): Promise<void> {
+    const trainer = this.#trainer;
+    this.#trainer = undefined;
+    await trainer?.release();
+  }
 }
 
 export type TrainingEvent =
@@ -167,8 +206,12 @@ function planRun(rows: readonly TokenRow[], o: LoraRunSettings) {
   return { seed, k, buckets, plan, first, stepsPerEpoch, totalSteps, schedule };
 }
 
-function createTrainer(model: LoadedModel, o: LoraRunSettings, run: ReturnType<typeof planRun>) {
-  return Trainer.create({
+function trainerOptions(
+  model: LoadedModel,
+  o: LoraRunSettings,
+  run: ReturnType<typeof planRun>,
+): TrainerOptions {
+  return {
     model: model.config,
     weights: model.store,
     lora: o.lora,
@@ -189,7 +232,7 @@ function createTrainer(model: LoadedModel, o: LoraRunSettings, run: ReturnType<t
     // The anchor is left to the Trainer: the values training starts from, i.e. initialAdapter.
     proximal: o.proximalMu ? { mu: o.proximalMu } : undefined,
     onWarning: (message) => o.onEvent?.({ type: 'warning', message }),
-  });
+  };
 }
 
 /** Resumes `trainer` from a checkpoint of run `runId`, if there is one; the tokens it had seen. */
@@ -211,7 +254,8 @@ export async function trainLora(inputs: LoraRunInputs, o: LoraRunSettings): Prom
     throw new TrainingSetupError('no usable training examples in the data (see the report above)');
   const run = planRun(rows.train, o);
   const { k, stepsPerEpoch, totalSteps } = run;
-  const trainer = await createTrainer(model, o, run);
+  const options = trainerOptions(model, o, run);
+  const trainer = inputs.trainers ? await inputs.trainers.acquire(options) : await Trainer.create(options);
   emit({ type: 'ready', provider: trainer.provider, totalSteps, stepsPerEpoch, buckets: run.buckets });
   try {
     // Off is off however it is said: false and 0 name the same run as absent (older checkpoints resume).
@@ -282,6 +326,6 @@ export async function trainLora(inputs: LoraRunInputs, o: LoraRunSettings): Prom
     const tensors = (await trainer.parameters()) as Map<string, Float32Array>;
     return { completed: true, steps: trainer.step, tensors, evalLoss, losses };
   } finally {
-    await trainer.release();
+    if (!inputs.trainers) await trainer.release(); // a kept trainer is the keeper's to release
   }
 }
