@@ -1,12 +1,14 @@
 // `npm run bench -- <name> [options]`: the project's benchmarks. Each prints JSON with --json.
 import { benchTrain } from '../../kernels/bench/train.ts';
 import { benchTrainOptions } from '../../kernels/bench/train-options.ts';
+import { benchAggregation } from './aggregation/aggregation.ts';
 import { benchFederation } from './federation/federation.ts';
 import { benchLearning } from './learning/learning.ts';
 
 const benches: Record<string, (argv: string[]) => Promise<void>> = {
   train: benchTrain,
   'train-options': benchTrainOptions,
+  aggregation: benchAggregation,
   federation: benchFederation,
   learning: benchLearning,
 };
