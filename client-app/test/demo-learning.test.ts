@@ -36,7 +36,8 @@ test('the built-in base model is a real Hugging Face folder, cached', async (t) 
 });
 
 test('LoRA learns the demo tasks; local-only learns its own categories; FedIT rounds beat local-only', async (t) => {
-  const result = await runOfflineProof({ rounds: 3 });
+  // Three rounds of 30 local steps: the proof's own budget, not the demo federation's 24 x 10.
+  const result = await runOfflineProof({ rounds: 3, settings: { steps: 30 } });
   t.log('\n' + formatProof(result));
   t.log(
     `pretrain or cache ${result.seconds.pretrain.toFixed(1)} s, total ${result.seconds.total.toFixed(1)} s`,
