@@ -39,7 +39,7 @@ test('init writes the limit and aggregation options into federation.json', async
   t.deepEqual(config.aggregation, {
     rule: 'fedavg-uniform',
     clipping: { kind: 'adaptive', multiplier: 2 },
-    weightCap: 20 * 4,
+    weightCap: 10 * 4,
   });
 });
 
@@ -56,7 +56,7 @@ test('init without the options writes the defaults', async (t) => {
   t.deepEqual(config.aggregation, {
     rule: 'fedit',
     clipping: { kind: 'adaptive', multiplier: 2 },
-    weightCap: 20 * 4,
+    weightCap: 10 * 4,
   });
 });
 
@@ -127,7 +127,7 @@ test('init writes the learning options into federation.json', async (t) => {
   t.deepEqual(
     { ...config.training },
     {
-      localSteps: 20,
+      localSteps: 10,
       batchSize: 4,
       lr: 3e-4,
       cutoffLen: 256,

@@ -62,7 +62,7 @@ function registerInit(coordinator: Command): void {
               '--rounds <n>',
               'rounds to open; aborted rounds (too few updates) count too, so the federation ends after n rounds even if participants vanish',
               positive('--rounds', true),
-              5,
+              10,
             ),
         ),
       )
@@ -105,9 +105,9 @@ function addTrainingOptions(command: Command): Command {
   return command
     .option(
       '--local-steps <n>',
-      'optimizer steps each participant runs per round',
+      'optimizer steps each participant runs per round (fewer steps over more rounds learns better: docs/learning.md)',
       positive('--local-steps', true),
-      20,
+      10,
     )
     .option('--batch-size <n>', 'local batch size', positive('--batch-size', true), 4)
     .option('--lr <rate>', 'local learning rate', positive('--lr'), 3e-4)
