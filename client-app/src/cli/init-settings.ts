@@ -9,9 +9,9 @@
 // an option accepts exactly what the config accepts; its error is reworded to name the option the
 // person typed, or the file and field the value came from.
 
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ConfigError, FeditError, requireKnownRule, validateFederationConfig } from '@fedit/shared';
+import { mergeSettings, readSettingsFile } from '../operator/settings-patch.ts';
 import { number } from './options.ts';
 
 type Patch = { [key: string]: unknown };
@@ -155,7 +155,7 @@ export type InitOptions = { [key: string]: unknown };
 
 /**
  * The settings `init`'s options give: those where `include(key)` holds (by commander's option
- * key), undefined elsewhere. Undefined means "not set here" to mergeSections.
+ * key), undefined elsewhere. Undefined means "not set here" to mergeSettings.
  */
 export function settingsFromOptions(o: InitOptions, include: (key: string) => boolean): Patch {
   const pick = (key: string, f: (v: never) => unknown = (v) => v) =>
@@ -207,51 +207,6 @@ export function settingsFromOptions(o: InitOptions, include: (key: string) => bo
   };
 }
 
-/** Layers merged in order: sections key by key, anything else replaced whole; undefined skipped. */
-export function mergeSections(...layers: Patch[]): Patch {
-  const out: Patch = {};
-  for (const layer of layers) {
-    for (const [key, value] of Object.entries(layer)) {
-      const set = isSection(value) ? definedOnly(value) : value;
-      if (set === undefined || (isSection(set) && Object.keys(set).length === 0)) continue;
-      out[key] = isSection(set) && isSection(out[key]) ? { ...out[key], ...set } : set;
-    }
-  }
-  return out;
-}
-
-function definedOnly(section: Patch): Patch {
-  const out: Patch = {};
-  for (const [key, value] of Object.entries(section)) {
-    if (value === undefined) continue;
-    out[key] = isSection(value) ? definedOnly(value) : value;
-  }
-  return out;
-}
-
-/** A --settings file: a JSON object of federation settings, without id and baseModel. */
-export function readSettingsFile(path: string): Patch {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (err) {
-    if (!(err instanceof SyntaxError)) throw err;
-    throw new FeditError('CLI_OPTION', `--settings ${path} is not valid JSON: ${err.message}`);
-  }
-  if (!isSection(raw)) {
-    throw new FeditError('CLI_OPTION', `--settings ${path} must hold a JSON object of federation settings`);
-  }
-  for (const key of ['id', 'baseModel']) {
-    if (key in raw) {
-      throw new FeditError(
-        'CLI_OPTION',
-        `--settings ${path}: ${key} cannot be set (the id is drawn at random, the base model comes from --model)`,
-      );
-    }
-  }
-  return raw;
-}
-
 /**
  * The settings `init` writes: the options' defaults, the file, the options typed (see the header),
  * checked as the config checks them. Throws FeditError('CLI_OPTION') naming the option, or the
@@ -272,9 +227,9 @@ export function initSettings(o: InitOptions, command: Command): Patch {
       throw new FeditError('CLI_OPTION', `${flag} refines --server-optimizer KIND:LR: give that too`);
     }
   }
-  const file = typeof o.settings === 'string' ? readSettingsFile(o.settings) : {};
+  const file = typeof o.settings === 'string' ? (readSettingsFile(o.settings) as Patch) : {};
   const fromFlags = settingsFromOptions(o, typed);
-  const merged = mergeSections(
+  const merged = mergeSettings(
     settingsFromOptions(o, (key) => !typed(key)),
     file,
     fromFlags,

@@ -79,7 +79,7 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
   // Inputs first: a bad option or data file fails before any model is loaded or trained.
   const split = sim.parseSplit(o.split);
   const rules = sim.parseRules(o.rule, '--rule');
-  const settings = o.settings ? sim.readSettingsPatch(o.settings) : {};
+  const settings = o.settings ? sim.readSettingsFile(o.settings) : {};
   const attack =
     o.attack === undefined ? undefined : { ...sim.parseAttack(o.attack), participant: o.attackParticipant };
   const dataset = async (seed: number) =>

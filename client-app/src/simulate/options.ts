@@ -1,8 +1,6 @@
 // The simulation's choices as a person types them, shared by `fedit simulate` and
 // `npm run bench -- learning`, each checked with an error that names the option.
 
-import type { SettingsPatch } from './presets.ts';
-import { readFileSync } from 'node:fs';
 import { FeditError } from '@fedit/shared';
 import type { Attack } from './adversary.ts';
 import type { RuleChoice } from './bench.ts';
@@ -53,24 +51,6 @@ export function parseRules(text: string, option = '--rules'): RuleChoice[] {
       throw new FeditError('CLI_OPTION', `${option}: ${(err as Error).message}`);
     }
   });
-}
-
-/**
- * A federation settings patch from a JSON file: an object whose sections (training, aggregation,
- * lora, ...) are merged over the simulation's settings; the federation checks each field when it
- * is created, naming it.
- */
-export function readSettingsPatch(file: string): SettingsPatch {
-  let value: unknown;
-  try {
-    value = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new FeditError('CLI_OPTION', `--settings ${file}: ${(err as Error).message}`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new FeditError('CLI_OPTION', `--settings ${file}: must hold a JSON object of federation settings`);
-  }
-  return value as SettingsPatch;
 }
 
 /** Seeds 1..count. */

@@ -6,15 +6,9 @@
 import { FeditError } from '@fedit/shared';
 import type { FederationSettings } from '@fedit/coordinator';
 import { demoFederationSettings } from '../demo/federation-settings.ts';
+import { mergeSettings, type SettingsPatch } from '../operator/settings-patch.ts';
 
-/** Federation settings with every section partial: what a preset or a --settings file changes. */
-export type SettingsPatch = {
-  [K in keyof FederationSettings]?: FederationSettings[K] extends readonly unknown[]
-    ? FederationSettings[K]
-    : FederationSettings[K] extends object
-      ? Partial<FederationSettings[K]>
-      : FederationSettings[K];
-};
+export { mergeSettings, type SettingsPatch };
 
 export const RULE_PRESETS: Record<string, SettingsPatch> = {
   /** FedIT (Zhang et al. 2024): the example-count weighted mean of the LoRA tensors. */
@@ -57,24 +51,6 @@ export function rulePreset(name: string): SettingsPatch {
     );
   }
   return preset;
-}
-
-/**
- * `patch` over `base`, one level deep: a section the patch names (training, aggregation, lora,
- * limits, ...) is merged field by field, so `{ training: { lr: 1e-3 } }` keeps the other local
- * training settings; any other value replaces the base's.
- */
-export function mergeSettings<Base extends SettingsPatch>(base: Base, patch: SettingsPatch): Base {
-  const out: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(patch)) {
-    const old = out[key];
-    out[key] = isSection(old) && isSection(value) ? { ...old, ...value } : value;
-  }
-  return out as Base;
-}
-
-function isSection(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** The settings a simulated federation runs with: the demo's, for its size, with `patch` over them. */

@@ -22,7 +22,7 @@ import {
   parseAttack,
   parseRules,
   parseSplit,
-  readSettingsPatch,
+  readSettingsFile,
   runLearningBench,
   seedList,
 } from '@fedit/client/simulate';
@@ -59,7 +59,7 @@ function benchOptions(argv: string[]) {
       json: { type: 'boolean', default: false },
     },
   });
-  const settings = a.settings ? readSettingsPatch(a.settings) : {};
+  const settings = a.settings ? readSettingsFile(a.settings) : {};
   if (a['local-steps'] !== undefined) {
     settings.training = {
       ...settings.training,
