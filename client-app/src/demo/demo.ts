@@ -17,6 +17,7 @@ import { evaluateRows } from '../core/train/local-training.ts';
 import { defaultDemoCacheDir, ensureDemoBaseModel } from './base-model.ts';
 import { runDemoFederation } from './demo-federation.ts';
 import { DEMO_ROUNDS } from './demo-rounds.ts';
+import { gapInWords } from '../simulate/report.ts';
 import { comparisonHeader, comparisonRow, pct, type DemoRound } from './demo-table.ts';
 import { taskAccuracy, type TaskAccuracy } from './evaluate.ts';
 import { demoSplit, toJsonl, TASK_CATEGORIES, type DemoSplit, type TaskRecord } from './tasks.ts';
@@ -195,18 +196,11 @@ export function demoVerdict(
   pooled: TaskAccuracy,
   localOnly: readonly LocalOnlyAdapter[],
 ): string {
+  // Points as the table prints them: each accuracy rounded, then the difference.
   const points = (a: number, b: number) => Math.round(100 * a) - Math.round(100 * b);
   const bestAlone = Math.max(...localOnly.map((l) => l.accuracy.overall.accuracy));
-  const vsAlone = points(global.overall.accuracy, bestAlone);
-  const vsPooled = points(global.overall.accuracy, pooled.overall.accuracy);
-  const alone =
-    vsAlone > 0
-      ? `${vsAlone} points above the best participant alone`
-      : `${vsAlone === 0 ? 'no better than' : `${-vsAlone} points below`} the best participant alone`;
-  const pool =
-    vsPooled >= 0
-      ? `${vsPooled === 0 ? 'level with' : `${vsPooled} points above`} pooled training`
-      : `${-vsPooled} points below pooled training`;
+  const alone = gapInWords(points(global.overall.accuracy, bestAlone), 'the best participant alone');
+  const pool = gapInWords(points(global.overall.accuracy, pooled.overall.accuracy), 'pooled training');
   return `the federated adapter is ${alone} and ${pool} (all on the held-out tasks of every category)`;
 }
 

@@ -134,9 +134,15 @@ function row(adapter: string, accuracies: readonly TaskAccuracy[]): SummaryRow {
 
 const pct = (x: number) => (100 * x).toFixed(0);
 
-/** A difference of fractions in points, worded by its sign: "12 points below", "3 points above". */
-const points = (x: number, positive: string, negative: string) =>
-  `${pct(Math.abs(x))} points ${x >= 0 ? positive : negative}`;
+/**
+ * A gap of whole percentage points to `what`, in words: "12 points below pooled", "3 points above
+ * the best participant alone", "level with pooled". The demo's verdict and the bench's summary say
+ * it alike.
+ */
+export function gapInWords(points: number, what: string): string {
+  if (points === 0) return `level with ${what}`;
+  return `${Math.abs(points)} points ${points > 0 ? 'above' : 'below'} ${what}`;
+}
 
 /** "62 ± 4 [57-66]": percent, mean ± std [min-max]. */
 function cell(s: Spread, seeds: number): string {
@@ -165,7 +171,7 @@ export function formatSummary(summary: Record<string, EvaluationSummary>, seeds:
         lines.push(`  ${rule} by round: ${g.byRound.map((x) => `${x.round}: ${pct(x.mean)}`).join(', ')}`);
       }
       lines.push(
-        `  ${rule}: ${points(g.belowPooled.mean, 'below', 'above')} pooled, ${points(g.aboveBestAlone.mean, 'above', 'below')} the best participant alone`,
+        `  ${rule}: ${gapInWords(Math.round(-100 * g.belowPooled.mean), 'pooled')}, ${gapInWords(Math.round(100 * g.aboveBestAlone.mean), 'the best participant alone')}`,
       );
     }
   }
