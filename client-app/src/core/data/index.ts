@@ -38,15 +38,14 @@ export {
   chatMessages,
   checkBuildOptions,
   exampleBuilder,
-  previewExample,
   renderAlpacaPrompt,
   type BuildOptions,
   type BuildResult,
   type BuiltExample,
-  type PreviewSegment,
   type PromptTemplate,
   type TrainingExample,
 } from './prompt.ts';
+export { previewExample, type PreviewSegment } from './preview.ts';
 export {
   planBatches,
   sequenceBuckets,
