@@ -127,6 +127,14 @@ export {
 } from './aggregation/linalg.ts';
 export { loraModules, schemaAtRank, type LoraModule } from './aggregation/lora-modules.ts';
 export {
+  globalAtRank,
+  lowerRankOf,
+  lowerRankOfValues,
+  ruleTakesLowerRanks,
+  schemaForRank,
+  updateRankOf,
+} from './aggregation/update-rank.ts';
+export {
   FACTOR_SPLITS,
   productSvd,
   productSvdAdapter,
@@ -231,6 +239,7 @@ export {
   type RoundView,
 } from './rounds/admission.ts';
 export { admitPayload, admitUpdateTensors, type TensorsContext } from './rounds/admission-payload.ts';
+export { trainedFrom } from './rounds/admission-payload.ts';
 
 export { CryptoError, InviteError, type CryptoErrorCode, type InviteErrorCode } from './crypto/errors.ts';
 export { bytesEqual, fromBase64url, fromHex, toBase64url, toHex } from './crypto/bytes.ts';

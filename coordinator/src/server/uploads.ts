@@ -76,6 +76,7 @@ export class Uploads {
           round: this.o.rounds.current,
           limits: config.limits,
           envelopeLogged: (envelopeId) => ledger.state.hasEnvelope(envelopeId),
+          rule: config.aggregation.rule,
         },
         envelope,
         id,
@@ -191,6 +192,7 @@ export class Uploads {
       {
         schema,
         global: round.global,
+        globalSchema: round.schema,
         maxUpdateNorm: this.o.config.limits.maxUpdateNorm,
         frozenA: this.o.rounds.settings.frozenA,
       },

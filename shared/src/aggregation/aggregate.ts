@@ -2,12 +2,15 @@
 // optimizer's next state), the computation the coordinator performs at the end of a round and an
 // auditor repeats. In order:
 //
-//   1. each update (canonical order, loaded one at a time) is validated against the schema; with
-//      frozenA its lora_A tensors must equal the global adapter's bit for bit (FFA-LoRA)
+//   1. each update (canonical order, loaded one at a time) is validated against the schema (at
+//      its own lower LoRA rank r_k when the rule takes lower ranks, update-rank.ts); with frozenA
+//      its lora_A tensors must equal the global adapter's bit for bit (FFA-LoRA)
 //   2. its weight is its example count, at most weightCap
 //   3. clipping (when set): the bound is fixed, or multiplier x the median of the round's update
 //      norms ||update - global|| (norm.ts); each update is scaled toward the global adapter by
 //      min(1, bound / norm) (clipping.ts). This needs a first pass over the updates for the norms.
+//      For an update of rank r_k, "the global adapter" in 1 and 3 is its truncation to r_k
+//      (globalAtRank), what the participant trained from.
 //   4. the rule combines the updates into a binary64 target (rules.ts)
 //   5. with a server optimizer, a FedOpt step from the global adapter toward the target
 //      (server-optimizer.ts); without one, the target rounded to float32 is the new adapter.
@@ -27,6 +30,7 @@ import {
 import type { RuleSettings } from './rule-settings.ts';
 import { validateUpdate, type AdapterSchema, type TensorValues } from './schema.ts';
 import { serverStep } from './server-optimizer.ts';
+import { globalAtRank, lowerRankOfValues, schemaForRank } from './update-rank.ts';
 import { toFloat32 } from './weighted-mean.ts';
 
 /** One participant's counted contribution to a round. */
@@ -73,11 +77,14 @@ export function aggregateRound(inputs: RoundInputs): RoundAggregate {
   if (ordered.length === 0) {
     throw new AggregationError('AGGREGATION_EMPTY', 'no update was counted; there is nothing to aggregate');
   }
-  const load = (c: Contribution) => loadUpdate(c, schema, settings, global);
+  const load = (c: Contribution) => loadUpdate(c, rule.name, schema, settings, global);
   let scales: number[] | undefined;
   let clipBound: number | undefined;
   if (settings.clipping) {
-    const norms = ordered.map((c) => updateNorm(load(c), global));
+    const norms = ordered.map((c) => {
+      const { values, reference } = load(c);
+      return updateNorm(values, reference);
+    });
     clipBound =
       settings.clipping.kind === 'fixed'
         ? settings.clipping.bound
@@ -88,7 +95,9 @@ export function aggregateRound(inputs: RoundInputs): RoundAggregate {
     for (let k = 0; k < ordered.length; k++) {
       const { participant, exampleCount } = ordered[k];
       const loaded = load(ordered[k]);
-      const values: UpdateValues = scales ? clipToward(loaded, global!, scales[k]) : loaded;
+      const values: UpdateValues = scales
+        ? clipToward(loaded.values, loaded.reference!, scales[k])
+        : loaded.values;
       const weight = Math.min(exampleCount, settings.weightCap ?? exampleCount);
       yield { participant, weight, values };
     }
@@ -113,24 +122,30 @@ export function aggregateContributions(
   return aggregateRound({ rule: ruleName, config, schema, contributions, global }).adapter;
 }
 
-/** Loads and checks one update: the schema, finite values, and FFA-LoRA's frozen A. */
+/**
+ * Loads and checks one update: the schema (at the update's rank), finite values, and FFA-LoRA's
+ * frozen A. `reference`: what it trained from, the global adapter at its rank (when given).
+ */
 function loadUpdate(
   c: Contribution,
+  ruleName: string,
   schema: AdapterSchema,
   settings: RuleSettings,
   global: TensorValues | undefined,
-): TensorValues {
+): { values: TensorValues; reference: TensorValues | undefined } {
   return withParticipant(c.participant, () => {
     const values = typeof c.update === 'function' ? c.update() : c.update;
-    validateUpdate(schema, values);
-    if (settings.frozenA) checkFrozenA(values, global!);
+    const rank = lowerRankOfValues(schema, values, ruleName);
+    validateUpdate(schemaForRank(schema, rank), values);
+    const reference = global && globalAtRank(global, schema, rank);
+    if (settings.frozenA) checkFrozenA(values, reference!);
     if (!Number.isSafeInteger(c.exampleCount) || c.exampleCount <= 0) {
       throw new AggregationError(
         'AGGREGATION_WEIGHT',
         `weight ${c.exampleCount} is not a positive integer; weights are the participants' example counts`,
       );
     }
-    return values;
+    return { values, reference };
   });
 }
 

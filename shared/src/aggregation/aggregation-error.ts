@@ -16,7 +16,12 @@ export type AggregationErrorCode =
   /** A result was asked of an accumulator that has no updates. */
   | 'AGGREGATION_EMPTY'
   /** FFA-LoRA: an update's lora_A differs from the global adapter's, which every participant keeps. */
-  | 'AGGREGATION_FROZEN';
+  | 'AGGREGATION_FROZEN'
+  /**
+   * An update's LoRA rank is below the federation's under a rule that takes only the federation's
+   * rank, or its tensors are of different ranks (update-rank.ts).
+   */
+  | 'AGGREGATION_RANK';
 
 /** An update, weight or rule given to aggregation is unusable; the message names the tensor. */
 export class AggregationError extends FeditError {

@@ -45,6 +45,11 @@ export interface AggregationRule {
   /** The settings of this rule's own beyond the common ones (rule-settings.ts). */
   readonly options: readonly RuleOption[];
   /**
+   * Whether the rule is exact for updates of a LoRA rank r_k below the federation's (update-rank.ts):
+   * only such a rule is given them; every other one is given only the global shapes.
+   */
+  readonly takesLowerRanks?: boolean;
+  /**
    * The settings a record's config holds for this rule; throws AggregationError
    * ('AGGREGATION_CONFIG') naming the setting when it is not a valid config of this rule.
    */

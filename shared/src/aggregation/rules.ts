@@ -116,11 +116,15 @@ export const krumRule: AggregationRule = {
  * sum_k w_k (alpha/r) B_k A_k / W, re-factored to the federation's rank by truncated SVD
  * (product-svd.ts), so the next adapter's delta is the best rank-r approximation of the mean
  * delta, not mean(B) mean(A) with its cross terms. Holds every update of the round in memory.
+ * Exact for updates of any rank r_k <= r, each at its own scale alpha/r_k (FLoRA's stacking): a
+ * participant with less memory trains a lower rank (update-rank.ts).
  */
 export const productSvdRule: AggregationRule = {
   name: 'product-svd',
-  description: 'mean of the updates B·A per module, re-factored to the federation rank by truncated SVD',
+  description:
+    'mean of the updates B·A per module, re-factored to the federation rank by truncated SVD; takes updates of any rank r_k <= r (scale alpha/r_k)',
   options: ['rank', 'alpha'],
+  takesLowerRanks: true,
   settings: settingsOf('product-svd', ['rank', 'alpha']),
   combine: (updates, schema, settings) => {
     const all = [...updates].map((u) => ({

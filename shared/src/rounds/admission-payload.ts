@@ -8,6 +8,7 @@ import { AggregationError } from '../aggregation/aggregation-error.ts';
 import { createHash } from 'node:crypto';
 import type { TensorSpec, UpdateEnvelope } from '../protocol/messages.ts';
 import { updateNorm } from '../aggregation/norm.ts';
+import { globalAtRank, updateRankOf } from '../aggregation/update-rank.ts';
 import { layoutSafetensors, parseSafetensors } from '../tensors/safetensors.ts';
 import { tensorToF32, type Tensor } from '../tensors/tensor.ts';
 import { refusal, refuse, type Admission, type Refusal } from './admission.ts';
@@ -74,12 +75,17 @@ export interface TensorsContext {
   maxUpdateNorm: number;
   /** FFA-LoRA: every lora_A must equal the global adapter's, bit for bit. */
   frozenA?: boolean;
+  /**
+   * The global adapter's shapes: needed to measure an update of a lower LoRA rank (which the
+   * envelope's admission let through) from the global adapter truncated to its rank.
+   */
+  globalSchema?: ReadonlyMap<string, readonly number[]>;
 }
 
 /**
  * An update's tensors: exactly the schema, every value finite (admitTensorValues), and the L2
- * distance from the global adapter within the federation's bound (checkUpdateNorm). Admitted: the
- * values as float32, by name.
+ * distance from the global adapter (at the update's rank, trainedFrom) within the federation's
+ * bound (checkUpdateNorm). Admitted: the values as float32, by name.
  */
 export function admitUpdateTensors(
   context: TensorsContext,
@@ -87,11 +93,12 @@ export function admitUpdateTensors(
 ): Admission<Map<string, Float32Array>> {
   const values = admitTensorValues(context.schema, tensors);
   if (!values.ok) return values;
-  const norm = checkUpdateNorm(values.value, context.global, context.maxUpdateNorm);
+  const reference = trainedFrom(context.global, context.globalSchema, context.schema);
+  const norm = checkUpdateNorm(values.value, reference, context.maxUpdateNorm);
   if (norm) return { ok: false, refusal: norm };
   if (context.frozenA) {
     try {
-      checkFrozenA(values.value, context.global);
+      checkFrozenA(values.value, reference);
     } catch (err) {
       if (!(err instanceof AggregationError)) throw err;
       return refuse('UPDATE_FROZEN', err.message, 'payload');
@@ -123,6 +130,23 @@ export function admitTensorValues(
   if (tensors.size !== schema.length)
     return refuse('UPDATE_SCHEMA', 'the update has tensors the envelope does not announce', 'payload');
   return { ok: true, value: values };
+}
+
+/**
+ * What an update of tensors `announced` trained from: the global adapter, or its truncation to the
+ * update's lower LoRA rank (globalAtRank) when its shapes are those of one. The shapes were
+ * admitted already (checkAnnouncedSchema); `globalSchema` is needed only for a lower rank.
+ */
+export function trainedFrom(
+  global: ReadonlyMap<string, Float32Array>,
+  globalSchema: ReadonlyMap<string, readonly number[]> | undefined,
+  announced: readonly TensorSpec[],
+): ReadonlyMap<string, Float32Array> {
+  if (!globalSchema) return global;
+  const shapes = new Map(announced.map((t) => [t.name, t.shape]));
+  // Whether the rule takes this rank was checked when the envelope was admitted.
+  const rank = updateRankOf(globalSchema, shapes);
+  return globalAtRank(global, globalSchema, rank);
 }
 
 /** The update's L2 distance from the global adapter is within the federation's bound; undefined when it is. */

@@ -5,7 +5,8 @@
 //   update:begin   admitEnvelope(context, envelope)   before a single chunk is stored: the signed
 //                  envelope is this participant's, for this federation and the open round, which
 //                  selected it; it trains from the round's global adapter, claims no more examples
-//                  and bytes than the limits allow, announces exactly the global adapter's tensors,
+//                  and bytes than the limits allow, announces exactly the global adapter's tensors
+//                  (at one lower LoRA rank for all, only under a rule that takes it: UPDATE_RANK),
 //                  and is neither counted already (replay, duplicate) nor from a dropped participant.
 //   update:commit  admitCommit(round, participant)     nothing counted or dropped since the begin;
 //                  (admission-payload.ts:)
@@ -25,7 +26,9 @@
 // participants see on the wire (docs/protocol.md) and auditors read in a report.
 
 import type { SignedEnvelope, TensorSpec } from '../protocol/messages.ts';
+import { AggregationError } from '../aggregation/aggregation-error.ts';
 import { compareUtf8 } from '../aggregation/rule.ts';
+import { lowerRankOf } from '../aggregation/update-rank.ts';
 import type { DroppedParticipant } from './record.ts';
 
 export type AdmissionCode =
@@ -44,6 +47,11 @@ export type AdmissionCode =
   | 'UPDATE_FORMAT'
   | 'UPDATE_NOT_FINITE'
   | 'UPDATE_NORM'
+  /**
+   * The update is of a LoRA rank below the federation's under a rule that takes only the
+   * federation's rank, or its tensors are of different ranks (aggregation/update-rank.ts).
+   */
+  | 'UPDATE_RANK'
   /** FFA-LoRA: the update's lora_A is not the global adapter's (only lora_B trains). */
   | 'UPDATE_FROZEN';
 
@@ -98,6 +106,11 @@ export interface EnvelopeContext<R extends RoundView = RoundView> {
   limits: EnvelopeLimits;
   /** Whether the log already counts the envelope with this id (in an earlier round). */
   envelopeLogged(id: string): boolean;
+  /**
+   * The federation's aggregation rule: one that takes lower ranks (ruleTakesLowerRanks) admits
+   * updates of a LoRA rank r_k below the global adapter's. Absent: only the global shapes.
+   */
+  rule?: string;
 }
 
 /** The federation's limits an envelope's claims are held to (FederationConfig['limits']). */
@@ -253,7 +266,7 @@ export function admitEnvelope<R extends RoundView>(
   const open = round!; // the round rule passed, so a round is open
   const standing = admitCommit(open, participant.id, 'envelope');
   if (!standing.ok) return standing;
-  const schema = checkAnnouncedSchema(open.schema, envelope.tensorSchema);
+  const schema = checkAnnouncedSchema(open.schema, envelope.tensorSchema, context.rule);
   return schema ? { ok: false, refusal: schema } : { ok: true, value: open };
 }
 
@@ -287,11 +300,13 @@ export function admitCommit<R extends Standing>(
 
 /**
  * The announced tensors must be the global adapter's: same names (ascending by UTF-8 bytes, the
- * order envelopes list them in) and shapes. Undefined when they are.
+ * order envelopes list them in) and shapes, or, when `rule` takes lower ranks, the shapes of one
+ * LoRA rank r_k <= r for every tensor (lowerRankOf). Undefined when they are.
  */
 export function checkAnnouncedSchema(
   global: ReadonlyMap<string, readonly number[]>,
   announced: readonly TensorSpec[],
+  rule?: string,
 ): Refusal | undefined {
   const field = 'envelope.tensorSchema';
   const names = announced.map((t) => t.name);
@@ -306,14 +321,11 @@ export function checkAnnouncedSchema(
       field,
     );
   }
-  for (const t of announced) {
-    const shape = global.get(t.name)!;
-    if (t.shape.join(',') !== shape.join(','))
-      return refusal(
-        'UPDATE_SCHEMA',
-        `${field}: ${t.name} has shape [${t.shape}], the global adapter's is [${shape}]`,
-        field,
-      );
+  try {
+    lowerRankOf(global, new Map(announced.map((t) => [t.name, t.shape])), rule);
+  } catch (err) {
+    if (!(err instanceof AggregationError)) throw err;
+    return refusal(err.code === 'AGGREGATION_RANK' ? 'UPDATE_RANK' : 'UPDATE_SCHEMA', `${field}: ${err.message}`, field);
   }
   return undefined;
 }

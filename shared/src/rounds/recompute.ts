@@ -64,7 +64,8 @@ export function recomputeRound(
     }
     checkStoredEnvelope(update, tensors, state.participantKey(update.participant), problem);
     schema ??= adapterSchema(tensors);
-    const values = checkStoredUpdate(update, tensors, { schema, global, maxUpdateNorm }, problem);
+    const terms = { schema, global, maxUpdateNorm, rule: body.rule.name };
+    const values = checkStoredUpdate(update, tensors, terms, problem);
     if (values && rule)
       contributions.push({
         participant: update.participant,

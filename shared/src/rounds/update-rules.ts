@@ -16,7 +16,8 @@
 //             stored tensors (envelope-record.ts); the coordinator checked the signature on the
 //             wire and the payload hash at commit, the verifier must tie both to the stored blob
 //   stored    (with the blob store) the stored tensors are the global adapter's names and shapes
-//             (checkAnnouncedSchema: the envelope's schema is the stored tensors', see
+//             (checkAnnouncedSchema, at one lower rank under a rule that takes it: the
+//             envelope's schema is the stored tensors', see
 //             envelope-record.ts), finite (admitTensorValues), and within the federation's norm
 //             bound (checkUpdateNorm, when the log records the config)
 
@@ -31,7 +32,7 @@ import {
   type Refusal,
   type Standing,
 } from './admission.ts';
-import { admitTensorValues, checkUpdateNorm } from './admission-payload.ts';
+import { admitTensorValues, checkUpdateNorm, trainedFrom } from './admission-payload.ts';
 import { checkRecordedEnvelope, tensorSchemaOf } from './envelope-record.ts';
 import type { ReportProblem, VerificationProblemCode } from './problems.ts';
 import type { CountedUpdate } from './record.ts';
@@ -54,6 +55,7 @@ const PROBLEM_OF: Record<AdmissionCode, VerificationProblemCode> = {
   UPDATE_FORMAT: 'UPDATE_INVALID',
   UPDATE_NOT_FINITE: 'UPDATE_INVALID',
   UPDATE_FROZEN: 'UPDATE_INVALID',
+  UPDATE_RANK: 'UPDATE_INVALID',
 };
 
 /** Reports a broken admission rule about `subject` ("the update of p-alice") in the rule's words. */
@@ -115,6 +117,8 @@ export interface StoredUpdateTerms {
   global: TensorValues | undefined;
   /** The federation's bound on an update's norm, when the log records the config. */
   maxUpdateNorm: number | undefined;
+  /** The round's rule: whether updates of a lower LoRA rank are admitted (checkAnnouncedSchema). */
+  rule?: string;
 }
 
 /**
@@ -130,12 +134,13 @@ export function checkStoredUpdate(
 ): TensorValues | undefined {
   const subject = `the update of ${update.participant}`;
   const announced = tensorSchemaOf(tensors);
-  const schema = checkAnnouncedSchema(terms.schema, announced);
+  const schema = checkAnnouncedSchema(terms.schema, announced, terms.rule);
   if (schema) return reportRefusal(problem, subject, schema);
   const values = admitTensorValues(announced, tensors);
   if (!values.ok) return reportRefusal(problem, subject, values.refusal);
   if (terms.global && terms.maxUpdateNorm !== undefined) {
-    const norm = checkUpdateNorm(values.value, terms.global, terms.maxUpdateNorm);
+    const reference = trainedFrom(terms.global, terms.schema, announced);
+    const norm = checkUpdateNorm(values.value, reference, terms.maxUpdateNorm);
     if (norm) return reportRefusal(problem, subject, norm);
   }
   return values.value;
