@@ -16,6 +16,13 @@ import { describeLearning } from '../core/federation/learning-words.ts';
 import { ProgressPrinter, stopOnCtrlC } from './progress.ts';
 import { collect, formatOption, providerOption, wholeNumber } from './options.ts';
 
+/** --rank on join and run: this participant's own LoRA rank (core/federation/rank.ts). */
+const ownRankOption = () =>
+  new Option(
+    '--rank <n>',
+    "train this LoRA rank, from 1 to the federation's (less memory); kept for the next runs. Only a federation whose rule takes lower ranks (product-svd) accepts it",
+  ).argParser(wholeNumber('--rank', 1));
+
 const homeOption = () =>
   new Option('--home <dir>', 'the fedit home folder (default: $FEDIT_HOME, else the user settings folder)');
 
@@ -117,6 +124,7 @@ export function registerClientCommands(program: Command): void {
     .description("join a federation with an invite: shows the federation's settings and asks before joining")
     .argument('<invite>', 'the invite the operator sent you (fedit-invite:...)')
     .option('--name <name>', 'the name the operator sees for you (default: participant-<your id>)')
+    .addOption(ownRankOption())
     .option('-y, --yes', 'join without asking (needed when input is not a terminal)', false)
     .addOption(homeOption())
     .action(joinCommand);
@@ -135,6 +143,7 @@ export function registerClientCommands(program: Command): void {
       'stop after this many rounds (default: until the federation ends)',
       wholeNumber('--rounds', 1),
     )
+    .addOption(ownRankOption())
     .addOption(homeOption())
     .action(runCommand);
 
@@ -155,7 +164,7 @@ export function registerClientCommands(program: Command): void {
 
 async function joinCommand(
   inviteText: string,
-  o: { name?: string; yes: boolean; home?: string },
+  o: { name?: string; rank?: number; yes: boolean; home?: string },
 ): Promise<void> {
   const { inspectInvite, enrol, readInvite, checkDisplayName } = await import('../core/federation/join.ts');
   const invite = readInvite(inviteText); // a mistyped invite fails here, before any network
@@ -168,12 +177,17 @@ async function joinCommand(
   }
   const inspection = await inspectInvite(invite, { home: o.home });
   process.stdout.write(formatInspection(inspection) + '\n\n');
+  if (o.rank !== undefined) {
+    const { participantRank } = await import('../core/federation/rank.ts');
+    participantRank(inspection.settings, o.rank, '--rank'); // refused before asking
+    process.stdout.write(`You will train LoRA rank ${o.rank} (the federation's is ${inspection.settings.lora.rank}).\n\n`);
+  }
   if (!o.yes && !(await askYesNo(`Join federation ${inspection.federation}? [y/N] `))) {
     process.stderr.write('not joined\n');
     process.exitCode = 1;
     return;
   }
-  const joined = await enrol(inspection, { home: o.home, displayName: o.name });
+  const joined = await enrol(inspection, { home: o.home, displayName: o.name, rank: o.rank });
   const m = joined.membership;
   process.stdout.write(
     joined.enrolled
@@ -194,6 +208,7 @@ interface RunCommandOptions {
   provider: string;
   threads?: number;
   rounds?: number;
+  rank?: number;
   home?: string;
 }
 
@@ -213,6 +228,7 @@ async function runCommand(o: RunCommandOptions): Promise<void> {
       provider: o.provider as ExecutionProvider,
       threads: o.threads,
       maxRounds: o.rounds,
+      rank: o.rank,
       signal: ctrlC.signal,
     });
     const sent = result.history.filter((h) => h.uploaded).length;

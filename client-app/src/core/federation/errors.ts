@@ -28,7 +28,9 @@ export type FederationErrorCode =
   /** A downloaded adapter is not the one asked for, or does not fit the federation's LoRA. */
   | 'FEDERATION_ADAPTER'
   /** The local data holds no usable training example. */
-  | 'FEDERATION_DATA';
+  | 'FEDERATION_DATA'
+  /** The participant's chosen LoRA rank is out of range, or the federation's rule cannot take it (rank.ts). */
+  | 'FEDERATION_RANK';
 
 export class FederationError extends FeditError {
   /** The path of the field at fault, when the coordinator or a validator named one. */

@@ -22,6 +22,7 @@ import {
 import { DEFAULT_CONNECT_TIMEOUT_MS, FederationConnection } from './connection.ts';
 import type { AuthMode } from './connection-types.ts';
 import { FederationError } from './errors.ts';
+import { participantRank } from './rank.ts';
 import { parseFederationInfo, type FederationSettings } from './settings.ts';
 import {
   loadOrCreateIdentity,
@@ -123,13 +124,16 @@ export async function inspectInvite(
  * Step 2: enrols this home's identity (made on first use) with the invite's token, and saves the
  * membership. The settings must still be those `inspection` read (FEDERATION_CONFIG_CHANGED
  * otherwise: inspect again and ask again). When this home has already joined the federation, it
- * only authenticates and refreshes the stored settings.
+ * only authenticates and refreshes the stored settings. `rank`: the lower LoRA rank this
+ * participant trains (rank.ts), refused (FEDERATION_RANK) before anything is sent when the
+ * federation cannot take it.
  */
 export async function enrol(
   inspection: InviteInspection,
-  options: JoinOptions & { displayName?: string } = {},
+  options: JoinOptions & { displayName?: string; rank?: number } = {},
 ): Promise<JoinResult> {
   const { invite } = inspection;
+  if (options.rank !== undefined) participantRank(inspection.settings, options.rank);
   const home = resolveHome(options.home);
   const { identity, created } = await loadOrCreateIdentity(home);
   const existing = await readMembership(home, invite.federation);
@@ -142,6 +146,7 @@ export async function enrol(
   const displayName = checkDisplayName(
     options.displayName ?? existing?.displayName ?? defaultDisplayName(identity),
   );
+  const rank = options.rank ?? existing?.rank;
   const attempt = async (prove: boolean): Promise<Membership> => {
     const connection = await connectForJoin(
       invite,
@@ -170,6 +175,7 @@ export async function enrol(
         joinedAt: existing?.joinedAt ?? Date.now(),
         config: info.config,
         configHash: info.configHash,
+        ...(rank === undefined ? {} : { rank }),
       };
     } finally {
       connection.close();
@@ -202,6 +208,7 @@ export async function joinFederation(
   inviteText: string | Invite,
   options: JoinOptions & {
     displayName?: string;
+    rank?: number;
     confirm?: (inspection: InviteInspection) => boolean | Promise<boolean>;
   } = {},
 ): Promise<JoinResult | undefined> {

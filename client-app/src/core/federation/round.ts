@@ -2,7 +2,8 @@
 //
 //   an update kept on disk from before (same global adapter)? -> resume its upload
 //   else: fetch the global adapter (cached) -> check it fits the federation's LoRA
-//         -> train from it on the session's model and rows, in memory, with the session's kept
+//         -> train from it (truncated to the participant's own LoRA rank when it chose a lower
+//            one, rank.ts) on the session's model and rows, in memory, with the session's kept
 //            trainer reset to it (train-lora.ts)
 //         -> build and sign the update from the trained tensors, keep it on disk
 //   -> upload (round-io.ts) -> drop the kept update once the coordinator acknowledged it
@@ -16,6 +17,7 @@ import { FeditError, tensorFromF32, tensorToF32, type ContentHash, type Tensor }
 import { trainLora, type LoraRunSettings } from '../train/train-lora.ts';
 import { FederationError, isTransient } from './errors.ts';
 import type { RoundHistoryEntry } from './events.ts';
+import { adapterAtRank } from './rank.ts';
 import { fetchRoundAdapter, uploadUpdate, type RoundContext } from './round-io.ts';
 import type { ParticipantSession } from './session.ts';
 import { roundDir } from './store.ts';
@@ -114,14 +116,16 @@ async function trainRound(ctx: RoundContext, dir: string): Promise<PendingUpload
   const global = await fetchRoundAdapter(ctx);
   const lora = federationLora(session);
   checkAdapterSchema(global, session.model, lora, open.globalAdapterHash);
-  const initialAdapter = new Map<string, Float32Array>();
-  for (const [name, tensor] of global) initialAdapter.set(name, tensorToF32(tensor));
+  const globalValues = new Map<string, Float32Array>();
+  for (const [name, tensor] of global) globalValues.set(name, tensorToF32(tensor));
+  // A participant of a lower rank trains the global adapter truncated to it (rank.ts).
+  const own = adapterAtRank(global, globalValues, session.rank, lora.rank);
 
   ctx.setStatus({ status: 'training', round: open.round, message: `training round ${open.round}` });
   const result = await trainFromSession(
     ctx,
     join(dir, 'checkpoint'),
-    roundSettings(ctx, lora, initialAdapter),
+    roundSettings(ctx, { ...lora, rank: session.rank }, own.values),
   );
   if (!result.completed) return undefined;
   const tensors = result.tensors!;
@@ -137,7 +141,7 @@ async function trainRound(ctx: RoundContext, dir: string): Promise<PendingUpload
     round: open.round,
     globalAdapterHash: open.globalAdapterHash,
     exampleCount: session.data.rows.length,
-    tensors: f32Tensors(tensors, global),
+    tensors: f32Tensors(tensors, own.shapes),
     trainLoss: result.losses.reduce((s, l) => s + l, 0) / Math.max(1, result.losses.length),
     chunkBytes: session.options.chunkBytes,
   });
@@ -215,8 +219,11 @@ function federationLora(session: ParticipantSession): LoraConfig {
   return { rank, alpha, dropout, targets: targets as LoraTarget[] };
 }
 
-/** The trained values as F32 tensors of the global adapter's shapes; all of them finite. */
-function f32Tensors(trained: Map<string, Float32Array>, global: Map<string, Tensor>): Map<string, Tensor> {
+/** The trained values as F32 tensors of `shapes` (the global adapter's at this participant's rank); all finite. */
+function f32Tensors(
+  trained: Map<string, Float32Array>,
+  shapes: ReadonlyMap<string, readonly number[]>,
+): Map<string, Tensor> {
   const out = new Map<string, Tensor>();
   for (const [name, values] of trained) {
     if (!values.every(Number.isFinite)) {
@@ -225,7 +232,7 @@ function f32Tensors(trained: Map<string, Float32Array>, global: Map<string, Tens
         `the trained tensor ${name} holds a value that is not finite`,
       );
     }
-    out.set(name, tensorFromF32(global.get(name)!.shape, values));
+    out.set(name, tensorFromF32(shapes.get(name)!, values));
   }
   return out;
 }

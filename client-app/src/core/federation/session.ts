@@ -31,6 +31,7 @@ import { dataFilesDigest } from '../train/checkpoint.ts';
 import { TrainerKeeper } from '../train/train-lora.ts';
 import type { FederationConnection } from './connection.ts';
 import { FederationError } from './errors.ts';
+import { participantRank } from './rank.ts';
 import { parseFederationInfo, parseFederationSettings, type FederationSettings } from './settings.ts';
 import {
   membershipPath,
@@ -84,6 +85,11 @@ export interface ParticipantOptions {
   reconnectionDelayMax?: number;
   /** Loads the model, tokenizer and data once per start (default DISK_LOADER). */
   loader?: TrainingInputsLoader;
+  /**
+   * Train this LoRA rank, below the federation's (rank.ts), and keep it in the membership; default:
+   * the membership's, else the federation's rank.
+   */
+  rank?: number;
 }
 
 /** The participant's data as its rounds train on it: token rows under the federation's prompt settings. */
@@ -100,6 +106,8 @@ export interface ParticipantSession {
   identity: Identity;
   membership: Membership;
   settings: FederationSettings;
+  /** The LoRA rank this participant trains: the federation's, or the lower one it chose (rank.ts). */
+  rank: number;
   model: LoadedModel;
   tokenizer: Tokenizer;
   data: SessionData;
@@ -122,15 +130,20 @@ export async function loadSession(options: ParticipantOptions, loading: () => vo
   const loader = options.loader ?? DISK_LOADER;
   const home = resolveHome(options.home);
   const identity = await requireIdentity(home);
-  const membership = await selectMembership(home, options.federationId);
+  let membership = await selectMembership(home, options.federationId);
   const settings = parseFederationSettings(membership.config, membershipPath(home, membership.federation));
+  const rank = participantRank(settings, options.rank ?? membership.rank);
+  if (options.rank !== undefined && options.rank !== membership.rank) {
+    membership = { ...membership, rank: options.rank };
+    await writeMembership(home, membership);
+  }
   loading();
   const model = await loader.model(options.modelDir);
   checkBaseModel(model, settings, options.modelDir);
   const tokenizer = await loader.tokenizer(options.modelDir);
   const data = await prepareSessionData(options, settings, tokenizer, dataFilesDigest(options.dataFiles));
   const trainers = new TrainerKeeper((o) => loader.trainer(o));
-  return { options, home, identity, membership, settings, model, tokenizer, data, trainers };
+  return { options, home, identity, membership, settings, rank, model, tokenizer, data, trainers };
 }
 
 /**
@@ -145,6 +158,7 @@ export async function adoptSettings(
   if (info.configHash === session.membership.configHash) return false;
   const settings = parseFederationInfo(info, `the settings of federation ${session.membership.federation}`);
   checkBaseModel(session.model, settings, session.options.modelDir);
+  const rank = participantRank(settings, session.membership.rank);
   const previous = session.settings.training;
   let report: DatasetReport | undefined;
   if (
@@ -161,6 +175,7 @@ export async function adoptSettings(
     report = session.data.report;
   }
   session.settings = settings;
+  session.rank = rank;
   session.membership = { ...session.membership, config: info.config, configHash: info.configHash };
   await writeMembership(session.home, session.membership);
   return { report };

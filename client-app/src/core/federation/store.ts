@@ -53,6 +53,11 @@ export interface Membership {
   /** The federation config the participant last saw (JSON text, as the coordinator sent it). */
   config: string;
   configHash: ContentHash;
+  /**
+   * The LoRA rank this participant trains (rank.ts), when it chose one below the federation's;
+   * absent: the federation's rank.
+   */
+  rank?: number;
 }
 
 interface MembershipFile {
@@ -65,6 +70,7 @@ interface MembershipFile {
   joinedAt: string;
   configHash: string;
   config: string;
+  rank?: number;
 }
 
 /**
@@ -230,6 +236,7 @@ export async function writeMembership(home: string, membership: Membership): Pro
     joinedAt: new Date(membership.joinedAt).toISOString(),
     configHash: membership.configHash,
     config: membership.config,
+    ...(membership.rank === undefined ? {} : { rank: membership.rank }),
   };
   await writePrivateFile(path, JSON.stringify(file, null, 2) + '\n');
 }
@@ -292,6 +299,7 @@ const membershipFile = schema.object(
     joinedAt: dateField,
     configHash: textField<ContentHash>(CONTENT_HASH_PATTERN),
     config: textField(),
+    rank: schema.optional(schema.int(1, 1 << 16)),
   },
   { others: 'drop', wording: { notObject: 'it is not a JSON object' } },
 );
