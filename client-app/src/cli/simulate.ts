@@ -23,6 +23,7 @@ interface SimulateOptions {
   json: boolean;
   attack?: string;
   attackParticipant: number;
+  ranks?: string;
 }
 
 export function registerSimulateCommand(program: Command): void {
@@ -68,6 +69,10 @@ export function registerSimulateCommand(program: Command): void {
       wholeNumber('--attack-participant', 0),
       0,
     )
+    .option(
+      '--ranks <list>',
+      "each participant's own LoRA rank, comma-separated (e.g. 8,4,2); lower ranks need --rule product-svd",
+    )
     .action((o: SimulateOptions) => runSimulate(o));
 }
 
@@ -80,12 +85,19 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
   const split = sim.parseSplit(o.split);
   const rules = sim.parseRules(o.rule, '--rule');
   const settings = o.settings ? sim.readSettingsFile(o.settings) : {};
+  const ranks = o.ranks === undefined ? undefined : sim.parseRanks(o.ranks);
   const attack =
     o.attack === undefined ? undefined : { ...sim.parseAttack(o.attack), participant: o.attackParticipant };
   const dataset = async (seed: number) =>
     o.data === undefined
       ? sim.builtinTaskDataset({ seed })
       : sim.fileDataset({ trainFile: o.data, evalFile: o.eval, heldOutFraction: o.heldOut, seed });
+  if (ranks && ranks.length !== o.participants) {
+    throw new FeditError(
+      'CLI_OPTION',
+      `--ranks gives ${ranks.length} ranks for ${o.participants} participants; give one per participant`,
+    );
+  }
   if (attack && attack.participant >= o.participants) {
     throw new FeditError(
       'CLI_OPTION',
@@ -113,6 +125,7 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
       threads: o.threads,
       evalEveryRound: false,
       attack,
+      ranks,
       log,
     });
     if (o.json) process.stdout.write(JSON.stringify(sim.learningBenchJson(result)) + '\n');

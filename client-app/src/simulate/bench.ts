@@ -41,6 +41,8 @@ export interface LearningBenchOptions {
   evalEveryRound?: boolean;
   /** One participant poisons its updates in every rule's federation (the baselines stay clean). */
   attack?: Attack & { participant: number };
+  /** Each participant's own LoRA rank (SimulationOptions.ranks), in every rule's federation. */
+  ranks?: readonly number[];
   log?: (line: string) => void;
 }
 
@@ -71,6 +73,7 @@ export async function runLearningBench(o: LearningBenchOptions): Promise<Learnin
       threads: o.threads,
       evalEveryRound: o.evalEveryRound,
       attack: o.attack,
+      ranks: o.ranks,
       log: o.log,
     };
     const shards = summarizeShards(simulationPlan(common).shards);

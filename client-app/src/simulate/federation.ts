@@ -46,6 +46,8 @@ export interface FederationMember {
   train: readonly InstructionRecord[];
   /** Take part as a poisoning peer (adversary.ts) instead of the real Participant. */
   attack?: Attack;
+  /** Train this LoRA rank, below the federation's (client join --rank); default: the federation's. */
+  rank?: number;
 }
 
 /** A participant's counted update in a round. */
@@ -177,6 +179,7 @@ class LoopbackParticipants {
       }
       joined = await joinFederation(createInvite(fedDir, { url, note: member.name }), {
         displayName: member.name,
+        rank: member.rank,
         home,
         confirm: () => true,
       });

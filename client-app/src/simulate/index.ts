@@ -28,7 +28,7 @@ export {
   type LoopbackFederationOptions,
 } from './federation.ts';
 export { runAdversary, tamper, type AdversaryOptions, type Attack } from './adversary.ts';
-export { parseAttack, parseRules, parseSplit, seedList } from './options.ts';
+export { parseAttack, parseRanks, parseRules, parseSplit, seedList } from './options.ts';
 export { readSettingsFile } from '../operator/settings-patch.ts';
 export {
   compact,

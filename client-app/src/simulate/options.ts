@@ -53,6 +53,19 @@ export function parseRules(text: string, option = '--rules'): RuleChoice[] {
   });
 }
 
+/** `8,4,2`: each participant's own LoRA rank, in participant order, given as `option`. */
+export function parseRanks(text: string, option = '--ranks'): number[] {
+  const parts = text.split(',').map((s) => s.trim());
+  const ranks = parts.map(Number);
+  if (parts.some((p) => p === '') || !ranks.every((r) => Number.isSafeInteger(r) && r >= 1)) {
+    throw new FeditError(
+      'CLI_OPTION',
+      `${option} must be whole numbers >= 1 separated by commas, one per participant (e.g. 8,4,2), got "${text}"`,
+    );
+  }
+  return ranks;
+}
+
 /** Seeds 1..count. */
 export function seedList(count: number): number[] {
   return Array.from({ length: count }, (_, i) => i + 1);

@@ -13,7 +13,7 @@
 // federation once per rule (runFederated).
 
 import type { SettingsPatch } from './presets.ts';
-import { FeditError } from '@fedit/shared';
+import { FeditError, ruleTakesLowerRanks } from '@fedit/shared';
 import { join } from 'node:path';
 import type { FederationSettings } from '@fedit/coordinator';
 import type { LoraConfig } from '@fedit/kernels';
@@ -48,6 +48,12 @@ export interface SimulationOptions {
    * does not abort the round. The baselines stay clean.
    */
   attack?: Attack & { participant: number };
+  /**
+   * Each participant's own LoRA rank, in participant order (client join --rank): a participant
+   * with less memory trains a lower rank, under a rule that takes it (product-svd). Default: the
+   * federation's rank for everyone. Participants alone train at their own rank too.
+   */
+  ranks?: readonly number[];
   log?: (line: string) => void;
 }
 
@@ -78,7 +84,10 @@ export interface FederatedRun {
   seconds: number;
   /** Bytes of one adapter or update as F32 tensors. */
   adapterBytes: number;
-  /** Estimate: every participant downloads the global adapter and uploads an update (no envelope overhead). */
+  /**
+   * Estimate: every participant downloads the global adapter and uploads an update of its rank
+   * (r_k / r of the adapter's bytes; no envelope overhead).
+   */
   bytesPerRound: number;
 }
 
@@ -119,8 +128,13 @@ export function simulationPlan(o: SimulationOptions) {
       `attack.participant must be 0 to ${o.participants - 1}, got ${o.attack.participant}`,
     );
   }
-  const members = shards.map((s, i) => (o.attack?.participant === i ? { ...s, attack: o.attack } : s));
-  return { shards, members, settings };
+  const ranks = participantRanks(o, settings);
+  const members = shards.map((s, i) => ({
+    ...s,
+    ...(o.attack?.participant === i ? { attack: o.attack } : {}),
+    ...(ranks[i] === settings.lora!.rank ? {} : { rank: ranks[i] }),
+  }));
+  return { shards, members, settings, ranks };
 }
 
 /** Federation and baselines for one rule and seed. */
@@ -138,7 +152,7 @@ export function summarizeShards(shards: readonly ParticipantShard[]): ShardSumma
 /** The federation of the seeded split under `o.settings`, evaluated as its rounds close. */
 export async function runFederated(o: SimulationOptions): Promise<FederatedRun> {
   const started = performance.now();
-  const { shards, members, settings } = simulationPlan(o);
+  const { shards, members, settings, ranks } = simulationPlan(o);
   const lora = loraOf(settings);
   const threads = o.threads ?? 1;
   let adapterBytes = 0;
@@ -186,21 +200,23 @@ export async function runFederated(o: SimulationOptions): Promise<FederatedRun> 
     final,
     seconds: (performance.now() - started) / 1000,
     adapterBytes,
-    bytesPerRound: 2 * shards.length * adapterBytes,
+    bytesPerRound: shards.length * adapterBytes + ranks.reduce((s, r) => s + (adapterBytes * r) / lora.rank, 0),
   };
 }
 
 /** The base model, the pooled adapter and each participant's local-only adapter, evaluated. */
 export async function runBaselines(o: SimulationOptions): Promise<Baselines> {
-  const { shards, settings } = simulationPlan(o);
-  const lora = loraOf(settings);
+  const { shards, settings, ranks } = simulationPlan(o);
+  const federationLora = loraOf(settings);
   const localSteps = settings.training!.localSteps;
   const train = async (
     name: string,
     categories: string[],
     records: ParticipantShard['train'],
     steps: number,
+    rank = federationLora.rank,
   ) => {
+    const lora = { ...federationLora, rank };
     const r = await trainDemoAdapter({
       modelDir: o.modelDir,
       records,
@@ -224,8 +240,8 @@ export async function runBaselines(o: SimulationOptions): Promise<Baselines> {
   const allCategories = [...new Set(shards.flatMap((s) => s.categories))];
   const pooled = await train('pooled', allCategories, pooledRecords, shards.length * o.rounds * localSteps);
   const alone: TrainedBaseline[] = [];
-  for (const s of shards)
-    alone.push(await train(`${s.name} alone`, s.categories, s.train, o.rounds * localSteps));
+  for (const [i, s] of shards.entries())
+    alone.push(await train(`${s.name} alone`, s.categories, s.train, o.rounds * localSteps, ranks[i]));
   return { seed: o.seed, base, pooled, alone };
 }
 
@@ -243,6 +259,36 @@ async function evaluateAdapter(
     });
   }
   return out;
+}
+
+/**
+ * o.ranks checked (one per participant, each 1..r, below r only under a rule that takes lower
+ * ranks), or the federation's rank r for all.
+ */
+function participantRanks(o: SimulationOptions, settings: Partial<FederationSettings>): number[] {
+  const federationRank = settings.lora!.rank;
+  if (o.ranks === undefined) return Array.from({ length: o.participants }, () => federationRank);
+  if (o.ranks.length !== o.participants) {
+    throw new FeditError(
+      'SIMULATION_OPTIONS',
+      `ranks must give one rank per participant (${o.participants}), got ${o.ranks.length}`,
+    );
+  }
+  o.ranks.forEach((rank, i) => {
+    if (!Number.isSafeInteger(rank) || rank < 1 || rank > federationRank)
+      throw new FeditError(
+        'SIMULATION_OPTIONS',
+        `ranks[${i}] must be a whole number from 1 to the federation's rank ${federationRank}, got ${rank}`,
+      );
+  });
+  const rule = settings.aggregation!.rule;
+  if (o.ranks.some((rank) => rank < federationRank) && !ruleTakesLowerRanks(rule)) {
+    throw new FeditError(
+      'SIMULATION_OPTIONS',
+      `ranks ${o.ranks.join(',')}: rule ${o.rule} (${rule}) takes only the federation's rank ${federationRank}; lower ranks need product-svd`,
+    );
+  }
+  return [...o.ranks];
 }
 
 function loraOf(settings: Partial<FederationSettings>): LoraConfig {

@@ -20,6 +20,7 @@ import {
   formatSummary,
   learningBenchJson,
   parseAttack,
+  parseRanks,
   parseRules,
   parseSplit,
   readSettingsFile,
@@ -53,6 +54,8 @@ function benchOptions(argv: string[]) {
       // one participant poisons its updates: scale:FACTOR, signflip or examples:COUNT
       attack: { type: 'string' },
       'attack-participant': { type: 'string', default: '0' },
+      // each participant's own LoRA rank, e.g. 8,4,2 (only under a rule that takes lower ranks)
+      ranks: { type: 'string' },
       threads: { type: 'string', default: '1' },
       cache: { type: 'string', default: defaultDemoCacheDir() },
       keep: { type: 'boolean', default: false },
@@ -77,6 +80,7 @@ function benchOptions(argv: string[]) {
     trainPerCategory: wholeNumber('train-per-category', a['train-per-category']!, 1),
     evalPerCategory: wholeNumber('eval-per-category', a['eval-per-category']!, 1),
     threads: wholeNumber('threads', a.threads!, 1),
+    ranks: a.ranks === undefined ? undefined : parseRanks(a.ranks),
     attack:
       a.attack === undefined
         ? undefined
@@ -111,6 +115,7 @@ export async function benchLearning(argv: string[]): Promise<void> {
       threads: o.threads,
       evalEveryRound: !o.a['final-only'],
       attack: o.attack,
+      ranks: o.ranks,
       log,
     });
     log(formatSummary(result.summary, o.seeds.length));
@@ -124,6 +129,7 @@ export async function benchLearning(argv: string[]): Promise<void> {
       trainPerCategory: o.trainPerCategory,
       evalPerCategory: o.evalPerCategory,
       attack: o.attack,
+      ranks: o.ranks,
       dataset: 'built-in tasks',
     };
     process.stdout.write(JSON.stringify({ bench: 'learning', config, ...learningBenchJson(result) }) + '\n');
