@@ -240,6 +240,7 @@ export {
 } from './rounds/admission.ts';
 export { admitPayload, admitUpdateTensors, type TensorsContext } from './rounds/admission-payload.ts';
 export { trainedFrom } from './rounds/admission-payload.ts';
+export { checkAnnouncedSchema } from './rounds/admission.ts';
 
 export { CryptoError, InviteError, type CryptoErrorCode, type InviteErrorCode } from './crypto/errors.ts';
 export { bytesEqual, fromBase64url, fromHex, toBase64url, toHex } from './crypto/bytes.ts';
