@@ -180,7 +180,9 @@ async function joinCommand(
   if (o.rank !== undefined) {
     const { participantRank } = await import('../core/federation/rank.ts');
     participantRank(inspection.settings, o.rank, '--rank'); // refused before asking
-    process.stdout.write(`You will train LoRA rank ${o.rank} (the federation's is ${inspection.settings.lora.rank}).\n\n`);
+    process.stdout.write(
+      `You will train LoRA rank ${o.rank} (the federation's is ${inspection.settings.lora.rank}).\n\n`,
+    );
   }
   if (!o.yes && !(await askYesNo(`Join federation ${inspection.federation}? [y/N] `))) {
     process.stderr.write('not joined\n');
@@ -292,6 +294,8 @@ async function statusCommand(o: { json: boolean; home?: string }): Promise<void>
       displayName: m.displayName,
       joinedAt: new Date(m.joinedAt).toISOString(),
       baseModel: settings.baseModel.name,
+      loraRank: m.rank ?? settings.lora.rank,
+      federationRank: settings.lora.rank,
       configHash: m.configHash,
     };
   });
@@ -308,7 +312,7 @@ async function statusCommand(o: { json: boolean; home?: string }): Promise<void>
   }
   for (const r of rows) {
     process.stdout.write(
-      `\n${r.federation}  ${r.name}\n  coordinator ${r.coordinator}\n  you         ${r.displayName} (${r.participantId}), joined ${r.joinedAt}\n  base model  ${r.baseModel}\n`,
+      `\n${r.federation}  ${r.name}\n  coordinator ${r.coordinator}\n  you         ${r.displayName} (${r.participantId}), joined ${r.joinedAt}\n  base model  ${r.baseModel}\n  LoRA rank   ${r.loraRank}${r.loraRank === r.federationRank ? '' : ` (the federation's: ${r.federationRank})`}\n`,
     );
   }
 }
