@@ -155,6 +155,14 @@ export async function runFederated(o: SimulationOptions): Promise<FederatedRun> 
   const { shards, members, settings, ranks } = simulationPlan(o);
   const lora = loraOf(settings);
   const threads = o.threads ?? 1;
+  // The baselines take any ranks; a federation only under a rule that aggregates them exactly.
+  const rule = settings.aggregation!.rule;
+  if (ranks.some((rank) => rank < lora.rank) && !ruleTakesLowerRanks(rule)) {
+    throw new FeditError(
+      'SIMULATION_OPTIONS',
+      `ranks ${ranks.join(',')}: rule ${o.rule} (${rule}) takes only the federation's rank ${lora.rank}; lower ranks need product-svd`,
+    );
+  }
   let adapterBytes = 0;
   let lastTensors: ReadonlyMap<string, Float32Array> = new Map();
   const rounds = await runLoopbackFederation<FederatedRound>({
@@ -261,10 +269,7 @@ async function evaluateAdapter(
   return out;
 }
 
-/**
- * o.ranks checked (one per participant, each 1..r, below r only under a rule that takes lower
- * ranks), or the federation's rank r for all.
- */
+/** o.ranks checked (one per participant, each 1..r), or the federation's rank r for all. */
 function participantRanks(o: SimulationOptions, settings: Partial<FederationSettings>): number[] {
   const federationRank = settings.lora!.rank;
   if (o.ranks === undefined) return Array.from({ length: o.participants }, () => federationRank);
@@ -281,13 +286,6 @@ function participantRanks(o: SimulationOptions, settings: Partial<FederationSett
         `ranks[${i}] must be a whole number from 1 to the federation's rank ${federationRank}, got ${rank}`,
       );
   });
-  const rule = settings.aggregation!.rule;
-  if (o.ranks.some((rank) => rank < federationRank) && !ruleTakesLowerRanks(rule)) {
-    throw new FeditError(
-      'SIMULATION_OPTIONS',
-      `ranks ${o.ranks.join(',')}: rule ${o.rule} (${rule}) takes only the federation's rank ${federationRank}; lower ranks need product-svd`,
-    );
-  }
   return [...o.ranks];
 }
 
