@@ -20,6 +20,7 @@ import {
   type TrainingInputsLoader,
 } from '../src/core/federation/index.ts';
 import { participantRank } from '../src/core/federation/rank.ts';
+import { parseRanks } from '../src/simulate/options.ts';
 
 const RANKS = [8, 4, 2];
 
@@ -162,4 +163,11 @@ test('participantRank: the federation rank by default, a whole number in 1..r, l
   t.throws(() => participantRank(settings('median'), 4), {
     message: /rule median, which takes only its LoRA rank 8/,
   });
+});
+
+test('--ranks: whole numbers >= 1, one per participant, comma-separated', (t) => {
+  t.deepEqual(parseRanks('8,4,2'), [8, 4, 2]);
+  t.deepEqual(parseRanks(' 8, 8 ,8'), [8, 8, 8]);
+  for (const bad of ['8,,2', '8,4.5', '0,8', 'eight', ''])
+    t.throws(() => parseRanks(bad), { message: /^--ranks must be whole numbers >= 1 separated by commas/ });
 });
