@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobStore, auditFederation, federationPaths, readRoundLog, type RoundRecord } from '@fedit/shared';
 import { createInvite, startCoordinator, type CoordinatorEvent } from '@fedit/coordinator';
+import { assertCleanFailure, fedit } from '../../test/fixtures/fedit-cli.ts';
 import { EventRecorder, FACTS, writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
 import { initFederationFromModel } from '../src/operator/init-federation.ts';
 import {
@@ -170,4 +171,41 @@ test('--ranks: whole numbers >= 1, one per participant, comma-separated', (t) =>
   t.deepEqual(parseRanks(' 8, 8 ,8'), [8, 8, 8]);
   for (const bad of ['8,,2', '8,4.5', '0,8', 'eight', ''])
     t.throws(() => parseRanks(bad), { message: /^--ranks must be whole numbers >= 1 separated by commas/ });
+});
+
+test('fedit client join --rank: refused under fedit before joining; kept and shown under product-svd', async (t) => {
+  const refused = await federation(t, 'fedit');
+  const home = join(refused.dir, 'cli-home');
+  const invite = createInvite(refused.fedDir, { url: refused.coordinator.url });
+  assertCleanFailure(
+    t,
+    await fedit('client', 'join', invite, '--yes', '--rank', '4', '--home', home),
+    /--rank 4: federation \S+ aggregates with rule fedit, .*\[FEDERATION_RANK\]$/,
+  );
+  t.false(
+    refused.recorder.events.some((e) => e.type === 'enrolled'),
+    'nothing was enrolled',
+  );
+  assertCleanFailure(
+    t,
+    await fedit('client', 'join', invite, '--yes', '--rank', 'two', '--home', home),
+    /--rank must be a whole number/,
+  );
+
+  const taken = await federation(t, 'product-svd');
+  const home2 = join(taken.dir, 'cli-home');
+  const joined = await fedit(
+    'client',
+    'join',
+    createInvite(taken.fedDir, { url: taken.coordinator.url }),
+    '--yes',
+    '--rank',
+    '4',
+    '--home',
+    home2,
+  );
+  t.is(joined.code, 0, joined.stderr);
+  t.regex(joined.stdout, /You will train LoRA rank 4 \(the federation's is 8\)/);
+  const status = await fedit('client', 'status', '--home', home2);
+  t.regex(status.stdout, /LoRA rank\s+4 \(the federation's: 8\)/);
 });

@@ -176,10 +176,12 @@ async function joinCommand(
     );
   }
   const inspection = await inspectInvite(invite, { home: o.home });
-  process.stdout.write(formatInspection(inspection) + '\n\n');
   if (o.rank !== undefined) {
     const { participantRank } = await import('../core/federation/rank.ts');
-    participantRank(inspection.settings, o.rank, '--rank'); // refused before asking
+    participantRank(inspection.settings, o.rank, '--rank'); // a rank it cannot take: refused before asking
+  }
+  process.stdout.write(formatInspection(inspection) + '\n\n');
+  if (o.rank !== undefined) {
     process.stdout.write(
       `You will train LoRA rank ${o.rank} (the federation's is ${inspection.settings.lora.rank}).\n\n`,
     );
