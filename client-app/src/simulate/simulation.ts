@@ -208,7 +208,8 @@ export async function runFederated(o: SimulationOptions): Promise<FederatedRun> 
     final,
     seconds: (performance.now() - started) / 1000,
     adapterBytes,
-    bytesPerRound: shards.length * adapterBytes + ranks.reduce((s, r) => s + (adapterBytes * r) / lora.rank, 0),
+    bytesPerRound:
+      shards.length * adapterBytes + ranks.reduce((s, r) => s + (adapterBytes * r) / lora.rank, 0),
   };
 }
 

@@ -325,7 +325,11 @@ export function checkAnnouncedSchema(
     lowerRankOf(global, new Map(announced.map((t) => [t.name, t.shape])), rule);
   } catch (err) {
     if (!(err instanceof AggregationError)) throw err;
-    return refusal(err.code === 'AGGREGATION_RANK' ? 'UPDATE_RANK' : 'UPDATE_SCHEMA', `${field}: ${err.message}`, field);
+    return refusal(
+      err.code === 'AGGREGATION_RANK' ? 'UPDATE_RANK' : 'UPDATE_SCHEMA',
+      `${field}: ${err.message}`,
+      field,
+    );
   }
   return undefined;
 }
