@@ -191,6 +191,12 @@ const federationConfig = refine(
         freezeLoraA: optional(boolean),
         /** FedProx: mu of the proximal term mu/2 ||theta - global||^2 in local training. Absent = 0. */
         proximalMu: optional(inRange('a number in [0, 1000]', (v) => v >= 0 && v <= 1000)),
+        /**
+         * SCAFFOLD (Karimireddy et al. 2020): local training adds the correction c - c_i to every
+         * trained tensor's gradient; c lives in the server state, c_i with each participant
+         * (shared/src/aggregation/scaffold.ts). Absent = false.
+         */
+        scaffold: optional(boolean),
         /** The learning rate across rounds (within a round it is constant). Absent = constant. */
         lrSchedule: optional(
           section({

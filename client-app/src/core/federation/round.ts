@@ -2,10 +2,13 @@
 //
 //   an update kept on disk from before (same global adapter)? -> resume its upload
 //   else: fetch the global adapter (cached) -> check it fits the federation's LoRA
+//         -> with SCAFFOLD: fetch the server state holding c, read this participant's c_i
 //         -> train from it on the session's model and rows, in memory, with the session's kept
-//            trainer reset to it (train-lora.ts)
-//         -> build and sign the update from the trained tensors, keep it on disk
-//   -> upload (round-io.ts) -> drop the kept update once the coordinator acknowledged it
+//            trainer reset to it (train-lora.ts), SCAFFOLD's correction c - c_i added
+//         -> build and sign the update from the trained tensors, keep it on disk (with SCAFFOLD,
+//            c_i+ beside it: control.ts)
+//   -> upload (round-io.ts) -> once the coordinator acknowledged it: c_i+ becomes c_i, and the
+//      kept update is dropped
 //
 // Only the envelope and sealed chunks of the trained LoRA tensors leave the machine: never the
 // data, never a plaintext tensor. The update is kept on disk until committed so that a dropped
@@ -16,7 +19,17 @@ import { FeditError, tensorFromF32, tensorToF32, type ContentHash, type Tensor }
 import { trainLora, type LoraRunSettings } from '../train/train-lora.ts';
 import { FederationError, isTransient } from './errors.ts';
 import type { RoundHistoryEntry } from './events.ts';
-import { fetchRoundAdapter, uploadUpdate, type RoundContext } from './round-io.ts';
+import {
+  adoptNextControl,
+  gradientCorrection,
+  keepNextControl,
+  nextOwnControl,
+  readOwnControl,
+  serverControl,
+  trainedShapes,
+  type ControlValues,
+} from './control.ts';
+import { fetchRoundAdapter, fetchRoundControl, uploadUpdate, type RoundContext } from './round-io.ts';
 import type { ParticipantSession } from './session.ts';
 import { roundDir } from './store.ts';
 import {
@@ -61,6 +74,7 @@ export async function runRound(ctx: RoundContext, entry: RoundHistoryEntry): Pro
     });
     const outcome = await uploadUpdate(ctx, pending);
     if (outcome === 'stopped') return;
+    await adoptNextControl(dir, session.home, session.membership.federation);
     await dropPendingUpload(dir);
     entry.uploaded = true;
     ctx.setStatus({
@@ -116,12 +130,13 @@ async function trainRound(ctx: RoundContext, dir: string): Promise<PendingUpload
   checkAdapterSchema(global, session.model, lora, open.globalAdapterHash);
   const initialAdapter = new Map<string, Float32Array>();
   for (const [name, tensor] of global) initialAdapter.set(name, tensorToF32(tensor));
+  const scaffold = session.settings.training.scaffold ? await roundControl(ctx, global) : undefined;
 
   ctx.setStatus({ status: 'training', round: open.round, message: `training round ${open.round}` });
   const result = await trainFromSession(
     ctx,
     join(dir, 'checkpoint'),
-    roundSettings(ctx, lora, initialAdapter),
+    roundSettings(ctx, lora, initialAdapter, scaffold && gradientCorrection(scaffold.c, scaffold.own)),
   );
   if (!result.completed) return undefined;
   const tensors = result.tensors!;
@@ -130,6 +145,12 @@ async function trainRound(ctx: RoundContext, dir: string): Promise<PendingUpload
       'FEDERATION_ADAPTER',
       "the trained adapter does not hold the global adapter's tensors",
     );
+  }
+  if (scaffold) {
+    const { steps, learningRate: lr } = open.training;
+    const next = nextOwnControl({ ...scaffold, global: initialAdapter, trained: tensors, steps, lr });
+    // Before the update is kept: a kept update always has its c_i+ beside it.
+    await keepNextControl(dir, next, scaffold.shapes);
   }
   const pending = buildUpdate({
     identity: session.identity,
@@ -143,6 +164,18 @@ async function trainRound(ctx: RoundContext, dir: string): Promise<PendingUpload
   });
   await savePendingUpload(dir, pending);
   return pending;
+}
+
+/** SCAFFOLD's c (from the state the round announced) and this participant's c_i, for the trained tensors. */
+async function roundControl(
+  ctx: RoundContext,
+  global: Map<string, Tensor>,
+): Promise<{ shapes: Map<string, readonly number[]>; c: ControlValues; own: ControlValues }> {
+  const { session } = ctx;
+  const shapes = trainedShapes(global, session.settings.training.freezeLoraA);
+  const state = ctx.open.control === undefined ? undefined : await fetchRoundControl(ctx);
+  const own = await readOwnControl(session.home, session.membership.federation, shapes);
+  return { shapes, c: serverControl(state, shapes), own };
 }
 
 /**
@@ -173,13 +206,14 @@ async function trainFromSession(ctx: RoundContext, checkpointDir: string, settin
 
 /**
  * The round's training settings: the federation's LoRA, prompt cutoff and local-training rule
- * (FFA-LoRA's frozen A, FedProx's mu, anchored at the round's global adapter), the round's steps
- * and seed.
+ * (FFA-LoRA's frozen A, FedProx's mu, anchored at the round's global adapter, SCAFFOLD's
+ * correction), the round's steps and seed.
  */
 function roundSettings(
   ctx: RoundContext,
   lora: LoraConfig,
   initialAdapter: ReadonlyMap<string, Float32Array>,
+  correction: ControlValues | undefined,
 ): LoraRunSettings {
   const { session, open } = ctx;
   const { cutoffLen, freezeLoraA, proximalMu } = session.settings.training;
@@ -198,6 +232,7 @@ function roundSettings(
     initialAdapter,
     freezeLoraA,
     proximalMu,
+    gradientCorrection: correction,
     signal: ctx.signal,
     onEvent: (e) => {
       if (e.type === 'step') {
