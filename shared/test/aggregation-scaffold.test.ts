@@ -112,7 +112,10 @@ test('with FedAdam the state holds m, v and c; each part steps as it would alone
   const adamOnly = round(adam);
   t.deepEqual(both.adapter, adamOnly.adapter, 'c does not change the adapter step');
   const keys = [...both.serverState!.keys()];
-  t.deepEqual(keys.filter((k) => !k.startsWith('c:')), [...adamOnly.serverState!.keys()]);
+  t.deepEqual(
+    keys.filter((k) => !k.startsWith('c:')),
+    [...adamOnly.serverState!.keys()],
+  );
   t.deepEqual(
     keys.filter((k) => k.startsWith('c:')),
     NAMES.map(controlName),
@@ -205,7 +208,12 @@ function federation(terms = (r: number) => scaffoldTermsOf(CONFIG, r, PARTICIPAN
   let state: string | undefined;
   for (let r = 1; r <= CONFIG.rounds; r++) {
     const seed = `seed-${r}`;
-    const selection = { seed, fraction: '1', minimum: 3, selected: selectParticipants(seed, PARTICIPANTS, '1', 3) };
+    const selection = {
+      seed,
+      fraction: '1',
+      minimum: 3,
+      selected: selectParticipants(seed, PARTICIPANTS, '1', 3),
+    };
     append('round-open', r, { rule, selection, globalAdapter, deadline: '2026-05-02T00:00:00.000Z' });
     const global = tensorValues(blobs.get(globalAdapter)!);
     const updates: CountedUpdate[] = PARTICIPANTS.map((participant, k) => {
@@ -312,5 +320,8 @@ test('a SCAFFOLD round whose record names no state out is caught', (t) => {
   });
   const report = audit({ records, blobs: HONEST.blobs });
   t.true(codes(report).includes('2:RULE_CONFIG'), codes(report).join());
-  t.regex(report.problems.find((p) => p.code === 'RULE_CONFIG')!.message, /keeps state, but the record names none/);
+  t.regex(
+    report.problems.find((p) => p.code === 'RULE_CONFIG')!.message,
+    /keeps state, but the record names none/,
+  );
 });
