@@ -69,13 +69,14 @@ test('every common setting is spelled out, non-integers as decimal strings, serv
       clipping: { kind: 'adaptive', multiplier: 1.5 },
       serverOptimizer: { kind: 'adam', lr: 0.01 },
     },
-    { freezeLoraA: true },
+    { freezeLoraA: true, scaffold: true },
   );
   const ref = ruleRefFor(config);
   t.deepEqual(ref, {
     name: 'fedit',
     config: {
       frozenA: true,
+      scaffold: true,
       weightCap: 40,
       clipping: { kind: 'adaptive', multiplier: '1.5' },
       serverOptimizer: { kind: 'adam', lr: '0.01', beta1: '0.9', beta2: '0.99', tau: '0.001' },
@@ -84,6 +85,7 @@ test('every common setting is spelled out, non-integers as decimal strings, serv
   // ... and read back to the binary64 values the config holds.
   t.deepEqual(feditSettings(ref.config), {
     frozenA: true,
+    scaffold: true,
     weightCap: 40,
     clipping: { kind: 'adaptive', multiplier: 1.5 },
     serverOptimizer: { kind: 'adam', lr: 0.01, beta1: 0.9, beta2: 0.99, tau: 0.001 },
@@ -144,7 +146,7 @@ test("a rule's own settings are recorded for that rule only, with their defaults
   refused(
     t,
     () => feditSettings({ trimFraction: '0.2' }),
-    /^rule fedit: unknown setting "trimFraction"; it takes frozenA, weightCap, clipping, serverOptimizer$/,
+    /^rule fedit: unknown setting "trimFraction"; it takes frozenA, scaffold, weightCap, clipping, serverOptimizer$/,
   );
   refused(
     t,
@@ -171,6 +173,7 @@ test("a rule's own settings are required in a record", (t) => {
 test('each value out of range or of the wrong form is refused, naming its key', (t) => {
   const cases: [AggregationConfig, RegExp][] = [
     [{ frozenA: 'yes' }, /frozenA must be true or false/],
+    [{ scaffold: 1 }, /scaffold must be true or false/],
     [{ weightCap: 0 }, /weightCap is out of range or not a number: 0/],
     [{ weightCap: '1.5' }, /weightCap is out of range or not a number: "1.5"/],
     [{ clipping: 'adaptive' }, /clipping must be an object/],
