@@ -8,8 +8,9 @@
 //   <roundDir>/control-next.safetensors         c_i+ of the round's update, until the update counted
 //
 // A round: c (from the server state the round announces, hash-checked; zeros before the first
-// round closed) and c_i give the gradient correction c - c_i; after K steps at rate lr from x (the
-// global adapter) to y (the trained adapter), option II gives c_i+, element by element:
+// round closed) and c_i give the correction c - c_i, which every local step applies after AdamW
+// (train-lora.ts scaffoldCorrection); after K steps at rate lr from x (the global adapter) to y
+// (the trained adapter), option II gives c_i+, element by element:
 //   correction[j] = float32(c[j] - c_i[j])
 //   c_i+[j]       = float32((c_i[j] - c[j]) + (x[j] - y[j]) / (K * lr))    binary64, in this order
 // c_i+ is written next to the kept update and replaces c_i only once the coordinator counted the
@@ -112,8 +113,8 @@ export async function readOwnControl(
   return out;
 }
 
-/** The gradient correction c - c_i local training adds (the header's arithmetic). */
-export function gradientCorrection(c: ControlValues, own: ControlValues): ControlValues {
+/** The correction c - c_i local training applies to each step (the header's arithmetic). */
+export function scaffoldCorrection(c: ControlValues, own: ControlValues): ControlValues {
   const out: ControlValues = new Map();
   for (const [name, cValues] of c) {
     const ci = own.get(name)!;

@@ -21,7 +21,7 @@ import { FederationError, isTransient } from './errors.ts';
 import type { RoundHistoryEntry } from './events.ts';
 import {
   adoptNextControl,
-  gradientCorrection,
+  scaffoldCorrection,
   keepNextControl,
   nextOwnControl,
   readOwnControl,
@@ -136,7 +136,7 @@ async function trainRound(ctx: RoundContext, dir: string): Promise<PendingUpload
   const result = await trainFromSession(
     ctx,
     join(dir, 'checkpoint'),
-    roundSettings(ctx, lora, initialAdapter, scaffold && gradientCorrection(scaffold.c, scaffold.own)),
+    roundSettings(ctx, lora, initialAdapter, scaffold && scaffoldCorrection(scaffold.c, scaffold.own)),
   );
   if (!result.completed) return undefined;
   const tensors = result.tensors!;
@@ -232,7 +232,7 @@ function roundSettings(
     initialAdapter,
     freezeLoraA,
     proximalMu,
-    gradientCorrection: correction,
+    scaffoldCorrection: correction,
     signal: ctx.signal,
     onEvent: (e) => {
       if (e.type === 'step') {

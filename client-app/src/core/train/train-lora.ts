@@ -54,10 +54,10 @@ export interface LoraRunSettings {
    */
   proximalMu?: number;
   /**
-   * SCAFFOLD: the correction c - c_i added to each trained tensor's gradient (every trained tensor,
-   * nothing else; the kernels check it). Absent: off.
+   * SCAFFOLD: the correction c - c_i, applied to each step after AdamW (the kernels' stepCorrection:
+   * every trained tensor, nothing else). Absent: off.
    */
-  gradientCorrection?: ReadonlyMap<string, Float32Array>;
+  scaffoldCorrection?: ReadonlyMap<string, Float32Array>;
   /** Discard a checkpoint of another run in the checkpoint folder instead of refusing to start. */
   restart?: boolean;
   /** Aborting saves a checkpoint and stops after the current step. */
@@ -236,7 +236,7 @@ function trainerOptions(
     freezeLoraA: o.freezeLoraA,
     // The anchor is left to the Trainer: the values training starts from, i.e. initialAdapter.
     proximal: o.proximalMu ? { mu: o.proximalMu } : undefined,
-    gradientCorrection: o.gradientCorrection,
+    stepCorrection: o.scaffoldCorrection,
     onWarning: (message) => o.onEvent?.({ type: 'warning', message }),
   };
 }
