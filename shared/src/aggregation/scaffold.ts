@@ -112,7 +112,13 @@ export class ControlStep {
   add(update: UpdateValues): void {
     for (const [name, sum] of this.#sums) {
       const x = this.#global.get(name)!;
-      const y = update.get(name)!;
+      const y = update.get(name);
+      // c lives in the factors' space: an update of another rank (a product rule's) has no x - y.
+      if (!y || y.length !== sum.length)
+        throw new AggregationError(
+          'AGGREGATION_SHAPE',
+          `SCAFFOLD needs every update in the global adapter's shapes; ${name} has ${y?.length ?? 0} values, not ${sum.length}`,
+        );
       for (let i = 0; i < sum.length; i++) sum[i] += x[i] - y[i];
     }
     this.#count++;
