@@ -120,9 +120,10 @@ export class RoundRunner {
         seed: round.round,
       },
       // SCAFFOLD: the state holding c, as the round-closed record will name it (serverStateIn).
-      ...(this.settings.scaffold && this.o.ledger.state.serverState !== undefined && {
-        control: this.o.ledger.state.serverState as ContentHash,
-      }),
+      ...(this.settings.scaffold &&
+        this.o.ledger.state.serverState !== undefined && {
+          control: this.o.ledger.state.serverState as ContentHash,
+        }),
     });
   }
 
@@ -234,7 +235,11 @@ export class RoundRunner {
         global: round.global,
         serverState: stateTensors && tensorValues(stateTensors),
         ...(this.settings.scaffold && {
-          scaffold: scaffoldTermsOf(this.o.config, round.round, ledger.state.rounds().get(round.round)!.eligible!),
+          scaffold: scaffoldTermsOf(
+            this.o.config,
+            round.round,
+            ledger.state.rounds().get(round.round)!.eligible!,
+          ),
         }),
         contributions: counted.map((u) => ({
           participant: u.participant,
