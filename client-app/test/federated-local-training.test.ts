@@ -1,6 +1,7 @@
 // A round's local training with the federation's learning settings (train-lora.ts): FFA-LoRA keeps
 // the global adapter's A factors bit for bit, FedProx pulls the result toward the global adapter,
-// and both settings are part of the run's identity, so a checkpoint resumes only under the same ones;
+// SCAFFOLD's correction moves each step, and all are part of the run's identity, so a checkpoint
+// resumes only under the same ones;
 // a session's kept trainer (TrainerKeeper) trains its next rounds bit for bit as a new one would.
 
 import test from 'ava';
@@ -142,6 +143,37 @@ test('a checkpoint resumes only under the same freezeLoraA and proximalMu (false
 
     t.false(await stopAfterOneStep('off', { freezeLoraA: false, proximalMu: 0 }));
     t.true(await stopAfterOneStep('off', {}), 'off said as false and 0 is off said by absence');
+  } finally {
+    w.cleanup();
+  }
+});
+
+test("SCAFFOLD's correction moves each step by -lr * (c - c_i), and a checkpoint resumes only under the same correction", async (t) => {
+  const w = await workspace();
+  try {
+    const rnd = normalSampler(9);
+    const correction = (scale: number) =>
+      new Map([...w.global].map(([name, v]) => [name, Float32Array.from(v, () => rnd() * scale)]));
+    const c = correction(0.5);
+    const plain = await trainLora(w.inputs('plain'), w.settings({ maxSteps: 1 }));
+    const corrected = await trainLora(
+      w.inputs('corrected'),
+      w.settings({ maxSteps: 1, scaffoldCorrection: c }),
+    );
+    // One step from the same start: the same AdamW step, moved a further -lr * correction.
+    for (const [name, v] of plain.tensors!) {
+      const got = corrected.tensors!.get(name)!;
+      const worst = Math.max(...Array.from(v, (p, i) => Math.abs(got[i] - (p - 1e-2 * c.get(name)![i]))));
+      t.true(worst < 1e-6, `${name}: off by ${worst}`);
+    }
+    const stop = new AbortController();
+    const firstStep = (o: Partial<LoraRunSettings>) =>
+      trainLora(
+        w.inputs('kept'),
+        w.settings({ ...o, signal: stop.signal, onEvent: (e) => e.type === 'step' && stop.abort() }),
+      );
+    await firstStep({ scaffoldCorrection: c });
+    await t.throwsAsync(firstStep({ scaffoldCorrection: correction(0.5) }), { message: /different run/ });
   } finally {
     w.cleanup();
   }

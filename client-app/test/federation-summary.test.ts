@@ -75,7 +75,12 @@ test('every rule is named in words, with its own settings', (t) => {
 test('each learning setting gets one sentence, only when set', (t) => {
   const lines = describeLearning(
     settings({
-      training: { freezeLoraA: true, proximalMu: 0.01, lrSchedule: { kind: 'cosine', finalFraction: 0.1 } },
+      training: {
+        freezeLoraA: true,
+        proximalMu: 0.01,
+        scaffold: true,
+        lrSchedule: { kind: 'cosine', finalFraction: 0.1 },
+      },
       aggregation: {
         clipping: { kind: 'adaptive', multiplier: 2 },
         weightCap: 120,
@@ -83,7 +88,7 @@ test('each learning setting gets one sentence, only when set', (t) => {
       },
     }),
   );
-  t.is(lines.length, 7);
+  t.is(lines.length, 8);
   t.true(
     lines.includes(
       "Updates larger than twice the round's median update are scaled down to that size, so no single update can pull the shared adapter far.",
@@ -95,6 +100,7 @@ test('each learning setting gets one sentence, only when set', (t) => {
   );
   t.true(lines.some((l) => /LoRA's A matrices\) stays at its starting values.*\(FFA-LoRA\)/.test(l)));
   t.true(lines.some((l) => /\(FedProx, strength 0.01\)/.test(l)));
+  t.true(lines.some((l) => /this computer's own \(SCAFFOLD\); this computer keeps its own part/.test(l)));
   t.true(
     lines.some((l) =>
       /falls along a cosine curve from 0.002 in the first round to 0.0002 in the last/.test(l),

@@ -114,6 +114,7 @@ test('init writes the learning options into federation.json', async (t) => {
     '--freeze-lora-a',
     '--proximal-mu',
     '0.01',
+    '--scaffold',
     '--lr-schedule',
     'cosine:0.1',
   ]);
@@ -135,6 +136,7 @@ test('init writes the learning options into federation.json', async (t) => {
       trainOnInputs: false,
       freezeLoraA: true,
       proximalMu: 0.01,
+      scaffold: true,
       lrSchedule: { kind: 'cosine', finalFraction: 0.1 },
     },
   );
@@ -306,6 +308,7 @@ test("init's help explains each learning option in one line", async (t) => {
     '--server-tau <t>',
     '--freeze-lora-a',
     '--proximal-mu <mu>',
+    '--scaffold',
     '--lr-schedule <kind:f>',
     '--trim-fraction <f>',
     '--byzantine <n>',

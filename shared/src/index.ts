@@ -82,6 +82,13 @@ export {
 } from './aggregation/rule-settings.ts';
 export { serverStateTensors, serverStep } from './aggregation/server-optimizer.ts';
 export {
+  ControlStep,
+  controlName,
+  scaffoldTermsOf,
+  splitServerState,
+  type ScaffoldRoundTerms,
+} from './aggregation/scaffold.ts';
+export {
   adapterSchema,
   tensorsFromValues,
   tensorValues,

@@ -69,13 +69,14 @@ test('every common setting is spelled out, non-integers as decimal strings, serv
       clipping: { kind: 'adaptive', multiplier: 1.5 },
       serverOptimizer: { kind: 'adam', lr: 0.01 },
     },
-    { freezeLoraA: true },
+    { freezeLoraA: true, scaffold: true },
   );
   const ref = ruleRefFor(config);
   t.deepEqual(ref, {
     name: 'fedit',
     config: {
       frozenA: true,
+      scaffold: true,
       weightCap: 40,
       clipping: { kind: 'adaptive', multiplier: '1.5' },
       serverOptimizer: { kind: 'adam', lr: '0.01', beta1: '0.9', beta2: '0.99', tau: '0.001' },
@@ -84,6 +85,7 @@ test('every common setting is spelled out, non-integers as decimal strings, serv
   // ... and read back to the binary64 values the config holds.
   t.deepEqual(feditSettings(ref.config), {
     frozenA: true,
+    scaffold: true,
     weightCap: 40,
     clipping: { kind: 'adaptive', multiplier: 1.5 },
     serverOptimizer: { kind: 'adam', lr: 0.01, beta1: 0.9, beta2: 0.99, tau: 0.001 },
@@ -144,7 +146,7 @@ test("a rule's own settings are recorded for that rule only, with their defaults
   refused(
     t,
     () => feditSettings({ trimFraction: '0.2' }),
-    /^rule fedit: unknown setting "trimFraction"; it takes frozenA, weightCap, clipping, serverOptimizer$/,
+    /^rule fedit: unknown setting "trimFraction"; it takes frozenA, scaffold, weightCap, clipping, serverOptimizer$/,
   );
   refused(
     t,
@@ -171,6 +173,7 @@ test("a rule's own settings are required in a record", (t) => {
 test('each value out of range or of the wrong form is refused, naming its key', (t) => {
   const cases: [AggregationConfig, RegExp][] = [
     [{ frozenA: 'yes' }, /frozenA must be true or false/],
+    [{ scaffold: 1 }, /scaffold must be true or false/],
     [{ weightCap: 0 }, /weightCap is out of range or not a number: 0/],
     [{ weightCap: '1.5' }, /weightCap is out of range or not a number: "1.5"/],
     [{ clipping: 'adaptive' }, /clipping must be an object/],
@@ -228,4 +231,14 @@ test("a federation config naming another rule's setting is refused at init, nami
   t.regex(err.message, /rule fedit does not use it \(it belongs to trimmed-mean\)/);
   t.notThrows(() => requireKnownRule(federation({ rule: 'trimmed-mean', trimFraction: 0.1 })));
   t.notThrows(() => requireKnownRule(federation({ rule: 'krum', byzantine: 1, krumSelect: 2 })));
+});
+
+test('SCAFFOLD with a rule that re-factors the adapter (product-svd) is refused at init, naming training.scaffold', (t) => {
+  const err = t.throws(() => requireKnownRule(federation({ rule: 'product-svd' }, { scaffold: true })), {
+    instanceOf: ConfigError,
+  });
+  t.is(err.field, 'training.scaffold');
+  t.regex(err.message, /re-factors the adapter every round/);
+  t.notThrows(() => requireKnownRule(federation({ rule: 'fedit' }, { scaffold: true })));
+  t.notThrows(() => requireKnownRule(federation({ rule: 'product-svd' })));
 });

@@ -313,7 +313,7 @@ test('rules refuse settings they do not take', (t) => {
     t.true(
       isAggregationError(
         'AGGREGATION_CONFIG',
-        /unknown setting "serverLr"; it takes frozenA, weightCap/,
+        /unknown setting "serverLr"; it takes frozenA, scaffold, weightCap/,
       )(err),
     );
   }

@@ -172,6 +172,7 @@ test('a rule this fedit lacks is a name to a participant and a refusal to the co
 test('the learning settings are optional: a config without them keeps its hash, one with them is checked field by field', (t) => {
   const withoutThem = validateFederationConfig(structuredClone(exampleConfig));
   t.false('freezeLoraA' in withoutThem.training);
+  t.false('scaffold' in withoutThem.training);
   t.false('serverOptimizer' in withoutThem.aggregation);
   const learning = {
     ...exampleConfig,
@@ -179,6 +180,7 @@ test('the learning settings are optional: a config without them keeps its hash, 
       ...exampleConfig.training,
       freezeLoraA: true,
       proximalMu: 0.01,
+      scaffold: true,
       lrSchedule: { kind: 'cosine', finalFraction: 0.1 },
     },
     aggregation: {
@@ -211,4 +213,5 @@ test('the learning settings are optional: a config without them keeps its hash, 
   bad({ aggregation: { ...learning.aggregation, weightCap: 0 } }, 'aggregation.weightCap');
   bad({ training: { ...learning.training, freezeLoraA: 'yes' } }, 'training.freezeLoraA');
   bad({ training: { ...learning.training, proximalMu: -1 } }, 'training.proximalMu');
+  bad({ training: { ...learning.training, scaffold: 1 } }, 'training.scaffold');
 });

@@ -83,6 +83,7 @@ export function addLearningOptions(command: Command): Command {
       number('--server-tau'),
     )
     .option('--freeze-lora-a', 'FFA-LoRA: keep every lora_A at its initial values, train only lora_B')
+    .option('--scaffold', "SCAFFOLD: correct each participant's local drift with control variates")
     .option(
       '--proximal-mu <mu>',
       "FedProx: pull local training toward the round's global adapter with strength mu (default 0: off)",
@@ -125,6 +126,7 @@ const OPTION_OF_FIELD: Record<string, string> = {
   'training.template': '--template',
   'training.freezeLoraA': '--freeze-lora-a',
   'training.proximalMu': '--proximal-mu',
+  'training.scaffold': '--scaffold',
   'training.lrSchedule': '--lr-schedule',
   'training.lrSchedule.finalFraction': '--lr-schedule KIND:F',
   'participantsPerRound.fraction': '--fraction',
@@ -177,6 +179,7 @@ export function settingsFromOptions(o: InitOptions, include: (key: string) => bo
       template: pick('template'),
       freezeLoraA: pick('freezeLoraA'),
       proximalMu: pick('proximalMu'),
+      scaffold: pick('scaffold'),
       lrSchedule: pick('lrSchedule'),
     },
     participantsPerRound: {

@@ -25,6 +25,8 @@ export const RULE_PRESETS: Record<string, SettingsPatch> = {
   fedadam: { aggregation: { rule: 'fedit', serverOptimizer: { kind: 'adam', lr: 0.02 } } },
   /** FedProx (Li et al. 2020): a proximal term pulls local training toward the global adapter. */
   fedprox: { training: { proximalMu: 0.1 }, aggregation: { rule: 'fedit' } },
+  /** SCAFFOLD (Karimireddy et al. 2020): control variates correct each participant's local drift. */
+  scaffold: { training: { scaffold: true }, aggregation: { rule: 'fedit' } },
   /** FFA-LoRA with server momentum. */
   'ffa-avgm': {
     training: { freezeLoraA: true },

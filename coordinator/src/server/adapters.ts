@@ -1,5 +1,6 @@
 // Serving global adapters ('adapter:get'): the initial adapter and each round's result, chunk by
-// chunk, and nothing else. Counted updates live in the same blob store, decrypted, and are one
+// chunk, and in a SCAFFOLD federation the server state holding the control variate c; nothing
+// else. Counted updates live in the same blob store, decrypted, and are one
 // participant's training signal: asking for one gets the same answer as a hash that is not stored
 // at all, so a participant cannot even learn that another's update exists.
 
@@ -22,6 +23,9 @@ export class GlobalAdapters {
     for (const r of records) {
       if (r.kind === 'config' && r.body.globalAdapter !== undefined) this.#servable.add(r.body.globalAdapter);
       if (r.kind === 'round-closed') this.#servable.add(r.body.globalAdapterOut);
+      // A SCAFFOLD federation's participants fetch the control variate c from the server state.
+      if (r.kind === 'round-closed' && r.body.rule.config.scaffold === true && r.body.serverStateOut)
+        this.#servable.add(r.body.serverStateOut);
     }
   }
 

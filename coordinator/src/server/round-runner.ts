@@ -19,6 +19,7 @@ import {
   fractionString,
   roundLearningRate,
   ruleRefFor,
+  scaffoldTermsOf,
   selectParticipants,
   serverStateTensors,
   tensorsFromValues,
@@ -118,6 +119,11 @@ export class RoundRunner {
         batchSize: training.batchSize,
         seed: round.round,
       },
+      // SCAFFOLD: the state holding c, as the round-closed record will name it (serverStateIn).
+      ...(this.settings.scaffold &&
+        this.o.ledger.state.serverState !== undefined && {
+          control: this.o.ledger.state.serverState as ContentHash,
+        }),
     });
   }
 
@@ -186,6 +192,8 @@ export class RoundRunner {
       },
     });
     this.o.adapters.add(out); // served from the moment the log names it
+    // SCAFFOLD's participants fetch c from the server state (nothing in it is any one participant's).
+    if (this.settings.scaffold && serverStateOut !== undefined) this.o.adapters.add(serverStateOut);
     this.#broadcastClosed(round.round, 'aggregated', out, counted.length);
     this.o.emit({
       type: 'round-closed',
@@ -226,6 +234,13 @@ export class RoundRunner {
         schema: round.schema,
         global: round.global,
         serverState: stateTensors && tensorValues(stateTensors),
+        ...(this.settings.scaffold && {
+          scaffold: scaffoldTermsOf(
+            this.o.config,
+            round.round,
+            ledger.state.rounds().get(round.round)!.eligible!,
+          ),
+        }),
         contributions: counted.map((u) => ({
           participant: u.participant,
           exampleCount: u.exampleCount,

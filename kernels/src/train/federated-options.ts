@@ -1,6 +1,7 @@
 // The federated options of local training, as the Trainer takes them (the graphs' side is in
-// graphs.ts): FFA-LoRA's frozen A, FedProx's proximal term, SCAFFOLD's gradient correction. Here:
-// what they are, which graph terms they compile in, and their validation at the edge.
+// graphs.ts): FFA-LoRA's frozen A, FedProx's proximal term, SCAFFOLD's gradient or step
+// correction. Here: what they are, which graph terms they compile in, and their validation at the
+// edge.
 
 import { FeditError } from '@fedit/shared';
 import type { GradientTerms, ParamSpec } from './graphs.ts';
@@ -18,6 +19,11 @@ export interface FederatedTrainingOptions {
   proximal?: { mu: number; anchor?: TensorValues };
   /** SCAFFOLD (Karimireddy et al. 2020): a fixed offset (c - c_i) added to each trained tensor's gradient. */
   gradientCorrection?: TensorValues;
+  /**
+   * SCAFFOLD in AdamW's direction space: each step moves each trained tensor a further
+   * -lr * (c - c_i) after AdamW (graphs.ts says why). Not with gradientCorrection.
+   */
+  stepCorrection?: TensorValues;
 }
 
 /** Trainer options that do not fit the model or the tensors trained; the message names the field. */
@@ -29,7 +35,11 @@ export class TrainingOptionsError extends FeditError {
 
 /** Which gradient terms the step graphs compile in for these options. */
 export function gradientTermsOf(o: FederatedTrainingOptions): GradientTerms {
-  return { proximal: o.proximal !== undefined, correction: o.gradientCorrection !== undefined };
+  return {
+    proximal: o.proximal !== undefined,
+    correction: o.gradientCorrection !== undefined,
+    ...(o.stepCorrection !== undefined && { stepCorrection: true }),
+  };
 }
 
 /** Refuses federated options that do not fit the tensors trained, naming the field. */
@@ -47,6 +57,13 @@ export function checkFederatedOptions(
     if (anchor) checkTensorValues('proximal.anchor', anchor, trained);
   }
   if (o.gradientCorrection) checkTensorValues('gradientCorrection', o.gradientCorrection, trained);
+  if (o.stepCorrection) {
+    if (o.gradientCorrection)
+      throw new TrainingOptionsError(
+        'stepCorrection: give SCAFFOLD one correction, not gradientCorrection too',
+      );
+    checkTensorValues('stepCorrection', o.stepCorrection, trained);
+  }
 }
 
 /** `values` holds a tensor of the right size for each trained tensor, and nothing else. */

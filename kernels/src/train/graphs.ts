@@ -20,6 +20,12 @@
 //                 The terms are added once per optimizer step (in apply_step, not per micro-batch),
 //                 and the reported loss stays the data loss. mu is an input: changing it never
 //                 recompiles.
+//   stepCorrection SCAFFOLD in AdamW's direction space: after the AdamW update, each trained
+//                 tensor moves a further -lr * `${name}.step_correction`. Option II's control
+//                 variates, (x - y) / (K * lr), measure the mean step direction, which under AdamW is
+//                 the normalised m / sqrt(v), not the gradient: added to the gradient they swamp it
+//                 (and global-norm clipping then scales the data's gradient away); added to the step
+//                 they correct the direction they were measured in.
 
 import { Graph, type ElementType, type Value } from '../graph/ir.ts';
 import { gradients } from '../graph/autodiff.ts';
@@ -57,6 +63,8 @@ export interface GradientTerms {
   proximal?: boolean;
   /** SCAFFOLD: + `${name}.correction`. */
   correction?: boolean;
+  /** SCAFFOLD after AdamW: the step also subtracts lr * `${name}.step_correction` (see the header). */
+  stepCorrection?: boolean;
 }
 
 /**
@@ -79,6 +87,7 @@ export const io = {
   next: (n: string) => `${n}.next`,
   anchor: (n: string) => `${n}.anchor`,
   correction: (n: string) => `${n}.correction`,
+  stepCorrection: (n: string) => `${n}.step_correction`,
 };
 
 export const BATCH_INPUTS = [
@@ -193,7 +202,10 @@ function optimizerStep(
       v: g.input(io.adamV(s.name), dtype, s.shape),
     };
     const next = adamwUpdate(state, clipped.grads[i], scalars, o.optimizer);
-    g.output(next.param, io.next(io.param(s.name)));
+    const param = o.gradientTerms?.stepCorrection
+      ? sub(next.param, mul(scalars.lr, g.input(io.stepCorrection(s.name), dtype, s.shape)))
+      : next.param;
+    g.output(param, io.next(io.param(s.name)));
     g.output(next.m, io.next(io.adamM(s.name)));
     g.output(next.v, io.next(io.adamV(s.name)));
   });

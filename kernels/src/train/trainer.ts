@@ -229,13 +229,15 @@ export class Trainer {
 
   /** The fixed gradient-term inputs of trained tensor `s`, which starts training at `start`. */
   private initTermFeeds(s: ParamSpec, start: Float32Array | Float64Array): void {
-    const { proximal, gradientCorrection } = this.options;
+    const { proximal, gradientCorrection, stepCorrection } = this.options;
     if (proximal) {
       this.termFeeds[PROXIMAL_MU] ??= this.scalar(proximal.mu);
       this.termFeeds[io.anchor(s.name)] = this.tensor(proximal.anchor?.get(s.name) ?? start, s.shape);
     }
     if (gradientCorrection)
       this.termFeeds[io.correction(s.name)] = this.tensor(gradientCorrection.get(s.name)!, s.shape);
+    if (stepCorrection)
+      this.termFeeds[io.stepCorrection(s.name)] = this.tensor(stepCorrection.get(s.name)!, s.shape);
   }
 
   /** The state tensors of one tensor: the value, and its Adam moments unless frozen or evaluating only. */

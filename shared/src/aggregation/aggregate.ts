@@ -14,6 +14,8 @@
 //   4. the rule combines the updates into a binary64 target (rules.ts)
 //   5. with a server optimizer, a FedOpt step from the global adapter toward the target
 //      (server-optimizer.ts); without one, the target rounded to float32 is the new adapter.
+//   6. with scaffold, SCAFFOLD's server control variate c steps from the same (clipped) updates
+//      (scaffold.ts); c is kept in the server state as "c:<name>" beside the optimizer's tensors.
 //
 // With an empty rule config this is exactly the FedIT weighted mean of earlier versions.
 
@@ -30,6 +32,7 @@ import {
 import type { RuleSettings } from './rule-settings.ts';
 import { validateUpdate, type AdapterSchema, type TensorValues } from './schema.ts';
 import { serverStep } from './server-optimizer.ts';
+import { ControlStep, checkControlState, splitServerState, type ScaffoldRoundTerms } from './scaffold.ts';
 import { globalAtRank, lowerRankOfValues, schemaForRank } from './update-rank.ts';
 import { toFloat32 } from './weighted-mean.ts';
 
@@ -50,6 +53,8 @@ export interface RoundInputs {
   global?: TensorValues;
   /** The server optimizer's state after the previous round that had one (undefined: zeros). */
   serverState?: TensorValues;
+  /** SCAFFOLD's round terms (K, lr, N): needed when the rule config turns scaffold on. */
+  scaffold?: ScaffoldRoundTerms;
 }
 
 export interface RoundAggregate {
@@ -65,7 +70,7 @@ export function aggregateRound(inputs: RoundInputs): RoundAggregate {
   const rule = aggregationRule(inputs.rule);
   const settings = rule.settings(inputs.config);
   const { schema, global } = inputs;
-  if (!global && (settings.clipping || settings.serverOptimizer || settings.frozenA)) {
+  if (!global && (settings.clipping || settings.serverOptimizer || settings.frozenA || settings.scaffold)) {
     throw new AggregationError(
       'AGGREGATION_CONFIG',
       `rule ${rule.name}: its settings need the round's global adapter`,
@@ -77,6 +82,17 @@ export function aggregateRound(inputs: RoundInputs): RoundAggregate {
   if (ordered.length === 0) {
     throw new AggregationError('AGGREGATION_EMPTY', 'no update was counted; there is nothing to aggregate');
   }
+  if (settings.scaffold && !inputs.scaffold) {
+    throw new AggregationError(
+      'AGGREGATION_CONFIG',
+      `rule ${rule.name}: SCAFFOLD needs the round's local steps, learning rate and eligible participants`,
+    );
+  }
+  const { optimizer: optimizerState, control } = settings.scaffold
+    ? splitServerState(inputs.serverState)
+    : { optimizer: inputs.serverState, control: undefined };
+  if (control) checkControlState(schema, control);
+  const controlStep = settings.scaffold ? new ControlStep(schema, global!) : undefined;
   const load = (c: Contribution) => loadUpdate(c, rule.name, schema, settings, global);
   let scales: number[] | undefined;
   let clipBound: number | undefined;
@@ -99,13 +115,17 @@ export function aggregateRound(inputs: RoundInputs): RoundAggregate {
         ? clipToward(loaded.values, loaded.reference!, scales[k])
         : loaded.values;
       const weight = Math.min(exampleCount, settings.weightCap ?? exampleCount);
+      controlStep?.add(values);
       yield { participant, weight, values };
     }
   }
   const target = rule.combine(updates(), schema, settings);
-  if (!settings.serverOptimizer) return { adapter: toFloat32(target), clipBound };
-  const step = serverStep(settings.serverOptimizer, schema, global!, target, inputs.serverState);
-  return { adapter: step.adapter, serverState: step.state, clipBound };
+  const nextControl = controlStep?.result(control, inputs.scaffold!);
+  if (!settings.serverOptimizer)
+    return { adapter: toFloat32(target), clipBound, ...(nextControl && { serverState: nextControl }) };
+  const step = serverStep(settings.serverOptimizer, schema, global!, target, optimizerState);
+  const serverState = new Map([...(step.state ?? []), ...(nextControl ?? [])]);
+  return { adapter: step.adapter, clipBound, ...(serverState.size > 0 && { serverState }) };
 }
 
 /**

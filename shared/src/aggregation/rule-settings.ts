@@ -6,6 +6,8 @@
 //
 // The settings, in the order the round pipeline (aggregate.ts) applies them:
 //   frozenA          every update's lora_A equals the global adapter's, bit for bit (FFA-LoRA)
+//   scaffold         the server also steps SCAFFOLD's control variate c (scaffold.ts), kept in the
+//                    server state beside the optimizer's
 //   weightCap        an update's example count counts at most this much
 //   clipping         each update scaled toward the global adapter: fixed bound, or multiplier x the
 //                    median norm of the round's updates
@@ -32,6 +34,8 @@ export type ClippingSettings = { kind: 'fixed'; bound: number } | { kind: 'adapt
 
 export interface RuleSettings {
   frozenA?: boolean;
+  /** SCAFFOLD: the round also steps the server control variate c (scaffold.ts). */
+  scaffold?: boolean;
   weightCap?: number;
   clipping?: ClippingSettings;
   trimFraction?: number;
@@ -44,7 +48,7 @@ export interface RuleSettings {
 }
 
 /** Settings every rule takes; a rule lists its own others (AggregationRule.options). */
-export const COMMON_SETTINGS = ['frozenA', 'weightCap', 'clipping', 'serverOptimizer'] as const;
+export const COMMON_SETTINGS = ['frozenA', 'scaffold', 'weightCap', 'clipping', 'serverOptimizer'] as const;
 export type RuleOption = Exclude<keyof RuleSettings, (typeof COMMON_SETTINGS)[number]>;
 
 /** Reddi et al.'s defaults where the config leaves them out (avgm's momentum is beta1). */
@@ -53,7 +57,7 @@ const SERVER_DEFAULTS = { beta1: 0.9, beta2: 0.99, tau: 1e-3 } as const;
 /** The parts of a federation config the rule config derives from. */
 export interface RuleSources {
   lora: { rank: number; alpha: number };
-  training: { freezeLoraA?: boolean };
+  training: { freezeLoraA?: boolean; scaffold?: boolean };
   aggregation: {
     rule: string;
     weightCap?: number;
@@ -73,6 +77,7 @@ export function ruleConfigOf(config: RuleSources, ruleOptions: readonly RuleOpti
   const { aggregation: a } = config;
   const settings: RuleSettings = {};
   if (config.training.freezeLoraA) settings.frozenA = true;
+  if (config.training.scaffold) settings.scaffold = true;
   if (a.weightCap !== undefined) settings.weightCap = a.weightCap;
   if (a.clipping) settings.clipping = a.clipping;
   if (ruleOptions.includes('trimFraction')) settings.trimFraction = a.trimFraction ?? 0.2;
@@ -105,6 +110,7 @@ export function parseRuleSettings(
   const read = new Reader(rule, config);
   const out: RuleSettings = {};
   if (config.frozenA !== undefined) out.frozenA = read.flag('frozenA');
+  if (config.scaffold !== undefined) out.scaffold = read.flag('scaffold');
   if (config.weightCap !== undefined)
     out.weightCap = read.number('weightCap', (v) => Number.isSafeInteger(v) && v >= 1);
   if (config.clipping !== undefined) out.clipping = read.clipping();

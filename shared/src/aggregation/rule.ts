@@ -50,6 +50,12 @@ export interface AggregationRule {
    */
   readonly takesLowerRanks?: boolean;
   /**
+   * Whether the new global adapter's factors are a new basis (a re-factoring), not an average of
+   * the participants' factors: then per-factor state carried across rounds (SCAFFOLD's control
+   * variates) would not line up with the next round's factors, so such a rule refuses it.
+   */
+  readonly refactors?: boolean;
+  /**
    * The settings a record's config holds for this rule; throws AggregationError
    * ('AGGREGATION_CONFIG') naming the setting when it is not a valid config of this rule.
    */

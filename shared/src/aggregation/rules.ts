@@ -125,6 +125,7 @@ export const productSvdRule: AggregationRule = {
     'mean of the updates B·A per module, re-factored to the federation rank by truncated SVD; takes updates of any rank r_k <= r (scale alpha/r_k)',
   options: ['rank', 'alpha'],
   takesLowerRanks: true,
+  refactors: true,
   settings: settingsOf('product-svd', ['rank', 'alpha']),
   combine: (updates, schema, settings) => {
     const all = [...updates].map((u) => ({

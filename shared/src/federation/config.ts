@@ -73,7 +73,13 @@ export function validateFederationConfig(raw: unknown): FederationConfig {
 export function requireKnownRule(config: FederationConfig): void {
   const problem = aggregationRuleProblem(config.aggregation.rule);
   if (problem !== undefined) throw new ConfigError('aggregation.rule', problem);
-  const { options } = aggregationRule(config.aggregation.rule);
+  const { options, refactors } = aggregationRule(config.aggregation.rule);
+  if (config.training.scaffold && refactors) {
+    throw new ConfigError(
+      'training.scaffold',
+      `rule ${config.aggregation.rule} re-factors the adapter every round, so SCAFFOLD's control variates (per factor element) would not line up with the next round's factors; use a rule that averages the factors (fedit, fedavg-uniform, ...)`,
+    );
+  }
   for (const key of RULE_OWN_SETTINGS) {
     if (config.aggregation[key] !== undefined && !(options as readonly string[]).includes(key)) {
       throw new ConfigError(
@@ -191,6 +197,12 @@ const federationConfig = refine(
         freezeLoraA: optional(boolean),
         /** FedProx: mu of the proximal term mu/2 ||theta - global||^2 in local training. Absent = 0. */
         proximalMu: optional(inRange('a number in [0, 1000]', (v) => v >= 0 && v <= 1000)),
+        /**
+         * SCAFFOLD (Karimireddy et al. 2020): local training adds the correction c - c_i to every
+         * trained tensor's gradient; c lives in the server state, c_i with each participant
+         * (shared/src/aggregation/scaffold.ts). Absent = false.
+         */
+        scaffold: optional(boolean),
         /** The learning rate across rounds (within a round it is constant). Absent = constant. */
         lrSchedule: optional(
           section({

@@ -163,6 +163,12 @@ export const roundOpen = object({
   /** Uploads must be committed before this time, ms since the epoch. */
   deadline: timestamp,
   training: roundTraining,
+  /**
+   * SCAFFOLD: the server state the round starts from, holding the control variate c as F32
+   * tensors "c:<name>" (fetch it with 'adapter:get'; it is hash-checked like the adapter).
+   * Absent in a federation without SCAFFOLD, and before its first round closed (c = 0).
+   */
+  control: optional(contentHash),
 });
 export type RoundOpen = Infer<typeof roundOpen>;
 

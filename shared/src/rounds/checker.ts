@@ -157,7 +157,7 @@ export class RoundLogChecker {
     if (blobs && record.kind === 'config' && record.body.globalAdapter !== undefined)
       checkConfigBlob(record.body.globalAdapter, blobs, problem);
     if (blobs && record.kind === 'round-closed')
-      exam.recomputation = recomputeRound(record.body, state, blobs, problem);
+      exam.recomputation = recomputeRound(record.round, record.body, state, blobs, problem);
     return exam;
   }
 

@@ -4,13 +4,16 @@
 // participant's signature over it, and the coordinator's admission rules for its tensors, the
 // norm bound included when the log records the federation's config); and the announced rule,
 // applied by aggregateContributions (the coordinator's own computation) to the stored updates,
-// gives exactly the recorded new global adapter.
+// gives exactly the recorded new global adapter. With SCAFFOLD the server's control variate is
+// recomputed too, from the terms the log fixes (scaffoldTermsOf: K and lr from the recorded
+// config, N from the fold); a log without a readable config leaves that round unchecked.
 
 import { FeditError } from '../errors.ts';
 import { AggregationError } from '../aggregation/aggregation-error.ts';
 import { aggregateRound, type Contribution } from '../aggregation/aggregate.ts';
 import { aggregationRule } from '../aggregation/rules.ts';
 import { serverStateTensors } from '../aggregation/server-optimizer.ts';
+import { scaffoldTermsOf, type ScaffoldRoundTerms } from '../aggregation/scaffold.ts';
 import { compareUtf8 } from '../aggregation/rule.ts';
 import { adapterSchema, tensorValues, tensorsFromValues, type AdapterSchema } from '../aggregation/schema.ts';
 import { hashTensors } from '../tensors/hash.ts';
@@ -32,8 +35,9 @@ export function checkConfigBlob(hash: string, blobs: BlobLookup, problem: Report
   new BlobLoader(blobs, problem).load(hash, 'the global adapter');
 }
 
-/** Recomputes the round `body` closes; `state` is the fold before the record (enrolled keys). */
+/** Recomputes round `round`, which `body` closes; `state` is the fold before the record (enrolled keys). */
 export function recomputeRound(
+  round: number,
   body: RoundClosedBody,
   state: FederationState,
   blobs: BlobLookup,
@@ -76,6 +80,8 @@ export function recomputeRound(
   const missingBlobs = loader.missing;
   if (failed || unusable) return { aggregation: 'failed', missingBlobs };
   if (!rule || !schema || contributions.length === 0) return { aggregation: 'unchecked', missingBlobs };
+  const scaffold = scaffoldTerms(body, round, state);
+  if (scaffold === 'unknown') return { aggregation: 'unchecked', missingBlobs };
 
   const stateIn =
     body.serverStateIn === undefined ? undefined : loader.load(body.serverStateIn, 'the server state');
@@ -90,6 +96,7 @@ export function recomputeRound(
       contributions,
       global,
       serverState: stateIn && tensorValues(stateIn),
+      scaffold,
     });
     recomputed = hashTensors(tensorsFromValues(schema, result.adapter));
     recomputedState = result.serverState && hashTensors(serverStateTensors(schema, result.serverState));
@@ -113,6 +120,21 @@ export function recomputeRound(
     return { aggregation: 'failed', missingBlobs };
   }
   return { aggregation: 'verified', missingBlobs };
+}
+
+/**
+ * SCAFFOLD's terms for the round when its rule config turns SCAFFOLD on (undefined when off);
+ * 'unknown' when the log holds no readable config or never opened the round.
+ */
+function scaffoldTerms(
+  body: RoundClosedBody,
+  round: number,
+  state: FederationState,
+): ScaffoldRoundTerms | undefined | 'unknown' {
+  if (aggregationRule(body.rule.name).settings(body.rule.config).scaffold !== true) return undefined;
+  const eligible = state.rounds().get(round)?.eligible;
+  if (!state.config || eligible === undefined) return 'unknown';
+  return scaffoldTermsOf(state.config, round, eligible);
 }
 
 /** The name of the round's rule when it exists and accepts the round's config. */

@@ -12,7 +12,8 @@
 //           and, for an enrolled participant, its recorded envelope (selected, never counted
 //           before, the round's adapter, the federation's limits, ...), which says what the
 //           record says; a rule with a stateful server optimizer steps from the state the last
-//           closed round left (serverStateIn) and records the next (serverStateOut)
+//           closed round left (serverStateIn) and records the next (serverStateOut); so does
+//           one with SCAFFOLD, whose control variate is part of that state
 
 import { FeditError } from '../errors.ts';
 import { AggregationError } from '../aggregation/aggregation-error.ts';
@@ -68,7 +69,9 @@ function checkServerState(
   state: FederationState,
   problem: ReportProblem,
 ): void {
-  const keepsState = settings.serverOptimizer !== undefined && settings.serverOptimizer.kind !== 'sgd';
+  const keepsState =
+    (settings.serverOptimizer !== undefined && settings.serverOptimizer.kind !== 'sgd') ||
+    settings.scaffold === true;
   if (body.serverStateIn !== state.serverState) {
     problem(
       'GLOBAL_MISMATCH',

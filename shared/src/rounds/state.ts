@@ -35,6 +35,8 @@ export interface RoundState {
   /** The aggregation rule's name ('' for a round whose close or abort is all the log shows). */
   rule: string;
   selected: string[];
+  /** Participants eligible (enrolled, not revoked) when the round opened: SCAFFOLD's N. */
+  eligible?: number;
   /** Participants whose updates were counted (closed rounds), in the listed order. */
   counted: string[];
   globalAdapterIn?: string;
@@ -218,6 +220,7 @@ export class FederationState {
       status: 'open',
       rule: record.body.rule.name,
       selected: [...record.body.selection.selected],
+      eligible: this.eligibleParticipants().length,
       counted: [],
       globalAdapterIn: record.body.globalAdapter,
       openedAt: record.time,

@@ -79,6 +79,11 @@ export function describeLearning(config: FederationConfig): string[] {
       `Training here is pulled back toward the shared adapter (FedProx, strength ${t.proximalMu}), so participants' adapters drift apart less.`,
     );
   }
+  if (t.scaffold) {
+    lines.push(
+      "Training here is corrected by the difference between the federation's average direction and this computer's own (SCAFFOLD); this computer keeps its own part, and sends nothing extra.",
+    );
+  }
   if (t.lrSchedule && t.lrSchedule.kind !== 'constant') {
     lines.push(
       `The learning rate falls ${t.lrSchedule.kind === 'cosine' ? 'along a cosine curve' : 'in equal steps'} from ${t.lr} in the first round to ${Number((t.lr * t.lrSchedule.finalFraction).toPrecision(6))} in the last.`,

@@ -85,6 +85,14 @@ export function fetchRoundAdapter(ctx: RoundContext): Promise<Map<string, Tensor
   );
 }
 
+/** SCAFFOLD: the server state holding c that the round announced, fetched like the adapter. */
+export function fetchRoundControl(ctx: RoundContext): Promise<Map<string, Tensor>> {
+  const { session, open } = ctx;
+  return cachedAdapter(session, open.control!, (hash, index) =>
+    retrying(ctx, () => session.connection.request('adapter:get', { hash, index })),
+  );
+}
+
 /**
  * Sends `pending`: passes of the shared sequence (begin, sealed chunks from where the coordinator
  * says to resume, commit) until one commits. A dropped connection starts a new pass once

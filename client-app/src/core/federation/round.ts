@@ -2,11 +2,14 @@
 //
 //   an update kept on disk from before (same global adapter)? -> resume its upload
 //   else: fetch the global adapter (cached) -> check it fits the federation's LoRA
+//         -> with SCAFFOLD: fetch the server state holding c, read this participant's c_i
 //         -> train from it (truncated to the participant's own LoRA rank when it chose a lower
 //            one, rank.ts) on the session's model and rows, in memory, with the session's kept
-//            trainer reset to it (train-lora.ts)
-//         -> build and sign the update from the trained tensors, keep it on disk
-//   -> upload (round-io.ts) -> drop the kept update once the coordinator acknowledged it
+//            trainer reset to it (train-lora.ts), SCAFFOLD's correction c - c_i added
+//         -> build and sign the update from the trained tensors, keep it on disk (with SCAFFOLD,
+//            c_i+ beside it: control.ts)
+//   -> upload (round-io.ts) -> once the coordinator acknowledged it: c_i+ becomes c_i, and the
+//      kept update is dropped
 //
 // Only the envelope and sealed chunks of the trained LoRA tensors leave the machine: never the
 // data, never a plaintext tensor. The update is kept on disk until committed so that a dropped
@@ -17,8 +20,18 @@ import { FeditError, tensorFromF32, tensorToF32, type ContentHash, type Tensor }
 import { trainLora, type LoraRunSettings } from '../train/train-lora.ts';
 import { FederationError, isTransient } from './errors.ts';
 import type { RoundHistoryEntry } from './events.ts';
+import {
+  adoptNextControl,
+  scaffoldCorrection,
+  keepNextControl,
+  nextOwnControl,
+  readOwnControl,
+  serverControl,
+  trainedShapes,
+  type ControlValues,
+} from './control.ts';
 import { adapterAtRank } from './rank.ts';
-import { fetchRoundAdapter, uploadUpdate, type RoundContext } from './round-io.ts';
+import { fetchRoundAdapter, fetchRoundControl, uploadUpdate, type RoundContext } from './round-io.ts';
 import type { ParticipantSession } from './session.ts';
 import { roundDir } from './store.ts';
 import {
@@ -63,6 +76,7 @@ export async function runRound(ctx: RoundContext, entry: RoundHistoryEntry): Pro
     });
     const outcome = await uploadUpdate(ctx, pending);
     if (outcome === 'stopped') return;
+    await adoptNextControl(dir, session.home, session.membership.federation);
     await dropPendingUpload(dir);
     entry.uploaded = true;
     ctx.setStatus({
@@ -120,12 +134,18 @@ async function trainRound(ctx: RoundContext, dir: string): Promise<PendingUpload
   for (const [name, tensor] of global) globalValues.set(name, tensorToF32(tensor));
   // A participant of a lower rank trains the global adapter truncated to it (rank.ts).
   const own = adapterAtRank(global, globalValues, session.rank, lora.rank);
+  const scaffold = session.settings.training.scaffold ? await roundControl(ctx, global) : undefined;
 
   ctx.setStatus({ status: 'training', round: open.round, message: `training round ${open.round}` });
   const result = await trainFromSession(
     ctx,
     join(dir, 'checkpoint'),
-    roundSettings(ctx, { ...lora, rank: session.rank }, own.values),
+    roundSettings(
+      ctx,
+      { ...lora, rank: session.rank },
+      own.values,
+      scaffold && scaffoldCorrection(scaffold.c, scaffold.own),
+    ),
   );
   if (!result.completed) return undefined;
   const tensors = result.tensors!;
@@ -134,6 +154,12 @@ async function trainRound(ctx: RoundContext, dir: string): Promise<PendingUpload
       'FEDERATION_ADAPTER',
       "the trained adapter does not hold the global adapter's tensors",
     );
+  }
+  if (scaffold) {
+    const { steps, learningRate: lr } = open.training;
+    const next = nextOwnControl({ ...scaffold, global: globalValues, trained: tensors, steps, lr });
+    // Before the update is kept: a kept update always has its c_i+ beside it.
+    await keepNextControl(dir, next, scaffold.shapes);
   }
   const pending = buildUpdate({
     identity: session.identity,
@@ -147,6 +173,18 @@ async function trainRound(ctx: RoundContext, dir: string): Promise<PendingUpload
   });
   await savePendingUpload(dir, pending);
   return pending;
+}
+
+/** SCAFFOLD's c (from the state the round announced) and this participant's c_i, for the trained tensors. */
+async function roundControl(
+  ctx: RoundContext,
+  global: Map<string, Tensor>,
+): Promise<{ shapes: Map<string, readonly number[]>; c: ControlValues; own: ControlValues }> {
+  const { session } = ctx;
+  const shapes = trainedShapes(global, session.settings.training.freezeLoraA);
+  const state = ctx.open.control === undefined ? undefined : await fetchRoundControl(ctx);
+  const own = await readOwnControl(session.home, session.membership.federation, shapes);
+  return { shapes, c: serverControl(state, shapes), own };
 }
 
 /**
@@ -177,13 +215,14 @@ async function trainFromSession(ctx: RoundContext, checkpointDir: string, settin
 
 /**
  * The round's training settings: the federation's LoRA, prompt cutoff and local-training rule
- * (FFA-LoRA's frozen A, FedProx's mu, anchored at the round's global adapter), the round's steps
- * and seed.
+ * (FFA-LoRA's frozen A, FedProx's mu, anchored at the round's global adapter, SCAFFOLD's
+ * correction), the round's steps and seed.
  */
 function roundSettings(
   ctx: RoundContext,
   lora: LoraConfig,
   initialAdapter: ReadonlyMap<string, Float32Array>,
+  correction: ControlValues | undefined,
 ): LoraRunSettings {
   const { session, open } = ctx;
   const { cutoffLen, freezeLoraA, proximalMu } = session.settings.training;
@@ -202,6 +241,7 @@ function roundSettings(
     initialAdapter,
     freezeLoraA,
     proximalMu,
+    scaffoldCorrection: correction,
     signal: ctx.signal,
     onEvent: (e) => {
       if (e.type === 'step') {

@@ -4,6 +4,7 @@
 //   <home>/federations/<federation>.json     one membership per federation joined
 //   <home>/adapters/<hex>.safetensors        global adapters already downloaded, by content hash
 //   <home>/rounds/<federation>/<round>/      one round's training output and its pending upload
+//   <home>/scaffold/<federation>.safetensors SCAFFOLD's own control variate c_i (control.ts)
 //
 // The folder is created with mode 0700. Every file is written atomically (temporary file, fsync,
 // rename), so a crash leaves the old file or the new one. Reading validates: a corrupted file is
@@ -37,6 +38,7 @@ export const IDENTITY_FILE = 'identity.json';
 export const FEDERATIONS_DIR = 'federations';
 export const ADAPTERS_DIR = 'adapters';
 export const ROUNDS_DIR = 'rounds';
+export const SCAFFOLD_DIR = 'scaffold';
 
 /** What the participant remembers of a federation it joined. */
 export interface Membership {
@@ -378,7 +380,8 @@ export async function selectMembership(home: string, federation?: string): Promi
 }
 
 /**
- * Forgets a membership: its file and its round folders (pending uploads, training output).
+ * Forgets a membership: its file, its round folders (pending uploads, training output) and its
+ * SCAFFOLD control variate.
  * Returns false when there was none. The identity and the adapter cache stay.
  */
 export async function removeMembership(home: string, federation: string): Promise<boolean> {
@@ -386,7 +389,14 @@ export async function removeMembership(home: string, federation: string): Promis
   const existed = (await readText(path)) !== undefined;
   await rm(path, { force: true });
   await rm(join(home, ROUNDS_DIR, federation), { recursive: true, force: true });
+  await rm(ownControlPath(home, federation), { force: true });
   return existed;
+}
+
+/** Where the participant keeps its SCAFFOLD control variate c_i for `federation`. */
+export function ownControlPath(home: string, federation: string): string {
+  checkFederationId(federation);
+  return join(home, SCAFFOLD_DIR, `${federation}.safetensors`);
 }
 
 /** The cache file of the adapter whose content hash is `hash`. */

@@ -45,7 +45,10 @@ export function dataFilesDigest(files: readonly string[]): string {
 export function runIdentity(
   modelIdentity: string,
   runKey: string,
-  settings: { initialAdapter?: ReadonlyMap<string, Float32Array> } & object,
+  settings: {
+    initialAdapter?: ReadonlyMap<string, Float32Array>;
+    scaffoldCorrection?: ReadonlyMap<string, Float32Array>;
+  } & object,
 ): string {
   const h = createHash('sha256');
   h.update(`fedit-run-v2|${modelIdentity}|${runKey}|`);
@@ -53,15 +56,23 @@ export function runIdentity(
     signal: _s,
     onEvent: _e,
     initialAdapter,
+    scaffoldCorrection,
     restart: _r,
     threads: _t,
     provider: _p,
     ...rest
-  } = settings as Record<string, unknown> & { initialAdapter?: ReadonlyMap<string, Float32Array> };
+  } = settings as Record<string, unknown> & {
+    initialAdapter?: ReadonlyMap<string, Float32Array>;
+    scaffoldCorrection?: ReadonlyMap<string, Float32Array>;
+  };
   h.update(JSON.stringify(rest));
   if (initialAdapter)
     for (const [name, v] of [...initialAdapter].sort())
       h.update(name).update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  // SCAFFOLD's correction changes every step: a checkpoint trained with another one is another run.
+  if (scaffoldCorrection)
+    for (const [name, v] of [...scaffoldCorrection].sort())
+      h.update(`scaffold|${name}`).update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
   return `sha256:${h.digest('hex')}`;
 }
 

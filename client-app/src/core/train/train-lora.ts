@@ -53,6 +53,11 @@ export interface LoraRunSettings {
    * anchored at the starting adapter (`initialAdapter`: the round's global adapter). 0 or absent: off.
    */
   proximalMu?: number;
+  /**
+   * SCAFFOLD: the correction c - c_i, applied to each step after AdamW (the kernels' stepCorrection:
+   * every trained tensor, nothing else). Absent: off.
+   */
+  scaffoldCorrection?: ReadonlyMap<string, Float32Array>;
   /** Discard a checkpoint of another run in the checkpoint folder instead of refusing to start. */
   restart?: boolean;
   /** Aborting saves a checkpoint and stops after the current step. */
@@ -231,6 +236,7 @@ function trainerOptions(
     freezeLoraA: o.freezeLoraA,
     // The anchor is left to the Trainer: the values training starts from, i.e. initialAdapter.
     proximal: o.proximalMu ? { mu: o.proximalMu } : undefined,
+    stepCorrection: o.scaffoldCorrection,
     onWarning: (message) => o.onEvent?.({ type: 'warning', message }),
   };
 }

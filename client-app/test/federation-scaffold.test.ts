@@ -1,0 +1,160 @@
+// SCAFFOLD through the real protocol: a two-participant federation with training.scaffold on
+// loopback. Round 1 runs with each participant stopping after it; each keeps its c_i on disk, and
+// the server's c (in the state the log names) is the mean of the participants' c_i (N = 2, c = 0
+// before). Restarted, the participants read their c_i back, fetch c as round 2 announces it, train
+// with the correction, and move c_i again; the federation's audit then recomputes both rounds,
+// c included, bit for bit.
+
+import test from 'ava';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  auditFederation,
+  BlobStore,
+  controlName,
+  federationPaths,
+  parseSafetensors,
+  tensorToF32,
+  tensorValues,
+  type RoundClosedBody,
+} from '@fedit/shared';
+import { createInvite, startCoordinator, type CoordinatorEvent } from '@fedit/coordinator';
+import { EventRecorder, FACTS, writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
+import { initFederationFromModel } from '../src/operator/init-federation.ts';
+import { joinFederation, Participant } from '../src/core/federation/index.ts';
+import { ownControlPath } from '../src/core/federation/store.ts';
+
+async function writeData(path: string, facts: string[][]): Promise<string> {
+  const lines = facts.map(([q, a]) =>
+    JSON.stringify({
+      messages: [
+        { role: 'user', content: `The ${q}?` },
+        { role: 'assistant', content: a },
+      ],
+    }),
+  );
+  await writeFile(path, lines.join('\n') + '\n');
+  return path;
+}
+
+async function readControl(path: string): Promise<Map<string, Float32Array>> {
+  const { tensors } = parseSafetensors(new Uint8Array(await readFile(path)), path);
+  return new Map([...tensors].map(([name, tensor]) => [name, tensorToF32(tensor)]));
+}
+
+test('SCAFFOLD: c_i survives a restart, c is the mean of the c_i, and the audit recomputes every round', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'fedit-scaffold-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const modelDir = await writeTinyChatModel(join(dir, 'model'));
+  const fedDir = join(dir, 'federation');
+  const lr = 1e-2;
+  const localSteps = 3;
+  await initFederationFromModel(fedDir, {
+    modelDir,
+    modelName: 'tiny-test',
+    seed: 1,
+    settings: {
+      name: 'scaffold',
+      lora: { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj'] },
+      training: {
+        localSteps,
+        batchSize: 2,
+        lr,
+        cutoffLen: 64,
+        template: 'chat',
+        trainOnInputs: false,
+        scaffold: true,
+      },
+      rounds: 2,
+      participantsPerRound: { fraction: 1, minimum: 2 },
+      minUpdates: 2,
+      roundDeadlineSeconds: 120,
+    },
+  });
+  const recorder = new EventRecorder<CoordinatorEvent>();
+  const coordinator = await startCoordinator({
+    dir: fedDir,
+    host: '127.0.0.1',
+    port: 0,
+    onEvent: recorder.record,
+  });
+  t.teardown(() => coordinator.close());
+  const homes = [join(dir, 'alice'), join(dir, 'bob')];
+  const data = [
+    await writeData(join(dir, 'alice.jsonl'), FACTS.slice(0, 4)),
+    await writeData(join(dir, 'bob.jsonl'), FACTS.slice(4)),
+  ];
+  const memberships = [];
+  for (const [i, home] of homes.entries())
+    memberships.push(
+      await joinFederation(createInvite(fedDir, { url: coordinator.url }), { home, displayName: `p${i}` }),
+    );
+  const federation = memberships[0]!.membership.federation;
+  const run = (maxRounds?: number) =>
+    Promise.all(
+      homes.map((home, i) =>
+        new Participant().start({
+          modelDir,
+          dataFiles: [data[i]],
+          home,
+          threads: 1,
+          reconnectionDelayMax: 500,
+          ...(maxRounds !== undefined && { maxRounds }),
+        }),
+      ),
+    );
+
+  const first = await run(1);
+  t.deepEqual(
+    first.map((r) => r.history[0]?.outcome),
+    ['aggregated', 'aggregated'],
+  );
+  const own1 = await Promise.all(homes.map((home) => readControl(ownControlPath(home, federation))));
+  const store = new BlobStore(federationPaths(fedDir).blobs);
+  const log = (await readFile(federationPaths(fedDir).log, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { kind: string; round: number; body: unknown });
+  const closed1 = log.find((r) => r.kind === 'round-closed' && r.round === 1)!.body as RoundClosedBody;
+  t.like(closed1.rule.config, { scaffold: true });
+  const c1 = tensorValues(store.get(closed1.serverStateOut!)!);
+  t.true(own1[0].size > 0);
+  for (const [name, ci] of own1[0]) {
+    t.true(
+      ci.some((v) => v !== 0),
+      `${name}: c_i moved`,
+    );
+    const c = c1.get(controlName(name))!;
+    // c_i+ = (x - y_i) / (K lr) from c = c_i = 0, and c+ = (1/N) sum of them with N = 2.
+    for (let j = 0; j < c.length; j++) {
+      const mean = (ci[j] + own1[1].get(name)![j]) / 2;
+      t.true(Math.abs(c[j] - mean) <= 1e-5 * Math.max(1, Math.abs(mean)), `${name}[${j}]`);
+    }
+  }
+
+  const second = await run();
+  t.deepEqual(
+    second.map((r) => r.reason),
+    ['finished', 'finished'],
+  );
+  // Round 2 fetched c by the hash its announcement named: the state round 1 left, now cached.
+  for (const home of homes)
+    t.true(
+      existsSync(join(home, 'adapters', `${closed1.serverStateOut!.slice('sha256:'.length)}.safetensors`)),
+    );
+  const own2 = await Promise.all(homes.map((home) => readControl(ownControlPath(home, federation))));
+  for (const [name, ci] of own2[0])
+    t.true(
+      ci.some((v, j) => v !== own1[0].get(name)![j]),
+      `${name} moved again`,
+    );
+
+  const audit = await auditFederation(fedDir);
+  t.deepEqual(audit.problems, []);
+  t.deepEqual(
+    audit.rounds.map((r) => r.aggregation),
+    ['verified', 'verified'],
+  );
+});
