@@ -41,6 +41,7 @@ test('init writes the limit and aggregation options into federation.json', async
     clipping: { kind: 'adaptive', multiplier: 2 },
     weightCap: 10 * 4,
   });
+  t.true(config.training.scaffold, 'SCAFFOLD by default');
 });
 
 test('init without the options writes the defaults', async (t) => {
@@ -162,6 +163,21 @@ test('init takes krum settings and adaptive clipping', async (t) => {
     clipping: { kind: 'adaptive', multiplier: 3 },
     weightCap: 10 * 4, // the default cap follows --local-steps
   });
+});
+
+test('SCAFFOLD is on by default, off with --no-scaffold or a file saying false, and never under product-svd', async (t) => {
+  t.is((await initWith(t, ['--no-scaffold'])).training.scaffold, false);
+  const off = join(tempDir(t), 'off.json');
+  writeFileSync(off, JSON.stringify({ training: { scaffold: false } }));
+  t.is((await initWith(t, ['--settings', off])).training.scaffold, false);
+  t.is((await initWith(t, ['--settings', off, '--scaffold'])).training.scaffold, true);
+  t.is((await initWith(t, ['--aggregation-rule', 'median'])).training.scaffold, true);
+  t.is((await initWith(t, ['--aggregation-rule', 'product-svd'])).training.scaffold, undefined);
+  await refused(
+    t,
+    ['--aggregation-rule', 'product-svd', '--scaffold'],
+    /--scaffold.*re-factors the adapter every round/,
+  );
 });
 
 test('--settings FILE is merged section by section, and options given override it', async (t) => {

@@ -10,7 +10,15 @@
 // person typed, or the file and field the value came from.
 
 import type { Command } from 'commander';
-import { ConfigError, FeditError, requireKnownRule, validateFederationConfig } from '@fedit/shared';
+import {
+  ConfigError,
+  DEFAULT_AGGREGATION_RULE,
+  FeditError,
+  aggregationRule,
+  aggregationRuleNames,
+  requireKnownRule,
+  validateFederationConfig,
+} from '@fedit/shared';
 import { mergeSettings, readSettingsFile } from '../operator/settings-patch.ts';
 import { number } from './options.ts';
 
@@ -83,7 +91,11 @@ export function addLearningOptions(command: Command): Command {
       number('--server-tau'),
     )
     .option('--freeze-lora-a', 'FFA-LoRA: keep every lora_A at its initial values, train only lora_B')
-    .option('--scaffold', "SCAFFOLD: correct each participant's local drift with control variates")
+    .option(
+      '--scaffold',
+      "SCAFFOLD: correct each participant's local drift with control variates (the default, except under product-svd)",
+    )
+    .option('--no-scaffold', 'train without SCAFFOLD')
     .option(
       '--proximal-mu <mu>',
       "FedProx: pull local training toward the round's global adapter with strength mu (default 0: off)",
@@ -237,11 +249,25 @@ export function initSettings(o: InitOptions, command: Command): Patch {
     file,
     fromFlags,
   );
+  withScaffoldByDefault(merged);
   checkSettings(merged, (field) => {
     const fileHasIt = has(file, field) && !has(fromFlags, field);
     return fileHasIt ? `--settings ${o.settings as string}: ${field}` : optionOf(field);
   });
   return merged;
+}
+
+/**
+ * SCAFFOLD unless the options or the file said otherwise, or the rule re-factors the adapter
+ * (product-svd, which refuses it): the setting that learnt best on the learning bench, and the one
+ * that holds with long local rounds (docs/learning.md, "The defaults, and why").
+ */
+function withScaffoldByDefault(settings: Patch): void {
+  const rule = (isSection(settings.aggregation) && settings.aggregation.rule) || DEFAULT_AGGREGATION_RULE;
+  if (typeof rule !== 'string' || !aggregationRuleNames().includes(rule) || aggregationRule(rule).refactors)
+    return;
+  const training = isSection(settings.training) ? settings.training : {};
+  settings.training = { ...training, scaffold: training.scaffold ?? true };
 }
 
 /** Validates `settings` as a federation config; `source(field)` names where a field's value came from. */
