@@ -1,7 +1,7 @@
 // `npm run demo` / `fedit demo`: the product's main job, on this machine. A coordinator and several
 // participants on loopback, the built-in base model (pretrained by fedit's own engine), built-in
 // instruction tasks split non-IID across participants (each holds only some task categories, like
-// Shepherd's category-sharded Dolly), several FedIT rounds through the real protocol, crypto and
+// Shepherd's category-sharded Dolly), several FedIT rounds with SCAFFOLD through the real protocol, crypto and
 // round log — then the federated global adapter against each participant's local-only adapter on
 // every category, and the audit's verdict.
 //
@@ -63,7 +63,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const root = resolve(o.dir);
   mkdirSync(root, { recursive: true });
 
-  print('fedit demo: a federation of ' + `${n} participants on this machine, ${rounds} FedIT rounds\n`);
+  print(
+    'fedit demo: a federation of ' +
+      `${n} participants on this machine, ${rounds} FedIT rounds with SCAFFOLD\n`,
+  );
   print("1. the built-in base model (pretrained by fedit's own engine on first use, then cached)");
   const modelDir = await ensureDemoBaseModel(o.cacheDir ?? defaultDemoCacheDir(), {
     threads,

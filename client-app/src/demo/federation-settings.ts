@@ -8,6 +8,12 @@ import { DEMO_LORA, DEMO_TRAINING } from './train.ts';
 /** The rule the demo federation aggregates with, named in its config: FedIT's weighted mean. */
 export const DEMO_AGGREGATION: FederationSettings['aggregation'] = { rule: DEFAULT_AGGREGATION_RULE };
 
+/**
+ * How the demo federation learns, a row of the simulation's RULE_PRESETS: FedIT's weighted mean
+ * with SCAFFOLD's drift correction, as `fedit coordinator init` defaults to (docs/learning.md).
+ */
+export const DEMO_RULE = 'scaffold';
+
 /** The settings of a demo federation in which all `participants` take part in each of `rounds`. */
 export function demoFederationSettings(participants: number, rounds: number): Partial<FederationSettings> {
   return {
