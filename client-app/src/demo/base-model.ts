@@ -38,10 +38,10 @@ import {
   type TokenRow,
 } from '@fedit/kernels';
 import { seededRandom } from '../core/data/random.ts';
-import { CATEGORY_SPECS, TASK_ALPHABET, TASK_CATEGORIES, randomOperand, type TaskCategory } from './tasks.ts';
+import { BUILTIN_CATEGORIES, TASK_ALPHABET, randomOperand, taskSpec, type BuiltinCategory } from './tasks.ts';
 
 /** Bump when the recipe changes in a way the key below does not see. */
-export const DEMO_BASE_VERSION = 'demo-base-v1';
+export const DEMO_BASE_VERSION = 'demo-base-v2';
 
 /**
  * The chat template of the demo model: a user turn is `<|im_start|>` + text + newline, an
@@ -95,13 +95,20 @@ export const DEFAULT_DEMO_BASE_RECIPE: DemoBaseRecipe = {
  * new name, the English instruction, faster). None resembles the English instructions of tasks.ts,
  * which the base model does not follow.
  */
-export const SKILL_COMMANDS: Readonly<Record<TaskCategory, readonly string[]>> = {
+export const SKILL_COMMANDS: Readonly<Record<BuiltinCategory, readonly string[]>> = {
   reverse: ['rev', 'mirror', 'flip', 'backw'],
   uppercase: ['upper', 'caps', 'big', 'shout'],
   shift: ['shift', 'succ', 'inc', 'next'],
   dashes: ['dash', 'hyph', 'sep', 'spaced'],
   double: ['dbl', 'twice', 'dup', 'stutter'],
   count: ['len', 'size', 'num', 'length'],
+  // the digits family (digit-tasks.ts)
+  increment: ['plus', 'bump', 'incd', 'roll'],
+  sort: ['sort', 'asc', 'order', 'rank'],
+  larger: ['max2', 'bigger', 'more', 'top'],
+  maxdigit: ['maxd', 'peak', 'high', 'best'],
+  countdigit: ['cnt', 'tally', 'occ', 'howmany'],
+  evens: ['even', 'evens', 'keep2', 'filt'],
 };
 
 /** English instructions the base model does follow: not demo categories. */
@@ -127,9 +134,11 @@ export interface EnsureDemoBaseOptions {
 function recipeKey(recipe: DemoBaseRecipe): string {
   const h = createHash('sha256').update(`${DEMO_BASE_VERSION}|${JSON.stringify(recipe)}|${TASK_ALPHABET}`);
   // What the corpus holds: commands, operand lengths and what each operation does to a probe word.
-  for (const c of TASK_CATEGORIES) {
-    const spec = CATEGORY_SPECS[c];
-    h.update(`|${c}:${SKILL_COMMANDS[c].join(',')}:${spec.length.join('-')}:${spec.solve('fedit')}`);
+  for (const c of BUILTIN_CATEGORIES) {
+    const probe = Array.from({ length: 4 }, (_, i) => randomOperand(c, seededRandom(`probe:${i}`)));
+    h.update(
+      `|${c}:${SKILL_COMMANDS[c].join(',')}:${probe.map((p) => `${p}>${taskSpec(c).solve(p)}`).join(',')}`,
+    );
   }
   for (const w of WARMUP_TASKS) h.update(`|${w.instruction}:${w.solve('fedit')}`);
   return h.digest('hex').slice(0, 12);
@@ -141,7 +150,7 @@ export function defaultDemoCacheDir(): string {
 }
 
 /** The command form of a task as the base model's corpus writes it. */
-export function commandPrompt(category: TaskCategory, word: string, command = 0): string {
+export function commandPrompt(category: BuiltinCategory, word: string, command = 0): string {
   return `${SKILL_COMMANDS[category][command]}\n\n${word}`;
 }
 
@@ -152,10 +161,10 @@ function corpusExample(random: () => number, recipe: DemoBaseRecipe): { prompt: 
     const word = randomOperand('count', random);
     return { prompt: `${task.instruction}\n\n${word}`, answer: task.solve(word) };
   }
-  const category = TASK_CATEGORIES[Math.floor(random() * TASK_CATEGORIES.length)];
-  const word = randomOperand(category, random);
+  const category = BUILTIN_CATEGORIES[Math.floor(random() * BUILTIN_CATEGORIES.length)];
+  const operand = randomOperand(category, random);
   const command = Math.floor(random() * Math.min(recipe.commands, SKILL_COMMANDS[category].length));
-  return { prompt: commandPrompt(category, word, command), answer: CATEGORY_SPECS[category].solve(word) };
+  return { prompt: commandPrompt(category, operand, command), answer: taskSpec(category).solve(operand) };
 }
 
 /** Token ids of one corpus example in the chat frame, with labels on the answer and its end token. */

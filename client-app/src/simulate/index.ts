@@ -11,10 +11,12 @@ export {
   type RuleChoice,
 } from './bench.ts';
 export {
+  builtinFamilyCategories,
   builtinTaskDataset,
   fileDataset,
   readInstructionFile,
   type BuiltinDatasetOptions,
+  type BuiltinFamilyChoice,
   type EvaluationSet,
   type FileDatasetOptions,
   type SimulationDataset,
@@ -28,7 +30,7 @@ export {
   type LoopbackFederationOptions,
 } from './federation.ts';
 export { runAdversary, tamper, type AdversaryOptions, type Attack } from './adversary.ts';
-export { parseAttack, parseRules, parseSplit, seedList } from './options.ts';
+export { BUILTIN_DATASETS, parseAttack, parseDataset, parseRules, parseSplit, seedList } from './options.ts';
 export { readSettingsFile } from '../operator/settings-patch.ts';
 export {
   compact,

@@ -1,12 +1,14 @@
 // `npm run bench -- learning ...`: does the federation learn? For each rule and seed, a federation of
 // N participants on loopback through the real protocol (client-app/src/simulate), against pooled
-// training (same total steps) and each participant alone, on the built-in tasks with held-out
-// operands, seen and unseen instruction wordings; then mean and spread over the seeds.
+// training (same total steps) and each participant alone, on the built-in tasks (--dataset builtin,
+// the demo's letters family; builtin:digits; builtin:all) with held-out operands, seen and unseen
+// instruction wordings; then mean and spread over the seeds.
 //
 // Prints one JSON line on stdout (the result: summary and every run) and, on stderr, progress and
 // the readable tables. --json is accepted for symmetry with the other benches (stdout is JSON anyway).
 //
 //   npm run bench -- learning --rules fedit,fedavg-uniform --seeds 3 --rounds 24
+//   npm run bench -- learning --dataset builtin:digits --rules fedit --seeds 1
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +22,7 @@ import {
   formatSummary,
   learningBenchJson,
   parseAttack,
+  parseDataset,
   parseRules,
   parseSplit,
   readSettingsFile,
@@ -38,6 +41,8 @@ function benchOptions(argv: string[]) {
   const { values: a } = parseArgs({
     args: argv,
     options: {
+      // builtin (the demo's letters family), builtin:digits or builtin:all
+      dataset: { type: 'string', default: 'builtin' },
       rules: { type: 'string', default: 'fedit,fedavg-uniform' },
       seeds: { type: 'string', default: '3' },
       rounds: { type: 'string', default: String(DEMO_ROUNDS) },
@@ -68,6 +73,7 @@ function benchOptions(argv: string[]) {
   }
   return {
     a,
+    family: parseDataset(a.dataset!),
     rules: parseRules(a.rules!),
     seeds: seedList(wholeNumber('seeds', a.seeds!, 1)),
     rounds: wholeNumber('rounds', a.rounds!, 1),
@@ -98,6 +104,7 @@ export async function benchLearning(argv: string[]): Promise<void> {
       dataset: (seed) =>
         builtinTaskDataset({
           seed,
+          family: o.family,
           trainPerCategory: o.trainPerCategory,
           evalPerCategory: o.evalPerCategory,
         }),
@@ -124,7 +131,7 @@ export async function benchLearning(argv: string[]): Promise<void> {
       trainPerCategory: o.trainPerCategory,
       evalPerCategory: o.evalPerCategory,
       attack: o.attack,
-      dataset: 'built-in tasks',
+      dataset: o.a.dataset,
     };
     process.stdout.write(JSON.stringify({ bench: 'learning', config, ...learningBenchJson(result) }) + '\n');
   } finally {
