@@ -4,13 +4,15 @@
 // Hugging Face folder (config.json, model.safetensors, tokenizer.json, tokenizer_config.json) that
 // every other part of fedit loads like a downloaded model.
 //
-// What it knows, and what it does not. Its corpus asks for each demo operation by terse commands
-// (`<|im_start|>rev\n\nlamp\n` -> `pmal<|im_end|>`, four command names per operation), and holds a few
-// English instructions of other tasks (repeat a word, give its first or last letter), all in the
-// chat frame of DEMO_CHAT_TEMPLATE. It has never seen the English instructions of the demo's
-// categories ("Reverse the word."), so it fails them (0-5 %): following them is what instruction
-// tuning, local or federated, has to teach, and a LoRA adapter can, because the skills are there
-// to be unlocked. An adapter trained on some categories learns those categories' instructions only.
+// What it knows, and what it does not. Its corpus asks for each operation of both built-in task
+// families (tasks.ts: the demo's letters family and the digits family) by terse commands
+// (`<|im_start|>rev\n\nlamp\n` -> `pmal<|im_end|>`, `sort\n\n3914` -> `1349`, four command names
+// per operation), and holds a few English instructions of other tasks (repeat a word, give its
+// first or last letter), all in the chat frame of DEMO_CHAT_TEMPLATE. It has never seen the English
+// instructions of the categories ("Reverse the word.", "Sort the digits."), so it fails them:
+// following them is what instruction tuning, local or federated, has to teach, and a LoRA adapter
+// can, because the skills are there to be unlocked. An adapter trained on some categories learns
+// those categories' instructions only.
 //
 // The pretraining is deterministic (seeded corpus, seeded initialisation; the same bytes with one
 // thread or two) and cached: the folder name is DEMO_BASE_VERSION plus a hash of the recipe, the
@@ -79,7 +81,7 @@ export const DEFAULT_DEMO_BASE_RECIPE: DemoBaseRecipe = {
   numLayers: 2,
   numHeads: 4,
   numKvHeads: 4,
-  steps: 1600,
+  steps: 2400,
   batch: 16,
   seq: 64,
   lr: 1e-3,
@@ -105,9 +107,9 @@ export const SKILL_COMMANDS: Readonly<Record<BuiltinCategory, readonly string[]>
   // the digits family (digit-tasks.ts)
   increment: ['plus', 'bump', 'incd', 'roll'],
   sort: ['sort', 'asc', 'order', 'rank'],
-  larger: ['max2', 'bigger', 'more', 'top'],
+  swap: ['swap', 'xchg', 'trade', 'other'],
   maxdigit: ['maxd', 'peak', 'high', 'best'],
-  countdigit: ['cnt', 'tally', 'occ', 'howmany'],
+  parity: ['par', 'parity', 'oddev', 'mod2'],
   evens: ['even', 'evens', 'keep2', 'filt'],
 };
 

@@ -1,17 +1,21 @@
 // The second built-in family of checkable tasks, `digits`: operations on digit strings and on
 // pairs of numbers, where the first family (tasks.ts) does one operation on one word. Some answers
-// are one symbol picked by comparing the whole operand (the largest digit, the larger number), some
-// are the operand rearranged (sorted) or filtered (only even digits), one is a count of a digit the
-// context names. Every answer is checked exactly.
+// are the operand rearranged (sorted digits, the two numbers swapped) or filtered (only the even
+// digits), some are one symbol found by looking at the whole operand (the largest digit), one is a
+// word that classifies it (odd or even). Every answer is checked exactly.
 //
 // As for the first family, the built-in base model (base-model.ts) does each operation when asked
 // by a terse command and has never seen these English instructions; the held-out wordings appear
 // in no training data. Operands are drawn from large spaces (thousands of strings or pairs per
 // category), so held-out operands are never trained on.
+//
+// Tried and left out: "the larger of two numbers" and "how often does this digit occur" (the base
+// model, 0.34 M parameters, did not learn them by command in its pretraining budget: 20 % and 37 %
+// right, against 83-100 % for the six here).
 
 import { DIGITS, randomInt, randomString, type TaskSpec } from './task-spec.ts';
 
-export const DIGIT_CATEGORIES = ['increment', 'sort', 'larger', 'maxdigit', 'countdigit', 'evens'] as const;
+export const DIGIT_CATEGORIES = ['increment', 'sort', 'swap', 'maxdigit', 'parity', 'evens'] as const;
 export type DigitCategory = (typeof DIGIT_CATEGORIES)[number];
 
 /** A number of `digits` digits without a leading zero. */
@@ -26,13 +30,6 @@ function numberPair(random: () => number): string {
     const b = randomNumber(random, randomInt(random, 2, 3));
     if (a !== b) return `${a} ${b}`;
   }
-}
-
-/** A digit and a string of 4 to 7 digits over 3 symbols (one of them the digit), `7: 27177`. */
-function digitAndString(random: () => number): string {
-  const pool = randomString(DIGITS, [3, 3], random, true);
-  const digit = pool[Math.floor(random() * pool.length)];
-  return `${digit}: ${randomString(pool, [4, 7], random)}`;
 }
 
 /** 4 to 6 digits with at least one even digit. */
@@ -66,22 +63,16 @@ export const DIGIT_SPECS: Readonly<Record<DigitCategory, TaskSpec>> = {
     operand: (random) => randomString(DIGITS, [3, 5], random, true),
     solve: (s) => [...s].sort().join(''),
   },
-  larger: {
-    instruction: 'Which number is larger?',
+  swap: {
+    instruction: 'Swap the two numbers.',
     trainingWordings: [
-      'Which number is larger?',
-      'Give the bigger of the two numbers.',
-      'Write the greater number.',
+      'Swap the two numbers.',
+      'Write the second number first and the first number second.',
+      'Exchange the order of the two numbers.',
     ],
-    heldOutWordings: [
-      'Of these two numbers, which is the maximum?',
-      'Pick the number with the higher value.',
-    ],
+    heldOutWordings: ['Put these two numbers the other way round.', 'Reverse the order of the pair.'],
     operand: numberPair,
-    solve: (pair) => {
-      const [a, b] = pair.split(' ').map(Number);
-      return String(Math.max(a, b));
-    },
+    solve: (pair) => pair.split(' ').reverse().join(' '),
   },
   maxdigit: {
     instruction: 'What is the largest digit?',
@@ -94,22 +85,16 @@ export const DIGIT_SPECS: Readonly<Record<DigitCategory, TaskSpec>> = {
     operand: (random) => randomString(DIGITS, [3, 6], random),
     solve: (s) => [...s].sort().at(-1)!,
   },
-  countdigit: {
-    instruction: 'How many times does the digit occur?',
+  parity: {
+    instruction: 'Is the number odd or even?',
     trainingWordings: [
-      'How many times does the digit occur?',
-      'Count the occurrences of the given digit.',
-      'How often does that digit appear in the string?',
+      'Is the number odd or even?',
+      'Say whether this number is even or odd.',
+      'Tell me if the number is odd or if it is even.',
     ],
-    heldOutWordings: [
-      'Tally how many copies of the digit there are.',
-      'Say how frequently the digit shows up.',
-    ],
-    operand: digitAndString,
-    solve: (context) => {
-      const [digit, s] = context.split(': ');
-      return String([...s].filter((d) => d === digit).length);
-    },
+    heldOutWordings: ['Odd number or even number?', 'Decide if it is an even or an odd number.'],
+    operand: (random) => randomNumber(random, randomInt(random, 2, 5)),
+    solve: (n) => (Number(n.at(-1)) % 2 === 0 ? 'even' : 'odd'),
   },
   evens: {
     instruction: 'Keep only the even digits.',
