@@ -1,7 +1,9 @@
-// The built-in base model, loaded through the ordinary checkpoint and tokenizer path, does every
-// operation of both built-in families when asked by a terse command (what its pretraining taught),
-// and does not follow the English instructions of the digits family (what instruction tuning has
-// to teach). Greedy decoding, operands the corpus was not seeded with.
+// The built-in base models. The demo's (letters family) is the one it was before the digits family
+// existed: same cache key, so the same bytes. The model of both families (what a simulation of the
+// digits family uses), loaded through the ordinary checkpoint and tokenizer path, does every
+// operation of both families when asked by a terse command (what its pretraining taught), and does
+// not follow the English instructions of the digits family (what instruction tuning has to teach).
+// Greedy decoding, operands the corpus was not seeded with.
 
 import test from 'ava';
 import { loadCheckpoint, loadTokenizer } from '@fedit/kernels';
@@ -17,9 +19,18 @@ import { greedyAnswers, taskAccuracy } from '../src/demo/evaluate.ts';
 import { BUILTIN_CATEGORIES, generateTasks, randomOperand, taskSpec } from '../src/demo/tasks.ts';
 
 const PER_CATEGORY = 8;
+const BOTH = { recipe: { families: ['letters', 'digits'] as const } };
 
-test('the base model does the commands of both families', async (t) => {
-  const dir = await ensureDemoBaseModel(defaultDemoCacheDir());
+test("the demo's model keeps its key; the model of both families has its own", async (t) => {
+  const demo = await ensureDemoBaseModel(defaultDemoCacheDir());
+  t.regex(demo, /demo-base-v1-598e3b0fb879$/, 'the key the demo model had before the digits family');
+  const both = await ensureDemoBaseModel(defaultDemoCacheDir(), BOTH);
+  t.not(both, demo);
+  t.regex(both, /demo-base-v1-[0-9a-f]{12}$/);
+});
+
+test('the base model of both families does the commands of both', async (t) => {
+  const dir = await ensureDemoBaseModel(defaultDemoCacheDir(), BOTH);
   const model = await loadCheckpoint(dir);
   const tokenizer = await loadTokenizer(dir);
   const cases = BUILTIN_CATEGORIES.flatMap((category) => {
@@ -45,7 +56,7 @@ test('the base model does the commands of both families', async (t) => {
 });
 
 test("the base model does not follow the digits family's English instructions", async (t) => {
-  const dir = await ensureDemoBaseModel(defaultDemoCacheDir());
+  const dir = await ensureDemoBaseModel(defaultDemoCacheDir(), BOTH);
   const accuracy = await taskAccuracy({
     modelDir: dir,
     examples: generateTasks({

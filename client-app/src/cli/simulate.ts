@@ -104,7 +104,11 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
   sim.splitByCategory((await dataset(1)).train, { participants: o.participants, split, seed: 1 });
   const log = (line: string) => process.stderr.write(line + '\n');
   const modelDir =
-    o.model ?? (await sim.ensureDemoBaseModel(sim.defaultDemoCacheDir(), { threads: o.threads }));
+    o.model ??
+    (await sim.ensureDemoBaseModel(sim.defaultDemoCacheDir(), {
+      threads: o.threads,
+      recipe: { families: sim.baseModelFamilies(family) },
+    }));
   const workDir = o.dir === undefined ? mkdtempSync(join(tmpdir(), 'fedit-simulate-')) : resolve(o.dir);
   mkdirSync(workDir, { recursive: true });
   try {

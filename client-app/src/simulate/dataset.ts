@@ -53,6 +53,14 @@ export function builtinFamilyCategories(family: BuiltinFamilyChoice): readonly B
   return family === 'all' ? BUILTIN_CATEGORIES : TASK_FAMILIES[family].categories;
 }
 
+/**
+ * The families the built-in base model must know the commands of for a dataset: the demo's model
+ * (letters) for the letters family, the model that knows both for the digits family or both.
+ */
+export function baseModelFamilies(family: BuiltinFamilyChoice): TaskFamilyName[] {
+  return family === 'letters' ? ['letters'] : ['letters', 'digits'];
+}
+
 /** Built-in tasks, several training wordings, held-out operands and held-out wordings. */
 export function builtinTaskDataset(o: BuiltinDatasetOptions): SimulationDataset {
   const perCategory = o.evalPerCategory ?? 24;

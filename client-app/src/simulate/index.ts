@@ -11,6 +11,7 @@ export {
   type RuleChoice,
 } from './bench.ts';
 export {
+  baseModelFamilies,
   builtinFamilyCategories,
   builtinTaskDataset,
   fileDataset,

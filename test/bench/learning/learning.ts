@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
+  baseModelFamilies,
   builtinTaskDataset,
   DEMO_ROUNDS,
   defaultDemoCacheDir,
@@ -96,7 +97,10 @@ function benchOptions(argv: string[]) {
 export async function benchLearning(argv: string[]): Promise<void> {
   const o = benchOptions(argv);
   const log = (line: string) => process.stderr.write(line + '\n');
-  const modelDir = await ensureDemoBaseModel(o.a.cache!, { threads: o.threads });
+  const modelDir = await ensureDemoBaseModel(o.a.cache!, {
+    threads: o.threads,
+    recipe: { families: baseModelFamilies(o.family) },
+  });
   const workDir = mkdtempSync(join(tmpdir(), 'fedit-bench-learning-'));
   try {
     const result = await runLearningBench({
