@@ -4,14 +4,15 @@
 // digits), some are one symbol found by looking at the whole operand (the largest digit), one is a
 // word that classifies it (odd or even). Every answer is checked exactly.
 //
-// As for the first family, the built-in base model (base-model.ts) does each operation when asked
-// by a terse command and has never seen these English instructions; the held-out wordings appear
-// in no training data. Operands are drawn from large spaces (thousands of strings or pairs per
-// category), so held-out operands are never trained on.
+// As for the first family, the built-in base model of both families (base-model.ts, recipe
+// families ['letters', 'digits']) does each operation when asked by a terse command and has never
+// seen these English instructions; the held-out wordings appear in no training data. Operands are
+// drawn from large spaces (thousands of strings or pairs per category), so held-out operands are
+// never trained on.
 //
-// Tried and left out: "the larger of two numbers" and "how often does this digit occur" (the base
-// model, 0.34 M parameters, did not learn them by command in its pretraining budget: 20 % and 37 %
-// right, against 83-100 % for the six here).
+// Tried and left out: "the larger of two numbers" and "how often does this digit occur" (the
+// 0.34 M-parameter base model did not learn them by command even in 2400 pretraining steps: 20 %
+// and 37 % right, against 83-100 % for the four kept beside them).
 
 import { DIGITS, randomInt, randomString, type TaskSpec } from './task-spec.ts';
 
