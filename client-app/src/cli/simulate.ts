@@ -9,6 +9,7 @@ import { number, wholeNumber } from './options.ts';
 
 interface SimulateOptions {
   data?: string;
+  dataset?: string;
   eval?: string;
   model?: string;
   participants: number;
@@ -35,6 +36,10 @@ export function registerSimulateCommand(program: Command): void {
     .option(
       '--data <file>',
       'instruction records with a category (Dolly or Alpaca fields, JSONL or JSON); default: the built-in tasks',
+    )
+    .option(
+      '--dataset <name>',
+      "built-in tasks when there is no --data: builtin (the demo's letters family), builtin:digits or builtin:all",
     )
     .option(
       '--eval <file>',
@@ -83,6 +88,9 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
   const { join, resolve } = await import('node:path');
   // Inputs first: a bad option or data file fails before any model is loaded or trained.
   const split = sim.parseSplit(o.split);
+  if (o.data !== undefined && o.dataset !== undefined)
+    throw new FeditError('CLI_OPTION', '--dataset names built-in tasks; give it or --data, not both');
+  const family = sim.parseDataset(o.dataset ?? 'builtin');
   const rules = sim.parseRules(o.rule, '--rule');
   const settings = o.settings ? sim.readSettingsFile(o.settings) : {};
   const ranks = o.ranks === undefined ? undefined : sim.parseRanks(o.ranks);
@@ -90,7 +98,7 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
     o.attack === undefined ? undefined : { ...sim.parseAttack(o.attack), participant: o.attackParticipant };
   const dataset = async (seed: number) =>
     o.data === undefined
-      ? sim.builtinTaskDataset({ seed })
+      ? sim.builtinTaskDataset({ seed, family })
       : sim.fileDataset({ trainFile: o.data, evalFile: o.eval, heldOutFraction: o.heldOut, seed });
   if (ranks && ranks.length !== o.participants) {
     throw new FeditError(
@@ -108,7 +116,11 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
   sim.splitByCategory((await dataset(1)).train, { participants: o.participants, split, seed: 1 });
   const log = (line: string) => process.stderr.write(line + '\n');
   const modelDir =
-    o.model ?? (await sim.ensureDemoBaseModel(sim.defaultDemoCacheDir(), { threads: o.threads }));
+    o.model ??
+    (await sim.ensureDemoBaseModel(sim.defaultDemoCacheDir(), {
+      threads: o.threads,
+      recipe: { families: sim.baseModelFamilies(family) },
+    }));
   const workDir = o.dir === undefined ? mkdtempSync(join(tmpdir(), 'fedit-simulate-')) : resolve(o.dir);
   mkdirSync(workDir, { recursive: true });
   try {

@@ -1,16 +1,23 @@
 // The demo's built-in base model: a tiny Llama-family model (2 layers, hidden 128, 0.34 M
 // parameters, one token per character) that fedit's own engine pretrains from scratch — full
-// fine-tuning of every base tensor — in well under a minute on two cores, then writes as an ordinary
-// Hugging Face folder (config.json, model.safetensors, tokenizer.json, tokenizer_config.json) that
-// every other part of fedit loads like a downloaded model.
+// fine-tuning of every base tensor — once (1600 steps: 3.5 to 4.5 min on this project's shared
+// two-core machine under load), then writes as an ordinary Hugging Face folder (config.json,
+// model.safetensors, tokenizer.json, tokenizer_config.json) that every other part of fedit loads
+// like a downloaded model.
 //
-// What it knows, and what it does not. Its corpus asks for each demo operation by terse commands
-// (`<|im_start|>rev\n\nlamp\n` -> `pmal<|im_end|>`, four command names per operation), and holds a few
-// English instructions of other tasks (repeat a word, give its first or last letter), all in the
-// chat frame of DEMO_CHAT_TEMPLATE. It has never seen the English instructions of the demo's
-// categories ("Reverse the word."), so it fails them (0-5 %): following them is what instruction
-// tuning, local or federated, has to teach, and a LoRA adapter can, because the skills are there
-// to be unlocked. An adapter trained on some categories learns those categories' instructions only.
+// What it knows, and what it does not. Its corpus asks for each operation of the recipe's task
+// families (tasks.ts) by terse commands (`<|im_start|>rev\n\nlamp\n` -> `pmal<|im_end|>`,
+// `sort\n\n3914` -> `1349`, four command names per operation), and holds a few English
+// instructions of other tasks (repeat a word, give its first or last letter), all in the chat frame
+// of DEMO_CHAT_TEMPLATE. It has never seen the English instructions of the categories ("Reverse the
+// word.", "Sort the digits."), so it fails them: following them is what instruction tuning, local
+// or federated, has to teach, and a LoRA adapter can, because the skills are there to be unlocked.
+// An adapter trained on some categories learns those categories' instructions only.
+//
+// Two recipes are in use: the demo's (the letters family) and, for simulations of the digits
+// family, one of both families. The demo's stays alone because sharing the 0.34 M parameters with
+// six more operations made its instructions slower to unlock (offline proof, 3 FedIT rounds of 30
+// steps: 26-38 % against 48-54 %; the demo's 24 x 10 federation 94 % against 100 %).
 //
 // The pretraining is deterministic (seeded corpus, seeded initialisation; the same bytes with one
 // thread or two) and cached: the folder name is DEMO_BASE_VERSION plus a hash of the recipe, the
@@ -38,7 +45,16 @@ import {
   type TokenRow,
 } from '@fedit/kernels';
 import { seededRandom } from '../core/data/random.ts';
-import { CATEGORY_SPECS, TASK_ALPHABET, TASK_CATEGORIES, randomOperand, type TaskCategory } from './tasks.ts';
+import {
+  CATEGORY_SPECS,
+  TASK_ALPHABET,
+  TASK_FAMILIES,
+  isTaskCategory,
+  randomOperand,
+  taskSpec,
+  type BuiltinCategory,
+  type TaskFamilyName,
+} from './tasks.ts';
 
 /** Bump when the recipe changes in a way the key below does not see. */
 export const DEMO_BASE_VERSION = 'demo-base-v1';
@@ -71,6 +87,12 @@ export interface DemoBaseRecipe {
   warmupShare: number;
   /** How many of each operation's SKILL_COMMANDS the corpus uses. */
   commands: number;
+  /**
+   * The task families whose operations the corpus asks for by command (tasks.ts). The demo's model
+   * knows the letters family; a simulation of the digits family (or of both) uses a model that
+   * knows both, so the demo's model does not share its capacity with tasks it never sees.
+   */
+  families: readonly TaskFamilyName[];
 }
 
 export const DEFAULT_DEMO_BASE_RECIPE: DemoBaseRecipe = {
@@ -87,6 +109,7 @@ export const DEFAULT_DEMO_BASE_RECIPE: DemoBaseRecipe = {
   seed: 1,
   warmupShare: 0.3,
   commands: 4,
+  families: ['letters'],
 };
 
 /**
@@ -95,13 +118,20 @@ export const DEFAULT_DEMO_BASE_RECIPE: DemoBaseRecipe = {
  * new name, the English instruction, faster). None resembles the English instructions of tasks.ts,
  * which the base model does not follow.
  */
-export const SKILL_COMMANDS: Readonly<Record<TaskCategory, readonly string[]>> = {
+export const SKILL_COMMANDS: Readonly<Record<BuiltinCategory, readonly string[]>> = {
   reverse: ['rev', 'mirror', 'flip', 'backw'],
   uppercase: ['upper', 'caps', 'big', 'shout'],
   shift: ['shift', 'succ', 'inc', 'next'],
   dashes: ['dash', 'hyph', 'sep', 'spaced'],
   double: ['dbl', 'twice', 'dup', 'stutter'],
   count: ['len', 'size', 'num', 'length'],
+  // the digits family (digit-tasks.ts)
+  increment: ['plus', 'bump', 'incd', 'roll'],
+  sort: ['sort', 'asc', 'order', 'rank'],
+  swap: ['swap', 'xchg', 'trade', 'other'],
+  maxdigit: ['maxd', 'peak', 'high', 'best'],
+  parity: ['par', 'parity', 'oddev', 'mod2'],
+  evens: ['even', 'evens', 'keep2', 'filt'],
 };
 
 /** English instructions the base model does follow: not demo categories. */
@@ -124,12 +154,32 @@ export interface EnsureDemoBaseOptions {
   onProgress?: (p: PretrainProgress) => void;
 }
 
+/** The categories whose commands a recipe's corpus holds, family by family. */
+function corpusCategories(recipe: DemoBaseRecipe): readonly BuiltinCategory[] {
+  return recipe.families.flatMap((f) => TASK_FAMILIES[f].categories);
+}
+
+/**
+ * The cache key of a recipe. A recipe of the letters family alone keys as it did before the digits
+ * family existed (no `families` field, the letters probe), so its cached model, bit for bit the
+ * same, and every number measured on it carry over.
+ */
 function recipeKey(recipe: DemoBaseRecipe): string {
-  const h = createHash('sha256').update(`${DEMO_BASE_VERSION}|${JSON.stringify(recipe)}|${TASK_ALPHABET}`);
+  const { families, ...rest } = recipe;
+  const lettersOnly = families.length === 1 && families[0] === 'letters';
+  const described = lettersOnly ? rest : recipe;
+  const h = createHash('sha256').update(`${DEMO_BASE_VERSION}|${JSON.stringify(described)}|${TASK_ALPHABET}`);
   // What the corpus holds: commands, operand lengths and what each operation does to a probe word.
-  for (const c of TASK_CATEGORIES) {
-    const spec = CATEGORY_SPECS[c];
-    h.update(`|${c}:${SKILL_COMMANDS[c].join(',')}:${spec.length.join('-')}:${spec.solve('fedit')}`);
+  for (const c of corpusCategories(recipe)) {
+    if (isTaskCategory(c)) {
+      const spec = CATEGORY_SPECS[c];
+      h.update(`|${c}:${SKILL_COMMANDS[c].join(',')}:${spec.length.join('-')}:${spec.solve('fedit')}`);
+    } else {
+      const probe = Array.from({ length: 4 }, (_, i) => randomOperand(c, seededRandom(`probe:${i}`)));
+      h.update(
+        `|${c}:${SKILL_COMMANDS[c].join(',')}:${probe.map((p) => `${p}>${taskSpec(c).solve(p)}`).join(',')}`,
+      );
+    }
   }
   for (const w of WARMUP_TASKS) h.update(`|${w.instruction}:${w.solve('fedit')}`);
   return h.digest('hex').slice(0, 12);
@@ -141,7 +191,7 @@ export function defaultDemoCacheDir(): string {
 }
 
 /** The command form of a task as the base model's corpus writes it. */
-export function commandPrompt(category: TaskCategory, word: string, command = 0): string {
+export function commandPrompt(category: BuiltinCategory, word: string, command = 0): string {
   return `${SKILL_COMMANDS[category][command]}\n\n${word}`;
 }
 
@@ -152,10 +202,11 @@ function corpusExample(random: () => number, recipe: DemoBaseRecipe): { prompt: 
     const word = randomOperand('count', random);
     return { prompt: `${task.instruction}\n\n${word}`, answer: task.solve(word) };
   }
-  const category = TASK_CATEGORIES[Math.floor(random() * TASK_CATEGORIES.length)];
-  const word = randomOperand(category, random);
+  const categories = corpusCategories(recipe);
+  const category = categories[Math.floor(random() * categories.length)];
+  const operand = randomOperand(category, random);
   const command = Math.floor(random() * Math.min(recipe.commands, SKILL_COMMANDS[category].length));
-  return { prompt: commandPrompt(category, word, command), answer: CATEGORY_SPECS[category].solve(word) };
+  return { prompt: commandPrompt(category, operand, command), answer: taskSpec(category).solve(operand) };
 }
 
 /** Token ids of one corpus example in the chat frame, with labels on the answer and its end token. */

@@ -3,16 +3,20 @@
 // category}) that the ordinary data path reads. Generation is seeded, so every run of the demo (and
 // every participant) sees the same records.
 //
-// Each category is one string operation on a short random word (random letters, not a dictionary,
-// so there are thousands of distinct operands and held-out operands are never trained on). The
-// built-in base model (base-model.ts) can do each operation when asked by a terse command, but has
-// never seen the English instructions below; instruction tuning teaches it to follow them.
+// Two built-in families of categories (TASK_FAMILIES). `letters`, the demo's: each category is one
+// string operation on a short random word (random letters, not a dictionary, so there are
+// thousands of distinct operands and held-out operands are never trained on). `digits`
+// (digit-tasks.ts): operations on digit strings and pairs of numbers. The built-in base model
+// (base-model.ts) can do each operation when asked by a terse command, but has never seen the
+// English instructions; instruction tuning teaches it to follow them.
 //
 // Each category has one instruction the demo uses, a few more English wordings that training data
 // may use (the demo's among them), and a disjoint set of held-out wordings that no training data
 // ever uses: a simulation measures on them whether an adapter learnt the skill or the sentence.
 
 import { seededRandom, shuffleInPlace } from '../core/data/random.ts';
+import { DIGIT_CATEGORIES, DIGIT_SPECS, type DigitCategory } from './digit-tasks.ts';
+import { LETTERS, randomString, type TaskSpec } from './task-spec.ts';
 
 export const TASK_CATEGORIES = ['reverse', 'uppercase', 'shift', 'dashes', 'double', 'count'] as const;
 export type TaskCategory = (typeof TASK_CATEGORIES)[number];
@@ -25,28 +29,28 @@ export interface InstructionRecord {
   category: string;
 }
 
-export interface TaskRecord extends InstructionRecord {
-  category: TaskCategory;
+/** A category of either built-in family. */
+export type BuiltinCategory = TaskCategory | DigitCategory;
+
+export interface TaskRecord<C extends BuiltinCategory = TaskCategory> extends InstructionRecord {
+  category: C;
 }
 
-interface CategorySpec {
-  /** The English instruction the demo's data uses. */
-  instruction: string;
-  /** Wordings training data may use; the first is `instruction`. */
-  trainingWordings: readonly string[];
-  /** Wordings no training data uses (disjoint from `trainingWordings`): for held-out evaluation. */
-  heldOutWordings: readonly string[];
+/** A task on one word of random letters. */
+interface WordTaskSpec extends TaskSpec {
   /** Letters of the operand: [min, max]. */
   length: [number, number];
   /** Operand letters are all different (so a sorted word is unambiguous). */
   distinct?: boolean;
-  solve(word: string): string;
 }
 
-const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
+/** A word task's spec, its operand drawn from `length` (and `distinct`). */
+function wordTask(spec: Omit<WordTaskSpec, 'operand'>): WordTaskSpec {
+  return { ...spec, operand: (random) => randomString(LETTERS, spec.length, random, spec.distinct) };
+}
 
-export const CATEGORY_SPECS: Readonly<Record<TaskCategory, CategorySpec>> = {
-  reverse: {
+export const CATEGORY_SPECS: Readonly<Record<TaskCategory, WordTaskSpec>> = {
+  reverse: wordTask({
     instruction: 'Reverse the word.',
     trainingWordings: [
       'Reverse the word.',
@@ -56,8 +60,8 @@ export const CATEGORY_SPECS: Readonly<Record<TaskCategory, CategorySpec>> = {
     heldOutWordings: ['Give me the letters in reverse order.', 'What is this word read right to left?'],
     length: [3, 5],
     solve: (w) => [...w].reverse().join(''),
-  },
-  uppercase: {
+  }),
+  uppercase: wordTask({
     instruction: 'Write it in capitals.',
     trainingWordings: [
       'Write it in capitals.',
@@ -67,8 +71,8 @@ export const CATEGORY_SPECS: Readonly<Record<TaskCategory, CategorySpec>> = {
     heldOutWordings: ['Shout this word in uppercase letters.', 'Rewrite it using only capital letters.'],
     length: [3, 5],
     solve: (w) => w.toUpperCase(),
-  },
-  shift: {
+  }),
+  shift: wordTask({
     instruction: 'Advance every letter by one.',
     trainingWordings: [
       'Advance every letter by one.',
@@ -81,8 +85,8 @@ export const CATEGORY_SPECS: Readonly<Record<TaskCategory, CategorySpec>> = {
     ],
     length: [3, 5],
     solve: (w) => [...w].map((c) => LETTERS[(LETTERS.indexOf(c) + 1) % 26]).join(''),
-  },
-  dashes: {
+  }),
+  dashes: wordTask({
     instruction: 'Put dashes between the letters.',
     trainingWordings: [
       'Put dashes between the letters.',
@@ -92,15 +96,15 @@ export const CATEGORY_SPECS: Readonly<Record<TaskCategory, CategorySpec>> = {
     heldOutWordings: ['Join the letters with a - sign.', 'Write the letters with a hyphen in between.'],
     length: [3, 5],
     solve: (w) => [...w].join('-'),
-  },
-  double: {
+  }),
+  double: wordTask({
     instruction: 'Double each letter.',
     trainingWordings: ['Double each letter.', 'Write every letter twice.', 'Repeat each letter two times.'],
     heldOutWordings: ['Say each letter two times in a row.', 'Duplicate every letter of the word.'],
     length: [2, 4],
     solve: (w) => [...w].map((c) => c + c).join(''),
-  },
-  count: {
+  }),
+  count: wordTask({
     instruction: 'How long is this word?',
     trainingWordings: [
       'How long is this word?',
@@ -110,7 +114,7 @@ export const CATEGORY_SPECS: Readonly<Record<TaskCategory, CategorySpec>> = {
     heldOutWordings: ['Give the number of letters.', 'What is the length of this word?'],
     length: [2, 9],
     solve: (w) => String(w.length),
-  },
+  }),
 };
 
 /** Every character the demo's texts use (the base model's alphabet draws on it). */
@@ -120,23 +124,52 @@ export function isTaskCategory(value: string): value is TaskCategory {
   return (TASK_CATEGORIES as readonly string[]).includes(value);
 }
 
+/** A built-in family of task categories, chosen by name (`--dataset builtin:<name>`). */
+export interface TaskFamily<C extends BuiltinCategory = BuiltinCategory> {
+  name: string;
+  /** What the family's operations have in common, for people. */
+  description: string;
+  categories: readonly C[];
+}
+
+export const TASK_FAMILIES = {
+  letters: {
+    name: 'letters',
+    description: "one string operation on a random word (the demo's family)",
+    categories: TASK_CATEGORIES,
+  },
+  digits: {
+    name: 'digits',
+    description: 'operations on digit strings and pairs of numbers',
+    categories: DIGIT_CATEGORIES,
+  },
+} as const satisfies Record<string, TaskFamily>;
+export type TaskFamilyName = keyof typeof TASK_FAMILIES;
+
+/** Every built-in category, family by family (names are unique across families). */
+export const BUILTIN_CATEGORIES: readonly BuiltinCategory[] = [...TASK_CATEGORIES, ...DIGIT_CATEGORIES];
+
+export function isBuiltinCategory(value: string): value is BuiltinCategory {
+  return (BUILTIN_CATEGORIES as readonly string[]).includes(value);
+}
+
+/** The spec of a category of either family. */
+export function taskSpec(category: BuiltinCategory): TaskSpec {
+  return isTaskCategory(category) ? CATEGORY_SPECS[category] : DIGIT_SPECS[category];
+}
+
 /** A random operand for a category. */
-export function randomOperand(category: TaskCategory, random: () => number): string {
-  const spec = CATEGORY_SPECS[category];
-  const [lo, hi] = spec.length;
-  const n = lo + Math.floor(random() * (hi - lo + 1));
-  let word = '';
-  while (word.length < n) {
-    const c = LETTERS[Math.floor(random() * 26)];
-    if (spec.distinct && word.includes(c)) continue;
-    word += c;
-  }
-  return word;
+export function randomOperand(category: BuiltinCategory, random: () => number): string {
+  return taskSpec(category).operand(random);
 }
 
 /** The record of one task, in the demo's wording unless another is given. */
-export function taskRecord(category: TaskCategory, operand: string, instruction?: string): TaskRecord {
-  const spec = CATEGORY_SPECS[category];
+export function taskRecord<C extends BuiltinCategory>(
+  category: C,
+  operand: string,
+  instruction?: string,
+): TaskRecord<C> {
+  const spec = taskSpec(category);
   return {
     instruction: instruction ?? spec.instruction,
     context: operand,
@@ -151,30 +184,29 @@ export function taskRecord(category: TaskCategory, operand: string, instruction?
  */
 export type TaskWordings = 'demo' | 'training' | 'held-out';
 
-function wordingsOf(category: TaskCategory, wordings: TaskWordings): readonly string[] {
-  const spec = CATEGORY_SPECS[category];
+function wordingsOf(category: BuiltinCategory, wordings: TaskWordings): readonly string[] {
+  const spec = taskSpec(category);
   if (wordings === 'training') return spec.trainingWordings;
   if (wordings === 'held-out') return spec.heldOutWordings;
   return [spec.instruction];
 }
 
-export interface GenerateTasksOptions {
-  categories?: readonly TaskCategory[];
+export interface GenerateTasksOptions<C extends BuiltinCategory = TaskCategory> {
+  /** Default: the demo's family (TASK_CATEGORIES). */
+  categories?: readonly C[];
   perCategory: number;
   seed: number | string;
   /** Operands (per category) that must not be drawn: e.g. the held-out evaluation set's. */
-  exclude?: ReadonlyMap<TaskCategory, ReadonlySet<string>> | readonly TaskRecord[];
+  exclude?: ReadonlyMap<string, ReadonlySet<string>> | readonly InstructionRecord[];
   /** Default 'demo'. The wording is drawn from its own seeded stream: operands do not depend on it. */
   wordings?: TaskWordings;
 }
 
-function excludedSets(
-  exclude: GenerateTasksOptions['exclude'],
-): ReadonlyMap<TaskCategory, ReadonlySet<string>> {
+function excludedSets(exclude: GenerateTasksOptions['exclude']): ReadonlyMap<string, ReadonlySet<string>> {
   if (!exclude) return new Map();
   if (exclude instanceof Map) return exclude;
-  const sets = new Map<TaskCategory, Set<string>>();
-  for (const r of exclude as readonly TaskRecord[]) {
+  const sets = new Map<string, Set<string>>();
+  for (const r of exclude as readonly InstructionRecord[]) {
     const set = sets.get(r.category) ?? new Set<string>();
     set.add(r.context);
     sets.set(r.category, set);
@@ -186,12 +218,14 @@ function excludedSets(
  * `perCategory` tasks of each category, with distinct operands within a category, none of them in
  * `exclude`. Records are grouped by category, in `categories` order.
  */
-export function generateTasks(o: GenerateTasksOptions): TaskRecord[] {
-  const categories = o.categories ?? TASK_CATEGORIES;
+export function generateTasks<C extends BuiltinCategory = TaskCategory>(
+  o: GenerateTasksOptions<C>,
+): TaskRecord<C>[] {
+  const categories = o.categories ?? (TASK_CATEGORIES as readonly BuiltinCategory[] as readonly C[]);
   const excluded = excludedSets(o.exclude);
-  const out: TaskRecord[] = [];
+  const out: TaskRecord<C>[] = [];
   for (const category of categories) {
-    if (!isTaskCategory(category)) throw new Error(`unknown task category '${String(category)}'`);
+    if (!isBuiltinCategory(category)) throw new Error(`unknown task category '${String(category)}'`);
     const random = seededRandom(`${String(o.seed)}:${category}`);
     const wordings = wordingsOf(category, o.wordings ?? 'demo');
     const pickWording = seededRandom(`${String(o.seed)}:${category}:wording`);
@@ -261,7 +295,7 @@ export function demoSplit(o: DemoSplitOptions = {}): DemoSplit {
     perCategory: o.evalPerCategory ?? 24,
     seed: `${seed}:eval`,
   });
-  const used = excludedSets(evaluation) as Map<TaskCategory, Set<string>>;
+  const used = excludedSets(evaluation) as Map<string, Set<string>>;
   const participants: DemoParticipantShard[] = [];
   for (let i = 0; i < n; i++) {
     const start = Math.floor((i * categories.length) / n);

@@ -1,10 +1,11 @@
 // What a simulation trains and measures on: training records with a category, and one or more
 // named held-out evaluation sets whose answers are checked by exact match.
 //
-// - The built-in tasks (../demo/tasks.ts): training records use the categories' training wordings;
-//   two evaluation sets use held-out operands, one with those same wordings ('seen wordings') and
-//   one with wordings that appear in no training record ('unseen wordings'), so a table shows
-//   whether an adapter learnt the skill or the sentence.
+// - The built-in tasks (../demo/tasks.ts) of one family (`letters`, the demo's, or `digits`) or of
+//   both (`all`): training records use the categories' training wordings; two evaluation sets use
+//   held-out operands, one with those same wordings ('seen wordings') and one with wordings that
+//   appear in no training record ('unseen wordings'), so a table shows whether an adapter learnt
+//   the skill or the sentence.
 // - A person's own file (Dolly {instruction, context, response, category} or Alpaca
 //   {instruction, input, output, category}, JSON Lines or a JSON array): read through the data
 //   path (file:line in every complaint); evaluated on their own evaluation file, or on a seeded
@@ -13,7 +14,14 @@
 import { DatasetError } from '../core/data/errors.ts';
 import { readRecords } from '../core/data/read.ts';
 import { seededRandom, shuffleInPlace } from '../core/data/random.ts';
-import { generateTasks, type InstructionRecord, type TaskCategory } from '../demo/tasks.ts';
+import {
+  BUILTIN_CATEGORIES,
+  TASK_FAMILIES,
+  generateTasks,
+  type BuiltinCategory,
+  type InstructionRecord,
+  type TaskFamilyName,
+} from '../demo/tasks.ts';
 
 export interface EvaluationSet {
   name: string;
@@ -33,34 +41,53 @@ export interface BuiltinDatasetOptions {
   trainPerCategory?: number;
   /** Held-out records per category in each evaluation set (default 24: the demo's). */
   evalPerCategory?: number;
-  categories?: readonly TaskCategory[];
+  /** Which family's categories (default 'letters', the demo's); `categories` overrides it. */
+  family?: BuiltinFamilyChoice;
+  categories?: readonly BuiltinCategory[];
 }
 
-/** The built-in string tasks, several training wordings, held-out operands and held-out wordings. */
+/** A built-in family by name, or `all`: both, the letters family's categories first. */
+export type BuiltinFamilyChoice = TaskFamilyName | 'all';
+
+export function builtinFamilyCategories(family: BuiltinFamilyChoice): readonly BuiltinCategory[] {
+  return family === 'all' ? BUILTIN_CATEGORIES : TASK_FAMILIES[family].categories;
+}
+
+/**
+ * The families the built-in base model must know the commands of for a dataset: the demo's model
+ * (letters) for the letters family, the model that knows both for the digits family or both.
+ */
+export function baseModelFamilies(family: BuiltinFamilyChoice): TaskFamilyName[] {
+  return family === 'letters' ? ['letters'] : ['letters', 'digits'];
+}
+
+/** Built-in tasks, several training wordings, held-out operands and held-out wordings. */
 export function builtinTaskDataset(o: BuiltinDatasetOptions): SimulationDataset {
   const perCategory = o.evalPerCategory ?? 24;
+  const family = o.family ?? 'letters';
+  const categories = o.categories ?? builtinFamilyCategories(family);
   const seen = generateTasks({
-    categories: o.categories,
+    categories,
     perCategory,
     seed: `${o.seed}:eval-seen`,
     wordings: 'training',
   });
   const unseen = generateTasks({
-    categories: o.categories,
+    categories,
     perCategory,
     seed: `${o.seed}:eval-unseen`,
     wordings: 'held-out',
     exclude: seen,
   });
   const train = generateTasks({
-    categories: o.categories,
+    categories,
     perCategory: o.trainPerCategory ?? 200,
     seed: `${o.seed}:train`,
     wordings: 'training',
     exclude: [...seen, ...unseen],
   });
   return {
-    name: 'built-in tasks',
+    name: family === 'letters' ? 'built-in tasks' : `built-in tasks (${family})`,
     train,
     evaluations: [
       { name: 'seen wordings', records: seen },

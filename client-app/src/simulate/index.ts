@@ -11,10 +11,13 @@ export {
   type RuleChoice,
 } from './bench.ts';
 export {
+  baseModelFamilies,
+  builtinFamilyCategories,
   builtinTaskDataset,
   fileDataset,
   readInstructionFile,
   type BuiltinDatasetOptions,
+  type BuiltinFamilyChoice,
   type EvaluationSet,
   type FileDatasetOptions,
   type SimulationDataset,
@@ -28,7 +31,15 @@ export {
   type LoopbackFederationOptions,
 } from './federation.ts';
 export { runAdversary, tamper, type AdversaryOptions, type Attack } from './adversary.ts';
-export { parseAttack, parseRanks, parseRules, parseSplit, seedList } from './options.ts';
+export {
+  BUILTIN_DATASETS,
+  parseAttack,
+  parseDataset,
+  parseRanks,
+  parseRules,
+  parseSplit,
+  seedList,
+} from './options.ts';
 export { readSettingsFile } from '../operator/settings-patch.ts';
 export {
   compact,

@@ -2,7 +2,9 @@
 // `npm run bench -- learning`, each checked with an error that names the option.
 
 import { FeditError } from '@fedit/shared';
+import { TASK_FAMILIES } from '../demo/tasks.ts';
 import type { Attack } from './adversary.ts';
+import type { BuiltinFamilyChoice } from './dataset.ts';
 import type { RuleChoice } from './bench.ts';
 import { rulePreset } from './presets.ts';
 import type { SplitSpec } from './split.ts';
@@ -19,6 +21,25 @@ export function parseSplit(text: string): SplitSpec {
   throw new FeditError(
     'CLI_OPTION',
     `--split must be shards:K (K categories per participant, a whole number >= 1) or dirichlet:ALPHA (ALPHA > 0), got "${text}"`,
+  );
+}
+
+/** The built-in datasets `--dataset` names: `builtin` is the demo's family. */
+export const BUILTIN_DATASETS = [
+  'builtin',
+  ...Object.keys(TASK_FAMILIES).map((f) => `builtin:${f}`),
+  'builtin:all',
+] as const;
+
+/** `builtin` (the letters family), `builtin:FAMILY` or `builtin:all` (every family): which built-in tasks. */
+export function parseDataset(text: string, option = '--dataset'): BuiltinFamilyChoice {
+  if (text === 'builtin') return 'letters';
+  const [kind, family, ...rest] = text.split(':');
+  if (kind === 'builtin' && rest.length === 0 && (family === 'all' || Object.hasOwn(TASK_FAMILIES, family)))
+    return family as BuiltinFamilyChoice;
+  throw new FeditError(
+    'CLI_OPTION',
+    `${option} must be one of ${BUILTIN_DATASETS.join(', ')}, got "${text}"`,
   );
 }
 

@@ -1,18 +1,21 @@
 // `npm run bench -- learning ...`: does the federation learn? For each rule and seed, a federation of
 // N participants on loopback through the real protocol (client-app/src/simulate), against pooled
-// training (same total steps) and each participant alone, on the built-in tasks with held-out
-// operands, seen and unseen instruction wordings; then mean and spread over the seeds.
+// training (same total steps) and each participant alone, on the built-in tasks (--dataset builtin,
+// the demo's letters family; builtin:digits; builtin:all) with held-out operands, seen and unseen
+// instruction wordings; then mean and spread over the seeds.
 //
 // Prints one JSON line on stdout (the result: summary and every run) and, on stderr, progress and
 // the readable tables. --json is accepted for symmetry with the other benches (stdout is JSON anyway).
 //
 //   npm run bench -- learning --rules fedit,fedavg-uniform --seeds 3 --rounds 24
+//   npm run bench -- learning --dataset builtin:digits --rules fedit --seeds 1
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
+  baseModelFamilies,
   builtinTaskDataset,
   DEMO_ROUNDS,
   defaultDemoCacheDir,
@@ -20,6 +23,7 @@ import {
   formatSummary,
   learningBenchJson,
   parseAttack,
+  parseDataset,
   parseRanks,
   parseRules,
   parseSplit,
@@ -39,6 +43,8 @@ function benchOptions(argv: string[]) {
   const { values: a } = parseArgs({
     args: argv,
     options: {
+      // builtin (the demo's letters family), builtin:digits or builtin:all
+      dataset: { type: 'string', default: 'builtin' },
       rules: { type: 'string', default: 'fedit,fedavg-uniform' },
       seeds: { type: 'string', default: '3' },
       rounds: { type: 'string', default: String(DEMO_ROUNDS) },
@@ -71,6 +77,7 @@ function benchOptions(argv: string[]) {
   }
   return {
     a,
+    family: parseDataset(a.dataset!),
     rules: parseRules(a.rules!),
     seeds: seedList(wholeNumber('seeds', a.seeds!, 1)),
     rounds: wholeNumber('rounds', a.rounds!, 1),
@@ -94,7 +101,10 @@ function benchOptions(argv: string[]) {
 export async function benchLearning(argv: string[]): Promise<void> {
   const o = benchOptions(argv);
   const log = (line: string) => process.stderr.write(line + '\n');
-  const modelDir = await ensureDemoBaseModel(o.a.cache!, { threads: o.threads });
+  const modelDir = await ensureDemoBaseModel(o.a.cache!, {
+    threads: o.threads,
+    recipe: { families: baseModelFamilies(o.family) },
+  });
   const workDir = mkdtempSync(join(tmpdir(), 'fedit-bench-learning-'));
   try {
     const result = await runLearningBench({
@@ -102,6 +112,7 @@ export async function benchLearning(argv: string[]): Promise<void> {
       dataset: (seed) =>
         builtinTaskDataset({
           seed,
+          family: o.family,
           trainPerCategory: o.trainPerCategory,
           evalPerCategory: o.evalPerCategory,
         }),
@@ -130,7 +141,7 @@ export async function benchLearning(argv: string[]): Promise<void> {
       evalPerCategory: o.evalPerCategory,
       attack: o.attack,
       ranks: o.ranks,
-      dataset: 'built-in tasks',
+      dataset: o.a.dataset,
     };
     process.stdout.write(JSON.stringify({ bench: 'learning', config, ...learningBenchJson(result) }) + '\n');
   } finally {
