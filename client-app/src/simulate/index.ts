@@ -55,6 +55,7 @@ export {
   runBaselines,
   runFederated,
   runSimulation,
+  scoredSets,
   simulationPlan,
   summarizeShards,
   type Accuracies,
