@@ -9,10 +9,12 @@
 //   stays within a few points of its clean run; FedIT's mean follows the attacker and falls well
 //   below. The coordinate-wise median and trimmed mean (which is the median at K = 3) do not hold at
 //   K = 3 (docs/learning.md): with two honest updates that differ coordinate by coordinate (SGD
-//   noise alone makes them), the median at each coordinate is the honest value nearer the attacker.
-// - One in five: four honest updates bracket the attacker's value at every coordinate, and the
-//   median and the trimmed mean (one dropped at each end) stay within a few points of their clean
-//   runs.
+//   noise alone makes them), the median at each coordinate is the honest value nearer the attacker's
+//   (or the attacker's own, where it falls between them).
+// - One in five: at every coordinate the median of five lies between the second and third of the
+//   four honest values whatever the attacker sends (at K = 3, anywhere between the two honest
+//   ones), and the median and the trimmed mean (one dropped at each end) stay within a few points
+//   of their clean runs.
 //
 // A small budget (two of the six built-in tasks, 8 rounds of 5 local steps) so that it runs in about
 // a minute; every run is seeded, so the accuracies are the same on every machine that computes the
