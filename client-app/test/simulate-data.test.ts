@@ -12,6 +12,7 @@ import {
   dirichlet,
   fileDataset,
   readInstructionFile,
+  scoredSets,
   splitByCategory,
   type ParticipantShard,
 } from '../src/simulate/index.ts';
@@ -73,6 +74,46 @@ test('shards: participant i holds k consecutive categories; shared categories ar
       }),
     { message: /shards:7: each participant must hold 1 to 6 categories/ },
   );
+});
+
+test("under attack every adapter is scored on the honest participants' categories only", (t) => {
+  // shards:2 over three participants: participant-1 holds reverse+uppercase, nobody else does.
+  const shards = splitByCategory(dataset.train, {
+    participants: 3,
+    split: { kind: 'shards', categoriesPerParticipant: 2 },
+    seed: 3,
+  });
+  t.deepEqual(shards[0].categories, ['reverse', 'uppercase']);
+  t.is(scoredSets(dataset, shards, undefined), dataset.evaluations, 'no attacker: the whole sets');
+  const scored = scoredSets(dataset, shards, 0);
+  t.deepEqual(
+    scored.map((s) => s.name),
+    dataset.evaluations.map((s) => s.name),
+  );
+  scored.forEach((set, i) => {
+    const honest = dataset.evaluations[i].records.filter(
+      (r) => !['reverse', 'uppercase'].includes(r.category),
+    );
+    t.deepEqual(set.records, honest, set.name);
+    t.is(set.records.length, 4 * 6);
+  });
+  // shards:4: the two honest participants hold every category between them.
+  const overlapping = splitByCategory(dataset.train, {
+    participants: 3,
+    split: { kind: 'shards', categoriesPerParticipant: 4 },
+    seed: 3,
+  });
+  t.deepEqual(scoredSets(dataset, overlapping, 0), dataset.evaluations);
+  const onlyTheirs = {
+    ...dataset,
+    evaluations: [
+      { name: 'theirs', records: dataset.evaluations[0].records.filter((r) => r.category === 'reverse') },
+    ],
+  };
+  t.throws(() => scoredSets(onlyTheirs, shards, 0), {
+    message:
+      /evaluation set 'theirs' holds no record of the categories the honest participants hold \(shift, dashes, double, count\)/,
+  });
 });
 
 test('dirichlet: a seeded partition of the data, skewed for small alpha, near even for large', (t) => {

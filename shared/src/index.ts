@@ -121,6 +121,7 @@ export {
   multiKrumSelect,
   trimmedMean,
 } from './aggregation/robust.ts';
+export { trimCount } from './aggregation/robust.ts';
 export {
   applyQ,
   explicitQ,

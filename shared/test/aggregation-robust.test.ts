@@ -13,6 +13,7 @@ import {
   krumScores,
   multiKrumMean,
   multiKrumSelect,
+  trimCount,
   trimmedMean,
   updateNorm,
   type AdapterSchema,
@@ -85,8 +86,48 @@ test('the trimmed mean drops floor(fraction * K) values from each end and averag
   t.deepEqual(trimmed.get(B), Float64Array.from([5 / 3, 2 / 3]));
   // floor(0.4 * 5) = 2: the median.
   t.deepEqual(trimmedMean(five, schema, 0.4), coordinateMedian(five, schema));
-  // floor(0.19 * 5) = 0: the plain mean.
-  t.deepEqual(trimmedMean(five, schema, 0.19).get(A), Float64Array.from([99 / 5, 12 / 5, 2.5 / 5]));
+  // floor(0.19 * 5) = 0, raised to 1: a positive fraction always trims.
+  t.deepEqual(trimmedMean(five, schema, 0.19), trimmed);
+  // A fraction of 0: the plain mean.
+  t.deepEqual(trimmedMean(five, schema, 0).get(A), Float64Array.from([99 / 5, 12 / 5, 2.5 / 5]));
+});
+
+test('the trim count: at least one from each end for a positive fraction, while one value stays', (t) => {
+  // [fraction, K, t]
+  const cases: [number, number, number][] = [
+    [0, 1, 0],
+    [0, 3, 0],
+    [0, 10, 0],
+    [0.2, 1, 0],
+    [0.2, 2, 0],
+    [0.2, 3, 1],
+    [0.2, 4, 1],
+    [0.2, 5, 1],
+    [0.2, 9, 1],
+    [0.2, 10, 2],
+    [0.01, 3, 1],
+    [0.49, 3, 1],
+    [0.49, 4, 1],
+    [0.49, 5, 2],
+    [0.49, 100, 49],
+    [0.3, 10, 3],
+  ];
+  for (const [fraction, k, expected] of cases)
+    t.is(trimCount(fraction, k), expected, `f ${fraction}, K ${k}`);
+  // The binary64 product, then floor: 0.29 * 100 rounds to 28.999999999999996, not 29.
+  t.is(trimCount(0.29, 100), 28);
+  t.is(trimCount(0.07, 100), 7);
+});
+
+test('with three updates the trimmed mean is the median (one hostile value at either end is dropped)', (t) => {
+  t.deepEqual(trimmedMean(handCase, schema, 0.2), coordinateMedian(handCase, schema));
+  t.true(Object.is(trimmedMean(handCase, schema, 0.2).get(B)![1], 0), 'the middle of -0, 0, 0 is +0');
+  const hostile = [handCase[0], handCase[1], values64([1e6, -1e6, 1e6], [-1e6, 1e6])];
+  const trimmed = trimmedMean(hostile, schema, 0.2);
+  t.deepEqual(trimmed.get(A), Float64Array.from([3, -2, 0.5]));
+  t.deepEqual(trimmed.get(B), Float64Array.from([-10, 0]));
+  // Two updates: nothing can be told apart, so the plain mean.
+  t.deepEqual(trimmedMean(handCase.slice(0, 2), schema, 0.2).get(A), Float64Array.from([2, 1.5, 0.375]));
 });
 
 test('the trimmed mean and Krum scores add in ascending order, which rounding can tell apart from any other', (t) => {

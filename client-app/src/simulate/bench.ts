@@ -16,7 +16,7 @@ import {
   summarizeShards,
   type SimulationOptions,
 } from './simulation.ts';
-import type { SplitSpec } from './split.ts';
+import { categoriesOf, type SplitSpec } from './split.ts';
 
 export interface RuleChoice {
   name: string;
@@ -76,10 +76,17 @@ export async function runLearningBench(o: LearningBenchOptions): Promise<Learnin
       ranks: o.ranks,
       log: o.log,
     };
-    const shards = summarizeShards(simulationPlan(common).shards);
+    const plan = simulationPlan(common);
+    const shards = summarizeShards(plan.shards);
     o.log?.(
       `seed ${seed}: ${shards.map((s) => `${s.name} ${s.categories.join('+')} (${s.examples})`).join('; ')}`,
     );
+    if (o.attack) {
+      const scored = categoriesOf(plan.scored.flatMap((set) => set.records));
+      o.log?.(
+        `seed ${seed}: ${shards[o.attack.participant].name} attacks (${o.attack.kind}); every adapter is scored on the honest participants' categories: ${scored.join(', ')}`,
+      );
+    }
     const federated = [];
     for (const rule of o.rules) {
       const workDir = join(o.workDir, `seed-${seed}`, rule.name);

@@ -66,6 +66,7 @@ export {
   runBaselines,
   runFederated,
   runSimulation,
+  scoredSets,
   simulationPlan,
   summarizeShards,
   type Accuracies,

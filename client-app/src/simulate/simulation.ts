@@ -8,9 +8,11 @@
 //   federation (rounds x localSteps).
 //
 // Every adapter is scored by exact match on each of the dataset's held-out evaluation sets, overall
-// and per category. The baselines depend on the seed and the shared settings only, not on the
-// rule: a bench of several rules computes them once per seed (runBaselines) and runs the
-// federation once per rule (runFederated).
+// and per category. Under attack, on the categories the honest participants hold only (scoredSets):
+// a category only the attacker trains is not the federation's to learn, and counting it would charge
+// a rule that leaves the attacker out for exactly that. The baselines depend on the seed and the
+// shared settings only, not on the rule: a bench of several rules computes them once per seed
+// (runBaselines) and runs the federation once per rule (runFederated).
 
 import type { SettingsPatch } from './presets.ts';
 import { FeditError, ruleTakesLowerRanks } from '@fedit/shared';
@@ -20,7 +22,7 @@ import type { LoraConfig } from '@fedit/kernels';
 import { taskAccuracy, type TaskAccuracy } from '../demo/evaluate.ts';
 import { trainDemoAdapter } from '../demo/train.ts';
 import type { Attack } from './adversary.ts';
-import type { SimulationDataset } from './dataset.ts';
+import type { EvaluationSet, SimulationDataset } from './dataset.ts';
 import { runLoopbackFederation, type ClosedRound } from './federation.ts';
 import { simulationSettings } from './presets.ts';
 import { splitByCategory, type ParticipantShard, type SplitSpec } from './split.ts';
@@ -134,7 +136,31 @@ export function simulationPlan(o: SimulationOptions) {
     ...(o.attack?.participant === i ? { attack: o.attack } : {}),
     ...(ranks[i] === settings.lora!.rank ? {} : { rank: ranks[i] }),
   }));
-  return { shards, members, settings, ranks };
+  return { shards, members, settings, ranks, scored: scoredSets(o.dataset, shards, o.attack?.participant) };
+}
+
+/**
+ * The evaluation sets a run is scored on: the dataset's, or with an attacker (its index in
+ * `shards`), each set's records of the categories some other participant holds, in the set's order.
+ * Throws when that leaves a set with no record.
+ */
+export function scoredSets(
+  dataset: SimulationDataset,
+  shards: readonly ParticipantShard[],
+  attacker: number | undefined,
+): EvaluationSet[] {
+  if (attacker === undefined) return dataset.evaluations;
+  const honest = new Set(shards.flatMap((s, i) => (i === attacker ? [] : s.categories)));
+  return dataset.evaluations.map((set) => {
+    const records = set.records.filter((r) => honest.has(r.category));
+    if (records.length === 0) {
+      throw new FeditError(
+        'SIMULATION_OPTIONS',
+        `evaluation set '${set.name}' holds no record of the categories the honest participants hold (${[...honest].join(', ')}); nothing would measure the attack`,
+      );
+    }
+    return { name: set.name, records };
+  });
 }
 
 /** Federation and baselines for one rule and seed. */
@@ -152,7 +178,7 @@ export function summarizeShards(shards: readonly ParticipantShard[]): ShardSumma
 /** The federation of the seeded split under `o.settings`, evaluated as its rounds close. */
 export async function runFederated(o: SimulationOptions): Promise<FederatedRun> {
   const started = performance.now();
-  const { shards, members, settings, ranks } = simulationPlan(o);
+  const { shards, members, settings, ranks, scored } = simulationPlan(o);
   const lora = loraOf(settings);
   const threads = o.threads ?? 1;
   // The baselines take any ranks; a federation only under a rule that aggregates them exactly.
@@ -184,7 +210,7 @@ export async function runFederated(o: SimulationOptions): Promise<FederatedRun> 
       const last = closed.round === o.rounds;
       const accuracy =
         (o.evalEveryRound ?? true) || last
-          ? await evaluateAdapter(o, { config: lora, tensors: closed.tensors })
+          ? await evaluateAdapter(o, scored, { config: lora, tensors: closed.tensors })
           : undefined;
       const row: FederatedRound = {
         round: closed.round,
@@ -200,7 +226,8 @@ export async function runFederated(o: SimulationOptions): Promise<FederatedRun> 
     },
   });
   // The last round is always evaluated, unless it aborted and an earlier one is the last adapter.
-  const final = rounds.at(-1)!.accuracy ?? (await evaluateAdapter(o, { config: lora, tensors: lastTensors }));
+  const final =
+    rounds.at(-1)!.accuracy ?? (await evaluateAdapter(o, scored, { config: lora, tensors: lastTensors }));
   return {
     rule: o.rule,
     seed: o.seed,
@@ -215,7 +242,7 @@ export async function runFederated(o: SimulationOptions): Promise<FederatedRun> 
 
 /** The base model, the pooled adapter and each participant's local-only adapter, evaluated. */
 export async function runBaselines(o: SimulationOptions): Promise<Baselines> {
-  const { shards, settings, ranks } = simulationPlan(o);
+  const { shards, settings, ranks, scored } = simulationPlan(o);
   const federationLora = loraOf(settings);
   const localSteps = settings.training!.localSteps;
   const train = async (
@@ -240,11 +267,11 @@ export async function runBaselines(o: SimulationOptions): Promise<Baselines> {
       seed: o.seed,
       threads: o.threads ?? 1,
     });
-    const accuracy = await evaluateAdapter(o, { config: lora, tensors: r.tensors });
+    const accuracy = await evaluateAdapter(o, scored, { config: lora, tensors: r.tensors });
     o.log?.(`  baselines seed ${o.seed}: ${name} (${steps} steps) ${accuracyLine(accuracy)}`);
     return { name, categories, examples: records.length, steps, accuracy, seconds: r.seconds };
   };
-  const base = await evaluateAdapter(o, undefined);
+  const base = await evaluateAdapter(o, scored, undefined);
   const pooledRecords = shards.flatMap((s) => s.train);
   const allCategories = [...new Set(shards.flatMap((s) => s.categories))];
   const pooled = await train('pooled', allCategories, pooledRecords, shards.length * o.rounds * localSteps);
@@ -256,10 +283,11 @@ export async function runBaselines(o: SimulationOptions): Promise<Baselines> {
 
 async function evaluateAdapter(
   o: SimulationOptions,
+  sets: readonly EvaluationSet[],
   adapter: { config: LoraConfig; tensors: ReadonlyMap<string, Float32Array> } | undefined,
 ): Promise<Accuracies> {
   const out: Accuracies = {};
-  for (const set of o.dataset.evaluations) {
+  for (const set of sets) {
     out[set.name] = await taskAccuracy({
       modelDir: o.modelDir,
       adapter,

@@ -22,9 +22,17 @@
 //   median[i]   = m + 0, where v = sort ascending (x_1[i], ..., x_K[i]) and
 //                 m = v[(K-1)/2] for K odd, (v[K/2-1] + v[K/2]) / 2 for K even
 //                 (the "+ 0" turns a -0 into +0, so the sign of a zero never depends on the sort)
-//   trimmed[i]  = (((+0 + v[t]) + v[t+1]) + ... + v[K-t-1]) / (K - 2t),  t = floor(trimFraction * K)
-//                 (binary64 product, then floor; the kept values summed in ascending order, so a
-//                 permutation of the participants changes no bit)
+//   trimmed[i]  = (((+0 + v[t]) + v[t+1]) + ... + v[K-t-1]) / (K - 2t)
+//                 (the kept values summed in ascending order, so a permutation of the participants
+//                 changes no bit), with the trim count t of every element:
+//   t           = 0                                       trimFraction == 0
+//               = min(max(1, floor(trimFraction * K)),    otherwise (binary64 product, then floor)
+//                     floor((K - 1) / 2))
+//                 A positive fraction trims at least one value from each end, as long as one value
+//                 stays: floor(0.2 * 3) = 0 would make K = 3 the plain mean, which one hostile update
+//                 moves anywhere; t = 1 there is the median. K <= 2 trims nothing (nothing can be
+//                 told apart), and trimFraction < 0.5 makes floor(trimFraction * K) <= floor((K-1)/2)
+//                 already, so the cap only bites where the max(1, ...) raised t.
 //   dist(j, k)  = sum over tensors in ascending UTF-8 order of their names, elements in order, of
 //                 (x_j[e] - x_k[e])^2, starting from +0        (exactly symmetric: a-b = -(b-a))
 //   score(j)    = sum of the K - f - 2 smallest of dist(j, k), k != j, added in ascending order
@@ -35,7 +43,7 @@
 //                 indices in ascending order (canonical order, not score order)
 //
 // In numpy: median = np.median(X, axis=0) + 0.0; trimmed = sequential sum over np.sort(X, axis=0)
-// [t:K-t] divided by K - 2t; dist as a Python loop or np.add.reduce over a flat row in order.
+// [t:K-t] divided by K - 2t, t = 0 if f == 0 else min(max(1, math.floor(f * K)), (K - 1) // 2); dist as a Python loop or np.add.reduce over a flat row in order.
 //
 // Memory: unlike the streaming weighted mean, these combiners hold all K updates at once (K times
 // the adapter in binary64, plus one column of K values; Krum also a K x K distance table). They are
@@ -58,8 +66,8 @@ export function coordinateMedian(
 }
 
 /**
- * The element-wise mean of the K updates after dropping floor(trimFraction * K) values from each
- * end. trimFraction must be in [0, 0.5), which always leaves at least one value.
+ * The element-wise mean of the K updates after dropping trimCount(trimFraction, K) values from
+ * each end. trimFraction must be in [0, 0.5).
  */
 export function trimmedMean(
   updates: readonly Values64[],
@@ -74,13 +82,23 @@ export function trimmedMean(
   }
   checkUpdates(updates, schema);
   const k = updates.length;
-  const trim = Math.floor(trimFraction * k);
+  const trim = trimCount(trimFraction, k);
   const kept = k - 2 * trim;
   return combineColumns(updates, schema, (sorted) => {
     let sum = 0;
     for (let j = trim; j < k - trim; j++) sum += sorted[j];
     return sum / kept;
   });
+}
+
+/**
+ * How many values the trimmed mean drops from each end of a column of K (the header's t): none for
+ * a fraction of 0; otherwise floor(trimFraction * K) but at least 1, and at most floor((K - 1) / 2)
+ * so that one value stays. trimFraction is taken as already checked to be in [0, 0.5).
+ */
+export function trimCount(trimFraction: number, k: number): number {
+  if (trimFraction === 0) return 0;
+  return Math.min(Math.max(1, Math.floor(trimFraction * k)), Math.floor((k - 1) / 2));
 }
 
 /**

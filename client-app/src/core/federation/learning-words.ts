@@ -22,7 +22,7 @@ function ruleSentence(a: Aggregation, rank: number): string {
     case 'median':
       return 'For every number in the adapter, the coordinator takes the middle value of all updates (coordinate-wise median), so a few extreme updates cannot drag it.';
     case 'trimmed-mean':
-      return `For every number in the adapter, the coordinator drops the highest and lowest ${Math.round((a.trimFraction ?? 0.2) * 100)}% of the updates' values and averages the rest (trimmed mean).`;
+      return `For every number in the adapter, the coordinator drops the highest and lowest ${Math.round((a.trimFraction ?? 0.2) * 100)}% of the updates' values (at least one each while one stays) and averages the rest (trimmed mean).`;
     case 'krum': {
       const select = a.krumSelect ?? 1;
       const tolerating = `tolerating ${plural(a.byzantine ?? 0, 'harmful update')} per round`;
