@@ -5,68 +5,24 @@
 // learned; without it, A moves. FedProx's mu rides along in the same settings.
 
 import test, { type ExecutionContext } from 'ava';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readSafetensorsFile, tensorToF32 } from '@fedit/shared';
-import { createInvite, startCoordinator, type CoordinatorEvent } from '@fedit/coordinator';
-import { EventRecorder, FACTS, writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
-import { initFederationFromModel } from '../src/operator/init-federation.ts';
+import { createInvite } from '@fedit/coordinator';
+import { FACTS } from '../../test/fixtures/tiny-federation.ts';
 import { joinFederation, Participant } from '../src/core/federation/index.ts';
-
-async function writeData(path: string, facts: string[][]): Promise<string> {
-  const lines = facts.map(([q, a]) =>
-    JSON.stringify({
-      messages: [
-        { role: 'user', content: `The ${q}?` },
-        { role: 'assistant', content: a },
-      ],
-    }),
-  );
-  await writeFile(path, lines.join('\n') + '\n');
-  return path;
-}
+import { tinyLoopbackFederation, writeFactsChat } from './fixtures/loopback.ts';
 
 /** One round of a two-participant federation with these local-training settings; both global adapters. */
 async function oneRound(t: ExecutionContext, rule: { freezeLoraA?: boolean; proximalMu?: number }) {
-  const dir = await mkdtemp(join(tmpdir(), 'fedit-local-rule-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const modelDir = await writeTinyChatModel(join(dir, 'model'));
-  const fedDir = join(dir, 'federation');
-  await initFederationFromModel(fedDir, {
-    modelDir,
-    modelName: 'tiny-test',
-    seed: 1,
-    settings: {
-      name: 'local rule',
-      lora: { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj'] },
-      training: {
-        localSteps: 4,
-        batchSize: 2,
-        lr: 1e-2,
-        cutoffLen: 64,
-        template: 'chat',
-        trainOnInputs: false,
-        ...rule,
-      },
-      rounds: 1,
-      participantsPerRound: { fraction: 1, minimum: 2 },
-      minUpdates: 2,
-      roundDeadlineSeconds: 120,
-    },
+  const { dir, modelDir, fedDir, coordinator, recorder } = await tinyLoopbackFederation(t, {
+    name: 'local rule',
+    training: rule,
   });
-  const recorder = new EventRecorder<CoordinatorEvent>();
-  const coordinator = await startCoordinator({
-    dir: fedDir,
-    host: '127.0.0.1',
-    port: 0,
-    onEvent: recorder.record,
-  });
-  t.teardown(() => coordinator.close());
   const homes = [join(dir, 'alice'), join(dir, 'bob')];
   const data = [
-    await writeData(join(dir, 'alice.jsonl'), FACTS.slice(0, 4)),
-    await writeData(join(dir, 'bob.jsonl'), FACTS.slice(4)),
+    await writeFactsChat(join(dir, 'alice.jsonl'), FACTS.slice(0, 4)),
+    await writeFactsChat(join(dir, 'bob.jsonl'), FACTS.slice(4)),
   ];
   for (const [i, home] of homes.entries())
     await joinFederation(createInvite(fedDir, { url: coordinator.url }), { home, displayName: `p${i}` });

@@ -5,14 +5,12 @@
 // audit recomputes them. A rank the federation cannot take is refused before anything is sent.
 
 import test, { type ExecutionContext } from 'ava';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobStore, auditFederation, federationPaths, readRoundLog, type RoundRecord } from '@fedit/shared';
-import { createInvite, startCoordinator, type CoordinatorEvent } from '@fedit/coordinator';
+import { createInvite } from '@fedit/coordinator';
 import { assertCleanFailure, fedit } from '../../test/fixtures/fedit-cli.ts';
-import { EventRecorder, FACTS, writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
-import { initFederationFromModel } from '../src/operator/init-federation.ts';
+import { FACTS } from '../../test/fixtures/tiny-federation.ts';
 import {
   DISK_LOADER,
   FederationError,
@@ -22,58 +20,20 @@ import {
 } from '../src/core/federation/index.ts';
 import { participantRank } from '../src/core/federation/rank.ts';
 import { parseRanks } from '../src/simulate/options.ts';
+import { tinyLoopbackFederation, writeFactsChat } from './fixtures/loopback.ts';
 
 const RANKS = [8, 4, 2];
 
-async function writeData(path: string, facts: string[][]): Promise<string> {
-  const lines = facts.map(([q, a]) =>
-    JSON.stringify({
-      messages: [
-        { role: 'user', content: `The ${q}?` },
-        { role: 'assistant', content: a },
-      ],
-    }),
-  );
-  await writeFile(path, lines.join('\n') + '\n');
-  return path;
-}
-
 async function federation(t: ExecutionContext, rule: string) {
-  const dir = await mkdtemp(join(tmpdir(), 'fedit-rank-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const modelDir = await writeTinyChatModel(join(dir, 'model'));
-  const fedDir = join(dir, 'federation');
-  await initFederationFromModel(fedDir, {
-    modelDir,
-    modelName: 'tiny-test',
-    seed: 1,
-    settings: {
-      name: 'ranks',
-      lora: { rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'] },
-      training: {
-        localSteps: 2,
-        batchSize: 2,
-        lr: 1e-2,
-        cutoffLen: 64,
-        template: 'chat',
-        trainOnInputs: false,
-      },
-      aggregation: { rule },
-      rounds: 2,
-      participantsPerRound: { fraction: 1, minimum: 3 },
-      minUpdates: 3,
-      roundDeadlineSeconds: 120,
-    },
+  return tinyLoopbackFederation(t, {
+    name: 'ranks',
+    lora: { rank: 8, alpha: 16 },
+    training: { localSteps: 2 },
+    aggregation: { rule },
+    rounds: 2,
+    participantsPerRound: { fraction: 1, minimum: 3 },
+    minUpdates: 3,
   });
-  const recorder = new EventRecorder<CoordinatorEvent>();
-  const coordinator = await startCoordinator({
-    dir: fedDir,
-    host: '127.0.0.1',
-    port: 0,
-    onEvent: recorder.record,
-  });
-  t.teardown(() => coordinator.close());
-  return { dir, modelDir, fedDir, coordinator, recorder };
 }
 
 test('product-svd: participants of ranks 8, 4 and 2 train at their own rank, upload it, and the audit recomputes every round', async (t) => {
@@ -98,7 +58,7 @@ test('product-svd: participants of ranks 8, 4 and 2 train at their own rank, upl
         return DISK_LOADER.trainer(options);
       },
     };
-    const data = await writeData(join(dir, `p${i}.jsonl`), FACTS.slice(i * 2, i * 2 + 4));
+    const data = await writeFactsChat(join(dir, `p${i}.jsonl`), FACTS.slice(i * 2, i * 2 + 4));
     return new Participant().start({ modelDir, dataFiles: [data], home, threads: 1, loader });
   });
   const results = await Promise.all(runs);

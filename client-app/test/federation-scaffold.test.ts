@@ -7,8 +7,7 @@
 
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   auditFederation,
@@ -20,24 +19,11 @@ import {
   tensorValues,
   type RoundClosedBody,
 } from '@fedit/shared';
-import { createInvite, startCoordinator, type CoordinatorEvent } from '@fedit/coordinator';
-import { EventRecorder, FACTS, writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
-import { initFederationFromModel } from '../src/operator/init-federation.ts';
+import { createInvite } from '@fedit/coordinator';
+import { FACTS } from '../../test/fixtures/tiny-federation.ts';
 import { joinFederation, Participant } from '../src/core/federation/index.ts';
 import { ownControlPath } from '../src/core/federation/store.ts';
-
-async function writeData(path: string, facts: string[][]): Promise<string> {
-  const lines = facts.map(([q, a]) =>
-    JSON.stringify({
-      messages: [
-        { role: 'user', content: `The ${q}?` },
-        { role: 'assistant', content: a },
-      ],
-    }),
-  );
-  await writeFile(path, lines.join('\n') + '\n');
-  return path;
-}
+import { tinyLoopbackFederation, writeFactsChat } from './fixtures/loopback.ts';
 
 async function readControl(path: string): Promise<Map<string, Float32Array>> {
   const { tensors } = parseSafetensors(new Uint8Array(await readFile(path)), path);
@@ -45,46 +31,17 @@ async function readControl(path: string): Promise<Map<string, Float32Array>> {
 }
 
 test('SCAFFOLD: c_i survives a restart, c is the mean of the c_i, and the audit recomputes every round', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'fedit-scaffold-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const modelDir = await writeTinyChatModel(join(dir, 'model'));
-  const fedDir = join(dir, 'federation');
   const lr = 1e-2;
   const localSteps = 3;
-  await initFederationFromModel(fedDir, {
-    modelDir,
-    modelName: 'tiny-test',
-    seed: 1,
-    settings: {
-      name: 'scaffold',
-      lora: { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj'] },
-      training: {
-        localSteps,
-        batchSize: 2,
-        lr,
-        cutoffLen: 64,
-        template: 'chat',
-        trainOnInputs: false,
-        scaffold: true,
-      },
-      rounds: 2,
-      participantsPerRound: { fraction: 1, minimum: 2 },
-      minUpdates: 2,
-      roundDeadlineSeconds: 120,
-    },
+  const { dir, modelDir, fedDir, coordinator } = await tinyLoopbackFederation(t, {
+    name: 'scaffold',
+    training: { localSteps, lr, scaffold: true },
+    rounds: 2,
   });
-  const recorder = new EventRecorder<CoordinatorEvent>();
-  const coordinator = await startCoordinator({
-    dir: fedDir,
-    host: '127.0.0.1',
-    port: 0,
-    onEvent: recorder.record,
-  });
-  t.teardown(() => coordinator.close());
   const homes = [join(dir, 'alice'), join(dir, 'bob')];
   const data = [
-    await writeData(join(dir, 'alice.jsonl'), FACTS.slice(0, 4)),
-    await writeData(join(dir, 'bob.jsonl'), FACTS.slice(4)),
+    await writeFactsChat(join(dir, 'alice.jsonl'), FACTS.slice(0, 4)),
+    await writeFactsChat(join(dir, 'bob.jsonl'), FACTS.slice(4)),
   ];
   const memberships = [];
   for (const [i, home] of homes.entries())
