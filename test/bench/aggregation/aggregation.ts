@@ -7,7 +7,8 @@
 // the memory the rule's arithmetic holds (binary64 sums of one adapter for the streaming mean; every
 // update widened to binary64 for the rules that need them all: median, trimmed mean, Krum,
 // product-svd; plus the clipped copy when clipping), and the bytes a round moves (each participant
-// downloads the global adapter and uploads one update of the same size).
+// downloads the global adapter and uploads one update of the same size; with SCAFFOLD it also
+// downloads the server state holding c, of the same size).
 //
 // Prints one JSON line on stdout and a table on stderr.
 
@@ -62,15 +63,20 @@ function values(schema: Map<string, number[]>, seed: number, around?: Map<string
   return out;
 }
 
-const RULES: { label: string; aggregation: Record<string, unknown> }[] = [
+const RULES: { label: string; aggregation: Record<string, unknown>; scaffold?: boolean }[] = [
   { label: 'fedit (no clipping, no cap: the old default)', aggregation: { rule: 'fedit' } },
   {
-    label: 'fedit + adaptive clipping x2 + weight cap (the default)',
+    label: 'fedit + adaptive clipping x2 + weight cap',
     aggregation: { rule: 'fedit', clipping: { kind: 'adaptive', multiplier: 2 }, weightCap: 80 },
   },
   {
     label: 'fedit + FedAdam',
     aggregation: { rule: 'fedit', serverOptimizer: { kind: 'adam', lr: 0.02 } },
+  },
+  {
+    label: 'fedit + SCAFFOLD + clipping + cap (coordinator init)',
+    aggregation: { rule: 'fedit', clipping: { kind: 'adaptive', multiplier: 2 }, weightCap: 40 },
+    scaffold: true,
   },
   { label: 'median', aggregation: { rule: 'median' } },
   { label: 'trimmed-mean', aggregation: { rule: 'trimmed-mean', trimFraction: 0.2 } },
@@ -100,10 +106,10 @@ export async function benchAggregation(argv: string[]): Promise<void> {
   let warm = false;
   for (const k of ks) {
     const updates = Array.from({ length: k }, (_, i) => values(schema, 100 + i, global));
-    for (const { label, aggregation } of RULES) {
+    for (const { label, aggregation, scaffold } of RULES) {
       const config: AggregationConfig = ruleRefFor({
         lora: { rank: shape.rank, alpha: 2 * shape.rank },
-        training: {},
+        training: scaffold ? { scaffold } : {},
         aggregation: aggregation as never,
       }).config;
       const contributions: Contribution[] = updates.map((u, i) => ({
@@ -112,7 +118,15 @@ export async function benchAggregation(argv: string[]): Promise<void> {
         update: () => u,
       }));
       const run = () =>
-        aggregateRound({ rule: aggregation.rule as string, config, schema, global, contributions });
+        aggregateRound({
+          rule: aggregation.rule as string,
+          config,
+          schema,
+          global,
+          contributions,
+          // SCAFFOLD's step of c from zeros (the first round's state), K local steps at lr, N = K.
+          ...(scaffold && { scaffold: { localSteps: 10, lr: 2e-3, participants: k } }),
+        });
       if (!warm) run(); // the first round of each rule at the smallest K also compiles its code
       let best = Infinity;
       for (let r = 0; r < repeat; r++) {
@@ -122,14 +136,16 @@ export async function benchAggregation(argv: string[]): Promise<void> {
         best = Math.min(best, (used.user + used.system) / 1000);
       }
       const clipped = 'clipping' in aggregation ? 1 : 0;
-      const heldValues = (aggregation.rule === 'fedit' ? 1 + clipped : k) * valuesPerAdapter;
+      // SCAFFOLD's step of c holds one more binary64 sum, and each participant also downloads c.
+      const heldValues =
+        (aggregation.rule === 'fedit' ? 1 + clipped + (scaffold ? 1 : 0) : k) * valuesPerAdapter;
       rows.push({
         rule: label,
         participants: k,
         cpuMsPerRound: Number(best.toFixed(2)),
         cpuMsPerUpdate: Number((best / k).toFixed(3)),
         heldMB: Number(((8 * heldValues) / 2 ** 20).toFixed(2)),
-        bytesPerRound: 2 * k * adapterBytes,
+        bytesPerRound: (scaffold ? 3 : 2) * k * adapterBytes,
       });
     }
     warm = true;
