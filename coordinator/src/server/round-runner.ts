@@ -111,7 +111,12 @@ export class RoundRunner {
       adapterHash: ledger.state.globalAdapter! as ContentHash,
     };
     this.announce(this.o.io.to('participants'));
-    this.o.emit({ type: 'finished', rounds: this.#finished.rounds, adapter: this.#finished.adapterHash, earlier });
+    this.o.emit({
+      type: 'finished',
+      rounds: this.#finished.rounds,
+      adapter: this.#finished.adapterHash,
+      earlier,
+    });
   }
 
   stop(): void {
