@@ -374,8 +374,9 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     }
     await this.#cleanRounds(session, undefined);
     const hash = finished.adapterHash;
+    // Not 'downloading', which is a round's step (and the app shows it as one).
     this.#setStatus({
-      status: 'downloading',
+      status: 'waiting',
       message: `the federation has ended after ${finished.rounds} rounds; fetching its final adapter`,
     });
     try {
