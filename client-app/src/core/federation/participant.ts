@@ -24,7 +24,13 @@ import {
 } from '@fedit/shared';
 import { FederationConnection } from './connection.ts';
 import { isTransient } from './errors.ts';
-import type { ParticipantEvents, ParticipantStatus, RoundHistoryEntry, StatusEvent } from './events.ts';
+import type {
+  FinalAdapter,
+  ParticipantEvents,
+  ParticipantStatus,
+  RoundHistoryEntry,
+  StatusEvent,
+} from './events.ts';
 import { runRound } from './round.ts';
 import { keepGlobalAdapter } from './round-io.ts';
 import { adoptSettings, loadSession, type ParticipantOptions, type ParticipantSession } from './session.ts';
@@ -32,6 +38,7 @@ import { ROUNDS_DIR, adapterCachePath, roundDir } from './store.ts';
 import { dropPendingUpload } from './update.ts';
 
 export type {
+  FinalAdapter,
   ParticipantEvents,
   ParticipantStatus,
   ProgressEvent,
@@ -41,6 +48,9 @@ export type {
 export { participantSeed } from './round.ts';
 export { checkBaseModel, type ParticipantOptions } from './session.ts';
 
+/** Tries at fetching the final adapter over a connection that stays up (each unanswered in time). */
+const FINAL_ADAPTER_ATTEMPTS = 3;
+
 /** What `start` resolves with. */
 export interface ParticipantResult {
   /** 'finished': the federation's last round closed; 'max-rounds': maxRounds reached; 'stopped': aborted. */
@@ -48,15 +58,6 @@ export interface ParticipantResult {
   history: RoundHistoryEntry[];
   /** When finished: the federation's final global adapter, hash-checked, in the adapter cache. */
   finalAdapter?: FinalAdapter;
-}
-
-/** The adapter a federation ended with, as this computer keeps it. */
-export interface FinalAdapter {
-  hash: ContentHash;
-  /** Its safetensors file in the fedit home's adapter cache. */
-  path: string;
-  /** Rounds the federation ran. */
-  rounds: number;
 }
 
 interface RoundTask {
@@ -379,12 +380,19 @@ export class Participant extends EventEmitter<ParticipantEvents> {
       status: 'waiting',
       message: `the federation has ended after ${finished.rounds} rounds; fetching its final adapter`,
     });
-    try {
-      await keepGlobalAdapter(session, hash);
-    } catch (error) {
-      if (!isTransient(error)) throw error;
-      this.emit('warning', `${(error as Error).message}; fetching the final adapter once reconnected`);
-      return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await keepGlobalAdapter(session, hash);
+        break;
+      } catch (error) {
+        if (!isTransient(error) || attempt === FINAL_ADAPTER_ATTEMPTS) throw error;
+        if (session.connection.state !== 'ready') {
+          // The coordinator repeats 'federation:finished' once this participant is back.
+          this.emit('warning', `${(error as Error).message}; fetching the final adapter once reconnected`);
+          return;
+        }
+        this.emit('warning', `${(error as Error).message}; fetching the final adapter again`);
+      }
     }
     this.#finalAdapter = { hash, path: adapterCachePath(session.home, hash), rounds: finished.rounds };
     this.#finish('finished');
