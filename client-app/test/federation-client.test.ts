@@ -721,7 +721,10 @@ test('fedit client run: two participants print their round; Ctrl-C stops a waiti
       /^round 1: aggregated from 2 updates; this computer: trained on 4 examples, loss \d+\.\d{4}, update sent$/m,
     );
     t.regex(r.stderr, /\[training\] training round 1/);
-    t.regex(r.stderr, /the federation's last round is over; this computer sent 1 update/);
+    t.regex(
+      r.stderr,
+      /the federation has ended: your adapter is saved at \S+\.safetensors \(this computer sent 1 update\)/,
+    );
   }
 
   // A second federation that waits for two participants: one starts, waits, and is interrupted.

@@ -131,7 +131,9 @@ export function registerClientCommands(program: Command): void {
 
   client
     .command('run')
-    .description("train in the federation's rounds with your data; Ctrl-C stops (an unsent update is kept)")
+    .description(
+      "train in the federation's rounds with your data; Ctrl-C stops (an unsent update is kept). When the federation has ended, fetches its final adapter and exits",
+    )
     .requiredOption('--model <dir>', "the federation's base model (Hugging Face folder)")
     .requiredOption('--data <file>', 'your instruction data, JSON or JSONL (repeatable)', collect)
     .addOption(formatOption())
@@ -239,7 +241,9 @@ async function runCommand(o: RunCommandOptions): Promise<void> {
     const updates = `${sent} update${sent === 1 ? '' : 's'}`;
     progress.done(
       result.reason === 'finished'
-        ? `the federation's last round is over; this computer sent ${updates}`
+        ? result.finalAdapter
+          ? `the federation has ended: your adapter is saved at ${result.finalAdapter.path} (this computer sent ${updates})`
+          : `the federation's last round is over; this computer sent ${updates}`
         : result.reason === 'max-rounds'
           ? `stopped after ${o.rounds} round${o.rounds === 1 ? '' : 's'}; this computer sent ${updates}`
           : 'stopped; run the same command again to continue',

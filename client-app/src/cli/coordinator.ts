@@ -244,7 +244,9 @@ function registerRevoke(coordinator: Command): void {
 function registerStart(coordinator: Command): void {
   coordinator
     .command('start')
-    .description('run the coordinator: accept participants and run the rounds')
+    .description(
+      'run the coordinator: accept participants and run the rounds; after the last round (or on a finished federation) it serves the final adapter to participants until stopped',
+    )
     .argument('<dir>', 'the federation folder')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', positive('--port', true), 7150)
@@ -256,17 +258,15 @@ function registerStart(coordinator: Command): void {
         port: o.port,
         onEvent: printCoordinatorEvent,
       });
+      // After the last round it goes on serving the final adapter (participants that were away
+      // fetch it when they come back), so only a signal stops it.
       const stop = async () => {
         await c.close();
         process.exit(0);
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
-      const { completed } = await c.finished;
-      if (completed) {
-        process.stdout.write('all rounds done\n');
-        await c.close();
-      }
+      await c.finished;
     });
 }
 
@@ -287,6 +287,13 @@ function printCoordinatorEvent(e: CoordinatorEvent): void {
       break;
     case 'round-aborted':
       process.stdout.write(`${t} round ${e.round} aborted: ${e.reason}\n`);
+      break;
+    case 'finished':
+      process.stdout.write(
+        e.earlier
+          ? `${t} the federation finished earlier (${e.rounds} rounds): serving its results read-only, final adapter ${e.adapter}; no round opens, updates are refused; Ctrl-C stops\n`
+          : `${t} all rounds done (${e.rounds}): serving the final adapter ${e.adapter} to participants until stopped (Ctrl-C)\n`,
+      );
       break;
     case 'recovered':
       process.stdout.write(

@@ -12,7 +12,9 @@
 //
 // Every decision is a record in the signed round log before anyone is told. A coordinator that
 // restarts with a round open aborts it visibly (round-aborted) and opens the next one: no round is
-// ever applied twice.
+// ever applied twice. After the last round the coordinator keeps serving, read-only: participants
+// authenticate and fetch the final adapter, no round opens, uploads are refused
+// (FEDERATION_FINISHED); a coordinator started on a finished federation does the same.
 
 import { rmSync } from 'node:fs';
 import {
@@ -56,7 +58,10 @@ export interface CoordinatorOptions {
 export interface RunningCoordinator {
   url: string;
   config: FederationConfig;
-  /** Resolves when every configured round has ended (completed) or the coordinator is closed. */
+  /**
+   * Resolves when every configured round has ended (completed; the coordinator then goes on serving
+   * the final adapter until close()) or the coordinator is closed.
+   */
   finished: Promise<{ completed: boolean }>;
   close(): Promise<void>;
 }

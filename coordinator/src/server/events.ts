@@ -11,7 +11,11 @@ export type CoordinatorEvent =
   | { type: 'update-refused'; round: number; participant: string; reason: string }
   | { type: 'round-closed'; round: number; adapter: string; updates: number; dropped: DroppedParticipant[] }
   | { type: 'round-aborted'; round: number; reason: string }
-  | { type: 'finished'; rounds: number }
+  /**
+   * Every round was run; the coordinator now serves the final adapter read-only until stopped.
+   * `earlier`: the federation had finished before this coordinator started.
+   */
+  | { type: 'finished'; rounds: number; adapter: string; earlier: boolean }
   | { type: 'recovered'; abortedRound: number };
 
 export type Emit = (event: CoordinatorEvent) => void;

@@ -9,6 +9,10 @@
 //                                                                in the log; the next start aborts it)
 //
 // Every transition is a record appended to the round log first, then told to participants.
+// Finished is not the end of serving: the coordinator goes on answering 'adapter:get' for the final
+// global adapter and tells everyone online, and each participant who connects later, that the
+// federation is over ('federation:finished'), so that every participant ends holding its result.
+// A coordinator started on a federation whose rounds were all opened is finished from the start.
 
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
@@ -27,6 +31,7 @@ import {
   type RuleSettings,
   type ContentHash,
   type CountedUpdate,
+  type FederationFinished,
   type RoundOpenBody,
   type ServerToClientEvents,
 } from '@fedit/shared';
@@ -56,6 +61,8 @@ export interface RoundRunnerOptions {
 export class RoundRunner {
   /** The open round, if any. */
   current: OpenRound | undefined;
+  /** Set once every configured round was opened and the last one ended: what participants are told. */
+  #finished: FederationFinished | undefined;
   #stopping = false;
   #wake: (() => void) | undefined;
   /** The rule and settings every round of this federation records (derived from its config). */
@@ -70,6 +77,7 @@ export class RoundRunner {
   /** Runs rounds until the config's number is reached ({completed: true}) or stop() is called. */
   async run(): Promise<{ completed: boolean }> {
     const { ledger, config } = this.o;
+    const finishedEarlier = ledger.state.lastRound >= config.rounds;
     // `rounds` counts rounds opened, aborted ones included (docs/federation.md): a federation whose
     // participants vanish still ends, rather than reopening rounds forever.
     while (!this.#stopping && ledger.state.lastRound < config.rounds) {
@@ -87,8 +95,28 @@ export class RoundRunner {
       await this.#close(round);
     }
     if (this.#stopping) return { completed: false };
-    this.o.emit({ type: 'finished', rounds: ledger.state.lastRound });
+    this.#finish(finishedEarlier);
     return { completed: true };
+  }
+
+  /** What participants are told once the federation is over; undefined while rounds remain. */
+  get finished(): FederationFinished | undefined {
+    return this.#finished;
+  }
+
+  #finish(earlier: boolean): void {
+    const { ledger } = this.o;
+    this.#finished = {
+      rounds: ledger.state.lastRound,
+      adapterHash: ledger.state.globalAdapter! as ContentHash,
+    };
+    this.announce(this.o.io.to('participants'));
+    this.o.emit({
+      type: 'finished',
+      rounds: this.#finished.rounds,
+      adapter: this.#finished.adapterHash,
+      earlier,
+    });
   }
 
   stop(): void {
@@ -102,8 +130,15 @@ export class RoundRunner {
     this.#wake?.();
   }
 
-  /** Tells `to` (a participant who just authenticated, or everyone) about the open round. */
+  /**
+   * Tells `to` (a participant who just authenticated, or everyone) about the open round, or that
+   * the federation is over and which adapter it ended with.
+   */
   announce(to: FeditSocket | BroadcastOperator<ServerToClientEvents, SocketState>): void {
+    if (this.#finished) {
+      to.emit('federation:finished', this.#finished);
+      return;
+    }
     const round = this.current;
     if (!round) return;
     const { training } = this.o.config;

@@ -10,6 +10,7 @@
 //                                             the update in the blob store, count it in the round
 //
 // Uploads belong to the open round (round.ts): when it ends, those not committed are discarded.
+// Once the federation has finished, every upload request is refused with FEDERATION_FINISHED.
 
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -66,6 +67,7 @@ export class Uploads {
   begin(socket: FeditSocket, p: ClientPayload<'update:begin'>): UpdateBeginResult {
     const { config, ledger } = this.o;
     const participant = this.o.sessions.participantOf(socket);
+    this.#refuseWhenFinished();
     const { envelope, digest, id } = timed('crypto.verify', () => verifyEnvelope(p.envelope));
     const entry = ledger.participant(participant)!;
     const round = admitted(
@@ -201,9 +203,20 @@ export class Uploads {
     return values.ok ? tensors : values;
   }
 
+  /** After the last round no update can count: say so, rather than "no round is open". */
+  #refuseWhenFinished(): void {
+    const finished = this.o.rounds.finished;
+    if (finished)
+      throw new RefusedError(
+        'FEDERATION_FINISHED',
+        `the federation has ended (all ${finished.rounds} rounds were run) and takes no more updates; its final adapter is ${finished.adapterHash}`,
+      );
+  }
+
   /** The open round's upload `uploadId` of this connection's participant, or UPLOAD_UNKNOWN. */
   #find(socket: FeditSocket, uploadId: string, hint: string): { round: OpenRound; upload: Upload } {
     const participant = this.o.sessions.participantOf(socket);
+    this.#refuseWhenFinished();
     const round = this.o.rounds.current;
     const upload = round?.uploads.get(uploadId);
     if (!round || !upload || upload.participant !== participant)

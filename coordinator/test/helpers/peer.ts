@@ -28,6 +28,7 @@ import {
   type AuthContext,
   type AuthHello,
   type ContentHash,
+  type FederationFinished,
   type Identity,
   type RoundClosed,
   type RoundOpen,
@@ -56,6 +57,7 @@ export class Peer {
   readonly socket: Socket;
   readonly opens: RoundOpen[] = [];
   readonly closes: RoundClosed[] = [];
+  readonly finishes: FederationFinished[] = [];
   readonly errors: WireError[] = [];
   /** Resolves with socket.io's reason when the connection closes. */
   readonly disconnected: Promise<string>;
@@ -81,6 +83,10 @@ export class Peer {
     });
     this.socket.on('round:closed', (closed: RoundClosed) => {
       this.closes.push(closed);
+      notify();
+    });
+    this.socket.on('federation:finished', (finished: FederationFinished) => {
+      this.finishes.push(finished);
       notify();
     });
     this.socket.on('error', (error: WireError) => {
@@ -160,6 +166,14 @@ export class Peer {
     return this.#until(
       () => this.closes.find((c) => c.round === round),
       () => `round:closed ${round}`,
+    );
+  }
+
+  /** The announcement that the federation ran all its rounds (already received or to come). */
+  federationFinished(): Promise<FederationFinished> {
+    return this.#until(
+      () => this.finishes[0],
+      () => 'federation:finished',
     );
   }
 

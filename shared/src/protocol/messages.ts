@@ -183,6 +183,19 @@ export const roundClosed = object({
 });
 export type RoundClosed = Infer<typeof roundClosed>;
 
+/**
+ * Server → client: the federation ran all its rounds. Sent to everyone online when the last round
+ * ends and to each participant who authenticates afterwards; the coordinator goes on serving
+ * `adapterHash` (fetch it with 'adapter:get') and refuses updates until it is stopped.
+ */
+export const federationFinished = object({
+  /** Rounds the federation ran (its configured number). */
+  rounds: int(0, MAX_ROUND),
+  /** The final global adapter: the last round's result, or the one before it if that round aborted. */
+  adapterHash: contentHash,
+});
+export type FederationFinished = Infer<typeof federationFinished>;
+
 // ---- federation settings ---------------------------------------------------------------------
 
 /** Client → server: the federation's settings (no payload fields). Allowed before enrolment, so a
@@ -341,6 +354,7 @@ export const SERVER_MESSAGES = {
   'auth:hello': authHello,
   'round:open': roundOpen,
   'round:closed': roundClosed,
+  'federation:finished': federationFinished,
   /** Something the client sent outside an acknowledged request was refused. */
   error: wireError,
 } as const satisfies Record<string, Schema<object>>;

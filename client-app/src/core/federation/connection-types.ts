@@ -1,7 +1,15 @@
 // What a participant's connection to a coordinator is, seen from outside: its states, the ways it
 // authenticates, its options and the events it emits. The behaviour is in connection.ts.
 
-import type { AuthHello, Identity, PublicIdentity, RoundClosed, RoundOpen, WireError } from '@fedit/shared';
+import type {
+  AuthHello,
+  FederationFinished,
+  Identity,
+  PublicIdentity,
+  RoundClosed,
+  RoundOpen,
+  WireError,
+} from '@fedit/shared';
 import type { FederationError } from './errors.ts';
 
 export type ConnectionState =
@@ -54,6 +62,8 @@ export interface ConnectionEvents {
   disconnected: [reason: string];
   'round:open': [RoundOpen];
   'round:closed': [RoundClosed];
+  /** Every round was run; the coordinator serves the final adapter until it stops. */
+  'federation:finished': [FederationFinished];
   /** The coordinator refused something outside an acknowledgement. */
   'server-error': [WireError];
   /** Something went wrong that the connection works around (a malformed message, a failed connect). */

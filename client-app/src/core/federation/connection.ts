@@ -3,7 +3,8 @@
 //
 //   connect -> 'auth:hello' {protocol, federation, nonce}
 //           -> 'enrol' (first time, with the invite token) or 'auth:prove'
-//           -> authenticated: requests may be sent; 'round:open' / 'round:closed' arrive
+//           -> authenticated: requests may be sent; 'round:open' / 'round:closed' arrive, and
+//              'federation:finished' once the last round is over (at once, on a finished federation)
 //
 // Requests are sent only while the connection is authenticated: socket.io-client would otherwise
 // buffer them while disconnected and flush them on the next connection, before authentication,
@@ -26,6 +27,7 @@ import {
   type ClientEventName,
   type ClientPayload,
   type ClientToServerEvents,
+  type FederationFinished,
   type RoundClosed,
   type RoundOpen,
   type ServerToClientEvents,
@@ -244,6 +246,7 @@ export class FederationConnection extends EventEmitter<ConnectionEvents> {
     socket.on('auth:hello', (payload) => void this.#onHello(payload));
     socket.on('round:open', (payload) => this.#forward('round:open', payload));
     socket.on('round:closed', (payload) => this.#forward('round:closed', payload));
+    socket.on('federation:finished', (payload) => this.#forward('federation:finished', payload));
     socket.on('error', (payload) => {
       const parsed = this.#validate('error', payload);
       if (parsed) this.emit('server-error', parsed);
@@ -262,12 +265,13 @@ export class FederationConnection extends EventEmitter<ConnectionEvents> {
     }
   }
 
-  #forward(event: 'round:open' | 'round:closed', payload: unknown): void {
+  #forward(event: 'round:open' | 'round:closed' | 'federation:finished', payload: unknown): void {
     const parsed = this.#validate(event, payload);
     if (!parsed) return;
     const deliver = () => {
       if (event === 'round:open') this.emit('round:open', parsed as RoundOpen);
-      else this.emit('round:closed', parsed as RoundClosed);
+      else if (event === 'round:closed') this.emit('round:closed', parsed as RoundClosed);
+      else this.emit('federation:finished', parsed as FederationFinished);
     };
     // The coordinator may announce the open round before it acknowledges the proof: hold such
     // events until the handshake is through, and deliver them after 'authenticated'.

@@ -7,6 +7,7 @@ import {
   MAX_ROUND,
   MAX_SELECTED,
   schema,
+  type ContentHash,
   type Infer,
 } from '@fedit/shared';
 import type { DatasetReport } from '../data/index.ts';
@@ -91,4 +92,13 @@ export interface ParticipantEvents {
   settings: [FederationSettings];
   /** Where local training runs: the provider the trainer started (a GPU that fails falls back to the CPU). */
   device: [ExecutionProvider];
+}
+
+/** The adapter a federation ended with, as this computer keeps it. */
+export interface FinalAdapter {
+  hash: ContentHash;
+  /** Its safetensors file in the fedit home's adapter cache. */
+  path: string;
+  /** Rounds the federation ran. */
+  rounds: number;
 }

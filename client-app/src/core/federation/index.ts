@@ -84,4 +84,4 @@ export {
 } from './session.ts';
 export { participantSeed } from './round.ts';
 export { connectionUploadRequest } from './round-io.ts';
-export { Participant, type ParticipantResult } from './participant.ts';
+export { Participant, type FinalAdapter, type ParticipantResult } from './participant.ts';

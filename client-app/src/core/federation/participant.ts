@@ -5,6 +5,8 @@
 //         -> connect and authenticate (again after every drop)
 //   'round:open' (selected) -> a round task: train from memory, upload (round.ts, round-io.ts)
 //   'round:closed' -> record the round in the history -> wait for the next one
+//   'federation:finished' (at the end of the last round, or at once on connecting to a finished
+//                  federation) -> fetch the final global adapter into the adapter cache -> stop
 //
 // This file is the event loop alone: connection events become round tasks, one at a time, and
 // round tasks become events. An upload interrupted by a dropped connection or a restarted client
@@ -12,17 +14,31 @@
 import { EventEmitter } from 'node:events';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FeditError, type ContentHash, type RoundClosed, type RoundOpen, type Tensor } from '@fedit/shared';
+import {
+  FeditError,
+  type ContentHash,
+  type FederationFinished,
+  type RoundClosed,
+  type RoundOpen,
+  type Tensor,
+} from '@fedit/shared';
 import { FederationConnection } from './connection.ts';
 import { isTransient } from './errors.ts';
-import type { ParticipantEvents, ParticipantStatus, RoundHistoryEntry, StatusEvent } from './events.ts';
+import type {
+  FinalAdapter,
+  ParticipantEvents,
+  ParticipantStatus,
+  RoundHistoryEntry,
+  StatusEvent,
+} from './events.ts';
 import { runRound } from './round.ts';
 import { keepGlobalAdapter } from './round-io.ts';
 import { adoptSettings, loadSession, type ParticipantOptions, type ParticipantSession } from './session.ts';
-import { ROUNDS_DIR, roundDir } from './store.ts';
+import { ROUNDS_DIR, adapterCachePath, roundDir } from './store.ts';
 import { dropPendingUpload } from './update.ts';
 
 export type {
+  FinalAdapter,
   ParticipantEvents,
   ParticipantStatus,
   ProgressEvent,
@@ -32,11 +48,16 @@ export type {
 export { participantSeed } from './round.ts';
 export { checkBaseModel, type ParticipantOptions } from './session.ts';
 
+/** Tries at fetching the final adapter over a connection that stays up (each unanswered in time). */
+const FINAL_ADAPTER_ATTEMPTS = 3;
+
 /** What `start` resolves with. */
 export interface ParticipantResult {
   /** 'finished': the federation's last round closed; 'max-rounds': maxRounds reached; 'stopped': aborted. */
   reason: 'finished' | 'max-rounds' | 'stopped';
   history: RoundHistoryEntry[];
+  /** When finished: the federation's final global adapter, hash-checked, in the adapter cache. */
+  finalAdapter?: FinalAdapter;
 }
 
 interface RoundTask {
@@ -54,6 +75,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
   #queue: Promise<void> = Promise.resolve();
   #result: { resolve: (r: ParticipantResult) => void; reject: (e: unknown) => void } | undefined;
   #outcome: ParticipantResult['reason'] | undefined;
+  #finalAdapter: FinalAdapter | undefined;
   #fatal: unknown;
 
   get status(): ParticipantStatus {
@@ -94,6 +116,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     if (this.#session) throw new FeditError('PARTICIPANT_RUNNING', 'this participant is already running');
     this.#history.clear();
     this.#outcome = undefined;
+    this.#finalAdapter = undefined;
     this.#fatal = undefined;
     try {
       const loaded = await loadSession(options, () =>
@@ -180,6 +203,10 @@ export class Participant extends EventEmitter<ParticipantEvents> {
       if (this.#task && this.#task.round <= closed.round) this.#task.controller.abort();
       this.#enqueue(() => this.#onRoundClosed(session, closed));
     });
+    connection.on('federation:finished', (finished) => {
+      this.#task?.controller.abort();
+      this.#enqueue(() => this.#onFederationFinished(session, finished));
+    });
   }
 
   #enqueue(work: () => Promise<void>): void {
@@ -219,11 +246,17 @@ export class Participant extends EventEmitter<ParticipantEvents> {
       if (this.#fatal !== undefined) {
         result.reject(this.#fatal); // `start` reports the 'error' status
       } else {
+        const final = this.#finalAdapter;
         this.#setStatus({
           status: 'stopped',
-          message: reason === 'stopped' ? 'stopped' : 'the federation is over',
+          message:
+            reason === 'stopped'
+              ? 'stopped'
+              : final
+                ? `the federation has ended: your adapter is saved at ${final.path}`
+                : 'the federation is over',
         });
-        result.resolve({ reason, history: this.history });
+        result.resolve({ reason, history: this.history, ...(final && { finalAdapter: final }) });
       }
     })();
   }
@@ -310,17 +343,12 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     });
     this.emit('round', { ...entry });
     session.roundsClosed++;
-    const last = session.settings.rounds;
-    const over =
-      last !== undefined && closed.round >= last
-        ? 'finished'
-        : session.options.maxRounds !== undefined && session.roundsClosed >= session.options.maxRounds
-          ? 'max-rounds'
-          : undefined;
-    if (over) {
+    // The federation's end is not guessed from the round number: the coordinator says so
+    // ('federation:finished', right after the last round's 'round:closed').
+    const { maxRounds } = session.options;
+    if (maxRounds !== undefined && session.roundsClosed >= maxRounds) {
       // Keep the adapter this round produced before the connection goes: a participant only
-      // downloads global adapters for rounds it trains in, and after the federation's end its
-      // coordinator may be gone, taking what the federation learned with it.
+      // downloads global adapters for rounds it trains in.
       if (closed.outcome === 'aggregated') {
         await keepGlobalAdapter(session, closed.adapterHash).catch((error: unknown) =>
           this.emit(
@@ -329,9 +357,45 @@ export class Participant extends EventEmitter<ParticipantEvents> {
           ),
         );
       }
-      return this.#finish(over);
+      return this.#finish('max-rounds');
     }
     this.#setStatus({ status: 'waiting', round: closed.round, message: 'waiting for the next round' });
+  }
+
+  /**
+   * The federation is over: fetch its final adapter (selected in the last round or not, online at
+   * its end or coming back later), then stop. A download cut by a dropped connection is taken up
+   * again when the coordinator repeats 'federation:finished' after the next authentication.
+   */
+  async #onFederationFinished(session: ParticipantSession, finished: FederationFinished): Promise<void> {
+    const task = this.#task;
+    if (task) {
+      task.controller.abort();
+      await task.done.catch(() => undefined);
+    }
+    await this.#cleanRounds(session, undefined);
+    const hash = finished.adapterHash;
+    // Not 'downloading', which is a round's step (and the app shows it as one).
+    this.#setStatus({
+      status: 'waiting',
+      message: `the federation has ended after ${finished.rounds} rounds; fetching its final adapter`,
+    });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await keepGlobalAdapter(session, hash);
+        break;
+      } catch (error) {
+        if (!isTransient(error) || attempt === FINAL_ADAPTER_ATTEMPTS) throw error;
+        if (session.connection.state !== 'ready') {
+          // The coordinator repeats 'federation:finished' once this participant is back.
+          this.emit('warning', `${(error as Error).message}; fetching the final adapter once reconnected`);
+          return;
+        }
+        this.emit('warning', `${(error as Error).message}; fetching the final adapter again`);
+      }
+    }
+    this.#finalAdapter = { hash, path: adapterCachePath(session.home, hash), rounds: finished.rounds };
+    this.#finish('finished');
   }
 
   /** Removes the folders of rounds other than `keep` (finished, or left behind by a crash). */
