@@ -8,11 +8,10 @@
 import test, { type ExecutionContext } from 'ava';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hashTensors, readSafetensorsFile } from '@fedit/shared';
+import { federationPaths, hashTensors, readRoundLog, readSafetensorsFile } from '@fedit/shared';
 import { createInvite } from '@fedit/coordinator';
 import { FACTS } from '../../test/fixtures/tiny-federation.ts';
 import { fedit, type Run } from '../../test/fixtures/fedit-cli.ts';
-import { logRecords } from '../../coordinator/test/helpers/federation.ts';
 import {
   joinFederation,
   listMemberships,
@@ -62,7 +61,7 @@ test('a finished federation exports as PEFT folders on both sides, which fedit e
     ),
   );
   await coordinator.close();
-  const records = await logRecords(fedDir);
+  const { records } = await readRoundLog(federationPaths(fedDir).log);
   const closed = records.find((r) => r.kind === 'round-closed');
   if (closed?.kind !== 'round-closed') return t.fail(`no round closed: ${JSON.stringify(results)}`);
   const [{ federation }] = await listMemberships(homes[0]);
@@ -157,6 +156,22 @@ test('a finished federation exports as PEFT folders on both sides, which fedit e
   t.is(byItself.loss, chat.loss);
   t.is(alpaca.template, 'alpaca');
   t.not(alpaca.loss, chat.loss);
+
+  // ---- fedit export --merge carries the template into the merged model and says it ------------
+  const merged = await fedit(
+    'export',
+    '--model',
+    modelDir,
+    '--adapter',
+    participantOut,
+    '--out',
+    join(dir, 'merged'),
+    '--merge',
+  );
+  ok(t, merged);
+  t.regex(merged.stdout, /prompt template chat/);
+  const mergedWeights = await readSafetensorsFile(join(dir, 'merged', 'model.safetensors'));
+  t.is(mergedWeights.metadata['fedit.template'], 'chat');
 
   // ---- refusals, named ------------------------------------------------------------------------
   refused(

@@ -2,7 +2,7 @@
 // adapter folder (adapter_model.safetensors, adapter_config.json, README.md model card). One
 // writer behind both (shared/src/federation/result-adapter.ts); the operator's copy comes from the
 // federation folder, the participant's from its adapter cache.
-import type { Command } from 'commander';
+import type { Command, Option } from 'commander';
 import { auditCommand, type FederationResult } from '@fedit/shared';
 import { wholeNumber } from './options.ts';
 
@@ -25,7 +25,7 @@ export function registerCoordinatorExport(coordinator: Command): void {
     });
 }
 
-export function registerClientExport(client: Command, homeOption: () => import('commander').Option): void {
+export function registerClientExport(client: Command, homeOption: () => Option): void {
   client
     .command('export')
     .description(
