@@ -122,7 +122,17 @@ test('a finished federation exports as PEFT folders on both sides, which fedit e
 
   // ---- a participant's export, from its adapter cache ----------------------------------------
   const participantOut = join(dir, 'alice-adapter');
-  ok(t, await fedit('client', 'export', '--home', homes[0], '--out', participantOut));
+  const clientRun = await fedit('client', 'export', '--home', homes[0], '--out', participantOut, '--json');
+  ok(t, clientRun);
+  t.like(JSON.parse(clientRun.stdout), {
+    federation,
+    round: closed.round,
+    adapterHash: closed.body.globalAdapterOut,
+    template: 'chat',
+    roundsAggregated: 1,
+    contributions: closed.body.updates.length,
+    logHead: null,
+  });
   const own = await readExport(participantOut);
   t.is(own.hash, exported.hash);
   t.deepEqual(own.config, exported.config);
