@@ -4,6 +4,7 @@
 // running coordinator and on a copy of the folder, and never needs the secret keys.
 
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import {
   BlobStore,
@@ -38,7 +39,11 @@ export async function exportRoundAdapter(dir: string, options: ExportRoundOption
   if (!existsSync(paths.config))
     throw new FeditError('FEDERATION_MISSING', `${root}: no federation.json; is this a federation folder?`);
   const records = await readFederationLog(paths);
-  const config = validateFederationConfig(loggedConfig(records) ?? {});
+  // The settings the log recorded, which the audit reads; federation.json for a log from before
+  // config records carried them.
+  const config = validateFederationConfig(
+    loggedConfig(records) ?? (JSON.parse(await readFile(paths.config, 'utf8')) as unknown),
+  );
   const closed = aggregatedRounds(records);
   const record = pickRound(closed, records, options.round, root);
   const tensors = new BlobStore(paths.blobs).get(record.body.globalAdapterOut);
