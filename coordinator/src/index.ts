@@ -10,6 +10,7 @@ export {
   type FederationStart,
 } from './federation/dir.ts';
 export { createInvite, readInvites, type InviteState } from './federation/invites.ts';
+export { exportRoundAdapter, type ExportRoundOptions, type ExportedRound } from './federation/export.ts';
 export { revokeParticipant } from './federation/revoke.ts';
 export { lockFederation, LOCK_FILE, type FederationLock } from './federation/lock.ts';
 export { startCoordinator, type CoordinatorOptions, type RunningCoordinator } from './server/coordinator.ts';

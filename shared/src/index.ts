@@ -223,6 +223,13 @@ export {
 } from './federation/config.ts';
 export { roundLearningRate } from './federation/schedule.ts';
 export { federationPaths, type FederationPaths } from './federation/paths.ts';
+export {
+  auditCommand,
+  federationModelCard,
+  writeFederationAdapter,
+  type FederationResult,
+} from './federation/result-adapter.ts';
+export { README_FILE } from './adapter/adapter.ts';
 export { BlobStore } from './store/blobs.ts';
 export { auditFederation, formatAudit, type AuditReport } from './audit/audit.ts';
 export { parseCoordinatorKey, PUBLIC_KEY_FILE, type CoordinatorKey } from './audit/coordinator-key.ts';

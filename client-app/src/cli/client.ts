@@ -14,6 +14,7 @@ import type {
 } from '../core/federation/index.ts';
 import { describeLearning } from '../core/federation/learning-words.ts';
 import { ProgressPrinter, stopOnCtrlC } from './progress.ts';
+import { registerClientExport } from './result-export.ts';
 import { collect, formatOption, providerOption, wholeNumber } from './options.ts';
 
 /** --rank on join and run: this participant's own LoRA rank (core/federation/rank.ts). */
@@ -162,6 +163,8 @@ export function registerClientCommands(program: Command): void {
     .argument('<federation>', 'the federation id (see fedit client status)')
     .addOption(homeOption())
     .action(leaveCommand);
+
+  registerClientExport(client, homeOption);
 }
 
 async function joinCommand(

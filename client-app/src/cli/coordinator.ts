@@ -6,6 +6,7 @@ import { FeditError, LIMIT_RULES, aggregationRuleNames, federationPaths } from '
 import type { CoordinatorEvent, FederationSettings } from '@fedit/coordinator';
 import { addLearningOptions, initSettings, type InitOptions } from './init-settings.ts';
 import { addLoraOptions, positive } from './options.ts';
+import { registerCoordinatorExport } from './result-export.ts';
 
 /** The longest an invite may stay valid, in hours: ten years, createInvite's MAX_INVITE_HOURS. */
 const MAX_INVITE_HOURS = 10 * 366 * 24;
@@ -39,6 +40,7 @@ export function registerCoordinatorCommands(program: Command): void {
   registerParticipants(coordinator);
   registerRevoke(coordinator);
   registerStart(coordinator);
+  registerCoordinatorExport(coordinator);
 }
 
 function registerInit(coordinator: Command): void {

@@ -46,6 +46,9 @@ export function registerExportCommands(program: Command): void {
           `wrote ${result.outDir} (${result.dtype}): ${result.files.join(', ')}`,
           `adapter    ${result.adapterHash}`,
           `base model ${result.baseIdentity}`,
+          ...(result.template === undefined
+            ? []
+            : [`prompt template ${result.template} (the adapter's; prompt the merged model with it)`]),
           '',
         ].join('\n'),
       );

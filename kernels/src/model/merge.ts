@@ -96,6 +96,8 @@ export interface MergeResult {
   adapterHash: string;
   /** fedit identity of the base model. */
   baseIdentity: string;
+  /** The prompt template the adapter was trained with, when it records one (fedit.template). */
+  template?: string;
 }
 
 /** The adapted modules, keyed by the base weight each one changes; throws unless the adapter fits. */
@@ -228,6 +230,7 @@ export async function mergeAdapter(
       scale,
       adapterHash: adapter.hash,
       baseIdentity: model.identity,
+      template: adapter.metadata.extra?.template,
     };
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
@@ -265,10 +268,13 @@ async function writeMergedWeights(
     count === 1
       ? 'model.safetensors'
       : `model-${String(i + 1).padStart(5, '0')}-of-${String(count).padStart(5, '0')}.safetensors`;
-  const metadata = {
+  const template = adapter.metadata.extra?.template;
+  const metadata: Record<string, string> = {
     format: 'pt',
     'fedit.base_model_identity': model.identity,
     'fedit.merged_adapter': adapter.hash,
+    // The prompt template the adapter was trained with: the merged model answers well only to it.
+    ...(template === undefined ? {} : { 'fedit.template': template }),
   };
   const weightMap: Record<string, string> = {};
   for (const [i, shard] of shards.entries()) {

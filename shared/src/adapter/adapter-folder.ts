@@ -13,6 +13,8 @@ import { AdapterError } from './adapter-error.ts';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+/** The model card, as PEFT's save_pretrained names it. */
+export const README_FILE = 'README.md';
 
 /**
  * The files an adapter folder may hold: what writeAdapter writes, and the model card PEFT's
@@ -23,7 +25,7 @@ export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
 const ADAPTER_FOLDER_FILES: ReadonlySet<string> = new Set([
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
-  'README.md',
+  README_FILE,
 ]);
 
 /**

@@ -28,6 +28,7 @@ import { AdapterError } from './adapter-error.ts';
 import {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
+  README_FILE,
   checkAdapterTarget,
   commitFolder,
   movedAsideMidWrite,
@@ -44,7 +45,7 @@ import {
 } from './config.ts';
 import { explainForeignTensorName, parsePeftLoraTensorName, peftLoraTensorName } from './names.ts';
 
-export { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, checkAdapterTarget };
+export { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, README_FILE, checkAdapterTarget };
 
 const SHARED_VERSION = FEDIT_VERSION;
 
@@ -90,6 +91,11 @@ export interface WriteAdapterOptions {
    * other file is refused, overwrite or not (see checkAdapterTarget).
    */
   overwrite?: boolean;
+  /**
+   * A model card written beside the two files as README.md (as PEFT's save_pretrained does), in
+   * the same staging folder, so the card and the adapter it describes arrive together.
+   */
+  readme?: string;
 }
 
 const METADATA_PREFIX = 'fedit.';
@@ -221,6 +227,7 @@ export async function writeAdapter(
       join(staging, ADAPTER_CONFIG_FILE),
       JSON.stringify(toPeftAdapterConfig(config), null, 2) + '\n',
     );
+    if (options.readme !== undefined) await writeFileAtomic(join(staging, README_FILE), options.readme);
     await commitFolder(staging, target, options.overwrite ?? false);
   } catch (err) {
     await rm(staging, { recursive: true, force: true });

@@ -85,3 +85,5 @@ export {
 export { participantSeed } from './round.ts';
 export { connectionUploadRequest } from './round-io.ts';
 export { Participant, type FinalAdapter, type ParticipantResult } from './participant.ts';
+export { exportCachedAdapter, type ExportCachedOptions, type ExportedCached } from './export.ts';
+export { RESULTS_DIR, readRoundResults, recordRoundResult, type RoundResult } from './results.ts';

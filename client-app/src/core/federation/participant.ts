@@ -33,6 +33,7 @@ import type {
 } from './events.ts';
 import { runRound } from './round.ts';
 import { keepGlobalAdapter } from './round-io.ts';
+import { recordRoundResult } from './results.ts';
 import { adoptSettings, loadSession, type ParticipantOptions, type ParticipantSession } from './session.ts';
 import { ROUNDS_DIR, adapterCachePath, roundDir } from './store.ts';
 import { dropPendingUpload } from './update.ts';
@@ -336,6 +337,13 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     entry.outcome = closed.outcome;
     entry.adapterHash = closed.adapterHash;
     entry.updates = closed.participants;
+    // Which cached adapter is which round's, for `fedit client export` (results.ts).
+    await recordRoundResult(session.home, session.membership.federation, {
+      round: closed.round,
+      outcome: closed.outcome,
+      adapterHash: closed.adapterHash,
+      updates: closed.participants,
+    });
     await dropPendingUpload(roundDir(session.home, session.membership.federation, closed.round));
     await rm(roundDir(session.home, session.membership.federation, closed.round), {
       recursive: true,

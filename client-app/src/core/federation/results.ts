@@ -1,0 +1,89 @@
+// What a participant knows of its federation's results: for each round it saw close, the outcome,
+// the global adapter after it (by content hash: the adapter cache's key) and how many updates the
+// coordinator counted. The adapter cache alone is keyed by hash and shared by every federation, so
+// without this record nobody can tell which cached file is round N's adapter of which federation.
+//
+//   <home>/results/<federation>.json   { version: 1, rounds: [{ round, outcome, adapterHash, updates }] }
+//
+// Written on every 'round:closed' (participant.ts); read by `fedit client export` (export.ts).
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CONTENT_HASH_PATTERN, FEDERATION_ID_PATTERN } from '@fedit/shared';
+import { FederationError } from './errors.ts';
+import { ensurePrivateDir, writePrivateFile } from './store.ts';
+
+export const RESULTS_DIR = 'results';
+
+export interface RoundResult {
+  round: number;
+  outcome: 'aggregated' | 'aborted';
+  /** The global adapter after the round (unchanged when aborted). */
+  adapterHash: string;
+  /** Updates the coordinator counted into the aggregate. */
+  updates: number;
+}
+
+export function resultsPath(home: string, federation: string): string {
+  if (!FEDERATION_ID_PATTERN.test(federation))
+    throw new FederationError(
+      'FEDERATION_NOT_JOINED',
+      `${JSON.stringify(federation)} is not a federation id`,
+    );
+  return join(home, RESULTS_DIR, `${federation}.json`);
+}
+
+/** The rounds this home saw close in `federation`, sorted by round; [] when none. */
+export async function readRoundResults(home: string, federation: string): Promise<RoundResult[]> {
+  const path = resultsPath(home, federation);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  let rounds: unknown;
+  try {
+    rounds = (JSON.parse(text) as { rounds?: unknown }).rounds;
+  } catch (cause) {
+    throw new FederationError('FEDERATION_HOME', `${path} is corrupted: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+  if (!Array.isArray(rounds) || !rounds.every(isRoundResult))
+    throw new FederationError(
+      'FEDERATION_HOME',
+      `${path} is corrupted: "rounds" must be a list of { round, outcome, adapterHash, updates }; remove the file (only \`fedit client export\` reads it)`,
+    );
+  return rounds;
+}
+
+/** Records (or replaces) round `result.round`'s result. */
+export async function recordRoundResult(
+  home: string,
+  federation: string,
+  result: RoundResult,
+): Promise<void> {
+  const path = resultsPath(home, federation);
+  const rounds = (await readRoundResults(home, federation)).filter((r) => r.round !== result.round);
+  rounds.push(result);
+  rounds.sort((a, b) => a.round - b.round);
+  await ensurePrivateDir(home);
+  await ensurePrivateDir(join(home, RESULTS_DIR));
+  await writePrivateFile(path, JSON.stringify({ version: 1, rounds }, null, 2) + '\n');
+}
+
+function isRoundResult(value: unknown): value is RoundResult {
+  const r = value as RoundResult;
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    Number.isSafeInteger(r.round) &&
+    r.round >= 0 &&
+    (r.outcome === 'aggregated' || r.outcome === 'aborted') &&
+    typeof r.adapterHash === 'string' &&
+    CONTENT_HASH_PATTERN.test(r.adapterHash) &&
+    Number.isSafeInteger(r.updates) &&
+    r.updates >= 0
+  );
+}
