@@ -40,6 +40,8 @@ import {
   parseMembership,
   readMembership,
   removeMembership,
+  readRoundResults,
+  recordRoundResult,
   resolveHome,
   selectMembership,
   type ParticipantOptions,
@@ -444,8 +446,18 @@ test('joining: read the settings, enrol, join again (idempotent); refusals carry
     message: /serves federation .* but this membership or invite is for "another-federation"/,
   });
 
+  // Leaving forgets which cached adapter was which round's too (results.ts).
+  const result = {
+    round: 1,
+    outcome: 'aggregated' as const,
+    adapterHash: `sha256:${'a'.repeat(64)}`,
+    updates: 2,
+  };
+  await recordRoundResult(home, inspection.federation, result);
+  t.deepEqual(await readRoundResults(home, inspection.federation), [result]);
   t.true(await removeMembership(home, inspection.federation));
   t.is(await readMembership(home, inspection.federation), undefined);
+  t.deepEqual(await readRoundResults(home, inspection.federation), []);
   t.false(await removeMembership(home, inspection.federation));
 });
 

@@ -10,9 +10,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CONTENT_HASH_PATTERN, FEDERATION_ID_PATTERN } from '@fedit/shared';
 import { FederationError } from './errors.ts';
-import { ensurePrivateDir, writePrivateFile } from './store.ts';
+import { RESULTS_DIR, ensurePrivateDir, writePrivateFile } from './store.ts';
 
-export const RESULTS_DIR = 'results';
+export { RESULTS_DIR };
 
 export interface RoundResult {
   round: number;

@@ -39,6 +39,8 @@ export const FEDERATIONS_DIR = 'federations';
 export const ADAPTERS_DIR = 'adapters';
 export const ROUNDS_DIR = 'rounds';
 export const SCAFFOLD_DIR = 'scaffold';
+/** Which cached adapter is which round's, per federation (results.ts). */
+export const RESULTS_DIR = 'results';
 
 /** What the participant remembers of a federation it joined. */
 export interface Membership {
@@ -390,6 +392,7 @@ export async function removeMembership(home: string, federation: string): Promis
   await rm(path, { force: true });
   await rm(join(home, ROUNDS_DIR, federation), { recursive: true, force: true });
   await rm(ownControlPath(home, federation), { force: true });
+  await rm(join(home, RESULTS_DIR, `${federation}.json`), { force: true });
   return existed;
 }
 
