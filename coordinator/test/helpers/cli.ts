@@ -44,7 +44,9 @@ export class CoordinatorProcess {
       this.#waiters.splice(0).forEach((f) => f());
     });
     this.exited = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => {
+      // 'close', not 'exit': 'exit' can come before the last stdout chunk has been read, and a
+      // test that reads what the process printed before it died would miss it.
+      this.child.once('close', (code, signal) => {
         resolve({ code, signal });
         this.#waiters.splice(0).forEach((f) => f());
       });
