@@ -56,3 +56,12 @@ export class FederationError extends FeditError {
 export function isTransient(error: unknown): boolean {
   return error instanceof FederationError && error.transient;
 }
+
+/** A file of the fedit home folder that cannot be read as what it should be; the message names it. */
+export function corruptedHomeFile(path: string, problem: string, cause?: unknown): FederationError {
+  return new FederationError(
+    'FEDERATION_HOME',
+    `${path} is corrupted: ${problem}; restore it from a backup, or remove it (for a membership: join again with a new invite)`,
+    { cause },
+  );
+}

@@ -19,7 +19,6 @@ export {
   listMemberships,
   loadOrCreateIdentity,
   membershipPath,
-  parseMembership,
   readIdentity,
   readMembership,
   removeMembership,
@@ -31,6 +30,7 @@ export {
   writePrivateFile,
   type Membership,
 } from './store.ts';
+export { parseMembership } from './membership-file.ts';
 export {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,

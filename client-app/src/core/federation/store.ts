@@ -1,10 +1,12 @@
 // The participant's fedit home folder: its identity and the federations it has joined.
 //
 //   <home>/identity.json                     the participant's keys (serializeIdentity), mode 0600
-//   <home>/federations/<federation>.json     one membership per federation joined
+//   <home>/federations/<federation>.json     one membership per federation joined (membership-file.ts
+//                                            reads it)
 //   <home>/adapters/<hex>.safetensors        global adapters already downloaded, by content hash
 //   <home>/rounds/<federation>/<round>/      one round's training output and its pending upload
 //   <home>/scaffold/<federation>.safetensors SCAFFOLD's own control variate c_i (control.ts)
+//   <home>/results/<federation>.json         which cached adapter is which round's (results.ts)
 //
 // The folder is created with mode 0700. Every file is written atomically (temporary file, fsync,
 // rename), so a crash leaves the old file or the new one. Reading validates: a corrupted file is
@@ -15,24 +17,18 @@ import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import {
   CONTENT_HASH_PATTERN,
-  CryptoError,
   FEDERATION_ID_PATTERN,
-  PARTICIPANT_ID_PATTERN,
-  SchemaError,
-  coordinatorUrl,
   generateIdentity,
   parseIdentity,
-  parsePublicIdentity,
   serializeIdentity,
-  schema,
   serializePublicIdentity,
   syncDirectory,
   type ContentHash,
   type Identity,
   type PublicIdentity,
-  type Schema,
 } from '@fedit/shared';
-import { FederationError } from './errors.ts';
+import { FederationError, corruptedHomeFile } from './errors.ts';
+import { parseMembership } from './membership-file.ts';
 
 export const IDENTITY_FILE = 'identity.json';
 export const FEDERATIONS_DIR = 'federations';
@@ -146,14 +142,6 @@ export async function writePrivateFile(
   await syncDirectory(directory);
 }
 
-function corrupted(path: string, problem: string, cause?: unknown): FederationError {
-  return new FederationError(
-    'FEDERATION_HOME',
-    `${path} is corrupted: ${problem}; restore it from a backup, or remove it (for a membership: join again with a new invite)`,
-    { cause },
-  );
-}
-
 async function readText(path: string): Promise<string | undefined> {
   try {
     return await readFile(path, 'utf8');
@@ -173,7 +161,7 @@ export async function readIdentity(home: string): Promise<Identity | undefined> 
   try {
     return parseIdentity(text);
   } catch (error) {
-    throw corrupted(path, (error as Error).message, error);
+    throw corruptedHomeFile(path, (error as Error).message, error);
   }
 }
 
@@ -252,80 +240,12 @@ export async function readMembership(home: string, federation: string): Promise<
   if (text === undefined) return undefined;
   const membership = parseMembership(text, path);
   if (membership.federation !== federation) {
-    throw corrupted(
+    throw corruptedHomeFile(
       path,
       `it describes federation ${JSON.stringify(membership.federation)}, not ${JSON.stringify(federation)}`,
     );
   }
   return membership;
-}
-
-// ---- the membership file, as read ("participantId is missing or invalid (\"x\")") -------------
-
-/** Text that is not empty (and matches `pattern` when given), in the file's wording. */
-const textField = <T extends string = string>(pattern?: RegExp): Schema<T> =>
-  schema.predicate<T>(
-    (v) => typeof v === 'string' && v.length > 0 && (pattern === undefined || pattern.test(v)),
-    (v) => `is missing or invalid (${JSON.stringify(v)})`,
-  );
-
-/** The coordinator's public keys, stored as base64url text, decoded and checked for length. */
-const coordinatorKeys: Schema<PublicIdentity> = {
-  parse(value, path) {
-    try {
-      return parsePublicIdentity(value, path);
-    } catch (error) {
-      if (!(error instanceof CryptoError)) throw error;
-      return schema.fail('FORMAT', error.field ?? path, error.message);
-    }
-  },
-};
-
-/** An ISO date, read as ms since the epoch. */
-const dateField: Schema<number> = {
-  parse(value, path) {
-    const time = Date.parse(textField().parse(value, path));
-    if (!Number.isFinite(time)) schema.fail('FORMAT', path, `${path} ${JSON.stringify(value)} is not a date`);
-    return time;
-  },
-};
-
-/** A membership file as read; a field a newer fedit wrote is dropped, not refused. */
-const membershipFile = schema.object(
-  {
-    version: schema.literal(1),
-    federation: textField(FEDERATION_ID_PATTERN),
-    /** The invite's rule for the coordinator's URL. */
-    url: coordinatorUrl,
-    coordinator: coordinatorKeys,
-    participantId: textField(PARTICIPANT_ID_PATTERN),
-    displayName: textField(),
-    joinedAt: dateField,
-    configHash: textField<ContentHash>(CONTENT_HASH_PATTERN),
-    config: textField(),
-    rank: schema.optional(schema.int(1, 1 << 16)),
-  },
-  { others: 'drop', wording: { notObject: 'it is not a JSON object' } },
-);
-
-/**
- * Parses a membership file's text; `path` names it in errors. Throws FEDERATION_HOME saying the
- * file is corrupted and naming the first field at fault.
- */
-export function parseMembership(text: string, path: string): Membership {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw corrupted(path, `it is not valid JSON (${(error as Error).message})`, error);
-  }
-  try {
-    const { version: _version, ...membership } = membershipFile.parse(value, '');
-    return membership satisfies Membership;
-  } catch (error) {
-    if (!(error instanceof SchemaError)) throw error;
-    throw corrupted(path, error.message, error);
-  }
 }
 
 /** Every membership in `home`, sorted by federation id. */
