@@ -32,7 +32,7 @@ import type {
   StatusEvent,
 } from './events.ts';
 import { runRound } from './round.ts';
-import { keepGlobalAdapter } from './round-io.ts';
+import { keepFinalAdapter, keepGlobalAdapter } from './round-io.ts';
 import { recordRoundResult } from './results.ts';
 import { adoptSettings, loadSession, type ParticipantOptions, type ParticipantSession } from './session.ts';
 import { ROUNDS_DIR, adapterCachePath, roundDir } from './store.ts';
@@ -48,9 +48,6 @@ export type {
 } from './events.ts';
 export { participantSeed } from './round.ts';
 export { checkBaseModel, type ParticipantOptions } from './session.ts';
-
-/** Tries at fetching the final adapter over a connection that stays up (each unanswered in time). */
-const FINAL_ADAPTER_ATTEMPTS = 3;
 
 /** What `start` resolves with. */
 export interface ParticipantResult {
@@ -388,20 +385,8 @@ export class Participant extends EventEmitter<ParticipantEvents> {
       status: 'waiting',
       message: `the federation has ended after ${finished.rounds} rounds; fetching its final adapter`,
     });
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await keepGlobalAdapter(session, hash);
-        break;
-      } catch (error) {
-        if (!isTransient(error) || attempt === FINAL_ADAPTER_ATTEMPTS) throw error;
-        if (session.connection.state !== 'ready') {
-          // The coordinator repeats 'federation:finished' once this participant is back.
-          this.emit('warning', `${(error as Error).message}; fetching the final adapter once reconnected`);
-          return;
-        }
-        this.emit('warning', `${(error as Error).message}; fetching the final adapter again`);
-      }
-    }
+    const kept = await keepFinalAdapter(session, hash, (message) => this.emit('warning', message));
+    if (!kept) return; // the coordinator repeats 'federation:finished' once this participant is back
     this.#finalAdapter = { hash, path: adapterCachePath(session.home, hash), rounds: finished.rounds };
     this.#finish('finished');
   }

@@ -74,6 +74,34 @@ export function keepGlobalAdapter(
   );
 }
 
+/** Tries at fetching the final adapter over a connection that stays up (each unanswered in time). */
+const FINAL_ADAPTER_ATTEMPTS = 3;
+
+/**
+ * The federation's final adapter, kept in the adapter cache: tried again while the connection
+ * stays up (up to FINAL_ADAPTER_ATTEMPTS), each retry told to `warn`. False when the connection
+ * dropped: the coordinator repeats 'federation:finished' after the next authentication.
+ */
+export async function keepFinalAdapter(
+  session: ParticipantSession,
+  hash: ContentHash,
+  warn: (message: string) => void,
+): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await keepGlobalAdapter(session, hash);
+      return true;
+    } catch (error) {
+      if (!isTransient(error) || attempt === FINAL_ADAPTER_ATTEMPTS) throw error;
+      if (session.connection.state !== 'ready') {
+        warn(`${(error as Error).message}; fetching the final adapter once reconnected`);
+        return false;
+      }
+      warn(`${(error as Error).message}; fetching the final adapter again`);
+    }
+  }
+}
+
 /** The global adapter the round starts from, fetched across dropped connections. */
 export function fetchRoundAdapter(ctx: RoundContext): Promise<Map<string, Tensor>> {
   const { session, open } = ctx;
