@@ -12,8 +12,7 @@
 // round tasks become events. An upload interrupted by a dropped connection or a restarted client
 // resumes as long as the round is open; one whose round has closed is dropped.
 import { EventEmitter } from 'node:events';
-import { readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import {
   FeditError,
   type ContentHash,
@@ -35,7 +34,7 @@ import { runRound } from './round.ts';
 import { keepFinalAdapter, keepGlobalAdapter } from './round-io.ts';
 import { recordRoundResult } from './results.ts';
 import { adoptSettings, loadSession, type ParticipantOptions, type ParticipantSession } from './session.ts';
-import { ROUNDS_DIR, adapterCachePath, roundDir } from './store.ts';
+import { adapterCachePath, removeRoundDirs, roundDir } from './store.ts';
 import { dropPendingUpload } from './update.ts';
 
 export type {
@@ -298,7 +297,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
       task.controller.abort();
       await task.done.catch(() => undefined);
     }
-    await this.#cleanRounds(session, selected ? open.round : undefined);
+    await removeRoundDirs(session.home, session.membership.federation, selected ? open.round : undefined);
     if (!selected) {
       this.#setStatus({
         status: 'waiting',
@@ -378,7 +377,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
       task.controller.abort();
       await task.done.catch(() => undefined);
     }
-    await this.#cleanRounds(session, undefined);
+    await removeRoundDirs(session.home, session.membership.federation, undefined);
     const hash = finished.adapterHash;
     // Not 'downloading', which is a round's step (and the app shows it as one).
     this.#setStatus({
@@ -389,14 +388,5 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     if (!kept) return; // the coordinator repeats 'federation:finished' once this participant is back
     this.#finalAdapter = { hash, path: adapterCachePath(session.home, hash), rounds: finished.rounds };
     this.#finish('finished');
-  }
-
-  /** Removes the folders of rounds other than `keep` (finished, or left behind by a crash). */
-  async #cleanRounds(session: ParticipantSession, keep: number | undefined): Promise<void> {
-    const base = join(session.home, ROUNDS_DIR, session.membership.federation);
-    const entries = await readdir(base).catch(() => [] as string[]);
-    for (const name of entries) {
-      if (name !== String(keep)) await rm(join(base, name), { recursive: true, force: true });
-    }
   }
 }

@@ -334,3 +334,16 @@ export function roundDir(home: string, federation: string, round: number): strin
   checkFederationId(federation);
   return join(home, ROUNDS_DIR, federation, String(round));
 }
+
+/** Removes the folders of `federation`'s rounds other than `keep` (finished, or left behind by a crash). */
+export async function removeRoundDirs(
+  home: string,
+  federation: string,
+  keep: number | undefined,
+): Promise<void> {
+  const base = join(home, ROUNDS_DIR, federation);
+  const entries = await readdir(base).catch(() => [] as string[]);
+  for (const name of entries) {
+    if (name !== String(keep)) await rm(join(base, name), { recursive: true, force: true });
+  }
+}
