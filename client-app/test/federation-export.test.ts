@@ -9,16 +9,9 @@ import test, { type ExecutionContext } from 'ava';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { federationPaths, hashTensors, readRoundLog, readSafetensorsFile } from '@fedit/shared';
-import { createInvite } from '@fedit/coordinator';
-import { FACTS } from '../../test/fixtures/tiny-federation.ts';
 import { fedit, type Run } from '../../test/fixtures/fedit-cli.ts';
-import {
-  joinFederation,
-  listMemberships,
-  Participant,
-  recordRoundResult,
-} from '../src/core/federation/index.ts';
-import { tinyLoopbackFederation, writeFactsChat } from './fixtures/loopback.ts';
+import { listMemberships, recordRoundResult } from '../src/core/federation/index.ts';
+import { aliceAndBob, tinyLoopbackFederation } from './fixtures/loopback.ts';
 
 const ok = (t: ExecutionContext, r: Run) => t.is(r.code, 0, `stderr:\n${r.stderr}`);
 
@@ -41,25 +34,10 @@ async function readExport(dir: string) {
 }
 
 test('a finished federation exports as PEFT folders on both sides, which fedit eval scores with its template', async (t) => {
-  const { dir, modelDir, fedDir, coordinator } = await tinyLoopbackFederation(t, { name: 'export test' });
-  const homes = [join(dir, 'alice'), join(dir, 'bob')];
-  const data = [
-    await writeFactsChat(join(dir, 'alice.jsonl'), FACTS.slice(0, 4)),
-    await writeFactsChat(join(dir, 'bob.jsonl'), FACTS.slice(4)),
-  ];
-  for (const [i, home] of homes.entries())
-    await joinFederation(createInvite(fedDir, { url: coordinator.url }), { home, displayName: `p${i}` });
-  const results = await Promise.all(
-    homes.map((home, i) =>
-      new Participant().start({
-        modelDir,
-        dataFiles: [data[i]],
-        home,
-        threads: 1,
-        reconnectionDelayMax: 500,
-      }),
-    ),
-  );
+  const fed = await tinyLoopbackFederation(t, { name: 'export test' });
+  const { dir, modelDir, fedDir, coordinator } = fed;
+  const { homes, data, run } = await aliceAndBob(fed);
+  const results = await run();
   await coordinator.close();
   const { records } = await readRoundLog(federationPaths(fedDir).log);
   const closed = records.find((r) => r.kind === 'round-closed');

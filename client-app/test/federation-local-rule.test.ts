@@ -8,35 +8,14 @@ import test, { type ExecutionContext } from 'ava';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readSafetensorsFile, tensorToF32 } from '@fedit/shared';
-import { createInvite } from '@fedit/coordinator';
-import { FACTS } from '../../test/fixtures/tiny-federation.ts';
-import { joinFederation, Participant } from '../src/core/federation/index.ts';
-import { tinyLoopbackFederation, writeFactsChat } from './fixtures/loopback.ts';
+import { aliceAndBob, tinyLoopbackFederation } from './fixtures/loopback.ts';
 
 /** One round of a two-participant federation with these local-training settings; both global adapters. */
 async function oneRound(t: ExecutionContext, rule: { freezeLoraA?: boolean; proximalMu?: number }) {
-  const { dir, modelDir, fedDir, coordinator, recorder } = await tinyLoopbackFederation(t, {
-    name: 'local rule',
-    training: rule,
-  });
-  const homes = [join(dir, 'alice'), join(dir, 'bob')];
-  const data = [
-    await writeFactsChat(join(dir, 'alice.jsonl'), FACTS.slice(0, 4)),
-    await writeFactsChat(join(dir, 'bob.jsonl'), FACTS.slice(4)),
-  ];
-  for (const [i, home] of homes.entries())
-    await joinFederation(createInvite(fedDir, { url: coordinator.url }), { home, displayName: `p${i}` });
-  const results = await Promise.all(
-    homes.map((home, i) =>
-      new Participant().start({
-        modelDir,
-        dataFiles: [data[i]],
-        home,
-        threads: 1,
-        reconnectionDelayMax: 500,
-      }),
-    ),
-  );
+  const fed = await tinyLoopbackFederation(t, { name: 'local rule', training: rule });
+  const { recorder } = fed;
+  const { homes, run } = await aliceAndBob(fed);
+  const results = await run();
   const closed = await recorder.next((e) => e.type === 'round-closed' || e.type === 'round-aborted');
   t.is(closed.type, 'round-closed', JSON.stringify(recorder.events));
   // The participant caches both global adapters by hash: the round's start and its result.

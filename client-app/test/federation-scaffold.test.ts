@@ -19,11 +19,8 @@ import {
   tensorValues,
   type RoundClosedBody,
 } from '@fedit/shared';
-import { createInvite } from '@fedit/coordinator';
-import { FACTS } from '../../test/fixtures/tiny-federation.ts';
-import { joinFederation, Participant } from '../src/core/federation/index.ts';
 import { ownControlPath } from '../src/core/federation/store.ts';
-import { tinyLoopbackFederation, writeFactsChat } from './fixtures/loopback.ts';
+import { aliceAndBob, tinyLoopbackFederation } from './fixtures/loopback.ts';
 
 async function readControl(path: string): Promise<Map<string, Float32Array>> {
   const { tensors } = parseSafetensors(new Uint8Array(await readFile(path)), path);
@@ -33,35 +30,13 @@ async function readControl(path: string): Promise<Map<string, Float32Array>> {
 test('SCAFFOLD: c_i survives a restart, c is the mean of the c_i, and the audit recomputes every round', async (t) => {
   const lr = 1e-2;
   const localSteps = 3;
-  const { dir, modelDir, fedDir, coordinator } = await tinyLoopbackFederation(t, {
+  const fed = await tinyLoopbackFederation(t, {
     name: 'scaffold',
     training: { localSteps, lr, scaffold: true },
     rounds: 2,
   });
-  const homes = [join(dir, 'alice'), join(dir, 'bob')];
-  const data = [
-    await writeFactsChat(join(dir, 'alice.jsonl'), FACTS.slice(0, 4)),
-    await writeFactsChat(join(dir, 'bob.jsonl'), FACTS.slice(4)),
-  ];
-  const memberships = [];
-  for (const [i, home] of homes.entries())
-    memberships.push(
-      await joinFederation(createInvite(fedDir, { url: coordinator.url }), { home, displayName: `p${i}` }),
-    );
-  const federation = memberships[0]!.membership.federation;
-  const run = (maxRounds?: number) =>
-    Promise.all(
-      homes.map((home, i) =>
-        new Participant().start({
-          modelDir,
-          dataFiles: [data[i]],
-          home,
-          threads: 1,
-          reconnectionDelayMax: 500,
-          ...(maxRounds !== undefined && { maxRounds }),
-        }),
-      ),
-    );
+  const { homes, federation, run } = await aliceAndBob(fed);
+  const { fedDir } = fed;
 
   const first = await run(1);
   t.deepEqual(
