@@ -222,6 +222,15 @@ export {
   type PromptTemplateName,
 } from './federation/config.ts';
 export { roundLearningRate } from './federation/schedule.ts';
+export {
+  COMMIT_HASH_PATTERN,
+  MODEL_REPO_PATTERN,
+  MODEL_REVISION_PATTERN,
+  formatModelRepo,
+  isPinnedRevision,
+  parseModelRepo,
+  type ModelRepo,
+} from './federation/model-repo.ts';
 export { federationPaths, type FederationPaths } from './federation/paths.ts';
 export {
   auditCommand,

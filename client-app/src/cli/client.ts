@@ -3,7 +3,7 @@
 // (../core/federation); these commands parse options, ask, and print.
 
 import { Option, type Command } from 'commander';
-import { FeditError } from '@fedit/shared';
+import { FeditError, formatModelRepo, isPinnedRevision } from '@fedit/shared';
 import type { ExecutionProvider } from '@fedit/kernels';
 import type { DatasetFormat } from '../core/data/index.ts';
 import type {
@@ -27,6 +27,16 @@ const ownRankOption = () =>
 const homeOption = () =>
   new Option('--home <dir>', 'the fedit home folder (default: $FEDIT_HOME, else the user settings folder)');
 
+/** Where the base model can be downloaded, and the command that does it verified (when the operator said). */
+function modelDownloadLines(base: { identity: string; repo?: string; revision?: string }): string[] {
+  if (base.repo === undefined) return [];
+  const source = formatModelRepo({ repo: base.repo, revision: base.revision });
+  return [
+    `  repository      ${source}${isPinnedRevision(base.revision) ? '' : ' (not pinned to a commit: it may have changed since)'}`,
+    `  download        fedit model fetch ${source} --identity ${base.identity}`,
+  ];
+}
+
 /** The settings a person reads before joining, as lines of text. */
 export function formatInspection(i: InviteInspection): string {
   const s = i.settings;
@@ -40,6 +50,7 @@ export function formatInspection(i: InviteInspection): string {
     `  fingerprint     ${i.coordinatorFingerprint}  (compare it with the one the operator gave you)`,
     `base model        ${s.baseModel.name}`,
     `  identity        ${s.baseModel.identity}`,
+    ...modelDownloadLines(s.baseModel),
     `LoRA              rank ${s.lora.rank}, alpha ${s.lora.alpha}, dropout ${s.lora.dropout}, on ${s.lora.targets.join(', ')}`,
     `prompts           template ${s.training.template}, cutoff ${s.training.cutoffLen} tokens${s.training.trainOnInputs ? ', training on prompts too' : ''}`,
   ];

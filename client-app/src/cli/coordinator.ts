@@ -2,7 +2,16 @@
 // options and print.
 
 import { Option, type Command } from 'commander';
-import { FeditError, LIMIT_RULES, aggregationRuleNames, federationPaths } from '@fedit/shared';
+import {
+  FeditError,
+  LIMIT_RULES,
+  aggregationRuleNames,
+  federationPaths,
+  formatModelRepo,
+  isPinnedRevision,
+  parseModelRepo,
+  type ModelRepo,
+} from '@fedit/shared';
 import type { CoordinatorEvent, FederationSettings } from '@fedit/coordinator';
 import { addLearningOptions, initSettings, type InitOptions } from './init-settings.ts';
 import { addLoraOptions, positive } from './options.ts';
@@ -59,6 +68,11 @@ function registerInit(coordinator: Command): void {
               'the base model (Hugging Face folder) every participant must train on',
             )
             .option('--model-name <name>', 'how participants see the base model named')
+            .option(
+              '--model-repo <owner/name[@revision]>',
+              'the Hugging Face repository participants download the model from (`fedit model fetch`); best pinned to a commit hash',
+              (raw: string) => parseModelRepo(raw, '--model-repo'),
+            )
             .option('--name <name>', "the federation's name", 'fedit federation')
             .option(
               '--rounds <n>',
@@ -95,12 +109,23 @@ function registerInit(coordinator: Command): void {
     const { config } = await initFederationFromModel(dir, {
       modelDir: o.model as string,
       modelName: o.modelName as string | undefined,
+      modelRepo: o.modelRepo as ModelRepo | undefined,
       settings,
     });
     process.stdout.write(
-      `created federation ${config.id} in ${dir}\n  base model ${config.baseModel.name} (${config.baseModel.identity})\n  next: fedit coordinator invite ${dir} --url http://HOST:PORT, then fedit coordinator start ${dir}\n`,
+      `created federation ${config.id} in ${dir}\n  base model ${config.baseModel.name} (${config.baseModel.identity})\n${modelSourceLines(config.baseModel)}  next: fedit coordinator invite ${dir} --url http://HOST:PORT, then fedit coordinator start ${dir}\n`,
     );
   });
+}
+
+/** Where participants download the base model, as `init` prints it (nothing if it was not said). */
+function modelSourceLines(base: { identity: string; repo?: string; revision?: string }): string {
+  if (base.repo === undefined) return '';
+  const source = formatModelRepo({ repo: base.repo, revision: base.revision });
+  const moving = isPinnedRevision(base.revision)
+    ? ''
+    : `  note: ${base.revision ?? 'main'} is not a commit hash; if the repository changes, downloads stop matching the identity (pin a commit: --model-repo ${base.repo}@<commit>)\n`;
+  return `  download  fedit model fetch ${source} --identity ${base.identity}\n${moving}`;
 }
 
 function addTrainingOptions(command: Command): Command {

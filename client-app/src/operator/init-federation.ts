@@ -13,13 +13,21 @@ import {
   validateLoraConfig,
   type LoraTarget,
 } from '@fedit/kernels';
-import { tensorFromF32, type FederationConfig, type Identity, type Tensor } from '@fedit/shared';
+import {
+  tensorFromF32,
+  type FederationConfig,
+  type Identity,
+  type ModelRepo,
+  type Tensor,
+} from '@fedit/shared';
 
 export interface InitFromModelOptions {
   /** The base model (Hugging Face folder) every participant must train on. */
   modelDir: string;
-  /** How participants see the base model named (default: the folder). */
+  /** How participants see the base model named (default: the repository, else the folder). */
   modelName?: string;
+  /** Where participants download it (`fedit model fetch`): a Hub repository and revision. */
+  modelRepo?: ModelRepo;
   settings?: Partial<FederationSettings>;
   /** Seed of the initial adapter's random A factors (default: random). */
   seed?: number;
@@ -38,7 +46,12 @@ export async function initFederationFromModel(
     loraTensorSpecs(model.config, lora).map((s) => [s.name, tensorFromF32(s.shape, values.get(s.name)!)]),
   );
   return initFederation(root, {
-    baseModel: { identity: model.identity, name: o.modelName ?? o.modelDir },
+    baseModel: {
+      identity: model.identity,
+      name: o.modelName ?? o.modelRepo?.repo ?? o.modelDir,
+      ...(o.modelRepo && { repo: o.modelRepo.repo }),
+      ...(o.modelRepo?.revision !== undefined && { revision: o.modelRepo.revision }),
+    },
     initialAdapter,
     settings: o.settings,
   });

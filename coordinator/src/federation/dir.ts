@@ -81,8 +81,11 @@ function withLearningDefaults(
 
 /** What a new federation starts from: the base model every participant trains, and its adapter. */
 export interface FederationStart {
-  /** The base model: its identity (loadCheckpoint().identity) and the name participants see. */
-  baseModel: { identity: string; name: string };
+  /**
+   * The base model: its identity (loadCheckpoint().identity), the name participants see, and where
+   * to download it (a Hugging Face repository and revision), if the operator says.
+   */
+  baseModel: FederationConfig['baseModel'];
   /**
    * The initial global adapter: PEFT's LoRA initialisation for the base model with the config's
    * rank and targets. Built by the caller (`fedit coordinator init` loads the model for it), so the

@@ -20,6 +20,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { FeditError } from '../errors.ts';
 import { aggregationRule, aggregationRuleNames } from '../aggregation/rules.ts';
 import { CONTENT_HASH_PATTERN } from '../protocol/limits.ts';
+import { MODEL_REPO_PATTERN, MODEL_REVISION_PATTERN } from './model-repo.ts';
 import type { ContentHash } from '../protocol/messages.ts';
 import { canonicalBytes, withDecimalStrings } from '../rounds/canonical.ts';
 import {
@@ -167,6 +168,10 @@ const federationConfig = refine(
         identity: pattern(CONTENT_HASH_PATTERN, 'a model identity (sha256:<64 hex>)'),
         /** A human name for it (e.g. HuggingFaceTB/SmolLM2-135M-Instruct). */
         name: textField(),
+        /** Where to download it: a Hugging Face repository id (model-repo.ts). Absent: nowhere said. */
+        repo: optional(pattern(MODEL_REPO_PATTERN, 'a Hugging Face repository id (owner/name)')),
+        /** The repository's revision, best a commit hash. Absent: its main branch. */
+        revision: optional(pattern(MODEL_REVISION_PATTERN, 'a commit hash, branch or tag')),
       }),
       lora: section({
         rank: numberField(whole(1)),
@@ -271,7 +276,13 @@ const federationConfig = refine(
     'must be a JSON object',
   ),
   (config) => {
-    const { minUpdates, participantsPerRound } = config;
+    const { minUpdates, participantsPerRound, baseModel } = config;
+    if (baseModel.revision !== undefined && baseModel.repo === undefined)
+      fail(
+        'INCONSISTENT',
+        'baseModel.revision',
+        'baseModel.revision names a revision of no repository: set baseModel.repo too',
+      );
     if (minUpdates > participantsPerRound.minimum) {
       fail(
         'INCONSISTENT',
