@@ -214,9 +214,10 @@ async function joinCommand(
       ? `joined federation ${m.federation} as ${m.displayName} (participant id ${m.participantId})\n`
       : `already a member of federation ${m.federation} as ${m.displayName} (participant id ${m.participantId}); settings refreshed\n`,
   );
-  process.stdout.write(
-    `take part with: fedit client run --model <dir> --data <file>${o.home ? ` --home ${o.home}` : ''}\n`,
-  );
+  const home = o.home ? ` --home ${o.home}` : '';
+  if (inspection.settings.baseModel.repo !== undefined)
+    process.stdout.write(`get the base model with: fedit model fetch --federation ${m.federation}${home}\n`);
+  process.stdout.write(`take part with: fedit client run --model <dir> --data <file>${home}\n`);
 }
 
 /** `fedit client run`'s options, as commander parses them. */

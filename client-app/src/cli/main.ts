@@ -12,6 +12,7 @@ import { registerCoordinatorCommands } from './coordinator.ts';
 import { registerAuditCommand } from './audit.ts';
 import { registerClientCommands } from './client.ts';
 import { registerExportCommands } from './export.ts';
+import { registerModelCommands } from './model.ts';
 
 const version = FEDIT_VERSION;
 
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerClientCommands(program);
   registerTensorCommands(program);
   registerExportCommands(program);
+  registerModelCommands(program);
   registerHelpCommand(program);
   return program;
 }
