@@ -29,7 +29,8 @@ export interface FederationSummary {
   coordinatorUrl: string;
   /** Short form of the coordinator's key fingerprint, for people to compare. */
   coordinatorFingerprint: string;
-  baseModel: { name: string; identity: string };
+  /** `repo` and `revision`: where it can be downloaded (a Hugging Face repository), if the operator said. */
+  baseModel: { name: string; identity: string; repo?: string; revision?: string };
   lora: { rank: number; alpha: number; dropout: number; targets: string[] };
   training: { localSteps: number; batchSize: number; lr: number; cutoffLen: number; template: string };
   rounds: number;
@@ -46,6 +47,22 @@ export interface ModelCheck {
   ok: boolean;
   identity?: string;
   /** Why it cannot be used (not a model folder, another base model than the federation's, ...). */
+  problem?: string;
+}
+
+/** The base model's download from the Hub (downloadModel), while it runs and after. */
+export interface ModelDownload {
+  /** owner/name@revision. */
+  source: string;
+  /** The model folder it goes to. */
+  dir: string;
+  state: 'downloading' | 'failed' | 'done';
+  /** Bytes on disk and in all (total 0 until the repository is listed). */
+  done: number;
+  total: number;
+  /** The file arriving now. */
+  file?: string;
+  /** Why it failed, in words (state 'failed'); a later download continues what arrived. */
   problem?: string;
 }
 
@@ -98,6 +115,8 @@ export interface AppState {
   settings: AppSettings;
   federation?: FederationSummary;
   model?: ModelCheck;
+  /** The base model's download, once one was asked for. */
+  modelDownload?: ModelDownload;
   data?: DataSelection;
   status: LiveStatus;
   history: RoundHistoryEntry[];
@@ -166,6 +185,11 @@ export interface FeditAppApi {
   leaveFederation(): Promise<AppState>;
   /** Paths come from the OS file picker in the app, or are typed in the development shell. */
   chooseModel(dir?: string): Promise<AppState>;
+  /**
+   * Downloads the federation's base model from the repository its operator named, checks it is
+   * the federation's (its identity) and chooses it; progress arrives as 'state' events.
+   */
+  downloadModel(): Promise<AppState>;
   chooseData(files?: string[]): Promise<AppState>;
   start(): Promise<AppState>;
   pause(): Promise<AppState>;
@@ -187,6 +211,7 @@ export const API_METHODS = [
   'joinFederation',
   'leaveFederation',
   'chooseModel',
+  'downloadModel',
   'chooseData',
   'start',
   'pause',

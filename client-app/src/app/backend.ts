@@ -9,6 +9,7 @@
 //   ./history-file.ts      app/history-<federation>.json: the rounds this computer saw
 //   ./kept-files.ts        what happens to either when it is damaged or cannot be read
 //   ./selections.ts        the model folder and data files, as the worker checked them
+//   ./model-download.ts    the base model downloaded from the repository the federation names
 //   ./worker-supervisor.ts the training worker: start, pause, stop, the power and idle limits, and
 //                          a restart when it dies (it resumes from what the participant keeps)
 //   ./live-status.ts       the live status: a pure fold of the participant's events and the
@@ -40,6 +41,7 @@ import { TrainingDevice, probeWebGpu } from './device.ts';
 import { describeRound } from './federation-summary.ts';
 import { HistoryFile } from './history-file.ts';
 import { KeptFiles } from './kept-files.ts';
+import { ModelDownloads } from './model-download.ts';
 import { FederationMembership } from './membership.ts';
 import { PageFeed } from './page-feed.ts';
 import { Selections } from './selections.ts';
@@ -67,6 +69,8 @@ export interface BackendOptions extends Pick<SupervisorOptions, 'limitPollMs' | 
   openPath?: (path: string) => Promise<void>;
   /** CPU threads of this machine (default os.availableParallelism()). */
   cpuThreads?: number;
+  /** Where the base model is downloaded from (default: $HF_ENDPOINT, else the Hugging Face Hub). */
+  hubUrl?: string;
 }
 
 export class AppBackend implements FeditAppApi {
@@ -80,6 +84,7 @@ export class AppBackend implements FeditAppApi {
   readonly #background: BackgroundWork;
   readonly #settingsFile: SettingsFile;
   readonly #selections: Selections;
+  readonly #downloads: ModelDownloads;
   readonly #supervisor: WorkerSupervisor;
 
   #settings: AppSettings = { ...DEFAULT_SETTINGS };
@@ -106,6 +111,8 @@ export class AppBackend implements FeditAppApi {
     });
     this.#federation = new FederationMembership(this.home, this.log, new HistoryFile(appDir, files));
     this.#selections = new Selections(this.#worker, this.log);
+    const onChange = () => void this.#changed();
+    this.#downloads = new ModelDownloads({ ...options, log: this.log, onChange });
     this.#supervisor = new WorkerSupervisor(this.#supervisorHost(), {
       ...options,
       monitor: options.monitor ?? HEADLESS_MONITOR,
@@ -204,6 +211,12 @@ export class AppBackend implements FeditAppApi {
     await this.#saveSettings();
     await this.#selections.recheckData(this.#federation.settings);
     return this.#changed();
+  }
+
+  async downloadModel(): Promise<AppState> {
+    this.#refuseWhileTakingPart('change the model');
+    const dir = await this.#downloads.download(this.#federation.settings);
+    return this.chooseModel(dir);
   }
 
   async chooseData(files?: string[]): Promise<AppState> {
@@ -353,6 +366,7 @@ export class AppBackend implements FeditAppApi {
       settings: { ...this.#settings },
       federation: this.#federation.summary(),
       model: this.#selections.model(this.#federation.settings),
+      modelDownload: this.#downloads.state,
       data: this.#selections.data,
       status: structuredClone(this.#page.status),
       history: this.#federation.history.entries,

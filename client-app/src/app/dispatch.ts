@@ -44,6 +44,8 @@ export async function callBackend(
       const picked = await picker(pickers).pickModelDir();
       return picked === undefined ? backend.getState() : backend.chooseModel(picked);
     }
+    case 'downloadModel':
+      return backend.downloadModel(...checked(method));
     case 'chooseData': {
       const [files] = checked(method);
       if (files !== undefined) return backend.chooseData(files);

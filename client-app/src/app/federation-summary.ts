@@ -67,7 +67,12 @@ export function summarize(
     name: s.name,
     coordinatorUrl: url,
     coordinatorFingerprint: groupFingerprint(coordinatorFingerprint),
-    baseModel: { name: s.baseModel.name, identity: s.baseModel.identity },
+    baseModel: {
+      name: s.baseModel.name,
+      identity: s.baseModel.identity,
+      ...(s.baseModel.repo !== undefined && { repo: s.baseModel.repo }),
+      ...(s.baseModel.revision !== undefined && { revision: s.baseModel.revision }),
+    },
     lora: { rank: s.lora.rank, alpha: s.lora.alpha, dropout: s.lora.dropout, targets: [...s.lora.targets] },
     training: {
       localSteps: s.training.localSteps ?? 0,

@@ -230,6 +230,7 @@ export function apiArguments(machine: Machine) {
     leaveFederation: args(),
     // Left out: the person picks in the system's file picker (dispatch.ts).
     chooseModel: args(['the model folder', schema.optional(pathText)]),
+    downloadModel: args(),
     chooseData: args(['the data files', schema.optional(dataFiles)]),
     start: args(),
     pause: args(),

@@ -39,8 +39,11 @@ export interface KnownAdapter {
 
 /** Work the backend asks of the worker that has an answer. */
 export type Job =
-  /** Loads a model folder (converting its weights once) and answers its identity. */
-  | { kind: 'check-model'; dir: string }
+  /**
+   * Loads a model folder (converting its weights once, under `cacheDir` when given) and answers
+   * its identity.
+   */
+  | { kind: 'check-model'; dir: string; cacheDir?: string }
   /** Validates data files; with `tokens`, tokenizes them as the trainer will and renders previews. */
   | {
       kind: 'prepare-data';

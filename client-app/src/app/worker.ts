@@ -201,7 +201,7 @@ async function runJob(
 ): Promise<JobResults[Job['kind']]> {
   switch (job.kind) {
     case 'check-model': {
-      const model = await loadCheckpoint(job.dir);
+      const model = await loadCheckpoint(job.dir, { cacheDir: job.cacheDir });
       return {
         identity: model.identity,
         modelType: model.config.modelType,

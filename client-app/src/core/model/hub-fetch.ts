@@ -25,7 +25,6 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { downloadFile, listFiles, type ListFileEntry } from '@huggingface/hub';
-import { TOKENIZER_FILES, loadCheckpoint } from '@fedit/kernels';
 import { FeditError, formatModelRepo, type ModelRepo } from '@fedit/shared';
 
 export type ModelFetchErrorCode =
@@ -66,6 +65,11 @@ export interface ModelFetchOptions {
   accessToken?: string;
   onProgress?: (progress: ModelFetchProgress) => void;
   signal?: AbortSignal;
+  /**
+   * The fedit identity of the model in `dir`, its weights converted under `cacheDir` (default: the
+   * engine's loadCheckpoint, here; the app asks its training worker, which hosts the engine).
+   */
+  identityOf?: (dir: string, cacheDir: string) => Promise<string>;
 }
 
 export interface FetchedModel {
@@ -77,6 +81,24 @@ export interface FetchedModel {
   /** Bytes that were already on disk from an interrupted download, and not fetched again. */
   resumedBytes: number;
 }
+
+/**
+ * The files beside config.json and the weights that describe the tokenizer and generation: the
+ * engine's TOKENIZER_FILES (kernels/src/model/merge.ts; a test holds the two lists equal). Not
+ * imported: the engine loads onnxruntime, and the app's main process, which downloads, must not.
+ */
+export const MODEL_SIDE_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'generation_config.json',
+  'tokenizer.model',
+  'vocab.json',
+  'merges.txt',
+  'added_tokens.json',
+  'chat_template.jinja',
+  'chat_template.json',
+] as const;
 
 const PARTIAL_SUFFIX = '.partial';
 const MANIFEST = '.fedit-fetch.json';
@@ -108,7 +130,8 @@ export async function fetchHubModel(o: ModelFetchOptions): Promise<FetchedModel>
     };
     resumedBytes += await downloadChecked(hub, entry, staging, onBytes);
   }
-  const identity = await verifiedIdentity(staging, o.expectedIdentity, o.source);
+  const identityOf = o.identityOf ?? engineIdentity;
+  const identity = await verifiedIdentity(staging, o.expectedIdentity, o.source, identityOf);
   await rm(join(staging, MANIFEST), { force: true });
   if (existsSync(out)) await rmdir(out); // empty, as checked above
   await rename(staging, out);
@@ -174,7 +197,7 @@ export function modelFiles(entries: readonly ListFileEntry[], source: ModelRepo)
       : [];
   if (weights.length === 0)
     throw missing('model.safetensors (or model.safetensors.index.json and its shards)');
-  const wanted = ['config.json', ...TOKENIZER_FILES, ...weights];
+  const wanted = ['config.json', ...MODEL_SIDE_FILES, ...weights];
   return wanted.filter((p) => files.has(p)).map((p) => files.get(p)!);
 }
 
@@ -261,11 +284,12 @@ async function verifiedIdentity(
   staging: string,
   expected: string | undefined,
   source: ModelRepo,
+  identityOf: (dir: string, cacheDir: string) => Promise<string>,
 ): Promise<string> {
   const cacheDir = join(staging, '.fedit-verify-cache');
   let identity: string;
   try {
-    identity = (await loadCheckpoint(staging, { cacheDir })).identity;
+    identity = await identityOf(staging, cacheDir);
   } finally {
     await rm(cacheDir, { recursive: true, force: true });
   }
@@ -277,6 +301,11 @@ async function verifiedIdentity(
     );
   }
   return identity;
+}
+
+async function engineIdentity(dir: string, cacheDir: string): Promise<string> {
+  const { loadCheckpoint } = await import('@fedit/kernels');
+  return (await loadCheckpoint(dir, { cacheDir })).identity;
 }
 
 function hubError(cause: unknown, what: string): ModelFetchError {
