@@ -26,6 +26,13 @@ export function federationDetails(s: FederationSummary): HTMLElement {
         'Base model',
         h('span', null, s.baseModel.name),
         h('code', { class: 'hint', title: s.baseModel.identity }, grouped(s.baseModel.identity)),
+        s.baseModel.repo
+          ? h(
+              'span',
+              { class: 'hint', testid: 'model-repo' },
+              `Downloadable from Hugging Face: ${s.baseModel.repo}${s.baseModel.revision ? `@${s.baseModel.revision}` : ''}`,
+            )
+          : '',
       ),
       row('Rounds', count(s.rounds, 'round')),
       row(

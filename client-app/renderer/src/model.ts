@@ -1,7 +1,9 @@
 // The base model folder: pick it, and see whether fedit can train on it (or, in words, why not).
+// When the federation names the repository its model comes from, the model can be downloaded
+// instead, with progress, and is checked to be the federation's.
 
-import type { AppState, FederationSummary, ModelCheck } from '../../src/app/api.ts';
-import { h } from './dom.ts';
+import type { AppState, FederationSummary, ModelCheck, ModelDownload } from '../../src/app/api.ts';
+import { errorSlot, h, showError } from './dom.ts';
 import { picker } from './picker.ts';
 import { memo, type Ui, type View } from './ui.ts';
 import { grouped } from './words.ts';
@@ -34,6 +36,61 @@ function modelStatus(model: ModelCheck | undefined, base: BaseModel | undefined)
   ];
 }
 
+const megabytes = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+/** The download card: offered when the federation names a repository and no right model is chosen. */
+function downloadCard(ui: Ui) {
+  const source = h('p', { testid: 'model-download-source' });
+  const button = h(
+    'button',
+    {
+      class: 'primary',
+      testid: 'model-download',
+      onclick: () => void ui.act('download-model', () => ui.api.downloadModel()),
+    },
+    'Download the model',
+  );
+  const progress = h('progress', { testid: 'model-download-progress', max: 1, value: 0 });
+  const words = h('p', { class: 'muted', testid: 'model-download-text', 'aria-live': 'polite' });
+  const error = errorSlot('model-download-error');
+  const card = h(
+    'div',
+    { class: 'card', testid: 'model-download-card' },
+    h('p', { class: 'box-title' }, 'Download it'),
+    source,
+    h('div', { class: 'actions' }, button),
+    progress,
+    words,
+    error,
+  );
+  const render = (
+    base: BaseModel | undefined,
+    model: ModelCheck | undefined,
+    d: ModelDownload | undefined,
+  ) => {
+    card.hidden = !base?.repo || (model?.ok === true && d?.state !== 'downloading');
+    if (!base?.repo) return;
+    const repo = `${base.repo}${base.revision ? `@${base.revision}` : ''}`;
+    source.textContent = `The federation's organiser says it comes from Hugging Face, ${repo}. fedit downloads the files it needs and checks they are exactly the federation's model.`;
+    const running = d?.state === 'downloading' || ui.busy('download-model');
+    button.disabled = running;
+    button.textContent = d?.state === 'failed' ? 'Continue the download' : 'Download the model';
+    progress.hidden = !running;
+    progress.value = d && d.total > 0 ? d.done / d.total : 0;
+    words.textContent = !d
+      ? ''
+      : d.state === 'downloading'
+        ? d.total > 0
+          ? `${d.file ?? ''}: ${megabytes(d.done)} of ${megabytes(d.total)}`
+          : 'Asking for the list of files…'
+        : d.state === 'done'
+          ? `Downloaded into ${d.dir}`
+          : `The download stopped: ${d.problem ?? 'unknown reason'}`;
+    showError(error, d?.state === 'failed' ? undefined : ui.error('download-model'));
+  };
+  return { card, render };
+}
+
 export function modelView(ui: Ui): View {
   const pick = picker(ui, {
     key: 'model',
@@ -48,6 +105,7 @@ export function modelView(ui: Ui): View {
       'Checking the model… The first time, fedit prepares the weights once; this can take a few minutes.',
     pick: (paths) => (paths ? ui.api.chooseModel(paths[0]) : ui.api.chooseModel()),
   });
+  const download = downloadCard(ui);
   const status = h('div', { class: 'status-box', testid: 'model-status', 'aria-live': 'polite' });
   const renderStatus = memo(([model, base]: [ModelCheck | undefined, BaseModel | undefined]) => {
     status.className = `status-box ${!model ? 'neutral' : model.ok ? 'ok' : 'problem'}`;
@@ -68,6 +126,7 @@ export function modelView(ui: Ui): View {
           "is exactly the federation's base model, so that everyone's updates fit together.",
       ),
     ),
+    download.card,
     pick.card,
     status,
   );
@@ -77,6 +136,7 @@ export function modelView(ui: Ui): View {
     update(app) {
       pick.update(app.model ? [app.model.dir] : []);
       renderStatus([app.model, app.federation?.baseModel]);
+      download.render(app.federation?.baseModel, app.model, app.modelDownload);
     },
   };
 }
