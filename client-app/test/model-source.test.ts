@@ -86,6 +86,20 @@ test('a repository that is not owner/name is refused at init, naming the option'
   assertCleanFailure(t, r, /--model-repo must be a Hugging Face repository id/);
 });
 
+test('model fetch refuses a malformed repository, identity or Hub address before any download', async (t) => {
+  assertCleanFailure(t, await fedit('model', 'fetch', 'owner/name@..'), /repo: the revision after @ must be/);
+  assertCleanFailure(
+    t,
+    await fedit('model', 'fetch', 'owner/name', '--identity', 'abc'),
+    /--identity must be a model identity/,
+  );
+  assertCleanFailure(
+    t,
+    await fedit('model', 'fetch', 'owner/name', '--hub-url', 'ftp://x'),
+    /--hub-url must be an http: or https: URL/,
+  );
+});
+
 test('a revision without a repository is not a federation config', (t) => {
   const config = JSON.parse(
     JSON.stringify({

@@ -21,12 +21,17 @@ export function registerModelCommands(program: Command): void {
     .option(
       '--identity <hash>',
       'the fedit model identity (sha256:...) the download must have; a model of another one is removed',
+      identityOption,
     )
     .option(
       '--federation <id>',
       "take the repository and identity from this joined federation's settings (default when no repo is given: the only one joined)",
     )
-    .option('--hub-url <url>', "the Hub's address (default: $HF_ENDPOINT, else the Hugging Face Hub)")
+    .option(
+      '--hub-url <url>',
+      "the Hub's address (default: $HF_ENDPOINT, else the Hugging Face Hub)",
+      hubUrlOption,
+    )
     .addOption(
       new Option(
         '--home <dir>',
@@ -71,6 +76,21 @@ export function registerModelCommands(program: Command): void {
         ].join('\n'),
       );
     });
+}
+
+function identityOption(raw: string): string {
+  if (!/^sha256:[0-9a-f]{64}$/.test(raw))
+    throw new FeditError(
+      'CLI_OPTION',
+      `--identity must be a model identity, sha256: and 64 hex digits; got "${raw}"`,
+    );
+  return raw;
+}
+
+function hubUrlOption(raw: string): string {
+  if (!/^https?:\/\/[^\s]+$/.test(raw) || !URL.canParse(raw))
+    throw new FeditError('CLI_OPTION', `--hub-url must be an http: or https: URL, got "${raw}"`);
+  return raw;
 }
 
 interface FetchOptions {
