@@ -13,6 +13,7 @@ import { loadCheckpoint } from '@fedit/kernels';
 import { validateFederationConfig, type FederationConfig } from '@fedit/shared';
 import { writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
 import { assertCleanFailure, fedit } from '../../test/fixtures/fedit-cli.ts';
+import { initFederationFromModel } from '../src/operator/init-federation.ts';
 import { startFakeHub } from './fixtures/hub-server.ts';
 
 const REPO = 'fedit-test/tiny-chat';
@@ -98,6 +99,15 @@ test('model fetch refuses a malformed repository, identity or Hub address before
     await fedit('model', 'fetch', 'owner/name', '--hub-url', 'ftp://x'),
     /--hub-url must be an http: or https: URL/,
   );
+});
+
+test("without a name or repository, participants see the model folder's name, not the operator's path", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'fedit-model-name-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const modelDir = await writeTinyChatModel(join(dir, 'SmolLM-like'));
+  const { config } = await initFederationFromModel(join(dir, 'federation'), { modelDir, seed: 1 });
+  t.is(config.baseModel.name, 'SmolLM-like');
+  t.is(config.baseModel.repo, undefined);
 });
 
 test('a revision without a repository is not a federation config', (t) => {

@@ -67,7 +67,10 @@ function registerInit(coordinator: Command): void {
               '--model <dir>',
               'the base model (Hugging Face folder) every participant must train on',
             )
-            .option('--model-name <name>', 'how participants see the base model named')
+            .option(
+              '--model-name <name>',
+              "how participants see the base model named (default: the --model-repo repository, else the folder's name, never its path)",
+            )
             .option(
               '--model-repo <owner/name[@revision]>',
               'the Hugging Face repository participants download the model from (`fedit model fetch`); best pinned to a commit hash',

@@ -4,6 +4,7 @@
 // the coordinator's initFederation.
 
 import { randomBytes } from 'node:crypto';
+import { basename, resolve } from 'node:path';
 import { DEFAULT_SETTINGS, initFederation, type FederationSettings } from '@fedit/coordinator';
 import {
   initLoraTensors,
@@ -24,7 +25,7 @@ import {
 export interface InitFromModelOptions {
   /** The base model (Hugging Face folder) every participant must train on. */
   modelDir: string;
-  /** How participants see the base model named (default: the repository, else the folder). */
+  /** How participants see the base model named (default: the repository, else the folder's name). */
   modelName?: string;
   /** Where participants download it (`fedit model fetch`): a Hub repository and revision. */
   modelRepo?: ModelRepo;
@@ -48,7 +49,8 @@ export async function initFederationFromModel(
   return initFederation(root, {
     baseModel: {
       identity: model.identity,
-      name: o.modelName ?? o.modelRepo?.repo ?? o.modelDir,
+      // Never the operator's path by default: it names a folder on their computer to everyone.
+      name: o.modelName ?? o.modelRepo?.repo ?? basename(resolve(o.modelDir)),
       ...(o.modelRepo && { repo: o.modelRepo.repo }),
       ...(o.modelRepo?.revision !== undefined && { revision: o.modelRepo.revision }),
     },
