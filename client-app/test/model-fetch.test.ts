@@ -17,6 +17,7 @@ import {
   partialFolderOf,
   type ModelFetchProgress,
 } from '../src/core/model/hub-fetch.ts';
+import { engineIdentity as identityOf } from '../src/core/model/engine-identity.ts';
 import { startFakeHub } from './fixtures/hub-server.ts';
 
 const REPO = 'fedit-test/tiny-chat';
@@ -53,6 +54,7 @@ test('fetches a model into a folder that has the identity the federation pins', 
   const out = join(dir, 'downloaded');
   const progress: ModelFetchProgress[] = [];
   const fetched = await fetchHubModel({
+    identityOf,
     source: { repo: REPO, revision: COMMIT },
     out,
     expectedIdentity: identity,
@@ -85,7 +87,7 @@ test('a download cut off mid-file continues with a Range request where it stoppe
   hub.cutNext('model.safetensors', 4096);
   const source = { repo: REPO, revision: COMMIT };
   const first = await t.throwsAsync(
-    fetchHubModel({ source, out, expectedIdentity: identity, hubUrl: hub.url }),
+    fetchHubModel({ identityOf, source, out, expectedIdentity: identity, hubUrl: hub.url }),
   );
   t.is((first as { code?: string }).code, 'MODEL_FETCH_HUB');
   t.regex(first!.message, /model\.safetensors stopped \(run again to continue it\)/);
@@ -95,7 +97,13 @@ test('a download cut off mid-file continues with a Range request where it stoppe
   t.true(kept > 0 && kept < weights, `kept ${kept} of ${weights} bytes`);
 
   hub.requests.length = 0;
-  const fetched = await fetchHubModel({ source, out, expectedIdentity: identity, hubUrl: hub.url });
+  const fetched = await fetchHubModel({
+    identityOf,
+    source,
+    out,
+    expectedIdentity: identity,
+    hubUrl: hub.url,
+  });
   t.is(fetched.identity, identity);
   t.true(fetched.resumedBytes >= kept, 'the bytes already there are not fetched again');
   t.true(
@@ -119,6 +127,7 @@ test('a model of another identity is refused and leaves no folder behind', async
   const out = join(dir, 'downloaded');
   const error = await t.throwsAsync(
     fetchHubModel({
+      identityOf,
       source: { repo: REPO, revision: COMMIT },
       out,
       expectedIdentity: other.identity,
@@ -139,7 +148,11 @@ test.serial("the Hub's address comes from HF_ENDPOINT when none is given", async
     if (before === undefined) delete process.env.HF_ENDPOINT;
     else process.env.HF_ENDPOINT = before;
   });
-  const fetched = await fetchHubModel({ source: { repo: REPO, revision: COMMIT }, out: join(dir, 'm') });
+  const fetched = await fetchHubModel({
+    identityOf,
+    source: { repo: REPO, revision: COMMIT },
+    out: join(dir, 'm'),
+  });
   t.is(fetched.identity, identity);
   t.true(hub.requests.length > 0);
 });
@@ -147,12 +160,22 @@ test.serial("the Hub's address comes from HF_ENDPOINT when none is given", async
 test('an unknown revision or a folder that holds files is refused, naming what', async (t) => {
   const { dir, hub } = await servedModel(t);
   const unknown = await t.throwsAsync(
-    fetchHubModel({ source: { repo: REPO, revision: 'nosuch' }, out: join(dir, 'm'), hubUrl: hub.url }),
+    fetchHubModel({
+      identityOf,
+      source: { repo: REPO, revision: 'nosuch' },
+      out: join(dir, 'm'),
+      hubUrl: hub.url,
+    }),
   );
   t.is((unknown as { code?: string }).code, 'MODEL_FETCH_HUB');
   t.regex(unknown!.message, /cannot list the files of fedit-test\/tiny-chat@nosuch/);
   const occupied = await t.throwsAsync(
-    fetchHubModel({ source: { repo: REPO, revision: COMMIT }, out: join(dir, 'repo'), hubUrl: hub.url }),
+    fetchHubModel({
+      identityOf,
+      source: { repo: REPO, revision: COMMIT },
+      out: join(dir, 'repo'),
+      hubUrl: hub.url,
+    }),
   );
   t.is((occupied as { code?: string }).code, 'MODEL_FETCH_OUT_EXISTS');
 });

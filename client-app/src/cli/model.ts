@@ -42,6 +42,7 @@ export function registerModelCommands(program: Command): void {
     .action(async (repo: string | undefined, o: FetchOptions) => {
       const { source, identity } = await whatToFetch(repo, o);
       const { defaultModelFolder, fetchHubModel } = await import('../core/model/hub-fetch.ts');
+      const { engineIdentity } = await import('../core/model/engine-identity.ts');
       const out = o.out ?? defaultModelFolder(source);
       const progress = new DownloadProgress();
       const fetched = await fetchHubModel({
@@ -49,6 +50,7 @@ export function registerModelCommands(program: Command): void {
         out,
         expectedIdentity: identity,
         hubUrl: o.hubUrl,
+        identityOf: engineIdentity,
         onProgress: (p) => progress.update(p),
       });
       progress.end();

@@ -18,11 +18,10 @@
 // model's token comes from HF_TOKEN.
 
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
-import { readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { createReadStream, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { open, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { downloadFile, listFiles, type ListFileEntry } from '@huggingface/hub';
 import { FeditError, formatModelRepo, type ModelRepo } from '@fedit/shared';
@@ -66,10 +65,11 @@ export interface ModelFetchOptions {
   onProgress?: (progress: ModelFetchProgress) => void;
   signal?: AbortSignal;
   /**
-   * The fedit identity of the model in `dir`, its weights converted under `cacheDir` (default: the
-   * engine's loadCheckpoint, here; the app asks its training worker, which hosts the engine).
+   * The fedit identity of the model in `dir`, its weights converted under `cacheDir`: the engine's
+   * (./engine-identity.ts) in the CLI; the app asks its training worker, which hosts the engine.
+   * Passed in, not imported: the engine loads onnxruntime, which the app's main process must not.
    */
-  identityOf?: (dir: string, cacheDir: string) => Promise<string>;
+  identityOf: (dir: string, cacheDir: string) => Promise<string>;
 }
 
 export interface FetchedModel {
@@ -130,8 +130,7 @@ export async function fetchHubModel(o: ModelFetchOptions): Promise<FetchedModel>
     };
     resumedBytes += await downloadChecked(hub, entry, staging, onBytes);
   }
-  const identityOf = o.identityOf ?? engineIdentity;
-  const identity = await verifiedIdentity(staging, o.expectedIdentity, o.source, identityOf);
+  const identity = await verifiedIdentity(staging, o.expectedIdentity, o.source, o.identityOf);
   await rm(join(staging, MANIFEST), { force: true });
   if (existsSync(out)) await rmdir(out); // empty, as checked above
   await rename(staging, out);
@@ -237,17 +236,18 @@ async function downloadChecked(
     }
     if (!blob)
       throw new ModelFetchError('MODEL_FETCH_HUB', `the Hub lists ${entry.path} but does not serve it`);
-    const body = (have > 0 ? blob.slice(have) : blob).stream() as unknown as WebReadableStream;
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        onBytes(chunk.length);
-        callback(null, chunk);
-      },
-    });
+    const body = (have > 0 ? blob.slice(have) : blob).stream() as unknown as WebReadableStream<Uint8Array>;
+    // Each chunk is on disk before the next is read, so a dropped connection keeps all that arrived.
+    const file = await open(part, 'a');
     try {
-      await pipeline(Readable.fromWeb(body), counter, createWriteStream(part, { flags: 'a' }));
+      for await (const chunk of Readable.fromWeb(body)) {
+        await file.write(chunk as Uint8Array);
+        onBytes((chunk as Uint8Array).length);
+      }
     } catch (cause) {
       throw hubError(cause, `the download of ${entry.path} stopped (run again to continue it)`);
+    } finally {
+      await file.close();
     }
   }
   await checkAgainstListing(part, entry);
@@ -301,11 +301,6 @@ async function verifiedIdentity(
     );
   }
   return identity;
-}
-
-async function engineIdentity(dir: string, cacheDir: string): Promise<string> {
-  const { loadCheckpoint } = await import('@fedit/kernels');
-  return (await loadCheckpoint(dir, { cacheDir })).identity;
 }
 
 function hubError(cause: unknown, what: string): ModelFetchError {
