@@ -119,6 +119,27 @@ test('a download cut off mid-file continues with a Range request where it stoppe
   sameFiles(t, folder, out);
 });
 
+test('a file that arrives damaged is removed and downloaded afresh on the next run', async (t) => {
+  const { dir, folder, identity, hub } = await servedModel(t);
+  const out = join(dir, 'downloaded');
+  const source = { repo: REPO, revision: COMMIT };
+  hub.damageNext('model.safetensors');
+  const error = await t.throwsAsync(fetchHubModel({ identityOf, source, out, hubUrl: hub.url }));
+  t.is((error as { code?: string }).code, 'MODEL_FETCH_CORRUPT');
+  t.regex(error!.message, /model\.safetensors arrived damaged \(hash [0-9a-f]{64}, not [0-9a-f]{64}/);
+  t.false(existsSync(join(partialFolderOf(out), 'model.safetensors.part')), 'the damaged bytes are gone');
+  t.true(existsSync(join(partialFolderOf(out), 'config.json')), 'the sound files stay');
+  const fetched = await fetchHubModel({
+    identityOf,
+    source,
+    out,
+    expectedIdentity: identity,
+    hubUrl: hub.url,
+  });
+  t.is(fetched.identity, identity);
+  sameFiles(t, folder, out);
+});
+
 test('a model of another identity is refused and leaves no folder behind', async (t) => {
   const { dir, hub } = await servedModel(t, 0);
   const other = await loadCheckpoint(await writeTinyChatModel(join(dir, 'other'), 1), {
