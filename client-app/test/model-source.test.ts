@@ -99,6 +99,13 @@ test('model fetch refuses a malformed repository, identity or Hub address before
     await fedit('model', 'fetch', 'owner/name', '--hub-url', 'ftp://x'),
     /--hub-url must be an http: or https: URL/,
   );
+  const home = await mkdtemp(join(tmpdir(), 'fedit-no-membership-'));
+  t.teardown(() => rm(home, { recursive: true, force: true }));
+  assertCleanFailure(
+    t,
+    await fedit('model', 'fetch', '--home', home),
+    /name the repository to download \(fedit model fetch owner\/name@revision\), or the federation/,
+  );
 });
 
 test("without a name or repository, participants see the model folder's name, not the operator's path", async (t) => {

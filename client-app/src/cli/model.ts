@@ -112,7 +112,14 @@ async function whatToFetch(
   const given = repo === undefined ? undefined : parseModelRepo(repo, 'repo');
   if (given && o.federation === undefined) return { source: given, identity: o.identity };
   const { membershipBaseModel } = await import('../core/model/federation-model.ts');
-  const base = await membershipBaseModel(o.home, o.federation);
+  const base = await membershipBaseModel(o.home, o.federation).catch((error: unknown) => {
+    if (given || o.federation !== undefined || (error as FeditError).code !== 'FEDERATION_NOT_JOINED')
+      throw error;
+    throw new FeditError(
+      'MODEL_FETCH_NO_REPO',
+      `name the repository to download (fedit model fetch owner/name@revision), or the federation whose model to fetch (--federation ID): ${(error as Error).message}`,
+    );
+  });
   if (o.identity !== undefined && o.identity !== base.identity)
     throw new FeditError(
       'CLI_OPTION',
