@@ -1,15 +1,16 @@
-// `fedit train`, `fedit eval`, `fedit generate`: local work with a base model and a dataset, no
+// `fedit train` and `fedit generate` (and `fedit eval`, in eval.ts): local work with a base model and a dataset, no
 // federation. The logic lives in the client core (../core); these commands parse options and print.
 
 import { Option, type Command, type OptionValues } from 'commander';
 import type { ExecutionProvider, ScheduleKind } from '@fedit/kernels';
 import type { TrainingEvent, formatReport } from '../core/index.ts';
+import { registerEvalCommand } from './eval.ts';
 import { ProgressPrinter, stopOnCtrlC } from './progress.ts';
 import { addLoraOptions, collect, formatOption, loraFromOptions, number, providerOption } from './options.ts';
 
 export function registerLocalCommands(program: Command): void {
   registerTrain(program);
-  registerEval(program);
+  registerEvalCommand(program);
   registerGenerate(program);
 }
 
@@ -237,58 +238,6 @@ function printTrainingEvent(
       progress.done(`adapter written to ${e.adapterDir} after ${e.steps} steps`);
       break;
   }
-}
-
-function registerEval(program: Command): void {
-  program
-    .command('eval')
-    .description('loss and perplexity of a model, with or without an adapter, on an instruction dataset')
-    .requiredOption('--model <dir>', 'Hugging Face model folder')
-    .option('--adapter <dir>', 'a LoRA adapter folder (PEFT format)')
-    .requiredOption('--data <file>', 'instruction data (repeatable)', collect)
-    .addOption(formatOption())
-    .addOption(
-      new Option('--template <name>', "prompt template (default: the adapter's, else alpaca)").choices([
-        'alpaca',
-        'chat',
-      ]),
-    )
-    .option(
-      '--cutoff-len <n>',
-      'longest example in tokens',
-      number('--cutoff-len', { integer: true, min: 2 }),
-      256,
-    )
-    .option('--train-on-inputs', 'score prompt tokens too', false)
-    .option('--batch-size <n>', 'examples per batch', number('--batch-size', { integer: true, min: 1 }), 4)
-    .addOption(providerOption())
-    .option('--threads <n>', 'CPU threads', number('--threads', { integer: true, min: 1 }))
-    .option('--json', 'print one JSON object', false)
-    .action(async (o) => {
-      const { evaluateDataset, formatReport } = await import('../core/index.ts');
-      const r = await evaluateDataset({
-        modelDir: o.model,
-        adapterDir: o.adapter,
-        dataFiles: o.data,
-        format: o.format,
-        template: o.template,
-        cutoffLen: o.cutoffLen,
-        trainOnInputs: o.trainOnInputs,
-        batchSize: o.batchSize,
-        provider: o.provider,
-        threads: o.threads,
-      });
-      // The same report as `fedit train`, so rows left out of the loss are named with file:line.
-      process.stderr.write(formatReport(r.report) + '\n\n');
-      if (o.json) {
-        const { report: _r, ...rest } = r;
-        process.stdout.write(JSON.stringify({ ...rest, skipped: r.report.skipped.total }) + '\n');
-        return;
-      }
-      process.stdout.write(
-        `loss ${r.loss.toFixed(4)}  perplexity ${r.perplexity.toFixed(3)}  over ${r.tokens} tokens of ${r.examples} examples (template ${r.template})\n`,
-      );
-    });
 }
 
 function registerGenerate(program: Command): void {
