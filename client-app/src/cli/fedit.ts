@@ -3,6 +3,6 @@
 import { main } from './main.ts';
 import { npmUserFolder } from './user-folder.ts';
 
-const userFolder = npmUserFolder(process.env);
+const userFolder = npmUserFolder(process.env, process.cwd());
 if (userFolder !== undefined) process.chdir(userFolder);
 process.exitCode = await main(process.argv.slice(2));
