@@ -84,7 +84,15 @@ test('eval refuses an unknown metric, and --predictions without --metric, as usa
   const unknown = await fedit('eval', '--model', model, '--data', data, '--metric', 'bleu');
   t.is(unknown.code, 2, unknown.stderr);
   t.regex(unknown.stderr, /^fedit: --metric must be one of exact-match, token-f1, rouge-l, got "bleu"/);
-  const noMetric = await fedit('eval', '--model', model, '--data', data, '--predictions', join(dir, 'p.jsonl'));
+  const noMetric = await fedit(
+    'eval',
+    '--model',
+    model,
+    '--data',
+    data,
+    '--predictions',
+    join(dir, 'p.jsonl'),
+  );
   t.is(noMetric.code, 2, noMetric.stderr);
   t.regex(noMetric.stderr, /--predictions needs --metric/);
 });

@@ -29,7 +29,10 @@ test('exact match compares the normalised strings', (t) => {
 
 test("token F1 is SQuAD's multiset overlap", (t) => {
   // p = [cat, sat, on, mat], r = [cat, sat, on, red, mat, today]: common 4, P = 1, R = 4/6
-  t.is(tokenF1('the cat sat on the mat', 'the cat sat on the red mat today'), (2 * 1 * (4 / 6)) / (1 + 4 / 6));
+  t.is(
+    tokenF1('the cat sat on the mat', 'the cat sat on the red mat today'),
+    (2 * 1 * (4 / 6)) / (1 + 4 / 6),
+  );
   // a repeated token counts as often as it occurs in both: p = [yes, yes, yes], r = [yes]
   t.is(tokenF1('yes yes yes', 'yes'), (2 * (1 / 3) * 1) / (1 / 3 + 1));
   t.is(tokenF1('blue', 'red'), 0);

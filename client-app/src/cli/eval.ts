@@ -61,7 +61,10 @@ type EvalOptions = OptionValues & { metric?: TextMetric[]; predictions?: string;
 /** --metric is repeatable; a name given twice is computed once. */
 function collectMetric(value: string, previous: TextMetric[] = []): TextMetric[] {
   if (!TEXT_METRIC_NAMES.includes(value)) {
-    throw new FeditError('CLI_OPTION', `--metric must be one of ${TEXT_METRIC_NAMES.join(', ')}, got "${value}"`);
+    throw new FeditError(
+      'CLI_OPTION',
+      `--metric must be one of ${TEXT_METRIC_NAMES.join(', ')}, got "${value}"`,
+    );
   }
   return previous.includes(value as TextMetric) ? previous : [...previous, value as TextMetric];
 }
@@ -120,4 +123,3 @@ async function runEval(o: EvalOptions): Promise<void> {
     );
   }
 }
-
