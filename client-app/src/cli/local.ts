@@ -2,6 +2,7 @@
 // federation. The logic lives in the client core (../core); these commands parse options and print.
 
 import { Option, type Command, type OptionValues } from 'commander';
+import { join } from 'node:path';
 import type { ExecutionProvider, ScheduleKind } from '@fedit/kernels';
 import type { TrainingEvent, formatReport } from '../core/index.ts';
 import { registerEvalCommand } from './eval.ts';
@@ -140,7 +141,8 @@ function addRunControlOptions(command: Command): Command {
       number('--threads', { integer: true, min: 1 }),
     )
     .option('--restart', 'discard a checkpoint of an earlier, different run at the same place', false)
-    .option('--report-only', 'print the data validation report and stop', false);
+    .option('--report-only', 'print the data validation report and stop', false)
+    .option('--json', 'print one JSON object at the end (progress still goes to stderr)', false);
 }
 
 async function runTrain(o: TrainOptions): Promise<void> {
@@ -159,7 +161,7 @@ async function runTrain(o: TrainOptions): Promise<void> {
         },
       },
     );
-    process.stdout.write(formatReport(prepared.report) + '\n');
+    process.stdout.write((o.json ? JSON.stringify(prepared.report) : formatReport(prepared.report)) + '\n');
     return;
   }
   const ctrlC = stopOnCtrlC('stopping after this step and saving a checkpoint');
@@ -196,6 +198,15 @@ async function runTrain(o: TrainOptions): Promise<void> {
       onEvent: (e) => printTrainingEvent(e, progress, formatReport),
     });
     if (!result.completed) process.exitCode = 130;
+    if (o.json) {
+      const { TRAINER_STATE_FILE } = await import('@fedit/shared');
+      const { completed, steps, adapterDir, evalLoss, losses } = result;
+      const trainerState = adapterDir && join(adapterDir, TRAINER_STATE_FILE);
+      const lastLoss = losses.at(-1);
+      process.stdout.write(
+        JSON.stringify({ completed, steps, adapterDir, trainerState, lastLoss, evalLoss }) + '\n',
+      );
+    }
   } finally {
     ctrlC.dispose();
   }
@@ -266,6 +277,7 @@ function registerGenerate(program: Command): void {
     .option('--seed <n>', 'sampling seed', number('--seed', { integer: true }), 0)
     .addOption(providerOption())
     .option('--threads <n>', 'CPU threads', number('--threads', { integer: true, min: 1 }))
+    .option('--json', 'print one JSON object when done instead of streaming the text', false)
     .action(async (o) => {
       const { openChatSession } = await import('../core/index.ts');
       const session = await openChatSession({
@@ -275,6 +287,7 @@ function registerGenerate(program: Command): void {
         threads: o.threads,
       });
       try {
+        let text = '';
         for await (const piece of session.reply(o.prompt, {
           style: o.style,
           maxNewTokens: o.maxNewTokens,
@@ -282,9 +295,11 @@ function registerGenerate(program: Command): void {
           topP: Math.min(1, o.topP),
           seed: o.seed,
         })) {
-          process.stdout.write(piece);
+          if (o.json) text += piece;
+          else process.stdout.write(piece);
         }
-        process.stdout.write('\n');
+        const style = o.style === 'auto' ? session.defaultStyle : o.style;
+        process.stdout.write(o.json ? JSON.stringify({ prompt: o.prompt, style, text }) + '\n' : '\n');
       } finally {
         await session.close();
       }
