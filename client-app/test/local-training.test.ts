@@ -320,7 +320,11 @@ test('a bad --adapter-out fails before any training; an earlier adapter there is
     const firstHash = (await readAdapter(adapterOut)).hash;
     const second = await runLocalTraining(options(w, { adapterOut, maxSteps: 2 }));
     t.true(second.completed);
-    t.deepEqual(readdirSync(adapterOut).sort(), ['adapter_config.json', 'adapter_model.safetensors']);
+    t.deepEqual(readdirSync(adapterOut).sort(), [
+      'adapter_config.json',
+      'adapter_model.safetensors',
+      'trainer_state.json',
+    ]);
     t.not((await readAdapter(adapterOut)).hash, firstHash, "the second run's adapter replaced the first");
   } finally {
     w.cleanup();
