@@ -36,9 +36,7 @@ export function registerEvalCommand(program: Command): void {
       new Option(
         '--metric <name>',
         "answer each prompt (greedy) and score the answer against the response: exact-match, token-f1 (SQuAD's F1) or rouge-l (repeatable)",
-      )
-        .choices(TEXT_METRIC_NAMES)
-        .argParser(collectMetric),
+      ).argParser(collectMetric), // its own parser: repeatable, and the error names the choices
     )
     .option(
       '--max-new-tokens <n>',
