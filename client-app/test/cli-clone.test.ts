@@ -4,7 +4,7 @@
 
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tensorFromF32, writeSafetensorsFile } from '@fedit/shared';
@@ -45,6 +45,27 @@ test('the package bin runs from any folder without a build (the sources through 
   );
   t.is(listed.code, 0, listed.stderr);
   t.is((JSON.parse(listed.stdout) as { tensors: unknown[] }).tensors.length, 1);
+});
+
+test('the bin prefers the sources where they are (a clone) and runs dist/ where they are not (a package)', async (t) => {
+  // A copy of the bin in a package-shaped folder inside the repository (so tsx resolves from the
+  // repository's node_modules), with stand-ins for the two entry points that say which one ran.
+  const root = join(repoRoot, 'test-output', `bin-${process.pid}`);
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  await mkdir(join(root, 'bin'), { recursive: true });
+  await mkdir(join(root, 'src/cli'), { recursive: true });
+  await mkdir(join(root, 'dist/cli'), { recursive: true });
+  await copyFile(join(repoRoot, 'client-app/bin/fedit.js'), join(root, 'bin/fedit.js'));
+  await writeFile(join(root, 'package.json'), '{"type": "module"}\n');
+  // A type annotation: only a TypeScript loader runs this file.
+  await writeFile(join(root, 'src/cli/fedit.ts'), "const ran: string = 'sources';\nconsole.log(ran);\n");
+  await writeFile(join(root, 'dist/cli/fedit.js'), "console.log('dist');\n");
+  const clone = await run(process.execPath, [join(root, 'bin/fedit.js')], dir);
+  t.is(clone.code, 0, clone.stderr);
+  t.is(clone.stdout, 'sources\n', 'a stale dist/ is not what a clone runs');
+  await rm(join(root, 'src'), { recursive: true });
+  const installed = await run(process.execPath, [join(root, 'bin/fedit.js')], dir);
+  t.is(installed.stdout, 'dist\n', installed.stderr);
 });
 
 test('npm run fedit resolves relative paths against the folder it was typed in, without npm warnings', async (t) => {
