@@ -4,7 +4,13 @@
 // template and tokenization it was trained on. Decoding is greedy: the same adapter and data give
 // the same answers and scores on every run.
 
-import { Generator, IGNORE_INDEX, type LoadedModel, type Tokenizer } from '@fedit/kernels';
+import {
+  Generator,
+  IGNORE_INDEX,
+  type ExecutionProvider,
+  type LoadedModel,
+  type Tokenizer,
+} from '@fedit/kernels';
 import { exampleBuilder, where, type Example, type PromptTemplate } from './data/index.ts';
 import { meanScore, scoreText, type TextMetric } from './text-metrics.ts';
 import type { EngineAdapter } from './adapter.ts';
@@ -18,7 +24,7 @@ export interface GenerationEvalOptions {
   cutoffLen: number;
   metrics: readonly TextMetric[];
   maxNewTokens: number;
-  provider?: Parameters<typeof Generator.create>[0]['provider'];
+  provider?: ExecutionProvider;
   threads?: number;
 }
 
