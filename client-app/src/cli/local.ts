@@ -1,5 +1,6 @@
-// `fedit train` and `fedit generate` (and `fedit eval`, in eval.ts): local work with a base model and a dataset, no
-// federation. The logic lives in the client core (../core); these commands parse options and print.
+// `fedit train` and `fedit generate` (`fedit eval` is in eval.ts): local work with a base model and
+// a dataset, no federation. The logic lives in the client core (../core); these commands parse
+// options and print.
 
 import { Option, type Command, type OptionValues } from 'commander';
 import { join } from 'node:path';
