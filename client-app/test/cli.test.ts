@@ -72,17 +72,17 @@ test('help <command> explains that command and exits 0', async (t) => {
 
 test('an unknown command fails and names the command', async (t) => {
   const r = await fedit('frobnicate');
-  assertCleanFailure(t, r, /unknown command 'frobnicate'/);
+  assertCleanFailure(t, r, /unknown command 'frobnicate'/, 2);
   t.regex(r.stderr, /fedit --help/);
 });
 
 test('help for an unknown command fails and names the command', async (t) => {
   const r = await fedit('help', 'frobnicate');
-  assertCleanFailure(t, r, /unknown command 'frobnicate'/);
+  assertCleanFailure(t, r, /unknown command 'frobnicate'/, 2);
 });
 
 test('tensors without a file says which argument is missing', async (t) => {
-  assertCleanFailure(t, await fedit('tensors'), /missing required argument 'file'/);
+  assertCleanFailure(t, await fedit('tensors'), /missing required argument 'file'/, 2);
 });
 
 test('tensors lists names, dtypes and shapes of a safetensors file', async (t) => {
@@ -131,6 +131,7 @@ test('tensors on a file that is not safetensors fails with one clear line', asyn
     t,
     await fedit('tensors', file),
     new RegExp(`^fedit: ${escapeRegExp(file)}: .*\\[SAFETENSORS_HEADER_TOO_LARGE\\]$`),
+    65,
   );
 });
 
@@ -142,6 +143,7 @@ test('tensors on a truncated file fails with one clear line', async (t) => {
     t,
     await fedit('tensors', cutInData),
     new RegExp(`^fedit: ${escapeRegExp(cutInData)}: .*\\[SAFETENSORS_\\w+\\]$`),
+    65,
   );
 
   const cutInHeader = join(dir, 'cut-in-header.safetensors');
@@ -150,6 +152,7 @@ test('tensors on a truncated file fails with one clear line', async (t) => {
     t,
     await fedit('tensors', '--hash', cutInHeader),
     new RegExp(`^fedit: ${escapeRegExp(cutInHeader)}: .*\\[SAFETENSORS_TRUNCATED\\]$`),
+    65,
   );
 });
 
@@ -159,6 +162,7 @@ test('tensors on a missing file fails with one clear line naming the file', asyn
     t,
     await fedit('tensors', missing),
     new RegExp(`^fedit: ${escapeRegExp(missing)}: no such file or directory \\[ENOENT\\]$`),
+    65,
   );
 });
 
@@ -169,6 +173,7 @@ test('tensors on a directory fails with one clear line naming it', async (t) => 
     t,
     await fedit('tensors', folder),
     new RegExp(`^fedit: ${escapeRegExp(folder)}: not a file`),
+    65,
   );
 });
 
@@ -181,11 +186,11 @@ test('train and eval given a folder as --data name it and ask for a data file', 
   const expected = new RegExp(
     `^fedit: ${escapeRegExp(folder)}: is a folder; give a data file: a JSON array \\(\\.json\\) or JSON Lines \\(\\.jsonl\\)`,
   );
-  assertCleanFailure(t, await fedit('eval', '--model', model, '--data', folder), expected);
+  assertCleanFailure(t, await fedit('eval', '--model', model, '--data', folder), expected, 65);
   const train = await fedit(
     ...['train', '--model', model, '--data', folder, '--adapter-out', join(dir, 'folder-adapter')],
   );
-  assertCleanFailure(t, train, expected);
+  assertCleanFailure(t, train, expected, 65);
 });
 
 test('operating-system errors without a path still read as one line', (t) => {

@@ -135,6 +135,7 @@ test('export without --merge says that merging is the supported mode', async (t)
     t,
     await fedit('export', '--model', base.dir, '--adapter', adapter, '--out', out),
     /^fedit: fedit export needs --merge: .*only export mode .*\[EXPORT_MODE\]$/,
+    2,
   );
   t.false((await readdir(dir)).includes('not-written'));
 });
@@ -145,6 +146,7 @@ test('export of an adapter trained for a model of another shape fails and names 
     t,
     await fedit('export', '--model', base.dir, '--adapter', otherShapeAdapter, '--out', out, '--merge'),
     /adapts model\.layers\.0\.self_attn\.q_proj as 32 -> 32 features, but the base model's model\.layers\.0\.self_attn\.q_proj\.weight is \[64, 64\] .*\[MERGE_ADAPTER_MISMATCH\]$/,
+    65,
   );
   t.false(
     (await readdir(dir)).some((f) => f.includes('mismatch')),
@@ -158,6 +160,7 @@ test('export with a missing model or adapter folder names it', async (t) => {
     t,
     await fedit('export', '--model', missingModel, '--adapter', adapter, '--out', join(dir, 'x'), '--merge'),
     new RegExp(`^fedit: ${escapeRegExp(missingModel)}: no such model folder \\[MERGE_MODEL_MISSING\\]$`),
+    65,
   );
   const missingAdapter = join(dir, 'no-such-adapter');
   assertCleanFailure(
@@ -173,13 +176,15 @@ test('export with a missing model or adapter folder names it', async (t) => {
       '--merge',
     ),
     new RegExp(`^fedit: ${escapeRegExp(missingAdapter)}: no such adapter folder \\[ADAPTER_MISSING\\]$`),
+    65,
   );
   const notAModel = join(dir, 'empty-model');
   await mkdir(notAModel);
   assertCleanFailure(
     t,
     await fedit('export', '--model', notAModel, '--adapter', adapter, '--out', join(dir, 'x'), '--merge'),
-    /no config\.json .*\[CHECKPOINT\]$/,
+    /has no config\.json: .*\[CHECKPOINT\]$/,
+    65,
   );
   t.false((await readdir(dir)).includes('x'));
 });
@@ -192,6 +197,7 @@ test('export refuses an output folder that holds files', async (t) => {
     t,
     await fedit('export', '--model', base.dir, '--adapter', adapter, '--out', out, '--merge'),
     /occupied: already holds files; choose a new or empty output folder \[MERGE_OUTPUT_EXISTS\]$/,
+    65,
   );
   t.deepEqual(await readdir(out), ['keep.txt']);
 });
@@ -201,6 +207,7 @@ test('export without a required option or with an unknown dtype fails with usage
     t,
     await fedit('export', '--adapter', adapter, '--out', join(dir, 'x'), '--merge'),
     /required option '--model <dir>' not specified/,
+    2,
   );
   assertCleanFailure(
     t,
@@ -217,6 +224,7 @@ test('export without a required option or with an unknown dtype fails with usage
       'F8',
     ),
     /option '--dtype <dtype>' argument 'F8' is invalid\. choose F32, F16, BF16\./,
+    2,
   );
 });
 

@@ -684,8 +684,8 @@ test('fedit client join / status / leave', async (t) => {
   const invite = fed.invite();
 
   // Not a terminal and no --yes: nothing is joined.
-  assertCleanFailure(t, await fedit('client', 'join', invite, '--home', home), /--yes/);
-  assertCleanFailure(t, await fedit('client', 'join', 'fedit-invite:AAAA', '--home', home), /INVITE_/);
+  assertCleanFailure(t, await fedit('client', 'join', invite, '--home', home), /--yes/, 2);
+  assertCleanFailure(t, await fedit('client', 'join', 'fedit-invite:AAAA', '--home', home), /INVITE_/, 65);
 
   const joined = await fedit('client', 'join', invite, '--yes', '--name', 'Dana', '--home', home);
   t.is(joined.code, 0, joined.stderr);

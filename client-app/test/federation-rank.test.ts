@@ -150,6 +150,7 @@ test('fedit client join --rank: refused under fedit before joining; kept and sho
     t,
     await fedit('client', 'join', invite, '--yes', '--rank', 'two', '--home', home),
     /--rank must be a whole number/,
+    2,
   );
 
   const taken = await federation(t, 'product-svd');

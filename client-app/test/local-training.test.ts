@@ -255,17 +255,17 @@ test('fedit train, eval and generate from the command line, with clear errors fo
     t.not(base.stdout, `${FACTS[0][1]}\n`, 'the base model alone does not know the answer');
 
     const badNumber = await runFedit(...['train', '--model', w.modelDir, '--data', w.data, '--lr', 'fast']);
-    t.is(badNumber.code, 1);
+    t.is(badNumber.code, 2); // exit-codes.ts: usage
     t.regex(badNumber.stderr, /--lr must be a number/);
     const missingData = await runFedit(
       ...['train', '--model', w.modelDir, '--data', join(w.dir, 'nope.jsonl')],
     );
-    t.is(missingData.code, 1);
+    t.is(missingData.code, 65); // bad input
     t.regex(missingData.stderr, /nope\.jsonl/);
     t.notRegex(missingData.stderr, /\n\s+at /, 'no stack trace');
     const notAModel = await runFedit(...['eval', '--model', w.dir, '--data', w.data]);
-    t.is(notAModel.code, 1);
-    t.regex(notAModel.stderr, /no config\.json/);
+    t.is(notAModel.code, 65);
+    t.regex(notAModel.stderr, /has no config\.json: a model folder is a Hugging Face model/);
   } finally {
     w.cleanup();
   }
@@ -287,6 +287,7 @@ test('--adapter-out at a folder holding the data is refused before training and 
       t,
       r,
       new RegExp(`^fedit: ${escapeRegExp(work)}: holds data\\.jsonl, which is not part of an adapter`),
+      65,
     );
     t.notRegex(r.stderr, /no response to learn|step/, 'refused before the data report or any step');
     t.deepEqual(readdirSync(work), ['data.jsonl']);
@@ -319,7 +320,11 @@ test('a bad --adapter-out fails before any training; an earlier adapter there is
     const firstHash = (await readAdapter(adapterOut)).hash;
     const second = await runLocalTraining(options(w, { adapterOut, maxSteps: 2 }));
     t.true(second.completed);
-    t.deepEqual(readdirSync(adapterOut).sort(), ['adapter_config.json', 'adapter_model.safetensors']);
+    t.deepEqual(readdirSync(adapterOut).sort(), [
+      'adapter_config.json',
+      'adapter_model.safetensors',
+      'trainer_state.json',
+    ]);
     t.not((await readAdapter(adapterOut)).hash, firstHash, "the second run's adapter replaced the first");
   } finally {
     w.cleanup();

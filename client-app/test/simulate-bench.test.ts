@@ -134,8 +134,9 @@ test('fedit simulate refuses bad inputs before loading a model, naming the optio
     t,
     await fedit('simulate', '--split', 'dirichlet:0'),
     /^fedit: --split must be shards:K/,
+    2,
   );
-  assertCleanFailure(t, await fedit('simulate', '--rule', 'nope'), /^fedit: --rule: unknown rule 'nope'/);
+  assertCleanFailure(t, await fedit('simulate', '--rule', 'nope'), /^fedit: --rule: unknown rule 'nope'/, 2);
   const dir = mkdtempSync(join(tmpdir(), 'fedit-simulate-cli-'));
   const data = join(dir, 'bad.jsonl');
   writeFileSync(
@@ -146,5 +147,6 @@ test('fedit simulate refuses bad inputs before loading a model, naming the optio
     t,
     await fedit('simulate', '--data', data),
     new RegExp(`^fedit: ${data}:2: field 'category' must be a non-empty string`),
+    65,
   );
 });

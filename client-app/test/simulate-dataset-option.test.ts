@@ -64,10 +64,12 @@ test('an unknown family, or --dataset with --data, fails naming the option befor
     t,
     await fedit('simulate', '--dataset', 'builtin:nope'),
     /^fedit: --dataset must be one of builtin, builtin:letters, builtin:digits, builtin:all, got "builtin:nope"/,
+    2,
   );
   assertCleanFailure(
     t,
     await fedit('simulate', '--dataset', 'builtin:digits', '--data', 'mine.jsonl'),
     /^fedit: --dataset names built-in tasks; give it or --data, not both/,
+    2,
   );
 });

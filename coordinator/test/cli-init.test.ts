@@ -81,10 +81,15 @@ for (const [flag, value, message] of bad) {
 }
 
 /** init with `args` fails cleanly with `message` and creates no folder. */
-async function refused(t: ExecutionContext, args: string[], message: RegExp): Promise<void> {
+async function refused(
+  t: ExecutionContext,
+  args: string[],
+  message: RegExp,
+  code = 2, // exit-codes.ts: a wrong command line
+): Promise<void> {
   const dir = join(tempDir(t), 'federation');
   const r = await fedit('coordinator', 'init', dir, '--model', await tinyModel(), ...args);
-  assertCleanFailure(t, r, message);
+  assertCleanFailure(t, r, message, code);
   t.false(existsSync(dir), 'no federation folder');
 }
 

@@ -26,7 +26,7 @@ for (const [value, message] of [
       '--expires-in',
       value,
     );
-    assertCleanFailure(t, r, message);
+    assertCleanFailure(t, r, message, 2);
     t.false(existsSync(join(root, 'invites.jsonl')), 'no invite was recorded');
   });
 }
@@ -50,7 +50,7 @@ for (const value of ['abc', '1', '-0.1', '']) {
   test(`init --dropout ${JSON.stringify(value)} is refused, naming the option, and creates nothing`, async (t) => {
     const dir = join(tempDir(t), 'federation');
     const r = await fedit('coordinator', 'init', dir, '--model', await tinyModel(), '--dropout', value);
-    assertCleanFailure(t, r, new RegExp(`--dropout must be a probability in \\[0, 1\\), got "${value}"`));
+    assertCleanFailure(t, r, new RegExp(`--dropout must be a probability in \\[0, 1\\), got "${value}"`), 2);
     t.false(existsSync(dir), 'no federation folder');
   });
 }

@@ -239,6 +239,7 @@ export {
   type FederationResult,
 } from './federation/result-adapter.ts';
 export { README_FILE } from './adapter/adapter.ts';
+export { TRAINER_STATE_FILE } from './adapter/adapter.ts';
 export { BlobStore } from './store/blobs.ts';
 export { auditFederation, formatAudit, type AuditReport } from './audit/audit.ts';
 export { parseCoordinatorKey, PUBLIC_KEY_FILE, type CoordinatorKey } from './audit/coordinator-key.ts';

@@ -138,6 +138,7 @@ export function registerClientCommands(program: Command): void {
     .option('--name <name>', 'the name the operator sees for you (default: participant-<your id>)')
     .addOption(ownRankOption())
     .option('-y, --yes', 'join without asking (needed when input is not a terminal)', false)
+    .option('--json', 'with --yes: print one JSON object (the settings shown and the membership)', false)
     .addOption(homeOption())
     .action(joinCommand);
 
@@ -180,8 +181,9 @@ export function registerClientCommands(program: Command): void {
 
 async function joinCommand(
   inviteText: string,
-  o: { name?: string; rank?: number; yes: boolean; home?: string },
+  o: { name?: string; rank?: number; yes: boolean; json: boolean; home?: string },
 ): Promise<void> {
+  if (o.json && !o.yes) throw new FeditError('CLI_OPTION', '--json joins without asking: give --yes too');
   const { inspectInvite, enrol, readInvite, checkDisplayName } = await import('../core/federation/join.ts');
   const invite = readInvite(inviteText); // a mistyped invite fails here, before any network
   if (o.name !== undefined) checkDisplayName(o.name);
@@ -196,8 +198,8 @@ async function joinCommand(
     const { participantRank } = await import('../core/federation/rank.ts');
     participantRank(inspection.settings, o.rank, '--rank'); // a rank it cannot take: refused before asking
   }
-  process.stdout.write(formatInspection(inspection) + '\n\n');
-  if (o.rank !== undefined) {
+  if (!o.json) process.stdout.write(formatInspection(inspection) + '\n\n');
+  if (o.rank !== undefined && !o.json) {
     process.stdout.write(
       `You will train LoRA rank ${o.rank} (the federation's is ${inspection.settings.lora.rank}).\n\n`,
     );
@@ -209,6 +211,18 @@ async function joinCommand(
   }
   const joined = await enrol(inspection, { home: o.home, displayName: o.name, rank: o.rank });
   const m = joined.membership;
+  if (o.json) {
+    const { federation, url, coordinatorFingerprint, settings } = inspection;
+    const { participantId, displayName } = m;
+    const { name, baseModel } = settings;
+    process.stdout.write(
+      JSON.stringify({
+        ...{ federation, name, url, coordinatorFingerprint, baseModel },
+        ...{ participantId, displayName, enrolled: joined.enrolled },
+      }) + '\n',
+    );
+    return;
+  }
   process.stdout.write(
     joined.enrolled
       ? `joined federation ${m.federation} as ${m.displayName} (participant id ${m.participantId})\n`

@@ -7,9 +7,11 @@ import {
   LIMIT_RULES,
   aggregationRuleNames,
   federationPaths,
+  fingerprint,
   formatModelRepo,
   isPinnedRevision,
   parseModelRepo,
+  publicIdentity,
   type ModelRepo,
 } from '@fedit/shared';
 import type { CoordinatorEvent, FederationSettings } from '@fedit/coordinator';
@@ -50,6 +52,14 @@ export function registerCoordinatorCommands(program: Command): void {
   registerRevoke(coordinator);
   registerStart(coordinator);
   registerCoordinatorExport(coordinator);
+}
+
+/**
+ * The coordinator's fingerprint as the operator passes it on: `fedit client join` and the app show
+ * participants the fingerprint of the key their invite carries, and it must be this one.
+ */
+function fingerprintLine(print: string): string {
+  return `fingerprint ${print}  (participants see it when they join: give it to them another way, so they can compare)`;
 }
 
 function registerInit(coordinator: Command): void {
@@ -105,20 +115,30 @@ function registerInit(coordinator: Command): void {
           'fedit',
         ),
     ),
-  ).action(async (dir: string, o: InitOptions, command: Command) => {
-    // Everything is checked before the model is loaded or the folder touched.
-    const settings = initSettings(o, command) as Partial<FederationSettings>;
-    const { initFederationFromModel } = await import('../operator/init-federation.ts');
-    const { config } = await initFederationFromModel(dir, {
-      modelDir: o.model as string,
-      modelName: o.modelName as string | undefined,
-      modelRepo: o.modelRepo as ModelRepo | undefined,
-      settings,
+  )
+    .option('--json', 'print one JSON object: federation, base model, fingerprint', false)
+    .action(async (dir: string, o: InitOptions, command: Command) => {
+      // Everything is checked before the model is loaded or the folder touched.
+      const settings = initSettings(o, command) as Partial<FederationSettings>;
+      const { initFederationFromModel } = await import('../operator/init-federation.ts');
+      const { config, identity } = await initFederationFromModel(dir, {
+        modelDir: o.model as string,
+        modelName: o.modelName as string | undefined,
+        modelRepo: o.modelRepo as ModelRepo | undefined,
+        settings,
+      });
+      const operator = fingerprint(publicIdentity(identity));
+      if (o.json) {
+        const { id, name, baseModel } = config;
+        process.stdout.write(
+          JSON.stringify({ federation: id, name, dir, baseModel, fingerprint: operator }) + '\n',
+        );
+        return;
+      }
+      process.stdout.write(
+        `created federation ${config.id} in ${dir}\n  base model ${config.baseModel.name} (${config.baseModel.identity})\n${modelSourceLines(config.baseModel)}  ${fingerprintLine(operator)}\n  next: fedit coordinator invite ${dir} --url http://HOST:PORT, then fedit coordinator start ${dir}\n`,
+      );
     });
-    process.stdout.write(
-      `created federation ${config.id} in ${dir}\n  base model ${config.baseModel.name} (${config.baseModel.identity})\n${modelSourceLines(config.baseModel)}  next: fedit coordinator invite ${dir} --url http://HOST:PORT, then fedit coordinator start ${dir}\n`,
-    );
-  });
 }
 
 /** Where participants download the base model, as `init` prints it (nothing if it was not said). */
@@ -199,15 +219,23 @@ function registerInvite(coordinator: Command): void {
     .option('--expires-in <hours>', 'hours until the invite stops working', inviteHours)
     .option('--note <text>', 'a note for your records (who it is for)')
     .option('-n, --count <n>', 'how many invites', positive('--count', true), 1)
+    .option('--json', 'print one JSON object: the invites and the fingerprint', false)
     .action(async (dir: string, o) => {
       const { createInvite, openFederationDirChecked } = await import('@fedit/coordinator');
       // An invite hands out the federation's id and the coordinator's keys, and the joiner is then
       // shown the settings: refuse, as start does, when the folder is not what the log records.
-      await openFederationDirChecked(dir);
-      for (let i = 0; i < o.count; i++)
-        process.stdout.write(
-          createInvite(dir, { url: o.url, expiresInHours: o.expiresIn, note: o.note }) + '\n',
-        );
+      const { identity } = await openFederationDirChecked(dir);
+      const operator = fingerprint(publicIdentity(identity));
+      const invites = Array.from({ length: o.count as number }, () =>
+        createInvite(dir, { url: o.url, expiresInHours: o.expiresIn, note: o.note }),
+      );
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ invites, fingerprint: operator }) + '\n');
+        return;
+      }
+      // stdout stays the invites alone, one a line, for scripts that hand them out.
+      process.stdout.write(invites.map((invite) => invite + '\n').join(''));
+      process.stderr.write(fingerprintLine(operator) + '\n');
     });
 }
 

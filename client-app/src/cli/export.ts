@@ -14,6 +14,7 @@ interface ExportOptions {
   merge?: boolean;
   dtype: ExportDType;
   allowOtherBase?: boolean;
+  json?: boolean;
 }
 
 export function registerExportCommands(program: Command): void {
@@ -26,6 +27,7 @@ export function registerExportCommands(program: Command): void {
     .option('--merge', 'merge the adapter into the base weights (the only export mode so far)')
     .option('--dtype <dtype>', `dtype of the written weights: ${DTYPES.join(', ')}`, parseDType, 'F32')
     .option('--allow-other-base', "merge even if the adapter's metadata names another base model")
+    .option('--json', 'print one JSON object', false)
     .action(async (opts: ExportOptions) => {
       if (!opts.merge) {
         throw new FeditError(
@@ -40,6 +42,10 @@ export function registerExportCommands(program: Command): void {
         dtype: opts.dtype,
         allowOtherBase: opts.allowOtherBase,
       });
+      if (opts.json) {
+        process.stdout.write(JSON.stringify(result) + '\n');
+        return;
+      }
       process.stdout.write(
         [
           `merged ${result.modules} adapted modules (scale ${result.scale}) into ${opts.model}`,

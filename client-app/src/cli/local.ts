@@ -1,15 +1,18 @@
-// `fedit train`, `fedit eval`, `fedit generate`: local work with a base model and a dataset, no
-// federation. The logic lives in the client core (../core); these commands parse options and print.
+// `fedit train` and `fedit generate` (`fedit eval` is in eval.ts): local work with a base model and
+// a dataset, no federation. The logic lives in the client core (../core); these commands parse
+// options and print.
 
 import { Option, type Command, type OptionValues } from 'commander';
+import { join } from 'node:path';
 import type { ExecutionProvider, ScheduleKind } from '@fedit/kernels';
 import type { TrainingEvent, formatReport } from '../core/index.ts';
+import { registerEvalCommand } from './eval.ts';
 import { ProgressPrinter, stopOnCtrlC } from './progress.ts';
 import { addLoraOptions, collect, formatOption, loraFromOptions, number, providerOption } from './options.ts';
 
 export function registerLocalCommands(program: Command): void {
   registerTrain(program);
-  registerEval(program);
+  registerEvalCommand(program);
   registerGenerate(program);
 }
 
@@ -139,7 +142,8 @@ function addRunControlOptions(command: Command): Command {
       number('--threads', { integer: true, min: 1 }),
     )
     .option('--restart', 'discard a checkpoint of an earlier, different run at the same place', false)
-    .option('--report-only', 'print the data validation report and stop', false);
+    .option('--report-only', 'print the data validation report and stop', false)
+    .option('--json', 'print one JSON object at the end (progress still goes to stderr)', false);
 }
 
 async function runTrain(o: TrainOptions): Promise<void> {
@@ -158,7 +162,7 @@ async function runTrain(o: TrainOptions): Promise<void> {
         },
       },
     );
-    process.stdout.write(formatReport(prepared.report) + '\n');
+    process.stdout.write((o.json ? JSON.stringify(prepared.report) : formatReport(prepared.report)) + '\n');
     return;
   }
   const ctrlC = stopOnCtrlC('stopping after this step and saving a checkpoint');
@@ -195,6 +199,15 @@ async function runTrain(o: TrainOptions): Promise<void> {
       onEvent: (e) => printTrainingEvent(e, progress, formatReport),
     });
     if (!result.completed) process.exitCode = 130;
+    if (o.json) {
+      const { TRAINER_STATE_FILE } = await import('@fedit/shared');
+      const { completed, steps, adapterDir, evalLoss, losses } = result;
+      const trainerState = adapterDir && join(adapterDir, TRAINER_STATE_FILE);
+      const lastLoss = losses.at(-1);
+      process.stdout.write(
+        JSON.stringify({ completed, steps, adapterDir, trainerState, lastLoss, evalLoss }) + '\n',
+      );
+    }
   } finally {
     ctrlC.dispose();
   }
@@ -239,58 +252,6 @@ function printTrainingEvent(
   }
 }
 
-function registerEval(program: Command): void {
-  program
-    .command('eval')
-    .description('loss and perplexity of a model, with or without an adapter, on an instruction dataset')
-    .requiredOption('--model <dir>', 'Hugging Face model folder')
-    .option('--adapter <dir>', 'a LoRA adapter folder (PEFT format)')
-    .requiredOption('--data <file>', 'instruction data (repeatable)', collect)
-    .addOption(formatOption())
-    .addOption(
-      new Option('--template <name>', "prompt template (default: the adapter's, else alpaca)").choices([
-        'alpaca',
-        'chat',
-      ]),
-    )
-    .option(
-      '--cutoff-len <n>',
-      'longest example in tokens',
-      number('--cutoff-len', { integer: true, min: 2 }),
-      256,
-    )
-    .option('--train-on-inputs', 'score prompt tokens too', false)
-    .option('--batch-size <n>', 'examples per batch', number('--batch-size', { integer: true, min: 1 }), 4)
-    .addOption(providerOption())
-    .option('--threads <n>', 'CPU threads', number('--threads', { integer: true, min: 1 }))
-    .option('--json', 'print one JSON object', false)
-    .action(async (o) => {
-      const { evaluateDataset, formatReport } = await import('../core/index.ts');
-      const r = await evaluateDataset({
-        modelDir: o.model,
-        adapterDir: o.adapter,
-        dataFiles: o.data,
-        format: o.format,
-        template: o.template,
-        cutoffLen: o.cutoffLen,
-        trainOnInputs: o.trainOnInputs,
-        batchSize: o.batchSize,
-        provider: o.provider,
-        threads: o.threads,
-      });
-      // The same report as `fedit train`, so rows left out of the loss are named with file:line.
-      process.stderr.write(formatReport(r.report) + '\n\n');
-      if (o.json) {
-        const { report: _r, ...rest } = r;
-        process.stdout.write(JSON.stringify({ ...rest, skipped: r.report.skipped.total }) + '\n');
-        return;
-      }
-      process.stdout.write(
-        `loss ${r.loss.toFixed(4)}  perplexity ${r.perplexity.toFixed(3)}  over ${r.tokens} tokens of ${r.examples} examples (template ${r.template})\n`,
-      );
-    });
-}
-
 function registerGenerate(program: Command): void {
   program
     .command('generate')
@@ -317,6 +278,7 @@ function registerGenerate(program: Command): void {
     .option('--seed <n>', 'sampling seed', number('--seed', { integer: true }), 0)
     .addOption(providerOption())
     .option('--threads <n>', 'CPU threads', number('--threads', { integer: true, min: 1 }))
+    .option('--json', 'print one JSON object when done instead of streaming the text', false)
     .action(async (o) => {
       const { openChatSession } = await import('../core/index.ts');
       const session = await openChatSession({
@@ -326,6 +288,7 @@ function registerGenerate(program: Command): void {
         threads: o.threads,
       });
       try {
+        let text = '';
         for await (const piece of session.reply(o.prompt, {
           style: o.style,
           maxNewTokens: o.maxNewTokens,
@@ -333,9 +296,11 @@ function registerGenerate(program: Command): void {
           topP: Math.min(1, o.topP),
           seed: o.seed,
         })) {
-          process.stdout.write(piece);
+          if (o.json) text += piece;
+          else process.stdout.write(piece);
         }
-        process.stdout.write('\n');
+        const style = o.style === 'auto' ? session.defaultStyle : o.style;
+        process.stdout.write(o.json ? JSON.stringify({ prompt: o.prompt, style, text }) + '\n' : '\n');
       } finally {
         await session.close();
       }

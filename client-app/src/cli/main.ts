@@ -13,6 +13,7 @@ import { registerAuditCommand } from './audit.ts';
 import { registerClientCommands } from './client.ts';
 import { registerExportCommands } from './export.ts';
 import { registerModelCommands } from './model.ts';
+import { exitCodeFor } from './exit-codes.ts';
 
 const version = FEDIT_VERSION;
 
@@ -67,14 +68,12 @@ export async function main(argv: string[]): Promise<number> {
     // A command may end without an error but not successfully (an interrupted `train` exits 130).
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
-    if (err instanceof CommanderError) {
-      // help and version exit with 0; usage errors were already printed by commander
-      return err.exitCode;
-    }
+    // help and version exit with 0; usage errors were already printed by commander
+    if (err instanceof CommanderError) return exitCodeFor(err);
     const message = userErrorMessage(err);
     if (message === undefined) throw err; // a bug: let Node print the stack trace
     process.stderr.write(`fedit: ${message}\n`);
-    return 1;
+    return exitCodeFor(err);
   }
 }
 

@@ -1,5 +1,8 @@
 // Loss and perplexity of a model (with or without an adapter) on an instruction dataset, on the
-// same tokens training would see (same template, cut-off and response-only labels).
+// same tokens training would see (same template, cut-off and response-only labels); and, when
+// asked for metrics, its greedy answers to the dataset's prompts scored against the responses
+// (generation-eval.ts). The one evaluation path of `fedit eval` and of a participant's held-out
+// evaluation.
 
 import {
   DEFAULT_ADAMW,
@@ -17,6 +20,8 @@ import {
 } from './data/index.ts';
 import { loadEngineAdapter } from './adapter.ts';
 import { evaluateRows, TrainingSetupError } from './train/local-training.ts';
+import { scoreGenerations, type GenerationScores } from './generation-eval.ts';
+import type { TextMetric } from './text-metrics.ts';
 
 export interface EvaluateOptions {
   modelDir: string;
@@ -31,6 +36,10 @@ export interface EvaluateOptions {
   provider?: ExecutionProvider;
   threads?: number;
   allowOtherBase?: boolean;
+  /** Generation metrics to compute on the model's greedy answers; none: loss only. */
+  metrics?: readonly TextMetric[];
+  /** Longest answer generated for the metrics, in tokens. Default 128. */
+  maxNewTokens?: number;
 }
 
 export interface EvaluateResult {
@@ -40,6 +49,8 @@ export interface EvaluateResult {
   examples: number;
   template: PromptTemplate;
   report: DatasetReport;
+  /** The answers and their scores, when metrics were asked for. */
+  generation?: GenerationScores;
 }
 
 export async function evaluateDataset(o: EvaluateOptions): Promise<EvaluateResult> {
@@ -70,10 +81,26 @@ export async function evaluateDataset(o: EvaluateOptions): Promise<EvaluateResul
     provider: o.provider,
     threads: o.threads,
   });
+  let result: EvaluateResult;
   try {
     const r = await evaluateRows(trainer, rows, o.batchSize);
-    return { ...r, examples: rows.length, template, report: prepared.report };
+    result = { ...r, examples: rows.length, template, report: prepared.report };
   } finally {
     await trainer.release();
   }
+  if (o.metrics?.length) {
+    result.generation = await scoreGenerations({
+      model,
+      tokenizer,
+      adapter,
+      conversations: prepared.conversations.train,
+      template,
+      cutoffLen: o.cutoffLen,
+      metrics: o.metrics,
+      maxNewTokens: o.maxNewTokens ?? 128,
+      provider: o.provider,
+      threads: o.threads,
+    });
+  }
+  return result;
 }

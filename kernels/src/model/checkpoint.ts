@@ -29,6 +29,7 @@ import {
   type SafetensorsTensorInfo,
   type Tensor,
 } from '@fedit/shared';
+import { missingModelFile } from './model-folder.ts';
 import { hasOProjBias, parseLlamaConfig, toHfConfig, type LlamaConfig } from './config.ts';
 import {
   openWeightStore,
@@ -233,8 +234,7 @@ export async function loadCheckpoint(
   const dtype = options.dtype ?? 'float32';
   const warn = options.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
   const configPath = join(dir, 'config.json');
-  if (!existsSync(configPath))
-    throw new CheckpointError(`${dir}: no config.json (is this a Hugging Face model folder?)`);
+  if (!existsSync(configPath)) throw new CheckpointError(missingModelFile(dir, 'config.json'));
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(configPath, 'utf8'));

@@ -14,6 +14,7 @@ import { FeditError } from '@fedit/shared';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { missingModelFile } from '../model/model-folder.ts';
 import { compileChatTemplate, ChatTemplateError, type ChatTemplate } from './chat-template.ts';
 import type { ChatMessage, Tokenizer } from './types.ts';
 
@@ -43,10 +44,7 @@ export async function loadTokenizer(modelDir: string): Promise<Tokenizer> {
   const tokenizerPath = join(modelDir, 'tokenizer.json');
   const tokenizerText = await readText(tokenizerPath);
   if (tokenizerText === undefined) {
-    throw new TokenizerError(
-      `${modelDir} has no tokenizer.json: a model folder needs the Hugging Face tokenizer.json of its ` +
-        'model (saved by tokenizer.save_pretrained, or fedit writeCharTokenizer).',
-    );
+    throw new TokenizerError(missingModelFile(modelDir, 'tokenizer.json'));
   }
   const optionalJson = async (name: string) => {
     const path = join(modelDir, name);

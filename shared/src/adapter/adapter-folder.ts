@@ -15,10 +15,12 @@ export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
 /** The model card, as PEFT's save_pretrained names it. */
 export const README_FILE = 'README.md';
+/** The loss history `fedit train` writes beside the adapter, as Hugging Face's Trainer names it. */
+export const TRAINER_STATE_FILE = 'trainer_state.json';
 
 /**
- * The files an adapter folder may hold: what writeAdapter writes, and the model card PEFT's
- * save_pretrained writes beside them. A folder holding only these is an earlier adapter that
+ * The files an adapter folder may hold: what writeAdapter writes, the model card PEFT's
+ * save_pretrained writes beside them, and a training run's trainer_state.json. A folder holding only these is an earlier adapter that
  * `overwrite` may replace; anything else there is someone's data, which writing an adapter
  * never deletes.
  */
@@ -26,6 +28,7 @@ const ADAPTER_FOLDER_FILES: ReadonlySet<string> = new Set([
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
   README_FILE,
+  TRAINER_STATE_FILE,
 ]);
 
 /**

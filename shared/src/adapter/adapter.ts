@@ -29,6 +29,7 @@ import {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
   README_FILE,
+  TRAINER_STATE_FILE,
   checkAdapterTarget,
   commitFolder,
   movedAsideMidWrite,
@@ -45,7 +46,7 @@ import {
 } from './config.ts';
 import { explainForeignTensorName, parsePeftLoraTensorName, peftLoraTensorName } from './names.ts';
 
-export { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, README_FILE, checkAdapterTarget };
+export { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, README_FILE, TRAINER_STATE_FILE, checkAdapterTarget };
 
 const SHARED_VERSION = FEDIT_VERSION;
 
@@ -96,6 +97,8 @@ export interface WriteAdapterOptions {
    * the same staging folder, so the card and the adapter it describes arrive together.
    */
   readme?: string;
+  /** A training run's loss history, written beside the two files as trainer_state.json. */
+  trainerState?: string;
 }
 
 const METADATA_PREFIX = 'fedit.';
@@ -228,6 +231,8 @@ export async function writeAdapter(
       JSON.stringify(toPeftAdapterConfig(config), null, 2) + '\n',
     );
     if (options.readme !== undefined) await writeFileAtomic(join(staging, README_FILE), options.readme);
+    if (options.trainerState !== undefined)
+      await writeFileAtomic(join(staging, TRAINER_STATE_FILE), options.trainerState);
     await commitFolder(staging, target, options.overwrite ?? false);
   } catch (err) {
     await rm(staging, { recursive: true, force: true });

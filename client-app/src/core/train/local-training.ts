@@ -1,7 +1,8 @@
 // Local, non-federated LoRA training: a participant's data file and a base model in, a PEFT adapter
 // out (`fedit train` and the desktop app). It validates the data before any training, loads the
 // model and tokens, trains with trainLora (train-lora.ts: sequence buckets, held-out evaluation,
-// checkpoints so that a crash or Ctrl-C resumes where it stopped) and writes the adapter.
+// checkpoints so that a crash or Ctrl-C resumes where it stopped) and writes the adapter, with its
+// loss history as trainer_state.json (trainer-state.ts).
 
 import { rmSync } from 'node:fs';
 import { loadCheckpoint as loadModel, loadTokenizer } from '@fedit/kernels';
@@ -14,6 +15,7 @@ import {
 } from '../data/index.ts';
 import { dataFilesDigest } from './checkpoint.ts';
 import { checkRunSettings, trainLora, type LoraRunSettings, type TrainingEvent } from './train-lora.ts';
+import { TrainingHistory } from './trainer-state.ts';
 
 export {
   TrainingSetupError,
@@ -91,7 +93,15 @@ export async function runLocalTraining(o: LocalTrainingOptions): Promise<LocalTr
     checkpointDir: _c,
     ...settings
   } = o;
-  const result = await trainLora({ model, rows: prepared.rows!, checkpointDir, runKey: runKey(o) }, settings);
+  const history = new TrainingHistory(checkpointDir, o);
+  const onEvent = (e: TrainingEvent) => {
+    history.observe(e);
+    emit(e);
+  };
+  const result = await trainLora(
+    { model, rows: prepared.rows!, checkpointDir, runKey: runKey(o) },
+    { ...settings, onEvent },
+  );
   if (!result.completed)
     return { completed: false, steps: result.steps, report: prepared.report, losses: result.losses };
   await writeAdapter(
@@ -110,7 +120,7 @@ export async function runLocalTraining(o: LocalTrainingOptions): Promise<LocalTr
         extra: { template, steps: String(result.steps) },
       },
     },
-    { overwrite: true },
+    { overwrite: true, trainerState: JSON.stringify(history.trainerState(), null, 2) + '\n' },
   );
   rmSync(checkpointDir, { recursive: true, force: true });
   emit({ type: 'done', adapterDir: adapterOut, steps: result.steps, evalLoss: result.evalLoss });
