@@ -256,6 +256,7 @@ test('main answers invokes: the picker without a path, the backend with one, err
   const context: IpcContext = {
     backend: fakeBackend(calls),
     pickModelDir: async () => '/models/smol',
+    pickAdapterFolder: async () => undefined,
     pickDataFiles: async () => picked,
     logError: (message) => logged.push(message),
   };

@@ -33,6 +33,8 @@ export interface FederationSummary {
   lora: { rank: number; alpha: number; dropout: number; targets: string[] };
   training: { localSteps: number; batchSize: number; lr: number; cutoffLen: number; template: string };
   rounds: number;
+  /** Updates a round needs to count (it is dropped with fewer), and how long a round stays open, s. */
+  round: { minUpdates?: number; deadlineSeconds?: number };
   /** Privacy-relevant settings, in words, for the person to read before joining. */
   privacy: string[];
   /** How the federation combines updates and trains (its rule and learning settings), in words. */
@@ -90,6 +92,29 @@ export interface LiveStatus {
   lossesRound?: number;
   /** Why training is paused (state 'paused'): the person, or a limit from the settings. */
   pausedBy?: 'you' | 'power' | 'idle';
+  /** When the round `round` closes (its deadline, ms since 1970), from the coordinator's 'round-open'. */
+  roundClosesAt?: number;
+}
+
+/** What "Save adapter…" wrote. */
+export interface SavedAdapter {
+  /** The PEFT adapter folder (adapter_config.json, adapter_model.safetensors, README.md). */
+  folder: string;
+  /** The round whose global adapter it is, and its content hash. */
+  round: number;
+  adapterHash: string;
+  /** Whether it is the federation's final adapter (the federation has ended). */
+  final: boolean;
+  /** The files written there, by name. */
+  files: string[];
+}
+
+/** The federation this computer is in has ended (known from its final adapter, kept here). */
+export interface FederationEnded {
+  rounds: number;
+  adapterHash: string;
+  /** The final adapter's file in this computer's adapter cache. */
+  adapterPath: string;
 }
 
 export interface AppState {
@@ -97,6 +122,8 @@ export interface AppState {
   identity?: string;
   settings: AppSettings;
   federation?: FederationSummary;
+  /** Set once the federation has ended and its final adapter is kept on this computer. */
+  ended?: FederationEnded;
   model?: ModelCheck;
   data?: DataSelection;
   status: LiveStatus;
@@ -170,6 +197,12 @@ export interface FeditAppApi {
   start(): Promise<AppState>;
   pause(): Promise<AppState>;
   resume(): Promise<AppState>;
+  /**
+   * Writes the federation's newest global adapter (its final one once it has ended) as a PEFT
+   * adapter folder with its model card into `folder` (new or empty); without a folder the app
+   * opens the system's folder picker, and a cancelled picker answers undefined.
+   */
+  saveAdapter(folder?: string): Promise<SavedAdapter | undefined>;
   /** Streams the reply as 'chat' events with this id; generates with the current global adapter. */
   chat(id: string, prompt: string): Promise<void>;
   openLogs(): Promise<void>;
@@ -191,6 +224,7 @@ export const API_METHODS = [
   'start',
   'pause',
   'resume',
+  'saveAdapter',
   'chat',
   'openLogs',
   'readLogs',

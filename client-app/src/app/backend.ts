@@ -32,11 +32,13 @@ import type {
   FederationSummary,
   FeditAppApi,
   ParticipantEvent,
+  SavedAdapter,
 } from './api.ts';
 import { AppLog } from './app-log.ts';
 import { BackgroundWork } from './background.ts';
 import { replyInWorker } from './chat-reply.ts';
 import { TrainingDevice, probeWebGpu } from './device.ts';
+import { endedSentence } from './federation-end.ts';
 import { describeRound } from './federation-summary.ts';
 import { HistoryFile } from './history-file.ts';
 import { KeptFiles } from './kept-files.ts';
@@ -104,7 +106,8 @@ export class AppBackend implements FeditAppApi {
       log: this.log,
       cpuThreads: this.cpuThreads,
     });
-    this.#federation = new FederationMembership(this.home, this.log, new HistoryFile(appDir, files));
+    const history = new HistoryFile(appDir, files);
+    this.#federation = new FederationMembership(this.home, this.log, history, files, appDir);
     this.#selections = new Selections(this.#worker, this.log);
     this.#supervisor = new WorkerSupervisor(this.#supervisorHost(), {
       ...options,
@@ -136,6 +139,7 @@ export class AppBackend implements FeditAppApi {
     });
     this.#showDevice();
     await this.#selections.restore(stored, this.#federation.settings);
+    this.#showEnded();
     if (stored.takingPart && this.#readyProblem() === undefined) {
       this.log.info('taking part again, as when the app was last closed');
       this.#background.run(this.#supervisor.start());
@@ -218,6 +222,7 @@ export class AppBackend implements FeditAppApi {
   async start(): Promise<AppState> {
     const problem = this.#readyProblem();
     if (problem) throw new AppError('APP_NOT_READY', problem);
+    if (this.#showEnded()) return this.#changed(); // nothing to take part in, nothing to connect to
     this.log.info('taking part');
     await this.#takePart();
     return this.#changed();
@@ -237,6 +242,11 @@ export class AppBackend implements FeditAppApi {
     this.log.info('resumed by the participant');
     await this.#takePart();
     return this.#changed();
+  }
+
+  async saveAdapter(folder?: string): Promise<SavedAdapter | undefined> {
+    if (folder === undefined) throw new AppError('APP_ARGUMENT', 'choose a folder for the adapter');
+    return this.#federation.saveAdapter(folder);
   }
 
   async chat(id: string, prompt: string): Promise<void> {
@@ -298,6 +308,11 @@ export class AppBackend implements FeditAppApi {
       limits: () => this.#settings,
       status: () => this.#page.status,
       rounds: () => this.#federation.settings?.rounds,
+      onFederationEnded: async (final) => {
+        const end = await this.#federation.recordEnd(final);
+        this.#changed();
+        return endedSentence(end);
+      },
       onStatus: (event) => this.#page.app(event),
       onParticipant: (event) => this.#onParticipant(event),
       onChanged: () =>
@@ -352,6 +367,7 @@ export class AppBackend implements FeditAppApi {
       identity: this.#identity,
       settings: { ...this.#settings },
       federation: this.#federation.summary(),
+      ended: this.#federation.end.current,
       model: this.#selections.model(this.#federation.settings),
       data: this.#selections.data,
       status: structuredClone(this.#page.status),
@@ -380,6 +396,13 @@ export class AppBackend implements FeditAppApi {
   #refuseWhileTakingPart(what: string): void {
     if (this.#supervisor.intent === 'running')
       throw new AppError('APP_BUSY', `pause training before you ${what}`);
+  }
+
+  /** When the federation has ended: says so, with where its adapter is, instead of taking part. */
+  #showEnded(): boolean {
+    const end = this.#federation.end.current;
+    if (end) this.#page.app({ type: 'app:stopped', state: 'finished', message: endedSentence(end) });
+    return end !== undefined;
   }
 
   /** Where training runs, as the status shows it, after the setting or the GPU probe changed. */

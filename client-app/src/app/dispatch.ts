@@ -14,6 +14,8 @@ export interface Pickers {
   pickModelDir(): Promise<string | undefined>;
   /** The data files the person picked, or undefined when they cancelled. */
   pickDataFiles(): Promise<string[] | undefined>;
+  /** The folder to save the adapter in, or undefined when they cancelled. */
+  pickAdapterFolder(): Promise<string | undefined>;
 }
 
 export async function callBackend(
@@ -56,6 +58,12 @@ export async function callBackend(
       return backend.pause(...checked(method));
     case 'resume':
       return backend.resume(...checked(method));
+    case 'saveAdapter': {
+      const [folder] = checked(method);
+      if (folder !== undefined) return backend.saveAdapter(folder);
+      const picked = await picker(pickers).pickAdapterFolder();
+      return picked === undefined ? undefined : backend.saveAdapter(picked);
+    }
     case 'chat':
       return backend.chat(...checked(method));
     case 'openLogs':

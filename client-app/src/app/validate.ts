@@ -234,6 +234,8 @@ export function apiArguments(machine: Machine) {
     start: args(),
     pause: args(),
     resume: args(),
+    // Left out: the person picks in the system's folder picker (dispatch.ts).
+    saveAdapter: args(['the adapter folder', schema.optional(pathText)]),
     chat: args(['the chat id', chatId], ['the message', prompt]),
     openLogs: args(),
     readLogs: args(),

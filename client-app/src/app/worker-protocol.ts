@@ -16,7 +16,7 @@
 // another shape is a bug to fix, not input to refuse.
 
 import type { DatasetReport, PreviewSegment } from '../core/data/index.ts';
-import type { ParticipantEvents, PromptTemplateName } from '../core/federation/index.ts';
+import type { FinalAdapter, ParticipantEvents, PromptTemplateName } from '../core/federation/index.ts';
 import type { ParticipantEvent } from './api.ts';
 
 /** What the participant runs with: the options of the core's Participant the app sets. */
@@ -115,6 +115,8 @@ export type FromWorker =
       runId: number;
       reason: 'finished' | 'max-rounds' | 'stopped' | 'paused';
       error?: WorkerError;
+      /** 'finished': the federation's final adapter, fetched into the adapter cache. */
+      finalAdapter?: FinalAdapter;
     }
   /** The chat model was loaded, or released (training started, unused for a while), and why. */
   | { type: 'chat-model'; loaded: boolean; why: string }

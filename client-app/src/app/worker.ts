@@ -173,7 +173,12 @@ function takePart(
     .then(
       (result) => {
         const reason = current.stopping === 'pause' ? 'paused' : result.reason;
-        post({ type: 'ended', runId, reason });
+        post({
+          type: 'ended',
+          runId,
+          reason,
+          ...(result.finalAdapter && { finalAdapter: { ...result.finalAdapter } }),
+        });
         // The last round's adapter, which the participant's connection may have closed on: fetched
         // while the coordinator is surely still there, for chats after the federation is over.
         if ((reason === 'finished' || reason === 'max-rounds') && newestSeen) {
