@@ -8,7 +8,7 @@
 import type { AppState, SavedAdapter } from '../../src/app/api.ts';
 import { errorSlot, h, showError } from './dom.ts';
 import type { Ui, View } from './ui.ts';
-import { num } from './words.ts';
+import { count, num } from './words.ts';
 
 /** Whether there is an adapter to save: a round of the federation aggregated, or it has ended. */
 export function hasAdapter(app: AppState): boolean {
@@ -66,7 +66,7 @@ export function adapterSaveView(ui: Ui): View {
     update(app) {
       root.hidden = !hasAdapter(app);
       ended.textContent = app.ended
-        ? `The federation has ended after ${num(app.ended.rounds)} rounds: your adapter is saved at ${app.ended.adapterPath}.`
+        ? `The federation has ended after ${count(app.ended.rounds, 'round')}: your adapter is saved at ${app.ended.adapterPath}.`
         : 'The federation is still running: this is the newest adapter this computer has.';
       const busy = ui.busy('adapter');
       choose.disabled = busy;

@@ -33,7 +33,8 @@ export type FederationEnd = Infer<typeof federationEnd>;
 
 /** "the federation has ended: your adapter is saved at …", as `fedit client run` says it. */
 export function endedSentence(end: Pick<FederationEnd, 'rounds' | 'adapterPath'>): string {
-  return `the federation has ended after ${end.rounds} rounds: your adapter is saved at ${end.adapterPath}`;
+  const rounds = `${end.rounds} round${end.rounds === 1 ? '' : 's'}`;
+  return `the federation has ended after ${rounds}: your adapter is saved at ${end.adapterPath}`;
 }
 
 export class FederationEndFile {
