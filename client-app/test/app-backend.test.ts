@@ -351,12 +351,15 @@ test('the process hosting the backend never loads onnxruntime: the engine runs i
   t.is(out, 'not loaded');
 });
 
-test('device auto means the GPU when WebGPU starts here, else the CPU; the setting overrides it', async (t) => {
+test('device auto is the CPU until measured steps choose (app-device.test.ts); asking for WebGPU uses it when it starts here', async (t) => {
   const dir = await tempDir(t, 'fedit-app-backend-');
   const withGpu = await openBackend(t, join(dir, 'a'), { probeGpu: async () => true });
   await new Promise((resolve) => setImmediate(resolve));
   let state = await withGpu.getState();
   t.true(state.gpuAvailable);
+  t.is(state.status.device, 'cpu', 'Automatic has measured nothing yet');
+  t.is(state.deviceChoice, undefined);
+  state = await withGpu.updateSettings({ device: 'webgpu' });
   t.is(state.status.device, 'webgpu');
   state = await withGpu.updateSettings({ device: 'cpu' });
   t.is(state.status.device, 'cpu');

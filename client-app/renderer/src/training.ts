@@ -116,7 +116,7 @@ function statusCard(ui: Ui): View {
       const { status } = app;
       root.dataset.tone = stateTone(status.state);
       stateText.textContent = STATE_WORDS[status.state];
-      device.textContent = `Runs on ${DEVICE_WORDS[status.device]}`;
+      device.textContent = `Runs on ${status.device === 'webgpu' && app.gpuSoftware ? 'WebGPU (software, on the CPU)' : DEVICE_WORDS[status.device]}`;
       round.textContent =
         status.round === undefined
           ? ''

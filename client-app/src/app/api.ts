@@ -12,7 +12,7 @@ import type { ParticipantEvents, ParticipantStatus, RoundHistoryEntry } from '..
 
 /** The participant's settings (stored in the OS user-data folder). */
 export interface AppSettings {
-  /** Where to compute: 'auto' = GPU through WebGPU when available, else the CPU. */
+  /** Where to compute: 'auto' = whichever of WebGPU and the CPU trains faster here, measured on a few real steps. */
   device: 'auto' | 'cpu' | 'webgpu';
   /** CPU threads for training (0 = all cores). */
   maxThreads: number;
@@ -132,6 +132,10 @@ export interface AppState {
   logsDir: string;
   /** Is a GPU (WebGPU) available on this machine? */
   gpuAvailable: boolean;
+  /** WebGPU starts here on a software rasteriser (lavapipe, SwiftShader...): it runs on the CPU. */
+  gpuSoftware?: boolean;
+  /** What "Automatic" chose from a few measured training steps, and why (absent: not measured yet). */
+  deviceChoice?: { device: 'cpu' | 'webgpu'; why: string; measured?: { cpu: number; webgpu?: number } };
   /** The app's folder in the OS user-data folder: identity, settings, memberships, logs. */
   homeDir: string;
   /** CPU threads this machine has (the upper bound of settings.maxThreads). */

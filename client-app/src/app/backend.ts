@@ -37,7 +37,7 @@ import type {
 import { AppLog } from './app-log.ts';
 import { BackgroundWork } from './background.ts';
 import { replyInWorker } from './chat-reply.ts';
-import { TrainingDevice, probeWebGpu } from './device.ts';
+import { TrainingDevice, measureJob, probeWebGpu, type ProbeResult } from './device.ts';
 import { endedSentence } from './federation-end.ts';
 import { describeRound } from './federation-summary.ts';
 import { HistoryFile } from './history-file.ts';
@@ -63,8 +63,8 @@ export interface BackendOptions extends Pick<SupervisorOptions, 'limitPollMs' | 
   worker: WorkerLink;
   /** Power and idle state for the training limits (default: HEADLESS_MONITOR). */
   monitor?: SystemMonitor;
-  /** Whether WebGPU can run here (default: probeWebGpu, once). */
-  probeGpu?: () => Promise<boolean>;
+  /** Whether WebGPU can run here, and on a software adapter or not (default: probeWebGpu, once). */
+  probeGpu?: () => Promise<boolean | ProbeResult>;
   /** Opens a folder in the system's file manager (Electron: shell.openPath). */
   openPath?: (path: string) => Promise<void>;
   /** CPU threads of this machine (default os.availableParallelism()). */
@@ -132,7 +132,7 @@ export class AppBackend implements FeditAppApi {
     const identity = await readIdentity(this.home);
     this.#identity = identity && fingerprint(publicIdentity(identity));
     await this.#federation.load();
-    const probe = this.#options.probeGpu ?? (async () => (await probeWebGpu()).available);
+    const probe = this.#options.probeGpu ?? (() => probeWebGpu());
     this.#gpuProbe = this.#device.probe(probe, this.log).then(() => {
       this.#showDevice();
       this.#changed();
@@ -303,6 +303,7 @@ export class AppBackend implements FeditAppApi {
     return {
       runOptions: async () => {
         await this.#gpuProbe; // 'auto' needs to know whether there is a GPU
+        await this.#chooseDevice();
         return this.#runOptions() ?? this.#readyProblem() ?? 'cannot start';
       },
       limits: () => this.#settings,
@@ -336,6 +337,17 @@ export class AppBackend implements FeditAppApi {
       provider: this.#device.asked(this.#settings.device),
       threads: this.#settings.maxThreads,
     };
+  }
+
+  /** Automatic: a few real steps on each provider decide, once per model, data and settings. */
+  async #chooseDevice(): Promise<void> {
+    const [run, settings] = [this.#runOptions(), this.#federation.settings];
+    if (this.#settings.device !== 'auto' || !run || !settings) return;
+    const job = measureJob(run, settings);
+    const measure = (provider: 'cpu' | 'webgpu') => this.#worker.request({ ...job, provider });
+    await this.#device.chooseAutomatically(JSON.stringify(job), measure, this.log);
+    this.#showDevice();
+    this.#changed();
   }
 
   /** What the backend itself does with the participant's events, before the status folds them. */
@@ -374,6 +386,8 @@ export class AppBackend implements FeditAppApi {
       history: this.#federation.history.entries,
       logsDir: this.log.dir,
       gpuAvailable: this.#device.gpuAvailable,
+      gpuSoftware: this.#device.gpuSoftware,
+      deviceChoice: this.#device.choice,
       homeDir: this.home,
       cpuThreads: this.cpuThreads,
     };

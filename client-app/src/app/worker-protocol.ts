@@ -15,6 +15,7 @@
 // app's own code, built together, and the worker is started by the backend, so a message of
 // another shape is a bug to fix, not input to refuse.
 
+import type { LoraConfig } from '@fedit/kernels';
 import type { DatasetReport, PreviewSegment } from '../core/data/index.ts';
 import type { FinalAdapter, ParticipantEvents, PromptTemplateName } from '../core/federation/index.ts';
 import type { ParticipantEvent } from './api.ts';
@@ -48,6 +49,23 @@ export type Job =
       tokens?: { modelDir: string; template: PromptTemplateName; cutoffLen: number; trainOnInputs: boolean };
       previews: number;
     }
+  /** Times a few real training steps of the federation's settings on one provider. */
+  | {
+      kind: 'measure-device';
+      modelDir: string;
+      dataFiles: string[];
+      lora: LoraConfig;
+      training: {
+        template: PromptTemplateName;
+        cutoffLen: number;
+        trainOnInputs: boolean;
+        batchSize: number;
+      };
+      provider: 'cpu' | 'webgpu';
+      threads: number;
+      /** Steps to run; all but the first are timed. */
+      steps: number;
+    }
   /** Generates a reply with the base model and the newest global adapter it can have (./chat-adapter.ts). */
   | {
       kind: 'chat';
@@ -63,11 +81,22 @@ export type Job =
       maxNewTokens: number;
     };
 
+/** A few training steps timed on one provider (./device-measure.ts). */
+export interface DeviceMeasurement {
+  /** The provider asked for, and the one the trainer started on (a GPU that fails falls back). */
+  provider: 'cpu' | 'webgpu';
+  startedOn: 'cpu' | 'webgpu';
+  /** Steps timed (the first, which compiles, is not), and their median duration. */
+  steps: number;
+  secondsPerStep: number;
+}
+
 export interface JobResults {
   'check-model': { identity: string; modelType: string; layers: number; hiddenSize: number };
   'prepare-data': { report: DatasetReport; previews: PreviewSegment[][] };
   /** `adapter`: the global adapter used (none: the base model alone); `problem`: why not the newest. */
   chat: { text: string; adapter?: KnownAdapter; problem?: string };
+  'measure-device': DeviceMeasurement;
 }
 
 export type ToWorker =

@@ -10,6 +10,7 @@ import { prepareDataset, previewExample } from '../core/data/index.ts';
 import { Participant, type ParticipantEvents } from '../core/federation/index.ts';
 import type { ParticipantEvent } from './api.ts';
 import { ChatAdapters } from './chat-adapter.ts';
+import { measureDevice } from './device-measure.ts';
 import {
   PARTICIPANT_EVENT_NAMES,
   type FromWorker,
@@ -227,6 +228,8 @@ async function runJob(
         .map((row) => previewExample(row, tokenizer));
       return { report: prepared.report, previews } satisfies JobResults['prepare-data'];
     }
+    case 'measure-device':
+      return measureDevice(job);
     case 'chat':
       // One reply at a time: a generator holds one key/value cache.
       return context.chats.reply(() => chat(job, onText, context));
