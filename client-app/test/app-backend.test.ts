@@ -249,7 +249,12 @@ test('the limits hold training back until the computer is plugged in; settings, 
     state.history.map((e) => e.round),
     [1, 2],
   );
-  t.is(state.status.state, 'idle', 'a finished federation does not start again by itself');
+  // A finished federation does not start again by itself: the app says it ended, and where its adapter is.
+  t.is(state.status.state, 'finished');
+  t.is(
+    state.status.message,
+    `the federation has ended after 2 rounds: your adapter is saved at ${state.ended?.adapterPath}`,
+  );
   const log = await readFile(join(home, 'logs', 'app.log'), 'utf8');
   t.regex(log, /limit: holding training back \(power\)/);
   t.regex(log, /round 2: aggregated from 1 update/);
