@@ -37,7 +37,7 @@ import type {
 import { AppLog } from './app-log.ts';
 import { BackgroundWork } from './background.ts';
 import { replyInWorker } from './chat-reply.ts';
-import { TrainingDevice, measureJob, probeWebGpu, type ProbeResult } from './device.ts';
+import { TrainingDevice, probeWebGpu, type ProbeResult } from './device.ts';
 import { endedSentence } from './federation-end.ts';
 import { describeRound } from './federation-summary.ts';
 import { HistoryFile } from './history-file.ts';
@@ -343,9 +343,7 @@ export class AppBackend implements FeditAppApi {
   async #chooseDevice(): Promise<void> {
     const [run, settings] = [this.#runOptions(), this.#federation.settings];
     if (this.#settings.device !== 'auto' || !run || !settings) return;
-    const job = measureJob(run, settings);
-    const measure = (provider: 'cpu' | 'webgpu') => this.#worker.request({ ...job, provider });
-    await this.#device.chooseAutomatically(JSON.stringify(job), measure, this.log);
+    await this.#device.chooseFor(run, settings, (job) => this.#worker.request(job), this.log);
     this.#showDevice();
     this.#changed();
   }

@@ -140,10 +140,9 @@ export function probeWebGpu(
 export const MEASURED_STEPS = 4;
 
 /** The measurement of `run`'s training under the federation's `settings`, on a provider to name. */
-export function measureJob(
-  run: RunOptions,
-  settings: FederationSettings,
-): Omit<Extract<Job, { kind: 'measure-device' }>, 'provider'> {
+type MeasureJob = Extract<Job, { kind: 'measure-device' }>;
+
+export function measureJob(run: RunOptions, settings: FederationSettings): Omit<MeasureJob, 'provider'> {
   const { lora, training } = settings;
   return {
     kind: 'measure-device',
@@ -255,15 +254,20 @@ export class TrainingDevice {
   }
 
   /**
-   * Automatic's choice for training keyed `key` (the model, data and settings): the one made before
-   * for the same key, else measured now with `measure` (a few steps on each provider).
+   * Automatic's choice for `run` under the federation's `settings`: the one made before for the same
+   * model, data and settings, else measured now (a few steps on each provider, as jobs of the
+   * training worker sent through `request`).
    */
-  async chooseAutomatically(
-    key: string,
-    measure: (provider: 'cpu' | 'webgpu') => Promise<DeviceMeasurement>,
+  async chooseFor(
+    run: RunOptions,
+    settings: FederationSettings,
+    request: (job: MeasureJob) => Promise<DeviceMeasurement>,
     log: AppLog,
   ): Promise<DeviceChoice> {
+    const job = measureJob(run, settings);
+    const key = JSON.stringify(job);
     if (this.#choice?.key === key) return this.#choice.choice;
+    const measure = (provider: 'cpu' | 'webgpu') => request({ ...job, provider });
     let choice: DeviceChoice;
     if (!this.gpuAvailable) {
       choice = { device: 'cpu', why: 'WebGPU cannot start on this computer: training runs on the CPU.' };
