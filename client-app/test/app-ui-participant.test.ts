@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Page } from 'playwright-core';
 import { readAdapter } from '@fedit/shared';
+import { repoRoot } from '../../test/fixtures/fedit-cli.ts';
 import { startDevShell } from '../src/app/dev-shell.ts';
 import { TEST_TRAINING, startTestFederation, tempDir, writeDataWithBadRows } from './app-fixture.ts';
 
@@ -41,6 +42,8 @@ test('a name typed before the invite is the one enrolled; at the end the page sa
   });
   const data = await writeDataWithBadRows(dir);
   const home = join(dir, 'home');
+  // FEDIT_SCREENSHOTS=1 writes the docs' picture of the end (docs/screenshots/app-participant-saved.png).
+  const forDocs = process.env.FEDIT_SCREENSHOTS === '1';
   const shots = join(dir, 'shots');
   await mkdir(shots, { recursive: true });
   let shell = await startDevShell({ home, probeGpu: async () => false });
@@ -60,7 +63,14 @@ test('a name typed before the invite is the one enrolled; at the end the page sa
   const page = await context.newPage();
   const pageErrors: string[] = [];
   page.on('pageerror', (error) => pageErrors.push(error.message));
-  const shoot = (name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+  const shoot = (name: string) =>
+    page.screenshot({
+      path:
+        forDocs && name === 'saved'
+          ? join(repoRoot, 'docs', 'screenshots', 'app-participant-saved.png')
+          : join(shots, `${name}.png`),
+      fullPage: true,
+    });
 
   // The welcome: what leaves, without promising more than the protocol gives.
   await page.goto(shell.url);

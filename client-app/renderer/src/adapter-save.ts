@@ -66,7 +66,7 @@ export function adapterSaveView(ui: Ui): View {
     update(app) {
       root.hidden = !hasAdapter(app);
       ended.textContent = app.ended
-        ? `The federation has ended after ${count(app.ended.rounds, 'round')}: your adapter is saved at ${app.ended.adapterPath}.`
+        ? `The federation has ended after ${count(app.ended.rounds, 'round')}: this is its final adapter.`
         : 'The federation is still running: this is the newest adapter this computer has.';
       const busy = ui.busy('adapter');
       choose.disabled = busy;

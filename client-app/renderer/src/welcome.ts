@@ -68,7 +68,7 @@ function whatStaysAndWhatLeaves(): HTMLElement {
       h(
         'ul',
         null,
-        h('li', null, h('strong', null, 'Your data'), ', always. It is read here and never sent.'),
+        h('li', null, h('strong', null, 'Your data'), ' as you wrote it: it is read here and never sent.'),
         h('li', null, h('strong', null, 'The model'), ' you train on.'),
         h('li', null, h('strong', null, 'Your keys'), ', which prove that your updates come from you.'),
         h('li', null, h('strong', null, 'Your chats'), ' in Try it: the model answers here.'),
