@@ -9,6 +9,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LiveStatus } from '../src/app/api.ts';
 import { AppBackend } from '../src/app/backend.ts';
+import { estimateCost } from '../src/app/cost.ts';
+import { ADAPTER_CACHE_KEEP } from '../src/core/federation/adapters.ts';
+import type { FederationSettings } from '../src/core/federation/settings.ts';
 import {
   GPU_MARGIN,
   chooseDevice,
@@ -30,6 +33,7 @@ const measured = (
   startedOn,
   steps: 3,
   secondsPerStep,
+  adapterBytes: 1_000_000,
 });
 
 test('Automatic takes WebGPU only when it is measurably faster, and says which and why', (t) => {
@@ -141,4 +145,20 @@ test('Automatic measures a few real steps on the CPU and on WebGPU, trains on th
   if (probe.software) t.regex(choice.why, /software rasteriser, which runs on the CPU/);
   t.regex(await backend.readLogs(), /device Automatic: /);
   t.log(choice.why);
+});
+
+test('the cost of a round before joining: localSteps × the measured step, one float32 update sent, the kept copies on disk', (t) => {
+  const settings = { training: { localSteps: 120 } } as unknown as FederationSettings;
+  const cost = estimateCost(settings, { ...measured('cpu', 0.5), adapterBytes: 3_000_000 });
+  t.deepEqual(cost, {
+    device: 'cpu',
+    measuredSteps: 3,
+    secondsPerStep: 0.5,
+    localSteps: 120,
+    minutesPerRound: 1, // 120 × 0.5 s
+    megabytesSentPerRound: 3,
+    diskMegabytes: 3 * (ADAPTER_CACHE_KEEP + 4), // the cached adapters, a checkpoint (LoRA + 2 moments), an update
+  });
+  // A WebGPU that fell back is counted where the steps really ran.
+  t.is(estimateCost(settings, { ...measured('webgpu', 0.5, 'cpu'), adapterBytes: 1 }).device, 'cpu');
 });

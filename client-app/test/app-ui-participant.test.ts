@@ -17,6 +17,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Page } from 'playwright-core';
+import { loadCheckpoint, loraTensorSpecs } from '@fedit/kernels';
 import { readAdapter } from '@fedit/shared';
 import { repoRoot } from '../../test/fixtures/fedit-cli.ts';
 import { startDevShell } from '../src/app/dev-shell.ts';
@@ -33,6 +34,24 @@ async function waitForText(page: Page, id: string, pattern: RegExp, timeout = 60
   return (await locator.textContent()) ?? '';
 }
 
+/** One float32 update of the app fixture's LoRA on the model in `modelDir`, as the page words it. */
+async function sentMegabytesOf(modelDir: string): Promise<string> {
+  const { config } = await loadCheckpoint(modelDir);
+  const targets = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+  const bytes = loraTensorSpecs(config, { rank: 8, alpha: 16, dropout: 0, targets: [...targets] }).reduce(
+    (sum, spec) => sum + 4 * spec.shape[0] * spec.shape[1],
+    0,
+  );
+  const mb = bytes / 1e6;
+  const words =
+    mb < 1
+      ? `${Math.max(1, Math.round(mb * 1000))} kB`
+      : mb < 10
+        ? `${mb.toFixed(1)} MB`
+        : `${Math.round(mb)} MB`;
+  return words.replace('.', '\\.');
+}
+
 test('a name typed before the invite is the one enrolled; at the end the page says where the adapter is and saves it as a PEFT folder, also after a restart with the coordinator gone', async (t) => {
   if (chromiumMissing) return t.log(`skipped: ${chromiumMissing}`) as unknown as void;
   const dir = await tempDir(t, 'fedit-app-ui-participant-');
@@ -41,10 +60,11 @@ test('a name typed before the invite is the one enrolled; at the end the page sa
     training: { ...TEST_TRAINING, localSteps: 10 },
   });
   const data = await writeDataWithBadRows(dir);
+  const sent = await sentMegabytesOf(fed.modelDir);
   const home = join(dir, 'home');
   // FEDIT_SCREENSHOTS=1 writes the docs' picture of the end (docs/screenshots/app-participant-saved.png).
   const forDocs = process.env.FEDIT_SCREENSHOTS === '1';
-  const shots = join(dir, 'shots');
+  const shots = process.env.FEDIT_SHOTS_DIR ?? join(dir, 'shots');
   await mkdir(shots, { recursive: true });
   let shell = await startDevShell({ home, probeGpu: async () => false });
   t.teardown(() => shell.close());
@@ -94,6 +114,31 @@ test('a name typed before the invite is the one enrolled; at the end the page sa
   t.is(await byId(page, 'display-name').inputValue(), 'Ada Lovelace', 'the typed name stays in its field');
   await byId(page, 'invite-check').click();
   await byId(page, 'invite-settings').waitFor();
+  t.regex(
+    (await byId(page, 'coordinator-fingerprint').textContent()) ?? '',
+    /^[0-9a-f]{4}( [0-9a-f]{4}){7}$/,
+  );
+
+  // The cost on this computer, before joining: measured once the model and data are chosen.
+  t.regex((await byId(page, 'cost-hint').textContent()) ?? '', /Choose the base model and your data/);
+  t.true(await byId(page, 'cost-measure').isDisabled());
+  await shell.backend.chooseModel(fed.modelDir);
+  await shell.backend.chooseData([data]);
+  await shell.backend.updateSettings({ device: 'cpu', maxThreads: 1 });
+  await byId(page, 'cost-measure').click();
+  const cost = await waitForText(page, 'cost', /A round takes/);
+  t.regex(
+    cost,
+    /A round takes less than a minute on the CPU here: 10 steps of \d+\.\d\d s \(the median of 3 steps measured just now\)/,
+  );
+  t.regex(cost, new RegExp(`sends about ${sent}: one update of the adapter`));
+  t.regex(cost, /files take about [\d.]+ [kM]B of disk here/);
+  await byId(page, 'cost-card').scrollIntoViewIfNeeded();
+  await shoot('cost');
+  t.false(
+    fed.events.some((e) => e.type === 'enrolled'),
+    'measuring the cost does not enrol',
+  );
   await byId(page, 'join').click();
   await byId(page, 'federation-summary').waitFor();
   const enrolled = await fed.waitFor((e) => e.type === 'enrolled');
@@ -106,10 +151,7 @@ test('a name typed before the invite is the one enrolled; at the end the page sa
   t.is((await shell.backend.getState()).settings.displayName, 'Ada Lovelace');
   await shoot('joined');
 
-  // Model and data (app-ui.test.ts clicks through these), then the federation's one round.
-  await shell.backend.chooseModel(fed.modelDir);
-  await shell.backend.chooseData([data]);
-  await shell.backend.updateSettings({ device: 'cpu', maxThreads: 1 });
+  // The federation's one round (model and data were chosen before joining).
   await byId(page, 'nav-training').click();
   t.false(await byId(page, 'adapter-card').isVisible(), 'nothing to save before a round aggregated');
   await byId(page, 'start').click();

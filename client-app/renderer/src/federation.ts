@@ -2,6 +2,7 @@
 // the same settings stay on show, with the way out.
 
 import type { AppState, FederationSummary } from '../../src/app/api.ts';
+import { costView } from './cost.ts';
 import { errorSlot, h, showError } from './dom.ts';
 import { memo, type Ui, type View } from './ui.ts';
 import { count, grouped } from './words.ts';
@@ -240,6 +241,7 @@ function beforeJoiningCard(
     'Cancel',
   );
   const joinError = errorSlot('join-error');
+  const cost = costView(ui, () => invite.value.trim());
   const inspectedName = h('h2', { testid: 'invite-name' });
   const inspectedDetails = h('div');
   const root = h(
@@ -253,18 +255,21 @@ function beforeJoiningCard(
       'This is what the federation will do with your computer. Join only if it looks right to you.',
     ),
     inspectedDetails,
+    cost.root,
     h('div', { class: 'actions' }, join, cancel),
     joinError,
   );
 
   const renderInspected = memo((s: FederationSummary | undefined) => {
+    cost.reset(); // another invite, another federation: measured again
     inspectedName.textContent = s?.name ?? '';
     inspectedDetails.replaceChildren(...(s ? [federationDetails(s)] : []));
   });
   return {
     root,
-    update() {
+    update(app) {
       renderInspected(pending.inspected);
+      cost.update(app);
       const joining = ui.busy('join');
       join.disabled = joining;
       join.textContent = joining ? 'Joining…' : 'Join';

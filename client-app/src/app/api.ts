@@ -96,6 +96,20 @@ export interface LiveStatus {
   roundClosesAt?: number;
 }
 
+/** What taking part in a federation costs on this computer (./cost.ts), measured before joining. */
+export interface CostEstimate {
+  /** Where the steps ran, how many were timed, and their median. */
+  device: 'cpu' | 'webgpu';
+  measuredSteps: number;
+  secondsPerStep: number;
+  /** The federation's steps per round, and what they take here. */
+  localSteps: number;
+  minutesPerRound: number;
+  /** One update per round trained in, and the disk the federation's files take (the model aside). */
+  megabytesSentPerRound: number;
+  diskMegabytes: number;
+}
+
 /** What "Save adapter…" wrote. */
 export interface SavedAdapter {
   /** The PEFT adapter folder (adapter_config.json, adapter_model.safetensors, README.md). */
@@ -194,6 +208,11 @@ export interface FeditAppApi {
   /** Read an invite's federation settings without joining (shown before the person agrees). */
   inspectInvite(invite: string): Promise<FederationSummary>;
   joinFederation(invite: string): Promise<AppState>;
+  /**
+   * Before joining: times a few training steps of the invite's federation (read with inspectInvite)
+   * on the chosen model and data, and answers what a round costs here.
+   */
+  estimateCost(invite: string): Promise<CostEstimate>;
   leaveFederation(): Promise<AppState>;
   /** Paths come from the OS file picker in the app, or are typed in the development shell. */
   chooseModel(dir?: string): Promise<AppState>;
@@ -222,6 +241,7 @@ export const API_METHODS = [
   'updateSettings',
   'inspectInvite',
   'joinFederation',
+  'estimateCost',
   'leaveFederation',
   'chooseModel',
   'chooseData',

@@ -29,6 +29,7 @@ import type {
   AppEvent,
   AppSettings,
   AppState,
+  CostEstimate,
   FederationSummary,
   FeditAppApi,
   ParticipantEvent,
@@ -37,7 +38,8 @@ import type {
 import { AppLog } from './app-log.ts';
 import { BackgroundWork } from './background.ts';
 import { replyInWorker } from './chat-reply.ts';
-import { TrainingDevice, probeWebGpu, type ProbeResult } from './device.ts';
+import { estimateCost } from './cost.ts';
+import { TrainingDevice, measureJob, probeWebGpu, type ProbeResult } from './device.ts';
 import { endedSentence } from './federation-end.ts';
 import { describeRound } from './federation-summary.ts';
 import { HistoryFile } from './history-file.ts';
@@ -187,6 +189,20 @@ export class AppBackend implements FeditAppApi {
     await this.#federation.join(invite, { identity: this.#identity, displayName });
     await this.#selections.recheckData(this.#federation.settings);
     return this.#changed();
+  }
+
+  async estimateCost(invite: string): Promise<CostEstimate> {
+    const settings = this.#federation.inspectedSettings(invite);
+    const [model, data] = [this.#selections.model(settings), this.#selections.data];
+    if (!model?.ok || !data)
+      throw new AppError(
+        'APP_NOT_READY',
+        "choose this federation's base model and your data first (steps 2 and 3)",
+      );
+    const run = { home: this.home, federationId: settings.id, modelDir: model.dir, dataFiles: data.files };
+    const job = measureJob({ ...run, provider: 'cpu', threads: this.#settings.maxThreads }, settings);
+    const provider = this.#device.asked(this.#settings.device);
+    return estimateCost(settings, await this.#worker.request({ ...job, provider }));
   }
 
   async leaveFederation(): Promise<AppState> {

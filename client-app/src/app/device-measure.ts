@@ -11,7 +11,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadCheckpoint, loadTokenizer } from '@fedit/kernels';
+import { loadCheckpoint, loadTokenizer, loraTensorSpecs } from '@fedit/kernels';
 import { prepareDataset } from '../core/data/index.ts';
 import { trainLora } from '../core/train/train-lora.ts';
 import type { DeviceMeasurement, Job } from './worker-protocol.ts';
@@ -59,6 +59,10 @@ export async function measureDevice(job: MeasureJob): Promise<DeviceMeasurement>
     startedOn: started === 'webgpu' ? 'webgpu' : 'cpu',
     steps: durations.length,
     secondsPerStep: median(durations),
+    adapterBytes: loraTensorSpecs(model.config, job.lora).reduce(
+      (sum, spec) => sum + 4 * spec.shape.reduce((a, b) => a * b, 1),
+      0,
+    ),
   };
 }
 

@@ -37,6 +37,8 @@ export async function callBackend(
       return backend.inspectInvite(...checked(method));
     case 'joinFederation':
       return backend.joinFederation(...checked(method));
+    case 'estimateCost':
+      return backend.estimateCost(...checked(method));
     case 'leaveFederation':
       return backend.leaveFederation(...checked(method));
     case 'chooseModel': {

@@ -91,6 +91,18 @@ export class FederationMembership {
     );
   }
 
+  /** The settings of an invite read before (inspect), for measuring what joining would cost. */
+  inspectedSettings(invite: string): FederationSettings {
+    const inspection = this.#inspections.get(inviteText(invite));
+    if (!inspection) {
+      throw new AppError(
+        'APP_NOT_READY',
+        "read the federation's settings first: paste the invite and press Check",
+      );
+    }
+    return inspection.settings;
+  }
+
   /** Joins the federation of an invite read before, as `identity` (a fingerprint) named `displayName`. */
   async join(invite: string, as: { identity?: string; displayName: string }): Promise<void> {
     const textInvite = inviteText(invite);

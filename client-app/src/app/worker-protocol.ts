@@ -89,6 +89,8 @@ export interface DeviceMeasurement {
   /** Steps timed (the first, which compiles, is not), and their median duration. */
   steps: number;
   secondsPerStep: number;
+  /** The LoRA adapter's size as float32, bytes: what one update sends. */
+  adapterBytes: number;
 }
 
 export interface JobResults {
