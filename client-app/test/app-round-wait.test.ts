@@ -34,18 +34,18 @@ test('an open round says when it closes, how long that is, and what it needs to 
   const closesAt = NOW + 12 * 60_000;
   t.is(
     roundWaitSentence(app({ state: 'waiting', round: 3, roundClosesAt: closesAt }), NOW),
-    `Round 3 closes at ${clock(closesAt)} (in about 12 minutes); it counts once 2 updates arrive.`,
+    `This round closes at ${clock(closesAt)} (in about 12 minutes); it counts once 2 updates arrive.`,
   );
   t.is(
     roundWaitSentence(
       app({ state: 'done-round', round: 3, roundClosesAt: NOW + 30_000 }, { minUpdates: 1 }),
       NOW,
     ),
-    `Round 3 closes at ${clock(NOW + 30_000)} (in less than a minute); it counts once 1 update arrives.`,
+    `This round closes at ${clock(NOW + 30_000)} (in less than a minute); it counts once 1 update arrives.`,
   );
   t.is(
     roundWaitSentence(app({ state: 'training', round: 3, roundClosesAt: closesAt }, {}), NOW),
-    `Round 3 closes at ${clock(closesAt)} (in about 12 minutes).`,
+    `This round closes at ${clock(closesAt)} (in about 12 minutes).`,
   );
 });
 

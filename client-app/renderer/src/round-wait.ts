@@ -4,7 +4,7 @@
 // coordinator tells participants, so the page does not guess it.
 
 import type { AppState } from '../../src/app/api.ts';
-import { count, duration, num } from './words.ts';
+import { count, duration } from './words.ts';
 
 /** States in which a round is open and this computer waits for it (or for the others in it). */
 const WAITING_ON_ROUND = new Set(['waiting', 'done-round', 'downloading', 'training', 'uploading']);
@@ -15,7 +15,7 @@ function clockTime(ms: number): string {
 }
 
 /**
- * "Round 3 closes at 14:05 (in about 12 minutes); it counts once 2 updates arrive." while a round is
+ * "This round closes at 14:05 (in about 12 minutes); it counts once 2 updates arrive." while a round is
  * open; what a round needs while none is; '' when the computer is not taking part (or paused:
  * a paused computer waits for nothing, so the page gives it no time).
  */
@@ -28,7 +28,8 @@ export function roundWaitSentence(app: AppState, now = Date.now()): string {
   const closesAt = status.roundClosesAt;
   if (closesAt !== undefined && status.round !== undefined) {
     const left = Math.max(0, (closesAt - now) / 1000);
-    const when = `Round ${num(status.round)} closes at ${clockTime(closesAt)} (${left < 60 ? 'in less than a minute' : `in ${duration(left)}`})`;
+    // "This round": the round's number is already shown beside this line.
+    const when = `This round closes at ${clockTime(closesAt)} (${left < 60 ? 'in less than a minute' : `in ${duration(left)}`})`;
     return `${when}${needs ? `; ${needs}` : ''}.`;
   }
   if (status.state !== 'waiting' || !needs) return '';
