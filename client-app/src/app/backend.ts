@@ -13,6 +13,8 @@
 //                          a restart when it dies (it resumes from what the participant keeps)
 //   ./live-status.ts       the live status: a pure fold of the participant's events and the
 //                          supervisor's, the same one the page runs on the events it receives
+//   ./device.ts, ./cost.ts where training runs (Automatic: measured steps) and what a round costs
+//   ./membership.ts        the federation, its end (./federation-end.ts), Save adapter (./adapter-save.ts)
 //
 // and keeps, in the home folder it is given (the OS user-data folder in the app), beside those
 // files: the core's identity.json, federations/, adapters/, rounds/ (core/federation/store.ts),
@@ -38,8 +40,8 @@ import type {
 import { AppLog } from './app-log.ts';
 import { BackgroundWork } from './background.ts';
 import { replyInWorker } from './chat-reply.ts';
-import { estimateCost } from './cost.ts';
-import { TrainingDevice, measureJob, probeWebGpu, type ProbeResult } from './device.ts';
+import { measureCost } from './cost.ts';
+import { TrainingDevice, probeWebGpu, type ProbeResult } from './device.ts';
 import { endedSentence } from './federation-end.ts';
 import { describeRound } from './federation-summary.ts';
 import { HistoryFile } from './history-file.ts';
@@ -193,16 +195,9 @@ export class AppBackend implements FeditAppApi {
 
   async estimateCost(invite: string): Promise<CostEstimate> {
     const settings = this.#federation.inspectedSettings(invite);
-    const [model, data] = [this.#selections.model(settings), this.#selections.data];
-    if (!model?.ok || !data)
-      throw new AppError(
-        'APP_NOT_READY',
-        "choose this federation's base model and your data first (steps 2 and 3)",
-      );
-    const run = { home: this.home, federationId: settings.id, modelDir: model.dir, dataFiles: data.files };
-    const job = measureJob({ ...run, provider: 'cpu', threads: this.#settings.maxThreads }, settings);
-    const provider = this.#device.asked(this.#settings.device);
-    return estimateCost(settings, await this.#worker.request({ ...job, provider }));
+    const chosen = { model: this.#selections.model(settings), data: this.#selections.data };
+    const on = { provider: this.#device.asked(this.#settings.device), threads: this.#settings.maxThreads };
+    return measureCost(settings, chosen, on, (job) => this.#worker.request(job));
   }
 
   async leaveFederation(): Promise<AppState> {

@@ -15,7 +15,9 @@
 
 import { ADAPTER_CACHE_KEEP } from '../core/federation/adapters.ts';
 import type { FederationSettings } from '../core/federation/settings.ts';
-import type { CostEstimate } from './api.ts';
+import type { CostEstimate, DataSelection, ModelCheck } from './api.ts';
+import { measureJob, type MeasureJob } from './device.ts';
+import { AppError } from './validate.ts';
 import type { DeviceMeasurement } from './worker-protocol.ts';
 
 /** Copies of the adapter on disk besides the cache: checkpoint LoRA, its two AdamW moments, a pending update. */
@@ -33,4 +35,25 @@ export function estimateCost(settings: FederationSettings, measured: DeviceMeasu
     megabytesSentPerRound: mb(measured.adapterBytes),
     diskMegabytes: mb(measured.adapterBytes * (ADAPTER_CACHE_KEEP + WORKING_COPIES)),
   };
+}
+
+/**
+ * Measures what joining the federation of `settings` would cost with the `chosen` model and data,
+ * on the provider training would use (the steps run as a job of the training worker: `request`).
+ */
+export async function measureCost(
+  settings: FederationSettings,
+  chosen: { model: ModelCheck | undefined; data: DataSelection | undefined },
+  on: { provider: 'cpu' | 'webgpu'; threads: number },
+  request: (job: MeasureJob) => Promise<DeviceMeasurement>,
+): Promise<CostEstimate> {
+  const { model, data } = chosen;
+  if (!model?.ok || !data) {
+    throw new AppError(
+      'APP_NOT_READY',
+      "choose this federation's base model and your data first (steps 2 and 3)",
+    );
+  }
+  const run = { modelDir: model.dir, dataFiles: data.files, threads: on.threads };
+  return estimateCost(settings, await request({ ...measureJob(run, settings), provider: on.provider }));
 }

@@ -140,9 +140,12 @@ export function probeWebGpu(
 export const MEASURED_STEPS = 4;
 
 /** The measurement of `run`'s training under the federation's `settings`, on a provider to name. */
-type MeasureJob = Extract<Job, { kind: 'measure-device' }>;
+export type MeasureJob = Extract<Job, { kind: 'measure-device' }>;
 
-export function measureJob(run: RunOptions, settings: FederationSettings): Omit<MeasureJob, 'provider'> {
+export function measureJob(
+  run: Pick<RunOptions, 'modelDir' | 'dataFiles' | 'threads'>,
+  settings: FederationSettings,
+): Omit<MeasureJob, 'provider'> {
   const { lora, training } = settings;
   return {
     kind: 'measure-device',
