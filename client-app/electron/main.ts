@@ -91,6 +91,7 @@ async function start(): Promise<void> {
         backend: opened,
         pickModelDir,
         pickDataFiles,
+        pickAdapterFolder,
         logError: (message) => opened.log.error(message),
       });
     });
@@ -170,6 +171,19 @@ async function pickDataFiles(): Promise<string[] | undefined> {
     ? await dialog.showOpenDialog(mainWindow, options)
     : await dialog.showOpenDialog(options);
   return picked.canceled || picked.filePaths.length === 0 ? undefined : picked.filePaths;
+}
+
+/** A new or empty folder for "Save adapter…" (the backend refuses one that holds files). */
+async function pickAdapterFolder(): Promise<string | undefined> {
+  const options: OpenDialogOptions = {
+    title: "Choose a new or empty folder for the federation's adapter",
+    buttonLabel: 'Save the adapter here',
+    properties: ['openDirectory', 'createDirectory', 'promptToCreate'],
+  };
+  const picked = mainWindow
+    ? await dialog.showOpenDialog(mainWindow, options)
+    : await dialog.showOpenDialog(options);
+  return picked.canceled ? undefined : picked.filePaths[0];
 }
 
 /** Every web contents, now and later: no new windows, no navigation, no <webview>. */

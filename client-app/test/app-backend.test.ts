@@ -249,7 +249,12 @@ test('the limits hold training back until the computer is plugged in; settings, 
     state.history.map((e) => e.round),
     [1, 2],
   );
-  t.is(state.status.state, 'idle', 'a finished federation does not start again by itself');
+  // A finished federation does not start again by itself: the app says it ended, and where its adapter is.
+  t.is(state.status.state, 'finished');
+  t.is(
+    state.status.message,
+    `the federation has ended after 2 rounds: your adapter is saved at ${state.ended?.adapterPath}`,
+  );
   const log = await readFile(join(home, 'logs', 'app.log'), 'utf8');
   t.regex(log, /limit: holding training back \(power\)/);
   t.regex(log, /round 2: aggregated from 1 update/);
@@ -351,12 +356,15 @@ test('the process hosting the backend never loads onnxruntime: the engine runs i
   t.is(out, 'not loaded');
 });
 
-test('device auto means the GPU when WebGPU starts here, else the CPU; the setting overrides it', async (t) => {
+test('device auto is the CPU until measured steps choose (app-device.test.ts); asking for WebGPU uses it when it starts here', async (t) => {
   const dir = await tempDir(t, 'fedit-app-backend-');
   const withGpu = await openBackend(t, join(dir, 'a'), { probeGpu: async () => true });
   await new Promise((resolve) => setImmediate(resolve));
   let state = await withGpu.getState();
   t.true(state.gpuAvailable);
+  t.is(state.status.device, 'cpu', 'Automatic has measured nothing yet');
+  t.is(state.deviceChoice, undefined);
+  state = await withGpu.updateSettings({ device: 'webgpu' });
   t.is(state.status.device, 'webgpu');
   state = await withGpu.updateSettings({ device: 'cpu' });
   t.is(state.status.device, 'cpu');

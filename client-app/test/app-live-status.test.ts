@@ -102,6 +102,38 @@ test('pausing says who paused and drops the progress; starting again shows conne
   t.like(participantSaysSo, { state: 'waiting', round: 1, pausedBy: undefined });
 });
 
+test('a paused computer shows no progress and no time left, even when the stopping worker still reports a step', (t) => {
+  const training = fold([status({ status: 'training', round: 1 }), trainingStep(1, 1, 2)]);
+  const paused = fold([{ type: 'app:paused', by: 'you' }], training);
+  // What the worker sent before it stopped arrives after the pause.
+  const late = fold([trainingStep(1, 2, 1.5), status({ status: 'uploading', round: 1 })], paused);
+  t.is(late, paused, 'late events change nothing');
+  t.like(late, { state: 'paused', pausedBy: 'you', progress: undefined });
+  const resumed = fold([{ type: 'app:starting' }, trainingStep(1, 2, 1.5)], late);
+  t.like(resumed, { state: 'connecting', progress: { done: 2, etaSeconds: 1 } });
+});
+
+test("a round's deadline comes with its opening and goes when it closes", (t) => {
+  const open: ParticipantEvent = {
+    type: 'round-open',
+    data: { round: 4, selected: false, deadline: 1_700_000_000_000 },
+  };
+  const waiting = fold([status({ status: 'waiting' }), open]);
+  t.like(waiting, { state: 'waiting', round: 4, roundClosesAt: 1_700_000_000_000 });
+  const closed = fold(
+    [
+      {
+        type: 'round',
+        data: { round: 4, selected: false, uploaded: false, outcome: 'aggregated', updates: 2 },
+      },
+    ],
+    waiting,
+  );
+  t.is(closed.roundClosesAt, undefined);
+  const otherRound = fold([{ type: 'round', data: { round: 3, selected: false, uploaded: false } }], waiting);
+  t.is(otherRound, waiting, "an older round's record leaves the open round's deadline");
+});
+
 test('after a crash, starting again leaves the crash shown until the participant says where it is', (t) => {
   const crashed = fold([
     status({ status: 'training', round: 1 }),
@@ -138,7 +170,6 @@ test('events the status does not show leave it as it is, and no event changes th
     { type: 'round', data: { round: 1, selected: true, uploaded: true } },
     { type: 'warning', data: 'the coordinator is slow' },
     { type: 'connection', data: 'ready' },
-    { type: 'round-open', data: { round: 2, selected: true, deadline: 0 } },
   ];
   for (const event of unshown) t.is(reduceLiveStatus(before, event), before, event.type);
   // Every kind of event on a frozen status: a fold that wrote into it would throw.
@@ -146,6 +177,7 @@ test('events the status does not show leave it as it is, and no event changes th
     fold(
       [
         trainingStep(1, 2, 1),
+        { type: 'round-open', data: { round: 2, selected: true, deadline: 0 } },
         status({ status: 'uploading', round: 1 }),
         { type: 'device', data: 'webgpu' },
         { type: 'app:paused', by: 'you' },

@@ -253,9 +253,11 @@ test('main answers invokes: the picker without a path, the backend with one, err
   const calls: unknown[][] = [];
   const logged: string[] = [];
   let picked: string[] | undefined = ['/data/a.jsonl', '/data/b.json'];
+  let folder: string | undefined = '/home/me/federated-adapter';
   const context: IpcContext = {
     backend: fakeBackend(calls),
     pickModelDir: async () => '/models/smol',
+    pickAdapterFolder: async () => folder,
     pickDataFiles: async () => picked,
     logError: (message) => logged.push(message),
   };
@@ -267,6 +269,15 @@ test('main answers invokes: the picker without a path, the backend with one, err
   t.deepEqual(calls.at(-1), ['chooseData', ['/data/a.jsonl', '/data/b.json']]);
   picked = undefined; // cancelled: nothing changes, the page gets the state
   t.deepEqual(await answerInvoke('chooseData', [], context), { ok: true, value: 'getState done' });
+  // Save adapter…: the folder picked, or the one typed; a cancelled picker saves nothing.
+  await answerInvoke('saveAdapter', [], context);
+  t.deepEqual(calls.at(-1), ['saveAdapter', '/home/me/federated-adapter']);
+  await answerInvoke('saveAdapter', ['/typed/out'], context);
+  t.deepEqual(calls.at(-1), ['saveAdapter', '/typed/out']);
+  folder = undefined;
+  const before = calls.length;
+  t.deepEqual(await answerInvoke('saveAdapter', [], context), { ok: true, value: undefined });
+  t.is(calls.length, before, 'nothing saved');
   await answerInvoke('chat', ['c1', 'hi', 'ignored'], context);
   t.deepEqual(calls.at(-1), ['chat', 'c1', 'hi']);
   const made = calls.length;

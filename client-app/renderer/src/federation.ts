@@ -2,6 +2,7 @@
 // the same settings stay on show, with the way out.
 
 import type { AppState, FederationSummary } from '../../src/app/api.ts';
+import { costView } from './cost.ts';
 import { errorSlot, h, showError } from './dom.ts';
 import { memo, type Ui, type View } from './ui.ts';
 import { count, grouped } from './words.ts';
@@ -67,7 +68,7 @@ export function federationDetails(s: FederationSummary): HTMLElement {
 export function federationView(ui: Ui): View {
   const pending: Pending = { inspected: undefined, show: () => undefined };
   const inviteForm = inviteCard(ui, pending);
-  const beforeJoining = beforeJoiningCard(ui, pending, inviteForm.invite);
+  const beforeJoining = beforeJoiningCard(ui, pending, inviteForm);
   pending.show = () => beforeJoining.root.scrollIntoView({ block: 'start', behavior: 'smooth' });
   const member = memberCard(ui);
   const root = h(
@@ -108,18 +109,54 @@ interface Pending {
   show(): void;
 }
 
-/** The name to join as, and the invite to check. */
-function inviteCard(ui: Ui, pending: Pending): View & { invite: HTMLTextAreaElement } {
-  const displayName = h('input', {
+/**
+ * The name to join as, saved as it is typed (on change). The value is read before ui.act runs: act
+ * redraws the page first, and a redraw writes the saved name into a field that has lost focus, so
+ * a name typed before clicking into the invite box was lost (and the app joined as
+ * `participant-<id>`). A field whose edit is being saved is left as the person typed it.
+ */
+function nameField(ui: Ui): View & { input: HTMLInputElement; save(): Promise<unknown> } {
+  const input = h('input', {
     id: 'display-name',
     testid: 'display-name',
     type: 'text',
     maxlength: 80,
     autocomplete: 'off',
-    onchange: () =>
-      void ui.act('display-name', () => ui.api.updateSettings({ displayName: displayName.value })),
+    onchange: () => void save(),
   });
-  const displayNameError = errorSlot('display-name-error');
+  const error = errorSlot('display-name-error');
+  let saved = '';
+  const save = () => {
+    const displayName = input.value;
+    if (displayName.trim() === saved) return Promise.resolve(true);
+    return ui.act('display-name', () => ui.api.updateSettings({ displayName }));
+  };
+  const root = h(
+    'div',
+    null,
+    h('label', { for: 'display-name' }, 'Your name'),
+    h('p', { class: 'hint' }, 'The organiser sees it next to your updates. You can leave it empty.'),
+    input,
+    error,
+  );
+  return {
+    root,
+    input,
+    save,
+    update(app) {
+      saved = app.settings.displayName;
+      if (document.activeElement !== input && !ui.busy('display-name')) input.value = saved;
+      showError(error, ui.error('display-name'));
+    },
+  };
+}
+
+/** The name to join as, and the invite to check. */
+function inviteCard(
+  ui: Ui,
+  pending: Pending,
+): View & { invite: HTMLTextAreaElement; name: ReturnType<typeof nameField> } {
+  const name = nameField(ui);
   const invite = h('textarea', {
     id: 'invite',
     testid: 'invite-input',
@@ -152,10 +189,7 @@ function inviteCard(ui: Ui, pending: Pending): View & { invite: HTMLTextAreaElem
   const root = h(
     'div',
     { class: 'card' },
-    h('label', { for: 'display-name' }, 'Your name'),
-    h('p', { class: 'hint' }, 'The organiser sees it next to your updates. You can leave it empty.'),
-    displayName,
-    displayNameError,
+    name.root,
     h('label', { for: 'invite' }, 'Invite'),
     h('p', { class: 'hint' }, 'Paste the invite the organiser sent you. It is a single line.'),
     invite,
@@ -166,9 +200,9 @@ function inviteCard(ui: Ui, pending: Pending): View & { invite: HTMLTextAreaElem
   return {
     root,
     invite,
+    name,
     update(app) {
-      if (document.activeElement !== displayName) displayName.value = app.settings.displayName;
-      showError(displayNameError, ui.error('display-name'));
+      name.update(app);
       const checking = ui.busy('invite');
       check.disabled = checking || !invite.value.trim();
       check.textContent = checking ? 'Checking…' : 'Check';
@@ -178,13 +212,20 @@ function inviteCard(ui: Ui, pending: Pending): View & { invite: HTMLTextAreaElem
 }
 
 /** What the federation of a checked invite will do, and the choice: join, or not. */
-function beforeJoiningCard(ui: Ui, pending: Pending, invite: HTMLTextAreaElement): View {
+function beforeJoiningCard(
+  ui: Ui,
+  pending: Pending,
+  form: { invite: HTMLTextAreaElement; name: { save(): Promise<unknown> } },
+): View {
+  const { invite } = form;
   const join = h(
     'button',
     {
       class: 'primary',
       testid: 'join',
       onclick: async () => {
+        // The name as typed goes with the join, even when its own save has not finished.
+        if (!(await form.name.save())) return;
         if (await ui.act('join', () => ui.api.joinFederation(invite.value.trim()))) {
           pending.inspected = undefined;
           invite.value = '';
@@ -207,6 +248,7 @@ function beforeJoiningCard(ui: Ui, pending: Pending, invite: HTMLTextAreaElement
     'Cancel',
   );
   const joinError = errorSlot('join-error');
+  const cost = costView(ui, () => invite.value.trim());
   const inspectedName = h('h2', { testid: 'invite-name' });
   const inspectedDetails = h('div');
   const root = h(
@@ -220,18 +262,21 @@ function beforeJoiningCard(ui: Ui, pending: Pending, invite: HTMLTextAreaElement
       'This is what the federation will do with your computer. Join only if it looks right to you.',
     ),
     inspectedDetails,
+    cost.root,
     h('div', { class: 'actions' }, join, cancel),
     joinError,
   );
 
   const renderInspected = memo((s: FederationSummary | undefined) => {
+    cost.reset(); // another invite, another federation: measured again
     inspectedName.textContent = s?.name ?? '';
     inspectedDetails.replaceChildren(...(s ? [federationDetails(s)] : []));
   });
   return {
     root,
-    update() {
+    update(app) {
       renderInspected(pending.inspected);
+      cost.update(app);
       const joining = ui.busy('join');
       join.disabled = joining;
       join.textContent = joining ? 'Joining…' : 'Join';
@@ -283,12 +328,20 @@ function memberCard(ui: Ui): View {
   const leaveQuestion = leaveQuestionBox(leaveConfirm, leaveCancel);
   const leaveError = errorSlot('leave-error');
   const joinedName = h('h2', { testid: 'federation-name' });
+  const joinedAs = h('strong', { testid: 'joined-as' });
   const joinedDetails = h('div');
   const root = h(
     'div',
     { class: 'card', testid: 'federation-summary' },
     h('p', { class: 'eyebrow ok' }, 'You are a member'),
     joinedName,
+    h(
+      'p',
+      { class: 'muted' },
+      'You joined as ',
+      joinedAs,
+      '. The coordinator records the name once, when you join: the organiser sees this one.',
+    ),
     joinedDetails,
     h('div', { class: 'actions' }, leave),
     leaveQuestion,
@@ -303,6 +356,7 @@ function memberCard(ui: Ui): View {
     root,
     update(app) {
       renderJoined(app.federation);
+      joinedAs.textContent = app.federation?.joinedAs?.displayName ?? '';
       leave.hidden = confirmingLeave;
       leaveQuestion.hidden = !confirmingLeave;
       leaveConfirm.disabled = ui.busy('leave');

@@ -1,7 +1,7 @@
 // The Training section's settings: where to compute, how many CPU threads, and the limits (only
 // when plugged in, only when idle). Each is saved as soon as it changes.
 
-import type { AppSettings } from '../../src/app/api.ts';
+import type { AppSettings, AppState } from '../../src/app/api.ts';
 import { errorSlot, h, showError } from './dom.ts';
 import type { Ui, View } from './ui.ts';
 import { num } from './words.ts';
@@ -17,9 +17,9 @@ export function settingsCard(ui: Ui): View {
     },
     h('option', { value: 'auto' }, 'Automatic'),
     h('option', { value: 'cpu' }, 'CPU'),
-    h('option', { value: 'webgpu' }, 'GPU (WebGPU)'),
+    h('option', { value: 'webgpu' }, 'WebGPU'),
   );
-  const gpuNote = h('p', { class: 'hint' });
+  const gpuNote = h('p', { class: 'hint', testid: 'device-why' });
   const threadsHint = h('p', { class: 'hint' });
   const threadsError = errorSlot('threads-error');
   /** The largest thread count this computer allows (from the state; 0 until it is known). */
@@ -73,9 +73,7 @@ export function settingsCard(ui: Ui): View {
       if (document.activeElement !== deviceSelect) deviceSelect.value = s.device;
       deviceSelect.querySelector<HTMLOptionElement>('option[value="webgpu"]')!.disabled =
         !app.gpuAvailable && s.device !== 'webgpu';
-      gpuNote.textContent = app.gpuAvailable
-        ? 'This computer has a GPU that fedit can use; Automatic picks it.'
-        : 'No GPU that fedit can use was found on this computer; Automatic uses the CPU.';
+      gpuNote.textContent = deviceNote(app);
       cpuThreads = app.cpuThreads;
       if (document.activeElement !== threads && threadsError.hidden) threads.value = String(s.maxThreads);
       threads.max = String(app.cpuThreads);
@@ -93,4 +91,14 @@ export function settingsCard(ui: Ui): View {
 function checkbox(id: string, text: string, changed: (on: boolean) => void) {
   const box = h('input', { id, testid: id, type: 'checkbox', onchange: () => changed(box.checked) });
   return { box, row: h('label', { class: 'check', for: id }, box, text) };
+}
+
+/** What "Where to compute" can use here, and what Automatic chose and why (from measured steps). */
+function deviceNote(app: AppState): string {
+  if (app.settings.device === 'auto' && app.deviceChoice) return app.deviceChoice.why;
+  if (!app.gpuAvailable) return 'WebGPU cannot start on this computer; Automatic uses the CPU.';
+  const what = app.gpuSoftware
+    ? 'WebGPU starts here on a software rasteriser, which runs on the CPU (it is not a GPU).'
+    : 'WebGPU starts on this computer.';
+  return `${what} Automatic times a few training steps on WebGPU and on the CPU and uses the faster.`;
 }

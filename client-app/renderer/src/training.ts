@@ -3,8 +3,10 @@
 // (./training-settings.ts); every round so far and the logs (./training-record.ts).
 
 import type { AppState } from '../../src/app/api.ts';
+import { adapterSaveView } from './adapter-save.ts';
 import { formatLoss, lossChart } from './chart.ts';
 import { errorSlot, h, showError } from './dom.ts';
+import { roundWaitSentence } from './round-wait.ts';
 import { historyCard, logsCard } from './training-record.ts';
 import { settingsCard } from './training-settings.ts';
 import { type Ui, type View, memo } from './ui.ts';
@@ -35,6 +37,7 @@ export function trainingView(ui: Ui): View {
   const settings = settingsCard(ui);
   const history = historyCard();
   const logs = logsCard(ui);
+  const adapter = adapterSaveView(ui);
   const root = h(
     'section',
     { class: 'page', testid: 'section-training' },
@@ -50,6 +53,7 @@ export function trainingView(ui: Ui): View {
       ),
     ),
     status.root,
+    adapter.root,
     h('div', { class: 'grid-2' }, chart.root, settings.root),
     history.root,
     logs.root,
@@ -58,7 +62,7 @@ export function trainingView(ui: Ui): View {
   return {
     root,
     update(app) {
-      for (const part of [status, chart, settings, history, logs]) part.update(app);
+      for (const part of [status, adapter, chart, settings, history, logs]) part.update(app);
     },
   };
 }
@@ -112,15 +116,16 @@ function statusCard(ui: Ui): View {
       const { status } = app;
       root.dataset.tone = stateTone(status.state);
       stateText.textContent = STATE_WORDS[status.state];
-      device.textContent = `Runs on ${DEVICE_WORDS[status.device]}`;
+      device.textContent = `Runs on ${status.device === 'webgpu' && app.gpuSoftware ? 'WebGPU (software, on the CPU)' : DEVICE_WORDS[status.device]}`;
       round.textContent =
         status.round === undefined
           ? ''
           : `Round ${num(status.round)}${app.federation ? ` of ${num(app.federation.rounds)}` : ''}`;
       round.hidden = status.round === undefined;
-      message.textContent = statusSentence(status);
+      message.textContent = [statusSentence(status), roundWaitSentence(app)].filter(Boolean).join(' ');
 
-      const p = status.progress;
+      // Paused: nothing runs, so no progress bar and no time left (the reducer drops it too).
+      const p = status.state === 'paused' ? undefined : status.progress;
       progressBlock.hidden = !p;
       if (p) {
         progressLabel.textContent = progressWords(p);

@@ -27,9 +27,9 @@ export function welcomeView(ui: Ui): View {
       h(
         'p',
         { class: 'lead' },
-        'fedit lets you help train a shared language model together with other people, ' +
-          'without showing anyone your data. Your computer learns from your examples and sends only ' +
-          'what it learned, never the examples themselves.',
+        'fedit lets you help train a shared language model together with other people. ' +
+          'Your computer trains on your examples here and sends the coordinator what it learned from ' +
+          'them: an update of a small adapter, not the files. Below is exactly what leaves this computer.',
       ),
       whatStaysAndWhatLeaves(),
       h(
@@ -68,7 +68,7 @@ function whatStaysAndWhatLeaves(): HTMLElement {
       h(
         'ul',
         null,
-        h('li', null, h('strong', null, 'Your data'), ', always. It is read here and never sent.'),
+        h('li', null, h('strong', null, 'Your data'), ' as you wrote it: it is read here and never sent.'),
         h('li', null, h('strong', null, 'The model'), ' you train on.'),
         h('li', null, h('strong', null, 'Your keys'), ', which prove that your updates come from you.'),
         h('li', null, h('strong', null, 'Your chats'), ' in Try it: the model answers here.'),
@@ -82,7 +82,7 @@ function whatStaysAndWhatLeaves(): HTMLElement {
     ),
     h(
       'div',
-      { class: 'panel leaves' },
+      { class: 'panel leaves', testid: 'what-leaves' },
       h('h2', null, 'Leaves this computer'),
       h(
         'ul',
@@ -90,11 +90,24 @@ function whatStaysAndWhatLeaves(): HTMLElement {
         h(
           'li',
           null,
-          'Only ',
-          h('strong', null, 'updates of a small adapter'),
-          ' that your computer trains: a few numbers that nudge the shared model.',
+          'For each round you train in, ',
+          h('strong', null, 'an update of a small adapter'),
+          ' (LoRA weights) that your computer trained on your data, signed with your key and ' +
+            'encrypted on its way to the coordinator.',
         ),
-        h('li', null, 'They are encrypted for the coordinator and signed with your key.'),
+        h(
+          'li',
+          null,
+          h('strong', null, 'The organiser sees your update on its own'),
+          ': the coordinator decrypts each update to combine them; it is not hidden among the others.',
+        ),
+        h(
+          'li',
+          null,
+          h('strong', null, 'An update can reveal some of your text'),
+          ': it is computed from your examples, and a model can learn rare phrases (a name, a number) ' +
+            'word for word. Train only on data you would accept that risk for.',
+        ),
         h(
           'li',
           null,
@@ -107,7 +120,7 @@ function whatStaysAndWhatLeaves(): HTMLElement {
           null,
           'When you join: your public key and the name you choose. While fedit runs: that you are online.',
         ),
-        h('li', null, 'Nothing of your data: no text, no file names, no examples.'),
+        h('li', null, 'Not your files: not the examples as you wrote them, not their names.'),
       ),
     ),
   );

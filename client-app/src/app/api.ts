@@ -12,7 +12,7 @@ import type { ParticipantEvents, ParticipantStatus, RoundHistoryEntry } from '..
 
 /** The participant's settings (stored in the OS user-data folder). */
 export interface AppSettings {
-  /** Where to compute: 'auto' = GPU through WebGPU when available, else the CPU. */
+  /** Where to compute: 'auto' = whichever of WebGPU and the CPU trains faster here, measured on a few real steps. */
   device: 'auto' | 'cpu' | 'webgpu';
   /** CPU threads for training (0 = all cores). */
   maxThreads: number;
@@ -34,6 +34,8 @@ export interface FederationSummary {
   lora: { rank: number; alpha: number; dropout: number; targets: string[] };
   training: { localSteps: number; batchSize: number; lr: number; cutoffLen: number; template: string };
   rounds: number;
+  /** Updates a round needs to count (it is dropped with fewer), and how long a round stays open, s. */
+  round: { minUpdates?: number; deadlineSeconds?: number };
   /** Privacy-relevant settings, in words, for the person to read before joining. */
   privacy: string[];
   /** How the federation combines updates and trains (its rule and learning settings), in words. */
@@ -107,6 +109,43 @@ export interface LiveStatus {
   lossesRound?: number;
   /** Why training is paused (state 'paused'): the person, or a limit from the settings. */
   pausedBy?: 'you' | 'power' | 'idle';
+  /** When the round `round` closes (its deadline, ms since 1970), from the coordinator's 'round-open'. */
+  roundClosesAt?: number;
+}
+
+/** What taking part in a federation costs on this computer (./cost.ts), measured before joining. */
+export interface CostEstimate {
+  /** Where the steps ran, how many were timed, and their median. */
+  device: 'cpu' | 'webgpu';
+  measuredSteps: number;
+  secondsPerStep: number;
+  /** The federation's steps per round, and what they take here. */
+  localSteps: number;
+  minutesPerRound: number;
+  /** One update per round trained in, and the disk the federation's files take (the model aside). */
+  megabytesSentPerRound: number;
+  diskMegabytes: number;
+}
+
+/** What "Save adapter…" wrote. */
+export interface SavedAdapter {
+  /** The PEFT adapter folder (adapter_config.json, adapter_model.safetensors, README.md). */
+  folder: string;
+  /** The round whose global adapter it is, and its content hash. */
+  round: number;
+  adapterHash: string;
+  /** Whether it is the federation's final adapter (the federation has ended). */
+  final: boolean;
+  /** The files written there, by name. */
+  files: string[];
+}
+
+/** The federation this computer is in has ended (known from its final adapter, kept here). */
+export interface FederationEnded {
+  rounds: number;
+  adapterHash: string;
+  /** The final adapter's file in this computer's adapter cache. */
+  adapterPath: string;
 }
 
 export interface AppState {
@@ -114,6 +153,8 @@ export interface AppState {
   identity?: string;
   settings: AppSettings;
   federation?: FederationSummary;
+  /** Set once the federation has ended and its final adapter is kept on this computer. */
+  ended?: FederationEnded;
   model?: ModelCheck;
   /** The base model's download, once one was asked for. */
   modelDownload?: ModelDownload;
@@ -124,6 +165,10 @@ export interface AppState {
   logsDir: string;
   /** Is a GPU (WebGPU) available on this machine? */
   gpuAvailable: boolean;
+  /** WebGPU starts here on a software rasteriser (lavapipe, SwiftShader...): it runs on the CPU. */
+  gpuSoftware?: boolean;
+  /** What "Automatic" chose from a few measured training steps, and why (absent: not measured yet). */
+  deviceChoice?: { device: 'cpu' | 'webgpu'; why: string; measured?: { cpu: number; webgpu?: number } };
   /** The app's folder in the OS user-data folder: identity, settings, memberships, logs. */
   homeDir: string;
   /** CPU threads this machine has (the upper bound of settings.maxThreads). */
@@ -182,6 +227,11 @@ export interface FeditAppApi {
   /** Read an invite's federation settings without joining (shown before the person agrees). */
   inspectInvite(invite: string): Promise<FederationSummary>;
   joinFederation(invite: string): Promise<AppState>;
+  /**
+   * Before joining: times a few training steps of the invite's federation (read with inspectInvite)
+   * on the chosen model and data, and answers what a round costs here.
+   */
+  estimateCost(invite: string): Promise<CostEstimate>;
   leaveFederation(): Promise<AppState>;
   /** Paths come from the OS file picker in the app, or are typed in the development shell. */
   chooseModel(dir?: string): Promise<AppState>;
@@ -194,6 +244,12 @@ export interface FeditAppApi {
   start(): Promise<AppState>;
   pause(): Promise<AppState>;
   resume(): Promise<AppState>;
+  /**
+   * Writes the federation's newest global adapter (its final one once it has ended) as a PEFT
+   * adapter folder with its model card into `folder` (new or empty); without a folder the app
+   * opens the system's folder picker, and a cancelled picker answers undefined.
+   */
+  saveAdapter(folder?: string): Promise<SavedAdapter | undefined>;
   /** Streams the reply as 'chat' events with this id; generates with the current global adapter. */
   chat(id: string, prompt: string): Promise<void>;
   openLogs(): Promise<void>;
@@ -209,6 +265,7 @@ export const API_METHODS = [
   'updateSettings',
   'inspectInvite',
   'joinFederation',
+  'estimateCost',
   'leaveFederation',
   'chooseModel',
   'downloadModel',
@@ -216,6 +273,7 @@ export const API_METHODS = [
   'start',
   'pause',
   'resume',
+  'saveAdapter',
   'chat',
   'openLogs',
   'readLogs',

@@ -14,6 +14,8 @@
 //                          a restart when it dies (it resumes from what the participant keeps)
 //   ./live-status.ts       the live status: a pure fold of the participant's events and the
 //                          supervisor's, the same one the page runs on the events it receives
+//   ./device.ts, ./cost.ts where training runs (Automatic: measured steps) and what a round costs
+//   ./membership.ts        the federation, its end (./federation-end.ts), Save adapter (./adapter-save.ts)
 //
 // and keeps, in the home folder it is given (the OS user-data folder in the app), beside those
 // files: the core's identity.json, federations/, adapters/, rounds/ (core/federation/store.ts),
@@ -30,14 +32,18 @@ import type {
   AppEvent,
   AppSettings,
   AppState,
+  CostEstimate,
   FederationSummary,
   FeditAppApi,
   ParticipantEvent,
+  SavedAdapter,
 } from './api.ts';
 import { AppLog } from './app-log.ts';
 import { BackgroundWork } from './background.ts';
 import { replyInWorker } from './chat-reply.ts';
-import { TrainingDevice, probeWebGpu } from './device.ts';
+import { measureCost } from './cost.ts';
+import { TrainingDevice, probeWebGpu, type ProbeResult } from './device.ts';
+import { endedSentence } from './federation-end.ts';
 import { describeRound } from './federation-summary.ts';
 import { HistoryFile } from './history-file.ts';
 import { KeptFiles } from './kept-files.ts';
@@ -63,8 +69,8 @@ export interface BackendOptions extends Pick<SupervisorOptions, 'limitPollMs' | 
   worker: WorkerLink;
   /** Power and idle state for the training limits (default: HEADLESS_MONITOR). */
   monitor?: SystemMonitor;
-  /** Whether WebGPU can run here (default: probeWebGpu, once). */
-  probeGpu?: () => Promise<boolean>;
+  /** Whether WebGPU can run here, and on a software adapter or not (default: probeWebGpu, once). */
+  probeGpu?: () => Promise<boolean | ProbeResult>;
   /** Opens a folder in the system's file manager (Electron: shell.openPath). */
   openPath?: (path: string) => Promise<void>;
   /** CPU threads of this machine (default os.availableParallelism()). */
@@ -109,7 +115,8 @@ export class AppBackend implements FeditAppApi {
       log: this.log,
       cpuThreads: this.cpuThreads,
     });
-    this.#federation = new FederationMembership(this.home, this.log, new HistoryFile(appDir, files));
+    const history = new HistoryFile(appDir, files);
+    this.#federation = new FederationMembership(this.home, this.log, history, files, appDir);
     this.#selections = new Selections(this.#worker, this.log);
     const onChange = () => void this.#changed();
     this.#downloads = new ModelDownloads({ ...options, log: this.log, onChange });
@@ -136,13 +143,14 @@ export class AppBackend implements FeditAppApi {
     const identity = await readIdentity(this.home);
     this.#identity = identity && fingerprint(publicIdentity(identity));
     await this.#federation.load();
-    const probe = this.#options.probeGpu ?? (async () => (await probeWebGpu()).available);
+    const probe = this.#options.probeGpu ?? (() => probeWebGpu());
     this.#gpuProbe = this.#device.probe(probe, this.log).then(() => {
       this.#showDevice();
       this.#changed();
     });
     this.#showDevice();
     await this.#selections.restore(stored, this.#federation.settings);
+    this.#showEnded();
     if (stored.takingPart && this.#readyProblem() === undefined) {
       this.log.info('taking part again, as when the app was last closed');
       this.#background.run(this.#supervisor.start());
@@ -192,6 +200,13 @@ export class AppBackend implements FeditAppApi {
     return this.#changed();
   }
 
+  async estimateCost(invite: string): Promise<CostEstimate> {
+    const settings = this.#federation.inspectedSettings(invite);
+    const chosen = { model: this.#selections.model(settings), data: this.#selections.data };
+    const on = { provider: this.#device.asked(this.#settings.device), threads: this.#settings.maxThreads };
+    return measureCost(settings, chosen, on, (job) => this.#worker.request(job));
+  }
+
   async leaveFederation(): Promise<AppState> {
     if (!this.#federation.current)
       throw new AppError('APP_NOT_READY', 'this computer is not in a federation');
@@ -231,6 +246,7 @@ export class AppBackend implements FeditAppApi {
   async start(): Promise<AppState> {
     const problem = this.#readyProblem();
     if (problem) throw new AppError('APP_NOT_READY', problem);
+    if (this.#showEnded()) return this.#changed(); // nothing to take part in, nothing to connect to
     this.log.info('taking part');
     await this.#takePart();
     return this.#changed();
@@ -250,6 +266,11 @@ export class AppBackend implements FeditAppApi {
     this.log.info('resumed by the participant');
     await this.#takePart();
     return this.#changed();
+  }
+
+  async saveAdapter(folder?: string): Promise<SavedAdapter | undefined> {
+    if (folder === undefined) throw new AppError('APP_ARGUMENT', 'choose a folder for the adapter');
+    return this.#federation.saveAdapter(folder);
   }
 
   async chat(id: string, prompt: string): Promise<void> {
@@ -306,11 +327,17 @@ export class AppBackend implements FeditAppApi {
     return {
       runOptions: async () => {
         await this.#gpuProbe; // 'auto' needs to know whether there is a GPU
+        await this.#chooseDevice();
         return this.#runOptions() ?? this.#readyProblem() ?? 'cannot start';
       },
       limits: () => this.#settings,
       status: () => this.#page.status,
       rounds: () => this.#federation.settings?.rounds,
+      onFederationEnded: async (final) => {
+        const end = await this.#federation.recordEnd(final);
+        this.#changed();
+        return endedSentence(end);
+      },
       onStatus: (event) => this.#page.app(event),
       onParticipant: (event) => this.#onParticipant(event),
       onChanged: () =>
@@ -334,6 +361,15 @@ export class AppBackend implements FeditAppApi {
       provider: this.#device.asked(this.#settings.device),
       threads: this.#settings.maxThreads,
     };
+  }
+
+  /** Automatic: a few real steps on each provider decide, once per model, data and settings. */
+  async #chooseDevice(): Promise<void> {
+    const [run, settings] = [this.#runOptions(), this.#federation.settings];
+    if (this.#settings.device !== 'auto' || !run || !settings) return;
+    await this.#device.chooseFor(run, settings, (job) => this.#worker.request(job), this.log);
+    this.#showDevice();
+    this.#changed();
   }
 
   /** What the backend itself does with the participant's events, before the status folds them. */
@@ -365,6 +401,7 @@ export class AppBackend implements FeditAppApi {
       identity: this.#identity,
       settings: { ...this.#settings },
       federation: this.#federation.summary(),
+      ended: this.#federation.end.current,
       model: this.#selections.model(this.#federation.settings),
       modelDownload: this.#downloads.state,
       data: this.#selections.data,
@@ -372,6 +409,8 @@ export class AppBackend implements FeditAppApi {
       history: this.#federation.history.entries,
       logsDir: this.log.dir,
       gpuAvailable: this.#device.gpuAvailable,
+      gpuSoftware: this.#device.gpuSoftware,
+      deviceChoice: this.#device.choice,
       homeDir: this.home,
       cpuThreads: this.cpuThreads,
     };
@@ -394,6 +433,13 @@ export class AppBackend implements FeditAppApi {
   #refuseWhileTakingPart(what: string): void {
     if (this.#supervisor.intent === 'running')
       throw new AppError('APP_BUSY', `pause training before you ${what}`);
+  }
+
+  /** When the federation has ended: says so, with where its adapter is, instead of taking part. */
+  #showEnded(): boolean {
+    const end = this.#federation.end.current;
+    if (end) this.#page.app({ type: 'app:stopped', state: 'finished', message: endedSentence(end) });
+    return end !== undefined;
   }
 
   /** Where training runs, as the status shows it, after the setting or the GPU probe changed. */

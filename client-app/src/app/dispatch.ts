@@ -14,6 +14,8 @@ export interface Pickers {
   pickModelDir(): Promise<string | undefined>;
   /** The data files the person picked, or undefined when they cancelled. */
   pickDataFiles(): Promise<string[] | undefined>;
+  /** The folder to save the adapter in, or undefined when they cancelled. */
+  pickAdapterFolder(): Promise<string | undefined>;
 }
 
 export async function callBackend(
@@ -35,6 +37,8 @@ export async function callBackend(
       return backend.inspectInvite(...checked(method));
     case 'joinFederation':
       return backend.joinFederation(...checked(method));
+    case 'estimateCost':
+      return backend.estimateCost(...checked(method));
     case 'leaveFederation':
       return backend.leaveFederation(...checked(method));
     case 'chooseModel': {
@@ -58,6 +62,12 @@ export async function callBackend(
       return backend.pause(...checked(method));
     case 'resume':
       return backend.resume(...checked(method));
+    case 'saveAdapter': {
+      const [folder] = checked(method);
+      if (folder !== undefined) return backend.saveAdapter(folder);
+      const picked = await picker(pickers).pickAdapterFolder();
+      return picked === undefined ? undefined : backend.saveAdapter(picked);
+    }
     case 'chat':
       return backend.chat(...checked(method));
     case 'openLogs':

@@ -37,7 +37,7 @@ export function summarize(
   const limits = record(raw.limits);
   const perRound = record(raw.participantsPerRound);
   const privacy = [
-    'Your data never leaves this computer. Training happens here; only the trained adapter is sent: numbers that adjust the model (LoRA weights), not your text.',
+    'Your data never leaves this computer as you wrote it: training happens here, and what is sent is the trained adapter, numbers that adjust the model (LoRA weights). Those numbers are computed from your examples and can reveal some of their text (a model can learn rare phrases word for word).',
     "Each update is signed with your key and encrypted on its way to the coordinator. Your individual update is visible to the federation's organiser, who runs the coordinator: it is not hidden by secure aggregation or differential privacy (methods some federations use so that no single participant's update can be seen).",
     'With each update goes the number of examples it was trained on.',
   ];
@@ -82,6 +82,10 @@ export function summarize(
       template: s.training.template,
     },
     rounds: s.rounds ?? 0,
+    round: {
+      ...(typeof raw.minUpdates === 'number' && { minUpdates: raw.minUpdates }),
+      ...(typeof raw.roundDeadlineSeconds === 'number' && { deadlineSeconds: raw.roundDeadlineSeconds }),
+    },
     privacy,
     learning: describeLearning(s),
     joinedAs: membership && {

@@ -48,7 +48,19 @@ const PHASE_OF_STATE: Partial<Record<TrainingState, NonNullable<LiveStatus['prog
  * round record, a warning, a report), so callers can tell. Never changes `status`.
  */
 export function reduceLiveStatus(status: LiveStatus, event: LiveStatusEvent): LiveStatus {
+  // A worker being paused still sends what it did before it stopped: that must not bring back a
+  // progress bar and its ETA, nor a working state, under "Paused" (only 'app:starting' ends it).
+  if (status.state === 'paused' && (event.type === 'status' || event.type === 'progress')) return status;
   switch (event.type) {
+    case 'round-open': {
+      const { round, deadline } = event.data;
+      return { ...status, round, roundClosesAt: deadline };
+    }
+    case 'round':
+      // The round closed: no deadline to wait for until the next one opens.
+      return event.data.round === status.round && status.roundClosesAt !== undefined
+        ? { ...status, roundClosesAt: undefined }
+        : status;
     case 'status': {
       const { status: state, round, message } = event.data;
       if (state === 'stopped') return status; // why it stopped comes from the backend ('app:stopped')

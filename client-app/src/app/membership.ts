@@ -15,9 +15,13 @@ import {
 } from '../core/federation/join.ts';
 import { parseFederationSettings } from '../core/federation/settings.ts';
 import { listMemberships, removeMembership, type Membership } from '../core/federation/store.ts';
-import type { FederationSummary } from './api.ts';
+import type { FinalAdapter } from '../core/federation/events.ts';
+import { saveAdapterFolder } from './adapter-save.ts';
+import type { FederationSummary, SavedAdapter } from './api.ts';
 import type { AppLog } from './app-log.ts';
+import { FederationEndFile, type FederationEnd } from './federation-end.ts';
 import type { HistoryFile } from './history-file.ts';
+import type { KeptFiles } from './kept-files.ts';
 import { summarize } from './federation-summary.ts';
 import { AppError } from './validate.ts';
 
@@ -31,14 +35,17 @@ export class FederationMembership {
   readonly #log: AppLog;
   /** The rounds this computer saw in the federation, oldest first. */
   readonly history: HistoryFile;
+  /** Whether the federation has ended, and where its final adapter is (./federation-end.ts). */
+  readonly end: FederationEndFile;
   #inspections = new Map<string, InviteInspection>();
   #membership: Membership | undefined;
   #settings: FederationSettings | undefined;
 
-  constructor(home: string, log: AppLog, history: HistoryFile) {
+  constructor(home: string, log: AppLog, history: HistoryFile, files: KeptFiles, appDir: string) {
     this.#home = home;
     this.#log = log;
     this.history = history;
+    this.end = new FederationEndFile(appDir, files);
   }
 
   /** The federation this computer takes part in. */
@@ -64,6 +71,7 @@ export class FederationMembership {
     this.#membership = membership;
     this.#settings = membership && parseFederationSettings(membership.config);
     await this.history.open(membership?.federation);
+    await this.end.open(membership?.federation);
   }
 
   /** Reads the settings of an invite's federation (kept for joining it). */
@@ -81,6 +89,18 @@ export class FederationMembership {
       inspection.coordinatorFingerprint,
       inspection.membership,
     );
+  }
+
+  /** The settings of an invite read before (inspect), for measuring what joining would cost. */
+  inspectedSettings(invite: string): FederationSettings {
+    const inspection = this.#inspections.get(inviteText(invite));
+    if (!inspection) {
+      throw new AppError(
+        'APP_NOT_READY',
+        "read the federation's settings first: paste the invite and press Check",
+      );
+    }
+    return inspection.settings;
   }
 
   /** Joins the federation of an invite read before, as `identity` (a fingerprint) named `displayName`. */
@@ -110,12 +130,36 @@ export class FederationMembership {
     await this.load();
   }
 
+  /** The federation has ended with `final`, its adapter kept here: recorded, and logged. */
+  async recordEnd(final: FinalAdapter): Promise<FederationEnd> {
+    const end = {
+      rounds: final.rounds,
+      adapterHash: final.hash,
+      adapterPath: final.path,
+      endedAt: Date.now(),
+    };
+    await this.end.record(end);
+    this.#log.info(`the federation has ended after ${end.rounds} rounds; final adapter ${end.adapterHash}`);
+    return end;
+  }
+
+  /** "Save adapter…": the newest global adapter kept here, as a PEFT folder in `folder` (./adapter-save.ts). */
+  async saveAdapter(folder: string): Promise<SavedAdapter> {
+    const membership = this.#membership;
+    if (!membership)
+      throw new AppError('APP_NOT_READY', 'join a federation first: it is its adapter that is saved');
+    const saved = await saveAdapterFolder(this.#home, membership.federation, folder, this.end.current);
+    this.#log.info(`saved round ${saved.round}'s global adapter (${saved.adapterHash}) as a PEFT folder`);
+    return saved;
+  }
+
   /** Forgets the membership, the participant's round folders and the history (the identity stays). */
   async leave(): Promise<void> {
     const membership = this.#membership;
     if (!membership) return;
     await removeMembership(this.#home, membership.federation);
     await this.history.remove();
+    await this.end.remove();
     this.#log.info(`left federation ${membership.federation}`);
     this.#membership = undefined;
     this.#settings = undefined;

@@ -227,6 +227,7 @@ export function apiArguments(machine: Machine) {
     updateSettings: args(['the settings', settingsPatch(machine.cpuThreads)]),
     inspectInvite: args(['the invite', invite]),
     joinFederation: args(['the invite', invite]),
+    estimateCost: args(['the invite', invite]),
     leaveFederation: args(),
     // Left out: the person picks in the system's file picker (dispatch.ts).
     chooseModel: args(['the model folder', schema.optional(pathText)]),
@@ -235,6 +236,8 @@ export function apiArguments(machine: Machine) {
     start: args(),
     pause: args(),
     resume: args(),
+    // Left out: the person picks in the system's folder picker (dispatch.ts).
+    saveAdapter: args(['the adapter folder', schema.optional(pathText)]),
     chat: args(['the chat id', chatId], ['the message', prompt]),
     openLogs: args(),
     readLogs: args(),

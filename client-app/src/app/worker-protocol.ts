@@ -15,8 +15,9 @@
 // app's own code, built together, and the worker is started by the backend, so a message of
 // another shape is a bug to fix, not input to refuse.
 
+import type { LoraConfig } from '@fedit/kernels';
 import type { DatasetReport, PreviewSegment } from '../core/data/index.ts';
-import type { ParticipantEvents, PromptTemplateName } from '../core/federation/index.ts';
+import type { FinalAdapter, ParticipantEvents, PromptTemplateName } from '../core/federation/index.ts';
 import type { ParticipantEvent } from './api.ts';
 
 /** What the participant runs with: the options of the core's Participant the app sets. */
@@ -51,6 +52,23 @@ export type Job =
       tokens?: { modelDir: string; template: PromptTemplateName; cutoffLen: number; trainOnInputs: boolean };
       previews: number;
     }
+  /** Times a few real training steps of the federation's settings on one provider. */
+  | {
+      kind: 'measure-device';
+      modelDir: string;
+      dataFiles: string[];
+      lora: LoraConfig;
+      training: {
+        template: PromptTemplateName;
+        cutoffLen: number;
+        trainOnInputs: boolean;
+        batchSize: number;
+      };
+      provider: 'cpu' | 'webgpu';
+      threads: number;
+      /** Steps to run; all but the first are timed. */
+      steps: number;
+    }
   /** Generates a reply with the base model and the newest global adapter it can have (./chat-adapter.ts). */
   | {
       kind: 'chat';
@@ -66,11 +84,24 @@ export type Job =
       maxNewTokens: number;
     };
 
+/** A few training steps timed on one provider (./device-measure.ts). */
+export interface DeviceMeasurement {
+  /** The provider asked for, and the one the trainer started on (a GPU that fails falls back). */
+  provider: 'cpu' | 'webgpu';
+  startedOn: 'cpu' | 'webgpu';
+  /** Steps timed (the first, which compiles, is not), and their median duration. */
+  steps: number;
+  secondsPerStep: number;
+  /** The LoRA adapter's size as float32, bytes: what one update sends. */
+  adapterBytes: number;
+}
+
 export interface JobResults {
   'check-model': { identity: string; modelType: string; layers: number; hiddenSize: number };
   'prepare-data': { report: DatasetReport; previews: PreviewSegment[][] };
   /** `adapter`: the global adapter used (none: the base model alone); `problem`: why not the newest. */
   chat: { text: string; adapter?: KnownAdapter; problem?: string };
+  'measure-device': DeviceMeasurement;
 }
 
 export type ToWorker =
@@ -118,6 +149,8 @@ export type FromWorker =
       runId: number;
       reason: 'finished' | 'max-rounds' | 'stopped' | 'paused';
       error?: WorkerError;
+      /** 'finished': the federation's final adapter, fetched into the adapter cache. */
+      finalAdapter?: FinalAdapter;
     }
   /** The chat model was loaded, or released (training started, unused for a while), and why. */
   | { type: 'chat-model'; loaded: boolean; why: string }

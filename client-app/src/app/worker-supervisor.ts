@@ -19,6 +19,7 @@ import type { AppLog } from './app-log.ts';
 import type { BackgroundWork } from './background.ts';
 import type { AppStatusEvent } from './live-status.ts';
 import type { SystemMonitor } from './system-monitor.ts';
+import type { FinalAdapter } from '../core/federation/events.ts';
 import type { FromWorker, RunOptions, WorkerLink } from './worker-protocol.ts';
 
 /** Crashes within CRASH_WINDOW_MS after which the supervisor stops restarting the worker. */
@@ -41,6 +42,8 @@ export interface SupervisorHost {
   status(): LiveStatus;
   /** How many rounds the federation has (for the status once its last one closed). */
   rounds(): number | undefined;
+  /** The federation has ended, and its final adapter is kept here; returns the status line. */
+  onFederationEnded(final: FinalAdapter): Promise<string>;
   onStatus(event: AppStatusEvent): void;
   onParticipant(event: ParticipantEvent): void;
   /** The intent may have changed by itself, or the worker's state did: save and show it. */
@@ -246,6 +249,15 @@ export class WorkerSupervisor {
       this.#intent = 'idle';
       this.#log.error(`training stopped: ${message.error.message} [${message.error.code}]`);
       this.#host.onStatus({ type: 'app:stopped', state: 'error', message: message.error.message });
+    } else if (message.reason === 'finished' && message.finalAdapter) {
+      this.#intent = 'idle';
+      const final = message.finalAdapter;
+      this.#options.background.run(
+        this.#host
+          .onFederationEnded(final)
+          .then((line) => this.#host.onStatus({ type: 'app:stopped', state: 'finished', message: line })),
+        'cannot record the end of the federation',
+      );
     } else if (message.reason === 'finished' || message.reason === 'max-rounds') {
       this.#intent = 'idle';
       const rounds = this.#host.rounds();

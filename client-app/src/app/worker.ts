@@ -10,6 +10,7 @@ import { prepareDataset, previewExample } from '../core/data/index.ts';
 import { Participant, type ParticipantEvents } from '../core/federation/index.ts';
 import type { ParticipantEvent } from './api.ts';
 import { ChatAdapters } from './chat-adapter.ts';
+import { measureDevice } from './device-measure.ts';
 import {
   PARTICIPANT_EVENT_NAMES,
   type FromWorker,
@@ -173,7 +174,12 @@ function takePart(
     .then(
       (result) => {
         const reason = current.stopping === 'pause' ? 'paused' : result.reason;
-        post({ type: 'ended', runId, reason });
+        post({
+          type: 'ended',
+          runId,
+          reason,
+          ...(result.finalAdapter && { finalAdapter: { ...result.finalAdapter } }),
+        });
         // The last round's adapter, which the participant's connection may have closed on: fetched
         // while the coordinator is surely still there, for chats after the federation is over.
         if ((reason === 'finished' || reason === 'max-rounds') && newestSeen) {
@@ -222,6 +228,8 @@ async function runJob(
         .map((row) => previewExample(row, tokenizer));
       return { report: prepared.report, previews } satisfies JobResults['prepare-data'];
     }
+    case 'measure-device':
+      return measureDevice(job);
     case 'chat':
       // One reply at a time: a generator holds one key/value cache.
       return context.chats.reply(() => chat(job, onText, context));
