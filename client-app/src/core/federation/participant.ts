@@ -2,7 +2,9 @@
 // the desktop app drive. It prints nothing; it reports through events (events.ts).
 //
 //   start -> load the session once: model (the federation's?), tokenizer, data rows (session.ts)
-//         -> connect and authenticate (again after every drop)
+//         -> connect and authenticate (again after every drop) -> say it is ready to train
+//            ('participant:ready'; rounds select only among the ready, and a bare `client join`
+//            never says it: its model and data were never loaded)
 //   'round:open' (selected) -> a round task: train from memory, upload (round.ts, round-io.ts)
 //   'round:closed' -> record the round in the history -> wait for the next one
 //   'federation:finished' (at the end of the last round, or at once on connecting to a finished
@@ -61,6 +63,12 @@ interface RoundTask {
   round: number;
   controller: AbortController;
   done: Promise<void>;
+}
+
+/** What a waiting participant is told: how many are ready and how many a round needs. */
+function waitingWords(ready: { readyParticipants: number; needed: number } | undefined): string {
+  if (!ready) return 'waiting for the next round';
+  return `waiting for the next round (${ready.readyParticipants} ready, a round needs ${ready.needed})`;
 }
 
 export class Participant extends EventEmitter<ParticipantEvents> {
@@ -184,7 +192,8 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     connection.on('authenticated', () =>
       this.#enqueue(async () => {
         await this.#refreshSettings(session);
-        if (!this.#task) this.#setStatus({ status: 'waiting', message: 'waiting for the next round' });
+        const ready = await this.#sayReady(session);
+        if (!this.#task) this.#setStatus({ status: 'waiting', message: waitingWords(ready) });
       }),
     );
     connection.on('round:open', (open) => {
@@ -273,6 +282,22 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     if (!adopted) return;
     if (adopted.report) this.emit('report', adopted.report);
     this.emit('settings', session.settings);
+  }
+
+  /**
+   * Tells the coordinator this participant can train now (its model and data are loaded, its
+   * settings adopted): from now on rounds may select it. Asked again after every authentication,
+   * since a new connection starts not ready. Undefined when the connection dropped meanwhile.
+   */
+  async #sayReady(
+    session: ParticipantSession,
+  ): Promise<{ readyParticipants: number; needed: number } | undefined> {
+    try {
+      return await session.connection.request('participant:ready', { ready: true });
+    } catch (error) {
+      if (isTransient(error)) return undefined; // said again after the next authentication
+      throw error;
+    }
   }
 
   // ---- rounds ----------------------------------------------------------------------------------
