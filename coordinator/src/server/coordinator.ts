@@ -199,7 +199,8 @@ async function recover(ledger: Ledger, paths: FederationPaths, emit: Emit): Prom
     await ledger.append({
       kind: 'round-aborted',
       body: {
-        reason: 'the coordinator restarted while the round was open; its uploads were discarded',
+        reason:
+          "the coordinator restarted while the round was open; its uploads were discarded; an aborted round does not count toward the federation's rounds and is retried",
         dropped: [],
       },
     });

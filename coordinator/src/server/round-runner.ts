@@ -82,8 +82,8 @@ export class RoundRunner {
   #stopping = false;
   #wake: (() => void) | undefined;
   #consecutiveAborts = 0;
-  /** The last round that closed at its quorum: uploads for it are refused as ROUND_QUORUM_REACHED. */
-  quorumClosed: number | undefined;
+  /** The last round that closed at its quorum, and the selected participants it did not wait for. */
+  #leftOutByQuorum: { round: number; participants: ReadonlySet<string> } | undefined;
   /** The rule and settings every round of this federation records (derived from its config). */
   readonly #ruleRef;
   readonly settings: RuleSettings;
@@ -116,6 +116,18 @@ export class RoundRunner {
     if (this.#stopping) return { completed: false };
     this.#finish(finishedEarlier);
     return { completed: true };
+  }
+
+  /**
+   * Whether `participant`, selected for round `round`, is left out because the round counted its
+   * quorum without it (the round is closing or closed): its update no longer counts.
+   */
+  leftOutByQuorum(round: number, participant: string): boolean {
+    const open = this.current;
+    if (open?.round === round)
+      return open.quorumReached && open.selected.has(participant) && !open.counted.has(participant);
+    const last = this.#leftOutByQuorum;
+    return last?.round === round && last.participants.has(participant);
   }
 
   /** What participants are told once the federation is over; undefined while rounds remain. */
@@ -233,7 +245,10 @@ export class RoundRunner {
   /** Closes the round: aggregated (true) or aborted (false). */
   async #close(round: OpenRound): Promise<boolean> {
     const atQuorum = round.quorumReached;
-    if (atQuorum) this.quorumClosed = round.round;
+    if (atQuorum) {
+      const waitingFor = [...round.selected].filter((p) => !round.counted.has(p));
+      this.#leftOutByQuorum = { round: round.round, participants: new Set(waitingFor) };
+    }
     round.dropMissing((p) =>
       atQuorum
         ? `the round closed at its quorum of ${round.quorum} updates before this participant's counted`

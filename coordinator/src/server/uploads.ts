@@ -69,7 +69,7 @@ export class Uploads {
     const participant = this.o.sessions.participantOf(socket);
     this.#refuseWhenFinished();
     const { envelope, digest, id } = timed('crypto.verify', () => verifyEnvelope(p.envelope));
-    this.#refuseAfterQuorum(envelope.round);
+    this.#refuseAfterQuorum(envelope.round, participant);
     const entry = ledger.participant(participant)!;
     const round = admitted(
       admitEnvelope(
@@ -163,7 +163,7 @@ export class Uploads {
     const updateHash = await stored;
     // The quorum or the deadline may have closed the round while the blob was written: then it
     // did not count, and the participant must not be told it did.
-    this.#refuseAfterQuorum(round.round, () => discard(round, upload));
+    this.#refuseAfterQuorum(round.round, upload.participant, () => discard(round, upload));
     if (this.o.rounds.current !== round)
       throw new RefusedError(
         'ROUND_CLOSED',
@@ -219,11 +219,8 @@ export class Uploads {
    * Once a round counted its quorum, no further update of it counts (over-selection: the others'
    * work is not waited for): say so with its own code, so the participant knows why.
    */
-  #refuseAfterQuorum(round: number, cleanUp?: () => void): void {
-    const current = this.o.rounds.current;
-    const closedAtQuorum =
-      (current?.round === round && current.quorumReached) || this.o.rounds.quorumClosed === round;
-    if (!closedAtQuorum) return;
+  #refuseAfterQuorum(round: number, participant: string, cleanUp?: () => void): void {
+    if (!this.o.rounds.leftOutByQuorum(round, participant)) return;
     cleanUp?.();
     throw new RefusedError(
       'ROUND_QUORUM_REACHED',
