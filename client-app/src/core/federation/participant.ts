@@ -8,7 +8,9 @@
 //   'round:open' (selected) -> a round task: train from memory, upload (round.ts, round-io.ts)
 //   'round:closed' -> record the round in the history -> wait for the next one
 //   'federation:finished' (at the end of the last round, or at once on connecting to a finished
-//                  federation) -> fetch the final global adapter into the adapter cache -> stop
+//                  federation) -> fetch the final global adapter into the adapter cache, record it
+//                  as its round's result -> stop; on a federation that had already ended, start
+//                  fetches it before loading anything (finished.ts)
 //
 // This file is the event loop alone: connection events become round tasks, one at a time, and
 // round tasks become events. An upload interrupted by a dropped connection or a restarted client
@@ -25,6 +27,8 @@ import {
 } from '@fedit/shared';
 import { FederationConnection } from './connection.ts';
 import { isTransient } from './errors.ts';
+import { fetchFinishedFederation, recordFinalResult } from './finished.ts';
+import { sayReady, waitingWords } from './readiness.ts';
 import type {
   FinalAdapter,
   ParticipantEvents,
@@ -63,12 +67,6 @@ interface RoundTask {
   round: number;
   controller: AbortController;
   done: Promise<void>;
-}
-
-/** What a waiting participant is told: how many are ready and how many a round needs. */
-function waitingWords(ready: { readyParticipants: number; needed: number } | undefined): string {
-  if (!ready) return 'waiting for the next round';
-  return `waiting for the next round (${ready.readyParticipants} ready, a round needs ${ready.needed})`;
 }
 
 export class Participant extends EventEmitter<ParticipantEvents> {
@@ -124,6 +122,14 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     this.#finalAdapter = undefined;
     this.#fatal = undefined;
     try {
+      const ended = await fetchFinishedFederation(options, (m) => this.emit('warning', m));
+      if (ended) {
+        this.#setStatus({
+          status: 'stopped',
+          message: `the federation has ended: your adapter is saved at ${ended.path}`,
+        });
+        return { reason: 'finished', history: [], finalAdapter: ended };
+      }
       const loaded = await loadSession(options, () =>
         this.#setStatus({ status: 'connecting', message: 'loading the base model' }),
       );
@@ -192,7 +198,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     connection.on('authenticated', () =>
       this.#enqueue(async () => {
         await this.#refreshSettings(session);
-        const ready = await this.#sayReady(session);
+        const ready = await sayReady(session.connection);
         if (!this.#task) this.#setStatus({ status: 'waiting', message: waitingWords(ready) });
       }),
     );
@@ -282,22 +288,6 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     if (!adopted) return;
     if (adopted.report) this.emit('report', adopted.report);
     this.emit('settings', session.settings);
-  }
-
-  /**
-   * Tells the coordinator this participant can train now (its model and data are loaded, its
-   * settings adopted): from now on rounds may select it. Asked again after every authentication,
-   * since a new connection starts not ready. Undefined when the connection dropped meanwhile.
-   */
-  async #sayReady(
-    session: ParticipantSession,
-  ): Promise<{ readyParticipants: number; needed: number } | undefined> {
-    try {
-      return await session.connection.request('participant:ready', { ready: true });
-    } catch (error) {
-      if (isTransient(error)) return undefined; // said again after the next authentication
-      throw error;
-    }
   }
 
   // ---- rounds ----------------------------------------------------------------------------------
@@ -411,6 +401,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     });
     const kept = await keepFinalAdapter(session, hash, (message) => this.emit('warning', message));
     if (!kept) return; // the coordinator repeats 'federation:finished' once this participant is back
+    await recordFinalResult(session.home, session.membership.federation, finished);
     this.#finalAdapter = { hash, path: adapterCachePath(session.home, hash), rounds: finished.rounds };
     this.#finish('finished');
   }
