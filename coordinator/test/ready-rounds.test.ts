@@ -205,6 +205,12 @@ test('the audit re-derives the selection from the recorded ready set and rejects
   const strangerReport = verifyRoundLog(stranger, options);
   t.is(strangerReport.firstFailure?.code, 'SELECTION_MISMATCH');
   t.regex(strangerReport.firstFailure!.message, /not an eligible participant/);
+
+  // A quorum or a training round other than the config and the log give.
+  const quorum = tamperOpen(records, identity.sign.secretKey, (body) => void (body.quorum = 2));
+  t.regex(verifyRoundLog(quorum, options).firstFailure?.message ?? '', /quorum 2 exceeds the 1 selected/);
+  const schedule = tamperOpen(records, identity.sign.secretKey, (body) => void (body.trainingRound = 2));
+  t.like(verifyRoundLog(schedule, options).firstFailure, { code: 'ROUND_ORDER' });
 });
 
 /** The log with round 1's selection (in its open and close records) edited, chained and signed again. */
@@ -213,13 +219,38 @@ function tamperSelection(
   secretKey: Uint8Array,
   edit: (selection: RoundOpenBody['selection']) => void,
 ): RoundRecord[] {
+  return resigned(records, secretKey, (r) => {
+    if ((r.kind === 'round-open' || r.kind === 'round-closed') && r.round === 1) {
+      edit(r.body.selection);
+      return true;
+    }
+    return false;
+  });
+}
+
+/** The log with round 1's open record edited, chained and signed again. */
+function tamperOpen(
+  records: RoundRecord[],
+  secretKey: Uint8Array,
+  edit: (body: RoundOpenBody) => void,
+): RoundRecord[] {
+  return resigned(records, secretKey, (r) => {
+    if (r.kind !== 'round-open' || r.round !== 1) return false;
+    edit(r.body);
+    return true;
+  });
+}
+
+/** A copy of `records` where `edit` changed some (returning true), re-chained and re-signed from the first. */
+function resigned(
+  records: RoundRecord[],
+  secretKey: Uint8Array,
+  edit: (record: RoundRecord) => boolean,
+): RoundRecord[] {
   const out = records.map((r) => structuredClone(r));
   let from = out.length;
   out.forEach((r, i) => {
-    if ((r.kind === 'round-open' || r.kind === 'round-closed') && r.round === 1) {
-      edit(r.body.selection);
-      from = Math.min(from, i);
-    }
+    if (edit(r)) from = Math.min(from, i);
   });
   for (let i = from; i < out.length; i++) {
     const { hash: _hash, signature: _signature, ...fields } = out[i];

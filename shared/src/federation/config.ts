@@ -295,7 +295,7 @@ const federationConfig = refine(
       fail(
         'INCONSISTENT',
         'participantsPerRound.quorum',
-        `participantsPerRound.quorum (${quorum}) cannot be below minUpdates (${minUpdates}): a round closing at its quorum would abort`,
+        `participantsPerRound.quorum must be at least minUpdates (${minUpdates}), got ${quorum}: a round closing at its quorum would abort`,
       );
     }
   },
