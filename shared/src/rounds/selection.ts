@@ -8,7 +8,8 @@
 //   s          the number selected, over-selected (Bonawitz et al. 2019, "Towards Federated
 //              Learning at Scale": select ~130% of the target, close at the target):
 //              s = min(n, ceil(k * overSelection)); overSelection is 1 when the record has none
-//              (logs written before over-selection), and then s = k
+//              (logs written before over-selection), and then s = k; the coordinator records
+//              the config's factor, or DEFAULT_OVER_SELECTION (1.3) when it sets none
 //              Every product is computed exactly: the fraction and the over-selection factor are
 //              taken as the exact rational values of their decimal strings ("0.1" is 1/10, "1.3"
 //              is 13/10, not the binary64 nearest to them); a number is first written as its
