@@ -258,3 +258,45 @@ function resigned(
   }
   return out;
 }
+
+test('an aborted round does not advance the learning-rate schedule: the rate runs over aggregated rounds', async (t) => {
+  const fed = await startTestFederation(t, {
+    rounds: 2,
+    minUpdates: 2,
+    roundDeadlineSeconds: 1,
+    training: {
+      localSteps: 1,
+      batchSize: 1,
+      lr: 1e-2,
+      cutoffLen: 32,
+      template: 'chat',
+      trainOnInputs: false,
+      lrSchedule: { kind: 'linear', finalFraction: 0.5 },
+    },
+  });
+  const before = snapshotBlobs(fed.root);
+  const busy = await joined(fed, 'busy');
+  const idle = await joined(fed, 'idle');
+  t.teardown(() => [busy, idle].forEach((p) => p.close()));
+  const open1 = await busy.roundOpen(1);
+  t.is(open1.training.learningRate, 1e-2);
+  t.like(await busy.upload(await busy.update(open1)), { ok: true });
+  await fed.waitFor('round-aborted', (e) => e.round === 1);
+  // Round 2 is the first aggregated round: it trains at the first rate again, round 3 at the last.
+  const rates: number[] = [];
+  for (const round of [2, 3]) {
+    const open = await busy.roundOpen(round);
+    rates.push(open.training.learningRate);
+    for (const p of [busy, idle]) t.like(await p.upload(await p.update(open)), { ok: true });
+    await fed.waitFor('round-closed', (e) => e.round === round);
+  }
+  t.deepEqual(rates, [1e-2, 5e-3]);
+  t.deepEqual(await fed.coordinator.finished, { completed: true });
+  t.deepEqual(
+    (await logRecords(fed.root)).flatMap((r) => (r.kind === 'round-open' ? [r.body.trainingRound] : [])),
+    [1, 1, 2],
+  );
+  // The audit checks each training round, and recomputes both aggregates; busy's round-1 update
+  // stays stored, never applied.
+  await assertStoreIntact(t, fed.root, before, { orphans: 1 });
+});
