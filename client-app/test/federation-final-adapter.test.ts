@@ -85,7 +85,8 @@ test('every participant ends holding the final adapter, the one left out of the 
     settings: {
       name: 'final adapter test',
       rounds: 2,
-      participantsPerRound: { fraction: 0.5, minimum: 1 },
+      // No over-selection: one is selected per round, so one is left out of the last.
+      participantsPerRound: { fraction: 0.5, minimum: 1, overSelection: 1 },
       minUpdates: 1,
       roundDeadlineSeconds: 120,
       lora: { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj'] },
@@ -106,19 +107,23 @@ test('every participant ends holding the final adapter, the one left out of the 
 
   const home = (name: string) => join(dir, name);
   const data = await writeFactsChat(join(dir, 'facts.jsonl'), FACTS);
-  // Alice joins first, so round 1 opens with her alone; Bob joins while it runs.
-  await joinFederation(createInvite(fedDir, { url }), { home: home('alice'), displayName: 'Alice' });
-  await coordinator.line(/round 1 open: 1 selected/);
-  await joinFederation(createInvite(fedDir, { url }), { home: home('bob'), displayName: 'Bob' });
-  const runs = ['alice', 'bob'].map((name) =>
+  const run = (name: string) =>
     new Participant().start({
       modelDir,
       dataFiles: [data],
       home: home(name),
       threads: 1,
       reconnectionDelayMax: 500,
-    }),
-  );
+    });
+  // Alice joins and runs first, so round 1 opens with her alone (joining alone is not being ready);
+  // Bob joins and runs while it runs.
+  await joinFederation(createInvite(fedDir, { url }), { home: home('alice'), displayName: 'Alice' });
+  await new Promise((r) => setTimeout(r, 300));
+  t.notRegex(coordinator.stdout, /round 1 open/, 'a participant that only joined opens no round');
+  const runs = [run('alice')];
+  await coordinator.line(/round 1 open: 1 selected/);
+  await joinFederation(createInvite(fedDir, { url }), { home: home('bob'), displayName: 'Bob' });
+  runs.push(run('bob'));
   // Carol joins while round 2 runs (so she is in no round), and is away when the federation ends.
   await coordinator.line(/round 2 open: 1 selected/);
   await joinFederation(createInvite(fedDir, { url }), { home: home('carol'), displayName: 'Carol' });
@@ -177,7 +182,12 @@ test('every participant ends holding the final adapter, the one left out of the 
     ),
   );
   t.notRegex(carol.stderr, /\[training\]/, 'nothing trains');
+  t.notRegex(carol.stderr, /loading the base model/, 'the model is not even loaded');
   await assertHoldsFinalAdapter(t, saved, final, 'Carol');
+  // She was away when round 2 closed, yet she exports it: 'federation:finished' named its round.
+  const exported = await fedit('client', 'export', '--home', home('carol'), '--out', join(dir, 'carol-out'));
+  t.is(exported.code, 0, exported.stderr);
+  t.true((await readFile(join(dir, 'carol-out', 'README.md'), 'utf8')).includes('after round 2'));
   t.notRegex(again.stdout, /round \d+ open/, 'no round opens on a finished federation');
   t.is(await again.stop(), 0, again.stdout);
 });

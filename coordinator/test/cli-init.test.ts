@@ -344,11 +344,15 @@ test("init's help explains each learning option in one line", async (t) => {
   );
 });
 
-test("init's help says aborted rounds count toward --rounds", async (t) => {
+test("init's help says what counts toward --rounds, and how rounds select", async (t) => {
   const r = await fedit('coordinator', 'init', '--help');
   t.is(r.code, 0);
+  const help = r.stdout.replace(/\s+/g, ' ');
   t.regex(
-    r.stdout.replace(/\s+/g, ' '),
-    /--rounds <n> rounds to open; aborted rounds \(too few updates\) count too/,
+    help,
+    /--rounds <n> rounds to aggregate: a round aborted for too few updates does not count and is retried/,
   );
+  t.regex(help, /--min-participants <n> participants per round at least \(rounds wait for this many ready/);
+  t.regex(help, /--over-selection <x> select this many times the target/);
+  t.regex(help, /--quorum <n> updates at which a round closes/);
 });

@@ -93,9 +93,19 @@ test('kill -9 mid-round: restarted, round 1 is recorded as aborted (not applied)
   t.like(await a2.upload(await a2.update(open2)), { ok: true });
   t.like(await b2.upload(await b2.update(open2)), { ok: true });
   t.like(await a2.roundClosed(2), { outcome: 'aggregated', participants: 2 });
+  // The aborted round does not count toward the federation's 2 rounds: a third one runs.
+  const open3 = await a2.roundOpen(3);
+  for (const p of [a2, b2]) t.like(await p.upload(await p.update(open3)), { ok: true });
   await second.line(/all rounds done/);
 
-  t.deepEqual(await roundKinds(root), ['1:round-open', '1:round-aborted', '2:round-open', '2:round-closed']);
+  t.deepEqual(await roundKinds(root), [
+    '1:round-open',
+    '1:round-aborted',
+    '2:round-open',
+    '2:round-closed',
+    '3:round-open',
+    '3:round-closed',
+  ]);
   const records = await logRecords(root);
   const closed = records.find((r) => r.kind === 'round-closed');
   if (closed?.kind === 'round-closed') t.is(closed.body.globalAdapterIn, initial);
@@ -147,13 +157,25 @@ const crashWhileClosing = test.macro(
     }
     for (const p of [a2, b2]) t.like(await p.upload(await p.update(open2)), { ok: true });
     t.like(await b2.roundClosed(2), { outcome: 'aggregated', participants: 2 });
+    if (!applied) {
+      // The aborted round does not count toward the federation's 2 rounds: a third one runs.
+      const open3 = await a2.roundOpen(3);
+      for (const p of [a2, b2]) t.like(await p.upload(await p.update(open3)), { ok: true });
+    }
     await second.line(/all rounds done/);
 
     t.deepEqual(
       await roundKinds(root),
       applied
         ? ['1:round-open', '1:round-closed', '2:round-open', '2:round-closed']
-        : ['1:round-open', '1:round-aborted', '2:round-open', '2:round-closed'],
+        : [
+            '1:round-open',
+            '1:round-aborted',
+            '2:round-open',
+            '2:round-closed',
+            '3:round-open',
+            '3:round-closed',
+          ],
       'no round is applied twice',
     );
     // Not applied: the two round-1 updates and the aggregate computed before the crash are

@@ -162,6 +162,13 @@ export {
   type CanonicalValue,
 } from './rounds/canonical.ts';
 export { fractionString, selectionSize, selectParticipants } from './rounds/selection.ts';
+export {
+  drawSelection,
+  factorString,
+  overSelectedSize,
+  roundQuorum,
+  type SelectionSettings,
+} from './rounds/selection.ts';
 export { isRecordHash, isRecordTime, parseRoundRecord } from './rounds/record-shape.ts';
 export {
   recordTime,
@@ -221,6 +228,7 @@ export {
   type FederationConfig,
   type PromptTemplateName,
 } from './federation/config.ts';
+export { DEFAULT_OVER_SELECTION } from './federation/config.ts';
 export { roundLearningRate } from './federation/schedule.ts';
 export {
   COMMIT_HASH_PATTERN,

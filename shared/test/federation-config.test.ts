@@ -60,6 +60,17 @@ test('each bad field is named in the error', (t) => {
     ['baseModel.identity', 'abc', /baseModel\.identity/],
     ['participantsPerRound.fraction', 1.5, /participantsPerRound\.fraction/],
     ['minUpdates', 5, /minUpdates/],
+    [
+      'participantsPerRound.overSelection',
+      0.9,
+      /participantsPerRound\.overSelection: must be a number in \[1, 10\]/,
+    ],
+    [
+      'participantsPerRound.quorum',
+      1,
+      /participantsPerRound\.quorum: must be at least minUpdates \(2\), got 1/,
+    ],
+    ['participantsPerRound.quorum', 1.5, /participantsPerRound\.quorum/],
     ['limits', undefined, /limits: must be an object/],
     ['training.lr', 'fast', /training\.lr: must be a positive number/],
     ['lora.targets', ['q_proj', ''], /lora\.targets: must be a list of 1 to 64 module names/],
@@ -70,6 +81,18 @@ test('each bad field is named in the error', (t) => {
   for (const [path, value, message] of cases)
     t.throws(() => validateFederationConfig(withField(path, value)), { message }, path);
   t.throws(() => validateFederationConfig([]), { message: /must be a JSON object/ });
+});
+
+test('over-selection and quorum are optional: a config without them keeps its hash', (t) => {
+  const withThem = validateFederationConfig(
+    withField('participantsPerRound', { fraction: 1, minimum: 2, overSelection: 1.3, quorum: 2 }),
+  );
+  t.like(withThem.participantsPerRound, { overSelection: 1.3, quorum: 2 });
+  t.is(
+    validateFederationConfig(structuredClone(exampleConfig)).participantsPerRound.overSelection,
+    undefined,
+  );
+  t.not(configHash(withThem), configHash(exampleConfig));
 });
 
 test('configDifferences names every differing field by its dotted path, and nothing for equal configs', (t) => {

@@ -79,7 +79,7 @@ test('writes the tensors unchanged, PEFT config from the federation, template an
   t.true(card.startsWith('---\nlibrary_name: peft\nbase_model: "HuggingFaceTB/SmolLM2-135M-Instruct"\n'));
   t.true(card.includes('| rule | `fedit`, settings `{"weightCap":100}` |'));
   t.true(card.includes('| contributions | 5 counted updates |'));
-  t.true(card.includes('| round | 2 of 3; 2 aggregated |'));
+  t.true(card.includes('| round | 2; 2 of 3 aggregated |'));
   // The folder's path is one shell word however it is spelled.
   t.is(
     auditCommand(result(hash, '/srv/fed erations/clinic')),

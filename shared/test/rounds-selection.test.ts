@@ -3,7 +3,16 @@
 
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { fractionString, RoundLogError, selectionSize, selectParticipants } from '@fedit/shared';
+import {
+  drawSelection,
+  factorString,
+  fractionString,
+  overSelectedSize,
+  roundQuorum,
+  RoundLogError,
+  selectionSize,
+  selectParticipants,
+} from '@fedit/shared';
 
 const ids = Array.from({ length: 30 }, (_, i) => `participant-${String(i).padStart(2, '0')}`);
 
@@ -95,4 +104,42 @@ test('fractionString writes the plain decimal records carry', (t) => {
   t.is(fractionString(1e-7), '0.0000001');
   t.is(fractionString('0.50'), '0.5');
   t.is(fractionString(0.3333), '0.3333');
+});
+
+test('over-selection: s = min(n, ceil(k * factor)) with the factor exact, drawn as the specification derives it', (t) => {
+  // k = 8 of 30: 8 * 1.3 = 10.4, so 11. 50 * 1.1 = 55 exactly, where binary64 gives
+  // 55.00000000000001 and a ceil of 56.
+  t.is(overSelectedSize(8, 30, '1.3'), 11);
+  t.is(overSelectedSize(50, 100, 1.1), 55);
+  t.is(Math.ceil(50 * 1.1), 56, 'the binary64 product would over-select one more');
+  t.is(overSelectedSize(10, 12, '1.3'), 12, 'at most the candidates');
+  t.is(overSelectedSize(3, 30, 1), 3);
+  for (const seed of ['a', 'round-7']) {
+    const selected = selectParticipants(seed, ids, 0.25, 2, '1.3');
+    t.deepEqual(selected, reference(seed, ids, 11));
+  }
+  // Without a factor (logs written before over-selection) the draw is today's.
+  t.deepEqual(selectParticipants('s', ids, 0.25, 2), reference('s', ids, 8));
+  t.true(t.throws(() => overSelectedSize(2, 5, '0.9')) instanceof RoundLogError);
+  t.is(factorString(1.3), '1.3');
+  t.is(factorString('2.50'), '2.5');
+  t.is(factorString(1), '1');
+});
+
+test("drawSelection records the ready set, the factor and the quorum: the target, or the config's", (t) => {
+  const ready = [...ids.slice(0, 10)].reverse();
+  const { selection, quorum } = drawSelection('seed', ready, { fraction: 0.5, minimum: 2 });
+  t.deepEqual(selection.ready, ids.slice(0, 10), 'sorted');
+  t.is(selection.overSelection, '1.3', 'the default factor');
+  t.is(selection.fraction, '0.5');
+  // k = ceil(10 * 0.5) = 5, s = ceil(5 * 1.3) = 7, quorum = k.
+  t.deepEqual(selection.selected, reference('seed', ids.slice(0, 10), 7));
+  t.is(quorum, 5);
+  t.is(drawSelection('seed', ready, { fraction: 0.5, minimum: 2, quorum: 6 }).quorum, 6);
+  t.is(drawSelection('seed', ready, { fraction: 0.5, minimum: 2, quorum: 9 }).quorum, 7, 'at most s');
+  t.is(roundQuorum(5, 3), 3);
+  // Two ready of a minimum of 2: both selected, the round closes when both are counted.
+  const small = drawSelection('x', ids.slice(0, 2), { fraction: 1, minimum: 2 });
+  t.is(small.selection.selected.length, 2);
+  t.is(small.quorum, 2);
 });

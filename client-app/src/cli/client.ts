@@ -60,10 +60,11 @@ export function formatInspection(i: InviteInspection): string {
       `local training    ${t.localSteps ?? '?'} steps per round, batch ${t.batchSize ?? '?'}, learning rate ${t.lr ?? '?'}`,
     );
   }
-  if (s.rounds !== undefined) lines.push(`rounds            ${s.rounds}`);
+  if (s.rounds !== undefined)
+    lines.push(`rounds            ${s.rounds} aggregated (an aborted round is retried)`);
   if (ppr) {
     lines.push(
-      `per round         ${Math.round((ppr.fraction ?? 1) * 100)}% of participants, at least ${ppr.minimum ?? '?'}`,
+      `per round         ${Math.round((ppr.fraction ?? 1) * 100)}% of the participants ready to train, at least ${ppr.minimum ?? '?'}; joining alone is not being ready`,
     );
   }
   if (typeof raw.roundDeadlineSeconds === 'number') {

@@ -89,18 +89,33 @@ function registerInit(coordinator: Command): void {
             .option('--name <name>', "the federation's name", 'fedit federation')
             .option(
               '--rounds <n>',
-              'rounds to open; aborted rounds (too few updates) count too, so the federation ends after n rounds even if participants vanish',
+              'rounds to aggregate: a round aborted for too few updates does not count and is retried (after 3 aborts in a row, once a participant newly says it is ready); the round log records both',
               positive('--rounds', true),
               10,
             ),
         ),
       )
-        .option('--fraction <f>', 'share of participants selected per round', positive('--fraction'), 1)
+        .option(
+          '--fraction <f>',
+          'share of the ready participants (model and data loaded, able to train now) a round targets',
+          positive('--fraction'),
+          1,
+        )
         .option(
           '--min-participants <n>',
-          'participants per round at least (rounds wait for this many online)',
+          'participants per round at least (rounds wait for this many ready; a bare `client join` is never ready)',
           positive('--min-participants', true),
           2,
+        )
+        .option(
+          '--over-selection <x>',
+          'select this many times the target (Bonawitz et al. 2019), so that a round closes at its quorum without waiting for who is away',
+          positive('--over-selection'),
+        )
+        .option(
+          '--quorum <n>',
+          'updates at which a round closes (default: the target); others still uploading are refused',
+          positive('--quorum', true),
         )
         .option(
           '--min-updates <n>',
@@ -336,7 +351,9 @@ function printCoordinatorEvent(e: CoordinatorEvent): void {
       process.stdout.write(`${t} listening on ${e.url}\n`);
       break;
     case 'round-open':
-      process.stdout.write(`${t} round ${e.round} open: ${e.selected.length} selected\n`);
+      process.stdout.write(
+        `${t} round ${e.round} open: ${e.selected.length} selected of ${e.ready.length} ready, closes at ${e.quorum} updates\n`,
+      );
       break;
     case 'round-closed':
       process.stdout.write(
@@ -351,6 +368,16 @@ function printCoordinatorEvent(e: CoordinatorEvent): void {
         e.earlier
           ? `${t} the federation finished earlier (${e.rounds} rounds): serving its results read-only, final adapter ${e.adapter}; no round opens, updates are refused; Ctrl-C stops\n`
           : `${t} all rounds done (${e.rounds}): serving the final adapter ${e.adapter} to participants until stopped (Ctrl-C)\n`,
+      );
+      break;
+    case 'readiness':
+      process.stdout.write(
+        `${t} ${e.participant.slice(0, 8)} ${e.ready ? 'ready' : `not ready${e.reason ? ` (${e.reason})` : ''}`}\n`,
+      );
+      break;
+    case 'paused':
+      process.stdout.write(
+        `${t} ${e.aborts} rounds aborted in a row: no round opens until a participant newly says it is ready\n`,
       );
       break;
     case 'recovered':

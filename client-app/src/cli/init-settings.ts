@@ -143,6 +143,8 @@ const OPTION_OF_FIELD: Record<string, string> = {
   'training.lrSchedule.finalFraction': '--lr-schedule KIND:F',
   'participantsPerRound.fraction': '--fraction',
   'participantsPerRound.minimum': '--min-participants',
+  'participantsPerRound.overSelection': '--over-selection',
+  'participantsPerRound.quorum': '--quorum',
   minUpdates: '--min-updates',
   roundDeadlineSeconds: '--deadline',
   'aggregation.rule': '--aggregation-rule',
@@ -197,6 +199,8 @@ export function settingsFromOptions(o: InitOptions, include: (key: string) => bo
     participantsPerRound: {
       fraction: pick('fraction', (f: number) => Math.min(1, f)),
       minimum: pick('minParticipants'),
+      overSelection: pick('overSelection'),
+      quorum: pick('quorum'),
     },
     minUpdates: pick('minUpdates'),
     roundDeadlineSeconds: pick('deadline'),

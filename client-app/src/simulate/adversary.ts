@@ -29,6 +29,7 @@ import {
   connectionUploadRequest,
   downloadAdapter,
   participantSeed,
+  sayReady,
   type Membership,
 } from '../core/federation/index.ts';
 import { trainDemoAdapter } from '../demo/train.ts';
@@ -80,6 +81,8 @@ export function runAdversary(o: AdversaryOptions): Promise<void> {
       if (closed.round >= o.rounds) void work.then(() => finish());
     });
     connection.on('failed', (error) => finish(error));
+    // Rounds select only participants who said they are ready (its model and data are in hand).
+    connection.on('authenticated', () => void sayReady(connection).catch((error: Error) => finish(error)));
     o.signal.addEventListener('abort', () => finish(), { once: true });
     connection.open();
   });

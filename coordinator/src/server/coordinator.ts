@@ -2,7 +2,7 @@
 //
 //   transport.ts     socket.io + MessagePack, auth challenge per connection, one validated handler
 //                    per client event, unknown events refused
-//   sessions.ts      auth:prove, which connection is which participant
+//   sessions.ts      auth:prove, which connection is which participant, who is ready to train
 //   enrolment.ts     enrol: invite redemption and the enrol record
 //   adapters.ts      adapter:get: global adapters only, chunk by chunk
 //   uploads.ts       update:begin / chunk / commit, through the admission rules
@@ -106,10 +106,9 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
   const sessions = new Sessions({
     ledger,
     emit,
-    onAuthenticated: (socket) => {
-      rounds.announce(socket);
-      rounds.nudge();
-    },
+    needed: config.participantsPerRound.minimum,
+    onAuthenticated: (socket) => rounds.announce(socket),
+    onReadiness: () => rounds.nudge(),
   });
   const enrolment = new Enrolment({ dir: o.dir, ledger, sessions, emit });
   const transport = createTransport({
@@ -123,6 +122,7 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
         config: JSON.stringify(config),
         configHash: hashOfConfig,
       }),
+      'participant:ready': (socket, p) => sessions.setReady(socket, p),
       'adapter:get': (socket, p) => {
         sessions.participantOf(socket);
         return adapters.chunk(p.hash, p.index);
@@ -141,6 +141,8 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
     io: transport.io,
     uploadsDir: paths.uploads,
     isConnected: (p) => sessions.isConnected(p),
+    readyParticipants: () => sessions.readyParticipants(),
+    readyAnnouncements: () => sessions.readyAnnouncements,
     emit,
   });
   const uploads = new Uploads({
@@ -197,7 +199,8 @@ async function recover(ledger: Ledger, paths: FederationPaths, emit: Emit): Prom
     await ledger.append({
       kind: 'round-aborted',
       body: {
-        reason: 'the coordinator restarted while the round was open; its uploads were discarded',
+        reason:
+          "the coordinator restarted while the round was open; its uploads were discarded; an aborted round does not count toward the federation's rounds and is retried",
         dropped: [],
       },
     });

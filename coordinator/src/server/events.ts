@@ -6,11 +6,20 @@ export type CoordinatorEvent =
   | { type: 'listening'; url: string }
   | { type: 'enrolled'; participant: string; displayName: string }
   | { type: 'connected' | 'disconnected'; participant: string }
-  | { type: 'round-open'; round: number; selected: string[] }
+  /** A participant said it can train now (ready) or cannot; or its connection closed (not ready). */
+  | { type: 'readiness'; participant: string; ready: boolean; reason?: string }
+  /** `ready`: the candidates the round drew from; it closes once `quorum` updates are counted. */
+  | { type: 'round-open'; round: number; selected: string[]; ready: string[]; quorum: number }
   | { type: 'update-counted'; round: number; participant: string; exampleCount: number }
   | { type: 'update-refused'; round: number; participant: string; reason: string }
   | { type: 'round-closed'; round: number; adapter: string; updates: number; dropped: DroppedParticipant[] }
+  /** An aborted round does not count toward the federation's rounds; another is opened. */
   | { type: 'round-aborted'; round: number; reason: string }
+  /**
+   * `aborts` rounds in a row aborted: no round opens until a participant newly says it is ready
+   * (so that rounds are not opened and aborted forever among the same unresponsive participants).
+   */
+  | { type: 'paused'; aborts: number }
   /**
    * Every round was run; the coordinator now serves the final adapter read-only until stopped.
    * `earlier`: the federation had finished before this coordinator started.

@@ -1,18 +1,28 @@
-// The round state machine. One round at a time, until the config's number of rounds were opened:
+// The round state machine. One round at a time, until the config's number of rounds aggregated:
 //
-//   waiting  --enough eligible participants online-->            open (round-open appended, announced)
-//   open     --all selected counted or dropped, or deadline-->   closing
+//   waiting  --enough eligible participants ready-->             open (round-open appended, announced)
+//   open     --quorum counted, all selected counted or dropped,
+//             or deadline-->                                      closing
 //   closing  --fewer than minUpdates counted-->                  waiting (round-aborted appended)
 //   closing  --aggregated, new global adapter stored-->          waiting (round-closed appended)
-//   waiting  --config.rounds opened-->                           finished
+//   waiting  --config.rounds aggregated-->                       finished
 //   any      --close()-->                                        stopped (an open round stays open
 //                                                                in the log; the next start aborts it)
+//
+// Selection draws from the participants who said they are ready (sessions.ts), over-selects and
+// closes at the quorum (shared/src/rounds/selection.ts); the round-open record names the ready set,
+// so the audit re-derives the draw. `rounds` counts aggregated rounds: an aborted round is retried
+// under the next number and does not advance the training schedule (trainingRound = 1 + rounds
+// aggregated before; the learning-rate schedule and SCAFFOLD's terms use it, the participants'
+// training seed stays the round number, unique per opened round). After MAX_CONSECUTIVE_ABORTS
+// aborts in a row, no round opens until a participant newly says it is ready, so that a federation
+// of unresponsive participants waits instead of opening and aborting rounds forever.
 //
 // Every transition is a record appended to the round log first, then told to participants.
 // Finished is not the end of serving: the coordinator goes on answering 'adapter:get' for the final
 // global adapter and tells everyone online, and each participant who connects later, that the
 // federation is over ('federation:finished'), so that every participant ends holding its result.
-// A coordinator started on a federation whose rounds were all opened is finished from the start.
+// A coordinator started on a federation whose rounds were all aggregated is finished from the start.
 
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
@@ -20,11 +30,10 @@ import { join } from 'node:path';
 import {
   aggregateRound,
   aggregationRule,
-  fractionString,
   roundLearningRate,
   ruleRefFor,
   scaffoldTermsOf,
-  selectParticipants,
+  drawSelection,
   serverStateTensors,
   tensorsFromValues,
   tensorValues,
@@ -55,8 +64,15 @@ export interface RoundRunnerOptions {
   /** Where uploads are kept, one folder per round. */
   uploadsDir: string;
   isConnected(participant: string): boolean;
+  /** The participants ready now (sessions.ts). */
+  readyParticipants(): string[];
+  /** How many times a participant said it became ready (grows with new readiness). */
+  readyAnnouncements(): number;
   emit: Emit;
 }
+
+/** Aborted rounds in a row after which no round opens until new readiness arrives. */
+export const MAX_CONSECUTIVE_ABORTS = 3;
 
 export class RoundRunner {
   /** The open round, if any. */
@@ -65,6 +81,9 @@ export class RoundRunner {
   #finished: FederationFinished | undefined;
   #stopping = false;
   #wake: (() => void) | undefined;
+  #consecutiveAborts = 0;
+  /** The last round that closed at its quorum, and the selected participants it did not wait for. */
+  #leftOutByQuorum: { round: number; participants: ReadonlySet<string> } | undefined;
   /** The rule and settings every round of this federation records (derived from its config). */
   readonly #ruleRef;
   readonly settings: RuleSettings;
@@ -77,10 +96,9 @@ export class RoundRunner {
   /** Runs rounds until the config's number is reached ({completed: true}) or stop() is called. */
   async run(): Promise<{ completed: boolean }> {
     const { ledger, config } = this.o;
-    const finishedEarlier = ledger.state.lastRound >= config.rounds;
-    // `rounds` counts rounds opened, aborted ones included (docs/federation.md): a federation whose
-    // participants vanish still ends, rather than reopening rounds forever.
-    while (!this.#stopping && ledger.state.lastRound < config.rounds) {
+    const finishedEarlier = ledger.state.aggregatedRounds >= config.rounds;
+    // `rounds` counts aggregated rounds (docs/federation.md): an aborted round is retried.
+    while (!this.#stopping && ledger.state.aggregatedRounds < config.rounds) {
       await this.#waitForParticipants();
       if (this.#stopping) break;
       const round = await this.#open();
@@ -92,11 +110,24 @@ export class RoundRunner {
       clearTimeout(deadline);
       this.current = undefined;
       if (this.#stopping) break;
-      await this.#close(round);
+      const aggregated = await this.#close(round);
+      this.#consecutiveAborts = aggregated ? 0 : this.#consecutiveAborts + 1;
     }
     if (this.#stopping) return { completed: false };
     this.#finish(finishedEarlier);
     return { completed: true };
+  }
+
+  /**
+   * Whether `participant`, selected for round `round`, is left out because the round counted its
+   * quorum without it (the round is closing or closed): its update no longer counts.
+   */
+  leftOutByQuorum(round: number, participant: string): boolean {
+    const open = this.current;
+    if (open?.round === round)
+      return open.quorumReached && open.selected.has(participant) && !open.counted.has(participant);
+    const last = this.#leftOutByQuorum;
+    return last?.round === round && last.participants.has(participant);
   }
 
   /** What participants are told once the federation is over; undefined while rounds remain. */
@@ -106,9 +137,12 @@ export class RoundRunner {
 
   #finish(earlier: boolean): void {
     const { ledger } = this.o;
+    const last = ledger.state.lastAggregated;
     this.#finished = {
-      rounds: ledger.state.lastRound,
+      rounds: ledger.state.aggregatedRounds,
       adapterHash: ledger.state.globalAdapter! as ContentHash,
+      round: last?.round ?? 0,
+      updates: last?.updates ?? 0,
     };
     this.announce(this.o.io.to('participants'));
     this.o.emit({
@@ -125,7 +159,7 @@ export class RoundRunner {
     this.nudge();
   }
 
-  /** Someone came online: the runner re-checks whether a round can open. */
+  /** Someone became ready (or stopped being ready): the runner re-checks whether a round can open. */
   nudge(): void {
     this.#wake?.();
   }
@@ -150,7 +184,7 @@ export class RoundRunner {
       deadline: Date.parse(round.body.deadline),
       training: {
         steps: training.localSteps,
-        learningRate: roundLearningRate(this.o.config, round.round),
+        learningRate: roundLearningRate(this.o.config, round.body.trainingRound ?? round.round),
         batchSize: training.batchSize,
         seed: round.round,
       },
@@ -162,11 +196,23 @@ export class RoundRunner {
     });
   }
 
-  // A round opens once enough enrolled participants are online to reach the minimum.
+  /** Eligible participants (enrolled, not revoked) who are ready now, sorted: whom a round draws from. */
+  #candidates(): string[] {
+    const eligible = new Set(this.o.ledger.state.eligibleParticipants());
+    return this.o.readyParticipants().filter((p) => eligible.has(p));
+  }
+
+  // A round opens once enough eligible participants are ready to reach the minimum; after too many
+  // aborts in a row, only once a participant newly said it is ready as well.
   async #waitForParticipants(): Promise<void> {
-    const { ledger, config, isConnected } = this.o;
-    const online = () => ledger.state.eligibleParticipants().filter(isConnected).length;
-    while (!this.#stopping && online() < config.participantsPerRound.minimum) {
+    const { config } = this.o;
+    const paused = this.#consecutiveAborts >= MAX_CONSECUTIVE_ABORTS;
+    const since = this.o.readyAnnouncements();
+    if (paused) this.o.emit({ type: 'paused', aborts: this.#consecutiveAborts });
+    const canOpen = () =>
+      this.#candidates().length >= config.participantsPerRound.minimum &&
+      (!paused || this.o.readyAnnouncements() > since);
+    while (!this.#stopping && !canOpen()) {
       await new Promise<void>((r) => {
         this.#wake = r;
         setTimeout(r, 1000);
@@ -177,32 +223,47 @@ export class RoundRunner {
   async #open(): Promise<OpenRound> {
     const { ledger, config, blobs } = this.o;
     const seed = randomBytes(16).toString('hex');
-    const { fraction, minimum } = config.participantsPerRound;
-    const selected = selectParticipants(seed, ledger.state.eligibleParticipants(), fraction, minimum);
+    const ready = this.#candidates();
+    const { selection, quorum } = drawSelection(seed, ready, config.participantsPerRound);
     const globalAdapter = ledger.state.globalAdapter!;
     const body: RoundOpenBody = {
       rule: this.#ruleRef,
-      selection: { seed, fraction: fractionString(fraction), minimum, selected },
+      selection,
       globalAdapter,
       deadline: new Date(Date.now() + config.roundDeadlineSeconds * 1000).toISOString(),
+      quorum,
+      trainingRound: ledger.state.aggregatedRounds + 1,
     };
     const number = ledger.state.lastRound + 1;
     await ledger.append({ kind: 'round-open', round: number, body });
     this.current = new OpenRound(number, body, blobs.get(globalAdapter)!);
-    this.o.emit({ type: 'round-open', round: number, selected });
+    this.o.emit({ type: 'round-open', round: number, selected: selection.selected, ready, quorum });
     this.announce(this.o.io.to('participants'));
     return this.current;
   }
 
-  async #close(round: OpenRound): Promise<void> {
+  /** Closes the round: aggregated (true) or aborted (false). */
+  async #close(round: OpenRound): Promise<boolean> {
+    const atQuorum = round.quorumReached;
+    if (atQuorum) {
+      const waitingFor = [...round.selected].filter((p) => !round.counted.has(p));
+      this.#leftOutByQuorum = { round: round.round, participants: new Set(waitingFor) };
+    }
     round.dropMissing((p) =>
-      this.o.isConnected(p) ? 'no update before the deadline' : 'disconnected, no update before the deadline',
+      atQuorum
+        ? `the round closed at its quorum of ${round.quorum} updates before this participant's counted`
+        : this.o.isConnected(p)
+          ? 'no update before the deadline'
+          : 'disconnected, no update before the deadline',
     );
     // Uploads not committed by now never count: their chunks go.
     round.uploads.clear();
     rmSync(join(this.o.uploadsDir, String(round.round)), { recursive: true, force: true });
     const counted = [...round.counted.values()];
-    if (counted.length < this.o.config.minUpdates) return this.#abort(round, counted.length);
+    if (counted.length < this.o.config.minUpdates) {
+      await this.#abort(round, counted.length);
+      return false;
+    }
     const { adapter: out, serverStateIn, serverStateOut, clipBound } = await this.#aggregate(round, counted);
     const sorted = [...counted].sort((a, b) =>
       a.participant < b.participant ? -1 : a.participant > b.participant ? 1 : 0,
@@ -237,10 +298,12 @@ export class RoundRunner {
       updates: counted.length,
       dropped: round.dropped,
     });
+    return true;
   }
 
   async #abort(round: OpenRound, updates: number): Promise<void> {
-    const reason = `${updates} update(s) counted, fewer than the ${this.o.config.minUpdates} the federation requires`;
+    // Said in the record: whoever reads the log sees that this round is retried, not counted.
+    const reason = `${updates} update(s) counted, fewer than the ${this.o.config.minUpdates} the federation requires; an aborted round does not count toward the federation's ${this.o.config.rounds} rounds and is retried`;
     await this.o.ledger.append({
       kind: 'round-aborted',
       round: round.round,
@@ -272,7 +335,7 @@ export class RoundRunner {
         ...(this.settings.scaffold && {
           scaffold: scaffoldTermsOf(
             this.o.config,
-            round.round,
+            ledger.state.rounds().get(round.round)!.trainingRound, // the schedule's count, as the audit's
             ledger.state.rounds().get(round.round)!.eligible!,
           ),
         }),

@@ -1,6 +1,7 @@
 // One open round's state: who was selected, which updates are counted, who was dropped, and the
-// uploads in progress. It ends when every selected participant is counted or dropped, or when the
-// round runner ends it (deadline, shutdown); nothing of it outlives the round.
+// uploads in progress. It ends as soon as its quorum of updates is counted (over-selection: the
+// others' work is not waited for), when every selected participant is counted or dropped, or when
+// the round runner ends it (deadline, shutdown); nothing of it outlives the round.
 
 import {
   tensorToF32,
@@ -26,6 +27,8 @@ export interface Upload {
 
 export class OpenRound implements RoundView {
   readonly selected: ReadonlySet<string>;
+  /** The round closes once this many updates are counted (the record's quorum). */
+  readonly quorum: number;
   readonly counted = new Map<string, CountedUpdate>();
   readonly dropped: DroppedParticipant[] = [];
   /** Uploads in progress, by upload id (the envelope id); at most one per participant. */
@@ -44,9 +47,15 @@ export class OpenRound implements RoundView {
     globalTensors: ReadonlyMap<string, Tensor>,
   ) {
     this.selected = new Set(body.selection.selected);
+    this.quorum = body.quorum ?? this.selected.size;
     this.schema = new Map([...globalTensors].map(([n, t]) => [n, t.shape]));
     this.global = new Map([...globalTensors].map(([n, t]) => [n, tensorToF32(t)]));
     this.ended = new Promise<void>((resolve) => (this.#end = resolve));
+  }
+
+  /** Its quorum of updates is counted: no further update counts. */
+  get quorumReached(): boolean {
+    return this.counted.size >= this.quorum;
   }
 
   get globalAdapter(): string {
@@ -78,9 +87,10 @@ export class OpenRound implements RoundView {
     return this.counted.has(participant) || this.dropped.some((d) => d.participant === participant);
   }
 
-  // The round ends early once every selected participant is counted or dropped. Deferred a tick so
-  // the last participant's acknowledgement goes out before the round starts closing.
+  // The round ends early once its quorum is counted, or every selected participant is counted or
+  // dropped. Deferred a tick so the last participant's acknowledgement goes out before the round
+  // starts closing.
   #settle(): void {
-    if ([...this.selected].every((p) => this.#accountedFor(p))) setImmediate(this.#end);
+    if (this.quorumReached || [...this.selected].every((p) => this.#accountedFor(p))) setImmediate(this.#end);
   }
 }

@@ -69,6 +69,7 @@ export class Uploads {
     const participant = this.o.sessions.participantOf(socket);
     this.#refuseWhenFinished();
     const { envelope, digest, id } = timed('crypto.verify', () => verifyEnvelope(p.envelope));
+    this.#refuseAfterQuorum(envelope.round, participant);
     const entry = ledger.participant(participant)!;
     const round = admitted(
       admitEnvelope(
@@ -160,8 +161,9 @@ export class Uploads {
     const stored = this.o.blobs.put(admission.value);
     stopStore();
     const updateHash = await stored;
-    // The deadline may have closed the round while the blob was written: then it did not count,
-    // and the participant must not be told it did.
+    // The quorum or the deadline may have closed the round while the blob was written: then it
+    // did not count, and the participant must not be told it did.
+    this.#refuseAfterQuorum(round.round, upload.participant, () => discard(round, upload));
     if (this.o.rounds.current !== round)
       throw new RefusedError(
         'ROUND_CLOSED',
@@ -211,6 +213,20 @@ export class Uploads {
         'FEDERATION_FINISHED',
         `the federation has ended (all ${finished.rounds} rounds were run) and takes no more updates; its final adapter is ${finished.adapterHash}`,
       );
+  }
+
+  /**
+   * Once a round counted its quorum, no further update of it counts (over-selection: the others'
+   * work is not waited for): say so with its own code, so the participant knows why.
+   */
+  #refuseAfterQuorum(round: number, participant: string, cleanUp?: () => void): void {
+    if (!this.o.rounds.leftOutByQuorum(round, participant)) return;
+    cleanUp?.();
+    throw new RefusedError(
+      'ROUND_QUORUM_REACHED',
+      `round ${round} closed once its quorum of updates was counted; this update does not count, wait for the next round`,
+      'envelope.round',
+    );
   }
 
   /** The open round's upload `uploadId` of this connection's participant, or UPLOAD_UNKNOWN. */

@@ -138,19 +138,32 @@ export class Peer {
     return this.request('auth:prove', proveAuth(this.identity, this.context));
   }
 
-  /** Enrols with `token`, failing the test's promise on a refusal. */
-  async join(token: Uint8Array, displayName = 'peer'): Promise<this> {
+  /**
+   * Enrols with `token`, failing the test's promise on a refusal; then says it is ready to train
+   * (as `fedit client run` does once its model and data are loaded) unless `ready` is false (a
+   * bare `fedit client join`).
+   */
+  async join(token: Uint8Array, displayName = 'peer', { ready = true } = {}): Promise<this> {
     const ack = await this.enrol(token, displayName);
     if (!ack.ok) throw new Error(`enrol refused: ${JSON.stringify(ack.error)}`);
+    if (ready) await this.ready();
     return this;
   }
 
-  /** Reconnects with the same identity and proves it. */
-  async reconnect(target: Target = this.target): Promise<Peer> {
+  /** Says whether this participant can train now ('participant:ready'), failing on a refusal. */
+  async ready(ready = true, reason?: string): Promise<Ack> {
+    const ack = await this.request('participant:ready', { ready, ...(reason !== undefined && { reason }) });
+    if (!ack.ok) throw new Error(`participant:ready refused: ${JSON.stringify(ack.error)}`);
+    return ack;
+  }
+
+  /** Reconnects with the same identity and proves it; then says it is ready unless `ready` is false. */
+  async reconnect(target: Target = this.target, { ready = true } = {}): Promise<Peer> {
     this.close();
     const peer = await Peer.connect(target, this.identity);
     const ack = await peer.prove();
     if (!ack.ok) throw new Error(`auth:prove refused: ${JSON.stringify(ack.error)}`);
+    if (ready) await peer.ready();
     return peer;
   }
 

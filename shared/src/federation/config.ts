@@ -217,10 +217,21 @@ const federationConfig = refine(
           }),
         ),
       }),
+      /** Rounds to aggregate: a round aborted for too few updates does not count, another opens. */
       rounds: numberField(whole(1)),
+      /**
+       * Who trains in a round (shared/src/rounds/selection.ts): a round opens once `minimum`
+       * participants are ready; its target k = max(minimum, ceil(ready * fraction)) (at most the
+       * ready); it selects ceil(k * overSelection) of them (at most the ready) and closes as soon
+       * as `quorum` updates are counted (absent = k). Absent fields keep federations created
+       * before them hashing as they did.
+       */
       participantsPerRound: section({
         fraction: inRange('in (0, 1]', (v) => v > 0 && v <= 1),
         minimum: numberField(whole(1)),
+        /** Bonawitz et al. 2019 select ~130% of the target. Absent = DEFAULT_OVER_SELECTION. */
+        overSelection: optional(inRange('a number in [1, 10]', (v) => v >= 1 && v <= 10)),
+        quorum: optional(numberField(whole(1))),
       }),
       /** Seconds a round waits for updates before closing with what it has. */
       roundDeadlineSeconds: numberField(positive('a positive number of seconds')),
@@ -290,8 +301,19 @@ const federationConfig = refine(
         `minUpdates (${minUpdates}) cannot exceed participantsPerRound.minimum (${participantsPerRound.minimum})`,
       );
     }
+    const { quorum } = participantsPerRound;
+    if (quorum !== undefined && quorum < minUpdates) {
+      fail(
+        'INCONSISTENT',
+        'participantsPerRound.quorum',
+        `participantsPerRound.quorum must be at least minUpdates (${minUpdates}), got ${quorum}: a round closing at its quorum would abort`,
+      );
+    }
   },
 );
+
+/** The over-selection factor of a federation whose config sets none (Bonawitz et al. 2019). */
+export const DEFAULT_OVER_SELECTION = 1.3;
 
 /** A federation's settings, as federation.json holds them; see the declaration above. */
 export type FederationConfig = Infer<typeof federationConfig>;

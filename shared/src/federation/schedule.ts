@@ -5,6 +5,8 @@
 //   linear    lr * (1 - (1 - f) * t)
 //   cosine    lr * (f + (1 - f) * (1 + cos(pi * t)) / 2)
 // so round 1 trains at lr and round R at f * lr. The coordinator announces it with each round.
+// `round` is the training round (1 + the rounds aggregated before it; the round-open record's
+// trainingRound): an aborted round does not advance the schedule, as it does not count toward R.
 
 import type { FederationConfig } from './config.ts';
 

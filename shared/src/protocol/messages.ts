@@ -139,6 +139,29 @@ export type EnrolRequest = Infer<typeof enrolRequest>;
 export const enrolResult = object({ participantId });
 export type EnrolResult = Infer<typeof enrolResult>;
 
+// ---- readiness -------------------------------------------------------------------------------
+
+/**
+ * Client → server, on an authenticated connection: whether this participant can train a round now
+ * (its base model verified, its data validated) or not (paused, leaving). Rounds select only among
+ * participants who said they are ready; a connection starts not ready, and a disconnect makes its
+ * participant not ready. Enrolling (`fedit client join`, the app's Join) never says ready.
+ */
+export const participantReady = object({
+  ready: oneOf([true, false], { expected: 'true or false' }),
+  /** Why not, in words (shown to the operator): "paused", "leaving". */
+  reason: optional(text(1, 200)),
+});
+export type ParticipantReady = Infer<typeof participantReady>;
+
+export const participantReadyResult = object({
+  /** Participants ready now, this one included when it said ready. */
+  readyParticipants: int(0, MAX_SELECTED),
+  /** How many ready participants a round needs to open (participantsPerRound.minimum). */
+  needed: int(0, MAX_SELECTED),
+});
+export type ParticipantReadyResult = Infer<typeof participantReadyResult>;
+
 // ---- rounds ----------------------------------------------------------------------------------
 
 /** Local training settings of one round. */
@@ -189,10 +212,14 @@ export type RoundClosed = Infer<typeof roundClosed>;
  * `adapterHash` (fetch it with 'adapter:get') and refuses updates until it is stopped.
  */
 export const federationFinished = object({
-  /** Rounds the federation ran (its configured number). */
+  /** Rounds the federation aggregated (its configured number; aborted rounds do not count). */
   rounds: int(0, MAX_ROUND),
-  /** The final global adapter: the last round's result, or the one before it if that round aborted. */
+  /** The final global adapter: the result of the last aggregated round. */
   adapterHash: contentHash,
+  /** The round whose result `adapterHash` is (its round number in the log; 0: the initial adapter). */
+  round: int(0, MAX_ROUND),
+  /** Updates counted into that round's aggregate (0 for the initial adapter). */
+  updates: int(0, MAX_SELECTED),
 });
 export type FederationFinished = Infer<typeof federationFinished>;
 
@@ -343,6 +370,7 @@ export const CLIENT_MESSAGES = {
   'auth:prove': { payload: authProve, result: authResult },
   enrol: { payload: enrolRequest, result: enrolResult },
   'federation:info': { payload: federationInfoRequest, result: federationInfo },
+  'participant:ready': { payload: participantReady, result: participantReadyResult },
   'adapter:get': { payload: adapterGet, result: adapterChunk },
   'update:begin': { payload: updateBegin, result: updateBeginResult },
   'update:chunk': { payload: updateChunk, result: updateChunkResult },

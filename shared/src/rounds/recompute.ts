@@ -6,7 +6,7 @@
 // applied by aggregateContributions (the coordinator's own computation) to the stored updates,
 // gives exactly the recorded new global adapter. With SCAFFOLD the server's control variate is
 // recomputed too, from the terms the log fixes (scaffoldTermsOf: K and lr from the recorded
-// config, N from the fold); a log without a readable config leaves that round unchecked.
+// config at the round's training round, N from the fold); a log without a readable config leaves that round unchecked.
 
 import { FeditError } from '../errors.ts';
 import { AggregationError } from '../aggregation/aggregation-error.ts';
@@ -132,9 +132,10 @@ function scaffoldTerms(
   state: FederationState,
 ): ScaffoldRoundTerms | undefined | 'unknown' {
   if (aggregationRule(body.rule.name).settings(body.rule.config).scaffold !== true) return undefined;
-  const eligible = state.rounds().get(round)?.eligible;
-  if (!state.config || eligible === undefined) return 'unknown';
-  return scaffoldTermsOf(state.config, round, eligible);
+  const opened = state.rounds().get(round);
+  if (!state.config || opened?.eligible === undefined) return 'unknown';
+  // The schedule runs over aggregated rounds: the round's training round, not its number.
+  return scaffoldTermsOf(state.config, opened.trainingRound, opened.eligible);
 }
 
 /** The name of the round's rule when it exists and accepts the round's config. */

@@ -32,6 +32,7 @@ import { RoundLogError } from './round-error.ts';
 const HASH = /^sha256:[0-9a-f]{64}$/;
 const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const FRACTION = /^(?:0\.\d*[1-9]\d*|1(?:\.0+)?)$/;
+const FACTOR = /^[1-9]\d*(?:\.\d*[1-9])?$/;
 
 /** Whether `value` is a content hash as records write them ("sha256:" + 64 lowercase hex). */
 export function isRecordHash(value: unknown): value is string {
@@ -78,6 +79,10 @@ const fraction = isNot<string>(
   (v) => typeof v === 'string' && FRACTION.test(v),
   'a decimal string in (0, 1] such as "0.5"',
 );
+const factor = isNot<string>(
+  (v) => typeof v === 'string' && FACTOR.test(v),
+  'a decimal string of at least 1 such as "1.3"',
+);
 /** An object the log keeps opaque: its content is the rule's or the operator's. */
 const opaque = <T>() => isNot<T>(isRecord, 'an object');
 /** Byte strings are lowercase hex in records (canonical JSON has no byte strings). */
@@ -114,6 +119,14 @@ export const selection = part({
   /** Decimal string in (0, 1], e.g. "0.5". */
   fraction,
   minimum: count,
+  /** Decimal string >= 1, e.g. "1.3": how many more than the target are selected. Absent = 1. */
+  overSelection: optional(factor),
+  /**
+   * The candidates the selection drew from: the participants ready when the round opened, sorted
+   * (UTF-8 byte order). Absent in logs written before readiness, whose rounds drew from everyone
+   * eligible.
+   */
+  ready: optional(entries(name)),
   selected: entries(name),
 });
 
@@ -190,12 +203,20 @@ export const RECORD_BODIES = {
   revoke: part({ participant: name, reason: words }),
   'round-open': part({
     rule: ruleRef,
-    /** Drawn from the participants enrolled and not revoked when the round opens. */
+    /** Drawn from the ready participants (selection.ready), else from those eligible. */
     selection,
     /** The global adapter the round trains from. */
     globalAdapter: hash,
     /** Time after which uploads are late. */
     deadline: time,
+    /** The round closes as soon as this many updates are counted (selection.ts's quorum). */
+    quorum: optional(positive),
+    /**
+     * The round's place in the training schedule: 1 + the rounds aggregated before it (aborted
+     * rounds do not count). The learning-rate schedule and SCAFFOLD's terms use it. Absent in
+     * logs written before it, where the round number served.
+     */
+    trainingRound: optional(positive),
   }),
   'round-closed': part({
     /** Same as the round-open record's. */

@@ -4,7 +4,8 @@
 //   open    no other round is open and this is the next number; the rule exists and accepts its
 //           config, which is the one the federation's config derives (ruleRefFor) when the log
 //           holds a readable config; the round trains from the current global adapter; the selection is not empty
-//           and is the one its seed draws from the participants eligible now (selection.ts)
+//           and is the one its seed draws from its candidates, its quorum and training round are
+//           the ones the log gives (rules-selection.ts)
 //   close   the round is open; the close repeats the open's rule, selection and adapter; at least
 //           one update counts; every counted update comes from an enrolled, unrevoked participant,
 //           listed in canonical order; and each meets the coordinator's admission rules for this
@@ -15,7 +16,6 @@
 //           closed round left (serverStateIn) and records the next (serverStateOut); so does
 //           one with SCAFFOLD, whose control variate is part of that state
 
-import { FeditError } from '../errors.ts';
 import { AggregationError } from '../aggregation/aggregation-error.ts';
 import { aggregationRule, ruleRefFor } from '../aggregation/rules.ts';
 import type { RuleSettings } from '../aggregation/rule-settings.ts';
@@ -23,7 +23,7 @@ import { compareUtf8, type AggregationConfig, type AggregationRule } from '../ag
 import { canonicalJson } from './canonical.ts';
 import type { ReportProblem } from './problems.ts';
 import type { RoundClosedBody, RoundOpenBody, RuleRef } from './record.ts';
-import { selectParticipants } from './selection.ts';
+import { checkSelection } from './rules-selection.ts';
 import type { FederationState } from './state.ts';
 import { checkRecordedUpdate, checkStanding } from './update-rules.ts';
 
@@ -107,26 +107,7 @@ export function checkOpen(
       `trains from ${body.globalAdapter}, but the global adapter is ${state.globalAdapter ?? 'not set'}`,
     );
   }
-  const { seed, fraction, minimum, selected } = body.selection;
-  if (selected.length === 0) problem('SELECTION_EMPTY', 'selects no participant');
-  let expected: string[];
-  try {
-    expected = selectParticipants(seed, state.eligibleParticipants(), fraction, minimum);
-  } catch (err) {
-    if (!(err instanceof FeditError)) throw err;
-    problem('SELECTION_MISMATCH', `its selection cannot be re-derived: ${err.message}`);
-    return;
-  }
-  if (canonicalJson(expected) !== canonicalJson(selected)) {
-    const extra = selected.filter((id) => !expected.includes(id));
-    const missing = expected.filter((id) => !selected.includes(id));
-    problem(
-      'SELECTION_MISMATCH',
-      `selects [${selected.join(', ')}], but seed ${JSON.stringify(seed)} selects [${expected.join(', ')}] from the eligible participants` +
-        (extra.length > 0 ? `; not selected by the seed: ${extra.join(', ')}` : '') +
-        (missing.length > 0 ? `; left out: ${missing.join(', ')}` : ''),
-    );
-  }
+  checkSelection(body, state, problem);
 }
 
 export function checkClose(

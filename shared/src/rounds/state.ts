@@ -9,9 +9,10 @@
 //                 config it holds (if it holds a readable one: recordedConfig)
 //   enrol         a participant, its keys and display name, enrolled at the record's time
 //   revoke        the participant revoked, for good (the first revocation stands)
-//   round-open    round r open, with its rule, selection and global adapter; the last round is r
+//   round-open    round r open, with its rule, selection, quorum, training round and global
+//                 adapter; the last round is r
 //   round-closed  round r closed with its counted updates; their envelopes are seen; the global
-//                 adapter is the round's output
+//                 adapter is the round's output; one more round aggregated (what `rounds` counts)
 //   round-aborted round r aborted, the global adapter unchanged
 //   every record  seq and head advance past it; the time is the latest seen
 
@@ -37,6 +38,15 @@ export interface RoundState {
   selected: string[];
   /** Participants eligible (enrolled, not revoked) when the round opened: SCAFFOLD's N. */
   eligible?: number;
+  /** The candidates the selection drew from (the ready participants), when the record names them. */
+  ready?: string[];
+  /** Updates at which the round closes, when the record names it. */
+  quorum?: number;
+  /**
+   * The round's place in the training schedule (1 + rounds aggregated before it): the round
+   * number in logs written before aborted rounds stopped counting.
+   */
+  trainingRound: number;
   /** Participants whose updates were counted (closed rounds), in the listed order. */
   counted: string[];
   globalAdapterIn?: string;
@@ -60,6 +70,8 @@ export class FederationState {
   #federation: string | undefined;
   #lastTime: string | undefined;
   #lastRound = 0;
+  #aggregatedRounds = 0;
+  #lastAggregated: { round: number; updates: number } | undefined;
   #open: { round: number; body: RoundOpenBody } | undefined;
   #globalAdapter: string | undefined;
   #serverState: string | undefined;
@@ -97,6 +109,16 @@ export class FederationState {
   /** Number of the last round opened (0 before the first). */
   get lastRound(): number {
     return this.#lastRound;
+  }
+
+  /** Rounds closed with an aggregate (aborted ones do not count): what the config's `rounds` counts. */
+  get aggregatedRounds(): number {
+    return this.#aggregatedRounds;
+  }
+
+  /** The last round closed with an aggregate, and how many updates it counted. */
+  get lastAggregated(): { round: number; updates: number } | undefined {
+    return this.#lastAggregated;
   }
 
   /** The round open now, if any, with its open record's body. */
@@ -221,6 +243,9 @@ export class FederationState {
       rule: record.body.rule.name,
       selected: [...record.body.selection.selected],
       eligible: this.eligibleParticipants().length,
+      ...(record.body.selection.ready !== undefined && { ready: [...record.body.selection.ready] }),
+      ...(record.body.quorum !== undefined && { quorum: record.body.quorum }),
+      trainingRound: record.body.trainingRound ?? record.round,
       counted: [],
       globalAdapterIn: record.body.globalAdapter,
       openedAt: record.time,
@@ -232,7 +257,14 @@ export class FederationState {
     let round = this.#rounds.get(record.round);
     if (!round) {
       // A close or abort of a round the log never opened (only a log that fails verification).
-      round = { round: record.round, status: 'open', rule: '', selected: [], counted: [] };
+      round = {
+        round: record.round,
+        status: 'open',
+        rule: '',
+        selected: [],
+        counted: [],
+        trainingRound: record.round,
+      };
       this.#rounds.set(record.round, round);
     }
     round.closedAt = record.time;
@@ -249,6 +281,8 @@ export class FederationState {
     round.globalAdapterOut = body.globalAdapterOut;
     round.metrics = body.metrics;
     this.#globalAdapter = body.globalAdapterOut;
+    this.#aggregatedRounds++;
+    this.#lastAggregated = { round: record.round, updates: body.updates.length };
     if (body.serverStateOut !== undefined) this.#serverState = body.serverStateOut;
     for (const update of body.updates) this.#envelopes.add(update.envelopeDigest);
   }

@@ -27,6 +27,7 @@ import {
   downloadAdapter,
   joinFederation,
   requireIdentity,
+  sayReady,
   type Membership,
 } from '@fedit/client/federation';
 import { epochMs, type ParticipantJob, type ParticipantLine, type ParticipantRound } from './messages.ts';
@@ -182,6 +183,8 @@ await Promise.all(
           resolve();
         });
         connection.on('warning', (message) => errors.push(`participant ${member.index}: ${message}`));
+        // Rounds select only participants who said they are ready.
+        connection.on('authenticated', () => void sayReady(connection).catch(() => undefined));
         connection.open();
       }),
   ),

@@ -43,6 +43,7 @@ export type {
   ConnectionOptions,
   ConnectionState,
 } from './connection-types.ts';
+export { sayReady, waitingWords } from './readiness.ts';
 export {
   checkDisplayName,
   defaultDisplayName,

@@ -2,11 +2,15 @@
 // the desktop app drive. It prints nothing; it reports through events (events.ts).
 //
 //   start -> load the session once: model (the federation's?), tokenizer, data rows (session.ts)
-//         -> connect and authenticate (again after every drop)
+//         -> connect and authenticate (again after every drop) -> say it is ready to train
+//            ('participant:ready'; rounds select only among the ready, and a bare `client join`
+//            never says it: its model and data were never loaded)
 //   'round:open' (selected) -> a round task: train from memory, upload (round.ts, round-io.ts)
 //   'round:closed' -> record the round in the history -> wait for the next one
 //   'federation:finished' (at the end of the last round, or at once on connecting to a finished
-//                  federation) -> fetch the final global adapter into the adapter cache -> stop
+//                  federation) -> fetch the final global adapter into the adapter cache, record it
+//                  as its round's result -> stop; on a federation that had already ended, start
+//                  fetches it before loading anything (finished.ts)
 //
 // This file is the event loop alone: connection events become round tasks, one at a time, and
 // round tasks become events. An upload interrupted by a dropped connection or a restarted client
@@ -23,6 +27,8 @@ import {
 } from '@fedit/shared';
 import { FederationConnection } from './connection.ts';
 import { isTransient } from './errors.ts';
+import { fetchFinishedFederation, recordFinalResult } from './finished.ts';
+import { sayReady, waitingWords } from './readiness.ts';
 import type {
   FinalAdapter,
   ParticipantEvents,
@@ -116,6 +122,14 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     this.#finalAdapter = undefined;
     this.#fatal = undefined;
     try {
+      const ended = await fetchFinishedFederation(options, (m) => this.emit('warning', m));
+      if (ended) {
+        this.#setStatus({
+          status: 'stopped',
+          message: `the federation has ended: your adapter is saved at ${ended.path}`,
+        });
+        return { reason: 'finished', history: [], finalAdapter: ended };
+      }
       const loaded = await loadSession(options, () =>
         this.#setStatus({ status: 'connecting', message: 'loading the base model' }),
       );
@@ -184,7 +198,8 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     connection.on('authenticated', () =>
       this.#enqueue(async () => {
         await this.#refreshSettings(session);
-        if (!this.#task) this.#setStatus({ status: 'waiting', message: 'waiting for the next round' });
+        const ready = await sayReady(session.connection);
+        if (!this.#task) this.#setStatus({ status: 'waiting', message: waitingWords(ready) });
       }),
     );
     connection.on('round:open', (open) => {
@@ -386,6 +401,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     });
     const kept = await keepFinalAdapter(session, hash, (message) => this.emit('warning', message));
     if (!kept) return; // the coordinator repeats 'federation:finished' once this participant is back
+    await recordFinalResult(session.home, session.membership.federation, finished);
     this.#finalAdapter = { hash, path: adapterCachePath(session.home, hash), rounds: finished.rounds };
     this.#finish('finished');
   }

@@ -52,7 +52,7 @@ export function connectionUploadRequest(connection: FederationConnection): Uploa
 
 /** Global adapter `hash` from the cache, or downloaded chunk by chunk with `fetchChunk` and cached. */
 async function cachedAdapter(
-  session: ParticipantSession,
+  session: Pick<ParticipantSession, 'home'>,
   hash: ContentHash,
   fetchChunk: AdapterChunkFetcher,
   onChunk?: (done: number, total: number) => void,
@@ -66,7 +66,7 @@ async function cachedAdapter(
 
 /** Global adapter `hash` over the session's connection as it is now (no retrying): for the chat, and at the end. */
 export function keepGlobalAdapter(
-  session: ParticipantSession,
+  session: Pick<ParticipantSession, 'home' | 'connection'>,
   hash: ContentHash,
 ): Promise<Map<string, Tensor>> {
   return cachedAdapter(session, hash, (h, index) =>
@@ -83,7 +83,7 @@ const FINAL_ADAPTER_ATTEMPTS = 3;
  * dropped: the coordinator repeats 'federation:finished' after the next authentication.
  */
 export async function keepFinalAdapter(
-  session: ParticipantSession,
+  session: Pick<ParticipantSession, 'home' | 'connection'>,
   hash: ContentHash,
   warn: (message: string) => void,
 ): Promise<boolean> {

@@ -43,7 +43,7 @@ import {
 } from './update.ts';
 
 /** Codes with which the coordinator says the round no longer takes this update. */
-const ROUND_GONE = new Set(['ROUND_CLOSED', 'UPDATE_STALE', 'UPDATE_NOT_SELECTED']);
+const ROUND_GONE = new Set(['ROUND_CLOSED', 'ROUND_QUORUM_REACHED', 'UPDATE_STALE', 'UPDATE_NOT_SELECTED']);
 
 /** Combines a participant id and a round's seed into the seed of this participant's local run. */
 export function participantSeed(roundSeed: number, participantId: string): number {
