@@ -84,20 +84,27 @@ test('a repository that is not owner/name is refused at init, naming the option'
     '--model-repo',
     'just-a-name',
   );
-  assertCleanFailure(t, r, /--model-repo must be a Hugging Face repository id/);
+  assertCleanFailure(t, r, /--model-repo must be a Hugging Face repository id/, 2);
 });
 
 test('model fetch refuses a malformed repository, identity or Hub address before any download', async (t) => {
-  assertCleanFailure(t, await fedit('model', 'fetch', 'owner/name@..'), /repo: the revision after @ must be/);
+  assertCleanFailure(
+    t,
+    await fedit('model', 'fetch', 'owner/name@..'),
+    /repo: the revision after @ must be/,
+    2,
+  );
   assertCleanFailure(
     t,
     await fedit('model', 'fetch', 'owner/name', '--identity', 'abc'),
     /--identity must be a model identity/,
+    2,
   );
   assertCleanFailure(
     t,
     await fedit('model', 'fetch', 'owner/name', '--hub-url', 'ftp://x'),
     /--hub-url must be an http: or https: URL/,
+    2,
   );
   const home = await mkdtemp(join(tmpdir(), 'fedit-no-membership-'));
   t.teardown(() => rm(home, { recursive: true, force: true }));
@@ -105,6 +112,7 @@ test('model fetch refuses a malformed repository, identity or Hub address before
     t,
     await fedit('model', 'fetch', '--home', home),
     /name the repository to download \(fedit model fetch owner\/name@revision\), or the federation/,
+    2,
   );
 });
 

@@ -23,6 +23,8 @@ const USAGE_CODES = [
   'SIMULATION_OPTIONS',
   'DATASET_OPTIONS',
   'EXPORT_MODE',
+  'MODEL_REPO', // a malformed owner/name[@revision] argument or --model-repo
+  'MODEL_FETCH_NO_REPO', // model fetch given neither a repository nor a joined federation
 ];
 
 /** Error codes (or code prefixes) of a file or folder that is not what the command needs. */
