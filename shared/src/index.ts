@@ -382,3 +382,11 @@ export {
   type UploadPassOptions,
   type UploadRequest,
 } from './protocol/upload.ts';
+export {
+  checkHeldOutMeans,
+  divideHalfEven,
+  heldOutMeans,
+  microsText,
+  type HeldOutMeans,
+} from './rounds/held-out.ts';
+export { heldOutFigures } from './protocol/messages.ts';

@@ -41,6 +41,8 @@ import {
   MAX_DISPLAY_NAME_LENGTH,
   MAX_ERROR_MESSAGE_LENGTH,
   MAX_EXAMPLE_COUNT,
+  MAX_HELD_OUT_EXAMPLES,
+  MAX_HELD_OUT_LOSS_MICRONATS,
   MAX_PAYLOAD_BYTES,
   MAX_ROUND,
   MAX_SELECTED,
@@ -250,6 +252,29 @@ const tensorSchema = refine(list(tensorSpec, 1, MAX_TENSORS), (specs, path) => {
   }
 });
 
+/**
+ * What the participant measured of the global adapter it trained from, on its held-out slice
+ * (examples it never trains on): the mean loss per example in micronats (nats × 10^6, rounded),
+ * and how many greedy generations matched the reference exactly when its responses are short.
+ * Integers, because the envelope's digest encodes no floats; rounds/held-out.ts averages them.
+ */
+export const heldOutFigures = refine(
+  object({
+    examples: int(1, MAX_HELD_OUT_EXAMPLES),
+    meanLossMicronats: int(0, MAX_HELD_OUT_LOSS_MICRONATS),
+    exactMatches: optional(int(0, MAX_HELD_OUT_EXAMPLES)),
+  }),
+  (figures, path) => {
+    if (figures.exactMatches !== undefined && figures.exactMatches > figures.examples)
+      fail(
+        'INCONSISTENT',
+        `${path}.exactMatches`,
+        `${path}.exactMatches is ${figures.exactMatches}, more than the ${figures.examples} held-out examples`,
+      );
+  },
+);
+export type HeldOutFigures = Infer<typeof heldOutFigures>;
+
 /** The fields of what a participant commits to before sending an update; see envelope.ts. */
 const envelopeShape = {
   version: literal(1, {
@@ -272,6 +297,8 @@ const envelopeShape = {
   chunkCount: int(1, MAX_CHUNK_COUNT),
   /** When the participant made the envelope, ms since the epoch. */
   createdAt: timestamp,
+  /** Optional: the participant's held-out figures for globalAdapterHash (signed with the rest). */
+  heldOut: optional(heldOutFigures),
 };
 
 function checkChunkCount(e: { payloadBytes: number; chunkBytes: number; chunkCount: number }, path: string) {
