@@ -77,11 +77,14 @@ async function greedy(
   return tokenizer.decode(out, { skipSpecialTokens: true });
 }
 
-/** Greedy answers of raw prompts (no template): for checking a base model on its pretraining format. */
+/**
+ * Greedy answers of raw prompts (no template): for checking a base model on its pretraining
+ * format; a prompt given as token ids is used as it is (a held-out row's prompt tokens).
+ */
 export async function greedyAnswers(
   model: LoadedModel,
   tokenizer: Tokenizer,
-  prompts: readonly string[],
+  prompts: readonly (string | readonly number[])[],
   o: { maxNewTokens: number; adapter?: TaskAdapter; threads?: number; addSpecialTokens?: boolean },
 ): Promise<string[]> {
   const generator = await Generator.create({
@@ -94,7 +97,10 @@ export async function greedyAnswers(
   try {
     const answers: string[] = [];
     for (const p of prompts) {
-      const ids = tokenizer.encode(p, { addSpecialTokens: o.addSpecialTokens ?? false });
+      const ids =
+        typeof p === 'string'
+          ? tokenizer.encode(p, { addSpecialTokens: o.addSpecialTokens ?? false })
+          : [...p];
       answers.push(await greedy(generator, tokenizer, ids, o.maxNewTokens));
     }
     return answers;

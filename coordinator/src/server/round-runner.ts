@@ -21,6 +21,7 @@ import {
   aggregateRound,
   aggregationRule,
   fractionString,
+  heldOutMeans,
   roundLearningRate,
   ruleRefFor,
   scaffoldTermsOf,
@@ -207,6 +208,8 @@ export class RoundRunner {
     const sorted = [...counted].sort((a, b) =>
       a.participant < b.participant ? -1 : a.participant > b.participant ? 1 : 0,
     );
+    // The means of the held-out figures the counted updates signed (absent when none did).
+    const heldOut = heldOutMeans(sorted);
     await this.o.ledger.append({
       kind: 'round-closed',
       round: round.round,
@@ -224,6 +227,7 @@ export class RoundRunner {
           examples: counted.reduce((s, u) => s + u.exampleCount, 0),
           ...(clipBound !== undefined && { clip_bound: clipBound.toPrecision(6) }),
         },
+        ...(heldOut && { heldOut }),
       },
     });
     this.o.adapters.add(out); // served from the moment the log names it

@@ -3,6 +3,7 @@
 //   an update kept on disk from before (same global adapter)? -> resume its upload
 //   else: fetch the global adapter (cached) -> check it fits the federation's LoRA
 //         -> with SCAFFOLD: fetch the server state holding c, read this participant's c_i
+//         -> measure it on the held-out slice (held-out.ts), keep the figures in the home
 //         -> train from it (truncated to the participant's own LoRA rank when it chose a lower
 //            one, rank.ts) on the session's model and rows, in memory, with the session's kept
 //            trainer reset to it (train-lora.ts), SCAFFOLD's correction c - c_i added
@@ -16,7 +17,14 @@
 // connection or a restarted client resumes the upload instead of training again.
 import { join } from 'node:path';
 import { loraTensorSpecs, type LoadedModel, type LoraConfig, type LoraTarget } from '@fedit/kernels';
-import { FeditError, tensorFromF32, tensorToF32, type ContentHash, type Tensor } from '@fedit/shared';
+import {
+  FeditError,
+  tensorFromF32,
+  tensorToF32,
+  type ContentHash,
+  type HeldOutFigures,
+  type Tensor,
+} from '@fedit/shared';
 import { trainLora, type LoraRunSettings } from '../train/train-lora.ts';
 import { FederationError, isTransient } from './errors.ts';
 import type { RoundHistoryEntry } from './events.ts';
@@ -30,6 +38,7 @@ import {
   trainedShapes,
   type ControlValues,
 } from './control.ts';
+import { heldOutRound, keepHeldOutRound, measureHeldOut } from './held-out.ts';
 import { adapterAtRank } from './rank.ts';
 import { fetchRoundAdapter, fetchRoundControl, uploadUpdate, type RoundContext } from './round-io.ts';
 import type { ParticipantSession } from './session.ts';
@@ -67,6 +76,12 @@ export async function runRound(ctx: RoundContext, entry: RoundHistoryEntry): Pro
       if (!pending) return; // stopped during training
     }
     entry.trainLoss = pending.trainLoss;
+    const figures =
+      pending.envelope.heldOut && heldOutRound(open.round, open.globalAdapterHash, pending.envelope.heldOut);
+    if (figures) {
+      entry.heldOutLoss = figures.loss;
+      if (figures.exactMatch !== undefined) entry.heldOutExactMatch = figures.exactMatch;
+    }
     entry.examples = pending.envelope.exampleCount;
     if (signal.aborted) return;
     ctx.setStatus({
@@ -135,6 +150,7 @@ async function trainRound(ctx: RoundContext, dir: string): Promise<PendingUpload
   // A participant of a lower rank trains the global adapter truncated to it (rank.ts).
   const own = adapterAtRank(global, globalValues, session.rank, lora.rank);
   const scaffold = session.settings.training.scaffold ? await roundControl(ctx, global) : undefined;
+  const heldOut = await measureRoundAdapter(ctx, lora, globalValues);
 
   ctx.setStatus({ status: 'training', round: open.round, message: `training round ${open.round}` });
   const result = await trainFromSession(
@@ -169,10 +185,34 @@ async function trainRound(ctx: RoundContext, dir: string): Promise<PendingUpload
     exampleCount: session.data.rows.length,
     tensors: f32Tensors(tensors, own.shapes),
     trainLoss: result.losses.reduce((s, l) => s + l, 0) / Math.max(1, result.losses.length),
+    heldOut,
     chunkBytes: session.options.chunkBytes,
   });
   await savePendingUpload(dir, pending);
   return pending;
+}
+
+/**
+ * The round's global adapter on the held-out slice (held-out.ts), kept in the home before it is
+ * signed into the update; undefined without a slice.
+ */
+async function measureRoundAdapter(
+  ctx: RoundContext,
+  lora: LoraConfig,
+  globalValues: ReadonlyMap<string, Float32Array>,
+): Promise<HeldOutFigures | undefined> {
+  const { session, open } = ctx;
+  ctx.setStatus({
+    status: 'training',
+    round: open.round,
+    message: `measuring round ${open.round}'s global adapter on ${session.data.heldOut.length} held-out examples`,
+  });
+  const figures = await measureHeldOut(session, lora, globalValues);
+  if (figures) {
+    const entry = heldOutRound(open.round, open.globalAdapterHash, figures);
+    await keepHeldOutRound(session.home, session.membership.federation, entry);
+  }
+  return figures;
 }
 
 /** SCAFFOLD's c (from the state the round announced) and this participant's c_i, for the trained tensors. */

@@ -1,0 +1,80 @@
+// What the federation learned, through the real protocol: two participants on loopback each keep a
+// seeded held-out slice, measure every global adapter they train from on it, and sign the figures
+// into their updates; each round-closed record carries the example-weighted means, which the
+// audit verifies, and a coordinator that signs other means is caught.
+
+import test from 'ava';
+import { readFile, writeFile } from 'node:fs/promises';
+import {
+  auditFederation,
+  canonicalJson,
+  federationPaths,
+  heldOutMeans,
+  parseIdentity,
+  signRoundRecord,
+  type RoundClosedBody,
+  type RoundRecord,
+} from '@fedit/shared';
+import { readHeldOutHistory } from '../src/core/federation/held-out.ts';
+import { aliceAndBob, tinyLoopbackFederation } from './fixtures/loopback.ts';
+
+const readLog = async (path: string) =>
+  (await readFile(path, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as RoundRecord);
+
+test('each round record carries the held-out means the participants signed, and the audit checks them', async (t) => {
+  const fed = await tinyLoopbackFederation(t, { name: 'held-out', rounds: 2 });
+  const { homes, federation, run } = await aliceAndBob(fed);
+  const results = await run();
+  t.deepEqual(
+    results.map((r) => r.reason),
+    ['finished', 'finished'],
+  );
+  const paths = federationPaths(fed.fedDir);
+  const log = await readLog(paths.log);
+  const closed = log.filter((r) => r.kind === 'round-closed');
+  t.is(closed.length, 2);
+  for (const record of closed) {
+    const body = record.body as RoundClosedBody;
+    // Four facts each: min(10%, 32) rounds to one held-out example per participant.
+    t.like(body.heldOut, { reports: 2, examples: 2, exactMatchExamples: 2 });
+    t.regex(body.heldOut!.meanLoss, /^\d+\.\d{6}$/);
+    t.deepEqual(body.heldOut, heldOutMeans(body.updates));
+    t.true(body.updates.every((u) => u.envelope.heldOut?.examples === 1));
+  }
+  // Each participant kept its figures per round, for the adapter the round trained from.
+  for (const home of homes) {
+    const history = await readHeldOutHistory(home, federation);
+    t.deepEqual(
+      history.map((r) => [r.round, r.adapter, r.examples]),
+      closed.map((r) => [r.round, (r.body as RoundClosedBody).globalAdapterIn, 1]),
+    );
+    t.true(history.every((r) => Number.isFinite(r.loss) && r.loss > 0));
+  }
+  t.true(results.every((r) => r.history.every((h) => h.heldOutLoss !== undefined)));
+  const honest = await auditFederation(fed.fedDir);
+  t.deepEqual(honest.problems, []);
+  t.true(honest.ok);
+
+  // The coordinator (with its own key) rewrites round 2's mean loss and re-signs the record.
+  await fed.coordinator.close();
+  const keys = parseIdentity(JSON.parse(await readFile(paths.keys, 'utf8')));
+  const index = log.findIndex((r) => r.kind === 'round-closed' && r.round === 2);
+  const { hash: _h, signature: _s, ...unsigned } = structuredClone(log[index]);
+  (unsigned.body as RoundClosedBody).heldOut!.meanLoss = '0.000001';
+  const tampered = [...log];
+  tampered[index] = signRoundRecord(unsigned, keys.sign.secretKey);
+  for (let i = index + 1; i < tampered.length; i++) {
+    const { hash: _hh, signature: _ss, ...rest } = tampered[i];
+    tampered[i] = signRoundRecord({ ...rest, prevHash: tampered[i - 1].hash }, keys.sign.secretKey);
+  }
+  await writeFile(paths.log, tampered.map((r) => canonicalJson(r)).join('\n') + '\n');
+  const report = await auditFederation(fed.fedDir);
+  t.false(report.ok);
+  t.deepEqual(
+    report.problems.map((p) => p.code),
+    ['HELD_OUT_MISMATCH'],
+  );
+});
