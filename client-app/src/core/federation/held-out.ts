@@ -6,7 +6,7 @@
 //             conversation stay on one side); none when it has a single usable example
 //   measured  the mean token loss of the global adapter on the slice (core/evaluate.ts's
 //             evaluateAdapterRows), and, when every reference response is short (at most 16
-//             tokens), how many greedy answers (demo/evaluate.ts's greedyAnswers) equal the
+//             tokens), how many greedy answers (core/greedy.ts's greedyAnswers, which the demo's task accuracy uses) equal the
 //             reference exactly, after trimming whitespace
 //   kept      per round in <home>/held-out/<id>.json, written atomically
 //             (store.ts writePrivateFile), and signed into the round's update envelope as integers
@@ -21,7 +21,7 @@ import { MAX_HELD_OUT_EXAMPLES, MAX_HELD_OUT_LOSS_MICRONATS, type HeldOutFigures
 import type { HeldOutOptions } from '../data/split.ts';
 import type { TrainingExample } from '../data/index.ts';
 import { evaluateAdapterRows } from '../evaluate.ts';
-import { greedyAnswers } from '../../demo/evaluate.ts';
+import { greedyAnswers } from '../greedy.ts';
 import type { ParticipantSession } from './session.ts';
 import { ensurePrivateDir, membershipPath, writePrivateFile } from './store.ts';
 
