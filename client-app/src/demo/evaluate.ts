@@ -4,15 +4,7 @@
 // (instruction, a blank line, the context), so the model sees at evaluation exactly the prompt it
 // was trained on.
 
-import {
-  Generator,
-  loadCheckpoint,
-  loadTokenizer,
-  type ExecutionProvider,
-  type LoadedModel,
-  type LoraConfig,
-  type Tokenizer,
-} from '@fedit/kernels';
+import { loadCheckpoint, loadTokenizer, type ExecutionProvider, type Tokenizer } from '@fedit/kernels';
 import { loadEngineAdapter } from '../core/adapter.ts';
 import { greedyAnswers, type TaskAdapter } from '../core/greedy.ts';
 import { chatMessages } from '../core/data/index.ts';
