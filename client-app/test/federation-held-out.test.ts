@@ -15,6 +15,8 @@ import {
   type RoundClosedBody,
   type RoundRecord,
 } from '@fedit/shared';
+import type { FederationStatus } from '@fedit/coordinator';
+import { fedit } from '../../test/fixtures/fedit-cli.ts';
 import { readHeldOutHistory } from '../src/core/federation/held-out.ts';
 import { aliceAndBob, tinyLoopbackFederation } from './fixtures/loopback.ts';
 
@@ -57,6 +59,27 @@ test('each round record carries the held-out means the participants signed, and 
   const honest = await auditFederation(fed.fedDir);
   t.deepEqual(honest.problems, []);
   t.true(honest.ok);
+
+  // The operator reads the same timeline from the log.
+  const text = await fedit('coordinator', 'status', fed.fedDir);
+  t.is(text.code, 0, text.stderr);
+  t.regex(text.stdout, /^round 1 {2}aggregated /m);
+  t.regex(text.stdout, /^ {2}selected {2}2: /m);
+  t.regex(text.stdout, /^ {2}counted {3}2: .*p0.* 3 examples, .*p1.* 3 examples$/m);
+  const means2 = (closed[1].body as RoundClosedBody).heldOut!;
+  t.true(
+    text.stdout.includes(
+      `  held-out  loss ${means2.meanLoss} over 2 examples from 2 participant(s), exact match`,
+    ),
+    text.stdout,
+  );
+  const json = await fedit('coordinator', 'status', fed.fedDir, '--json');
+  t.is(json.code, 0, json.stderr);
+  const status = JSON.parse(json.stdout) as FederationStatus;
+  t.deepEqual(
+    status.rounds.map((r) => [r.round, r.outcome, r.selected.length, r.counted.length, r.heldOut]),
+    closed.map((r) => [r.round, 'aggregated', 2, 2, (r.body as RoundClosedBody).heldOut]),
+  );
 
   // The coordinator (with its own key) rewrites round 2's mean loss and re-signs the record.
   await fed.coordinator.close();
