@@ -46,14 +46,16 @@ test('each round record carries the held-out means the participants signed, and 
     t.deepEqual(body.heldOut, heldOutMeans(body.updates));
     t.true(body.updates.every((u) => u.envelope.heldOut?.examples === 1));
   }
-  // Each participant kept its figures per round, for the adapter the round trained from.
+  // Each participant kept its figures per round, for the adapter the round trained from, and for
+  // the final adapter (as round 3's, the round that would train from it).
+  const final = (closed[1].body as RoundClosedBody).globalAdapterOut;
   for (const home of homes) {
     const history = await readHeldOutHistory(home, federation);
     t.deepEqual(
       history.map((r) => [r.round, r.adapter, r.examples]),
-      closed.map((r) => [r.round, (r.body as RoundClosedBody).globalAdapterIn, 1]),
+      [...closed.map((r) => [r.round, (r.body as RoundClosedBody).globalAdapterIn, 1]), [3, final, 1]],
     );
-    t.true(history.every((r) => Number.isFinite(r.loss) && r.loss > 0));
+    t.true(history.every((r) => Number.isFinite(r.loss) && r.loss > 0 && r.exactMatch !== undefined));
   }
   t.true(results.every((r) => r.history.every((h) => h.heldOutLoss !== undefined)));
   const honest = await auditFederation(fed.fedDir);

@@ -17,12 +17,20 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { IGNORE_INDEX, type LoraConfig } from '@fedit/kernels';
-import { MAX_HELD_OUT_EXAMPLES, MAX_HELD_OUT_LOSS_MICRONATS, type HeldOutFigures } from '@fedit/shared';
+import {
+  FeditError,
+  MAX_HELD_OUT_EXAMPLES,
+  MAX_HELD_OUT_LOSS_MICRONATS,
+  tensorToF32,
+  type HeldOutFigures,
+} from '@fedit/shared';
+import { readCachedAdapter } from './adapters.ts';
 import type { HeldOutOptions } from '../data/split.ts';
 import type { TrainingExample } from '../data/index.ts';
 import { evaluateAdapterRows } from '../evaluate.ts';
 import { greedyAnswers } from '../greedy.ts';
 import type { ParticipantSession } from './session.ts';
+import { federationLora } from './settings.ts';
 import { ensurePrivateDir, membershipPath, writePrivateFile } from './store.ts';
 
 /** Responses of at most this many tokens are short enough to score by exact match. */
@@ -45,6 +53,47 @@ export interface HeldOutRound {
   exactMatches?: number;
   /** exactMatches / examples. */
   exactMatch?: number;
+}
+
+/**
+ * Measures global adapter `hash` (its values) on the held-out slice and keeps the figures in the
+ * home as round `round`'s: the round that trains from it. Undefined without a slice.
+ */
+export async function measureAndKeep(
+  session: Pick<
+    ParticipantSession,
+    'home' | 'membership' | 'model' | 'tokenizer' | 'data' | 'settings' | 'options'
+  >,
+  round: number,
+  hash: string,
+  values: ReadonlyMap<string, Float32Array>,
+): Promise<HeldOutFigures | undefined> {
+  const figures = await measureHeldOut(session, federationLora(session.settings), values);
+  if (figures)
+    await keepHeldOutRound(session.home, session.membership.federation, heldOutRound(round, hash, figures));
+  return figures;
+}
+
+/**
+ * The federation's final adapter (the one its round `rounds` produced, in the adapter cache),
+ * measured and kept as round rounds + 1's; a failure is only told to `warn`: the adapter is kept
+ * whether it can be measured or not.
+ */
+export async function measureFinalAdapter(
+  session: ParticipantSession,
+  hash: string,
+  rounds: number,
+  warn: (message: string) => void,
+): Promise<void> {
+  try {
+    const tensors = await readCachedAdapter(session.home, hash);
+    if (!tensors) return;
+    const values = new Map([...tensors].map(([name, tensor]) => [name, tensorToF32(tensor)]));
+    await measureAndKeep(session, rounds + 1, hash, values);
+  } catch (error) {
+    if (!(error instanceof FeditError)) throw error;
+    warn(`could not measure the final adapter on the held-out examples: ${error.message}`);
+  }
 }
 
 /** Measures a global adapter (`tensors`, LoRA `lora`) on the session's held-out slice. */

@@ -32,6 +32,7 @@ import type {
 } from './events.ts';
 import { runRound } from './round.ts';
 import { keepFinalAdapter, keepGlobalAdapter } from './round-io.ts';
+import { measureFinalAdapter } from './held-out.ts';
 import { recordRoundResult } from './results.ts';
 import { adoptSettings, loadSession, type ParticipantOptions, type ParticipantSession } from './session.ts';
 import { adapterCachePath, removeRoundDirs, roundDir } from './store.ts';
@@ -387,6 +388,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     const kept = await keepFinalAdapter(session, hash, (message) => this.emit('warning', message));
     if (!kept) return; // the coordinator repeats 'federation:finished' once this participant is back
     this.#finalAdapter = { hash, path: adapterCachePath(session.home, hash), rounds: finished.rounds };
+    await measureFinalAdapter(session, hash, finished.rounds, (message) => this.emit('warning', message));
     this.#finish('finished');
   }
 }

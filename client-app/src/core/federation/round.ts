@@ -16,7 +16,7 @@
 // data, never a plaintext tensor. The update is kept on disk until committed so that a dropped
 // connection or a restarted client resumes the upload instead of training again.
 import { join } from 'node:path';
-import { loraTensorSpecs, type LoadedModel, type LoraConfig, type LoraTarget } from '@fedit/kernels';
+import { loraTensorSpecs, type LoadedModel, type LoraConfig } from '@fedit/kernels';
 import {
   FeditError,
   tensorFromF32,
@@ -38,10 +38,10 @@ import {
   trainedShapes,
   type ControlValues,
 } from './control.ts';
-import { heldOutRound, keepHeldOutRound, measureHeldOut } from './held-out.ts';
+import { heldOutRound, measureAndKeep } from './held-out.ts';
+import { federationLora } from './settings.ts';
 import { adapterAtRank } from './rank.ts';
 import { fetchRoundAdapter, fetchRoundControl, uploadUpdate, type RoundContext } from './round-io.ts';
-import type { ParticipantSession } from './session.ts';
 import { roundDir } from './store.ts';
 import {
   buildUpdate,
@@ -143,14 +143,14 @@ async function trainRound(ctx: RoundContext, dir: string): Promise<PendingUpload
     message: `fetching the global adapter of round ${open.round}`,
   });
   const global = await fetchRoundAdapter(ctx);
-  const lora = federationLora(session);
+  const lora = federationLora(session.settings);
   checkAdapterSchema(global, session.model, lora, open.globalAdapterHash);
   const globalValues = new Map<string, Float32Array>();
   for (const [name, tensor] of global) globalValues.set(name, tensorToF32(tensor));
   // A participant of a lower rank trains the global adapter truncated to it (rank.ts).
   const own = adapterAtRank(global, globalValues, session.rank, lora.rank);
   const scaffold = session.settings.training.scaffold ? await roundControl(ctx, global) : undefined;
-  const heldOut = await measureRoundAdapter(ctx, lora, globalValues);
+  const heldOut = await measureRoundAdapter(ctx, globalValues);
 
   ctx.setStatus({ status: 'training', round: open.round, message: `training round ${open.round}` });
   const result = await trainFromSession(
@@ -192,13 +192,9 @@ async function trainRound(ctx: RoundContext, dir: string): Promise<PendingUpload
   return pending;
 }
 
-/**
- * The round's global adapter on the held-out slice (held-out.ts), kept in the home before it is
- * signed into the update; undefined without a slice.
- */
+/** The round's global adapter on the held-out slice (held-out.ts); undefined without a slice. */
 async function measureRoundAdapter(
   ctx: RoundContext,
-  lora: LoraConfig,
   globalValues: ReadonlyMap<string, Float32Array>,
 ): Promise<HeldOutFigures | undefined> {
   const { session, open } = ctx;
@@ -207,12 +203,7 @@ async function measureRoundAdapter(
     round: open.round,
     message: `measuring round ${open.round}'s global adapter on ${session.data.heldOut.length} held-out examples`,
   });
-  const figures = await measureHeldOut(session, lora, globalValues);
-  if (figures) {
-    const entry = heldOutRound(open.round, open.globalAdapterHash, figures);
-    await keepHeldOutRound(session.home, session.membership.federation, entry);
-  }
-  return figures;
+  return measureAndKeep(session, open.round, open.globalAdapterHash, globalValues);
 }
 
 /** SCAFFOLD's c (from the state the round announced) and this participant's c_i, for the trained tensors. */
@@ -292,11 +283,6 @@ function roundSettings(
       else if (e.type === 'warning') ctx.events.emit('warning', e.message);
     },
   };
-}
-
-function federationLora(session: ParticipantSession): LoraConfig {
-  const { rank, alpha, dropout, targets } = session.settings.lora;
-  return { rank, alpha, dropout, targets: targets as LoraTarget[] };
 }
 
 /** The trained values as F32 tensors of `shapes` (the global adapter's at this participant's rank); all finite. */
