@@ -57,7 +57,12 @@ test('each round record carries the held-out means the participants signed, and 
     );
     t.true(history.every((r) => Number.isFinite(r.loss) && r.loss > 0 && r.exactMatch !== undefined));
   }
-  t.true(results.every((r) => r.history.every((h) => h.heldOutLoss !== undefined)));
+  // Each round's history entry holds this participant's figures and, from 'round:closed', the federation's.
+  for (const result of results)
+    t.deepEqual(
+      result.history.map((h) => [h.round, h.heldOutLoss !== undefined, h.federationHeldOutLoss]),
+      closed.map((r) => [r.round, true, Number((r.body as RoundClosedBody).heldOut!.meanLoss)]),
+    );
   const honest = await auditFederation(fed.fedDir);
   t.deepEqual(honest.problems, []);
   t.true(honest.ok);
@@ -67,7 +72,7 @@ test('each round record carries the held-out means the participants signed, and 
   t.is(text.code, 0, text.stderr);
   t.regex(text.stdout, /^round 1 {2}aggregated /m);
   t.regex(text.stdout, /^ {2}selected {2}2: /m);
-  t.regex(text.stdout, /^ {2}counted {3}2: .*p0.* 3 examples, .*p1.* 3 examples$/m);
+  t.regex(text.stdout, /^ {2}counted {3}2: .*\(p[01]\) 3 examples, .*\(p[01]\) 3 examples$/m);
   const means2 = (closed[1].body as RoundClosedBody).heldOut!;
   t.true(
     text.stdout.includes(

@@ -32,6 +32,7 @@ import {
   type RuleSettings,
   type ContentHash,
   type CountedUpdate,
+  type HeldOutMeans,
   type FederationFinished,
   type RoundOpenBody,
   type ServerToClientEvents,
@@ -233,7 +234,7 @@ export class RoundRunner {
     this.o.adapters.add(out); // served from the moment the log names it
     // SCAFFOLD's participants fetch c from the server state (nothing in it is any one participant's).
     if (this.settings.scaffold && serverStateOut !== undefined) this.o.adapters.add(serverStateOut);
-    this.#broadcastClosed(round.round, 'aggregated', out, counted.length);
+    this.#broadcastClosed(round.round, 'aggregated', out, counted.length, heldOut);
     this.o.emit({
       type: 'round-closed',
       round: round.round,
@@ -305,12 +306,14 @@ export class RoundRunner {
     outcome: 'aggregated' | 'aborted',
     adapter: string,
     participants: number,
+    heldOut?: HeldOutMeans,
   ): void {
     this.o.io.to('participants').emit('round:closed', {
       round,
       outcome,
       adapterHash: adapter as ContentHash,
       participants,
+      ...(heldOut && { heldOut }),
     });
   }
 }

@@ -174,6 +174,9 @@ export const roundOpen = object({
 });
 export type RoundOpen = Infer<typeof roundOpen>;
 
+/** A held-out mean as records write it: nats or a share, six decimals. */
+const SIX_DECIMALS = /^(?:0|[1-9]\d*)\.\d{6}$/;
+
 /** Server → client: round `round` is over. */
 export const roundClosed = object({
   round: int(0, MAX_ROUND),
@@ -182,6 +185,19 @@ export const roundClosed = object({
   adapterHash: contentHash,
   /** Updates counted into the aggregate. */
   participants: int(0, MAX_SELECTED),
+  /**
+   * The round record's held-out means (rounds/held-out.ts): how the adapter the round trained from
+   * did on the held-out slices of those whose updates counted. Absent when none sent figures.
+   */
+  heldOut: optional(
+    object({
+      reports: int(1, MAX_SELECTED),
+      examples: int(1, MAX_SELECTED * MAX_HELD_OUT_EXAMPLES),
+      meanLoss: pattern(SIX_DECIMALS, 'a decimal with six decimals, e.g. "1.234567"'),
+      exactMatchExamples: optional(int(1, MAX_SELECTED * MAX_HELD_OUT_EXAMPLES)),
+      exactMatch: optional(pattern(SIX_DECIMALS, 'a decimal with six decimals, e.g. "0.500000"')),
+    }),
+  ),
 });
 export type RoundClosed = Infer<typeof roundClosed>;
 

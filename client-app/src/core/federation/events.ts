@@ -69,6 +69,24 @@ export const roundHistoryEntry = schema.object(
         'TYPE',
       ),
     ),
+    /**
+     * The federation's example-weighted means of the same figures, from 'round:closed' (the
+     * round record's heldOut), when the counted updates sent them.
+     */
+    federationHeldOutLoss: schema.optional(
+      schema.predicate<number>(
+        Number.isFinite,
+        (v) => `must be a finite number, got ${JSON.stringify(v)}`,
+        'TYPE',
+      ),
+    ),
+    federationHeldOutExactMatch: schema.optional(
+      schema.predicate<number>(
+        (v) => typeof v === 'number' && v >= 0 && v <= 1,
+        (v) => `must be a number from 0 to 1, got ${JSON.stringify(v)}`,
+        'TYPE',
+      ),
+    ),
     /** Training examples the update was weighted by. */
     examples: schema.optional(schema.int(0, MAX_EXAMPLE_COUNT)),
     /** True once the coordinator acknowledged the commit. */

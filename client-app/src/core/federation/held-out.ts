@@ -23,7 +23,9 @@ import {
   MAX_HELD_OUT_LOSS_MICRONATS,
   tensorToF32,
   type HeldOutFigures,
+  type RoundClosed,
 } from '@fedit/shared';
+import type { RoundHistoryEntry } from './events.ts';
 import { readCachedAdapter } from './adapters.ts';
 import type { HeldOutOptions } from '../data/split.ts';
 import type { TrainingExample } from '../data/index.ts';
@@ -195,5 +197,15 @@ export function heldOutRound(round: number, adapter: string, figures: HeldOutFig
       exactMatches: figures.exactMatches,
       exactMatch: figures.exactMatches / figures.examples,
     }),
+  };
+}
+
+/** The federation's means from 'round:closed' as a round history entry keeps them (numbers). */
+export function federationHeldOut(
+  means: NonNullable<RoundClosed['heldOut']>,
+): Pick<RoundHistoryEntry, 'federationHeldOutLoss' | 'federationHeldOutExactMatch'> {
+  return {
+    federationHeldOutLoss: Number(means.meanLoss),
+    ...(means.exactMatch !== undefined && { federationHeldOutExactMatch: Number(means.exactMatch) }),
   };
 }

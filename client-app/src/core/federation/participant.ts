@@ -32,7 +32,7 @@ import type {
 } from './events.ts';
 import { runRound } from './round.ts';
 import { keepFinalAdapter, keepGlobalAdapter } from './round-io.ts';
-import { measureFinalAdapter } from './held-out.ts';
+import { federationHeldOut, measureFinalAdapter } from './held-out.ts';
 import { recordRoundResult } from './results.ts';
 import { adoptSettings, loadSession, type ParticipantOptions, type ParticipantSession } from './session.ts';
 import { adapterCachePath, removeRoundDirs, roundDir } from './store.ts';
@@ -334,6 +334,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     entry.outcome = closed.outcome;
     entry.adapterHash = closed.adapterHash;
     entry.updates = closed.participants;
+    if (closed.heldOut) Object.assign(entry, federationHeldOut(closed.heldOut));
     // Which cached adapter is which round's, for `fedit client export` (results.ts).
     await recordRoundResult(session.home, session.membership.federation, {
       round: closed.round,
