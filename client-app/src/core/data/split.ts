@@ -45,7 +45,10 @@ export function heldOutCount(total: number, options: HeldOutOptions): number {
       );
     }
     n = Math.max(1, Math.round(fraction * total));
-    if (options.max !== undefined) n = Math.max(0, Math.min(n, options.max, total - 1));
+    if (options.max !== undefined) {
+      n = Math.min(n, options.max, total - 1);
+      if (n <= 0) return 0; // a single example (or none) is all training
+    }
   } else {
     if (!Number.isInteger(count) || count! < 1) {
       throw new DatasetError(
