@@ -87,6 +87,12 @@ export interface ParticipantOptions {
   /** Loads the model, tokenizer and data once per start (default DISK_LOADER). */
   loader?: TrainingInputsLoader;
   /**
+   * Keep a held-out slice and measure each global adapter on it (held-out.ts; default true). A
+   * simulation that compares the federation with local and pooled training on the same examples
+   * turns it off, so that every side trains on all of them.
+   */
+  heldOut?: boolean;
+  /**
    * Train this LoRA rank, below the federation's (rank.ts), and keep it in the membership; default:
    * the membership's, else the federation's rank.
    */
@@ -211,7 +217,7 @@ async function prepareSessionData(
         cutoffLen: settings.training.cutoffLen,
         trainOnInputs: settings.training.trainOnInputs,
       },
-      heldOut: heldOutSlice(settings.id),
+      heldOut: options.heldOut === false ? undefined : heldOutSlice(settings.id),
     },
   );
   if (prepared.report.usable === 0) {
