@@ -389,4 +389,4 @@ export {
   microsText,
   type HeldOutMeans,
 } from './rounds/held-out.ts';
-export { heldOutFigures } from './protocol/messages.ts';
+export { heldOutFigures, heldOutMeansMessage, type HeldOutFigures } from './protocol/held-out-figures.ts';

@@ -12,7 +12,8 @@ import { binaryCanonicalDigest } from '../crypto/digest.ts';
 import type { Identity } from '../crypto/identity.ts';
 import { DOMAINS, signDigest, verifyDigest } from '../crypto/sign.ts';
 import { ProtocolError } from './errors.ts';
-import type { HeldOutFigures, SignedEnvelope, UpdateEnvelope, UploadId } from './messages.ts';
+import type { HeldOutFigures } from './held-out-figures.ts';
+import type { SignedEnvelope, UpdateEnvelope, UploadId } from './messages.ts';
 import { validateEnvelope, validateUnsignedEnvelope } from './validate.ts';
 
 /** SHA-256 of the canonical encoding of the envelope's fields (any `signature` is left out). */

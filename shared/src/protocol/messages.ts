@@ -33,6 +33,7 @@ import {
   type Schema,
 } from '../schema/schema.ts';
 import { FLOAT_DTYPES } from '../tensors/dtype.ts';
+import { heldOutFigures, heldOutMeansMessage } from './held-out-figures.ts';
 import {
   CONTENT_HASH_PATTERN,
   FEDERATION_ID_PATTERN,
@@ -41,8 +42,6 @@ import {
   MAX_DISPLAY_NAME_LENGTH,
   MAX_ERROR_MESSAGE_LENGTH,
   MAX_EXAMPLE_COUNT,
-  MAX_HELD_OUT_EXAMPLES,
-  MAX_HELD_OUT_LOSS_MICRONATS,
   MAX_PAYLOAD_BYTES,
   MAX_ROUND,
   MAX_SELECTED,
@@ -174,9 +173,6 @@ export const roundOpen = object({
 });
 export type RoundOpen = Infer<typeof roundOpen>;
 
-/** A held-out mean as records write it: nats or a share, six decimals. */
-const SIX_DECIMALS = /^(?:0|[1-9]\d*)\.\d{6}$/;
-
 /** Server → client: round `round` is over. */
 export const roundClosed = object({
   round: int(0, MAX_ROUND),
@@ -189,15 +185,7 @@ export const roundClosed = object({
    * The round record's held-out means (rounds/held-out.ts): how the adapter the round trained from
    * did on the held-out slices of those whose updates counted. Absent when none sent figures.
    */
-  heldOut: optional(
-    object({
-      reports: int(1, MAX_SELECTED),
-      examples: int(1, MAX_SELECTED * MAX_HELD_OUT_EXAMPLES),
-      meanLoss: pattern(SIX_DECIMALS, 'a decimal with six decimals, e.g. "1.234567"'),
-      exactMatchExamples: optional(int(1, MAX_SELECTED * MAX_HELD_OUT_EXAMPLES)),
-      exactMatch: optional(pattern(SIX_DECIMALS, 'a decimal with six decimals, e.g. "0.500000"')),
-    }),
-  ),
+  heldOut: optional(heldOutMeansMessage),
 });
 export type RoundClosed = Infer<typeof roundClosed>;
 
@@ -267,29 +255,6 @@ const tensorSchema = refine(list(tensorSpec, 1, MAX_TENSORS), (specs, path) => {
     }
   }
 });
-
-/**
- * What the participant measured of the global adapter it trained from, on its held-out slice
- * (examples it never trains on): the mean loss per example in micronats (nats × 10^6, rounded),
- * and how many greedy generations matched the reference exactly when its responses are short.
- * Integers, because the envelope's digest encodes no floats; rounds/held-out.ts averages them.
- */
-export const heldOutFigures = refine(
-  object({
-    examples: int(1, MAX_HELD_OUT_EXAMPLES),
-    meanLossMicronats: int(0, MAX_HELD_OUT_LOSS_MICRONATS),
-    exactMatches: optional(int(0, MAX_HELD_OUT_EXAMPLES)),
-  }),
-  (figures, path) => {
-    if (figures.exactMatches !== undefined && figures.exactMatches > figures.examples)
-      fail(
-        'INCONSISTENT',
-        `${path}.exactMatches`,
-        `${path}.exactMatches is ${figures.exactMatches}, more than the ${figures.examples} held-out examples`,
-      );
-  },
-);
-export type HeldOutFigures = Infer<typeof heldOutFigures>;
 
 /** The fields of what a participant commits to before sending an update; see envelope.ts. */
 const envelopeShape = {
