@@ -4,7 +4,9 @@
 // audit verifies, and a coordinator that signs other means is caught.
 
 import test from 'ava';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   auditFederation,
   canonicalJson,
@@ -17,7 +19,7 @@ import {
 } from '@fedit/shared';
 import type { FederationStatus } from '@fedit/coordinator';
 import { fedit } from '../../test/fixtures/fedit-cli.ts';
-import { readHeldOutHistory } from '../src/core/federation/held-out.ts';
+import { heldOutPath, keepHeldOutRound, readHeldOutHistory } from '../src/core/federation/held-out.ts';
 import { aliceAndBob, tinyLoopbackFederation } from './fixtures/loopback.ts';
 
 const readLog = async (path: string) =>
@@ -107,4 +109,20 @@ test('each round record carries the held-out means the participants signed, and 
     report.problems.map((p) => p.code),
     ['HELD_OUT_MISMATCH'],
   );
+});
+
+test('the figures file keeps one entry per round, in order; an edited file is an error naming it', async (t) => {
+  const home = await mkdtemp(join(tmpdir(), 'fedit-held-out-'));
+  t.teardown(() => rm(home, { recursive: true, force: true }));
+  const entry = (round: number, loss: number) => ({ round, adapter: `a${round}`, examples: 2, loss });
+  t.deepEqual(await readHeldOutHistory(home, 'fed-1'), []);
+  await keepHeldOutRound(home, 'fed-1', entry(2, 1.5));
+  await keepHeldOutRound(home, 'fed-1', entry(1, 2.5));
+  await keepHeldOutRound(home, 'fed-1', entry(2, 1.25)); // measured again after a restart
+  t.deepEqual(await readHeldOutHistory(home, 'fed-1'), [entry(1, 2.5), entry(2, 1.25)]);
+  await writeFile(heldOutPath(home, 'fed-1'), '{"rounds": [{"round": 1}]}');
+  await t.throwsAsync(readHeldOutHistory(home, 'fed-1'), {
+    code: 'FEDERATION_HOME',
+    message: new RegExp(`${heldOutPath(home, 'fed-1').replace(/[.\\/]/g, '\\$&')} is corrupted`),
+  });
 });

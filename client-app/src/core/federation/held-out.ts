@@ -1,13 +1,13 @@
 // What the federation learned, seen from one participant: a seeded slice of its own data that it
-// never trains on, on which it measures every global adapter it trains from.
+// never trains on, on which it measures every global adapter it trains from, and the final one.
 //
 //   slice     min(10% of its conversations, 32), drawn by data/split.ts from the data and the seed
 //             "fedit-held-out:<federation id>" (the same slice on every start; copies of a
 //             conversation stay on one side); none when it has a single usable example
 //   measured  the mean token loss of the global adapter on the slice (core/evaluate.ts's
-//             evaluateAdapterRows), and, when every reference response is short (at most 16
-//             tokens), how many greedy answers (core/greedy.ts's greedyAnswers, which the demo's task accuracy uses) equal the
-//             reference exactly, after trimming whitespace
+//             evaluateAdapterRows, what `fedit eval` runs), and, when every reference response is
+//             short (at most 16 tokens), how many greedy answers (core/greedy.ts's greedyAnswers,
+//             which the demo's task accuracy uses too) equal the reference after trimming
 //   kept      per round in <home>/held-out/<id>.json, written atomically
 //             (store.ts writePrivateFile), and signed into the round's update envelope as integers
 //             (shared heldOutFigures: the loss in micronats), which the round record averages
@@ -18,7 +18,6 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { IGNORE_INDEX, type LoraConfig } from '@fedit/kernels';
 import {
-  FeditError,
   MAX_HELD_OUT_EXAMPLES,
   MAX_HELD_OUT_LOSS_MICRONATS,
   tensorToF32,
@@ -27,6 +26,7 @@ import {
 } from '@fedit/shared';
 import type { RoundHistoryEntry } from './events.ts';
 import { readCachedAdapter } from './adapters.ts';
+import { corruptedHomeFile } from './errors.ts';
 import type { HeldOutOptions } from '../data/split.ts';
 import type { TrainingExample } from '../data/index.ts';
 import { evaluateAdapterRows } from '../evaluate.ts';
@@ -93,8 +93,8 @@ export async function measureFinalAdapter(
     const values = new Map([...tensors].map(([name, tensor]) => [name, tensorToF32(tensor)]));
     await measureAndKeep(session, rounds + 1, hash, values);
   } catch (error) {
-    if (!(error instanceof FeditError)) throw error;
-    warn(`could not measure the final adapter on the held-out examples: ${error.message}`);
+    // The final adapter is kept already; a figure about it is not worth losing the ending over.
+    warn(`could not measure the final adapter on the held-out examples: ${(error as Error).message}`);
   }
 }
 
@@ -157,21 +157,40 @@ export function heldOutPath(home: string, federation: string): string {
   return join(home, HELD_OUT_DIR, `${federation}.json`);
 }
 
-/** The figures kept so far, by ascending round ([] before the first). */
+/**
+ * The figures kept so far, by ascending round ([] before the first). A file that is not what
+ * keepHeldOutRound writes (it writes atomically, so only an edit makes one) is an error naming it.
+ */
 export async function readHeldOutHistory(home: string, federation: string): Promise<HeldOutRound[]> {
+  const path = heldOutPath(home, federation);
   let text: string;
   try {
-    text = await readFile(heldOutPath(home, federation), 'utf8');
+    text = await readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
   }
+  let rounds: unknown;
   try {
-    const parsed = JSON.parse(text) as { rounds?: HeldOutRound[] };
-    return Array.isArray(parsed.rounds) ? parsed.rounds : [];
-  } catch {
-    return []; // written atomically, so only a hand edit gets here: the history starts over
+    rounds = (JSON.parse(text) as { rounds?: unknown }).rounds;
+  } catch (error) {
+    throw corruptedHomeFile(path, 'it is not JSON', error);
   }
+  if (!Array.isArray(rounds) || !rounds.every(isHeldOutRound))
+    throw corruptedHomeFile(path, 'its "rounds" are not a list of held-out figures');
+  return rounds;
+}
+
+function isHeldOutRound(value: unknown): value is HeldOutRound {
+  const r = value as Partial<HeldOutRound> | null;
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    Number.isSafeInteger(r.round) &&
+    typeof r.adapter === 'string' &&
+    Number.isSafeInteger(r.examples) &&
+    Number.isFinite(r.loss)
+  );
 }
 
 /** Keeps round `entry.round`'s figures (replacing any earlier ones of that round), atomically. */
