@@ -735,6 +735,10 @@ test('fedit client run: two participants print their round; Ctrl-C stops a waiti
       // Four facts each, one held out.
       /^round 1: aggregated from 2 updates; this computer: trained on 3 examples, loss \d+\.\d{4}, update sent$/m,
     );
+    t.regex(
+      r.stdout,
+      /^ {2}held-out examples, the adapter the round started from: yours loss \d+\.\d{4}, exact match \d+%; federation mean loss \d+\.\d{4}, exact match \d+%$/m,
+    );
     t.regex(r.stderr, /\[training\] training round 1/);
     t.regex(
       r.stderr,
