@@ -208,7 +208,7 @@ test('a participant installs, joins with an invite, checks model and data, train
   });
   await shoot('app-data');
 
-  // Training: CPU chosen in the settings, two rounds, the history and the loss chart.
+  // Training: CPU chosen in the settings, two rounds, the history and the learning curve.
   await byId(page, 'nav-training').click();
   // Too many threads: said plainly next to the field, and nothing is saved.
   const threadsBefore = (await shell.backend.getState()).settings.maxThreads;
@@ -238,7 +238,7 @@ test('a participant installs, joins with an invite, checks model and data, train
   const history = (await byId(page, 'history').textContent()) ?? '';
   t.regex(history, /Combined from 1 update\b/);
   t.is(await page.locator('[data-testid="history"] tbody tr').count(), 2);
-  t.true((await byId(page, 'loss-chart').locator('svg').count()) > 0, 'the loss chart is drawn');
+  t.true((await byId(page, 'loss-chart').locator('svg').count()) > 0, 'the learning curve is drawn');
   // Every axis label fits: none starts left of the chart's own box.
   const labelsFit = await page.evaluate<boolean>(`(() => {
     const svg = document.querySelector('[data-testid="loss-chart"] svg');
@@ -246,11 +246,25 @@ test('a participant installs, joins with an invite, checks model and data, train
     return [...svg.querySelectorAll('text')].every((text) => text.getBoundingClientRect().left >= left);
   })()`);
   t.true(labelsFit, 'the loss axis labels are not cut off');
+  // What the federation learned: both rounds' adapters on this participant's held-out examples,
+  // and the federation's mean of the same (one participant: the same figures).
   t.regex(
     (await byId(page, 'loss-note').textContent()) ?? '',
-    /Last step: .*average of the 200 steps/,
-    'says which loss is which',
+    /^Round 2: yours [\d.]+, federation [\d.]+\. .*never trained on/,
+    'says what is measured, and on what',
   );
+  for (const series of ['yours', 'federation'])
+    t.is(
+      await page.locator(`[data-testid="loss-chart"] circle.${series}`).count(),
+      2,
+      `one ${series} point per round`,
+    );
+  const curve = join(
+    process.env.FEDIT_SCREENSHOTS === '1' ? join(repoRoot, 'docs', 'images') : shots,
+    'learning-curve.png',
+  );
+  await mkdir(join(curve, '..'), { recursive: true });
+  await byId(page, 'learning-curve').screenshot({ path: curve });
   const closed = fed.events.filter((e) => e.type === 'round-closed');
   t.deepEqual(
     closed.map((e) => e.type === 'round-closed' && e.updates),

@@ -103,3 +103,12 @@ test('impossible split sizes are refused', (t) => {
   }
   t.throws(() => splitHeldOut(examples(1), { fraction: 0.5, seed: 1 }), { instanceOf: DatasetError });
 });
+
+test("a participant's held-out slice is min(10%, 32), at least one, never all of its data", (t) => {
+  const slice = (total: number) => heldOutCount(total, { fraction: 0.1, max: 32, seed: 'f' });
+  t.deepEqual([0, 1, 2, 4, 15, 100, 320, 1000].map(slice), [0, 0, 1, 1, 2, 10, 32, 32]);
+  const split = splitHeldOut(examples(1), { fraction: 0.1, max: 32, seed: 'f' });
+  t.is(split.heldOut.length, 0);
+  t.is(split.train.length, 1);
+  t.is(splitHeldOut(examples(1000), { fraction: 0.1, max: 32, seed: 'f' }).heldOut.length, 32);
+});

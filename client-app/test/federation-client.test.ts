@@ -498,7 +498,8 @@ test('two participants join with invites and take part in a round; only protocol
       uploaded: true,
       outcome: 'aggregated',
       updates: 2,
-      examples: 4,
+      // Four facts each, one held out (held-out.ts: min(10%, 32), at least one).
+      examples: 3,
     });
     t.true(Number.isFinite(round.trainLoss), `participant ${i} loss ${round.trainLoss}`);
     t.is(round.adapterHash, (closed as { adapter: string }).adapter);
@@ -568,7 +569,8 @@ test('a participant loads its model, tokenizer and data, and compiles its traine
   t.is(result.reason, 'finished');
   t.deepEqual(
     result.history.map((r) => [r.round, r.uploaded, r.outcome, r.examples]),
-    [1, 2, 3].map((round) => [round, true, 'aggregated', FACTS.length]),
+    // One of the facts is held out (held-out.ts), never trained on.
+    [1, 2, 3].map((round) => [round, true, 'aggregated', FACTS.length - 1]),
   );
   const trained = new Set(run.progress.filter((p) => p.phase === 'training').map((p) => p.round));
   t.deepEqual([...trained], [1, 2, 3], 'every round trained');
@@ -730,7 +732,12 @@ test('fedit client run: two participants print their round; Ctrl-C stops a waiti
     t.is(r.code, 0, r.stderr);
     t.regex(
       r.stdout,
-      /^round 1: aggregated from 2 updates; this computer: trained on 4 examples, loss \d+\.\d{4}, update sent$/m,
+      // Four facts each, one held out.
+      /^round 1: aggregated from 2 updates; this computer: trained on 3 examples, loss \d+\.\d{4}, update sent$/m,
+    );
+    t.regex(
+      r.stdout,
+      /^ {2}held-out examples, the adapter the round started from: yours loss \d+\.\d{4}, exact match \d+%; federation mean loss \d+\.\d{4}, exact match \d+%$/m,
     );
     t.regex(r.stderr, /\[training\] training round 1/);
     t.regex(

@@ -18,3 +18,11 @@ export type { CoordinatorEvent } from './server/events.ts';
 // The hot-path timers, for the federation benchmark (test/bench/federation/).
 export { profileSnapshot } from './server/profile.ts';
 export { CoordinatorIndex, type ParticipantEntry, type RoundSummary } from './store/index-db.ts';
+export {
+  federationStatus,
+  formatFederationStatus,
+  heldOutText,
+  statusOfRecords,
+  type FederationStatus,
+  type RoundTimelineEntry,
+} from './federation/status.ts';

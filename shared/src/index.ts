@@ -400,3 +400,11 @@ export {
   type UploadPassOptions,
   type UploadRequest,
 } from './protocol/upload.ts';
+export {
+  checkHeldOutMeans,
+  divideHalfEven,
+  heldOutMeans,
+  microsText,
+  type HeldOutMeans,
+} from './rounds/held-out.ts';
+export { heldOutFigures, heldOutMeansMessage, type HeldOutFigures } from './protocol/held-out-figures.ts';

@@ -1,9 +1,12 @@
-// The loss of the current round's local steps as a small line chart, in SVG built here (every
-// size and position an attribute: the CSP allows no inline style).
+// What the federation learned, as one line chart across rounds, in SVG built here (every size
+// and position an attribute: the CSP allows no inline style). Two lines: the loss of the shared
+// adapter on this participant's own held-out examples (never trained on), and the federation's
+// mean of the same figure over everyone's held-out examples (the round record's, as
+// 'round:closed' brings it). Point r is the adapter round r trained from: round 1's is the
+// initial adapter, so the curve shows what each round's aggregation did to the next.
 //
-// Loss often falls by orders of magnitude within a round (2.3 at the first step, 0.0001 at the
-// last), so the y axis is logarithmic whenever the values span more than a factor of ten: on a
-// linear axis everything after the first few steps would be a flat line along the bottom.
+// Loss can fall by orders of magnitude, so the y axis is logarithmic whenever the values span more
+// than a factor of ten.
 
 import { svg } from './dom.ts';
 
@@ -80,19 +83,40 @@ function scaleFor(values: readonly number[]): Scale {
   return { log: false, lo, hi, ticks: [hi, (hi + lo) / 2, lo] };
 }
 
-export function lossChart(losses: readonly number[]): SVGSVGElement {
-  const values = losses.filter((x) => Number.isFinite(x));
+/** One round's point of the learning curve: either figure may be missing (not measured that round). */
+export interface CurvePoint {
+  round: number;
+  /** The shared adapter on your own held-out examples. */
+  yours?: number;
+  /** The federation's example-weighted mean over everyone's held-out examples. */
+  federation?: number;
+}
+
+// The participant's own line is drawn last, on top: with one participant the two coincide.
+const SERIES = [
+  { key: 'federation', cls: 'line federation' },
+  { key: 'yours', cls: 'line' },
+] as const;
+
+export function learningCurve(points: readonly CurvePoint[]): SVGSVGElement {
+  const rounds = points.map((p) => p.round);
+  const values = points
+    .flatMap((p) => [p.yours, p.federation])
+    .filter((v): v is number => v !== undefined && Number.isFinite(v));
   const scale = scaleFor(values);
   const labels = scale.ticks.map(axisLabel);
   // Room for the widest label, so none is cut at the left edge.
   const left = 14 + CHAR_WIDTH * Math.max(3, ...labels.map((l) => l.length));
+  const last = points.at(-1);
   const chart = svg('svg', {
     class: 'loss-chart',
     viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
     role: 'img',
-    'aria-label': values.length
-      ? `Loss over ${values.length} steps${scale.log ? ' (logarithmic scale)' : ''}, last step ${formatLoss(values[values.length - 1])}`
-      : 'No loss yet',
+    'aria-label': last
+      ? `Held-out loss over ${points.length} rounds${scale.log ? ' (logarithmic scale)' : ''}` +
+        (last.yours !== undefined ? `, yours ${formatLoss(last.yours)}` : '') +
+        (last.federation !== undefined ? `, federation ${formatLoss(last.federation)}` : '')
+      : 'No round measured yet',
   });
   const plotW = WIDTH - left - PAD.right;
   const plotH = HEIGHT - PAD.top - PAD.bottom;
@@ -100,7 +124,9 @@ export function lossChart(losses: readonly number[]): SVGSVGElement {
     scale.log
       ? (Math.log10(scale.hi) - Math.log10(v)) / (Math.log10(scale.hi) - Math.log10(scale.lo))
       : (scale.hi - v) / (scale.hi - scale.lo);
-  const x = (i: number) => left + (values.length > 1 ? (plotW * i) / (values.length - 1) : plotW / 2);
+  const [first, final] = [Math.min(...rounds), Math.max(...rounds)];
+  const x = (round: number) =>
+    left + (final > first ? (plotW * (round - first)) / (final - first) : plotW / 2);
   const y = (v: number) => PAD.top + plotH * position(v);
 
   if (!values.length) {
@@ -117,23 +143,31 @@ export function lossChart(losses: readonly number[]): SVGSVGElement {
     );
   });
   chart.append(
-    svg('text', { class: 'axis', x: left, y: HEIGHT - 6 }, 'step 1'),
+    svg('text', { class: 'axis', x: left, y: HEIGHT - 6 }, `round ${first}`),
     svg(
       'text',
       { class: 'axis', x: WIDTH - PAD.right, y: HEIGHT - 6, 'text-anchor': 'end' },
-      `step ${values.length}`,
+      `round ${final}`,
     ),
     svg(
       'text',
       { class: 'axis', x: (left + WIDTH - PAD.right) / 2, y: HEIGHT - 6, 'text-anchor': 'middle' },
-      scale.log ? 'loss, log scale (each line is 10× the one below)' : 'loss',
+      scale.log ? 'held-out loss, log scale' : 'held-out loss (lower is better)',
     ),
-    svg('polyline', {
-      class: 'line',
-      fill: 'none',
-      points: values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' '),
-    }),
-    svg('circle', { class: 'dot', cx: x(values.length - 1), cy: y(values[values.length - 1]), r: 4 }),
   );
+  for (const series of SERIES) {
+    const own = points.filter((p) => p[series.key] !== undefined && Number.isFinite(p[series.key]));
+    if (!own.length) continue;
+    const at = own.map((p) => [x(p.round), y(p[series.key]!)] as const);
+    chart.append(
+      svg('polyline', {
+        class: series.cls,
+        'data-series': series.key,
+        fill: 'none',
+        points: at.map(([px, py]) => `${px.toFixed(1)},${py.toFixed(1)}`).join(' '),
+      }),
+      ...at.map(([cx, cy]) => svg('circle', { class: `dot ${series.key}`, cx, cy, r: 3.5 })),
+    );
+  }
   return chart;
 }

@@ -1,10 +1,10 @@
-// Taking part: what the computer is doing now, in words; how far along it is; the loss of this
-// round; the controls (start, pause, resume) and the limits the participant sets
-// (./training-settings.ts); every round so far and the logs (./training-record.ts).
+// Taking part: what the computer is doing now, in words; how far along it is; what the federation
+// learned across rounds (./chart.ts); the controls (start, pause, resume) and the limits the
+// participant sets (./training-settings.ts); every round so far and the logs (./training-record.ts).
 
 import type { AppState } from '../../src/app/api.ts';
 import { adapterSaveView } from './adapter-save.ts';
-import { formatLoss, lossChart } from './chart.ts';
+import { formatLoss, learningCurve, type CurvePoint } from './chart.ts';
 import { errorSlot, h, showError } from './dom.ts';
 import { roundWaitSentence } from './round-wait.ts';
 import { historyCard, logsCard } from './training-record.ts';
@@ -152,35 +152,63 @@ function statusCard(ui: Ui): View {
   };
 }
 
-/** The loss chart of the current round. */
+/**
+ * What the federation learned, across rounds: the shared adapter on your own held-out examples
+ * and the federation's mean (chart.ts), from the rounds' history.
+ */
 function chartCard(): View {
   const chartBox = h('div', { class: 'chart-box', testid: 'loss-chart' });
-  const chartTitle = h('h2', null, 'Loss');
+  const legend = h(
+    'p',
+    { class: 'chart-legend small' },
+    h('span', { class: 'key yours' }, 'The shared adapter on your held-out examples'),
+    h('span', { class: 'key federation' }, "The federation's mean over everyone's held-out examples"),
+  );
   const chartNote = h('p', { class: 'muted small', testid: 'loss-note' });
-  // The loss says how far the model's answers are from your examples, one value per training step.
-  // The Rounds table's "average loss" is the mean over all of a round's steps (what the round
-  // reports), so it differs from the last step's value shown here.
-  const renderChart = memo(({ losses, round }: { losses: number[]; round?: number }) => {
-    chartBox.replaceChildren(lossChart(losses));
-    chartTitle.textContent = round === undefined ? 'Loss' : `Loss in round ${num(round)}`;
-    chartNote.textContent = losses.length
-      ? `Last step: ${formatLoss(losses[losses.length - 1])}; average of the ${num(losses.length)} steps: ` +
-        `${formatLoss(losses.reduce((a, b) => a + b, 0) / losses.length)} (the Rounds table shows each round's average). ` +
-        'Loss measures how far the model is from your examples: lower is better.'
-      : 'The chart fills in while your computer trains in a round. ' +
-        'Loss measures how far the model is from your examples: lower is better.';
+  const renderChart = memo((points: CurvePoint[]) => {
+    chartBox.replaceChildren(learningCurve(points));
+    legend.hidden = points.length === 0;
+    const last = points.at(-1);
+    chartNote.textContent = last
+      ? `Round ${num(last.round)}: ` +
+        [
+          last.yours !== undefined && `yours ${formatLoss(last.yours)}`,
+          last.federation !== undefined && `federation ${formatLoss(last.federation)}`,
+        ]
+          .filter(Boolean)
+          .join(', ') +
+        '. Each round measures the shared adapter it starts from on examples set aside from your data, ' +
+        'which are never trained on. Lower is better.'
+      : 'Fills in from the first round you take part in: each round, your computer measures the shared ' +
+        'adapter on a few examples set aside from your data (never trained on). Lower is better.';
   });
-  const root = h('div', { class: 'card' }, chartTitle, chartBox, chartNote);
+  const root = h(
+    'div',
+    { class: 'card', testid: 'learning-curve' },
+    h('h2', null, 'What the federation learned'),
+    chartBox,
+    legend,
+    chartNote,
+  );
 
   return {
     root,
-    update({ status }) {
-      renderChart({
-        losses: status.losses,
-        round: status.losses.length ? (status.lossesRound ?? status.round) : undefined,
-      });
+    update({ history }) {
+      renderChart(curvePoints(history));
     },
   };
+}
+
+/** The rounds that have a figure, in order. */
+export function curvePoints(history: AppState['history']): CurvePoint[] {
+  return history
+    .map((entry) => ({
+      round: entry.round,
+      ...(entry.heldOutLoss !== undefined && { yours: entry.heldOutLoss }),
+      ...(entry.federationHeldOutLoss !== undefined && { federation: entry.federationHeldOutLoss }),
+    }))
+    .filter((p) => p.yours !== undefined || p.federation !== undefined)
+    .sort((a, b) => a.round - b.round);
 }
 
 /** "2 minutes left · 1,234 tokens/s", from what the progress says. */

@@ -39,7 +39,7 @@ export function summarize(
   const privacy = [
     'Your data never leaves this computer as you wrote it: training happens here, and what is sent is the trained adapter, numbers that adjust the model (LoRA weights). Those numbers are computed from your examples and can reveal some of their text (a model can learn rare phrases word for word).',
     "Each update is signed with your key and encrypted on its way to the coordinator. Your individual update is visible to the federation's organiser, who runs the coordinator: it is not hidden by secure aggregation or differential privacy (methods some federations use so that no single participant's update can be seen).",
-    'With each update goes the number of examples it was trained on.',
+    'With each update goes the number of examples it was trained on, and how well the shared adapter did on a few of your examples set aside (never trained on): how many, the loss, and how many answers matched exactly. Never the examples themselves.',
   ];
   if (typeof raw.minUpdates === 'number') {
     privacy.push(

@@ -122,7 +122,18 @@ export function formatRound(e: RoundHistoryEntry): string {
   else if (e.uploaded) {
     own = `trained on ${e.examples} examples, loss ${e.trainLoss?.toFixed(4) ?? '?'}, update sent`;
   } else own = `no update sent${e.error ? ` (${e.error})` : ''}`;
-  return `round ${e.round}: ${outcome}; this computer: ${own}`;
+  return `round ${e.round}: ${outcome}; this computer: ${own}${heldOutLine(e)}`;
+}
+
+/** The round's starting adapter on the held-out examples (held-out.ts), as a second line. */
+function heldOutLine(e: RoundHistoryEntry): string {
+  const share = (x: number | undefined) => (x === undefined ? '' : `, exact match ${(x * 100).toFixed(0)}%`);
+  const parts = [
+    e.heldOutLoss !== undefined && `yours loss ${e.heldOutLoss.toFixed(4)}${share(e.heldOutExactMatch)}`,
+    e.federationHeldOutLoss !== undefined &&
+      `federation mean loss ${e.federationHeldOutLoss.toFixed(4)}${share(e.federationHeldOutExactMatch)}`,
+  ].filter(Boolean);
+  return parts.length ? `\n  held-out examples, the adapter the round started from: ${parts.join('; ')}` : '';
 }
 
 export function registerClientCommands(program: Command): void {

@@ -49,6 +49,7 @@ export function registerCoordinatorCommands(program: Command): void {
   registerInit(coordinator);
   registerInvite(coordinator);
   registerParticipants(coordinator);
+  registerStatus(coordinator);
   registerRevoke(coordinator);
   registerStart(coordinator);
   registerCoordinatorExport(coordinator);
@@ -291,6 +292,21 @@ function registerParticipants(coordinator: Command): void {
           process.stdout.write(
             `${p.id}  ${p.name.padEnd(20)}  enrolled ${p.enrolledAt}${p.revoked ? `  REVOKED ${p.revoked}` : ''}\n`,
           );
+    });
+}
+
+function registerStatus(coordinator: Command): void {
+  coordinator
+    .command('status')
+    .description(
+      'the round timeline from the round log: selected, counted, dropped and why, and the held-out figures the participants signed (the means for the adapter each round trained from)',
+    )
+    .argument('<dir>', 'the federation folder (a copy of its log/ is enough)')
+    .option('--json', 'print JSON', false)
+    .action(async (dir: string, o) => {
+      const { federationStatus, formatFederationStatus } = await import('@fedit/coordinator');
+      const status = await federationStatus(dir);
+      process.stdout.write(o.json ? JSON.stringify(status) + '\n' : formatFederationStatus(status));
     });
 }
 

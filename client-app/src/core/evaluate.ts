@@ -10,6 +10,9 @@ import {
   loadCheckpoint as loadModel,
   loadTokenizer,
   type ExecutionProvider,
+  type LoadedModel,
+  type LoraConfig,
+  type TokenRow,
 } from '@fedit/kernels';
 import {
   prepareDataset,
@@ -66,28 +69,15 @@ export async function evaluateDataset(o: EvaluateOptions): Promise<EvaluateResul
   );
   const rows = prepared.rows!.train;
   if (rows.length === 0) throw new TrainingSetupError('no usable examples to evaluate (see the report)');
-  const buckets = sequenceBuckets(o.cutoffLen);
-  const trainer = await Trainer.create({
-    model: model.config,
-    weights: model.store,
-    lora: adapter && { ...adapter.config, dropout: 0 },
-    initial: adapter?.tensors,
-    batch: o.batchSize,
-    seq: Math.max(...buckets),
-    seqBuckets: buckets,
-    optimizer: DEFAULT_ADAMW,
-    seed: 0,
-    evalOnly: true,
+  const r = await evaluateAdapterRows(model, rows, {
+    lora: adapter?.config,
+    tensors: adapter?.tensors,
+    cutoffLen: o.cutoffLen,
+    batchSize: o.batchSize,
     provider: o.provider,
     threads: o.threads,
   });
-  let result: EvaluateResult;
-  try {
-    const r = await evaluateRows(trainer, rows, o.batchSize);
-    result = { ...r, examples: rows.length, template, report: prepared.report };
-  } finally {
-    await trainer.release();
-  }
+  const result: EvaluateResult = { ...r, examples: rows.length, template, report: prepared.report };
   if (o.metrics?.length) {
     result.generation = await scoreGenerations({
       model,
@@ -103,4 +93,43 @@ export async function evaluateDataset(o: EvaluateOptions): Promise<EvaluateResul
     });
   }
   return result;
+}
+
+/**
+ * Loss and perplexity of `model` with LoRA tensors `tensors` (or none) on token rows, on an
+ * evaluation-only trainer of its own: what `fedit eval` reports, and what a participant measures
+ * of each global adapter on its held-out slice (federation/held-out.ts).
+ */
+export async function evaluateAdapterRows(
+  model: LoadedModel,
+  rows: readonly TokenRow[],
+  o: {
+    lora?: LoraConfig;
+    tensors?: ReadonlyMap<string, Float32Array>;
+    cutoffLen: number;
+    batchSize: number;
+    provider?: ExecutionProvider;
+    threads?: number;
+  },
+): Promise<{ loss: number; perplexity: number; tokens: number }> {
+  const buckets = sequenceBuckets(o.cutoffLen);
+  const trainer = await Trainer.create({
+    model: model.config,
+    weights: model.store,
+    lora: o.lora && { ...o.lora, dropout: 0 },
+    initial: o.tensors,
+    batch: o.batchSize,
+    seq: Math.max(...buckets),
+    seqBuckets: buckets,
+    optimizer: DEFAULT_ADAMW,
+    seed: 0,
+    evalOnly: true,
+    provider: o.provider,
+    threads: o.threads,
+  });
+  try {
+    return await evaluateRows(trainer, rows, o.batchSize);
+  } finally {
+    await trainer.release();
+  }
 }

@@ -4,23 +4,14 @@
 // (instruction, a blank line, the context), so the model sees at evaluation exactly the prompt it
 // was trained on.
 
-import {
-  Generator,
-  loadCheckpoint,
-  loadTokenizer,
-  type ExecutionProvider,
-  type LoadedModel,
-  type LoraConfig,
-  type Tokenizer,
-} from '@fedit/kernels';
+import { loadCheckpoint, loadTokenizer, type ExecutionProvider, type Tokenizer } from '@fedit/kernels';
 import { loadEngineAdapter } from '../core/adapter.ts';
+import { greedyAnswers, type TaskAdapter } from '../core/greedy.ts';
 import { chatMessages } from '../core/data/index.ts';
 import { scoreAnswer, type InstructionRecord } from './tasks.ts';
 
-export interface TaskAdapter {
-  config: LoraConfig;
-  tensors: ReadonlyMap<string, Float32Array>;
-}
+export type { TaskAdapter } from '../core/greedy.ts';
+export { greedyAnswers } from '../core/greedy.ts';
 
 export interface TaskAccuracyOptions {
   modelDir: string;
@@ -62,45 +53,6 @@ export function taskPrompt(
     ],
   }).slice(0, 1);
   return tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
-}
-
-/** Greedy answer of one prompt (token ids), decoded, special tokens skipped. */
-async function greedy(
-  generator: Generator,
-  tokenizer: Tokenizer,
-  ids: number[],
-  maxNewTokens: number,
-): Promise<string> {
-  const out: number[] = [];
-  for await (const token of generator.generate(ids, { maxNewTokens, stopTokens: tokenizer.stopTokenIds }))
-    out.push(token);
-  return tokenizer.decode(out, { skipSpecialTokens: true });
-}
-
-/** Greedy answers of raw prompts (no template): for checking a base model on its pretraining format. */
-export async function greedyAnswers(
-  model: LoadedModel,
-  tokenizer: Tokenizer,
-  prompts: readonly string[],
-  o: { maxNewTokens: number; adapter?: TaskAdapter; threads?: number; addSpecialTokens?: boolean },
-): Promise<string[]> {
-  const generator = await Generator.create({
-    model: model.config,
-    weights: model.store,
-    lora: o.adapter && { config: { ...o.adapter.config, dropout: 0 }, tensors: o.adapter.tensors },
-    threads: o.threads,
-    tokenizerVocabSize: tokenizer.vocabSize,
-  });
-  try {
-    const answers: string[] = [];
-    for (const p of prompts) {
-      const ids = tokenizer.encode(p, { addSpecialTokens: o.addSpecialTokens ?? false });
-      answers.push(await greedy(generator, tokenizer, ids, o.maxNewTokens));
-    }
-    return answers;
-  } finally {
-    await generator.release();
-  }
 }
 
 function tally(results: { category: string; correct: boolean }[]) {

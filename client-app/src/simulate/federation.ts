@@ -205,7 +205,9 @@ class LoopbackParticipants {
     p.on('round', (e: RoundHistoryEntry) => {
       if (e.trainLoss !== undefined && e.uploaded) uploaded(e.round, e.trainLoss);
     });
-    return p.start({ modelDir, dataFiles: [dataFile], home, threads, signal: this.#stop.signal });
+    // Every side of the comparison (federated, alone, pooled) trains on all of a member's examples.
+    const options = { modelDir, dataFiles: [dataFile], home, threads, heldOut: false };
+    return p.start({ ...options, signal: this.#stop.signal });
   }
 
   async #startAdversary(

@@ -30,6 +30,7 @@ import { join } from 'node:path';
 import {
   aggregateRound,
   aggregationRule,
+  heldOutMeans,
   roundLearningRate,
   ruleRefFor,
   scaffoldTermsOf,
@@ -40,6 +41,7 @@ import {
   type RuleSettings,
   type ContentHash,
   type CountedUpdate,
+  type HeldOutMeans,
   type FederationFinished,
   type RoundOpenBody,
   type ServerToClientEvents,
@@ -268,6 +270,8 @@ export class RoundRunner {
     const sorted = [...counted].sort((a, b) =>
       a.participant < b.participant ? -1 : a.participant > b.participant ? 1 : 0,
     );
+    // The means of the held-out figures the counted updates signed (absent when none did).
+    const heldOut = heldOutMeans(sorted);
     await this.o.ledger.append({
       kind: 'round-closed',
       round: round.round,
@@ -285,12 +289,13 @@ export class RoundRunner {
           examples: counted.reduce((s, u) => s + u.exampleCount, 0),
           ...(clipBound !== undefined && { clip_bound: clipBound.toPrecision(6) }),
         },
+        ...(heldOut && { heldOut }),
       },
     });
     this.o.adapters.add(out); // served from the moment the log names it
     // SCAFFOLD's participants fetch c from the server state (nothing in it is any one participant's).
     if (this.settings.scaffold && serverStateOut !== undefined) this.o.adapters.add(serverStateOut);
-    this.#broadcastClosed(round.round, 'aggregated', out, counted.length);
+    this.#broadcastClosed(round.round, 'aggregated', out, counted.length, heldOut);
     this.o.emit({
       type: 'round-closed',
       round: round.round,
@@ -364,12 +369,14 @@ export class RoundRunner {
     outcome: 'aggregated' | 'aborted',
     adapter: string,
     participants: number,
+    heldOut?: HeldOutMeans,
   ): void {
     this.o.io.to('participants').emit('round:closed', {
       round,
       outcome,
       adapterHash: adapter as ContentHash,
       participants,
+      ...(heldOut && { heldOut }),
     });
   }
 }

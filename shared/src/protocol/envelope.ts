@@ -12,6 +12,7 @@ import { binaryCanonicalDigest } from '../crypto/digest.ts';
 import type { Identity } from '../crypto/identity.ts';
 import { DOMAINS, signDigest, verifyDigest } from '../crypto/sign.ts';
 import { ProtocolError } from './errors.ts';
+import type { HeldOutFigures } from './held-out-figures.ts';
 import type { SignedEnvelope, UpdateEnvelope, UploadId } from './messages.ts';
 import { validateEnvelope, validateUnsignedEnvelope } from './validate.ts';
 
@@ -31,7 +32,14 @@ export function envelopeDigest(envelope: UpdateEnvelope): Uint8Array {
     chunkBytes: envelope.chunkBytes,
     chunkCount: envelope.chunkCount,
     createdAt: envelope.createdAt,
+    // Left out when absent (undefined members are not encoded): older envelopes keep their digest.
+    heldOut: envelope.heldOut && heldOutDigestFields(envelope.heldOut),
   });
+}
+
+/** The held-out figures' fields by name, so nothing else can reach the digest. */
+function heldOutDigestFields({ examples, meanLossMicronats, exactMatches }: HeldOutFigures) {
+  return { examples, meanLossMicronats, exactMatches };
 }
 
 /**

@@ -61,3 +61,10 @@ export function chunkCountFor(payloadBytes: number, chunkBytes: number): number 
 export function chunkPlaintextBytes(payloadBytes: number, chunkBytes: number, index: number): number {
   return Math.max(0, Math.min(chunkBytes, payloadBytes - index * chunkBytes));
 }
+/**
+ * Most held-out examples one participant's figures may describe: the slice it never trains on is
+ * min(10% of its examples, 32) (client-app's data preparation), so 32 bounds every honest report.
+ */
+export const MAX_HELD_OUT_EXAMPLES = 32;
+/** Largest held-out mean loss, in micronats (100 nats: far above any language model's loss). */
+export const MAX_HELD_OUT_LOSS_MICRONATS = 100_000_000;

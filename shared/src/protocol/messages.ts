@@ -33,6 +33,7 @@ import {
   type Schema,
 } from '../schema/schema.ts';
 import { FLOAT_DTYPES } from '../tensors/dtype.ts';
+import { heldOutFigures, heldOutMeansMessage } from './held-out-figures.ts';
 import {
   CONTENT_HASH_PATTERN,
   FEDERATION_ID_PATTERN,
@@ -203,6 +204,11 @@ export const roundClosed = object({
   adapterHash: contentHash,
   /** Updates counted into the aggregate. */
   participants: int(0, MAX_SELECTED),
+  /**
+   * The round record's held-out means (rounds/held-out.ts): how the adapter the round trained from
+   * did on the held-out slices of those whose updates counted. Absent when none sent figures.
+   */
+  heldOut: optional(heldOutMeansMessage),
 });
 export type RoundClosed = Infer<typeof roundClosed>;
 
@@ -299,6 +305,8 @@ const envelopeShape = {
   chunkCount: int(1, MAX_CHUNK_COUNT),
   /** When the participant made the envelope, ms since the epoch. */
   createdAt: timestamp,
+  /** Optional: the participant's held-out figures for globalAdapterHash (signed with the rest). */
+  heldOut: optional(heldOutFigures),
 };
 
 function checkChunkCount(e: { payloadBytes: number; chunkBytes: number; chunkCount: number }, path: string) {

@@ -5,7 +5,8 @@
 // `tensorSchema`, with byte strings in lowercase hex (canonical JSON has no byte strings):
 //
 //   version, federation, round, globalAdapterHash, exampleCount, payloadHash, payloadBytes,
-//   chunkBytes, chunkCount, createdAt    as the participant signed them
+//   chunkBytes, chunkCount, createdAt,   as the participant signed them
+//   heldOut (when it sent figures)
 //   participant                          hex of its Ed25519 public key (32 bytes)
 //   signature                            hex of its Ed25519 signature (64 bytes)
 //
@@ -56,6 +57,7 @@ export function recordEnvelope(envelope: SignedEnvelope): RecordedEnvelope {
     chunkBytes: envelope.chunkBytes,
     chunkCount: envelope.chunkCount,
     createdAt: envelope.createdAt,
+    ...(envelope.heldOut && { heldOut: envelope.heldOut }),
     signature: Buffer.from(envelope.signature).toString('hex'),
   };
 }
@@ -103,6 +105,7 @@ export function checkRecordedEnvelope(
     chunkBytes: recorded.chunkBytes,
     chunkCount: recorded.chunkCount,
     createdAt: recorded.createdAt,
+    ...(recorded.heldOut && { heldOut: recorded.heldOut }),
   };
   let digest: Uint8Array;
   try {

@@ -72,6 +72,8 @@ export type VerificationProblemCode =
   | 'CONFIG_UNREADABLE'
   /** The config record's configHash is not the hash of the config it holds. */
   | 'CONFIG_HASH'
+  /** A round-closed record's held-out means are not those of its counted updates' signed figures. */
+  | 'HELD_OUT_MISMATCH'
   /** The rule applied to the stored updates does not give the recorded new global adapter. */
   | 'AGGREGATION_MISMATCH'
   /**

@@ -33,6 +33,7 @@ const HASH = /^sha256:[0-9a-f]{64}$/;
 const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const FRACTION = /^(?:0\.\d*[1-9]\d*|1(?:\.0+)?)$/;
 const FACTOR = /^[1-9]\d*(?:\.\d*[1-9])?$/;
+const SIX_DECIMALS = /^(?:0|[1-9]\d*)\.\d{6}$/;
 
 /** Whether `value` is a content hash as records write them ("sha256:" + 64 lowercase hex). */
 export function isRecordHash(value: unknown): value is string {
@@ -176,6 +177,20 @@ export const countedUpdate = part({
 
 const dropped = entries(droppedParticipant);
 
+const sixDecimals = isNot<string>(
+  (v) => typeof v === 'string' && SIX_DECIMALS.test(v),
+  'a decimal string with six decimals such as "1.234567"',
+);
+
+/** The example-weighted means of the counted updates' held-out figures (held-out.ts). */
+export const heldOutMeansShape = part({
+  reports: positive,
+  examples: positive,
+  meanLoss: sixDecimals,
+  exactMatchExamples: optional(positive),
+  exactMatch: optional(sixDecimals),
+});
+
 // ---- the bodies --------------------------------------------------------------------------------
 
 /** The body of each kind of record. */
@@ -238,6 +253,11 @@ export const RECORD_BODIES = {
     dropped,
     /** Integers as numbers, anything else as strings (e.g. "train_loss": "1.8342"). */
     metrics: dictionary(metric, NOT_AN_OBJECT),
+    /**
+     * The means of the held-out figures the counted updates signed, for globalAdapterIn
+     * (held-out.ts); absent when none sent figures.
+     */
+    heldOut: optional(heldOutMeansShape),
   }),
   /** The round ended without a new global adapter; the global adapter is unchanged. */
   'round-aborted': part({ reason: words, dropped }),

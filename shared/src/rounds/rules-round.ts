@@ -14,7 +14,8 @@
 //           before, the round's adapter, the federation's limits, ...), which says what the
 //           record says; a rule with a stateful server optimizer steps from the state the last
 //           closed round left (serverStateIn) and records the next (serverStateOut); so does
-//           one with SCAFFOLD, whose control variate is part of that state
+//           one with SCAFFOLD, whose control variate is part of that state; its held-out means
+//           are those of the figures its counted updates signed (held-out.ts)
 
 import { AggregationError } from '../aggregation/aggregation-error.ts';
 import { aggregationRule, ruleRefFor } from '../aggregation/rules.ts';
@@ -26,6 +27,7 @@ import type { RoundClosedBody, RoundOpenBody, RuleRef } from './record.ts';
 import { checkSelection } from './rules-selection.ts';
 import type { FederationState } from './state.ts';
 import { checkRecordedUpdate, checkStanding } from './update-rules.ts';
+import { checkHeldOutMeans } from './held-out.ts';
 
 /** The rule named `name`, when it exists and accepts `config`; otherwise a problem says why not. */
 export function checkRule(
@@ -141,6 +143,7 @@ export function checkClose(
   if (body.updates.length === 0)
     problem('NO_UPDATES', 'closes with no counted update; such a round is aborted');
   checkCountedUpdates(round, body, state, problem);
+  checkHeldOutMeans(body, problem);
 }
 
 function checkCountedUpdates(

@@ -14,6 +14,7 @@ import {
   tensorFromF32,
   tensorSchemaOf,
   type ContentHash,
+  type HeldOutFigures,
   type Identity,
   type RecordedEnvelope,
   type SignedEnvelope,
@@ -45,6 +46,7 @@ export function signedUpdate(
     exampleCount: number;
     tensors?: ReadonlyMap<string, Tensor>;
     createdAt?: number;
+    heldOut?: HeldOutFigures;
   },
 ): { envelope: RecordedEnvelope; envelopeDigest: string } {
   const tensors = fields.tensors ?? PLACEHOLDER_TENSORS;
@@ -63,6 +65,7 @@ export function signedUpdate(
       chunkBytes: DEFAULT_CHUNK_BYTES,
       chunkCount: chunkCountFor(payload.bytes, DEFAULT_CHUNK_BYTES),
       createdAt: fields.createdAt ?? Date.parse('2026-03-01T09:00:00.000Z'),
+      ...(fields.heldOut && { heldOut: fields.heldOut }),
     },
     identity,
   );

@@ -15,6 +15,11 @@ export interface HeldOutOptions {
   fraction?: number;
   /** How many examples to hold out. Give this or fraction. */
   count?: number;
+  /**
+   * With fraction: hold out at most this many, and never all (a participant's held-out slice is
+   * min(10%, 32), none of a single example).
+   */
+  max?: number;
   seed: number | string;
 }
 
@@ -40,6 +45,10 @@ export function heldOutCount(total: number, options: HeldOutOptions): number {
       );
     }
     n = Math.max(1, Math.round(fraction * total));
+    if (options.max !== undefined) {
+      n = Math.min(n, options.max, total - 1);
+      if (n <= 0) return 0; // a single example (or none) is all training
+    }
   } else {
     if (!Number.isInteger(count) || count! < 1) {
       throw new DatasetError(

@@ -53,6 +53,40 @@ export const roundHistoryEntry = schema.object(
         'TYPE',
       ),
     ),
+    /** The round's global adapter on this participant's held-out slice (held-out.ts): mean token loss. */
+    heldOutLoss: schema.optional(
+      schema.predicate<number>(
+        Number.isFinite,
+        (v) => `must be a finite number, got ${JSON.stringify(v)}`,
+        'TYPE',
+      ),
+    ),
+    /** And the share of exact matches, when the responses are short. */
+    heldOutExactMatch: schema.optional(
+      schema.predicate<number>(
+        (v) => typeof v === 'number' && v >= 0 && v <= 1,
+        (v) => `must be a number from 0 to 1, got ${JSON.stringify(v)}`,
+        'TYPE',
+      ),
+    ),
+    /**
+     * The federation's example-weighted means of the same figures, from 'round:closed' (the
+     * round record's heldOut), when the counted updates sent them.
+     */
+    federationHeldOutLoss: schema.optional(
+      schema.predicate<number>(
+        Number.isFinite,
+        (v) => `must be a finite number, got ${JSON.stringify(v)}`,
+        'TYPE',
+      ),
+    ),
+    federationHeldOutExactMatch: schema.optional(
+      schema.predicate<number>(
+        (v) => typeof v === 'number' && v >= 0 && v <= 1,
+        (v) => `must be a number from 0 to 1, got ${JSON.stringify(v)}`,
+        'TYPE',
+      ),
+    ),
     /** Training examples the update was weighted by. */
     examples: schema.optional(schema.int(0, MAX_EXAMPLE_COUNT)),
     /** True once the coordinator acknowledged the commit. */

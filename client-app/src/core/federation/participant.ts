@@ -38,6 +38,7 @@ import type {
 } from './events.ts';
 import { runRound } from './round.ts';
 import { keepFinalAdapter, keepGlobalAdapter } from './round-io.ts';
+import { federationHeldOut, measureFinalAdapter } from './held-out.ts';
 import { recordRoundResult } from './results.ts';
 import { adoptSettings, loadSession, type ParticipantOptions, type ParticipantSession } from './session.ts';
 import { adapterCachePath, removeRoundDirs, roundDir } from './store.ts';
@@ -348,6 +349,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     entry.outcome = closed.outcome;
     entry.adapterHash = closed.adapterHash;
     entry.updates = closed.participants;
+    if (closed.heldOut) Object.assign(entry, federationHeldOut(closed.heldOut));
     // Which cached adapter is which round's, for `fedit client export` (results.ts).
     await recordRoundResult(session.home, session.membership.federation, {
       round: closed.round,
@@ -403,6 +405,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     if (!kept) return; // the coordinator repeats 'federation:finished' once this participant is back
     await recordFinalResult(session.home, session.membership.federation, finished);
     this.#finalAdapter = { hash, path: adapterCachePath(session.home, hash), rounds: finished.rounds };
+    await measureFinalAdapter(session, hash, finished.rounds, (message) => this.emit('warning', message));
     this.#finish('finished');
   }
 }

@@ -3,6 +3,7 @@
 //   an update kept on disk from before (same global adapter)? -> resume its upload
 //   else: fetch the global adapter (cached) -> check it fits the federation's LoRA
 //         -> with SCAFFOLD: fetch the server state holding c, read this participant's c_i
+//         -> measure it on the held-out slice (held-out.ts), keep the figures in the home
 //         -> train from it (truncated to the participant's own LoRA rank when it chose a lower
 //            one, rank.ts) on the session's model and rows, in memory, with the session's kept
 //            trainer reset to it (train-lora.ts), SCAFFOLD's correction c - c_i added
@@ -15,8 +16,15 @@
 // data, never a plaintext tensor. The update is kept on disk until committed so that a dropped
 // connection or a restarted client resumes the upload instead of training again.
 import { join } from 'node:path';
-import { loraTensorSpecs, type LoadedModel, type LoraConfig, type LoraTarget } from '@fedit/kernels';
-import { FeditError, tensorFromF32, tensorToF32, type ContentHash, type Tensor } from '@fedit/shared';
+import { loraTensorSpecs, type LoadedModel, type LoraConfig } from '@fedit/kernels';
+import {
+  FeditError,
+  tensorFromF32,
+  tensorToF32,
+  type ContentHash,
+  type HeldOutFigures,
+  type Tensor,
+} from '@fedit/shared';
 import { trainLora, type LoraRunSettings } from '../train/train-lora.ts';
 import { FederationError, isTransient } from './errors.ts';
 import type { RoundHistoryEntry } from './events.ts';
@@ -30,9 +38,10 @@ import {
   trainedShapes,
   type ControlValues,
 } from './control.ts';
+import { heldOutRound, measureAndKeep } from './held-out.ts';
+import { federationLora } from './settings.ts';
 import { adapterAtRank } from './rank.ts';
 import { fetchRoundAdapter, fetchRoundControl, uploadUpdate, type RoundContext } from './round-io.ts';
-import type { ParticipantSession } from './session.ts';
 import { roundDir } from './store.ts';
 import {
   buildUpdate,
@@ -67,6 +76,12 @@ export async function runRound(ctx: RoundContext, entry: RoundHistoryEntry): Pro
       if (!pending) return; // stopped during training
     }
     entry.trainLoss = pending.trainLoss;
+    const figures =
+      pending.envelope.heldOut && heldOutRound(open.round, open.globalAdapterHash, pending.envelope.heldOut);
+    if (figures) {
+      entry.heldOutLoss = figures.loss;
+      if (figures.exactMatch !== undefined) entry.heldOutExactMatch = figures.exactMatch;
+    }
     entry.examples = pending.envelope.exampleCount;
     if (signal.aborted) return;
     ctx.setStatus({
@@ -128,13 +143,14 @@ async function trainRound(ctx: RoundContext, dir: string): Promise<PendingUpload
     message: `fetching the global adapter of round ${open.round}`,
   });
   const global = await fetchRoundAdapter(ctx);
-  const lora = federationLora(session);
+  const lora = federationLora(session.settings);
   checkAdapterSchema(global, session.model, lora, open.globalAdapterHash);
   const globalValues = new Map<string, Float32Array>();
   for (const [name, tensor] of global) globalValues.set(name, tensorToF32(tensor));
   // A participant of a lower rank trains the global adapter truncated to it (rank.ts).
   const own = adapterAtRank(global, globalValues, session.rank, lora.rank);
   const scaffold = session.settings.training.scaffold ? await roundControl(ctx, global) : undefined;
+  const heldOut = await measureRoundAdapter(ctx, globalValues);
 
   ctx.setStatus({ status: 'training', round: open.round, message: `training round ${open.round}` });
   const result = await trainFromSession(
@@ -169,10 +185,25 @@ async function trainRound(ctx: RoundContext, dir: string): Promise<PendingUpload
     exampleCount: session.data.rows.length,
     tensors: f32Tensors(tensors, own.shapes),
     trainLoss: result.losses.reduce((s, l) => s + l, 0) / Math.max(1, result.losses.length),
+    heldOut,
     chunkBytes: session.options.chunkBytes,
   });
   await savePendingUpload(dir, pending);
   return pending;
+}
+
+/** The round's global adapter on the held-out slice (held-out.ts); undefined without a slice. */
+async function measureRoundAdapter(
+  ctx: RoundContext,
+  globalValues: ReadonlyMap<string, Float32Array>,
+): Promise<HeldOutFigures | undefined> {
+  const { session, open } = ctx;
+  ctx.setStatus({
+    status: 'training',
+    round: open.round,
+    message: `measuring round ${open.round}'s global adapter on ${session.data.heldOut.length} held-out examples`,
+  });
+  return measureAndKeep(session, open.round, open.globalAdapterHash, globalValues);
 }
 
 /** SCAFFOLD's c (from the state the round announced) and this participant's c_i, for the trained tensors. */
@@ -252,11 +283,6 @@ function roundSettings(
       else if (e.type === 'warning') ctx.events.emit('warning', e.message);
     },
   };
-}
-
-function federationLora(session: ParticipantSession): LoraConfig {
-  const { rank, alpha, dropout, targets } = session.settings.lora;
-  return { rank, alpha, dropout, targets: targets as LoraTarget[] };
 }
 
 /** The trained values as F32 tensors of `shapes` (the global adapter's at this participant's rank); all finite. */

@@ -31,6 +31,7 @@ import { dataFilesDigest } from '../train/checkpoint.ts';
 import { TrainerKeeper } from '../train/train-lora.ts';
 import type { FederationConnection } from './connection.ts';
 import { FederationError } from './errors.ts';
+import { heldOutSlice } from './held-out.ts';
 import { participantRank } from './rank.ts';
 import { parseFederationInfo, parseFederationSettings, type FederationSettings } from './settings.ts';
 import {
@@ -86,6 +87,12 @@ export interface ParticipantOptions {
   /** Loads the model, tokenizer and data once per start (default DISK_LOADER). */
   loader?: TrainingInputsLoader;
   /**
+   * Keep a held-out slice and measure each global adapter on it (held-out.ts; default true). A
+   * simulation that compares the federation with local and pooled training on the same examples
+   * turns it off, so that every side trains on all of them.
+   */
+  heldOut?: boolean;
+  /**
    * Train this LoRA rank, below the federation's (rank.ts), and keep it in the membership; default:
    * the membership's, else the federation's rank.
    */
@@ -95,6 +102,8 @@ export interface ParticipantOptions {
 /** The participant's data as its rounds train on it: token rows under the federation's prompt settings. */
 export interface SessionData {
   rows: TrainingExample[];
+  /** The seeded held-out slice (held-out.ts): never trained on, each global adapter is measured on it. */
+  heldOut: TrainingExample[];
   report: DatasetReport;
   /** Digest of the data files, read once: part of a round checkpoint's identity. */
   digest: string;
@@ -208,6 +217,7 @@ async function prepareSessionData(
         cutoffLen: settings.training.cutoffLen,
         trainOnInputs: settings.training.trainOnInputs,
       },
+      heldOut: options.heldOut === false ? undefined : heldOutSlice(settings.id),
     },
   );
   if (prepared.report.usable === 0) {
@@ -216,5 +226,5 @@ async function prepareSessionData(
       `${options.dataFiles.join(', ')}: no usable training example with the federation's settings (template ${settings.training.template}, cutoff ${settings.training.cutoffLen} tokens); see the report`,
     );
   }
-  return { rows: prepared.rows!.train, report: prepared.report, digest };
+  return { rows: prepared.rows!.train, heldOut: prepared.rows!.heldOut, report: prepared.report, digest };
 }

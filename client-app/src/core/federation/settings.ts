@@ -12,6 +12,7 @@ import {
   type FederationConfig,
   type PromptTemplateName,
 } from '@fedit/shared';
+import type { LoraConfig, LoraTarget } from '@fedit/kernels';
 import { FederationError } from './errors.ts';
 
 export type { PromptTemplateName };
@@ -76,4 +77,10 @@ export function parseFederationInfo(
     );
   }
   return settings;
+}
+
+/** The federation's LoRA settings as the engine takes them (at the federation's rank). */
+export function federationLora(settings: FederationSettings): LoraConfig {
+  const { rank, alpha, dropout, targets } = settings.lora;
+  return { rank, alpha, dropout, targets: targets as LoraTarget[] };
 }

@@ -21,6 +21,7 @@ import {
   unpackWire,
   validateEnvelope,
   type ContentHash,
+  type HeldOutFigures,
   type Identity,
   type SignedEnvelope,
   type Tensor,
@@ -57,6 +58,8 @@ export function buildUpdate(options: {
   exampleCount: number;
   tensors: ReadonlyMap<string, Tensor>;
   trainLoss: number;
+  /** What the participant measured of the global adapter on its held-out slice (held-out.ts). */
+  heldOut?: HeldOutFigures;
   chunkBytes?: number;
   now?: number;
 }): PendingUpload {
@@ -85,6 +88,7 @@ export function buildUpdate(options: {
       chunkBytes,
       chunkCount: chunkCountFor(payload.byteLength, chunkBytes),
       createdAt: options.now ?? Date.now(),
+      ...(options.heldOut && { heldOut: options.heldOut }),
     },
     options.identity,
   );

@@ -1,0 +1,153 @@
+// `fedit coordinator status <dir>`: the federation's round timeline, read from its round log alone
+// (a copy of log/ is enough; nothing is verified here, `fedit audit` does that). Per round: whom
+// it selected, whose updates counted, who was dropped and why, and the held-out means the
+// counted updates signed (shared/src/rounds/held-out.ts), for the global adapter the round
+// trained from. A round-open record that lists the participants who were online or ready when it
+// opened (a newer coordinator's) shows that list too.
+
+import {
+  federationPaths,
+  readRoundLog,
+  type DroppedParticipant,
+  type HeldOutMeans,
+  type RoundOpenBody,
+  type RoundRecord,
+} from '@fedit/shared';
+
+export type RoundOutcome = 'open' | 'aggregated' | 'aborted';
+
+/** One round as the log tells it. */
+export interface RoundTimelineEntry {
+  round: number;
+  outcome: RoundOutcome;
+  openedAt: string;
+  /** When it closed or was aborted (absent while open). */
+  endedAt?: string;
+  selected: string[];
+  /** Who was online (or ready) when the round opened, when the round-open record lists them. */
+  online?: string[];
+  /** Participants whose updates counted, with their example counts. */
+  counted: { participant: string; examples: number }[];
+  dropped: DroppedParticipant[];
+  /** Why the round was aborted. */
+  reason?: string;
+  /** The held-out means of the adapter the round trained from (absent when no update sent figures). */
+  heldOut?: HeldOutMeans;
+  /** The global adapter the round produced. */
+  adapterOut?: string;
+}
+
+export interface FederationStatus {
+  federation: string;
+  /** Participants enrolled and not revoked, by id, with their display names. */
+  participants: { id: string; name: string }[];
+  rounds: RoundTimelineEntry[];
+  /** Hash of the log's last record. */
+  head?: string;
+}
+
+/** The timeline of the federation in folder `dir`, from its round log. */
+export async function federationStatus(dir: string): Promise<FederationStatus> {
+  const { records } = await readRoundLog(federationPaths(dir).log);
+  return statusOfRecords(records);
+}
+
+/** The timeline the records tell, in log order. */
+export function statusOfRecords(records: readonly RoundRecord[]): FederationStatus {
+  const participants = new Map<string, string>();
+  const rounds = new Map<number, RoundTimelineEntry>();
+  for (const record of records) {
+    switch (record.kind) {
+      case 'enrol':
+        participants.set(record.body.participant, record.body.displayName ?? '');
+        break;
+      case 'revoke':
+        participants.delete(record.body.participant);
+        break;
+      case 'round-open':
+        rounds.set(record.round, {
+          round: record.round,
+          outcome: 'open',
+          openedAt: record.time,
+          selected: [...record.body.selection.selected],
+          ...onlineOf(record.body),
+          counted: [],
+          dropped: [],
+        });
+        break;
+      case 'round-closed': {
+        const entry = rounds.get(record.round);
+        if (!entry) break;
+        Object.assign(entry, {
+          outcome: 'aggregated',
+          endedAt: record.time,
+          counted: record.body.updates.map((u) => ({ participant: u.participant, examples: u.exampleCount })),
+          dropped: record.body.dropped,
+          adapterOut: record.body.globalAdapterOut,
+          ...(record.body.heldOut && { heldOut: record.body.heldOut }),
+        });
+        break;
+      }
+      case 'round-aborted': {
+        const entry = rounds.get(record.round);
+        if (!entry) break;
+        Object.assign(entry, {
+          outcome: 'aborted',
+          endedAt: record.time,
+          dropped: record.body.dropped,
+          reason: record.body.reason,
+        });
+        break;
+      }
+    }
+  }
+  return {
+    federation: records[0]?.federation ?? '',
+    participants: [...participants].map(([id, name]) => ({ id, name })),
+    rounds: [...rounds.values()],
+    head: records.at(-1)?.hash,
+  };
+}
+
+/**
+ * The participants a round-open record lists as online or ready, when it lists them: a field
+ * `online` or `ready` (a list of ids) of the body or of its selection.
+ */
+function onlineOf(body: RoundOpenBody): { online?: string[] } {
+  for (const part of [body, body.selection] as Record<string, unknown>[])
+    for (const key of ['ready', 'online']) {
+      const value = part[key];
+      if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return { online: [...value] };
+    }
+  return {};
+}
+
+/** The timeline as text: one block per round, a participant by its short id and name. */
+export function formatFederationStatus(status: FederationStatus): string {
+  const names = new Map(status.participants.map((p) => [p.id, p.name]));
+  const who = (id: string) => `${id.slice(0, 8)}${names.get(id) ? ` (${names.get(id)})` : ''}`;
+  const lines = [
+    `federation ${status.federation}: ${status.participants.length} participant(s), ${status.rounds.length} round(s)`,
+  ];
+  for (const r of status.rounds) {
+    const ended = r.endedAt ? ` -> ${r.endedAt}` : '';
+    lines.push('', `round ${r.round}  ${r.outcome}  ${r.openedAt}${ended}`);
+    lines.push(`  selected  ${r.selected.length}: ${r.selected.map(who).join(', ')}`);
+    if (r.online) lines.push(`  online    ${r.online.length}: ${r.online.map(who).join(', ')}`);
+    if (r.outcome !== 'open')
+      lines.push(
+        `  counted   ${r.counted.length}: ${r.counted.map((c) => `${who(c.participant)} ${c.examples} examples`).join(', ') || '-'}`,
+      );
+    for (const d of r.dropped) lines.push(`  dropped   ${who(d.participant)}: ${d.reason}`);
+    if (r.reason) lines.push(`  aborted   ${r.reason}`);
+    if (r.heldOut) lines.push(`  held-out  ${heldOutText(r.heldOut)}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** "loss 1.234567 over 8 examples from 2 participants, exact match 0.625000 (8 examples)". */
+export function heldOutText(h: HeldOutMeans): string {
+  const match =
+    h.exactMatch !== undefined ? `, exact match ${h.exactMatch} (${h.exactMatchExamples} examples)` : '';
+  return `loss ${h.meanLoss} over ${h.examples} examples from ${h.reports} participant(s)${match} (the adapter the round trained from)`;
+}
