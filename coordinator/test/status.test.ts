@@ -20,7 +20,13 @@ const records = [
   {
     kind: 'round-open',
     round: 1,
-    body: { rule, selection, globalAdapter: 'g0', deadline: at(59), ready: [ALICE, BOB] },
+    body: {
+      rule,
+      selection: { ...selection, ready: [ALICE, BOB] },
+      globalAdapter: 'g0',
+      deadline: at(59),
+      quorum: 2,
+    },
   },
   {
     kind: 'round-closed',
@@ -59,7 +65,7 @@ const records = [
   signature: '',
 })) as unknown as RoundRecord[];
 
-test('the timeline names who was selected, online, counted and dropped, and the held-out means', (t) => {
+test('the timeline names who was selected, ready, counted and dropped, and the held-out means', (t) => {
   const status = statusOfRecords(records);
   t.is(status.head, 'h7');
   t.deepEqual(
@@ -67,7 +73,7 @@ test('the timeline names who was selected, online, counted and dropped, and the 
       r.round,
       r.outcome,
       r.selected.length,
-      r.online?.length,
+      r.ready?.length,
       r.counted.length,
       r.dropped.length,
     ]),
@@ -79,7 +85,8 @@ test('the timeline names who was selected, online, counted and dropped, and the 
   );
   const text = formatFederationStatus(status);
   t.regex(text, /^federation f: 2 participant\(s\), 3 round\(s\)$/m);
-  t.regex(text, /^ {2}online {4}2: a1a1a1a1 \(alice\), b2b2b2b2$/m);
+  t.regex(text, /^ {2}ready {5}2: a1a1a1a1 \(alice\), b2b2b2b2$/m);
+  t.regex(text, /^ {2}quorum {4}2 updates$/m);
   t.regex(text, /^ {2}counted {3}1: a1a1a1a1 \(alice\) 7 examples$/m);
   t.regex(text, /^ {2}dropped {3}b2b2b2b2: disconnected, no update before the deadline$/m);
   t.regex(

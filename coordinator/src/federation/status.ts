@@ -2,15 +2,14 @@
 // (a copy of log/ is enough; nothing is verified here, `fedit audit` does that). Per round: whom
 // it selected, whose updates counted, who was dropped and why, and the held-out means the
 // counted updates signed (shared/src/rounds/held-out.ts), for the global adapter the round
-// trained from. A round-open record that lists the participants who were online or ready when it
-// opened (a newer coordinator's) shows that list too.
+// trained from; and, for rounds opened since selection draws from the ready participants
+// (docs/federation.md, "Rounds that do not stall"), who was ready and the quorum it closed at.
 
 import {
   federationPaths,
   readRoundLog,
   type DroppedParticipant,
   type HeldOutMeans,
-  type RoundOpenBody,
   type RoundRecord,
 } from '@fedit/shared';
 
@@ -24,8 +23,10 @@ export interface RoundTimelineEntry {
   /** When it closed or was aborted (absent while open). */
   endedAt?: string;
   selected: string[];
-  /** Who was online (or ready) when the round opened, when the round-open record lists them. */
-  online?: string[];
+  /** Who was ready when the round opened (the candidates its selection drew from; older logs: absent). */
+  ready?: string[];
+  /** The updates at which the round closes without waiting for the rest (older logs: absent). */
+  quorum?: number;
   /** Participants whose updates counted, with their example counts. */
   counted: { participant: string; examples: number }[];
   dropped: DroppedParticipant[];
@@ -70,7 +71,8 @@ export function statusOfRecords(records: readonly RoundRecord[]): FederationStat
           outcome: 'open',
           openedAt: record.time,
           selected: [...record.body.selection.selected],
-          ...onlineOf(record.body),
+          ...(record.body.selection.ready && { ready: [...record.body.selection.ready] }),
+          ...(record.body.quorum !== undefined && { quorum: record.body.quorum }),
           counted: [],
           dropped: [],
         });
@@ -109,19 +111,6 @@ export function statusOfRecords(records: readonly RoundRecord[]): FederationStat
   };
 }
 
-/**
- * The participants a round-open record lists as online or ready, when it lists them: a field
- * `online` or `ready` (a list of ids) of the body or of its selection.
- */
-function onlineOf(body: RoundOpenBody): { online?: string[] } {
-  for (const part of [body, body.selection] as Record<string, unknown>[])
-    for (const key of ['ready', 'online']) {
-      const value = part[key];
-      if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return { online: [...value] };
-    }
-  return {};
-}
-
 /** The timeline as text: one block per round, a participant by its short id and name. */
 export function formatFederationStatus(status: FederationStatus): string {
   const names = new Map(status.participants.map((p) => [p.id, p.name]));
@@ -133,7 +122,8 @@ export function formatFederationStatus(status: FederationStatus): string {
     const ended = r.endedAt ? ` -> ${r.endedAt}` : '';
     lines.push('', `round ${r.round}  ${r.outcome}  ${r.openedAt}${ended}`);
     lines.push(`  selected  ${r.selected.length}: ${r.selected.map(who).join(', ')}`);
-    if (r.online) lines.push(`  online    ${r.online.length}: ${r.online.map(who).join(', ')}`);
+    if (r.ready) lines.push(`  ready     ${r.ready.length}: ${r.ready.map(who).join(', ')}`);
+    if (r.quorum !== undefined) lines.push(`  quorum    ${r.quorum} updates`);
     if (r.outcome !== 'open')
       lines.push(
         `  counted   ${r.counted.length}: ${r.counted.map((c) => `${who(c.participant)} ${c.examples} examples`).join(', ') || '-'}`,
