@@ -134,6 +134,27 @@ test('fedit client join shows how the federation learns before asking', (t) => {
   );
 });
 
+test('a median or trimmed mean over rounds that may count fewer than 5 updates says what it does not stop', (t) => {
+  const caveat = (minUpdates: number, rule: string) =>
+    describeLearning(
+      parseFederationSettings(
+        JSON.stringify({
+          ...settings({ aggregation: { rule } }),
+          participantsPerRound: { fraction: 1, minimum: 5 },
+          minUpdates,
+        }),
+      ),
+    ).find((line) => line.includes('harmful participant'));
+  t.regex(
+    caveat(2, 'median') ?? '',
+    /as few as 2 updates: with fewer than 5, the median does not hold .* 87% to 47%.*Krum does/,
+  );
+  t.regex(caveat(3, 'trimmed-mean') ?? '', /the trimmed mean does not hold/);
+  t.is(caveat(5, 'median'), undefined, 'rounds of at least 5 updates');
+  t.is(caveat(2, 'krum'), undefined, 'Krum held at one in 3');
+  t.is(caveat(2, 'fedit'), undefined, 'the mean is not sold as robust');
+});
+
 test("the app's summary carries the same sentences, apart from privacy", (t) => {
   const s = settings({ training: { freezeLoraA: true }, aggregation: { weightCap: 120 } });
   const summary = summarize(s, 'http://127.0.0.1:7150', 'ab'.repeat(16));
