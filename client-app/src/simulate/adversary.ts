@@ -46,8 +46,6 @@ export interface AdversaryOptions {
   records: readonly InstructionRecord[];
   lora: LoraConfig;
   cutoffLen: number;
-  /** The federation's last round: the adversary stops once it has closed. */
-  rounds: number;
   threads: number;
   signal: AbortSignal;
   /** Each round its update was counted, with its (honest) training loss. */
@@ -77,9 +75,8 @@ export function runAdversary(o: AdversaryOptions): Promise<void> {
       if (!open.selected.includes(connection.participantId)) return;
       work = work.then(() => takePart(o, connection, open)).catch((error: Error) => finish(error));
     });
-    connection.on('round:closed', (closed) => {
-      if (closed.round >= o.rounds) void work.then(() => finish());
-    });
+    // The federation's end, not a round number: an aborted round is retried under the next number.
+    connection.on('federation:finished', () => void work.then(() => finish()));
     connection.on('failed', (error) => finish(error));
     // Rounds select only participants who said they are ready (its model and data are in hand).
     connection.on('authenticated', () => void sayReady(connection).catch((error: Error) => finish(error)));

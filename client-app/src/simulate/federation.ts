@@ -227,7 +227,6 @@ class LoopbackParticipants {
       records: member.train,
       lora: { rank: l.rank, alpha: l.alpha, dropout: 0, targets: [...l.targets] as LoraConfig['targets'] },
       cutoffLen: settings.training!.cutoffLen,
-      rounds: settings.rounds!,
       threads,
       signal: this.#stop.signal,
       onUploaded: uploaded,

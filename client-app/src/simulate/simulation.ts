@@ -191,6 +191,7 @@ export async function runFederated(o: SimulationOptions): Promise<FederatedRun> 
   }
   let adapterBytes = 0;
   let lastTensors: ReadonlyMap<string, Float32Array> = new Map();
+  let aggregated = 0;
   const rounds = await runLoopbackFederation<FederatedRound>({
     root: o.workDir,
     fedDir: join(o.workDir, 'federation'),
@@ -207,7 +208,8 @@ export async function runFederated(o: SimulationOptions): Promise<FederatedRun> 
     onRound: async (closed: ClosedRound) => {
       adapterBytes = [...closed.tensors.values()].reduce((s, t) => s + t.byteLength, 0);
       lastTensors = closed.tensors;
-      const last = closed.round === o.rounds;
+      aggregated += 1; // round numbers also count aborted rounds, retried under the next number
+      const last = aggregated === o.rounds;
       const accuracy =
         (o.evalEveryRound ?? true) || last
           ? await evaluateAdapter(o, scored, { config: lora, tensors: closed.tensors })
