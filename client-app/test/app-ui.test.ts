@@ -4,7 +4,8 @@
 // the federation's and then the right one, data with bad rows, two rounds, the chat, leaving.
 //
 // Screenshots of each main screen go to a temporary folder; FEDIT_SCREENSHOTS=1 writes them to
-// docs/screenshots/ instead (the pictures in the docs come from this test).
+// docs/screenshots/ instead (the pictures in the docs come from this test, but for the Training
+// page's and its learning curve's: app-ui-curve.test.ts, a run with something to learn).
 
 import test from 'ava';
 import { existsSync } from 'node:fs';
@@ -91,12 +92,12 @@ test('a participant installs, joins with an invite, checks model and data, train
   const pageErrors: string[] = [];
   page.on('pageerror', (error) => pageErrors.push(error.message));
   // The page scrolls inside its main column: grow the window to the content for the picture.
-  const shoot = async (name: string) => {
+  const shoot = async (name: string, folder = shots) => {
     const height = await page.evaluate<number>(
       "Math.max(document.body.scrollHeight, document.querySelector('main')?.scrollHeight ?? 0)",
     );
     await page.setViewportSize({ width: 1280, height: Math.min(Math.max(900, height), 4000) });
-    await page.screenshot({ path: join(shots, `${name}.png`) });
+    await page.screenshot({ path: join(folder, `${name}.png`) });
     await page.setViewportSize({ width: 1280, height: 900 });
   };
 
@@ -259,12 +260,7 @@ test('a participant installs, joins with an invite, checks model and data, train
       2,
       `one ${series} point per round`,
     );
-  const curve = join(
-    process.env.FEDIT_SCREENSHOTS === '1' ? join(repoRoot, 'docs', 'images') : shots,
-    'learning-curve.png',
-  );
-  await mkdir(join(curve, '..'), { recursive: true });
-  await byId(page, 'learning-curve').screenshot({ path: curve });
+  await byId(page, 'learning-curve').screenshot({ path: join(dir, 'learning-curve.png') });
   const closed = fed.events.filter((e) => e.type === 'round-closed');
   t.deepEqual(
     closed.map((e) => e.type === 'round-closed' && e.updates),
@@ -273,7 +269,7 @@ test('a participant installs, joins with an invite, checks model and data, train
   );
   await byId(page, 'show-logs').click();
   t.regex(await waitForText(page, 'logs-text', /round 2/), /aggregated from 1 update/);
-  await shoot('app-training');
+  await shoot('app-training', dir);
 
   // Try it: the chat answers with the federation's global adapter.
   await byId(page, 'nav-chat').click();

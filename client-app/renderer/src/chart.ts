@@ -6,13 +6,16 @@
 // initial adapter, so the curve shows what each round's aggregation did to the next.
 //
 // Loss can fall by orders of magnitude, so the y axis is logarithmic whenever the values span more
-// than a factor of ten.
+// than a factor of ten. Both axes say what they are: the loss's title above the plot, and under it
+// every round's number (every few rounds' when there are many) and what a round's point measures,
+// so a single point or a first point (the untrained adapter) is not read as something else.
 
+import { roundTicks } from './chart-ticks.ts';
 import { svg } from './dom.ts';
 
 const WIDTH = 560;
-const HEIGHT = 190;
-const PAD = { right: 16, top: 14, bottom: 30 };
+const HEIGHT = 214;
+const PAD = { right: 16, top: 30, bottom: 46 };
 /** The axis labels' font size (styles.css .loss-chart .axis) and a generous width per character. */
 const CHAR_WIDTH = 8;
 
@@ -143,16 +146,22 @@ export function learningCurve(points: readonly CurvePoint[]): SVGSVGElement {
     );
   });
   chart.append(
-    svg('text', { class: 'axis', x: left, y: HEIGHT - 6 }, `round ${first}`),
     svg(
       'text',
-      { class: 'axis', x: WIDTH - PAD.right, y: HEIGHT - 6, 'text-anchor': 'end' },
-      `round ${final}`,
+      { class: 'axis title', x: left, y: PAD.top - 14 },
+      scale.log ? 'held-out loss, log scale (lower is better)' : 'held-out loss (lower is better)',
+    ),
+    ...roundTicks(first, final).map((round) =>
+      svg(
+        'text',
+        { class: 'axis round-number', x: x(round), y: PAD.top + plotH + 18, 'text-anchor': 'middle' },
+        String(round),
+      ),
     ),
     svg(
       'text',
-      { class: 'axis', x: (left + WIDTH - PAD.right) / 2, y: HEIGHT - 6, 'text-anchor': 'middle' },
-      scale.log ? 'held-out loss, log scale' : 'held-out loss (lower is better)',
+      { class: 'axis title', x: (left + WIDTH - PAD.right) / 2, y: HEIGHT - 6, 'text-anchor': 'middle' },
+      'round (each point: the shared adapter the round started from)',
     ),
   );
   for (const series of SERIES) {
@@ -166,7 +175,17 @@ export function learningCurve(points: readonly CurvePoint[]): SVGSVGElement {
         fill: 'none',
         points: at.map(([px, py]) => `${px.toFixed(1)},${py.toFixed(1)}`).join(' '),
       }),
-      ...at.map(([cx, cy]) => svg('circle', { class: `dot ${series.key}`, cx, cy, r: 3.5 })),
+      ...own.map((p, i) =>
+        svg('circle', {
+          class: `dot ${series.key}`,
+          cx: at[i]![0],
+          cy: at[i]![1],
+          r: 3.5,
+          // What the dot stands for, for a reader of the SVG (and the tests): its round and loss.
+          'data-round': p.round,
+          'data-loss': p[series.key]!,
+        }),
+      ),
     );
   }
   return chart;
