@@ -341,7 +341,7 @@ export class AppBackend implements FeditAppApi {
     await started;
   }
 
-  // ---- state -----------------------------------------------------------------------------------
+  // ---- state, and the settings file ------------------------------------------------------------
 
   #state(): AppState {
     return {
@@ -386,8 +386,6 @@ export class AppBackend implements FeditAppApi {
   #showDevice(): void {
     this.#page.app({ type: 'app:device', device: this.#device.shown(this.#settings.device) });
   }
-
-  // ---- files -----------------------------------------------------------------------------------
 
   async #saveSettings(): Promise<void> {
     await this.#settingsFile.save({
