@@ -24,7 +24,13 @@ import { ManualMonitor } from '../src/app/system-monitor.ts';
 import { inProcessWorker } from '../src/app/in-process-worker.ts';
 import { WorkerProcessLink, forkedWorker } from '../src/app/worker-link.ts';
 import { repoRoot } from '../../test/fixtures/fedit-cli.ts';
-import { startTestFederation, tempDir, writeDataWithBadRows, writeTinyModel } from './app-fixture.ts';
+import {
+  joinAndChoose,
+  startTestFederation,
+  tempDir,
+  writeDataWithBadRows,
+  writeTinyModel,
+} from './app-fixture.ts';
 
 async function openBackend(
   t: ExecutionContext,
@@ -118,12 +124,7 @@ async function readyBackend(
   options: Partial<Parameters<typeof AppBackend.open>[0]> = {},
 ): Promise<AppBackend> {
   const backend = await openBackend(t, home, options);
-  await backend.createIdentity();
-  const invite = fed.invite();
-  await backend.inspectInvite(invite);
-  await backend.joinFederation(invite);
-  await backend.chooseModel(fed.modelDir);
-  const state = await backend.chooseData([data]);
+  const state = await joinAndChoose(backend, fed, data);
   t.true(state.model?.ok);
   t.is(state.data?.report.usable, 8);
   return backend;

@@ -22,7 +22,7 @@ import {
 import { inProcessWorker } from '../src/app/in-process-worker.ts';
 import { WorkerProcessLink } from '../src/app/worker-link.ts';
 import type { DeviceMeasurement } from '../src/app/worker-protocol.ts';
-import { startTestFederation, tempDir, writeDataWithBadRows } from './app-fixture.ts';
+import { joinAndChoose, startTestFederation, tempDir, writeDataWithBadRows } from './app-fixture.ts';
 
 const measured = (
   provider: 'cpu' | 'webgpu',
@@ -117,12 +117,7 @@ test('Automatic measures a few real steps on the CPU and on WebGPU, trains on th
     cpuThreads: 2,
   });
   t.teardown(() => backend.close());
-  await backend.createIdentity();
-  const invite = fed.invite();
-  await backend.inspectInvite(invite);
-  await backend.joinFederation(invite);
-  await backend.chooseModel(fed.modelDir);
-  await backend.chooseData([data]);
+  await joinAndChoose(backend, fed, data);
   let state = await backend.updateSettings({ device: 'auto', maxThreads: 1 });
   t.is(state.gpuSoftware, probe.software);
   await backend.start();

@@ -14,6 +14,8 @@ import {
   type FederationSettings,
   type RunningCoordinator,
 } from '@fedit/coordinator';
+import type { AppBackend } from '../src/app/backend.ts';
+import type { AppState } from '../src/app/api.ts';
 import { initFederationFromModel } from '../src/operator/init-federation.ts';
 
 export { FACTS };
@@ -122,4 +124,22 @@ export async function startTestFederation(
     invite: () => createInvite(fedDir, { url: coordinator.url }),
     waitFor: (predicate) => recorder.next(predicate),
   };
+}
+
+/**
+ * A participant ready to take part in `fed`, through the backend's API: identity created, invite
+ * read and joined, the federation's model and `data` chosen (app-ui.test.ts clicks through these
+ * steps in the page; tests that start from a joined participant do them here).
+ */
+export async function joinAndChoose(
+  backend: AppBackend,
+  fed: TestFederation,
+  data: string,
+): Promise<AppState> {
+  await backend.createIdentity();
+  const invite = fed.invite();
+  await backend.inspectInvite(invite);
+  await backend.joinFederation(invite);
+  await backend.chooseModel(fed.modelDir);
+  return backend.chooseData([data]);
 }

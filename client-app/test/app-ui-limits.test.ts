@@ -5,26 +5,17 @@
 // for the whole first run; this file starts from a participant who has joined and chosen).
 
 import test from 'ava';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Page } from 'playwright-core';
 import { startDevShell } from '../src/app/dev-shell.ts';
+import { byId, chromiumMissing, openPage, waitForText } from './app-page.ts';
 import { ManualMonitor } from '../src/app/system-monitor.ts';
-import { TEST_TRAINING, startTestFederation, tempDir, writeDataWithBadRows } from './app-fixture.ts';
-
-const CHROMIUM = process.env.FEDIT_CHROMIUM ?? '/usr/bin/chromium';
-const chromiumMissing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed`;
-
-const byId = (page: Page, id: string) => page.locator(`[data-testid="${id}"]`);
-
-/** Waits until the element `id` shows text matching `pattern`. */
-async function waitForText(page: Page, id: string, pattern: RegExp, timeout = 60_000): Promise<string> {
-  const locator = byId(page, id).filter({ hasText: pattern }).first();
-  await locator.waitFor({ state: 'visible', timeout });
-  return (await locator.textContent()) ?? '';
-}
+import {
+  TEST_TRAINING,
+  joinAndChoose,
+  startTestFederation,
+  tempDir,
+  writeDataWithBadRows,
+} from './app-fixture.ts';
 
 test('pause and resume in the middle of a round, and "only when idle" while the computer is in use', async (t) => {
   if (chromiumMissing) return t.log(`skipped: ${chromiumMissing}`) as unknown as void;
@@ -40,27 +31,10 @@ test('pause and resume in the middle of a round, and "only when idle" while the 
   t.teardown(() => shell.close());
   // Joined, model and data chosen (app-ui.test.ts clicks through all that).
   const backend = shell.backend;
-  await backend.createIdentity();
-  const invite = fed.invite();
-  await backend.inspectInvite(invite);
-  await backend.joinFederation(invite);
-  await backend.chooseModel(fed.modelDir);
-  await backend.chooseData([data]);
+  await joinAndChoose(backend, fed, data);
   await backend.updateSettings({ device: 'cpu', maxThreads: 1 });
 
-  const profile = await mkdtemp(join(tmpdir(), 'fedit-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-  });
-  t.teardown(async () => {
-    await context.close();
-    await rm(profile, { recursive: true, force: true });
-  });
-  const page = await context.newPage();
-  const pageErrors: string[] = [];
-  page.on('pageerror', (error) => pageErrors.push(error.message));
+  const { page, pageErrors } = await openPage(t);
   await page.goto(shell.url);
   await byId(page, 'nav-training').click();
 

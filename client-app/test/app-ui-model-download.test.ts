@@ -4,26 +4,21 @@
 // names the repository; the model page offers the download, shows it, and ends with the federation's
 // model chosen. FEDIT_SCREENSHOTS=1 writes the picture to docs/screenshots/.
 import test from 'ava';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type Page } from 'playwright-core';
 import { createInvite, startCoordinator } from '@fedit/coordinator';
 import { startDevShell } from '../src/app/dev-shell.ts';
+import { byId, chromiumMissing, openPage } from './app-page.ts';
 import { initFederationFromModel } from '../src/operator/init-federation.ts';
 import { repoRoot } from '../../test/fixtures/fedit-cli.ts';
 import { tempDir, writeTinyModel } from './app-fixture.ts';
 import { startFakeHub } from './fixtures/hub-server.ts';
 
-const CHROMIUM = process.env.FEDIT_CHROMIUM ?? '/usr/bin/chromium';
 const REPO = 'fedit-test/tiny-chat';
 const COMMIT = '8899aabbccddeeff00112233445566778899aabb';
 
-const byId = (page: Page, id: string) => page.locator(`[data-testid="${id}"]`);
-
 test("a participant downloads the federation's model from the page, with progress, and it is chosen", async (t) => {
-  if (!existsSync(CHROMIUM)) return t.log(`skipped: ${CHROMIUM} is not installed`) as unknown as void;
+  if (chromiumMissing) return t.log(`skipped: ${chromiumMissing}`) as unknown as void;
   const dir = await tempDir(t, 'fedit-app-ui-download-');
   const modelDir = await writeTinyModel(dir, 0);
   const fedDir = join(dir, 'federation');
@@ -43,20 +38,7 @@ test("a participant downloads the federation's model from the page, with progres
   });
   t.teardown(() => shell.close());
 
-  const profile = await mkdtemp(join(tmpdir(), 'fedit-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    viewport: { width: 1280, height: 900 },
-  });
-  t.teardown(async () => {
-    await context.close();
-    await rm(profile, { recursive: true, force: true });
-  });
-  const page = await context.newPage();
-  const pageErrors: string[] = [];
-  page.on('pageerror', (error) => pageErrors.push(error.message));
+  const { page, pageErrors } = await openPage(t);
 
   await page.goto(shell.url);
   await byId(page, 'create-identity').click();

@@ -12,27 +12,14 @@
 //     "Connecting to the coordinator" for ever.
 
 import test from 'ava';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type Page } from 'playwright-core';
 import { loadCheckpoint, loraTensorSpecs } from '@fedit/kernels';
 import { readAdapter } from '@fedit/shared';
 import { repoRoot } from '../../test/fixtures/fedit-cli.ts';
 import { startDevShell } from '../src/app/dev-shell.ts';
+import { byId, chromiumMissing, openPage, waitForText } from './app-page.ts';
 import { TEST_TRAINING, startTestFederation, tempDir, writeDataWithBadRows } from './app-fixture.ts';
-
-const CHROMIUM = process.env.FEDIT_CHROMIUM ?? '/usr/bin/chromium';
-const chromiumMissing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed`;
-
-const byId = (page: Page, id: string) => page.locator(`[data-testid="${id}"]`);
-
-async function waitForText(page: Page, id: string, pattern: RegExp, timeout = 60_000): Promise<string> {
-  const locator = byId(page, id).filter({ hasText: pattern }).first();
-  await locator.waitFor({ state: 'visible', timeout });
-  return (await locator.textContent()) ?? '';
-}
 
 /** One float32 update of the app fixture's LoRA on the model in `modelDir`, as the page words it. */
 async function sentMegabytesOf(modelDir: string): Promise<string> {
@@ -69,20 +56,7 @@ test('a name typed before the invite is the one enrolled; at the end the page sa
   let shell = await startDevShell({ home, probeGpu: async () => false });
   t.teardown(() => shell.close());
 
-  const profile = await mkdtemp(join(tmpdir(), 'fedit-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    viewport: { width: 1280, height: 900 },
-  });
-  t.teardown(async () => {
-    await context.close();
-    await rm(profile, { recursive: true, force: true });
-  });
-  const page = await context.newPage();
-  const pageErrors: string[] = [];
-  page.on('pageerror', (error) => pageErrors.push(error.message));
+  const { page, pageErrors } = await openPage(t);
   const shoot = (name: string) =>
     page.screenshot({
       path:

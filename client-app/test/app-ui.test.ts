@@ -8,12 +8,10 @@
 // page's and its learning curve's: app-ui-curve.test.ts, a run with something to learn).
 
 import test from 'ava';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startDevShell } from '../src/app/dev-shell.ts';
+import { byId, chromiumMissing, openPage, waitForText } from './app-page.ts';
 import { CHAT_MAX_NEW_TOKENS } from '../src/app/backend.ts';
 import { openChatSession } from '../src/core/index.ts';
 import { readAdapter } from '@fedit/shared';
@@ -25,43 +23,6 @@ import {
   writeDataWithBadRows,
   writeTinyModel,
 } from './app-fixture.ts';
-
-const CHROMIUM = process.env.FEDIT_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_FLAGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const chromiumMissing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed`;
-
-async function openBrowser(t: { teardown(fn: () => unknown): void }): Promise<BrowserContext> {
-  // A fresh profile every time: nothing from an earlier run (storage, cache) leaks in.
-  const profile = await mkdtemp(join(tmpdir(), 'fedit-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_FLAGS,
-    viewport: { width: 1280, height: 900 },
-  });
-  t.teardown(async () => {
-    await context.close();
-    await rm(profile, { recursive: true, force: true });
-  });
-  return context;
-}
-
-const byId = (page: Page, id: string) => page.locator(`[data-testid="${id}"]`);
-
-/** Waits until the element `id` shows text matching `pattern` (UI state, never a fixed sleep). */
-async function waitForText(page: Page, id: string, pattern: RegExp, timeout = 60_000): Promise<string> {
-  const locator = byId(page, id).filter({ hasText: pattern }).first();
-  await locator.waitFor({ state: 'visible', timeout });
-  return (await locator.textContent()) ?? '';
-}
 
 /** Polls `check` until it holds (state the page changed through the API, not shown on screen). */
 async function eventually(check: () => Promise<boolean>, timeout = 10_000): Promise<void> {
@@ -87,10 +48,7 @@ test('a participant installs, joins with an invite, checks model and data, train
   await mkdir(shots, { recursive: true });
   const shell = await startDevShell({ home: join(dir, 'home'), probeGpu: async () => false });
   t.teardown(() => shell.close());
-  const context = await openBrowser(t);
-  const page = await context.newPage();
-  const pageErrors: string[] = [];
-  page.on('pageerror', (error) => pageErrors.push(error.message));
+  const { page, pageErrors } = await openPage(t);
   // The page scrolls inside its main column: grow the window to the content for the picture.
   const shoot = async (name: string, folder = shots) => {
     const height = await page.evaluate<number>(

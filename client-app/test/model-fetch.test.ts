@@ -7,11 +7,10 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TOKENIZER_FILES, loadCheckpoint } from '@fedit/kernels';
+import { loadCheckpoint } from '@fedit/kernels';
 import type { ListFileEntry } from '@huggingface/hub';
 import { writeTinyChatModel } from '../../test/fixtures/tiny-federation.ts';
 import {
-  MODEL_SIDE_FILES,
   fetchHubModel,
   modelFiles,
   partialFolderOf,
@@ -231,8 +230,4 @@ test('only the files fedit reads are fetched, and a repository without safetenso
   );
   t.is((error as { code?: string }).code, 'MODEL_FETCH_NOT_A_MODEL');
   t.regex(error!.message, /o\/n has no model\.safetensors/);
-});
-
-test("the side files fetched are the engine's tokenizer files", (t) => {
-  t.deepEqual([...MODEL_SIDE_FILES], [...TOKENIZER_FILES]);
 });

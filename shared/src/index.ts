@@ -239,6 +239,7 @@ export {
   parseModelRepo,
   type ModelRepo,
 } from './federation/model-repo.ts';
+export { MODEL_SIDE_FILES } from './federation/model-files.ts';
 export { federationPaths, type FederationPaths } from './federation/paths.ts';
 export {
   auditCommand,

@@ -12,6 +12,8 @@
 //   ./model-download.ts    the base model downloaded from the repository the federation names
 //   ./worker-supervisor.ts the training worker: start, pause, stop, the power and idle limits, and
 //                          a restart when it dies (it resumes from what the participant keeps)
+//   ./taking-part.ts       the supervisor's host: run options, Automatic's device choice, the
+//                          federation's end, the participant's events into the round history
 //   ./live-status.ts       the live status: a pure fold of the participant's events and the
 //                          supervisor's, the same one the page runs on the events it receives
 //   ./device.ts, ./cost.ts where training runs (Automatic: measured steps) and what a round costs
@@ -24,7 +26,6 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fingerprint, publicIdentity } from '@fedit/shared';
-import type { RoundHistoryEntry } from '../core/federation/index.ts';
 // The federation's files directly, not its index: the index also exports the Participant, which
 // loads the compute engine (onnxruntime), and that belongs in the training worker only.
 import { ensurePrivateDir, loadOrCreateIdentity, readIdentity } from '../core/federation/store.ts';
@@ -35,7 +36,6 @@ import type {
   CostEstimate,
   FederationSummary,
   FeditAppApi,
-  ParticipantEvent,
   SavedAdapter,
 } from './api.ts';
 import { AppLog } from './app-log.ts';
@@ -44,7 +44,6 @@ import { replyInWorker } from './chat-reply.ts';
 import { measureCost } from './cost.ts';
 import { TrainingDevice, probeWebGpu, type ProbeResult } from './device.ts';
 import { endedSentence } from './federation-end.ts';
-import { describeRound } from './federation-summary.ts';
 import { HistoryFile } from './history-file.ts';
 import { KeptFiles } from './kept-files.ts';
 import { ModelDownloads } from './model-download.ts';
@@ -54,8 +53,9 @@ import { Selections } from './selections.ts';
 import { DEFAULT_SETTINGS, SettingsFile } from './settings-file.ts';
 import { HEADLESS_MONITOR, type SystemMonitor } from './system-monitor.ts';
 import { AppError, existingFiles, existingPath } from './validate.ts';
-import { WorkerSupervisor, type SupervisorHost, type SupervisorOptions } from './worker-supervisor.ts';
-import type { RunOptions, WorkerLink } from './worker-protocol.ts';
+import { readyProblem, supervisorHost, type TakingPartParts } from './taking-part.ts';
+import { WorkerSupervisor, type SupervisorOptions } from './worker-supervisor.ts';
+import type { WorkerLink } from './worker-protocol.ts';
 
 export { CHAT_MAX_NEW_TOKENS, describeChatSource } from './chat-reply.ts';
 export { DEFAULT_SETTINGS } from './settings-file.ts';
@@ -99,6 +99,8 @@ export class AppBackend implements FeditAppApi {
   readonly #device = new TrainingDevice();
   #gpuProbe: Promise<void> = Promise.resolve();
   #closed = false;
+  /** What taking part (./taking-part.ts) reads of this backend, and asks it to do. */
+  readonly #parts: TakingPartParts;
 
   private constructor(options: BackendOptions) {
     this.#options = options;
@@ -119,8 +121,24 @@ export class AppBackend implements FeditAppApi {
     this.#federation = new FederationMembership(this.home, this.log, history, files, appDir);
     this.#selections = new Selections(this.#worker, this.log);
     const onChange = () => void this.#changed();
+    this.#parts = {
+      home: this.home,
+      log: this.log,
+      worker: this.#worker,
+      page: this.#page,
+      background: this.#background,
+      federation: this.#federation,
+      selections: this.#selections,
+      device: this.#device,
+      settings: () => this.#settings,
+      gpuProbe: () => this.#gpuProbe,
+      identity: () => this.#identity,
+      changed: onChange,
+      saveSettings: () => this.#saveSettings(),
+      showDevice: () => this.#showDevice(),
+    };
     this.#downloads = new ModelDownloads({ ...options, log: this.log, onChange });
-    this.#supervisor = new WorkerSupervisor(this.#supervisorHost(), {
+    this.#supervisor = new WorkerSupervisor(supervisorHost(this.#parts), {
       ...options,
       monitor: options.monitor ?? HEADLESS_MONITOR,
       log: this.log,
@@ -151,7 +169,7 @@ export class AppBackend implements FeditAppApi {
     this.#showDevice();
     await this.#selections.restore(stored, this.#federation.settings);
     this.#showEnded();
-    if (stored.takingPart && this.#readyProblem() === undefined) {
+    if (stored.takingPart && readyProblem(this.#parts) === undefined) {
       this.log.info('taking part again, as when the app was last closed');
       this.#background.run(this.#supervisor.start());
     }
@@ -244,7 +262,7 @@ export class AppBackend implements FeditAppApi {
   }
 
   async start(): Promise<AppState> {
-    const problem = this.#readyProblem();
+    const problem = readyProblem(this.#parts);
     if (problem) throw new AppError('APP_NOT_READY', problem);
     if (this.#showEnded()) return this.#changed(); // nothing to take part in, nothing to connect to
     this.log.info('taking part');
@@ -323,78 +341,7 @@ export class AppBackend implements FeditAppApi {
     await started;
   }
 
-  #supervisorHost(): SupervisorHost {
-    return {
-      runOptions: async () => {
-        await this.#gpuProbe; // 'auto' needs to know whether there is a GPU
-        await this.#chooseDevice();
-        return this.#runOptions() ?? this.#readyProblem() ?? 'cannot start';
-      },
-      limits: () => this.#settings,
-      status: () => this.#page.status,
-      rounds: () => this.#federation.settings?.rounds,
-      onFederationEnded: async (final) => {
-        const end = await this.#federation.recordEnd(final);
-        this.#changed();
-        return endedSentence(end);
-      },
-      onStatus: (event) => this.#page.app(event),
-      onParticipant: (event) => this.#onParticipant(event),
-      onChanged: () =>
-        this.#background.run(
-          this.#saveSettings().then(() => void this.#changed()),
-          'cannot save the settings',
-        ),
-    };
-  }
-
-  #runOptions(): RunOptions | undefined {
-    const model = this.#selections.model(this.#federation.settings);
-    const data = this.#selections.data;
-    const membership = this.#federation.current;
-    if (!membership || !model?.ok || !data) return undefined;
-    return {
-      home: this.home,
-      federationId: membership.federation,
-      modelDir: model.dir,
-      dataFiles: data.files,
-      provider: this.#device.asked(this.#settings.device),
-      threads: this.#settings.maxThreads,
-    };
-  }
-
-  /** Automatic: a few real steps on each provider decide, once per model, data and settings. */
-  async #chooseDevice(): Promise<void> {
-    const [run, settings] = [this.#runOptions(), this.#federation.settings];
-    if (this.#settings.device !== 'auto' || !run || !settings) return;
-    await this.#device.chooseFor(run, settings, (job) => this.#worker.request(job), this.log);
-    this.#showDevice();
-    this.#changed();
-  }
-
-  /** What the backend itself does with the participant's events, before the status folds them. */
-  #onParticipant(event: ParticipantEvent): void {
-    switch (event.type) {
-      case 'round':
-        this.#background.run(this.#recordRound(event.data), 'cannot save the round history');
-        break;
-      case 'report':
-        this.#selections.setReport(event.data);
-        break;
-      case 'device':
-        this.#device.trainerStarted(this.#settings.device, event.data, this.log);
-        break;
-    }
-    this.#page.participant(event);
-  }
-
-  async #recordRound(entry: RoundHistoryEntry): Promise<void> {
-    await this.#federation.history.record(entry);
-    this.log.info(`round ${entry.round}: ${describeRound(entry)}`);
-    this.#changed();
-  }
-
-  // ---- state -----------------------------------------------------------------------------------
+  // ---- state, and the settings file ------------------------------------------------------------
 
   #state(): AppState {
     return {
@@ -423,13 +370,6 @@ export class AppBackend implements FeditAppApi {
     return state;
   }
 
-  /** What is missing before training can start, in words; undefined when nothing is. */
-  #readyProblem(): string | undefined {
-    if (!this.#identity) return 'create your identity first';
-    if (!this.#federation.current) return 'join a federation first: paste the invite you were sent';
-    return this.#selections.problem(this.#federation.settings);
-  }
-
   #refuseWhileTakingPart(what: string): void {
     if (this.#supervisor.intent === 'running')
       throw new AppError('APP_BUSY', `pause training before you ${what}`);
@@ -446,8 +386,6 @@ export class AppBackend implements FeditAppApi {
   #showDevice(): void {
     this.#page.app({ type: 'app:device', device: this.#device.shown(this.#settings.device) });
   }
-
-  // ---- files -----------------------------------------------------------------------------------
 
   async #saveSettings(): Promise<void> {
     await this.#settingsFile.save({

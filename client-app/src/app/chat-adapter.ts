@@ -18,9 +18,9 @@ import { join } from 'node:path';
 import { loadCheckpoint } from '@fedit/kernels';
 import { writeAdapter, type ContentHash, type Tensor } from '@fedit/shared';
 import {
-  FederationConnection,
   cacheAdapter,
   downloadAdapter,
+  membershipConnection,
   parseFederationSettings,
   readCachedAdapter,
   readMembership,
@@ -108,14 +108,7 @@ export class ChatAdapters {
     }
     const membership = await readMembership(home, federationId);
     if (!membership) throw new Error(`this computer is not in federation ${federationId}`);
-    const connection = new FederationConnection({
-      url: membership.url,
-      federation: membership.federation,
-      coordinator: membership.coordinator,
-      identity: await requireIdentity(home),
-      auth: { kind: 'prove' },
-      reconnection: false,
-    });
+    const connection = membershipConnection(membership, await requireIdentity(home), { reconnection: false });
     try {
       connection.open();
       await connection.ready({ timeoutMs: CONNECT_TIMEOUT_MS });

@@ -9,6 +9,7 @@
 import {
   adapterScale,
   FeditError,
+  MODEL_SIDE_FILES,
   pathExists,
   requireFolder,
   readAdapter,
@@ -36,19 +37,9 @@ export type MergeDType = (typeof MERGE_DTYPES)[number];
  */
 export const DEFAULT_MAX_SHARD_BYTES = 2_000_000_000;
 
-/** Files of the base model that describe its tokenizer and generation settings, copied as they are. */
-export const TOKENIZER_FILES = [
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'generation_config.json',
-  'tokenizer.model',
-  'vocab.json',
-  'merges.txt',
-  'added_tokens.json',
-  'chat_template.jinja',
-  'chat_template.json',
-] as const;
+/** Files of the base model that describe its tokenizer and generation settings, copied as they are
+ * (@fedit/shared's MODEL_SIDE_FILES, which the model fetch downloads). */
+export const TOKENIZER_FILES = MODEL_SIDE_FILES;
 
 export type MergeErrorCode =
   /** The base model folder does not exist. */

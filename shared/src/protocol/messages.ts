@@ -8,86 +8,53 @@
 // Byte fields are Uint8Arrays (MessagePack bin): keys and signatures are raw bytes, never text.
 // Content hashes (adapters, payloads, configs) are `sha256:<64 hex>` text, the form hashTensors
 // and the blob store use. Objects are strict: a field not declared here is refused at the edge.
-// docs/protocol.md describes the flow.
-import { compareUtf8 } from '../aggregation/rule.ts';
+// docs/protocol.md describes the flow. The field types several messages share are in fields.ts;
+// the update upload's messages (the envelope, update:begin/chunk/commit) in update-messages.ts.
 import { AUTH_NONCE_BYTES } from '../crypto/auth.ts';
 import { BOX_PUBLIC_KEY_BYTES } from '../crypto/identity.ts';
 import { INVITE_TOKEN_BYTES } from '../crypto/invite.ts';
-import { SEAL_OVERHEAD_BYTES } from '../crypto/seal.ts';
-import { SIGNATURE_BYTES, SIGN_PUBLIC_KEY_BYTES } from '../crypto/sign.ts';
 import {
   bytes,
-  fail,
   int,
   list,
-  literal,
   number,
   object,
   oneOf,
   optional,
   pattern,
-  refine,
-  rooted,
   text,
   type Infer,
   type Schema,
 } from '../schema/schema.ts';
-import { FLOAT_DTYPES } from '../tensors/dtype.ts';
-import { heldOutFigures, heldOutMeansMessage } from './held-out-figures.ts';
+import { heldOutMeansMessage } from './held-out-figures.ts';
 import {
-  CONTENT_HASH_PATTERN,
-  FEDERATION_ID_PATTERN,
   MAX_CHUNK_BYTES,
   MAX_CHUNK_COUNT,
-  MAX_DISPLAY_NAME_LENGTH,
   MAX_ERROR_MESSAGE_LENGTH,
-  MAX_EXAMPLE_COUNT,
-  MAX_PAYLOAD_BYTES,
   MAX_ROUND,
   MAX_SELECTED,
-  MAX_TENSOR_DIM,
-  MAX_TENSOR_NAME_LENGTH,
-  MAX_TENSOR_RANK,
-  MAX_TENSORS,
-  MAX_TIMESTAMP_MS,
-  MIN_CHUNK_BYTES,
-  PARTICIPANT_ID_PATTERN,
-  UPLOAD_ID_PATTERN,
-  chunkCountFor,
 } from './limits.ts';
 
-// ---- field types shared by several messages ----------------------------------------------------
-
-/** `sha256:` followed by 64 lowercase hex digits. */
-export type ContentHash = `sha256:${string}`;
-/** A participant's id: the fingerprint of its public identity, 32 lowercase hex digits. */
-export type ParticipantId = string;
-/** An upload's id: its envelope id, `sha256:` + hex of the envelope digest. */
-export type UploadId = ContentHash;
-
-const contentHash = pattern<ContentHash>(
-  CONTENT_HASH_PATTERN,
-  '"sha256:" followed by 64 lowercase hex digits',
-);
-const uploadId = pattern<UploadId>(
-  UPLOAD_ID_PATTERN,
-  '"sha256:" followed by 64 lowercase hex digits (the envelope id)',
-);
-const participantId = pattern<ParticipantId>(
-  PARTICIPANT_ID_PATTERN,
-  '32 lowercase hex digits (a participant id)',
-);
-const federationId = pattern(
-  FEDERATION_ID_PATTERN,
-  "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
-);
-const signKey = bytes(SIGN_PUBLIC_KEY_BYTES);
-const signature = bytes(SIGNATURE_BYTES);
-const chunkIndex = int(0, MAX_CHUNK_COUNT - 1);
-const timestamp = int(0, MAX_TIMESTAMP_MS);
-const displayName = refine(text(1, MAX_DISPLAY_NAME_LENGTH), (name, path) => {
-  if (name.trim() !== name) fail('FORMAT', path, `${path} must not start or end with spaces`);
-});
+import {
+  chunkIndex,
+  contentHash,
+  displayName,
+  federationId,
+  participantId,
+  signKey,
+  signature,
+  timestamp,
+} from './fields.ts';
+import {
+  updateBegin,
+  updateBeginResult,
+  updateChunk,
+  updateChunkResult,
+  updateCommit,
+  updateCommitResult,
+} from './update-messages.ts';
+export type { ContentHash, ParticipantId, UploadId } from './fields.ts';
+export * from './update-messages.ts';
 
 /** What a peer is told when something it sent is refused. */
 export const wireError = object({
@@ -256,120 +223,6 @@ export const adapterChunk = object({
   total: int(1, MAX_CHUNK_COUNT),
 });
 export type AdapterChunk = Infer<typeof adapterChunk>;
-
-// ---- update upload ---------------------------------------------------------------------------
-
-/** One tensor of an update, as the envelope announces it. */
-export const tensorSpec = object({
-  name: text(1, MAX_TENSOR_NAME_LENGTH),
-  shape: list(int(1, MAX_TENSOR_DIM), 0, MAX_TENSOR_RANK),
-  dtype: oneOf(FLOAT_DTYPES),
-});
-export type TensorSpec = Infer<typeof tensorSpec>;
-
-/** Tensors of an update, names strictly ascending in UTF-8 byte order. */
-const tensorSchema = refine(list(tensorSpec, 1, MAX_TENSORS), (specs, path) => {
-  // Unique, and one order for everyone (hashTensors' order), so the schema can be compared with
-  // the global adapter's tensor list entry by entry.
-  for (let i = 1; i < specs.length; i++) {
-    if (compareUtf8(specs[i - 1].name, specs[i].name) >= 0) {
-      const at = `${path}[${i}].name`;
-      fail(
-        'INCONSISTENT',
-        at,
-        `${at} ${JSON.stringify(specs[i].name)} must come after the previous tensor's name: names must be unique and in ascending (UTF-8 byte) order`,
-      );
-    }
-  }
-});
-
-/** The fields of what a participant commits to before sending an update; see envelope.ts. */
-const envelopeShape = {
-  version: literal(1, {
-    kind: 'RANGE',
-    hint: 'the client and coordinator run incompatible fedit versions',
-  }),
-  federation: federationId,
-  round: int(0, MAX_ROUND),
-  /** The participant's Ed25519 public key. */
-  participant: signKey,
-  /** The global adapter the update was trained from. */
-  globalAdapterHash: contentHash,
-  exampleCount: int(1, MAX_EXAMPLE_COUNT),
-  tensorSchema,
-  /** SHA-256 of the plaintext serialised update. */
-  payloadHash: contentHash,
-  payloadBytes: int(1, MAX_PAYLOAD_BYTES),
-  /** Plaintext bytes per chunk; the last chunk may be shorter. */
-  chunkBytes: int(MIN_CHUNK_BYTES, MAX_CHUNK_BYTES),
-  chunkCount: int(1, MAX_CHUNK_COUNT),
-  /** When the participant made the envelope, ms since the epoch. */
-  createdAt: timestamp,
-  /** Optional: the participant's held-out figures for globalAdapterHash (signed with the rest). */
-  heldOut: optional(heldOutFigures),
-};
-
-function checkChunkCount(e: { payloadBytes: number; chunkBytes: number; chunkCount: number }, path: string) {
-  const expected = chunkCountFor(e.payloadBytes, e.chunkBytes);
-  if (e.chunkCount !== expected) {
-    fail(
-      'INCONSISTENT',
-      `${path}.chunkCount`,
-      `${path}.chunkCount is ${e.chunkCount}, but ${e.payloadBytes} bytes in chunks of ${e.chunkBytes} make ${expected}`,
-    );
-  }
-}
-
-/** An envelope before it is signed (no `signature` field allowed). */
-export const updateEnvelope = refine(object(envelopeShape), checkChunkCount);
-export type UpdateEnvelope = Infer<typeof updateEnvelope>;
-
-/** A signed envelope: structure only, the signature is checked by verifyEnvelope. */
-export const signedEnvelope = refine(
-  object({
-    ...envelopeShape,
-    /** Signature of envelopeDigest under 'fedit/envelope/v1'. */
-    signature,
-  }),
-  checkChunkCount,
-);
-export type SignedEnvelope = Infer<typeof signedEnvelope>;
-
-/** Client → server: start (or resume) an upload. The envelope's errors are named `envelope.*`, as
- * everywhere else it appears. */
-export const updateBegin = object({ envelope: rooted('envelope', signedEnvelope) });
-export type UpdateBegin = Infer<typeof updateBegin>;
-
-export const updateBeginResult = object({
-  uploadId,
-  /** The first chunk index the coordinator does not hold yet (chunkCount when all are there). */
-  resumeFrom: int(0, MAX_CHUNK_COUNT),
-});
-export type UpdateBeginResult = Infer<typeof updateBeginResult>;
-
-/** Client → server: one sealed chunk. */
-export const updateChunk = object({
-  uploadId,
-  index: chunkIndex,
-  /** sealChunk output: ciphertext || 16-byte tag. */
-  data: bytes(SEAL_OVERHEAD_BYTES, MAX_CHUNK_BYTES + SEAL_OVERHEAD_BYTES),
-  /** SHA-256 of `data`, so corruption is told apart from tampering before decryption. */
-  sha256: bytes(32),
-});
-export type UpdateChunk = Infer<typeof updateChunk>;
-
-export const updateChunkResult = object({
-  /** Chunks the coordinator now holds for this upload. */
-  received: int(0, MAX_CHUNK_COUNT),
-});
-export type UpdateChunkResult = Infer<typeof updateChunkResult>;
-
-/** Client → server: every chunk is sent; verify and count the update. */
-export const updateCommit = object({ uploadId });
-export type UpdateCommit = Infer<typeof updateCommit>;
-
-export const updateCommitResult = object({});
-export type UpdateCommitResult = Infer<typeof updateCommitResult>;
 
 // ---- the events, and the socket.io event maps derived from them ------------------------------
 

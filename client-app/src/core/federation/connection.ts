@@ -28,6 +28,7 @@ import {
   type ClientPayload,
   type ClientToServerEvents,
   type FederationFinished,
+  type Identity,
   type RoundClosed,
   type RoundOpen,
   type ServerToClientEvents,
@@ -40,7 +41,29 @@ import type {
   ConnectionState,
 } from './connection-types.ts';
 import { FederationError } from './errors.ts';
+import type { Membership } from './store.ts';
 import { ackResult, checkHello, requestFailure, unreachableError, type OkAck } from './wire.ts';
+
+/**
+ * A connection for a federation this computer has joined: to the coordinator its membership names,
+ * proving the enrolment of `identity`. The participant's own, the pre-flight of an ended
+ * federation (finished.ts) and the app's one-off adapter fetch all open theirs here.
+ */
+export function membershipConnection(
+  membership: Pick<Membership, 'url' | 'federation' | 'coordinator'>,
+  identity: Identity,
+  options: Pick<ConnectionOptions, 'requestTimeoutMs' | 'reconnection' | 'reconnectionDelayMax'> = {},
+): FederationConnection {
+  const { url, federation, coordinator } = membership;
+  return new FederationConnection({
+    url,
+    federation,
+    coordinator,
+    identity,
+    auth: { kind: 'prove' },
+    ...options,
+  });
+}
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** How long `ready()` waits by default before giving up on an unreachable coordinator. */

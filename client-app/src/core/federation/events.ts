@@ -37,6 +37,19 @@ export interface ProgressEvent {
   etaSeconds?: number;
 }
 
+/** A loss: any finite number. */
+const finiteNumber = schema.predicate<number>(
+  Number.isFinite,
+  (v) => `must be a finite number, got ${JSON.stringify(v)}`,
+  'TYPE',
+);
+/** A share such as an exact-match rate: a number from 0 to 1. */
+const share = schema.predicate<number>(
+  (v) => typeof v === 'number' && v >= 0 && v <= 1,
+  (v) => `must be a number from 0 to 1, got ${JSON.stringify(v)}`,
+  'TYPE',
+);
+
 /**
  * What happened in one round, from this participant's side: the declaration the desktop app reads
  * its saved round history with (app/history-file.ts), and the type the round loop fills in.
@@ -46,47 +59,17 @@ export const roundHistoryEntry = schema.object(
     round: schema.int(0, MAX_ROUND),
     selected: schema.oneOf([true, false], { kind: 'TYPE', expected: 'true or false' }),
     /** Mean loss of the local steps, when this participant trained. */
-    trainLoss: schema.optional(
-      schema.predicate<number>(
-        Number.isFinite,
-        (v) => `must be a finite number, got ${JSON.stringify(v)}`,
-        'TYPE',
-      ),
-    ),
+    trainLoss: schema.optional(finiteNumber),
     /** The round's global adapter on this participant's held-out slice (held-out.ts): mean token loss. */
-    heldOutLoss: schema.optional(
-      schema.predicate<number>(
-        Number.isFinite,
-        (v) => `must be a finite number, got ${JSON.stringify(v)}`,
-        'TYPE',
-      ),
-    ),
+    heldOutLoss: schema.optional(finiteNumber),
     /** And the share of exact matches, when the responses are short. */
-    heldOutExactMatch: schema.optional(
-      schema.predicate<number>(
-        (v) => typeof v === 'number' && v >= 0 && v <= 1,
-        (v) => `must be a number from 0 to 1, got ${JSON.stringify(v)}`,
-        'TYPE',
-      ),
-    ),
+    heldOutExactMatch: schema.optional(share),
     /**
      * The federation's example-weighted means of the same figures, from 'round:closed' (the
      * round record's heldOut), when the counted updates sent them.
      */
-    federationHeldOutLoss: schema.optional(
-      schema.predicate<number>(
-        Number.isFinite,
-        (v) => `must be a finite number, got ${JSON.stringify(v)}`,
-        'TYPE',
-      ),
-    ),
-    federationHeldOutExactMatch: schema.optional(
-      schema.predicate<number>(
-        (v) => typeof v === 'number' && v >= 0 && v <= 1,
-        (v) => `must be a number from 0 to 1, got ${JSON.stringify(v)}`,
-        'TYPE',
-      ),
-    ),
+    federationHeldOutLoss: schema.optional(finiteNumber),
+    federationHeldOutExactMatch: schema.optional(share),
     /** Training examples the update was weighted by. */
     examples: schema.optional(schema.int(0, MAX_EXAMPLE_COUNT)),
     /** True once the coordinator acknowledged the commit. */

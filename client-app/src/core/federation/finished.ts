@@ -5,7 +5,7 @@
 // base model and the data are never loaded. A coordinator that does not answer within
 // PREFLIGHT_TIMEOUT_MS, or a federation still running, leaves the ordinary start to go on.
 import type { FederationFinished } from '@fedit/shared';
-import { FederationConnection } from './connection.ts';
+import { membershipConnection } from './connection.ts';
 import type { FinalAdapter } from './events.ts';
 import { recordRoundResult } from './results.ts';
 import { keepFinalAdapter } from './round-io.ts';
@@ -26,15 +26,8 @@ export async function fetchFinishedFederation(
   const home = resolveHome(options.home);
   const identity = await requireIdentity(home);
   const membership = await selectMembership(home, options.federationId);
-  const connection = new FederationConnection({
-    url: membership.url,
-    federation: membership.federation,
-    coordinator: membership.coordinator,
-    identity,
-    auth: { kind: 'prove' },
-    requestTimeoutMs: options.requestTimeoutMs,
-    reconnection: false,
-  });
+  const { requestTimeoutMs } = options;
+  const connection = membershipConnection(membership, identity, { requestTimeoutMs, reconnection: false });
   let finished: FederationFinished | undefined;
   // Delivered during the handshake, before ready() resolves (connection.ts holds early events).
   connection.on('federation:finished', (f) => (finished = f));

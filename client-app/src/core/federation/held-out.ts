@@ -14,8 +14,7 @@
 //
 // Only the three integers leave the machine, never an example.
 
-import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { IGNORE_INDEX, type LoraConfig } from '@fedit/kernels';
 import {
   MAX_HELD_OUT_EXAMPLES,
@@ -26,14 +25,14 @@ import {
 } from '@fedit/shared';
 import type { RoundHistoryEntry } from './events.ts';
 import { readCachedAdapter } from './adapters.ts';
-import { corruptedHomeFile } from './errors.ts';
 import type { HeldOutOptions } from '../data/split.ts';
 import type { TrainingExample } from '../data/index.ts';
 import { evaluateAdapterRows } from '../evaluate.ts';
 import { greedyAnswers } from '../greedy.ts';
 import type { ParticipantSession } from './session.ts';
 import { federationLora } from './settings.ts';
-import { ensurePrivateDir, membershipPath, writePrivateFile } from './store.ts';
+import { keepRoundEntry, readRoundEntries, type RoundEntryKind } from './rounds-file.ts';
+import { membershipPath } from './store.ts';
 
 /** Responses of at most this many tokens are short enough to score by exact match. */
 export const SHORT_RESPONSE_TOKENS = 16;
@@ -157,28 +156,17 @@ export function heldOutPath(home: string, federation: string): string {
   return join(home, HELD_OUT_DIR, `${federation}.json`);
 }
 
+const HELD_OUT_ROUNDS: RoundEntryKind<HeldOutRound> = {
+  isEntry: isHeldOutRound,
+  described: 'held-out figures',
+};
+
 /**
  * The figures kept so far, by ascending round ([] before the first). A file that is not what
  * keepHeldOutRound writes (it writes atomically, so only an edit makes one) is an error naming it.
  */
 export async function readHeldOutHistory(home: string, federation: string): Promise<HeldOutRound[]> {
-  const path = heldOutPath(home, federation);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  let rounds: unknown;
-  try {
-    rounds = (JSON.parse(text) as { rounds?: unknown }).rounds;
-  } catch (error) {
-    throw corruptedHomeFile(path, 'it is not JSON', error);
-  }
-  if (!Array.isArray(rounds) || !rounds.every(isHeldOutRound))
-    throw corruptedHomeFile(path, 'its "rounds" are not a list of held-out figures');
-  return rounds;
+  return readRoundEntries(heldOutPath(home, federation), HELD_OUT_ROUNDS);
 }
 
 function isHeldOutRound(value: unknown): value is HeldOutRound {
@@ -195,14 +183,7 @@ function isHeldOutRound(value: unknown): value is HeldOutRound {
 
 /** Keeps round `entry.round`'s figures (replacing any earlier ones of that round), atomically. */
 export async function keepHeldOutRound(home: string, federation: string, entry: HeldOutRound): Promise<void> {
-  const rounds = (await readHeldOutHistory(home, federation)).filter((r) => r.round !== entry.round);
-  rounds.push(entry);
-  rounds.sort((a, b) => a.round - b.round);
-  await ensurePrivateDir(dirname(heldOutPath(home, federation)));
-  await writePrivateFile(
-    heldOutPath(home, federation),
-    JSON.stringify({ version: 1, rounds }, null, 2) + '\n',
-  );
+  await keepRoundEntry(heldOutPath(home, federation), HELD_OUT_ROUNDS, entry);
 }
 
 /** The figures as the participant keeps them. */

@@ -35,6 +35,7 @@ export {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
   FederationConnection,
+  membershipConnection,
 } from './connection.ts';
 export type {
   AuthMode,

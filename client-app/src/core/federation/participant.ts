@@ -6,7 +6,8 @@
 //            ('participant:ready'; rounds select only among the ready, and a bare `client join`
 //            never says it: its model and data were never loaded)
 //   'round:open' (selected) -> a round task: train from memory, upload (round.ts, round-io.ts)
-//   'round:closed' -> record the round in the history -> wait for the next one
+//   'round:closed' -> record the round in the history, its result and its folder settled
+//                  (closed-round.ts) -> wait for the next one
 //   'federation:finished' (at the end of the last round, or at once on connecting to a finished
 //                  federation) -> fetch the final global adapter into the adapter cache, record it
 //                  as its round's result -> stop; on a federation that had already ended, start
@@ -16,7 +17,6 @@
 // round tasks become events. An upload interrupted by a dropped connection or a restarted client
 // resumes as long as the round is open; one whose round has closed is dropped.
 import { EventEmitter } from 'node:events';
-import { rm } from 'node:fs/promises';
 import {
   FeditError,
   type ContentHash,
@@ -25,7 +25,8 @@ import {
   type RoundOpen,
   type Tensor,
 } from '@fedit/shared';
-import { FederationConnection } from './connection.ts';
+import { membershipConnection } from './connection.ts';
+import { keepClosedRoundAdapter, settleClosedRound } from './closed-round.ts';
 import { isTransient } from './errors.ts';
 import { fetchFinishedFederation, recordFinalResult } from './finished.ts';
 import { sayReady, waitingWords } from './readiness.ts';
@@ -39,10 +40,8 @@ import type {
 import { runRound } from './round.ts';
 import { keepFinalAdapter, keepGlobalAdapter } from './round-io.ts';
 import { federationHeldOut, measureFinalAdapter } from './held-out.ts';
-import { recordRoundResult } from './results.ts';
 import { adoptSettings, loadSession, type ParticipantOptions, type ParticipantSession } from './session.ts';
-import { adapterCachePath, removeRoundDirs, roundDir } from './store.ts';
-import { dropPendingUpload } from './update.ts';
+import { adapterCachePath, removeRoundDirs } from './store.ts';
 
 export type {
   FinalAdapter,
@@ -137,14 +136,10 @@ export class Participant extends EventEmitter<ParticipantEvents> {
       this.emit('report', loaded.data.report);
       options.signal?.throwIfAborted();
       const { membership, identity } = loaded;
-      const connection = new FederationConnection({
-        url: membership.url,
-        federation: membership.federation,
-        coordinator: membership.coordinator,
-        identity,
-        auth: { kind: 'prove' },
-        requestTimeoutMs: options.requestTimeoutMs,
-        reconnectionDelayMax: options.reconnectionDelayMax,
+      const { requestTimeoutMs, reconnectionDelayMax } = options;
+      const connection = membershipConnection(membership, identity, {
+        requestTimeoutMs,
+        reconnectionDelayMax,
       });
       const session: ParticipantSession = {
         ...loaded,
@@ -350,34 +345,14 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     entry.adapterHash = closed.adapterHash;
     entry.updates = closed.participants;
     if (closed.heldOut) Object.assign(entry, federationHeldOut(closed.heldOut));
-    // Which cached adapter is which round's, for `fedit client export` (results.ts).
-    await recordRoundResult(session.home, session.membership.federation, {
-      round: closed.round,
-      outcome: closed.outcome,
-      adapterHash: closed.adapterHash,
-      updates: closed.participants,
-    });
-    await dropPendingUpload(roundDir(session.home, session.membership.federation, closed.round));
-    await rm(roundDir(session.home, session.membership.federation, closed.round), {
-      recursive: true,
-      force: true,
-    });
+    await settleClosedRound(session, closed);
     this.emit('round', { ...entry });
     session.roundsClosed++;
     // The federation's end is not guessed from the round number: the coordinator says so
     // ('federation:finished', right after the last round's 'round:closed').
     const { maxRounds } = session.options;
     if (maxRounds !== undefined && session.roundsClosed >= maxRounds) {
-      // Keep the adapter this round produced before the connection goes: a participant only
-      // downloads global adapters for rounds it trains in.
-      if (closed.outcome === 'aggregated') {
-        await keepGlobalAdapter(session, closed.adapterHash).catch((error: unknown) =>
-          this.emit(
-            'warning',
-            `could not keep round ${closed.round}'s global adapter: ${(error as Error).message}`,
-          ),
-        );
-      }
+      await keepClosedRoundAdapter(session, closed, (message) => this.emit('warning', message));
       return this.#finish('max-rounds');
     }
     this.#setStatus({ status: 'waiting', round: closed.round, message: 'waiting for the next round' });

@@ -5,12 +5,13 @@
 //
 //   <home>/results/<federation>.json   { version: 1, rounds: [{ round, outcome, adapterHash, updates }] }
 //
-// Written on every 'round:closed' (participant.ts); read by `fedit client export` (export.ts).
-import { readFile } from 'node:fs/promises';
+// Written on every 'round:closed' (participant.ts); read by `fedit client export` (export.ts). The
+// file's form, reading and writing are rounds-file.ts's, shared with the held-out figures.
 import { join } from 'node:path';
 import { CONTENT_HASH_PATTERN, FEDERATION_ID_PATTERN } from '@fedit/shared';
 import { FederationError } from './errors.ts';
-import { RESULTS_DIR, ensurePrivateDir, writePrivateFile } from './store.ts';
+import { keepRoundEntry, readRoundEntries, type RoundEntryKind } from './rounds-file.ts';
+import { RESULTS_DIR } from './store.ts';
 
 export { RESULTS_DIR };
 
@@ -32,30 +33,14 @@ export function resultsPath(home: string, federation: string): string {
   return join(home, RESULTS_DIR, `${federation}.json`);
 }
 
+const ROUND_RESULTS: RoundEntryKind<RoundResult> = {
+  isEntry: isRoundResult,
+  described: 'round results ({ round, outcome, adapterHash, updates })',
+};
+
 /** The rounds this home saw close in `federation`, sorted by round; [] when none. */
 export async function readRoundResults(home: string, federation: string): Promise<RoundResult[]> {
-  const path = resultsPath(home, federation);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  let rounds: unknown;
-  try {
-    rounds = (JSON.parse(text) as { rounds?: unknown }).rounds;
-  } catch (cause) {
-    throw new FederationError('FEDERATION_HOME', `${path} is corrupted: ${(cause as Error).message}`, {
-      cause,
-    });
-  }
-  if (!Array.isArray(rounds) || !rounds.every(isRoundResult))
-    throw new FederationError(
-      'FEDERATION_HOME',
-      `${path} is corrupted: "rounds" must be a list of { round, outcome, adapterHash, updates }; remove the file (only \`fedit client export\` reads it)`,
-    );
-  return rounds;
+  return readRoundEntries(resultsPath(home, federation), ROUND_RESULTS);
 }
 
 /** Records (or replaces) round `result.round`'s result. */
@@ -64,13 +49,7 @@ export async function recordRoundResult(
   federation: string,
   result: RoundResult,
 ): Promise<void> {
-  const path = resultsPath(home, federation);
-  const rounds = (await readRoundResults(home, federation)).filter((r) => r.round !== result.round);
-  rounds.push(result);
-  rounds.sort((a, b) => a.round - b.round);
-  await ensurePrivateDir(home);
-  await ensurePrivateDir(join(home, RESULTS_DIR));
-  await writePrivateFile(path, JSON.stringify({ version: 1, rounds }, null, 2) + '\n');
+  await keepRoundEntry(resultsPath(home, federation), ROUND_RESULTS, result);
 }
 
 function isRoundResult(value: unknown): value is RoundResult {

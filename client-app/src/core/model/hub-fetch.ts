@@ -24,7 +24,7 @@ import { basename, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { downloadFile, listFiles, type ListFileEntry } from '@huggingface/hub';
-import { FeditError, formatModelRepo, type ModelRepo } from '@fedit/shared';
+import { FeditError, MODEL_SIDE_FILES, formatModelRepo, type ModelRepo } from '@fedit/shared';
 
 export type ModelFetchErrorCode =
   /** The output folder already holds files. */
@@ -82,23 +82,8 @@ export interface FetchedModel {
   resumedBytes: number;
 }
 
-/**
- * The files beside config.json and the weights that describe the tokenizer and generation: the
- * engine's TOKENIZER_FILES (kernels/src/model/merge.ts; a test holds the two lists equal). Not
- * imported: the engine loads onnxruntime, and the app's main process, which downloads, must not.
- */
-export const MODEL_SIDE_FILES = [
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'generation_config.json',
-  'tokenizer.model',
-  'vocab.json',
-  'merges.txt',
-  'added_tokens.json',
-  'chat_template.jinja',
-  'chat_template.json',
-] as const;
+/** The tokenizer and generation files fetched beside config.json and the weights (@fedit/shared). */
+export { MODEL_SIDE_FILES };
 
 const PARTIAL_SUFFIX = '.partial';
 const MANIFEST = '.fedit-fetch.json';
