@@ -356,3 +356,23 @@ test("init's help says what counts toward --rounds, and how rounds select", asyn
   t.regex(help, /--over-selection <x> select this many times the target/);
   t.regex(help, /--quorum <n> updates at which a round closes/);
 });
+
+test('init prints what the median does not stop when rounds may count fewer than 5 updates, and nothing for krum', async (t) => {
+  const init = async (args: string[]) => {
+    const r = await fedit(
+      'coordinator',
+      'init',
+      join(tempDir(t), 'fed'),
+      '--model',
+      await tinyModel(),
+      ...args,
+    );
+    t.is(r.code, 0, r.stderr);
+    return r.stdout;
+  };
+  t.regex(
+    await init(['--aggregation-rule', 'median']),
+    /^ {2}note: Rounds here may count as few as \d+ updates?: with fewer than 5, the median does not hold against one harmful participant/m,
+  );
+  t.notRegex(await init(['--aggregation-rule', 'krum']), /note:/);
+});

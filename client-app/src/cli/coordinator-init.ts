@@ -16,6 +16,7 @@ import {
   type ModelRepo,
 } from '@fedit/shared';
 import type { FederationSettings } from '@fedit/coordinator';
+import { robustRuleCaveat } from '../core/federation/learning-words.ts';
 import { addLearningOptions, initSettings, type InitOptions } from './init-settings.ts';
 import { addLoraOptions, positive } from './options.ts';
 
@@ -73,15 +74,17 @@ export function registerInit(coordinator: Command): void {
         settings,
       });
       const operator = fingerprint(publicIdentity(identity));
+      // What the chosen rule does not protect against, measured (participants read it at join too).
+      const caveat = robustRuleCaveat(config);
       if (o.json) {
         const { id, name, baseModel } = config;
         process.stdout.write(
-          JSON.stringify({ federation: id, name, dir, baseModel, fingerprint: operator }) + '\n',
+          JSON.stringify({ federation: id, name, dir, baseModel, fingerprint: operator, caveat }) + '\n',
         );
         return;
       }
       process.stdout.write(
-        `created federation ${config.id} in ${dir}\n  base model ${config.baseModel.name} (${config.baseModel.identity})\n${modelSourceLines(config.baseModel)}  ${fingerprintLine(operator)}\n  next: fedit coordinator invite ${dir} --url http://HOST:PORT, then fedit coordinator start ${dir}\n`,
+        `created federation ${config.id} in ${dir}\n  base model ${config.baseModel.name} (${config.baseModel.identity})\n${modelSourceLines(config.baseModel)}  ${fingerprintLine(operator)}\n${caveat ? `  note: ${caveat}\n` : ''}  next: fedit coordinator invite ${dir} --url http://HOST:PORT, then fedit coordinator start ${dir}\n`,
       );
     });
 }
