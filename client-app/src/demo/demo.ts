@@ -193,7 +193,11 @@ function printComparison(
   print('\n' + demoVerdict(r.global, r.pooled, r.localOnly));
 }
 
-/** What the table says, in one sentence: the federated adapter against pooled and the best alone. */
+/**
+ * What the table says, in one sentence: the federated adapter against pooled and the best alone
+ * overall, then every category on which some participant's adapter alone does better than the
+ * federated one (an overall gain can hide a skill the federation lost).
+ */
 export function demoVerdict(
   global: TaskAccuracy,
   pooled: TaskAccuracy,
@@ -204,7 +208,20 @@ export function demoVerdict(
   const bestAlone = Math.max(...localOnly.map((l) => l.accuracy.overall.accuracy));
   const alone = gapInWords(points(global.overall.accuracy, bestAlone), 'the best participant alone');
   const pool = gapInWords(points(global.overall.accuracy, pooled.overall.accuracy), 'pooled training');
-  return `the federated adapter is ${alone} and ${pool} (all on the held-out tasks of every category)`;
+  const overall = `the federated adapter is ${alone} and ${pool} (all on the held-out tasks of every category)`;
+  const worse = Object.entries(global.byCategory).flatMap(([category, federated]) => {
+    const best = localOnly
+      .map((l) => ({ name: l.name, accuracy: l.accuracy.byCategory[category]?.accuracy ?? 0 }))
+      .reduce((a, b) => (b.accuracy > a.accuracy ? b : a));
+    return points(best.accuracy, federated.accuracy) > 0
+      ? [
+          `on ${category}, ${best.name} alone scores ${pct(best.accuracy).trim()} against its ${pct(federated.accuracy).trim()}`,
+        ]
+      : [];
+  });
+  return worse.length === 0
+    ? `${overall}; no participant alone does better on any category`
+    : `${overall}; but ${worse.join(', and ')}`;
 }
 
 /** Held-out loss of an adapter on the evaluation tasks, on the tokens training sees. */
