@@ -390,7 +390,13 @@ export {
 } from './protocol/validate.ts';
 export { envelopeDigest, envelopeId, signEnvelope, verifyEnvelope } from './protocol/envelope.ts';
 export { enrolmentDigest, signEnrolment, verifyEnrolment } from './protocol/enrol.ts';
-export { RENAME_NONCE_BYTES, renameDigest, signRename, verifyRename, type RenameFields } from './protocol/rename.ts';
+export {
+  RENAME_NONCE_BYTES,
+  renameDigest,
+  signRename,
+  verifyRename,
+  type RenameFields,
+} from './protocol/rename.ts';
 export {
   sealedChunkMessage,
   sealedUpload,

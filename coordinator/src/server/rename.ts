@@ -21,12 +21,23 @@ export class Renaming {
     const known = ledger.state.participant(participant);
     if (known === undefined) throw new RefusedError('AUTH_REQUIRED', 'this participant is not enrolled');
     if (known.revoked)
-      throw new RefusedError('AUTH_REVOKED', `this identity was removed from the federation: ${known.revoked.reason}`);
-    if (known.displayName === p.displayName)
-      throw new RefusedError('RENAME_UNCHANGED', `you are already shown as ${p.displayName}`, 'payload.displayName');
+      throw new RefusedError(
+        'AUTH_REVOKED',
+        `this identity was removed from the federation: ${known.revoked.reason}`,
+      );
     const nonce = toHex(p.nonce);
     if (ledger.state.hasRenameNonce(nonce))
-      throw new RefusedError('RENAME_REPLAYED', 'this rename request was already used; sign a new one', 'payload.nonce');
+      throw new RefusedError(
+        'RENAME_REPLAYED',
+        'this rename request was already used; sign a new one',
+        'payload.nonce',
+      );
+    if (known.displayName === p.displayName)
+      throw new RefusedError(
+        'RENAME_UNCHANGED',
+        `you are already shown as ${p.displayName}`,
+        'payload.displayName',
+      );
     const fields = { federation, participant, displayName: p.displayName, nonce: p.nonce };
     if (!verifyRename(new Uint8Array(Buffer.from(known.publicKey, 'hex')), fields, p.signature))
       throw new RefusedError(
@@ -35,7 +46,10 @@ export class Renaming {
         'payload.signature',
       );
     if (this.#inProgress.has(participant))
-      throw new RefusedError('RENAME_IN_PROGRESS', 'a rename of this participant is in progress; try again in a moment');
+      throw new RefusedError(
+        'RENAME_IN_PROGRESS',
+        'a rename of this participant is in progress; try again in a moment',
+      );
     this.#inProgress.add(participant);
     try {
       await ledger.append({

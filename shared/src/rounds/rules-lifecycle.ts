@@ -106,10 +106,16 @@ function checkEnrol(body: EnrolBody, state: FederationState, problem: ReportProb
     );
 }
 
-function checkRename(federation: string, body: RenameBody, state: FederationState, problem: ReportProblem): void {
+function checkRename(
+  federation: string,
+  body: RenameBody,
+  state: FederationState,
+  problem: ReportProblem,
+): void {
   const { participant, displayName, nonce, signature } = body;
   const publicKey = state.participantKey(participant);
-  if (publicKey === undefined) return problem('NOT_ENROLLED', `renames ${participant}, who was never enrolled`);
+  if (publicKey === undefined)
+    return problem('NOT_ENROLLED', `renames ${participant}, who was never enrolled`);
   if (state.isRevoked(participant)) problem('REVOKED_PARTICIPANT', `renames ${participant}, who was revoked`);
   try {
     renameRequest.shape.displayName.parse(displayName, 'body.displayName');
