@@ -218,6 +218,11 @@ export class AppBackend implements FeditAppApi {
     return this.#changed();
   }
 
+  async renameParticipant(displayName: string): Promise<AppState> {
+    await this.#federation.rename(displayName);
+    return this.#changed();
+  }
+
   async chooseModel(dir?: string): Promise<AppState> {
     if (dir === undefined) throw new AppError('APP_ARGUMENT', 'choose a model folder');
     this.#refuseWhileTakingPart('change the model');
