@@ -84,6 +84,21 @@ test('a participant renames itself; forged, replayed and unchanged renames are r
   const replayed = [...records, structuredClone(renames[0])];
   replayed[records.length] = relinkedAt(replayed, records.length, identity.sign.secretKey);
   t.is(verifyRoundLog(replayed, options).firstFailure?.code, 'RENAME_REPLAYED');
+  const unknownParticipant = resigned(records, identity.sign.secretKey, (r) => {
+    if (r.kind === 'rename') r.body.participant = 'f'.repeat(32);
+    return isRename(r);
+  });
+  t.is(verifyRoundLog(unknownParticipant, options).firstFailure?.code, 'NOT_ENROLLED');
+  // A rename after the participant's revocation: its own signature does not make it valid.
+  const at = records.findIndex(isRename);
+  const revoke = {
+    ...structuredClone(records[at]),
+    kind: 'revoke',
+    body: { participant: alice.id, reason: 'spam' },
+  };
+  const revokedFirst = [...records.slice(0, at), revoke as RoundRecord, ...records.slice(at)];
+  const afterRevoke = resigned(revokedFirst, identity.sign.secretKey, (r) => r.kind === 'revoke');
+  t.is(verifyRoundLog(afterRevoke, options).firstFailure?.code, 'REVOKED_PARTICIPANT');
 });
 
 /** A copy of `records` where `edit` changed some (returning true), re-chained and re-signed from the first. */
