@@ -12,7 +12,7 @@ import { mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startDevShell } from '../src/app/dev-shell.ts';
 import { byId, chromiumMissing, openPage, waitForText } from './app-page.ts';
-import { CHAT_MAX_NEW_TOKENS } from '../src/app/backend.ts';
+import { CHAT_MAX_NEW_TOKENS } from '../src/app/chat-reply.ts';
 import { openChatSession } from '../src/core/index.ts';
 import { readAdapter } from '@fedit/shared';
 import { repoRoot } from '../../test/fixtures/fedit-cli.ts';

@@ -183,6 +183,7 @@ export {
   type CountedUpdate,
   type DroppedParticipant,
   type EnrolBody,
+  type RenameBody,
   type RevokeBody,
   type RoundAbortedBody,
   type RoundClosedBody,
@@ -390,6 +391,13 @@ export {
 } from './protocol/validate.ts';
 export { envelopeDigest, envelopeId, signEnvelope, verifyEnvelope } from './protocol/envelope.ts';
 export { enrolmentDigest, signEnrolment, verifyEnrolment } from './protocol/enrol.ts';
+export {
+  RENAME_NONCE_BYTES,
+  renameDigest,
+  signRename,
+  verifyRename,
+  type RenameFields,
+} from './protocol/rename.ts';
 export {
   sealedChunkMessage,
   sealedUpload,

@@ -329,6 +329,7 @@ function memberCard(ui: Ui): View {
   const leaveError = errorSlot('leave-error');
   const joinedName = h('h2', { testid: 'federation-name' });
   const joinedAs = h('strong', { testid: 'joined-as' });
+  const rename = renameField(ui);
   const joinedDetails = h('div');
   const root = h(
     'div',
@@ -340,8 +341,9 @@ function memberCard(ui: Ui): View {
       { class: 'muted' },
       'You joined as ',
       joinedAs,
-      '. The coordinator records the name once, when you join: the organiser sees this one.',
+      '. The organiser sees this name; you can change it (the coordinator records the change).',
     ),
+    rename.root,
     joinedDetails,
     h('div', { class: 'actions' }, leave),
     leaveQuestion,
@@ -357,10 +359,57 @@ function memberCard(ui: Ui): View {
     update(app) {
       renderJoined(app.federation);
       joinedAs.textContent = app.federation?.joinedAs?.displayName ?? '';
+      rename.update(app);
       leave.hidden = confirmingLeave;
       leaveQuestion.hidden = !confirmingLeave;
       leaveConfirm.disabled = ui.busy('leave');
       showError(leaveError, ui.error('leave'));
+    },
+  };
+}
+
+/**
+ * The name shown to the organiser, editable after joining: Save sends a signed rename through the
+ * coordinator. As in nameField, the value is read before ui.act redraws the page, and a field the
+ * person is editing (focused, or being saved) is not overwritten by a redraw.
+ */
+function renameField(ui: Ui): View {
+  const input = h('input', {
+    id: 'rename-input',
+    testid: 'rename-input',
+    type: 'text',
+    maxlength: 80,
+    autocomplete: 'off',
+  });
+  const save = h(
+    'button',
+    {
+      testid: 'rename-save',
+      onclick: async () => {
+        const displayName = input.value;
+        await ui.act('rename', () => ui.api.renameParticipant(displayName));
+        ui.render();
+      },
+    },
+    'Save',
+  );
+  const error = errorSlot('rename-error');
+  const root = h(
+    'div',
+    null,
+    h('label', { for: 'rename-input' }, 'Change your name'),
+    h('div', { class: 'actions' }, input, save),
+    error,
+  );
+  return {
+    root,
+    update(app) {
+      const current = app.federation?.joinedAs?.displayName ?? '';
+      const busy = ui.busy('rename');
+      if (document.activeElement !== input && !busy && !ui.error('rename')) input.value = current;
+      save.disabled = busy;
+      save.textContent = busy ? 'Saving…' : 'Save';
+      showError(error, ui.error('rename'));
     },
   };
 }

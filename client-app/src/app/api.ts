@@ -233,6 +233,11 @@ export interface FeditAppApi {
    */
   estimateCost(invite: string): Promise<CostEstimate>;
   leaveFederation(): Promise<AppState>;
+  /**
+   * After joining: asks the coordinator to show this participant under `displayName` (a signed
+   * rename it records in its log); the membership keeps the new name.
+   */
+  renameParticipant(displayName: string): Promise<AppState>;
   /** Paths come from the OS file picker in the app, or are typed in the development shell. */
   chooseModel(dir?: string): Promise<AppState>;
   /**
@@ -267,6 +272,7 @@ export const API_METHODS = [
   'joinFederation',
   'estimateCost',
   'leaveFederation',
+  'renameParticipant',
   'chooseModel',
   'downloadModel',
   'chooseData',

@@ -17,7 +17,7 @@
 //   ./live-status.ts       the live status: a pure fold of the participant's events and the
 //                          supervisor's, the same one the page runs on the events it receives
 //   ./device.ts, ./cost.ts where training runs (Automatic: measured steps) and what a round costs
-//   ./membership.ts        the federation, its end (./federation-end.ts), Save adapter (./adapter-save.ts)
+//   ./membership.ts        the federation, its end (./federation-end.ts), Save adapter, renaming
 //
 // and keeps, in the home folder it is given (the OS user-data folder in the app), beside those
 // files: the core's identity.json, federations/, adapters/, rounds/ (core/federation/store.ts),
@@ -56,9 +56,6 @@ import { AppError, existingFiles, existingPath } from './validate.ts';
 import { readyProblem, supervisorHost, type TakingPartParts } from './taking-part.ts';
 import { WorkerSupervisor, type SupervisorOptions } from './worker-supervisor.ts';
 import type { WorkerLink } from './worker-protocol.ts';
-
-export { CHAT_MAX_NEW_TOKENS, describeChatSource } from './chat-reply.ts';
-export { DEFAULT_SETTINGS } from './settings-file.ts';
 
 export const APP_DIR = 'app';
 export const LOGS_DIR = 'logs';
@@ -233,6 +230,11 @@ export class AppBackend implements FeditAppApi {
     this.#page.app({ type: 'app:left' });
     await this.#saveSettings();
     await this.#selections.recheckData(undefined);
+    return this.#changed();
+  }
+
+  async renameParticipant(displayName: string): Promise<AppState> {
+    await this.#federation.rename(displayName);
     return this.#changed();
   }
 

@@ -41,6 +41,8 @@ export async function callBackend(
       return backend.estimateCost(...checked(method));
     case 'leaveFederation':
       return backend.leaveFederation(...checked(method));
+    case 'renameParticipant':
+      return backend.renameParticipant(...checked(method));
     case 'chooseModel': {
       const [dir] = checked(method);
       if (dir !== undefined) return backend.chooseModel(dir);

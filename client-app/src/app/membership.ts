@@ -13,6 +13,7 @@ import {
   readInvite,
   type InviteInspection,
 } from '../core/federation/join.ts';
+import { renameParticipant } from '../core/federation/rename.ts';
 import { parseFederationSettings } from '../core/federation/settings.ts';
 import { listMemberships, removeMembership, type Membership } from '../core/federation/store.ts';
 import type { FinalAdapter } from '../core/federation/events.ts';
@@ -151,6 +152,23 @@ export class FederationMembership {
     const saved = await saveAdapterFolder(this.#home, membership.federation, folder, this.end.current);
     this.#log.info(`saved round ${saved.round}'s global adapter (${saved.adapterHash}) as a PEFT folder`);
     return saved;
+  }
+
+  /**
+   * Asks the coordinator to show this participant as `displayName` (core/federation/rename.ts: a
+   * request on its own connection, which replaces the training worker's until it reconnects).
+   */
+  async rename(displayName: string): Promise<void> {
+    const membership = this.#membership;
+    if (!membership)
+      throw new AppError('APP_NOT_READY', 'join a federation first: the name is the one it shows');
+    const renamed = await renameParticipant(displayName, {
+      home: this.#home,
+      federation: membership.federation,
+      timeoutMs: TIMEOUT_MS,
+    });
+    this.#log.info(`renamed in federation ${renamed.federation}: now shown as ${renamed.displayName}`);
+    this.#membership = renamed;
   }
 
   /** Forgets the membership, the participant's round folders and the history (the identity stays). */

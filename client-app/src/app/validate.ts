@@ -229,6 +229,7 @@ export function apiArguments(machine: Machine) {
     joinFederation: args(['the invite', invite]),
     estimateCost: args(['the invite', invite]),
     leaveFederation: args(),
+    renameParticipant: args(['the display name', displayName]),
     // Left out: the person picks in the system's file picker (dispatch.ts).
     chooseModel: args(['the model folder', schema.optional(pathText)]),
     downloadModel: args(),

@@ -15,6 +15,7 @@ import type {
 import { describeLearning } from '../core/federation/learning-words.ts';
 import { ProgressPrinter, stopOnCtrlC } from './progress.ts';
 import { registerClientExport } from './result-export.ts';
+import { registerClientRename } from './client-rename.ts';
 import { collect, formatOption, providerOption, wholeNumber } from './options.ts';
 
 /** --rank on join and run: this participant's own LoRA rank (core/federation/rank.ts). */
@@ -189,6 +190,7 @@ export function registerClientCommands(program: Command): void {
     .action(leaveCommand);
 
   registerClientExport(client, homeOption);
+  registerClientRename(client, homeOption);
 }
 
 async function joinCommand(

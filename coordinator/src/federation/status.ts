@@ -62,6 +62,10 @@ export function statusOfRecords(records: readonly RoundRecord[]): FederationStat
       case 'enrol':
         participants.set(record.body.participant, record.body.displayName ?? '');
         break;
+      case 'rename': // shown under the name it last chose
+        if (participants.has(record.body.participant))
+          participants.set(record.body.participant, record.body.displayName);
+        break;
       case 'revoke':
         participants.delete(record.body.participant);
         break;

@@ -4,6 +4,7 @@
 //                    per client event, unknown events refused
 //   sessions.ts      auth:prove, which connection is which participant, who is ready to train
 //   enrolment.ts     enrol: invite redemption and the enrol record
+//   rename.ts        participant:rename: a signed new display name and the rename record
 //   adapters.ts      adapter:get: global adapters only, chunk by chunk
 //   uploads.ts       update:begin / chunk / commit, through the admission rules
 //                    (shared/rounds/admission.ts)
@@ -36,6 +37,7 @@ import { lockFederation } from '../federation/lock.ts';
 import { CoordinatorIndex } from '../store/index-db.ts';
 import { GlobalAdapters } from './adapters.ts';
 import { Enrolment } from './enrolment.ts';
+import { Renaming } from './rename.ts';
 import type { CoordinatorEvent, Emit } from './events.ts';
 import { Ledger } from './ledger.ts';
 import { profile } from './profile.ts';
@@ -111,6 +113,7 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
     onReadiness: () => rounds.nudge(),
   });
   const enrolment = new Enrolment({ dir: o.dir, ledger, sessions, emit });
+  const renaming = new Renaming({ federation: config.id, ledger, sessions, emit });
   const transport = createTransport({
     federation: config.id,
     coordinatorSignKey: identity.sign.publicKey,
@@ -118,6 +121,7 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
     handlers: {
       'auth:prove': (socket, p) => sessions.prove(socket, p),
       enrol: (socket, p) => enrolment.enrol(socket, p),
+      'participant:rename': (socket, p) => renaming.rename(socket, p),
       'federation:info': () => ({
         config: JSON.stringify(config),
         configHash: hashOfConfig,

@@ -5,6 +5,7 @@ import type { DroppedParticipant } from '@fedit/shared';
 export type CoordinatorEvent =
   | { type: 'listening'; url: string }
   | { type: 'enrolled'; participant: string; displayName: string }
+  | { type: 'renamed'; participant: string; displayName: string }
   | { type: 'connected' | 'disconnected'; participant: string }
   /** A participant said it can train now (ready) or cannot; or its connection closed (not ready). */
   | { type: 'readiness'; participant: string; ready: boolean; reason?: string }

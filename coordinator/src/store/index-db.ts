@@ -73,7 +73,7 @@ export class CoordinatorIndex {
   apply(record: RoundRecord): void {
     this.#state.apply(record);
     const data = this.db.data;
-    if (record.kind === 'enrol' || record.kind === 'revoke') {
+    if (record.kind === 'enrol' || record.kind === 'rename' || record.kind === 'revoke') {
       const id = record.body.participant;
       const participant = this.#state.participant(id);
       if (participant) data.participants[id] = participantEntry(id, participant);

@@ -26,6 +26,7 @@ export const DOMAINS = {
   envelope: 'fedit/envelope/v1',
   auth: 'fedit/auth/v1',
   enrol: 'fedit/enrol/v1',
+  rename: 'fedit/rename/v1',
   record: 'fedit/record/v1',
 } as const satisfies Record<string, SignatureDomain>;
 

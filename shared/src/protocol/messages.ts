@@ -13,6 +13,7 @@
 import { AUTH_NONCE_BYTES } from '../crypto/auth.ts';
 import { BOX_PUBLIC_KEY_BYTES } from '../crypto/identity.ts';
 import { INVITE_TOKEN_BYTES } from '../crypto/invite.ts';
+import { RENAME_NONCE_BYTES } from './rename.ts';
 import {
   bytes,
   int,
@@ -106,6 +107,19 @@ export type EnrolRequest = Infer<typeof enrolRequest>;
 
 export const enrolResult = object({ participantId });
 export type EnrolResult = Infer<typeof enrolResult>;
+
+/** Client → server, authenticated: show me under a new name (see rename.ts for the signature). */
+export const renameRequest = object({
+  displayName,
+  /** 32 random bytes the participant picks; a nonce the log already holds is a replay. */
+  nonce: bytes(RENAME_NONCE_BYTES),
+  /** Signature of renameDigest under 'fedit/rename/v1', recorded in the rename record. */
+  signature,
+});
+export type RenameRequest = Infer<typeof renameRequest>;
+
+export const renameResult = object({ displayName });
+export type RenameResult = Infer<typeof renameResult>;
 
 // ---- readiness -------------------------------------------------------------------------------
 
@@ -230,6 +244,7 @@ export type AdapterChunk = Infer<typeof adapterChunk>;
 export const CLIENT_MESSAGES = {
   'auth:prove': { payload: authProve, result: authResult },
   enrol: { payload: enrolRequest, result: enrolResult },
+  'participant:rename': { payload: renameRequest, result: renameResult },
   'federation:info': { payload: federationInfoRequest, result: federationInfo },
   'participant:ready': { payload: participantReady, result: participantReadyResult },
   'adapter:get': { payload: adapterGet, result: adapterChunk },

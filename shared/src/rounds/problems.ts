@@ -32,6 +32,12 @@ export type VerificationProblemCode =
   /** An enrol record's participant id is not the fingerprint of the keys it records. */
   | 'PARTICIPANT_ID'
   | 'NOT_ENROLLED'
+  /** A rename record's signature is not its participant's over the federation, name and nonce. */
+  | 'RENAME_SIGNATURE'
+  /** A rename record carries a nonce an earlier rename carried: a replayed request. */
+  | 'RENAME_REPLAYED'
+  /** A rename record's name is one the protocol refuses (empty, too long, spaces around it). */
+  | 'RENAME_NAME'
   /** A revoked participant is enrolled again, revoked again, or has an update counted. */
   | 'REVOKED_PARTICIPANT'
   /** The selected participants are not those the seed selects from the eligible participants. */

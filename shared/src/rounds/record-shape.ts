@@ -11,6 +11,7 @@
 import type { AggregationConfig } from '../aggregation/rule.ts';
 import { SIGNATURE_BYTES, SIGN_PUBLIC_KEY_BYTES } from '../crypto/sign.ts';
 import { signedEnvelope } from '../protocol/messages.ts';
+import { RENAME_NONCE_BYTES } from '../protocol/rename.ts';
 import {
   SchemaError,
   dictionary,
@@ -213,6 +214,18 @@ export const RECORD_BODIES = {
     boxKey: optional(name),
     /** The name the participant chose to be shown under. */
     displayName: optional(words),
+  }),
+  /**
+   * From this record on, the participant is shown as displayName. The participant asked for it:
+   * signature is its Ed25519 signature (hex) of renameDigest({ federation, participant,
+   * displayName, nonce }) under 'fedit/rename/v1' (protocol/rename.ts), nonce hex of its 32
+   * random bytes, never seen before in the log. Absent from logs written before renaming existed.
+   */
+  rename: part({
+    participant: name,
+    displayName: words,
+    nonce: hexBytes(RENAME_NONCE_BYTES, 'a 32-byte nonce'),
+    signature,
   }),
   /** From this record on, the participant's updates no longer count. Revocation is final. */
   revoke: part({ participant: name, reason: words }),

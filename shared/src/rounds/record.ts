@@ -8,7 +8,7 @@
 //   federation the federation's id, the same in every record
 //   round      for round-open/-closed/-aborted the round's number (1, 2, ...); for the other kinds
 //              the number of the last round opened before it (0 before the first)
-//   kind       config | enrol | revoke | round-open | round-closed | round-aborted
+//   kind       config | enrol | rename | revoke | round-open | round-closed | round-aborted
 //   prevHash   the previous record's hash; ZERO_HASH for the first record
 //   time       when the coordinator wrote it: UTC, "YYYY-MM-DDTHH:MM:SS.sssZ", never decreasing
 //   body       the kind's content (RECORD_BODIES in record-shape.ts declares each, the *Body types
@@ -34,6 +34,7 @@ import type { RECORD_BODIES, countedUpdate, droppedParticipant, ruleRef, selecti
 export const ROUND_RECORD_KINDS = [
   'config',
   'enrol',
+  'rename',
   'revoke',
   'round-open',
   'round-closed',
@@ -51,6 +52,7 @@ type Body<K extends RoundRecordKind> = Infer<(typeof RECORD_BODIES)[K]>;
 export type RoundRecordBodies = { [K in RoundRecordKind]: Body<K> };
 export type ConfigBody = Body<'config'>;
 export type EnrolBody = Body<'enrol'>;
+export type RenameBody = Body<'rename'>;
 export type RevokeBody = Body<'revoke'>;
 export type RoundOpenBody = Body<'round-open'>;
 export type RoundClosedBody = Body<'round-closed'>;

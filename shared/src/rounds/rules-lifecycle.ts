@@ -5,12 +5,17 @@
 //   change while a round is open; participants are enrolled once and revoked at most once, for
 //   good; a signing key is enrolled once (under one participant id, revoked or not); a participant
 //   id recorded with both of its keys is their fingerprint; a round is aborted only while open;
-//   a record of another kind carries the number of the last round opened. Opening and closing a
+//   a record of another kind carries the number of the last round opened; a rename names an
+//   enrolled, unrevoked participant, a valid new name, a nonce never seen before and the
+//   participant's own signature over them (protocol/rename.ts). Opening and closing a
 //   round have rules of their own (rules-round.ts).
 
 import { fingerprint } from '../crypto/identity.ts';
 import type { ReportProblem } from './problems.ts';
-import type { ConfigBody, EnrolBody, RoundRecord } from './record.ts';
+import { renameRequest } from '../protocol/messages.ts';
+import { verifyRename } from '../protocol/rename.ts';
+import { SchemaError } from '../schema/schema.ts';
+import type { ConfigBody, EnrolBody, RenameBody, RoundRecord } from './record.ts';
 import { configHash } from '../federation/config.ts';
 import { checkClose, checkOpen } from './rules-round.ts';
 import { readRecordedConfig, type FederationState } from './state.ts';
@@ -51,6 +56,9 @@ export function checkLifecycle(
       break;
     case 'enrol':
       checkEnrol(record.body, state, problem);
+      break;
+    case 'rename':
+      checkRename(record.federation, record.body, state, problem);
       break;
     case 'revoke': {
       const { participant } = record.body;
@@ -95,6 +103,39 @@ function checkEnrol(body: EnrolBody, state: FederationState, problem: ReportProb
     problem(
       'PARTICIPANT_ID',
       `enrols ${participant}, but the keys it records are those of participant ${derived} (the fingerprint of the signing and box keys)`,
+    );
+}
+
+function checkRename(
+  federation: string,
+  body: RenameBody,
+  state: FederationState,
+  problem: ReportProblem,
+): void {
+  const { participant, displayName, nonce, signature } = body;
+  const publicKey = state.participantKey(participant);
+  if (publicKey === undefined)
+    return problem('NOT_ENROLLED', `renames ${participant}, who was never enrolled`);
+  if (state.isRevoked(participant)) problem('REVOKED_PARTICIPANT', `renames ${participant}, who was revoked`);
+  try {
+    renameRequest.shape.displayName.parse(displayName, 'body.displayName');
+  } catch (error) {
+    if (!(error instanceof SchemaError)) throw error;
+    problem('RENAME_NAME', `renames ${participant} to a name enrolment would refuse: ${error.message}`);
+  }
+  if (state.hasRenameNonce(nonce))
+    problem('RENAME_REPLAYED', `renames ${participant} with nonce ${nonce}, which an earlier rename carried`);
+  const signed =
+    HEX_KEY.test(publicKey) &&
+    verifyRename(
+      new Uint8Array(Buffer.from(publicKey, 'hex')),
+      { federation, participant, displayName, nonce: new Uint8Array(Buffer.from(nonce, 'hex')) },
+      new Uint8Array(Buffer.from(signature, 'hex')),
+    );
+  if (!signed)
+    problem(
+      'RENAME_SIGNATURE',
+      `renames ${participant} to ${JSON.stringify(displayName)}, but the signature is not the participant's over this federation, name and nonce`,
     );
 }
 

@@ -8,6 +8,7 @@
 //   config        from here on, the global adapter it names (if it names one), and the federation
 //                 config it holds (if it holds a readable one: recordedConfig)
 //   enrol         a participant, its keys and display name, enrolled at the record's time
+//   rename        the participant's display name from here on; the request's nonce is seen
 //   revoke        the participant revoked, for good (the first revocation stands)
 //   round-open    round r open, with its rule, selection, quorum, training round and global
 //                 adapter; the last round is r
@@ -80,6 +81,8 @@ export class FederationState {
   /** Participant id by enrolled signing key (enrolKey form). */
   readonly #participantByKey = new Map<string, string>();
   readonly #envelopes = new Set<string>();
+  /** The nonces of the rename records (hex), so a replayed rename is recognised. */
+  readonly #renameNonces = new Set<string>();
   readonly #rounds = new Map<number, RoundState>();
 
   /** `federation`: the federation the log must belong to, when known before its first record. */
@@ -173,6 +176,11 @@ export class FederationState {
     return this.#participants.get(participant)?.revoked !== undefined;
   }
 
+  /** Whether a rename record already carried this nonce (hex): a second one is a replay. */
+  hasRenameNonce(nonce: string): boolean {
+    return this.#renameNonces.has(nonce);
+  }
+
   /** Whether an update with this envelope digest was already counted. */
   hasEnvelope(digest: string): boolean {
     return this.#envelopes.has(digest);
@@ -206,6 +214,12 @@ export class FederationState {
         }
         if (!this.#participantByKey.has(enrolKey(publicKey)))
           this.#participantByKey.set(enrolKey(publicKey), participant);
+        break;
+      }
+      case 'rename': {
+        const participant = this.#participants.get(record.body.participant);
+        if (participant) participant.displayName = record.body.displayName;
+        this.#renameNonces.add(record.body.nonce);
         break;
       }
       case 'revoke': {

@@ -84,6 +84,7 @@ export {
   type ParticipantOptions,
   type TrainingInputsLoader,
 } from './session.ts';
+export { renameParticipant, type RenameOptions } from './rename.ts';
 export { participantSeed } from './round.ts';
 export { connectionUploadRequest } from './round-io.ts';
 export { Participant, type FinalAdapter, type ParticipantResult } from './participant.ts';
