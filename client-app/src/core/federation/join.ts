@@ -101,7 +101,7 @@ export async function inspectInvite(
   const home = resolveHome(options.home);
   // A throwaway identity is enough to read the settings: nothing is signed on this connection.
   const identity = (await readIdentity(home)) ?? generateIdentity();
-  const connection = await connectForJoin(invite, identity, { kind: 'none' }, options);
+  const connection = await connectOnce(invite, identity, { kind: 'none' }, options);
   try {
     const info = await connection.request('federation:info', {});
     const settings = parseFederationInfo(info, `the settings of federation ${invite.federation}`);
@@ -148,7 +148,7 @@ export async function enrol(
   );
   const rank = options.rank ?? existing?.rank;
   const attempt = async (prove: boolean): Promise<Membership> => {
-    const connection = await connectForJoin(
+    const connection = await connectOnce(
       invite,
       identity,
       prove ? { kind: 'prove' } : { kind: 'none' },
@@ -217,9 +217,12 @@ export async function joinFederation(
   return enrol(inspection, options);
 }
 
-/** A one-off connection to an invite's coordinator (no reconnection), ready to use. */
-async function connectForJoin(
-  invite: Invite,
+/**
+ * A one-off connection (no reconnection) to the coordinator an invite or a membership names, ready
+ * to use: joining, and the requests a member makes outside `client run` (renaming).
+ */
+export async function connectOnce(
+  invite: Pick<Invite, 'url' | 'federation' | 'coordinator'>,
   identity: Identity,
   auth: AuthMode,
   options: { timeoutMs?: number; signal?: AbortSignal },

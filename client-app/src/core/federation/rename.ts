@@ -4,8 +4,8 @@
 // the new name (a later join or run uses it). The coordinator answers only once the record is
 // in its log.
 import { signRename } from '@fedit/shared';
-import { DEFAULT_CONNECT_TIMEOUT_MS, FederationConnection } from './connection.ts';
-import { checkDisplayName } from './join.ts';
+import type { FederationConnection } from './connection.ts';
+import { checkDisplayName, connectOnce } from './join.ts';
 import { requireIdentity, resolveHome, selectMembership, writeMembership, type Membership } from './store.ts';
 
 export interface RenameOptions {
@@ -38,7 +38,8 @@ export async function renameParticipant(
     participant: membership.participantId,
     displayName: name,
   });
-  const connection = options.connection ?? (await connectAsMember(membership, identity, options));
+  const connection =
+    options.connection ?? (await connectOnce(membership, identity, { kind: 'prove' }, options));
   try {
     await connection.request('participant:rename', request);
   } finally {
@@ -48,31 +49,4 @@ export async function renameParticipant(
   const renamed = { ...(await selectMembership(home, membership.federation)), displayName: name };
   await writeMembership(home, renamed);
   return renamed;
-}
-
-/** A one-off connection (no reconnection) authenticated as this home's participant. */
-async function connectAsMember(
-  membership: Membership,
-  identity: Awaited<ReturnType<typeof requireIdentity>>,
-  options: { timeoutMs?: number; signal?: AbortSignal },
-): Promise<FederationConnection> {
-  const connection = new FederationConnection({
-    url: membership.url,
-    federation: membership.federation,
-    coordinator: membership.coordinator,
-    identity,
-    auth: { kind: 'prove' },
-    reconnection: false,
-  });
-  connection.open();
-  try {
-    await connection.ready({
-      timeoutMs: options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-      signal: options.signal,
-    });
-  } catch (error) {
-    connection.close();
-    throw error;
-  }
-  return connection;
 }
