@@ -76,21 +76,23 @@ export async function measureAndKeep(
 }
 
 /**
- * The federation's final adapter (the one its round `rounds` produced, in the adapter cache),
- * measured and kept as round rounds + 1's; a failure is only told to `warn`: the adapter is kept
+ * The federation's final adapter (the one its round `lastRound` produced, in the adapter cache),
+ * measured and kept as round lastRound + 1's, the round that would have trained from it. The round
+ * number, not the count of rounds: aborted rounds are retried under new numbers, so after an abort
+ * the count would name a round that ran. A failure is only told to `warn`: the adapter is kept
  * whether it can be measured or not.
  */
 export async function measureFinalAdapter(
   session: ParticipantSession,
   hash: string,
-  rounds: number,
+  lastRound: number,
   warn: (message: string) => void,
 ): Promise<void> {
   try {
     const tensors = await readCachedAdapter(session.home, hash);
     if (!tensors) return;
     const values = new Map([...tensors].map(([name, tensor]) => [name, tensorToF32(tensor)]));
-    await measureAndKeep(session, rounds + 1, hash, values);
+    await measureAndKeep(session, lastRound + 1, hash, values);
   } catch (error) {
     // The final adapter is kept already; a figure about it is not worth losing the ending over.
     warn(`could not measure the final adapter on the held-out examples: ${(error as Error).message}`);

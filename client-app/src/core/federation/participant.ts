@@ -380,7 +380,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     if (!kept) return; // the coordinator repeats 'federation:finished' once this participant is back
     await recordFinalResult(session.home, session.membership.federation, finished);
     this.#finalAdapter = { hash, path: adapterCachePath(session.home, hash), rounds: finished.rounds };
-    await measureFinalAdapter(session, hash, finished.rounds, (message) => this.emit('warning', message));
+    await measureFinalAdapter(session, hash, finished.round, (message) => this.emit('warning', message));
     this.#finish('finished');
   }
 }
