@@ -17,11 +17,8 @@
 // (docs/images/learning-curve.png, docs/screenshots/app-training.png).
 
 import test from 'ava';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type Page } from 'playwright-core';
 import { createInvite } from '@fedit/coordinator';
 import { repoRoot } from '../../test/fixtures/fedit-cli.ts';
 import { startDevShell } from '../src/app/dev-shell.ts';
@@ -29,14 +26,11 @@ import { seededRandom } from '../src/core/data/random.ts';
 import { joinFederation, Participant } from '../src/core/federation/index.ts';
 import { roundTicks } from '../renderer/src/chart-ticks.ts';
 import { TEST_TRAINING, startTestFederation, tempDir } from './app-fixture.ts';
+import { byId, chromiumMissing, openPage } from './app-page.ts';
 
-const CHROMIUM = process.env.FEDIT_CHROMIUM ?? '/usr/bin/chromium';
-const chromiumMissing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed`;
 const ROUNDS = 3;
 /** Pairs per participant: 10% of them (4) are its held-out slice. */
 const PAIRS = 40;
-
-const byId = (page: Page, id: string) => page.locator(`[data-testid="${id}"]`);
 
 /** The rule both participants' data follow: each animal's sound. */
 const SOUNDS: Record<string, string> = {
@@ -109,20 +103,7 @@ test('the Training page charts three rounds of two participants learning one rul
 
   const shell = await startDevShell({ home: join(dir, 'home'), probeGpu: async () => false });
   t.teardown(() => shell.close());
-  const profile = await mkdtemp(join(tmpdir(), 'fedit-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    viewport: { width: 1280, height: 900 },
-  });
-  t.teardown(async () => {
-    await context.close();
-    await rm(profile, { recursive: true, force: true });
-  });
-  const page = await context.newPage();
-  const pageErrors: string[] = [];
-  page.on('pageerror', (error) => pageErrors.push(error.message));
+  const { page, pageErrors } = await openPage(t);
 
   await page.goto(shell.url);
   await byId(page, 'create-identity').click();

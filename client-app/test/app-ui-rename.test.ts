@@ -5,20 +5,12 @@
 // show it, and a name the coordinator refuses (unchanged) is said on the page.
 
 import test from 'ava';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Page } from 'playwright-core';
 import { auditFederation } from '@fedit/shared';
 import { startDevShell } from '../src/app/dev-shell.ts';
 import { listMemberships } from '../src/core/federation/store.ts';
 import { startTestFederation, tempDir } from './app-fixture.ts';
-
-const CHROMIUM = process.env.FEDIT_CHROMIUM ?? '/usr/bin/chromium';
-const chromiumMissing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed`;
-
-const byId = (page: Page, id: string) => page.locator(`[data-testid="${id}"]`);
+import { byId, chromiumMissing, openPage } from './app-page.ts';
 
 test('after joining, a new name typed into "You joined as" and saved is recorded by the coordinator and shown', async (t) => {
   if (chromiumMissing) return t.log(`skipped: ${chromiumMissing}`) as unknown as void;
@@ -27,20 +19,7 @@ test('after joining, a new name typed into "You joined as" and saved is recorded
   const home = join(dir, 'home');
   const shell = await startDevShell({ home, probeGpu: async () => false });
   t.teardown(() => shell.close());
-  const profile = await mkdtemp(join(tmpdir(), 'fedit-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    viewport: { width: 1280, height: 900 },
-  });
-  t.teardown(async () => {
-    await context.close();
-    await rm(profile, { recursive: true, force: true });
-  });
-  const page = await context.newPage();
-  const pageErrors: string[] = [];
-  page.on('pageerror', (error) => pageErrors.push(error.message));
+  const { page, pageErrors } = await openPage(t);
 
   await page.goto(shell.url);
   await byId(page, 'create-identity').click();
