@@ -30,6 +30,7 @@ async function setUp(t: ExecutionContext) {
     url: `http://127.0.0.1:${port}`,
     federation: config.id,
     coordinator: publicIdentity(identity),
+    config,
   };
   const token = () => parseInvite(createInvite(root, { url: target.url })).token;
   const processes: CoordinatorProcess[] = [];

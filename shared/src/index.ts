@@ -329,3 +329,19 @@ export {
   type HeldOutMeans,
 } from './rounds/held-out.ts';
 export { heldOutFigures, heldOutMeansMessage, type HeldOutFigures } from './protocol/held-out-figures.ts';
+export {
+  AnnouncementError,
+  FINISHED_RECORD_KINDS,
+  configView,
+  federationFinishedView,
+  roundClosedView,
+  roundOpenView,
+  verifyAnnouncedRecord,
+  type AnnouncedConfig,
+  type AnnouncementTrust,
+  type FederationFinished,
+  type RecordPosition,
+  type RoundClosed,
+  type RoundOpen,
+  type RoundTraining,
+} from './rounds/announcement.ts';

@@ -28,6 +28,7 @@ import {
   buildUpdate,
   connectionUploadRequest,
   downloadAdapter,
+  membershipConnection,
   participantSeed,
   sayReady,
   type Membership,
@@ -57,13 +58,7 @@ export interface AdversaryOptions {
 /** Takes part, poisoned, in every round it is selected for, until the last round closes. */
 export function runAdversary(o: AdversaryOptions): Promise<void> {
   const { membership: m } = o;
-  const connection = new FederationConnection({
-    url: m.url,
-    federation: m.federation,
-    coordinator: m.coordinator,
-    identity: o.identity,
-    auth: { kind: 'prove' },
-  });
+  const connection = membershipConnection(m, o.identity);
   return new Promise<void>((resolve, reject) => {
     let work = Promise.resolve();
     const finish = (error?: Error) => {

@@ -21,7 +21,6 @@ import { rmSync } from 'node:fs';
 import {
   BlobStore,
   RoundLog,
-  configHash,
   type FederationConfig,
   type FederationPaths,
   type RoundRecord,
@@ -101,7 +100,9 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
 
   const blobs = new BlobStore(paths.blobs);
   const adapters = new GlobalAdapters(blobs, records);
-  const hashOfConfig = configHash(config);
+  // Both found in the log as read at start (the config cannot change after init).
+  const configRecord = records[0]!;
+  const lastClosed = records.findLast((r) => r.kind === 'round-closed');
   // The parts refer to each other through callbacks, called only once all are built (no socket
   // connects before listen): sessions tell the runner who came online, the runner asks sessions
   // who is connected, the transport hands each event to its part.
@@ -122,10 +123,8 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
       'auth:prove': (socket, p) => sessions.prove(socket, p),
       enrol: (socket, p) => enrolment.enrol(socket, p),
       'participant:rename': (socket, p) => renaming.rename(socket, p),
-      'federation:info': () => ({
-        config: JSON.stringify(config),
-        configHash: hashOfConfig,
-      }),
+      // The log's config record, signed: the settings a participant agrees to (rounds/announcement.ts).
+      'federation:info': () => ({ record: configRecord }),
       'participant:ready': (socket, p) => sessions.setReady(socket, p),
       'adapter:get': (socket, p) => {
         sessions.participantOf(socket);
@@ -138,7 +137,6 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
   });
   const rounds = new RoundRunner({
     config,
-    configHash: hashOfConfig,
     ledger,
     blobs,
     adapters,
@@ -147,6 +145,7 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
     isConnected: (p) => sessions.isConnected(p),
     readyParticipants: () => sessions.readyParticipants(),
     readyAnnouncements: () => sessions.readyAnnouncements,
+    lastClosed,
     emit,
   });
   const uploads = new Uploads({

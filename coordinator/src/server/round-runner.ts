@@ -31,7 +31,6 @@ import {
   aggregateRound,
   aggregationRule,
   heldOutMeans,
-  roundLearningRate,
   ruleRefFor,
   scaffoldTermsOf,
   drawSelection,
@@ -39,11 +38,9 @@ import {
   tensorsFromValues,
   tensorValues,
   type RuleSettings,
-  type ContentHash,
   type CountedUpdate,
-  type HeldOutMeans,
-  type FederationFinished,
   type RoundOpenBody,
+  type RoundRecordOf,
   type ServerToClientEvents,
 } from '@fedit/shared';
 import type { BroadcastOperator } from 'socket.io';
@@ -58,7 +55,6 @@ import type { FeditServer, FeditSocket, SocketState } from './transport.ts';
 
 export interface RoundRunnerOptions {
   config: FederationConfig;
-  configHash: ContentHash;
   ledger: Ledger;
   blobs: BlobStore;
   adapters: GlobalAdapters;
@@ -70,6 +66,8 @@ export interface RoundRunnerOptions {
   readyParticipants(): string[];
   /** How many times a participant said it became ready (grows with new readiness). */
   readyAnnouncements(): number;
+  /** The log's last round-closed record when the coordinator starts (what a finished federation announces). */
+  lastClosed: RoundRecordOf<'round-closed'> | undefined;
   emit: Emit;
 }
 
@@ -79,8 +77,12 @@ export const MAX_CONSECUTIVE_ABORTS = 3;
 export class RoundRunner {
   /** The open round, if any. */
   current: OpenRound | undefined;
-  /** Set once every configured round was opened and the last one ended: what participants are told. */
-  #finished: FederationFinished | undefined;
+  /** The open round's signed record: what 'round:open' hands participants. */
+  #opened: RoundRecordOf<'round-open'> | undefined;
+  /** The last aggregated round's signed record: what 'federation:finished' hands participants. */
+  #lastClosed: RoundRecordOf<'round-closed'> | undefined;
+  /** Set once every configured round was opened and the last one ended. */
+  #finished = false;
   #stopping = false;
   #wake: (() => void) | undefined;
   #consecutiveAborts = 0;
@@ -92,6 +94,7 @@ export class RoundRunner {
 
   constructor(private readonly o: RoundRunnerOptions) {
     this.#ruleRef = ruleRefFor(o.config);
+    this.#lastClosed = o.lastClosed;
     this.settings = aggregationRule(this.#ruleRef.name).settings(this.#ruleRef.config);
   }
 
@@ -132,25 +135,20 @@ export class RoundRunner {
     return last?.round === round && last.participants.has(participant);
   }
 
-  /** What participants are told once the federation is over; undefined while rounds remain. */
-  get finished(): FederationFinished | undefined {
-    return this.#finished;
+  /** Once the federation is over: its aggregated rounds and final adapter; undefined while rounds remain. */
+  get finished(): { rounds: number; adapterHash: string } | undefined {
+    const { state } = this.o.ledger;
+    return this.#finished ? { rounds: state.aggregatedRounds, adapterHash: state.globalAdapter! } : undefined;
   }
 
   #finish(earlier: boolean): void {
     const { ledger } = this.o;
-    const last = ledger.state.lastAggregated;
-    this.#finished = {
-      rounds: ledger.state.aggregatedRounds,
-      adapterHash: ledger.state.globalAdapter! as ContentHash,
-      round: last?.round ?? 0,
-      updates: last?.updates ?? 0,
-    };
+    this.#finished = true;
     this.announce(this.o.io.to('participants'));
     this.o.emit({
       type: 'finished',
-      rounds: this.#finished.rounds,
-      adapter: this.#finished.adapterHash,
+      rounds: ledger.state.aggregatedRounds,
+      adapter: ledger.state.globalAdapter!,
       earlier,
     });
   }
@@ -168,34 +166,16 @@ export class RoundRunner {
 
   /**
    * Tells `to` (a participant who just authenticated, or everyone) about the open round, or that
-   * the federation is over and which adapter it ended with.
+   * the federation is over and which adapter it ended with: each as the signed record that says it
+   * (participants read every field they act on from the record, shared/src/rounds/announcement.ts).
    */
   announce(to: FeditSocket | BroadcastOperator<ServerToClientEvents, SocketState>): void {
     if (this.#finished) {
-      to.emit('federation:finished', this.#finished);
+      // The loop ends only after `rounds` (at least 1) aggregated rounds: there is a last one.
+      to.emit('federation:finished', { record: this.#lastClosed! });
       return;
     }
-    const round = this.current;
-    if (!round) return;
-    const { training } = this.o.config;
-    to.emit('round:open', {
-      round: round.round,
-      selected: [...round.selected],
-      globalAdapterHash: round.globalAdapter as ContentHash,
-      configHash: this.o.configHash,
-      deadline: Date.parse(round.body.deadline),
-      training: {
-        steps: training.localSteps,
-        learningRate: roundLearningRate(this.o.config, round.body.trainingRound ?? round.round),
-        batchSize: training.batchSize,
-        seed: round.round,
-      },
-      // SCAFFOLD: the state holding c, as the round-closed record will name it (serverStateIn).
-      ...(this.settings.scaffold &&
-        this.o.ledger.state.serverState !== undefined && {
-          control: this.o.ledger.state.serverState as ContentHash,
-        }),
-    });
+    if (this.current && this.#opened) to.emit('round:open', { record: this.#opened });
   }
 
   /** Eligible participants (enrolled, not revoked) who are ready now, sorted: whom a round draws from. */
@@ -235,9 +215,15 @@ export class RoundRunner {
       deadline: new Date(Date.now() + config.roundDeadlineSeconds * 1000).toISOString(),
       quorum,
       trainingRound: ledger.state.aggregatedRounds + 1,
+      // SCAFFOLD's participants fetch c from this state: signed here so that none can be fed another.
+      ...(ledger.state.serverState !== undefined && { serverStateIn: ledger.state.serverState }),
     };
     const number = ledger.state.lastRound + 1;
-    await ledger.append({ kind: 'round-open', round: number, body });
+    this.#opened = (await ledger.append({
+      kind: 'round-open',
+      round: number,
+      body,
+    })) as RoundRecordOf<'round-open'>;
     this.current = new OpenRound(number, body, blobs.get(globalAdapter)!);
     this.o.emit({ type: 'round-open', round: number, selected: selection.selected, ready, quorum });
     this.announce(this.o.io.to('participants'));
@@ -272,7 +258,7 @@ export class RoundRunner {
     );
     // The means of the held-out figures the counted updates signed (absent when none did).
     const heldOut = heldOutMeans(sorted);
-    await this.o.ledger.append({
+    const record = await this.o.ledger.append({
       kind: 'round-closed',
       round: round.round,
       body: {
@@ -295,7 +281,8 @@ export class RoundRunner {
     this.o.adapters.add(out); // served from the moment the log names it
     // SCAFFOLD's participants fetch c from the server state (nothing in it is any one participant's).
     if (this.settings.scaffold && serverStateOut !== undefined) this.o.adapters.add(serverStateOut);
-    this.#broadcastClosed(round.round, 'aggregated', out, counted.length, heldOut);
+    this.#lastClosed = record as RoundRecordOf<'round-closed'>;
+    this.o.io.to('participants').emit('round:closed', { record: this.#lastClosed });
     this.o.emit({
       type: 'round-closed',
       round: round.round,
@@ -309,12 +296,13 @@ export class RoundRunner {
   async #abort(round: OpenRound, updates: number): Promise<void> {
     // Said in the record: whoever reads the log sees that this round is retried, not counted.
     const reason = `${updates} update(s) counted, fewer than the ${this.o.config.minUpdates} the federation requires; an aborted round does not count toward the federation's ${this.o.config.rounds} rounds and is retried`;
-    await this.o.ledger.append({
+    const record = await this.o.ledger.append({
       kind: 'round-aborted',
       round: round.round,
       body: { reason, dropped: round.dropped },
     });
-    this.#broadcastClosed(round.round, 'aborted', round.globalAdapter, 0);
+    // With the round's round-open record, which names the global adapter the abort leaves.
+    this.o.io.to('participants').emit('round:closed', { record, opened: this.#opened });
     this.o.emit({ type: 'round-aborted', round: round.round, reason });
   }
 
@@ -362,21 +350,5 @@ export class RoundRunner {
       serverStateOut,
       clipBound: result.clipBound,
     };
-  }
-
-  #broadcastClosed(
-    round: number,
-    outcome: 'aggregated' | 'aborted',
-    adapter: string,
-    participants: number,
-    heldOut?: HeldOutMeans,
-  ): void {
-    this.o.io.to('participants').emit('round:closed', {
-      round,
-      outcome,
-      adapterHash: adapter as ContentHash,
-      participants,
-      ...(heldOut && { heldOut }),
-    });
   }
 }

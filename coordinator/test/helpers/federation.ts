@@ -18,6 +18,7 @@ import {
   publicIdentity,
   readRoundLog,
   tensorFromF32,
+  type FederationConfig,
   type PublicIdentity,
   type RoundRecord,
   type Tensor,
@@ -129,11 +130,15 @@ export async function initTestFederation(
   return root;
 }
 
-/** What a participant needs to know to reach the coordinator (an invite, less the token). */
+/**
+ * What a participant needs to know to reach the coordinator (an invite, less the token), and the
+ * federation's config it agreed to (round announcements are read from signed records and it).
+ */
 export interface Target {
   url: string;
   federation: string;
   coordinator: PublicIdentity;
+  config: FederationConfig;
 }
 
 /** The coordinator event of type `T` (distributes over the union, unlike Extract, so that
@@ -175,6 +180,7 @@ export async function startTestFederation(
       url: fed.coordinator.url,
       federation: config.id,
       coordinator: publicIdentity(identity),
+      config,
     }),
     events: recorder.events,
     waitFor: (type, predicate = () => true) =>

@@ -6,6 +6,15 @@
 import { io, type Socket } from 'socket.io-client';
 import {
   DOMAINS,
+  FINISHED_RECORD_KINDS,
+  federationFinishedView,
+  roundClosedView,
+  roundOpenView,
+  verifyAnnouncedRecord,
+  type FederationFinishedMessage,
+  type RoundClosedMessage,
+  type RoundOpenMessage,
+  type RoundRecordKind,
   envelopeDigest,
   chunkCountFor,
   envelopeId,
@@ -77,16 +86,21 @@ export class Peer {
       forceNew: true,
     });
     const notify = () => this.#listeners.splice(0).forEach((f) => f());
-    this.socket.on('round:open', (open: RoundOpen) => {
-      this.opens.push(open);
+    // Read as an honest participant reads them: from the records, checked as the coordinator's.
+    const trust = { federation: target.federation, coordinator: target.coordinator };
+    const signed = <K extends RoundRecordKind>(record: unknown, kinds: readonly K[]) =>
+      verifyAnnouncedRecord(record, kinds, trust, kinds.join(' or '));
+    this.socket.on('round:open', ({ record }: RoundOpenMessage) => {
+      this.opens.push(roundOpenView(signed(record, ['round-open']), target.config));
       notify();
     });
-    this.socket.on('round:closed', (closed: RoundClosed) => {
-      this.closes.push(closed);
+    this.socket.on('round:closed', ({ record, opened }: RoundClosedMessage) => {
+      const open = opened === undefined ? undefined : signed(opened, ['round-open']);
+      this.closes.push(roundClosedView(signed(record, ['round-closed', 'round-aborted']), open));
       notify();
     });
-    this.socket.on('federation:finished', (finished: FederationFinished) => {
-      this.finishes.push(finished);
+    this.socket.on('federation:finished', ({ record }: FederationFinishedMessage) => {
+      this.finishes.push(federationFinishedView(signed(record, FINISHED_RECORD_KINDS), target.config));
       notify();
     });
     this.socket.on('error', (error: WireError) => {

@@ -17,22 +17,20 @@ import { RENAME_NONCE_BYTES } from './rename.ts';
 import {
   bytes,
   int,
-  list,
-  number,
+  isRecord,
   object,
   oneOf,
   optional,
   pattern,
+  predicate,
   text,
   type Infer,
   type Schema,
 } from '../schema/schema.ts';
-import { heldOutMeansMessage } from './held-out-figures.ts';
 import {
   MAX_CHUNK_BYTES,
   MAX_CHUNK_COUNT,
   MAX_ERROR_MESSAGE_LENGTH,
-  MAX_ROUND,
   MAX_SELECTED,
 } from './limits.ts';
 
@@ -44,7 +42,6 @@ import {
   participantId,
   signKey,
   signature,
-  timestamp,
 } from './fields.ts';
 import {
   updateBegin,
@@ -144,85 +141,41 @@ export const participantReadyResult = object({
 });
 export type ParticipantReadyResult = Infer<typeof participantReadyResult>;
 
-// ---- rounds ----------------------------------------------------------------------------------
+// ---- rounds and settings: signed round records ------------------------------------------------
 
-/** Local training settings of one round. */
-export const roundTraining = object({
-  /** Optimizer steps each participant runs. */
-  steps: int(1, 10_000_000),
-  learningRate: number({ above: 0, max: 1 }),
-  batchSize: int(1, 1_000_000),
-  /** Seed for data order and dropout; participants mix in their own id. */
-  seed: int(0, 0xffffffff),
-});
-export type RoundTraining = Infer<typeof roundTraining>;
+// Everything a participant acts on arrives as the signed record of the coordinator's round log
+// that says it (rounds/announcement.ts reads the participant's view from it, after checking the
+// signature under the coordinator key the invite pins). Here a record is only an object: its
+// shape is the log's own parser's to check (parseRoundRecord), with the log's wording.
+const signedRecord = predicate<object>(isRecord, 'is not a round record (an object)', 'TYPE');
 
-/** Server → client: round `round` is open to the selected participants. */
-export const roundOpen = object({
-  round: int(0, MAX_ROUND),
-  selected: list(participantId, 0, MAX_SELECTED),
-  /** The adapter to start from (fetch it with 'adapter:get'). */
-  globalAdapterHash: contentHash,
-  /** Hash of the federation config the round runs under (base model, LoRA, privacy settings). */
-  configHash: contentHash,
-  /** Uploads must be committed before this time, ms since the epoch. */
-  deadline: timestamp,
-  training: roundTraining,
-  /**
-   * SCAFFOLD: the server state the round starts from, holding the control variate c as F32
-   * tensors "c:<name>" (fetch it with 'adapter:get'; it is hash-checked like the adapter).
-   * Absent in a federation without SCAFFOLD, and before its first round closed (c = 0).
-   */
-  control: optional(contentHash),
-});
-export type RoundOpen = Infer<typeof roundOpen>;
-
-/** Server → client: round `round` is over. */
-export const roundClosed = object({
-  round: int(0, MAX_ROUND),
-  outcome: oneOf(['aggregated', 'aborted'], { expected: '"aggregated" or "aborted"' }),
-  /** The global adapter after the round (unchanged when aborted). */
-  adapterHash: contentHash,
-  /** Updates counted into the aggregate. */
-  participants: int(0, MAX_SELECTED),
-  /**
-   * The round record's held-out means (rounds/held-out.ts): how the adapter the round trained from
-   * did on the held-out slices of those whose updates counted. Absent when none sent figures.
-   */
-  heldOut: optional(heldOutMeansMessage),
-});
-export type RoundClosed = Infer<typeof roundClosed>;
+/** Server → client: round `record.round` is open: its round-open record. */
+export const roundOpen = object({ record: signedRecord });
+export type RoundOpenMessage = Infer<typeof roundOpen>;
 
 /**
- * Server → client: the federation ran all its rounds. Sent to everyone online when the last round
- * ends and to each participant who authenticates afterwards; the coordinator goes on serving
- * `adapterHash` (fetch it with 'adapter:get') and refuses updates until it is stopped.
+ * Server → client: a round is over: its round-closed record, or its round-aborted record with the
+ * round's round-open record (`opened`), which names the global adapter an aborted round leaves.
  */
-export const federationFinished = object({
-  /** Rounds the federation aggregated (its configured number; aborted rounds do not count). */
-  rounds: int(0, MAX_ROUND),
-  /** The final global adapter: the result of the last aggregated round. */
-  adapterHash: contentHash,
-  /** The round whose result `adapterHash` is (its round number in the log; 0: the initial adapter). */
-  round: int(0, MAX_ROUND),
-  /** Updates counted into that round's aggregate (0 for the initial adapter). */
-  updates: int(0, MAX_SELECTED),
-});
-export type FederationFinished = Infer<typeof federationFinished>;
+export const roundClosed = object({ record: signedRecord, opened: optional(signedRecord) });
+export type RoundClosedMessage = Infer<typeof roundClosed>;
 
-// ---- federation settings ---------------------------------------------------------------------
+/**
+ * Server → client: the federation ran all its rounds: the record of its last aggregated round, which
+ * names the final global adapter. Sent to everyone online when the last round ends and to each
+ * participant who authenticates afterwards; the coordinator goes on serving that adapter (fetch
+ * it with 'adapter:get') and refuses updates until it is stopped.
+ */
+export const federationFinished = object({ record: signedRecord });
+export type FederationFinishedMessage = Infer<typeof federationFinished>;
 
 /** Client → server: the federation's settings (no payload fields). Allowed before enrolment, so a
  * person can read what they are joining. */
 export const federationInfoRequest = object({});
 export type FederationInfoRequest = Infer<typeof federationInfoRequest>;
 
-export const federationInfo = object({
-  /** The federation config as JSON text (base model identity, LoRA, training, rounds, limits). */
-  config: text(1, 1 << 20),
-  /** Its hash, as announced with every round. */
-  configHash: contentHash,
-});
+/** The federation's config record: the config JSON text and its hash, signed (the log's first record). */
+export const federationInfo = object({ record: signedRecord });
 export type FederationInfo = Infer<typeof federationInfo>;
 
 // ---- adapter download ------------------------------------------------------------------------

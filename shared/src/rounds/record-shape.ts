@@ -245,6 +245,12 @@ export const RECORD_BODIES = {
      * logs written before it, where the round number served.
      */
     trainingRound: optional(positive),
+    /**
+     * The server optimizer's state the round steps from (the last closed round's serverStateOut),
+     * so that SCAFFOLD's participants fetch the control variate c the coordinator signed for.
+     * Absent before the first step (zeros), and in logs written before it.
+     */
+    serverStateIn: optional(hash),
   }),
   'round-closed': part({
     /** Same as the round-open record's. */

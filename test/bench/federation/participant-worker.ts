@@ -26,6 +26,7 @@ import {
   connectionUploadRequest,
   downloadAdapter,
   joinFederation,
+  membershipConnection,
   requireIdentity,
   sayReady,
   type Membership,
@@ -155,12 +156,7 @@ await Promise.all(
   members.map(
     (member) =>
       new Promise<void>((resolve) => {
-        const connection = new FederationConnection({
-          url: member.membership.url,
-          federation: member.membership.federation,
-          coordinator: member.membership.coordinator,
-          identity: member.identity,
-          auth: { kind: 'prove' },
+        const connection = membershipConnection(member.membership, member.identity, {
           requestTimeoutMs: REQUEST_TIMEOUT_MS,
         });
         let closed = 0;

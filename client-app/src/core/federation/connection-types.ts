@@ -3,6 +3,7 @@
 
 import type {
   AuthHello,
+  FederationConfig,
   FederationFinished,
   Identity,
   PublicIdentity,
@@ -40,6 +41,12 @@ export interface ConnectionOptions {
   coordinator: PublicIdentity;
   identity: Identity;
   auth: AuthMode;
+  /**
+   * The federation's config this participant agreed to (its membership's): round announcements are
+   * read from signed records and this config (the training settings). Without it (joining), round
+   * events are not delivered.
+   */
+  config?: FederationConfig;
   /** How long a request waits for its acknowledgement. */
   requestTimeoutMs?: number;
   /** Reconnect after a drop (default true). */
@@ -68,6 +75,9 @@ export interface ConnectionEvents {
   'server-error': [WireError];
   /** Something went wrong that the connection works around (a malformed message, a failed connect). */
   warning: [message: string];
-  /** A failure that reconnecting cannot fix (refused enrolment or proof, another federation); the connection closes. */
+  /**
+   * A failure that reconnecting cannot fix (refused enrolment or proof, another federation, a
+   * message not signed by the coordinator the invite pins); the connection closes.
+   */
   failed: [FederationError];
 }

@@ -6,6 +6,9 @@
 //           -> authenticated: requests may be sent; 'round:open' / 'round:closed' arrive, and
 //              'federation:finished' once the last round is over (at once, on a finished federation)
 //
+// Those and 'federation:info' carry signed records, checked under the invite's coordinator key
+// (announced.ts) before anything is handed on; a forgery fails the connection (FEDERATION_FORGED).
+//
 // Requests are sent only while the connection is authenticated: socket.io-client would otherwise
 // buffer them while disconnected and flush them on the next connection, before authentication,
 // where the coordinator refuses them. A request whose connection drops, or that is not answered
@@ -22,6 +25,8 @@ import {
   proveAuth,
   publicIdentity,
   signEnrolment,
+  type AnnouncedConfig,
+  type AnnouncementTrust,
   type AuthContext,
   type AuthHello,
   type ClientEventName,
@@ -33,6 +38,7 @@ import {
   type RoundOpen,
   type ServerToClientEvents,
 } from '@fedit/shared';
+import { announcedConfig, announcedView } from './announced.ts';
 import type {
   AuthenticatedEvent,
   AuthMode,
@@ -41,29 +47,7 @@ import type {
   ConnectionState,
 } from './connection-types.ts';
 import { FederationError } from './errors.ts';
-import type { Membership } from './store.ts';
 import { ackResult, checkHello, requestFailure, unreachableError, type OkAck } from './wire.ts';
-
-/**
- * A connection for a federation this computer has joined: to the coordinator its membership names,
- * proving the enrolment of `identity`. The participant's own, the pre-flight of an ended
- * federation (finished.ts) and the app's one-off adapter fetch all open theirs here.
- */
-export function membershipConnection(
-  membership: Pick<Membership, 'url' | 'federation' | 'coordinator'>,
-  identity: Identity,
-  options: Pick<ConnectionOptions, 'requestTimeoutMs' | 'reconnection' | 'reconnectionDelayMax'> = {},
-): FederationConnection {
-  const { url, federation, coordinator } = membership;
-  return new FederationConnection({
-    url,
-    federation,
-    coordinator,
-    identity,
-    auth: { kind: 'prove' },
-    ...options,
-  });
-}
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** How long `ready()` waits by default before giving up on an unreachable coordinator. */
@@ -86,12 +70,14 @@ export class FederationConnection extends EventEmitter<ConnectionEvents> {
   #lastConnectError: string | undefined;
   readonly #options: ConnectionOptions;
   readonly #requestTimeoutMs: number;
+  readonly #trust: AnnouncementTrust;
 
   constructor(options: ConnectionOptions) {
     super();
     this.#options = options;
     this.#auth = options.auth;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.#trust = { federation: options.federation, coordinator: options.coordinator };
     this.participantId = fingerprint(publicIdentity(options.identity));
     this.socket = io(options.url, {
       parser: msgpackParser,
@@ -199,6 +185,12 @@ export class FederationConnection extends EventEmitter<ConnectionEvents> {
     return this.#send(event, payload, options.timeoutMs);
   }
 
+  /** 'federation:info': the settings, from the config record the invite's coordinator key signed. */
+  async federationInfo(): Promise<AnnouncedConfig> {
+    const { record } = await this.request('federation:info', {});
+    return announcedConfig(record, this.#trust);
+  }
+
   async #send<E extends ClientEventName>(event: E, payload: unknown, timeoutMs?: number): Promise<OkAck<E>> {
     const timeout = timeoutMs ?? this.#requestTimeoutMs;
     let raw: unknown;
@@ -290,11 +282,18 @@ export class FederationConnection extends EventEmitter<ConnectionEvents> {
 
   #forward(event: 'round:open' | 'round:closed' | 'federation:finished', payload: unknown): void {
     const parsed = this.#validate(event, payload);
-    if (!parsed) return;
+    const config = this.#options.config;
+    if (!parsed || !config) return; // without the settings (joining), a round is nothing to act on
+    let view: RoundOpen | RoundClosed | FederationFinished;
+    try {
+      view = announcedView(event, parsed, config, this.#trust);
+    } catch (error) {
+      return this.#fail(error as FederationError);
+    }
     const deliver = () => {
-      if (event === 'round:open') this.emit('round:open', parsed as RoundOpen);
-      else if (event === 'round:closed') this.emit('round:closed', parsed as RoundClosed);
-      else this.emit('federation:finished', parsed as FederationFinished);
+      if (event === 'round:open') this.emit('round:open', view as RoundOpen);
+      else if (event === 'round:closed') this.emit('round:closed', view as RoundClosed);
+      else this.emit('federation:finished', view as FederationFinished);
     };
     // The coordinator may announce the open round before it acknowledges the proof: hold such
     // events until the handshake is through, and deliver them after 'authenticated'.

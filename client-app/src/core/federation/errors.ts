@@ -17,6 +17,11 @@ export type FederationErrorCode =
   | 'FEDERATION_MISMATCH'
   /** The coordinator sent something the protocol does not allow. */
   | 'FEDERATION_PROTOCOL'
+  /**
+   * A message is not what the coordinator the invite pins signed: a record not signed by its key,
+   * of another federation or kind, or an older record than one already seen (a replay).
+   */
+  | 'FEDERATION_FORGED'
   /** The federation's settings cannot be used by this client. */
   | 'FEDERATION_CONFIG'
   /** The settings do not hash to the config hash the coordinator announces with them. */

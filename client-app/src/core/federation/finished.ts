@@ -5,7 +5,8 @@
 // base model and the data are never loaded. A coordinator that does not answer within
 // PREFLIGHT_TIMEOUT_MS, or a federation still running, leaves the ordinary start to go on.
 import type { FederationFinished } from '@fedit/shared';
-import { membershipConnection } from './connection.ts';
+import { checkNewestAnnounced } from './announced.ts';
+import { membershipConnection } from './join.ts';
 import type { FinalAdapter } from './events.ts';
 import { recordRoundResult } from './results.ts';
 import { keepFinalAdapter } from './round-io.ts';
@@ -35,6 +36,7 @@ export async function fetchFinishedFederation(
     connection.open();
     await connection.ready({ timeoutMs: PREFLIGHT_TIMEOUT_MS, signal: options.signal });
     if (!finished) return undefined;
+    await checkNewestAnnounced(home, membership.federation, finished.signed, "the federation's end");
     const hash = finished.adapterHash;
     if (!(await keepFinalAdapter({ home, connection }, hash, warn))) return undefined;
     await recordFinalResult(home, membership.federation, finished);

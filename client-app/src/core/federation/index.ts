@@ -35,8 +35,8 @@ export {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
   FederationConnection,
-  membershipConnection,
 } from './connection.ts';
+export { membershipConnection } from './join.ts';
 export type {
   AuthMode,
   AuthenticatedEvent,

@@ -20,10 +20,10 @@ import {
   type PublicIdentity,
 } from '@fedit/shared';
 import { DEFAULT_CONNECT_TIMEOUT_MS, FederationConnection } from './connection.ts';
-import type { AuthMode } from './connection-types.ts';
+import type { AuthMode, ConnectionOptions } from './connection-types.ts';
 import { FederationError } from './errors.ts';
 import { participantRank } from './rank.ts';
-import { parseFederationInfo, type FederationSettings } from './settings.ts';
+import { parseFederationInfo, parseFederationSettings, type FederationSettings } from './settings.ts';
 import {
   loadOrCreateIdentity,
   readIdentity,
@@ -103,7 +103,7 @@ export async function inspectInvite(
   const identity = (await readIdentity(home)) ?? generateIdentity();
   const connection = await connectOnce(invite, identity, { kind: 'none' }, options);
   try {
-    const info = await connection.request('federation:info', {});
+    const info = await connection.federationInfo();
     const settings = parseFederationInfo(info, `the settings of federation ${invite.federation}`);
     return {
       invite,
@@ -112,7 +112,7 @@ export async function inspectInvite(
       coordinatorFingerprint: fingerprint(invite.coordinator),
       settings,
       configText: info.config,
-      configHash: info.configHash,
+      configHash: info.configHash as ContentHash,
       membership: await readMembership(home, invite.federation),
     };
   } finally {
@@ -155,7 +155,7 @@ export async function enrol(
       options,
     );
     try {
-      const info = await connection.request('federation:info', {});
+      const info = await connection.federationInfo();
       if (!prove && info.configHash !== inspection.configHash) {
         throw new FederationError(
           'FEDERATION_CONFIG_CHANGED',
@@ -174,7 +174,7 @@ export async function enrol(
         displayName: prove && existing ? existing.displayName : displayName,
         joinedAt: existing?.joinedAt ?? Date.now(),
         config: info.config,
-        configHash: info.configHash,
+        configHash: info.configHash as ContentHash,
         ...(rank === undefined ? {} : { rank }),
       };
     } finally {
@@ -215,6 +215,28 @@ export async function joinFederation(
   const inspection = await inspectInvite(inviteText, options);
   if (options.confirm && !(await options.confirm(inspection))) return undefined;
   return enrol(inspection, options);
+}
+
+/**
+ * A connection for a federation this computer has joined: to the coordinator its membership names,
+ * proving the enrolment of `identity`. The participant's own, the pre-flight of an ended
+ * federation (finished.ts) and the app's one-off adapter fetch all open theirs here.
+ */
+export function membershipConnection(
+  membership: Pick<Membership, 'url' | 'federation' | 'coordinator' | 'config'>,
+  identity: Identity,
+  options: Pick<ConnectionOptions, 'requestTimeoutMs' | 'reconnection' | 'reconnectionDelayMax'> = {},
+): FederationConnection {
+  const { url, federation, coordinator } = membership;
+  return new FederationConnection({
+    url,
+    federation,
+    coordinator,
+    identity,
+    auth: { kind: 'prove' },
+    config: parseFederationSettings(membership.config, `the settings of federation ${federation}`),
+    ...options,
+  });
 }
 
 /**

@@ -21,11 +21,13 @@ import {
   FeditError,
   type ContentHash,
   type FederationFinished,
+  type RecordPosition,
   type RoundClosed,
   type RoundOpen,
   type Tensor,
 } from '@fedit/shared';
-import { membershipConnection } from './connection.ts';
+import { membershipConnection } from './join.ts';
+import { checkNewestAnnounced } from './announced.ts';
 import { keepClosedRoundAdapter, settleClosedRound } from './closed-round.ts';
 import { isTransient } from './errors.ts';
 import { fetchFinishedFederation, recordFinalResult } from './finished.ts';
@@ -198,14 +200,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
         if (!this.#task) this.#setStatus({ status: 'waiting', message: waitingWords(ready) });
       }),
     );
-    connection.on('round:open', (open) => {
-      this.emit('round-open', {
-        round: open.round,
-        selected: open.selected.includes(connection.participantId),
-        deadline: open.deadline,
-      });
-      this.#enqueue(() => this.#onRoundOpen(session, open));
-    });
+    connection.on('round:open', (open) => this.#enqueue(() => this.#onRoundOpen(session, open)));
     connection.on('round:closed', (closed) => {
       // Stop work for a round that is over at once, not after what is queued.
       if (this.#task && this.#task.round <= closed.round) this.#task.controller.abort();
@@ -275,7 +270,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
   async #refreshSettings(session: ParticipantSession): Promise<void> {
     let info;
     try {
-      info = await session.connection.request('federation:info', {});
+      info = await session.connection.federationInfo();
     } catch (error) {
       if (isTransient(error)) return; // asked again after the next authentication
       throw error;
@@ -288,6 +283,11 @@ export class Participant extends EventEmitter<ParticipantEvents> {
 
   // ---- rounds ----------------------------------------------------------------------------------
 
+  /** A record older than one seen (a replay) or unlike the one seen there stops the participant. */
+  #checkNewest(session: ParticipantSession, signed: RecordPosition, what: string): Promise<void> {
+    return checkNewestAnnounced(session.home, session.membership.federation, signed, what);
+  }
+
   #entry(round: number, selected: boolean): RoundHistoryEntry {
     let entry = this.#history.get(round);
     if (!entry) {
@@ -299,8 +299,9 @@ export class Participant extends EventEmitter<ParticipantEvents> {
   }
 
   async #onRoundOpen(session: ParticipantSession, open: RoundOpen): Promise<void> {
-    if (open.configHash !== session.membership.configHash) await this.#refreshSettings(session);
+    await this.#checkNewest(session, open.signed, `round ${open.round}'s announcement`);
     const selected = open.selected.includes(session.connection.participantId);
+    this.emit('round-open', { round: open.round, selected, deadline: open.deadline });
     this.#entry(open.round, selected);
     const task = this.#task;
     if (task && task.round === open.round) return; // announced again after a reconnection: already on it
@@ -335,6 +336,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
   }
 
   async #onRoundClosed(session: ParticipantSession, closed: RoundClosed): Promise<void> {
+    await this.#checkNewest(session, closed.signed, `round ${closed.round}'s result`);
     const task = this.#task;
     if (task && task.round <= closed.round) {
       task.controller.abort();
@@ -364,6 +366,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
    * again when the coordinator repeats 'federation:finished' after the next authentication.
    */
   async #onFederationFinished(session: ParticipantSession, finished: FederationFinished): Promise<void> {
+    await this.#checkNewest(session, finished.signed, "the federation's end");
     const task = this.#task;
     if (task) {
       task.controller.abort();

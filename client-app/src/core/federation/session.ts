@@ -17,7 +17,7 @@ import {
   type Tokenizer,
   type TrainerOptions,
 } from '@fedit/kernels';
-import type { FederationInfo, Identity } from '@fedit/shared';
+import type { AnnouncedConfig, ContentHash, Identity } from '@fedit/shared';
 import {
   prepareDataset,
   type DatasetFileSpec,
@@ -156,13 +156,13 @@ export async function loadSession(options: ParticipantOptions, loading: () => vo
 }
 
 /**
- * Adopts the federation's settings from 'federation:info' when they changed (keeping them in the
+ * Adopts the federation's settings from 'federation:info' (its signed config record) when they changed (keeping them in the
  * membership file). Resolves false when nothing changed; else with the data's new report when the
  * prompt settings changed and the rows were prepared again.
  */
 export async function adoptSettings(
   session: ParticipantSession,
-  info: FederationInfo,
+  info: AnnouncedConfig,
 ): Promise<{ report?: DatasetReport } | false> {
   if (info.configHash === session.membership.configHash) return false;
   const settings = parseFederationInfo(info, `the settings of federation ${session.membership.federation}`);
@@ -185,7 +185,11 @@ export async function adoptSettings(
   }
   session.settings = settings;
   session.rank = rank;
-  session.membership = { ...session.membership, config: info.config, configHash: info.configHash };
+  session.membership = {
+    ...session.membership,
+    config: info.config,
+    configHash: info.configHash as ContentHash,
+  };
   await writeMembership(session.home, session.membership);
   return { report };
 }

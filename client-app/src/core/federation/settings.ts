@@ -1,5 +1,5 @@
-// The federation's settings as a participant sees them: the config JSON the coordinator answers
-// 'federation:info' with, checked by the one federation-config parser the coordinator uses
+// The federation's settings as a participant sees them: the config JSON of the signed config record
+// the coordinator answers 'federation:info' with (announced.ts checks the signature), checked by the one federation-config parser the coordinator uses
 // (@fedit/shared validateFederationConfig), so a participant holds the config to the same bounds.
 // This layer adds what only a participant needs: the text's origin in every error, an error the
 // participant's code handles (FederationError), and the config as sent (`raw`), so the UI can
@@ -59,13 +59,13 @@ export function parseFederationSettings(text: string, source = 'the federation c
 }
 
 /**
- * Parses what 'federation:info' answers and checks that the settings hash to the configHash the
- * coordinator announces with them (and with every round): settings altered on the way, or holding
+ * Parses what 'federation:info' answers and checks that the settings hash to the configHash their
+ * signed config record announces with them: settings the coordinator recorded wrongly, or holding
  * fields this fedit does not know (which it would drop, and so not train under), are refused
  * rather than trained under. Throws FederationError FEDERATION_CONFIG_HASH naming both hashes.
  */
 export function parseFederationInfo(
-  info: { config: string; configHash: ContentHash },
+  info: { config: string; configHash: string },
   source: string,
 ): FederationSettings {
   const settings = parseFederationSettings(info.config, source);
