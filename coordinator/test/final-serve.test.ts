@@ -51,7 +51,7 @@ test('after the last round the coordinator serves the final adapter to everyone,
   const leftOut = peers.find((p) => !lastOpen!.selected.includes(p.id))!;
   t.truthy(leftOut, 'one participant was not selected in the last round');
   for (const peer of peers) {
-    t.deepEqual(await peer.federationFinished(), { rounds: 2, adapterHash: final, round: 2, updates: 1 });
+    t.like(await peer.federationFinished(), { rounds: 2, adapterHash: final, round: 2, updates: 1 });
     t.is(hashTensors(await peer.adapter(final)), final, 'the final adapter is served as its hash says');
   }
   // The coordinator is still there a while later: no round opens, an update is refused by name.
@@ -64,7 +64,7 @@ test('after the last round the coordinator serves the final adapter to everyone,
   // A participant who comes back later is told at once, and fetches it.
   const back = await leftOut.reconnect();
   peers.push(back);
-  t.deepEqual(await back.federationFinished(), { rounds: 2, adapterHash: final, round: 2, updates: 1 });
+  t.like(await back.federationFinished(), { rounds: 2, adapterHash: final, round: 2, updates: 1 });
 
   // Started again on the finished federation: read-only, the same answers.
   const before = snapshotBlobs(fed.root);
@@ -73,7 +73,7 @@ test('after the last round the coordinator serves the final adapter to everyone,
   t.like(await fed.waitFor('finished', (e) => e.earlier), { rounds: 2, adapter: final, earlier: true });
   const again = await back.reconnect(fed.target());
   peers.push(again);
-  t.deepEqual(await again.federationFinished(), { rounds: 2, adapterHash: final, round: 2, updates: 1 });
+  t.like(await again.federationFinished(), { rounds: 2, adapterHash: final, round: 2, updates: 1 });
   t.is(hashTensors(await again.adapter(final)), final);
   assertFinishedRefusal(t, await again.upload(late), 2, final);
   // Unauthenticated, the answer is still "authenticate first", not what the federation holds.
