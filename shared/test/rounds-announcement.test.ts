@@ -83,7 +83,12 @@ const openRecord = signed({
 });
 
 test('a round-open record gives the round, its selection, adapter, deadline, SCAFFOLD state and the config training', (t) => {
-  const record = verifyAnnouncedRecord(structuredClone(openRecord), ['round-open'], trust, 'a round announcement');
+  const record = verifyAnnouncedRecord(
+    structuredClone(openRecord),
+    ['round-open'],
+    trust,
+    'a round announcement',
+  );
   const open = roundOpenView(record, config);
   t.deepEqual(open, {
     round: 5,
@@ -106,7 +111,10 @@ test('each forgery of a record is refused, naming the record and what is wrong w
     });
   const edited = structuredClone(openRecord);
   edited.body.globalAdapter = hash('e');
-  refused(edited, /^a round announcement \(round 5's round-open record 7\) was altered: its content does not hash/);
+  refused(
+    edited,
+    /^a round announcement \(round 5's round-open record 7\) was altered: its content does not hash/,
+  );
   // Re-hashed and signed with another key: the signature is not the pinned coordinator's.
   const impostor = generateIdentity();
   const { hash: _h, signature: _s, ...unsigned } = edited;
@@ -118,7 +126,10 @@ test('each forgery of a record is refused, naming the record and what is wrong w
   );
   refused(signed({ ...unsigned, federation: 'other' }), /is of federation other, not fed-announce$/);
   refused(structuredClone(configRecord), /\(config record 0\) is a config record, where round-open belongs$/);
-  refused({ ...structuredClone(openRecord), seq: -1 }, /^a round announcement does not carry a round record: /);
+  refused(
+    { ...structuredClone(openRecord), seq: -1 },
+    /^a round announcement does not carry a round record: /,
+  );
   refused('round 5', /^a round announcement does not carry a round record: /);
 });
 
@@ -165,8 +176,15 @@ test('a closed round is read from its round-closed record; an aborted one needs 
     time: TIME,
     body: { reason: 'too few', dropped: [] },
   });
-  t.like(roundClosedView(aborted, openRecord), { outcome: 'aborted', adapterHash: hash('b'), participants: 0 });
-  t.throws(() => roundClosedView(aborted), { instanceOf: AnnouncementError, message: /without the record that opened/ });
+  t.like(roundClosedView(aborted, openRecord), {
+    outcome: 'aborted',
+    adapterHash: hash('b'),
+    participants: 0,
+  });
+  t.throws(() => roundClosedView(aborted), {
+    instanceOf: AnnouncementError,
+    message: /without the record that opened/,
+  });
   const otherRound = signed({ ...openRecord, round: 4, hash: undefined, signature: undefined } as never);
   t.throws(() => roundClosedView(aborted, otherRound as RoundRecordOf<'round-open'>), {
     instanceOf: AnnouncementError,

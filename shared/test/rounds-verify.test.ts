@@ -602,6 +602,19 @@ test('a round that trains from another adapter than the global one is detected',
   t.is(report.firstFailure?.round, 2);
 });
 
+test('a round announcing another server state than the last round left is detected', (t) => {
+  const records = edited('round-open', 2, (body) => {
+    body.serverStateIn = digest('elsewhere');
+  });
+  const report = verifyRoundLog(records, options());
+  t.is(report.firstFailure?.code, 'GLOBAL_MISMATCH');
+  t.is(report.firstFailure?.round, 2);
+  t.regex(
+    report.firstFailure!.message,
+    /announces server state sha256:[0-9a-f]{64}, but the last round left \(none\)/,
+  );
+});
+
 test('a rule that differs between open and close, or does not exist, is detected', (t) => {
   const changed = verifyRoundLog(
     edited('round-closed', 1, (body) => {

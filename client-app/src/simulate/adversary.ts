@@ -22,8 +22,8 @@ import {
   type RoundOpen,
 } from '@fedit/shared';
 import type { LoraConfig } from '@fedit/kernels';
+import type { FederationConnection } from '../core/federation/index.ts';
 import {
-  FederationConnection,
   FederationError,
   buildUpdate,
   connectionUploadRequest,

@@ -27,12 +27,7 @@ import {
   type Infer,
   type Schema,
 } from '../schema/schema.ts';
-import {
-  MAX_CHUNK_BYTES,
-  MAX_CHUNK_COUNT,
-  MAX_ERROR_MESSAGE_LENGTH,
-  MAX_SELECTED,
-} from './limits.ts';
+import { MAX_CHUNK_BYTES, MAX_CHUNK_COUNT, MAX_ERROR_MESSAGE_LENGTH, MAX_SELECTED } from './limits.ts';
 
 import {
   chunkIndex,

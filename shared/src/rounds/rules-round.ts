@@ -3,7 +3,9 @@
 //
 //   open    no other round is open and this is the next number; the rule exists and accepts its
 //           config, which is the one the federation's config derives (ruleRefFor) when the log
-//           holds a readable config; the round trains from the current global adapter; the selection is not empty
+//           holds a readable config; the round trains from the current global adapter, and from the
+//           server state the last closed round left when it names one (serverStateIn, what
+//           SCAFFOLD's participants fetch c from); the selection is not empty
 //           and is the one its seed draws from its candidates, its quorum and training round are
 //           the ones the log gives (rules-selection.ts)
 //   close   the round is open; the close repeats the open's rule, selection and adapter; at least
@@ -107,6 +109,12 @@ export function checkOpen(
     problem(
       'GLOBAL_MISMATCH',
       `trains from ${body.globalAdapter}, but the global adapter is ${state.globalAdapter ?? 'not set'}`,
+    );
+  }
+  if (body.serverStateIn !== undefined && body.serverStateIn !== state.serverState) {
+    problem(
+      'GLOBAL_MISMATCH',
+      `announces server state ${body.serverStateIn}, but the last round left ${state.serverState ?? '(none)'}`,
     );
   }
   checkSelection(body, state, problem);

@@ -20,8 +20,8 @@ import {
   type RoundOpen,
   type Tensor,
 } from '@fedit/shared';
+import type { FederationConnection } from '@fedit/client/federation';
 import {
-  FederationConnection,
   buildUpdate,
   connectionUploadRequest,
   downloadAdapter,

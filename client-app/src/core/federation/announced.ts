@@ -41,9 +41,17 @@ export function announcedView(
 ): RoundOpen | RoundClosed | FederationFinished {
   return forgeryChecked(() => {
     if (event === 'round:open')
-      return roundOpenView(verifyAnnouncedRecord(message.record, ['round-open'], trust, 'a round announcement'), config);
+      return roundOpenView(
+        verifyAnnouncedRecord(message.record, ['round-open'], trust, 'a round announcement'),
+        config,
+      );
     if (event === 'federation:finished') {
-      const finished = verifyAnnouncedRecord(message.record, FINISHED_RECORD_KINDS, trust, "the federation's end");
+      const finished = verifyAnnouncedRecord(
+        message.record,
+        FINISHED_RECORD_KINDS,
+        trust,
+        "the federation's end",
+      );
       return federationFinishedView(finished, config);
     }
     const what = "a round's result";

@@ -33,7 +33,6 @@ import {
   type ClientPayload,
   type ClientToServerEvents,
   type FederationFinished,
-  type Identity,
   type RoundClosed,
   type RoundOpen,
   type ServerToClientEvents,
