@@ -5,6 +5,7 @@
 import test from 'ava';
 import { join } from 'node:path';
 import { fingerprint, parseInvite } from '@fedit/shared';
+import { startCoordinator } from '../src/index.ts';
 import { fedit } from './helpers/cli.ts';
 import { tempDir, tinyModel } from './helpers/federation.ts';
 
@@ -50,4 +51,19 @@ test('init and invite print the fingerprint of the key the invites carry, in tex
   t.is(created.dir, second);
   t.regex(created.fingerprint, /^[0-9a-f]{32}$/);
   t.not(created.fingerprint, printed, 'each federation has its own keys');
+});
+
+test('`fedit client join` shows the participant the fingerprint `coordinator init` printed', async (t) => {
+  const dir = join(tempDir(t), 'federation');
+  const init = await fedit('coordinator', 'init', dir, '--model', await tinyModel(), '--json');
+  t.is(init.code, 0, init.stderr);
+  const { fingerprint: printed } = JSON.parse(init.stdout) as { fingerprint: string };
+  const coordinator = await startCoordinator({ dir, host: '127.0.0.1', port: 0 });
+  t.teardown(() => coordinator.close());
+  const invite = (await fedit('coordinator', 'invite', dir, '--url', coordinator.url)).stdout.trim();
+  const home = join(tempDir(t), 'home');
+  const joined = await fedit('client', 'join', invite, '--yes', '--name', 'Ann', '--home', home);
+  t.is(joined.code, 0, joined.stderr);
+  const shown = /^ {2}fingerprint {5}([0-9a-f]{32}) {2}\(compare it with the one the operator gave you\)$/m;
+  t.is(shown.exec(joined.stdout)?.[1], printed, joined.stdout);
 });
