@@ -13,6 +13,8 @@
 //                  as its round's result -> stop; on a federation that had already ended, start
 //                  fetches it before loading anything (finished.ts)
 //
+// Each of those events is read from the signed round record it carries (the connection checks it,
+// announced.ts); one older than a record seen before is refused here (a replay), before anything.
 // This file is the event loop alone: connection events become round tasks, one at a time, and
 // round tasks become events. An upload interrupted by a dropped connection or a restarted client
 // resumes as long as the round is open; one whose round has closed is dropped.

@@ -156,9 +156,9 @@ export async function loadSession(options: ParticipantOptions, loading: () => vo
 }
 
 /**
- * Adopts the federation's settings from 'federation:info' (its signed config record) when they changed (keeping them in the
- * membership file). Resolves false when nothing changed; else with the data's new report when the
- * prompt settings changed and the rows were prepared again.
+ * Adopts the federation's settings from 'federation:info' (its signed config record) when they
+ * changed (keeping them in the membership file). Resolves false when nothing changed; else with the
+ * data's new report when the prompt settings changed and the rows were prepared again.
  */
 export async function adoptSettings(
   session: ParticipantSession,
