@@ -190,10 +190,27 @@ test('each forgery of what a participant acts on is refused by name; the honest 
   );
   t.is(await readFile(join(home, 'announced', `${federation}.json`), 'utf8'), newest, 'what it saw is kept');
 
-  // Honest again: the federation runs to its end, its final adapter fetched through the relay.
+  // Round 2 runs, but the federation's end names another final adapter: refused after the round.
+  through(
+    rewriting('federation:finished', (r) =>
+      forged(r, (body) => (body.globalAdapterOut = `sha256:${'1'.repeat(64)}`)),
+    ),
+  );
+  await refused(
+    t,
+    run(),
+    new RegExp(
+      `^the federation's end \\(round 2's round-closed record \\d+\\) is not signed by this federation's coordinator ${key}`,
+    ),
+  );
+  const closed = proxy.seen.filter((s) => s.event === 'round:closed').at(-1)!.payload as {
+    record: RoundRecord & { body: { globalAdapterOut: string } };
+  };
+  t.is(closed.record.round, 2);
+
+  // Honest again: the federation is over, its final adapter fetched through the relay.
   through(HONEST);
   const end = await run();
   t.is(end.reason, 'finished');
-  t.like(end.history.at(-1), { round: 2, outcome: 'aggregated' });
-  t.truthy(end.finalAdapter);
+  t.is(end.finalAdapter?.hash as string | undefined, closed.record.body.globalAdapterOut);
 });
