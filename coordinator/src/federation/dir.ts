@@ -338,7 +338,7 @@ export function loggedConfig(records: readonly RoundRecord[]): unknown {
 
 /**
  * Refuses to run on a federation.json that is not the config the round log recorded at init.
- * Participants were shown that config, every round announces its hash, and the audit reads the
+ * Participants agreed to that config (the log's signed first record), and the audit reads the
  * settings from the log; a config edited afterwards would run rounds under rules nobody agreed to
  * and the log does not show. Every field is compared: none of federation.json is a runtime
  * setting (where to listen, --host and --port, are options of `fedit coordinator start`, not
@@ -365,8 +365,8 @@ export function checkConfigMatchesLog(
   throw new FeditError(
     'FEDERATION_CONFIG_CHANGED',
     `${configPath} differs from the config recorded in the round log in ${differ.join(', ')}. ` +
-      'The log is the truth: participants agreed to the recorded settings and every round announces ' +
-      'their hash, so the config cannot change after init. Restore federation.json to the recorded ' +
+      'The log is the truth: participants agreed to the recorded settings, which the log signs, ' +
+      'so the config cannot change after init. Restore federation.json to the recorded ' +
       'values (they are in the first record of log/rounds.jsonl), or create a new federation with ' +
       '`fedit coordinator init` for different settings.',
   );
