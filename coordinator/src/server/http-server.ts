@@ -51,6 +51,8 @@ export interface Readiness {
 
 export interface HttpServerOptions {
   tls?: TlsFiles;
+  /** Defaults HEADERS_TIMEOUT_MS and REQUEST_TIMEOUT_MS; checked every tenth of the headers' time. */
+  timeouts?: { headersMs?: number; requestMs?: number };
   readiness(): Readiness;
   metrics: CoordinatorMetrics;
 }
@@ -65,13 +67,18 @@ export interface CoordinatorHttpServer {
 }
 
 export function createCoordinatorHttpServer(o: HttpServerOptions): CoordinatorHttpServer {
-  const limits = { maxHeaderSize: MAX_HEADER_BYTES };
+  const headersMs = o.timeouts?.headersMs ?? HEADERS_TIMEOUT_MS;
+  const limits = {
+    maxHeaderSize: MAX_HEADER_BYTES,
+    headersTimeout: headersMs,
+    requestTimeout: o.timeouts?.requestMs ?? REQUEST_TIMEOUT_MS,
+    // Node checks the two timeouts above only this often (30 s by default).
+    connectionsCheckingInterval: Math.max(100, headersMs / 10),
+  };
   const answer = (req: IncomingMessage, res: ServerResponse) => void route(o, req, res);
   const server: Server = o.tls
     ? createHttps({ ...limits, ...readTls(o.tls) }, answer)
     : createHttp(limits, answer);
-  server.headersTimeout = HEADERS_TIMEOUT_MS;
-  server.requestTimeout = REQUEST_TIMEOUT_MS;
   const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);

@@ -27,7 +27,7 @@ import {
 } from './http-server.ts';
 import { CoordinatorMetrics } from './metrics.ts';
 import { profile } from './profile.ts';
-import { attachSocketServer, type FeditServer } from './transport.ts';
+import { attachSocketServer, type FeditNamespace, type FeditServer } from './transport.ts';
 
 export interface ServeOptions {
   /** The federation folders, one or more (distinct federation ids). */
@@ -111,9 +111,16 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     release();
   };
   try {
+    // The server listens first, so that /readyz answers (503) while long logs are read; a
+    // federation's namespace admits participants only once it runs.
+    const namespaces = new Map(
+      locked.map((l) => [l.fed.config.id, namespaceOf(io, l.fed.config.id, several)]),
+    );
+    if (several) refuseMainNamespace(io, [...states.keys()]);
+    const url = await http.listen(o.host ?? '127.0.0.1', o.port ?? 0);
     for (const l of locked) {
       const id = l.fed.config.id;
-      const namespace = several ? io.of(`/${id}`) : io.of('/');
+      const namespace = namespaces.get(id)!;
       running.push(
         await runFederation(l, {
           namespace,
@@ -124,8 +131,6 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       );
       states.set(id, 'running');
     }
-    if (several) refuseMainNamespace(io, [...states.keys()]);
-    const url = await http.listen(o.host ?? '127.0.0.1', o.port ?? 0);
     phase = 'ready';
     const federations = running.map((f) => {
       const id = f.config.id;
@@ -142,6 +147,17 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     await stopAll();
     throw err;
   }
+}
+
+/** The federation's namespace, refusing connections until the federation runs. */
+function namespaceOf(io: FeditServer, id: string, several: boolean): FeditNamespace {
+  const namespace = several ? io.of(`/${id}`) : io.of('/');
+  // The transport registers its 'connection' handler once the federation's log is open.
+  namespace.use((_socket, next) => {
+    const running = namespace.listeners('connection').length > 0;
+    next(running ? undefined : new Error('the coordinator is starting; try again shortly'));
+  });
+  return namespace;
 }
 
 /** Every folder locked, or none: a folder that cannot be opened releases those already locked. */
