@@ -1,0 +1,147 @@
+// `fedit coordinator start` as an operator runs it (a child process): `--port 0` prints the port
+// it got; SIGTERM ends it within its grace period even while a peer holds a half-sent HTTP request
+// and a participant is connected, and the folder is then free (`coordinator revoke` works); with
+// `--tls-cert/--tls-key` it serves HTTPS (a throwaway certificate made with openssl), and a key
+// that does not fit is named at start.
+
+import test, { type ExecutionContext } from 'ava';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { parseInvite, publicIdentity } from '@fedit/shared';
+import { createInvite, openFederationDir } from '../src/index.ts';
+import { assertCleanFailure, fedit, startFedit } from '../../test/fixtures/fedit-cli.ts';
+import { initTestFederation, tempDir, withinLimit } from './helpers/federation.ts';
+import { Peer } from './helpers/peer.ts';
+
+/** `fedit coordinator start ...args`, its output collected, killed at teardown if still running. */
+function startCoordinatorProcess(t: ExecutionContext, ...args: string[]) {
+  const child = startFedit('coordinator', 'start', ...args);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const url = withinLimit(
+    new Promise<string>((resolve, reject) => {
+      const check = () => {
+        const m = /listening on (\S+)/.exec(stdout);
+        if (m) resolve(m[1]);
+      };
+      child.stdout.on('data', check);
+      void exited.then(() => reject(new Error(`exited before listening:\n${stdout}\n${stderr}`)));
+    }),
+    () => `"listening on" from the coordinator; stdout:\n${stdout}\nstderr:\n${stderr}`,
+  );
+  return { child, url, exited, output: () => ({ stdout, stderr }) };
+}
+
+test('--port 0 prints the real port; SIGTERM with a half-sent request and a participant online exits within the grace period and frees the folder', async (t) => {
+  const root = await initTestFederation(t);
+  const { identity, config } = openFederationDir(root);
+  const coordinator = startCoordinatorProcess(t, root, '--port', '0', '--grace', '1');
+  const url = await coordinator.url;
+  const { port } = new URL(url);
+  t.regex(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+  t.not(port, '0');
+  t.is((await fetch(`${url}/healthz`)).status, 200);
+
+  const target = { url, federation: config.id, coordinator: publicIdentity(identity) };
+  const peer = await (
+    await Peer.connect(target)
+  ).join(parseInvite(createInvite(root, { url })).token, 'online');
+  t.teardown(() => peer.close());
+  const stalled = connect(Number(port), '127.0.0.1');
+  t.teardown(() => stalled.destroy());
+  await new Promise<void>((resolve) => stalled.once('connect', resolve));
+  stalled.write(
+    'POST /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nhalf',
+  );
+
+  const signalled = Date.now();
+  coordinator.child.kill('SIGTERM');
+  const code = await withinLimit(coordinator.exited, () => 'the coordinator to exit after SIGTERM', 10_000);
+  const took = Date.now() - signalled;
+  t.is(code, 0, JSON.stringify(coordinator.output()));
+  t.true(took < 1_000 + 4_000, `exited ${took} ms after SIGTERM (grace 1 s)`);
+  t.regex(coordinator.output().stdout, /SIGTERM: stopping/);
+  t.is(await peer.disconnected, 'io server disconnect', 'the participant was told');
+
+  const revoked = await fedit('coordinator', 'revoke', root, peer.id, '--reason', 'left');
+  t.is(revoked.code, 0, revoked.stderr);
+  t.regex(revoked.stdout, new RegExp(`revoked ${peer.id}`));
+});
+
+function openssl(...args: string[]): boolean {
+  try {
+    execFileSync('openssl', args, { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A self-signed certificate for 127.0.0.1 and localhost, or undefined without openssl. */
+export function throwawayCertificate(dir: string): { cert: string; key: string } | undefined {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  const made = openssl(
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    '-keyout', key, '-out', cert,
+  ); // prettier-ignore
+  return made ? { cert, key } : undefined;
+}
+
+test('--tls-cert/--tls-key serve HTTPS that a client trusting the certificate reaches; a key that does not fit is named', async (t) => {
+  const dir = tempDir(t);
+  const tls = throwawayCertificate(dir);
+  if (!tls) return t.pass('openssl is not installed: skipped');
+  const root = await initTestFederation(t);
+  const coordinator = startCoordinatorProcess(
+    t,
+    root,
+    '--port',
+    '0',
+    '--tls-cert',
+    tls.cert,
+    '--tls-key',
+    tls.key,
+  );
+  const url = await coordinator.url;
+  t.regex(url, /^https:\/\/127\.0\.0\.1:\d+$/);
+  const ca = (await import('node:fs')).readFileSync(tls.cert);
+  const status = await new Promise<number>((resolve, reject) =>
+    httpsGet(`${url}/healthz`, { ca }, (res) => resolve(res.statusCode!)).on('error', reject),
+  );
+  t.is(status, 200);
+  const untrusted = await fetch(`${url}/healthz`).then(
+    () => 'answered',
+    (err: Error) => String((err.cause as Error | undefined)?.message ?? err.message),
+  );
+  t.regex(untrusted, /self[- ]signed/i, 'a client without the certificate refuses it');
+  coordinator.child.kill('SIGTERM');
+  t.is(await coordinator.exited, 0);
+
+  const otherKey = join(dir, 'other-key.pem');
+  writeFileSync(otherKey, execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519']));
+  const misfit = await fedit(
+    'coordinator',
+    'start',
+    root,
+    '--port',
+    '0',
+    '--tls-cert',
+    tls.cert,
+    '--tls-key',
+    otherKey,
+  );
+  assertCleanFailure(t, misfit, /--tls-key .* does not fit/);
+  const alone = await fedit('coordinator', 'start', root, '--port', '0', '--tls-cert', tls.cert);
+  assertCleanFailure(t, alone, /--tls-cert and --tls-key go together/, alone.code);
+});
