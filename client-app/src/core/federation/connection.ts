@@ -42,6 +42,7 @@ import type {
 } from './connection-types.ts';
 import { FederationError } from './errors.ts';
 import type { Membership } from './store.ts';
+import { checkCoordinatorUrl, tlsOptions } from './url-policy.ts';
 import { ackResult, checkHello, requestFailure, unreachableError, type OkAck } from './wire.ts';
 
 /**
@@ -93,7 +94,9 @@ export class FederationConnection extends EventEmitter<ConnectionEvents> {
     this.#auth = options.auth;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.participantId = fingerprint(publicIdentity(options.identity));
+    checkCoordinatorUrl(options.url); // plain http:// only to this computer, unless allowed
     this.socket = io(options.url, {
+      ...tlsOptions(),
       parser: msgpackParser,
       transports: ['websocket'],
       reconnection: options.reconnection ?? true,
