@@ -6,13 +6,14 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { parseInvite, publicIdentity } from '@fedit/shared';
 import { createInvite, openFederationDir } from '../src/index.ts';
 import { assertCleanFailure, fedit, startFedit } from '../../test/fixtures/fedit-cli.ts';
+import { throwawayCertificate } from '../../test/fixtures/tls.ts';
 import { initTestFederation, tempDir, withinLimit } from './helpers/federation.ts';
 import { Peer } from './helpers/peer.ts';
 
@@ -76,27 +77,6 @@ test('--port 0 prints the real port; SIGTERM with a half-sent request and a part
   t.regex(revoked.stdout, new RegExp(`revoked ${peer.id}`));
 });
 
-function openssl(...args: string[]): boolean {
-  try {
-    execFileSync('openssl', args, { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** A self-signed certificate for 127.0.0.1 and localhost, or undefined without openssl. */
-export function throwawayCertificate(dir: string): { cert: string; key: string } | undefined {
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  const made = openssl(
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    '-keyout', key, '-out', cert,
-  ); // prettier-ignore
-  return made ? { cert, key } : undefined;
-}
-
 test('--tls-cert/--tls-key serve HTTPS that a client trusting the certificate reaches; a key that does not fit is named', async (t) => {
   const dir = tempDir(t);
   const tls = throwawayCertificate(dir);
@@ -114,7 +94,7 @@ test('--tls-cert/--tls-key serve HTTPS that a client trusting the certificate re
   );
   const url = await coordinator.url;
   t.regex(url, /^https:\/\/127\.0\.0\.1:\d+$/);
-  const ca = (await import('node:fs')).readFileSync(tls.cert);
+  const ca = readFileSync(tls.cert);
   const status = await new Promise<number>((resolve, reject) =>
     httpsGet(`${url}/healthz`, { ca }, (res) => resolve(res.statusCode!)).on('error', reject),
   );

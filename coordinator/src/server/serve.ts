@@ -101,7 +101,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   }
   const io = attachSocketServer(http.server);
   const several = locked.length > 1;
-  const stopAll = async () => {
+  let stopping: Promise<void> | undefined;
+  const stopAll = () => (stopping ??= stop());
+  const stop = async () => {
     phase = 'stopping';
     for (const id of states.keys()) states.set(id, 'stopping');
     const stopped = Promise.allSettled(running.map((f) => f.stop()));
