@@ -124,3 +124,33 @@ test('--tls-cert/--tls-key serve HTTPS that a client trusting the certificate re
   const alone = await fedit('coordinator', 'start', root, '--port', '0', '--tls-cert', tls.cert);
   assertCleanFailure(t, alone, /--tls-cert and --tls-key go together/, alone.code);
 });
+
+test('several folders: one port, each federation printed at /<id>; the same folder twice is refused', async (t) => {
+  const roots = [await initTestFederation(t), await initTestFederation(t)];
+  const ids = roots.map((r) => openFederationDir(r).config.id);
+  const coordinator = startCoordinatorProcess(t, ...roots, '--port', '0');
+  const first = await coordinator.url;
+  const base = first.slice(0, first.lastIndexOf('/'));
+  t.is(first, `${base}/${ids[0]}`);
+  await withinLimit(
+    (async () => {
+      while (!coordinator.output().stdout.includes(`[${ids[1]}] listening on ${base}/${ids[1]}`))
+        await new Promise((r) => setTimeout(r, 50));
+    })(),
+    () => `the second federation's line; stdout:\n${coordinator.output().stdout}`,
+  );
+  t.regex(coordinator.output().stdout, new RegExp(`\\[${ids[0]}\\] listening on ${base}/${ids[0]}`));
+  const ready = (await (await fetch(`${base}/readyz`)).json()) as { federations: Record<string, string> };
+  t.deepEqual(Object.keys(ready.federations).sort(), [...ids].sort());
+  coordinator.child.kill('SIGTERM');
+  t.is(await coordinator.exited, 0);
+
+  const twice = await fedit('coordinator', 'start', roots[0], roots[0], '--port', '0');
+  assertCleanFailure(
+    t,
+    twice,
+    /are both federation ".+": one process serves each federation once/,
+    twice.code,
+  );
+  t.is(twice.code, 2, 'a usage error');
+});

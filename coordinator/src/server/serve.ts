@@ -12,6 +12,7 @@
 // (a peer holding a half-sent request included) is destroyed; then logs close and locks release.
 
 import { FeditError, type FederationConfig } from '@fedit/shared';
+import { openFederationDir } from '../federation/dir.ts';
 import {
   lockFederationDir,
   runFederation,
@@ -162,20 +163,25 @@ function namespaceOf(io: FeditServer, id: string, several: boolean): FeditNamesp
   return namespace;
 }
 
-/** Every folder locked, or none: a folder that cannot be opened releases those already locked. */
+/**
+ * Every folder locked, or none. The federation ids are compared before any lock is taken, so the
+ * same folder named twice is named as such (not as "in use" by this very process).
+ */
 function lockAll(dirs: string[]): LockedFederation[] {
+  const seen = new Map<string, string>();
+  for (const dir of dirs) {
+    const { id } = openFederationDir(dir).config;
+    const twin = seen.get(id);
+    if (twin !== undefined)
+      throw new FeditError(
+        'CLI_OPTION',
+        `${twin} and ${dir} are both federation "${id}": one process serves each federation once`,
+      );
+    seen.set(id, dir);
+  }
   const locked: LockedFederation[] = [];
   try {
-    for (const dir of dirs) {
-      const l = lockFederationDir(dir);
-      locked.push(l);
-      const twin = locked.find((other) => other !== l && other.fed.config.id === l.fed.config.id);
-      if (twin)
-        throw new FeditError(
-          'CLI_OPTION',
-          `${twin.dir} and ${dir} are both federation "${l.fed.config.id}": one process serves each federation once`,
-        );
-    }
+    for (const dir of dirs) locked.push(lockFederationDir(dir));
     return locked;
   } catch (err) {
     locked.forEach((l) => l.release());
