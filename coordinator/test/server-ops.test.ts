@@ -6,11 +6,19 @@
 
 import test from 'ava';
 import { request } from 'node:http';
+import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { join } from 'node:path';
 import { createInvite, openFederationDir, startServer } from '../src/index.ts';
 import { createCoordinatorHttpServer, type Readiness } from '../src/server/http-server.ts';
 import { CoordinatorMetrics } from '../src/server/metrics.ts';
-import { initTestFederation, logRecords, startTestFederation, withinLimit } from './helpers/federation.ts';
+import {
+  initTestFederation,
+  logRecords,
+  startTestFederation,
+  tempDir,
+  withinLimit,
+} from './helpers/federation.ts';
 import { Peer } from './helpers/peer.ts';
 import { io } from 'socket.io-client';
 import { msgpackParser, parseInvite, publicIdentity } from '@fedit/shared';
@@ -193,4 +201,29 @@ test('one process serves two federations on one port: each completes a round at 
   t.is(told.code, 'FEDERATION_PATH');
   t.true(told.message.includes(`${ids[0]}, ${ids[1]}`), told.message);
   await withinLimit(closed, () => 'the disconnect');
+});
+
+test('TLS files are checked at start: a missing file and a file that is no certificate are named', (t) => {
+  const dir = tempDir(t);
+  const metrics = new CoordinatorMetrics();
+  const readiness = (): Readiness => ({ phase: 'starting', federations: {} });
+  const missing = t.throws(() =>
+    createCoordinatorHttpServer({
+      readiness,
+      metrics,
+      tls: { cert: join(dir, 'none.pem'), key: join(dir, 'key.pem') },
+    }),
+  );
+  t.like(missing, { code: 'COORDINATOR_TLS' });
+  t.regex(missing.message, /cannot read the TLS certificate \(--tls-cert\) .*none\.pem/);
+  writeFileSync(join(dir, 'junk.pem'), 'not a certificate');
+  const junk = t.throws(() =>
+    createCoordinatorHttpServer({
+      readiness,
+      metrics,
+      tls: { cert: join(dir, 'junk.pem'), key: join(dir, 'junk.pem') },
+    }),
+  );
+  t.like(junk, { code: 'COORDINATOR_TLS' });
+  t.regex(junk.message, /--tls-cert .*junk\.pem is not a PEM certificate/);
 });

@@ -50,7 +50,7 @@ function registerInvite(coordinator: Command): void {
     .argument('<dir>', 'the federation folder')
     .requiredOption(
       '--url <url>',
-      'the address participants reach the coordinator at, e.g. http://10.0.0.5:7150',
+      'the address participants reach the coordinator at, e.g. https://fedit.example.org (plain http:// only for this computer or a trusted network; add /<federation id> when one process serves several federations)',
     )
     .option('--expires-in <hours>', 'hours until the invite stops working', inviteHours)
     .option('--note <text>', 'a note for your records (who it is for)')
