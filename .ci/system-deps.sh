@@ -4,10 +4,12 @@
 #   python3-torch + libopenblas0-pthread : the PyTorch reference for the training-step checks
 #                                          (openblas, or torch falls back to a slow reference BLAS)
 #   chromium                             : browser tests of the client UI (playwright-core drives it)
+#   nginx-light                          : the reverse-proxy recipe of docs/operations.md, run in front
+#                                          of a coordinator (client-app/test/nginx-proxy.test.ts)
 #   mesa-vulkan-drivers (backports, >=25): software Vulkan so the WebGPU execution provider runs without a GPU
 set -euo pipefail
 
-want=(python3-torch libopenblas0-pthread chromium)
+want=(python3-torch libopenblas0-pthread chromium nginx-light)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

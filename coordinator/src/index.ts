@@ -13,7 +13,16 @@ export { createInvite, readInvites, type InviteState } from './federation/invite
 export { exportRoundAdapter, type ExportRoundOptions, type ExportedRound } from './federation/export.ts';
 export { revokeParticipant } from './federation/revoke.ts';
 export { lockFederation, LOCK_FILE, type FederationLock } from './federation/lock.ts';
-export { startCoordinator, type CoordinatorOptions, type RunningCoordinator } from './server/coordinator.ts';
+export {
+  startCoordinator,
+  startServer,
+  type CoordinatorOptions,
+  type RunningCoordinator,
+  type RunningServer,
+  type ServeOptions,
+  type ServedFederation,
+} from './server/serve.ts';
+export { DEFAULT_GRACE_MS, type TlsFiles, type Readiness } from './server/http-server.ts';
 export type { CoordinatorEvent } from './server/events.ts';
 // The hot-path timers, for the federation benchmark (test/bench/federation/).
 export { profileSnapshot } from './server/profile.ts';

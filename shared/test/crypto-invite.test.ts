@@ -134,6 +134,25 @@ test('crafted invites with a valid checksum are still validated field by field',
   fails(t, craft({ ...goodBody(), when: new Date(0) } as never), 'INVITE_FIELD', 'invite');
 });
 
+test("an invite's URL is the coordinator's root, or /<federation> on one serving several; no credentials, query or fragment", (t) => {
+  for (const url of [
+    'https://fedit.example.org',
+    'http://127.0.0.1:7150/',
+    `https://h.example:8443/${invite.federation}`,
+  ])
+    t.is(parseInvite(craft({ ...goodBody(), url }), { now: NOW }).url, url);
+  for (const url of [
+    'https://fedit.example.org/other-study',
+    `https://fedit.example.org/${invite.federation}/more`,
+    'https://operator:secret@fedit.example.org/',
+    'https://fedit.example.org/?federation=x',
+    'https://fedit.example.org/#x',
+  ]) {
+    const error = fails(t, craft({ ...goodBody(), url }), 'INVITE_FIELD', 'invite.url');
+    t.regex(error.message, /^invite\.url must (be the coordinator's address|have no user)/, url);
+  }
+});
+
 test('formatInvite refuses what parseInvite would refuse', (t) => {
   t.throws(() => formatInvite({ ...invite, token: new Uint8Array(5) }), {
     instanceOf: InviteError,

@@ -137,6 +137,14 @@ function heldOutLine(e: RoundHistoryEntry): string {
   return parts.length ? `\n  held-out examples, the adapter the round started from: ${parts.join('; ')}` : '';
 }
 
+const allowInsecureHttpOption = () =>
+  new Option(
+    '--allow-insecure-http',
+    'connect over plain http:// to a coordinator that is not on this computer (readable and changeable by anyone on the way)',
+  );
+const caOption = () =>
+  new Option('--ca <file>', "trust this PEM certificate for https:// (a coordinator's self-signed one)");
+
 export function registerClientCommands(program: Command): void {
   const client = program
     .command('client')
@@ -153,6 +161,8 @@ export function registerClientCommands(program: Command): void {
     .option('-y, --yes', 'join without asking (needed when input is not a terminal)', false)
     .option('--json', 'with --yes: print one JSON object (the settings shown and the membership)', false)
     .addOption(homeOption())
+    .addOption(allowInsecureHttpOption())
+    .addOption(caOption())
     .action(joinCommand);
 
   client
@@ -173,6 +183,8 @@ export function registerClientCommands(program: Command): void {
     )
     .addOption(ownRankOption())
     .addOption(homeOption())
+    .addOption(allowInsecureHttpOption())
+    .addOption(caOption())
     .action(runCommand);
 
   client
@@ -188,6 +200,13 @@ export function registerClientCommands(program: Command): void {
     .argument('<federation>', 'the federation id (see fedit client status)')
     .addOption(homeOption())
     .action(leaveCommand);
+
+  // The connection policy (core/federation/url-policy.ts) is set before any command connects.
+  client.hook('preAction', async (_client, action) => {
+    const { allowInsecureHttp, ca } = action.opts<{ allowInsecureHttp?: boolean; ca?: string }>();
+    const { setConnectionPolicy } = await import('../core/federation/url-policy.ts');
+    setConnectionPolicy({ allowInsecureHttp, caFile: ca });
+  });
 
   registerClientExport(client, homeOption);
   registerClientRename(client, homeOption);

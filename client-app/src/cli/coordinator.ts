@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { FeditError, federationPaths, fingerprint, publicIdentity } from '@fedit/shared';
 import type { CoordinatorEvent } from '@fedit/coordinator';
 import { fingerprintLine, registerInit } from './coordinator-init.ts';
-import { positive } from './options.ts';
+import { number, positive } from './options.ts';
 import { registerCoordinatorExport } from './result-export.ts';
 
 /** The longest an invite may stay valid, in hours: ten years, createInvite's MAX_INVITE_HOURS. */
@@ -20,6 +20,14 @@ function inviteHours(raw: string): number {
     );
   return v;
 }
+
+/** Matches DEFAULT_GRACE_MS of @fedit/coordinator (the CLI shows it in --help without loading it). */
+const DEFAULT_GRACE_SECONDS = 10;
+
+/** A TCP port: 0 (the system picks a free one) to 65535. */
+const port = number('--port', { integer: true, min: 0, below: 65536, what: 'a port number from 0 to 65535' });
+
+const timeOfDay = () => new Date().toISOString().slice(11, 19);
 
 export function registerCoordinatorCommands(program: Command): void {
   const coordinator = program
@@ -42,7 +50,7 @@ function registerInvite(coordinator: Command): void {
     .argument('<dir>', 'the federation folder')
     .requiredOption(
       '--url <url>',
-      'the address participants reach the coordinator at, e.g. http://10.0.0.5:7150',
+      'the address participants reach the coordinator at, e.g. https://fedit.example.org (plain http:// only for this computer or a trusted network; add /<federation id> when one process serves several federations)',
     )
     .option('--expires-in <hours>', 'hours until the invite stops working', inviteHours)
     .option('--note <text>', 'a note for your records (who it is for)')
@@ -146,34 +154,53 @@ function registerStart(coordinator: Command): void {
   coordinator
     .command('start')
     .description(
-      'run the coordinator: accept participants and run the rounds; after the last round (or on a finished federation) it serves the final adapter to participants until stopped',
+      'run the coordinator: accept participants and run the rounds; after the last round (or on a finished federation) it serves the final adapter to participants until stopped. Several folders: one process, one port, each federation at <url>/<federation id> (its invites carry that URL)',
     )
-    .argument('<dir>', 'the federation folder')
+    .argument('<dir...>', 'the federation folder (or several)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--port <port>', 'port to listen on', positive('--port', true), 7150)
-    .action(async (dir: string, o) => {
-      const { startCoordinator } = await import('@fedit/coordinator');
-      const c = await startCoordinator({
-        dir,
+    .option('--port <port>', 'port to listen on (0: a free one, printed)', port, 7150)
+    .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM; with --tls-key)')
+    .option('--tls-key <file>', "the certificate's private key (PEM)")
+    .option(
+      '--grace <seconds>',
+      'on SIGTERM/SIGINT, how long connections may finish before they are closed',
+      number('--grace', { min: 0, below: 3600, what: 'a number of seconds in [0, 3600)' }),
+      DEFAULT_GRACE_SECONDS,
+    )
+    .action(async (dirs: string[], o) => {
+      if (Boolean(o.tlsCert) !== Boolean(o.tlsKey))
+        throw new FeditError('CLI_OPTION', '--tls-cert and --tls-key go together: give both, or neither');
+      const { startServer } = await import('@fedit/coordinator');
+      const several = dirs.length > 1;
+      const server = await startServer({
+        dirs,
         host: o.host,
         port: o.port,
-        onEvent: printCoordinatorEvent,
+        tls: o.tlsCert ? { cert: o.tlsCert, key: o.tlsKey } : undefined,
+        graceMs: o.grace * 1000,
+        onEvent: (e, federation) => printCoordinatorEvent(e, several ? federation : undefined),
       });
       // After the last round it goes on serving the final adapter (participants that were away
-      // fetch it when they come back), so only a signal stops it.
-      const stop = async () => {
-        await c.close();
+      // fetch it when they come back), so only a signal stops it; the shutdown is bounded by --grace.
+      const stop = async (signal: string) => {
+        process.stdout.write(
+          `${timeOfDay()} ${signal}: stopping (at most ${o.grace} s for open connections)\n`,
+        );
+        await server.close();
         process.exit(0);
       };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      await c.finished;
+      process.once('SIGINT', () => void stop('SIGINT'));
+      process.once('SIGTERM', () => void stop('SIGTERM'));
+      await Promise.all(server.federations.map((f) => f.finished));
     });
 }
 
-/** One line per coordinator event, prefixed with the time of day. */
-function printCoordinatorEvent(e: CoordinatorEvent): void {
-  const t = new Date().toISOString().slice(11, 19);
+/**
+ * One line per coordinator event, prefixed with the time of day (and, when the process serves
+ * several federations, the federation's id).
+ */
+function printCoordinatorEvent(e: CoordinatorEvent, federation?: string): void {
+  const t = federation ? `${timeOfDay()} [${federation}]` : timeOfDay();
   switch (e.type) {
     case 'listening':
       process.stdout.write(`${t} listening on ${e.url}\n`);

@@ -10,6 +10,10 @@
 //                    (shared/rounds/admission.ts)
 //   round-runner.ts  the round state machine: open, settle, close (aggregate or abort)
 //   ledger.ts        the round log and the index, written together
+//   metrics.ts       the Prometheus series, fed by the events below and the update refusals
+//
+// This file runs one federation on the socket.io namespace it is given; ./serve.ts composes the
+// process: the HTTP(S) server, one or several federations on it, and the bounded shutdown.
 //
 // Every decision is a record in the signed round log before anyone is told. A coordinator that
 // restarts with a round open aborts it visibly (round-aborted) and opens the next one: no round is
@@ -39,62 +43,62 @@ import { Enrolment } from './enrolment.ts';
 import { Renaming } from './rename.ts';
 import type { CoordinatorEvent, Emit } from './events.ts';
 import { Ledger } from './ledger.ts';
-import { profile } from './profile.ts';
 import { RoundRunner } from './round-runner.ts';
 import { Sessions } from './sessions.ts';
-import { createTransport } from './transport.ts';
+import type { CoordinatorMetrics } from './metrics.ts';
+import { createTransport, type FeditNamespace } from './transport.ts';
 import { Uploads } from './uploads.ts';
 
-export interface CoordinatorOptions {
+/** One federation folder, checked and locked (the round log has one writer). */
+export interface LockedFederation {
   dir: string;
-  host?: string;
-  port?: number;
+  fed: OpenedFederation;
+  release(): void;
+}
+
+/**
+ * Opens and locks `dir`. A missing or damaged folder is named before anything is written; what
+ * is read here (config, keys, paths) no other writer changes; the round log is read only once the
+ * lock is held. A second coordinator, or a revocation, waits for this one to stop.
+ */
+export function lockFederationDir(dir: string): LockedFederation {
+  const fed = openFederationDir(dir);
+  const lock = lockFederation(dir, 'coordinator');
+  return { dir, fed, release: () => lock.release() };
+}
+
+export interface FederationRunOptions {
+  /** Where its participants connect. */
+  namespace: FeditNamespace;
+  metrics: CoordinatorMetrics;
   onEvent?: (e: CoordinatorEvent) => void;
   /** Don't run rounds (serve enrolment and downloads only). */
   noRounds?: boolean;
-  /** Turn on the hot-path timers of ./profile.ts (as FEDIT_PROFILE=1 does). */
-  profile?: boolean;
 }
 
-export interface RunningCoordinator {
-  url: string;
+/** One federation being served (its lock is released by whoever took it). */
+export interface RunningFederation {
   config: FederationConfig;
   /**
-   * Resolves when every configured round has ended (completed; the coordinator then goes on serving
-   * the final adapter until close()) or the coordinator is closed.
+   * Starts the rounds (once the server listens). Resolves when every configured round has ended
+   * (completed; the federation then goes on serving the final adapter until stopped) or it is stopped.
    */
-  finished: Promise<{ completed: boolean }>;
-  close(): Promise<void>;
+  run(): Promise<{ completed: boolean }>;
+  /** Stops rounds, disconnects its participants and closes its log (not the HTTP server). */
+  stop(): Promise<void>;
 }
 
-export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator> {
-  // A missing or damaged folder is named before anything is written. What is read here (config,
-  // keys, paths) no other writer changes; the round log is read only once the lock is held.
-  const fed = openFederationDir(o.dir);
-  // The round log has one writer: a second coordinator, or a revocation, waits for this one to stop.
-  const lock = lockFederation(o.dir, 'coordinator');
-  try {
-    const running = await runCoordinator(o, fed);
-    return {
-      ...running,
-      async close() {
-        try {
-          await running.close();
-        } finally {
-          lock.release();
-        }
-      },
-    };
-  } catch (err) {
-    lock.release();
-    throw err;
-  }
-}
-
-async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Promise<RunningCoordinator> {
-  if (o.profile) profile.enabled = true;
+export async function runFederation(
+  locked: LockedFederation,
+  o: FederationRunOptions,
+): Promise<RunningFederation> {
+  const { dir, fed } = locked;
   const { config, identity, paths } = fed;
-  const emit: Emit = (e) => o.onEvent?.(e);
+  const observe = o.metrics.observer(config.id);
+  const emit: Emit = (e) => {
+    observe(e);
+    o.onEvent?.(e);
+  };
   const { ledger, records } = await openLedger(fed);
   await recover(ledger, paths, emit);
 
@@ -104,8 +108,8 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
   const configRecord = records[0]!;
   const lastClosed = records.findLast((r) => r.kind === 'round-closed');
   // The parts refer to each other through callbacks, called only once all are built (no socket
-  // connects before listen): sessions tell the runner who came online, the runner asks sessions
-  // who is connected, the transport hands each event to its part.
+  // connects before the server listens): sessions tell the runner who came online, the runner asks
+  // sessions who is connected, the transport hands each event to its part.
   const sessions = new Sessions({
     ledger,
     emit,
@@ -113,9 +117,13 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
     onAuthenticated: (socket) => rounds.announce(socket),
     onReadiness: () => rounds.nudge(),
   });
-  const enrolment = new Enrolment({ dir: o.dir, ledger, sessions, emit });
+  const enrolment = new Enrolment({ dir, ledger, sessions, emit });
   const renaming = new Renaming({ federation: config.id, ledger, sessions, emit });
+  // Refusals of update requests are counted by code (fedit_updates_refused_total).
+  const counted = <A extends unknown[], R>(handler: (...args: A) => R) =>
+    o.metrics.countRefusals(config.id, handler);
   const transport = createTransport({
+    namespace: o.namespace,
     federation: config.id,
     coordinatorSignKey: identity.sign.publicKey,
     onConnection: (socket) => sessions.track(socket),
@@ -130,9 +138,9 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
         sessions.participantOf(socket);
         return adapters.chunk(p.hash, p.index);
       },
-      'update:begin': (socket, p) => uploads.begin(socket, p),
-      'update:chunk': (socket, p) => uploads.chunk(socket, p),
-      'update:commit': (socket, p) => uploads.commit(socket, p),
+      'update:begin': counted((socket, p) => uploads.begin(socket, p)),
+      'update:chunk': counted((socket, p) => uploads.chunk(socket, p)),
+      'update:commit': counted((socket, p) => uploads.commit(socket, p)),
     },
   });
   const rounds = new RoundRunner({
@@ -158,22 +166,12 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
     uploadsDir: paths.uploads,
     emit,
   });
-
-  const host = o.host ?? '127.0.0.1';
-  const url = await transport.listen(host, o.port ?? 0).catch(async (err: unknown) => {
-    await transport.close();
-    await ledger.log.close();
-    throw err;
-  });
-  emit({ type: 'listening', url });
-  const finished = o.noRounds ? new Promise<{ completed: boolean }>(() => {}) : rounds.run();
   return {
-    url,
     config,
-    finished,
-    async close() {
+    run: () => (o.noRounds ? new Promise<{ completed: boolean }>(() => {}) : rounds.run()),
+    async stop() {
       rounds.stop();
-      await transport.close();
+      transport.close();
       await ledger.close();
     },
   };

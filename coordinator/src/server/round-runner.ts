@@ -51,14 +51,14 @@ import type { Emit } from './events.ts';
 import type { Ledger } from './ledger.ts';
 import { startTimer, timed } from './profile.ts';
 import { OpenRound } from './round.ts';
-import type { FeditServer, FeditSocket, SocketState } from './transport.ts';
+import type { FeditNamespace, FeditSocket, SocketState } from './transport.ts';
 
 export interface RoundRunnerOptions {
   config: FederationConfig;
   ledger: Ledger;
   blobs: BlobStore;
   adapters: GlobalAdapters;
-  io: FeditServer;
+  io: FeditNamespace;
   /** Where uploads are kept, one folder per round. */
   uploadsDir: string;
   isConnected(participant: string): boolean;

@@ -5,9 +5,8 @@
 // event the protocol does not define is refused too, and a request without an acknowledgement is
 // answered with an 'error' event, so no message is ever left unanswered or reaches state unchecked.
 
-import { createServer, type Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { Server, type Socket } from 'socket.io';
+import type { Server as HttpServer } from 'node:http';
+import { Server, type Namespace, type Socket } from 'socket.io';
 import {
   AuthChallenge,
   CLIENT_EVENTS,
@@ -45,6 +44,14 @@ export type FeditServer = Server<
   SocketState
 >;
 
+/** One federation's namespace: '/' when the process serves one federation, '/<id>' for several. */
+export type FeditNamespace = Namespace<
+  ClientToServerEvents,
+  ServerToClientEvents,
+  Record<string, never>,
+  SocketState
+>;
+
 /** The acknowledged fields of a successful answer to client event `E`. */
 export type ClientResult<E extends ClientEventName> =
   Parameters<ClientToServerEvents[E]>[1] extends Ack<infer T> ? T : never;
@@ -58,28 +65,32 @@ export type Handlers = {
 };
 
 export interface Transport {
-  http: HttpServer;
-  io: FeditServer;
-  /** Listens on host:port; a port in use is a named error, not an unhandled 'error' event. */
-  listen(host: string, port: number): Promise<string>;
-  close(): Promise<void>;
+  io: FeditNamespace;
+  /** Disconnects every participant of this federation (the HTTP server is closed by its owner). */
+  close(): void;
 }
 
 export interface TransportOptions {
+  /** Where this federation's participants connect (see attachSocketServer). */
+  namespace: FeditNamespace;
   federation: string;
   coordinatorSignKey: Uint8Array;
   handlers: Handlers;
   onConnection(socket: FeditSocket): void;
 }
 
-export function createTransport(o: TransportOptions): Transport {
-  const http = createServer();
-  const io: FeditServer = new Server(http, {
+/** The socket.io server on `http` (created by ./http-server.ts), speaking fedit's codec. */
+export function attachSocketServer(http: HttpServer): FeditServer {
+  return new Server(http, {
     parser: profile.enabled ? profiledParser : msgpackParser,
     maxHttpBufferSize: MAX_FRAME_BYTES,
     pingTimeout: 60_000, // long uploads must not trip the heartbeat
     serveClient: false,
   });
+}
+
+export function createTransport(o: TransportOptions): Transport {
+  const io = o.namespace;
   io.on('connection', (socket) => {
     // Every proof and enrolment on this connection is bound to this challenge (crypto/auth.ts).
     socket.data.challenge = new AuthChallenge({
@@ -96,12 +107,9 @@ export function createTransport(o: TransportOptions): Transport {
     o.onConnection(socket);
   });
   return {
-    http,
     io,
-    listen: (host, port) => listen(http, host, port),
-    async close() {
-      io.close();
-      await new Promise<void>((r) => http.close(() => r()));
+    close() {
+      io.disconnectSockets(true);
     },
   };
 }
@@ -137,21 +145,4 @@ function refuseUnknownEvents(socket: FeditSocket): void {
     if (typeof ack === 'function') (ack as (r: object) => void)(refusal);
     else if (!refusal.ok) socket.emit('error', refusal.error);
   });
-}
-
-async function listen(http: HttpServer, host: string, port: number): Promise<string> {
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(port, host, () => {
-      http.off('error', reject);
-      resolve();
-    });
-  }).catch((err: NodeJS.ErrnoException) => {
-    throw new FeditError(
-      'COORDINATOR_LISTEN',
-      `cannot listen on ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'the address is in use (another coordinator, or another program)' : err.message}`,
-    );
-  });
-  const address = http.address() as AddressInfo;
-  return `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
 }

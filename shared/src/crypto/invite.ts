@@ -35,7 +35,7 @@ const CHECKSUM_BYTES = 4;
 const CHECKSUM_TAG = Buffer.from('fedit/invite/v1');
 
 export interface Invite {
-  /** Where the coordinator listens: an http: or https: URL. */
+  /** Where the coordinator listens: an http: or https: URL, its path "/" or "/<federation>". */
   url: string;
   federation: string;
   /** The coordinator's public keys: its signatures are checked and uploads sealed against them. */
@@ -191,8 +191,32 @@ export const coordinatorUrl: Schema<string> = refine(
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
       fail('FORMAT', path, `${path} must be an http: or https: URL, got ${JSON.stringify(parsed.protocol)}`);
     }
+    // A password in an invite would be handed to every participant; a query or fragment is never
+    // sent on (socket.io takes the path as the federation's namespace and nothing more).
+    if (parsed.username !== '' || parsed.password !== '' || parsed.search !== '' || parsed.hash !== '') {
+      fail(
+        'FORMAT',
+        path,
+        `${path} must have no user, password, query or fragment, got ${JSON.stringify(value)}`,
+      );
+    }
   },
 );
+
+/**
+ * An invite's URL reaches its federation: the server's root (a coordinator serving one federation)
+ * or /<federation id> (one process serving several, `fedit coordinator start DIR DIR ...`).
+ */
+function checkUrlPath(url: string, federation: string): void {
+  const { pathname } = new URL(url);
+  if (pathname !== '/' && pathname !== `/${federation}`) {
+    throw new InviteError(
+      'INVITE_FIELD',
+      `invite.url must be the coordinator's address with no path, or with the path /${federation} when it serves several federations; got the path ${JSON.stringify(pathname)}`,
+      { field: 'invite.url' },
+    );
+  }
+}
 
 const federationId = predicate<string>(
   (v) => typeof v === 'string' && FEDERATION_ID_PATTERN.test(v),
@@ -243,11 +267,14 @@ const inviteBody: Schema<InviteBody> = {
 
 /** `body` checked as an invite's; throws InviteError (INVITE_VERSION, or INVITE_FIELD naming the field). */
 function checkBody(body: unknown): InviteBody {
+  let parsed: InviteBody;
   try {
-    return inviteBody.parse(body, 'invite');
+    parsed = inviteBody.parse(body, 'invite');
   } catch (error) {
     if (!(error instanceof SchemaError)) throw error;
     const code = error.field === VERSION_FIELD ? 'INVITE_VERSION' : 'INVITE_FIELD';
     throw new InviteError(code, error.message, { field: error.field });
   }
+  checkUrlPath(parsed.url, parsed.fed);
+  return parsed;
 }

@@ -46,6 +46,7 @@ import type {
   ConnectionState,
 } from './connection-types.ts';
 import { FederationError } from './errors.ts';
+import { checkCoordinatorUrl, tlsOptions } from './url-policy.ts';
 import { ackResult, checkHello, requestFailure, unreachableError, type OkAck } from './wire.ts';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
@@ -78,7 +79,9 @@ export class FederationConnection extends EventEmitter<ConnectionEvents> {
     this.#requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#trust = { federation: options.federation, coordinator: options.coordinator };
     this.participantId = fingerprint(publicIdentity(options.identity));
+    checkCoordinatorUrl(options.url); // plain http:// only to this computer, unless allowed
     this.socket = io(options.url, {
+      ...tlsOptions(),
       parser: msgpackParser,
       transports: ['websocket'],
       reconnection: options.reconnection ?? true,
