@@ -52,7 +52,7 @@ test('--port 0 prints the real port; SIGTERM with a half-sent request and a part
   t.not(port, '0');
   t.is((await fetch(`${url}/healthz`)).status, 200);
 
-  const target = { url, federation: config.id, coordinator: publicIdentity(identity) };
+  const target = { url, federation: config.id, coordinator: publicIdentity(identity), config };
   const peer = await (
     await Peer.connect(target)
   ).join(parseInvite(createInvite(root, { url })).token, 'online');

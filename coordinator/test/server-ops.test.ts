@@ -165,7 +165,7 @@ test('one process serves two federations on one port: each completes a round at 
     roots.map(async (root, i) => {
       const { identity, config } = openFederationDir(root);
       const url = server.federations[i].url;
-      const target = { url, federation: config.id, coordinator: publicIdentity(identity) };
+      const target = { url, federation: config.id, coordinator: publicIdentity(identity), config };
       const token = parseInvite(createInvite(root, { url })).token;
       const peer = await (await Peer.connect(target)).join(token, `trainer ${i}`);
       t.teardown(() => peer.close());
