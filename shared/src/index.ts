@@ -122,6 +122,14 @@ export { RoundLog, type RoundLogOptions, type RoundRecordDraft } from './rounds/
 export { FederationState, type ParticipantState, type RoundState } from './rounds/state.ts';
 export { RoundLogChecker } from './rounds/checker.ts';
 export { verifyRoundLog, verifyRoundLogLines } from './rounds/verify.ts';
+export {
+  EMPTY_TREE_ROOT,
+  MerkleTree,
+  merkleLeafHash,
+  merkleNodeHash,
+  verifyConsistency,
+  verifyInclusion,
+} from './rounds/merkle.ts';
 export type {
   BlobLookup,
   RoundReport,
