@@ -130,6 +130,19 @@ export {
   verifyConsistency,
   verifyInclusion,
 } from './rounds/merkle.ts';
+export {
+  parseTreeHead,
+  recordLeaf,
+  recordLeafHash,
+  recordTree,
+  rootBytes,
+  rootString,
+  signTreeHead,
+  treeHeadDigest,
+  verifyTreeHeadSignature,
+  type SignedTreeHead,
+  type UnsignedTreeHead,
+} from './rounds/tree-head.ts';
 export type {
   BlobLookup,
   RoundReport,
@@ -173,6 +186,13 @@ export { TRAINER_STATE_FILE } from './adapter/adapter.ts';
 export { BlobStore } from './store/blobs.ts';
 export { auditFederation, formatAudit, type AuditReport } from './audit/audit.ts';
 export { parseCoordinatorKey, PUBLIC_KEY_FILE, type CoordinatorKey } from './audit/coordinator-key.ts';
+export {
+  checkPinnedHead,
+  readPinnedHead,
+  treeOfLines,
+  type LogTree,
+  type PinnedHeadCheck,
+} from './audit/log-head.ts';
 export {
   canonicalPayloadHash,
   checkRecordedEnvelope,
