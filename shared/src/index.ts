@@ -288,6 +288,17 @@ export * from './protocol/limits.ts';
 export type * from './protocol/messages.ts';
 export { CLIENT_EVENTS, SERVER_EVENTS } from './protocol/messages.ts';
 export { CLIENT_MESSAGES, SERVER_MESSAGES } from './protocol/messages.ts';
+export {
+  LOG_PROOF_MESSAGES,
+  MAX_LOG_RECORDS,
+  MAX_PROOF_HASHES,
+  MAX_RECORD_TEXT,
+  type LogConsistencyRequest,
+  type LogConsistencyResult,
+  type LogInclusionRequest,
+  type LogInclusionResult,
+  type TreeHeadMessage,
+} from './protocol/log-proofs.ts';
 export { protocolValidator } from './protocol/validate.ts';
 export * as schema from './schema/schema.ts';
 export { SchemaError, type Infer, type Schema, type SchemaErrorKind } from './schema/schema.ts';

@@ -9,7 +9,8 @@
 //   uploads.ts       update:begin / chunk / commit, through the admission rules
 //                    (shared/rounds/admission.ts)
 //   round-runner.ts  the round state machine: open, settle, close (aggregate or abort)
-//   ledger.ts        the round log and the index, written together
+//   ledger.ts        the round log and the index, written together, and the log's Merkle tree
+//   log-proofs.ts    log:head / log:inclusion / log:consistency: signed tree heads and proofs
 //
 // Every decision is a record in the signed round log before anyone is told. A coordinator that
 // restarts with a round open aborts it visibly (round-aborted) and opens the next one: no round is
@@ -40,6 +41,7 @@ import { Enrolment } from './enrolment.ts';
 import { Renaming } from './rename.ts';
 import type { CoordinatorEvent, Emit } from './events.ts';
 import { Ledger } from './ledger.ts';
+import { LogProofs } from './log-proofs.ts';
 import { profile } from './profile.ts';
 import { RoundRunner } from './round-runner.ts';
 import { Sessions } from './sessions.ts';
@@ -114,6 +116,7 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
   });
   const enrolment = new Enrolment({ dir: o.dir, ledger, sessions, emit });
   const renaming = new Renaming({ federation: config.id, ledger, sessions, emit });
+  const logProofs = new LogProofs({ federation: config.id, ledger, secretKey: identity.sign.secretKey });
   const transport = createTransport({
     federation: config.id,
     coordinatorSignKey: identity.sign.publicKey,
@@ -134,6 +137,9 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
       'update:begin': (socket, p) => uploads.begin(socket, p),
       'update:chunk': (socket, p) => uploads.chunk(socket, p),
       'update:commit': (socket, p) => uploads.commit(socket, p),
+      'log:head': (socket) => (sessions.participantOf(socket), { head: logProofs.head() }),
+      'log:inclusion': (socket, p) => (sessions.participantOf(socket), logProofs.inclusion(p)),
+      'log:consistency': (socket, p) => (sessions.participantOf(socket), logProofs.consistency(p)),
     },
   });
   const rounds = new RoundRunner({
@@ -193,7 +199,7 @@ async function openLedger(fed: OpenedFederation): Promise<{ ledger: Ledger; reco
     federation: config.id,
     coordinatorSecretKey: identity.sign.secretKey,
   });
-  return { ledger: new Ledger(log, await CoordinatorIndex.open(paths.index, records)), records };
+  return { ledger: new Ledger(log, await CoordinatorIndex.open(paths.index, records), records), records };
 }
 
 /** A round left open by a crash is aborted, visibly, before anything else happens. */

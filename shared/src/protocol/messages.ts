@@ -28,6 +28,7 @@ import {
   type Schema,
 } from '../schema/schema.ts';
 import { heldOutMeansMessage } from './held-out-figures.ts';
+import { LOG_PROOF_MESSAGES } from './log-proofs.ts';
 import {
   MAX_CHUNK_BYTES,
   MAX_CHUNK_COUNT,
@@ -251,6 +252,7 @@ export const CLIENT_MESSAGES = {
   'update:begin': { payload: updateBegin, result: updateBeginResult },
   'update:chunk': { payload: updateChunk, result: updateChunkResult },
   'update:commit': { payload: updateCommit, result: updateCommitResult },
+  ...LOG_PROOF_MESSAGES,
 } as const satisfies Record<string, { payload: Schema<object>; result: Schema<object> }>;
 
 /** Each server-to-client event's payload. */
