@@ -64,18 +64,37 @@ export class LogProofs {
   inclusion(p: ClientPayload<'log:inclusion'>): LogInclusionResult {
     const size = p.size ?? this.o.ledger.tree.size;
     const head = this.head(size);
-    if (p.seq >= size)
+    const seq = p.seq ?? (p.round !== undefined ? this.#closedRecord(p.round, size) : undefined);
+    if (seq === undefined || (p.seq !== undefined && p.round !== undefined))
       throw new RefusedError(
         'LOG_SEQ',
-        `log:inclusion.seq ${p.seq} is not a record of a head of size ${size}`,
+        p.round === undefined
+          ? 'log:inclusion needs seq (a record) or round (its round-closed record), not both'
+          : `round ${p.round} has no round-closed record among the first ${size} records`,
         'seq',
       );
-    const record = this.o.ledger.record(p.seq)!;
+    if (seq >= size)
+      throw new RefusedError(
+        'LOG_SEQ',
+        `log:inclusion.seq ${seq} is not a record of a head of size ${size}`,
+        'seq',
+      );
+    const record = this.o.ledger.record(seq)!;
     return {
       record: roundRecordLine(record).slice(0, -1),
-      proof: this.o.ledger.tree.inclusionProof(p.seq, size),
+      proof: this.o.ledger.tree.inclusionProof(seq, size),
       head,
     };
+  }
+
+  /** The seq of round `round`'s round-closed record below `size`, searched from the end (recent rounds are asked for). */
+  #closedRecord(round: number, size: number): number | undefined {
+    for (let seq = size - 1; seq >= 0; seq--) {
+      const record = this.o.ledger.record(seq)!;
+      if (record.kind === 'round-closed' && record.round === round) return seq;
+      if (record.round < round) return undefined; // records' round never decreases
+    }
+    return undefined;
   }
 
   consistency(p: ClientPayload<'log:consistency'>): LogConsistencyResult {

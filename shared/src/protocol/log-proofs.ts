@@ -5,7 +5,8 @@
 // by MAX_RECORD_TEXT.
 //
 //   log:head         {}                 -> { head }
-//   log:inclusion    { seq, size? }     -> { record, proof, head }   head of `size` (default: now)
+//   log:inclusion    { seq | round, size? } -> { record, proof, head }   head of `size` (default:
+//                    now); `round` names the round-closed record of that round (a receipt's)
 //   log:consistency  { from, to? }      -> { proof, from, to }       heads of both sizes
 //
 // `record` is the record's line as the log holds it (canonical JSON, without the newline), so the
@@ -13,7 +14,7 @@
 
 import { int, list, object, optional, pattern, text, bytes, type Infer } from '../schema/schema.ts';
 import { federationId } from './fields.ts';
-import { CONTENT_HASH_PATTERN } from './limits.ts';
+import { CONTENT_HASH_PATTERN, MAX_ROUND } from './limits.ts';
 
 /** Most records a log may hold for proofs (2^31: merkle.ts's bit arithmetic). */
 export const MAX_LOG_RECORDS = 2 ** 31;
@@ -37,7 +38,9 @@ export const logHeadRequest = object({});
 export const logHeadResult = object({ head: treeHeadMessage });
 
 export const logInclusionRequest = object({
-  seq: int(0, MAX_LOG_RECORDS - 1),
+  /** The record's position; or, instead, `round`: the round-closed record of that round. */
+  seq: optional(int(0, MAX_LOG_RECORDS - 1)),
+  round: optional(int(1, MAX_ROUND)),
   /** The size of the head to prove under (at least seq + 1); default: the current head. */
   size: optional(int(1, MAX_LOG_RECORDS)),
 });

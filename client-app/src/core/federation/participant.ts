@@ -26,7 +26,7 @@ import {
   type Tensor,
 } from '@fedit/shared';
 import { membershipConnection } from './connection.ts';
-import { keepClosedRoundAdapter, settleClosedRound } from './closed-round.ts';
+import { keepClosedRoundAdapter, keepClosedRoundReceipt, settleClosedRound } from './closed-round.ts';
 import { isTransient } from './errors.ts';
 import { fetchFinishedFederation, recordFinalResult } from './finished.ts';
 import { sayReady, waitingWords } from './readiness.ts';
@@ -346,6 +346,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     entry.updates = closed.participants;
     if (closed.heldOut) Object.assign(entry, federationHeldOut(closed.heldOut));
     await settleClosedRound(session, closed);
+    await keepClosedRoundReceipt(session, closed, (message) => this.emit('warning', message));
     this.emit('round', { ...entry });
     session.roundsClosed++;
     // The federation's end is not guessed from the round number: the coordinator says so
