@@ -173,6 +173,14 @@ export async function checkConsistent(
     throw forked();
 }
 
+/** The coordinator now shows a log shorter than a head it signed for this participant. */
+function rolledBack(current: SignedTreeHead, kept: SignedTreeHead): FederationError {
+  return refused(
+    'LOG_FORKED',
+    `the coordinator showed two different logs: its log now has ${current.size} records, but it signed a head of size ${kept.size} before (root ${kept.root}); records were removed`,
+  );
+}
+
 /** Checks `head` against every head kept (each pair in size order) and keeps it. */
 async function keepHead(
   connection: FederationConnection,
@@ -180,8 +188,8 @@ async function keepHead(
   head: SignedTreeHead,
 ): Promise<void> {
   for (const seen of file.heads) {
-    const [older, newer] = seen.size <= head.size ? [seen, head] : [head, seen];
-    await checkConsistent(connection, older, newer);
+    if (seen.size > head.size) throw rolledBack(head, seen);
+    await checkConsistent(connection, seen, head);
   }
   if (!file.heads.some((h) => h.size === head.size && h.root === head.root)) file.heads.push(head);
   file.heads.sort((a, b) => a.size - b.size);
@@ -241,10 +249,15 @@ export async function verifyReceipts(
   const { head } = await connection.request('log:head', {});
   checkHead(head, context, "the coordinator's current head");
   if (other) checkHead(other, context, 'the head given with --head');
-  const heads = [...file.heads, ...(other ? [other] : [])];
+  // Every head kept, and every receipt's, is re-checked as if new: the file is only as good as
+  // the signatures in it.
+  const heads = [...file.heads, ...file.receipts.map((r) => r.head), ...(other ? [other] : [])];
   for (const seen of heads) {
-    const [older, newer] = seen.size <= head.size ? [seen, head] : [head, seen];
-    await checkConsistent(connection, older, newer);
+    checkHead(seen, context, seen === other ? 'the head given with --head' : 'a head you kept');
+    if (seen.size > head.size) {
+      if (seen === other) await checkConsistent(connection, head, seen);
+      else throw rolledBack(head, seen);
+    } else await checkConsistent(connection, seen, head);
   }
   let verified = 0;
   for (const receipt of file.receipts) {
