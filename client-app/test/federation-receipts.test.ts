@@ -95,10 +95,8 @@ test('a coordinator that forks its log is caught by the participant that saw bot
   const original = await startCoordinator({ dir: fed.fedDir, host: '127.0.0.1', port });
   await run(1);
   await original.close();
-  t.deepEqual(
-    (await readReceipts(homes[0], federation)).receipts.map((r) => r.round),
-    [1, 2],
-  );
+  // Two counted updates, two receipts (the round left open by the stop was aborted and retried).
+  t.is((await readReceipts(homes[0], federation)).receipts.length, 2);
 
   // The fork, on the same address, runs its own round 2: the participants are shown another log.
   const fork = await startCoordinator({ dir: forkDir, host: '127.0.0.1', port });
@@ -107,7 +105,7 @@ test('a coordinator that forks its log is caught by the participant that saw bot
   t.is(results[0].status, 'rejected');
   t.regex(
     ((results[0] as PromiseRejectedResult).reason as Error).message,
-    /the coordinator showed two different logs: heads of size \d+ and \d+ are not consistent/,
+    /the coordinator showed two different logs: (heads of size \d+ and \d+ are not consistent|its log now has \d+ records, but it signed a head of size \d+ before)/,
   );
   assertCleanFailure(
     t,

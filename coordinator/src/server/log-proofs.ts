@@ -64,14 +64,18 @@ export class LogProofs {
   inclusion(p: ClientPayload<'log:inclusion'>): LogInclusionResult {
     const size = p.size ?? this.o.ledger.tree.size;
     const head = this.head(size);
-    const seq = p.seq ?? (p.round !== undefined ? this.#closedRecord(p.round, size) : undefined);
-    if (seq === undefined || (p.seq !== undefined && p.round !== undefined))
+    if ((p.seq === undefined) === (p.round === undefined))
       throw new RefusedError(
         'LOG_SEQ',
-        p.round === undefined
-          ? 'log:inclusion needs seq (a record) or round (its round-closed record), not both'
-          : `round ${p.round} has no round-closed record among the first ${size} records`,
+        'log:inclusion needs either seq (a record) or round (its round-closed record), not both',
         'seq',
+      );
+    const seq = p.seq ?? this.#closedRecord(p.round!, size);
+    if (seq === undefined)
+      throw new RefusedError(
+        'LOG_SEQ',
+        `round ${p.round} has no round-closed record among the first ${size} records`,
+        'round',
       );
     if (seq >= size)
       throw new RefusedError(
