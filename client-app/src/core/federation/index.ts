@@ -87,6 +87,7 @@ export {
 export { renameParticipant, type RenameOptions } from './rename.ts';
 export {
   keepRoundReceipt,
+  keptReceiptsLine,
   readReceipts,
   receiptsLine,
   receiptsPath,

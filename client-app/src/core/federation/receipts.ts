@@ -17,6 +17,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   canonicalJson,
+  isRecordHash,
   parseRoundRecord,
   parseTreeHead,
   recordLeafHash,
@@ -66,14 +67,20 @@ export async function readReceipts(home: string, federation: string): Promise<Re
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { receipts: [], heads: [] };
     throw error;
   }
+  return parseReceiptsText(text, path);
+}
+
+/** The receipts file's content, every head's shape checked; FEDERATION_HOME naming `path` if not. */
+export function parseReceiptsText(text: string, path = 'receipts'): ReceiptsFile {
   try {
     const value = JSON.parse(text) as { receipts?: unknown; heads?: unknown };
     if (!Array.isArray(value.receipts) || !Array.isArray(value.heads)) throw new Error('not a receipts file');
     return {
-      receipts: value.receipts.map((r: Receipt, i) => ({
-        ...r,
-        head: parseTreeHead(r.head, `receipts[${i}].head`),
-      })),
+      receipts: value.receipts.map((r: Receipt, i) => {
+        if (!Number.isSafeInteger(r.round) || !Number.isSafeInteger(r.seq) || !isRecordHash(r.recordHash))
+          throw new Error(`receipts[${i}] is not { round, seq, recordHash, head }`);
+        return { ...r, head: parseTreeHead(r.head, `receipts[${i}].head`) };
+      }),
       heads: value.heads.map((h, i) => parseTreeHead(h, `heads[${i}]`)),
     };
   } catch (error) {
@@ -297,4 +304,15 @@ export function receiptContext(
     participantId,
     coordinatorSignKey: membership.coordinator.sign,
   };
+}
+
+/**
+ * The line the app shows from what is on disk (each receipt was checked when it was kept; `fedit
+ * client verify` checks them again with the coordinator): receipts held of the updates this
+ * computer sent to rounds that aggregated. Undefined before the first such update.
+ */
+export function keptReceiptsLine(file: ReceiptsFile, sentToAggregatedRounds: number): string | undefined {
+  const latest = file.heads.at(-1);
+  if (sentToAggregatedRounds === 0 || !latest) return undefined;
+  return `your ${file.receipts.length} of ${Math.max(sentToAggregatedRounds, file.receipts.length)} updates are in the signed log (head of size ${latest.size}, root ${latest.root.slice(0, 19)}…)`;
 }
