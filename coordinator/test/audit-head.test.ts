@@ -2,7 +2,8 @@
 // three-round federation: removing the last records, cutting the last line at a byte or deleting
 // the final newline all still pass `fedit audit` alone (an unfinished federation's log that is
 // merely shorter looks the same; only the missing finished record hints at it), and every one of
-// them fails `fedit audit --head` with a signed tree head taken before the cut. A head that the
+// them fails `fedit audit --head` with a signed tree head taken before the cut (or the {size, root}
+// an earlier audit printed). A head that the
 // coordinator did not sign, of another federation, or over other records fails too.
 
 import test, { type ExecutionContext } from 'ava';
@@ -137,6 +138,8 @@ test('an honest finished log ends in its finished record, prints its tree head a
   // An older head (a participant's from round 2) is a prefix of the log: it verifies too.
   const older = headOf(fed, fed.records.findIndex((r) => r.kind === 'round-closed' && r.round === 2) + 1);
   t.is((await audit(dir, '--head', JSON.stringify(older))).code, 0);
+  // The tree an audit printed pins the log as well, vouched for by the auditor alone.
+  t.is((await audit(dir, '--head', JSON.stringify(report.tree))).code, 0);
 });
 
 test('removing the last records passes the audit alone, and fails it with a pinned head', async (t) => {
@@ -165,6 +168,11 @@ test('removing the last records passes the audit alone, and fails it with a pinn
         `^the log holds ${size} records, but the pinned tree head .* covers ${fed.records.length}: records ${size} to ${fed.records.length - 1} were removed`,
       ),
     );
+    const pinnedTree = JSON.stringify({
+      size: fed.records.length,
+      root: headOf(fed, fed.records.length).root,
+    });
+    await failsWithHead(t, dir, pinnedTree, 'HEAD_BEYOND_LOG', new RegExp(`^the log holds ${size} records`));
   }
 });
 

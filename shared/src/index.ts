@@ -191,6 +191,7 @@ export {
   readPinnedHead,
   treeOfLines,
   type LogTree,
+  type PinnedHead,
   type PinnedHeadCheck,
 } from './audit/log-head.ts';
 export {

@@ -20,7 +20,7 @@ export function registerAuditCommand(program: Command): void {
     )
     .option(
       '--head <head>',
-      'a signed tree head a participant or another auditor kept (its JSON, or a file holding it): the log must extend it, so a cut tail or a rewritten record fails the audit',
+      'a signed tree head a participant or another auditor kept, or the {size, root} an earlier audit printed (its JSON, or a file holding it): the log must extend it, so a cut tail or a rewritten record fails the audit',
     )
     .option('--json', 'print the report as JSON (also when the audit fails; exit code 1 then)', false)
     .action(async (dir: string, o) => {

@@ -4,6 +4,7 @@
 // signed by the key the invite pinned. The logic is core/federation/receipts.ts.
 
 import type { Command, Option } from 'commander';
+import type { SignedTreeHead } from '@fedit/shared';
 
 export function registerClientVerify(client: Command, homeOption: () => Option): void {
   client
@@ -19,9 +20,15 @@ export function registerClientVerify(client: Command, homeOption: () => Option):
     .option('--json', 'print one JSON object', false)
     .addOption(homeOption())
     .action(async (o: { federation?: string; head?: string; json: boolean; home?: string }) => {
-      const { readPinnedHead } = await import('@fedit/shared');
+      const { FeditError, readPinnedHead } = await import('@fedit/shared');
       const { receiptsLine, verifyMembershipLog } = await import('../core/federation/index.ts');
-      const otherHead = o.head === undefined ? undefined : readPinnedHead(o.head).head;
+      const pinned = o.head === undefined ? undefined : readPinnedHead(o.head).head;
+      if (pinned && !('signature' in pinned))
+        throw new FeditError(
+          'CLI_OPTION',
+          "--head: give a signed tree head (another participant's or auditor's), not an unsigned {size, root}",
+        );
+      const otherHead = pinned as SignedTreeHead | undefined;
       const report = await verifyMembershipLog({ home: o.home, federation: o.federation, otherHead });
       process.stdout.write(o.json ? `${JSON.stringify(report)}\n` : `${receiptsLine(report)}\n`);
     });

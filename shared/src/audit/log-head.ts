@@ -28,9 +28,17 @@ export interface LogTree {
   root: string;
 }
 
+/**
+ * A head to check the log against: a signed tree head (a participant's), or the `tree` an earlier
+ * audit printed, `{ size, root }`, which the auditor vouches for himself.
+ */
+export type PinnedHead = SignedTreeHead | LogTree;
+
+const isSigned = (head: PinnedHead): head is SignedTreeHead => 'signature' in head;
+
 /** What checking a pinned head showed. */
 export interface PinnedHeadCheck {
-  head: SignedTreeHead;
+  head: PinnedHead;
   source: string;
   ok: boolean;
 }
@@ -54,7 +62,7 @@ export function treeOfLines(lines: readonly LogLine[]): {
 }
 
 /** Reads a signed tree head given as JSON text or as the path of a file holding it. */
-export function readPinnedHead(text: string): { head: SignedTreeHead; source: string } {
+export function readPinnedHead(text: string): { head: PinnedHead; source: string } {
   const value = text.trim();
   let json: string;
   let source: string;
@@ -76,14 +84,25 @@ export function readPinnedHead(text: string): { head: SignedTreeHead; source: st
   } catch {
     throw new FeditError(
       'AUDIT_HEAD',
-      `${source}: not JSON; give a signed tree head {federation, size, root, time, signature}`,
+      `${source}: not JSON; give a signed tree head {federation, size, root, time, signature}, or the {size, root} an earlier audit printed`,
     );
   }
   try {
+    const fields = typeof parsed === 'object' && parsed !== null ? Object.keys(parsed).sort().join(',') : '';
+    if (fields === 'root,size') return { head: parseLogTree(parsed as LogTree), source };
     return { head: parseTreeHead(parsed, 'head'), source };
   } catch (err) {
     throw new FeditError('AUDIT_HEAD', `${source}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** An audit's own `tree` ({ size, root }), checked like a signed head's fields. */
+function parseLogTree(value: LogTree): LogTree {
+  const { size, root } = parseTreeHead(
+    { ...value, federation: 'unsigned', time: '1970-01-01T00:00:00.000Z', signature: '0'.repeat(128) },
+    'head',
+  );
+  return { size, root };
 }
 
 /**
@@ -91,13 +110,13 @@ export function readPinnedHead(text: string): { head: SignedTreeHead; source: st
  * federation's head, a log shorter than the head, or first records that are not the head's tree.
  */
 export function checkPinnedHead(
-  pinned: SignedTreeHead,
+  pinned: PinnedHead,
   log: { tree: ReturnType<typeof recordTree>; federation: string | undefined },
   coordinatorPublicKey: Uint8Array,
 ): VerificationProblem[] {
   const about = `the pinned tree head (size ${pinned.size}, root ${pinned.root})`;
   const at = Math.max(0, pinned.size - 1);
-  if (!verifyTreeHeadSignature(pinned, coordinatorPublicKey))
+  if (isSigned(pinned) && !verifyTreeHeadSignature(pinned, coordinatorPublicKey))
     return [
       {
         seq: at,
@@ -105,7 +124,7 @@ export function checkPinnedHead(
         message: `${about} is not signed by the coordinator key the audit uses`,
       },
     ];
-  if (log.federation !== undefined && pinned.federation !== log.federation)
+  if (isSigned(pinned) && log.federation !== undefined && pinned.federation !== log.federation)
     return [
       {
         seq: at,
