@@ -53,13 +53,13 @@ export async function keepClosedRoundReceipt(
   warn: (message: string) => void,
 ): Promise<void> {
   if (closed.outcome !== 'aggregated') return;
-  const { connection, membership, home } = session;
+  const { connection, membership, home, identity } = session;
   try {
     await keepRoundReceipt(
       connection,
       home,
       closed.round,
-      receiptContext(membership, connection.participantId),
+      receiptContext(membership, { id: connection.participantId, signKey: identity.sign.publicKey }),
     );
   } catch (error) {
     if (error instanceof FederationError && error.code === 'LOG_FORKED') throw error;

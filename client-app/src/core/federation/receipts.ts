@@ -5,7 +5,7 @@
 // round-closed record with its inclusion proof (log:inclusion), and keeps a receipt only when: the
 // record is in canonical form, hashes to its hash and is signed with the coordinator key the invite
 // pinned; it is this federation's round-closed record of that round and lists this participant's
-// update; the head is signed with that key, for this federation; and the proof puts the record at
+// update, with an envelope its own key signed (the auditor checks that signature); the head is signed with that key, for this federation; and the proof puts the record at
 // its seq under the head's root. Every head kept is checked for consistency (log:consistency)
 // with the largest one kept before: two heads that are not consistent are signed proof that the
 // coordinator showed two different logs (LOG_FORKED).
@@ -51,6 +51,8 @@ export interface ReceiptsFile {
 export interface ReceiptContext {
   federation: string;
   participantId: string;
+  /** This participant's signing key: the counted update's recorded envelope must be its own. */
+  participantSignKey: Uint8Array;
   coordinatorSignKey: Uint8Array;
 }
 
@@ -135,10 +137,16 @@ export function checkInclusion(
       'LOG_RECORD',
       `the record served (${record.federation}, ${record.kind}, round ${record.round}) is not ${context.federation}'s round-closed record of round ${round}`,
     );
-  if (!record.body.updates.some((u) => u.participant === context.participantId))
+  const own = record.body.updates.find((u) => u.participant === context.participantId);
+  if (!own)
     throw refused(
       'LOG_NOT_COUNTED',
       `round ${round}'s signed record does not list your update among the counted ones`,
+    );
+  if (own.envelope.participant !== Buffer.from(context.participantSignKey).toString('hex'))
+    throw refused(
+      'LOG_RECORD',
+      `round ${round}'s signed record counts an update under your id whose envelope another key signed`,
     );
   checkHead(answer.head, context);
   if (
@@ -297,11 +305,12 @@ export function receiptsLine(report: VerifyReport): string {
 /** The receipt context of a membership: its federation, this participant, the pinned key. */
 export function receiptContext(
   membership: { federation: string; coordinator: { sign: Uint8Array } },
-  participantId: string,
+  participant: { id: string; signKey: Uint8Array },
 ): ReceiptContext {
   return {
     federation: membership.federation,
-    participantId,
+    participantId: participant.id,
+    participantSignKey: participant.signKey,
     coordinatorSignKey: membership.coordinator.sign,
   };
 }

@@ -25,7 +25,7 @@ export async function verifyMembershipLog(options: VerifyOptions = {}): Promise<
     return await verifyReceipts(
       connection,
       home,
-      receiptContext(membership, membership.participantId),
+      receiptContext(membership, { id: membership.participantId, signKey: identity.sign.publicKey }),
       options.otherHead,
     );
   } finally {
