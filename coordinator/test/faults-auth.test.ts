@@ -144,6 +144,15 @@ test('unenrolled keys, bad proofs, unknown, used and expired invites and revoked
   await fed.coordinator.finished;
 
   const kinds = (await logRecords(fed.root)).map((r) => r.kind);
-  t.deepEqual(kinds, ['config', 'enrol', 'enrol', 'revoke', 'enrol', 'round-open', 'round-closed']);
+  t.deepEqual(kinds, [
+    'config',
+    'enrol',
+    'enrol',
+    'revoke',
+    'enrol',
+    'round-open',
+    'round-closed',
+    'finished',
+  ]);
   await assertStoreIntact(t, fed.root, before);
 });

@@ -122,6 +122,27 @@ export { RoundLog, type RoundLogOptions, type RoundRecordDraft } from './rounds/
 export { FederationState, type ParticipantState, type RoundState } from './rounds/state.ts';
 export { RoundLogChecker } from './rounds/checker.ts';
 export { verifyRoundLog, verifyRoundLogLines } from './rounds/verify.ts';
+export {
+  EMPTY_TREE_ROOT,
+  MerkleTree,
+  merkleLeafHash,
+  merkleNodeHash,
+  verifyConsistency,
+  verifyInclusion,
+} from './rounds/merkle.ts';
+export {
+  parseTreeHead,
+  recordLeaf,
+  recordLeafHash,
+  recordTree,
+  rootBytes,
+  rootString,
+  signTreeHead,
+  treeHeadDigest,
+  verifyTreeHeadSignature,
+  type SignedTreeHead,
+  type UnsignedTreeHead,
+} from './rounds/tree-head.ts';
 export type {
   BlobLookup,
   RoundReport,
@@ -165,6 +186,14 @@ export { TRAINER_STATE_FILE } from './adapter/adapter.ts';
 export { BlobStore } from './store/blobs.ts';
 export { auditFederation, formatAudit, type AuditReport } from './audit/audit.ts';
 export { parseCoordinatorKey, PUBLIC_KEY_FILE, type CoordinatorKey } from './audit/coordinator-key.ts';
+export {
+  checkPinnedHead,
+  readPinnedHead,
+  treeOfLines,
+  type LogTree,
+  type PinnedHead,
+  type PinnedHeadCheck,
+} from './audit/log-head.ts';
 export {
   canonicalPayloadHash,
   checkRecordedEnvelope,
@@ -260,6 +289,17 @@ export * from './protocol/limits.ts';
 export type * from './protocol/messages.ts';
 export { CLIENT_EVENTS, SERVER_EVENTS } from './protocol/messages.ts';
 export { CLIENT_MESSAGES, SERVER_MESSAGES } from './protocol/messages.ts';
+export {
+  LOG_PROOF_MESSAGES,
+  MAX_LOG_RECORDS,
+  MAX_PROOF_HASHES,
+  MAX_RECORD_TEXT,
+  type LogConsistencyRequest,
+  type LogConsistencyResult,
+  type LogInclusionRequest,
+  type LogInclusionResult,
+  type TreeHeadMessage,
+} from './protocol/log-proofs.ts';
 export { protocolValidator } from './protocol/validate.ts';
 export * as schema from './schema/schema.ts';
 export { SchemaError, type Infer, type Schema, type SchemaErrorKind } from './schema/schema.ts';

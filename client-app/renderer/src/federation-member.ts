@@ -51,6 +51,8 @@ export function memberCard(ui: Ui): View {
   const joinedAs = h('strong', { testid: 'joined-as' });
   const rename = renameField(ui);
   const joinedDetails = h('div');
+  // "your 3 of 3 updates are in the signed log (...)": the receipts this computer kept (receipts.ts).
+  const signedLog = h('p', { class: 'muted', testid: 'signed-log' });
   const root = h(
     'div',
     { class: 'card', testid: 'federation-summary' },
@@ -64,6 +66,7 @@ export function memberCard(ui: Ui): View {
       '. The organiser sees this name; you can change it (the coordinator records the change).',
     ),
     rename.root,
+    signedLog,
     joinedDetails,
     h('div', { class: 'actions' }, leave),
     leaveQuestion,
@@ -79,6 +82,8 @@ export function memberCard(ui: Ui): View {
     update(app) {
       renderJoined(app.federation);
       joinedAs.textContent = app.federation?.joinedAs?.displayName ?? '';
+      signedLog.textContent = app.federation?.signedLog ?? '';
+      signedLog.hidden = app.federation?.signedLog === undefined;
       rename.update(app);
       leave.hidden = confirmingLeave;
       leaveQuestion.hidden = !confirmingLeave;

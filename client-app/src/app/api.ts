@@ -42,6 +42,8 @@ export interface FederationSummary {
   learning: string[];
   /** This computer's membership, once it has joined (absent in an invite's summary before joining). */
   joinedAs?: { participantId: string; displayName: string; joinedAt: number };
+  /** "your 3 of 3 updates are in the signed log (head of size N, root …)", once there are receipts. */
+  signedLog?: string;
 }
 
 export interface ModelCheck {

@@ -2,7 +2,14 @@
 // joining, leaving, the one membership it takes part in (a home the CLI also used may hold more:
 // the app uses the first), and the rounds it saw there (./history-file.ts).
 
+import { readFileSync } from 'node:fs';
 import { fingerprint } from '@fedit/shared';
+import {
+  keptReceiptsLine,
+  parseReceiptsText,
+  receiptsPath,
+  type ReceiptsFile,
+} from '../core/federation/receipts.ts';
 import type { FederationSettings } from '../core/federation/index.ts';
 // The federation's files directly, not its index: the index also exports the Participant, which
 // loads the compute engine (onnxruntime), and that belongs in the training worker only.
@@ -63,7 +70,19 @@ export class FederationMembership {
     const m = this.#membership;
     const s = this.#settings;
     if (!m || !s) return undefined;
-    return summarize(s, m.url, fingerprint(m.coordinator), m);
+    const summary = summarize(s, m.url, fingerprint(m.coordinator), m);
+    const sent = this.history.entries.filter((e) => e.uploaded && e.outcome === 'aggregated').length;
+    const signedLog = keptReceiptsLine(this.#receipts(m.federation), sent);
+    return signedLog === undefined ? summary : { ...summary, signedLog };
+  }
+
+  /** The receipts kept (receipts.ts); none when the file is unreadable (verify reports that). */
+  #receipts(federation: string): ReceiptsFile {
+    try {
+      return parseReceiptsText(readFileSync(receiptsPath(this.#home, federation), 'utf8'));
+    } catch {
+      return { receipts: [], heads: [] };
+    }
   }
 
   /** Reads the memberships on disk, and the rounds of the one taken part in. */

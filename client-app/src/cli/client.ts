@@ -16,6 +16,7 @@ import { describeLearning } from '../core/federation/learning-words.ts';
 import { ProgressPrinter, stopOnCtrlC } from './progress.ts';
 import { registerClientExport } from './result-export.ts';
 import { registerClientRename } from './client-rename.ts';
+import { registerClientVerify } from './client-verify.ts';
 import { collect, formatOption, providerOption, wholeNumber } from './options.ts';
 
 /** --rank on join and run: this participant's own LoRA rank (core/federation/rank.ts). */
@@ -210,6 +211,7 @@ export function registerClientCommands(program: Command): void {
 
   registerClientExport(client, homeOption);
   registerClientRename(client, homeOption);
+  registerClientVerify(client, homeOption);
 }
 
 async function joinCommand(

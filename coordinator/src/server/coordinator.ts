@@ -9,7 +9,8 @@
 //   uploads.ts       update:begin / chunk / commit, through the admission rules
 //                    (shared/rounds/admission.ts)
 //   round-runner.ts  the round state machine: open, settle, close (aggregate or abort)
-//   ledger.ts        the round log and the index, written together
+//   ledger.ts        the round log and the index, written together, and the log's Merkle tree
+//   log-proofs.ts    log:head / log:inclusion / log:consistency: signed tree heads and proofs
 //   metrics.ts       the Prometheus series, fed by the events below and the update refusals
 //
 // This file runs one federation on the socket.io namespace it is given; ./serve.ts composes the
@@ -43,6 +44,7 @@ import { Enrolment } from './enrolment.ts';
 import { Renaming } from './rename.ts';
 import type { CoordinatorEvent, Emit } from './events.ts';
 import { Ledger } from './ledger.ts';
+import { LogProofs } from './log-proofs.ts';
 import { RoundRunner } from './round-runner.ts';
 import { Sessions } from './sessions.ts';
 import type { CoordinatorMetrics } from './metrics.ts';
@@ -122,6 +124,7 @@ export async function runFederation(
   // Refusals of update requests are counted by code (fedit_updates_refused_total).
   const counted = <A extends unknown[], R>(handler: (...args: A) => R) =>
     o.metrics.countRefusals(config.id, handler);
+  const logProofs = new LogProofs({ federation: config.id, ledger, secretKey: identity.sign.secretKey });
   const transport = createTransport({
     namespace: o.namespace,
     federation: config.id,
@@ -141,6 +144,9 @@ export async function runFederation(
       'update:begin': counted((socket, p) => uploads.begin(socket, p)),
       'update:chunk': counted((socket, p) => uploads.chunk(socket, p)),
       'update:commit': counted((socket, p) => uploads.commit(socket, p)),
+      'log:head': (socket) => (sessions.participantOf(socket), { head: logProofs.head() }),
+      'log:inclusion': (socket, p) => (sessions.participantOf(socket), logProofs.inclusion(p)),
+      'log:consistency': (socket, p) => (sessions.participantOf(socket), logProofs.consistency(p)),
     },
   });
   const rounds = new RoundRunner({
@@ -190,7 +196,7 @@ async function openLedger(fed: OpenedFederation): Promise<{ ledger: Ledger; reco
     federation: config.id,
     coordinatorSecretKey: identity.sign.secretKey,
   });
-  return { ledger: new Ledger(log, await CoordinatorIndex.open(paths.index, records)), records };
+  return { ledger: new Ledger(log, await CoordinatorIndex.open(paths.index, records), records), records };
 }
 
 /** A round left open by a crash is aborted, visibly, before anything else happens. */

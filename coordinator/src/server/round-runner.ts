@@ -119,6 +119,7 @@ export class RoundRunner {
       this.#consecutiveAborts = aggregated ? 0 : this.#consecutiveAborts + 1;
     }
     if (this.#stopping) return { completed: false };
+    await this.#recordFinished();
     this.#finish(finishedEarlier);
     return { completed: true };
   }
@@ -139,6 +140,19 @@ export class RoundRunner {
   get finished(): { rounds: number; adapterHash: string } | undefined {
     const { state } = this.o.ledger;
     return this.#finished ? { rounds: state.aggregatedRounds, adapterHash: state.globalAdapter! } : undefined;
+  }
+
+  /**
+   * Closes the log with the signed finished record (once; a log written before the record existed
+   * gets it at the next start), so a log cut after it is seen to lack its end (audit.ts).
+   */
+  async #recordFinished(): Promise<void> {
+    const { state } = this.o.ledger;
+    if (state.finished) return;
+    await this.o.ledger.append({
+      kind: 'finished',
+      body: { rounds: state.aggregatedRounds, globalAdapter: state.globalAdapter! },
+    });
   }
 
   #finish(earlier: boolean): void {

@@ -7,16 +7,29 @@
 // (coordinator-key.ts). Without --key it is read from
 // keys/coordinator.pub.json in the audited folder itself, which only shows that the log is
 // consistent with the key stored beside it; the report says which it was.
+//
+// The log's end (log-head.ts). The report gives the log's Merkle tree head (size and root) for
+// auditors to pin, and whether the log ends in the federation's finished record. With --head, a
+// signed tree head kept by a participant or another auditor, the log must extend it: a removed
+// tail, a cut last line or a rewritten record fails the audit. Without one, a shortened log of an
+// unfinished federation cannot be told from a log that is simply younger.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { FeditError } from '../errors.ts';
 import { parsePublicIdentity } from '../crypto/identity.ts';
 import { federationPaths } from '../federation/paths.ts';
-import { scanRoundLogFile, type TornTail } from '../rounds/log-file.ts';
+import { scanRoundLogFile, type LogLine, type TornTail } from '../rounds/log-file.ts';
 import type { VerificationReport } from '../rounds/problems.ts';
 import { verifyRoundLogLines } from '../rounds/verify.ts';
 import { BlobStore } from '../store/blobs.ts';
 import { parseCoordinatorKey, PUBLIC_KEY_FILE, type CoordinatorKey } from './coordinator-key.ts';
+import {
+  checkPinnedHead,
+  readPinnedHead,
+  treeOfLines,
+  type LogTree,
+  type PinnedHeadCheck,
+} from './log-head.ts';
 
 export type AuditReport = VerificationReport & {
   /** Where the coordinator key came from, e.g. "--key (invite)" or "keys/coordinator.pub.json in the audited folder". */
@@ -24,12 +37,18 @@ export type AuditReport = VerificationReport & {
   /** False when the key was read from the audited folder rather than given with --key. */
   keyIndependent: boolean;
   tornTail?: TornTail;
+  /** The log's Merkle tree head as read (rounds/merkle.ts): publish or pin it. */
+  tree: LogTree;
+  /** The finished record, when the log has one: the federation ran all its rounds. */
+  finished?: { seq: number; rounds: number };
+  /** The signed tree head given with --head, and whether the log extends it. */
+  pinnedHead?: PinnedHeadCheck;
 };
 
 /** Audits the federation folder `dir` (or a copy of its log/, blobs/ and keys/). */
 export async function auditFederation(
   dir: string,
-  options: { coordinatorKey?: string } = {},
+  options: { coordinatorKey?: string; head?: string } = {},
 ): Promise<AuditReport> {
   const paths = federationPaths(dir);
   if (!existsSync(paths.log))
@@ -52,6 +71,8 @@ export async function auditFederation(
       source: `keys/${PUBLIC_KEY_FILE} in the audited folder`,
     };
   }
+  // Read before the log, so a --head that is not a head is refused before any work.
+  const pinned = options.head === undefined ? undefined : readPinnedHead(options.head);
   const { lines, torn } = await scanRoundLogFile(paths.log);
   // Opened only when present: BlobStore creates its folder, and an audit writes nothing. Without
   // a blob store every blob the log names is missing, and the audit fails saying which.
@@ -71,6 +92,17 @@ export async function auditFederation(
       }
     },
   });
+  const { tree, head } = treeOfLines(lines);
+  const finished = finishedRecord(lines);
+  let pinnedHead: PinnedHeadCheck | undefined;
+  if (pinned) {
+    const federation = key.federation ?? (lines[0]?.value as { federation?: string } | undefined)?.federation;
+    const problems = checkPinnedHead(pinned.head, { tree, federation }, key.sign);
+    pinnedHead = { ...pinned, ok: problems.length === 0 };
+    report.problems.push(...problems);
+    report.firstFailure ??= problems[0];
+    report.ok &&= problems.length === 0;
+  }
   // A torn final line (a crash mid-append) is not a record: the records before it are what counts;
   // the coordinator truncates it at its next start. Say so rather than hide it.
   return {
@@ -78,7 +110,19 @@ export async function auditFederation(
     keySource: key.source,
     keyIndependent: keyGiven,
     ...(torn && { tornTail: torn }),
+    tree: head,
+    ...(finished && { finished }),
+    ...(pinnedHead && { pinnedHead }),
   };
+}
+
+function finishedRecord(lines: readonly LogLine[]): { seq: number; rounds: number } | undefined {
+  for (const line of lines) {
+    const value = line.value as { kind?: unknown; seq?: unknown; body?: { rounds?: unknown } } | undefined;
+    if (value?.kind === 'finished' && typeof value.seq === 'number' && typeof value.body?.rounds === 'number')
+      return { seq: value.seq, rounds: value.body.rounds };
+  }
+  return undefined;
 }
 
 /** The report as a table a person reads. */
@@ -92,6 +136,18 @@ export function formatAudit(r: AuditReport): string {
   }
   lines.push('');
   lines.push(`${r.records} records, head ${r.head}, signatures checked against ${r.keySource}`);
+  lines.push(
+    `tree head: size ${r.tree.size}, root ${r.tree.root} (pin it: a later audit with --head catches a cut or rewritten log)`,
+  );
+  if (r.pinnedHead)
+    lines.push(
+      `pinned head (${r.pinnedHead.source}): size ${r.pinnedHead.head.size}, root ${r.pinnedHead.head.root}: ${r.pinnedHead.ok ? 'the log extends it' : 'the log does NOT extend it'}`,
+    );
+  lines.push(
+    r.finished
+      ? `the federation finished after ${r.finished.rounds} rounds (record ${r.finished.seq}): records cut from its end would show`
+      : 'note: no finished record: the federation is still running, or records were cut from its end, which only a pinned head (--head) shows',
+  );
   if (!r.keyIndependent)
     lines.push(
       'note: that key comes from the audited folder itself; pass --key with the key you got out of band (e.g. your invite) to know the log is the coordinator you joined',

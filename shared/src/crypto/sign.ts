@@ -28,6 +28,7 @@ export const DOMAINS = {
   enrol: 'fedit/enrol/v1',
   rename: 'fedit/rename/v1',
   record: 'fedit/record/v1',
+  treeHead: 'fedit/tree-head/v1',
 } as const satisfies Record<string, SignatureDomain>;
 
 // The order L of the Ed25519 base point; a signature's S (its last 32 bytes, little-endian) must be below it.

@@ -27,6 +27,7 @@ import {
   type Infer,
   type Schema,
 } from '../schema/schema.ts';
+import { LOG_PROOF_MESSAGES } from './log-proofs.ts';
 import { MAX_CHUNK_BYTES, MAX_CHUNK_COUNT, MAX_ERROR_MESSAGE_LENGTH, MAX_SELECTED } from './limits.ts';
 
 import {
@@ -199,6 +200,7 @@ export const CLIENT_MESSAGES = {
   'update:begin': { payload: updateBegin, result: updateBeginResult },
   'update:chunk': { payload: updateChunk, result: updateChunkResult },
   'update:commit': { payload: updateCommit, result: updateCommitResult },
+  ...LOG_PROOF_MESSAGES,
 } as const satisfies Record<string, { payload: Schema<object>; result: Schema<object> }>;
 
 /** Each server-to-client event's payload. */

@@ -88,6 +88,16 @@ export type VerificationProblemCode =
    * is not the stored tensors'.
    */
   | 'ENVELOPE'
+  /** A finished record states other rounds or another final adapter than the log shows. */
+  | 'FINISHED_MISMATCH'
+  /** A round opens, or the federation finishes again, after a finished record. */
+  | 'AFTER_FINISHED'
+  /** The pinned tree head (audit --head) is not the coordinator's, or is another federation's. */
+  | 'HEAD_SIGNATURE'
+  /** The log holds fewer records than the pinned tree head covers: its tail was removed. */
+  | 'HEAD_BEYOND_LOG'
+  /** The log's first records do not form the tree the pinned head signed: they were rewritten. */
+  | 'HEAD_ROOT_MISMATCH'
   /** A line of the log file is not a record (not UTF-8 or JSON) or not in canonical form. */
   | 'LINE_DAMAGED';
 

@@ -280,6 +280,12 @@ export const RECORD_BODIES = {
   }),
   /** The round ended without a new global adapter; the global adapter is unchanged. */
   'round-aborted': part({ reason: words, dropped }),
+  /**
+   * The federation ran all its rounds: `rounds` aggregated, ending with `globalAdapter`. Written
+   * once, after the last round closed, so that a log cut after it is seen to lack its end. Absent
+   * from logs written before it existed.
+   */
+  finished: part({ rounds: count, globalAdapter: hash }),
 } as const satisfies { [K in RoundRecordKind]: ObjectSchema<Shape> };
 
 // ---- the record --------------------------------------------------------------------------------

@@ -8,7 +8,8 @@
 //   federation the federation's id, the same in every record
 //   round      for round-open/-closed/-aborted the round's number (1, 2, ...); for the other kinds
 //              the number of the last round opened before it (0 before the first)
-//   kind       config | enrol | rename | revoke | round-open | round-closed | round-aborted
+//   kind       config | enrol | rename | revoke | round-open | round-closed | round-aborted |
+//              finished (the federation ran all its rounds; written once, after the last round)
 //   prevHash   the previous record's hash; ZERO_HASH for the first record
 //   time       when the coordinator wrote it: UTC, "YYYY-MM-DDTHH:MM:SS.sssZ", never decreasing
 //   body       the kind's content (RECORD_BODIES in record-shape.ts declares each, the *Body types
@@ -39,6 +40,7 @@ export const ROUND_RECORD_KINDS = [
   'round-open',
   'round-closed',
   'round-aborted',
+  'finished',
 ] as const;
 export type RoundRecordKind = (typeof ROUND_RECORD_KINDS)[number];
 
@@ -57,6 +59,7 @@ export type RevokeBody = Body<'revoke'>;
 export type RoundOpenBody = Body<'round-open'>;
 export type RoundClosedBody = Body<'round-closed'>;
 export type RoundAbortedBody = Body<'round-aborted'>;
+export type FinishedBody = Body<'finished'>;
 export type RuleRef = Infer<typeof ruleRef>;
 export type Selection = Infer<typeof selection>;
 export type CountedUpdate = Infer<typeof countedUpdate>;

@@ -19,6 +19,8 @@ export type RoundLogErrorCode =
   | 'ROUND_LOG_REJECTED'
   /** The log was closed, or an earlier write failed and could not be undone. */
   | 'ROUND_LOG_CLOSED'
+  /** A signed tree head lacks a field or a field has the wrong type or form (tree-head.ts). */
+  | 'ROUND_TREE_HEAD'
   /** Participant selection was asked with invalid inputs (fraction, minimum, duplicate ids). */
   | 'ROUND_SELECTION';
 

@@ -7,7 +7,9 @@
 //   id recorded with both of its keys is their fingerprint; a round is aborted only while open;
 //   a record of another kind carries the number of the last round opened; a rename names an
 //   enrolled, unrevoked participant, a valid new name, a nonce never seen before and the
-//   participant's own signature over them (protocol/rename.ts). Opening and closing a
+//   participant's own signature over them (protocol/rename.ts); the federation finishes once, with
+//   no round open, naming the rounds aggregated and the global adapter the log shows (and no fewer
+//   rounds than its config asks for), and no round opens after it. Opening and closing a
 //   round have rules of their own (rules-round.ts).
 
 import { fingerprint } from '../crypto/identity.ts';
@@ -15,7 +17,7 @@ import type { ReportProblem } from './problems.ts';
 import { renameRequest } from '../protocol/messages.ts';
 import { verifyRename } from '../protocol/rename.ts';
 import { SchemaError } from '../schema/schema.ts';
-import type { ConfigBody, EnrolBody, RenameBody, RoundRecord } from './record.ts';
+import type { ConfigBody, EnrolBody, FinishedBody, RenameBody, RoundRecord } from './record.ts';
 import { configHash } from '../federation/config.ts';
 import { checkClose, checkOpen } from './rules-round.ts';
 import { readRecordedConfig, type FederationState } from './state.ts';
@@ -69,6 +71,11 @@ export function checkLifecycle(
       break;
     }
     case 'round-open':
+      if (state.finished)
+        problem(
+          'AFTER_FINISHED',
+          `opens round ${record.round} after the federation finished (record ${state.finished.seq})`,
+        );
       checkOpen(record.round, record.body, state, problem);
       break;
     case 'round-closed':
@@ -78,10 +85,40 @@ export function checkLifecycle(
       if (open?.round !== record.round)
         problem('ROUND_ORDER', `aborts round ${record.round}, which is not open`);
       break;
+    case 'finished':
+      checkFinished(record.body, state, problem);
+      break;
   }
   if (!record.kind.startsWith('round-') && record.round !== state.lastRound) {
     problem('ROUND_FIELD', `has round ${record.round}, but the last round opened is ${state.lastRound}`);
   }
+}
+
+/** A federation finishes once, with no round open, stating the rounds and adapter the log shows. */
+function checkFinished(body: FinishedBody, state: FederationState, problem: ReportProblem): void {
+  if (state.finished)
+    problem(
+      'AFTER_FINISHED',
+      `finishes the federation a second time (first at record ${state.finished.seq})`,
+    );
+  const open = state.openRound;
+  if (open) problem('ROUND_ORDER', `finishes the federation while round ${open.round} is open`);
+  if (body.rounds !== state.aggregatedRounds)
+    problem(
+      'FINISHED_MISMATCH',
+      `says ${body.rounds} rounds were aggregated, but the log shows ${state.aggregatedRounds}`,
+    );
+  if (body.globalAdapter !== state.globalAdapter)
+    problem(
+      'FINISHED_MISMATCH',
+      `names the final adapter ${body.globalAdapter}, but the log's global adapter is ${state.globalAdapter}`,
+    );
+  const planned = state.config?.rounds;
+  if (planned !== undefined && state.aggregatedRounds < planned)
+    problem(
+      'FINISHED_MISMATCH',
+      `finishes after ${state.aggregatedRounds} aggregated rounds, before the ${planned} the config asks for`,
+    );
 }
 
 function checkEnrol(body: EnrolBody, state: FederationState, problem: ReportProblem): void {

@@ -15,6 +15,7 @@
 //   round-closed  round r closed with its counted updates; their envelopes are seen; the global
 //                 adapter is the round's output; one more round aggregated (what `rounds` counts)
 //   round-aborted round r aborted, the global adapter unchanged
+//   finished      the federation is over: its rounds, final adapter and the record's seq
 //   every record  seq and head advance past it; the time is the latest seen
 
 import { compareUtf8 } from '../aggregation/rule.ts';
@@ -77,6 +78,7 @@ export class FederationState {
   #globalAdapter: string | undefined;
   #serverState: string | undefined;
   #config: FederationConfig | undefined;
+  #finished: { seq: number; rounds: number; globalAdapter: string } | undefined;
   readonly #participants = new Map<string, ParticipantState>();
   /** Participant id by enrolled signing key (enrolKey form). */
   readonly #participantByKey = new Map<string, string>();
@@ -117,6 +119,11 @@ export class FederationState {
   /** Rounds closed with an aggregate (aborted ones do not count): what the config's `rounds` counts. */
   get aggregatedRounds(): number {
     return this.#aggregatedRounds;
+  }
+
+  /** The finished record, once the log has one: the federation is over. */
+  get finished(): { seq: number; rounds: number; globalAdapter: string } | undefined {
+    return this.#finished;
   }
 
   /** The last round closed with an aggregate, and how many updates it counted. */
@@ -234,6 +241,9 @@ export class FederationState {
       case 'round-closed':
       case 'round-aborted':
         this.#applyEnd(record);
+        break;
+      case 'finished':
+        this.#finished ??= { seq: record.seq, ...record.body };
         break;
     }
   }

@@ -85,6 +85,16 @@ export {
   type TrainingInputsLoader,
 } from './session.ts';
 export { renameParticipant, type RenameOptions } from './rename.ts';
+export {
+  keepRoundReceipt,
+  keptReceiptsLine,
+  readReceipts,
+  receiptsLine,
+  receiptsPath,
+  type Receipt,
+  type VerifyReport,
+} from './receipts.ts';
+export { verifyMembershipLog, type VerifyOptions } from './verify.ts';
 export { participantSeed } from './round.ts';
 export { connectionUploadRequest } from './round-io.ts';
 export { Participant, type FinalAdapter, type ParticipantResult } from './participant.ts';

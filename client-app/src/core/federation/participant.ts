@@ -30,7 +30,7 @@ import {
 } from '@fedit/shared';
 import { membershipConnection } from './join.ts';
 import { checkNewestAnnounced } from './announced.ts';
-import { keepClosedRoundAdapter, settleClosedRound } from './closed-round.ts';
+import { keepClosedRoundAdapter, keepClosedRoundReceipt, settleClosedRound } from './closed-round.ts';
 import { isTransient } from './errors.ts';
 import { fetchFinishedFederation, recordFinalResult } from './finished.ts';
 import { sayReady, waitingWords } from './readiness.ts';
@@ -350,6 +350,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     entry.updates = closed.participants;
     if (closed.heldOut) Object.assign(entry, federationHeldOut(closed.heldOut));
     await settleClosedRound(session, closed);
+    await keepClosedRoundReceipt(session, closed, (message) => this.emit('warning', message));
     this.emit('round', { ...entry });
     session.roundsClosed++;
     // The federation's end is not guessed from the round number: the coordinator says so
