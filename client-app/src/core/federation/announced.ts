@@ -132,7 +132,7 @@ export async function checkNewestAnnounced(
   if (newest && signed.seq < newest.seq)
     throw new FederationError(
       'FEDERATION_FORGED',
-      `${what} is record ${signed.seq} of the round log, older than record ${newest.seq} this participant already saw: an old message replayed, refused`,
+      `${what} is record ${signed.seq} of the round log, older than record ${newest.seq} this participant already saw: an old message replayed, or the coordinator shows another log; refused`,
     );
   if (newest && signed.seq === newest.seq) {
     if (signed.hash === newest.hash) return;
