@@ -34,6 +34,7 @@ import {
   type OpenedFederation,
 } from '../federation/dir.ts';
 import { lockFederation } from '../federation/lock.ts';
+import { readSeedChain } from '../federation/seed-chain-file.ts';
 import { CoordinatorIndex } from '../store/index-db.ts';
 import { GlobalAdapters } from './adapters.ts';
 import { Enrolment } from './enrolment.ts';
@@ -147,6 +148,7 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
     isConnected: (p) => sessions.isConnected(p),
     readyParticipants: () => sessions.readyParticipants(),
     readyAnnouncements: () => sessions.readyAnnouncements,
+    seedChain: readSeedChain(o.dir, ledger.state.seedChain),
     emit,
   });
   const uploads = new Uploads({

@@ -35,6 +35,9 @@ import {
   ruleRefFor,
   scaffoldTermsOf,
   drawSelection,
+  FeditError,
+  seedChainReveal,
+  type SeedChain,
   serverStateTensors,
   tensorsFromValues,
   tensorValues,
@@ -70,6 +73,8 @@ export interface RoundRunnerOptions {
   readyParticipants(): string[];
   /** How many times a participant said it became ready (grows with new readiness). */
   readyAnnouncements(): number;
+  /** The secret behind the log's seed chain commitment; absent when the log commits to none. */
+  seedChain?: SeedChain;
   emit: Emit;
 }
 
@@ -224,9 +229,8 @@ export class RoundRunner {
 
   async #open(): Promise<OpenRound> {
     const { ledger, config, blobs } = this.o;
-    const seed = randomBytes(16).toString('hex');
     const ready = this.#candidates();
-    const { selection, quorum } = drawSelection(seed, ready, config.participantsPerRound);
+    const { selection, quorum } = drawSelection(this.#seedSource(), ready, config.participantsPerRound);
     const globalAdapter = ledger.state.globalAdapter!;
     const body: RoundOpenBody = {
       rule: this.#ruleRef,
@@ -242,6 +246,24 @@ export class RoundRunner {
     this.o.emit({ type: 'round-open', round: number, selected: selection.selected, ready, quorum });
     this.announce(this.o.io.to('participants'));
     return this.current;
+  }
+
+  /**
+   * The next value of the committed seed chain, which fixes this round's seed; a random seed in a
+   * federation created before seed chains (its log commits to none, and the audit says so).
+   */
+  #seedSource(): string | { reveal: string } {
+    const committed = this.o.ledger.state.seedChain;
+    if (!committed) return randomBytes(16).toString('hex');
+    const index = committed.revealed + 1;
+    const reveal = this.o.seedChain && seedChainReveal(this.o.seedChain, index);
+    if (reveal === undefined)
+      throw new FeditError(
+        'SEED_CHAIN_SPENT',
+        `round-open record ${index} needs a value of the seed chain, which covers ${committed.length} ` +
+          'round openings: the federation has opened (and aborted) more rounds than it committed seeds for',
+      );
+    return { reveal };
   }
 
   /** Closes the round: aggregated (true) or aborted (false). */
