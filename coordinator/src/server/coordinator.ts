@@ -25,6 +25,7 @@ import {
   type FederationConfig,
   type FederationPaths,
   type RoundRecord,
+  type SeedChain,
 } from '@fedit/shared';
 import {
   checkConfigMatchesLog,
@@ -97,7 +98,7 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
   if (o.profile) profile.enabled = true;
   const { config, identity, paths } = fed;
   const emit: Emit = (e) => o.onEvent?.(e);
-  const { ledger, records } = await openLedger(fed);
+  const { ledger, records, seedChain } = await openLedger(fed);
   await recover(ledger, paths, emit);
 
   const blobs = new BlobStore(paths.blobs);
@@ -148,7 +149,7 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
     isConnected: (p) => sessions.isConnected(p),
     readyParticipants: () => sessions.readyParticipants(),
     readyAnnouncements: () => sessions.readyAnnouncements,
-    seedChain: readSeedChain(o.dir, ledger.state.seedChain),
+    seedChain,
     emit,
   });
   const uploads = new Uploads({
@@ -187,15 +188,24 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
  * line is left out) and compared with federation.json first, so an edited federation.json is
  * named field by field, its id included, and nothing is written.
  */
-async function openLedger(fed: OpenedFederation): Promise<{ ledger: Ledger; records: RoundRecord[] }> {
+async function openLedger(
+  fed: OpenedFederation,
+): Promise<{ ledger: Ledger; records: RoundRecord[]; seedChain?: SeedChain }> {
   const { config, identity, paths } = fed;
   const records = await readFederationLog(paths);
   checkConfigMatchesLog(config, records, paths.config);
+  // Checked before the log is opened for writing: without it no round can open.
+  const first = records[0];
+  const seedChain = readSeedChain(paths.root, first.kind === 'config' ? first.body.seedChain : undefined);
   const log = await RoundLog.open(paths.log, {
     federation: config.id,
     coordinatorSecretKey: identity.sign.secretKey,
   });
-  return { ledger: new Ledger(log, await CoordinatorIndex.open(paths.index, records)), records };
+  return {
+    ledger: new Ledger(log, await CoordinatorIndex.open(paths.index, records)),
+    records,
+    ...(seedChain && { seedChain }),
+  };
 }
 
 /** A round left open by a crash is aborted, visibly, before anything else happens. */
