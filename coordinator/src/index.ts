@@ -14,7 +14,7 @@ export { exportRoundAdapter, type ExportRoundOptions, type ExportedRound } from 
 export { revokeParticipant } from './federation/revoke.ts';
 export { lockFederation, LOCK_FILE, type FederationLock } from './federation/lock.ts';
 export { startCoordinator, type CoordinatorOptions, type RunningCoordinator } from './server/coordinator.ts';
-export type { CoordinatorEvent } from './server/events.ts';
+export type { CoordinatorEvent, ParticipantNames } from './server/events.ts';
 // The hot-path timers, for the federation benchmark (test/bench/federation/).
 export { profileSnapshot } from './server/profile.ts';
 export { CoordinatorIndex, type ParticipantEntry, type RoundSummary } from './store/index-db.ts';

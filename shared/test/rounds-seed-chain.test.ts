@@ -43,7 +43,8 @@ class Writer {
       globalAdapter: ADAPTER,
       ...(chain && { seedChain: { commitment: chain.commitment, length: chain.length } }),
     });
-    for (const participant of PARTICIPANTS) this.append('enrol', { participant, publicKey: `key-${participant}` });
+    for (const participant of PARTICIPANTS)
+      this.append('enrol', { participant, publicKey: `key-${participant}` });
   }
 
   append<K extends RoundRecordKind>(kind: K, body: RoundRecordBodies[K]): RoundRecord {
@@ -139,7 +140,9 @@ test('the audit rejects a reveal that is not the next value of the chain', (t) =
   w.abort();
   // v_3 where v_2 is due (skipping a value to draw the seed after it), and a random value.
   const chain = fixedChain();
-  w.open((b) => Object.assign(b, drawSelection({ reveal: seedChainReveal(chain, 3)! }, PARTICIPANTS, SETTINGS)));
+  w.open((b) =>
+    Object.assign(b, drawSelection({ reveal: seedChainReveal(chain, 3)! }, PARTICIPANTS, SETTINGS)),
+  );
   const report = verifyRoundLog(w.records, options);
   t.is(report.firstFailure?.code, 'SEED_REVEAL');
   t.regex(report.firstFailure!.message, /is not the next value of the committed seed chain/);
@@ -170,8 +173,14 @@ test('the audit rejects a seed that is not derived from the reveal, and a missin
     b.selection = { ...selection, reveal: b.selection.reveal! };
   });
   const report = verifyRoundLog(w.records, options);
-  t.deepEqual(report.problems.map((p) => p.code), ['SEED_NOT_DERIVED']);
-  t.regex(report.firstFailure!.message, /its seed is "my favourite seed", but its reveal fixes the seed [0-9a-f]{64}/);
+  t.deepEqual(
+    report.problems.map((p) => p.code),
+    ['SEED_NOT_DERIVED'],
+  );
+  t.regex(
+    report.firstFailure!.message,
+    /its seed is "my favourite seed", but its reveal fixes the seed [0-9a-f]{64}/,
+  );
 
   const missing = new Writer(fixedChain());
   missing.open((b) => {
@@ -200,7 +209,10 @@ test('the chain is spent after N round-open records, and a later config record c
   const chain = createSeedChain(5);
   late.append('config', { settings: {}, seedChain: { commitment: chain.commitment, length: chain.length } });
   const report = verifyRoundLog(late.records, options);
-  t.deepEqual(report.problems.map((p) => p.code), ['SEED_REVEAL']);
+  t.deepEqual(
+    report.problems.map((p) => p.code),
+    ['SEED_REVEAL'],
+  );
   t.regex(report.firstFailure!.message, /only the first config record may/);
   t.is(report.selectionSeeds, 'unconstrained');
 });
@@ -215,7 +227,12 @@ test('grinding is impossible: of K candidate reveals for a round, only the chain
   const v1 = seedChainReveal(chain, 1)!;
   const candidates = [truth, ...Array.from({ length: K - 1 }, () => randomBytes(32).toString('hex'))];
   // Near misses too: v_2 with one bit flipped, and values elsewhere on the chain.
-  candidates.push((BigInt(`0x${truth}`) ^ 1n).toString(16).padStart(64, '0'), v1, chain.secret, chain.commitment);
+  candidates.push(
+    (BigInt(`0x${truth}`) ^ 1n).toString(16).padStart(64, '0'),
+    v1,
+    chain.secret,
+    chain.commitment,
+  );
   const accepted = candidates.filter((reveal) => {
     const w = new Writer(chain);
     w.open();
@@ -232,5 +249,8 @@ test('grinding is impossible: of K candidate reveals for a round, only the chain
   a.open();
   a.abort();
   a.open();
-  t.deepEqual(seeds(a), [1, 2].map((j) => seedFromReveal(seedChainReveal(chain, j)!)));
+  t.deepEqual(
+    seeds(a),
+    [1, 2].map((j) => seedFromReveal(seedChainReveal(chain, j)!)),
+  );
 });

@@ -13,7 +13,8 @@ import type {
   RoundHistoryEntry,
 } from '../core/federation/index.ts';
 import { describeLearning } from '../core/federation/learning-words.ts';
-import { ProgressPrinter, stopOnCtrlC } from './progress.ts';
+import { LineLog, logFormatOption, type LogFormat } from './log-line.ts';
+import { ProgressPrinter, progressLine, stopOnCtrlC } from './progress.ts';
 import { registerClientExport } from './result-export.ts';
 import { registerClientRename } from './client-rename.ts';
 import { collect, formatOption, providerOption, wholeNumber } from './options.ts';
@@ -172,6 +173,7 @@ export function registerClientCommands(program: Command): void {
       wholeNumber('--rounds', 1),
     )
     .addOption(ownRankOption())
+    .addOption(logFormatOption())
     .addOption(homeOption())
     .action(runCommand);
 
@@ -258,14 +260,21 @@ interface RunCommandOptions {
   threads?: number;
   rounds?: number;
   rank?: number;
+  logFormat: LogFormat;
   home?: string;
 }
 
 async function runCommand(o: RunCommandOptions): Promise<void> {
   const { Participant } = await import('../core/federation/participant.ts');
   const progress = new ProgressPrinter();
+  // A person at a terminal reads plain lines; a log (not a terminal, or JSON asked) needs the time.
+  const log = new LineLog({
+    format: o.logFormat,
+    timestamps: !process.stdout.isTTY,
+    ...(o.federation !== undefined && { federation: o.federation }),
+  });
   const participant = new Participant();
-  await printParticipantEvents(participant, progress);
+  await printParticipantEvents(participant, progress, log);
   const ctrlC = stopOnCtrlC('stopping; an unsent update is kept and resumed next time');
   try {
     const result = await participant.start({
@@ -283,13 +292,17 @@ async function runCommand(o: RunCommandOptions): Promise<void> {
     const sent = result.history.filter((h) => h.uploaded).length;
     const updates = `${sent} update${sent === 1 ? '' : 's'}`;
     progress.done(
-      result.reason === 'finished'
-        ? result.finalAdapter
-          ? `the federation has ended: your adapter is saved at ${result.finalAdapter.path} (this computer sent ${updates})`
-          : `the federation's last round is over; this computer sent ${updates}`
-        : result.reason === 'max-rounds'
-          ? `stopped after ${o.rounds} round${o.rounds === 1 ? '' : 's'}; this computer sent ${updates}`
-          : 'stopped; run the same command again to continue',
+      log.format(
+        'info',
+        'stopped',
+        result.reason === 'finished'
+          ? result.finalAdapter
+            ? `the federation has ended: your adapter is saved at ${result.finalAdapter.path} (this computer sent ${updates})`
+            : `the federation's last round is over; this computer sent ${updates}`
+          : result.reason === 'max-rounds'
+            ? `stopped after ${o.rounds} round${o.rounds === 1 ? '' : 's'}; this computer sent ${updates}`
+            : 'stopped; run the same command again to continue',
+      ),
     );
     if (result.reason === 'stopped') process.exitCode = 130;
   } finally {
@@ -298,32 +311,52 @@ async function runCommand(o: RunCommandOptions): Promise<void> {
 }
 
 /** Prints what the participant reports: statuses and warnings once each, training progress, rounds. */
-async function printParticipantEvents(participant: Participant, progress: ProgressPrinter): Promise<void> {
+async function printParticipantEvents(
+  participant: Participant,
+  progress: ProgressPrinter,
+  log: LineLog,
+): Promise<void> {
   const { formatReport } = await import('../core/data/index.ts');
   let lastLine = '';
-  const say = (line: string) => {
+  const say = (event: string, line: string, level: 'info' | 'warn' = 'info') => {
     if (line === lastLine) return;
     lastLine = line;
-    progress.done(line);
+    progress.done(log.format(level, event, line));
   };
   participant.on('status', (e) => {
     if (e.status === 'error' || e.status === 'stopped') return; // reported by the caller
-    say(`[${STATUS_WORDS[e.status]}] ${e.message ?? ''}`.trimEnd());
+    say('status', `[${STATUS_WORDS[e.status]}] ${e.message ?? ''}`.trimEnd());
   });
-  participant.on('report', (r) => process.stderr.write(formatReport(r) + '\n\n'));
-  participant.on('warning', (m) => say(`warning: ${m}`));
+  participant.on('report', (r) =>
+    process.stderr.write(log.format('info', 'data-report', formatReport(r)) + '\n\n'),
+  );
+  participant.on('warning', (m) => say('warning', `warning: ${m}`, 'warn'));
   participant.on('progress', (p) => {
     if (p.phase !== 'training') return;
-    progress.update({
+    const snapshot = {
       step: p.done,
       totalSteps: p.total,
       loss: p.loss ?? NaN,
       tokensPerSecond: p.tokensPerSecond ?? 0,
       etaSeconds: p.etaSeconds ?? NaN,
       note: `round ${p.round}`,
-    });
+    };
+    // JSON lines are for machines: no redrawn bar, a line at the cadence a log gets (progress.ts).
+    if (log.json) {
+      if (p.done === 1 || p.done % 10 === 0 || p.done === p.total)
+        process.stderr.write(
+          log.format('info', 'training', progressLine(snapshot), {
+            round: p.round,
+            step: p.done,
+            totalSteps: p.total,
+            ...(p.loss !== undefined && { loss: p.loss }),
+          }) + '\n',
+        );
+    } else progress.update(snapshot);
   });
-  participant.on('round', (e) => process.stdout.write(formatRound(e) + '\n'));
+  participant.on('round', (e) =>
+    process.stdout.write(log.format('info', 'round', formatRound(e), { ...e }) + '\n'),
+  );
 }
 
 async function statusCommand(o: { json: boolean; home?: string }): Promise<void> {

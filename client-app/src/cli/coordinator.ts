@@ -3,8 +3,9 @@
 
 import type { Command } from 'commander';
 import { FeditError, federationPaths, fingerprint, publicIdentity } from '@fedit/shared';
-import type { CoordinatorEvent } from '@fedit/coordinator';
+import { logCoordinatorEvent } from './coordinator-log.ts';
 import { fingerprintLine, registerInit } from './coordinator-init.ts';
+import { LineLog, logFormatOption } from './log-line.ts';
 import { positive } from './options.ts';
 import { registerCoordinatorExport } from './result-export.ts';
 
@@ -151,69 +152,30 @@ function registerStart(coordinator: Command): void {
     .argument('<dir>', 'the federation folder')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', positive('--port', true), 7150)
+    .addOption(logFormatOption())
     .action(async (dir: string, o) => {
-      const { startCoordinator } = await import('@fedit/coordinator');
+      const { startCoordinator, openFederationDir } = await import('@fedit/coordinator');
+      const log = new LineLog({ format: o.logFormat, federation: openFederationDir(dir).config.id });
       const c = await startCoordinator({
         dir,
         host: o.host,
         port: o.port,
-        onEvent: printCoordinatorEvent,
+        onEvent: (e, names) => logCoordinatorEvent(log, e, names),
       });
       // After the last round it goes on serving the final adapter (participants that were away
       // fetch it when they come back), so only a signal stops it.
-      const stop = async () => {
-        await c.close();
+      const stop = async (signal: string) => {
+        log.info('stopping', `${signal}: stopping`);
+        try {
+          await c.close();
+        } catch (err) {
+          log.error('stop-failed', `could not stop cleanly: ${(err as Error).message}`);
+          process.exit(1);
+        }
         process.exit(0);
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       await c.finished;
     });
-}
-
-/** One line per coordinator event, prefixed with the time of day. */
-function printCoordinatorEvent(e: CoordinatorEvent): void {
-  const t = new Date().toISOString().slice(11, 19);
-  switch (e.type) {
-    case 'listening':
-      process.stdout.write(`${t} listening on ${e.url}\n`);
-      break;
-    case 'round-open':
-      process.stdout.write(
-        `${t} round ${e.round} open: ${e.selected.length} selected of ${e.ready.length} ready, closes at ${e.quorum} updates\n`,
-      );
-      break;
-    case 'round-closed':
-      process.stdout.write(
-        `${t} round ${e.round} closed: ${e.updates} updates -> ${e.adapter}${e.dropped.length ? `, dropped ${e.dropped.map((d) => `${d.participant.slice(0, 8)} (${d.reason})`).join(', ')}` : ''}\n`,
-      );
-      break;
-    case 'round-aborted':
-      process.stdout.write(`${t} round ${e.round} aborted: ${e.reason}\n`);
-      break;
-    case 'finished':
-      process.stdout.write(
-        e.earlier
-          ? `${t} the federation finished earlier (${e.rounds} rounds): serving its results read-only, final adapter ${e.adapter}; no round opens, updates are refused; Ctrl-C stops\n`
-          : `${t} all rounds done (${e.rounds}): serving the final adapter ${e.adapter} to participants until stopped (Ctrl-C)\n`,
-      );
-      break;
-    case 'readiness':
-      process.stdout.write(
-        `${t} ${e.participant.slice(0, 8)} ${e.ready ? 'ready' : `not ready${e.reason ? ` (${e.reason})` : ''}`}\n`,
-      );
-      break;
-    case 'paused':
-      process.stdout.write(
-        `${t} ${e.aborts} rounds aborted in a row: no round opens until a participant newly says it is ready\n`,
-      );
-      break;
-    case 'recovered':
-      process.stdout.write(
-        `${t} round ${e.abortedRound} was open when the coordinator stopped; recorded as aborted\n`,
-      );
-      break;
-    default:
-      process.stdout.write(`${t} ${e.type}${'participant' in e ? ` ${e.participant.slice(0, 8)}` : ''}\n`);
-  }
 }

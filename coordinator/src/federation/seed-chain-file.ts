@@ -32,7 +32,10 @@ export async function writeSeedChain(root: string, chain: SeedChain): Promise<vo
  * The secret behind the commitment the log records, checked against it; undefined for a log that
  * commits to no chain (a federation created before seed chains: its seeds stay random).
  */
-export function readSeedChain(root: string, committed: SeedChainCommitment | undefined): SeedChain | undefined {
+export function readSeedChain(
+  root: string,
+  committed: SeedChainCommitment | undefined,
+): SeedChain | undefined {
   if (!committed) return undefined;
   const path = seedChainPath(root);
   const damaged = (why: string) =>

@@ -40,7 +40,7 @@ import { CoordinatorIndex } from '../store/index-db.ts';
 import { GlobalAdapters } from './adapters.ts';
 import { Enrolment } from './enrolment.ts';
 import { Renaming } from './rename.ts';
-import type { CoordinatorEvent, Emit } from './events.ts';
+import type { CoordinatorEvent, Emit, ParticipantNames } from './events.ts';
 import { Ledger } from './ledger.ts';
 import { profile } from './profile.ts';
 import { RoundRunner } from './round-runner.ts';
@@ -52,7 +52,8 @@ export interface CoordinatorOptions {
   dir: string;
   host?: string;
   port?: number;
-  onEvent?: (e: CoordinatorEvent) => void;
+  /** Each event, and the display names the log records, so a log line can name participants. */
+  onEvent?: (e: CoordinatorEvent, names: ParticipantNames) => void;
   /** Don't run rounds (serve enrolment and downloads only). */
   noRounds?: boolean;
   /** Turn on the hot-path timers of ./profile.ts (as FEDIT_PROFILE=1 does). */
@@ -97,8 +98,9 @@ export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCo
 async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Promise<RunningCoordinator> {
   if (o.profile) profile.enabled = true;
   const { config, identity, paths } = fed;
-  const emit: Emit = (e) => o.onEvent?.(e);
   const { ledger, records, seedChain } = await openLedger(fed);
+  const names: ParticipantNames = (p) => ledger.state.participant(p)?.displayName;
+  const emit: Emit = (e) => o.onEvent?.(e, names);
   await recover(ledger, paths, emit);
 
   const blobs = new BlobStore(paths.blobs);

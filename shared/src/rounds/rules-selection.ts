@@ -64,7 +64,10 @@ function checkSeed(
   const { reveal, seed } = selection;
   if (!chain) {
     if (reveal !== undefined)
-      problem('SEED_REVEAL', 'reveals a seed chain value, but the first config record commits to no seed chain');
+      problem(
+        'SEED_REVEAL',
+        'reveals a seed chain value, but the first config record commits to no seed chain',
+      );
     return;
   }
   const index = chain.revealed + 1;
