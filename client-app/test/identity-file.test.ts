@@ -20,6 +20,7 @@ import {
 } from '../src/core/federation/identity-file.ts';
 import { loadOrCreateIdentity, protectIdentityFile, readIdentity } from '../src/core/federation/store.ts';
 import { keychainProtector, type SafeStorageLike } from '../electron/identity-keychain.ts';
+import { fedit } from '../../test/fixtures/fedit-cli.ts';
 
 /** A keychain stand-in: secretbox with a random nonce in front, under `key`. */
 function secretboxProtector(key = nacl.randomBytes(32)): IdentityProtector {
@@ -155,4 +156,20 @@ test.serial("the app's keychain is safeStorage where it protects something, not 
     serializeIdentity(identity),
   );
   t.truthy(keychainProtector(fakeSafeStorage('unknown'), 'darwin'), 'macOS: the Keychain');
+});
+
+test.serial('fedit client status names a sealed identity and says only the app can use it', async (t) => {
+  const dir = home(t);
+  useIdentityProtector(secretboxProtector());
+  const { identity } = await loadOrCreateIdentity(dir);
+  useIdentityProtector(undefined);
+  const id = fingerprint(publicIdentity(identity));
+  const text = await fedit('client', 'status', '--home', dir);
+  t.is(text.code, 0, text.stderr);
+  t.regex(
+    text.stdout,
+    new RegExp(`identity   ${id}\\n +sealed by the desktop app's keychain: only the app can use it`),
+  );
+  const json = await fedit('client', 'status', '--json', '--home', dir);
+  t.like(JSON.parse(json.stdout), { participantId: id, identityProtection: 'os-keychain' });
 });

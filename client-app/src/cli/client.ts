@@ -360,11 +360,12 @@ async function printParticipantEvents(
 }
 
 async function statusCommand(o: { json: boolean; home?: string }): Promise<void> {
-  const { listMemberships, readIdentity, resolveHome } = await import('../core/federation/store.ts');
+  const { listMemberships, readIdentityKeys, resolveHome } = await import('../core/federation/store.ts');
   const { parseFederationSettings } = await import('../core/federation/settings.ts');
-  const { fingerprint, publicIdentity } = await import('@fedit/shared');
+  const { fingerprint } = await import('@fedit/shared');
   const home = resolveHome(o.home);
-  const identity = await readIdentity(home);
+  // The public keys only: a file sealed by the desktop app's keychain still says who this is.
+  const identity = await readIdentityKeys(home);
   const memberships = await listMemberships(home);
   const rows = memberships.map((m) => {
     const settings = parseFederationSettings(m.config, `${m.federation}'s stored settings`);
@@ -381,13 +382,21 @@ async function statusCommand(o: { json: boolean; home?: string }): Promise<void>
       configHash: m.configHash,
     };
   });
-  const id = identity ? fingerprint(publicIdentity(identity)) : null;
+  const id = identity ? fingerprint(identity.public) : null;
+  const sealed = identity?.protection === 'os-keychain';
   if (o.json) {
-    process.stdout.write(JSON.stringify({ home, participantId: id, memberships: rows }) + '\n');
+    const protection = identity && { identityProtection: identity.protection };
+    process.stdout.write(
+      JSON.stringify({ home, participantId: id, ...protection, memberships: rows }) + '\n',
+    );
     return;
   }
   process.stdout.write(`fedit home ${home}\n`);
   process.stdout.write(id ? `identity   ${id}\n` : 'identity   none yet (made when you first join)\n');
+  if (sealed)
+    process.stdout.write(
+      "           sealed by the desktop app's keychain: only the app can use it, not this command line\n",
+    );
   if (rows.length === 0) {
     process.stdout.write('no federations joined (fedit client join <invite>)\n');
     return;

@@ -173,6 +173,20 @@ export async function readIdentity(home: string): Promise<Identity | undefined> 
   }
 }
 
+/** The identity's public keys and how its file is protected, read without opening a sealed file. */
+export async function readIdentityKeys(
+  home: string,
+): Promise<{ public: PublicIdentity; protection: IdentityProtection } | undefined> {
+  const path = join(home, IDENTITY_FILE);
+  const text = await readText(path);
+  if (text === undefined) return undefined;
+  try {
+    return inspectIdentityFile(text);
+  } catch (error) {
+    throw corruptedHomeFile(path, (error as Error).message, error);
+  }
+}
+
 /**
  * Seals a plain identity file with this process's protector (the desktop app, once it knows the
  * keychain works), and says how the file is protected now; undefined when there is no identity.
