@@ -7,15 +7,18 @@
 // up with keys/coordinator.json; with it, a restarted coordinator continues the chain from where
 // the log stands (FederationState.seedChain.revealed).
 
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   FeditError,
   isSeedChainValue,
+  seedChainReveal,
   seedChainWalk,
   writeFileAtomic,
   type SeedChain,
   type SeedChainCommitment,
+  type SeedChainState,
 } from '@fedit/shared';
 
 /** Where a federation folder keeps its seed chain secret. */
@@ -58,4 +61,25 @@ export function readSeedChain(
   if (seedChainWalk(secret, committed.length) !== committed.commitment)
     throw damaged('the secret is not the one behind the commitment in the round log');
   return { secret, length: committed.length, commitment: committed.commitment };
+}
+
+/**
+ * What the next round-open record draws its selection with: the next value of the committed chain
+ * (index = round-open records so far + 1), which fixes the seed; a random seed in a federation
+ * created before seed chains (its log commits to none, and the audit says so).
+ */
+export function nextRoundSeed(
+  committed: Readonly<SeedChainState> | undefined,
+  chain: SeedChain | undefined,
+): string | { reveal: string } {
+  if (!committed) return randomBytes(16).toString('hex');
+  const index = committed.revealed + 1;
+  const reveal = chain && seedChainReveal(chain, index);
+  if (reveal === undefined)
+    throw new FeditError(
+      'SEED_CHAIN_SPENT',
+      `round-open record ${index} needs a value of the seed chain, which covers ${committed.length} ` +
+        'round openings: the federation has opened (and aborted) more rounds than it committed seeds for',
+    );
+  return { reveal };
 }

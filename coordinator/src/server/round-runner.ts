@@ -24,7 +24,6 @@
 // federation is over ('federation:finished'), so that every participant ends holding its result.
 // A coordinator started on a federation whose rounds were all aggregated is finished from the start.
 
-import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -35,8 +34,6 @@ import {
   ruleRefFor,
   scaffoldTermsOf,
   drawSelection,
-  FeditError,
-  seedChainReveal,
   type SeedChain,
   serverStateTensors,
   tensorsFromValues,
@@ -56,6 +53,7 @@ import type { GlobalAdapters } from './adapters.ts';
 import type { Emit } from './events.ts';
 import type { Ledger } from './ledger.ts';
 import { startTimer, timed } from './profile.ts';
+import { nextRoundSeed } from '../federation/seed-chain-file.ts';
 import { OpenRound } from './round.ts';
 import type { FeditServer, FeditSocket, SocketState } from './transport.ts';
 
@@ -230,7 +228,11 @@ export class RoundRunner {
   async #open(): Promise<OpenRound> {
     const { ledger, config, blobs } = this.o;
     const ready = this.#candidates();
-    const { selection, quorum } = drawSelection(this.#seedSource(), ready, config.participantsPerRound);
+    const { selection, quorum } = drawSelection(
+      nextRoundSeed(ledger.state.seedChain, this.o.seedChain),
+      ready,
+      config.participantsPerRound,
+    );
     const globalAdapter = ledger.state.globalAdapter!;
     const body: RoundOpenBody = {
       rule: this.#ruleRef,
@@ -246,24 +248,6 @@ export class RoundRunner {
     this.o.emit({ type: 'round-open', round: number, selected: selection.selected, ready, quorum });
     this.announce(this.o.io.to('participants'));
     return this.current;
-  }
-
-  /**
-   * The next value of the committed seed chain, which fixes this round's seed; a random seed in a
-   * federation created before seed chains (its log commits to none, and the audit says so).
-   */
-  #seedSource(): string | { reveal: string } {
-    const committed = this.o.ledger.state.seedChain;
-    if (!committed) return randomBytes(16).toString('hex');
-    const index = committed.revealed + 1;
-    const reveal = this.o.seedChain && seedChainReveal(this.o.seedChain, index);
-    if (reveal === undefined)
-      throw new FeditError(
-        'SEED_CHAIN_SPENT',
-        `round-open record ${index} needs a value of the seed chain, which covers ${committed.length} ` +
-          'round openings: the federation has opened (and aborted) more rounds than it committed seeds for',
-      );
-    return { reveal };
   }
 
   /** Closes the round: aggregated (true) or aborted (false). */
