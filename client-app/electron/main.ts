@@ -14,6 +14,7 @@ import {
   dialog,
   ipcMain,
   powerMonitor,
+  safeStorage,
   session,
   shell,
   utilityProcess,
@@ -23,6 +24,8 @@ import {
 import { API_METHODS } from '../src/app/api.ts';
 import { AppBackend, LOGS_DIR } from '../src/app/backend.ts';
 import { APP_FILES, EVENT_CHANNEL, invokeChannel, type InvokeResult } from './channels.ts';
+import { useIdentityProtector } from '../src/core/federation/identity-file.ts';
+import { keychainProtector } from './identity-keychain.ts';
 import { answerInvoke } from './ipc.ts';
 import { powerSystemMonitor } from './power-monitor.ts';
 import { utilityWorkerLink } from './utility-worker-link.ts';
@@ -64,6 +67,8 @@ if (!app.requestSingleInstanceLock()) {
 async function start(): Promise<void> {
   lockDownSession();
   ready = true;
+  // The participant's key sealed by this computer's keychain where there is one (app-identity.ts).
+  useIdentityProtector(keychainProtector(safeStorage));
   const worker = utilityWorkerLink({
     entry: join(here, APP_FILES.trainingWorker),
     fork: (modulePath, args, options) => utilityProcess.fork(modulePath, args, options),

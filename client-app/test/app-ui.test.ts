@@ -76,6 +76,9 @@ test('a participant installs, joins with an invite, checks model and data, train
   t.is(await byId(page, 'identity').getAttribute('title'), identity, 'the sidebar shows the identity');
   const identityFile = await stat(join(dir, 'home', 'identity.json'));
   t.is(identityFile.mode & 0o077, 0, 'the identity is readable by its owner only');
+  // No keychain outside Electron: the page says the key is protected by file permissions only.
+  t.is((await shell.backend.getState()).identityProtection, 'file-permissions');
+  t.true(await byId(page, 'identity-key-note').isVisible(), 'the page says the key is not in a keychain');
 
   // A mistyped invite: a clear message, nothing sent.
   await byId(page, 'invite-input').fill('fedit-invite:not-really');

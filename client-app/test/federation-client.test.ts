@@ -732,8 +732,8 @@ test('fedit client run: two participants print their round; Ctrl-C stops a waiti
     t.is(r.code, 0, r.stderr);
     t.regex(
       r.stdout,
-      // Four facts each, one held out.
-      /^round 1: aggregated from 2 updates; this computer: trained on 3 examples, loss \d+\.\d{4}, update sent$/m,
+      // Four facts each, one held out; not on a terminal, each line starts with its time and level.
+      /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z INFO {2}round 1: aggregated from 2 updates; this computer: trained on 3 examples, loss \d+\.\d{4}, update sent$/m,
     );
     t.regex(
       r.stdout,

@@ -23,7 +23,7 @@ export {
   type ServedFederation,
 } from './server/serve.ts';
 export { DEFAULT_GRACE_MS, type TlsFiles, type Readiness } from './server/http-server.ts';
-export type { CoordinatorEvent } from './server/events.ts';
+export type { CoordinatorEvent, ParticipantNames } from './server/events.ts';
 // The hot-path timers, for the federation benchmark (test/bench/federation/).
 export { profileSnapshot } from './server/profile.ts';
 export { CoordinatorIndex, type ParticipantEntry, type RoundSummary } from './store/index-db.ts';

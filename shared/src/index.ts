@@ -75,6 +75,19 @@ export {
 } from './rounds/canonical.ts';
 export { fractionString, selectionSize, selectParticipants } from './rounds/selection.ts';
 export {
+  createSeedChain,
+  isSeedChainValue,
+  seedChainLength,
+  seedChainReveal,
+  seedChainStep,
+  seedChainWalk,
+  seedFromReveal,
+  SEED_CHAIN_ROUND_FACTOR,
+  SEED_CHAIN_SPARE,
+  type SeedChain,
+  type SeedChainCommitment,
+} from './rounds/seed-chain.ts';
+export {
   drawSelection,
   factorString,
   overSelectedSize,
@@ -120,6 +133,7 @@ export {
 } from './rounds/log-file.ts';
 export { RoundLog, type RoundLogOptions, type RoundRecordDraft } from './rounds/log.ts';
 export { FederationState, type ParticipantState, type RoundState } from './rounds/state.ts';
+export type { SeedChainState } from './rounds/state.ts';
 export { RoundLogChecker } from './rounds/checker.ts';
 export { verifyRoundLog, verifyRoundLogLines } from './rounds/verify.ts';
 export {

@@ -13,6 +13,7 @@
 //   first run    welcome, home-dir, create-identity, create-identity-error
 //   navigation   nav-federation, nav-model, nav-data, nav-training, nav-chat (each with a
 //                nav-<id>-hint line; data-state="done|todo|busy|problem" on the button), identity,
+//                identity-key-note (the key is not sealed by a keychain),
 //                next-federation, next-model, next-data ("Continue" once a step is done)
 //   federation   section-federation, display-name, display-name-error, invite-input, invite-check,
 //                invite-error; before joining: invite-settings (name: invite-name), join,
@@ -287,6 +288,12 @@ function pageLayout(sections: Section[], go: (id: SectionId) => void) {
     return { section, button };
   });
   const identity = h('code', { class: 'identity', testid: 'identity' });
+  // Shown where no OS keychain seals the key (app-identity.ts): the person should know.
+  const keyNote = h(
+    'p',
+    { class: 'muted small', testid: 'identity-key-note', hidden: true },
+    "Your identity's secret key is not protected by a keychain on this computer: it is kept in a file only your user account can read.",
+  );
   const main = h(
     'main',
     { class: 'content' },
@@ -304,7 +311,13 @@ function pageLayout(sections: Section[], go: (id: SectionId) => void) {
         { class: 'nav-list' },
         nav.map((n) => n.button),
       ),
-      h('div', { class: 'sidebar-foot' }, h('span', { class: 'muted small' }, 'Your identity'), identity),
+      h(
+        'div',
+        { class: 'sidebar-foot' },
+        h('span', { class: 'muted small' }, 'Your identity'),
+        identity,
+        keyNote,
+      ),
     ),
     main,
   );
@@ -325,6 +338,7 @@ function pageLayout(sections: Section[], go: (id: SectionId) => void) {
       for (const { section, button } of nextButtons) button.hidden = section.step(app) !== 'done';
       identity.textContent = grouped(app.identity ?? '', 4);
       identity.title = app.identity ?? '';
+      keyNote.hidden = app.identityProtection !== 'file-permissions';
     },
   };
 }

@@ -153,6 +153,12 @@ export interface FederationEnded {
 export interface AppState {
   /** The participant's identity fingerprint; absent before first run. */
   identity?: string;
+  /**
+   * How identity.json is kept: sealed by this computer's keychain (Electron safeStorage), or, where
+   * none is available, only by owner-only file permissions (the page says so). Absent before the
+   * identity exists.
+   */
+  identityProtection?: 'os-keychain' | 'file-permissions';
   settings: AppSettings;
   federation?: FederationSummary;
   /** Set once the federation has ended and its final adapter is kept on this computer. */

@@ -25,10 +25,9 @@
 
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { fingerprint, publicIdentity } from '@fedit/shared';
 // The federation's files directly, not its index: the index also exports the Participant, which
 // loads the compute engine (onnxruntime), and that belongs in the training worker only.
-import { ensurePrivateDir, loadOrCreateIdentity, readIdentity } from '../core/federation/store.ts';
+import { ensurePrivateDir } from '../core/federation/store.ts';
 import type {
   AppEvent,
   AppSettings,
@@ -38,6 +37,7 @@ import type {
   FeditAppApi,
   SavedAdapter,
 } from './api.ts';
+import { AppIdentity } from './app-identity.ts';
 import { AppLog } from './app-log.ts';
 import { BackgroundWork } from './background.ts';
 import { replyInWorker } from './chat-reply.ts';
@@ -53,7 +53,7 @@ import { Selections } from './selections.ts';
 import { DEFAULT_SETTINGS, SettingsFile } from './settings-file.ts';
 import { HEADLESS_MONITOR, type SystemMonitor } from './system-monitor.ts';
 import { AppError, existingFiles, existingPath } from './validate.ts';
-import { readyProblem, supervisorHost, type TakingPartParts } from './taking-part.ts';
+import { readyProblem, supervisorHost, withIdentity, type TakingPartParts } from './taking-part.ts';
 import { WorkerSupervisor, type SupervisorOptions } from './worker-supervisor.ts';
 import type { WorkerLink } from './worker-protocol.ts';
 
@@ -91,7 +91,7 @@ export class AppBackend implements FeditAppApi {
   readonly #supervisor: WorkerSupervisor;
 
   #settings: AppSettings = { ...DEFAULT_SETTINGS };
-  #identity: string | undefined;
+  readonly #identity: AppIdentity;
   readonly #federation: FederationMembership;
   readonly #device = new TrainingDevice();
   #gpuProbe: Promise<void> = Promise.resolve();
@@ -108,6 +108,7 @@ export class AppBackend implements FeditAppApi {
     this.#background = new BackgroundWork(this.log);
     this.#page = new PageFeed(this.log);
     const files = new KeptFiles(this.log);
+    this.#identity = new AppIdentity(this.home, this.log);
     const appDir = join(this.home, APP_DIR);
     this.#settingsFile = new SettingsFile(join(appDir, 'settings.json'), {
       files,
@@ -129,7 +130,8 @@ export class AppBackend implements FeditAppApi {
       device: this.#device,
       settings: () => this.#settings,
       gpuProbe: () => this.#gpuProbe,
-      identity: () => this.#identity,
+      identity: () => this.#identity.fingerprint,
+      workerIdentity: () => this.#identity.forWorker(),
       changed: onChange,
       saveSettings: () => this.#saveSettings(),
       showDevice: () => this.#showDevice(),
@@ -155,8 +157,7 @@ export class AppBackend implements FeditAppApi {
     this.log.info(`app started; home ${this.home}`);
     const stored = await this.#settingsFile.read();
     this.#settings = stored.settings;
-    const identity = await readIdentity(this.home);
-    this.#identity = identity && fingerprint(publicIdentity(identity));
+    await this.#identity.load();
     await this.#federation.load();
     const probe = this.#options.probeGpu ?? (() => probeWebGpu());
     this.#gpuProbe = this.#device.probe(probe, this.log).then(() => {
@@ -183,9 +184,7 @@ export class AppBackend implements FeditAppApi {
   }
 
   async createIdentity(): Promise<AppState> {
-    const { identity, created } = await loadOrCreateIdentity(this.home);
-    this.#identity = fingerprint(publicIdentity(identity));
-    if (created) this.log.info(`identity created: ${this.#identity}`);
+    await this.#identity.create();
     return this.#changed();
   }
 
@@ -210,7 +209,7 @@ export class AppBackend implements FeditAppApi {
 
   async joinFederation(invite: string): Promise<AppState> {
     const { displayName } = this.#settings;
-    await this.#federation.join(invite, { identity: this.#identity, displayName });
+    await this.#federation.join(invite, { identity: this.#identity.fingerprint, displayName });
     await this.#selections.recheckData(this.#federation.settings);
     return this.#changed();
   }
@@ -304,6 +303,7 @@ export class AppBackend implements FeditAppApi {
       modelDir: model.dir,
       provider: this.#device.asked(this.#settings.device),
       threads: this.#settings.maxThreads,
+      ...withIdentity(this.#identity.forWorker()),
     };
     await replyInWorker(
       this.#worker,
@@ -347,7 +347,8 @@ export class AppBackend implements FeditAppApi {
 
   #state(): AppState {
     return {
-      identity: this.#identity,
+      identity: this.#identity.fingerprint,
+      ...(this.#identity.protection && { identityProtection: this.#identity.protection }),
       settings: { ...this.#settings },
       federation: this.#federation.summary(),
       ended: this.#federation.end.current,

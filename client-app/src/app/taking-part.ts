@@ -3,6 +3,7 @@
 // device and threads), Automatic's device choice on a few measured steps (./device.ts), the end of
 // the federation, and what the backend itself does with the participant's events (a round into
 // the history, the data report, the device the trainer started on) before the page hears them.
+import type { SerializedIdentity } from '@fedit/shared';
 import type { RoundHistoryEntry } from '../core/federation/index.ts';
 import type { AppSettings, ParticipantEvent } from './api.ts';
 import type { AppLog } from './app-log.ts';
@@ -31,6 +32,8 @@ export interface TakingPartParts {
   gpuProbe(): Promise<void>;
   /** The identity's fingerprint, once created. */
   identity(): string | undefined;
+  /** The opened identity the worker is handed when identity.json is sealed (app-identity.ts). */
+  workerIdentity(): SerializedIdentity | undefined;
   /** The state changed: send it to the page. */
   changed(): void;
   saveSettings(): Promise<void>;
@@ -79,7 +82,13 @@ export function runOptions(parts: TakingPartParts): RunOptions | undefined {
     dataFiles: data.files,
     provider: parts.device.asked(settings.device),
     threads: settings.maxThreads,
+    ...withIdentity(parts.workerIdentity()),
   };
+}
+
+/** The identity field of a worker message: present only when the worker needs it (sealed file). */
+export function withIdentity(identity: SerializedIdentity | undefined): { identity?: SerializedIdentity } {
+  return identity ? { identity } : {};
 }
 
 /** What is missing before training can start, in words; undefined when nothing is. */

@@ -16,6 +16,7 @@
 // another shape is a bug to fix, not input to refuse.
 
 import type { LoraConfig } from '@fedit/kernels';
+import type { SerializedIdentity } from '@fedit/shared';
 import type { DatasetReport, PreviewSegment } from '../core/data/index.ts';
 import type { FinalAdapter, ParticipantEvents, PromptTemplateName } from '../core/federation/index.ts';
 import type { ParticipantEvent } from './api.ts';
@@ -30,6 +31,11 @@ export interface RunOptions {
   provider: 'cpu' | 'webgpu';
   /** CPU threads (0: ONNX Runtime's default, all cores). */
   threads: number;
+  /**
+   * The participant's identity, opened, when identity.json is sealed by the OS keychain: the
+   * worker (a utilityProcess) cannot open it itself (core/federation/identity-file.ts).
+   */
+  identity?: SerializedIdentity;
 }
 
 /** A global adapter of the federation: the one round `round` closed with. */
@@ -82,6 +88,8 @@ export type Job =
       provider: 'cpu' | 'webgpu';
       threads: number;
       maxNewTokens: number;
+      /** As RunOptions.identity. */
+      identity?: SerializedIdentity;
     };
 
 /** A few training steps timed on one provider (./device-measure.ts). */

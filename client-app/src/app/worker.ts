@@ -4,9 +4,10 @@
 // Electron's utilityProcess or a Node child process; ./worker-link.ts can also host it in-process.
 
 import { loadCheckpoint, loadTokenizer } from '@fedit/kernels';
-import { FeditError } from '@fedit/shared';
+import { FeditError, parseIdentity } from '@fedit/shared';
 import { openChatSession, type ChatSession } from '../core/chat.ts';
 import { prepareDataset, previewExample } from '../core/data/index.ts';
+import { unlockIdentity } from '../core/federation/identity-file.ts';
 import { Participant, type ParticipantEvents } from '../core/federation/index.ts';
 import type { ParticipantEvent } from './api.ts';
 import { ChatAdapters } from './chat-adapter.ts';
@@ -70,6 +71,7 @@ export function runTrainingWorker(port: WorkerPort, options: TrainingWorkerOptio
   };
 
   const begin = (run: RunOptions, runId: number) => {
+    unlockIdentity(run.identity && parseIdentity(run.identity));
     const current = takePart(run, runId, post, chatAdapters);
     current.done = current.done.finally(() => {
       if (running === current) running = undefined;
@@ -231,6 +233,7 @@ async function runJob(
     case 'measure-device':
       return measureDevice(job);
     case 'chat':
+      if (job.identity) unlockIdentity(parseIdentity(job.identity));
       // One reply at a time: a generator holds one key/value cache.
       return context.chats.reply(() => chat(job, onText, context));
   }

@@ -6,13 +6,10 @@ import { Option, type Command } from 'commander';
 import { FeditError, formatModelRepo, isPinnedRevision } from '@fedit/shared';
 import type { ExecutionProvider } from '@fedit/kernels';
 import type { DatasetFormat } from '../core/data/index.ts';
-import type {
-  InviteInspection,
-  Participant,
-  ParticipantStatus,
-  RoundHistoryEntry,
-} from '../core/federation/index.ts';
+import type { InviteInspection } from '../core/federation/index.ts';
 import { describeLearning } from '../core/federation/learning-words.ts';
+import { LineLog, logFormatOption, type LogFormat } from './log-line.ts';
+import { printParticipantEvents } from './client-run-log.ts';
 import { ProgressPrinter, stopOnCtrlC } from './progress.ts';
 import { registerClientExport } from './result-export.ts';
 import { registerClientRename } from './client-rename.ts';
@@ -100,44 +97,6 @@ async function askYesNo(question: string): Promise<boolean> {
   }
 }
 
-const STATUS_WORDS: Record<ParticipantStatus, string> = {
-  connecting: 'connecting',
-  waiting: 'waiting',
-  downloading: 'downloading',
-  training: 'training',
-  uploading: 'uploading',
-  'done-round': 'sent',
-  stopped: 'stopped',
-  error: 'error',
-};
-
-/** One line about a finished round, from this participant's side. */
-export function formatRound(e: RoundHistoryEntry): string {
-  const outcome =
-    e.outcome === 'aggregated'
-      ? `aggregated from ${e.updates} update${e.updates === 1 ? '' : 's'}`
-      : e.outcome === 'aborted'
-        ? 'aborted'
-        : 'ended';
-  let own: string;
-  if (!e.selected) own = 'not selected';
-  else if (e.uploaded) {
-    own = `trained on ${e.examples} examples, loss ${e.trainLoss?.toFixed(4) ?? '?'}, update sent`;
-  } else own = `no update sent${e.error ? ` (${e.error})` : ''}`;
-  return `round ${e.round}: ${outcome}; this computer: ${own}${heldOutLine(e)}`;
-}
-
-/** The round's starting adapter on the held-out examples (held-out.ts), as a second line. */
-function heldOutLine(e: RoundHistoryEntry): string {
-  const share = (x: number | undefined) => (x === undefined ? '' : `, exact match ${(x * 100).toFixed(0)}%`);
-  const parts = [
-    e.heldOutLoss !== undefined && `yours loss ${e.heldOutLoss.toFixed(4)}${share(e.heldOutExactMatch)}`,
-    e.federationHeldOutLoss !== undefined &&
-      `federation mean loss ${e.federationHeldOutLoss.toFixed(4)}${share(e.federationHeldOutExactMatch)}`,
-  ].filter(Boolean);
-  return parts.length ? `\n  held-out examples, the adapter the round started from: ${parts.join('; ')}` : '';
-}
-
 const allowInsecureHttpOption = () =>
   new Option(
     '--allow-insecure-http',
@@ -183,6 +142,7 @@ export function registerClientCommands(program: Command): void {
       wholeNumber('--rounds', 1),
     )
     .addOption(ownRankOption())
+    .addOption(logFormatOption())
     .addOption(homeOption())
     .addOption(allowInsecureHttpOption())
     .addOption(caOption())
@@ -279,14 +239,21 @@ interface RunCommandOptions {
   threads?: number;
   rounds?: number;
   rank?: number;
+  logFormat: LogFormat;
   home?: string;
 }
 
 async function runCommand(o: RunCommandOptions): Promise<void> {
   const { Participant } = await import('../core/federation/participant.ts');
   const progress = new ProgressPrinter();
+  // A person at a terminal reads plain lines; a log (not a terminal, or JSON asked) needs the time.
+  const log = new LineLog({
+    format: o.logFormat,
+    timestamps: !process.stdout.isTTY,
+    ...(o.federation !== undefined && { federation: o.federation }),
+  });
   const participant = new Participant();
-  await printParticipantEvents(participant, progress);
+  await printParticipantEvents(participant, progress, log);
   const ctrlC = stopOnCtrlC('stopping; an unsent update is kept and resumed next time');
   try {
     const result = await participant.start({
@@ -304,13 +271,17 @@ async function runCommand(o: RunCommandOptions): Promise<void> {
     const sent = result.history.filter((h) => h.uploaded).length;
     const updates = `${sent} update${sent === 1 ? '' : 's'}`;
     progress.done(
-      result.reason === 'finished'
-        ? result.finalAdapter
-          ? `the federation has ended: your adapter is saved at ${result.finalAdapter.path} (this computer sent ${updates})`
-          : `the federation's last round is over; this computer sent ${updates}`
-        : result.reason === 'max-rounds'
-          ? `stopped after ${o.rounds} round${o.rounds === 1 ? '' : 's'}; this computer sent ${updates}`
-          : 'stopped; run the same command again to continue',
+      log.format(
+        'info',
+        'stopped',
+        result.reason === 'finished'
+          ? result.finalAdapter
+            ? `the federation has ended: your adapter is saved at ${result.finalAdapter.path} (this computer sent ${updates})`
+            : `the federation's last round is over; this computer sent ${updates}`
+          : result.reason === 'max-rounds'
+            ? `stopped after ${o.rounds} round${o.rounds === 1 ? '' : 's'}; this computer sent ${updates}`
+            : 'stopped; run the same command again to continue',
+      ),
     );
     if (result.reason === 'stopped') process.exitCode = 130;
   } finally {
@@ -318,41 +289,13 @@ async function runCommand(o: RunCommandOptions): Promise<void> {
   }
 }
 
-/** Prints what the participant reports: statuses and warnings once each, training progress, rounds. */
-async function printParticipantEvents(participant: Participant, progress: ProgressPrinter): Promise<void> {
-  const { formatReport } = await import('../core/data/index.ts');
-  let lastLine = '';
-  const say = (line: string) => {
-    if (line === lastLine) return;
-    lastLine = line;
-    progress.done(line);
-  };
-  participant.on('status', (e) => {
-    if (e.status === 'error' || e.status === 'stopped') return; // reported by the caller
-    say(`[${STATUS_WORDS[e.status]}] ${e.message ?? ''}`.trimEnd());
-  });
-  participant.on('report', (r) => process.stderr.write(formatReport(r) + '\n\n'));
-  participant.on('warning', (m) => say(`warning: ${m}`));
-  participant.on('progress', (p) => {
-    if (p.phase !== 'training') return;
-    progress.update({
-      step: p.done,
-      totalSteps: p.total,
-      loss: p.loss ?? NaN,
-      tokensPerSecond: p.tokensPerSecond ?? 0,
-      etaSeconds: p.etaSeconds ?? NaN,
-      note: `round ${p.round}`,
-    });
-  });
-  participant.on('round', (e) => process.stdout.write(formatRound(e) + '\n'));
-}
-
 async function statusCommand(o: { json: boolean; home?: string }): Promise<void> {
-  const { listMemberships, readIdentity, resolveHome } = await import('../core/federation/store.ts');
+  const { listMemberships, readIdentityKeys, resolveHome } = await import('../core/federation/store.ts');
   const { parseFederationSettings } = await import('../core/federation/settings.ts');
-  const { fingerprint, publicIdentity } = await import('@fedit/shared');
+  const { fingerprint } = await import('@fedit/shared');
   const home = resolveHome(o.home);
-  const identity = await readIdentity(home);
+  // The public keys only: a file sealed by the desktop app's keychain still says who this is.
+  const identity = await readIdentityKeys(home);
   const memberships = await listMemberships(home);
   const rows = memberships.map((m) => {
     const settings = parseFederationSettings(m.config, `${m.federation}'s stored settings`);
@@ -369,13 +312,21 @@ async function statusCommand(o: { json: boolean; home?: string }): Promise<void>
       configHash: m.configHash,
     };
   });
-  const id = identity ? fingerprint(publicIdentity(identity)) : null;
+  const id = identity ? fingerprint(identity.public) : null;
+  const sealed = identity?.protection === 'os-keychain';
   if (o.json) {
-    process.stdout.write(JSON.stringify({ home, participantId: id, memberships: rows }) + '\n');
+    const protection = identity && { identityProtection: identity.protection };
+    process.stdout.write(
+      JSON.stringify({ home, participantId: id, ...protection, memberships: rows }) + '\n',
+    );
     return;
   }
   process.stdout.write(`fedit home ${home}\n`);
   process.stdout.write(id ? `identity   ${id}\n` : 'identity   none yet (made when you first join)\n');
+  if (sealed)
+    process.stdout.write(
+      "           sealed by the desktop app's keychain: only the app can use it, not this command line\n",
+    );
   if (rows.length === 0) {
     process.stdout.write('no federations joined (fedit client join <invite>)\n');
     return;

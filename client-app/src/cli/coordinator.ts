@@ -3,8 +3,9 @@
 
 import type { Command } from 'commander';
 import { FeditError, federationPaths, fingerprint, publicIdentity } from '@fedit/shared';
-import type { CoordinatorEvent } from '@fedit/coordinator';
+import { logCoordinatorEvent } from './coordinator-log.ts';
 import { fingerprintLine, registerInit } from './coordinator-init.ts';
+import { LineLog, logFormatOption } from './log-line.ts';
 import { number, positive } from './options.ts';
 import { registerCoordinatorExport } from './result-export.ts';
 
@@ -26,8 +27,6 @@ const DEFAULT_GRACE_SECONDS = 10;
 
 /** A TCP port: 0 (the system picks a free one) to 65535. */
 const port = number('--port', { integer: true, min: 0, below: 65536, what: 'a port number from 0 to 65535' });
-
-const timeOfDay = () => new Date().toISOString().slice(11, 19);
 
 export function registerCoordinatorCommands(program: Command): void {
   const coordinator = program
@@ -167,80 +166,45 @@ function registerStart(coordinator: Command): void {
       number('--grace', { min: 0, below: 3600, what: 'a number of seconds in [0, 3600)' }),
       DEFAULT_GRACE_SECONDS,
     )
+    .addOption(logFormatOption())
     .action(async (dirs: string[], o) => {
       if (Boolean(o.tlsCert) !== Boolean(o.tlsKey))
         throw new FeditError('CLI_OPTION', '--tls-cert and --tls-key go together: give both, or neither');
       const { startServer } = await import('@fedit/coordinator');
       const several = dirs.length > 1;
+      // One log per federation: its JSON lines name it, and its text lines do when there are several.
+      const logs = new Map<string, LineLog>();
+      const logOf = (federation: string) => {
+        let log = logs.get(federation);
+        if (!log) {
+          log = new LineLog({ format: o.logFormat, federation, label: several ? federation : undefined });
+          logs.set(federation, log);
+        }
+        return log;
+      };
+      const processLog = new LineLog({ format: o.logFormat });
       const server = await startServer({
         dirs,
         host: o.host,
         port: o.port,
         tls: o.tlsCert ? { cert: o.tlsCert, key: o.tlsKey } : undefined,
         graceMs: o.grace * 1000,
-        onEvent: (e, federation) => printCoordinatorEvent(e, several ? federation : undefined),
+        onEvent: (e, federation, names) => logCoordinatorEvent(logOf(federation), e, names),
       });
       // After the last round it goes on serving the final adapter (participants that were away
       // fetch it when they come back), so only a signal stops it; the shutdown is bounded by --grace.
       const stop = async (signal: string) => {
-        process.stdout.write(
-          `${timeOfDay()} ${signal}: stopping (at most ${o.grace} s for open connections)\n`,
-        );
-        await server.close();
+        processLog.info('stopping', `${signal}: stopping (at most ${o.grace} s for open connections)`);
+        try {
+          await server.close();
+        } catch (err) {
+          processLog.error('stop-failed', `could not stop cleanly: ${(err as Error).message}`);
+          process.exit(1);
+        }
         process.exit(0);
       };
       process.once('SIGINT', () => void stop('SIGINT'));
       process.once('SIGTERM', () => void stop('SIGTERM'));
       await Promise.all(server.federations.map((f) => f.finished));
     });
-}
-
-/**
- * One line per coordinator event, prefixed with the time of day (and, when the process serves
- * several federations, the federation's id).
- */
-function printCoordinatorEvent(e: CoordinatorEvent, federation?: string): void {
-  const t = federation ? `${timeOfDay()} [${federation}]` : timeOfDay();
-  switch (e.type) {
-    case 'listening':
-      process.stdout.write(`${t} listening on ${e.url}\n`);
-      break;
-    case 'round-open':
-      process.stdout.write(
-        `${t} round ${e.round} open: ${e.selected.length} selected of ${e.ready.length} ready, closes at ${e.quorum} updates\n`,
-      );
-      break;
-    case 'round-closed':
-      process.stdout.write(
-        `${t} round ${e.round} closed: ${e.updates} updates -> ${e.adapter}${e.dropped.length ? `, dropped ${e.dropped.map((d) => `${d.participant.slice(0, 8)} (${d.reason})`).join(', ')}` : ''}\n`,
-      );
-      break;
-    case 'round-aborted':
-      process.stdout.write(`${t} round ${e.round} aborted: ${e.reason}\n`);
-      break;
-    case 'finished':
-      process.stdout.write(
-        e.earlier
-          ? `${t} the federation finished earlier (${e.rounds} rounds): serving its results read-only, final adapter ${e.adapter}; no round opens, updates are refused; Ctrl-C stops\n`
-          : `${t} all rounds done (${e.rounds}): serving the final adapter ${e.adapter} to participants until stopped (Ctrl-C)\n`,
-      );
-      break;
-    case 'readiness':
-      process.stdout.write(
-        `${t} ${e.participant.slice(0, 8)} ${e.ready ? 'ready' : `not ready${e.reason ? ` (${e.reason})` : ''}`}\n`,
-      );
-      break;
-    case 'paused':
-      process.stdout.write(
-        `${t} ${e.aborts} rounds aborted in a row: no round opens until a participant newly says it is ready\n`,
-      );
-      break;
-    case 'recovered':
-      process.stdout.write(
-        `${t} round ${e.abortedRound} was open when the coordinator stopped; recorded as aborted\n`,
-      );
-      break;
-    default:
-      process.stdout.write(`${t} ${e.type}${'participant' in e ? ` ${e.participant.slice(0, 8)}` : ''}\n`);
-  }
 }

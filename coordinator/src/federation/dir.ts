@@ -3,6 +3,7 @@
 //
 //   federation.json        the federation config (FederationConfig), as the operator set it
 //   keys/coordinator.json  the coordinator's identity (secret keys; owner-only permissions)
+//   keys/seed-chain.json   the secret behind the selection seeds' commitment (seed-chain-file.ts)
 //   log/rounds.jsonl       the append-only, hash-chained, signed round log: the source of truth
 //   blobs/                 content-addressed tensor sets (global adapters and counted updates)
 //   index.json             lowdb index (participants, invites, round summaries), rebuilt from the log
@@ -27,6 +28,8 @@ import {
   writeFileAtomic,
   configDifferences,
   configHash,
+  createSeedChain,
+  seedChainLength,
   federationPaths,
   validateFederationConfig,
   requireKnownRule,
@@ -37,6 +40,7 @@ import {
   type RoundRecord,
   type Tensor,
 } from '@fedit/shared';
+import { writeSeedChain } from './seed-chain-file.ts';
 
 export type FederationSettings = Omit<FederationConfig, 'id' | 'baseModel'> & { id?: string };
 
@@ -129,6 +133,10 @@ export async function initFederation(
     JSON.stringify(serializePublicIdentity(publicIdentity(identity)), null, 2) + '\n',
   );
 
+  // Every round's selection seed is fixed here, before anyone enrols (shared/src/rounds/seed-chain.ts).
+  const seedChain = createSeedChain(seedChainLength(config.rounds));
+  await writeSeedChain(root, seedChain);
+
   const globalAdapter = await new BlobStore(paths.blobs).put(options.initialAdapter);
 
   const log = await RoundLog.open(paths.log, {
@@ -141,6 +149,7 @@ export async function initFederation(
       // configHashVersion 2: the audit recomputes configHash (a v1 hash of older logs it cannot).
       settings: { config: JSON.stringify(config), configHash: configHash(config), configHashVersion: 2 },
       globalAdapter,
+      seedChain: { commitment: seedChain.commitment, length: seedChain.length },
     },
   });
   await log.close();

@@ -29,6 +29,7 @@ import {
   type FederationConfig,
   type FederationPaths,
   type RoundRecord,
+  type SeedChain,
 } from '@fedit/shared';
 import {
   checkConfigMatchesLog,
@@ -38,11 +39,12 @@ import {
   type OpenedFederation,
 } from '../federation/dir.ts';
 import { lockFederation } from '../federation/lock.ts';
+import { readSeedChain } from '../federation/seed-chain-file.ts';
 import { CoordinatorIndex } from '../store/index-db.ts';
 import { GlobalAdapters } from './adapters.ts';
 import { Enrolment } from './enrolment.ts';
 import { Renaming } from './rename.ts';
-import type { CoordinatorEvent, Emit } from './events.ts';
+import type { CoordinatorEvent, Emit, ParticipantNames } from './events.ts';
 import { Ledger } from './ledger.ts';
 import { LogProofs } from './log-proofs.ts';
 import { RoundRunner } from './round-runner.ts';
@@ -73,7 +75,8 @@ export interface FederationRunOptions {
   /** Where its participants connect. */
   namespace: FeditNamespace;
   metrics: CoordinatorMetrics;
-  onEvent?: (e: CoordinatorEvent) => void;
+  /** Each event, and the display names the log records, so a log line can name participants. */
+  onEvent?: (e: CoordinatorEvent, names: ParticipantNames) => void;
   /** Don't run rounds (serve enrolment and downloads only). */
   noRounds?: boolean;
 }
@@ -96,12 +99,13 @@ export async function runFederation(
 ): Promise<RunningFederation> {
   const { dir, fed } = locked;
   const { config, identity, paths } = fed;
+  const { ledger, records, seedChain } = await openLedger(fed);
+  const names: ParticipantNames = (p) => ledger.state.participant(p)?.displayName;
   const observe = o.metrics.observer(config.id);
   const emit: Emit = (e) => {
     observe(e);
-    o.onEvent?.(e);
+    o.onEvent?.(e, names);
   };
-  const { ledger, records } = await openLedger(fed);
   await recover(ledger, paths, emit);
 
   const blobs = new BlobStore(paths.blobs);
@@ -160,6 +164,7 @@ export async function runFederation(
     readyParticipants: () => sessions.readyParticipants(),
     readyAnnouncements: () => sessions.readyAnnouncements,
     lastClosed,
+    seedChain,
     emit,
   });
   const uploads = new Uploads({
@@ -188,15 +193,24 @@ export async function runFederation(
  * line is left out) and compared with federation.json first, so an edited federation.json is
  * named field by field, its id included, and nothing is written.
  */
-async function openLedger(fed: OpenedFederation): Promise<{ ledger: Ledger; records: RoundRecord[] }> {
+async function openLedger(
+  fed: OpenedFederation,
+): Promise<{ ledger: Ledger; records: RoundRecord[]; seedChain?: SeedChain }> {
   const { config, identity, paths } = fed;
   const records = await readFederationLog(paths);
   checkConfigMatchesLog(config, records, paths.config);
+  // Checked before the log is opened for writing: without it no round can open.
+  const first = records[0];
+  const seedChain = readSeedChain(paths.root, first.kind === 'config' ? first.body.seedChain : undefined);
   const log = await RoundLog.open(paths.log, {
     federation: config.id,
     coordinatorSecretKey: identity.sign.secretKey,
   });
-  return { ledger: new Ledger(log, await CoordinatorIndex.open(paths.index, records), records), records };
+  return {
+    ledger: new Ledger(log, await CoordinatorIndex.open(paths.index, records), records),
+    records,
+    ...(seedChain && { seedChain }),
+  };
 }
 
 /** A round left open by a crash is aborted, visibly, before anything else happens. */

@@ -29,3 +29,6 @@ export type CoordinatorEvent =
   | { type: 'recovered'; abortedRound: number };
 
 export type Emit = (event: CoordinatorEvent) => void;
+
+/** The display name a participant enrolled or renamed itself to, from the round log (undefined: none). */
+export type ParticipantNames = (participant: string) => string | undefined;

@@ -24,7 +24,6 @@
 // federation is over ('federation:finished'), so that every participant ends holding its result.
 // A coordinator started on a federation whose rounds were all aggregated is finished from the start.
 
-import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -34,6 +33,7 @@ import {
   ruleRefFor,
   scaffoldTermsOf,
   drawSelection,
+  type SeedChain,
   serverStateTensors,
   tensorsFromValues,
   tensorValues,
@@ -50,6 +50,7 @@ import type { GlobalAdapters } from './adapters.ts';
 import type { Emit } from './events.ts';
 import type { Ledger } from './ledger.ts';
 import { startTimer, timed } from './profile.ts';
+import { nextRoundSeed } from '../federation/seed-chain-file.ts';
 import { OpenRound } from './round.ts';
 import type { FeditNamespace, FeditSocket, SocketState } from './transport.ts';
 
@@ -68,6 +69,8 @@ export interface RoundRunnerOptions {
   readyAnnouncements(): number;
   /** The log's last round-closed record when the coordinator starts (what a finished federation announces). */
   lastClosed: RoundRecordOf<'round-closed'> | undefined;
+  /** The secret behind the log's seed chain commitment; absent when the log commits to none. */
+  seedChain?: SeedChain;
   emit: Emit;
 }
 
@@ -218,9 +221,12 @@ export class RoundRunner {
 
   async #open(): Promise<OpenRound> {
     const { ledger, config, blobs } = this.o;
-    const seed = randomBytes(16).toString('hex');
     const ready = this.#candidates();
-    const { selection, quorum } = drawSelection(seed, ready, config.participantsPerRound);
+    const { selection, quorum } = drawSelection(
+      nextRoundSeed(ledger.state.seedChain, this.o.seedChain),
+      ready,
+      config.participantsPerRound,
+    );
     const globalAdapter = ledger.state.globalAdapter!;
     const body: RoundOpenBody = {
       rule: this.#ruleRef,

@@ -19,7 +19,7 @@ import {
   type LockedFederation,
   type RunningFederation,
 } from './coordinator.ts';
-import type { CoordinatorEvent } from './events.ts';
+import type { CoordinatorEvent, ParticipantNames } from './events.ts';
 import {
   createCoordinatorHttpServer,
   DEFAULT_GRACE_MS,
@@ -41,8 +41,8 @@ export interface ServeOptions {
   tls?: TlsFiles;
   /** How long close() lets connections finish before destroying them; default 10 s. */
   graceMs?: number;
-  /** Each federation's events, with its id. */
-  onEvent?: (e: CoordinatorEvent, federation: string) => void;
+  /** Each federation's events, with its id and the display names its log records. */
+  onEvent?: (e: CoordinatorEvent, federation: string, names: ParticipantNames) => void;
   /** Don't run rounds (serve enrolment and downloads only). */
   noRounds?: boolean;
   /** Turn on the hot-path timers of ./profile.ts (as FEDIT_PROFILE=1 does). */
@@ -67,7 +67,7 @@ export interface RunningServer {
 /** One federation, as `fedit coordinator start DIR` with a single folder serves it. */
 export interface CoordinatorOptions extends Omit<ServeOptions, 'dirs' | 'onEvent'> {
   dir: string;
-  onEvent?: (e: CoordinatorEvent) => void;
+  onEvent?: (e: CoordinatorEvent, names: ParticipantNames) => void;
 }
 
 export interface RunningCoordinator extends ServedFederation {
@@ -76,7 +76,11 @@ export interface RunningCoordinator extends ServedFederation {
 
 export async function startCoordinator(o: CoordinatorOptions): Promise<RunningCoordinator> {
   const { dir, onEvent, ...rest } = o;
-  const server = await startServer({ ...rest, dirs: [dir], onEvent: onEvent && ((e) => onEvent(e)) });
+  const server = await startServer({
+    ...rest,
+    dirs: [dir],
+    onEvent: onEvent && ((e, _id, names) => onEvent(e, names)),
+  });
   return { ...server.federations[0], close: () => server.close() };
 }
 
@@ -129,7 +133,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           namespace,
           metrics,
           noRounds: o.noRounds,
-          onEvent: (e) => o.onEvent?.(e, id),
+          onEvent: (e, names) => o.onEvent?.(e, id, names),
         }),
       );
       states.set(id, 'running');
@@ -138,7 +142,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     const federations = running.map((f) => {
       const id = f.config.id;
       const fedUrl = several ? `${url}/${id}` : url;
-      o.onEvent?.({ type: 'listening', url: fedUrl }, id);
+      o.onEvent?.({ type: 'listening', url: fedUrl }, id, () => undefined);
       const finished = f.run();
       void finished.then(({ completed }) => {
         if (completed && phase === 'ready') states.set(id, 'finished');

@@ -152,6 +152,11 @@ export function formatAudit(r: AuditReport): string {
     lines.push(
       'note: that key comes from the audited folder itself; pass --key with the key you got out of band (e.g. your invite) to know the log is the coordinator you joined',
     );
+  lines.push(
+    r.selectionSeeds === 'committed'
+      ? 'selection seeds: each round revealed the next value of the seed chain committed to at init (checked)'
+      : 'note: this log commits to no seed chain (a federation created before them): its selection seeds were unconstrained, drawn by the coordinator as it pleased',
+  );
   if (r.tornTail)
     lines.push(
       `note: the log ends in a torn line ${r.tornTail.line} (${r.tornTail.bytes} bytes, a crash during a write), not counted`,

@@ -99,6 +99,7 @@ export class RoundLogChecker {
       head: this.#state.head,
       rounds,
       problems: [...this.#problems],
+      selectionSeeds: this.#state.seedChain ? 'committed' : 'unconstrained',
     };
     if (this.#problems.length > 0) report.firstFailure = this.#problems[0];
     return report;

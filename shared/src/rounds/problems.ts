@@ -44,6 +44,14 @@ export type VerificationProblemCode =
   | 'SELECTION_MISMATCH'
   /** A round opens with no participant selected. */
   | 'SELECTION_EMPTY'
+  /**
+   * A round-open record's reveal is missing, is not the next value of the seed chain the config
+   * record committed to (seed-chain.ts), repeats an earlier one, or comes after the chain is spent;
+   * or a commitment appears after the first config record.
+   */
+  | 'SEED_REVEAL'
+  /** A round-open record's seed is not the one its reveal fixes. */
+  | 'SEED_NOT_DERIVED'
   | 'NOT_SELECTED'
   /** A participant's update is counted twice in one round. */
   | 'DUPLICATE_UPDATE'
@@ -142,6 +150,12 @@ export interface VerificationReport {
   problems: VerificationProblem[];
   /** The first problem: the first record that fails and why. */
   firstFailure?: VerificationProblem;
+  /**
+   * committed: the first config record commits to a seed chain, so every round's selection seed
+   * was fixed before anyone enrolled (and each was checked); unconstrained: a log without one,
+   * whose seeds the coordinator drew as it pleased.
+   */
+  selectionSeeds?: 'committed' | 'unconstrained';
 }
 
 /** Looks up a blob in the coordinator's content-addressed store: the tensors stored under `hash`. */

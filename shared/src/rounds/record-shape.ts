@@ -29,6 +29,7 @@ import {
 import type { CanonicalObject } from './canonical.ts';
 import { ROUND_RECORD_KINDS, type RoundRecord, type RoundRecordKind } from './record.ts';
 import { RoundLogError } from './round-error.ts';
+import { isSeedChainValue } from './seed-chain.ts';
 
 const HASH = /^sha256:[0-9a-f]{64}$/;
 const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -77,6 +78,7 @@ const name = isNot<string>((v) => typeof v === 'string' && v.length > 0, 'a non-
 const words = isNot<string>((v) => typeof v === 'string', 'a string');
 const hash = isNot<string>(isRecordHash, 'a content hash "sha256:" + 64 lowercase hex digits');
 const time = isNot<string>(isRecordTime, 'a UTC time "YYYY-MM-DDTHH:MM:SS.sssZ"');
+const chainValue = isNot<string>(isSeedChainValue, 'a seed chain value (64 lowercase hex digits)');
 const fraction = isNot<string>(
   (v) => typeof v === 'string' && FRACTION.test(v),
   'a decimal string in (0, 1] such as "0.5"',
@@ -130,6 +132,19 @@ export const selection = part({
    */
   ready: optional(entries(name)),
   selected: entries(name),
+  /**
+   * The value of the seed chain this round-open record reveals (seed-chain.ts), from which the
+   * seed is derived. Absent in logs whose config record commits to no chain.
+   */
+  reveal: optional(chainValue),
+});
+
+/** The seed chain the first config record commits to (seed-chain.ts). */
+export const seedChainCommitment = part({
+  /** hex(H^N(s)). */
+  commitment: chainValue,
+  /** N: how many round-open records the chain covers. */
+  length: positive,
 });
 
 export const droppedParticipant = part({
@@ -202,6 +217,11 @@ export const RECORD_BODIES = {
     settings: opaque<CanonicalObject>(),
     /** When present, the global adapter from here on (hashTensors of its tensors). */
     globalAdapter: optional(hash),
+    /**
+     * The seed chain every round's selection seed comes from (seed-chain.ts): only in the first
+     * config record. Absent in logs written before it, whose seeds nothing constrains.
+     */
+    seedChain: optional(seedChainCommitment),
   }),
   enrol: part({
     participant: name,

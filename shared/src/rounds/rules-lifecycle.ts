@@ -55,6 +55,10 @@ export function checkLifecycle(
         problem('ROUND_ORDER', `changes the global adapter while round ${open.round} is open`);
       }
       checkConfigSettings(record.body, position === 0 && requireConfig, problem);
+      // Every seed is fixed at init or not at all: a later commitment would let the coordinator
+      // start a chain of its choosing once it knows who enrolled.
+      if (position > 0 && record.body.seedChain !== undefined)
+        problem('SEED_REVEAL', 'commits to a seed chain; only the first config record may');
       break;
     case 'enrol':
       checkEnrol(record.body, state, problem);

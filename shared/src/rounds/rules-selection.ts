@@ -1,5 +1,10 @@
 // The selection rules of a round-open record, judged from the log alone. Pure.
 //
+//   seed        when the first config record commits to a seed chain (seed-chain.ts): the j-th
+//               round-open record since reveals v_j with H^(j-i)(v_j) = v_i for the last value v_i
+//               known to be on the chain (i = j - 1 in an honest log, v_0 the commitment), j <= N,
+//               and its seed is seedFromReveal(v_j); without a commitment the seed is whatever
+//               the coordinator wrote (the report says the seeds were unconstrained)
 //   candidates  selection.ready, when the record names it: sorted (UTF-8 byte order), without
 //               repeats, each an eligible participant (enrolled, not revoked) now; else, in logs
 //               written before readiness, every eligible participant
@@ -15,12 +20,14 @@ import { FeditError } from '../errors.ts';
 import { canonicalJson } from './canonical.ts';
 import type { ReportProblem } from './problems.ts';
 import type { RoundOpenBody } from './record.ts';
+import { seedChainWalk, seedFromReveal } from './seed-chain.ts';
 import { roundQuorum, selectionSize, selectParticipants } from './selection.ts';
 import type { FederationState } from './state.ts';
 
 export function checkSelection(body: RoundOpenBody, state: FederationState, problem: ReportProblem): void {
   const { seed, fraction, minimum, overSelection, ready, selected } = body.selection;
   if (selected.length === 0) problem('SELECTION_EMPTY', 'selects no participant');
+  checkSeed(body.selection, state, problem);
   const eligible = state.eligibleParticipants();
   if (ready !== undefined && !checkCandidates(ready, eligible, problem)) return;
   const candidates = ready ?? eligible;
@@ -45,6 +52,53 @@ export function checkSelection(body: RoundOpenBody, state: FederationState, prob
   }
   checkQuorum(body, candidates.length, state, problem);
   checkTrainingRound(body, state, problem);
+}
+
+/** The seed is the one the next value of the committed seed chain fixes; see the top. */
+function checkSeed(
+  selection: RoundOpenBody['selection'],
+  state: FederationState,
+  problem: ReportProblem,
+): void {
+  const chain = state.seedChain;
+  const { reveal, seed } = selection;
+  if (!chain) {
+    if (reveal !== undefined)
+      problem(
+        'SEED_REVEAL',
+        'reveals a seed chain value, but the first config record commits to no seed chain',
+      );
+    return;
+  }
+  const index = chain.revealed + 1;
+  if (reveal === undefined) {
+    problem(
+      'SEED_REVEAL',
+      `reveals no seed chain value, though the config record committed to a chain: its seed ${JSON.stringify(seed)} was not fixed in advance`,
+    );
+    return;
+  }
+  if (index > chain.length) {
+    problem(
+      'SEED_REVEAL',
+      `is round-open record ${index} since the seed chain commitment, which covers ${chain.length}: the chain is spent`,
+    );
+    return;
+  }
+  if (seedChainWalk(reveal, index - chain.last.index) !== chain.last.value) {
+    const what =
+      reveal === chain.last.value
+        ? 'repeats the value an earlier round-open record revealed'
+        : `is not the next value of the committed seed chain (hashing it ${index - chain.last.index} time(s) must give ${chain.last.index === 0 ? 'the commitment' : `the value round-open record ${chain.last.index} revealed`}, ${chain.last.value})`;
+    problem('SEED_REVEAL', `its reveal ${reveal} ${what}`);
+    return;
+  }
+  const expected = seedFromReveal(reveal);
+  if (seed !== expected)
+    problem(
+      'SEED_NOT_DERIVED',
+      `its seed is ${JSON.stringify(seed)}, but its reveal fixes the seed ${expected} (SHA-256 of "fedit/round-seed/v1" and the reveal)`,
+    );
 }
 
 /** The recorded ready set is sorted, without repeats, and only holds eligible participants. */

@@ -29,6 +29,7 @@ import { createHash } from 'node:crypto';
 import { compareUtf8 } from '../aggregation/rule.ts';
 import { DEFAULT_OVER_SELECTION } from '../federation/config.ts';
 import { RoundLogError } from './round-error.ts';
+import { seedFromReveal } from './seed-chain.ts';
 
 const DOMAIN = new TextEncoder().encode('fedit/select/v1');
 const encoder = new TextEncoder();
@@ -73,11 +74,13 @@ export interface SelectionSettings {
 }
 
 /**
- * A round's selection as its round-open record writes it, drawn with `seed` from the `ready`
- * participants, and the quorum at which the round closes; see the definition at the top.
+ * A round's selection as its round-open record writes it, drawn from the `ready` participants,
+ * and the quorum at which the round closes; see the definition at the top. The seed is `seed`,
+ * or, given `{ reveal }` (a federation that committed to a seed chain), the seed that value of
+ * the chain fixes (seed-chain.ts), and the record carries the reveal.
  */
 export function drawSelection(
-  seed: string,
+  source: string | { reveal: string },
   ready: readonly string[],
   settings: SelectionSettings,
 ): {
@@ -88,9 +91,11 @@ export function drawSelection(
     overSelection: string;
     ready: string[];
     selected: string[];
+    reveal?: string;
   };
   quorum: number;
 } {
+  const seed = typeof source === 'string' ? source : seedFromReveal(source.reveal);
   const overSelection = factorString(settings.overSelection ?? DEFAULT_OVER_SELECTION);
   const candidates = [...ready].sort(compareUtf8);
   const selected = selectParticipants(seed, candidates, settings.fraction, settings.minimum, overSelection);
@@ -103,6 +108,7 @@ export function drawSelection(
       overSelection,
       ready: candidates,
       selected,
+      ...(typeof source !== 'string' && { reveal: source.reveal }),
     },
     quorum: roundQuorum(target, selected.length, settings.quorum),
   };

@@ -6,12 +6,13 @@
 // coordinator never appends a record the verifier refuses.
 //
 //   config        from here on, the global adapter it names (if it names one), and the federation
-//                 config it holds (if it holds a readable one: recordedConfig)
+//                 config it holds (if it holds a readable one: recordedConfig); the first one's
+//                 seed chain commitment (seed-chain.ts), if it carries one
 //   enrol         a participant, its keys and display name, enrolled at the record's time
 //   rename        the participant's display name from here on; the request's nonce is seen
 //   revoke        the participant revoked, for good (the first revocation stands)
 //   round-open    round r open, with its rule, selection, quorum, training round and global
-//                 adapter; the last round is r
+//                 adapter; the last round is r; one more value of the seed chain revealed
 //   round-closed  round r closed with its counted updates; their envelopes are seen; the global
 //                 adapter is the round's output; one more round aggregated (what `rounds` counts)
 //   round-aborted round r aborted, the global adapter unchanged
@@ -20,6 +21,7 @@
 
 import { compareUtf8 } from '../aggregation/rule.ts';
 import { validateFederationConfig, type FederationConfig } from '../federation/config.ts';
+import { seedChainWalk } from './seed-chain.ts';
 import { ZERO_HASH, type ConfigBody, type RoundOpenBody, type RoundRecord } from './record.ts';
 
 export interface ParticipantState {
@@ -60,6 +62,16 @@ export interface RoundState {
   closedAt?: string;
 }
 
+/** Where the log stands on its seed chain (seed-chain.ts). */
+export interface SeedChainState {
+  commitment: string;
+  length: number;
+  /** Round-open records since the commitment: the next one reveals v_(revealed + 1). */
+  revealed: number;
+  /** The latest value known to be on the chain and its index (the commitment, v_0, at first). */
+  last: { index: number; value: string };
+}
+
 const HEX_KEY = /^[0-9a-fA-F]{64}$/;
 
 /** A signing key as enrolments are compared: hex in either case is the same key. */
@@ -79,6 +91,7 @@ export class FederationState {
   #serverState: string | undefined;
   #config: FederationConfig | undefined;
   #finished: { seq: number; rounds: number; globalAdapter: string } | undefined;
+  #seedChain: SeedChainState | undefined;
   readonly #participants = new Map<string, ParticipantState>();
   /** Participant id by enrolled signing key (enrolKey form). */
   readonly #participantByKey = new Map<string, string>();
@@ -151,6 +164,11 @@ export class FederationState {
     return this.#config;
   }
 
+  /** The seed chain the first config record committed to, and how far the log has walked it. */
+  get seedChain(): Readonly<SeedChainState> | undefined {
+    return this.#seedChain;
+  }
+
   /** Participants enrolled and not revoked, in canonical order: whom a round may select. */
   eligibleParticipants(): string[] {
     return [...this.#participants]
@@ -208,6 +226,10 @@ export class FederationState {
       case 'config':
         if (record.body.globalAdapter !== undefined) this.#globalAdapter = record.body.globalAdapter;
         this.#config = recordedConfig(record.body) ?? this.#config;
+        if (record.seq === 0 && record.body.seedChain) {
+          const { commitment, length } = record.body.seedChain;
+          this.#seedChain = { commitment, length, revealed: 0, last: { index: 0, value: commitment } };
+        }
         break;
       case 'enrol': {
         const { participant, publicKey, boxKey, displayName } = record.body;
@@ -261,6 +283,19 @@ export class FederationState {
   #applyOpen(record: RoundRecord & { kind: 'round-open' }): void {
     this.#lastRound = Math.max(this.#lastRound, record.round);
     this.#open = { round: record.round, body: record.body };
+    const chain = this.#seedChain;
+    if (chain) {
+      chain.revealed++;
+      // A missing or unreadable reveal is reported by the rules; the next one is checked against
+      // the last value known to be on the chain, so one bad record does not condemn the rest.
+      const { reveal } = record.body.selection;
+      if (
+        reveal !== undefined &&
+        chain.revealed <= chain.length &&
+        seedChainWalk(reveal, chain.revealed - chain.last.index) === chain.last.value
+      )
+        chain.last = { index: chain.revealed, value: reveal };
+    }
     this.#rounds.set(record.round, {
       round: record.round,
       status: 'open',

@@ -35,7 +35,12 @@ export type FederationErrorCode =
   /** The local data holds no usable training example. */
   | 'FEDERATION_DATA'
   /** The participant's chosen LoRA rank is out of range, or the federation's rule cannot take it (rank.ts). */
-  | 'FEDERATION_RANK';
+  | 'FEDERATION_RANK'
+  /**
+   * The identity file is sealed by the desktop app's OS keychain (identity-file.ts), and this
+   * process cannot open it: the CLI, or another user account or computer.
+   */
+  | 'FEDERATION_IDENTITY_SEALED';
 
 export class FederationError extends FeditError {
   /** The path of the field at fault, when the coordinator or a validator named one. */

@@ -1,6 +1,8 @@
 // The participant's fedit home folder: its identity and the federations it has joined.
 //
-//   <home>/identity.json                     the participant's keys (serializeIdentity), mode 0600
+//   <home>/identity.json                     the participant's keys, mode 0600, sealed by the OS
+//                                            keychain in the desktop app where one is available
+//                                            (identity-file.ts)
 //   <home>/federations/<federation>.json     one membership per federation joined (membership-file.ts
 //                                            reads it)
 //   <home>/adapters/<hex>.safetensors        global adapters already downloaded, by content hash
@@ -19,8 +21,6 @@ import {
   CONTENT_HASH_PATTERN,
   FEDERATION_ID_PATTERN,
   generateIdentity,
-  parseIdentity,
-  serializeIdentity,
   serializePublicIdentity,
   syncDirectory,
   type ContentHash,
@@ -28,6 +28,13 @@ import {
   type PublicIdentity,
 } from '@fedit/shared';
 import { FederationError, corruptedHomeFile } from './errors.ts';
+import {
+  encodeIdentityFile,
+  identityProtector,
+  inspectIdentityFile,
+  openIdentityFile,
+  type IdentityProtection,
+} from './identity-file.ts';
 import { parseMembership } from './membership-file.ts';
 
 export const IDENTITY_FILE = 'identity.json';
@@ -159,10 +166,41 @@ export async function readIdentity(home: string): Promise<Identity | undefined> 
   const text = await readText(path);
   if (text === undefined) return undefined;
   try {
-    return parseIdentity(text);
+    return openIdentityFile(text, path);
+  } catch (error) {
+    if (error instanceof FederationError) throw error;
+    throw corruptedHomeFile(path, (error as Error).message, error);
+  }
+}
+
+/** The identity's public keys and how its file is protected, read without opening a sealed file. */
+export async function readIdentityKeys(
+  home: string,
+): Promise<{ public: PublicIdentity; protection: IdentityProtection } | undefined> {
+  const path = join(home, IDENTITY_FILE);
+  const text = await readText(path);
+  if (text === undefined) return undefined;
+  try {
+    return inspectIdentityFile(text);
   } catch (error) {
     throw corruptedHomeFile(path, (error as Error).message, error);
   }
+}
+
+/**
+ * Seals a plain identity file with this process's protector (the desktop app, once it knows the
+ * keychain works), and says how the file is protected now; undefined when there is no identity.
+ */
+export async function protectIdentityFile(home: string): Promise<IdentityProtection | undefined> {
+  const path = join(home, IDENTITY_FILE);
+  const text = await readText(path);
+  if (text === undefined) return undefined;
+  const protector = identityProtector();
+  const identity = await requireIdentity(home);
+  if (!protector || inspectIdentityFile(text).protection === 'os-keychain')
+    return inspectIdentityFile(text).protection;
+  await writePrivateFile(path, encodeIdentityFile(identity, protector));
+  return 'os-keychain';
 }
 
 /** The identity stored in `home`; a new random one is made and saved (mode 0600) when there is none. */
@@ -173,13 +211,9 @@ export async function loadOrCreateIdentity(home: string): Promise<{ identity: Id
   const identity = generateIdentity();
   try {
     // Exclusive: never replace an identity another process (a second window) wrote meanwhile.
-    await writePrivateFile(
-      join(home, IDENTITY_FILE),
-      JSON.stringify(serializeIdentity(identity), null, 2) + '\n',
-      {
-        exclusive: true,
-      },
-    );
+    await writePrivateFile(join(home, IDENTITY_FILE), encodeIdentityFile(identity, identityProtector()), {
+      exclusive: true,
+    });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     return { identity: await requireIdentity(home), created: false };
