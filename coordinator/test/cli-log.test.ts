@@ -71,7 +71,7 @@ test('coordinator start --log-format json writes one JSON object a line, naming 
   const { config, identity } = openFederationDir(root);
   t.like(listening, { level: 'info', federation: config.id });
   const url = String(listening.url);
-  const target = { url, federation: config.id, coordinator: publicIdentity(identity) };
+  const target = { url, federation: config.id, coordinator: publicIdentity(identity), config };
   const token = parseInvite(createInvite(root, { url })).token;
   const peer = await (await Peer.connect(target)).join(token, 'Ward 7 laptop');
   t.teardown(() => peer.close());
