@@ -84,7 +84,7 @@ test('coordinator start --log-format json writes one JSON object a line, naming 
   const all = lines();
   t.like(
     all.find((l) => l.event === 'stopping'),
-    { level: 'info', msg: 'SIGTERM: stopping' },
+    { level: 'info', msg: 'SIGTERM: stopping (at most 10 s for open connections)' },
   );
   for (const line of all) {
     t.regex(String(line.time), ISO);

@@ -182,7 +182,6 @@ function registerStart(coordinator: Command): void {
         }
         return log;
       };
-      const processLog = new LineLog({ format: o.logFormat });
       const server = await startServer({
         dirs,
         host: o.host,
@@ -194,11 +193,14 @@ function registerStart(coordinator: Command): void {
       // After the last round it goes on serving the final adapter (participants that were away
       // fetch it when they come back), so only a signal stops it; the shutdown is bounded by --grace.
       const stop = async (signal: string) => {
-        processLog.info('stopping', `${signal}: stopping (at most ${o.grace} s for open connections)`);
+        const all = [...logs.values()];
+        for (const log of all)
+          log.info('stopping', `${signal}: stopping (at most ${o.grace} s for open connections)`);
         try {
           await server.close();
         } catch (err) {
-          processLog.error('stop-failed', `could not stop cleanly: ${(err as Error).message}`);
+          for (const log of all)
+            log.error('stop-failed', `could not stop cleanly: ${(err as Error).message}`);
           process.exit(1);
         }
         process.exit(0);
