@@ -277,6 +277,7 @@ export {
   type PacketTypeValue,
   type WireTensor,
 } from './protocol/codec.ts';
+export { WIRE_BOUNDS, checkMsgpackBounds, type MsgpackBounds } from './protocol/msgpack-bounds.ts';
 export {
   CLIENT_PAYLOAD_VALIDATORS,
   SERVER_PAYLOAD_VALIDATORS,

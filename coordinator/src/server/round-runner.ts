@@ -54,6 +54,7 @@ import type { Emit } from './events.ts';
 import type { Ledger } from './ledger.ts';
 import { startTimer, timed } from './profile.ts';
 import { OpenRound } from './round.ts';
+import { setLongTimeout } from './timers.ts';
 import type { FeditServer, FeditSocket, SocketState } from './transport.ts';
 
 export interface RoundRunnerOptions {
@@ -104,12 +105,10 @@ export class RoundRunner {
       await this.#waitForParticipants();
       if (this.#stopping) break;
       const round = await this.#open();
-      const deadline = setTimeout(
-        () => round.end(),
-        Math.max(0, Date.parse(round.body.deadline) - Date.now()),
-      );
+      // setLongTimeout: a deadline past 24.8 days would overflow setTimeout and close at once.
+      const deadline = setLongTimeout(() => round.end(), Date.parse(round.body.deadline) - Date.now());
       await round.ended;
-      clearTimeout(deadline);
+      deadline.cancel();
       this.current = undefined;
       if (this.#stopping) break;
       const aggregated = await this.#close(round);
