@@ -151,12 +151,24 @@ function registerStart(coordinator: Command): void {
     .argument('<dir>', 'the federation folder')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', positive('--port', true), 7150)
+    .option(
+      '--max-connections <n>',
+      'most open connections (default 1024)',
+      positive('--max-connections', true),
+    )
+    .option(
+      '--max-connections-per-address <n>',
+      'most open connections from one address (default 32; behind a reverse proxy, raise it to --max-connections)',
+      positive('--max-connections-per-address', true),
+    )
     .action(async (dir: string, o) => {
       const { startCoordinator } = await import('@fedit/coordinator');
       const c = await startCoordinator({
         dir,
         host: o.host,
         port: o.port,
+        maxConnections: o.maxConnections,
+        maxConnectionsPerAddress: o.maxConnectionsPerAddress,
         onEvent: printCoordinatorEvent,
       });
       // After the last round it goes on serving the final adapter (participants that were away

@@ -55,6 +55,10 @@ export interface CoordinatorOptions {
   noRounds?: boolean;
   /** Turn on the hot-path timers of ./profile.ts (as FEDIT_PROFILE=1 does). */
   profile?: boolean;
+  /** Connection caps and the unauthenticated lifetime (transport.ts, connections.ts). */
+  maxConnections?: number;
+  maxConnectionsPerAddress?: number;
+  challengeTtlMs?: number;
 }
 
 export interface RunningCoordinator {
@@ -117,6 +121,9 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
   const transport = createTransport({
     federation: config.id,
     coordinatorSignKey: identity.sign.publicKey,
+    maxConnections: o.maxConnections,
+    maxConnectionsPerAddress: o.maxConnectionsPerAddress,
+    challengeTtlMs: o.challengeTtlMs,
     onConnection: (socket) => sessions.track(socket),
     handlers: {
       'auth:prove': (socket, p) => sessions.prove(socket, p),

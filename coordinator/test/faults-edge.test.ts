@@ -1,0 +1,135 @@
+// The coordinator's edge against the adversarial client's findings: frames before authentication,
+// MessagePack that declares millions of containers, sockets that never authenticate, and floods
+// of connections. Each attack is refused (the connection dropped, or the handshake refused with a
+// reason) while an enrolled participant keeps being answered promptly.
+
+import test, { type ExecutionContext } from 'ava';
+import { request } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { MAX_FRAME_BYTES, publicIdentity } from '@fedit/shared';
+import { openFederationDir, startCoordinator, type CoordinatorOptions } from '../src/index.ts';
+import { initTestFederation, withinLimit, type Target } from './helpers/federation.ts';
+import { Peer } from './helpers/peer.ts';
+
+async function start(t: ExecutionContext, options: Partial<CoordinatorOptions> = {}) {
+  const dir = await initTestFederation(t);
+  const coordinator = await startCoordinator({ dir, host: '127.0.0.1', port: 0, noRounds: true, ...options });
+  t.teardown(() => coordinator.close());
+  const { identity, config } = openFederationDir(dir);
+  const target: Target = {
+    url: coordinator.url,
+    federation: config.id,
+    coordinator: publicIdentity(identity),
+  };
+  const { createInvite } = await import('../src/index.ts');
+  const { parseInvite } = await import('@fedit/shared');
+  const token = () => parseInvite(createInvite(dir, { url: coordinator.url })).token;
+  const peers: Peer[] = [];
+  t.teardown(() => peers.forEach((p) => p.close()));
+  const connect = async () => {
+    const peer = await Peer.connect(target);
+    peers.push(peer);
+    return peer;
+  };
+  return { coordinator, target, token, connect };
+}
+
+/** An array32 of `count` empty arrays (one byte each): about 5.7 MB at the frame limit. */
+function emptyContainers(count: number): Uint8Array {
+  const frame = new Uint8Array(5 + count).fill(0x90);
+  frame[0] = 0xdd;
+  new DataView(frame.buffer).setUint32(1, count);
+  return frame;
+}
+
+/** Writes raw bytes as one engine.io message, below socket.io's encoder (which would refuse them). */
+function writeRaw(peer: Peer, frame: Uint8Array): void {
+  (peer.socket.io.engine as unknown as { write(data: Uint8Array): void }).write(frame);
+}
+
+test('frames of millions of empty containers are refused without blocking an enrolled participant', async (t) => {
+  const { token, connect } = await start(t);
+  const honest = await (await connect()).join(token(), 'honest');
+  const attackers = [await connect(), await connect(), await connect()];
+  const insider = await (await connect()).join(token(), 'insider'); // enrolled: full-size frames
+  const frame = emptyContainers(MAX_FRAME_BYTES - 64);
+
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  const started = performance.now();
+  for (const peer of [...attackers, insider]) writeRaw(peer, frame);
+  const answered = await honest.ready(true);
+  const latencyMs = performance.now() - started;
+  await withinLimit(
+    Promise.all([...attackers, insider].map((p) => p.disconnected)),
+    () => 'the attackers dropped',
+  );
+  lag.disable();
+
+  t.true(answered.ok);
+  const worstMs = lag.max / 1e6;
+  t.log(
+    `honest request answered in ${latencyMs.toFixed(0)} ms; worst event-loop delay ${worstMs.toFixed(0)} ms`,
+  );
+  // Decoding one such frame blocked the event loop for 2-2.7 s before the bounds; now a frame
+  // costs a length check (unauthenticated) or a header walk stopped at the bound (authenticated).
+  t.true(worstMs < 1000, `event loop blocked ${worstMs} ms`);
+  t.true(latencyMs < 1500, `the honest participant waited ${latencyMs} ms`);
+});
+
+test('an unauthenticated connection may send only small frames', async (t) => {
+  const { connect } = await start(t);
+  const stranger = await connect();
+  const reply = stranger.request('enrol', { pad: new Uint8Array(20 * 1024) });
+  t.is(await withinLimit(stranger.disconnected, () => 'the stranger dropped'), 'transport close');
+  await t.throwsAsync(reply);
+});
+
+test('a connection that does not authenticate in time is dropped, an authenticated one stays', async (t) => {
+  const { token, connect } = await start(t, { challengeTtlMs: 400 });
+  const member = await (await connect()).join(token(), 'member');
+  const idle = await connect();
+  t.is(
+    await withinLimit(idle.disconnected, () => 'the idle connection dropped', 5000),
+    'io server disconnect',
+  );
+  t.is(idle.errors[0]?.code, 'AUTH_EXPIRED');
+  await new Promise((r) => setTimeout(r, 500));
+  t.true(member.socket.connected, 'the authenticated connection is kept');
+  t.true((await member.ready(true)).ok);
+});
+
+/** A bare engine.io handshake from `localAddress`: its status and the body's message. */
+function handshake(url: string, localAddress: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/socket.io/?EIO=4&transport=polling`, { localAddress }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('connections are capped per address and in total, refused with the cap named', async (t) => {
+  const { coordinator, connect } = await start(t, { maxConnections: 3, maxConnectionsPerAddress: 2 });
+  const first = await connect();
+  await connect();
+  const perAddress = await handshake(coordinator.url, '127.0.0.1');
+  t.is(perAddress.status, 403);
+  t.regex(
+    perAddress.body,
+    /2 connections are open from 127\.0\.0\.1, the limit per address \(--max-connections-per-address 2\)/,
+  );
+  t.is((await handshake(coordinator.url, '127.0.0.2')).status, 200); // the third connection
+  const total = await handshake(coordinator.url, '127.0.0.3');
+  t.is(total.status, 403);
+  t.regex(total.body, /3 connections open, its limit \(--max-connections 3\)/);
+  // A closed connection frees its place.
+  first.close();
+  await first.disconnected;
+  await new Promise((r) => setTimeout(r, 100));
+  t.is((await handshake(coordinator.url, '127.0.0.1')).status, 200);
+});
