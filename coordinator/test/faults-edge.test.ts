@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { MAX_FRAME_BYTES, publicIdentity } from '@fedit/shared';
 import { openFederationDir, startCoordinator, type CoordinatorOptions } from '../src/index.ts';
-import { initTestFederation, withinLimit, type Target } from './helpers/federation.ts';
+import { initTestFederation, startTestFederation, withinLimit, type Target } from './helpers/federation.ts';
 import { Peer } from './helpers/peer.ts';
 
 async function start(t: ExecutionContext, options: Partial<CoordinatorOptions> = {}) {
@@ -132,4 +132,18 @@ test('connections are capped per address and in total, refused with the cap name
   await first.disconnected;
   await new Promise((r) => setTimeout(r, 100));
   t.is((await handshake(coordinator.url, '127.0.0.1')).status, 200);
+});
+
+test('a round deadline beyond 24.8 days keeps the round open (setTimeout would close it at once)', async (t) => {
+  const fed = await startTestFederation(t, { roundDeadlineSeconds: 30 * 24 * 3600 });
+  const peers = [await Peer.connect(fed.target()), await Peer.connect(fed.target())];
+  t.teardown(() => peers.forEach((p) => p.close()));
+  for (const [i, peer] of peers.entries()) await peer.join(fed.inviteToken(), `p${i}`);
+  const open = await peers[0].roundOpen(1);
+  t.true(open.deadline - Date.now() > 29 * 24 * 3600 * 1000);
+  await new Promise((r) => setTimeout(r, 1000));
+  t.false(
+    fed.events.some((e) => e.type === 'round-aborted' || e.type === 'round-closed'),
+    JSON.stringify(fed.events.map((e) => e.type)),
+  );
 });
