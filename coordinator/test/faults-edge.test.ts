@@ -6,7 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { request } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { MAX_FRAME_BYTES, publicIdentity } from '@fedit/shared';
+import { MAX_FRAME_BYTES, canonicalPayloadBytes, publicIdentity } from '@fedit/shared';
 import { openFederationDir, startCoordinator, type CoordinatorOptions } from '../src/index.ts';
 import { initTestFederation, startTestFederation, withinLimit, type Target } from './helpers/federation.ts';
 import { Peer } from './helpers/peer.ts';
@@ -146,4 +146,32 @@ test('a round deadline beyond 24.8 days keeps the round open (setTimeout would c
     fed.events.some((e) => e.type === 'round-aborted' || e.type === 'round-closed'),
     JSON.stringify(fed.events.map((e) => e.type)),
   );
+});
+
+test('an upload whose declared size its announced tensors do not make is refused at update:begin', async (t) => {
+  const fed = await startTestFederation(t);
+  const peers = [await Peer.connect(fed.target()), await Peer.connect(fed.target())];
+  t.teardown(() => peers.forEach((p) => p.close()));
+  for (const [i, peer] of peers.entries()) await peer.join(fed.inviteToken(), `p${i}`);
+  const open = await peers[0].roundOpen(1);
+  const honest = await peers[0].update(open);
+  t.is(honest.envelope.payloadBytes, canonicalPayloadBytes(honest.envelope.tensorSchema));
+  // 8 MiB of garbage (under the federation's 16 MiB limit): assembled in memory before, then refused.
+  const garbage = 8 * 1024 * 1024;
+  const bloated = await peers[0].update(open, {
+    envelope: { payloadBytes: garbage, chunkBytes: 1024 * 1024, chunkCount: 8 },
+  });
+  const ack = await peers[0].request('update:begin', { envelope: bloated.envelope });
+  t.false(ack.ok);
+  if (!ack.ok) {
+    t.is(ack.error.code, 'UPDATE_SIZE');
+    t.is(ack.error.field, 'envelope.payloadBytes');
+    t.regex(
+      ack.error.message,
+      new RegExp(
+        `payloadBytes is ${garbage}, but the announced tensors make an update of exactly ${honest.payload.byteLength} bytes`,
+      ),
+    );
+  }
+  t.true((await peers[0].upload(honest)).ok, 'the honest update still counts');
 });

@@ -278,6 +278,7 @@ export {
   type WireTensor,
 } from './protocol/codec.ts';
 export { WIRE_BOUNDS, checkMsgpackBounds, type MsgpackBounds } from './protocol/msgpack-bounds.ts';
+export { canonicalPayloadBytes, type AnnouncedTensor } from './protocol/payload-size.ts';
 export {
   CLIENT_PAYLOAD_VALIDATORS,
   SERVER_PAYLOAD_VALIDATORS,

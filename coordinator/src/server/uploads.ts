@@ -20,6 +20,7 @@ import {
   admitEnvelope,
   admitPayload,
   admitUpdateTensors,
+  canonicalPayloadBytes,
   checkChunkAgainstEnvelope,
   coordinatorUploadKey,
   fromHex,
@@ -30,6 +31,7 @@ import {
   type ClientPayload,
   type ContentHash,
   type Admission,
+  type AnnouncedTensor,
   type Refusal,
   type Tensor,
   type UpdateBeginResult,
@@ -85,6 +87,7 @@ export class Uploads {
         id,
       ),
     );
+    refuseUnimpliedSize(envelope);
     let upload = round.uploads.get(id);
     if (!upload) {
       // One upload in progress per participant and round: otherwise one participant could open
@@ -256,6 +259,24 @@ export class Uploads {
     round.drop(upload.participant, refusal.message);
     throw RefusedError.of(refusal);
   }
+}
+
+/**
+ * The announced tensors (checked against the round's schema by admitEnvelope, per participant's
+ * rank where ranks may differ) fix the payload's size to the byte (payload-size.ts): any other
+ * payloadBytes is refused before a chunk is received, rather than once it is assembled.
+ */
+function refuseUnimpliedSize(envelope: {
+  payloadBytes: number;
+  tensorSchema: readonly AnnouncedTensor[];
+}): void {
+  const implied = canonicalPayloadBytes(envelope.tensorSchema);
+  if (envelope.payloadBytes !== implied)
+    throw new RefusedError(
+      'UPDATE_SIZE',
+      `envelope.payloadBytes is ${envelope.payloadBytes}, but the announced tensors make an update of exactly ${implied} bytes`,
+      'envelope.payloadBytes',
+    );
 }
 
 function discard(round: OpenRound, upload: Upload): void {
