@@ -6,9 +6,23 @@
 import test, { type ExecutionContext } from 'ava';
 import { request } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { MAX_FRAME_BYTES, canonicalPayloadBytes, publicIdentity } from '@fedit/shared';
+import {
+  BlobStore,
+  MAX_FRAME_BYTES,
+  canonicalPayloadBytes,
+  federationPaths,
+  publicIdentity,
+  tensorFromF32,
+} from '@fedit/shared';
 import { openFederationDir, startCoordinator, type CoordinatorOptions } from '../src/index.ts';
-import { initTestFederation, startTestFederation, withinLimit, type Target } from './helpers/federation.ts';
+import {
+  assertStoreIntact,
+  initTestFederation,
+  snapshotBlobs,
+  startTestFederation,
+  withinLimit,
+  type Target,
+} from './helpers/federation.ts';
 import { Peer } from './helpers/peer.ts';
 
 async function start(t: ExecutionContext, options: Partial<CoordinatorOptions> = {}) {
@@ -174,4 +188,34 @@ test('an upload whose declared size its announced tensors do not make is refused
     );
   }
   t.true((await peers[0].upload(honest)).ok, 'the honest update still counts');
+});
+
+test('blobs no record names are removed when a round aborts and at start, referenced ones never', async (t) => {
+  const fed = await startTestFederation(t, { minUpdates: 2, roundDeadlineSeconds: 2 });
+  const before = snapshotBlobs(fed.root); // the initial adapter
+  const peers = [await Peer.connect(fed.target()), await Peer.connect(fed.target())];
+  t.teardown(() => peers.forEach((p) => p.close()));
+  for (const [i, peer] of peers.entries()) await peer.join(fed.inviteToken(), `p${i}`);
+  const open = await peers[0].roundOpen(1);
+  t.true((await peers[0].upload(await peers[0].update(open))).ok);
+  t.is(snapshotBlobs(fed.root).size, before.size + 1, 'the counted update is stored');
+  await fed.waitFor('round-aborted', (e) => e.round === 1); // one update of the two required
+  await withinLimit(
+    (async () => {
+      while (snapshotBlobs(fed.root).size !== before.size) await new Promise((r) => setTimeout(r, 50));
+    })(),
+    () => "the aborted round's update removed",
+  );
+  t.deepEqual(snapshotBlobs(fed.root), before, 'the aborted update is gone; the initial adapter kept');
+
+  // A set stored while the coordinator was away (a crash between storing and counting): at start.
+  await fed.coordinator.close();
+  const stray = await new BlobStore(federationPaths(fed.root).blobs).put(
+    new Map([['stray', tensorFromF32([2], new Float32Array([1, 2]))]]),
+  );
+  t.true(snapshotBlobs(fed.root).size > before.size);
+  await fed.restart();
+  t.false(new BlobStore(federationPaths(fed.root).blobs).has(stray));
+  t.deepEqual(snapshotBlobs(fed.root), before);
+  await assertStoreIntact(t, fed.root, before);
 });

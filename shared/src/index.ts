@@ -163,6 +163,7 @@ export {
 export { README_FILE } from './adapter/adapter.ts';
 export { TRAINER_STATE_FILE } from './adapter/adapter.ts';
 export { BlobStore } from './store/blobs.ts';
+export { contentHashesIn, orphanBlobs } from './store/orphans.ts';
 export { auditFederation, formatAudit, type AuditReport } from './audit/audit.ts';
 export { parseCoordinatorKey, PUBLIC_KEY_FILE, type CoordinatorKey } from './audit/coordinator-key.ts';
 export {

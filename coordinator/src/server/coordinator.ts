@@ -39,6 +39,7 @@ import { GlobalAdapters } from './adapters.ts';
 import { Enrolment } from './enrolment.ts';
 import { Renaming } from './rename.ts';
 import type { CoordinatorEvent, Emit } from './events.ts';
+import { removeOrphanBlobs } from './blob-sweep.ts';
 import { Ledger } from './ledger.ts';
 import { profile } from './profile.ts';
 import { RoundRunner } from './round-runner.ts';
@@ -101,9 +102,9 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
   const { config, identity, paths } = fed;
   const emit: Emit = (e) => o.onEvent?.(e);
   const { ledger, records } = await openLedger(fed);
-  await recover(ledger, paths, emit);
-
   const blobs = new BlobStore(paths.blobs);
+  await recover(ledger, paths, blobs, emit);
+
   const adapters = new GlobalAdapters(blobs, records);
   const hashOfConfig = configHash(config);
   // The parts refer to each other through callbacks, called only once all are built (no socket
@@ -151,6 +152,7 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
     adapters,
     io: transport.io,
     uploadsDir: paths.uploads,
+    afterRound: () => removeOrphanBlobs(paths, blobs),
     isConnected: (p) => sessions.isConnected(p),
     readyParticipants: () => sessions.readyParticipants(),
     readyAnnouncements: () => sessions.readyAnnouncements,
@@ -204,7 +206,7 @@ async function openLedger(fed: OpenedFederation): Promise<{ ledger: Ledger; reco
 }
 
 /** A round left open by a crash is aborted, visibly, before anything else happens. */
-async function recover(ledger: Ledger, paths: FederationPaths, emit: Emit): Promise<void> {
+async function recover(ledger: Ledger, paths: FederationPaths, blobs: BlobStore, emit: Emit): Promise<void> {
   const stale = ledger.state.openRound;
   if (stale) {
     await ledger.append({
@@ -218,5 +220,6 @@ async function recover(ledger: Ledger, paths: FederationPaths, emit: Emit): Prom
     emit({ type: 'recovered', abortedRound: stale.round });
   }
   for (const d of staleUploadDirs(paths)) rmSync(d, { recursive: true, force: true });
+  await removeOrphanBlobs(paths, blobs); // updates of rounds aborted, here or before
   await ledger.index.save(); // the index as rebuilt from the log, before anyone connects
 }

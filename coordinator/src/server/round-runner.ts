@@ -71,6 +71,8 @@ export interface RoundRunnerOptions {
   readyParticipants(): string[];
   /** How many times a participant said it became ready (grows with new readiness). */
   readyAnnouncements(): number;
+  /** Runs after each round closes, before the next opens (the orphan-blob sweep). */
+  afterRound?: () => Promise<unknown>;
   emit: Emit;
 }
 
@@ -112,6 +114,7 @@ export class RoundRunner {
       this.current = undefined;
       if (this.#stopping) break;
       const aggregated = await this.#close(round);
+      await this.o.afterRound?.(); // no round is open: the orphan-blob sweep (blob-sweep.ts)
       this.#consecutiveAborts = aggregated ? 0 : this.#consecutiveAborts + 1;
     }
     if (this.#stopping) return { completed: false };
