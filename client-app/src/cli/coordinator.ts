@@ -225,6 +225,11 @@ function printCoordinatorEvent(e: CoordinatorEvent): void {
         `${t} round ${e.abortedRound} was open when the coordinator stopped; recorded as aborted\n`,
       );
       break;
+    case 'permissions-tightened':
+      process.stdout.write(
+        `${t} made ${e.paths.length} path(s) of the folder owner-only (they held updates or keys others could read): ${e.paths.slice(0, 3).join(', ')}${e.paths.length > 3 ? ', ...' : ''}\n`,
+      );
+      break;
     default:
       process.stdout.write(`${t} ${e.type}${'participant' in e ? ` ${e.participant.slice(0, 8)}` : ''}\n`);
   }

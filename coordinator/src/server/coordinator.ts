@@ -34,6 +34,7 @@ import {
   type OpenedFederation,
 } from '../federation/dir.ts';
 import { lockFederation } from '../federation/lock.ts';
+import { tightenFederationFolder } from '../federation/permissions.ts';
 import { CoordinatorIndex } from '../store/index-db.ts';
 import { GlobalAdapters } from './adapters.ts';
 import { Enrolment } from './enrolment.ts';
@@ -101,6 +102,8 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
   if (o.profile) profile.enabled = true;
   const { config, identity, paths } = fed;
   const emit: Emit = (e) => o.onEvent?.(e);
+  const tightened = tightenFederationFolder(paths); // a folder made before fedit kept it owner-only
+  if (tightened.length > 0) emit({ type: 'permissions-tightened', paths: tightened });
   const { ledger, records } = await openLedger(fed);
   const blobs = new BlobStore(paths.blobs);
   await recover(ledger, paths, blobs, emit);

@@ -26,6 +26,8 @@ export type CoordinatorEvent =
    * `earlier`: the federation had finished before this coordinator started.
    */
   | { type: 'finished'; rounds: number; adapter: string; earlier: boolean }
-  | { type: 'recovered'; abortedRound: number };
+  | { type: 'recovered'; abortedRound: number }
+  /** Paths of the folder that others could read, made owner-only at start (permissions.ts). */
+  | { type: 'permissions-tightened'; paths: string[] };
 
 export type Emit = (event: CoordinatorEvent) => void;

@@ -99,7 +99,7 @@ export class Uploads {
       for (const other of round.uploads.values())
         if (other.participant === participant) discard(round, other);
       const dir = join(this.o.uploadsDir, String(round.round), id.slice(7));
-      mkdirSync(dir, { recursive: true });
+      mkdirSync(dir, { recursive: true, mode: 0o700 }); // chunks are a participant's update: owner-only
       const key = coordinatorUploadKey(
         this.o.box,
         fromHex(entry.boxKey, 'boxKey', 32),
@@ -126,7 +126,7 @@ export class Uploads {
         throw err;
       }
     });
-    timed('upload.disk', () => writeFileSync(join(upload.dir, String(p.index)), plain));
+    timed('upload.disk', () => writeFileSync(join(upload.dir, String(p.index)), plain, { mode: 0o600 }));
     upload.received.add(p.index);
     return { received: upload.received.size };
   }

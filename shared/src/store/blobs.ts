@@ -29,8 +29,9 @@ const SUBDIR = /^[0-9a-f]{2}$/;
 const FILE = /^[0-9a-f]{64}\.safetensors$/;
 
 export class BlobStore {
+  // Every participant's update is stored here: owner-only from creation (folders 0700, files 0600).
   constructor(readonly dir: string) {
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
   private pathOf(hash: string): string {
@@ -48,8 +49,8 @@ export class BlobStore {
     const hash = hashTensors(tensors);
     const path = this.pathOf(hash);
     if (!existsSync(path)) {
-      mkdirSync(join(this.dir, hash.slice(7, 9)), { recursive: true });
-      await writeFileAtomic(path, serializeSafetensors(tensors));
+      mkdirSync(join(this.dir, hash.slice(7, 9)), { recursive: true, mode: 0o700 });
+      await writeFileAtomic(path, serializeSafetensors(tensors), { mode: 0o600 });
     }
     return hash;
   }
