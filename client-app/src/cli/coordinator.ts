@@ -126,7 +126,7 @@ function registerRevoke(coordinator: Command): void {
   coordinator
     .command('revoke')
     .description(
-      'remove a participant for good: a signed revoke record in the round log (stop the coordinator first)',
+      'remove a participant for good: a signed revoke record in the round log (a running coordinator appends it and drops the participant at once)',
     )
     .argument('<dir>', 'the federation folder')
     .argument('<participant>', 'the participant id (see fedit coordinator participants)')
@@ -137,8 +137,10 @@ function registerRevoke(coordinator: Command): void {
       // coordinator is stopped (the lock) and will not start on a folder that differs from its log,
       // so refusing here too costs no safety and keeps such a folder from growing more records.
       await openFederationDirChecked(dir);
-      const record = await revokeParticipant(dir, participant, o.reason);
-      process.stdout.write(`revoked ${participant} (record ${record.seq}): ${o.reason}\n`);
+      const revocation = await revokeParticipant(dir, participant, o.reason);
+      process.stdout.write(
+        `revoked ${participant} (record ${revocation.seq}${revocation.live ? ', by the running coordinator: its connections are closed' : ''}): ${o.reason}\n`,
+      );
     });
 }
 
@@ -224,6 +226,9 @@ function printCoordinatorEvent(e: CoordinatorEvent): void {
       process.stdout.write(
         `${t} round ${e.abortedRound} was open when the coordinator stopped; recorded as aborted\n`,
       );
+      break;
+    case 'revoked':
+      process.stdout.write(`${t} ${e.participant.slice(0, 8)} revoked: ${e.reason}\n`);
       break;
     case 'permissions-tightened':
       process.stdout.write(

@@ -42,6 +42,7 @@ import { Renaming } from './rename.ts';
 import type { CoordinatorEvent, Emit } from './events.ts';
 import { removeOrphanBlobs } from './blob-sweep.ts';
 import { Ledger } from './ledger.ts';
+import { serveRevocations } from './revocations.ts';
 import { profile } from './profile.ts';
 import { RoundRunner } from './round-runner.ts';
 import { Sessions } from './sessions.ts';
@@ -172,8 +173,11 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
     emit,
   });
 
+  const stopRevocations = serveRevocations({ root: o.dir, config, ledger, sessions, rounds, emit });
+
   const host = o.host ?? '127.0.0.1';
   const url = await transport.listen(host, o.port ?? 0).catch(async (err: unknown) => {
+    stopRevocations();
     await transport.close();
     await ledger.log.close();
     throw err;
@@ -186,6 +190,7 @@ async function runCoordinator(o: CoordinatorOptions, fed: OpenedFederation): Pro
     finished,
     async close() {
       rounds.stop();
+      stopRevocations();
       await transport.close();
       await ledger.close();
     },

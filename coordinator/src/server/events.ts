@@ -27,6 +27,8 @@ export type CoordinatorEvent =
    */
   | { type: 'finished'; rounds: number; adapter: string; earlier: boolean }
   | { type: 'recovered'; abortedRound: number }
+  /** A participant revoked while the coordinator runs (`fedit coordinator revoke`). */
+  | { type: 'revoked'; participant: string; reason: string }
   /** Paths of the folder that others could read, made owner-only at start (permissions.ts). */
   | { type: 'permissions-tightened'; paths: string[] };
 

@@ -85,6 +85,7 @@ export class RoundRunner {
   /** Set once every configured round was opened and the last one ended: what participants are told. */
   #finished: FederationFinished | undefined;
   #stopping = false;
+  #closing: Promise<boolean> | undefined;
   #wake: (() => void) | undefined;
   #consecutiveAborts = 0;
   /** The last round that closed at its quorum, and the selected participants it did not wait for. */
@@ -113,8 +114,12 @@ export class RoundRunner {
       deadline.cancel();
       this.current = undefined;
       if (this.#stopping) break;
-      const aggregated = await this.#close(round);
-      await this.o.afterRound?.(); // no round is open: the orphan-blob sweep (blob-sweep.ts)
+      this.#closing = (async () => {
+        const closed = await this.#close(round);
+        await this.o.afterRound?.(); // no round is open: the orphan-blob sweep (blob-sweep.ts)
+        return closed;
+      })();
+      const aggregated = await this.#closing.finally(() => (this.#closing = undefined));
       this.#consecutiveAborts = aggregated ? 0 : this.#consecutiveAborts + 1;
     }
     if (this.#stopping) return { completed: false };
@@ -155,6 +160,14 @@ export class RoundRunner {
       adapter: this.#finished.adapterHash,
       earlier,
     });
+  }
+
+  /**
+   * Resolves once no round is being closed: a revocation waits for it, so that the round-closed
+   * record never counts an update of a participant revoked meanwhile (revocations.ts).
+   */
+  async idle(): Promise<void> {
+    while (this.#closing) await this.#closing.catch(() => undefined);
   }
 
   stop(): void {

@@ -97,6 +97,11 @@ export class Sessions {
     this.o.onAuthenticated(socket);
   }
 
+  /** Closes the participant's connection, if it has one (it was revoked). */
+  disconnect(participant: string): void {
+    this.#sockets.get(participant)?.disconnect(true);
+  }
+
   /** Forgets the connection when it closes, unless a newer one of the participant replaced it. */
   track(socket: FeditSocket): void {
     socket.on('disconnect', () => {
