@@ -38,6 +38,7 @@ import {
   type Tensor,
 } from '@fedit/shared';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './permissions.ts';
+import { REQUESTS_DIR } from './revoke-requests.ts';
 
 export type FederationSettings = Omit<FederationConfig, 'id' | 'baseModel'> & { id?: string };
 
@@ -182,7 +183,8 @@ export const INIT_MARKER = 'init-in-progress';
 const initMarker = (paths: FederationPaths) => join(paths.root, INIT_MARKER);
 
 /** The names init creates in the federation folder, besides its marker. */
-const INIT_FOLDERS = new Set(['keys', 'log', 'blobs', 'uploads']);
+// requests/: a coordinator started on the folder makes it (revoke-requests.ts).
+const INIT_FOLDERS = new Set(['keys', 'log', 'blobs', 'uploads', REQUESTS_DIR]);
 /** The temporary file writeFileAtomic leaves when a crash stops it writing federation.json. */
 const initTemporary = (name: string) => /^\.federation\.json\.[0-9a-f]+\.tmp$/.test(name);
 

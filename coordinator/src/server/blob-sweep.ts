@@ -6,11 +6,19 @@
 
 import { orphanBlobs, readRoundLog, type BlobStore, type FederationPaths } from '@fedit/shared';
 
-/** Removes the blobs the round log does not name; returns their hashes. */
+/**
+ * Removes the blobs the round log does not name; returns their hashes. Housekeeping: a failure
+ * (the folder gone while the coordinator stops, a file system error) is reported, never fatal.
+ */
 export async function removeOrphanBlobs(paths: FederationPaths, blobs: BlobStore): Promise<string[]> {
-  // Read from the file, not a copy in memory: what is on disk is what an auditor will check.
-  const { records } = await readRoundLog(paths.log);
-  const orphans = orphanBlobs(blobs, records);
-  for (const hash of orphans) blobs.remove(hash);
-  return orphans;
+  try {
+    // Read from the file, not a copy in memory: what is on disk is what an auditor will check.
+    const { records } = await readRoundLog(paths.log);
+    const orphans = orphanBlobs(blobs, records);
+    for (const hash of orphans) blobs.remove(hash);
+    return orphans;
+  } catch (err) {
+    console.error(`fedit coordinator: could not remove unreferenced blobs: ${(err as Error).message}`);
+    return [];
+  }
 }

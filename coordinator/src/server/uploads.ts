@@ -87,7 +87,10 @@ export class Uploads {
         id,
       ),
     );
-    refuseUnimpliedSize(envelope);
+    // A size the announced tensors do not make: no honest client sends it, and the update could
+    // only be refused at commit (dropping the participant), so it is dropped now, unreceived.
+    const size = unimpliedSize(envelope);
+    if (size) this.#dropAndRefuse(round, participant, size);
     let upload = round.uploads.get(id);
     if (!upload) {
       // One upload in progress per participant and round: otherwise one participant could open
@@ -250,13 +253,12 @@ export class Uploads {
   /** An update refused at commit: the participant is dropped for the rest of the round. */
   #refuse(round: OpenRound, upload: Upload, refusal: Refusal): never {
     discard(round, upload);
-    this.o.emit({
-      type: 'update-refused',
-      round: round.round,
-      participant: upload.participant,
-      reason: refusal.message,
-    });
-    round.drop(upload.participant, refusal.message);
+    this.#dropAndRefuse(round, upload.participant, refusal);
+  }
+
+  #dropAndRefuse(round: OpenRound, participant: string, refusal: Refusal): never {
+    this.o.emit({ type: 'update-refused', round: round.round, participant, reason: refusal.message });
+    round.drop(participant, refusal.message);
     throw RefusedError.of(refusal);
   }
 }
@@ -266,17 +268,17 @@ export class Uploads {
  * rank where ranks may differ) fix the payload's size to the byte (payload-size.ts): any other
  * payloadBytes is refused before a chunk is received, rather than once it is assembled.
  */
-function refuseUnimpliedSize(envelope: {
+function unimpliedSize(envelope: {
   payloadBytes: number;
   tensorSchema: readonly AnnouncedTensor[];
-}): void {
+}): Refusal | undefined {
   const implied = canonicalPayloadBytes(envelope.tensorSchema);
-  if (envelope.payloadBytes !== implied)
-    throw new RefusedError(
-      'UPDATE_SIZE',
-      `envelope.payloadBytes is ${envelope.payloadBytes}, but the announced tensors make an update of exactly ${implied} bytes`,
-      'envelope.payloadBytes',
-    );
+  if (envelope.payloadBytes === implied) return undefined;
+  return {
+    code: 'UPDATE_SIZE',
+    message: `envelope.payloadBytes is ${envelope.payloadBytes}, but the announced tensors make an update of exactly ${implied} bytes`,
+    field: 'envelope.payloadBytes',
+  };
 }
 
 function discard(round: OpenRound, upload: Upload): void {
