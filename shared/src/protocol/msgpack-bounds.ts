@@ -38,135 +38,160 @@ export const WIRE_BOUNDS: MsgpackBounds = {
   maxDepth: 64,
 };
 
+/**
+ * What a format byte (0xc0-0xdf) is followed by: `fixed` bytes of value; a `length` field of that
+ * many bytes, then that many bytes (str, bin); a `count` field, then that many values times
+ * `perEntry` (array 1, map 2: key and value); or an extension this walk accepts.
+ */
+type Format =
+  | { fixed: number }
+  | { length: 1 | 2 | 4 }
+  | { count: 2 | 4; perEntry: 1 | 2 }
+  | { extension: 'undefined' | 'timestamp' };
+
+const FORMATS: ReadonlyMap<number, Format> = new Map<number, Format>([
+  [0xc0, { fixed: 0 }], // nil
+  [0xc2, { fixed: 0 }], // false
+  [0xc3, { fixed: 0 }], // true
+  [0xc4, { length: 1 }], // bin 8
+  [0xc5, { length: 2 }],
+  [0xc6, { length: 4 }],
+  [0xc7, { extension: 'timestamp' }], // ext 8 (a timestamp of 12 bytes)
+  [0xca, { fixed: 4 }], // float 32
+  [0xcb, { fixed: 8 }], // float 64
+  [0xcc, { fixed: 1 }], // uint 8 .. 64
+  [0xcd, { fixed: 2 }],
+  [0xce, { fixed: 4 }],
+  [0xcf, { fixed: 8 }],
+  [0xd0, { fixed: 1 }], // int 8 .. 64
+  [0xd1, { fixed: 2 }],
+  [0xd2, { fixed: 4 }],
+  [0xd3, { fixed: 8 }],
+  [0xd4, { extension: 'undefined' }], // fixext 1
+  [0xd6, { extension: 'timestamp' }], // fixext 4
+  [0xd7, { extension: 'timestamp' }], // fixext 8
+  [0xd9, { length: 1 }], // str 8
+  [0xda, { length: 2 }],
+  [0xdb, { length: 4 }],
+  [0xdc, { count: 2, perEntry: 1 }], // array 16
+  [0xdd, { count: 4, perEntry: 1 }], // array 32
+  [0xde, { count: 2, perEntry: 2 }], // map 16
+  [0xdf, { count: 4, perEntry: 2 }], // map 32
+]);
+
 /** Throws ProtocolError PROTOCOL_DECODE naming `field` when `bytes` passes one of `bounds`. */
 export function checkMsgpackBounds(bytes: Uint8Array, bounds: MsgpackBounds, field: string): void {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const fail = (problem: string): never => {
-    throw new ProtocolError('PROTOCOL_DECODE', field, `${field} ${problem}; refused before decoding`);
-  };
+  new FrameWalk(bytes, bounds, field).run();
+}
+
+class FrameWalk {
+  readonly #view: DataView;
   // pending[d]: values still to read in the container open at depth d (pending[0]: the frame's one value).
-  const pending: number[] = [1];
-  let position = 0;
-  let total = 0;
-  const need = (n: number): void => {
-    if (n > bytes.length - position)
-      fail(`declares ${n} bytes at offset ${position} but only ${bytes.length - position} remain`);
-  };
-  const open = (elements: number): void => {
-    if (elements > bounds.maxContainerElements)
-      fail(`holds a container of ${elements} elements, above the limit of ${bounds.maxContainerElements}`);
-    // Every element takes at least one byte: a longer declaration is a lie about the frame.
-    if (elements > bytes.length - position)
-      fail(
-        `declares ${elements} elements at offset ${position} but only ${bytes.length - position} bytes remain`,
-      );
-    if (elements === 0) return;
-    if (pending.length >= bounds.maxDepth) fail(`nests containers deeper than ${bounds.maxDepth} levels`);
-    pending.push(elements);
-  };
-  while (pending.length > 0) {
-    if (pending[pending.length - 1] === 0) {
-      pending.pop();
-      continue;
-    }
-    pending[pending.length - 1]--;
-    if (++total > bounds.maxTotalElements)
-      fail(`holds more than ${bounds.maxTotalElements} values, the limit of one frame`);
-    need(1);
-    const type = bytes[position++];
-    if (type <= 0x7f || type >= 0xe0 || type === 0xc0 || type === 0xc2 || type === 0xc3) continue; // fixint, nil, bool
-    if (type <= 0x8f) open((type & 0x0f) * 2);
-    else if (type <= 0x9f) open(type & 0x0f);
-    else if (type <= 0xbf) skip(type & 0x1f);
-    else {
-      switch (type) {
-        case 0xc4:
-        case 0xd9:
-          skip(readLength(1));
-          break; // bin 8, str 8
-        case 0xc5:
-        case 0xda:
-          skip(readLength(2));
-          break; // bin 16, str 16
-        case 0xc6:
-        case 0xdb:
-          skip(readLength(4));
-          break; // bin 32, str 32
-        case 0xca:
-          skip(4);
-          break; // float 32
-        case 0xcb:
-          skip(8);
-          break; // float 64
-        case 0xcc:
-        case 0xd0:
-          skip(1);
-          break; // uint 8, int 8
-        case 0xcd:
-        case 0xd1:
-          skip(2);
-          break;
-        case 0xce:
-        case 0xd2:
-          skip(4);
-          break;
-        case 0xcf:
-        case 0xd3:
-          skip(8);
-          break;
-        case 0xd4: // fixext 1: undefined (type 0, data 0)
-          need(2);
-          if (bytes[position] !== 0 || bytes[position + 1] !== 0) fail(extensionAt(position - 1));
-          position += 2;
-          break;
-        case 0xd6: // fixext 4 and 8, ext 8 of 12 bytes: a timestamp (type -1)
-        case 0xd7:
-        case 0xc7:
-          skipTimestamp(type);
-          break;
-        case 0xdc:
-          open(readLength(2));
-          break; // array 16
-        case 0xdd:
-          open(readLength(4));
-          break; // array 32
-        case 0xde:
-          open(readLength(2) * 2);
-          break; // map 16
-        case 0xdf:
-          open(readLength(4) * 2);
-          break; // map 32
-        default:
-          fail(
-            type === 0xc1
-              ? `holds the unused byte 0xc1 at offset ${position - 1}`
-              : extensionAt(position - 1),
-          );
+  readonly #pending: number[] = [1];
+  #position = 0;
+  #total = 0;
+
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly bounds: MsgpackBounds,
+    private readonly field: string,
+  ) {
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  run(): void {
+    const pending = this.#pending;
+    while (pending.length > 0) {
+      if (pending[pending.length - 1] === 0) {
+        pending.pop();
+        continue;
       }
+      pending[pending.length - 1]--;
+      if (++this.#total > this.bounds.maxTotalElements)
+        this.#fail(`holds more than ${this.bounds.maxTotalElements} values, the limit of one frame`);
+      this.#value();
     }
+    const left = this.bytes.length - this.#position;
+    if (left !== 0) this.#fail(`has ${left} bytes after its value`);
   }
-  function extensionAt(offset: number): string {
-    return `holds a MessagePack extension at offset ${offset}`;
+
+  /** Reads one value's header and skips its bytes, or opens its container. */
+  #value(): void {
+    this.#need(1);
+    const at = this.#position;
+    const type = this.bytes[this.#position++];
+    if (type <= 0x7f || type >= 0xe0) return; // positive and negative fixint
+    if (type <= 0x8f) return this.#open((type & 0x0f) * 2); // fixmap
+    if (type <= 0x9f) return this.#open(type & 0x0f); // fixarray
+    if (type <= 0xbf) return this.#skip(type & 0x1f); // fixstr
+    const format = FORMATS.get(type);
+    if (!format) this.#fail(type === 0xc1 ? `holds the unused byte 0xc1 at offset ${at}` : extensionAt(at));
+    else if ('fixed' in format) this.#skip(format.fixed);
+    else if ('length' in format) this.#skip(this.#readLength(format.length));
+    else if ('count' in format) this.#open(this.#readLength(format.count) * format.perEntry);
+    else if (format.extension === 'undefined') this.#skipUndefined(at);
+    else this.#skipTimestamp(type, at);
   }
-  if (position !== bytes.length) fail(`has ${bytes.length - position} bytes after its value`);
+
+  #open(elements: number): void {
+    const { maxContainerElements, maxDepth } = this.bounds;
+    if (elements > maxContainerElements)
+      this.#fail(`holds a container of ${elements} elements, above the limit of ${maxContainerElements}`);
+    // Every element takes at least one byte: a longer declaration is a lie about the frame.
+    const left = this.bytes.length - this.#position;
+    if (elements > left)
+      this.#fail(`declares ${elements} elements at offset ${this.#position} but only ${left} bytes remain`);
+    if (elements === 0) return;
+    if (this.#pending.length >= maxDepth) this.#fail(`nests containers deeper than ${maxDepth} levels`);
+    this.#pending.push(elements);
+  }
+
+  // fedit's encoder writes undefined in a list as fixext 1 of type 0 and data 0.
+  #skipUndefined(at: number): void {
+    this.#need(2);
+    if (this.bytes[this.#position] !== 0 || this.bytes[this.#position + 1] !== 0) this.#fail(extensionAt(at));
+    this.#position += 2;
+  }
 
   // msgpackr builds a Date from a timestamp's own bytes, nothing nested, and codec.ts then refuses
   // it naming the field; every other extension is refused here.
-  function skipTimestamp(type: number): void {
-    const length = type === 0xd6 ? 4 : type === 0xd7 ? 8 : readLength(1);
-    need(1);
-    if (bytes[position] !== 0xff || length > 12) fail(extensionAt(position - 1));
-    skip(1 + length);
+  #skipTimestamp(type: number, at: number): void {
+    const length = type === 0xd6 ? 4 : type === 0xd7 ? 8 : this.#readLength(1);
+    this.#need(1);
+    if (this.bytes[this.#position] !== 0xff || length > 12) this.#fail(extensionAt(at));
+    this.#skip(1 + length);
   }
-  function skip(n: number): void {
-    need(n);
-    position += n;
+
+  #skip(n: number): void {
+    this.#need(n);
+    this.#position += n;
   }
-  function readLength(size: 1 | 2 | 4): number {
-    need(size);
-    const n =
-      size === 1 ? view.getUint8(position) : size === 2 ? view.getUint16(position) : view.getUint32(position);
-    position += size;
-    return n;
+
+  #readLength(size: 1 | 2 | 4): number {
+    this.#need(size);
+    const at = this.#position;
+    this.#position += size;
+    return size === 1
+      ? this.#view.getUint8(at)
+      : size === 2
+        ? this.#view.getUint16(at)
+        : this.#view.getUint32(at);
   }
+
+  #need(n: number): void {
+    const left = this.bytes.length - this.#position;
+    if (n > left) this.#fail(`declares ${n} bytes at offset ${this.#position} but only ${left} remain`);
+  }
+
+  #fail(problem: string): never {
+    throw new ProtocolError(
+      'PROTOCOL_DECODE',
+      this.field,
+      `${this.field} ${problem}; refused before decoding`,
+    );
+  }
+}
+
+function extensionAt(offset: number): string {
+  return `holds a MessagePack extension at offset ${offset}`;
 }
