@@ -34,6 +34,7 @@ import {
 } from '@fedit/shared';
 import { ConnectionCaps, type ConnectionCapsOptions } from './connections.ts';
 import { profile, profiledParser, timed } from './profile.ts';
+import { setLongTimeout } from './timers.ts';
 
 /** What the coordinator keeps per connection: its auth challenge, and who it proved to be. */
 export interface SocketState {
@@ -146,7 +147,7 @@ export function allowFullFrames(socket: FeditSocket): void {
 
 /** A connection still unauthenticated when its challenge expires is closed: it can do nothing more. */
 function dropUnauthenticatedAfter(socket: FeditSocket, ttlMs: number): void {
-  const timer = setTimeout(() => {
+  const timer = setLongTimeout(() => {
     if (socket.data.participant !== undefined) return;
     socket.emit('error', {
       code: 'AUTH_EXPIRED',
@@ -154,8 +155,7 @@ function dropUnauthenticatedAfter(socket: FeditSocket, ttlMs: number): void {
     });
     socket.disconnect(true);
   }, ttlMs);
-  timer.unref();
-  socket.once('disconnect', () => clearTimeout(timer));
+  socket.once('disconnect', () => timer.cancel());
 }
 
 /** Registers `run` for `event`: validate, run, acknowledge; any error becomes a named refusal. */
