@@ -198,6 +198,7 @@ export {
 export { README_FILE } from './adapter/adapter.ts';
 export { TRAINER_STATE_FILE } from './adapter/adapter.ts';
 export { BlobStore } from './store/blobs.ts';
+export { contentHashesIn, orphanBlobs } from './store/orphans.ts';
 export { auditFederation, formatAudit, type AuditReport } from './audit/audit.ts';
 export { parseCoordinatorKey, PUBLIC_KEY_FILE, type CoordinatorKey } from './audit/coordinator-key.ts';
 export {
@@ -331,6 +332,8 @@ export {
   type PacketTypeValue,
   type WireTensor,
 } from './protocol/codec.ts';
+export { WIRE_BOUNDS, checkMsgpackBounds, type MsgpackBounds } from './protocol/msgpack-bounds.ts';
+export { canonicalPayloadBytes, type AnnouncedTensor } from './protocol/payload-size.ts';
 export {
   CLIENT_PAYLOAD_VALIDATORS,
   SERVER_PAYLOAD_VALIDATORS,

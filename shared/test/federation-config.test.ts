@@ -77,10 +77,18 @@ test('each bad field is named in the error', (t) => {
     ['lora.targets', Array(65).fill('q_proj'), /lora\.targets/],
     ['limits.maxUploadBytes', 2 ** 53, /limits\.maxUploadBytes: must be a whole number of bytes/],
     ['limits.maxUploadBytes', 1.5, /limits\.maxUploadBytes: must be a whole number of bytes >= 1/],
+    // Beyond setTimeout's 24.8 days is fine (timers.ts waits in steps); beyond 366 days is a typo.
+    [
+      'roundDeadlineSeconds',
+      367 * 86400,
+      /roundDeadlineSeconds: must be a positive number of seconds, at most 31622400/,
+    ],
+    ['roundDeadlineSeconds', 0, /roundDeadlineSeconds: must be a positive number of seconds/],
   ];
   for (const [path, value, message] of cases)
     t.throws(() => validateFederationConfig(withField(path, value)), { message }, path);
   t.throws(() => validateFederationConfig([]), { message: /must be a JSON object/ });
+  t.notThrows(() => validateFederationConfig(withField('roundDeadlineSeconds', 30 * 86400)));
 });
 
 test('over-selection and quorum are optional: a config without them keeps its hash', (t) => {

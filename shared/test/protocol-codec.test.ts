@@ -147,7 +147,7 @@ test('refuses frames that are not binary, not MessagePack, or not a valid packet
   reject(raw.pack({ type: 2, nsp: '/', data: ['x', { n: Number.NaN }] }), 'packet.data[1].n');
   reject(
     new Packr({ moreTypes: true, useRecords: false }).pack({ type: 2, nsp: '/', data: ['x', new Set([1])] }),
-    'packet.data[1]',
+    'packet', // refused before decoding (msgpack-bounds.ts): a Set's extension reads nested values
   );
   let deep: unknown = 1;
   for (let i = 0; i < 40; i++) deep = [deep];

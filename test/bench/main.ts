@@ -2,6 +2,7 @@
 import { benchTrain } from '../../kernels/bench/train.ts';
 import { benchTrainOptions } from '../../kernels/bench/train-options.ts';
 import { benchAggregation } from './aggregation/aggregation.ts';
+import { benchHostileFrames } from '../../coordinator/bench/hostile-frames.ts';
 import { benchFederation } from './federation/federation.ts';
 import { benchLearning } from './learning/learning.ts';
 
@@ -11,6 +12,7 @@ const benches: Record<string, (argv: string[]) => Promise<void>> = {
   aggregation: benchAggregation,
   federation: benchFederation,
   learning: benchLearning,
+  'hostile-frames': benchHostileFrames,
 };
 
 const [name, ...rest] = process.argv.slice(2);

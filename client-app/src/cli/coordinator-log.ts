@@ -71,5 +71,11 @@ function describe(e: CoordinatorEvent, who: (id: string) => string): Line {
       );
     case 'recovered':
       return warn(`round ${e.abortedRound} was open when the coordinator stopped; recorded as aborted`);
+    case 'revoked':
+      return warn(`${who(e.participant)} revoked: ${e.reason}`);
+    case 'permissions-tightened':
+      return warn(
+        `made ${e.paths.length} path(s) of the folder owner-only (they held updates or keys others could read): ${e.paths.slice(0, 3).join(', ')}${e.paths.length > 3 ? ', ...' : ''}`,
+      );
   }
 }

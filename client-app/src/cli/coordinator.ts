@@ -133,7 +133,7 @@ function registerRevoke(coordinator: Command): void {
   coordinator
     .command('revoke')
     .description(
-      'remove a participant for good: a signed revoke record in the round log (stop the coordinator first)',
+      'remove a participant for good: a signed revoke record in the round log (a running coordinator appends it and drops the participant at once)',
     )
     .argument('<dir>', 'the federation folder')
     .argument('<participant>', 'the participant id (see fedit coordinator participants)')
@@ -144,8 +144,10 @@ function registerRevoke(coordinator: Command): void {
       // coordinator is stopped (the lock) and will not start on a folder that differs from its log,
       // so refusing here too costs no safety and keeps such a folder from growing more records.
       await openFederationDirChecked(dir);
-      const record = await revokeParticipant(dir, participant, o.reason);
-      process.stdout.write(`revoked ${participant} (record ${record.seq}): ${o.reason}\n`);
+      const revocation = await revokeParticipant(dir, participant, o.reason);
+      process.stdout.write(
+        `revoked ${participant} (record ${revocation.seq}${revocation.live ? ', by the running coordinator: its connections are closed' : ''}): ${o.reason}\n`,
+      );
     });
 }
 
@@ -165,6 +167,16 @@ function registerStart(coordinator: Command): void {
       'on SIGTERM/SIGINT, how long connections may finish before they are closed',
       number('--grace', { min: 0, below: 3600, what: 'a number of seconds in [0, 3600)' }),
       DEFAULT_GRACE_SECONDS,
+    )
+    .option(
+      '--max-connections <n>',
+      'most open connections (default 1024)',
+      positive('--max-connections', true),
+    )
+    .option(
+      '--max-connections-per-address <n>',
+      'most open connections from one address (default 32; behind a reverse proxy, raise it to --max-connections)',
+      positive('--max-connections-per-address', true),
     )
     .addOption(logFormatOption())
     .action(async (dirs: string[], o) => {
@@ -188,6 +200,8 @@ function registerStart(coordinator: Command): void {
         port: o.port,
         tls: o.tlsCert ? { cert: o.tlsCert, key: o.tlsKey } : undefined,
         graceMs: o.grace * 1000,
+        maxConnections: o.maxConnections,
+        maxConnectionsPerAddress: o.maxConnectionsPerAddress,
         onEvent: (e, federation, names) => logCoordinatorEvent(logOf(federation), e, names),
       });
       // After the last round it goes on serving the final adapter (participants that were away

@@ -40,6 +40,8 @@ import {
   type RoundRecord,
   type Tensor,
 } from '@fedit/shared';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './permissions.ts';
+import { REQUESTS_DIR } from './revoke-requests.ts';
 import { writeSeedChain } from './seed-chain-file.ts';
 
 export type FederationSettings = Omit<FederationConfig, 'id' | 'baseModel'> & { id?: string };
@@ -121,12 +123,14 @@ export async function initFederation(
   checkInitialAdapter(config, options.initialAdapter);
 
   await prepareInitFolder(paths);
+  // Owner-only from creation: the folder, the keys, every update (permissions.ts).
+  chmodSync(root, PRIVATE_DIR_MODE); // made by prepareInitFolder, or the operator's empty folder
   for (const dir of [join(root, 'keys'), join(root, 'log'), paths.blobs, paths.uploads])
-    mkdirSync(dir, { recursive: true });
-  chmodSync(join(root, 'keys'), 0o700);
+    mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const identity = generateIdentity();
-  await writeFileAtomic(paths.keys, JSON.stringify(serializeIdentity(identity), null, 2) + '\n');
-  chmodSync(paths.keys, 0o600);
+  await writeFileAtomic(paths.keys, JSON.stringify(serializeIdentity(identity), null, 2) + '\n', {
+    mode: PRIVATE_FILE_MODE,
+  });
   // The public half, for auditors and for anyone checking signatures without the secret keys.
   await writeFileAtomic(
     join(root, 'keys', 'coordinator.pub.json'),
@@ -188,7 +192,8 @@ export const INIT_MARKER = 'init-in-progress';
 const initMarker = (paths: FederationPaths) => join(paths.root, INIT_MARKER);
 
 /** The names init creates in the federation folder, besides its marker. */
-const INIT_FOLDERS = new Set(['keys', 'log', 'blobs', 'uploads']);
+// requests/: a coordinator started on the folder makes it (revoke-requests.ts).
+const INIT_FOLDERS = new Set(['keys', 'log', 'blobs', 'uploads', REQUESTS_DIR]);
 /** The temporary file writeFileAtomic leaves when a crash stops it writing federation.json. */
 const initTemporary = (name: string) => /^\.federation\.json\.[0-9a-f]+\.tmp$/.test(name);
 
@@ -322,7 +327,7 @@ export function openFederationDir(root: string): OpenedFederation {
       `${paths.keys}: not the coordinator's keys (${(err as Error).message}); restore it from your backup`,
     );
   }
-  mkdirSync(paths.uploads, { recursive: true });
+  mkdirSync(paths.uploads, { recursive: true, mode: PRIVATE_DIR_MODE });
   return { paths, config, identity };
 }
 

@@ -23,7 +23,7 @@ export interface FederationLock {
   release(): void;
 }
 
-interface Holder {
+export interface Holder {
   pid: number;
   purpose: string;
   since: string;
@@ -54,6 +54,14 @@ export function lockFederation(root: string, purpose: string): FederationLock {
       if (current === text) rmSync(path, { force: true });
     },
   };
+}
+
+/** The process holding `root`'s lock and what for, when one that still runs holds it. */
+export function lockHolder(root: string): Holder | undefined {
+  const path = resolve(root, LOCK_FILE);
+  const holder = readHolder(path);
+  if (!holder) return undefined;
+  return (holder.pid === process.pid ? held.has(path) : isRunning(holder.pid)) ? holder : undefined;
 }
 
 function create(path: string, text: string): boolean {

@@ -39,14 +39,17 @@ import {
   type OpenedFederation,
 } from '../federation/dir.ts';
 import { lockFederation } from '../federation/lock.ts';
+import { tightenFederationFolder } from '../federation/permissions.ts';
 import { readSeedChain } from '../federation/seed-chain-file.ts';
 import { CoordinatorIndex } from '../store/index-db.ts';
 import { GlobalAdapters } from './adapters.ts';
 import { Enrolment } from './enrolment.ts';
 import { Renaming } from './rename.ts';
 import type { CoordinatorEvent, Emit, ParticipantNames } from './events.ts';
+import { removeOrphanBlobs } from './blob-sweep.ts';
 import { Ledger } from './ledger.ts';
 import { LogProofs } from './log-proofs.ts';
+import { serveRevocations } from './revocations.ts';
 import { RoundRunner } from './round-runner.ts';
 import { Sessions } from './sessions.ts';
 import type { CoordinatorMetrics } from './metrics.ts';
@@ -79,6 +82,8 @@ export interface FederationRunOptions {
   onEvent?: (e: CoordinatorEvent, names: ParticipantNames) => void;
   /** Don't run rounds (serve enrolment and downloads only). */
   noRounds?: boolean;
+  /** How long a connection may stay unauthenticated (its challenge's lifetime; transport.ts). */
+  challengeTtlMs?: number;
 }
 
 /** One federation being served (its lock is released by whoever took it). */
@@ -99,6 +104,7 @@ export async function runFederation(
 ): Promise<RunningFederation> {
   const { dir, fed } = locked;
   const { config, identity, paths } = fed;
+  const tightened = tightenFederationFolder(paths); // a folder made before fedit kept it owner-only
   const { ledger, records, seedChain } = await openLedger(fed);
   const names: ParticipantNames = (p) => ledger.state.participant(p)?.displayName;
   const observe = o.metrics.observer(config.id);
@@ -106,9 +112,10 @@ export async function runFederation(
     observe(e);
     o.onEvent?.(e, names);
   };
-  await recover(ledger, paths, emit);
-
+  if (tightened.length > 0) emit({ type: 'permissions-tightened', paths: tightened });
   const blobs = new BlobStore(paths.blobs);
+  await recover(ledger, paths, blobs, emit);
+
   const adapters = new GlobalAdapters(blobs, records);
   // Both found in the log as read at start (the config cannot change after init).
   const configRecord = records[0]!;
@@ -133,6 +140,7 @@ export async function runFederation(
     namespace: o.namespace,
     federation: config.id,
     coordinatorSignKey: identity.sign.publicKey,
+    challengeTtlMs: o.challengeTtlMs,
     onConnection: (socket) => sessions.track(socket),
     handlers: {
       'auth:prove': (socket, p) => sessions.prove(socket, p),
@@ -160,6 +168,7 @@ export async function runFederation(
     adapters,
     io: transport.io,
     uploadsDir: paths.uploads,
+    afterRound: () => removeOrphanBlobs(paths, blobs),
     isConnected: (p) => sessions.isConnected(p),
     readyParticipants: () => sessions.readyParticipants(),
     readyAnnouncements: () => sessions.readyAnnouncements,
@@ -177,11 +186,13 @@ export async function runFederation(
     uploadsDir: paths.uploads,
     emit,
   });
+  const stopRevocations = serveRevocations({ root: dir, config, ledger, sessions, rounds, emit });
   return {
     config,
     run: () => (o.noRounds ? new Promise<{ completed: boolean }>(() => {}) : rounds.run()),
     async stop() {
       rounds.stop();
+      stopRevocations();
       transport.close();
       await ledger.close();
     },
@@ -214,7 +225,7 @@ async function openLedger(
 }
 
 /** A round left open by a crash is aborted, visibly, before anything else happens. */
-async function recover(ledger: Ledger, paths: FederationPaths, emit: Emit): Promise<void> {
+async function recover(ledger: Ledger, paths: FederationPaths, blobs: BlobStore, emit: Emit): Promise<void> {
   const stale = ledger.state.openRound;
   if (stale) {
     await ledger.append({
@@ -228,5 +239,6 @@ async function recover(ledger: Ledger, paths: FederationPaths, emit: Emit): Prom
     emit({ type: 'recovered', abortedRound: stale.round });
   }
   for (const d of staleUploadDirs(paths)) rmSync(d, { recursive: true, force: true });
+  await removeOrphanBlobs(paths, blobs); // updates of rounds aborted, here or before
   await ledger.index.save(); // the index as rebuilt from the log, before anyone connects
 }

@@ -26,7 +26,11 @@ export type CoordinatorEvent =
    * `earlier`: the federation had finished before this coordinator started.
    */
   | { type: 'finished'; rounds: number; adapter: string; earlier: boolean }
-  | { type: 'recovered'; abortedRound: number };
+  | { type: 'recovered'; abortedRound: number }
+  /** A participant revoked while the coordinator runs (`fedit coordinator revoke`). */
+  | { type: 'revoked'; participant: string; reason: string }
+  /** Paths of the folder that others could read, made owner-only at start (permissions.ts). */
+  | { type: 'permissions-tightened'; paths: string[] };
 
 export type Emit = (event: CoordinatorEvent) => void;
 

@@ -52,6 +52,7 @@ import type { Ledger } from './ledger.ts';
 import { startTimer, timed } from './profile.ts';
 import { nextRoundSeed } from '../federation/seed-chain-file.ts';
 import { OpenRound } from './round.ts';
+import { setLongTimeout } from './timers.ts';
 import type { FeditNamespace, FeditSocket, SocketState } from './transport.ts';
 
 export interface RoundRunnerOptions {
@@ -71,6 +72,8 @@ export interface RoundRunnerOptions {
   lastClosed: RoundRecordOf<'round-closed'> | undefined;
   /** The secret behind the log's seed chain commitment; absent when the log commits to none. */
   seedChain?: SeedChain;
+  /** Runs after each round closes, before the next opens (the orphan-blob sweep). */
+  afterRound?: () => Promise<unknown>;
   emit: Emit;
 }
 
@@ -87,6 +90,7 @@ export class RoundRunner {
   /** Set once every configured round was opened and the last one ended. */
   #finished = false;
   #stopping = false;
+  #closing: Promise<boolean> | undefined;
   #wake: (() => void) | undefined;
   #consecutiveAborts = 0;
   /** The last round that closed at its quorum, and the selected participants it did not wait for. */
@@ -110,15 +114,18 @@ export class RoundRunner {
       await this.#waitForParticipants();
       if (this.#stopping) break;
       const round = await this.#open();
-      const deadline = setTimeout(
-        () => round.end(),
-        Math.max(0, Date.parse(round.body.deadline) - Date.now()),
-      );
+      // setLongTimeout: a deadline past 24.8 days would overflow setTimeout and close at once.
+      const deadline = setLongTimeout(() => round.end(), Date.parse(round.body.deadline) - Date.now());
       await round.ended;
-      clearTimeout(deadline);
+      deadline.cancel();
       this.current = undefined;
       if (this.#stopping) break;
-      const aggregated = await this.#close(round);
+      this.#closing = (async () => {
+        const closed = await this.#close(round);
+        await this.o.afterRound?.(); // no round is open: the orphan-blob sweep (blob-sweep.ts)
+        return closed;
+      })();
+      const aggregated = await this.#closing.finally(() => (this.#closing = undefined));
       this.#consecutiveAborts = aggregated ? 0 : this.#consecutiveAborts + 1;
     }
     if (this.#stopping) return { completed: false };
@@ -168,6 +175,14 @@ export class RoundRunner {
       adapter: ledger.state.globalAdapter!,
       earlier,
     });
+  }
+
+  /**
+   * Resolves once no round is being closed: a revocation waits for it, so that the round-closed
+   * record never counts an update of a participant revoked meanwhile (revocations.ts).
+   */
+  async idle(): Promise<void> {
+    while (this.#closing) await this.#closing.catch(() => undefined);
   }
 
   stop(): void {

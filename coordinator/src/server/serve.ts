@@ -45,6 +45,11 @@ export interface ServeOptions {
   onEvent?: (e: CoordinatorEvent, federation: string, names: ParticipantNames) => void;
   /** Don't run rounds (serve enrolment and downloads only). */
   noRounds?: boolean;
+  /** Connection caps, for the whole process (connections.ts). */
+  maxConnections?: number;
+  maxConnectionsPerAddress?: number;
+  /** How long a connection may stay unauthenticated (transport.ts). */
+  challengeTtlMs?: number;
   /** Turn on the hot-path timers of ./profile.ts (as FEDIT_PROFILE=1 does). */
   profile?: boolean;
 }
@@ -104,7 +109,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     release();
     throw err;
   }
-  const io = attachSocketServer(http.server);
+  const io = attachSocketServer(http.server, {
+    maxConnections: o.maxConnections,
+    maxConnectionsPerAddress: o.maxConnectionsPerAddress,
+  });
   const several = locked.length > 1;
   let stopping: Promise<void> | undefined;
   const stopAll = () => (stopping ??= stop());
@@ -133,6 +141,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           namespace,
           metrics,
           noRounds: o.noRounds,
+          challengeTtlMs: o.challengeTtlMs,
           onEvent: (e, names) => o.onEvent?.(e, id, names),
         }),
       );

@@ -17,7 +17,7 @@ import type { Emit } from './events.ts';
 import type { Ledger } from './ledger.ts';
 import { timed } from './profile.ts';
 import { RefusedError } from './refusal.ts';
-import type { FeditSocket } from './transport.ts';
+import { allowFullFrames, type FeditSocket } from './transport.ts';
 
 export class Sessions {
   readonly #sockets = new Map<string, FeditSocket>(); // participant id -> its current socket
@@ -90,10 +90,16 @@ export class Sessions {
       previous.disconnect(true);
     }
     socket.data.participant = participant;
+    allowFullFrames(socket);
     this.#sockets.set(participant, socket);
     void socket.join('participants');
     this.o.emit({ type: 'connected', participant });
     this.o.onAuthenticated(socket);
+  }
+
+  /** Closes the participant's connection, if it has one (it was revoked). */
+  disconnect(participant: string): void {
+    this.#sockets.get(participant)?.disconnect(true);
   }
 
   /** Forgets the connection when it closes, unless a newer one of the participant replaced it. */

@@ -4,14 +4,22 @@
 // answers every request: the handler's result, or a refusal naming the code and the field. An
 // event the protocol does not define is refused too, and a request without an acknowledgement is
 // answered with an 'error' event, so no message is ever left unanswered or reaches state unchecked.
+//
+// Before a connection authenticates it is held to little: frames of at most
+// PRE_AUTH_MAX_FRAME_BYTES (its decoder's limit, raised by allowFullFrames once it proves who it
+// is), and the lifetime of its challenge (dropped when the challenge expires unauthenticated).
+// Connections are capped in total and per address (connections.ts).
 
 import type { Server as HttpServer } from 'node:http';
 import { Server, type Namespace, type Socket } from 'socket.io';
 import {
   AuthChallenge,
   CLIENT_EVENTS,
+  AUTH_CHALLENGE_TTL_MS,
+  Decoder,
   FeditError,
   MAX_FRAME_BYTES,
+  PRE_AUTH_MAX_FRAME_BYTES,
   PROTOCOL_VERSION,
   unknownEvent,
   ackError,
@@ -23,7 +31,9 @@ import {
   type ClientToServerEvents,
   type ServerToClientEvents,
 } from '@fedit/shared';
+import { ConnectionCaps, type ConnectionCapsOptions } from './connections.ts';
 import { profile, profiledParser, timed } from './profile.ts';
+import { setLongTimeout } from './timers.ts';
 
 /** What the coordinator keeps per connection: its auth challenge, and who it proved to be. */
 export interface SocketState {
@@ -74,29 +84,41 @@ export interface TransportOptions {
   /** Where this federation's participants connect (see attachSocketServer). */
   namespace: FeditNamespace;
   federation: string;
+  /** How long a connection may stay unauthenticated (its challenge's lifetime). */
+  challengeTtlMs?: number;
   coordinatorSignKey: Uint8Array;
   handlers: Handlers;
   onConnection(socket: FeditSocket): void;
 }
 
-/** The socket.io server on `http` (created by ./http-server.ts), speaking fedit's codec. */
-export function attachSocketServer(http: HttpServer): FeditServer {
-  return new Server(http, {
-    parser: profile.enabled ? profiledParser : msgpackParser,
+/**
+ * The socket.io server on `http` (created by ./http-server.ts), speaking fedit's codec: frames
+ * small until a connection authenticates, connections capped per process (connections.ts).
+ */
+export function attachSocketServer(http: HttpServer, caps: ConnectionCapsOptions = {}): FeditServer {
+  const connectionCaps = new ConnectionCaps(caps);
+  const io: FeditServer = new Server(http, {
+    parser: preAuthParser(profile.enabled ? profiledParser : msgpackParser),
     maxHttpBufferSize: MAX_FRAME_BYTES,
     pingTimeout: 60_000, // long uploads must not trip the heartbeat
     serveClient: false,
+    allowRequest: connectionCaps.allowRequest,
   });
+  connectionCaps.watch(io.engine);
+  return io;
 }
 
 export function createTransport(o: TransportOptions): Transport {
   const io = o.namespace;
+  const ttlMs = o.challengeTtlMs ?? AUTH_CHALLENGE_TTL_MS;
   io.on('connection', (socket) => {
     // Every proof and enrolment on this connection is bound to this challenge (crypto/auth.ts).
     socket.data.challenge = new AuthChallenge({
       federation: o.federation,
       coordinator: o.coordinatorSignKey,
+      ttlMs,
     });
+    dropUnauthenticatedAfter(socket, ttlMs);
     socket.emit('auth:hello', {
       protocol: PROTOCOL_VERSION,
       federation: o.federation,
@@ -112,6 +134,40 @@ export function createTransport(o: TransportOptions): Transport {
       io.disconnectSockets(true);
     },
   };
+}
+
+/**
+ * The server's parser: the same wire format, each connection's decoder starting at the
+ * pre-authentication frame limit (socket.io makes one decoder per connection).
+ */
+function preAuthParser<P extends typeof msgpackParser>(parser: P): P {
+  const Base = parser.Decoder;
+  class PreAuthDecoder extends Base {
+    constructor() {
+      super({ maxFrameBytes: PRE_AUTH_MAX_FRAME_BYTES });
+    }
+  }
+  return { ...parser, Decoder: PreAuthDecoder };
+}
+
+/** The connection proved who it is: from now on it may send frames up to MAX_FRAME_BYTES. */
+export function allowFullFrames(socket: FeditSocket): void {
+  // socket.io keeps the connection's decoder on its (internal) client; the parser made it.
+  const { decoder } = socket.client as unknown as { decoder?: unknown };
+  if (decoder instanceof Decoder) decoder.maxFrameBytes = MAX_FRAME_BYTES;
+}
+
+/** A connection still unauthenticated when its challenge expires is closed: it can do nothing more. */
+function dropUnauthenticatedAfter(socket: FeditSocket, ttlMs: number): void {
+  const timer = setLongTimeout(() => {
+    if (socket.data.participant !== undefined) return;
+    socket.emit('error', {
+      code: 'AUTH_EXPIRED',
+      message: `the connection did not authenticate within ${Math.round(ttlMs / 1000)} s; connect again`,
+    });
+    socket.disconnect(true);
+  }, ttlMs);
+  socket.once('disconnect', () => timer.cancel());
 }
 
 /** Registers `run` for `event`: validate, run, acknowledge; any error becomes a named refusal. */

@@ -20,6 +20,7 @@ import {
   admitEnvelope,
   admitPayload,
   admitUpdateTensors,
+  canonicalPayloadBytes,
   checkChunkAgainstEnvelope,
   coordinatorUploadKey,
   fromHex,
@@ -30,6 +31,7 @@ import {
   type ClientPayload,
   type ContentHash,
   type Admission,
+  type AnnouncedTensor,
   type Refusal,
   type Tensor,
   type UpdateBeginResult,
@@ -85,6 +87,10 @@ export class Uploads {
         id,
       ),
     );
+    // A size the announced tensors do not make: no honest client sends it, and the update could
+    // only be refused at commit (dropping the participant), so it is dropped now, unreceived.
+    const size = unimpliedSize(envelope);
+    if (size) this.#dropAndRefuse(round, participant, size);
     let upload = round.uploads.get(id);
     if (!upload) {
       // One upload in progress per participant and round: otherwise one participant could open
@@ -96,7 +102,7 @@ export class Uploads {
       for (const other of round.uploads.values())
         if (other.participant === participant) discard(round, other);
       const dir = join(this.o.uploadsDir, String(round.round), id.slice(7));
-      mkdirSync(dir, { recursive: true });
+      mkdirSync(dir, { recursive: true, mode: 0o700 }); // chunks are a participant's update: owner-only
       const key = coordinatorUploadKey(
         this.o.box,
         fromHex(entry.boxKey, 'boxKey', 32),
@@ -123,7 +129,7 @@ export class Uploads {
         throw err;
       }
     });
-    timed('upload.disk', () => writeFileSync(join(upload.dir, String(p.index)), plain));
+    timed('upload.disk', () => writeFileSync(join(upload.dir, String(p.index)), plain, { mode: 0o600 }));
     upload.received.add(p.index);
     return { received: upload.received.size };
   }
@@ -247,15 +253,32 @@ export class Uploads {
   /** An update refused at commit: the participant is dropped for the rest of the round. */
   #refuse(round: OpenRound, upload: Upload, refusal: Refusal): never {
     discard(round, upload);
-    this.o.emit({
-      type: 'update-refused',
-      round: round.round,
-      participant: upload.participant,
-      reason: refusal.message,
-    });
-    round.drop(upload.participant, refusal.message);
+    this.#dropAndRefuse(round, upload.participant, refusal);
+  }
+
+  #dropAndRefuse(round: OpenRound, participant: string, refusal: Refusal): never {
+    this.o.emit({ type: 'update-refused', round: round.round, participant, reason: refusal.message });
+    round.drop(participant, refusal.message);
     throw RefusedError.of(refusal);
   }
+}
+
+/**
+ * The announced tensors (checked against the round's schema by admitEnvelope, per participant's
+ * rank where ranks may differ) fix the payload's size to the byte (payload-size.ts): any other
+ * payloadBytes is refused before a chunk is received, rather than once it is assembled.
+ */
+function unimpliedSize(envelope: {
+  payloadBytes: number;
+  tensorSchema: readonly AnnouncedTensor[];
+}): Refusal | undefined {
+  const implied = canonicalPayloadBytes(envelope.tensorSchema);
+  if (envelope.payloadBytes === implied) return undefined;
+  return {
+    code: 'UPDATE_SIZE',
+    message: `envelope.payloadBytes is ${envelope.payloadBytes}, but the announced tensors make an update of exactly ${implied} bytes`,
+    field: 'envelope.payloadBytes',
+  };
 }
 
 function discard(round: OpenRound, upload: Upload): void {

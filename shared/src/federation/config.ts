@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { FeditError } from '../errors.ts';
 import { aggregationRule, aggregationRuleNames } from '../aggregation/rules.ts';
-import { CONTENT_HASH_PATTERN } from '../protocol/limits.ts';
+import { CONTENT_HASH_PATTERN, MAX_ROUND_DEADLINE_SECONDS } from '../protocol/limits.ts';
 import { MODEL_REPO_PATTERN, MODEL_REVISION_PATTERN } from './model-repo.ts';
 import type { ContentHash } from '../protocol/messages.ts';
 import { canonicalBytes, withDecimalStrings } from '../rounds/canonical.ts';
@@ -234,7 +234,10 @@ const federationConfig = refine(
         quorum: optional(numberField(whole(1))),
       }),
       /** Seconds a round waits for updates before closing with what it has. */
-      roundDeadlineSeconds: numberField(positive('a positive number of seconds')),
+      roundDeadlineSeconds: inRange(
+        `a positive number of seconds, at most ${MAX_ROUND_DEADLINE_SECONDS} (366 days)`,
+        (v) => v > 0 && v <= MAX_ROUND_DEADLINE_SECONDS,
+      ),
       /** Fewest updates a round needs; fewer and it is aborted (visibly, in the log). */
       minUpdates: numberField(whole(1)),
       aggregation: section({

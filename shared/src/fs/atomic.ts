@@ -35,10 +35,15 @@ export async function syncDirectory(directory: string): Promise<void> {
   }
 }
 
-/** Writes `content` (a string as UTF-8, or byte chunks in order) to `path` atomically and durably. */
+/**
+ * Writes `content` (a string as UTF-8, or byte chunks in order) to `path` atomically and durably.
+ * `mode` is the new file's permissions from its creation (less the umask), so a private file
+ * (0o600) is never readable by others, not even before a chmod.
+ */
 export async function writeFileAtomic(
   path: string,
   content: string | Uint8Array | Iterable<Uint8Array>,
+  options: { mode?: number } = {},
 ): Promise<void> {
   const chunks: Iterable<Uint8Array> =
     typeof content === 'string'
@@ -48,7 +53,7 @@ export async function writeFileAtomic(
         : content;
   const directory = dirname(path);
   const temporary = join(directory, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temporary, 'wx');
+  const handle = await open(temporary, 'wx', options.mode ?? 0o666);
   try {
     try {
       for (const chunk of chunks) await writeAll(handle, chunk);

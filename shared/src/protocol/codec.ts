@@ -18,13 +18,18 @@
 //   options, so a peer could otherwise hand the validators objects they never expect.
 // Byte strings decode as copies with their own ArrayBuffer (copyBuffers), so they are aligned for
 // any typed-array view and never pin the frame they came in.
+//
+// Before msgpackr sees a frame: its size is checked against the decoder's frame limit (a
+// coordinator keeps it at PRE_AUTH_MAX_FRAME_BYTES until the connection authenticates), and its
+// element counts and nesting against WIRE_BOUNDS (msgpack-bounds.ts), without allocating.
 import { EventEmitter } from 'node:events';
 import { Packr, type Options } from 'msgpackr';
 import { describe, plainBytes } from '../crypto/bytes.ts';
 import { DTYPES, dtypeByteSize, isDType } from '../tensors/dtype.ts';
 import { tensorByteLength, type Tensor } from '../tensors/tensor.ts';
 import { ProtocolError } from './errors.ts';
-import { MAX_TENSOR_DIM, MAX_TENSOR_RANK } from './limits.ts';
+import { MAX_FRAME_BYTES, MAX_TENSOR_DIM, MAX_TENSOR_RANK } from './limits.ts';
+import { WIRE_BOUNDS, checkMsgpackBounds } from './msgpack-bounds.ts';
 
 /** socket.io's packet types (socket.io-protocol v5) that a MessagePack parser uses. */
 export const PacketType = {
@@ -79,6 +84,7 @@ export function packWire(value: unknown, field = 'message'): Uint8Array {
 
 /** Unpacks one MessagePack value and checks it; throws ProtocolError PROTOCOL_DECODE. */
 export function unpackWire(bytes: Uint8Array, field = 'message'): unknown {
+  checkMsgpackBounds(bytes, WIRE_BOUNDS, field);
   let value: unknown;
   try {
     value = packr.unpack(bytes);
@@ -117,9 +123,18 @@ export class Encoder {
 
 /**
  * socket.io parser Decoder. A frame that is not a valid packet throws ProtocolError from add(),
- * which socket.io turns into closing that one connection ("parse error").
+ * which socket.io turns into closing that one connection ("parse error"). socket.io makes one
+ * Decoder per connection, so `maxFrameBytes` is that connection's limit: a frame above it is
+ * refused from its length alone, before any of it is read.
  */
 export class Decoder extends EventEmitter<{ decoded: [Packet] }> {
+  maxFrameBytes: number;
+
+  constructor(options: { maxFrameBytes?: number } = {}) {
+    super();
+    this.maxFrameBytes = options.maxFrameBytes ?? MAX_FRAME_BYTES;
+  }
+
   add(frame: unknown): void {
     let bytes: Uint8Array;
     if (frame instanceof Uint8Array) bytes = frame;
@@ -129,6 +144,13 @@ export class Decoder extends EventEmitter<{ decoded: [Packet] }> {
         'PROTOCOL_DECODE',
         'packet',
         `packet must be a binary frame, got ${describe(frame)}; both ends must use fedit's MessagePack parser`,
+      );
+    }
+    if (bytes.byteLength > this.maxFrameBytes) {
+      throw new ProtocolError(
+        'PROTOCOL_RANGE',
+        'packet',
+        `packet is ${bytes.byteLength} bytes, above this connection's limit of ${this.maxFrameBytes}${this.maxFrameBytes < MAX_FRAME_BYTES ? ' (authenticate first: until then only small frames are accepted)' : ''}`,
       );
     }
     this.emit('decoded', checkPacket(unpackWire(bytes, 'packet')));

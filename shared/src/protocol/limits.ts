@@ -16,6 +16,11 @@ export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
  * the connection with a bare "transport error".
  */
 export const MAX_FRAME_BYTES = Math.ceil(((MAX_CHUNK_BYTES + 64 * 1024) * 4) / 3) + 1024;
+/**
+ * Largest frame a coordinator accepts on a connection that has not authenticated yet: auth:prove
+ * and enrol (the only requests that connection can make) are a few hundred bytes.
+ */
+export const PRE_AUTH_MAX_FRAME_BYTES = 16 * 1024;
 /** Largest serialised update an envelope may announce (16 GiB). */
 export const MAX_PAYLOAD_BYTES = 16 * 1024 ** 3;
 /** Most chunks one upload or download may have. */
@@ -40,6 +45,13 @@ export const MAX_SELECTED = 100_000;
 export const MAX_URL_LENGTH = 2048;
 /** Longest error message or code carried by an 'error' event or a failed ack. */
 export const MAX_ERROR_MESSAGE_LENGTH = 2000;
+/**
+ * Longest round deadline, in seconds (366 days). The coordinator's timers wait in steps
+ * (coordinator/src/server/timers.ts), so any deadline is honoured; the bound keeps a typo
+ * (a deadline in milliseconds) from leaving a round open for ever, and `now + deadline` a valid
+ * date.
+ */
+export const MAX_ROUND_DEADLINE_SECONDS = 366 * 24 * 3600;
 /** Latest timestamp accepted (ms since the epoch): the largest valid JavaScript Date. */
 export const MAX_TIMESTAMP_MS = 8.64e15;
 

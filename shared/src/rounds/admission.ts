@@ -39,6 +39,7 @@ export type AdmissionCode =
   | 'UPDATE_STALE'
   | 'UPDATE_EXAMPLES'
   | 'UPDATE_TOO_LARGE'
+  | 'UPDATE_SIZE'
   | 'UPDATE_REPLAY'
   | 'UPDATE_DUPLICATE'
   | 'UPDATE_DROPPED'

@@ -13,6 +13,8 @@ import {
   openSync,
   readFileSync,
   readSync,
+  readdirSync,
+  rmSync,
   statSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -23,10 +25,13 @@ import { parseSafetensors, serializeSafetensors } from '../tensors/safetensors.t
 import { tensorToF32, type Tensor } from '../tensors/tensor.ts';
 
 const HASH = /^sha256:[0-9a-f]{64}$/;
+const SUBDIR = /^[0-9a-f]{2}$/;
+const FILE = /^[0-9a-f]{64}\.safetensors$/;
 
 export class BlobStore {
+  // Every participant's update is stored here: owner-only from creation (folders 0700, files 0600).
   constructor(readonly dir: string) {
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
   private pathOf(hash: string): string {
@@ -44,8 +49,8 @@ export class BlobStore {
     const hash = hashTensors(tensors);
     const path = this.pathOf(hash);
     if (!existsSync(path)) {
-      mkdirSync(join(this.dir, hash.slice(7, 9)), { recursive: true });
-      await writeFileAtomic(path, serializeSafetensors(tensors));
+      mkdirSync(join(this.dir, hash.slice(7, 9)), { recursive: true, mode: 0o700 });
+      await writeFileAtomic(path, serializeSafetensors(tensors), { mode: 0o600 });
     }
     return hash;
   }
@@ -91,6 +96,27 @@ export class BlobStore {
     } finally {
       closeSync(fd);
     }
+  }
+
+  /**
+   * The names of every stored set: complete files only (a write in progress is a hidden temporary
+   * file until it is renamed into place, writeFileAtomic), sorted.
+   */
+  list(): string[] {
+    const hashes: string[] = [];
+    for (const sub of readdirSync(this.dir)
+      .filter((d) => SUBDIR.test(d))
+      .sort()) {
+      for (const file of readdirSync(join(this.dir, sub)).sort()) {
+        if (FILE.test(file) && file.startsWith(sub)) hashes.push(`sha256:${file.slice(0, 64)}`);
+      }
+    }
+    return hashes;
+  }
+
+  /** Removes a stored set (nothing if absent). Only for sets nothing refers to (orphans.ts). */
+  remove(hash: string): void {
+    rmSync(this.pathOf(hash), { force: true });
   }
 
   /** The tensors named `hash`, checked against their name; undefined when absent. */

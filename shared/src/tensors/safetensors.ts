@@ -48,6 +48,22 @@ export interface SafetensorsLayout {
 const encoder = new TextEncoder();
 
 /**
+ * One tensor's entry in a canonical header. Built by hand rather than JSON.stringify(object)
+ * because objects list integer-like keys ("0", "10") first, which would break name order in the
+ * header. Exported so the size a schema implies (protocol/payload-size.ts) is computed from the
+ * same bytes.
+ */
+export function canonicalHeaderEntry(
+  name: string,
+  dtype: string,
+  shape: readonly number[],
+  offset: number,
+  end: number,
+): string {
+  return `${JSON.stringify(name)}:{"dtype":"${dtype}","shape":${JSON.stringify(shape)},"data_offsets":[${offset},${end}]}`;
+}
+
+/**
  * Lays out a safetensors file the way the reference implementation does, except that tensors are
  * ordered by name alone (the reference first groups by dtype): `__metadata__` first, then each
  * tensor as {"dtype","shape","data_offsets"} in UTF-8 name order with contiguous spans, the JSON
@@ -73,11 +89,7 @@ export function layoutSafetensors(
     }
     assertValidTensor(tensor, name);
     const end = offset + tensor.data.byteLength;
-    // Built by hand rather than JSON.stringify(object) because objects list integer-like keys
-    // ("0", "10") first, which would break name order in the header.
-    fields.push(
-      `${JSON.stringify(name)}:{"dtype":"${tensor.dtype}","shape":${JSON.stringify(tensor.shape)},"data_offsets":[${offset},${end}]}`,
-    );
+    fields.push(canonicalHeaderEntry(name, tensor.dtype, tensor.shape, offset, end));
     chunks.push(tensor.data);
     offset = end;
   }
