@@ -37,6 +37,7 @@ export async function benchHostileFrames(argv: string[]): Promise<void> {
       url: coordinator.url,
       federation: config.id,
       coordinator: publicIdentity(identity),
+      config,
     };
     const honest = await (
       await Peer.connect(target)

@@ -34,6 +34,7 @@ async function start(t: ExecutionContext, options: Partial<CoordinatorOptions> =
     url: coordinator.url,
     federation: config.id,
     coordinator: publicIdentity(identity),
+    config,
   };
   const { createInvite } = await import('../src/index.ts');
   const { parseInvite } = await import('@fedit/shared');
