@@ -13,8 +13,9 @@
 //
 // The chart must show the round history: two series, one dot per round at that round's figures,
 // yours and the federation's mean apart; and the held-out loss falls from round 1 (the untrained
-// adapter) to round 3. FEDIT_SCREENSHOTS=1 writes the docs' pictures of it
-// (docs/images/learning-curve.png, docs/screenshots/app-training.png).
+// adapter) to round 3. The member card then says all three of the app's updates are in the signed
+// log. FEDIT_SCREENSHOTS=1 writes the docs' pictures of it (docs/images/learning-curve.png,
+// docs/screenshots/app-training.png, docs/screenshots/app-federation-signed-log.png).
 
 import test from 'ava';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -26,7 +27,7 @@ import { seededRandom } from '../src/core/data/random.ts';
 import { joinFederation, Participant } from '../src/core/federation/index.ts';
 import { roundTicks } from '../renderer/src/chart-ticks.ts';
 import { TEST_TRAINING, startTestFederation, tempDir } from './app-fixture.ts';
-import { byId, chromiumMissing, openPage } from './app-page.ts';
+import { byId, chromiumMissing, openPage, waitForText } from './app-page.ts';
 
 const ROUNDS = 3;
 /** Pairs per participant: 10% of them (4) are its held-out slice. */
@@ -211,6 +212,27 @@ test('the Training page charts three rounds of two participants learning one rul
   );
   await page.setViewportSize({ width: 1280, height: Math.min(Math.max(900, height), 4000) });
   await page.screenshot({ path: join(training, 'app-training.png') });
+
+  // The member card: every update the app sent to an aggregated round has its receipt in the
+  // coordinator's signed log, the newest signed head named (receipts.ts keptReceiptsLine).
+  await byId(page, 'nav-federation').click();
+  const signedLog = await waitForText(
+    page,
+    'signed-log',
+    new RegExp(
+      `^your ${ROUNDS} of ${ROUNDS} updates are in the signed log \\(head of size \\d+, root sha256:[0-9a-f]{12}…\\)$`,
+    ),
+  );
+  t.is((await shell.backend.getState()).federation?.signedLog, signedLog, 'as the app keeps it');
+  // A viewport as tall as the page again: the card is taller than 900 px, and what lies below the
+  // viewport of the page's scrolling main comes out blank in an element's picture.
+  const cardHeight = await page.evaluate<number>(
+    "Math.max(document.body.scrollHeight, document.querySelector('main')?.scrollHeight ?? 0)",
+  );
+  await page.setViewportSize({ width: 1280, height: Math.min(Math.max(900, cardHeight), 4000) });
+  await byId(page, 'federation-summary').screenshot({
+    path: join(training, 'app-federation-signed-log.png'),
+  });
 
   t.deepEqual(pageErrors, [], 'no uncaught errors in the page');
   t.log(`took ${((Date.now() - started) / 1000).toFixed(1)} s`);
