@@ -491,6 +491,18 @@ export const dialog = {
   showErrorBox: (title, message) => (report.errorBox = title + ': ' + message),
 };
 export const shell = { openPath: async () => '' };
+// Linux without a keyring: Chromium's built-in key, which protects nothing, so the app keeps the
+// identity file owner-only instead (electron/identity-keychain.ts).
+export const safeStorage = {
+  isEncryptionAvailable: () => true,
+  getSelectedStorageBackend: () => 'basic_text',
+  encryptString: () => {
+    throw new Error('the basic_text backend must not be used');
+  },
+  decryptString: () => {
+    throw new Error('the basic_text backend must not be used');
+  },
+};
 export const utilityProcess = {
   fork(modulePath, args, options) {
     report.order.push('fork');
