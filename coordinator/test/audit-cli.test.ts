@@ -12,71 +12,17 @@ import { join } from 'node:path';
 import {
   federationPaths,
   generateIdentity,
-  readRoundLog,
   toBase64url,
   type AuditReport,
   type RoundRecord,
   type VerificationProblemCode,
 } from '@fedit/shared';
-import { createInvite } from '../src/index.ts';
 import { fedit, repoRoot, type Run } from './helpers/cli.ts';
-import { startTestFederation, tempDir } from './helpers/federation.ts';
-import { Peer } from './helpers/peer.ts';
+import { tempDir } from './helpers/federation.ts';
+import { finishedFederationForFile, type FinishedFederation } from './helpers/finished-federation.ts';
 
-interface Federation {
-  root: string;
-  records: RoundRecord[];
-  invite: string;
-  publicKey: Uint8Array;
-}
-
-// The federation outlives each test that uses it: its folder is removed after the last one.
-const cleanups: (() => unknown)[] = [];
-const fileLifetime = { teardown: (f: () => unknown) => cleanups.push(f) } as unknown as ExecutionContext;
-test.after.always(async () => {
-  for (const f of cleanups.reverse()) await f();
-});
-
-let federation: Promise<Federation> | undefined;
-
-/** One real federation for the whole file: three rounds, two participants, every update counted. */
-function realFederation(): Promise<Federation> {
-  federation ??= (async () => {
-    const fed = await startTestFederation(fileLifetime, {
-      rounds: 3,
-      participantsPerRound: { fraction: 1, minimum: 2 },
-      minUpdates: 2,
-    });
-    const peers = [
-      await (await Peer.connect(fed.target())).join(fed.inviteToken(), 'a'),
-      await (await Peer.connect(fed.target())).join(fed.inviteToken(), 'b'),
-    ];
-    for (let round = 1; round <= 3; round++) {
-      for (const [i, peer] of peers.entries()) {
-        const open = await peer.roundOpen(round);
-        // Updates that differ, so no update is the aggregate (each blob is named once).
-        const update = await peer.update(open, {
-          exampleCount: 5 + 7 * i + round,
-          values: (_, global) => global.map((v, k) => v + 1e-3 * (i + 1) * Math.sin(k + round)),
-        });
-        const ack = await peer.upload(update);
-        if (!ack.ok) throw new Error(`round ${round}: ${JSON.stringify(ack)}`);
-      }
-      await peers[0].roundClosed(round);
-    }
-    await fed.coordinator.finished;
-    const invite = createInvite(fed.root, { url: fed.coordinator.url, note: 'auditor' });
-    await fed.coordinator.close();
-    peers.forEach((p) => p.close());
-    return {
-      root: fed.root,
-      records: (await readRoundLog(federationPaths(fed.root).log)).records,
-      invite,
-      publicKey: fed.target().coordinator.sign,
-    };
-  })();
-  return federation;
-}
+type Federation = FinishedFederation;
+const realFederation = finishedFederationForFile();
 
 /** A copy of the federation folder to tamper with. */
 function copyOf(t: ExecutionContext, fed: Federation): string {

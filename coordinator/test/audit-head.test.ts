@@ -11,8 +11,9 @@ import { cpSync, readFileSync, truncateSync, writeFileSync, statSync } from 'nod
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import {
+  auditFederation,
   federationPaths,
-  readRoundLog,
+  formatAudit,
   recordTree,
   rootString,
   signTreeHead,
@@ -21,55 +22,12 @@ import {
   type SignedTreeHead,
   type VerificationProblemCode,
 } from '@fedit/shared';
-import { openFederationDir } from '../src/federation/dir.ts';
 import { fedit } from './helpers/cli.ts';
-import { startTestFederation, tempDir } from './helpers/federation.ts';
-import { Peer } from './helpers/peer.ts';
+import { tempDir } from './helpers/federation.ts';
+import { finishedFederationForFile, type FinishedFederation } from './helpers/finished-federation.ts';
 
-interface Federation {
-  root: string;
-  records: RoundRecord[];
-  secretKey: Uint8Array;
-}
-
-const cleanups: (() => unknown)[] = [];
-const fileLifetime = { teardown: (f: () => unknown) => cleanups.push(f) } as unknown as ExecutionContext;
-test.after.always(async () => {
-  for (const f of cleanups.reverse()) await f();
-});
-
-let federation: Promise<Federation> | undefined;
-
-/** One real federation for the whole file: three rounds, two participants, then finished. */
-function realFederation(): Promise<Federation> {
-  federation ??= (async () => {
-    const fed = await startTestFederation(fileLifetime, {
-      rounds: 3,
-      participantsPerRound: { fraction: 1, minimum: 2 },
-      minUpdates: 2,
-    });
-    const peers = [
-      await (await Peer.connect(fed.target())).join(fed.inviteToken(), 'a'),
-      await (await Peer.connect(fed.target())).join(fed.inviteToken(), 'b'),
-    ];
-    for (let round = 1; round <= 3; round++) {
-      for (const peer of peers) {
-        const ack = await peer.upload(await peer.update(await peer.roundOpen(round)));
-        if (!ack.ok) throw new Error(`round ${round}: ${JSON.stringify(ack)}`);
-      }
-      await peers[0].roundClosed(round);
-    }
-    await fed.coordinator.finished;
-    await fed.coordinator.close();
-    peers.forEach((p) => p.close());
-    return {
-      root: fed.root,
-      records: (await readRoundLog(federationPaths(fed.root).log)).records,
-      secretKey: openFederationDir(fed.root).identity.sign.secretKey,
-    };
-  })();
-  return federation;
-}
+type Federation = FinishedFederation;
+const realFederation = finishedFederationForFile();
 
 /** The head a participant would hold: the coordinator's signature over the first `size` records. */
 function headOf(
@@ -93,16 +51,17 @@ function copyOf(t: ExecutionContext, fed: Federation): { dir: string; log: strin
   return { dir, log: federationPaths(dir).log, headFile };
 }
 
+/**
+ * The audit as `fedit audit DIR [--head HEAD]` runs it (auditFederation, then formatAudit for the
+ * table), in this process: the CLI's own wiring is exercised once, in the first test, since every
+ * spawn costs seconds of CPU.
+ */
 async function audit(
   dir: string,
-  ...extra: string[]
-): Promise<{ code: number | null; report: AuditReport; table: string }> {
-  const [json, table] = await Promise.all([
-    fedit('audit', dir, '--json', ...extra),
-    fedit('audit', dir, ...extra),
-  ]);
-  if (json.stderr !== '') throw new Error(json.stderr);
-  return { code: json.code, report: JSON.parse(json.stdout) as AuditReport, table: table.stdout };
+  head?: string,
+): Promise<{ code: number; report: AuditReport; table: string }> {
+  const report = await auditFederation(dir, { head });
+  return { code: report.ok ? 0 : 1, report, table: formatAudit(report) };
 }
 
 async function failsWithHead(
@@ -112,7 +71,7 @@ async function failsWithHead(
   code: VerificationProblemCode,
   message: RegExp,
 ) {
-  const { code: exit, report, table } = await audit(dir, '--head', headFile);
+  const { code: exit, report, table } = await audit(dir, headFile);
   t.is(exit, 1);
   t.false(report.ok);
   t.false(report.pinnedHead!.ok);
@@ -127,7 +86,7 @@ test('an honest finished log ends in its finished record, prints its tree head a
   t.is(last.kind, 'finished');
   t.like(last.body, { rounds: 3 });
   const { dir, headFile } = copyOf(t, fed);
-  const { code, report, table } = await audit(dir, '--head', headFile);
+  const { code, report, table } = await audit(dir, headFile);
   t.is(code, 0, table);
   t.true(report.ok);
   t.deepEqual(report.tree, { size: fed.records.length, root: headOf(fed, fed.records.length).root });
@@ -137,9 +96,9 @@ test('an honest finished log ends in its finished record, prints its tree head a
   t.regex(table, /the federation finished after 3 rounds/);
   // An older head (a participant's from round 2) is a prefix of the log: it verifies too.
   const older = headOf(fed, fed.records.findIndex((r) => r.kind === 'round-closed' && r.round === 2) + 1);
-  t.is((await audit(dir, '--head', JSON.stringify(older))).code, 0);
+  t.is((await audit(dir, JSON.stringify(older))).code, 0);
   // The tree an audit printed pins the log as well, vouched for by the auditor alone.
-  t.is((await audit(dir, '--head', JSON.stringify(report.tree))).code, 0);
+  t.is((await audit(dir, JSON.stringify(report.tree))).code, 0);
 });
 
 test('removing the last records passes the audit alone, and fails it with a pinned head', async (t) => {
