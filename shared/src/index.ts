@@ -304,17 +304,7 @@ export * from './protocol/limits.ts';
 export type * from './protocol/messages.ts';
 export { CLIENT_EVENTS, SERVER_EVENTS } from './protocol/messages.ts';
 export { CLIENT_MESSAGES, SERVER_MESSAGES } from './protocol/messages.ts';
-export {
-  LOG_PROOF_MESSAGES,
-  MAX_LOG_RECORDS,
-  MAX_PROOF_HASHES,
-  MAX_RECORD_TEXT,
-  type LogConsistencyRequest,
-  type LogConsistencyResult,
-  type LogInclusionRequest,
-  type LogInclusionResult,
-  type TreeHeadMessage,
-} from './protocol/log-proofs.ts';
+export * from './protocol/log-proofs.ts';
 export { protocolValidator } from './protocol/validate.ts';
 export * as schema from './schema/schema.ts';
 export { SchemaError, type Infer, type Schema, type SchemaErrorKind } from './schema/schema.ts';
@@ -385,20 +375,5 @@ export {
   microsText,
   type HeldOutMeans,
 } from './rounds/held-out.ts';
-export { heldOutFigures, heldOutMeansMessage, type HeldOutFigures } from './protocol/held-out-figures.ts';
-export {
-  AnnouncementError,
-  FINISHED_RECORD_KINDS,
-  configView,
-  federationFinishedView,
-  roundClosedView,
-  roundOpenView,
-  verifyAnnouncedRecord,
-  type AnnouncedConfig,
-  type AnnouncementTrust,
-  type FederationFinished,
-  type RecordPosition,
-  type RoundClosed,
-  type RoundOpen,
-  type RoundTraining,
-} from './rounds/announcement.ts';
+export { heldOutFigures, type HeldOutFigures } from './protocol/held-out-figures.ts';
+export * from './rounds/announcement.ts';

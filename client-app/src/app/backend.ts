@@ -18,10 +18,9 @@
 //                          supervisor's, the same one the page runs on the events it receives
 //   ./device.ts, ./cost.ts where training runs (Automatic: measured steps) and what a round costs
 //   ./membership.ts        the federation, its end (./federation-end.ts), Save adapter, renaming
-//
-// and keeps, in the home folder it is given (the OS user-data folder in the app), beside those
-// files: the core's identity.json, federations/, adapters/, rounds/ (core/federation/store.ts),
-// chat-adapters/ (the global adapter chat uses) and logs/app.log (./app-log.ts).
+//   ./app-identity.ts      the identity key, sealed by the OS keychain where one protects it
+// In its home (the OS user-data folder) it also keeps the core's identity.json, federations/,
+// adapters/, rounds/ (core/federation/store.ts), chat-adapters/ and logs/app.log (./app-log.ts).
 
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';

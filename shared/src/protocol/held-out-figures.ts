@@ -1,8 +1,8 @@
 // The held-out figures on the wire (shared/src/rounds/held-out.ts says what they mean and how the
-// round record averages them): what a participant signs into its update envelope, and the means
-// 'round:closed' repeats from the round record. Declared apart from messages.ts, which uses both.
-import { fail, int, object, optional, pattern, refine, type Infer } from '../schema/schema.ts';
-import { MAX_HELD_OUT_EXAMPLES, MAX_HELD_OUT_LOSS_MICRONATS, MAX_SELECTED } from './limits.ts';
+// round record averages them): what a participant signs into its update envelope. The means reach
+// participants inside the signed round-closed record that 'round:closed' carries.
+import { fail, int, object, optional, refine, type Infer } from '../schema/schema.ts';
+import { MAX_HELD_OUT_EXAMPLES, MAX_HELD_OUT_LOSS_MICRONATS } from './limits.ts';
 
 /**
  * What the participant measured of the global adapter it trained from, on its held-out slice
@@ -26,15 +26,3 @@ export const heldOutFigures = refine(
   },
 );
 export type HeldOutFigures = Infer<typeof heldOutFigures>;
-
-/** A held-out mean as records write it: nats or a share, six decimals. */
-const SIX_DECIMALS = /^(?:0|[1-9]\d*)\.\d{6}$/;
-
-/** The round record's held-out means, as 'round:closed' carries them. */
-export const heldOutMeansMessage = object({
-  reports: int(1, MAX_SELECTED),
-  examples: int(1, MAX_SELECTED * MAX_HELD_OUT_EXAMPLES),
-  meanLoss: pattern(SIX_DECIMALS, 'a decimal with six decimals, e.g. "1.234567"'),
-  exactMatchExamples: optional(int(1, MAX_SELECTED * MAX_HELD_OUT_EXAMPLES)),
-  exactMatch: optional(pattern(SIX_DECIMALS, 'a decimal with six decimals, e.g. "0.500000"')),
-});
