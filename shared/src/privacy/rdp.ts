@@ -27,7 +27,8 @@
 //
 // and the reported epsilon is the smallest eps(a) over the orders, with that order (the first
 // on ties, as numpy's argmin). Binomials come from the multiplicative recurrence
-// C(a,i) = C(a,i-1) (a-i+1)/i in binary64; log erfc is computed here without underflow (logErfc).
+// C(a,i) = C(a,i-1) * ((a-i+1)/i) in binary64 (quotient first, so no overflow up to order
+// 1024); log erfc is computed here without underflow (logErfc).
 // Values agree with the Python libraries to ~1e-12 relative, not to the bit: the audit recomputes
 // epsilon with this module (or compares at a tolerance), never by string equality of floats.
 
@@ -114,7 +115,8 @@ function logAInteger(q: number, sigma: number, alpha: number): number {
   let logA = -Infinity;
   let binom = 1;
   for (let i = 0; i <= alpha; i++) {
-    if (i > 0) binom = (binom * (alpha - i + 1)) / i;
+    // Quotient first: binom * (alpha - i + 1) would overflow near the middle for orders near 1024.
+    if (i > 0) binom *= (alpha - i + 1) / i;
     const s = Math.log(binom) + i * logQ + (alpha - i) * log1mQ + (i * i - i) / twoSigma2;
     logA = logAdd(logA, s);
   }
@@ -131,7 +133,7 @@ function logAFractional(q: number, sigma: number, alpha: number): number {
   let logA1 = -Infinity;
   let coef = 1;
   for (let i = 0; i < MAX_SERIES_TERMS; i++) {
-    if (i > 0) coef = (coef * (alpha - i + 1)) / i;
+    if (i > 0) coef *= (alpha - i + 1) / i;
     const logCoef = Math.log(Math.abs(coef));
     const j = alpha - i;
     const logT0 = logCoef + i * logQ + j * log1mQ;

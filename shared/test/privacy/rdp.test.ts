@@ -49,6 +49,10 @@ const VECTORS: Array<[number, number, number, number]> = [
   [0.05, 0.8, 3.7, 0.037505227115786265],
   [0.3, 1.2, 10.9, 2.461819932297499],
   [0.5, 5, 32, 0.22939314056080462],
+  // Large orders, where the binomials reach 1e306 (C(1024, 512)).
+  [0.01, 5, 1024, 15.870328181376536],
+  [0.2, 3, 1000, 53.94450659416006],
+  [0.01, 5, 512.5, 5.63582667780925],
 ];
 
 test('integer and fractional orders match the independent python3 implementation to 1e-10', (t) => {
