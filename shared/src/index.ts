@@ -377,3 +377,4 @@ export {
 } from './rounds/held-out.ts';
 export { heldOutFigures, type HeldOutFigures } from './protocol/held-out-figures.ts';
 export * from './rounds/announcement.ts';
+export * from './secagg/index.ts';
