@@ -8,7 +8,8 @@
 //   shares      (x, f(x)) for x = 1..n; encoded as 68 bytes: u16be(x) || f(x) as 66 bytes big-endian
 //   reconstruct Lagrange interpolation at 0 from any t shares with distinct x in 1..n:
 //               s = Σ_i y_i · Π_(j≠i) x_j / (x_j − x_i) mod p; the secret is refused if the
-//               result is 2^256 or more (what t−1 shares, or a corrupted one, almost always give)
+//               result is 2^256 or more (what t−1 shares, or a share replaced by a random value, give
+//               with probability 1 − 2^−265; a chosen offset is not caught: that needs a commitment)
 //
 // Python (for the test vectors): f = lambda x: sum(a * x**j for j, a in enumerate(coeffs)) % p.
 // Why our own rather than a library: the auditor re-derives shares from the log in another
