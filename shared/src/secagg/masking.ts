@@ -19,15 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import nacl from 'tweetnacl';
 import { checkIds, type MaskGraph } from './graph.ts';
-import {
-  addMask,
-  addModular,
-  checkBytes,
-  checkInteger,
-  maskSign,
-  pairSeed,
-  SEED_BYTES,
-} from './prg.ts';
+import { addMask, addModular, checkBytes, checkInteger, maskSign, pairSeed, SEED_BYTES } from './prg.ts';
 import { SecAggError } from './secagg-error.ts';
 import { decodeShare, encodeShare, reconstructSecret, splitSecret, type Share } from './shamir.ts';
 
