@@ -221,3 +221,35 @@ test('below the threshold the round is refused; forged and misplaced shares are 
     message: /outside the round/,
   });
 });
+
+test('round descriptions and graphs are refused with the field named', (t) => {
+  const ids = [1, 2, 3];
+  const setup = setUp(ids, completeGraph(ids), 2, 4);
+  const p = setup.people[0];
+  const x = new Uint32Array(4);
+  t.throws(() => maskInput({ ...setup.round, threshold: 4 }, p, x), {
+    message: /threshold must be an integer from 2 to 3/,
+  });
+  const lopsided = new Map([
+    [1, [2, 3]],
+    [2, [1, 3]],
+    [3, [2]],
+  ]);
+  t.throws(() => maskInput({ ...setup.round, graph: lopsided }, p, x), {
+    message: /graph is not symmetric at 1–3/,
+  });
+  const noKey = new Map(setup.round.publicKeys);
+  noKey.delete(3);
+  t.throws(() => maskInput({ ...setup.round, publicKeys: noKey }, p, x), {
+    message: /publicKeys\[3\] must be 32 bytes/,
+  });
+  t.throws(() => maskInput(setup.round, p, new Uint32Array(5)), {
+    message: /input must be a Uint32Array of 4 words/,
+  });
+  t.throws(() => secAggPlusGraph([1, 1, 2], 2, sha('g')), { message: /ids repeats 1/ });
+  t.throws(() => secAggPlusGraph([1, 2, 3, 4, 5], 3, sha('g')), {
+    message: /degree must be an even integer/,
+  });
+  t.throws(() => secAggPlusGraph([1, -2], 2, sha('g')), { message: /not an integer from 0/ });
+  t.throws(() => createParticipant(2 ** 32), { message: /id must be an integer/ });
+});

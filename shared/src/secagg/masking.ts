@@ -95,6 +95,7 @@ export function checkRound(round: SecAggRound): void {
 
 /** Splits `p`'s self seed and secret key over its holders: holder id -> its two shares. */
 export function shareSecrets(round: SecAggRound, p: SecAggParticipant): Map<number, HeldShares> {
+  checkRound(round);
   const holders = shareHolders(round, p.id);
   const self = splitSecret(p.selfSeed, round.threshold, holders.length);
   const key = splitSecret(p.secretKey, round.threshold, holders.length);
@@ -103,6 +104,9 @@ export function shareSecrets(round: SecAggRound, p: SecAggParticipant): Map<numb
 
 /** y_i: the encoded input `x` (length round.length) masked with b_i and every pair mask of i. */
 export function maskInput(round: SecAggRound, p: SecAggParticipant, x: Uint32Array): Uint32Array {
+  checkRound(round);
+  checkBytes(p.secretKey, SEED_BYTES, 'secretKey');
+  checkBytes(p.selfSeed, SEED_BYTES, 'selfSeed');
   if (!(x instanceof Uint32Array) || x.length !== round.length) {
     throw new SecAggError('SECAGG_INPUT', `input must be a Uint32Array of ${round.length} words`);
   }
