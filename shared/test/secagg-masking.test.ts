@@ -252,4 +252,8 @@ test('round descriptions and graphs are refused with the field named', (t) => {
   });
   t.throws(() => secAggPlusGraph([1, -2], 2, sha('g')), { message: /not an integer from 0/ });
   t.throws(() => createParticipant(2 ** 32), { message: /id must be an integer/ });
+  t.throws(() => new ShareHolder(1, new Map(), 1), { message: /threshold must be an integer of at least 2/ });
+  t.throws(() => (setup.holders.get(1) as ShareHolder).reveal([1, 2, 0.5], []), {
+    message: /survivors\[2\] must be an integer/,
+  });
 });

@@ -132,9 +132,21 @@ export class ShareHolder {
     readonly id: number,
     readonly held: ReadonlyMap<number, HeldShares>,
     readonly threshold: number,
-  ) {}
+  ) {
+    checkInteger(id, 0xffffffff, 'id');
+    if (!Number.isInteger(threshold) || threshold < 2) {
+      throw new SecAggError('SECAGG_INPUT', 'threshold must be an integer of at least 2');
+    }
+  }
 
   reveal(survivors: readonly number[], dropped: readonly number[]): ShareReveal {
+    for (const [field, list] of [
+      ['survivors', survivors],
+      ['dropped', dropped],
+    ] as const) {
+      if (!Array.isArray(list)) throw new SecAggError('SECAGG_INPUT', `${field} must be an array of ids`);
+      list.forEach((id, k) => checkInteger(id, 0xffffffff, `${field}[${k}]`));
+    }
     const kinds = new Map<number, 'self' | 'key'>();
     for (const i of survivors) kinds.set(i, 'self');
     for (const d of dropped) {
