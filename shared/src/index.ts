@@ -378,3 +378,4 @@ export {
 export { heldOutFigures, type HeldOutFigures } from './protocol/held-out-figures.ts';
 export * from './rounds/announcement.ts';
 export * from './privacy/index.ts';
+export * from './secagg/index.ts';
