@@ -1,6 +1,6 @@
 export { FeditError } from './errors.ts';
 export { FEDIT_VERSION } from './version.ts';
-export { writeFileAtomic, syncDirectory } from './fs/atomic.ts';
+export { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writeFileAtomic, syncDirectory } from './fs/atomic.ts';
 export { isErrno, pathExists, requireFolder } from './fs/paths.ts';
 export { splitAppendedLines, type FileLine, type TornLine } from './fs/lines.ts';
 

@@ -14,6 +14,8 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  PRIVATE_DIR_MODE,
+  PRIVATE_FILE_MODE,
   FeditError,
   RoundLog,
   generateIdentity,
@@ -40,7 +42,6 @@ import {
   type RoundRecord,
   type Tensor,
 } from '@fedit/shared';
-import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './permissions.ts';
 import { initMarker, prepareInitFolder } from './init-folder.ts';
 import { writeSeedChain } from './seed-chain-file.ts';
 

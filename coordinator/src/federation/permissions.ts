@@ -10,10 +10,7 @@
 
 import { chmodSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FederationPaths } from '@fedit/shared';
-
-export const PRIVATE_DIR_MODE = 0o700;
-export const PRIVATE_FILE_MODE = 0o600;
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, type FederationPaths } from '@fedit/shared';
 
 /**
  * The paths to keep owner-only: the folder, the keys, every blob and upload. index.json (rewritten

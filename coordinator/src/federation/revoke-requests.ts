@@ -25,7 +25,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { FeditError } from '@fedit/shared';
+import { FeditError, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '@fedit/shared';
 
 export const REQUESTS_DIR = 'requests';
 /** How often the coordinator looks for requests when fs.watch is silent, and the command for answers. */
@@ -42,7 +42,7 @@ const REQUEST_FILE = /^revoke-([0-9a-f]{16})\.json$/;
 
 function requestsDir(root: string): string {
   const dir = join(root, REQUESTS_DIR);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   return dir;
 }
 
@@ -57,7 +57,7 @@ export async function requestRevocation(
   const path = join(dir, `revoke-${id}.json`);
   const answerPath = join(dir, `revoke-${id}.answer.json`);
   const temporary = join(dir, `.revoke-${id}.tmp`);
-  writeFileSync(temporary, JSON.stringify(request) + '\n', { mode: 0o600, flag: 'wx' });
+  writeFileSync(temporary, JSON.stringify(request) + '\n', { mode: PRIVATE_FILE_MODE, flag: 'wx' });
   renameSync(temporary, path); // whole, or not there: the coordinator never reads half a request
   const due = Date.now() + waitMs;
   while (Date.now() < due) {
@@ -152,7 +152,7 @@ async function take(
     answer = { error: { code, message: (err as Error).message } };
   }
   const temporary = join(dir, `.revoke-${id}.answer.tmp`);
-  writeFileSync(temporary, JSON.stringify(answer) + '\n', { mode: 0o600 });
+  writeFileSync(temporary, JSON.stringify(answer) + '\n', { mode: PRIVATE_FILE_MODE });
   renameSync(temporary, join(dir, `revoke-${id}.answer.json`));
   rmSync(claimed, { force: true });
 }

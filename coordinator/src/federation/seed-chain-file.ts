@@ -8,9 +8,10 @@
 // the log stands (FederationState.seedChain.revealed).
 
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  PRIVATE_FILE_MODE,
   FeditError,
   isSeedChainValue,
   seedChainReveal,
@@ -27,8 +28,14 @@ export const seedChainPath = (root: string) => join(root, 'keys', 'seed-chain.js
 /** Writes the secret owner-only; the caller records the commitment in the config record. */
 export async function writeSeedChain(root: string, chain: SeedChain): Promise<void> {
   const path = seedChainPath(root);
-  await writeFileAtomic(path, JSON.stringify({ secret: chain.secret, length: chain.length }, null, 2) + '\n');
-  chmodSync(path, 0o600);
+  // Owner-only from its creation: a chmod afterwards would leave the secret readable for a moment.
+  await writeFileAtomic(
+    path,
+    JSON.stringify({ secret: chain.secret, length: chain.length }, null, 2) + '\n',
+    {
+      mode: PRIVATE_FILE_MODE,
+    },
+  );
 }
 
 /**

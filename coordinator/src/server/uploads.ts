@@ -38,7 +38,7 @@ import {
   type UpdateChunkResult,
   type UpdateCommitResult,
 } from '@fedit/shared';
-import type { FederationConfig } from '@fedit/shared';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, type FederationConfig } from '@fedit/shared';
 import type { BlobStore } from '@fedit/shared';
 import type { Emit } from './events.ts';
 import type { Ledger } from './ledger.ts';
@@ -102,7 +102,7 @@ export class Uploads {
       for (const other of round.uploads.values())
         if (other.participant === participant) discard(round, other);
       const dir = join(this.o.uploadsDir, String(round.round), id.slice(7));
-      mkdirSync(dir, { recursive: true, mode: 0o700 }); // chunks are a participant's update: owner-only
+      mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE }); // chunks are a participant's update: owner-only
       const key = coordinatorUploadKey(
         this.o.box,
         fromHex(entry.boxKey, 'boxKey', 32),
@@ -129,7 +129,9 @@ export class Uploads {
         throw err;
       }
     });
-    timed('upload.disk', () => writeFileSync(join(upload.dir, String(p.index)), plain, { mode: 0o600 }));
+    timed('upload.disk', () =>
+      writeFileSync(join(upload.dir, String(p.index)), plain, { mode: PRIVATE_FILE_MODE }),
+    );
     upload.received.add(p.index);
     return { received: upload.received.size };
   }

@@ -35,6 +35,10 @@ export async function syncDirectory(directory: string): Promise<void> {
   }
 }
 
+/** Owner-only modes for what holds keys or participants' updates (folders, files). */
+export const PRIVATE_DIR_MODE = 0o700;
+export const PRIVATE_FILE_MODE = 0o600;
+
 /**
  * Writes `content` (a string as UTF-8, or byte chunks in order) to `path` atomically and durably.
  * `mode` is the new file's permissions from its creation (less the umask), so a private file

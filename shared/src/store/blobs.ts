@@ -19,7 +19,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { FeditError } from '../errors.ts';
-import { writeFileAtomic } from '../fs/atomic.ts';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writeFileAtomic } from '../fs/atomic.ts';
 import { hashTensors } from '../tensors/hash.ts';
 import { parseSafetensors, serializeSafetensors } from '../tensors/safetensors.ts';
 import { tensorToF32, type Tensor } from '../tensors/tensor.ts';
@@ -31,7 +31,7 @@ const FILE = /^[0-9a-f]{64}\.safetensors$/;
 export class BlobStore {
   // Every participant's update is stored here: owner-only from creation (folders 0700, files 0600).
   constructor(readonly dir: string) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   }
 
   private pathOf(hash: string): string {
@@ -49,8 +49,8 @@ export class BlobStore {
     const hash = hashTensors(tensors);
     const path = this.pathOf(hash);
     if (!existsSync(path)) {
-      mkdirSync(join(this.dir, hash.slice(7, 9)), { recursive: true, mode: 0o700 });
-      await writeFileAtomic(path, serializeSafetensors(tensors), { mode: 0o600 });
+      mkdirSync(join(this.dir, hash.slice(7, 9)), { recursive: true, mode: PRIVATE_DIR_MODE });
+      await writeFileAtomic(path, serializeSafetensors(tensors), { mode: PRIVATE_FILE_MODE });
     }
     return hash;
   }
