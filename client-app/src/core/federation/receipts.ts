@@ -16,19 +16,20 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
+  AnnouncementError,
   canonicalJson,
   isRecordHash,
-  parseRoundRecord,
   parseTreeHead,
   recordLeafHash,
   rootBytes,
-  roundRecordHash,
+  verifyAnnouncedRecord,
   verifyConsistency,
   verifyInclusion,
-  verifyRoundRecordSignature,
   verifyTreeHeadSignature,
   type LogInclusionResult,
+  type PublicIdentity,
   type RoundRecord,
+  type RoundRecordOf,
   type SignedTreeHead,
 } from '@fedit/shared';
 import type { FederationConnection } from './connection.ts';
@@ -53,7 +54,8 @@ export interface ReceiptContext {
   participantId: string;
   /** This participant's signing key: the counted update's recorded envelope must be its own. */
   participantSignKey: Uint8Array;
-  coordinatorSignKey: Uint8Array;
+  /** The coordinator's keys as the invite pinned them. */
+  coordinator: PublicIdentity;
 }
 
 export function receiptsPath(home: string, federation: string): string {
@@ -100,7 +102,7 @@ const refused = (code: string, message: string) => new FederationError(code, mes
 
 /** Checks a head: the pinned coordinator key's signature, this federation's. */
 export function checkHead(head: SignedTreeHead, context: ReceiptContext, what = 'the tree head'): void {
-  if (!verifyTreeHeadSignature(head, context.coordinatorSignKey))
+  if (!verifyTreeHeadSignature(head, context.coordinator.sign))
     throw refused(
       'LOG_HEAD_SIGNATURE',
       `${what} (size ${head.size}) is not signed by the coordinator key your invite pinned`,
@@ -121,21 +123,26 @@ export function checkInclusion(
   round: number,
   context: ReceiptContext,
 ): RoundRecord {
-  const record = parseRoundRecord(JSON.parse(answer.record), 'log:inclusion.record');
-  if (canonicalJson(record) !== answer.record || roundRecordHash(record) !== record.hash)
-    throw refused(
-      'LOG_RECORD',
-      `round ${round}'s record does not hash to its hash ${record.hash}: it was altered`,
+  // The record checks a signed announcement gets (shape, hash, signature, federation, kind), then
+  // what a receipt adds: the text served is the record's canonical line, and it is this round's.
+  let record: RoundRecordOf<'round-closed'>;
+  try {
+    record = verifyAnnouncedRecord(
+      JSON.parse(answer.record),
+      ['round-closed'],
+      { federation: context.federation, coordinator: context.coordinator },
+      `the record served for round ${round}`,
     );
-  if (!verifyRoundRecordSignature(record, context.coordinatorSignKey))
+  } catch (error) {
+    if (error instanceof AnnouncementError) throw refused('LOG_RECORD', error.message);
+    throw error;
+  }
+  if (canonicalJson(record) !== answer.record)
+    throw refused('LOG_RECORD', `round ${round}'s record was served in another form than its canonical line`);
+  if (record.round !== round)
     throw refused(
       'LOG_RECORD',
-      `round ${round}'s record is not signed by the coordinator key your invite pinned`,
-    );
-  if (record.federation !== context.federation || record.kind !== 'round-closed' || record.round !== round)
-    throw refused(
-      'LOG_RECORD',
-      `the record served (${record.federation}, ${record.kind}, round ${record.round}) is not ${context.federation}'s round-closed record of round ${round}`,
+      `the record served (round ${record.round}) is not ${context.federation}'s round-closed record of round ${round}`,
     );
   const own = record.body.updates.find((u) => u.participant === context.participantId);
   if (!own)
@@ -304,14 +311,14 @@ export function receiptsLine(report: VerifyReport): string {
 
 /** The receipt context of a membership: its federation, this participant, the pinned key. */
 export function receiptContext(
-  membership: { federation: string; coordinator: { sign: Uint8Array } },
+  membership: { federation: string; coordinator: PublicIdentity },
   participant: { id: string; signKey: Uint8Array },
 ): ReceiptContext {
   return {
     federation: membership.federation,
     participantId: participant.id,
     participantSignKey: participant.signKey,
-    coordinatorSignKey: membership.coordinator.sign,
+    coordinator: membership.coordinator,
   };
 }
 
