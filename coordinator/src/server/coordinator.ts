@@ -168,6 +168,7 @@ export async function runFederation(
     adapters,
     io: transport.io,
     uploadsDir: paths.uploads,
+    federationDir: paths.root,
     afterRound: () => removeOrphanBlobs(paths, blobs),
     isConnected: (p) => sessions.isConnected(p),
     readyParticipants: () => sessions.readyParticipants(),
