@@ -96,6 +96,19 @@ export function roundFits(
   return withRound(accountant, dp, sampled).spent(dp.delta).epsilon <= dp.epsilonBudget;
 }
 
+/**
+ * Whether the log allows the federation to finish early for its privacy budget: one more round
+ * sampling every eligible participant (the most a round can spend; epsilon grows with q) would
+ * exceed it. The coordinator finishes when the round it drew does not fit, which implies this.
+ */
+export function budgetSpent(state: FederationState): boolean {
+  const setting = dpOf(state.config);
+  const accountant = state.privacyAccountant;
+  const eligible = state.eligibleParticipants().length;
+  if (!setting || setting.dp.epsilonBudget === undefined || !accountant || eligible === 0) return false;
+  return !safeFits(accountant, setting.dp, { selected: eligible, eligible });
+}
+
 /** epsilon written for people: rounded up to 3 decimals, so the line never says less than spent. */
 export function formatEpsilon(epsilon: number): string {
   return String(Math.ceil(epsilon * 1000) / 1000);

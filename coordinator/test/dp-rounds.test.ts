@@ -1,0 +1,100 @@
+// Client-level differential privacy through a real coordinator and participants on loopback: each
+// round commits to a noise seed kept owner-only in noise/, aggregates by DP-FedAvg with its noise,
+// records the accountant's privacy, and the federation finishes when one more round would spend
+// more than its epsilon budget, the finished record saying so; the audit regenerates the noise.
+
+import test from 'ava';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  PrivacyAccountant,
+  auditFederation,
+  formatAudit,
+  noiseSeedCommitment,
+  readNoiseSeed,
+  type RoundRecord,
+} from '@fedit/shared';
+import { logRecords, snapshotBlobs, assertStoreIntact, startTestFederation } from './helpers/federation.ts';
+import { Peer } from './helpers/peer.ts';
+
+const DELTA = 1e-5;
+const SIGMA = 3;
+/** The epsilon after `rounds` rounds that each sample 3 of 3 participants. */
+const epsilonAfter = (rounds: number) => {
+  const accountant = new PrivacyAccountant();
+  for (let r = 0; r < rounds; r++) accountant.addRound({ selected: 3, eligible: 3, noiseMultiplier: SIGMA });
+  return accountant.spent(DELTA).epsilon;
+};
+
+test('a DP federation runs until its budget is spent, and the audit regenerates every round’s noise', async (t) => {
+  const budget = (epsilonAfter(2) + epsilonAfter(3)) / 2; // two rounds fit, a third would not
+  const fed = await startTestFederation(t, {
+    rounds: 5,
+    participantsPerRound: { fraction: 1, minimum: 3 },
+    minUpdates: 3,
+    differentialPrivacy: { clipNorm: 0.01, noiseMultiplier: SIGMA, delta: DELTA, epsilonBudget: budget },
+  });
+  const before = snapshotBlobs(fed.root);
+  const peers: Peer[] = [];
+  for (let i = 0; i < 3; i++) peers.push(await (await Peer.connect(fed.target())).join(fed.inviteToken()));
+  t.teardown(() => peers.forEach((p) => p.close()));
+  for (const round of [1, 2]) {
+    const open = await peers[0].roundOpen(round);
+    for (const [k, peer] of peers.entries()) {
+      const update = await peer.update(open, {
+        values: (name, g) => g.map((v, i) => v + 1e-3 * (1 + ((i + k + name.length) % 3))),
+      });
+      t.like(await peer.upload(update), { ok: true });
+    }
+    await peers[0].roundClosed(round);
+  }
+  await peers[0].federationFinished();
+  await fed.coordinator.finished;
+
+  const records = await logRecords(fed.root);
+  const of = <K extends RoundRecord['kind']>(kind: K) =>
+    records.filter((r) => r.kind === kind) as (RoundRecord & { kind: K })[];
+  t.is(of('round-closed').length, 2, 'two rounds aggregated of the five configured');
+  const finished = of('finished')[0];
+  t.is(finished.body.rounds, 2);
+  t.regex(
+    finished.body.reason ?? '',
+    /^privacy budget spent: ε = [\d.]+ at δ = 0\.00001 after 2 round\(s\); one more round \(3 of 3 sampled\) would exceed the budget ε = /,
+  );
+
+  const [first, second] = of('round-closed');
+  t.like(first.body.privacy, {
+    noise: 'central',
+    sampled: { selected: 3, eligible: 3 },
+    noiseMultiplier: '3',
+    clipNorm: '0.01',
+  });
+  t.is(second.body.privacy!.epsilon, String(epsilonAfter(2)));
+  t.deepEqual(second.body.rule.config, {
+    differentialPrivacy: { clipNorm: '0.01', noiseMultiplier: 3, noise: 'central' },
+  });
+
+  // The seeds: owner-only files, committed to at open, never in the log.
+  const noiseDir = join(fed.root, 'noise');
+  t.is(statSync(noiseDir).mode & 0o777, 0o700);
+  t.deepEqual(readdirSync(noiseDir).sort(), ['round-1.seed', 'round-2.seed']);
+  const log = readFileSync(join(fed.root, 'log', 'rounds.jsonl'), 'utf8');
+  for (const open of of('round-open')) {
+    const seed = readNoiseSeed(fed.root, open.round)!;
+    t.is(statSync(join(noiseDir, `round-${open.round}.seed`)).mode & 0o777, 0o600);
+    t.is(open.body.noiseCommitment, noiseSeedCommitment(seed));
+    t.false(log.includes(Buffer.from(seed).toString('hex')), 'the seed is in no record');
+  }
+
+  const report = await auditFederation(fed.root);
+  t.deepEqual(report.problems, []);
+  t.deepEqual(
+    report.rounds.map((r) => [r.aggregation, r.noise]),
+    [
+      ['verified', 'verified'],
+      ['verified', 'verified'],
+    ],
+  );
+  t.regex(formatAudit(report), /noise of round\(s\) 1, 2 was regenerated/);
+  await assertStoreIntact(t, fed.root, before);
+});
