@@ -397,6 +397,7 @@ export {
   formatEpsilon,
   newAccountant,
   privacyLine,
+  type PrivacySeen,
   roundFits,
   roundPrivacy,
   withRound,

@@ -159,6 +159,11 @@ export class RoundRunner {
     return last?.round === round && last.participants.has(participant);
   }
 
+  /** The last aggregated round's signed record (undefined before any round closed). */
+  get lastClosedRecord(): RoundRecordOf<'round-closed'> | undefined {
+    return this.#lastClosed;
+  }
+
   /** Once the federation is over: its aggregated rounds and final adapter; undefined while rounds remain. */
   get finished(): { rounds: number; adapterHash: string } | undefined {
     const { state } = this.o.ledger;

@@ -114,16 +114,26 @@ export function formatEpsilon(epsilon: number): string {
   return String(Math.ceil(epsilon * 1000) / 1000);
 }
 
+/** What the participant last verified of the privacy spent: a round-closed record's epsilon. */
+export interface PrivacySeen {
+  /** The record's privacy.epsilon (a decimal string). */
+  epsilon: string;
+  /** The round it closed. */
+  round: number;
+}
+
 /**
- * What participants are shown: "privacy spent so far: ε = X at δ = Y (budget Z)", or "no
- * differential privacy" when the config has none. `epsilon` is the last round-closed record's
- * (0 before any round).
+ * What participants are shown: "privacy spent so far: ε = X at δ = Y (budget Z), after round N",
+ * or "no differential privacy" when the config has none. `seen` is the newest round-closed record
+ * the participant verified; without one, no DP round has closed as far as it knows.
  */
-export function privacyLine(config: FederationConfig | undefined, epsilon: number | undefined): string {
+export function privacyLine(config: FederationConfig | undefined, seen: PrivacySeen | undefined): string {
   const dp = config?.differentialPrivacy;
-  if (!dp) return 'no differential privacy: the aggregates carry no noise';
+  if (!dp) return 'no differential privacy: the shared adapters carry no noise';
   const budget = dp.epsilonBudget === undefined ? 'no budget' : `budget ${dp.epsilonBudget}`;
-  return `privacy spent so far: ε = ${formatEpsilon(epsilon ?? 0)} at δ = ${dp.delta} (${budget})`;
+  const where = seen ? `after round ${seen.round}` : 'no round has closed yet';
+  const epsilon = seen ? formatEpsilon(Number(seen.epsilon)) : '0';
+  return `privacy spent so far: ε = ${epsilon} at δ = ${dp.delta} (${budget}), ${where}`;
 }
 
 /** The privacy rules of a round-open or round-closed record, judged against the fold before it. */
