@@ -10,11 +10,20 @@ import {
   PrivacyAccountant,
   auditFederation,
   formatAudit,
+  formatEpsilon,
   noiseSeedCommitment,
   readNoiseSeed,
   type RoundRecord,
 } from '@fedit/shared';
-import { logRecords, snapshotBlobs, assertStoreIntact, startTestFederation } from './helpers/federation.ts';
+import { createInvite } from '../src/index.ts';
+import { fedit } from './helpers/cli.ts';
+import {
+  assertStoreIntact,
+  logRecords,
+  snapshotBlobs,
+  startTestFederation,
+  tempDir,
+} from './helpers/federation.ts';
 import { Peer } from './helpers/peer.ts';
 
 const DELTA = 1e-5;
@@ -97,4 +106,25 @@ test('a DP federation runs until its budget is spent, and the audit regenerates 
   );
   t.regex(formatAudit(report), /noise of round\(s\) 1, 2 was regenerated/);
   await assertStoreIntact(t, fed.root, before);
+
+  // What people are told: the operator's status, and a participant reading the invite.
+  const status = await fedit('coordinator', 'status', fed.root);
+  t.is(status.code, 0, status.stderr);
+  t.regex(status.stdout, /privacy {3}ε = [\d.]+ spent so far at δ = 0\.00001 \(this round: [\d.]+\)/);
+  t.regex(status.stdout, /finished after 2 aggregated round\(s\): privacy budget spent: ε = /);
+  const home = join(tempDir(t), 'home');
+  const invite = createInvite(fed.root, { url: fed.coordinator.url });
+  const join_ = await fedit('client', 'join', invite, '--yes', '--home', home);
+  const shown = `privacy spent so far: ε = ${formatEpsilon(epsilonAfter(2))} at δ = 0.00001 (budget ${budget}), after round 2`;
+  t.true(join_.stdout.includes(shown), `${shown}\nnot in\n${join_.stdout}\n${join_.stderr}`);
+  t.regex(join_.stdout, /It does not hide your update from the coordinator/);
+});
+
+test('federation:info carries the last round-closed record only under differential privacy', async (t) => {
+  const fed = await startTestFederation(t, { rounds: 1, participantsPerRound: { fraction: 1, minimum: 2 } });
+  const peer = await Peer.connect(fed.target());
+  t.teardown(() => peer.close());
+  const info = await peer.request('federation:info', {});
+  t.true(info.ok);
+  t.false('lastClosed' in info, 'a federation without DP answers as before');
 });
