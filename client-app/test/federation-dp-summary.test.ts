@@ -69,7 +69,7 @@ test('join shows what DP limits, that it does not hide the update from the coord
   );
   t.regex(
     formatInspection(inspection(dpSettings)),
-    /ε = 0 at δ = 0\.00001 \(budget 8\), no round has closed yet/,
+    /ε = 0 at δ = 0\.00001 \(budget 8\), the coordinator has shown no closed round yet/,
   );
   t.regex(
     formatInspection(inspection(plainSettings)),

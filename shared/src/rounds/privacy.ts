@@ -131,7 +131,7 @@ export function privacyLine(config: FederationConfig | undefined, seen: PrivacyS
   const dp = config?.differentialPrivacy;
   if (!dp) return 'no differential privacy: the shared adapters carry no noise';
   const budget = dp.epsilonBudget === undefined ? 'no budget' : `budget ${dp.epsilonBudget}`;
-  const where = seen ? `after round ${seen.round}` : 'no round has closed yet';
+  const where = seen ? `after round ${seen.round}` : 'the coordinator has shown no closed round yet';
   const epsilon = seen ? formatEpsilon(Number(seen.epsilon)) : '0';
   return `privacy spent so far: ε = ${epsilon} at δ = ${dp.delta} (${budget}), ${where}`;
 }
