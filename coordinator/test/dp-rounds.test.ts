@@ -118,6 +118,9 @@ test('a DP federation runs until its budget is spent, and the audit regenerates 
   const shown = `privacy spent so far: ε = ${formatEpsilon(epsilonAfter(2))} at δ = 0.00001 (budget ${budget}), after round 2`;
   t.true(join_.stdout.includes(shown), `${shown}\nnot in\n${join_.stdout}\n${join_.stderr}`);
   t.regex(join_.stdout, /It does not hide your update from the coordinator/);
+  const invited = await fedit('coordinator', 'invite', fed.root, '--url', 'http://127.0.0.1:1');
+  t.is(invited.code, 0, invited.stderr);
+  t.true(invited.stderr.includes(`differential privacy: ${shown}`), invited.stderr);
 });
 
 test('federation:info carries the last round-closed record only under differential privacy', async (t) => {
