@@ -131,3 +131,46 @@ test('federation:info carries the last round-closed record only under differenti
   t.true(info.ok);
   t.false('lastClosed' in info, 'a federation without DP answers as before');
 });
+
+test('a round left open by a stop is aborted at restart: its seed spent nothing, the next round draws a new one', async (t) => {
+  const fed = await startTestFederation(t, {
+    rounds: 1,
+    participantsPerRound: { fraction: 1, minimum: 2 },
+    minUpdates: 2,
+    differentialPrivacy: { clipNorm: 0.01, noiseMultiplier: SIGMA, delta: DELTA },
+  });
+  const peers = [
+    await (await Peer.connect(fed.target())).join(fed.inviteToken()),
+    await (await Peer.connect(fed.target())).join(fed.inviteToken()),
+  ];
+  await peers[0].roundOpen(1);
+  // The seed was on disk before the record that commits to it.
+  const [open1] = (await logRecords(fed.root)).filter((r) => r.kind === 'round-open');
+  const seed1 = readNoiseSeed(fed.root, 1)!;
+  t.is((open1 as RoundRecord & { kind: 'round-open' }).body.noiseCommitment, noiseSeedCommitment(seed1));
+  await fed.restart();
+  const again = [await peers[0].reconnect(fed.target()), await peers[1].reconnect(fed.target())];
+  t.teardown(() => again.forEach((p) => p.close()));
+  const open2 = await again[0].roundOpen(2);
+  for (const peer of again) t.like(await peer.upload(await peer.update(open2)), { ok: true });
+  await again[0].roundClosed(2);
+  await fed.coordinator.finished;
+  const records = await logRecords(fed.root);
+  t.deepEqual(
+    records.filter((r) => r.kind.startsWith('round-')).map((r) => `${r.round}:${r.kind}`),
+    ['1:round-open', '1:round-aborted', '2:round-open', '2:round-closed'],
+  );
+  t.notDeepEqual(readNoiseSeed(fed.root, 2), seed1);
+  const closed = records.find((r) => r.kind === 'round-closed') as RoundRecord & { kind: 'round-closed' };
+  // One round accounted: the aborted one published nothing and spent nothing.
+  t.deepEqual(closed.body.privacy!.history, [{ selected: 2, eligible: 2, noiseMultiplier: '3', rounds: 1 }]);
+  const report = await auditFederation(fed.root);
+  t.deepEqual(report.problems, []);
+  t.deepEqual(
+    report.rounds.map((r) => [r.status, r.noise]),
+    [
+      ['aborted', undefined],
+      ['closed', 'verified'],
+    ],
+  );
+});

@@ -92,6 +92,10 @@ interface Dishonesty {
   open?: (round: number, body: RoundOpenBody) => RoundOpenBody;
   /** Edits a round-closed body before it is signed. */
   closed?: (round: number, body: RoundClosedBody) => RoundClosedBody;
+  /** Rounds to run before the log's finished record (default: all the config's; none: no record). */
+  finishAfter?: number;
+  /** The finished record's reason. */
+  reason?: string;
 }
 
 /** A DP federation as the coordinator logs it (round-runner.ts, round-privacy.ts), and its seeds. */
@@ -131,7 +135,8 @@ function federation(dishonesty: Dishonesty = {}) {
     append('enrol', 0, { participant, publicKey: publicKeyHex(identities.get(participant)!) });
   const rule = ruleRefFor(config);
   let accountant = newAccountant(dp);
-  for (let round = 1; round <= config.rounds; round++) {
+  const last = dishonesty.finishAfter ?? config.rounds;
+  for (let round = 1; round <= last; round++) {
     const seed = `seed-${round}`;
     const selected = selectParticipants(seed, PARTICIPANTS, '0.5', 2);
     const selection = { seed, fraction: '0.5', minimum: 2, selected };
@@ -191,6 +196,12 @@ function federation(dishonesty: Dishonesty = {}) {
     append('round-closed', round, body);
     globalAdapter = body.globalAdapterOut;
   }
+  if (dishonesty.finishAfter !== undefined)
+    append('finished', last, {
+      rounds: last,
+      globalAdapter,
+      ...(dishonesty.reason !== undefined && { reason: dishonesty.reason }),
+    });
   return { records, blobs, seeds };
 }
 
@@ -308,4 +319,34 @@ test('a round opened when it no longer fits in the privacy budget is caught (PRI
     differentialPrivacy: { ...CONFIG.differentialPrivacy!, epsilonBudget: (two + three) / 2 },
   };
   t.deepEqual(codes(audit(federation({ config }))), ['3:PRIVACY_BUDGET']);
+});
+
+test('finishing before the configured rounds is accepted only when one more round would exceed the budget', (t) => {
+  const closed = HONEST.records
+    .filter((r) => r.kind === 'round-closed')
+    .map((r) => r.body as RoundClosedBody);
+  const two = Number(closed[1].privacy!.epsilon);
+  const reason = 'privacy budget spent';
+  // 2 rounds spent; the budget lets no third round (at q = 1, the most a round can spend) in.
+  const spent = {
+    ...CONFIG,
+    rounds: 5,
+    differentialPrivacy: { ...CONFIG.differentialPrivacy!, epsilonBudget: two * 1.0001 },
+  };
+  t.deepEqual(codes(audit(federation({ config: spent, finishAfter: 2, reason }))), []);
+  // A budget that still fits a third round: the early finish is a FINISHED_MISMATCH that says so.
+  const roomy = { ...spent, differentialPrivacy: { ...spent.differentialPrivacy, epsilonBudget: 1000 } };
+  const report = audit(federation({ config: roomy, finishAfter: 2, reason }));
+  t.deepEqual(
+    report.problems.map((p) => p.code),
+    ['FINISHED_MISMATCH'],
+  );
+  t.regex(report.problems[0].message, /one more round would still fit in its privacy budget/);
+  const { epsilonBudget: _none, ...noBudget } = spent.differentialPrivacy;
+  t.deepEqual(
+    audit(federation({ config: { ...spent, differentialPrivacy: noBudget }, finishAfter: 2 })).problems.map(
+      (p) => p.code,
+    ),
+    ['FINISHED_MISMATCH'],
+  );
 });
