@@ -83,10 +83,7 @@ test('init refuses DP with an example-weighted rule, without delta, or with both
     [...DP_ARGS, '--aggregation-rule', 'fedit'],
     /--aggregation-rule must be "fedavg-uniform" with differentialPrivacy, got "fedit".*each counted update weighs 1/,
   );
-  await refused(
-    [...DP_ARGS, '--clip', 'fixed:1'],
-    /--clip must be absent with differentialPrivacy/,
-  );
+  await refused([...DP_ARGS, '--clip', 'fixed:1'], /--clip must be absent with differentialPrivacy/);
   await refused([...DP_ARGS, '--scaffold'], /--scaffold must be off with differentialPrivacy/);
   await refused(
     ['--dp-clip', '0.1', '--dp-noise-multiplier', '1'],
