@@ -14,7 +14,9 @@
 // A round counts at its selected participants, whether or not all of them were counted: the
 // sampling is what the accountant models. The budget: a round may open only if the accountant,
 // with this round added at its (selected, eligible), stays within epsilonBudget at delta; the
-// verifier checks each round-open record against that rule (PRIVACY_BUDGET).
+// verifier checks each round-open record against that rule (PRIVACY_BUDGET). A federation may
+// finish before its configured rounds only when one more round sampling every eligible participant
+// would exceed the budget (budgetSpent; rules-lifecycle.ts's FINISHED_MISMATCH otherwise).
 
 import type { DifferentialPrivacyConfig } from '../federation/dp-config.ts';
 import { dpOrders } from '../federation/dp-config.ts';
