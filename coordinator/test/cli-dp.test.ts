@@ -72,7 +72,7 @@ test('init --dp-target-epsilon computes sigma for the rounds and the expected sa
   t.true(spent(sigma * 0.99) > 4, `σ ${sigma} is the smallest that does, to 1%`);
 });
 
-test('init refuses DP with an example-weighted rule, without delta, or with both sigma and a target, naming the option', async (t) => {
+test('init refuses DP with an example-weighted rule or clipping, without delta, or with both sigma and a target, naming the option', async (t) => {
   const refused = async (args: string[], message: RegExp) => {
     const dir = join(tempDir(t), 'federation');
     const r = await fedit('coordinator', 'init', dir, '--model', await tinyModel(), ...args);
@@ -84,7 +84,6 @@ test('init refuses DP with an example-weighted rule, without delta, or with both
     /--aggregation-rule must be "fedavg-uniform" with differentialPrivacy, got "fedit".*each counted update weighs 1/,
   );
   await refused([...DP_ARGS, '--clip', 'fixed:1'], /--clip must be absent with differentialPrivacy/);
-  await refused([...DP_ARGS, '--scaffold'], /--scaffold must be off with differentialPrivacy/);
   await refused(
     ['--dp-clip', '0.1', '--dp-noise-multiplier', '1'],
     /--dp-delta .*must be a number in \(0, 1\)/,
