@@ -4,7 +4,7 @@
 // more than its epsilon budget, the finished record saying so; the audit regenerates the noise.
 
 import test from 'ava';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   PrivacyAccountant,
@@ -118,6 +118,27 @@ test('a DP federation runs until its budget is spent, and the audit regenerates 
   const shown = `privacy spent so far: ε = ${formatEpsilon(epsilonAfter(2))} at δ = 0.00001 (budget ${budget}), after round 2`;
   t.true(join_.stdout.includes(shown), `${shown}\nnot in\n${join_.stdout}\n${join_.stderr}`);
   t.regex(join_.stdout, /It does not hide your update from the coordinator/);
+  t.is(join_.code, 0, join_.stderr);
+  // `client status` shows the newest account among the round results this computer kept (written
+  // by a participant as rounds close: here round 2's, in the results file's documented form).
+  const { globalAdapterOut } = second.body;
+  const results = {
+    version: 1,
+    rounds: [
+      {
+        round: 2,
+        outcome: 'aggregated',
+        adapterHash: globalAdapterOut,
+        updates: 3,
+        epsilon: second.body.privacy!.epsilon,
+      },
+    ],
+  };
+  mkdirSync(join(home, 'results'), { recursive: true });
+  writeFileSync(join(home, 'results', `${records[0].federation}.json`), JSON.stringify(results));
+  const clientStatus = await fedit('client', 'status', '--home', home);
+  t.is(clientStatus.code, 0, clientStatus.stderr);
+  t.true(clientStatus.stdout.includes(`privacy     ${shown}`), clientStatus.stdout);
   const invited = await fedit('coordinator', 'invite', fed.root, '--url', 'http://127.0.0.1:1');
   t.is(invited.code, 0, invited.stderr);
   t.true(invited.stderr.includes(`differential privacy: ${shown}`), invited.stderr);
