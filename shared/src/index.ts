@@ -379,3 +379,27 @@ export { heldOutFigures, type HeldOutFigures } from './protocol/held-out-figures
 export * from './rounds/announcement.ts';
 export * from './privacy/index.ts';
 export * from './secagg/index.ts';
+export {
+  DP_RULE,
+  checkDpCombination,
+  dpOrders,
+  type DifferentialPrivacyConfig,
+} from './federation/dp-config.ts';
+export { noiseSeedPath, readNoiseSeed, writeNoiseSeed } from './federation/noise-seeds.ts';
+export {
+  NOISE_SEED_BYTES,
+  distributedDpDelta,
+  dpFedAvgTarget,
+  noiseSeedCommitment,
+} from './aggregation/dp-step.ts';
+export {
+  dpOf,
+  formatEpsilon,
+  newAccountant,
+  privacyLine,
+  type PrivacySeen,
+  roundFits,
+  roundPrivacy,
+  withRound,
+  type RoundPrivacy,
+} from './rounds/privacy.ts';

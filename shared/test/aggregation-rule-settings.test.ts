@@ -146,7 +146,7 @@ test("a rule's own settings are recorded for that rule only, with their defaults
   refused(
     t,
     () => feditSettings({ trimFraction: '0.2' }),
-    /^rule fedit: unknown setting "trimFraction"; it takes frozenA, scaffold, weightCap, clipping, serverOptimizer$/,
+    /^rule fedit: unknown setting "trimFraction"; it takes frozenA, scaffold, weightCap, clipping, serverOptimizer, differentialPrivacy$/,
   );
   refused(
     t,

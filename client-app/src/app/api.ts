@@ -223,7 +223,7 @@ export interface ChatSource {
   newest: boolean;
   /** Why the newest is not used: it could not be fetched (the coordinator is unreachable, ...). */
   problem?: string;
-  /** The newest global adapter this computer knows of (absent: no round has closed yet). */
+  /** The newest global adapter this computer knows of (absent: the coordinator has shown no closed round yet). */
   newestKnown?: { round: number; hash: string };
 }
 

@@ -3,6 +3,7 @@
 import type { FederationSettings, Membership, RoundHistoryEntry } from '../core/federation/index.ts';
 import { describeLearning } from '../core/federation/learning-words.ts';
 import type { FederationSummary } from './api.ts';
+import { dpOf, privacyLine, type PrivacySeen } from '@fedit/shared';
 
 /** "sha256:0123456789ab…" */
 export function shortHash(hash: string): string {
@@ -25,12 +26,46 @@ export function describeRound(e: RoundHistoryEntry): string {
   return `${outcome}; this computer: ${own}`;
 }
 
+/**
+ * Who sees the individual update, and what differential privacy adds when the federation has it
+ * (docs/privacy.md): DP limits what the shared adapters reveal, never what the organiser sees.
+ */
+function updateVisibility(s: FederationSettings, seen: PrivacySeen | undefined): string[] {
+  const visible =
+    "Each update is signed with your key and encrypted on its way to the coordinator. Your individual update is visible to the federation's organiser, who runs the coordinator";
+  const setting = dpOf(s);
+  if (!setting)
+    return [
+      `${visible}: it is not hidden by secure aggregation or differential privacy (methods some federations use so that no single participant's update can be seen, or so that the shared adapters reveal little about any one participant).`,
+    ];
+  const { dp, noise } = setting;
+  // With secure aggregation (noise "distributed") what the organiser sees is that section's to
+  // word (secagg); here only the noise's part.
+  const who =
+    noise === 'central'
+      ? 'the coordinator adds random noise'
+      : 'each selected participant adds its share of random noise';
+  const budget =
+    dp.epsilonBudget === undefined
+      ? 'The federation sets no budget: ε grows with every round.'
+      : `The federation stops before ε would exceed ${dp.epsilonBudget}.`;
+  return [
+    ...(noise === 'central'
+      ? [
+          `${visible}: it is not hidden by secure aggregation. Differential privacy does not hide it from the organiser either.`,
+        ]
+      : []),
+    `Differential privacy: the change your update makes is limited to a size of ${dp.clipNorm}, and ${who} (${dp.noiseMultiplier} times that size in all) to the average before it is shared, so the shared adapters reveal little about whether you took part. Its measure is ε (smaller is stronger): ${privacyLine(s, seen)}. ${budget}`,
+  ];
+}
+
 /** The federation's settings as the app shows them, with what matters for privacy in words. */
 export function summarize(
   s: FederationSettings,
   url: string,
   coordinatorFingerprint: string,
   membership?: Membership,
+  privacySeen?: PrivacySeen,
 ): FederationSummary {
   const raw = s.raw as Record<string, unknown>;
   const record = (v: unknown) => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {});
@@ -38,7 +73,7 @@ export function summarize(
   const perRound = record(raw.participantsPerRound);
   const privacy = [
     'Your data never leaves this computer as you wrote it: training happens here, and what is sent is the trained adapter, numbers that adjust the model (LoRA weights). Those numbers are computed from your examples and can reveal some of their text (a model can learn rare phrases word for word).',
-    "Each update is signed with your key and encrypted on its way to the coordinator. Your individual update is visible to the federation's organiser, who runs the coordinator: it is not hidden by secure aggregation or differential privacy (methods some federations use so that no single participant's update can be seen).",
+    ...updateVisibility(s, privacySeen),
     'With each update goes the number of examples it was trained on, and how well the shared adapter did on a few of your examples set aside (never trained on): how many, the loss, and how many answers matched exactly. Never the examples themselves.',
   ];
   if (typeof raw.minUpdates === 'number') {

@@ -70,7 +70,15 @@ export class FederationMembership {
     const m = this.#membership;
     const s = this.#settings;
     if (!m || !s) return undefined;
-    const summary = summarize(s, m.url, fingerprint(m.coordinator), m);
+    // The newest round record this participant verified that carries a privacy account.
+    const seen = this.history.entries.findLast((e) => e.epsilon !== undefined);
+    const summary = summarize(
+      s,
+      m.url,
+      fingerprint(m.coordinator),
+      m,
+      seen && { epsilon: seen.epsilon!, round: seen.round },
+    );
     const sent = this.history.entries.filter((e) => e.uploaded && e.outcome === 'aggregated').length;
     const signedLog = keptReceiptsLine(this.#receipts(m.federation), sent);
     return signedLog === undefined ? summary : { ...summary, signedLog };
@@ -108,6 +116,7 @@ export class FederationMembership {
       inspection.url,
       inspection.coordinatorFingerprint,
       inspection.membership,
+      inspection.privacySeen,
     );
   }
 

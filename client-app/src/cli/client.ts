@@ -3,7 +3,14 @@
 // (../core/federation); these commands parse options, ask, and print.
 
 import { Option, type Command } from 'commander';
-import { FeditError, formatModelRepo, isPinnedRevision } from '@fedit/shared';
+import {
+  FeditError,
+  dpOf,
+  formatModelRepo,
+  isPinnedRevision,
+  privacyLine,
+  type PrivacySeen,
+} from '@fedit/shared';
 import type { ExecutionProvider } from '@fedit/kernels';
 import type { DatasetFormat } from '../core/data/index.ts';
 import type { InviteInspection } from '../core/federation/index.ts';
@@ -76,6 +83,7 @@ export function formatInspection(i: InviteInspection): string {
     '',
     'Your data stays on this computer. Each round, the adapter trained on it is encrypted to the',
     'coordinator and sent with your signature; the coordinator can read it.',
+    ...dpLines(s, i.privacySeen),
   );
   if (i.membership) {
     lines.push(
@@ -84,6 +92,23 @@ export function formatInspection(i: InviteInspection): string {
     );
   }
   return lines.join('\n');
+}
+
+/** Differential privacy as join shows it: what it protects, what it does not, and what is spent. */
+function dpLines(s: InviteInspection['settings'], seen: PrivacySeen | undefined): string[] {
+  const setting = dpOf(s);
+  if (!setting) return [privacyLine(s, seen) + '.'];
+  const { dp, noise } = setting;
+  const who =
+    noise === 'central'
+      ? 'the coordinator adds Gaussian noise'
+      : 'each selected participant adds its share of Gaussian noise';
+  return [
+    `Differential privacy: each update's change is clipped to ${dp.clipNorm} and ${who}`,
+    `(σ = ${dp.noiseMultiplier}) to their mean, which limits what the published adapters reveal about`,
+    `whether you took part.${noise === 'central' ? ' It does not hide your update from the coordinator.' : ''}`,
+    `${privacyLine(s, seen)} (from the last round record the coordinator signed).`,
+  ];
 }
 
 async function askYesNo(question: string): Promise<boolean> {
@@ -292,14 +317,18 @@ async function runCommand(o: RunCommandOptions): Promise<void> {
 async function statusCommand(o: { json: boolean; home?: string }): Promise<void> {
   const { listMemberships, readIdentityKeys, resolveHome } = await import('../core/federation/store.ts');
   const { parseFederationSettings } = await import('../core/federation/settings.ts');
+  const { readRoundResults } = await import('../core/federation/results.ts');
   const { fingerprint } = await import('@fedit/shared');
   const home = resolveHome(o.home);
   // The public keys only: a file sealed by the desktop app's keychain still says who this is.
   const identity = await readIdentityKeys(home);
   const memberships = await listMemberships(home);
-  const rows = memberships.map((m) => {
+  const rows = [];
+  for (const m of memberships) {
     const settings = parseFederationSettings(m.config, `${m.federation}'s stored settings`);
-    return {
+    // The newest round record this computer verified that carries a privacy account.
+    const seen = (await readRoundResults(home, m.federation)).findLast((r) => r.epsilon !== undefined);
+    rows.push({
       federation: m.federation,
       name: settings.name,
       coordinator: m.url,
@@ -310,8 +339,9 @@ async function statusCommand(o: { json: boolean; home?: string }): Promise<void>
       loraRank: m.rank ?? settings.lora.rank,
       federationRank: settings.lora.rank,
       configHash: m.configHash,
-    };
-  });
+      privacy: privacyLine(settings, seen && { epsilon: seen.epsilon!, round: seen.round }),
+    });
+  }
   const id = identity ? fingerprint(identity.public) : null;
   const sealed = identity?.protection === 'os-keychain';
   if (o.json) {
@@ -333,7 +363,7 @@ async function statusCommand(o: { json: boolean; home?: string }): Promise<void>
   }
   for (const r of rows) {
     process.stdout.write(
-      `\n${r.federation}  ${r.name}\n  coordinator ${r.coordinator}\n  you         ${r.displayName} (${r.participantId}), joined ${r.joinedAt}\n  base model  ${r.baseModel}\n  LoRA rank   ${r.loraRank}${r.loraRank === r.federationRank ? '' : ` (the federation's: ${r.federationRank})`}\n`,
+      `\n${r.federation}  ${r.name}\n  coordinator ${r.coordinator}\n  you         ${r.displayName} (${r.participantId}), joined ${r.joinedAt}\n  base model  ${r.baseModel}\n  LoRA rank   ${r.loraRank}${r.loraRank === r.federationRank ? '' : ` (the federation's: ${r.federationRank})`}\n  privacy     ${r.privacy}\n`,
     );
   }
 }

@@ -13,11 +13,13 @@ import {
   isPinnedRevision,
   parseModelRepo,
   publicIdentity,
+  type FederationConfig,
   type ModelRepo,
 } from '@fedit/shared';
 import type { FederationSettings } from '@fedit/coordinator';
 import { robustRuleCaveat } from '../core/federation/learning-words.ts';
 import { addLearningOptions, initSettings, type InitOptions } from './init-settings.ts';
+import { addDpOptions } from './dp-options.ts';
 import { addLoraOptions, positive } from './options.ts';
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
@@ -61,11 +63,14 @@ export function registerInit(coordinator: Command): void {
       positive('--rounds', true),
       10,
     );
-  addLearningOptions(addLimitOptions(addSelectionOptions(addTrainingOptions(addLoraOptions(init)))))
+  addDpOptions(
+    addLearningOptions(addLimitOptions(addSelectionOptions(addTrainingOptions(addLoraOptions(init))))),
+  )
     .option('--json', 'print one JSON object: federation, base model, fingerprint', false)
     .action(async (dir: string, o: InitOptions, command: Command) => {
       // Everything is checked before the model is loaded or the folder touched.
-      const settings = initSettings(o, command) as Partial<FederationSettings>;
+      const notes: string[] = [];
+      const settings = initSettings(o, command, notes) as Partial<FederationSettings>;
       const { initFederationFromModel } = await import('../operator/init-federation.ts');
       const { config, identity } = await initFederationFromModel(dir, {
         modelDir: o.model as string,
@@ -84,7 +89,7 @@ export function registerInit(coordinator: Command): void {
         return;
       }
       process.stdout.write(
-        `created federation ${config.id} in ${dir}\n  base model ${config.baseModel.name} (${config.baseModel.identity})\n${modelSourceLines(config.baseModel)}  ${fingerprintLine(operator)}\n${caveat ? `  note: ${caveat}\n` : ''}  next: fedit coordinator invite ${dir} --url http://HOST:PORT, then fedit coordinator start ${dir}\n`,
+        `created federation ${config.id} in ${dir}\n  base model ${config.baseModel.name} (${config.baseModel.identity})\n${modelSourceLines(config.baseModel)}  ${fingerprintLine(operator)}\n${caveat ? `  note: ${caveat}\n` : ''}${notes.map((n) => `  ${n}\n`).join('')}${privacySummary(config)}  next: fedit coordinator invite ${dir} --url http://HOST:PORT, then fedit coordinator start ${dir}\n`,
       );
     });
 }
@@ -126,6 +131,14 @@ function addSelectionOptions(command: Command): Command {
       `how a round combines updates: ${aggregationRuleNames().join(', ')} (fedit: the example-weighted mean of every LoRA tensor)`,
       'fedit',
     );
+}
+
+/** The federation's differential privacy as init prints it (nothing without). */
+function privacySummary(config: FederationConfig): string {
+  const dp = config.differentialPrivacy;
+  if (!dp) return '';
+  const budget = dp.epsilonBudget === undefined ? 'no epsilon budget' : `finishes at ε = ${dp.epsilonBudget}`;
+  return `  differential privacy: updates clipped to ${dp.clipNorm}, noise σ = ${dp.noiseMultiplier} x C, δ = ${dp.delta}, ${budget}\n`;
 }
 
 /** Where participants download the base model, as `init` prints it (nothing if it was not said). */

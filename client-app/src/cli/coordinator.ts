@@ -2,7 +2,7 @@
 // options and print. `init`, with its many settings options, is in ./coordinator-init.ts.
 
 import type { Command } from 'commander';
-import { FeditError, federationPaths, fingerprint, publicIdentity } from '@fedit/shared';
+import { FeditError, federationPaths, fingerprint, privacyLine, publicIdentity } from '@fedit/shared';
 import { logCoordinatorEvent } from './coordinator-log.ts';
 import { fingerprintLine, registerInit } from './coordinator-init.ts';
 import { LineLog, logFormatOption } from './log-line.ts';
@@ -59,7 +59,7 @@ function registerInvite(coordinator: Command): void {
       const { createInvite, openFederationDirChecked } = await import('@fedit/coordinator');
       // An invite hands out the federation's id and the coordinator's keys, and the joiner is then
       // shown the settings: refuse, as start does, when the folder is not what the log records.
-      const { identity } = await openFederationDirChecked(dir);
+      const { identity, config, records } = await openFederationDirChecked(dir);
       const operator = fingerprint(publicIdentity(identity));
       const invites = Array.from({ length: o.count as number }, () =>
         createInvite(dir, { url: o.url, expiresInHours: o.expiresIn, note: o.note }),
@@ -71,6 +71,15 @@ function registerInvite(coordinator: Command): void {
       // stdout stays the invites alone, one a line, for scripts that hand them out.
       process.stdout.write(invites.map((invite) => invite + '\n').join(''));
       process.stderr.write(fingerprintLine(operator) + '\n');
+      // What the joiner will be told about differential privacy (the log's newest account).
+      if (config.differentialPrivacy) {
+        const last = records.findLast((r) => r.kind === 'round-closed' && r.body.privacy !== undefined);
+        const seen =
+          last?.kind === 'round-closed'
+            ? { epsilon: last.body.privacy!.epsilon, round: last.round }
+            : undefined;
+        process.stderr.write(`differential privacy: ${privacyLine(config, seen)}\n`);
+      }
     });
 }
 

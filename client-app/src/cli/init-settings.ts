@@ -21,6 +21,7 @@ import {
 } from '@fedit/shared';
 import { mergeSettings, readSettingsFile } from '../operator/settings-patch.ts';
 import { number } from './options.ts';
+import { DP_OPTION_OF_FIELD, applyDpSettings, dpFromOptions } from './dp-options.ts';
 
 type Patch = { [key: string]: unknown };
 
@@ -164,6 +165,7 @@ const OPTION_OF_FIELD: Record<string, string> = {
   'limits.maxUpdateNorm': '--max-update-norm',
   'limits.maxUploadBytes': '--max-upload-size',
   'limits.maxExampleCount': '--max-example-count',
+  ...DP_OPTION_OF_FIELD,
 };
 
 /** `init`'s parsed options (commander's camelCase keys). */
@@ -223,15 +225,17 @@ export function settingsFromOptions(o: InitOptions, include: (key: string) => bo
       maxUploadBytes: pick('maxUploadSize'),
       maxExampleCount: pick('maxExampleCount'),
     },
+    differentialPrivacy: dpFromOptions(pick),
   };
 }
 
 /**
  * The settings `init` writes: the options' defaults, the file, the options typed (see the header),
+ * with differential privacy's defaults and calibration (dp-options.ts; its note pushed to `notes`),
  * checked as the config checks them. Throws FeditError('CLI_OPTION') naming the option, or the
  * file and field, a bad value came from.
  */
-export function initSettings(o: InitOptions, command: Command): Patch {
+export function initSettings(o: InitOptions, command: Command, notes: string[] = []): Patch {
   const typed = (key: string) => {
     const source = command.getOptionValueSource(key);
     return source !== undefined && source !== 'default';
@@ -253,7 +257,9 @@ export function initSettings(o: InitOptions, command: Command): Patch {
     file,
     fromFlags,
   );
-  withScaffoldByDefault(merged);
+  const dpNote = applyDpSettings(merged, o, typed('aggregationRule') || has(file, 'aggregation.rule'));
+  if (dpNote) notes.push(dpNote);
+  if (!merged.differentialPrivacy) withScaffoldByDefault(merged); // SCAFFOLD's c would leak under DP
   checkSettings(merged, (field) => {
     const fileHasIt = has(file, field) && !has(fromFlags, field);
     return fileHasIt ? `--settings ${o.settings as string}: ${field}` : optionOf(field);

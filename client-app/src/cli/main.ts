@@ -10,6 +10,7 @@ import { registerDemoCommand } from './demo.ts';
 import { registerSimulateCommand } from './simulate.ts';
 import { registerCoordinatorCommands } from './coordinator.ts';
 import { registerAuditCommand } from './audit.ts';
+import { registerPrivacyCommand } from './dp-options.ts';
 import { registerClientCommands } from './client.ts';
 import { registerExportCommands } from './export.ts';
 import { registerModelCommands } from './model.ts';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerLocalCommands(program);
   registerCoordinatorCommands(program);
   registerAuditCommand(program);
+  registerPrivacyCommand(program);
   registerClientCommands(program);
   registerTensorCommands(program);
   registerExportCommands(program);

@@ -36,6 +36,7 @@ import {
   validateFederationConfig,
   requireKnownRule,
   BlobStore,
+  DP_RULE,
   type FederationConfig,
   type FederationPaths,
   type Identity,
@@ -83,6 +84,10 @@ function withLearningDefaults(
   settings: FederationSettings,
   given: Partial<FederationSettings> | undefined,
 ): FederationSettings {
+  // Differential privacy brings its own clipping and weighs each update 1 (DP-FedAvg: dp-config.ts
+  // says why); the learning defaults would break its sensitivity, so they stay out.
+  if (settings.differentialPrivacy)
+    return { ...settings, aggregation: { rule: DP_RULE, ...given?.aggregation } };
   const aggregation = { ...DEFAULT_SETTINGS.aggregation, ...given?.aggregation };
   aggregation.weightCap ??= settings.training.localSteps * settings.training.batchSize;
   return { ...settings, aggregation };

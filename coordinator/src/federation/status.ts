@@ -7,6 +7,7 @@
 
 import {
   federationPaths,
+  formatEpsilon,
   readRoundLog,
   type DroppedParticipant,
   type HeldOutMeans,
@@ -36,6 +37,8 @@ export interface RoundTimelineEntry {
   heldOut?: HeldOutMeans;
   /** The global adapter the round produced. */
   adapterOut?: string;
+  /** With differential privacy: epsilon spent after the round, at delta (the record's strings). */
+  privacy?: { epsilon: string; epsilonRound: string; delta: string };
 }
 
 export interface FederationStatus {
@@ -45,6 +48,8 @@ export interface FederationStatus {
   rounds: RoundTimelineEntry[];
   /** Hash of the log's last record. */
   head?: string;
+  /** The finished record: the rounds aggregated, and why it finished early when it did. */
+  finished?: { rounds: number; reason?: string };
 }
 
 /** The timeline of the federation in folder `dir`, from its round log. */
@@ -57,6 +62,7 @@ export async function federationStatus(dir: string): Promise<FederationStatus> {
 export function statusOfRecords(records: readonly RoundRecord[]): FederationStatus {
   const participants = new Map<string, string>();
   const rounds = new Map<number, RoundTimelineEntry>();
+  let finished: FederationStatus['finished'];
   for (const record of records) {
     switch (record.kind) {
       case 'enrol':
@@ -91,6 +97,13 @@ export function statusOfRecords(records: readonly RoundRecord[]): FederationStat
           dropped: record.body.dropped,
           adapterOut: record.body.globalAdapterOut,
           ...(record.body.heldOut && { heldOut: record.body.heldOut }),
+          ...(record.body.privacy && {
+            privacy: {
+              epsilon: record.body.privacy.epsilon,
+              epsilonRound: record.body.privacy.epsilonRound,
+              delta: record.body.privacy.delta,
+            },
+          }),
         });
         break;
       }
@@ -105,6 +118,9 @@ export function statusOfRecords(records: readonly RoundRecord[]): FederationStat
         });
         break;
       }
+      case 'finished':
+        finished = { rounds: record.body.rounds, ...(record.body.reason && { reason: record.body.reason }) };
+        break;
     }
   }
   return {
@@ -112,6 +128,7 @@ export function statusOfRecords(records: readonly RoundRecord[]): FederationStat
     participants: [...participants].map(([id, name]) => ({ id, name })),
     rounds: [...rounds.values()],
     head: records.at(-1)?.hash,
+    ...(finished && { finished }),
   };
 }
 
@@ -135,7 +152,17 @@ export function formatFederationStatus(status: FederationStatus): string {
     for (const d of r.dropped) lines.push(`  dropped   ${who(d.participant)}: ${d.reason}`);
     if (r.reason) lines.push(`  aborted   ${r.reason}`);
     if (r.heldOut) lines.push(`  held-out  ${heldOutText(r.heldOut)}`);
+    if (r.privacy)
+      lines.push(
+        `  privacy   ε = ${formatEpsilon(Number(r.privacy.epsilon))} spent so far at δ = ${r.privacy.delta} (this round: ${formatEpsilon(Number(r.privacy.epsilonRound))})`,
+      );
   }
+  const done = status.finished;
+  if (done)
+    lines.push(
+      '',
+      `finished after ${done.rounds} aggregated round(s)${done.reason ? `: ${done.reason}` : ''}`,
+    );
   return lines.join('\n') + '\n';
 }
 

@@ -147,7 +147,12 @@ export async function runFederation(
       enrol: (socket, p) => enrolment.enrol(socket, p),
       'participant:rename': (socket, p) => renaming.rename(socket, p),
       // The log's config record, signed: the settings a participant agrees to (rounds/announcement.ts).
-      'federation:info': () => ({ record: configRecord }),
+      // With differential privacy, the last round-closed record too: what a participant reads the
+      // privacy spent so far from before it joins (signed, so it is the log's own account).
+      'federation:info': () => {
+        const closed = config.differentialPrivacy && rounds.lastClosedRecord;
+        return { record: configRecord, ...(closed && { lastClosed: closed }) };
+      },
       'participant:ready': (socket, p) => sessions.setReady(socket, p),
       'adapter:get': (socket, p) => {
         sessions.participantOf(socket);
@@ -168,6 +173,7 @@ export async function runFederation(
     adapters,
     io: transport.io,
     uploadsDir: paths.uploads,
+    federationDir: paths.root,
     afterRound: () => removeOrphanBlobs(paths, blobs),
     isConnected: (p) => sessions.isConnected(p),
     readyParticipants: () => sessions.readyParticipants(),

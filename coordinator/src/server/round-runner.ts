@@ -33,6 +33,7 @@ import {
   ruleRefFor,
   scaffoldTermsOf,
   drawSelection,
+  noiseSeedCommitment,
   type SeedChain,
   serverStateTensors,
   tensorsFromValues,
@@ -52,6 +53,7 @@ import type { Ledger } from './ledger.ts';
 import { startTimer, timed } from './profile.ts';
 import { nextRoundSeed } from '../federation/seed-chain-file.ts';
 import { OpenRound } from './round.ts';
+import { privacyAtClose, privacyAtOpen } from './round-privacy.ts';
 import { setLongTimeout } from './timers.ts';
 import type { FeditNamespace, FeditSocket, SocketState } from './transport.ts';
 
@@ -63,6 +65,8 @@ export interface RoundRunnerOptions {
   io: FeditNamespace;
   /** Where uploads are kept, one folder per round. */
   uploadsDir: string;
+  /** The federation folder: DP noise seeds are kept under its noise/ (shared federation/noise-seeds.ts). */
+  federationDir: string;
   isConnected(participant: string): boolean;
   /** The participants ready now (sessions.ts). */
   readyParticipants(): string[];
@@ -89,6 +93,8 @@ export class RoundRunner {
   #lastClosed: RoundRecordOf<'round-closed'> | undefined;
   /** Set once every configured round was opened and the last one ended. */
   #finished = false;
+  /** The open round's DP noise seed (central noise), kept in memory and in noise/round-<n>.seed. */
+  #noiseSeed: Uint8Array | undefined;
   #stopping = false;
   #closing: Promise<boolean> | undefined;
   #wake: (() => void) | undefined;
@@ -108,12 +114,19 @@ export class RoundRunner {
   /** Runs rounds until the config's number is reached ({completed: true}) or stop() is called. */
   async run(): Promise<{ completed: boolean }> {
     const { ledger, config } = this.o;
-    const finishedEarlier = ledger.state.aggregatedRounds >= config.rounds;
-    // `rounds` counts aggregated rounds (docs/federation.md): an aborted round is retried.
-    while (!this.#stopping && ledger.state.aggregatedRounds < config.rounds) {
+    const finishedEarlier =
+      ledger.state.finished !== undefined || ledger.state.aggregatedRounds >= config.rounds;
+    let reason: string | undefined;
+    // `rounds` counts aggregated rounds (docs/federation.md): an aborted round is retried. A
+    // federation with a privacy budget may finish before (#open says why).
+    while (!this.#stopping && !ledger.state.finished && ledger.state.aggregatedRounds < config.rounds) {
       await this.#waitForParticipants();
       if (this.#stopping) break;
       const round = await this.#open();
+      if (typeof round === 'string') {
+        reason = round;
+        break;
+      }
       // setLongTimeout: a deadline past 24.8 days would overflow setTimeout and close at once.
       const deadline = setLongTimeout(() => round.end(), Date.parse(round.body.deadline) - Date.now());
       await round.ended;
@@ -129,7 +142,7 @@ export class RoundRunner {
       this.#consecutiveAborts = aggregated ? 0 : this.#consecutiveAborts + 1;
     }
     if (this.#stopping) return { completed: false };
-    await this.#recordFinished();
+    await this.#recordFinished(reason);
     this.#finish(finishedEarlier);
     return { completed: true };
   }
@@ -146,6 +159,11 @@ export class RoundRunner {
     return last?.round === round && last.participants.has(participant);
   }
 
+  /** The last aggregated round's signed record (undefined before any round closed). */
+  get lastClosedRecord(): RoundRecordOf<'round-closed'> | undefined {
+    return this.#lastClosed;
+  }
+
   /** Once the federation is over: its aggregated rounds and final adapter; undefined while rounds remain. */
   get finished(): { rounds: number; adapterHash: string } | undefined {
     const { state } = this.o.ledger;
@@ -156,12 +174,16 @@ export class RoundRunner {
    * Closes the log with the signed finished record (once; a log written before the record existed
    * gets it at the next start), so a log cut after it is seen to lack its end (audit.ts).
    */
-  async #recordFinished(): Promise<void> {
+  async #recordFinished(reason: string | undefined): Promise<void> {
     const { state } = this.o.ledger;
     if (state.finished) return;
     await this.o.ledger.append({
       kind: 'finished',
-      body: { rounds: state.aggregatedRounds, globalAdapter: state.globalAdapter! },
+      body: {
+        rounds: state.aggregatedRounds,
+        globalAdapter: state.globalAdapter!,
+        ...(reason && { reason }),
+      },
     });
   }
 
@@ -234,7 +256,8 @@ export class RoundRunner {
     }
   }
 
-  async #open(): Promise<OpenRound> {
+  /** Opens the next round; or, when it would not fit in the privacy budget, says why none opens. */
+  async #open(): Promise<OpenRound | string> {
     const { ledger, config, blobs } = this.o;
     const ready = this.#candidates();
     const { selection, quorum } = drawSelection(
@@ -242,6 +265,10 @@ export class RoundRunner {
       ready,
       config.participantsPerRound,
     );
+    const number = ledger.state.lastRound + 1;
+    const privacy = await privacyAtOpen(this.o, number, selection.selected.length);
+    if (typeof privacy === 'string') return privacy;
+    this.#noiseSeed = privacy.seed;
     const globalAdapter = ledger.state.globalAdapter!;
     const body: RoundOpenBody = {
       rule: this.#ruleRef,
@@ -252,8 +279,8 @@ export class RoundRunner {
       trainingRound: ledger.state.aggregatedRounds + 1,
       // SCAFFOLD's participants fetch c from this state: signed here so that none can be fed another.
       ...(ledger.state.serverState !== undefined && { serverStateIn: ledger.state.serverState }),
+      ...(privacy.seed && { noiseCommitment: noiseSeedCommitment(privacy.seed) }),
     };
-    const number = ledger.state.lastRound + 1;
     this.#opened = (await ledger.append({
       kind: 'round-open',
       round: number,
@@ -311,6 +338,7 @@ export class RoundRunner {
           ...(clipBound !== undefined && { clip_bound: clipBound.toPrecision(6) }),
         },
         ...(heldOut && { heldOut }),
+        ...privacyAtClose(this.o.config, this.o.ledger.state, round.round),
       },
     });
     this.o.adapters.add(out); // served from the moment the log names it
@@ -367,6 +395,7 @@ export class RoundRunner {
             ledger.state.rounds().get(round.round)!.eligible!,
           ),
         }),
+        ...(this.#noiseSeed && { noiseSeed: this.#noiseSeed }),
         contributions: counted.map((u) => ({
           participant: u.participant,
           exampleCount: u.exampleCount,

@@ -11,7 +11,8 @@
 //      min(1, bound / norm) (clipping.ts). This needs a first pass over the updates for the norms.
 //      For an update of rank r_k, "the global adapter" in 1 and 3 is its truncation to r_k
 //      (globalAtRank), what the participant trained from.
-//   4. the rule combines the updates into a binary64 target (rules.ts)
+//   4. the rule combines the updates into a binary64 target (rules.ts); with differentialPrivacy
+//      in the rule config, DP-FedAvg's clipped, noised mean instead (dp-step.ts; fedavg-uniform only)
 //   5. with a server optimizer, a FedOpt step from the global adapter toward the target
 //      (server-optimizer.ts); without one, the target rounded to float32 is the new adapter.
 //   6. with scaffold, SCAFFOLD's server control variate c steps from the same (clipped) updates
@@ -20,6 +21,7 @@
 // With an empty rule config this is exactly the FedIT weighted mean of earlier versions.
 
 import { AggregationError } from './aggregation-error.ts';
+import { dpFedAvgTarget } from './dp-step.ts';
 import { adaptiveClipBound, clipScale, clipToward } from './clipping.ts';
 import { updateNorm } from './norm.ts';
 import { aggregationRule } from './rules.ts';
@@ -55,6 +57,8 @@ export interface RoundInputs {
   serverState?: TensorValues;
   /** SCAFFOLD's round terms (K, lr, N): needed when the rule config turns scaffold on. */
   scaffold?: ScaffoldRoundTerms;
+  /** The round's 32-byte DP noise seed: needed when the rule config has central DP noise. */
+  noiseSeed?: Uint8Array;
 }
 
 export interface RoundAggregate {
@@ -70,7 +74,15 @@ export function aggregateRound(inputs: RoundInputs): RoundAggregate {
   const rule = aggregationRule(inputs.rule);
   const settings = rule.settings(inputs.config);
   const { schema, global } = inputs;
-  if (!global && (settings.clipping || settings.serverOptimizer || settings.frozenA || settings.scaffold)) {
+  const dp = settings.differentialPrivacy;
+  if (dp && (rule.name !== 'fedavg-uniform' || settings.clipping || settings.scaffold)) {
+    throw new AggregationError(
+      'AGGREGATION_CONFIG',
+      `rule ${rule.name}: differentialPrivacy runs with fedavg-uniform alone, without clipping or SCAFFOLD (DP-FedAvg's sensitivity is C only when each update weighs 1)`,
+    );
+  }
+  const needsGlobal = settings.clipping || settings.serverOptimizer || settings.frozenA || settings.scaffold;
+  if (!global && (needsGlobal || dp)) {
     throw new AggregationError(
       'AGGREGATION_CONFIG',
       `rule ${rule.name}: its settings need the round's global adapter`,
@@ -119,7 +131,17 @@ export function aggregateRound(inputs: RoundInputs): RoundAggregate {
       yield { participant, weight, values };
     }
   }
-  const target = rule.combine(updates(), schema, settings);
+  const target = settings.differentialPrivacy
+    ? dpFedAvgTarget(
+        (function* () {
+          for (const u of updates()) yield u.values;
+        })(),
+        global!,
+        schema,
+        settings.differentialPrivacy,
+        inputs.noiseSeed,
+      )
+    : rule.combine(updates(), schema, settings);
   const nextControl = controlStep?.result(control, inputs.scaffold!);
   if (!settings.serverOptimizer)
     return { adapter: toFloat32(target), clipBound, ...(nextControl && { serverState: nextControl }) };

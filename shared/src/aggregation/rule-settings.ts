@@ -14,6 +14,11 @@
 //   (the rule)       combines the updates: trimFraction, byzantine, krumSelect, rank and alpha are
 //                    the rules' own
 //   serverOptimizer  FedOpt step on the pseudo-gradient, with state kept between rounds
+//   differentialPrivacy  DP-FedAvg (dp-step.ts) instead of the rule's combine: each update's delta
+//                    clipped to clipNorm, the unweighted mean, plus Gaussian noise of stddev
+//                    noiseMultiplier * clipNorm / n from the round's seed (noise "central"), or
+//                    none added here when the participants add it under secure aggregation
+//                    (noise "distributed"); only with fedavg-uniform (federation/dp-config.ts)
 // An empty config is FedIT as it always was: no cap, no clipping, no server step.
 
 import { withDecimalStrings } from '../rounds/canonical.ts';
@@ -32,6 +37,13 @@ export interface ServerOptimizerSettings {
 
 export type ClippingSettings = { kind: 'fixed'; bound: number } | { kind: 'adaptive'; multiplier: number };
 
+/** DP-FedAvg's terms as round records carry them; where the noise is added. */
+export interface DpSettings {
+  clipNorm: number;
+  noiseMultiplier: number;
+  noise: 'central' | 'distributed';
+}
+
 export interface RuleSettings {
   frozenA?: boolean;
   /** SCAFFOLD: the round also steps the server control variate c (scaffold.ts). */
@@ -45,10 +57,18 @@ export interface RuleSettings {
   rank?: number;
   alpha?: number;
   serverOptimizer?: ServerOptimizerSettings;
+  differentialPrivacy?: DpSettings;
 }
 
 /** Settings every rule takes; a rule lists its own others (AggregationRule.options). */
-export const COMMON_SETTINGS = ['frozenA', 'scaffold', 'weightCap', 'clipping', 'serverOptimizer'] as const;
+export const COMMON_SETTINGS = [
+  'frozenA',
+  'scaffold',
+  'weightCap',
+  'clipping',
+  'serverOptimizer',
+  'differentialPrivacy',
+] as const;
 export type RuleOption = Exclude<keyof RuleSettings, (typeof COMMON_SETTINGS)[number]>;
 
 /** Reddi et al.'s defaults where the config leaves them out (avgm's momentum is beta1). */
@@ -67,6 +87,12 @@ export interface RuleSources {
     krumSelect?: number;
     serverOptimizer?: Partial<ServerOptimizerSettings> & { kind: ServerOptimizerKind; lr: number };
   };
+  differentialPrivacy?: { clipNorm: number; noiseMultiplier: number };
+  /**
+   * The secure-aggregation section (secagg): when present the participants add the DP noise
+   * (distributed), since the coordinator never holds an update to add it to.
+   */
+  secureAggregation?: unknown;
 }
 
 /**
@@ -86,6 +112,11 @@ export function ruleConfigOf(config: RuleSources, ruleOptions: readonly RuleOpti
   if (ruleOptions.includes('rank')) settings.rank = config.lora.rank;
   if (ruleOptions.includes('alpha')) settings.alpha = config.lora.alpha;
   if (a.serverOptimizer) settings.serverOptimizer = { ...SERVER_DEFAULTS, ...a.serverOptimizer };
+  const dp = config.differentialPrivacy;
+  if (dp) {
+    const noise = config.secureAggregation !== undefined ? 'distributed' : 'central';
+    settings.differentialPrivacy = { clipNorm: dp.clipNorm, noiseMultiplier: dp.noiseMultiplier, noise };
+  }
   return withDecimalStrings(settings) as AggregationConfig;
 }
 
@@ -123,6 +154,7 @@ export function parseRuleSettings(
   if (config.rank !== undefined) out.rank = read.number('rank', (v) => Number.isSafeInteger(v) && v >= 1);
   if (config.alpha !== undefined) out.alpha = read.number('alpha', (v) => v > 0);
   if (config.serverOptimizer !== undefined) out.serverOptimizer = read.serverOptimizer();
+  if (config.differentialPrivacy !== undefined) out.differentialPrivacy = read.differentialPrivacy();
   for (const option of ruleOptions) {
     if (out[option] === undefined) throw configError(rule, `${option} is required`);
   }
@@ -181,6 +213,21 @@ class Reader {
       this.rule,
       `clipping.kind must be "fixed" or "adaptive", got ${JSON.stringify(c.kind)}`,
     );
+  }
+
+  differentialPrivacy(): DpSettings {
+    const s = this.section('differentialPrivacy');
+    if (s.noise !== 'central' && s.noise !== 'distributed')
+      throw configError(
+        this.rule,
+        `differentialPrivacy.noise must be "central" or "distributed", got ${JSON.stringify(s.noise)}`,
+      );
+    const positive = (v: number) => v > 0;
+    return {
+      clipNorm: this.number('clipNorm', positive, s, 'differentialPrivacy.clipNorm'),
+      noiseMultiplier: this.number('noiseMultiplier', positive, s, 'differentialPrivacy.noiseMultiplier'),
+      noise: s.noise,
+    };
   }
 
   serverOptimizer(): ServerOptimizerSettings {

@@ -18,6 +18,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { FeditError } from '../errors.ts';
 import { parsePublicIdentity } from '../crypto/identity.ts';
 import { federationPaths } from '../federation/paths.ts';
+import { readNoiseSeed } from '../federation/noise-seeds.ts';
 import { scanRoundLogFile, type LogLine, type TornTail } from '../rounds/log-file.ts';
 import type { VerificationReport } from '../rounds/problems.ts';
 import { verifyRoundLogLines } from '../rounds/verify.ts';
@@ -91,6 +92,16 @@ export async function auditFederation(
         throw new FeditError('BLOB_UNREADABLE', (err as Error).message);
       }
     },
+    // The DP noise seeds are in the coordinator's folder only (noise/, owner-only): an auditor
+    // given them regenerates every round's noise; one without them is told the noise is unchecked.
+    noiseSeeds: (round) => {
+      try {
+        return readNoiseSeed(dir, round);
+      } catch (err) {
+        if (err instanceof FeditError) throw err;
+        throw new FeditError('NOISE_SEED_UNREADABLE', (err as Error).message);
+      }
+    },
   });
   const { tree, head } = treeOfLines(lines);
   const finished = finishedRecord(lines);
@@ -125,6 +136,22 @@ function finishedRecord(lines: readonly LogLine[]): { seq: number; rounds: numbe
   return undefined;
 }
 
+/** What the audit says about the DP noise of the rounds that carry it (none without DP). */
+function noiseLines(r: AuditReport): string[] {
+  const verified = r.rounds.filter((round) => round.noise === 'verified').map((round) => round.round);
+  const unchecked = r.rounds.filter((round) => round.noise === 'unchecked').map((round) => round.round);
+  const out: string[] = [];
+  if (verified.length > 0)
+    out.push(
+      `differential privacy: the noise of round(s) ${verified.join(', ')} was regenerated from the coordinator's seed files, which match the commitments in the round-open records, and the adapters recomputed bit for bit`,
+    );
+  if (unchecked.length > 0)
+    out.push(
+      `note: the DP noise of round(s) ${unchecked.join(', ')} is UNCHECKED: this folder has no noise/round-<n>.seed for them, so neither the noise nor those rounds' adapters could be recomputed (the privacy accounts in the log were still checked)`,
+    );
+  return out;
+}
+
 /** The report as a table a person reads. */
 export function formatAudit(r: AuditReport): string {
   const lines = [`round  status    rule    selected  counted  aggregation  verdict`];
@@ -157,6 +184,7 @@ export function formatAudit(r: AuditReport): string {
       ? 'selection seeds: each round revealed the next value of the seed chain committed to at init (checked)'
       : 'note: this log commits to no seed chain (a federation created before them): its selection seeds were unconstrained, drawn by the coordinator as it pleased',
   );
+  lines.push(...noiseLines(r));
   if (r.tornTail)
     lines.push(
       `note: the log ends in a torn line ${r.tornTail.line} (${r.tornTail.bytes} bytes, a crash during a write), not counted`,

@@ -21,6 +21,7 @@ import { FeditError } from '../errors.ts';
 import { aggregationRule, aggregationRuleNames } from '../aggregation/rules.ts';
 import { CONTENT_HASH_PATTERN, MAX_ROUND_DEADLINE_SECONDS } from '../protocol/limits.ts';
 import { MODEL_REPO_PATTERN, MODEL_REVISION_PATTERN } from './model-repo.ts';
+import { checkDpCombination, differentialPrivacySection } from './dp-config.ts';
 import type { ContentHash } from '../protocol/messages.ts';
 import { canonicalBytes, withDecimalStrings } from '../rounds/canonical.ts';
 import {
@@ -286,6 +287,11 @@ const federationConfig = refine(
         maxUploadBytes: numberField(LIMIT_RULES.maxUploadBytes),
         maxExampleCount: numberField(LIMIT_RULES.maxExampleCount),
       }),
+      /**
+       * Client-level DP-FedAvg with an accountant (dp-config.ts, docs/privacy.md). Absent = no
+       * differential privacy, and the config hashes as it did before the setting existed.
+       */
+      differentialPrivacy: optional(differentialPrivacySection),
     },
     'must be a JSON object',
   ),
@@ -312,6 +318,7 @@ const federationConfig = refine(
         `participantsPerRound.quorum must be at least minUpdates (${minUpdates}), got ${quorum}: a round closing at its quorum would abort`,
       );
     }
+    checkDpCombination(config);
   },
 );
 

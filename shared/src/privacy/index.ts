@@ -2,3 +2,4 @@
 export * from './rdp.ts';
 export * from './accountant.ts';
 export * from './dp-fedavg.ts';
+export * from './calibrate.ts';

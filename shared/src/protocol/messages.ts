@@ -170,8 +170,12 @@ export type FederationFinishedMessage = Infer<typeof federationFinished>;
 export const federationInfoRequest = object({});
 export type FederationInfoRequest = Infer<typeof federationInfoRequest>;
 
-/** The federation's config record: the config JSON text and its hash, signed (the log's first record). */
-export const federationInfo = object({ record: signedRecord });
+/**
+ * The federation's config record: the config JSON text and its hash, signed (the log's first
+ * record). With differential privacy also the last round-closed record, whose privacy account says
+ * what was spent so far (absent before the first round closes, and without DP).
+ */
+export const federationInfo = object({ record: signedRecord, lastClosed: optional(signedRecord) });
 export type FederationInfo = Infer<typeof federationInfo>;
 
 // ---- adapter download ------------------------------------------------------------------------

@@ -8,7 +8,9 @@
 //                         {record: round-aborted, opened}     opened: the round's round-open record,
 //                                                             which names the unchanged global adapter
 //   'federation:finished' {record: round-closed}              the last aggregated round: the final adapter
-//   'federation:info' ack {record: config}                    the config text and its configHash
+//   'federation:info' ack {record: config, lastClosed?}       the config text and its configHash;
+//                                                             with differential privacy the last
+//                                                             round-closed record (epsilon so far)
 //
 // verifyAnnouncedRecord is the check every one of them meets first: the record's shape (the log's
 // own parser, record-shape.ts), its hash over its content, the coordinator's Ed25519 signature of
@@ -80,6 +82,11 @@ export interface RoundClosed {
   participants: number;
   /** The record's held-out means, when the counted updates sent figures. */
   heldOut?: HeldOutMeans;
+  /**
+   * With differential privacy: the epsilon the log says was spent after this round, at delta
+   * (decimal strings, as the record writes them; rounds/privacy.ts).
+   */
+  privacy?: { epsilon: string; delta: string };
   signed: RecordPosition;
 }
 
@@ -186,6 +193,7 @@ export function roundClosedView(
       adapterHash: body.globalAdapterOut as ContentHash,
       participants: body.updates.length,
       ...(body.heldOut && { heldOut: body.heldOut as HeldOutMeans }),
+      ...(body.privacy && { privacy: { epsilon: body.privacy.epsilon, delta: body.privacy.delta } }),
       signed: position(record),
     };
   }

@@ -19,6 +19,7 @@ import { parseRoundRecord } from './record-shape.ts';
 import { checkConfigBlob, recomputeRound, type Recomputation } from './recompute.ts';
 import { checkIntegrity } from './rules-integrity.ts';
 import { checkLifecycle } from './rules-lifecycle.ts';
+import { checkPrivacyRules } from './privacy.ts';
 import { FederationState } from './state.ts';
 
 interface Examination {
@@ -117,6 +118,7 @@ export class RoundLogChecker {
       selected: [...(state?.selected ?? [])],
       participants: [...(state?.counted ?? [])],
       aggregation: (closed && verdict?.recomputation?.aggregation) || 'unchecked',
+      ...(closed && verdict?.recomputation?.noise && { noise: verdict.recomputation.noise }),
       missingBlobs: closed ? [...(verdict?.recomputation?.missingBlobs ?? [])] : [],
       ok: problems.length === 0,
       problems,
@@ -155,10 +157,18 @@ export class RoundLogChecker {
       problem,
     );
     checkLifecycle(record, state, this.#position, problem, this.#options.requireConfig === true);
+    checkPrivacyRules(record, state, problem);
     if (blobs && record.kind === 'config' && record.body.globalAdapter !== undefined)
       checkConfigBlob(record.body.globalAdapter, blobs, problem);
     if (blobs && record.kind === 'round-closed')
-      exam.recomputation = recomputeRound(record.round, record.body, state, blobs, problem);
+      exam.recomputation = recomputeRound(
+        record.round,
+        record.body,
+        state,
+        blobs,
+        problem,
+        this.#options.noiseSeeds,
+      );
     return exam;
   }
 

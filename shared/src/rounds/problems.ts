@@ -107,7 +107,13 @@ export type VerificationProblemCode =
   /** The log's first records do not form the tree the pinned head signed: they were rewritten. */
   | 'HEAD_ROOT_MISMATCH'
   /** A line of the log file is not a record (not UTF-8 or JSON) or not in canonical form. */
-  | 'LINE_DAMAGED';
+  | 'LINE_DAMAGED'
+  /** A round's recorded privacy account is not the one the accountant gives from the log. */
+  | 'PRIVACY_MISMATCH'
+  /** A round opened although it did not fit in the federation's privacy budget. */
+  | 'PRIVACY_BUDGET'
+  /** A DP round-open record commits to no noise seed, or the seed file does not match it. */
+  | 'NOISE_COMMITMENT';
 
 export interface VerificationProblem {
   /** The record's seq (its position when the record has no readable seq). */
@@ -133,6 +139,12 @@ export interface RoundReport {
    * no blob store was given, or the round did not close.
    */
   aggregation: 'verified' | 'unchecked' | 'failed';
+  /**
+   * DP rounds with central noise: verified when the noise was regenerated from the coordinator's
+   * seed file (matching the round's commitment) and the adapter recomputed bit for bit; unchecked
+   * when the folder has no seed file for the round (then so is the aggregation).
+   */
+  noise?: 'verified' | 'unchecked';
   /** Blobs the round names that the blob store does not have (each is also a BLOB_MISSING problem). */
   missingBlobs: string[];
   ok: boolean;
@@ -178,6 +190,11 @@ export interface VerifyOptions {
    * cannot switch off the limit checks by leaving the config out; logs written by tests may not.
    */
   requireConfig?: boolean;
+  /**
+   * The coordinator's DP noise seed of a round (federation/noise-seeds.ts), undefined when the
+   * auditor was not given it: that round's noise and aggregation then go unchecked, and say so.
+   */
+  noiseSeeds?: (round: number) => Uint8Array | undefined;
 }
 
 /** Reports a problem of the record being checked (the checker adds which record it is). */

@@ -7,11 +7,15 @@
 // gives exactly the recorded new global adapter. With SCAFFOLD the server's control variate is
 // recomputed too, from the terms the log fixes (scaffoldTermsOf: K and lr from the recorded
 // config at the round's training round, N from the fold); a log without a readable config leaves that round unchecked.
+// With central DP noise the round's noise seed (the coordinator's noise/round-<n>.seed) must match
+// the round-open record's commitment, and the noise it regenerates is part of the recomputation;
+// without the seed the round's noise, and so its aggregation, is unchecked (and the report says so).
 
 import { FeditError } from '../errors.ts';
 import { AggregationError } from '../aggregation/aggregation-error.ts';
 import { aggregateRound, type Contribution } from '../aggregation/aggregate.ts';
 import { aggregationRule } from '../aggregation/rules.ts';
+import { noiseSeedCommitment } from '../aggregation/dp-step.ts';
 import { serverStateTensors } from '../aggregation/server-optimizer.ts';
 import { scaffoldTermsOf, type ScaffoldRoundTerms } from '../aggregation/scaffold.ts';
 import { compareUtf8 } from '../aggregation/rule.ts';
@@ -26,6 +30,7 @@ import { checkStoredEnvelope, checkStoredUpdate } from './update-rules.ts';
 
 export interface Recomputation {
   aggregation: RoundReport['aggregation'];
+  noise?: RoundReport['noise'];
   /** Blobs the round names that the store does not have (each also a BLOB_MISSING problem). */
   missingBlobs: string[];
 }
@@ -42,6 +47,7 @@ export function recomputeRound(
   state: FederationState,
   blobs: BlobLookup,
   report: ReportProblem,
+  noiseSeeds?: (round: number) => Uint8Array | undefined,
 ): Recomputation {
   let failed = false;
   const problem: ReportProblem = (code, message) => {
@@ -83,6 +89,11 @@ export function recomputeRound(
   const scaffold = scaffoldTerms(body, round, state);
   if (scaffold === 'unknown') return { aggregation: 'unchecked', missingBlobs };
 
+  const noise = noiseOf(body, round, state, noiseSeeds, problem);
+  if (noise === 'failed') return { aggregation: 'failed', missingBlobs };
+  if (noise?.seed === undefined && noise !== undefined)
+    return { aggregation: 'unchecked', noise: 'unchecked', missingBlobs };
+
   const stateIn =
     body.serverStateIn === undefined ? undefined : loader.load(body.serverStateIn, 'the server state');
   if (body.serverStateIn !== undefined && !stateIn) return { aggregation: 'failed', missingBlobs };
@@ -97,6 +108,7 @@ export function recomputeRound(
       global,
       serverState: stateIn && tensorValues(stateIn),
       scaffold,
+      ...(noise?.seed && { noiseSeed: noise.seed }),
     });
     recomputed = hashTensors(tensorsFromValues(schema, result.adapter));
     recomputedState = result.serverState && hashTensors(serverStateTensors(schema, result.serverState));
@@ -119,7 +131,41 @@ export function recomputeRound(
     );
     return { aggregation: 'failed', missingBlobs };
   }
-  return { aggregation: 'verified', missingBlobs };
+  return { aggregation: 'verified', ...(noise && { noise: 'verified' }), missingBlobs };
+}
+
+/**
+ * The round's central DP noise seed, checked against the round-open commitment: undefined when
+ * the round adds no central noise, { seed: undefined } when the auditor has no seed for it.
+ */
+function noiseOf(
+  body: RoundClosedBody,
+  round: number,
+  state: FederationState,
+  noiseSeeds: ((round: number) => Uint8Array | undefined) | undefined,
+  problem: ReportProblem,
+): { seed: Uint8Array | undefined } | 'failed' | undefined {
+  const dp = aggregationRule(body.rule.name).settings(body.rule.config).differentialPrivacy;
+  if (dp?.noise !== 'central') return undefined;
+  let seed: Uint8Array | undefined;
+  try {
+    seed = noiseSeeds?.(round);
+  } catch (err) {
+    if (!(err instanceof FeditError)) throw err;
+    problem('NOISE_COMMITMENT', `the round's noise seed cannot be read: ${err.message}`);
+    return 'failed';
+  }
+  if (seed === undefined) return { seed };
+  const committed = state.rounds().get(round)?.noiseCommitment;
+  const actual = noiseSeedCommitment(seed);
+  if (committed !== actual) {
+    problem(
+      'NOISE_COMMITMENT',
+      `the noise seed kept for the round commits to ${actual}, not to the round-open record's ${committed ?? '(none)'}`,
+    );
+    return 'failed';
+  }
+  return { seed };
 }
 
 /**

@@ -207,6 +207,33 @@ export const heldOutMeansShape = part({
   exactMatch: optional(sixDecimals),
 });
 
+/** hex(SHA-256("fedit/dp/noise-seed/v1" || seed)) of the round's DP noise seed (dp-step.ts). */
+const noiseCommitment = hexBytes(32, 'a SHA-256 commitment to the noise seed');
+const decimal = isNot<string>(
+  (v) => typeof v === 'string' && v.length <= 32 && /^(?:0|[1-9]\d*)(?:\.\d+)?(?:e[+-]?\d+)?$/.test(v),
+  'a decimal string such as "1.1"',
+);
+
+/**
+ * The privacy a DP round spent, as the accountant (privacy/accountant.ts) computes it from the
+ * log (rounds/privacy.ts): decimal strings are String() of binary64 values.
+ */
+export const roundPrivacyShape = part({
+  /** central: the coordinator added the noise; distributed: each participant added its share. */
+  noise: isNot<string>((v) => v === 'central' || v === 'distributed', '"central" or "distributed"'),
+  /** The sampling of this round: q = selected / eligible. */
+  sampled: part({ selected: count, eligible: positive }),
+  noiseMultiplier: decimal,
+  clipNorm: decimal,
+  delta: decimal,
+  /** epsilon after this round minus epsilon before it. */
+  epsilonRound: decimal,
+  /** epsilon spent by every DP round of the log so far, this one included, at delta. */
+  epsilon: decimal,
+  /** The accountant's history (runs of rounds with the same parameters). */
+  history: entries(part({ selected: count, eligible: positive, noiseMultiplier: decimal, rounds: positive })),
+});
+
 // ---- the bodies --------------------------------------------------------------------------------
 
 /** The body of each kind of record. */
@@ -271,6 +298,11 @@ export const RECORD_BODIES = {
      * Absent before the first step (zeros), and in logs written before it.
      */
     serverStateIn: optional(hash),
+    /**
+     * With central DP noise: the commitment to the round's noise seed, drawn before any update
+     * was seen (dp-step.ts). Absent without differential privacy.
+     */
+    noiseCommitment: optional(noiseCommitment),
   }),
   'round-closed': part({
     /** Same as the round-open record's. */
@@ -297,6 +329,8 @@ export const RECORD_BODIES = {
      * (held-out.ts); absent when none sent figures.
      */
     heldOut: optional(heldOutMeansShape),
+    /** With differential privacy: what the round spent and the total so far (rounds/privacy.ts). */
+    privacy: optional(roundPrivacyShape),
   }),
   /** The round ended without a new global adapter; the global adapter is unchanged. */
   'round-aborted': part({ reason: words, dropped }),
@@ -305,7 +339,15 @@ export const RECORD_BODIES = {
    * once, after the last round closed, so that a log cut after it is seen to lack its end. Absent
    * from logs written before it existed.
    */
-  finished: part({ rounds: count, globalAdapter: hash }),
+  finished: part({
+    rounds: count,
+    globalAdapter: hash,
+    /**
+     * Why the federation finished before its configured rounds (the privacy budget was spent).
+     * Absent when it ran them all.
+     */
+    reason: optional(words),
+  }),
 } as const satisfies { [K in RoundRecordKind]: ObjectSchema<Shape> };
 
 // ---- the record --------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import { SchemaError } from '../schema/schema.ts';
 import type { ConfigBody, EnrolBody, FinishedBody, RenameBody, RoundRecord } from './record.ts';
 import { configHash } from '../federation/config.ts';
 import { checkClose, checkOpen } from './rules-round.ts';
+import { budgetSpent } from './privacy.ts';
 import { readRecordedConfig, type FederationState } from './state.ts';
 
 const HEX_KEY = /^[0-9a-fA-F]{64}$/;
@@ -118,10 +119,10 @@ function checkFinished(body: FinishedBody, state: FederationState, problem: Repo
       `names the final adapter ${body.globalAdapter}, but the log's global adapter is ${state.globalAdapter}`,
     );
   const planned = state.config?.rounds;
-  if (planned !== undefined && state.aggregatedRounds < planned)
+  if (planned !== undefined && state.aggregatedRounds < planned && !budgetSpent(state))
     problem(
       'FINISHED_MISMATCH',
-      `finishes after ${state.aggregatedRounds} aggregated rounds, before the ${planned} the config asks for`,
+      `finishes after ${state.aggregatedRounds} aggregated rounds, before the ${planned} the config asks for${state.config?.differentialPrivacy?.epsilonBudget === undefined ? '' : ', and one more round would still fit in its privacy budget'}`,
     );
 }
 

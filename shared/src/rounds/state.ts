@@ -21,6 +21,8 @@
 
 import { compareUtf8 } from '../aggregation/rule.ts';
 import { validateFederationConfig, type FederationConfig } from '../federation/config.ts';
+import { PrivacyAccountant } from '../privacy/accountant.ts';
+import { dpOf, newAccountant, withRound } from './privacy.ts';
 import { seedChainWalk } from './seed-chain.ts';
 import { ZERO_HASH, type ConfigBody, type RoundOpenBody, type RoundRecord } from './record.ts';
 
@@ -46,6 +48,8 @@ export interface RoundState {
   ready?: string[];
   /** Updates at which the round closes, when the record names it. */
   quorum?: number;
+  /** The round-open record's commitment to its DP noise seed, when it has one. */
+  noiseCommitment?: string;
   /**
    * The round's place in the training schedule (1 + rounds aggregated before it): the round
    * number in logs written before aborted rounds stopped counting.
@@ -90,7 +94,9 @@ export class FederationState {
   #globalAdapter: string | undefined;
   #serverState: string | undefined;
   #config: FederationConfig | undefined;
-  #finished: { seq: number; rounds: number; globalAdapter: string } | undefined;
+  #finished: { seq: number; rounds: number; globalAdapter: string; reason?: string } | undefined;
+  /** With differential privacy: the accountant over the rounds closed so far (privacy.ts). */
+  #accountant: PrivacyAccountant | undefined;
   #seedChain: SeedChainState | undefined;
   readonly #participants = new Map<string, ParticipantState>();
   /** Participant id by enrolled signing key (enrolKey form). */
@@ -135,7 +141,7 @@ export class FederationState {
   }
 
   /** The finished record, once the log has one: the federation is over. */
-  get finished(): { seq: number; rounds: number; globalAdapter: string } | undefined {
+  get finished(): { seq: number; rounds: number; globalAdapter: string; reason?: string } | undefined {
     return this.#finished;
   }
 
@@ -160,6 +166,11 @@ export class FederationState {
   }
 
   /** The federation config the log records (its last config record holding a readable one). */
+  /** The privacy accountant the log gives, with differential privacy (a copy to read or extend). */
+  get privacyAccountant(): PrivacyAccountant | undefined {
+    return this.#accountant && PrivacyAccountant.fromState(this.#accountant.toState());
+  }
+
   get config(): FederationConfig | undefined {
     return this.#config;
   }
@@ -226,6 +237,8 @@ export class FederationState {
       case 'config':
         if (record.body.globalAdapter !== undefined) this.#globalAdapter = record.body.globalAdapter;
         this.#config = recordedConfig(record.body) ?? this.#config;
+        if (this.#config?.differentialPrivacy && !this.#accountant)
+          this.#accountant = newAccountant(this.#config.differentialPrivacy);
         if (record.seq === 0 && record.body.seedChain) {
           const { commitment, length } = record.body.seedChain;
           this.#seedChain = { commitment, length, revealed: 0, last: { index: 0, value: commitment } };
@@ -304,11 +317,26 @@ export class FederationState {
       eligible: this.eligibleParticipants().length,
       ...(record.body.selection.ready !== undefined && { ready: [...record.body.selection.ready] }),
       ...(record.body.quorum !== undefined && { quorum: record.body.quorum }),
+      ...(record.body.noiseCommitment !== undefined && { noiseCommitment: record.body.noiseCommitment }),
       trainingRound: record.body.trainingRound ?? record.round,
       counted: [],
       globalAdapterIn: record.body.globalAdapter,
       openedAt: record.time,
     });
+  }
+
+  /** Adds a closed round to the accountant (a count the log makes impossible is left to the rules). */
+  #account(round: RoundState): void {
+    const setting = dpOf(this.#config);
+    if (!setting || !this.#accountant || round.eligible === undefined) return;
+    try {
+      this.#accountant = withRound(this.#accountant, setting.dp, {
+        selected: round.selected.length,
+        eligible: round.eligible,
+      });
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+    }
   }
 
   #applyEnd(record: RoundRecord & { kind: 'round-closed' | 'round-aborted' }): void {
@@ -343,6 +371,7 @@ export class FederationState {
     this.#aggregatedRounds++;
     this.#lastAggregated = { round: record.round, updates: body.updates.length };
     if (body.serverStateOut !== undefined) this.#serverState = body.serverStateOut;
+    this.#account(round);
     for (const update of body.updates) this.#envelopes.add(update.envelopeDigest);
   }
 }

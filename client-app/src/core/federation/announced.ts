@@ -70,6 +70,15 @@ export function announcedConfig(record: unknown, trust: AnnouncementTrust): Anno
   return forgeryChecked(() => configView(verifyAnnouncedRecord(record, ['config'], trust, what), what));
 }
 
+/**
+ * The last closed round 'federation:info' answers with (differential privacy), checked as the
+ * coordinator's: what the privacy spent so far is read from. A record of another kind is refused.
+ */
+export function announcedLastClosed(record: unknown, trust: AnnouncementTrust): RoundClosed {
+  const what = `the last closed round of federation ${trust.federation}`;
+  return forgeryChecked(() => roundClosedView(verifyAnnouncedRecord(record, ['round-closed'], trust, what)));
+}
+
 /** Runs `read`, turning a record that is not the coordinator's into FEDERATION_FORGED. */
 function forgeryChecked<T>(read: () => T): T {
   try {

@@ -22,6 +22,7 @@ export async function settleClosedRound(session: ParticipantSession, closed: Rou
     outcome: closed.outcome,
     adapterHash: closed.adapterHash,
     updates: closed.participants,
+    ...(closed.privacy && { epsilon: closed.privacy.epsilon }),
   });
   const dir = roundDir(home, federation, closed.round);
   await dropPendingUpload(dir);

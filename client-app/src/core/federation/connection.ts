@@ -37,7 +37,7 @@ import {
   type RoundOpen,
   type ServerToClientEvents,
 } from '@fedit/shared';
-import { announcedConfig, announcedView } from './announced.ts';
+import { announcedConfig, announcedLastClosed, announcedView } from './announced.ts';
 import type {
   AuthenticatedEvent,
   AuthMode,
@@ -188,9 +188,12 @@ export class FederationConnection extends EventEmitter<ConnectionEvents> {
   }
 
   /** 'federation:info': the settings, from the config record the invite's coordinator key signed. */
-  async federationInfo(): Promise<AnnouncedConfig> {
-    const { record } = await this.request('federation:info', {});
-    return announcedConfig(record, this.#trust);
+  async federationInfo(): Promise<AnnouncedConfig & { lastClosed?: RoundClosed }> {
+    const { record, lastClosed } = await this.request('federation:info', {});
+    const config = announcedConfig(record, this.#trust);
+    return lastClosed === undefined
+      ? config
+      : { ...config, lastClosed: announcedLastClosed(lastClosed, this.#trust) };
   }
 
   async #send<E extends ClientEventName>(event: E, payload: unknown, timeoutMs?: number): Promise<OkAck<E>> {

@@ -79,6 +79,14 @@ export const roundHistoryEntry = schema.object(
     /** The global adapter after the round, and how many updates went into it. */
     adapterHash: schema.optional(schema.pattern(CONTENT_HASH_PATTERN, 'a content hash (sha256:<64 hex>)')),
     updates: schema.optional(schema.int(0, MAX_SELECTED)),
+    /** With differential privacy: epsilon spent after the round, from its signed record (decimal). */
+    epsilon: schema.optional(
+      schema.predicate<string>(
+        (v) => typeof v === 'string' && v.length <= 32 && Number.isFinite(Number(v)),
+        (v) => `must be a decimal string, got ${JSON.stringify(v)}`,
+        'TYPE',
+      ),
+    ),
     /** Why this participant's update did not count, when it did not. */
     error: schema.optional(
       schema.predicate<string>(

@@ -18,6 +18,7 @@ import {
   type Identity,
   type Invite,
   type PublicIdentity,
+  type PrivacySeen,
 } from '@fedit/shared';
 import { DEFAULT_CONNECT_TIMEOUT_MS, FederationConnection } from './connection.ts';
 import type { AuthMode, ConnectionOptions } from './connection-types.ts';
@@ -47,6 +48,11 @@ export interface InviteInspection {
   configHash: ContentHash;
   /** This home's membership of the federation, when it has already joined. */
   membership?: Membership;
+  /**
+   * With differential privacy: the privacy spent so far, from the last round-closed record the
+   * coordinator signed (checked); absent before a round closed, and without DP.
+   */
+  privacySeen?: PrivacySeen;
 }
 
 export interface JoinOptions {
@@ -114,6 +120,9 @@ export async function inspectInvite(
       configText: info.config,
       configHash: info.configHash as ContentHash,
       membership: await readMembership(home, invite.federation),
+      ...(info.lastClosed?.privacy && {
+        privacySeen: { epsilon: info.lastClosed.privacy.epsilon, round: info.lastClosed.round },
+      }),
     };
   } finally {
     connection.close();

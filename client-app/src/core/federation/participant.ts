@@ -349,6 +349,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     entry.adapterHash = closed.adapterHash;
     entry.updates = closed.participants;
     if (closed.heldOut) Object.assign(entry, federationHeldOut(closed.heldOut));
+    if (closed.privacy) entry.epsilon = closed.privacy.epsilon;
     await settleClosedRound(session, closed);
     await keepClosedRoundReceipt(session, closed, (message) => this.emit('warning', message));
     this.emit('round', { ...entry });

@@ -3,7 +3,8 @@
 // coordinator counted. The adapter cache alone is keyed by hash and shared by every federation, so
 // without this record nobody can tell which cached file is round N's adapter of which federation.
 //
-//   <home>/results/<federation>.json   { version: 1, rounds: [{ round, outcome, adapterHash, updates }] }
+//   <home>/results/<federation>.json   { version: 1, rounds: [{ round, outcome, adapterHash, updates,
+//                                        epsilon? }] }   (epsilon: with differential privacy)
 //
 // Written on every 'round:closed' (participant.ts); read by `fedit client export` (export.ts). The
 // file's form, reading and writing are rounds-file.ts's, shared with the held-out figures.
@@ -22,6 +23,8 @@ export interface RoundResult {
   adapterHash: string;
   /** Updates the coordinator counted into the aggregate. */
   updates: number;
+  /** With differential privacy: the epsilon the signed round record says was spent after it. */
+  epsilon?: string;
 }
 
 export function resultsPath(home: string, federation: string): string {
@@ -63,6 +66,8 @@ function isRoundResult(value: unknown): value is RoundResult {
     typeof r.adapterHash === 'string' &&
     CONTENT_HASH_PATTERN.test(r.adapterHash) &&
     Number.isSafeInteger(r.updates) &&
-    r.updates >= 0
+    r.updates >= 0 &&
+    (r.epsilon === undefined ||
+      (typeof r.epsilon === 'string' && r.epsilon.length <= 32 && Number.isFinite(Number(r.epsilon))))
   );
 }
