@@ -184,7 +184,10 @@ export function rdpSampledGaussian(q: number, noiseMultiplier: number, order: nu
   const logA = Number.isInteger(order)
     ? logAInteger(q, noiseMultiplier, order)
     : logAFractional(q, noiseMultiplier, order);
-  return logA / (order - 1);
+  // RDP is never negative; at very large sigma the fractional series' log-space sums round to
+  // about -1e-11, which would make privacySpent refuse the vector. Clamping is the true value's
+  // nearest representable bound, and the same on every platform.
+  return Math.max(0, logA / (order - 1));
 }
 
 export interface RdpInput {

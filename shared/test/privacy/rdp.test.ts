@@ -158,3 +158,18 @@ test('inputs are validated with the field named', (t) => {
   t.throws(() => privacySpent([2], [-1], 1e-5), { message: /^rdp\[0\] must be/ });
   t.throws(() => logErfc(Infinity), { message: /x must be finite/ });
 });
+
+test('at very large noise multipliers the RDP is small and never negative (the series rounds near 0)', (t) => {
+  // Before the clamp, q = 0.01 at sigma = 2^20 gave about -1e-11 at some orders, which
+  // privacySpent refuses; the true value lies in [0, order / (2 sigma^2)] (the unsampled bound), here within the
+  // series' rounding noise of about 1e-12.
+  for (const sigma of [2 ** 16, 2 ** 20, 2 ** 24]) {
+    for (const q of [0.01, 0.1, 0.5]) {
+      for (const order of DEFAULT_RDP_ORDERS) {
+        const rdp = rdpSampledGaussian(q, sigma, order);
+        const unsampled = order / (2 * sigma * sigma);
+        t.true(rdp >= 0 && rdp <= unsampled + 1e-11, `q ${q}, sigma ${sigma}, order ${order}: ${rdp}`);
+      }
+    }
+  }
+});
