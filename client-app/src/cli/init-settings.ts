@@ -21,6 +21,7 @@ import {
 } from '@fedit/shared';
 import { mergeSettings, readSettingsFile } from '../operator/settings-patch.ts';
 import { number } from './options.ts';
+import { SECURE_OPTION_OF_FIELD, applySecureAggregation } from './secagg-options.ts';
 
 type Patch = { [key: string]: unknown };
 
@@ -164,6 +165,7 @@ const OPTION_OF_FIELD: Record<string, string> = {
   'limits.maxUpdateNorm': '--max-update-norm',
   'limits.maxUploadBytes': '--max-upload-size',
   'limits.maxExampleCount': '--max-example-count',
+  ...SECURE_OPTION_OF_FIELD,
 };
 
 /** `init`'s parsed options (commander's camelCase keys). */
@@ -253,6 +255,7 @@ export function initSettings(o: InitOptions, command: Command): Patch {
     file,
     fromFlags,
   );
+  applySecureAggregation(merged, file, o, typed);
   withScaffoldByDefault(merged);
   checkSettings(merged, (field) => {
     const fileHasIt = has(file, field) && !has(fromFlags, field);

@@ -83,7 +83,10 @@ function withLearningDefaults(
   settings: FederationSettings,
   given: Partial<FederationSettings> | undefined,
 ): FederationSettings {
-  const aggregation = { ...DEFAULT_SETTINGS.aggregation, ...given?.aggregation };
+  // Under secure aggregation no default norm clipping: adaptive clipping needs the individual
+  // updates, and the per-coordinate clip range of the encoding already bounds each one.
+  const defaults = settings.secureAggregation ? { rule: 'fedit' } : DEFAULT_SETTINGS.aggregation;
+  const aggregation = { ...defaults, ...given?.aggregation };
   aggregation.weightCap ??= settings.training.localSteps * settings.training.batchSize;
   return { ...settings, aggregation };
 }

@@ -1,0 +1,392 @@
+// A secure round, coordinator side: the phases of SecAgg / SecAgg+ between round-open and the
+// round's end, over the socket.io edge, with the pure engine (shared/src/secagg/round/'s
+// SecureRoundCollector) deciding what every payload may do:
+//
+//   advertise  'secagg:advertise' from the selected, until all did or phaseSeconds passed
+//              -> secagg-keys appended (U1), told to participants as 'secagg:phase'
+//   shares     'secagg:shares' from U1, until all did or phaseSeconds passed
+//              -> secagg-shares appended (U2), told; 'secagg:inbox' answered from then on
+//   masked     masked inputs through the ordinary upload (uploads.ts: update:begin/chunk/commit of
+//              one I32 tensor of L words, secagg/masked-input.ts), until the quorum or the deadline
+//   unmask     secagg-unmask appended (U3 = who uploaded, U2 \ U3 dropped), told
+//   reveal     'secagg:reveal' from U3, until the collector can unmask or phaseSeconds passed
+//              -> the sum unmasked; the runner aggregates it and appends round-closed with `secure`
+//
+// Below the threshold at any phase the collector refuses (SECAGG_ABORT / SECAGG_EXPOSED) and the
+// round is aborted with its words, nothing revealed. A participant that missed a phase (not in U1,
+// not in U2) is dropped from the round with why. Every phase record is kept so that a participant
+// who reconnects is told the phases it missed, in order. No plaintext update ever reaches this side:
+// the blob store holds masked inputs only, and the collector sees their hashes until unmasking,
+// when it reads the stored words back.
+
+import {
+  SECAGG_MASKED_TENSOR,
+  SecAggError,
+  SecureRoundCollector,
+  isMaskedInputSchema,
+  maskedWordsOf,
+  type Admission,
+  type AdmissionCode,
+  type RoundView,
+  type Tensor,
+  type UpdateEnvelope,
+  type BlobStore,
+  type FederationConfig,
+  type RoundRecord,
+  type RoundRecordOf,
+  type SecaggKeysBody,
+  type SecaggSharesBody,
+  type SecaggUnmaskBody,
+  type SecureSection,
+  type ClientPayload,
+  type InboxPayload,
+} from '@fedit/shared';
+import type { BroadcastOperator } from 'socket.io';
+import type { ServerToClientEvents } from '@fedit/shared';
+import type { Emit } from './events.ts';
+import type { Ledger } from './ledger.ts';
+import { RefusedError } from './refusal.ts';
+import type { OpenRound } from './round.ts';
+import type { FeditSocket, SocketState } from './transport.ts';
+
+/** The phase a secure round is in; each accepts only its own message. */
+export type SecurePhase = 'advertise' | 'shares' | 'masked' | 'reveal' | 'over';
+
+/** What the reveal phase ends with: the unmasked sum, or why the round aborts. */
+export type SecureOutcome =
+  | { ok: true; sum: Uint32Array; totalWeight: number; section: SecureSection }
+  | { ok: false; reason: string };
+
+export interface SecureRoundOptions {
+  config: FederationConfig;
+  ledger: Ledger;
+  blobs: BlobStore;
+  /** Where phase records go: every participant online (they are public, as every record). */
+  broadcast: () => BroadcastOperator<ServerToClientEvents, SocketState>;
+  emit: Emit;
+  round: OpenRound;
+  opened: RoundRecordOf<'round-open'>;
+}
+
+/** L: the adapter's elements in schema order, and one word for the weight (the contract). */
+export function secureVectorLength(schema: ReadonlyMap<string, readonly number[]>): number {
+  let length = 1;
+  for (const shape of schema.values()) length += shape.reduce((a, b) => a * b, 1);
+  return length;
+}
+
+export class SecureRound {
+  readonly collector: SecureRoundCollector;
+  readonly length: number;
+  phase: SecurePhase = 'advertise';
+  /** The phase records appended so far, in order: re-told to a participant who reconnects. */
+  readonly records: RoundRecord[] = [];
+  /** Why the round must abort, once a phase found fewer than the threshold. */
+  abortReason: string | undefined;
+  #wake: (() => void) | undefined;
+  // Who the collector accepted in each phase (it refuses repeats, so each is added once).
+  readonly #advertised = new Set<string>();
+  readonly #shared = new Set<string>();
+  readonly #revealed = new Set<string>();
+  #phaseStarted = performance.now();
+  readonly #secure: NonNullable<FederationConfig['secureAggregation']>;
+
+  constructor(private readonly o: SecureRoundOptions) {
+    const { config, ledger, round, opened } = o;
+    this.#secure = config.secureAggregation!;
+    this.length = secureVectorLength(round.schema);
+    const selected = [...round.selected].sort();
+    const signingKeys = new Map(
+      selected.map((p) => [p, new Uint8Array(Buffer.from(ledger.participant(p)!.signKey, 'hex'))]),
+    );
+    this.collector = new SecureRoundCollector({
+      federation: config.id,
+      round: round.round,
+      config,
+      selected,
+      signingKeys,
+      roundOpenHash: opened.hash,
+      length: this.length,
+    });
+  }
+
+  get round(): number {
+    return this.o.round.round;
+  }
+
+  // ---- the phases, run by the round runner -----------------------------------------------------
+
+  /**
+   * The key and share phases. Resolves true once masked uploads may begin; false when the round
+   * must abort (abortReason says why) or ended meanwhile (deadline, shutdown).
+   */
+  async setUp(): Promise<boolean> {
+    const { round } = this.o;
+    const selected = [...round.selected];
+    await this.#until(() => selected.every((p) => this.#advertised.has(p)));
+    const keys = this.#body(() => this.collector.keysBody());
+    if (!keys || this.#ended()) return false;
+    this.#dropMissing(selected, (p) => this.#advertised.has(p), 'advertised no keys');
+    await this.#publish('secagg-keys', keys, 'shares');
+    const u1 = keys.advertised.map((a) => a.participant);
+    await this.#until(() => u1.every((p) => this.#shared.has(p)));
+    const shares = this.#body(() => this.collector.sharesBody());
+    if (!shares || this.#ended()) return false;
+    this.#dropMissing(u1, (p) => this.#shared.has(p), 'sent no shares');
+    await this.#publish('secagg-shares', shares, 'masked');
+    return true;
+  }
+
+  /** After the masked uploads: the unmask record, the reveals, the unmasked sum (or why not). */
+  async finish(): Promise<SecureOutcome> {
+    const unmask = this.#body(() => this.collector.unmaskBody());
+    if (!unmask) return { ok: false, reason: this.abortReason! };
+    await this.#publish('secagg-unmask', unmask, 'reveal');
+    const survivors = unmask.survivors;
+    await this.#until(
+      () => survivors.every((p) => this.#revealed.has(p)) || this.collector.canUnmask(),
+      false,
+    );
+    this.#phaseDone('reveal', survivors.filter((p) => this.#revealed.has(p)).length);
+    this.phase = 'over';
+    try {
+      const { sum, totalWeight, secureSection } = this.collector.unmask((p) => this.#maskedWords(p));
+      return { ok: true, sum, totalWeight, section: secureSection };
+    } catch (error) {
+      if (!(error instanceof SecAggError)) throw error;
+      return { ok: false, reason: `secure aggregation: ${error.message}` };
+    }
+  }
+
+  /** Stops waiting at once (the round ended). */
+  stop(): void {
+    this.phase = 'over';
+    this.#wake?.();
+  }
+
+  // ---- the messages, from transport.ts's handlers ----------------------------------------------
+
+  advertise(participant: string, p: ClientPayload<'secagg:advertise'>): Record<string, never> {
+    this.#expect(p.round, 'advertise', 'secagg:advertise');
+    this.#accept(() => this.collector.addAdvertise(participant, p));
+    this.#advertised.add(participant);
+    return {};
+  }
+
+  shares(participant: string, p: ClientPayload<'secagg:shares'>): Record<string, never> {
+    this.#expect(p.round, 'shares', 'secagg:shares');
+    this.#accept(() => this.collector.addShares(participant, p));
+    this.#shared.add(participant);
+    return {};
+  }
+
+  inbox(participant: string, p: ClientPayload<'secagg:inbox'>): InboxPayload {
+    this.#expectRound(p.round);
+    if (this.phase === 'advertise' || this.phase === 'shares')
+      throw new RefusedError(
+        'SECAGG_PHASE',
+        `round ${p.round}'s inbox opens once its secagg-shares record is out`,
+        'payload.round',
+      );
+    return { ciphertexts: this.#accept(() => this.collector.inbox(participant)) };
+  }
+
+  reveal(participant: string, p: ClientPayload<'secagg:reveal'>): Record<string, never> {
+    this.#expect(p.round, 'reveal', 'secagg:reveal');
+    this.#accept(() => this.collector.addReveal(participant, p));
+    this.#revealed.add(participant);
+    return {};
+  }
+
+  /** update:begin of a masked input: only in the masked phase, only from a participant in U2. */
+  expectMasked(participant: string): void {
+    if (this.phase !== 'masked')
+      throw new RefusedError(
+        'SECAGG_PHASE',
+        `round ${this.round} takes masked inputs once its secagg-shares record is out; it is in its ${this.phase} phase`,
+        'envelope.round',
+      );
+    if (!this.#shared.has(participant))
+      throw new RefusedError(
+        'SECAGG_STRANGER',
+        `this participant sent no shares in round ${this.round}'s shares phase, so its masked input cannot be unmasked`,
+        'envelope.round',
+      );
+  }
+
+  /** A masked input was stored (uploads.ts): the collector notes its hash, the round counts it. */
+  addMasked(participant: string, hash: string): void {
+    this.#accept(() => this.collector.addMasked(participant, hash));
+  }
+
+  /** Tells `to` (a participant who just authenticated) the phase records it may have missed. */
+  announce(to: FeditSocket): void {
+    for (const record of this.records) to.emit('secagg:phase', { record });
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  #ended(): boolean {
+    return this.phase === 'over';
+  }
+
+  /** The record body `make` builds, or undefined with abortReason set when the collector aborts. */
+  #body<T>(make: () => T): T | undefined {
+    try {
+      return make();
+    } catch (error) {
+      if (!(error instanceof SecAggError)) throw error;
+      this.abortReason = `secure aggregation, ${this.phase} phase: ${error.message}`;
+      this.o.emit({ type: 'secagg-phase', round: this.round, phase: this.phase, outcome: 'abort', participants: 0 });
+      return undefined;
+    }
+  }
+
+  async #publish(
+    kind: 'secagg-keys' | 'secagg-shares' | 'secagg-unmask',
+    body: SecaggKeysBody | SecaggSharesBody | SecaggUnmaskBody,
+    next: SecurePhase,
+  ): Promise<void> {
+    const participants =
+      kind === 'secagg-keys'
+        ? (body as SecaggKeysBody).advertised.length
+        : kind === 'secagg-shares'
+          ? (body as SecaggSharesBody).shared.length
+          : (body as SecaggUnmaskBody).survivors.length;
+    this.#phaseDone(this.phase, participants);
+    // The record first, then the phase: nothing of the next phase is accepted before it is logged.
+    const record = await this.o.ledger.append({ kind, body } as Parameters<Ledger['append']>[0]);
+    this.records.push(record);
+    if (this.phase !== 'over') this.phase = next;
+    this.#phaseStarted = performance.now();
+    this.o.broadcast().emit('secagg:phase', { record });
+  }
+
+  #phaseDone(phase: SecurePhase, participants: number): void {
+    this.o.emit({
+      type: 'secagg-phase',
+      round: this.round,
+      phase,
+      outcome: 'done',
+      participants,
+      seconds: (performance.now() - this.#phaseStarted) / 1000,
+    });
+  }
+
+  /**
+   * Waits until `done()` holds, phaseSeconds pass, or the round ends; woken by every message.
+   * `endsWithRound`: the round's end (deadline, quorum) also ends the wait — not so for the reveal
+   * phase, which runs after the round stopped taking uploads.
+   */
+  async #until(done: () => boolean, endsWithRound = true): Promise<void> {
+    const limit = performance.now() + this.#secure.phaseSeconds * 1000;
+    while (!done() && performance.now() < limit && !(endsWithRound && this.#ended())) {
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        setTimeout(resolve, Math.max(1, Math.min(1000, limit - performance.now()))).unref();
+      });
+    }
+    this.#wake = undefined;
+  }
+
+  #dropMissing(from: readonly string[], did: (p: string) => boolean, what: string): void {
+    for (const p of from)
+      if (!did(p)) this.o.round.drop(p, `${what} within the ${this.phase} phase of the secure round`);
+  }
+
+  #expectRound(round: number): void {
+    if (round !== this.round)
+      throw new RefusedError('SECAGG_PHASE', `round ${round} is not the open secure round`, 'payload.round');
+  }
+
+  #expect(round: number, phase: SecurePhase, event: string): void {
+    this.#expectRound(round);
+    if (this.phase !== phase)
+      throw new RefusedError(
+        'SECAGG_PHASE',
+        `${event} belongs to the ${phase} phase; round ${round} is in its ${this.phase} phase`,
+        'payload.round',
+      );
+  }
+
+  /** Runs a collector step; its SecAggError becomes the refusal the participant is told. */
+  #accept<T>(step: () => T): T {
+    try {
+      const result = step();
+      // After the caller noted who sent it (the wait checks that): woken on the next tick.
+      setImmediate(() => this.#wake?.());
+      return result;
+    } catch (error) {
+      if (error instanceof SecAggError) throw new RefusedError(error.code, error.message);
+      throw error;
+    }
+  }
+
+  #maskedWords(participant: string): Uint32Array {
+    const counted = this.o.round.counted.get(participant);
+    const tensors = counted && this.o.blobs.get(counted.updateHash);
+    if (!tensors) throw new Error(`the masked input of ${participant} is not in the blob store`);
+    return maskedWordsOf(tensors, this.length);
+  }
+}
+
+// ---- masked uploads: the admission rules of uploads.ts for a secure round ------------------------
+
+const refuse = (code: AdmissionCode, message: string, field: string): Admission<never> => ({
+  ok: false,
+  refusal: { code, message, field },
+});
+
+/**
+ * A secure round's envelope: exactly the masked input's schema (one I32 tensor of L words), an
+ * exampleCount of 1 (the real count travels masked in the last word), no held-out figures (a
+ * participant's own figures would be one more thing the coordinator learns of it alone).
+ */
+export function admitMaskedEnvelope(
+  envelope: Pick<UpdateEnvelope, 'tensorSchema' | 'exampleCount' | 'heldOut'>,
+  length: number,
+): Admission<true> {
+  const field = 'envelope.tensorSchema';
+  const [spec] = envelope.tensorSchema;
+  if (!isMaskedInputSchema(envelope.tensorSchema) || spec.shape.join(',') !== String(length))
+    return refuse(
+      'UPDATE_NOT_MASKED',
+      `this round is secure: it takes only a masked input, one I32 tensor ${SECAGG_MASKED_TENSOR} of ${length} words`,
+      field,
+    );
+  if (envelope.exampleCount !== 1)
+    return refuse(
+      'UPDATE_NOT_MASKED',
+      'a masked input says exampleCount 1: the example count travels masked in its last word',
+      'envelope.exampleCount',
+    );
+  if (envelope.heldOut !== undefined)
+    return refuse('UPDATE_NOT_MASKED', 'a masked input carries no held-out figures', 'envelope.heldOut');
+  return { ok: true, value: true };
+}
+
+/** The open round as the envelope rules see it in a secure round: the masked vector is its schema. */
+export function maskedRoundView(round: OpenRound, length: number): RoundView {
+  return {
+    round: round.round,
+    selected: round.selected,
+    globalAdapter: round.globalAdapter,
+    schema: new Map([[SECAGG_MASKED_TENSOR, [length]]]),
+    counted: round.counted,
+    dropped: round.dropped,
+  };
+}
+
+/** A masked input's tensors: exactly the L words (maskedWordsOf's checks); admitted as they are. */
+export function admitMaskedTensors(
+  tensors: Map<string, Tensor>,
+  length: number,
+): Admission<Map<string, Tensor>> {
+  try {
+    maskedWordsOf(tensors, length);
+  } catch (error) {
+    if (!(error instanceof SecAggError)) throw error;
+    return refuse('UPDATE_NOT_MASKED', error.message, 'payload');
+  }
+  return { ok: true, value: tensors };
+}
