@@ -44,12 +44,14 @@ export function maskedInputTensors(words: Uint32Array): Map<string, Tensor> {
 export function maskedWordsOf(tensors: ReadonlyMap<string, Tensor>, length: number): Uint32Array {
   const t = tensors.get(SECAGG_MASKED_TENSOR);
   if (!t || tensors.size !== 1) {
-    throw new SecAggError(
-      'SECAGG_INPUT',
-      `a masked input holds exactly one tensor, ${SECAGG_MASKED_TENSOR}`,
-    );
+    throw new SecAggError('SECAGG_INPUT', `a masked input holds exactly one tensor, ${SECAGG_MASKED_TENSOR}`);
   }
-  if (t.dtype !== 'I32' || t.shape.length !== 1 || t.shape[0] !== length || t.data.byteLength !== length * 4) {
+  if (
+    t.dtype !== 'I32' ||
+    t.shape.length !== 1 ||
+    t.shape[0] !== length ||
+    t.data.byteLength !== length * 4
+  ) {
     throw new SecAggError(
       'SECAGG_INPUT',
       `${SECAGG_MASKED_TENSOR} must be I32 of shape [${length}] (the round's vector length), got ${t.dtype} [${t.shape.join(', ')}]`,
