@@ -2,6 +2,7 @@
 
 import type { FederationSettings, Membership, RoundHistoryEntry } from '../core/federation/index.ts';
 import { describeLearning } from '../core/federation/learning-words.ts';
+import { updateCompanionWords, updateVisibilityWords } from '../core/federation/privacy-words.ts';
 import type { FederationSummary } from './api.ts';
 
 /** "sha256:0123456789ab…" */
@@ -38,8 +39,8 @@ export function summarize(
   const perRound = record(raw.participantsPerRound);
   const privacy = [
     'Your data never leaves this computer as you wrote it: training happens here, and what is sent is the trained adapter, numbers that adjust the model (LoRA weights). Those numbers are computed from your examples and can reveal some of their text (a model can learn rare phrases word for word).',
-    "Each update is signed with your key and encrypted on its way to the coordinator. Your individual update is visible to the federation's organiser, who runs the coordinator: it is not hidden by secure aggregation or differential privacy (methods some federations use so that no single participant's update can be seen).",
-    'With each update goes the number of examples it was trained on, and how well the shared adapter did on a few of your examples set aside (never trained on): how many, the loss, and how many answers matched exactly. Never the examples themselves.',
+    updateVisibilityWords(raw),
+    updateCompanionWords(raw),
   ];
   if (typeof raw.minUpdates === 'number') {
     privacy.push(

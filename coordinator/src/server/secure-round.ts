@@ -220,7 +220,7 @@ export class SecureRound {
   }
 
   /** Tells `to` (a participant who just authenticated) the phase records it may have missed. */
-  announce(to: FeditSocket): void {
+  announce(to: FeditSocket | BroadcastOperator<ServerToClientEvents, SocketState>): void {
     for (const record of this.records) to.emit('secagg:phase', { record });
   }
 

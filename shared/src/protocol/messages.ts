@@ -28,6 +28,14 @@ import {
   type Schema,
 } from '../schema/schema.ts';
 import { LOG_PROOF_MESSAGES } from './log-proofs.ts';
+import {
+  secaggAdvertise,
+  secaggInbox,
+  secaggInboxRequest,
+  secaggPhase,
+  secaggReveal,
+  secaggShares,
+} from './secagg-messages.ts';
 import { MAX_CHUNK_BYTES, MAX_CHUNK_COUNT, MAX_ERROR_MESSAGE_LENGTH, MAX_SELECTED } from './limits.ts';
 
 import {
@@ -189,6 +197,9 @@ export type AdapterChunk = Infer<typeof adapterChunk>;
 
 // ---- the events, and the socket.io event maps derived from them ------------------------------
 
+/** A secure round's step was taken (the refusals say why not). */
+const secaggAck = object({});
+
 /** Each client-to-server event: its payload, and the result its acknowledgement carries. */
 export const CLIENT_MESSAGES = {
   'auth:prove': { payload: authProve, result: authResult },
@@ -201,6 +212,11 @@ export const CLIENT_MESSAGES = {
   'update:chunk': { payload: updateChunk, result: updateChunkResult },
   'update:commit': { payload: updateCommit, result: updateCommitResult },
   ...LOG_PROOF_MESSAGES,
+  // A secure round's phases (secagg-messages.ts; the masked input itself goes through update:*).
+  'secagg:advertise': { payload: secaggAdvertise, result: secaggAck },
+  'secagg:shares': { payload: secaggShares, result: secaggAck },
+  'secagg:inbox': { payload: secaggInboxRequest, result: secaggInbox },
+  'secagg:reveal': { payload: secaggReveal, result: secaggAck },
 } as const satisfies Record<string, { payload: Schema<object>; result: Schema<object> }>;
 
 /** Each server-to-client event's payload. */
@@ -209,6 +225,8 @@ export const SERVER_MESSAGES = {
   'round:open': roundOpen,
   'round:closed': roundClosed,
   'federation:finished': federationFinished,
+  /** A secure round's secagg-keys, secagg-shares or secagg-unmask record, as signed. */
+  'secagg:phase': secaggPhase,
   /** Something the client sent outside an acknowledged request was refused. */
   error: wireError,
 } as const satisfies Record<string, Schema<object>>;

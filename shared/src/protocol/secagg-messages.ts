@@ -16,7 +16,6 @@ import { SEED_BYTES } from '../secagg/prg.ts';
 import { MAX_SHARES, SHARE_BYTES } from '../secagg/shamir.ts';
 import { participantId, signature } from './fields.ts';
 import { MAX_ROUND } from './limits.ts';
-import { protocolValidator } from './validate.ts';
 
 /** nacl.box's authenticator: a box is this much longer than what it seals. */
 export const BOX_OVERHEAD_BYTES = 16;
@@ -55,13 +54,9 @@ export type RevealPayload = Infer<typeof secaggReveal>;
 
 /** The record itself is checked by verifyAnnouncedRecord (rounds/announcement.ts). */
 export const secaggPhase = object({
-  record: predicate<Record<string, unknown>>(isRecord, 'must be an object (a round record)'),
+  record: predicate<object>(isRecord, 'must be an object (a round record)'),
 });
 export type PhasePayload = Infer<typeof secaggPhase>;
 
-export const validateSecaggAdvertise = protocolValidator(secaggAdvertise);
-export const validateSecaggShares = protocolValidator(secaggShares);
-export const validateSecaggInboxRequest = protocolValidator(secaggInboxRequest);
-export const validateSecaggInbox = protocolValidator(secaggInbox);
-export const validateSecaggReveal = protocolValidator(secaggReveal);
-export const validateSecaggPhase = protocolValidator(secaggPhase);
+// Validated through messages.ts's event tables (CLIENT_PAYLOAD_VALIDATORS, SERVER_PAYLOAD_VALIDATORS):
+// importing validate.ts here would close an import cycle messages.ts -> here -> validate.ts.

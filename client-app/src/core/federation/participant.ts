@@ -29,7 +29,7 @@ import {
   type Tensor,
 } from '@fedit/shared';
 import { membershipConnection } from './join.ts';
-import { checkNewestAnnounced } from './announced.ts';
+import { checkNewestAnnounced, type AnnouncedRoundOpen } from './announced.ts';
 import { keepClosedRoundAdapter, keepClosedRoundReceipt, settleClosedRound } from './closed-round.ts';
 import { isTransient } from './errors.ts';
 import { fetchFinishedFederation, recordFinalResult } from './finished.ts';
@@ -41,7 +41,7 @@ import type {
   RoundHistoryEntry,
   StatusEvent,
 } from './events.ts';
-import { runRound } from './round.ts';
+import { startRoundWork, type PhaseInbox } from './secure-round.ts';
 import { keepFinalAdapter, keepGlobalAdapter } from './round-io.ts';
 import { federationHeldOut, measureFinalAdapter } from './held-out.ts';
 import { adoptSettings, loadSession, type ParticipantOptions, type ParticipantSession } from './session.ts';
@@ -69,6 +69,8 @@ export interface ParticipantResult {
 
 interface RoundTask {
   round: number;
+  /** A secure round's phase records go here (secure-round.ts). */
+  phases?: PhaseInbox;
   controller: AbortController;
   done: Promise<void>;
 }
@@ -203,6 +205,14 @@ export class Participant extends EventEmitter<ParticipantEvents> {
       }),
     );
     connection.on('round:open', (open) => this.#enqueue(() => this.#onRoundOpen(session, open)));
+    // At once, not queued: the round task waits for it. A forked phase record stops the participant.
+    connection.on('secagg:phase', (record) => {
+      try {
+        if (this.#task?.round === record.round) this.#task.phases?.deliver(record);
+      } catch (error) {
+        this.#die(error);
+      }
+    });
     connection.on('round:closed', (closed) => {
       // Stop work for a round that is over at once, not after what is queued.
       if (this.#task && this.#task.round <= closed.round) this.#task.controller.abort();
@@ -300,7 +310,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     return entry;
   }
 
-  async #onRoundOpen(session: ParticipantSession, open: RoundOpen): Promise<void> {
+  async #onRoundOpen(session: ParticipantSession, open: AnnouncedRoundOpen): Promise<void> {
     await this.#checkNewest(session, open.signed, `round ${open.round}'s announcement`);
     const selected = open.selected.includes(session.connection.participantId);
     this.emit('round-open', { round: open.round, selected, deadline: open.deadline });
@@ -329,7 +339,9 @@ export class Participant extends EventEmitter<ParticipantEvents> {
       events: this,
       setStatus: (event: StatusEvent) => this.#setStatus(event),
     };
-    newTask.done = runRound(context, this.#entry(open.round, true)).finally(() => {
+    const work = startRoundWork(context, this.#entry(open.round, true));
+    newTask.phases = work.phases;
+    newTask.done = work.done.finally(() => {
       if (this.#task === newTask) this.#task = undefined;
     });
     this.#task = newTask;

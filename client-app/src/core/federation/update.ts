@@ -12,6 +12,8 @@ import {
   DEFAULT_CHUNK_BYTES,
   bytesEqual,
   chunkCountFor,
+  maskedInputSchema,
+  maskedInputTensors,
   packWire,
   serializeSafetensors,
   sha256Hash,
@@ -89,6 +91,43 @@ export function buildUpdate(options: {
       chunkCount: chunkCountFor(payload.byteLength, chunkBytes),
       createdAt: options.now ?? Date.now(),
       ...(options.heldOut && { heldOut: options.heldOut }),
+    },
+    options.identity,
+  );
+  return { envelope, payload, trainLoss: options.trainLoss };
+}
+
+/**
+ * Builds and signs a secure round's masked input (secagg/masked-input.ts): the masked words as one
+ * I32 tensor, exampleCount 1 (the real count is masked in the last word), no held-out figures. It
+ * is sent from memory, never kept: without the round's secrets it could not be unmasked anyway.
+ */
+export function buildMaskedUpdate(options: {
+  identity: Identity;
+  federation: string;
+  round: number;
+  globalAdapterHash: ContentHash;
+  words: Uint32Array;
+  trainLoss: number;
+  chunkBytes?: number;
+  now?: number;
+}): PendingUpload {
+  const payload = serializeSafetensors(maskedInputTensors(options.words));
+  const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  const envelope = signEnvelope(
+    {
+      version: 1,
+      federation: options.federation,
+      round: options.round,
+      participant: options.identity.sign.publicKey,
+      globalAdapterHash: options.globalAdapterHash,
+      exampleCount: 1,
+      tensorSchema: maskedInputSchema(options.words.length),
+      payloadHash: sha256Hash(payload),
+      payloadBytes: payload.byteLength,
+      chunkBytes,
+      chunkCount: chunkCountFor(payload.byteLength, chunkBytes),
+      createdAt: options.now ?? Date.now(),
     },
     options.identity,
   );
