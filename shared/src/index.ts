@@ -120,6 +120,11 @@ export {
   type RuleRef,
   type Selection,
   type UnsignedRoundRecord,
+  countedParticipants,
+  type SecaggKeysBody,
+  type SecaggSharesBody,
+  type SecaggUnmaskBody,
+  type SecureSection,
 } from './rounds/record.ts';
 export {
   parseRoundLog,
@@ -379,3 +384,12 @@ export { heldOutFigures, type HeldOutFigures } from './protocol/held-out-figures
 export * from './rounds/announcement.ts';
 export * from './privacy/index.ts';
 export * from './secagg/index.ts';
+export * from './protocol/secagg-messages.ts';
+export * from './federation/secure-aggregation.ts';
+export {
+  aggregateSecureRound,
+  secureDelta,
+  secureTarget,
+  secureWeight,
+  type SecureRoundInputs,
+} from './aggregation/secure.ts';

@@ -5,3 +5,4 @@ export * from './shamir.ts';
 export * from './graph.ts';
 export * from './masking.ts';
 export * from './masked-input.ts';
+export * from './round/index.ts';

@@ -215,7 +215,20 @@ function collectShares(
   reveals: readonly ShareReveal[],
   kind: 'self' | 'key',
 ): Share[] {
-  const holders = shareHolders(round, owner);
+  return collectOwnerShares(shareHolders(round, owner), round.threshold, owner, reveals, kind);
+}
+
+/**
+ * The `kind` shares of `owner` the reveals hold, each at its holder's evaluation point (its
+ * position in `holders`, ascending, plus one); at least `threshold` of them, or SecAggError.
+ */
+export function collectOwnerShares(
+  holders: readonly number[],
+  threshold: number,
+  owner: number,
+  reveals: readonly ShareReveal[],
+  kind: 'self' | 'key',
+): Share[] {
   const shares: Share[] = [];
   for (const r of reveals) {
     const bytes = (kind === 'self' ? r.self : r.key).get(owner);
@@ -230,10 +243,10 @@ function collectShares(
     }
     shares.push(share);
   }
-  if (shares.length < round.threshold) {
+  if (shares.length < threshold) {
     throw new SecAggError(
       'SECAGG_SHARES',
-      `${shares.length} ${kind} shares of participant ${owner}, below the threshold ${round.threshold}`,
+      `${shares.length} ${kind} shares of participant ${owner}, below the threshold ${threshold}`,
     );
   }
   return shares;
