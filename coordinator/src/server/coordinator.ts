@@ -162,7 +162,8 @@ export async function runFederation(
       'log:inclusion': (socket, p) => (sessions.participantOf(socket), logProofs.inclusion(p)),
       'log:consistency': (socket, p) => (sessions.participantOf(socket), logProofs.consistency(p)),
       // A secure round's phases (secure-round.ts); the open secure round or SECAGG_PHASE.
-      'secagg:advertise': (socket, p) => rounds.secureRound(p.round).advertise(sessions.participantOf(socket), p),
+      'secagg:advertise': (socket, p) =>
+        rounds.secureRound(p.round).advertise(sessions.participantOf(socket), p),
       'secagg:shares': (socket, p) => rounds.secureRound(p.round).shares(sessions.participantOf(socket), p),
       'secagg:inbox': (socket, p) => rounds.secureRound(p.round).inbox(sessions.participantOf(socket), p),
       'secagg:reveal': (socket, p) => rounds.secureRound(p.round).reveal(sessions.participantOf(socket), p),

@@ -12,6 +12,7 @@ import {
   aggregateRound,
   aggregateSecureRound,
   scaffoldTermsOf,
+  secureFixedPoint,
   serverStateTensors,
   tensorsFromValues,
   tensorValues,
@@ -75,18 +76,23 @@ export async function aggregatePlain(
 }
 
 /** The rule's sum path over the unmasked sum (L words: the weighted deltas, then the total weight). */
-export async function aggregateSecure(c: AggregationContext, sum: Uint32Array): Promise<Aggregated> {
+export async function aggregateSecure(
+  c: AggregationContext,
+  sum: Uint32Array,
+  survivors: number,
+): Promise<Aggregated> {
   const { round } = c;
   const serverState = serverStateOf(c);
   const result = timed('aggregate', () =>
     aggregateSecureRound({
       rule: c.rule.name,
       config: c.rule.config,
-      secure: c.config.secureAggregation!,
       schema: round.schema,
       global: round.global,
       serverState: serverState?.values,
       sum,
+      survivors,
+      fixedPoint: secureFixedPoint(c.config.secureAggregation!, c.config.aggregation.weightCap!),
     }),
   );
   return store(c, result, serverState?.hash);

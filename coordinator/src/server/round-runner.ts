@@ -284,7 +284,15 @@ export class RoundRunner {
   #startSecure(round: OpenRound, opened: RoundRecordOf<'round-open'>): SecureRound | undefined {
     const { config, ledger, blobs, io, emit } = this.o;
     if (!config.secureAggregation) return undefined;
-    const secure = new SecureRound({ config, ledger, blobs, emit, round, opened, broadcast: () => io.to('participants') });
+    const secure = new SecureRound({
+      config,
+      ledger,
+      blobs,
+      emit,
+      round,
+      opened,
+      broadcast: () => io.to('participants'),
+    });
     // The deadline (or a shutdown) during the key or share phase ends the wait for them.
     void round.ended.then(() => secure.phase === 'masked' || secure.stop());
     return secure;
@@ -324,8 +332,13 @@ export class RoundRunner {
       await this.#abort(round, counted.length, unmasked.reason);
       return false;
     }
-    const { adapter: out, serverStateIn, serverStateOut, clipBound } = unmasked
-      ? await aggregateSecure(this.#aggregation(round), unmasked.sum)
+    const {
+      adapter: out,
+      serverStateIn,
+      serverStateOut,
+      clipBound,
+    } = unmasked
+      ? await aggregateSecure(this.#aggregation(round), unmasked.sum, unmasked.section.maskedInputs.length)
       : await aggregatePlain(this.#aggregation(round), counted);
     const sorted = [...counted].sort((a, b) =>
       a.participant < b.participant ? -1 : a.participant > b.participant ? 1 : 0,

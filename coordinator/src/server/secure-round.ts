@@ -25,6 +25,8 @@ import {
   SecureRoundCollector,
   isMaskedInputSchema,
   maskedWordsOf,
+  schemaLength,
+  unhex,
   type Admission,
   type AdmissionCode,
   type RoundView,
@@ -32,7 +34,7 @@ import {
   type UpdateEnvelope,
   type BlobStore,
   type FederationConfig,
-  type RoundRecord,
+  type ServerPayload,
   type RoundRecordOf,
   type SecaggKeysBody,
   type SecaggSharesBody,
@@ -40,6 +42,7 @@ import {
   type SecureSection,
   type ClientPayload,
   type InboxPayload,
+  type RecordedEnvelope,
 } from '@fedit/shared';
 import type { BroadcastOperator } from 'socket.io';
 import type { ServerToClientEvents } from '@fedit/shared';
@@ -54,8 +57,7 @@ export type SecurePhase = 'advertise' | 'shares' | 'masked' | 'reveal' | 'over';
 
 /** What the reveal phase ends with: the unmasked sum, or why the round aborts. */
 export type SecureOutcome =
-  | { ok: true; sum: Uint32Array; totalWeight: number; section: SecureSection }
-  | { ok: false; reason: string };
+  { ok: true; sum: Uint32Array; totalWeight: number; section: SecureSection } | { ok: false; reason: string };
 
 export interface SecureRoundOptions {
   config: FederationConfig;
@@ -68,19 +70,12 @@ export interface SecureRoundOptions {
   opened: RoundRecordOf<'round-open'>;
 }
 
-/** L: the adapter's elements in schema order, and one word for the weight (the contract). */
-export function secureVectorLength(schema: ReadonlyMap<string, readonly number[]>): number {
-  let length = 1;
-  for (const shape of schema.values()) length += shape.reduce((a, b) => a * b, 1);
-  return length;
-}
-
 export class SecureRound {
   readonly collector: SecureRoundCollector;
   readonly length: number;
   phase: SecurePhase = 'advertise';
-  /** The phase records appended so far, in order: re-told to a participant who reconnects. */
-  readonly records: RoundRecord[] = [];
+  /** The phase messages sent so far, in order: re-told to a participant who reconnects. */
+  readonly messages: ServerPayload<'secagg:phase'>[] = [];
   /** Why the round must abort, once a phase found fewer than the threshold. */
   abortReason: string | undefined;
   #wake: (() => void) | undefined;
@@ -94,11 +89,9 @@ export class SecureRound {
   constructor(private readonly o: SecureRoundOptions) {
     const { config, ledger, round, opened } = o;
     this.#secure = config.secureAggregation!;
-    this.length = secureVectorLength(round.schema);
+    this.length = schemaLength(round.schema) + 1;
     const selected = [...round.selected].sort();
-    const signingKeys = new Map(
-      selected.map((p) => [p, new Uint8Array(Buffer.from(ledger.participant(p)!.signKey, 'hex'))]),
-    );
+    const signingKeys = new Map(selected.map((p) => [p, unhex(ledger.participant(p)!.signKey)] as const));
     this.collector = new SecureRoundCollector({
       federation: config.id,
       round: round.round,
@@ -214,14 +207,17 @@ export class SecureRound {
       );
   }
 
-  /** A masked input was stored (uploads.ts): the collector notes its hash, the round counts it. */
-  addMasked(participant: string, hash: string): void {
-    this.#accept(() => this.collector.addMasked(participant, hash));
+  /** A masked input was stored (uploads.ts): the collector notes it, then the round counts it. */
+  addMasked(
+    participant: string,
+    masked: { hash: string; envelopeDigest: string; envelope: RecordedEnvelope },
+  ): void {
+    this.#accept(() => this.collector.addMasked(participant, masked));
   }
 
   /** Tells `to` (a participant who just authenticated) the phase records it may have missed. */
   announce(to: FeditSocket | BroadcastOperator<ServerToClientEvents, SocketState>): void {
-    for (const record of this.records) to.emit('secagg:phase', { record });
+    for (const message of this.messages) to.emit('secagg:phase', message);
   }
 
   // ---- internals -------------------------------------------------------------------------------
@@ -237,7 +233,13 @@ export class SecureRound {
     } catch (error) {
       if (!(error instanceof SecAggError)) throw error;
       this.abortReason = `secure aggregation, ${this.phase} phase: ${error.message}`;
-      this.o.emit({ type: 'secagg-phase', round: this.round, phase: this.phase, outcome: 'abort', participants: 0 });
+      this.o.emit({
+        type: 'secagg-phase',
+        round: this.round,
+        phase: this.phase,
+        outcome: 'abort',
+        participants: 0,
+      });
       return undefined;
     }
   }
@@ -256,10 +258,20 @@ export class SecureRound {
     this.#phaseDone(this.phase, participants);
     // The record first, then the phase: nothing of the next phase is accepted before it is logged.
     const record = await this.o.ledger.append({ kind, body } as Parameters<Ledger['append']>[0]);
-    this.records.push(record);
+    // With the keys, each advertiser's public identity from its enrol record: the participants
+    // check each advert's signature with it, once its fingerprint proves it is that participant's.
+    const identities =
+      kind === 'secagg-keys'
+        ? (body as SecaggKeysBody).advertised.map(({ participant }) => {
+            const entry = this.o.ledger.participant(participant)!;
+            return { participant, sign: unhex(entry.signKey), box: unhex(entry.boxKey) };
+          })
+        : undefined;
+    const message = { record, ...(identities && { identities }) };
+    this.messages.push(message);
     if (this.phase !== 'over') this.phase = next;
     this.#phaseStarted = performance.now();
-    this.o.broadcast().emit('secagg:phase', { record });
+    this.o.broadcast().emit('secagg:phase', message);
   }
 
   #phaseDone(phase: SecurePhase, participants: number): void {

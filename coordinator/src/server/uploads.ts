@@ -188,7 +188,11 @@ export class Uploads {
     discard(round, upload);
     // Noted by the secure round before it counts: the collector refuses a masked input of a
     // participant outside U2, and then it is not counted either.
-    this.o.rounds.secure?.addMasked(upload.participant, updateHash);
+    this.o.rounds.secure?.addMasked(upload.participant, {
+      hash: updateHash,
+      envelopeDigest: upload.id,
+      envelope: recordEnvelope(envelope),
+    });
     round.count({
       participant: upload.participant,
       envelopeDigest: upload.id,

@@ -18,6 +18,7 @@ import {
   bytes,
   int,
   isRecord,
+  list,
   object,
   oneOf,
   optional,
@@ -32,7 +33,6 @@ import {
   secaggAdvertise,
   secaggInbox,
   secaggInboxRequest,
-  secaggPhase,
   secaggReveal,
   secaggShares,
 } from './secagg-messages.ts';
@@ -153,6 +153,24 @@ export type ParticipantReadyResult = Infer<typeof participantReadyResult>;
 // shape is the log's own parser's to check (parseRoundRecord), with the log's wording.
 const signedRecord = predicate<object>(isRecord, 'is not a round record (an object)', 'TYPE');
 
+/**
+ * Server → client: a secure round's phase: its secagg-keys, secagg-shares or secagg-unmask record.
+ * With secagg-keys come the public identities of the advertisers, so that each holder checks every
+ * advert's signature without trusting the coordinator for keys: an identity counts only when its
+ * fingerprint is the participant id (secure-round.ts on the participant's side).
+ */
+export const secaggPhaseMessage = object({
+  record: signedRecord,
+  identities: optional(
+    list(
+      object({ participant: participantId, sign: signKey, box: bytes(BOX_PUBLIC_KEY_BYTES) }),
+      0,
+      MAX_SELECTED,
+    ),
+  ),
+});
+export type SecaggPhaseMessage = Infer<typeof secaggPhaseMessage>;
+
 /** Server → client: round `record.round` is open: its round-open record. */
 export const roundOpen = object({ record: signedRecord });
 export type RoundOpenMessage = Infer<typeof roundOpen>;
@@ -226,7 +244,7 @@ export const SERVER_MESSAGES = {
   'round:closed': roundClosed,
   'federation:finished': federationFinished,
   /** A secure round's secagg-keys, secagg-shares or secagg-unmask record, as signed. */
-  'secagg:phase': secaggPhase,
+  'secagg:phase': secaggPhaseMessage,
   /** Something the client sent outside an acknowledged request was refused. */
   error: wireError,
 } as const satisfies Record<string, Schema<object>>;

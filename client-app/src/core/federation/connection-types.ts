@@ -8,11 +8,11 @@ import type {
   Identity,
   PublicIdentity,
   RoundClosed,
-  RoundOpen,
   WireError,
 } from '@fedit/shared';
 import type { AnnouncedRoundOpen, SecurePhaseRecord } from './announced.ts';
 import type { FederationError } from './errors.ts';
+import type { AdvertiserIdentity } from './secure-identities.ts';
 
 export type ConnectionState =
   /** Trying to reach the coordinator (first time or after a drop). */
@@ -71,7 +71,7 @@ export interface ConnectionEvents {
   'round:open': [AnnouncedRoundOpen];
   'round:closed': [RoundClosed];
   /** A secure round's phase record (secagg-keys, -shares, -unmask), checked as the coordinator's. */
-  'secagg:phase': [SecurePhaseRecord];
+  'secagg:phase': [SecurePhaseRecord, AdvertiserIdentity[]];
   /** Every round was run; the coordinator serves the final adapter until it stops. */
   'federation:finished': [FederationFinished];
   /** The coordinator refused something outside an acknowledgement. */

@@ -34,7 +34,6 @@ import {
   type ClientToServerEvents,
   type FederationFinished,
   type RoundClosed,
-  type RoundOpen,
   type ServerToClientEvents,
 } from '@fedit/shared';
 import {
@@ -44,6 +43,7 @@ import {
   type AnnouncedRoundOpen,
   type SecurePhaseRecord,
 } from './announced.ts';
+import { identitiesOf } from './secure-identities.ts';
 import type {
   AuthenticatedEvent,
   AuthMode,
@@ -302,7 +302,8 @@ export class FederationConnection extends EventEmitter<ConnectionEvents> {
     const deliver = () => {
       if (event === 'round:open') this.emit('round:open', view as AnnouncedRoundOpen);
       else if (event === 'round:closed') this.emit('round:closed', view as RoundClosed);
-      else if (event === 'secagg:phase') this.emit('secagg:phase', view as SecurePhaseRecord);
+      else if (event === 'secagg:phase')
+        this.emit('secagg:phase', view as SecurePhaseRecord, identitiesOf(parsed));
       else this.emit('federation:finished', view as FederationFinished);
     };
     // The coordinator may announce the open round before it acknowledges the proof: hold such

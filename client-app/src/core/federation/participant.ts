@@ -25,7 +25,6 @@ import {
   type FederationFinished,
   type RecordPosition,
   type RoundClosed,
-  type RoundOpen,
   type Tensor,
 } from '@fedit/shared';
 import { membershipConnection } from './join.ts';
@@ -206,9 +205,9 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     );
     connection.on('round:open', (open) => this.#enqueue(() => this.#onRoundOpen(session, open)));
     // At once, not queued: the round task waits for it. A forked phase record stops the participant.
-    connection.on('secagg:phase', (record) => {
+    connection.on('secagg:phase', (record, identities) => {
       try {
-        if (this.#task?.round === record.round) this.#task.phases?.deliver(record);
+        if (this.#task?.round === record.round) this.#task.phases?.deliver(record, identities);
       } catch (error) {
         this.#die(error);
       }

@@ -25,7 +25,8 @@ export function updateVisibilityWords(config: PrivacySources): string {
   if (!isSecure(config))
     return "Each update is signed with your key and encrypted on its way to the coordinator. Your individual update is visible to the federation's organiser, who runs the coordinator: it is not hidden by secure aggregation or differential privacy (methods some federations use so that no single participant's update can be seen).";
   const secure = config.secureAggregation!;
-  const range = typeof secure.clipRange === 'number' ? ` (each number first limited to ±${secure.clipRange})` : '';
+  const range =
+    typeof secure.clipRange === 'number' ? ` (each number first limited to ±${secure.clipRange})` : '';
   return `Secure aggregation: your update is masked on this computer before it is sent${range}, so the coordinator can unmask only the sum of a round's updates, never yours alone, and only while more than ${percent(secure.thresholdFraction)} of the participants your update is masked with are still there; otherwise the round stops and nothing is unmasked. This holds unless the organiser also controls enough of the other participants of your round.`;
 }
 

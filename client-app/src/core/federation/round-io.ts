@@ -115,7 +115,11 @@ export function fetchRoundAdapter(ctx: RoundContext): Promise<Map<string, Tensor
 }
 
 /** A request of the round (a secure round's phases), retried across dropped connections. */
-export function roundRequest<E extends ClientEventName>(ctx: RoundContext, event: E, payload: ClientPayload<E>) {
+export function roundRequest<E extends ClientEventName>(
+  ctx: RoundContext,
+  event: E,
+  payload: ClientPayload<E>,
+) {
   return retrying(ctx, () => ctx.session.connection.request(event, payload));
 }
 

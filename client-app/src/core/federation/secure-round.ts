@@ -22,11 +22,15 @@ import {
   FeditError,
   SecAggError,
   SecureRoundClient,
+  ruleRefFor,
+  secureDelta,
+  secureWeight,
   type ClientPayload,
   type RoundRecordOf,
   type SigningKeys,
 } from '@fedit/shared';
 import type { AnnouncedRoundOpen, SecurePhaseRecord } from './announced.ts';
+import { selfCertifiedKeys, type AdvertiserIdentity } from './secure-identities.ts';
 import { FederationError, isTransient } from './errors.ts';
 import type { RoundHistoryEntry } from './events.ts';
 import { roundRequest, uploadUpdate, type RoundContext } from './round-io.ts';
@@ -44,6 +48,8 @@ type PhaseKind = SecurePhaseRecord['kind'];
  */
 export class PhaseInbox {
   readonly #records = new Map<PhaseKind, SecurePhaseRecord>();
+  /** The advertisers' keys that came with the secagg-keys record (secure-identities.ts). */
+  #signingKeys: SigningKeys = () => undefined;
   readonly #waiters = new Map<PhaseKind, () => void>();
 
   constructor(
@@ -52,7 +58,7 @@ export class PhaseInbox {
     readonly openedSeq: number,
   ) {}
 
-  deliver(record: SecurePhaseRecord): void {
+  deliver(record: SecurePhaseRecord, identities: readonly AdvertiserIdentity[] = []): void {
     if (record.round !== this.round || record.seq <= this.openedSeq) return; // another round's
     const seen = this.#records.get(record.kind);
     if (seen && seen.hash !== record.hash)
@@ -60,8 +66,14 @@ export class PhaseInbox {
         'FEDERATION_FORGED',
         `the coordinator sent two different ${record.kind} records for round ${this.round} (${seen.hash}, ${record.hash}): it shows different logs`,
       );
+    if (!seen && record.kind === 'secagg-keys') this.#signingKeys = selfCertifiedKeys(identities);
     this.#records.set(record.kind, record);
     this.#waiters.get(record.kind)?.();
+  }
+
+  /** The enrolled signing keys of the advertisers, self-certified (empty before secagg-keys). */
+  get signingKeys(): SigningKeys {
+    return this.#signingKeys;
   }
 
   /** The round's `kind` record, once it arrives; rejects when `signal` aborts. */
@@ -90,8 +102,6 @@ export interface SecureRoundContext extends RoundContext {
   phases: PhaseInbox;
   /** The round's round-open record, as the connection checked it: its hash seeds the graph. */
   openRecord: RoundRecordOf<'round-open'>;
-  /** The enrolled signing key of each advertiser (from the secagg-keys record, self-certified). */
-  signingKeys: (keys: RoundRecordOf<'secagg-keys'>) => SigningKeys;
 }
 
 /** Takes part in a secure round (see the header), filling in `entry`. */
@@ -110,7 +120,7 @@ export async function runSecureRound(ctx: SecureRoundContext, entry: RoundHistor
     status(`secure round ${open.round}: sending this round's keys`);
     await phaseRequest(ctx, 'secagg:advertise', client.advertise());
     const keys = await ctx.phases.next('secagg-keys', signal);
-    await phaseRequest(ctx, 'secagg:shares', client.onKeys(keys, ctx.signingKeys(keys)));
+    await phaseRequest(ctx, 'secagg:shares', client.onKeys(keys, ctx.phases.signingKeys));
     const shares = await ctx.phases.next('secagg-shares', signal);
     const inbox = await phaseRequest(ctx, 'secagg:inbox', { round: open.round });
     client.onInbox(inbox.ciphertexts, shares);
@@ -120,18 +130,26 @@ export async function runSecureRound(ctx: SecureRoundContext, entry: RoundHistor
     if (!trained) return; // stopped during training
     entry.trainLoss = trained.trainLoss;
     entry.examples = session.data.rows.length;
-    const words = client.mask(deltaOf(ctx, trained), secureWeight(ctx));
+    const { delta, weight } = encodable(ctx, trained);
+    const words = client.mask(delta, weight);
     if (signal.aborted) return;
-    ctx.setStatus({ status: 'uploading', round: open.round, message: `sending the masked update of round ${open.round}` });
-    const outcome = await uploadUpdate(ctx, buildMaskedUpdate({
-      identity: session.identity,
-      federation: session.membership.federation,
+    ctx.setStatus({
+      status: 'uploading',
       round: open.round,
-      globalAdapterHash: open.globalAdapterHash,
-      words,
-      trainLoss: trained.trainLoss,
-      chunkBytes: session.options.chunkBytes,
-    }));
+      message: `sending the masked update of round ${open.round}`,
+    });
+    const outcome = await uploadUpdate(
+      ctx,
+      buildMaskedUpdate({
+        identity: session.identity,
+        federation: session.membership.federation,
+        round: open.round,
+        globalAdapterHash: open.globalAdapterHash,
+        words,
+        trainLoss: trained.trainLoss,
+        chunkBytes: session.options.chunkBytes,
+      }),
+    );
     if (outcome === 'stopped') return;
     entry.uploaded = true;
     ctx.setStatus({
@@ -174,31 +192,27 @@ function phaseRequest<E extends 'secagg:advertise' | 'secagg:shares' | 'secagg:i
 }
 
 /**
- * trained − global, tensor by tensor (float32 subtraction, the contract's delta). A participant of
- * a lower LoRA rank is refused: the masked sum adds vectors of the federation's adapter only.
+ * The delta the participant masks (secureDelta: trained − global, fixed clipping applied) and its
+ * capped weight (secureWeight). A participant of a lower LoRA rank is refused: the masked sum adds
+ * vectors of the federation's adapter only.
  */
-function deltaOf(ctx: RoundContext, trained: TrainedRound): Map<string, Float32Array> {
-  const { rank } = federationLora(ctx.session.settings);
-  if (ctx.session.rank !== rank)
+function encodable(
+  ctx: RoundContext,
+  trained: TrainedRound,
+): { delta: Map<string, Float32Array>; weight: number } {
+  const { settings, rank, data } = ctx.session;
+  const lora = federationLora(settings);
+  if (rank !== lora.rank)
     throw new FederationError(
       'FEDERATION_ADAPTER',
-      `a secure round sums updates of the federation's LoRA rank ${rank}; this participant trains rank ${ctx.session.rank} (drop --rank)`,
+      `a secure round sums updates of the federation's LoRA rank ${lora.rank}; this participant trains rank ${rank} (drop --rank)`,
     );
-  const delta = new Map<string, Float32Array>();
-  for (const [name, values] of trained.tensors) {
-    const global = trained.globalValues.get(name)!;
-    const d = new Float32Array(values.length);
-    for (let i = 0; i < d.length; i++) d[i] = values[i] - global[i];
-    delta.set(name, d);
-  }
-  return delta;
-}
-
-/** The capped weight the update is pre-scaled by: fedavg-uniform 1, fedit min(examples, weightCap). */
-function secureWeight(ctx: RoundContext): number {
-  const { aggregation } = ctx.session.settings;
-  if (aggregation.rule === 'fedavg-uniform') return 1;
-  return Math.min(ctx.session.data.rows.length, aggregation.weightCap!);
+  const { rule, weightCap } = settings.aggregation;
+  const ruleConfig = ruleRefFor(settings).config;
+  return {
+    delta: secureDelta(trained.tensors, trained.globalValues, rule, ruleConfig),
+    weight: secureWeight(rule, data.rows.length, weightCap!),
+  };
 }
 
 /**
@@ -212,6 +226,6 @@ export function startRoundWork(
 ): { phases?: PhaseInbox; done: Promise<void> } {
   if (!context.session.settings.secureAggregation) return { done: runRound(context, entry) };
   const phases = new PhaseInbox(context.open.round, context.open.record.seq);
-  const secure = { ...context, phases, openRecord: context.open.record, signingKeys: advertisedSigningKeys };
+  const secure = { ...context, phases, openRecord: context.open.record };
   return { phases, done: runSecureRound(secure, entry) };
 }
