@@ -120,12 +120,13 @@ export function member(name: string): { id: string; identity: Identity } {
 export type DropPhase = 'advertise' | 'shares' | 'masked' | 'reveal';
 
 export interface RoundPlan {
-  /** Participant id -> the phase it drops at. */
-  drop?: ReadonlyMap<string, DropPhase>;
+  /** Participant id -> the phase it drops at; or chosen once the round-open record (its graph seed) is known. */
+  drop?:
+    ReadonlyMap<string, DropPhase> | ((open: RoundRecordOf<'round-open'>) => ReadonlyMap<string, DropPhase>);
   /** Edits a body before it is signed (a lying coordinator). */
   tamper?: <K extends RoundRecordKind>(kind: K, body: RoundRecordBodies[K]) => RoundRecordBodies[K];
-  /** Called with the clients after unmasking, to try extra requests. */
-  after?: (clients: ReadonlyMap<string, SecureRoundClient>) => void;
+  /** Called with the clients and the unmask record after the reveals, to try extra requests. */
+  after?: (clients: ReadonlyMap<string, SecureRoundClient>, unmask: RoundRecordOf<'secagg-unmask'>) => void;
 }
 
 export interface RoundResult {
@@ -256,7 +257,6 @@ export class SecureFederation {
 
   /** Runs round `round` through the engines (see the header). */
   runRound(round: number, plan: RoundPlan = {}): RoundResult {
-    const drop = plan.drop ?? new Map();
     const rule = ruleRefFor(this.config);
     const seed = `seed-${round}`;
     const selection = {
@@ -272,6 +272,8 @@ export class SecureFederation {
       deadline: '2026-05-02T00:00:00.000Z',
     });
     const federation = this.config.id;
+    const drop =
+      (typeof plan.drop === 'function' ? plan.drop(open) : plan.drop) ?? new Map<string, DropPhase>();
     const collector = new SecureRoundCollector({
       federation,
       round,
@@ -336,10 +338,9 @@ export class SecureFederation {
         result.reveals.set(id, reveal);
         collector.addReveal(id, reveal);
       }
-      plan.after?.(clients);
+      plan.after?.(clients, unmask);
       if (!collector.canUnmask()) throw new SecAggError('SECAGG_ABORT', 'too few reveals to unmask');
       const { sum, secureSection } = collector.unmask((p) => result.masked.get(p)!);
-      void global;
       const serverStateIn = this.serverState;
       const aggregate = aggregateSecureRound({
         rule: rule.name,
