@@ -7,6 +7,8 @@
 // gives exactly the recorded new global adapter. With SCAFFOLD the server's control variate is
 // recomputed too, from the terms the log fixes (scaffoldTermsOf: K and lr from the recorded
 // config at the round's training round, N from the fold); a log without a readable config leaves that round unchecked.
+// A secure round (round-closed with `secure`) is recomputed from its masked inputs instead, never
+// from an individual update (recompute-secure.ts).
 
 import { FeditError } from '../errors.ts';
 import { AggregationError } from '../aggregation/aggregation-error.ts';
@@ -23,6 +25,7 @@ import type { BlobLookup, ReportProblem, RoundReport } from './problems.ts';
 import type { RoundClosedBody } from './record.ts';
 import type { FederationState } from './state.ts';
 import { checkStoredEnvelope, checkStoredUpdate } from './update-rules.ts';
+import { recomputeSecureRound } from './recompute-secure.ts';
 
 export interface Recomputation {
   aggregation: RoundReport['aggregation'];
@@ -43,6 +46,7 @@ export function recomputeRound(
   blobs: BlobLookup,
   report: ReportProblem,
 ): Recomputation {
+  if (body.secure) return recomputeSecureRound(round, { ...body, secure: body.secure }, state, blobs, report);
   let failed = false;
   const problem: ReportProblem = (code, message) => {
     failed = true;
@@ -150,7 +154,7 @@ function usableRule(body: RoundClosedBody): string | undefined {
 }
 
 /** Reads blobs for one record: a missing, unreadable or misnamed blob is a problem naming its hash. */
-class BlobLoader {
+export class BlobLoader {
   readonly #seen = new Map<string, Map<string, Tensor> | undefined>();
   readonly missing: string[] = [];
 
