@@ -163,6 +163,7 @@ export class SecureRound {
     this.#expect(p.round, 'advertise', 'secagg:advertise');
     this.#accept(() => this.collector.addAdvertise(participant, p));
     this.#advertised.add(participant);
+    this.#received(participant, 'advertise');
     return {};
   }
 
@@ -170,6 +171,7 @@ export class SecureRound {
     this.#expect(p.round, 'shares', 'secagg:shares');
     this.#accept(() => this.collector.addShares(participant, p));
     this.#shared.add(participant);
+    this.#received(participant, 'shares');
     return {};
   }
 
@@ -188,6 +190,7 @@ export class SecureRound {
     this.#expect(p.round, 'reveal', 'secagg:reveal');
     this.#accept(() => this.collector.addReveal(participant, p));
     this.#revealed.add(participant);
+    this.#received(participant, 'reveal');
     return {};
   }
 
@@ -221,6 +224,10 @@ export class SecureRound {
   }
 
   // ---- internals -------------------------------------------------------------------------------
+
+  #received(participant: string, phase: 'advertise' | 'shares' | 'reveal'): void {
+    this.o.emit({ type: 'secagg-received', round: this.round, participant, phase });
+  }
 
   #ended(): boolean {
     return this.phase === 'over';
