@@ -107,14 +107,16 @@ async function setUp(t: ExecutionContext, onEvent: (e: CoordinatorEvent) => void
   for (const [i, name] of NAMES.entries()) {
     const home = join(work, name);
     const data = join(work, `${name}.jsonl`);
-    const rows = FACTS.slice(i * 2, i * 2 + 3).map(([q, a]) =>
-      JSON.stringify({
-        messages: [
-          { role: 'user', content: `The ${q}?` },
-          { role: 'assistant', content: a },
-        ],
-      }),
-    );
+    const rows = [0, 1, 2]
+      .map((k) => FACTS[(i * 2 + k) % FACTS.length])
+      .map(([q, a]) =>
+        JSON.stringify({
+          messages: [
+            { role: 'user', content: `The ${q}?` },
+            { role: 'assistant', content: a },
+          ],
+        }),
+      );
     await writeFile(data, rows.join('\n') + '\n');
     const joined = await joinFederation(createInvite(fedDir, { url: coordinator.url }), {
       home,
