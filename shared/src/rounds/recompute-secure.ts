@@ -97,6 +97,14 @@ export function recomputeSecureRound(
     !opened.secagg.unmask
   )
     return { aggregation: 'unchecked', missingBlobs }; // the log's rules name what is missing
+  const unrecorded = opened.secagg.unmask.survivors.filter((p) => !masked.has(p));
+  if (unrecorded.length > 0 || masked.size !== opened.secagg.unmask.survivors.length) {
+    problem(
+      'SECAGG_MEMBERSHIP',
+      `cannot unmask: the recorded masked inputs are not exactly the survivors' (missing: ${unrecorded.join(', ') || 'none'})`,
+    );
+    return { aggregation: 'failed', missingBlobs };
+  }
   const fixedPoint = secureFixedPoint(settings, weightCap);
   const idOf = (p: string) => plan.idOf.get(p) ?? 0;
   const sharesOf = (d: Record<string, string>) =>
