@@ -136,7 +136,7 @@ test('a participant refuses a secagg-keys record with a stranger, a forged adver
   const swap = (edit: (b: SecaggKeysBody) => SecaggKeysBody) => resign(keys, edit(structuredClone(body)));
   const strangerKeys = swap((b) => ({
     ...b,
-    advertised: [...b.advertised.slice(1), { ...b.advertised[1], participant: 'f'.repeat(32) }],
+    advertised: [...b.advertised.slice(0, -1), { ...b.advertised.at(-1)!, participant: 'f'.repeat(32) }],
   }));
   t.is(
     code(t, () => client.onKeys(strangerKeys, fed.signingKey)),
