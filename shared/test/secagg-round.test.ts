@@ -10,6 +10,7 @@ import {
   ringToSigned,
   secureFixedPoint,
   tensorsFromValues,
+  tensorValues,
   verifyRoundLog,
 } from '@fedit/shared';
 import { COORDINATOR, LENGTH, SCHEMA, SecureFederation, type SecureOptions } from './helpers/secure-round.ts';
@@ -48,7 +49,19 @@ for (const [graph, n] of [
     t.is(totalWeight, total);
     const bound = n * 2 ** -fixedPoint.scaleBits;
     for (let i = 0; i < exact.length; i++) t.true(Math.abs(values[i] - exact[i]) <= bound, `coordinate ${i}`);
-    // The new adapter is global + mean, and the audit recomputes exactly the recorded one.
+    // The new adapter is global + the mean: within n·2^-k / T of the plaintext weighted mean, plus
+    // the float32 rounding of the mean and of the sum with the global value.
+    const global = tensorValues(
+      fed.blobs.get(fed.records.find((r) => r.kind === 'round-open')!.body.globalAdapter)!,
+    );
+    let i = 0;
+    for (const name of [...SCHEMA.keys()].sort())
+      adapter!.get(name)!.forEach((v, e) => {
+        const g = global.get(name)![e];
+        const expected = g + exact[i++] / total;
+        t.true(Math.abs(v - expected) <= bound / total + 2 ** -22 * (Math.abs(expected) + Math.abs(g)), name);
+      });
+    // The audit recomputes exactly the recorded adapter.
     const report = audit(fed);
     t.deepEqual(report.problems, []);
     t.is(report.rounds[0].aggregation, 'verified');

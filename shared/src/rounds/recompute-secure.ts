@@ -28,39 +28,21 @@ import { unhex } from '../secagg/round/commitments.ts';
 import { schemaLength } from '../secagg/round/flatten.ts';
 import { unmaskSecureSum } from '../secagg/round/unmask.ts';
 import { hashTensors } from '../tensors/hash.ts';
-import type { BlobLookup, ReportProblem } from './problems.ts';
+import type { BlobLookup, ReportProblem, VerificationProblemCode } from './problems.ts';
 import type { RoundClosedBody, SecureSection } from './record.ts';
 import { BlobLoader, type Recomputation } from './recompute.ts';
 import { roundPlan } from './rules-secagg.ts';
 import type { FederationState } from './state.ts';
 import { checkStoredEnvelope } from './update-rules.ts';
 
-const SECAGG_PROBLEM = {
-  SECAGG_ABORT: 'SECAGG_THRESHOLD',
-  SECAGG_EXPOSED: 'SECAGG_EXPOSED',
-} as const;
-
-/** Recomputes the secure round `round` that `body` closes (see the header). */
-export function recomputeSecureRound(
-  round: number,
-  body: RoundClosedBody & { secure: SecureSection },
+/** Step 1: each survivor's masked words, after its blob and envelope checks (problems name what fails). */
+function loadMaskedInputs(
+  secure: SecureSection,
+  loader: BlobLoader,
   state: FederationState,
-  blobs: BlobLookup,
-  report: ReportProblem,
-): Recomputation {
-  let failed = false;
-  const problem: ReportProblem = (code, message) => {
-    failed = true;
-    report(code, message);
-  };
-  const loader = new BlobLoader(blobs, problem);
-  const globalIn = loader.load(body.globalAdapterIn, 'the global adapter');
-  loader.load(body.globalAdapterOut, 'the new global adapter');
-  if (body.serverStateOut !== undefined) loader.load(body.serverStateOut, 'the new server state');
-  const stateIn =
-    body.serverStateIn === undefined ? undefined : loader.load(body.serverStateIn, 'the server state');
-  const secure = body.secure;
-  const length = globalIn && schemaLength(adapterSchema(globalIn)) + 1;
+  length: number | undefined,
+  problem: ReportProblem,
+): Map<string, Uint32Array> {
   const masked = new Map<string, Uint32Array>();
   for (const m of secure.maskedInputs) {
     const tensors = loader.load(m.hash, `the masked input of ${m.participant}`);
@@ -81,23 +63,36 @@ export function recomputeSecureRound(
       problem('SECAGG_SUM', `the masked input of ${m.participant}: ${err.message}`);
     }
   }
-  const missingBlobs = loader.missing;
-  if (failed) return { aggregation: 'failed', missingBlobs };
+  return masked;
+}
+
+/** What steps 2 to 5 need from the log, or undefined when it lacks a part (the rules name which). */
+function secureTerms(round: number, state: FederationState) {
   const opened = state.rounds().get(round);
-  const keys = opened?.secagg?.keys;
+  const phases = opened?.secagg;
   const settings = state.config?.secureAggregation;
   const weightCap = state.config?.aggregation.weightCap;
-  const plan = opened && keys && roundPlan(state, opened, keys).plan;
-  if (
-    !plan ||
-    !settings ||
-    weightCap === undefined ||
-    !globalIn ||
-    !opened.secagg?.shares ||
-    !opened.secagg.unmask
-  )
-    return { aggregation: 'unchecked', missingBlobs }; // the log's rules name what is missing
-  const fixedPoint = secureFixedPoint(settings, weightCap);
+  if (!opened || !phases?.keys || !phases.shares || !phases.unmask || !settings || weightCap === undefined)
+    return undefined;
+  const plan = roundPlan(state, opened, phases.keys).plan;
+  if (!plan) return undefined;
+  return {
+    plan,
+    shares: phases.shares,
+    unmask: phases.unmask,
+    fixedPoint: secureFixedPoint(settings, weightCap),
+  };
+}
+
+/** Steps 2 and 3: the sum, unmasked from the recorded reveals with the coordinator's own code. */
+function unmaskFromRecords(
+  round: number,
+  secure: SecureSection,
+  terms: NonNullable<ReturnType<typeof secureTerms>>,
+  masked: ReadonlyMap<string, Uint32Array>,
+  length: number,
+): Uint32Array {
+  const { plan, shares, unmask } = terms;
   const idOf = (p: string) => plan.idOf.get(p) ?? 0;
   const sharesOf = (d: Record<string, string>) =>
     new Map(Object.entries(d).map(([owner, share]) => [idOf(owner), unhex(share)]));
@@ -106,30 +101,71 @@ export function recomputeSecureRound(
     self: sharesOf(r.self),
     key: sharesOf(r.key),
   }));
-  let recomputed: string;
-  let recomputedState: string | undefined;
+  return unmaskSecureSum({
+    plan,
+    round,
+    commitments: new Map(shares.shared.map((s) => [idOf(s.participant), s.selfSeedCommitment])),
+    survivors: unmask.survivors.map(idOf),
+    dropped: unmask.dropped.map(idOf),
+    reveals,
+    masked: (id) => masked.get(plan.participants[id - 1])!,
+    length,
+  });
+}
+
+/** The problem code of a SecAggError met while unmasking. */
+function problemOf(err: SecAggError): VerificationProblemCode {
+  if (err.code === 'SECAGG_ABORT') return 'SECAGG_THRESHOLD';
+  if (err.code === 'SECAGG_EXPOSED' || err.code === 'SECAGG_SHARES') return err.code;
+  return 'SECAGG_SUM';
+}
+
+/** Recomputes the secure round `round` that `body` closes (see the header). */
+export function recomputeSecureRound(
+  round: number,
+  body: RoundClosedBody & { secure: SecureSection },
+  state: FederationState,
+  blobs: BlobLookup,
+  report: ReportProblem,
+): Recomputation {
+  let failed = false;
+  const problem: ReportProblem = (code, message) => {
+    failed = true;
+    report(code, message);
+  };
+  const loader = new BlobLoader(blobs, problem);
+  const globalIn = loader.load(body.globalAdapterIn, 'the global adapter');
+  loader.load(body.globalAdapterOut, 'the new global adapter');
+  if (body.serverStateOut !== undefined) loader.load(body.serverStateOut, 'the new server state');
+  const stateIn =
+    body.serverStateIn === undefined ? undefined : loader.load(body.serverStateIn, 'the server state');
+  const schema = globalIn && adapterSchema(globalIn);
+  const masked = loadMaskedInputs(body.secure, loader, state, schema && schemaLength(schema) + 1, problem);
+  const missingBlobs = loader.missing;
+  const failure = { aggregation: 'failed', missingBlobs } as const;
+  if (failed) return failure;
+  const terms = secureTerms(round, state);
+  if (!terms || !globalIn || !schema) return { aggregation: 'unchecked', missingBlobs };
+  const { unmask, fixedPoint } = terms;
+  const unrecorded = unmask.survivors.filter((p) => !masked.has(p));
+  if (unrecorded.length > 0 || masked.size !== unmask.survivors.length) {
+    problem(
+      'SECAGG_MEMBERSHIP',
+      `cannot unmask: the recorded masked inputs are not exactly the survivors' (missing: ${unrecorded.join(', ') || 'none'})`,
+    );
+    return failure;
+  }
+  let recomputed: { adapter: string; state?: string };
   try {
-    const sum = unmaskSecureSum({
-      plan,
-      round,
-      commitments: new Map(
-        opened.secagg.shares.shared.map((s) => [idOf(s.participant), s.selfSeedCommitment]),
-      ),
-      survivors: opened.secagg.unmask.survivors.map(idOf),
-      dropped: opened.secagg.unmask.dropped.map(idOf),
-      reveals,
-      masked: (id) => masked.get(plan.participants[id - 1])!,
-      length: length!,
-    });
+    const sum = unmaskFromRecords(round, body.secure, terms, masked, schemaLength(schema) + 1);
     const { totalWeight } = decodeSum(sum, masked.size, fixedPoint);
-    if (totalWeight !== secure.totalWeight) {
+    if (totalWeight !== body.secure.totalWeight) {
       problem(
         'SECAGG_SUM',
-        `the unmasked sum's total weight is ${totalWeight}, not the recorded ${secure.totalWeight}`,
+        `the unmasked sum's total weight is ${totalWeight}, not the recorded ${body.secure.totalWeight}`,
       );
-      return { aggregation: 'failed', missingBlobs };
+      return failure;
     }
-    const schema = adapterSchema(globalIn);
     const result = aggregateSecureRound({
       rule: body.rule.name,
       config: body.rule.config,
@@ -140,29 +176,22 @@ export function recomputeSecureRound(
       survivors: masked.size,
       fixedPoint,
     });
-    recomputed = hashTensors(tensorsFromValues(schema, result.adapter));
-    recomputedState = result.serverState && hashTensors(serverStateTensors(schema, result.serverState));
+    recomputed = {
+      adapter: hashTensors(tensorsFromValues(schema, result.adapter)),
+      state: result.serverState && hashTensors(serverStateTensors(schema, result.serverState)),
+    };
   } catch (err) {
-    if (err instanceof SecAggError) {
-      const code =
-        err.code === 'SECAGG_ABORT' || err.code === 'SECAGG_EXPOSED'
-          ? SECAGG_PROBLEM[err.code]
-          : err.code === 'SECAGG_SHARES'
-            ? 'SECAGG_SHARES'
-            : 'SECAGG_SUM';
-      problem(code, err.message);
-      return { aggregation: 'failed', missingBlobs };
-    }
-    if (!(err instanceof AggregationError)) throw err;
-    problem('UPDATE_INVALID', err.message);
-    return { aggregation: 'failed', missingBlobs };
+    if (err instanceof SecAggError) problem(problemOf(err), err.message);
+    else if (err instanceof AggregationError) problem('UPDATE_INVALID', err.message);
+    else throw err;
+    return failure;
   }
-  if (recomputed !== body.globalAdapterOut || recomputedState !== body.serverStateOut) {
+  if (recomputed.adapter !== body.globalAdapterOut || recomputed.state !== body.serverStateOut) {
     problem(
       'AGGREGATION_MISMATCH',
-      `rule ${body.rule.name}'s sum path over the ${masked.size} unmasked inputs gives adapter ${recomputed} and state ${recomputedState ?? '(none)'}, not the recorded ${body.globalAdapterOut} and ${body.serverStateOut ?? '(none)'}`,
+      `rule ${body.rule.name}'s sum path over the ${masked.size} unmasked inputs gives adapter ${recomputed.adapter} and state ${recomputed.state ?? '(none)'}, not the recorded ${body.globalAdapterOut} and ${body.serverStateOut ?? '(none)'}`,
     );
-    return { aggregation: 'failed', missingBlobs };
+    return failure;
   }
   return { aggregation: 'verified', missingBlobs };
 }

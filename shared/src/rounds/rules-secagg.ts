@@ -20,7 +20,13 @@ import { unhex, verifySecagg } from '../secagg/round/commitments.ts';
 import { planOf, type SecureRoundPlan } from '../secagg/round/plan.ts';
 import { exposedSurvivors } from '../secagg/round/unmask.ts';
 import type { ReportProblem } from './problems.ts';
-import type { RoundClosedBody, RoundRecord, SecaggKeysBody } from './record.ts';
+import type {
+  RoundClosedBody,
+  RoundRecord,
+  SecaggKeysBody,
+  SecaggUnmaskBody,
+  SecureSection,
+} from './record.ts';
 import type { FederationState, RoundState } from './state.ts';
 import { checkRecordedUpdate } from './update-rules.ts';
 
@@ -71,72 +77,62 @@ function signedBy(
     problem('SECAGG_SIGNATURE', `the ${what} of ${participant} is not signed by its enrolled key`);
 }
 
-/** Judges a secagg-keys, -shares or -unmask record against the fold before it. */
-export function checkSecaggRecord(
-  record: SecaggRecord,
-  state: FederationState,
-  problem: ReportProblem,
-): void {
-  const open = state.openRound;
-  const round = open && state.rounds().get(open.round);
-  if (!open || !round || record.round !== open.round) {
-    problem('SECAGG_ORDER', `comes while round ${record.round} is not open`);
-    return;
+type Phases = NonNullable<RoundState['secagg']>;
+type Context = {
+  state: FederationState;
+  round: Readonly<RoundState>;
+  phases: Phases;
+  problem: ReportProblem;
+};
+
+function checkKeys(record: Extract<SecaggRecord, { kind: 'secagg-keys' }>, c: Context): void {
+  const { state, round, phases, problem } = c;
+  if (phases.keys) return problem('SECAGG_ORDER', "is the round's second secagg-keys record");
+  const selected = new Set(round.selected);
+  for (const a of record.body.advertised) {
+    if (!selected.has(a.participant))
+      problem('SECAGG_MEMBERSHIP', `lists ${a.participant}, whom the round did not select`);
+    const fields = { encryptionKey: a.encryptionKey, maskKey: a.maskKey };
+    signedBy(state, 'advert', record, a.participant, fields, a.signature, problem);
   }
-  if (state.config && !state.config.secureAggregation)
-    problem('SECAGG_PLAINTEXT', 'comes in a federation whose config does not turn secure aggregation on');
-  const phases = round.secagg ?? {};
-  if (record.kind === 'secagg-keys') {
-    if (phases.keys) return problem('SECAGG_ORDER', "is the round's second secagg-keys record");
-    const selected = new Set(round.selected);
-    for (const a of record.body.advertised) {
-      if (!selected.has(a.participant))
-        problem('SECAGG_MEMBERSHIP', `lists ${a.participant}, whom the round did not select`);
-      signedBy(
-        state,
-        'advert',
-        record,
-        a.participant,
-        { encryptionKey: a.encryptionKey, maskKey: a.maskKey },
-        a.signature,
-        problem,
-      );
-    }
-    sorted(
-      record.body.advertised.map((a) => a.participant),
-      'advertised',
-      problem,
+  sorted(
+    record.body.advertised.map((a) => a.participant),
+    'advertised',
+    problem,
+  );
+  const { problem: wrong } = roundPlan(state, round, record.body);
+  if (wrong !== undefined) problem('SECAGG_GRAPH', wrong);
+}
+
+function checkShares(record: Extract<SecaggRecord, { kind: 'secagg-shares' }>, c: Context): void {
+  const { state, phases, problem } = c;
+  if (!phases.keys || phases.shares)
+    return problem(
+      'SECAGG_ORDER',
+      phases.keys ? "is the round's second secagg-shares record" : 'comes before the secagg-keys record',
     );
-    const { problem: wrong } = roundPlan(state, round, record.body);
-    if (wrong !== undefined) problem('SECAGG_GRAPH', wrong);
-    return;
+  const u1 = new Set(phases.keys.advertised.map((a) => a.participant));
+  for (const s of record.body.shared) {
+    if (!u1.has(s.participant))
+      problem('SECAGG_MEMBERSHIP', `lists ${s.participant}, who advertised no keys`);
+    const fields = { selfSeedCommitment: s.selfSeedCommitment, sharesHash: s.sharesHash };
+    signedBy(state, 'shares', record, s.participant, fields, s.signature, problem);
   }
-  if (record.kind === 'secagg-shares') {
-    if (!phases.keys || phases.shares)
-      return problem(
-        'SECAGG_ORDER',
-        phases.keys ? "is the round's second secagg-shares record" : 'comes before the secagg-keys record',
-      );
-    const u1 = new Set(phases.keys.advertised.map((a) => a.participant));
-    for (const s of record.body.shared) {
-      if (!u1.has(s.participant))
-        problem('SECAGG_MEMBERSHIP', `lists ${s.participant}, who advertised no keys`);
-      const fields = { selfSeedCommitment: s.selfSeedCommitment, sharesHash: s.sharesHash };
-      signedBy(state, 'shares', record, s.participant, fields, s.signature, problem);
-    }
-    sorted(
-      record.body.shared.map((s) => s.participant),
-      'shared',
-      problem,
+  sorted(
+    record.body.shared.map((s) => s.participant),
+    'shared',
+    problem,
+  );
+  if (record.body.shared.length < phases.keys.threshold)
+    problem(
+      'SECAGG_THRESHOLD',
+      `${record.body.shared.length} shared, below the threshold ${phases.keys.threshold}: the round should have aborted`,
     );
-    if (record.body.shared.length < phases.keys.threshold)
-      problem(
-        'SECAGG_THRESHOLD',
-        `${record.body.shared.length} shared, below the threshold ${phases.keys.threshold}: the round should have aborted`,
-      );
-    return;
-  }
-  if (!phases.shares || phases.unmask)
+}
+
+function checkUnmask(record: Extract<SecaggRecord, { kind: 'secagg-unmask' }>, c: Context): void {
+  const { state, round, phases, problem } = c;
+  if (!phases.keys || !phases.shares || phases.unmask)
     return problem(
       'SECAGG_ORDER',
       phases.shares ? "is the round's second secagg-unmask record" : 'comes before the secagg-shares record',
@@ -151,20 +147,70 @@ export function checkSecaggRecord(
       'SECAGG_MEMBERSHIP',
       'survivors and dropped do not split the participants that shared, each once',
     );
-  if (survivors.length < phases.keys!.threshold)
+  if (survivors.length < phases.keys.threshold)
     problem(
       'SECAGG_THRESHOLD',
-      `${survivors.length} survivors, below the threshold ${phases.keys!.threshold}: the round should have aborted`,
+      `${survivors.length} survivors, below the threshold ${phases.keys.threshold}: the round should have aborted`,
     );
-  const { plan } = roundPlan(state, round, phases.keys!);
-  if (plan) {
-    const ids = (l: readonly string[]) => l.map((p) => plan.idOf.get(p)).filter((id) => id !== undefined);
-    const exposed = exposedSurvivors(plan, new Set(ids(u2)), ids(survivors));
-    if (exposed.length > 0)
-      problem(
-        'SECAGG_EXPOSED',
-        `unmasking exposes the input of ${exposed.map((i) => plan.participants[i - 1]).join(', ')}: every neighbour it masked with dropped`,
-      );
+  const { plan } = roundPlan(state, round, phases.keys);
+  if (!plan) return;
+  const ids = (l: readonly string[]) => l.map((p) => plan.idOf.get(p)).filter((id) => id !== undefined);
+  const exposed = exposedSurvivors(plan, new Set(ids(u2)), ids(survivors));
+  if (exposed.length > 0)
+    problem(
+      'SECAGG_EXPOSED',
+      `unmasking exposes the input of ${exposed.map((i) => plan.participants[i - 1]).join(', ')}: every neighbour it masked with dropped`,
+    );
+}
+
+/** Judges a secagg-keys, -shares or -unmask record against the fold before it. */
+export function checkSecaggRecord(
+  record: SecaggRecord,
+  state: FederationState,
+  problem: ReportProblem,
+): void {
+  const open = state.openRound;
+  const round = open && state.rounds().get(open.round);
+  if (!open || !round || record.round !== open.round) {
+    problem('SECAGG_ORDER', `comes while round ${record.round} is not open`);
+    return;
+  }
+  if (state.config && !state.config.secureAggregation)
+    problem('SECAGG_PLAINTEXT', 'comes in a federation whose config does not turn secure aggregation on');
+  const context: Context = { state, round, phases: round.secagg ?? {}, problem };
+  if (record.kind === 'secagg-keys') checkKeys(record, context);
+  else if (record.kind === 'secagg-shares') checkShares(record, context);
+  else checkUnmask(record, context);
+}
+
+/** Reveals only from survivors, sorted; self shares only of survivors, key shares only of the dropped; signed. */
+function checkReveals(
+  secure: SecureSection,
+  unmask: SecaggUnmaskBody,
+  record: { federation: string; round: number },
+  state: FederationState,
+  problem: ReportProblem,
+): void {
+  const alive = new Set(unmask.survivors);
+  const dropped = new Set(unmask.dropped);
+  sorted(
+    secure.reveals.map((r) => r.participant),
+    'reveals',
+    problem,
+  );
+  for (const r of secure.reveals) {
+    if (!alive.has(r.participant))
+      problem('SECAGG_MEMBERSHIP', `holds a reveal of ${r.participant}, who is not a survivor`);
+    for (const owner of Object.keys(r.self))
+      if (!alive.has(owner))
+        problem(
+          'SECAGG_MEMBERSHIP',
+          `${r.participant} reveals a self share of ${owner}, who is not a survivor`,
+        );
+    for (const owner of Object.keys(r.key))
+      if (!dropped.has(owner))
+        problem('SECAGG_MEMBERSHIP', `${r.participant} reveals a key share of ${owner}, who did not drop`);
+    signedBy(state, 'reveal', record, r.participant, { self: r.self, key: r.key }, r.signature, problem);
   }
 }
 
@@ -206,28 +252,7 @@ export function checkSecureClose(
       'SECAGG_MEMBERSHIP',
       `its masked inputs (${masked.join(', ')}) are not the survivors' (${survivors.join(', ')})`,
     );
-  const record = { federation: state.federation ?? '', round };
-  const alive = new Set(survivors);
-  const dropped = new Set(phases.unmask.dropped);
-  sorted(
-    secure.reveals.map((r) => r.participant),
-    'reveals',
-    problem,
-  );
-  for (const r of secure.reveals) {
-    if (!alive.has(r.participant))
-      problem('SECAGG_MEMBERSHIP', `holds a reveal of ${r.participant}, who is not a survivor`);
-    for (const owner of Object.keys(r.self))
-      if (!alive.has(owner))
-        problem(
-          'SECAGG_MEMBERSHIP',
-          `${r.participant} reveals a self share of ${owner}, who is not a survivor`,
-        );
-    for (const owner of Object.keys(r.key))
-      if (!dropped.has(owner))
-        problem('SECAGG_MEMBERSHIP', `${r.participant} reveals a key share of ${owner}, who did not drop`);
-    signedBy(state, 'reveal', record, r.participant, { self: r.self, key: r.key }, r.signature, problem);
-  }
+  checkReveals(secure, phases.unmask, { federation: state.federation ?? '', round }, state, problem);
   const selected = new Set(body.selection.selected);
   const envelopes = new Set<string>();
   for (const m of secure.maskedInputs) {

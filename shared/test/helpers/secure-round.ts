@@ -66,6 +66,8 @@ export interface SecureOptions {
   rule?: 'fedit' | 'fedavg-uniform';
   serverOptimizer?: boolean;
   scaleBits?: number;
+  /** The adapter's tensors (SCHEMA by default). */
+  schema?: AdapterSchema;
 }
 
 export function secureConfig(o: SecureOptions): FederationConfig {
@@ -125,6 +127,8 @@ export interface RoundPlan {
     ReadonlyMap<string, DropPhase> | ((open: RoundRecordOf<'round-open'>) => ReadonlyMap<string, DropPhase>);
   /** Edits a body before it is signed (a lying coordinator). */
   tamper?: <K extends RoundRecordKind>(kind: K, body: RoundRecordBodies[K]) => RoundRecordBodies[K];
+  /** Changes a holder's reveal before the collector takes it (a malicious holder). */
+  reveal?: (holder: string, payload: RevealPayload) => RevealPayload;
   /** Called with the clients and the unmask record after the reveals, to try extra requests. */
   after?: (clients: ReadonlyMap<string, SecureRoundClient>, unmask: RoundRecordOf<'secagg-unmask'>) => void;
 }
@@ -133,6 +137,8 @@ export interface RoundResult {
   round: number;
   outcome: 'closed' | 'aborted';
   reason?: string;
+  /** The SecAggError code the round aborted with. */
+  code?: string;
   /** Each participant's float32 delta and capped weight. */
   deltas: Map<string, { delta: Map<string, Float32Array>; weight: number }>;
   /** The masked inputs as uploaded. */
@@ -145,9 +151,9 @@ export interface RoundResult {
 }
 
 /** A small deterministic delta for participant k in round r, inside the clip range. */
-export function deltaOf(round: number, k: number): Map<string, Float32Array> {
+export function deltaOf(round: number, k: number, schema: AdapterSchema = SCHEMA): Map<string, Float32Array> {
   return new Map(
-    [...SCHEMA].map(([name, [r, c]], t) => [
+    [...schema].map(([name, [r, c]], t) => [
       name,
       Float32Array.from({ length: r * c }, (_, i) => Math.sin(round * 11 + k * 5 + i * 3 + t) / 4),
     ]),
@@ -187,6 +193,8 @@ export function maskedEnvelope(
 
 export class SecureFederation {
   readonly config: FederationConfig;
+  readonly schema: AdapterSchema;
+  readonly length: number;
   readonly names: string[];
   readonly ids: string[];
   readonly records: RoundRecord[] = [];
@@ -196,13 +204,15 @@ export class SecureFederation {
 
   constructor(readonly options: SecureOptions) {
     this.config = secureConfig(options);
+    this.schema = options.schema ?? SCHEMA;
+    this.length = schemaLength(this.schema) + 1;
     this.names = Array.from({ length: options.n }, (_, k) => `p${k}`);
     this.ids = this.names.map((n) => member(n).id);
     this.globalAdapter = this.store(
       tensorsFromValues(
-        SCHEMA,
+        this.schema,
         new Map(
-          [...SCHEMA].map(([name, [r, c]]) => [
+          [...this.schema].map(([name, [r, c]]) => [
             name,
             Float32Array.from({ length: r * c }, (_, i) => Math.cos(i) / 3),
           ]),
@@ -281,7 +291,7 @@ export class SecureFederation {
       selected: selection.selected,
       signingKeys: new Map(this.ids.map((id) => [id, this.identityOf(id).sign.publicKey])),
       roundOpenHash: open.hash,
-      length: LENGTH,
+      length: this.length,
     });
     const clients = new Map<string, SecureRoundClient>();
     for (const id of selection.selected)
@@ -305,10 +315,10 @@ export class SecureFederation {
     };
     const live = (phase: DropPhase) => [...clients.keys()].filter((id) => !isDropped(drop.get(id), phase));
     const abort = (err: unknown) => {
-      if (!(err instanceof SecAggError) || (err.code !== 'SECAGG_ABORT' && err.code !== 'SECAGG_EXPOSED'))
-        throw err;
+      // Too few left, an exposing split, or a party refusing what it was sent: the round aborts.
+      if (!(err instanceof SecAggError)) throw err;
       this.append('round-aborted', round, { reason: err.message, dropped: [] });
-      return { ...result, reason: err.message };
+      return { ...result, reason: err.message, code: err.code };
     };
     try {
       for (const id of live('advertise')) collector.addAdvertise(id, clients.get(id)!.advertise());
@@ -320,7 +330,7 @@ export class SecureFederation {
       for (const id of live('masked')) {
         const k = this.ids.indexOf(id);
         clients.get(id)!.onInbox(collector.inbox(id), shares);
-        const delta = deltaOf(round, k);
+        const delta = deltaOf(round, k, this.schema);
         const weight = 1 + ((k * 7) % 40);
         result.deltas.set(id, { delta, weight });
         const y = clients.get(id)!.mask(delta, weight);
@@ -334,7 +344,8 @@ export class SecureFederation {
       }
       const unmask = this.append('secagg-unmask', round, collector.unmaskBody(), plan.tamper);
       for (const id of live('reveal')) {
-        const reveal = clients.get(id)!.onUnmask(unmask);
+        const honest = clients.get(id)!.onUnmask(unmask);
+        const reveal = plan.reveal ? plan.reveal(id, honest) : honest;
         result.reveals.set(id, reveal);
         collector.addReveal(id, reveal);
       }
@@ -345,7 +356,7 @@ export class SecureFederation {
       const aggregate = aggregateSecureRound({
         rule: rule.name,
         config: rule.config,
-        schema: SCHEMA,
+        schema: this.schema,
         global,
         serverState: serverStateIn === undefined ? undefined : tensorValues(this.blobs.get(serverStateIn)!),
         sum,
@@ -353,8 +364,8 @@ export class SecureFederation {
         fixedPoint: secureFixedPoint(this.config.secureAggregation!, this.config.aggregation.weightCap!),
       });
       const serverStateOut =
-        aggregate.serverState && this.store(serverStateTensors(SCHEMA, aggregate.serverState));
-      const out = this.store(tensorsFromValues(SCHEMA, aggregate.adapter));
+        aggregate.serverState && this.store(serverStateTensors(this.schema, aggregate.serverState));
+      const out = this.store(tensorsFromValues(this.schema, aggregate.adapter));
       this.append(
         'round-closed',
         round,

@@ -5,12 +5,13 @@
 //
 //   advertise()      its encryption and mask public keys, signed
 //   onKeys(keys)     the secagg-keys record: its graph and threshold are the settings' (plan.ts), it
-//                    lists only selected participants, each advert signed by its enrolled key, and
-//                    this participant's own keys; then b_i and the mask secret are split t-of-|H_i|
+//                    lists only selected participants and this participant's own keys, and each
+//                    neighbour's advert is signed by its enrolled key (the ones it uses; the audit
+//                    checks all, so a participant's work grows with its degree, not with n); then b_i and the mask secret are split t-of-|H_i|
 //                    over the holders and each holder's pair sealed to it (nacl.box, nonce of
 //                    commitments.ts); returns the boxes with the commitment to b_i, signed
-//   onInbox(boxes, shares)  the secagg-shares record (U2 ⊆ U1, each entry signed by its
-//                    participant, this participant's own entry as it sent it), then the boxes
+//   onInbox(boxes, shares)  the secagg-shares record (U2 ⊆ U1, sorted, each neighbour's entry
+//                    signed by its participant, this participant's own entry as it sent it), then the boxes
 //                    addressed to it: from U2 neighbours only, once each, opened under the sender's
 //                    advertised key, each share at this holder's evaluation point
 //   mask(delta, w)   x = encodeUpdate(delta, w) (fixed-point.ts), y = x + PRG(b_i) + pair masks with
@@ -142,22 +143,6 @@ export class SecureRoundClient {
     this.#step('keys', 'the secagg-keys record');
     this.#record(record, 'secagg-keys');
     const plan = planOf(record.body, this.#settings, this.#roundOpen.hash);
-    const selected = new Set(this.#roundOpen.body.selection.selected);
-    for (const advert of record.body.advertised) {
-      const who = advert.participant;
-      if (!selected.has(who))
-        throw new SecAggError(
-          'SECAGG_STRANGER',
-          `the secagg-keys record lists ${who}, whom the round did not select`,
-        );
-      const key = signingKeys(who);
-      const fields = { encryptionKey: advert.encryptionKey, maskKey: advert.maskKey };
-      if (
-        !key ||
-        !verifySecagg('advert', { ...this.#context, participant: who }, fields, key, unhex(advert.signature))
-      )
-        throw new SecAggError('SECAGG_SIGNATURE', `the advert of ${who} is not signed by its enrolled key`);
-    }
     const me = this.#context.participant;
     const id = plan.idOf.get(me);
     if (
@@ -169,6 +154,26 @@ export class SecureRoundClient {
         'SECAGG_REFUSED',
         `the secagg-keys record does not list ${me} with the keys it advertised`,
       );
+    const selected = new Set(this.#roundOpen.body.selection.selected);
+    const neighbours = new Set(plan.graph.get(id));
+    record.body.advertised.forEach((advert, q) => {
+      const who = advert.participant;
+      if (!selected.has(who))
+        throw new SecAggError(
+          'SECAGG_STRANGER',
+          `the secagg-keys record lists ${who}, whom the round did not select`,
+        );
+      // Only the keys this participant uses (its neighbours') are checked here, so its work grows
+      // with its degree, not with n; the audit checks every advert (rules-secagg.ts).
+      if (!neighbours.has(q + 1)) return;
+      const key = signingKeys(who);
+      const fields = { encryptionKey: advert.encryptionKey, maskKey: advert.maskKey };
+      if (
+        !key ||
+        !verifySecagg('advert', { ...this.#context, participant: who }, fields, key, unhex(advert.signature))
+      )
+        throw new SecAggError('SECAGG_SIGNATURE', `the advert of ${who} is not signed by its enrolled key`);
+    });
     this.#plan = plan;
     this.#id = id;
     this.#signingKeys = signingKeys;
@@ -225,6 +230,9 @@ export class SecureRoundClient {
           `the secagg-shares record lists ${who} after ${previous}: sorted, once each`,
         );
       previous = who;
+      shared.set(id, entry.selfSeedCommitment);
+      // As for the adverts: the entries of the neighbours whose boxes it opens, and its own.
+      if (id !== this.#id && !plan.graph.get(this.#id)!.includes(id)) continue;
       const fields = { selfSeedCommitment: entry.selfSeedCommitment, sharesHash: entry.sharesHash };
       const key = this.#signingKeys!(who);
       if (
@@ -235,7 +243,6 @@ export class SecureRoundClient {
           'SECAGG_SIGNATURE',
           `the shares entry of ${who} is not signed by its enrolled key`,
         );
-      shared.set(id, entry.selfSeedCommitment);
     }
     if (shared.get(this.#id) !== selfSeedCommitment(this.#selfSeed))
       throw new SecAggError(
