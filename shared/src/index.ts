@@ -385,6 +385,7 @@ export * from './rounds/announcement.ts';
 export * from './privacy/index.ts';
 export * from './secagg/index.ts';
 export * from './protocol/secagg-messages.ts';
+export * from './protocol/secagg-validators.ts';
 export * from './federation/secure-aggregation.ts';
 export {
   aggregateSecureRound,
