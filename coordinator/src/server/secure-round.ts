@@ -20,18 +20,11 @@
 // when it reads the stored words back.
 
 import {
-  SECAGG_MASKED_TENSOR,
   SecAggError,
   SecureRoundCollector,
-  isMaskedInputSchema,
   maskedWordsOf,
   schemaLength,
   unhex,
-  type Admission,
-  type AdmissionCode,
-  type RoundView,
-  type Tensor,
-  type UpdateEnvelope,
   type BlobStore,
   type FederationConfig,
   type ServerPayload,
@@ -79,6 +72,7 @@ export class SecureRound {
   /** Why the round must abort, once a phase found fewer than the threshold. */
   abortReason: string | undefined;
   #wake: (() => void) | undefined;
+  #stopped = false;
   // Who the collector accepted in each phase (it refuses repeats, so each is added once).
   readonly #advertised = new Set<string>();
   readonly #shared = new Set<string>();
@@ -117,14 +111,16 @@ export class SecureRound {
     const { round } = this.o;
     const selected = [...round.selected];
     await this.#until(() => selected.every((p) => this.#advertised.has(p)));
+    if (this.#stopped) return false;
     const keys = this.#body(() => this.collector.keysBody());
-    if (!keys || this.#ended()) return false;
+    if (!keys) return false;
     this.#dropMissing(selected, (p) => this.#advertised.has(p), 'advertised no keys');
     await this.#publish('secagg-keys', keys, 'shares');
     const u1 = keys.advertised.map((a) => a.participant);
     await this.#until(() => u1.every((p) => this.#shared.has(p)));
+    if (this.#stopped) return false;
     const shares = this.#body(() => this.collector.sharesBody());
-    if (!shares || this.#ended()) return false;
+    if (!shares) return false;
     this.#dropMissing(u1, (p) => this.#shared.has(p), 'sent no shares');
     await this.#publish('secagg-shares', shares, 'masked');
     return true;
@@ -136,10 +132,8 @@ export class SecureRound {
     if (!unmask) return { ok: false, reason: this.abortReason! };
     await this.#publish('secagg-unmask', unmask, 'reveal');
     const survivors = unmask.survivors;
-    await this.#until(
-      () => survivors.every((p) => this.#revealed.has(p)) || this.collector.canUnmask(),
-      false,
-    );
+    await this.#until(() => survivors.every((p) => this.#revealed.has(p)) || this.collector.canUnmask());
+    if (this.#stopped) return { ok: false, reason: 'the coordinator stopped during the reveal phase' };
     this.#phaseDone('reveal', survivors.filter((p) => this.#revealed.has(p)).length);
     this.phase = 'over';
     try {
@@ -151,9 +145,10 @@ export class SecureRound {
     }
   }
 
-  /** Stops waiting at once (the round ended). */
+  /** Stops waiting at once: the round ended before masked uploads began, or the coordinator stops. */
   stop(): void {
     this.phase = 'over';
+    this.#stopped = true;
     this.#wake?.();
   }
 
@@ -229,10 +224,6 @@ export class SecureRound {
     this.o.emit({ type: 'secagg-received', round: this.round, participant, phase });
   }
 
-  #ended(): boolean {
-    return this.phase === 'over';
-  }
-
   /** The record body `make` builds, or undefined with abortReason set when the collector aborts. */
   #body<T>(make: () => T): T | undefined {
     try {
@@ -293,13 +284,11 @@ export class SecureRound {
   }
 
   /**
-   * Waits until `done()` holds, phaseSeconds pass, or the round ends; woken by every message.
-   * `endsWithRound`: the round's end (deadline, quorum) also ends the wait — not so for the reveal
-   * phase, which runs after the round stopped taking uploads.
+   * Waits until `done()` holds, phaseSeconds pass, or stop() is called; woken by every message.
    */
-  async #until(done: () => boolean, endsWithRound = true): Promise<void> {
+  async #until(done: () => boolean): Promise<void> {
     const limit = performance.now() + this.#secure.phaseSeconds * 1000;
-    while (!done() && performance.now() < limit && !(endsWithRound && this.#ended())) {
+    while (!done() && performance.now() < limit && !this.#stopped) {
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
         setTimeout(resolve, Math.max(1, Math.min(1000, limit - performance.now()))).unref();
@@ -347,65 +336,4 @@ export class SecureRound {
     if (!tensors) throw new Error(`the masked input of ${participant} is not in the blob store`);
     return maskedWordsOf(tensors, this.length);
   }
-}
-
-// ---- masked uploads: the admission rules of uploads.ts for a secure round ------------------------
-
-const refuse = (code: AdmissionCode, message: string, field: string): Admission<never> => ({
-  ok: false,
-  refusal: { code, message, field },
-});
-
-/**
- * A secure round's envelope: exactly the masked input's schema (one I32 tensor of L words), an
- * exampleCount of 1 (the real count travels masked in the last word), no held-out figures (a
- * participant's own figures would be one more thing the coordinator learns of it alone).
- */
-export function admitMaskedEnvelope(
-  envelope: Pick<UpdateEnvelope, 'tensorSchema' | 'exampleCount' | 'heldOut'>,
-  length: number,
-): Admission<true> {
-  const field = 'envelope.tensorSchema';
-  const [spec] = envelope.tensorSchema;
-  if (!isMaskedInputSchema(envelope.tensorSchema) || spec.shape.join(',') !== String(length))
-    return refuse(
-      'UPDATE_NOT_MASKED',
-      `this round is secure: it takes only a masked input, one I32 tensor ${SECAGG_MASKED_TENSOR} of ${length} words`,
-      field,
-    );
-  if (envelope.exampleCount !== 1)
-    return refuse(
-      'UPDATE_NOT_MASKED',
-      'a masked input says exampleCount 1: the example count travels masked in its last word',
-      'envelope.exampleCount',
-    );
-  if (envelope.heldOut !== undefined)
-    return refuse('UPDATE_NOT_MASKED', 'a masked input carries no held-out figures', 'envelope.heldOut');
-  return { ok: true, value: true };
-}
-
-/** The open round as the envelope rules see it in a secure round: the masked vector is its schema. */
-export function maskedRoundView(round: OpenRound, length: number): RoundView {
-  return {
-    round: round.round,
-    selected: round.selected,
-    globalAdapter: round.globalAdapter,
-    schema: new Map([[SECAGG_MASKED_TENSOR, [length]]]),
-    counted: round.counted,
-    dropped: round.dropped,
-  };
-}
-
-/** A masked input's tensors: exactly the L words (maskedWordsOf's checks); admitted as they are. */
-export function admitMaskedTensors(
-  tensors: Map<string, Tensor>,
-  length: number,
-): Admission<Map<string, Tensor>> {
-  try {
-    maskedWordsOf(tensors, length);
-  } catch (error) {
-    if (!(error instanceof SecAggError)) throw error;
-    return refuse('UPDATE_NOT_MASKED', error.message, 'payload');
-  }
-  return { ok: true, value: tensors };
 }

@@ -46,7 +46,7 @@ import { startTimer, timed } from './profile.ts';
 import { RefusedError, admitted } from './refusal.ts';
 import type { OpenRound, Upload } from './round.ts';
 import type { RoundRunner } from './round-runner.ts';
-import { admitMaskedEnvelope, admitMaskedTensors, maskedRoundView } from './secure-round.ts';
+import { admitMaskedEnvelope, admitMaskedTensors, maskedRoundView } from './masked-uploads.ts';
 import type { Sessions } from './sessions.ts';
 import type { FeditSocket } from './transport.ts';
 
