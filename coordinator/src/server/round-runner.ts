@@ -328,6 +328,7 @@ export class RoundRunner {
       return false;
     }
     const unmasked = secure && (await secure.finish());
+    if (this.#stopping) return false; // stopped mid-reveal: the next start aborts the round (recover)
     if (unmasked && !unmasked.ok) {
       await this.#abort(round, counted.length, unmasked.reason);
       return false;
