@@ -5,7 +5,9 @@
 //         -> connect and authenticate (again after every drop) -> say it is ready to train
 //            ('participant:ready'; rounds select only among the ready, and a bare `client join`
 //            never says it: its model and data were never loaded)
-//   'round:open' (selected) -> a round task: train from memory, upload (round.ts, round-io.ts)
+//   'round:open' (selected) -> a round task: train from memory, upload (round.ts, round-io.ts);
+//                  in a federation with secureAggregation, a secure round task instead
+//                  (secure-round.ts), to which the round's 'secagg:phase' records are routed
 //   'round:closed' -> record the round in the history, its result and its folder settled
 //                  (closed-round.ts) -> wait for the next one
 //   'federation:finished' (at the end of the last round, or at once on connecting to a finished

@@ -12,6 +12,8 @@
 //   -> upload (round-io.ts) -> once the coordinator acknowledged it: c_i+ becomes c_i, and the
 //      kept update is dropped
 //
+// The download, held-out measure and training (trainOnGlobal) are shared with a secure round
+// (secure-round.ts), which masks the delta instead of keeping and sending the update.
 // Only the envelope and sealed chunks of the trained LoRA tensors leave the machine: never the
 // data, never a plaintext tensor. The update is kept on disk until committed so that a dropped
 // connection or a restarted client resumes the upload instead of training again.

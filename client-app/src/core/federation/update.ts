@@ -1,3 +1,4 @@
+// (A secure round's masked input is built here too, buildMaskedUpdate, and never kept on disk.)
 // A participant's update for one round: the trained LoRA tensors serialised as safetensors (F32,
 // names in ascending UTF-8 order, no metadata), the signed envelope that commits to them, and the
 // copy of both kept on disk until the coordinator acknowledges the commit, so that a dropped
