@@ -215,6 +215,7 @@ export class SecureRound {
 
   /** Tells `to` (a participant who just authenticated) the phase records it may have missed. */
   announce(to: FeditSocket | BroadcastOperator<ServerToClientEvents, SocketState>): void {
+    if (this.phase === 'over') return; // a past round's phases are nothing to act on
     for (const message of this.messages) to.emit('secagg:phase', message);
   }
 
