@@ -55,7 +55,7 @@ export function addSecureAggregationOptions(command: Command): Command {
   return command
     .option(
       '--secure-aggregation [graph]',
-      'secure aggregation: the coordinator sees only the sum of the participants\' masked updates, never one; graph secagg+ (each masks with O(log n) neighbours, the default) or complete',
+      "secure aggregation: the coordinator sees only the sum of the participants' masked updates, never one; graph secagg+ (each masks with O(log n) neighbours, the default) or complete",
       graph,
     )
     .option(
@@ -89,7 +89,11 @@ export function addSecureAggregationOptions(command: Command): Command {
  * The finest scaleBits k (at most MAX_DEFAULT_SCALE_BITS) for which N·ceil(W·R·2^k) < 2^31, or
  * undefined when not even k = 0 fits (the weight cap or clip range is too large for N).
  */
-export function finestScaleBits(clipRange: number, maxParticipants: number, weightCap: number): number | undefined {
+export function finestScaleBits(
+  clipRange: number,
+  maxParticipants: number,
+  weightCap: number,
+): number | undefined {
   for (let k = MAX_DEFAULT_SCALE_BITS; k >= 0; k--) {
     try {
       checkFixedPointConfig({ clipRange, scaleBits: k, maxParticipants, maxWeight: weightCap });
@@ -129,7 +133,8 @@ export function applySecureAggregation(
   const batch = typeof training.batchSize === 'number' ? training.batchSize : 1;
   const weightCap = typeof aggregation.weightCap === 'number' ? aggregation.weightCap : steps * batch;
   const section: Patch = { ...SECURE_DEFAULTS, ...fromFile };
-  if (typed('secureAggregation') && typeof o.secureAggregation === 'string') section.graph = o.secureAggregation;
+  if (typed('secureAggregation') && typeof o.secureAggregation === 'string')
+    section.graph = o.secureAggregation;
   for (const [key, field] of Object.entries(REFINEMENTS)) if (typed(key)) section[field] = o[key];
   if (section.scaleBits === undefined) {
     const n = Math.min(Number(section.maxParticipants), MAX_FIXED_POINT_PARTICIPANTS);
