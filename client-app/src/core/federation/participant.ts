@@ -43,6 +43,7 @@ import type {
   StatusEvent,
 } from './events.ts';
 import { startRoundWork, type PhaseInbox } from './secure-round.ts';
+import { droppedByRestartWords, droppedSecureRounds } from './secure-marker.ts';
 import { keepFinalAdapter, keepGlobalAdapter } from './round-io.ts';
 import { federationHeldOut, measureFinalAdapter } from './held-out.ts';
 import { adoptSettings, loadSession, type ParticipantOptions, type ParticipantSession } from './session.ts';
@@ -141,6 +142,8 @@ export class Participant extends EventEmitter<ParticipantEvents> {
         this.#setStatus({ status: 'connecting', message: 'loading the base model' }),
       );
       this.emit('report', loaded.data.report);
+      for (const round of await droppedSecureRounds(loaded.home, loaded.membership.federation))
+        this.emit('warning', droppedByRestartWords(round));
       options.signal?.throwIfAborted();
       const { membership, identity } = loaded;
       const { requestTimeoutMs, reconnectionDelayMax } = options;

@@ -31,6 +31,7 @@ import {
 } from '@fedit/shared';
 import type { AnnouncedRoundOpen, SecurePhaseRecord } from './announced.ts';
 import { selfCertifiedKeys, type AdvertiserIdentity } from './secure-identities.ts';
+import { markSecureRound, unmarkSecureRound } from './secure-marker.ts';
 import { FederationError, isTransient } from './errors.ts';
 import type { RoundHistoryEntry } from './events.ts';
 import { roundRequest, uploadUpdate, type RoundContext } from './round-io.ts';
@@ -108,7 +109,9 @@ export interface SecureRoundContext extends RoundContext {
 export async function runSecureRound(ctx: SecureRoundContext, entry: RoundHistoryEntry): Promise<void> {
   const { session, open, signal } = ctx;
   const status = (message: string) => ctx.setStatus({ status: 'training', round: open.round, message });
+  const { home, membership } = session;
   try {
+    await markSecureRound(home, membership.federation, open.round);
     const client = new SecureRoundClient({
       federation: session.membership.federation,
       round: open.round,
@@ -170,6 +173,8 @@ export async function runSecureRound(ctx: SecureRoundContext, entry: RoundHistor
     entry.error = error.message;
     ctx.events.emit('warning', `secure round ${open.round}: ${droppedOut(error)}`);
     ctx.setStatus({ status: 'waiting', round: open.round, message: 'waiting for the next round' });
+  } finally {
+    await unmarkSecureRound(home, membership.federation, open.round);
   }
 }
 
