@@ -24,6 +24,8 @@ export {
 } from './server/serve.ts';
 export { DEFAULT_GRACE_MS, type TlsFiles, type Readiness } from './server/http-server.ts';
 export type { CoordinatorEvent, ParticipantNames } from './server/events.ts';
+// A secure round's coordinator side: exported so that a test can make a real coordinator lie.
+export { SecureRound, type SecurePhase } from './server/secure-round.ts';
 // The hot-path timers, for the federation benchmark (test/bench/federation/).
 export { profileSnapshot } from './server/profile.ts';
 export { CoordinatorIndex, type ParticipantEntry, type RoundSummary } from './store/index-db.ts';

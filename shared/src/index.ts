@@ -120,6 +120,11 @@ export {
   type RuleRef,
   type Selection,
   type UnsignedRoundRecord,
+  countedParticipants,
+  type SecaggKeysBody,
+  type SecaggSharesBody,
+  type SecaggUnmaskBody,
+  type SecureSection,
 } from './rounds/record.ts';
 export {
   parseRoundLog,
@@ -403,3 +408,13 @@ export {
   withRound,
   type RoundPrivacy,
 } from './rounds/privacy.ts';
+export * from './protocol/secagg-messages.ts';
+export * from './protocol/secagg-validators.ts';
+export * from './federation/secure-aggregation.ts';
+export {
+  aggregateSecureRound,
+  secureDelta,
+  secureTarget,
+  secureWeight,
+  type SecureRoundInputs,
+} from './aggregation/secure.ts';

@@ -5,6 +5,7 @@ import { benchAggregation } from './aggregation/aggregation.ts';
 import { benchHostileFrames } from '../../coordinator/bench/hostile-frames.ts';
 import { benchFederation } from './federation/federation.ts';
 import { benchLearning } from './learning/learning.ts';
+import { benchSecagg } from './secagg/secagg.ts';
 
 const benches: Record<string, (argv: string[]) => Promise<void>> = {
   train: benchTrain,
@@ -13,6 +14,7 @@ const benches: Record<string, (argv: string[]) => Promise<void>> = {
   federation: benchFederation,
   learning: benchLearning,
   'hostile-frames': benchHostileFrames,
+  secagg: benchSecagg,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -2,6 +2,7 @@
 
 import type { FederationSettings, Membership, RoundHistoryEntry } from '../core/federation/index.ts';
 import { describeLearning } from '../core/federation/learning-words.ts';
+import { updateCompanionWords, updateVisibilityWords } from '../core/federation/privacy-words.ts';
 import type { FederationSummary } from './api.ts';
 import { dpOf, privacyLine, type PrivacySeen } from '@fedit/shared';
 
@@ -26,21 +27,11 @@ export function describeRound(e: RoundHistoryEntry): string {
   return `${outcome}; this computer: ${own}`;
 }
 
-/**
- * Who sees the individual update, and what differential privacy adds when the federation has it
- * (docs/privacy.md): DP limits what the shared adapters reveal, never what the organiser sees.
- */
-function updateVisibility(s: FederationSettings, seen: PrivacySeen | undefined): string[] {
-  const visible =
-    "Each update is signed with your key and encrypted on its way to the coordinator. Your individual update is visible to the federation's organiser, who runs the coordinator";
+/** Differential privacy's sentence of the privacy list (none without DP). */
+function dpWords(s: FederationSettings, seen: PrivacySeen | undefined): string[] {
   const setting = dpOf(s);
-  if (!setting)
-    return [
-      `${visible}: it is not hidden by secure aggregation or differential privacy (methods some federations use so that no single participant's update can be seen, or so that the shared adapters reveal little about any one participant).`,
-    ];
+  if (!setting) return [];
   const { dp, noise } = setting;
-  // With secure aggregation (noise "distributed") what the organiser sees is that section's to
-  // word (secagg); here only the noise's part.
   const who =
     noise === 'central'
       ? 'the coordinator adds random noise'
@@ -50,11 +41,6 @@ function updateVisibility(s: FederationSettings, seen: PrivacySeen | undefined):
       ? 'The federation sets no budget: ε grows with every round.'
       : `The federation stops before ε would exceed ${dp.epsilonBudget}.`;
   return [
-    ...(noise === 'central'
-      ? [
-          `${visible}: it is not hidden by secure aggregation. Differential privacy does not hide it from the organiser either.`,
-        ]
-      : []),
     `Differential privacy: the change your update makes is limited to a size of ${dp.clipNorm}, and ${who} (${dp.noiseMultiplier} times that size in all) to the average before it is shared, so the shared adapters reveal little about whether you took part. Its measure is ε (smaller is stronger): ${privacyLine(s, seen)}. ${budget}`,
   ];
 }
@@ -73,8 +59,9 @@ export function summarize(
   const perRound = record(raw.participantsPerRound);
   const privacy = [
     'Your data never leaves this computer as you wrote it: training happens here, and what is sent is the trained adapter, numbers that adjust the model (LoRA weights). Those numbers are computed from your examples and can reveal some of their text (a model can learn rare phrases word for word).',
-    ...updateVisibility(s, privacySeen),
-    'With each update goes the number of examples it was trained on, and how well the shared adapter did on a few of your examples set aside (never trained on): how many, the loss, and how many answers matched exactly. Never the examples themselves.',
+    updateVisibilityWords(raw),
+    ...dpWords(s, privacySeen),
+    updateCompanionWords(raw),
   ];
   if (typeof raw.minUpdates === 'number') {
     privacy.push(

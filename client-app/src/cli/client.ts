@@ -15,6 +15,7 @@ import type { ExecutionProvider } from '@fedit/kernels';
 import type { DatasetFormat } from '../core/data/index.ts';
 import type { InviteInspection } from '../core/federation/index.ts';
 import { describeLearning } from '../core/federation/learning-words.ts';
+import { joinWords } from '../core/federation/privacy-words.ts';
 import { LineLog, logFormatOption, type LogFormat } from './log-line.ts';
 import { printParticipantEvents } from './client-run-log.ts';
 import { ProgressPrinter, stopOnCtrlC } from './progress.ts';
@@ -79,12 +80,7 @@ export function formatInspection(i: InviteInspection): string {
   if (aggregation?.rule) lines.push(`aggregation       ${aggregation.rule}`);
   if (limits?.maxUpdateNorm !== undefined) lines.push(`update norm limit ${limits.maxUpdateNorm}`);
   lines.push('', 'How the federation learns:', ...describeLearning(s).map((line) => `  - ${line}`));
-  lines.push(
-    '',
-    'Your data stays on this computer. Each round, the adapter trained on it is encrypted to the',
-    'coordinator and sent with your signature; the coordinator can read it.',
-    ...dpLines(s, i.privacySeen),
-  );
+  lines.push('', ...joinWords(s), ...dpLines(s, i.privacySeen));
   if (i.membership) {
     lines.push(
       '',

@@ -20,6 +20,7 @@ import type { FederationSettings } from '@fedit/coordinator';
 import { robustRuleCaveat } from '../core/federation/learning-words.ts';
 import { addLearningOptions, initSettings, type InitOptions } from './init-settings.ts';
 import { addDpOptions } from './dp-options.ts';
+import { addSecureAggregationOptions } from './secagg-options.ts';
 import { addLoraOptions, positive } from './options.ts';
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
@@ -64,7 +65,9 @@ export function registerInit(coordinator: Command): void {
       10,
     );
   addDpOptions(
-    addLearningOptions(addLimitOptions(addSelectionOptions(addTrainingOptions(addLoraOptions(init))))),
+    addSecureAggregationOptions(
+      addLearningOptions(addLimitOptions(addSelectionOptions(addTrainingOptions(addLoraOptions(init))))),
+    ),
   )
     .option('--json', 'print one JSON object: federation, base model, fingerprint', false)
     .action(async (dir: string, o: InitOptions, command: Command) => {

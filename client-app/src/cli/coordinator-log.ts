@@ -59,6 +59,16 @@ function describe(e: CoordinatorEvent, who: (id: string) => string): Line {
     }
     case 'round-aborted':
       return warn(`round ${e.round} aborted: ${e.reason}`);
+    case 'secagg-received':
+      return info(
+        `round ${e.round}: secure aggregation: ${e.phase === 'advertise' ? 'keys' : e.phase} of ${who(e.participant)}`,
+      );
+    case 'secagg-phase':
+      return e.outcome === 'abort'
+        ? warn(`round ${e.round}: secure aggregation stops in its ${e.phase} phase`)
+        : info(
+            `round ${e.round}: secure aggregation ${e.phase} phase done, ${e.participants} participants${e.seconds === undefined ? '' : ` (${e.seconds.toFixed(1)} s)`}`,
+          );
     case 'paused':
       return warn(
         `${e.aborts} rounds aborted in a row: no round opens until a participant newly says it is ready`,

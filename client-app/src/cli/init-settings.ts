@@ -22,6 +22,7 @@ import {
 import { mergeSettings, readSettingsFile } from '../operator/settings-patch.ts';
 import { number } from './options.ts';
 import { DP_OPTION_OF_FIELD, applyDpSettings, dpFromOptions } from './dp-options.ts';
+import { SECURE_OPTION_OF_FIELD, applySecureAggregation } from './secagg-options.ts';
 
 type Patch = { [key: string]: unknown };
 
@@ -166,6 +167,7 @@ const OPTION_OF_FIELD: Record<string, string> = {
   'limits.maxUploadBytes': '--max-upload-size',
   'limits.maxExampleCount': '--max-example-count',
   ...DP_OPTION_OF_FIELD,
+  ...SECURE_OPTION_OF_FIELD,
 };
 
 /** `init`'s parsed options (commander's camelCase keys). */
@@ -259,6 +261,7 @@ export function initSettings(o: InitOptions, command: Command, notes: string[] =
   );
   const dpNote = applyDpSettings(merged, o, typed('aggregationRule') || has(file, 'aggregation.rule'));
   if (dpNote) notes.push(dpNote);
+  applySecureAggregation(merged, file, o, typed);
   if (!merged.differentialPrivacy) withScaffoldByDefault(merged); // SCAFFOLD's c would leak under DP
   checkSettings(merged, (field) => {
     const fileHasIt = has(file, field) && !has(fromFlags, field);

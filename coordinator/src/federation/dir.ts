@@ -85,11 +85,18 @@ function withLearningDefaults(
   given: Partial<FederationSettings> | undefined,
 ): FederationSettings {
   // Differential privacy brings its own clipping and weighs each update 1 (DP-FedAvg: dp-config.ts
-  // says why); the learning defaults would break its sensitivity, so they stay out.
-  if (settings.differentialPrivacy)
-    return { ...settings, aggregation: { rule: DP_RULE, ...given?.aggregation } };
-  const aggregation = { ...DEFAULT_SETTINGS.aggregation, ...given?.aggregation };
-  aggregation.weightCap ??= settings.training.localSteps * settings.training.batchSize;
+  // says why); the learning defaults would break its sensitivity, so they stay out. Under secure
+  // aggregation no default norm clipping either: adaptive clipping needs the individual updates,
+  // and the per-coordinate clip range of the encoding already bounds each one.
+  const defaults = settings.differentialPrivacy
+    ? { rule: DP_RULE }
+    : settings.secureAggregation
+      ? { rule: 'fedit' }
+      : DEFAULT_SETTINGS.aggregation;
+  const aggregation: FederationSettings['aggregation'] = { ...defaults, ...given?.aggregation };
+  // The weight cap: W of secure aggregation's overflow condition; without DP each update's cap.
+  if (!settings.differentialPrivacy || settings.secureAggregation)
+    aggregation.weightCap ??= settings.training.localSteps * settings.training.batchSize;
   return { ...settings, aggregation };
 }
 

@@ -9,6 +9,8 @@
 //   uploads.ts       update:begin / chunk / commit, through the admission rules
 //                    (shared/rounds/admission.ts)
 //   round-runner.ts  the round state machine: open, settle, close (aggregate or abort)
+//   secure-round.ts  a secure round's phases (secagg:advertise / shares / inbox / reveal), the
+//                    masked uploads' admission; round-aggregate.ts both aggregation paths
 //   ledger.ts        the round log and the index, written together, and the log's Merkle tree
 //   log-proofs.ts    log:head / log:inclusion / log:consistency: signed tree heads and proofs
 //   metrics.ts       the Prometheus series, fed by the events below and the update refusals
@@ -164,6 +166,12 @@ export async function runFederation(
       'log:head': (socket) => (sessions.participantOf(socket), { head: logProofs.head() }),
       'log:inclusion': (socket, p) => (sessions.participantOf(socket), logProofs.inclusion(p)),
       'log:consistency': (socket, p) => (sessions.participantOf(socket), logProofs.consistency(p)),
+      // A secure round's phases (secure-round.ts); the open secure round or SECAGG_PHASE.
+      'secagg:advertise': (socket, p) =>
+        rounds.secureRound(p.round).advertise(sessions.participantOf(socket), p),
+      'secagg:shares': (socket, p) => rounds.secureRound(p.round).shares(sessions.participantOf(socket), p),
+      'secagg:inbox': (socket, p) => rounds.secureRound(p.round).inbox(sessions.participantOf(socket), p),
+      'secagg:reveal': (socket, p) => rounds.secureRound(p.round).reveal(sessions.participantOf(socket), p),
     },
   });
   const rounds = new RoundRunner({

@@ -16,6 +16,20 @@ export type CoordinatorEvent =
   | { type: 'round-closed'; round: number; adapter: string; updates: number; dropped: DroppedParticipant[] }
   /** An aborted round does not count toward the federation's rounds; another is opened. */
   | { type: 'round-aborted'; round: number; reason: string }
+  /** A secure round's message of `participant` was accepted (its keys, its shares, its reveal). */
+  | { type: 'secagg-received'; round: number; participant: string; phase: 'advertise' | 'shares' | 'reveal' }
+  /**
+   * A secure round's phase ended (secure-round.ts): `done` with the participants it holds (U1, U2,
+   * U3, or the revealers) after `seconds`, or `abort` (fewer than the threshold remained).
+   */
+  | {
+      type: 'secagg-phase';
+      round: number;
+      phase: 'advertise' | 'shares' | 'masked' | 'reveal' | 'over';
+      outcome: 'done' | 'abort';
+      participants: number;
+      seconds?: number;
+    }
   /**
    * `aborts` rounds in a row aborted: no round opens until a participant newly says it is ready
    * (so that rounds are not opened and aborted forever among the same unresponsive participants).

@@ -9,7 +9,12 @@
 //   fedit_round_duration_seconds{outcome}                      round-open to its end (histogram)
 //   fedit_round_phase_duration_seconds{phase}                  "waiting": from the previous round's
 //                                                              end (or the start) to round-open;
-//                                                              "collecting": round-open to its end
+//                                                              "collecting": round-open to its end;
+//                                                              secure rounds: "secagg-advertise",
+//                                                              "secagg-shares", "secagg-masked",
+//                                                              "secagg-reveal", each phase's length
+//   fedit_secagg_aborts_total{phase}                           secure rounds aborted below the
+//                                                              threshold, by phase
 //   fedit_participants_online / _ready / _selected             now (gauges; selected: of the open
 //                                                              round, 0 between rounds)
 //   fedit_bytes_received_total / fedit_bytes_sent_total        bytes on every connection of the
@@ -59,6 +64,12 @@ export class CoordinatorMetrics {
     help: 'waiting: until a round opens; collecting: from round-open to its end',
     labelNames: ['federation', 'phase'] as const,
     buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly #secaggAborts = new Counter({
+    name: 'fedit_secagg_aborts_total',
+    help: 'Secure rounds aborted because fewer than the threshold remained, by the phase it happened in',
+    labelNames: ['federation', 'phase'] as const,
     registers: [this.registry],
   });
   readonly #online = this.#gauge('fedit_participants_online', 'Participants authenticated and connected');
@@ -113,6 +124,11 @@ export class CoordinatorMetrics {
           break;
         case 'round-aborted':
           ended('aborted');
+          break;
+        case 'secagg-phase':
+          if (e.outcome === 'abort') this.#secaggAborts.inc({ federation, phase: e.phase });
+          else if (e.seconds !== undefined)
+            this.#phaseDuration.observe({ federation, phase: `secagg-${e.phase}` }, e.seconds);
           break;
       }
     };

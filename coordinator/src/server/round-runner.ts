@@ -27,19 +27,13 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  aggregateRound,
   aggregationRule,
   heldOutMeans,
   ruleRefFor,
-  scaffoldTermsOf,
   drawSelection,
   noiseSeedCommitment,
   type SeedChain,
-  serverStateTensors,
-  tensorsFromValues,
-  tensorValues,
   type RuleSettings,
-  type CountedUpdate,
   type RoundOpenBody,
   type RoundRecordOf,
   type ServerToClientEvents,
@@ -50,10 +44,12 @@ import type { BlobStore } from '@fedit/shared';
 import type { GlobalAdapters } from './adapters.ts';
 import type { Emit } from './events.ts';
 import type { Ledger } from './ledger.ts';
-import { startTimer, timed } from './profile.ts';
 import { nextRoundSeed } from '../federation/seed-chain-file.ts';
 import { OpenRound } from './round.ts';
 import { privacyAtClose, privacyAtOpen } from './round-privacy.ts';
+import { RefusedError } from './refusal.ts';
+import { SecureRound } from './secure-round.ts';
+import { aggregatePlain, aggregateSecure, type AggregationContext } from './round-aggregate.ts';
 import { setLongTimeout } from './timers.ts';
 import type { FeditNamespace, FeditSocket, SocketState } from './transport.ts';
 
@@ -87,6 +83,8 @@ export const MAX_CONSECUTIVE_ABORTS = 3;
 export class RoundRunner {
   /** The open round, if any. */
   current: OpenRound | undefined;
+  /** The open round's secure part (secure-round.ts), in a federation with secureAggregation. */
+  #secure: SecureRound | undefined;
   /** The open round's signed record: what 'round:open' hands participants. */
   #opened: RoundRecordOf<'round-open'> | undefined;
   /** The last aggregated round's signed record: what 'federation:finished' hands participants. */
@@ -129,6 +127,8 @@ export class RoundRunner {
       }
       // setLongTimeout: a deadline past 24.8 days would overflow setTimeout and close at once.
       const deadline = setLongTimeout(() => round.end(), Date.parse(round.body.deadline) - Date.now());
+      // A secure round runs its key and share phases first; one that cannot go on ends at once.
+      if (this.#secure && !(await this.#secure.setUp())) round.end();
       await round.ended;
       deadline.cancel();
       this.current = undefined;
@@ -209,6 +209,7 @@ export class RoundRunner {
 
   stop(): void {
     this.#stopping = true;
+    this.#secure?.stop();
     this.current?.end();
     this.nudge();
   }
@@ -230,6 +231,20 @@ export class RoundRunner {
       return;
     }
     if (this.current && this.#opened) to.emit('round:open', { record: this.#opened });
+    this.#secure?.announce(to); // a secure round's phase records, in order
+  }
+
+  /** The open round's secure part while it takes uploads (uploads.ts); undefined in a plain round. */
+  get secure(): SecureRound | undefined {
+    return this.current && this.#secure?.round === this.current.round ? this.#secure : undefined;
+  }
+
+  /** The open round's secure part, for the 'secagg:*' handlers; SECAGG_PHASE when there is none. */
+  secureRound(round: number): SecureRound {
+    const secure = this.#secure;
+    if (secure?.round !== round || secure.phase === 'over')
+      throw new RefusedError('SECAGG_PHASE', `round ${round} is not an open secure round`, 'payload.round');
+    return secure;
   }
 
   /** Eligible participants (enrolled, not revoked) who are ready now, sorted: whom a round draws from. */
@@ -287,9 +302,41 @@ export class RoundRunner {
       body,
     })) as RoundRecordOf<'round-open'>;
     this.current = new OpenRound(number, body, blobs.get(globalAdapter)!);
+    this.#secure = this.#startSecure(this.current, this.#opened);
     this.o.emit({ type: 'round-open', round: number, selected: selection.selected, ready, quorum });
     this.announce(this.o.io.to('participants'));
     return this.current;
+  }
+
+  #startSecure(round: OpenRound, opened: RoundRecordOf<'round-open'>): SecureRound | undefined {
+    const { config, ledger, blobs, io, emit } = this.o;
+    if (!config.secureAggregation) return undefined;
+    const secure = new SecureRound({
+      config,
+      ledger,
+      blobs,
+      emit,
+      round,
+      opened,
+      broadcast: () => io.to('participants'),
+    });
+    // The deadline (or a shutdown) during the key or share phase ends the wait for them.
+    void round.ended.then(() => secure.phase === 'masked' || secure.stop());
+    return secure;
+  }
+
+  /** What either aggregation path needs of the round (round-aggregate.ts). */
+  #aggregation(round: OpenRound): AggregationContext {
+    const { blobs, ledger, config } = this.o;
+    return {
+      blobs,
+      ledger,
+      config,
+      round,
+      rule: this.#ruleRef,
+      settings: this.settings,
+      ...(this.#noiseSeed && { noiseSeed: this.#noiseSeed }),
+    };
   }
 
   /** Closes the round: aggregated (true) or aborted (false). */
@@ -310,11 +357,25 @@ export class RoundRunner {
     round.uploads.clear();
     rmSync(join(this.o.uploadsDir, String(round.round)), { recursive: true, force: true });
     const counted = [...round.counted.values()];
-    if (counted.length < this.o.config.minUpdates) {
-      await this.#abort(round, counted.length);
+    const secure = this.#secure;
+    if (secure?.abortReason !== undefined || counted.length < this.o.config.minUpdates) {
+      await this.#abort(round, counted.length, secure?.abortReason);
       return false;
     }
-    const { adapter: out, serverStateIn, serverStateOut, clipBound } = await this.#aggregate(round, counted);
+    const unmasked = secure && (await secure.finish());
+    if (this.#stopping) return false; // stopped mid-reveal: the next start aborts the round (recover)
+    if (unmasked && !unmasked.ok) {
+      await this.#abort(round, counted.length, unmasked.reason);
+      return false;
+    }
+    const {
+      adapter: out,
+      serverStateIn,
+      serverStateOut,
+      clipBound,
+    } = unmasked
+      ? await aggregateSecure(this.#aggregation(round), unmasked.sum, unmasked.section.maskedInputs.length)
+      : await aggregatePlain(this.#aggregation(round), counted);
     const sorted = [...counted].sort((a, b) =>
       a.participant < b.participant ? -1 : a.participant > b.participant ? 1 : 0,
     );
@@ -326,7 +387,7 @@ export class RoundRunner {
       body: {
         rule: this.#ruleRef,
         selection: round.body.selection,
-        updates: sorted,
+        updates: unmasked ? [] : sorted, // a secure round names masked inputs only (`secure`)
         globalAdapterIn: round.globalAdapter,
         globalAdapterOut: out,
         ...(serverStateIn !== undefined && { serverStateIn }),
@@ -334,11 +395,13 @@ export class RoundRunner {
         dropped: round.dropped,
         metrics: {
           updates: counted.length,
-          examples: counted.reduce((s, u) => s + u.exampleCount, 0),
+          // Under secure aggregation only the total (capped) weight is known: the unmasked last word.
+          examples: unmasked ? unmasked.totalWeight : counted.reduce((s, u) => s + u.exampleCount, 0),
           ...(clipBound !== undefined && { clip_bound: clipBound.toPrecision(6) }),
         },
         ...(heldOut && { heldOut }),
         ...privacyAtClose(this.o.config, this.o.ledger.state, round.round),
+        ...(unmasked && { secure: unmasked.section }),
       },
     });
     this.o.adapters.add(out); // served from the moment the log names it
@@ -356,9 +419,12 @@ export class RoundRunner {
     return true;
   }
 
-  async #abort(round: OpenRound, updates: number): Promise<void> {
+  async #abort(round: OpenRound, updates: number, why?: string): Promise<void> {
     // Said in the record: whoever reads the log sees that this round is retried, not counted.
-    const reason = `${updates} update(s) counted, fewer than the ${this.o.config.minUpdates} the federation requires; an aborted round does not count toward the federation's ${this.o.config.rounds} rounds and is retried`;
+    const retried = `an aborted round does not count toward the federation's ${this.o.config.rounds} rounds and is retried`;
+    const reason = why
+      ? `${why}; nothing was unmasked; ${retried}`
+      : `${updates} update(s) counted, fewer than the ${this.o.config.minUpdates} the federation requires; ${retried}`;
     const record = await this.o.ledger.append({
       kind: 'round-aborted',
       round: round.round,
@@ -367,52 +433,5 @@ export class RoundRunner {
     // With the round's round-open record, which names the global adapter the abort leaves.
     this.o.io.to('participants').emit('round:closed', { record, opened: this.#opened });
     this.o.emit({ type: 'round-aborted', round: round.round, reason });
-  }
-
-  /**
-   * The round's rule over the counted updates, in canonical order, from the round's global adapter
-   * and the last server state: the new adapter's and state's hashes, stored before the record
-   * names them.
-   */
-  async #aggregate(round: OpenRound, counted: readonly CountedUpdate[]) {
-    const { blobs, ledger } = this.o;
-    const serverStateIn = ledger.state.serverState;
-    const stateTensors = serverStateIn === undefined ? undefined : blobs.get(serverStateIn);
-    if (serverStateIn !== undefined && !stateTensors) {
-      throw new Error(`the server state ${serverStateIn} the log names is not in the blob store`);
-    }
-    const result = timed('aggregate', () =>
-      aggregateRound({
-        rule: this.#ruleRef.name,
-        config: this.#ruleRef.config, // the rule and config the records name, so the audit recomputes these
-        schema: round.schema,
-        global: round.global,
-        serverState: stateTensors && tensorValues(stateTensors),
-        ...(this.settings.scaffold && {
-          scaffold: scaffoldTermsOf(
-            this.o.config,
-            ledger.state.rounds().get(round.round)!.trainingRound, // the schedule's count, as the audit's
-            ledger.state.rounds().get(round.round)!.eligible!,
-          ),
-        }),
-        ...(this.#noiseSeed && { noiseSeed: this.#noiseSeed }),
-        contributions: counted.map((u) => ({
-          participant: u.participant,
-          exampleCount: u.exampleCount,
-          update: () => timed('aggregate.load', () => blobs.getF32(u.updateHash)!),
-        })),
-      }),
-    );
-    const stopStore = startTimer('aggregate.store');
-    const adapter = await blobs.put(tensorsFromValues(round.schema, result.adapter));
-    const serverStateOut =
-      result.serverState && (await blobs.put(serverStateTensors(round.schema, result.serverState)));
-    stopStore();
-    return {
-      adapter,
-      serverStateIn: result.serverState && serverStateIn,
-      serverStateOut,
-      clipBound: result.clipBound,
-    };
   }
 }

@@ -46,6 +46,7 @@ import { startTimer, timed } from './profile.ts';
 import { RefusedError, admitted } from './refusal.ts';
 import type { OpenRound, Upload } from './round.ts';
 import type { RoundRunner } from './round-runner.ts';
+import { admitMaskedEnvelope, admitMaskedTensors, maskedRoundView } from './masked-uploads.ts';
 import type { Sessions } from './sessions.ts';
 import type { FeditSocket } from './transport.ts';
 
@@ -73,12 +74,16 @@ export class Uploads {
     const { envelope, digest, id } = timed('crypto.verify', () => verifyEnvelope(p.envelope));
     this.#refuseAfterQuorum(envelope.round, participant);
     const entry = ledger.participant(participant)!;
-    const round = admitted(
+    const open = this.o.rounds.current;
+    // A secure round takes masked inputs only: its envelopes are held to the masked vector's schema.
+    const secure = open && this.o.rounds.secure;
+    if (secure) admitted(admitMaskedEnvelope(envelope, secure.length));
+    admitted(
       admitEnvelope(
         {
           federation: config.id,
           participant: { id: participant, signKey: entry.signKey },
-          round: this.o.rounds.current,
+          round: secure ? maskedRoundView(open, secure.length) : open,
           limits: config.limits,
           envelopeLogged: (envelopeId) => ledger.state.hasEnvelope(envelopeId),
           rule: config.aggregation.rule,
@@ -87,6 +92,8 @@ export class Uploads {
         id,
       ),
     );
+    const round = open!; // admitted: a round is open
+    if (secure) secure.expectMasked(participant);
     // A size the announced tensors do not make: no honest client sends it, and the update could
     // only be refused at commit (dropping the participant), so it is dropped now, unreceived.
     const size = unimpliedSize(envelope);
@@ -179,6 +186,13 @@ export class Uploads {
         'payload.uploadId',
       );
     discard(round, upload);
+    // Noted by the secure round before it counts: the collector refuses a masked input of a
+    // participant outside U2, and then it is not counted either.
+    this.o.rounds.secure?.addMasked(upload.participant, {
+      hash: updateHash,
+      envelopeDigest: upload.id,
+      envelope: recordEnvelope(envelope),
+    });
     round.count({
       participant: upload.participant,
       envelopeDigest: upload.id,
@@ -199,6 +213,8 @@ export class Uploads {
   #admitPayload(round: OpenRound, upload: Upload, payload: Uint8Array): Admission<Map<string, Tensor>> {
     const tensors = admitPayload(upload.envelope, payload, `update of ${upload.participant}`);
     if (!tensors.ok) return tensors;
+    const secure = this.o.rounds.secure;
+    if (secure) return admitMaskedTensors(tensors.value, secure.length);
     const { tensorSchema: schema } = upload.envelope;
     const values = admitUpdateTensors(
       {

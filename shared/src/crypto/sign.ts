@@ -29,6 +29,10 @@ export const DOMAINS = {
   rename: 'fedit/rename/v1',
   record: 'fedit/record/v1',
   treeHead: 'fedit/tree-head/v1',
+  /** A secure round's advertised keys, shares commitment and reveal (secagg/round/signing.ts). */
+  secaggAdvert: 'fedit/secagg-advert/v1',
+  secaggShares: 'fedit/secagg-shares/v1',
+  secaggReveal: 'fedit/secagg-reveal/v1',
 } as const satisfies Record<string, SignatureDomain>;
 
 // The order L of the Ed25519 base point; a signature's S (its last 32 bytes, little-endian) must be below it.

@@ -22,6 +22,7 @@ import { aggregationRule, aggregationRuleNames } from '../aggregation/rules.ts';
 import { CONTENT_HASH_PATTERN, MAX_ROUND_DEADLINE_SECONDS } from '../protocol/limits.ts';
 import { MODEL_REPO_PATTERN, MODEL_REVISION_PATTERN } from './model-repo.ts';
 import { checkDpCombination, differentialPrivacySection } from './dp-config.ts';
+import { secureAggregationProblem } from './secure-aggregation.ts';
 import type { ContentHash } from '../protocol/messages.ts';
 import { canonicalBytes, withDecimalStrings } from '../rounds/canonical.ts';
 import {
@@ -292,6 +293,29 @@ const federationConfig = refine(
        * differential privacy, and the config hashes as it did before the setting existed.
        */
       differentialPrivacy: optional(differentialPrivacySection),
+      /**
+       * Secure aggregation (secure-aggregation.ts): the coordinator sees only the sum of masked,
+       * fixed-point updates. Absent = plaintext rounds (and the config hashes as before).
+       */
+      secureAggregation: optional(
+        section({
+          graph: oneOf(['complete', 'secagg+'], { expected: '"complete" or "secagg+"' }),
+          /** SecAgg+'s even degree k; absent: secAggPlusDegree(n) of the round. */
+          degree: optional(
+            inRange('an even whole number >= 2', (v) => Number.isSafeInteger(v) && v >= 2 && v % 2 === 0),
+          ),
+          /** t = max(2, ceil(fraction * fewest share holders of any participant)). */
+          thresholdFraction: inRange('in (0.5, 1]', (v) => v > 0.5 && v <= 1),
+          /** R: each coordinate of an update's delta is clipped to [-R, R] before encoding. */
+          clipRange: numberField(positive()),
+          /** k: fixed point with scale 2^k. */
+          scaleBits: inRange('a whole number from 0 to 30', (v) => Number.isInteger(v) && v >= 0 && v <= 30),
+          /** N: the most participants a round may select (the overflow condition). */
+          maxParticipants: numberField(whole(2)),
+          /** How long the keys, shares and reveal phases each wait at most. */
+          phaseSeconds: inRange('a positive number of seconds, at most 3600', (v) => v > 0 && v <= 3600),
+        }),
+      ),
     },
     'must be a JSON object',
   ),
@@ -310,6 +334,9 @@ const federationConfig = refine(
         `minUpdates (${minUpdates}) cannot exceed participantsPerRound.minimum (${participantsPerRound.minimum})`,
       );
     }
+    const secureProblem = secureAggregationProblem(config);
+    if (secureProblem !== undefined)
+      fail('INCONSISTENT', 'secureAggregation', `secureAggregation ${secureProblem}`);
     const { quorum } = participantsPerRound;
     if (quorum !== undefined && quorum < minUpdates) {
       fail(

@@ -18,6 +18,7 @@ import {
   bytes,
   int,
   isRecord,
+  list,
   object,
   oneOf,
   optional,
@@ -28,6 +29,13 @@ import {
   type Schema,
 } from '../schema/schema.ts';
 import { LOG_PROOF_MESSAGES } from './log-proofs.ts';
+import {
+  secaggAdvertise,
+  secaggInbox,
+  secaggInboxRequest,
+  secaggReveal,
+  secaggShares,
+} from './secagg-messages.ts';
 import { MAX_CHUNK_BYTES, MAX_CHUNK_COUNT, MAX_ERROR_MESSAGE_LENGTH, MAX_SELECTED } from './limits.ts';
 
 import {
@@ -145,6 +153,24 @@ export type ParticipantReadyResult = Infer<typeof participantReadyResult>;
 // shape is the log's own parser's to check (parseRoundRecord), with the log's wording.
 const signedRecord = predicate<object>(isRecord, 'is not a round record (an object)', 'TYPE');
 
+/**
+ * Server → client: a secure round's phase: its secagg-keys, secagg-shares or secagg-unmask record.
+ * With secagg-keys come the public identities of the advertisers, so that each holder checks every
+ * advert's signature without trusting the coordinator for keys: an identity counts only when its
+ * fingerprint is the participant id (secure-round.ts on the participant's side).
+ */
+export const secaggPhaseMessage = object({
+  record: signedRecord,
+  identities: optional(
+    list(
+      object({ participant: participantId, sign: signKey, box: bytes(BOX_PUBLIC_KEY_BYTES) }),
+      0,
+      MAX_SELECTED,
+    ),
+  ),
+});
+export type SecaggPhaseMessage = Infer<typeof secaggPhaseMessage>;
+
 /** Server → client: round `record.round` is open: its round-open record. */
 export const roundOpen = object({ record: signedRecord });
 export type RoundOpenMessage = Infer<typeof roundOpen>;
@@ -193,6 +219,9 @@ export type AdapterChunk = Infer<typeof adapterChunk>;
 
 // ---- the events, and the socket.io event maps derived from them ------------------------------
 
+/** A secure round's step was taken (the refusals say why not). */
+const secaggAck = object({});
+
 /** Each client-to-server event: its payload, and the result its acknowledgement carries. */
 export const CLIENT_MESSAGES = {
   'auth:prove': { payload: authProve, result: authResult },
@@ -205,6 +234,11 @@ export const CLIENT_MESSAGES = {
   'update:chunk': { payload: updateChunk, result: updateChunkResult },
   'update:commit': { payload: updateCommit, result: updateCommitResult },
   ...LOG_PROOF_MESSAGES,
+  // A secure round's phases (secagg-messages.ts; the masked input itself goes through update:*).
+  'secagg:advertise': { payload: secaggAdvertise, result: secaggAck },
+  'secagg:shares': { payload: secaggShares, result: secaggAck },
+  'secagg:inbox': { payload: secaggInboxRequest, result: secaggInbox },
+  'secagg:reveal': { payload: secaggReveal, result: secaggAck },
 } as const satisfies Record<string, { payload: Schema<object>; result: Schema<object> }>;
 
 /** Each server-to-client event's payload. */
@@ -213,6 +247,8 @@ export const SERVER_MESSAGES = {
   'round:open': roundOpen,
   'round:closed': roundClosed,
   'federation:finished': federationFinished,
+  /** A secure round's secagg-keys, secagg-shares or secagg-unmask record, as signed. */
+  'secagg:phase': secaggPhaseMessage,
   /** Something the client sent outside an acknowledged request was refused. */
   error: wireError,
 } as const satisfies Record<string, Schema<object>>;

@@ -21,6 +21,7 @@ import {
 } from '../schema/schema.ts';
 import { FLOAT_DTYPES } from '../tensors/dtype.ts';
 import { heldOutFigures } from './held-out-figures.ts';
+import { SECAGG_MASKED_TENSOR, isMaskedInputSchema } from '../secagg/masked-input.ts';
 import {
   MAX_CHUNK_BYTES,
   MAX_CHUNK_COUNT,
@@ -37,16 +38,33 @@ import {
 
 import { chunkIndex, contentHash, federationId, signKey, signature, timestamp, uploadId } from './fields.ts';
 
-/** One tensor of an update, as the envelope announces it. */
+/**
+ * One tensor of an update, as the envelope announces it. I32 only as a secure round's masked input
+ * (secagg/masked-input.ts: one tensor SECAGG_MASKED_TENSOR of uint32 words), checked below.
+ */
 export const tensorSpec = object({
   name: text(1, MAX_TENSOR_NAME_LENGTH),
   shape: list(int(1, MAX_TENSOR_DIM), 0, MAX_TENSOR_RANK),
-  dtype: oneOf(FLOAT_DTYPES),
+  dtype: oneOf([...FLOAT_DTYPES, 'I32'] as const),
 });
 export type TensorSpec = Infer<typeof tensorSpec>;
 
 /** Tensors of an update, names strictly ascending in UTF-8 byte order. */
 const tensorSchema = refine(list(tensorSpec, 1, MAX_TENSORS), (specs, path) => {
+  // A masked input is one I32 vector of that name, and an update never holds an I32 tensor: the
+  // coordinator reads the kind of upload from the signed schema, never from a guess.
+  const masked = specs.findIndex((s) => s.dtype === 'I32');
+  if (masked >= 0 && !isMaskedInputSchema(specs)) {
+    const at = `${path}[${masked}]`;
+    fail(
+      'INCONSISTENT',
+      at,
+      `${at} is I32, which only a secure round's masked input may be: exactly one tensor ${SECAGG_MASKED_TENSOR}`,
+    );
+  }
+  if (masked >= 0 && specs[0].shape.length !== 1) {
+    fail('INCONSISTENT', `${path}[0].shape`, `${path}[0].shape must be [L]: a masked input is a vector`);
+  }
   // Unique, and one order for everyone (hashTensors' order), so the schema can be compared with
   // the global adapter's tensor list entry by entry.
   for (let i = 1; i < specs.length; i++) {

@@ -54,7 +54,9 @@ export type AdmissionCode =
    */
   | 'UPDATE_RANK'
   /** FFA-LoRA: the update's lora_A is not the global adapter's (only lora_B trains). */
-  | 'UPDATE_FROZEN';
+  | 'UPDATE_FROZEN'
+  /** A secure round takes only a masked input (secagg/masked-input.ts), and nothing else with it. */
+  | 'UPDATE_NOT_MASKED';
 
 /** Why an update is not admitted: a stable code, a message a person can act on, the field at fault. */
 export interface Refusal {

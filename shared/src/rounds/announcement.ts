@@ -11,6 +11,9 @@
 //   'federation:info' ack {record: config, lastClosed?}       the config text and its configHash;
 //                                                             with differential privacy the last
 //                                                             round-closed record (epsilon so far)
+//   'secagg:phase'        {record: secagg-keys | secagg-shares | secagg-unmask}   a secure round's
+//                                                             phase (SECAGG_PHASE_KINDS); the
+//                                                             engines (secagg/round/) check the rest
 //
 // verifyAnnouncedRecord is the check every one of them meets first: the record's shape (the log's
 // own parser, record-shape.ts), its hash over its content, the coordinator's Ed25519 signature of
@@ -28,6 +31,7 @@ import type { HeldOutMeans } from './held-out.ts';
 import { parseRoundRecord } from './record-shape.ts';
 import { RoundLogError } from './round-error.ts';
 import {
+  countedParticipants,
   roundRecordHash,
   verifyRoundRecordSignature,
   type RoundRecord,
@@ -191,7 +195,7 @@ export function roundClosedView(
       round: record.round,
       outcome: 'aggregated',
       adapterHash: body.globalAdapterOut as ContentHash,
-      participants: body.updates.length,
+      participants: countedParticipants(body).length,
       ...(body.heldOut && { heldOut: body.heldOut as HeldOutMeans }),
       ...(body.privacy && { privacy: { epsilon: body.privacy.epsilon, delta: body.privacy.delta } }),
       signed: position(record),
@@ -210,6 +214,9 @@ export function roundClosedView(
   };
 }
 
+/** The kinds of record 'secagg:phase' may carry: verifyAnnouncedRecord(value, SECAGG_PHASE_KINDS, ...). */
+export const SECAGG_PHASE_KINDS = ['secagg-keys', 'secagg-shares', 'secagg-unmask'] as const;
+
 /** The kinds of record 'federation:finished' may carry (one place, for a `finished` kind to join). */
 export const FINISHED_RECORD_KINDS = ['round-closed'] as const;
 
@@ -222,7 +229,7 @@ export function federationFinishedView(
     rounds: config.rounds,
     adapterHash: record.body.globalAdapterOut as ContentHash,
     round: record.round,
-    updates: record.body.updates.length,
+    updates: countedParticipants(record.body).length,
     signed: position(record),
   };
 }

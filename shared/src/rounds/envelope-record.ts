@@ -33,7 +33,6 @@ import { envelopeDigest } from '../protocol/envelope.ts';
 import { DOMAINS, verifyDigest } from '../crypto/sign.ts';
 import { layoutSafetensors } from '../tensors/safetensors.ts';
 import { sortedTensorEntries, type TensorCollection } from '../tensors/tensor-entries.ts';
-import type { FloatDType } from '../tensors/dtype.ts';
 import type { Infer } from '../schema/schema.ts';
 import type { recordedEnvelope } from './record-shape.ts';
 
@@ -67,7 +66,7 @@ export function tensorSchemaOf(tensors: TensorCollection): TensorSpec[] {
   return sortedTensorEntries(tensors).map(({ name, tensor }) => ({
     name,
     shape: [...tensor.shape],
-    dtype: tensor.dtype as FloatDType,
+    dtype: tensor.dtype as TensorSpec['dtype'],
   }));
 }
 

@@ -113,7 +113,38 @@ export type VerificationProblemCode =
   /** A round opened although it did not fit in the federation's privacy budget. */
   | 'PRIVACY_BUDGET'
   /** A DP round-open record commits to no noise seed, or the seed file does not match it. */
-  | 'NOISE_COMMITMENT';
+  | 'NOISE_COMMITMENT'
+  /**
+   * A secure round's phase record comes out of order: outside an open round, twice, before the
+   * phase it follows, or a secure round-closed without all three phases.
+   */
+  | 'SECAGG_ORDER'
+  /**
+   * A secure round's sets do not nest: an advert from a participant not selected, U2 not within
+   * U1, survivors and dropped not splitting U2, masked inputs other than the survivors, a reveal
+   * from a non-survivor or of a share of the wrong kind; or a list out of order.
+   */
+  | 'SECAGG_MEMBERSHIP'
+  /** An advert, shares entry or reveal is not signed by its participant's enrolled key. */
+  | 'SECAGG_SIGNATURE'
+  /** The secagg-keys record's graph (kind, degree, seed) or threshold is not the one the config and round-open record give. */
+  | 'SECAGG_GRAPH'
+  /** A secure round went on with fewer than t participants in a phase: it should have aborted. */
+  | 'SECAGG_THRESHOLD'
+  /** The unmask record would expose a survivor's input (every neighbour it masked with dropped). */
+  | 'SECAGG_EXPOSED'
+  /**
+   * A federation whose config turns secure aggregation on closes a round with plaintext updates,
+   * or without one (or a secure round in a federation without it).
+   */
+  | 'SECAGG_PLAINTEXT'
+  /**
+   * The revealed shares do not reconstruct a survivor's self seed matching its commitment, or a
+   * dropped participant's advertised mask key; or too few were revealed.
+   */
+  | 'SECAGG_SHARES'
+  /** A stored masked input is not the round's vector, or the unmasked sum's total weight is not the recorded one. */
+  | 'SECAGG_SUM';
 
 export interface VerificationProblem {
   /** The record's seq (its position when the record has no readable seq). */

@@ -10,6 +10,8 @@
 // With central DP noise the round's noise seed (the coordinator's noise/round-<n>.seed) must match
 // the round-open record's commitment, and the noise it regenerates is part of the recomputation;
 // without the seed the round's noise, and so its aggregation, is unchecked (and the report says so).
+// A secure round (round-closed with `secure`) is recomputed from its masked inputs instead, never
+// from an individual update (recompute-secure.ts).
 
 import { FeditError } from '../errors.ts';
 import { AggregationError } from '../aggregation/aggregation-error.ts';
@@ -27,6 +29,7 @@ import type { BlobLookup, ReportProblem, RoundReport } from './problems.ts';
 import type { RoundClosedBody } from './record.ts';
 import type { FederationState } from './state.ts';
 import { checkStoredEnvelope, checkStoredUpdate } from './update-rules.ts';
+import { recomputeSecureRound } from './recompute-secure.ts';
 
 export interface Recomputation {
   aggregation: RoundReport['aggregation'];
@@ -49,6 +52,7 @@ export function recomputeRound(
   report: ReportProblem,
   noiseSeeds?: (round: number) => Uint8Array | undefined,
 ): Recomputation {
+  if (body.secure) return recomputeSecureRound(round, { ...body, secure: body.secure }, state, blobs, report);
   let failed = false;
   const problem: ReportProblem = (code, message) => {
     failed = true;
@@ -196,7 +200,7 @@ function usableRule(body: RoundClosedBody): string | undefined {
 }
 
 /** Reads blobs for one record: a missing, unreadable or misnamed blob is a problem naming its hash. */
-class BlobLoader {
+export class BlobLoader {
   readonly #seen = new Map<string, Map<string, Tensor> | undefined>();
   readonly missing: string[] = [];
 

@@ -9,7 +9,9 @@
 //   round      for round-open/-closed/-aborted the round's number (1, 2, ...); for the other kinds
 //              the number of the last round opened before it (0 before the first)
 //   kind       config | enrol | rename | revoke | round-open | round-closed | round-aborted |
-//              finished (the federation ran all its rounds; written once, after the last round)
+//              finished (the federation ran all its rounds; written once, after the last round) |
+//              secagg-keys | secagg-shares | secagg-unmask (a secure round's phases, in that
+//              order between its round-open and its round-closed or round-aborted)
 //   prevHash   the previous record's hash; ZERO_HASH for the first record
 //   time       when the coordinator wrote it: UTC, "YYYY-MM-DDTHH:MM:SS.sssZ", never decreasing
 //   body       the kind's content (RECORD_BODIES in record-shape.ts declares each, the *Body types
@@ -41,6 +43,9 @@ export const ROUND_RECORD_KINDS = [
   'round-closed',
   'round-aborted',
   'finished',
+  'secagg-keys',
+  'secagg-shares',
+  'secagg-unmask',
 ] as const;
 export type RoundRecordKind = (typeof ROUND_RECORD_KINDS)[number];
 
@@ -60,6 +65,10 @@ export type RoundOpenBody = Body<'round-open'>;
 export type RoundClosedBody = Body<'round-closed'>;
 export type RoundAbortedBody = Body<'round-aborted'>;
 export type FinishedBody = Body<'finished'>;
+export type SecaggKeysBody = Body<'secagg-keys'>;
+export type SecaggSharesBody = Body<'secagg-shares'>;
+export type SecaggUnmaskBody = Body<'secagg-unmask'>;
+export type SecureSection = NonNullable<RoundClosedBody['secure']>;
 export type RuleRef = Infer<typeof ruleRef>;
 export type Selection = Infer<typeof selection>;
 export type CountedUpdate = Infer<typeof countedUpdate>;
@@ -121,4 +130,14 @@ export function roundRecordLine(record: RoundRecord): string {
 /** Time as records write it. */
 export function recordTime(date: Date): string {
   return date.toISOString();
+}
+
+/**
+ * The participants a closed round counted: its updates' participants, or in a secure round the
+ * survivors whose masked inputs were summed.
+ */
+export function countedParticipants(body: RoundClosedBody): string[] {
+  return body.secure
+    ? body.secure.maskedInputs.map((m) => m.participant)
+    : body.updates.map((u) => u.participant);
 }

@@ -12,6 +12,7 @@
 //   rounds than its config asks for), and no round opens after it. Opening and closing a
 //   round have rules of their own (rules-round.ts).
 
+import { checkSecaggRecord } from './rules-secagg.ts';
 import { fingerprint } from '../crypto/identity.ts';
 import type { ReportProblem } from './problems.ts';
 import { renameRequest } from '../protocol/messages.ts';
@@ -92,6 +93,11 @@ export function checkLifecycle(
       break;
     case 'finished':
       checkFinished(record.body, state, problem);
+      break;
+    case 'secagg-keys':
+    case 'secagg-shares':
+    case 'secagg-unmask':
+      checkSecaggRecord(record, state, problem);
       break;
   }
   if (!record.kind.startsWith('round-') && record.round !== state.lastRound) {

@@ -17,7 +17,8 @@
 //           record says; a rule with a stateful server optimizer steps from the state the last
 //           closed round left (serverStateIn) and records the next (serverStateOut); so does
 //           one with SCAFFOLD, whose control variate is part of that state; its held-out means
-//           are those of the figures its counted updates signed (held-out.ts)
+//           are those of the figures its counted updates signed (held-out.ts); a secure round
+//           closes by the rules of rules-secagg.ts instead of counting plaintext updates
 
 import { AggregationError } from '../aggregation/aggregation-error.ts';
 import { aggregationRule, ruleRefFor } from '../aggregation/rules.ts';
@@ -30,6 +31,7 @@ import { checkSelection } from './rules-selection.ts';
 import type { FederationState } from './state.ts';
 import { checkRecordedUpdate, checkStanding } from './update-rules.ts';
 import { checkHeldOutMeans } from './held-out.ts';
+import { checkSecureClose } from './rules-secagg.ts';
 
 /** The rule named `name`, when it exists and accepts `config`; otherwise a problem says why not. */
 export function checkRule(
@@ -148,7 +150,8 @@ export function checkClose(
   }
   const rule = checkRule(body.rule.name, body.rule.config, problem);
   if (rule) checkServerState(body, rule.settings(body.rule.config), state, problem);
-  if (body.updates.length === 0)
+  const secure = checkSecureClose(round, body, state, problem);
+  if (!secure && body.updates.length === 0)
     problem('NO_UPDATES', 'closes with no counted update; such a round is aborted');
   checkCountedUpdates(round, body, state, problem);
   checkHeldOutMeans(body, problem);

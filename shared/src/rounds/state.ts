@@ -16,6 +16,8 @@
 //   round-closed  round r closed with its counted updates; their envelopes are seen; the global
 //                 adapter is the round's output; one more round aggregated (what `rounds` counts)
 //   round-aborted round r aborted, the global adapter unchanged
+//   secagg-*      a secure round's phase record, kept with the open round (the first of each kind);
+//                 a secure round-closed counts its survivors and sees their masked inputs' envelopes
 //   finished      the federation is over: its rounds, final adapter and the record's seq
 //   every record  seq and head advance past it; the time is the latest seen
 
@@ -24,7 +26,16 @@ import { validateFederationConfig, type FederationConfig } from '../federation/c
 import { PrivacyAccountant } from '../privacy/accountant.ts';
 import { dpOf, newAccountant, withRound } from './privacy.ts';
 import { seedChainWalk } from './seed-chain.ts';
-import { ZERO_HASH, type ConfigBody, type RoundOpenBody, type RoundRecord } from './record.ts';
+import {
+  ZERO_HASH,
+  countedParticipants,
+  type ConfigBody,
+  type RoundOpenBody,
+  type RoundRecord,
+  type SecaggKeysBody,
+  type SecaggSharesBody,
+  type SecaggUnmaskBody,
+} from './record.ts';
 
 export interface ParticipantState {
   /** The Ed25519 signing key it enrolled with, as the enrol record writes it. */
@@ -64,6 +75,10 @@ export interface RoundState {
   metrics?: Record<string, string | number>;
   openedAt?: string;
   closedAt?: string;
+  /** The round-open record's hash (a secure round's graph seed comes from it). */
+  openHash?: string;
+  /** A secure round's phase records so far (secagg/round/). */
+  secagg?: { keys?: SecaggKeysBody; shares?: SecaggSharesBody; unmask?: SecaggUnmaskBody };
 }
 
 /** Where the log stands on its seed chain (seed-chain.ts). */
@@ -280,6 +295,11 @@ export class FederationState {
       case 'finished':
         this.#finished ??= { seq: record.seq, ...record.body };
         break;
+      case 'secagg-keys':
+      case 'secagg-shares':
+      case 'secagg-unmask':
+        this.#applySecagg(record);
+        break;
     }
   }
 
@@ -291,6 +311,16 @@ export class FederationState {
   skip(nextSeq: number, hash?: string): void {
     this.#nextSeq = nextSeq;
     if (hash !== undefined) this.#head = hash;
+  }
+
+  /** A secure round's phase record: kept on the open round it belongs to (the first of each kind). */
+  #applySecagg(record: RoundRecord & { kind: 'secagg-keys' | 'secagg-shares' | 'secagg-unmask' }): void {
+    const round = this.#open && this.#rounds.get(this.#open.round);
+    if (!round) return;
+    const phases = (round.secagg ??= {});
+    if (record.kind === 'secagg-keys') phases.keys ??= record.body;
+    else if (record.kind === 'secagg-shares') phases.shares ??= record.body;
+    else phases.unmask ??= record.body;
   }
 
   #applyOpen(record: RoundRecord & { kind: 'round-open' }): void {
@@ -322,6 +352,7 @@ export class FederationState {
       counted: [],
       globalAdapterIn: record.body.globalAdapter,
       openedAt: record.time,
+      openHash: record.hash,
     });
   }
 
@@ -363,16 +394,17 @@ export class FederationState {
     const body = record.body;
     round.status = 'closed';
     round.rule ||= body.rule.name;
-    round.counted = body.updates.map((u) => u.participant);
+    round.counted = countedParticipants(body);
     round.globalAdapterIn ??= body.globalAdapterIn;
     round.globalAdapterOut = body.globalAdapterOut;
     round.metrics = body.metrics;
     this.#globalAdapter = body.globalAdapterOut;
     this.#aggregatedRounds++;
-    this.#lastAggregated = { round: record.round, updates: body.updates.length };
+    this.#lastAggregated = { round: record.round, updates: round.counted.length };
     if (body.serverStateOut !== undefined) this.#serverState = body.serverStateOut;
     this.#account(round);
     for (const update of body.updates) this.#envelopes.add(update.envelopeDigest);
+    for (const masked of body.secure?.maskedInputs ?? []) this.#envelopes.add(masked.envelopeDigest);
   }
 }
 

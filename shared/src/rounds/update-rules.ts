@@ -57,6 +57,7 @@ const PROBLEM_OF: Record<AdmissionCode, VerificationProblemCode> = {
   UPDATE_NOT_FINITE: 'UPDATE_INVALID',
   UPDATE_FROZEN: 'UPDATE_INVALID',
   UPDATE_RANK: 'UPDATE_INVALID',
+  UPDATE_NOT_MASKED: 'UPDATE_INVALID',
 };
 
 /** Reports a broken admission rule about `subject` ("the update of p-alice") in the rule's words. */

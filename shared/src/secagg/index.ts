@@ -4,3 +4,5 @@ export * from './fixed-point.ts';
 export * from './shamir.ts';
 export * from './graph.ts';
 export * from './masking.ts';
+export * from './masked-input.ts';
+export * from './round/index.ts';

@@ -110,14 +110,41 @@ export function maskInput(round: SecAggRound, p: SecAggParticipant, x: Uint32Arr
   if (!(x instanceof Uint32Array) || x.length !== round.length) {
     throw new SecAggError('SECAGG_INPUT', `input must be a Uint32Array of ${round.length} words`);
   }
+  const peers = (round.graph.get(p.id) ?? []).map((j) => [j, round.publicKeys.get(j) as Uint8Array] as const);
+  return applyMasks(x, p, peers, round.round);
+}
+
+/**
+ * y = x + PRG(b) + Σ_(j ∈ peers) sign(id, j)·PRG(s_(id,j)) mod 2^32: the masking of the header
+ * with an explicit peer list (a secure round masks only with neighbours that shared their keys).
+ */
+export function applyMasks(
+  x: Uint32Array,
+  p: Pick<SecAggParticipant, 'id' | 'secretKey' | 'selfSeed'>,
+  peers: Iterable<readonly [number, Uint8Array]>,
+  round: number,
+): Uint32Array {
   const y = Uint32Array.from(x);
   addMask(y, p.selfSeed, 1);
-  for (const j of shareHolders(round, p.id)) {
-    if (j === p.id) continue;
-    const peerKey = round.publicKeys.get(j) as Uint8Array;
-    addMask(y, pairSeed(p.secretKey, peerKey, p.id, j, round.round), maskSign(p.id, j));
-  }
+  for (const [j, peerKey] of peers)
+    addMask(y, pairSeed(p.secretKey, peerKey, p.id, j, round), maskSign(p.id, j));
   return y;
+}
+
+/** Removes from `sum`, in place, dropped `id`'s pair masks with `survivors` (id -> public key). */
+export function removeDroppedMasks(
+  sum: Uint32Array,
+  dropped: { id: number; secretKey: Uint8Array },
+  survivors: Iterable<readonly [number, Uint8Array]>,
+  round: number,
+): void {
+  // Survivor j added sign(j, d)·PRG(s_jd); s_jd = s_dj is re-derived from d's secret key.
+  for (const [j, publicKey] of survivors)
+    addMask(
+      sum,
+      pairSeed(dropped.secretKey, publicKey, dropped.id, j, round),
+      maskSign(j, dropped.id) === 1 ? -1 : 1,
+    );
 }
 
 /**
@@ -188,7 +215,20 @@ function collectShares(
   reveals: readonly ShareReveal[],
   kind: 'self' | 'key',
 ): Share[] {
-  const holders = shareHolders(round, owner);
+  return collectOwnerShares(shareHolders(round, owner), round.threshold, owner, reveals, kind);
+}
+
+/**
+ * The `kind` shares of `owner` the reveals hold, each at its holder's evaluation point (its
+ * position in `holders`, ascending, plus one); at least `threshold` of them, or SecAggError.
+ */
+export function collectOwnerShares(
+  holders: readonly number[],
+  threshold: number,
+  owner: number,
+  reveals: readonly ShareReveal[],
+  kind: 'self' | 'key',
+): Share[] {
   const shares: Share[] = [];
   for (const r of reveals) {
     const bytes = (kind === 'self' ? r.self : r.key).get(owner);
@@ -203,10 +243,10 @@ function collectShares(
     }
     shares.push(share);
   }
-  if (shares.length < round.threshold) {
+  if (shares.length < threshold) {
     throw new SecAggError(
       'SECAGG_SHARES',
-      `${shares.length} ${kind} shares of participant ${owner}, below the threshold ${round.threshold}`,
+      `${shares.length} ${kind} shares of participant ${owner}, below the threshold ${threshold}`,
     );
   }
   return shares;
@@ -244,13 +284,8 @@ export function unmaskSum(
         `participant ${d}'s reconstructed key does not match its advertised public key`,
       );
     }
-    for (const j of neighbours) {
-      addMask(
-        sum,
-        pairSeed(secretKey, round.publicKeys.get(j) as Uint8Array, d, j, round.round),
-        maskSign(j, d) === 1 ? -1 : 1,
-      );
-    }
+    const peers = neighbours.map((j) => [j, round.publicKeys.get(j) as Uint8Array] as const);
+    removeDroppedMasks(sum, { id: d, secretKey }, peers, round.round);
   }
   return sum;
 }

@@ -1,5 +1,5 @@
 // The participant's side of signed announcements (@fedit/shared rounds/announcement.ts): every
-// 'round:open', 'round:closed', 'federation:finished' and 'federation:info' carries the signed
+// 'round:open', 'round:closed', 'federation:finished', 'secagg:phase' and 'federation:info' carries the signed
 // record of the coordinator's log that says it, and the participant acts on what the record says.
 //
 // Two checks. A record must be the coordinator's: signed under the key the invite pinned, of the
@@ -26,11 +26,21 @@ import {
   type RecordPosition,
   type RoundClosed,
   type RoundOpen,
+  type RoundRecord,
+  type RoundRecordOf,
 } from '@fedit/shared';
 import { corruptedHomeFile, FederationError } from './errors.ts';
 import { ensurePrivateDir, writePrivateFile } from './store.ts';
 
-export type AnnouncedEvent = 'round:open' | 'round:closed' | 'federation:finished';
+export type AnnouncedEvent = 'round:open' | 'round:closed' | 'federation:finished' | 'secagg:phase';
+
+/** A round announcement: what its record says, and the record (checked as the coordinator's). */
+export type AnnouncedRoundOpen = RoundOpen & { record: RoundRecordOf<'round-open'> };
+
+/** The kinds of record a 'secagg:phase' may carry (a secure round's phases, in this order). */
+export const SECURE_PHASE_KINDS = ['secagg-keys', 'secagg-shares', 'secagg-unmask'] as const;
+/** A secure round's phase record, checked as the coordinator's. */
+export type SecurePhaseRecord = Extract<RoundRecord, { kind: (typeof SECURE_PHASE_KINDS)[number] }>;
 
 /** What the record a round event carries says, once it is checked as the coordinator's. */
 export function announcedView(
@@ -38,13 +48,16 @@ export function announcedView(
   message: { record: unknown; opened?: unknown },
   config: FederationConfig,
   trust: AnnouncementTrust,
-): RoundOpen | RoundClosed | FederationFinished {
+): AnnouncedRoundOpen | RoundClosed | FederationFinished | SecurePhaseRecord {
   return forgeryChecked(() => {
-    if (event === 'round:open')
-      return roundOpenView(
-        verifyAnnouncedRecord(message.record, ['round-open'], trust, 'a round announcement'),
-        config,
-      );
+    // Checked as every record is; which round and phase it belongs to is the round task's to check.
+    if (event === 'secagg:phase')
+      return verifyAnnouncedRecord(message.record, SECURE_PHASE_KINDS, trust, "a secure round's phase");
+    if (event === 'round:open') {
+      const record = verifyAnnouncedRecord(message.record, ['round-open'], trust, 'a round announcement');
+      // The record goes along: a secure round's graph is seeded by its hash (secure-round.ts).
+      return { ...roundOpenView(record, config), record };
+    }
     if (event === 'federation:finished') {
       const finished = verifyAnnouncedRecord(
         message.record,

@@ -8,10 +8,11 @@ import type {
   Identity,
   PublicIdentity,
   RoundClosed,
-  RoundOpen,
   WireError,
 } from '@fedit/shared';
+import type { AnnouncedRoundOpen, SecurePhaseRecord } from './announced.ts';
 import type { FederationError } from './errors.ts';
+import type { AdvertiserIdentity } from './secure-identities.ts';
 
 export type ConnectionState =
   /** Trying to reach the coordinator (first time or after a drop). */
@@ -67,8 +68,10 @@ export interface ConnectionEvents {
   hello: [AuthHello];
   authenticated: [AuthenticatedEvent];
   disconnected: [reason: string];
-  'round:open': [RoundOpen];
+  'round:open': [AnnouncedRoundOpen];
   'round:closed': [RoundClosed];
+  /** A secure round's phase record (secagg-keys, -shares, -unmask), checked as the coordinator's. */
+  'secagg:phase': [SecurePhaseRecord, AdvertiserIdentity[]];
   /** Every round was run; the coordinator serves the final adapter until it stops. */
   'federation:finished': [FederationFinished];
   /** The coordinator refused something outside an acknowledgement. */

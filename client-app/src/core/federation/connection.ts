@@ -34,10 +34,17 @@ import {
   type ClientToServerEvents,
   type FederationFinished,
   type RoundClosed,
-  type RoundOpen,
   type ServerToClientEvents,
 } from '@fedit/shared';
-import { announcedConfig, announcedLastClosed, announcedView } from './announced.ts';
+import {
+  announcedConfig,
+  announcedLastClosed,
+  announcedView,
+  type AnnouncedEvent,
+  type AnnouncedRoundOpen,
+  type SecurePhaseRecord,
+} from './announced.ts';
+import { identitiesOf } from './secure-identities.ts';
 import type {
   AuthenticatedEvent,
   AuthMode,
@@ -267,6 +274,7 @@ export class FederationConnection extends EventEmitter<ConnectionEvents> {
     socket.on('round:open', (payload) => this.#forward('round:open', payload));
     socket.on('round:closed', (payload) => this.#forward('round:closed', payload));
     socket.on('federation:finished', (payload) => this.#forward('federation:finished', payload));
+    socket.on('secagg:phase', (payload) => this.#forward('secagg:phase', payload));
     socket.on('error', (payload) => {
       const parsed = this.#validate('error', payload);
       if (parsed) this.emit('server-error', parsed);
@@ -285,19 +293,21 @@ export class FederationConnection extends EventEmitter<ConnectionEvents> {
     }
   }
 
-  #forward(event: 'round:open' | 'round:closed' | 'federation:finished', payload: unknown): void {
+  #forward(event: AnnouncedEvent, payload: unknown): void {
     const parsed = this.#validate(event, payload);
     const config = this.#options.config;
     if (!parsed || !config) return; // without the settings (joining), a round is nothing to act on
-    let view: RoundOpen | RoundClosed | FederationFinished;
+    let view: ReturnType<typeof announcedView>;
     try {
       view = announcedView(event, parsed, config, this.#trust);
     } catch (error) {
       return this.#fail(error as FederationError);
     }
     const deliver = () => {
-      if (event === 'round:open') this.emit('round:open', view as RoundOpen);
+      if (event === 'round:open') this.emit('round:open', view as AnnouncedRoundOpen);
       else if (event === 'round:closed') this.emit('round:closed', view as RoundClosed);
+      else if (event === 'secagg:phase')
+        this.emit('secagg:phase', view as SecurePhaseRecord, identitiesOf(parsed));
       else this.emit('federation:finished', view as FederationFinished);
     };
     // The coordinator may announce the open round before it acknowledges the proof: hold such

@@ -5,7 +5,9 @@
 //         -> connect and authenticate (again after every drop) -> say it is ready to train
 //            ('participant:ready'; rounds select only among the ready, and a bare `client join`
 //            never says it: its model and data were never loaded)
-//   'round:open' (selected) -> a round task: train from memory, upload (round.ts, round-io.ts)
+//   'round:open' (selected) -> a round task: train from memory, upload (round.ts, round-io.ts);
+//                  in a federation with secureAggregation, a secure round task instead
+//                  (secure-round.ts), to which the round's 'secagg:phase' records are routed
 //   'round:closed' -> record the round in the history, its result and its folder settled
 //                  (closed-round.ts) -> wait for the next one
 //   'federation:finished' (at the end of the last round, or at once on connecting to a finished
@@ -25,11 +27,10 @@ import {
   type FederationFinished,
   type RecordPosition,
   type RoundClosed,
-  type RoundOpen,
   type Tensor,
 } from '@fedit/shared';
 import { membershipConnection } from './join.ts';
-import { checkNewestAnnounced } from './announced.ts';
+import { checkNewestAnnounced, type AnnouncedRoundOpen } from './announced.ts';
 import { keepClosedRoundAdapter, keepClosedRoundReceipt, settleClosedRound } from './closed-round.ts';
 import { isTransient } from './errors.ts';
 import { fetchFinishedFederation, recordFinalResult } from './finished.ts';
@@ -41,7 +42,8 @@ import type {
   RoundHistoryEntry,
   StatusEvent,
 } from './events.ts';
-import { runRound } from './round.ts';
+import { startRoundWork, type PhaseInbox } from './secure-round.ts';
+import { droppedByRestartWords, droppedSecureRounds } from './secure-marker.ts';
 import { keepFinalAdapter, keepGlobalAdapter } from './round-io.ts';
 import { federationHeldOut, measureFinalAdapter } from './held-out.ts';
 import { adoptSettings, loadSession, type ParticipantOptions, type ParticipantSession } from './session.ts';
@@ -69,6 +71,8 @@ export interface ParticipantResult {
 
 interface RoundTask {
   round: number;
+  /** A secure round's phase records go here (secure-round.ts). */
+  phases?: PhaseInbox;
   controller: AbortController;
   done: Promise<void>;
 }
@@ -138,6 +142,8 @@ export class Participant extends EventEmitter<ParticipantEvents> {
         this.#setStatus({ status: 'connecting', message: 'loading the base model' }),
       );
       this.emit('report', loaded.data.report);
+      for (const round of await droppedSecureRounds(loaded.home, loaded.membership.federation))
+        this.emit('warning', droppedByRestartWords(round));
       options.signal?.throwIfAborted();
       const { membership, identity } = loaded;
       const { requestTimeoutMs, reconnectionDelayMax } = options;
@@ -203,6 +209,14 @@ export class Participant extends EventEmitter<ParticipantEvents> {
       }),
     );
     connection.on('round:open', (open) => this.#enqueue(() => this.#onRoundOpen(session, open)));
+    // At once, not queued: the round task waits for it. A forked phase record stops the participant.
+    connection.on('secagg:phase', (record, identities) => {
+      try {
+        if (this.#task?.round === record.round) this.#task.phases?.deliver(record, identities);
+      } catch (error) {
+        this.#die(error);
+      }
+    });
     connection.on('round:closed', (closed) => {
       // Stop work for a round that is over at once, not after what is queued.
       if (this.#task && this.#task.round <= closed.round) this.#task.controller.abort();
@@ -300,7 +314,7 @@ export class Participant extends EventEmitter<ParticipantEvents> {
     return entry;
   }
 
-  async #onRoundOpen(session: ParticipantSession, open: RoundOpen): Promise<void> {
+  async #onRoundOpen(session: ParticipantSession, open: AnnouncedRoundOpen): Promise<void> {
     await this.#checkNewest(session, open.signed, `round ${open.round}'s announcement`);
     const selected = open.selected.includes(session.connection.participantId);
     this.emit('round-open', { round: open.round, selected, deadline: open.deadline });
@@ -329,7 +343,9 @@ export class Participant extends EventEmitter<ParticipantEvents> {
       events: this,
       setStatus: (event: StatusEvent) => this.#setStatus(event),
     };
-    newTask.done = runRound(context, this.#entry(open.round, true)).finally(() => {
+    const work = startRoundWork(context, this.#entry(open.round, true));
+    newTask.phases = work.phases;
+    newTask.done = work.done.finally(() => {
       if (this.#task === newTask) this.#task = undefined;
     });
     this.#task = newTask;

@@ -6,6 +6,7 @@
 import type { EventEmitter } from 'node:events';
 import {
   sealedUpload,
+  type ClientEventName,
   type ClientPayload,
   uploadPass,
   type ContentHash,
@@ -111,6 +112,15 @@ export function fetchRoundAdapter(ctx: RoundContext): Promise<Map<string, Tensor
     (hash, index) => retrying(ctx, () => session.connection.request('adapter:get', { hash, index })),
     (done, total) => ctx.events.emit('progress', { round: open.round, phase: 'download', done, total }),
   );
+}
+
+/** A request of the round (a secure round's phases), retried across dropped connections. */
+export function roundRequest<E extends ClientEventName>(
+  ctx: RoundContext,
+  event: E,
+  payload: ClientPayload<E>,
+) {
+  return retrying(ctx, () => ctx.session.connection.request(event, payload));
 }
 
 /** SCAFFOLD: the server state holding c that the round announced, fetched like the adapter. */

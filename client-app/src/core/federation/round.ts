@@ -12,6 +12,8 @@
 //   -> upload (round-io.ts) -> once the coordinator acknowledged it: c_i+ becomes c_i, and the
 //      kept update is dropped
 //
+// The download, held-out measure and training (trainOnGlobal) are shared with a secure round
+// (secure-round.ts), which masks the delta instead of keeping and sending the update.
 // Only the envelope and sealed chunks of the trained LoRA tensors leave the machine: never the
 // data, never a plaintext tensor. The update is kept on disk until committed so that a dropped
 // connection or a restarted client resumes the upload instead of training again.
@@ -137,6 +139,48 @@ async function keptUpdate(ctx: RoundContext, dir: string): Promise<PendingUpload
 /** Downloads the global adapter, trains from it, and keeps the signed update on disk. */
 async function trainRound(ctx: RoundContext, dir: string): Promise<PendingUpload | undefined> {
   const { session, open } = ctx;
+  const trained = await trainOnGlobal(ctx, dir);
+  if (!trained) return undefined;
+  const { globalValues, own, tensors, scaffold, trainLoss, heldOut } = trained;
+  if (scaffold) {
+    const { steps, learningRate: lr } = open.training;
+    const next = nextOwnControl({ ...scaffold, global: globalValues, trained: tensors, steps, lr });
+    // Before the update is kept: a kept update always has its c_i+ beside it.
+    await keepNextControl(dir, next, scaffold.shapes);
+  }
+  const pending = buildUpdate({
+    identity: session.identity,
+    federation: session.membership.federation,
+    round: open.round,
+    globalAdapterHash: open.globalAdapterHash,
+    exampleCount: session.data.rows.length,
+    tensors: f32Tensors(tensors, own.shapes),
+    trainLoss,
+    heldOut,
+    chunkBytes: session.options.chunkBytes,
+  });
+  await savePendingUpload(dir, pending);
+  return pending;
+}
+
+/** What one round's local training produced, from the global adapter it started at. */
+export interface TrainedRound {
+  global: Map<string, Tensor>;
+  globalValues: Map<string, Float32Array>;
+  /** The global adapter at this participant's rank (what it trained from). */
+  own: ReturnType<typeof adapterAtRank>;
+  tensors: Map<string, Float32Array>;
+  scaffold: Awaited<ReturnType<typeof roundControl>> | undefined;
+  trainLoss: number;
+  heldOut: HeldOutFigures | undefined;
+}
+
+/**
+ * Downloads the global adapter, measures it on the held-out slice and trains from it (plain and
+ * secure rounds alike); undefined when stopped during training.
+ */
+export async function trainOnGlobal(ctx: RoundContext, dir: string): Promise<TrainedRound | undefined> {
+  const { session, open } = ctx;
   ctx.setStatus({
     status: 'downloading',
     round: open.round,
@@ -171,25 +215,16 @@ async function trainRound(ctx: RoundContext, dir: string): Promise<PendingUpload
       "the trained adapter does not hold the global adapter's tensors",
     );
   }
-  if (scaffold) {
-    const { steps, learningRate: lr } = open.training;
-    const next = nextOwnControl({ ...scaffold, global: globalValues, trained: tensors, steps, lr });
-    // Before the update is kept: a kept update always has its c_i+ beside it.
-    await keepNextControl(dir, next, scaffold.shapes);
+  for (const [name, values] of tensors) {
+    if (!values.every(Number.isFinite)) {
+      throw new FederationError(
+        'FEDERATION_ADAPTER',
+        `the trained tensor ${name} holds a value that is not finite`,
+      );
+    }
   }
-  const pending = buildUpdate({
-    identity: session.identity,
-    federation: session.membership.federation,
-    round: open.round,
-    globalAdapterHash: open.globalAdapterHash,
-    exampleCount: session.data.rows.length,
-    tensors: f32Tensors(tensors, own.shapes),
-    trainLoss: result.losses.reduce((s, l) => s + l, 0) / Math.max(1, result.losses.length),
-    heldOut,
-    chunkBytes: session.options.chunkBytes,
-  });
-  await savePendingUpload(dir, pending);
-  return pending;
+  const trainLoss = result.losses.reduce((s, l) => s + l, 0) / Math.max(1, result.losses.length);
+  return { global, globalValues, own, tensors, scaffold, trainLoss, heldOut };
 }
 
 /** The round's global adapter on the held-out slice (held-out.ts); undefined without a slice. */
@@ -285,21 +320,13 @@ function roundSettings(
   };
 }
 
-/** The trained values as F32 tensors of `shapes` (the global adapter's at this participant's rank); all finite. */
+/** The trained values (checked finite by trainOnGlobal) as F32 tensors of `shapes` (the global adapter's at this participant's rank). */
 function f32Tensors(
   trained: Map<string, Float32Array>,
   shapes: ReadonlyMap<string, readonly number[]>,
 ): Map<string, Tensor> {
   const out = new Map<string, Tensor>();
-  for (const [name, values] of trained) {
-    if (!values.every(Number.isFinite)) {
-      throw new FederationError(
-        'FEDERATION_ADAPTER',
-        `the trained tensor ${name} holds a value that is not finite`,
-      );
-    }
-    out.set(name, tensorFromF32(shapes.get(name)!, values));
-  }
+  for (const [name, values] of trained) out.set(name, tensorFromF32(shapes.get(name)!, values));
   return out;
 }
 

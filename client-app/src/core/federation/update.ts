@@ -1,3 +1,4 @@
+// (A secure round's masked input is built here too, buildMaskedUpdate, and never kept on disk.)
 // A participant's update for one round: the trained LoRA tensors serialised as safetensors (F32,
 // names in ascending UTF-8 order, no metadata), the signed envelope that commits to them, and the
 // copy of both kept on disk until the coordinator acknowledges the commit, so that a dropped
@@ -12,6 +13,8 @@ import {
   DEFAULT_CHUNK_BYTES,
   bytesEqual,
   chunkCountFor,
+  maskedInputSchema,
+  maskedInputTensors,
   packWire,
   serializeSafetensors,
   sha256Hash,
@@ -89,6 +92,43 @@ export function buildUpdate(options: {
       chunkCount: chunkCountFor(payload.byteLength, chunkBytes),
       createdAt: options.now ?? Date.now(),
       ...(options.heldOut && { heldOut: options.heldOut }),
+    },
+    options.identity,
+  );
+  return { envelope, payload, trainLoss: options.trainLoss };
+}
+
+/**
+ * Builds and signs a secure round's masked input (secagg/masked-input.ts): the masked words as one
+ * I32 tensor, exampleCount 1 (the real count is masked in the last word), no held-out figures. It
+ * is sent from memory, never kept: without the round's secrets it could not be unmasked anyway.
+ */
+export function buildMaskedUpdate(options: {
+  identity: Identity;
+  federation: string;
+  round: number;
+  globalAdapterHash: ContentHash;
+  words: Uint32Array;
+  trainLoss: number;
+  chunkBytes?: number;
+  now?: number;
+}): PendingUpload {
+  const payload = serializeSafetensors(maskedInputTensors(options.words));
+  const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  const envelope = signEnvelope(
+    {
+      version: 1,
+      federation: options.federation,
+      round: options.round,
+      participant: options.identity.sign.publicKey,
+      globalAdapterHash: options.globalAdapterHash,
+      exampleCount: 1,
+      tensorSchema: maskedInputSchema(options.words.length),
+      payloadHash: sha256Hash(payload),
+      payloadBytes: payload.byteLength,
+      chunkBytes,
+      chunkCount: chunkCountFor(payload.byteLength, chunkBytes),
+      createdAt: options.now ?? Date.now(),
     },
     options.identity,
   );
