@@ -387,6 +387,7 @@ export * from './secagg/index.ts';
 export {
   DP_RULE,
   checkDpCombination,
+  secureClipRangeFloor,
   dpOrders,
   type DifferentialPrivacyConfig,
 } from './federation/dp-config.ts';

@@ -7,7 +7,12 @@
 // scale 2^k is the finest (k at most 24) that the condition allows.
 
 import type { Command } from 'commander';
-import { FeditError, MAX_FIXED_POINT_PARTICIPANTS, checkFixedPointConfig } from '@fedit/shared';
+import {
+  FeditError,
+  MAX_FIXED_POINT_PARTICIPANTS,
+  checkFixedPointConfig,
+  secureClipRangeFloor,
+} from '@fedit/shared';
 import { number } from './options.ts';
 
 type Patch = { [key: string]: unknown };
@@ -133,6 +138,15 @@ export function applySecureAggregation(
   const batch = typeof training.batchSize === 'number' ? training.batchSize : 1;
   const weightCap = typeof aggregation.weightCap === 'number' ? aggregation.weightCap : steps * batch;
   const section: Patch = { ...SECURE_DEFAULTS, ...fromFile };
+  // With differential privacy the clip range must let the participants' noise shares through
+  // (secureClipRangeFloor); the default is that floor, rounded up to 3 significant digits.
+  const dp = merged.differentialPrivacy;
+  if (isSection(dp) && typeof dp.clipNorm === 'number' && typeof dp.noiseMultiplier === 'number') {
+    const floor = secureClipRangeFloor({ clipNorm: dp.clipNorm, noiseMultiplier: dp.noiseMultiplier });
+    const rounded = Number(floor.toPrecision(3));
+    section.clipRange =
+      fromFile?.clipRange ?? (rounded >= floor ? rounded : Number((floor * 1.001).toPrecision(3)));
+  }
   if (typed('secureAggregation') && typeof o.secureAggregation === 'string')
     section.graph = o.secureAggregation;
   for (const [key, field] of Object.entries(REFINEMENTS)) if (typed(key)) section[field] = o[key];

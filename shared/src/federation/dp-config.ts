@@ -64,6 +64,7 @@ export type DifferentialPrivacyConfig = Infer<typeof differentialPrivacySection>
 /** The parts of a config the combination rules read. */
 export interface DpConfigSources {
   differentialPrivacy?: DifferentialPrivacyConfig;
+  secureAggregation?: { clipRange: number };
   training: { scaffold?: boolean };
   aggregation: { rule: string; clipping?: unknown };
 }
@@ -88,12 +89,33 @@ export function checkDpCombination(config: DpConfigSources): void {
       'aggregation.clipping',
       'aggregation.clipping must be absent with differentialPrivacy: every update is clipped to differentialPrivacy.clipNorm, and a second clip would make the recorded bound untrue',
     );
+  const secure = config.secureAggregation;
+  if (secure !== undefined && !(secure.clipRange >= secureClipRangeFloor(dp)))
+    fail(
+      'INCONSISTENT',
+      'secureAggregation.clipRange',
+      `secureAggregation.clipRange must be at least ${secureClipRangeFloor(dp).toPrecision(4)} with differentialPrivacy (clipNorm ${dp.clipNorm}, noiseMultiplier ${dp.noiseMultiplier}), got ${secure.clipRange}: each participant's noise share must pass the encoding's clip range unclipped, or the noise is no longer Gaussian and epsilon does not hold`,
+    );
   if (config.training.scaffold)
     fail(
       'INCONSISTENT',
       'training.scaffold',
       "training.scaffold must be off with differentialPrivacy: SCAFFOLD's control variate is an unnoised mean of the updates served to every participant",
     );
+}
+
+/**
+ * The smallest secureAggregation.clipRange DP's distributed noise allows: a participant's encoded
+ * value is its clipped delta (at most C per coordinate) plus its noise share, whose standard
+ * deviation is at most sigma * C / sqrt(2) (shares are sized for at least 2 survivors). The encoding
+ * clips each coordinate to [-R, R]; a clipped noise value would no longer be Gaussian and the
+ * accountant's epsilon would not hold, so R must leave 7 standard deviations of room (a coordinate
+ * is clipped with probability below 3e-12).
+ */
+export function secureClipRangeFloor(
+  dp: Pick<DifferentialPrivacyConfig, 'clipNorm' | 'noiseMultiplier'>,
+): number {
+  return dp.clipNorm * (1 + (7 * dp.noiseMultiplier) / Math.SQRT2);
 }
 
 /** The orders the federation's accountant uses. */

@@ -18,9 +18,11 @@
 // has dropped out of the round: the coordinator recovers the others' sum without it, and the log
 // line says so. No plaintext tensor leaves this computer.
 
+import { randomBytes } from 'node:crypto';
 import {
   FeditError,
   SecAggError,
+  distributedDpDelta,
   SecureRoundClient,
   ruleRefFor,
   secureDelta,
@@ -133,7 +135,7 @@ export async function runSecureRound(ctx: SecureRoundContext, entry: RoundHistor
     if (!trained) return; // stopped during training
     entry.trainLoss = trained.trainLoss;
     entry.examples = session.data.rows.length;
-    const { delta, weight } = encodable(ctx, trained);
+    const { delta, weight } = encodable(ctx, trained, keys.body.threshold);
     const words = client.mask(delta, weight);
     if (signal.aborted) return;
     ctx.setStatus({
@@ -204,6 +206,7 @@ function phaseRequest<E extends 'secagg:advertise' | 'secagg:shares' | 'secagg:i
 function encodable(
   ctx: RoundContext,
   trained: TrainedRound,
+  threshold: number,
 ): { delta: Map<string, Float32Array>; weight: number } {
   const { settings, rank, data } = ctx.session;
   const lora = federationLora(settings);
@@ -213,11 +216,22 @@ function encodable(
       `a secure round sums updates of the federation's LoRA rank ${lora.rank}; this participant trains rank ${rank} (drop --rank)`,
     );
   const { rule, weightCap } = settings.aggregation;
+  const weight = secureWeight(rule, data.rows.length, weightCap!);
+  const dp = settings.differentialPrivacy;
+  if (dp) {
+    // Distributed DP noise: the clipped delta plus this participant's share of the noise, drawn
+    // from a fresh seed that never leaves this computer. Each share is sized for the fewest
+    // updates the round can close with (max(minUpdates, t): below t it aborts), so the unmasked
+    // sum carries at least N(0, sigma^2 C^2) however many survive: the accountant's sigma holds.
+    const fewest = Math.max(settings.minUpdates, threshold);
+    const schema = new Map([...trained.globalValues].map(([name, g]) => [name, [g.length]]));
+    return {
+      delta: distributedDpDelta(trained.tensors, trained.globalValues, schema, dp, fewest, randomBytes(32)),
+      weight,
+    };
+  }
   const ruleConfig = ruleRefFor(settings).config;
-  return {
-    delta: secureDelta(trained.tensors, trained.globalValues, rule, ruleConfig),
-    weight: secureWeight(rule, data.rows.length, weightCap!),
-  };
+  return { delta: secureDelta(trained.tensors, trained.globalValues, rule, ruleConfig), weight };
 }
 
 /**
