@@ -4,6 +4,7 @@
 
 import test, { type ExecutionContext } from 'ava';
 import {
+  secureClipRangeFloor,
   ConfigError,
   configHash,
   ruleRefFor,
@@ -74,4 +75,23 @@ test('combinations that break the guarantee are refused, saying why', (t) => {
     'training.scaffold',
     /unnoised mean/,
   );
+});
+
+test('with secure aggregation the clip range must pass the noise shares unclipped (7 standard deviations)', (t) => {
+  // C (1 + 7 sigma / sqrt 2) = 0.5 * (1 + 7 * 1.1 / 1.41421...) = 3.222...
+  t.is(secureClipRangeFloor(DP).toFixed(4), '3.2224');
+  const secure = (clipRange: number) => ({
+    ...dpConfig,
+    aggregation: { ...dpConfig.aggregation, weightCap: 4 },
+    secureAggregation: {
+      graph: 'complete',
+      thresholdFraction: 0.6,
+      clipRange,
+      scaleBits: 12,
+      maxParticipants: 8,
+      phaseSeconds: 10,
+    },
+  });
+  refused(t, secure(1), 'secureAggregation.clipRange', /at least 3\.222 .*noise share/);
+  t.notThrows(() => validateFederationConfig(secure(3.25)));
 });
