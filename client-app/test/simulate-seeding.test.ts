@@ -12,6 +12,8 @@ import { initLoraTensors, loadCheckpoint, uniformSampler } from '@fedit/kernels'
 import { DEMO_LORA } from '../src/demo/train.ts';
 import {
   builtinTaskDataset,
+  mergeSettings,
+  rulePreset,
   runLoopbackFederation,
   simulationPlan,
   tamper,
@@ -120,4 +122,28 @@ test('tamper: scale, sign flip and example count, element by element', (t) => {
   t.deepEqual([...tamper({ kind: 'scale', factor: 10 }, global, trained).get('w')!], [6, 2, -21]);
   t.deepEqual([...tamper({ kind: 'signflip' }, global, trained).get('w')!], [0.5, 2, 1]);
   t.deepEqual([...tamper({ kind: 'examples', count: 5 }, global, trained).get('w')!], [1.5, 2, -3]);
+});
+
+test("the 'secure' rule (the demo's --secure-aggregation) runs secure rounds that equal plain FedIT's first round within the fixed-point bound", async (t) => {
+  const modelDir = await ensureDemoBaseModel(defaultDemoCacheDir());
+  // Same seed: same identities, data orders and initial adapter, so round 1 trains the same updates
+  // in both. With two participants the plain default clipping (2 x the median norm) clips nothing,
+  // so both aggregate FedIT's weighted mean; the secure one from the unmasked fixed-point sum.
+  const plain = await tinyFederation(modelDir, 21);
+  const secure = await tinyFederation(modelDir, 21, {
+    rule: 'secure',
+    settings: mergeSettings(TINY, rulePreset('secure')) as SimulationOptions['settings'],
+  });
+  t.is(secure.length, 2);
+  t.is(secure[0].updates, 2);
+  t.not(secure[0].adapterHash, plain[0].adapterHash, 'a different computation');
+  let worst = 0;
+  for (const [name, x] of secure[0].tensors) {
+    const p = plain[0].tensors.get(name)!;
+    x.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - p[i]))));
+  }
+  const moved = norm(secure[0].tensors, secure[1].tensors);
+  // n * 2^-18 / T per coordinate (T = 2 x 12 examples), plus float32 rounding of either path.
+  t.true(worst < 1e-5, `largest difference ${worst}`);
+  t.true(moved > 1e-3, `the adapter moved ${moved} in round 2`);
 });

@@ -19,6 +19,11 @@ export function registerDemoCommand(program: Command): void {
     )
     .option('--rounds <n>', 'FedIT rounds', wholeNumber('--rounds', 1), DEMO_ROUNDS)
     .option('--threads <n>', 'CPU threads per model', wholeNumber('--threads', 1), 1)
+    .option(
+      '--secure-aggregation',
+      'mask every update (SecAgg+): the coordinator sees only the sums; FedIT without SCAFFOLD',
+      false,
+    )
     .action(async (o) => {
       const { runDemo } = await import('../demo/demo.ts');
       const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
@@ -27,6 +32,7 @@ export function registerDemoCommand(program: Command): void {
         participants: o.participants,
         rounds: o.rounds,
         threads: o.threads,
+        secure: o.secureAggregation,
         print: (line) => process.stdout.write(line + '\n'),
       });
       if (!result.auditOk) process.exitCode = 1;

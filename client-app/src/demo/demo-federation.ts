@@ -1,12 +1,11 @@
 // The federated part of `fedit demo`: the loopback federation (../simulate/federation.ts, which
-// `fedit simulate` runs too) with the demo's settings and rule (DEMO_RULE), each closed round evaluated (in order, while
+// `fedit simulate` runs too) with the demo's settings and rule (DEMO_RULE, or DEMO_SECURE_RULE), each closed round evaluated (in order, while
 // the next one trains) into a printed row of the table.
 
 import { runLoopbackFederation, type ClosedRound } from '../simulate/federation.ts';
 import { rulePreset, simulationSettings } from '../simulate/presets.ts';
 import { roundTableHeader, roundTableRow, type DemoRound } from './demo-table.ts';
 import { taskAccuracy } from './evaluate.ts';
-import { DEMO_RULE } from './federation-settings.ts';
 import type { DemoSplit } from './tasks.ts';
 import { DEMO_LORA } from './train.ts';
 
@@ -19,6 +18,8 @@ export interface DemoFederationOptions {
   split: DemoSplit;
   rounds: number;
   threads: number;
+  /** The rule preset (simulate/presets.ts) the federation runs: DEMO_RULE or DEMO_SECURE_RULE. */
+  rule: string;
   print: (line: string) => void;
   /** Held-out loss of the base model with an adapter, on the evaluation tasks. */
   heldOutLoss: (tensors: ReadonlyMap<string, Float32Array>) => Promise<number>;
@@ -33,7 +34,7 @@ export async function runDemoFederation(o: DemoFederationOptions): Promise<DemoR
     modelDir: o.modelDir,
     modelName: 'fedit demo base (built in)',
     members: o.split.participants,
-    settings: simulationSettings(n, o.rounds, rulePreset(DEMO_RULE)),
+    settings: simulationSettings(n, o.rounds, rulePreset(o.rule)),
     seed: 1,
     // The same participants' identities, hence data orders, every run: the demo repeats its numbers.
     seededIdentities: true,

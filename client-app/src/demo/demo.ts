@@ -1,7 +1,8 @@
 // `npm run demo` / `fedit demo`: the product's main job, on this machine. A coordinator and several
 // participants on loopback, the built-in base model (pretrained by fedit's own engine), built-in
 // instruction tasks split non-IID across participants (each holds only some task categories, like
-// Shepherd's category-sharded Dolly), several FedIT rounds with SCAFFOLD through the real protocol, crypto and
+// Shepherd's category-sharded Dolly), several FedIT rounds with SCAFFOLD (or, with `secure`, under
+// secure aggregation: DEMO_SECURE_RULE) through the real protocol, crypto and
 // round log — then the federated global adapter against each participant's local-only adapter on
 // every category, and the audit's verdict.
 //
@@ -22,6 +23,7 @@ import { comparisonHeader, comparisonRow, pct, type DemoRound } from './demo-tab
 import { taskAccuracy, type TaskAccuracy } from './evaluate.ts';
 import { demoSplit, toJsonl, TASK_CATEGORIES, type DemoSplit, type TaskRecord } from './tasks.ts';
 import { DEMO_LORA, DEMO_TRAINING, trainDemoAdapter } from './train.ts';
+import { DEMO_RULE, DEMO_SECURE_RULE } from './federation-settings.ts';
 
 export interface DemoOptions {
   /** Where the federation folder and the participants' folders go. */
@@ -29,6 +31,8 @@ export interface DemoOptions {
   participants?: number;
   rounds?: number;
   threads?: number;
+  /** Secure aggregation (the `secure` rule preset): the coordinator unmasks only each round's sum. */
+  secure?: boolean;
   cacheDir?: string;
   /** Lines for a person, as they happen. */
   print?: (line: string) => void;
@@ -65,7 +69,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
   print(
     'fedit demo: a federation of ' +
-      `${n} participants on this machine, ${rounds} FedIT rounds with SCAFFOLD\n`,
+      `${n} participants on this machine, ${rounds} FedIT rounds ${o.secure ? 'under secure aggregation (the coordinator sees only the sums)' : 'with SCAFFOLD'}\n`,
   );
   print("1. the built-in base model (pretrained by fedit's own engine on first use, then cached)");
   const modelDir = await ensureDemoBaseModel(o.cacheDir ?? defaultDemoCacheDir(), {
@@ -96,6 +100,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     split,
     rounds,
     threads,
+    rule: o.secure ? DEMO_SECURE_RULE : DEMO_RULE,
     print,
     heldOutLoss,
   });

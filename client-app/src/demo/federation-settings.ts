@@ -14,6 +14,9 @@ export const DEMO_AGGREGATION: FederationSettings['aggregation'] = { rule: DEFAU
  */
 export const DEMO_RULE = 'scaffold';
 
+/** `fedit demo --secure-aggregation`: FedIT under secure aggregation (SCAFFOLD needs individual updates). */
+export const DEMO_SECURE_RULE = 'secure';
+
 /** The settings of a demo federation in which all `participants` take part in each of `rounds`. */
 export function demoFederationSettings(participants: number, rounds: number): Partial<FederationSettings> {
   return {

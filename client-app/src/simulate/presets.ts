@@ -35,6 +35,24 @@ export const RULE_PRESETS: Record<string, SettingsPatch> = {
   /** FedAvg with a server learning rate of 3 (Reddi et al. 2021's server SGD). */
   'server-sgd3': { aggregation: { rule: 'fedit', serverOptimizer: { kind: 'sgd', lr: 3 } } },
   'server-sgd2': { aggregation: { rule: 'fedit', serverOptimizer: { kind: 'sgd', lr: 2 } } },
+  /**
+   * FedIT's weighted mean under secure aggregation (SecAgg+, Bell et al. 2020): the coordinator
+   * unmasks only the sum. No SCAFFOLD and no adaptive clipping (both need individual updates). The
+   * scale 2^-18 passes the overflow condition for the demo's weight cap (80) and up to 100
+   * participants with the clip range 1 (every demo update's coordinates are far inside it).
+   */
+  secure: {
+    training: { scaffold: false },
+    aggregation: { rule: 'fedit' },
+    secureAggregation: {
+      graph: 'secagg+',
+      thresholdFraction: 0.7,
+      clipRange: 1,
+      scaleBits: 18,
+      maxParticipants: 100,
+      phaseSeconds: 120,
+    },
+  },
   /** Coordinate-wise median (Yin et al. 2018). */
   median: { aggregation: { rule: 'median' } },
   /** Coordinate-wise trimmed mean (Yin et al. 2018), a fifth dropped at each end. */
