@@ -48,6 +48,7 @@ import { decodeShare, encodeShare, SHARE_BYTES, splitSecret } from '../shamir.ts
 import {
   boxNonce,
   hex,
+  revealFields,
   selfSeedCommitment,
   sharesHashOf,
   signSecagg,
@@ -404,14 +405,4 @@ export class SecureRoundClient {
       signature: signSecagg('reveal', this.#context, fields, this.#identity),
     };
   }
-}
-
-/** The signed form of a reveal: {self: {owner: hex}, key: {owner: hex}} as the record holds it. */
-export function revealFields(
-  self: readonly { owner: string; share: Uint8Array }[],
-  key: readonly { owner: string; share: Uint8Array }[],
-): { self: Record<string, string>; key: Record<string, string> } {
-  const dict = (l: readonly { owner: string; share: Uint8Array }[]) =>
-    Object.fromEntries(l.map(({ owner, share }) => [owner, hex(share)]));
-  return { self: dict(self), key: dict(key) };
 }

@@ -118,3 +118,13 @@ export function verifySecagg(
 ): boolean {
   return verifyDigest(signKey, DOMAIN_OF[what], secaggDigest(context, fields), signature);
 }
+
+/** The signed form of a reveal: {self: {owner: hex}, key: {owner: hex}} as the record holds it. */
+export function revealFields(
+  self: readonly { owner: string; share: Uint8Array }[],
+  key: readonly { owner: string; share: Uint8Array }[],
+): { self: Record<string, string>; key: Record<string, string> } {
+  const dict = (l: readonly { owner: string; share: Uint8Array }[]) =>
+    Object.fromEntries(l.map(({ owner, share }) => [owner, hex(share)]));
+  return { self: dict(self), key: dict(key) };
+}
