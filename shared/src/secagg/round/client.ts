@@ -382,7 +382,8 @@ export class SecureRoundClient {
       dropped,
       signatures: record.body.signatures,
       signingKey: this.#signingKeys!,
-      owners: holdersOf(plan, this.#id),
+      // The owners it holds shares of that the record names (one that never shared has none revealed).
+      owners: holdersOf(plan, this.#id).filter((j) => survivors.includes(j) || dropped.includes(j)),
     });
     if (problems.length > 0)
       throw new SecAggError(
