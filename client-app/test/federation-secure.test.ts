@@ -200,7 +200,7 @@ test('a secure federation runs to its end, equals the plaintext aggregate of the
   const kinds = log.filter((r) => r.round === 1 && r.kind !== 'config').map((r) => r.kind);
   t.deepEqual(
     kinds.filter((k) => k.startsWith('round-') || k.startsWith('secagg-')),
-    ['round-open', 'secagg-keys', 'secagg-shares', 'secagg-unmask', 'round-closed'],
+    ['round-open', 'secagg-keys', 'secagg-shares', 'secagg-unmask', 'secagg-consistency', 'round-closed'],
   );
   const closed = log.flatMap((r) => (r.kind === 'round-closed' ? [r] : []));
   t.is(closed.length, 2);

@@ -99,6 +99,15 @@ test('a secure round refuses what is not its phase, plaintext and smuggled updat
       field: 'payload.round',
     },
   );
+  // A consistency signature before the unmask record, and one whose signature is not 64 bytes
+  // (refused by the validator before the engine sees it).
+  t.like(refused(await a.request('secagg:consistency', { round: 1, signature: new Uint8Array(64) })), {
+    code: 'SECAGG_PHASE',
+  });
+  t.like(refused(await a.request('secagg:consistency', { round: 1, signature: new Uint8Array(65) })), {
+    code: 'PROTOCOL_RANGE',
+    field: 'payload.signature',
+  });
   // A malformed advert (31-byte key) and a forged one (not signed by the enrolled key).
   t.like(
     refused(

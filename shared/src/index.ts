@@ -124,6 +124,7 @@ export {
   type SecaggKeysBody,
   type SecaggSharesBody,
   type SecaggUnmaskBody,
+  type SecaggConsistencyBody,
   type SecureSection,
 } from './rounds/record.ts';
 export {

@@ -99,7 +99,7 @@ test('every holder refuses an unmask record that would expose a survivor (its ne
       neighbours = mask.get(1)!.map((j) => sorted[j - 1]);
       return new Map();
     },
-    after: (clients, unmask) => {
+    unmasked: (clients, unmask) => {
       const b = unmask.body;
       const lie = fed.append('secagg-unmask', 1, {
         survivors: b.survivors.filter((p) => !neighbours.includes(p)),
@@ -140,6 +140,7 @@ test('holders refuse both kinds of share of one participant, in either order (a 
           if (id === survivor && lie === lie2) continue;
           const err = t.throws(() => client.onUnmask(lie), { instanceOf: SecAggError });
           refusals.push(err!.code);
+          t.regex(err!.message, /already signed another secagg-unmask record/);
         }
       }
       fed.records.splice(-2); // the lies were never part of the honest log

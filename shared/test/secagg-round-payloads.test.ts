@@ -287,7 +287,36 @@ test('the collector refuses reveals that are forged, from the dropped, or of the
   );
   const unmask = fed.append('secagg-unmask', 1, collector.unmaskBody());
   t.deepEqual(unmask.body.dropped, [d]);
-  const reveal = clients.get(a)!.onUnmask(unmask);
+  collector.unmaskRecorded(unmask.hash);
+  const signed = new Map([a, b, c].map((id) => [id, clients.get(id)!.onUnmask(unmask)]));
+  t.is(
+    code(t, () => collector.addReveal(a, {} as never)),
+    'SECAGG_PHASE',
+    'no reveal before the consistency record',
+  );
+  t.is(
+    code(t, () => collector.addConsistency(d, signed.get(a)!)),
+    'SECAGG_STRANGER',
+  );
+  t.is(
+    code(t, () => collector.addConsistency(b, signed.get(a)!)),
+    'SECAGG_SIGNATURE',
+  );
+  t.is(
+    code(t, () => collector.addConsistency(a, { ...signed.get(a)!, round: 2 })),
+    'SECAGG_INPUT',
+  );
+  for (const [id, s] of signed) collector.addConsistency(id, s);
+  t.is(
+    code(t, () => collector.addConsistency(a, signed.get(a)!)),
+    'SECAGG_REPEAT',
+  );
+  const consistency = fed.append('secagg-consistency', 1, collector.consistencyBody());
+  t.deepEqual(
+    consistency.body.signatures.map((s) => s.participant),
+    [a, b, c].sort(),
+  );
+  const reveal = clients.get(a)!.onConsistency(consistency);
   t.is(
     code(t, () => collector.addReveal(d, reveal)),
     'SECAGG_STRANGER',

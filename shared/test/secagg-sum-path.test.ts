@@ -117,7 +117,8 @@ test("'secagg:phase' carries only the secure kinds, signed by the federation's c
   const open = fed.records.find((r) => r.kind === 'round-open')!;
   t.throws(() => verifyAnnouncedRecord(open, SECAGG_PHASE_KINDS, trust, 'the phase'), {
     instanceOf: AnnouncementError,
-    message: /round-open record, where secagg-keys or secagg-shares or secagg-unmask belongs/,
+    message:
+      /round-open record, where secagg-keys or secagg-shares or secagg-unmask or secagg-consistency belongs/,
   });
   const other = { ...trust, coordinator: { sign: nacl.sign.keyPair().publicKey, box: new Uint8Array(32) } };
   t.throws(() => verifyAnnouncedRecord(keys, SECAGG_PHASE_KINDS, other, 'the phase'), {

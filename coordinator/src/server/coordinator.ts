@@ -171,6 +171,8 @@ export async function runFederation(
         rounds.secureRound(p.round).advertise(sessions.participantOf(socket), p),
       'secagg:shares': (socket, p) => rounds.secureRound(p.round).shares(sessions.participantOf(socket), p),
       'secagg:inbox': (socket, p) => rounds.secureRound(p.round).inbox(sessions.participantOf(socket), p),
+      'secagg:consistency': (socket, p) =>
+        rounds.secureRound(p.round).consistency(sessions.participantOf(socket), p),
       'secagg:reveal': (socket, p) => rounds.secureRound(p.round).reveal(sessions.participantOf(socket), p),
     },
   });

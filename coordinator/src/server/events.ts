@@ -17,7 +17,12 @@ export type CoordinatorEvent =
   /** An aborted round does not count toward the federation's rounds; another is opened. */
   | { type: 'round-aborted'; round: number; reason: string }
   /** A secure round's message of `participant` was accepted (its keys, its shares, its reveal). */
-  | { type: 'secagg-received'; round: number; participant: string; phase: 'advertise' | 'shares' | 'reveal' }
+  | {
+      type: 'secagg-received';
+      round: number;
+      participant: string;
+      phase: 'advertise' | 'shares' | 'consistency' | 'reveal';
+    }
   /**
    * A secure round's phase ended (secure-round.ts): `done` with the participants it holds (U1, U2,
    * U3, or the revealers) after `seconds`, or `abort` (fewer than the threshold remained).
@@ -25,7 +30,7 @@ export type CoordinatorEvent =
   | {
       type: 'secagg-phase';
       round: number;
-      phase: 'advertise' | 'shares' | 'masked' | 'reveal' | 'over';
+      phase: 'advertise' | 'shares' | 'masked' | 'consistency' | 'reveal' | 'over';
       outcome: 'done' | 'abort';
       participants: number;
       seconds?: number;

@@ -9,6 +9,10 @@
 //   masked     masked inputs through the ordinary upload (uploads.ts: update:begin/chunk/commit of
 //              one I32 tensor of L words, secagg/masked-input.ts), until the quorum or the deadline
 //   unmask     secagg-unmask appended (U3 = who uploaded, U2 \ U3 dropped), told
+//   consistency  'secagg:consistency' from U3 (each survivor's signature of the secagg-unmask record
+//              it was shown), until all signed or phaseSeconds passed -> secagg-consistency
+//              appended with the signatures, told; short of the quorums (consistency.ts) the round
+//              aborts before anyone reveals
 //   reveal     'secagg:reveal' from U3, until the collector can unmask or phaseSeconds passed
 //              -> the sum unmasked; the runner aggregates it and appends round-closed with `secure`
 //
@@ -32,6 +36,7 @@ import {
   type SecaggKeysBody,
   type SecaggSharesBody,
   type SecaggUnmaskBody,
+  type SecaggConsistencyBody,
   type SecureSection,
   type ClientPayload,
   type InboxPayload,
@@ -46,7 +51,7 @@ import type { OpenRound } from './round.ts';
 import type { FeditSocket, SocketState } from './transport.ts';
 
 /** The phase a secure round is in; each accepts only its own message. */
-export type SecurePhase = 'advertise' | 'shares' | 'masked' | 'reveal' | 'over';
+export type SecurePhase = 'advertise' | 'shares' | 'masked' | 'consistency' | 'reveal' | 'over';
 
 /** What the reveal phase ends with: the unmasked sum, or why the round aborts. */
 export type SecureOutcome =
@@ -130,7 +135,13 @@ export class SecureRound {
   async finish(): Promise<SecureOutcome> {
     const unmask = this.#body(() => this.collector.unmaskBody());
     if (!unmask) return { ok: false, reason: this.abortReason! };
-    await this.#publish('secagg-unmask', unmask, 'reveal');
+    const unmaskRecord = await this.#publish('secagg-unmask', unmask, 'consistency');
+    this.collector.unmaskRecorded(unmaskRecord.hash);
+    await this.#until(() => this.collector.allConsistent());
+    if (this.#stopped) return { ok: false, reason: 'the coordinator stopped during the consistency phase' };
+    const consistency = this.#body(() => this.collector.consistencyBody());
+    if (!consistency) return { ok: false, reason: this.abortReason! };
+    await this.#publish('secagg-consistency', consistency, 'reveal');
     const survivors = unmask.survivors;
     await this.#until(() => survivors.every((p) => this.#revealed.has(p)) || this.collector.canUnmask());
     if (this.#stopped) return { ok: false, reason: 'the coordinator stopped during the reveal phase' };
@@ -181,6 +192,13 @@ export class SecureRound {
     return { ciphertexts: this.#accept(() => this.collector.inbox(participant)) };
   }
 
+  consistency(participant: string, p: ClientPayload<'secagg:consistency'>): Record<string, never> {
+    this.#expect(p.round, 'consistency', 'secagg:consistency');
+    this.#accept(() => this.collector.addConsistency(participant, p));
+    this.#received(participant, 'consistency');
+    return {};
+  }
+
   reveal(participant: string, p: ClientPayload<'secagg:reveal'>): Record<string, never> {
     this.#expect(p.round, 'reveal', 'secagg:reveal');
     this.#accept(() => this.collector.addReveal(participant, p));
@@ -221,7 +239,7 @@ export class SecureRound {
 
   // ---- internals -------------------------------------------------------------------------------
 
-  #received(participant: string, phase: 'advertise' | 'shares' | 'reveal'): void {
+  #received(participant: string, phase: 'advertise' | 'shares' | 'consistency' | 'reveal'): void {
     this.o.emit({ type: 'secagg-received', round: this.round, participant, phase });
   }
 
@@ -244,16 +262,18 @@ export class SecureRound {
   }
 
   async #publish(
-    kind: 'secagg-keys' | 'secagg-shares' | 'secagg-unmask',
-    body: SecaggKeysBody | SecaggSharesBody | SecaggUnmaskBody,
+    kind: 'secagg-keys' | 'secagg-shares' | 'secagg-unmask' | 'secagg-consistency',
+    body: SecaggKeysBody | SecaggSharesBody | SecaggUnmaskBody | SecaggConsistencyBody,
     next: SecurePhase,
-  ): Promise<void> {
+  ): Promise<{ hash: string }> {
     const participants =
       kind === 'secagg-keys'
         ? (body as SecaggKeysBody).advertised.length
         : kind === 'secagg-shares'
           ? (body as SecaggSharesBody).shared.length
-          : (body as SecaggUnmaskBody).survivors.length;
+          : kind === 'secagg-unmask'
+            ? (body as SecaggUnmaskBody).survivors.length
+            : (body as SecaggConsistencyBody).signatures.length;
     this.#phaseDone(this.phase, participants);
     // The record first, then the phase: nothing of the next phase is accepted before it is logged.
     const record = await this.o.ledger.append({ kind, body } as Parameters<Ledger['append']>[0]);
@@ -271,6 +291,7 @@ export class SecureRound {
     if (this.phase !== 'over') this.phase = next;
     this.#phaseStarted = performance.now();
     this.o.broadcast().emit('secagg:phase', message);
+    return record;
   }
 
   #phaseDone(phase: SecurePhase, participants: number): void {

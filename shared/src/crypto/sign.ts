@@ -33,6 +33,8 @@ export const DOMAINS = {
   secaggAdvert: 'fedit/secagg-advert/v1',
   secaggShares: 'fedit/secagg-shares/v1',
   secaggReveal: 'fedit/secagg-reveal/v1',
+  /** A survivor's signature of the one secagg-unmask record it was shown (secagg/round/consistency.ts). */
+  secaggConsistency: 'fedit/secagg-consistency/v1',
 } as const satisfies Record<string, SignatureDomain>;
 
 // The order L of the Ed25519 base point; a signature's S (its last 32 bytes, little-endian) must be below it.

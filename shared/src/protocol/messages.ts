@@ -31,6 +31,7 @@ import {
 import { LOG_PROOF_MESSAGES } from './log-proofs.ts';
 import {
   secaggAdvertise,
+  secaggConsistency,
   secaggInbox,
   secaggInboxRequest,
   secaggReveal,
@@ -154,7 +155,8 @@ export type ParticipantReadyResult = Infer<typeof participantReadyResult>;
 const signedRecord = predicate<object>(isRecord, 'is not a round record (an object)', 'TYPE');
 
 /**
- * Server → client: a secure round's phase: its secagg-keys, secagg-shares or secagg-unmask record.
+ * Server → client: a secure round's phase: its secagg-keys, secagg-shares, secagg-unmask or
+ * secagg-consistency record.
  * With secagg-keys come the public identities of the advertisers, so that each holder checks every
  * advert's signature without trusting the coordinator for keys: an identity counts only when its
  * fingerprint is the participant id (secure-round.ts on the participant's side).
@@ -238,6 +240,7 @@ export const CLIENT_MESSAGES = {
   'secagg:advertise': { payload: secaggAdvertise, result: secaggAck },
   'secagg:shares': { payload: secaggShares, result: secaggAck },
   'secagg:inbox': { payload: secaggInboxRequest, result: secaggInbox },
+  'secagg:consistency': { payload: secaggConsistency, result: secaggAck },
   'secagg:reveal': { payload: secaggReveal, result: secaggAck },
 } as const satisfies Record<string, { payload: Schema<object>; result: Schema<object> }>;
 
@@ -247,7 +250,7 @@ export const SERVER_MESSAGES = {
   'round:open': roundOpen,
   'round:closed': roundClosed,
   'federation:finished': federationFinished,
-  /** A secure round's secagg-keys, secagg-shares or secagg-unmask record, as signed. */
+  /** A secure round's secagg-keys, -shares, -unmask or -consistency record, as signed. */
   'secagg:phase': secaggPhaseMessage,
   /** Something the client sent outside an acknowledged request was refused. */
   error: wireError,

@@ -7,9 +7,11 @@
 //     'secagg:advertise'  {round, encryptionKey, maskKey, signature}
 //     'secagg:shares'     {round, selfSeedCommitment, ciphertexts: [{to, box}], signature}
 //     'secagg:inbox'      {round} -> {ciphertexts: [{from, box}]}
+//     'secagg:consistency' {round, signature}: its signature of the secagg-unmask record it was shown
 //     'secagg:reveal'     {round, self: [{owner, share}], key: [{owner, share}], signature}
 //   coordinator -> client
-//     'secagg:phase'      {record}: the secagg-keys, secagg-shares or secagg-unmask record, signed
+//     'secagg:phase'      {record}: the secagg-keys, secagg-shares, secagg-unmask or
+//                         secagg-consistency record, signed
 
 import { bytes, int, isRecord, list, object, predicate, type Infer } from '../schema/schema.ts';
 import { SEED_BYTES } from '../secagg/prg.ts';
@@ -47,6 +49,10 @@ export const secaggInbox = object({
 });
 export type InboxPayload = Infer<typeof secaggInbox>;
 export type InboxCiphertext = InboxPayload['ciphertexts'][number];
+
+/** Fixed size: nothing to bound but the signature (64 bytes). */
+export const secaggConsistency = object({ round, signature });
+export type ConsistencyPayload = Infer<typeof secaggConsistency>;
 
 const revealedShares = peers(object({ owner: participantId, share: bytes(SHARE_BYTES) }));
 export const secaggReveal = object({ round, self: revealedShares, key: revealedShares, signature });

@@ -4,6 +4,7 @@
 // the import cycle messages.ts -> secagg-messages.ts -> validate.ts -> messages.ts.
 import {
   secaggAdvertise,
+  secaggConsistency,
   secaggInbox,
   secaggInboxRequest,
   secaggPhase,
@@ -16,5 +17,6 @@ export const validateSecaggAdvertise = protocolValidator(secaggAdvertise);
 export const validateSecaggShares = protocolValidator(secaggShares);
 export const validateSecaggInboxRequest = protocolValidator(secaggInboxRequest);
 export const validateSecaggInbox = protocolValidator(secaggInbox);
+export const validateSecaggConsistency = protocolValidator(secaggConsistency);
 export const validateSecaggReveal = protocolValidator(secaggReveal);
 export const validateSecaggPhase = protocolValidator(secaggPhase);

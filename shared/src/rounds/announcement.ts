@@ -215,7 +215,12 @@ export function roundClosedView(
 }
 
 /** The kinds of record 'secagg:phase' may carry: verifyAnnouncedRecord(value, SECAGG_PHASE_KINDS, ...). */
-export const SECAGG_PHASE_KINDS = ['secagg-keys', 'secagg-shares', 'secagg-unmask'] as const;
+export const SECAGG_PHASE_KINDS = [
+  'secagg-keys',
+  'secagg-shares',
+  'secagg-unmask',
+  'secagg-consistency',
+] as const;
 
 /** The kinds of record 'federation:finished' may carry (one place, for a `finished` kind to join). */
 export const FINISHED_RECORD_KINDS = ['round-closed'] as const;

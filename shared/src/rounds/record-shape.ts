@@ -428,6 +428,15 @@ export const RECORD_BODIES = {
   'secagg-shares': part({ shared: perParticipant(secaggShared) }),
   /** U3 (survivors: their masked inputs arrived) and U2 \ U3 (dropped), each sorted. */
   'secagg-unmask': part({ survivors: perParticipant(name), dropped: perParticipant(name) }),
+  /**
+   * The consistency check (secagg/round/consistency.ts): the survivors' signatures of the
+   * secagg-unmask record, gathered before anyone reveals, sorted by participant.
+   */
+  'secagg-consistency': part({
+    /** The hash of the round's secagg-unmask record: what each survivor signed. */
+    unmaskHash: hash,
+    signatures: perParticipant(part({ participant: name, signature })),
+  }),
 } as const satisfies { [K in RoundRecordKind]: ObjectSchema<Shape> };
 
 // ---- the record --------------------------------------------------------------------------------

@@ -10,8 +10,8 @@
 //              the number of the last round opened before it (0 before the first)
 //   kind       config | enrol | rename | revoke | round-open | round-closed | round-aborted |
 //              finished (the federation ran all its rounds; written once, after the last round) |
-//              secagg-keys | secagg-shares | secagg-unmask (a secure round's phases, in that
-//              order between its round-open and its round-closed or round-aborted)
+//              secagg-keys | secagg-shares | secagg-unmask | secagg-consistency (a secure round's
+//              phases, in that order between its round-open and its round-closed or round-aborted)
 //   prevHash   the previous record's hash; ZERO_HASH for the first record
 //   time       when the coordinator wrote it: UTC, "YYYY-MM-DDTHH:MM:SS.sssZ", never decreasing
 //   body       the kind's content (RECORD_BODIES in record-shape.ts declares each, the *Body types
@@ -46,6 +46,7 @@ export const ROUND_RECORD_KINDS = [
   'secagg-keys',
   'secagg-shares',
   'secagg-unmask',
+  'secagg-consistency',
 ] as const;
 export type RoundRecordKind = (typeof ROUND_RECORD_KINDS)[number];
 
@@ -68,6 +69,7 @@ export type FinishedBody = Body<'finished'>;
 export type SecaggKeysBody = Body<'secagg-keys'>;
 export type SecaggSharesBody = Body<'secagg-shares'>;
 export type SecaggUnmaskBody = Body<'secagg-unmask'>;
+export type SecaggConsistencyBody = Body<'secagg-consistency'>;
 export type SecureSection = NonNullable<RoundClosedBody['secure']>;
 export type RuleRef = Infer<typeof ruleRef>;
 export type Selection = Infer<typeof selection>;

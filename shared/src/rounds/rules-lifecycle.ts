@@ -97,6 +97,7 @@ export function checkLifecycle(
     case 'secagg-keys':
     case 'secagg-shares':
     case 'secagg-unmask':
+    case 'secagg-consistency':
       checkSecaggRecord(record, state, problem);
       break;
   }

@@ -7,9 +7,12 @@
 //   secagg-shares  after the keys, once; U2 ⊆ U1, sorted; each entry signed; |U2| >= t
 //   secagg-unmask  after the shares, once; survivors and dropped split U2, each sorted;
 //                  |U3| >= t; no survivor exposed (unmask.ts)
+//   secagg-consistency  after the unmask, once; signs the secagg-unmask record's hash; signatures
+//                  only of survivors, sorted, each by its enrolled key; at least t, and for every
+//                  owner whose shares are revealed its quorum of signing holders (consistency.ts)
 //   round-closed   a federation whose config turns secure aggregation on closes its rounds with a
 //                  `secure` section and no plaintext update, one without it never does; the three
-//                  phases are in the log; the masked inputs are exactly the survivors', each
+//                  phases (consistency included) are in the log; the masked inputs are exactly the survivors', each
 //                  envelope held to the admission rules as an update's (exampleCount 1); reveals
 //                  only from survivors, sorted, self shares only of survivors and key shares only
 //                  of the dropped, each signed by its holder
@@ -19,6 +22,7 @@ import { SecAggError } from '../secagg/secagg-error.ts';
 import { unhex, verifySecagg } from '../secagg/round/commitments.ts';
 import { planOf, type SecureRoundPlan } from '../secagg/round/plan.ts';
 import { exposedSurvivors } from '../secagg/round/unmask.ts';
+import { judgeConsistency } from '../secagg/round/consistency.ts';
 import type { ReportProblem } from './problems.ts';
 import type {
   RoundClosedBody,
@@ -30,7 +34,10 @@ import type {
 import type { FederationState, RoundState } from './state.ts';
 import { checkRecordedUpdate } from './update-rules.ts';
 
-type SecaggRecord = Extract<RoundRecord, { kind: 'secagg-keys' | 'secagg-shares' | 'secagg-unmask' }>;
+type SecaggRecord = Extract<
+  RoundRecord,
+  { kind: 'secagg-keys' | 'secagg-shares' | 'secagg-unmask' | 'secagg-consistency' }
+>;
 
 /** The plan of the round's keys body under the recorded config, or undefined (and why) when there is none. */
 export function roundPlan(
@@ -163,7 +170,40 @@ function checkUnmask(record: Extract<SecaggRecord, { kind: 'secagg-unmask' }>, c
     );
 }
 
-/** Judges a secagg-keys, -shares or -unmask record against the fold before it. */
+function checkConsistency(record: Extract<SecaggRecord, { kind: 'secagg-consistency' }>, c: Context): void {
+  const { state, round, phases, problem } = c;
+  if (!phases.keys || !phases.unmask || phases.consistency)
+    return problem(
+      'SECAGG_ORDER',
+      phases.unmask
+        ? "is the round's second secagg-consistency record"
+        : 'comes before the secagg-unmask record',
+    );
+  if (record.body.unmaskHash !== phases.unmaskHash)
+    problem(
+      'SECAGG_MEMBERSHIP',
+      `signs ${record.body.unmaskHash}, not the round's secagg-unmask record ${phases.unmaskHash}`,
+    );
+  const { plan } = roundPlan(state, round, phases.keys);
+  if (!plan) return;
+  const ids = (l: readonly string[]) => l.map((p) => plan.idOf.get(p)).filter((id) => id !== undefined);
+  const { problems } = judgeConsistency({
+    plan,
+    federation: record.federation,
+    round: record.round,
+    unmaskHash: phases.unmaskHash!,
+    survivors: ids(phases.unmask.survivors),
+    dropped: ids(phases.unmask.dropped),
+    signatures: record.body.signatures,
+    signingKey: (p) => {
+      const key = state.participantKey(p);
+      return key !== undefined && /^[0-9a-f]{64}$/i.test(key) ? unhex(key.toLowerCase()) : undefined;
+    },
+  });
+  for (const { code, message } of problems) problem(code, message);
+}
+
+/** Judges a secagg-keys, -shares, -unmask or -consistency record against the fold before it. */
 export function checkSecaggRecord(
   record: SecaggRecord,
   state: FederationState,
@@ -180,7 +220,8 @@ export function checkSecaggRecord(
   const context: Context = { state, round, phases: round.secagg ?? {}, problem };
   if (record.kind === 'secagg-keys') checkKeys(record, context);
   else if (record.kind === 'secagg-shares') checkShares(record, context);
-  else checkUnmask(record, context);
+  else if (record.kind === 'secagg-unmask') checkUnmask(record, context);
+  else checkConsistency(record, context);
 }
 
 /** Reveals only from survivors, sorted; self shares only of survivors, key shares only of the dropped; signed. */
@@ -238,10 +279,10 @@ export function checkSecureClose(
     );
   if (body.updates.length > 0) problem('SECAGG_PLAINTEXT', 'a secure round lists plaintext updates');
   const phases = state.rounds().get(round)?.secagg;
-  if (!phases?.keys || !phases.shares || !phases.unmask) {
+  if (!phases?.keys || !phases.shares || !phases.unmask || !phases.consistency) {
     problem(
       'SECAGG_ORDER',
-      'closes a secure round whose secagg-keys, -shares and -unmask records are not all in the log',
+      'closes a secure round whose secagg-keys, -shares, -unmask and -consistency records are not all in the log',
     );
     return true;
   }

@@ -35,6 +35,7 @@ import {
   type SecaggKeysBody,
   type SecaggSharesBody,
   type SecaggUnmaskBody,
+  type SecaggConsistencyBody,
 } from './record.ts';
 
 export interface ParticipantState {
@@ -78,7 +79,14 @@ export interface RoundState {
   /** The round-open record's hash (a secure round's graph seed comes from it). */
   openHash?: string;
   /** A secure round's phase records so far (secagg/round/). */
-  secagg?: { keys?: SecaggKeysBody; shares?: SecaggSharesBody; unmask?: SecaggUnmaskBody };
+  secagg?: {
+    keys?: SecaggKeysBody;
+    shares?: SecaggSharesBody;
+    unmask?: SecaggUnmaskBody;
+    /** The secagg-unmask record's hash: what the consistency signatures sign. */
+    unmaskHash?: string;
+    consistency?: SecaggConsistencyBody;
+  };
 }
 
 /** Where the log stands on its seed chain (seed-chain.ts). */
@@ -298,6 +306,7 @@ export class FederationState {
       case 'secagg-keys':
       case 'secagg-shares':
       case 'secagg-unmask':
+      case 'secagg-consistency':
         this.#applySecagg(record);
         break;
     }
@@ -314,13 +323,18 @@ export class FederationState {
   }
 
   /** A secure round's phase record: kept on the open round it belongs to (the first of each kind). */
-  #applySecagg(record: RoundRecord & { kind: 'secagg-keys' | 'secagg-shares' | 'secagg-unmask' }): void {
+  #applySecagg(
+    record: RoundRecord & { kind: 'secagg-keys' | 'secagg-shares' | 'secagg-unmask' | 'secagg-consistency' },
+  ): void {
     const round = this.#open && this.#rounds.get(this.#open.round);
     if (!round) return;
     const phases = (round.secagg ??= {});
     if (record.kind === 'secagg-keys') phases.keys ??= record.body;
     else if (record.kind === 'secagg-shares') phases.shares ??= record.body;
-    else phases.unmask ??= record.body;
+    else if (record.kind === 'secagg-unmask') {
+      phases.unmask ??= record.body;
+      phases.unmaskHash ??= record.hash;
+    } else phases.consistency ??= record.body;
   }
 
   #applyOpen(record: RoundRecord & { kind: 'round-open' }): void {

@@ -1,7 +1,7 @@
 // A secure federation as the coordinator and its participants run it, in memory and through the
 // real engines (SecureRoundClient, SecureRoundCollector), with every record signed and appended to
 // a log the verifier can audit: config, enrolments, then per round round-open, secagg-keys,
-// secagg-shares, secagg-unmask and round-closed (or round-aborted when the engines say so).
+// secagg-shares, secagg-unmask, secagg-consistency and round-closed (or round-aborted when the engines say so).
 // Participants drop at a chosen phase; a test may tamper with a body before it is signed.
 
 import { createHash } from 'node:crypto';
@@ -118,8 +118,11 @@ export function member(name: string): { id: string; identity: Identity } {
   return m;
 }
 
-/** Where participants drop out: before advertising, after advertising, after sharing, after masking (no reveal). */
-export type DropPhase = 'advertise' | 'shares' | 'masked' | 'reveal';
+/**
+ * Where participants drop out: before advertising, after advertising, after sharing, after masking
+ * (no consistency signature, no reveal), after signing the unmask record (no reveal).
+ */
+export type DropPhase = 'advertise' | 'shares' | 'masked' | 'consistency' | 'reveal';
 
 export interface RoundPlan {
   /** Participant id -> the phase it drops at; or chosen once the round-open record (its graph seed) is known. */
@@ -129,6 +132,12 @@ export interface RoundPlan {
   tamper?: <K extends RoundRecordKind>(kind: K, body: RoundRecordBodies[K]) => RoundRecordBodies[K];
   /** Changes a holder's reveal before the collector takes it (a malicious holder). */
   reveal?: (holder: string, payload: RevealPayload) => RevealPayload;
+  /** Called with the clients and the unmask record before anyone signs it, to try extra requests. */
+  unmasked?: (
+    clients: ReadonlyMap<string, SecureRoundClient>,
+    unmask: RoundRecordOf<'secagg-unmask'>,
+    collector: SecureRoundCollector,
+  ) => void;
   /** Called with the clients and the unmask record after the reveals, to try extra requests. */
   after?: (clients: ReadonlyMap<string, SecureRoundClient>, unmask: RoundRecordOf<'secagg-unmask'>) => void;
 }
@@ -343,8 +352,12 @@ export class SecureFederation {
         });
       }
       const unmask = this.append('secagg-unmask', round, collector.unmaskBody(), plan.tamper);
+      collector.unmaskRecorded(unmask.hash);
+      plan.unmasked?.(clients, unmask, collector);
+      for (const id of live('consistency')) collector.addConsistency(id, clients.get(id)!.onUnmask(unmask));
+      const consistency = this.append('secagg-consistency', round, collector.consistencyBody(), plan.tamper);
       for (const id of live('reveal')) {
-        const honest = clients.get(id)!.onUnmask(unmask);
+        const honest = clients.get(id)!.onConsistency(consistency);
         const reveal = plan.reveal ? plan.reveal(id, honest) : honest;
         result.reveals.set(id, reveal);
         collector.addReveal(id, reveal);
@@ -392,7 +405,7 @@ export class SecureFederation {
   }
 }
 
-const ORDER: DropPhase[] = ['advertise', 'shares', 'masked', 'reveal'];
+const ORDER: DropPhase[] = ['advertise', 'shares', 'masked', 'consistency', 'reveal'];
 /** Whether a participant dropping at `at` is gone by `phase`. */
 function isDropped(at: DropPhase | undefined, phase: DropPhase): boolean {
   return at !== undefined && ORDER.indexOf(at) <= ORDER.indexOf(phase);

@@ -82,7 +82,9 @@ function benchOne(n: number, graph: 'secagg+' | 'complete', length: number) {
   const coordinator = nacl.sign.keyPair();
   let seq = 0;
   let prevHash = ZERO_HASH;
-  const sign = <K extends 'round-open' | 'secagg-keys' | 'secagg-shares' | 'secagg-unmask'>(
+  const sign = <
+    K extends 'round-open' | 'secagg-keys' | 'secagg-shares' | 'secagg-unmask' | 'secagg-consistency',
+  >(
     kind: K,
     body: unknown,
   ) => {
@@ -187,8 +189,21 @@ function benchOne(n: number, graph: 'secagg+' | 'complete', length: number) {
     'secagg-unmask',
     coord(() => collector.unmaskBody()),
   );
+  coord(() => collector.unmaskRecorded(unmaskRecord.hash));
+  // The consistency check's cost (a signature, then t or more signatures checked) counts as the
+  // reveal's: it is the step before it.
   ids.forEach((id, k) => {
-    const [reveal, ms] = cpu(() => clients[k].onUnmask(unmaskRecord));
+    const [signed, ms] = cpu(() => clients[k].onUnmask(unmaskRecord));
+    phase.reveal += ms;
+    bytes += 64 + 8;
+    coord(() => collector.addConsistency(id, signed));
+  });
+  const consistencyRecord = sign(
+    'secagg-consistency',
+    coord(() => collector.consistencyBody()),
+  );
+  ids.forEach((id, k) => {
+    const [reveal, ms] = cpu(() => clients[k].onConsistency(consistencyRecord));
     phase.reveal += ms;
     bytes += 64 + 8 + (reveal.self.length + reveal.key.length) * (68 + ID_BYTES);
     coord(() => collector.addReveal(id, reveal));

@@ -38,7 +38,12 @@ export type AnnouncedEvent = 'round:open' | 'round:closed' | 'federation:finishe
 export type AnnouncedRoundOpen = RoundOpen & { record: RoundRecordOf<'round-open'> };
 
 /** The kinds of record a 'secagg:phase' may carry (a secure round's phases, in this order). */
-export const SECURE_PHASE_KINDS = ['secagg-keys', 'secagg-shares', 'secagg-unmask'] as const;
+export const SECURE_PHASE_KINDS = [
+  'secagg-keys',
+  'secagg-shares',
+  'secagg-unmask',
+  'secagg-consistency',
+] as const;
 /** A secure round's phase record, checked as the coordinator's. */
 export type SecurePhaseRecord = Extract<RoundRecord, { kind: (typeof SECURE_PHASE_KINDS)[number] }>;
 

@@ -10,8 +10,11 @@
 //              masked with the capped weight (fedit: min(examples, weightCap); fedavg-uniform: 1)
 //   upload     the masked words through the ordinary upload (update:begin/chunk/commit) as one I32
 //              tensor (secagg/masked-input.ts), exampleCount 1: the count travels masked
-//   reveal     the secagg-unmask record -> the client's reveal (its ShareHolder refuses to give
-//              both kinds of share of one participant) -> 'secagg:reveal'
+//   consistency  the secagg-unmask record -> the client checks it and signs it (the one it signs
+//              this round) -> 'secagg:consistency'
+//   reveal     the secagg-consistency record -> the client checks enough survivors signed the same
+//              secagg-unmask record (consistency.ts), then its reveal (its ShareHolder refuses to
+//              give both kinds of share of one participant) -> 'secagg:reveal'
 //
 // Nothing of it is kept on disk: not the secrets, and not the update (a masked input is worthless
 // once the secrets are gone). A participant that restarts, or reconnects after a phase it missed,
@@ -163,7 +166,9 @@ export async function runSecureRound(ctx: SecureRoundContext, entry: RoundHistor
       message: `masked update of round ${open.round} sent; waiting to reveal this round's shares`,
     });
     const unmask = await ctx.phases.next('secagg-unmask', signal);
-    await phaseRequest(ctx, 'secagg:reveal', client.onUnmask(unmask));
+    await phaseRequest(ctx, 'secagg:consistency', client.onUnmask(unmask));
+    const consistency = await ctx.phases.next('secagg-consistency', signal);
+    await phaseRequest(ctx, 'secagg:reveal', client.onConsistency(consistency));
     ctx.setStatus({
       status: 'done-round',
       round: open.round,
@@ -190,11 +195,9 @@ function droppedOut(error: FeditError): string {
 }
 
 /** A phase request, retried across dropped connections like every round request (round-io.ts). */
-function phaseRequest<E extends 'secagg:advertise' | 'secagg:shares' | 'secagg:inbox' | 'secagg:reveal'>(
-  ctx: RoundContext,
-  event: E,
-  payload: ClientPayload<E>,
-) {
+function phaseRequest<
+  E extends 'secagg:advertise' | 'secagg:shares' | 'secagg:inbox' | 'secagg:consistency' | 'secagg:reveal',
+>(ctx: RoundContext, event: E, payload: ClientPayload<E>) {
   return roundRequest(ctx, event, payload);
 }
 

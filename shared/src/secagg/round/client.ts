@@ -17,9 +17,14 @@
 //   mask(delta, w)   x = encodeUpdate(delta, w) (fixed-point.ts), y = x + PRG(b_i) + pair masks with
 //                    its U2 neighbours only; refused (SECAGG_EXPOSED) when it has none
 //   onUnmask(rec)    the secagg-unmask record: survivors and dropped partition U2, itself among the
-//                    survivors, at least t survivors, none exposed (unmask.ts); the ShareHolder then
-//                    refuses a second request that asks for the other kind of a participant's share
-//                    (SECAGG_REFUSED), so a coordinator lying about who dropped learns nothing more
+//                    survivors, at least t survivors, none exposed (unmask.ts); returns its
+//                    signature of that record (the one it signs this round), nothing revealed yet
+//   onConsistency(rec)  the secagg-consistency record: it signs this participant's own
+//                    secagg-unmask record and holds enough valid survivors' signatures of it for
+//                    every owner whose shares this holder reveals (consistency.ts); only then the
+//                    reveal. The ShareHolder also refuses a second request that asks for the other
+//                    kind of a participant's share (SECAGG_REFUSED), so a coordinator lying about who
+//                    dropped learns nothing more
 
 import { randomBytes } from 'node:crypto';
 import nacl from 'tweetnacl';
@@ -29,6 +34,7 @@ import type { FederationConfig } from '../../federation/config.ts';
 import { secureFixedPoint, type SecureAggregationSettings } from '../../federation/secure-aggregation.ts';
 import type {
   AdvertisePayload,
+  ConsistencyPayload,
   InboxCiphertext,
   RevealPayload,
   SharesPayload,
@@ -42,6 +48,7 @@ import { decodeShare, encodeShare, SHARE_BYTES, splitSecret } from '../shamir.ts
 import {
   boxNonce,
   hex,
+  revealFields,
   selfSeedCommitment,
   sharesHashOf,
   signSecagg,
@@ -52,6 +59,7 @@ import {
 import { flattenDelta } from './flatten.ts';
 import { holdersOf, planOf, type SecureRoundPlan } from './plan.ts';
 import { checkUnmaskable } from './unmask.ts';
+import { judgeConsistency } from './consistency.ts';
 
 /** The enrolled Ed25519 key of a participant (undefined: not enrolled). */
 export type SigningKeys = (participant: string) => Uint8Array | undefined;
@@ -68,7 +76,7 @@ export interface SecureRoundClientOptions {
   roundOpen: RoundRecordOf<'round-open'>;
 }
 
-type Phase = 'advertise' | 'keys' | 'inbox' | 'mask' | 'unmask';
+type Phase = 'advertise' | 'keys' | 'inbox' | 'mask' | 'unmask' | 'consistency' | 'done';
 
 export class SecureRoundClient {
   readonly #context: SignedContext;
@@ -86,6 +94,7 @@ export class SecureRoundClient {
   #ownShares?: HeldShares;
   #shared?: ReadonlyMap<number, string>;
   #holder?: ShareHolder;
+  #unmask?: { hash: string; survivors: number[]; dropped: number[] };
 
   constructor(options: SecureRoundClientOptions) {
     const { federation, round, participant, identitySecretKey, config, roundOpen } = options;
@@ -115,7 +124,7 @@ export class SecureRoundClient {
       );
   }
 
-  #record<K extends 'secagg-keys' | 'secagg-shares' | 'secagg-unmask'>(
+  #record<K extends 'secagg-keys' | 'secagg-shares' | 'secagg-unmask' | 'secagg-consistency'>(
     record: RoundRecordOf<K>,
     kind: K,
   ): void {
@@ -304,8 +313,14 @@ export class SecureRoundClient {
     return y;
   }
 
-  /** This holder's reveal for the secagg-unmask record, signed (see the header). */
-  onUnmask(record: RoundRecordOf<'secagg-unmask'>): RevealPayload {
+  /** Checks the secagg-unmask record and signs it: the one this participant signs this round. */
+  onUnmask(record: RoundRecordOf<'secagg-unmask'>): ConsistencyPayload {
+    // One secagg-unmask record signed per round: what makes two lists unable to both gather a quorum.
+    if (this.#unmask && this.#unmask.hash !== record.hash)
+      throw new SecAggError(
+        'SECAGG_REFUSED',
+        `${this.#context.participant} already signed another secagg-unmask record for round ${this.#context.round} (${this.#unmask.hash}): the coordinator shows different records`,
+      );
     this.#step('unmask', 'the secagg-unmask record');
     this.#record(record, 'secagg-unmask');
     const plan = this.#plan!;
@@ -338,6 +353,44 @@ export class SecureRoundClient {
         `${this.#context.participant} sent its masked input but is not listed among the survivors`,
       );
     checkUnmaskable(plan, shared, survivors);
+    this.#unmask = { hash: record.hash, survivors, dropped };
+    this.#phase = 'consistency';
+    const fields = { unmaskHash: record.hash };
+    return {
+      round: this.#context.round,
+      signature: signSecagg('consistency', this.#context, fields, this.#identity),
+    };
+  }
+
+  /** This holder's reveal, once the secagg-consistency record passes (see the header), signed. */
+  onConsistency(record: RoundRecordOf<'secagg-consistency'>): RevealPayload {
+    this.#step('consistency', 'the secagg-consistency record');
+    this.#record(record, 'secagg-consistency');
+    const plan = this.#plan!;
+    const { hash, survivors, dropped } = this.#unmask!;
+    if (record.body.unmaskHash !== hash)
+      throw new SecAggError(
+        'SECAGG_REFUSED',
+        `the secagg-consistency record signs ${record.body.unmaskHash}, not the secagg-unmask record ${hash} this participant was shown: the coordinator shows different records`,
+      );
+    const { problems } = judgeConsistency({
+      plan,
+      federation: this.#context.federation,
+      round: this.#context.round,
+      unmaskHash: hash,
+      survivors,
+      dropped,
+      signatures: record.body.signatures,
+      signingKey: this.#signingKeys!,
+      // The owners it holds shares of that the record names (one that never shared has none revealed).
+      owners: holdersOf(plan, this.#id).filter((j) => survivors.includes(j) || dropped.includes(j)),
+    });
+    if (problems.length > 0)
+      throw new SecAggError(
+        'SECAGG_REFUSED',
+        `the secagg-consistency record does not let this participant reveal: ${problems[0].message}`,
+      );
+    this.#phase = 'done';
     const reveal = this.#holder!.reveal(survivors, dropped);
     const list = (m: ReadonlyMap<number, Uint8Array>) =>
       [...m]
@@ -353,14 +406,4 @@ export class SecureRoundClient {
       signature: signSecagg('reveal', this.#context, fields, this.#identity),
     };
   }
-}
-
-/** The signed form of a reveal: {self: {owner: hex}, key: {owner: hex}} as the record holds it. */
-export function revealFields(
-  self: readonly { owner: string; share: Uint8Array }[],
-  key: readonly { owner: string; share: Uint8Array }[],
-): { self: Record<string, string>; key: Record<string, string> } {
-  const dict = (l: readonly { owner: string; share: Uint8Array }[]) =>
-    Object.fromEntries(l.map(({ owner, share }) => [owner, hex(share)]));
-  return { self: dict(self), key: dict(key) };
 }

@@ -8,6 +8,9 @@
 //   masked     addMasked from U2 -> unmaskBody(): U3 and U2 \ U3 (fewer than t, or a survivor
 //              that would be exposed: SECAGG_ABORT / SECAGG_EXPOSED, the round aborts with nothing
 //              revealed)
+//   consistency  unmaskRecorded(hash of the written secagg-unmask record) -> addConsistency from
+//              U3 (each its signature of that record) -> consistencyBody(): the signatures, sorted
+//              (short of consistency.ts's quorums: SECAGG_ABORT, nothing revealed)
 //   reveal     addReveal from U3 -> canUnmask() once every needed secret has t shares ->
 //              unmask(masked): the sum (unmask.ts), its total weight and round-closed's `secure`
 //
@@ -21,12 +24,14 @@ import type { FederationConfig } from '../../federation/config.ts';
 import { secureFixedPoint, type SecureAggregationSettings } from '../../federation/secure-aggregation.ts';
 import type {
   AdvertisePayload,
+  ConsistencyPayload,
   InboxCiphertext,
   RevealPayload,
   SharesPayload,
 } from '../../protocol/secagg-messages.ts';
 import type { RecordedEnvelope } from '../../rounds/envelope-record.ts';
 import type {
+  SecaggConsistencyBody,
   SecaggKeysBody,
   SecaggSharesBody,
   SecaggUnmaskBody,
@@ -36,10 +41,10 @@ import { decodeSum, type FixedPointConfig } from '../fixed-point.ts';
 import type { ShareReveal } from '../masking.ts';
 import { SecAggError } from '../secagg-error.ts';
 import { decodeShare } from '../shamir.ts';
-import { hex, sharesHashOf, verifySecagg, type SignedContext } from './commitments.ts';
-import { revealFields } from './client.ts';
+import { hex, revealFields, sharesHashOf, verifySecagg, type SignedContext } from './commitments.ts';
 import { expectedGraph, holdersOf, planOf, type SecureRoundPlan } from './plan.ts';
 import { checkUnmaskable, unmaskSecureSum } from './unmask.ts';
+import { consistencyShortfall, revealedOwners } from './consistency.ts';
 
 export interface SecureRoundCollectorOptions {
   federation: string;
@@ -56,7 +61,7 @@ export interface SecureRoundCollectorOptions {
   length: number;
 }
 
-type Phase = 'advertise' | 'shares' | 'masked' | 'reveal' | 'done';
+type Phase = 'advertise' | 'shares' | 'masked' | 'consistency' | 'reveal' | 'done';
 
 interface Shared {
   commitment: string;
@@ -77,6 +82,8 @@ export class SecureRoundCollector {
   #sharesBody?: SecaggSharesBody;
   readonly #masked = new Map<string, { hash: string; envelopeDigest: string; envelope: RecordedEnvelope }>();
   #unmask?: { body: SecaggUnmaskBody; survivors: number[]; dropped: number[] };
+  #unmaskHash?: string;
+  readonly #consistency = new Map<string, string>();
   readonly #reveals = new Map<string, RevealPayload>();
 
   constructor(options: SecureRoundCollectorOptions) {
@@ -134,7 +141,7 @@ export class SecureRoundCollector {
   }
 
   #verify(
-    what: 'advert' | 'shares' | 'reveal',
+    what: 'advert' | 'shares' | 'consistency' | 'reveal',
     participant: string,
     fields: Parameters<typeof verifySecagg>[2],
     signature: Uint8Array,
@@ -277,8 +284,53 @@ export class SecureRoundCollector {
     const dropped = droppedNames.map((p) => plan.idOf.get(p)!);
     checkUnmaskable(plan, new Set([...survivors, ...dropped]), survivors);
     this.#unmask = { body: { survivors: survivorNames, dropped: droppedNames }, survivors, dropped };
-    this.#phase = 'reveal';
+    this.#phase = 'consistency';
     return this.#unmask.body;
+  }
+
+  /** The written secagg-unmask record's hash: what the survivors sign. */
+  unmaskRecorded(hash: string): void {
+    if (this.#phase !== 'consistency' || this.#unmaskHash !== undefined)
+      throw new SecAggError(
+        'SECAGG_PHASE',
+        `unmaskRecorded comes once, after unmaskBody; phase ${this.#phase}`,
+      );
+    this.#unmaskHash = hash;
+  }
+
+  addConsistency(participant: string, payload: ConsistencyPayload): void {
+    const survivors = new Set(this.#unmask?.body.survivors);
+    const what = 'the consistency signature';
+    this.#admit('consistency', participant, payload, (p) => survivors.has(p), this.#consistency, what);
+    if (this.#unmaskHash === undefined)
+      throw new SecAggError('SECAGG_PHASE', 'the secagg-unmask record is not written yet');
+    this.#verify('consistency', participant, { unmaskHash: this.#unmaskHash }, payload.signature);
+    this.#consistency.set(participant, hex(payload.signature));
+  }
+
+  /** Whether every survivor signed (the wire waits for this or the phase's end). */
+  allConsistent(): boolean {
+    return this.#phase === 'consistency' && this.#consistency.size === this.#unmask!.survivors.length;
+  }
+
+  /** The secagg-consistency record's body; short of the quorums (consistency.ts): SECAGG_ABORT. */
+  consistencyBody(): SecaggConsistencyBody {
+    if (this.#phase !== 'consistency' || this.#unmaskHash === undefined)
+      throw new SecAggError('SECAGG_PHASE', `consistencyBody comes in phase ${this.#phase}`);
+    const plan = this.#plan!;
+    const { survivors, dropped } = this.#unmask!;
+    const signers = new Set([...this.#consistency.keys()].map((p) => plan.idOf.get(p)!));
+    const short = consistencyShortfall(plan, revealedOwners(plan, survivors, dropped), signers);
+    if (short !== undefined) throw new SecAggError('SECAGG_ABORT', `${short}: the round aborts`);
+    this.#phase = 'reveal';
+    const signatures = [...this.#consistency.keys()].sort(compareUtf8);
+    return {
+      unmaskHash: this.#unmaskHash,
+      signatures: signatures.map((participant) => ({
+        participant,
+        signature: this.#consistency.get(participant)!,
+      })),
+    };
   }
 
   addReveal(participant: string, payload: RevealPayload): void {

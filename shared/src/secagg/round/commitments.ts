@@ -18,6 +18,8 @@
 //                                                                                          secaggShares
 //                        reveal  {federation, round, participant, self: {owner: share}, key:
 //                                {owner: share}}                                          secaggReveal
+//                        consistency  {federation, round, participant, unmaskHash}     secaggConsistency
+//                                (unmaskHash: the hash of the secagg-unmask record it was shown)
 //                      byte strings as lowercase hex, exactly as the records write them
 
 import { createHash } from 'node:crypto';
@@ -81,11 +83,12 @@ export interface SignedContext {
   participant: string;
 }
 
-export type SecaggSigned = 'advert' | 'shares' | 'reveal';
+export type SecaggSigned = 'advert' | 'shares' | 'reveal' | 'consistency';
 const DOMAIN_OF = {
   advert: DOMAINS.secaggAdvert,
   shares: DOMAINS.secaggShares,
   reveal: DOMAINS.secaggReveal,
+  consistency: DOMAINS.secaggConsistency,
 } as const;
 
 /** SHA-256 of the canonical JSON of the context and `fields` (see the header). */
@@ -114,4 +117,14 @@ export function verifySecagg(
   signature: Uint8Array,
 ): boolean {
   return verifyDigest(signKey, DOMAIN_OF[what], secaggDigest(context, fields), signature);
+}
+
+/** The signed form of a reveal: {self: {owner: hex}, key: {owner: hex}} as the record holds it. */
+export function revealFields(
+  self: readonly { owner: string; share: Uint8Array }[],
+  key: readonly { owner: string; share: Uint8Array }[],
+): { self: Record<string, string>; key: Record<string, string> } {
+  const dict = (l: readonly { owner: string; share: Uint8Array }[]) =>
+    Object.fromEntries(l.map(({ owner, share }) => [owner, hex(share)]));
+  return { self: dict(self), key: dict(key) };
 }
