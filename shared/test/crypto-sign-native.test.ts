@@ -141,3 +141,23 @@ test('random 32-byte keys (about half are no curve point) and an honest signatur
   for (let i = 0; i < 100 * SCALE; i++) t.false(compare(disagreements, randomBytes(32), digest, signature));
   t.deepEqual(disagreements, []);
 });
+
+test('signDigest (native) is byte-identical to tweetnacl, also after the key array is rewritten', (t) => {
+  const tag = Buffer.from(DOMAIN, 'ascii');
+  for (let i = 0; i < 40 * SCALE; i++) {
+    const keys = nacl.sign.keyPair.fromSeed(randomBytes(32));
+    const digest = randomBytes(32);
+    const message = sha256(Uint8Array.of(tag.byteLength), tag, digest);
+    t.deepEqual(signDigest(keys.secretKey, DOMAIN, digest), nacl.sign.detached(message, keys.secretKey));
+    // The same array with another key in it: the cache must not sign with the old one.
+    keys.secretKey.set(nacl.sign.keyPair.fromSeed(randomBytes(32)).secretKey);
+    t.deepEqual(signDigest(keys.secretKey, DOMAIN, digest), nacl.sign.detached(message, keys.secretKey));
+  }
+  // A secret key whose second half is not its seed's public key: still tweetnacl's bytes.
+  const keys = nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(7));
+  const inconsistent = keys.secretKey.slice();
+  inconsistent.set(nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(8)).publicKey, 32);
+  const digest = sha256(Uint8Array.of(1));
+  const message = sha256(Uint8Array.of(tag.byteLength), tag, digest);
+  t.deepEqual(signDigest(inconsistent, DOMAIN, digest), nacl.sign.detached(message, inconsistent));
+});
