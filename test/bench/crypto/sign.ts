@@ -36,11 +36,6 @@ export async function benchSign(argv: string[]): Promise<void> {
     const keys = nacl.sign.keyPair.fromSeed(seed);
     const digest = sha256(seed, seed);
     const message = sha256(Uint8Array.of(tag.byteLength), tag, digest);
-    const privateKey = createPrivateKey({
-      key: Buffer.concat([PKCS8_PREFIX, seed]),
-      format: 'der',
-      type: 'pkcs8',
-    });
     return { keys, digest, message, signature: signDigest(keys.secretKey, domain, digest) };
   });
   for (const c of cases)
