@@ -339,7 +339,12 @@ export async function benchFederation(argv: string[]): Promise<void> {
     runs.push(plain.result, secure.result);
     const summary = (run: typeof plain) => runSummary(run.result.round_results[0], run.results, n, o.rounds);
     comparisons.push(compare(n, summary(plain), summary(secure)));
-    if (!a.json) process.stderr.write(formatComparisons(comparisons.slice(-1), '') + '\n');
+    // each count's figures as soon as they are in (a long run of several counts may be stopped)
+    process.stderr.write(
+      a.json
+        ? JSON.stringify({ partial: comparisons.at(-1) }) + '\n'
+        : formatComparisons(comparisons.slice(-1), '') + '\n',
+    );
   }
   const machine = runs[0].machine;
   const named = `${machine.cpus} x ${machine.cpu}, ${machine.memory_gb.toFixed(0)} GB, node ${machine.node}`;
