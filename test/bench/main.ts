@@ -6,6 +6,7 @@ import { benchHostileFrames } from '../../coordinator/bench/hostile-frames.ts';
 import { benchFederation } from './federation/federation.ts';
 import { benchLearning } from './learning/learning.ts';
 import { benchSecagg } from './secagg/secagg.ts';
+import { benchSign } from './crypto/sign.ts';
 
 const benches: Record<string, (argv: string[]) => Promise<void>> = {
   train: benchTrain,
@@ -15,6 +16,7 @@ const benches: Record<string, (argv: string[]) => Promise<void>> = {
   learning: benchLearning,
   'hostile-frames': benchHostileFrames,
   secagg: benchSecagg,
+  sign: benchSign,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -110,7 +110,14 @@ const onEvent = (e: CoordinatorEvent) => {
   }
 };
 
-const coordinator = await startCoordinator({ dir: a.dir, profile: !a['no-profile'], onEvent });
+// Every participant connects from loopback: the per-address cap (32 by default, against one host
+// holding the coordinator's sockets) would keep all but 32 of them out and the round would never open.
+const coordinator = await startCoordinator({
+  dir: a.dir,
+  profile: !a['no-profile'],
+  onEvent,
+  maxConnectionsPerAddress: 100_000,
+});
 say({ type: 'listening', url: coordinator.url, rss: process.memoryUsage.rss() });
 await coordinator.finished;
 sample();

@@ -7,7 +7,9 @@
 // The coordinator runs in its own process (coordinator-worker.ts) so its peak RSS and CPU time are
 // its own; the participants share one or a few processes (participant-worker.ts); child.ts runs
 // them and reads their JSON lines, round-stats.ts turns each round's lines into numbers. Prints one
-// JSON line (--json) or a short report.
+// JSON line (--json) or a short report. With --secure, each participant count runs twice, plain
+// and with secureAggregation (the participants run the app's secure round: secure-participant.ts),
+// and the two are printed side by side (secure-compare.ts).
 
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
@@ -26,6 +28,14 @@ import { initFederationFromModel } from '@fedit/client/operator';
 import { Child } from './child.ts';
 import type { CoordinatorLine, ParticipantJob, ParticipantLine } from './messages.ts';
 import { mb, roundResult, sum } from './round-stats.ts';
+import {
+  COMPARED_AGGREGATION,
+  compare,
+  formatComparisons,
+  runSummary,
+  secureSection,
+  type Comparison,
+} from './secure-compare.ts';
 // Type-only: puts the two worker scripts (run as child processes) under the type check.
 import type * as _coordinatorWorker from './coordinator-worker.ts';
 import type * as _participantWorker from './participant-worker.ts';
@@ -49,7 +59,10 @@ function benchOptions(argv: string[]) {
   const { values: a } = parseArgs({
     args: argv,
     options: {
+      // a comma-separated list runs each count in turn
       participants: { type: 'string', default: '200' },
+      // run each count twice, plain then with secureAggregation (SecAgg+), and compare
+      secure: { type: 'boolean', default: false },
       rank: { type: 'string', default: '16' },
       alpha: { type: 'string' },
       targets: { type: 'string', default: 'q_proj,v_proj' },
@@ -72,28 +85,34 @@ function benchOptions(argv: string[]) {
   });
   const cfg = PRESETS[a.preset!];
   if (!cfg) throw new Error(`unknown preset ${a.preset}; presets: ${Object.keys(PRESETS).join(', ')}`);
-  const n = Number(a.participants);
+  const counts = a.participants!.split(',').map(Number);
+  const n = counts[0];
   const rounds = Number(a.rounds);
   const procs = Math.min(n, Number(a.procs));
   const rank = Number(a.rank);
   const alpha = a.alpha ? Number(a.alpha) : 2 * rank;
   const targets = a.targets!.split(',');
   const chunkBytes = Number(a['chunk-bytes']);
-  if (!(n >= 1 && rounds >= 1 && procs >= 1))
-    throw new Error('--participants, --rounds and --procs must be >= 1');
+  if (!(counts.every((c) => Number.isSafeInteger(c) && c >= 1) && rounds >= 1 && procs >= 1))
+    throw new Error('--participants (whole numbers, comma-separated), --rounds and --procs must be >= 1');
   const specs = loraTensorSpecs(cfg, { rank, alpha, dropout: 0, targets: targets as LoraTarget[] });
   const params = sum(specs.map((s) => s.shape[0] * s.shape[1]));
   // The serialised update's size (what buildUpdate makes: F32 safetensors of these tensors).
   const updateBytes = serializeSafetensors(
     new Map(specs.map((s) => [s.name, tensorFromF32(s.shape, new Float32Array(s.shape[0] * s.shape[1]))])),
   ).byteLength;
-  return { a, n, rounds, procs, rank, alpha, targets, chunkBytes, specs, params, updateBytes };
+  return { a, counts, n, rounds, procs, rank, alpha, targets, chunkBytes, specs, params, updateBytes };
 }
 
 type BenchOptions = ReturnType<typeof benchOptions>;
 
 /** The participant processes, each with its share of the invites (they enrol, then take part). */
-function startParticipants(o: BenchOptions, work: string, invites: string[]): Child<ParticipantLine>[] {
+function startParticipants(
+  o: BenchOptions,
+  work: string,
+  invites: string[],
+  secure: boolean,
+): Child<ParticipantLine>[] {
   const { a, n, procs, rank, alpha, targets, rounds, chunkBytes } = o;
   const participants: Child<ParticipantLine>[] = [];
   for (let p = 0; p < procs; p++) {
@@ -111,6 +130,7 @@ function startParticipants(o: BenchOptions, work: string, invites: string[]): Ch
       chunkBytes,
       enrolConcurrency: Number(a['enrol-concurrency']),
       deltaScale: Number(a.delta),
+      secure,
     };
     const jobFile = join(work, `job-${p}.json`);
     writeFileSync(jobFile, JSON.stringify(job));
@@ -226,8 +246,8 @@ function formatBench(result: BenchResult, o: BenchOptions): string {
   return lines.join('\n');
 }
 
-export async function benchFederation(argv: string[]): Promise<void> {
-  const o = benchOptions(argv);
+/** One federation of `o.n` participants, plain or secure: its result and the participants' lines. */
+async function runFederation(o: BenchOptions, secure: boolean) {
   const { a, n, rounds, procs, rank, alpha, targets } = o;
   const progress = (m: string) => {
     if (!a.json) process.stderr.write(`${m}\n`);
@@ -253,6 +273,9 @@ export async function benchFederation(argv: string[]): Promise<void> {
         participantsPerRound: { fraction: 1, minimum: n },
         minUpdates: n,
         roundDeadlineSeconds: 3600,
+        // --secure compares like with like: both runs aggregate alike (secure-compare.ts)
+        ...(a.secure && { aggregation: COMPARED_AGGREGATION }),
+        ...(secure && { secureAggregation: secureSection(n) }),
       },
     });
     const prepareS = (performance.now() - t0) / 1000;
@@ -271,9 +294,11 @@ export async function benchFederation(argv: string[]): Promise<void> {
       createInvite(fedDir, { url: listening.url, note: `bench-${i}` }),
     );
 
-    progress(`enrolling ${n} participants in ${procs} process(es)`);
+    progress(
+      `${secure ? 'secure' : 'plain'} federation: enrolling ${n} participants in ${procs} process(es)`,
+    );
     const t1 = performance.now();
-    const participants = startParticipants(o, work, invites);
+    const participants = startParticipants(o, work, invites, secure);
     children.push(...participants);
     await Promise.all(participants.map((c) => c.next('joined')));
     const joinedAt = performance.timeOrigin + performance.now();
@@ -288,15 +313,42 @@ export async function benchFederation(argv: string[]): Promise<void> {
 
     const setup = { model_and_init: prepareS, enrol: enrolS, connect: connectS };
     const result = benchResult(o, setup, coordinator.lines, { listening, done }, results);
-    const total_s = (performance.now() - t0) / 1000;
-    if (a.json) {
-      process.stdout.write(JSON.stringify({ ...result, total_s }) + '\n');
-      return;
-    }
-    process.stdout.write(formatBench(result, o) + '\n');
+    return { result: { ...result, secure, total_s: (performance.now() - t0) / 1000 }, results };
   } finally {
     for (const c of children) c.kill();
     if (a.keep) process.stderr.write(`kept ${work}\n`);
     else rmSync(work, { recursive: true, force: true });
   }
+}
+
+export async function benchFederation(argv: string[]): Promise<void> {
+  const base = benchOptions(argv);
+  const { a } = base;
+  if (!a.secure) {
+    if (base.counts.length > 1) throw new Error('several --participants counts need --secure');
+    const { result } = await runFederation(base, false);
+    process.stdout.write(a.json ? JSON.stringify(result) + '\n' : formatBench(result, base) + '\n');
+    return;
+  }
+  const comparisons: Comparison[] = [];
+  const runs = [];
+  for (const n of base.counts) {
+    const o = { ...base, n, procs: Math.min(n, Number(a.procs)) };
+    const plain = await runFederation(o, false);
+    const secure = await runFederation(o, true);
+    runs.push(plain.result, secure.result);
+    const summary = (run: typeof plain) => runSummary(run.result.round_results[0], run.results, n, o.rounds);
+    comparisons.push(compare(n, summary(plain), summary(secure)));
+    // each count's figures as soon as they are in (a long run of several counts may be stopped)
+    process.stderr.write(
+      a.json
+        ? JSON.stringify({ partial: comparisons.at(-1) }) + '\n'
+        : formatComparisons(comparisons.slice(-1), '') + '\n',
+    );
+  }
+  const machine = runs[0].machine;
+  const named = `${machine.cpus} x ${machine.cpu}, ${machine.memory_gb.toFixed(0)} GB, node ${machine.node}`;
+  if (a.json)
+    process.stdout.write(JSON.stringify({ bench: 'federation-secure', machine, comparisons, runs }) + '\n');
+  else process.stdout.write(formatComparisons(comparisons, named) + '\n');
 }

@@ -65,6 +65,10 @@ export interface ParticipantRound {
   downloadBytes: number;
   /** Sealed chunk bytes sent (ciphertext + tags). */
   uploadBytes: number;
+  /** Everything the participant's requests sent in the round (secure phases too): binary + JSON text. */
+  sentBytes?: number;
+  /** A secure round's reveal came after the coordinator had closed the phase (the update counted). */
+  lateReveal?: boolean;
   chunks: number;
   error?: string;
 }
@@ -77,6 +81,8 @@ export type ParticipantLine =
       errors: string[];
       cpuUser: number;
       cpuSystem: number;
+      /** process.cpuUsage() from the first 'round:open' this process saw to its last round's end, µs. */
+      roundsCpuUs: number;
       maxRssKb: number;
     };
 
@@ -95,6 +101,8 @@ export interface ParticipantJob {
   enrolConcurrency: number;
   /** Half-width of the uniform noise added to the global adapter (keeps the update norm small). */
   deltaScale: number;
+  /** The federation has secureAggregation: take part through the app's secure round. */
+  secure: boolean;
 }
 
 /** Epoch milliseconds with sub-millisecond precision, comparable across processes. */

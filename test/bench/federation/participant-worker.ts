@@ -27,11 +27,14 @@ import {
   downloadAdapter,
   joinFederation,
   membershipConnection,
+  parseFederationSettings,
   requireIdentity,
   sayReady,
   type Membership,
+  type PhaseInbox,
 } from '@fedit/client/federation';
 import { epochMs, type ParticipantJob, type ParticipantLine, type ParticipantRound } from './messages.ts';
+import { countSentBytes, takePartSecure } from './secure-participant.ts';
 
 const { values: a } = parseArgs({ options: { job: { type: 'string' } } });
 if (!a.job) throw new Error('participant-worker: --job <file> is required');
@@ -49,6 +52,7 @@ const REQUEST_TIMEOUT_MS = 600_000;
 
 interface Member {
   index: number;
+  home: string;
   identity: Identity;
   membership: Membership;
 }
@@ -146,12 +150,13 @@ const members = await pool(job.invites, job.enrolConcurrency, async (invite, i) 
   const home = join(job.homes, `p${String(index).padStart(4, '0')}`);
   const joined = await joinFederation(invite, { home, displayName: `bench-${index}`, timeoutMs: 120_000 });
   if (!joined) throw new Error(`participant ${index} did not join`);
-  return { index, identity: await requireIdentity(home), membership: joined.membership };
+  return { index, home, identity: await requireIdentity(home), membership: joined.membership };
 });
 say({ type: 'joined', participants: members.length, enrolMs: epochMs() - t0 });
 
 const rounds: ParticipantRound[] = [];
 const errors: string[] = [];
+let roundsCpuFrom: NodeJS.CpuUsage | undefined;
 await Promise.all(
   members.map(
     (member) =>
@@ -162,10 +167,31 @@ await Promise.all(
         let closed = 0;
         const work: Promise<void>[] = [];
         const seen = new Set<number>();
+        const sent = countSentBytes(connection);
+        const settings = parseFederationSettings(member.membership.config, member.home);
+        let phases: PhaseInbox | undefined;
+        connection.on('secagg:phase', (record, identities) => {
+          try {
+            if (phases?.round === record.round) phases.deliver(record, identities);
+          } catch (error) {
+            errors.push(`participant ${member.index}: ${(error as Error).message}`);
+          }
+        });
         connection.on('round:open', (open) => {
           if (seen.has(open.round) || !open.selected.includes(connection.participantId)) return;
           seen.add(open.round);
-          work.push(takePart(member, connection, open).then((r) => void rounds.push(r)));
+          roundsCpuFrom ??= process.cpuUsage();
+          const before = { ...sent };
+          const part = job.secure
+            ? takePartSecure({ ...member, settings }, connection, open, job, (p) => (phases = p), fakeTrained)
+            : takePart(member, connection, open);
+          work.push(
+            part.then((r) => {
+              r.sentBytes = sent.all - before.all;
+              if (job.secure) r.uploadBytes = sent.chunks - before.chunks;
+              rounds.push(r);
+            }),
+          );
         });
         connection.on('round:closed', () => {
           if (++closed < job.rounds) return;
@@ -186,6 +212,7 @@ await Promise.all(
   ),
 );
 for (const r of rounds) if (r.error) errors.push(r.error);
+const roundsCpu = process.cpuUsage(roundsCpuFrom);
 const cpu = process.cpuUsage();
 say({
   type: 'result',
@@ -193,6 +220,7 @@ say({
   errors,
   cpuUser: cpu.user,
   cpuSystem: cpu.system,
+  roundsCpuUs: roundsCpuFrom ? roundsCpu.user + roundsCpu.system : 0,
   maxRssKb: process.resourceUsage().maxRSS,
 });
 process.exit(0);

@@ -96,7 +96,15 @@ export {
 } from './receipts.ts';
 export { verifyMembershipLog, type VerifyOptions } from './verify.ts';
 export { participantSeed } from './round.ts';
-export { connectionUploadRequest } from './round-io.ts';
+export { connectionUploadRequest, type RoundIOContext } from './round-io.ts';
+// The secure phases without a model: the federation benchmark runs them with random deltas.
+export {
+  PhaseInbox,
+  runSecureRound,
+  type ContributionSource,
+  type SecureContribution,
+  type SecureRoundIO,
+} from './secure-round.ts';
 export { Participant, type FinalAdapter, type ParticipantResult } from './participant.ts';
 export { exportCachedAdapter, type ExportCachedOptions, type ExportedCached } from './export.ts';
 export { RESULTS_DIR, readRoundResults, recordRoundResult, type RoundResult } from './results.ts';

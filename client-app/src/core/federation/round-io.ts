@@ -32,14 +32,22 @@ const RETRY_PAUSE_MS = 1000;
 /** How long after a round's deadline an upload keeps trying (clocks differ; the coordinator decides). */
 const DEADLINE_GRACE_MS = 60_000;
 
-/** One round's task as its parts see it. */
-export interface RoundContext {
-  session: ParticipantSession;
+/**
+ * What a round's requests and upload need: the session's connection, identity and membership, no
+ * model (so a participant without one, the federation benchmark's, runs this same code).
+ */
+export interface RoundIOContext {
+  session: Pick<ParticipantSession, 'connection' | 'identity' | 'membership'>;
   open: RoundOpen;
   /** Aborted when the task must stop: the round closed, a newer one opened, or the participant stops. */
   signal: AbortSignal;
   events: EventEmitter<ParticipantEvents>;
   setStatus(event: StatusEvent): void;
+}
+
+/** One round's task as its parts see it. */
+export interface RoundContext extends RoundIOContext {
+  session: ParticipantSession;
 }
 
 /**
@@ -116,7 +124,7 @@ export function fetchRoundAdapter(ctx: RoundContext): Promise<Map<string, Tensor
 
 /** A request of the round (a secure round's phases), retried across dropped connections. */
 export function roundRequest<E extends ClientEventName>(
-  ctx: RoundContext,
+  ctx: RoundIOContext,
   event: E,
   payload: ClientPayload<E>,
 ) {
@@ -137,7 +145,7 @@ export function fetchRoundControl(ctx: RoundContext): Promise<Map<string, Tensor
  * authenticated again; a chunk the coordinator reports damaged in transit is sent again.
  */
 export async function uploadUpdate(
-  ctx: RoundContext,
+  ctx: RoundIOContext,
   pending: PendingUpload,
 ): Promise<'committed' | 'already-counted' | 'stopped'> {
   const { session, open, signal } = ctx;
@@ -174,7 +182,7 @@ export async function uploadUpdate(
  * deadline has long passed.
  */
 async function retrying<T>(
-  ctx: RoundContext,
+  ctx: RoundIOContext,
   request: () => Promise<T>,
   onRetry = 'trying again',
 ): Promise<T> {

@@ -39,7 +39,8 @@ import { selfCertifiedKeys, type AdvertiserIdentity } from './secure-identities.
 import { markSecureRound, unmarkSecureRound } from './secure-marker.ts';
 import { FederationError, isTransient } from './errors.ts';
 import type { RoundHistoryEntry } from './events.ts';
-import { roundRequest, uploadUpdate, type RoundContext } from './round-io.ts';
+import { roundRequest, uploadUpdate, type RoundContext, type RoundIOContext } from './round-io.ts';
+import type { ParticipantOptions, ParticipantSession } from './session.ts';
 import { runRound, trainOnGlobal, type TrainedRound } from './round.ts';
 import { federationLora } from './settings.ts';
 import { buildMaskedUpdate } from './update.ts';
@@ -104,14 +105,43 @@ export class PhaseInbox {
   }
 }
 
-export interface SecureRoundContext extends RoundContext {
+/** What the secure phases need of a round's task: no model (see SecureContribution). */
+export interface SecureRoundIO extends RoundIOContext {
+  session: RoundIOContext['session'] &
+    Pick<ParticipantSession, 'home' | 'settings'> & { options: Pick<ParticipantOptions, 'chunkBytes'> };
   phases: PhaseInbox;
   /** The round's round-open record, as the connection checked it: its hash seeds the graph. */
   openRecord: RoundRecordOf<'round-open'>;
 }
 
+export interface SecureRoundContext extends RoundContext, SecureRoundIO {
+  session: ParticipantSession;
+}
+
+/** What this participant masks: its delta, its capped weight, and what the history shows. */
+export interface SecureContribution {
+  delta: Map<string, Float32Array>;
+  weight: number;
+  trainLoss: number;
+  examples: number;
+}
+
+/**
+ * Makes this participant's contribution once its shares are in (undefined: stopped meanwhile),
+ * given the round's threshold t. The app trains (trainedContribution); the federation benchmark
+ * passes adapter-sized random deltas, so it measures these same phases without a model.
+ */
+export type ContributionSource<C extends SecureRoundIO> = (
+  ctx: C,
+  threshold: number,
+) => Promise<SecureContribution | undefined>;
+
 /** Takes part in a secure round (see the header), filling in `entry`. */
-export async function runSecureRound(ctx: SecureRoundContext, entry: RoundHistoryEntry): Promise<void> {
+export async function runSecureRound<C extends SecureRoundIO>(
+  ctx: C,
+  entry: RoundHistoryEntry,
+  contribute: ContributionSource<C>,
+): Promise<void> {
   const { session, open, signal } = ctx;
   const status = (message: string) => ctx.setStatus({ status: 'training', round: open.round, message });
   const { home, membership } = session;
@@ -133,13 +163,11 @@ export async function runSecureRound(ctx: SecureRoundContext, entry: RoundHistor
     const inbox = await phaseRequest(ctx, 'secagg:inbox', { round: open.round });
     client.onInbox(inbox.ciphertexts, shares);
 
-    const dir = roundDir(session.home, session.membership.federation, open.round);
-    const trained = await trainOnGlobal(ctx, dir);
-    if (!trained) return; // stopped during training
-    entry.trainLoss = trained.trainLoss;
-    entry.examples = session.data.rows.length;
-    const { delta, weight } = encodable(ctx, trained, keys.body.threshold);
-    const words = client.mask(delta, weight);
+    const contribution = await contribute(ctx, keys.body.threshold);
+    if (!contribution) return; // stopped during training
+    entry.trainLoss = contribution.trainLoss;
+    entry.examples = contribution.examples;
+    const words = client.mask(contribution.delta, contribution.weight);
     if (signal.aborted) return;
     ctx.setStatus({
       status: 'uploading',
@@ -154,7 +182,7 @@ export async function runSecureRound(ctx: SecureRoundContext, entry: RoundHistor
         round: open.round,
         globalAdapterHash: open.globalAdapterHash,
         words,
-        trainLoss: trained.trainLoss,
+        trainLoss: contribution.trainLoss,
         chunkBytes: session.options.chunkBytes,
       }),
     );
@@ -197,8 +225,20 @@ function droppedOut(error: FeditError): string {
 /** A phase request, retried across dropped connections like every round request (round-io.ts). */
 function phaseRequest<
   E extends 'secagg:advertise' | 'secagg:shares' | 'secagg:inbox' | 'secagg:consistency' | 'secagg:reveal',
->(ctx: RoundContext, event: E, payload: ClientPayload<E>) {
+>(ctx: RoundIOContext, event: E, payload: ClientPayload<E>) {
   return roundRequest(ctx, event, payload);
+}
+
+/** The app's contribution: trains from the round's global adapter, then encodable's delta and weight. */
+export async function trainedContribution(
+  ctx: SecureRoundContext,
+  threshold: number,
+): Promise<SecureContribution | undefined> {
+  const { session, open } = ctx;
+  const trained = await trainOnGlobal(ctx, roundDir(session.home, session.membership.federation, open.round));
+  if (!trained) return undefined;
+  const { delta, weight } = encodable(ctx, trained, threshold);
+  return { delta, weight, trainLoss: trained.trainLoss, examples: session.data.rows.length };
 }
 
 /**
@@ -249,5 +289,5 @@ export function startRoundWork(
   if (!context.session.settings.secureAggregation) return { done: runRound(context, entry) };
   const phases = new PhaseInbox(context.open.round, context.open.record.seq);
   const secure = { ...context, phases, openRecord: context.open.record };
-  return { phases, done: runSecureRound(secure, entry) };
+  return { phases, done: runSecureRound(secure, entry, trainedContribution) };
 }
