@@ -3,12 +3,38 @@
 // the mark is there has lost them and dropped out of that round. Its next start says so in its
 // log, naming the round, and clears the mark; it takes part again from the next round. The mark is
 // written before the participant advertises and removed when its part of the round ends.
+//
+// A second mark, `<round dir>/secure-taken`, is never removed: a participant takes part in a
+// secure round at most once. A coordinator that announced the same signed round again (after the
+// first run's task ended, or across a restart) and ran it with this participant listed as dropped
+// would otherwise get two sums that differ by exactly this participant's input (training is
+// seeded by the round, so the others' updates repeat).
 
-import { readdir, rm, stat } from 'node:fs/promises';
+import { open, readdir, rm, stat } from 'node:fs/promises';
+import { PRIVATE_FILE_MODE } from '@fedit/shared';
 import { join } from 'node:path';
 import { ROUNDS_DIR, ensurePrivateDir, roundDir, writePrivateFile } from './store.ts';
 
 const MARK = 'secure-round';
+const TAKEN = 'secure-taken';
+
+/**
+ * Claims `round` for this participant's one part in it: true the first time (the mark is created
+ * exclusively, so two tasks cannot both claim it), false ever after.
+ */
+export async function claimSecureRound(home: string, federation: string, round: number): Promise<boolean> {
+  const dir = roundDir(home, federation, round);
+  await ensurePrivateDir(join(home, ROUNDS_DIR));
+  await ensurePrivateDir(join(home, ROUNDS_DIR, federation));
+  await ensurePrivateDir(dir);
+  try {
+    await (await open(join(dir, TAKEN), 'wx', PRIVATE_FILE_MODE)).close();
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+}
 
 /** Marks `round` of `federation` as a secure round this participant is taking part in. */
 export async function markSecureRound(home: string, federation: string, round: number): Promise<void> {

@@ -36,7 +36,7 @@ import {
 } from '@fedit/shared';
 import type { AnnouncedRoundOpen, SecurePhaseRecord } from './announced.ts';
 import { selfCertifiedKeys, type AdvertiserIdentity } from './secure-identities.ts';
-import { markSecureRound, unmarkSecureRound } from './secure-marker.ts';
+import { claimSecureRound, markSecureRound, unmarkSecureRound } from './secure-marker.ts';
 import { FederationError, isTransient } from './errors.ts';
 import type { RoundHistoryEntry } from './events.ts';
 import { roundRequest, uploadUpdate, type RoundContext, type RoundIOContext } from './round-io.ts';
@@ -145,6 +145,13 @@ export async function runSecureRound<C extends SecureRoundIO>(
   const { session, open, signal } = ctx;
   const status = (message: string) => ctx.setStatus({ status: 'training', round: open.round, message });
   const { home, membership } = session;
+  if (!(await claimSecureRound(home, membership.federation, open.round))) {
+    ctx.events.emit(
+      'warning',
+      `secure round ${open.round}: this participant already took part in this round once and will not again (a coordinator running one round twice could subtract the two sums and learn this participant's update)`,
+    );
+    return;
+  }
   try {
     await markSecureRound(home, membership.federation, open.round);
     const client = new SecureRoundClient({
