@@ -41,7 +41,7 @@ function dpWords(s: FederationSettings, seen: PrivacySeen | undefined): string[]
       ? 'The federation sets no budget: ε grows with every round.'
       : `The federation stops before ε would exceed ${dp.epsilonBudget}.`;
   return [
-    `Differential privacy: the change your update makes is limited to a size of ${dp.clipNorm}, and ${who} (${dp.noiseMultiplier} times that size in all) to the average before it is shared, so the shared adapters reveal little about whether you took part. Its measure is ε (smaller is stronger): ${privacyLine(s, seen)}. ${budget}`,
+    `Differential privacy: the change your update makes is limited to a size of ${dp.clipNorm}, and ${who} (${dp.noiseMultiplier} times that size in all) to the average before it is shared, so the shared adapters reveal little about what your data contributed (the round log still names who took part). Its measure is ε (smaller is stronger): ${privacyLine(s, seen)}. ${budget}`,
   ];
 }
 

@@ -102,7 +102,7 @@ function dpLines(s: InviteInspection['settings'], seen: PrivacySeen | undefined)
   return [
     `Differential privacy: each update's change is clipped to ${dp.clipNorm} and ${who}`,
     `(σ = ${dp.noiseMultiplier}) to their mean, which limits what the published adapters reveal about`,
-    `whether you took part.${noise === 'central' ? ' It does not hide your update from the coordinator.' : ''}`,
+    `what your data contributed (the round log still names who took part).${noise === 'central' ? ' It does not hide your update from the coordinator.' : ''}`,
     `${privacyLine(s, seen)} (from the last round record the coordinator signed).`,
   ];
 }
