@@ -145,6 +145,7 @@ export async function runSecureRound<C extends SecureRoundIO>(
   const { session, open, signal } = ctx;
   const status = (message: string) => ctx.setStatus({ status: 'training', round: open.round, message });
   const { home, membership } = session;
+  let revealing = false;
   if (!(await claimSecureRound(home, membership.federation, open.round))) {
     ctx.events.emit(
       'warning',
@@ -203,6 +204,7 @@ export async function runSecureRound<C extends SecureRoundIO>(
     const unmask = await ctx.phases.next('secagg-unmask', signal);
     await phaseRequest(ctx, 'secagg:consistency', client.onUnmask(unmask));
     const consistency = await ctx.phases.next('secagg-consistency', signal);
+    revealing = true;
     await phaseRequest(ctx, 'secagg:reveal', client.onConsistency(consistency));
     ctx.setStatus({
       status: 'done-round',
@@ -212,6 +214,16 @@ export async function runSecureRound<C extends SecureRoundIO>(
   } catch (error) {
     if (signal.aborted && (isTransient(error) || !(error instanceof FeditError))) return;
     if (!(error instanceof FeditError)) throw error; // a bug: let it stop the participant
+    if (revealing && error.code === 'SECAGG_PHASE') {
+      // The coordinator closes the reveal phase as soon as it can unmask: a late reveal is not a
+      // dropout, the masked update is in the round's sum.
+      ctx.setStatus({
+        status: 'done-round',
+        round: open.round,
+        message: `round ${open.round}: the sum was unmasked before this participant's shares were needed; its update is in the round`,
+      });
+      return;
+    }
     entry.error = error.message;
     ctx.events.emit('warning', `secure round ${open.round}: ${droppedOut(error)}`);
     ctx.setStatus({ status: 'waiting', round: open.round, message: 'waiting for the next round' });
