@@ -4,53 +4,58 @@
 // fails it is named by field path (ROUND_RECORD_SHAPE) and judged no further.
 //
 // Records word a fault as what the value is not ("record.seq is not a non-negative integer"), so
-// the leaves here are predicates in that wording. A body keeps fields it does not declare, at any
+// the leaves (record-leaves.ts) are predicates in that wording; a secure round's parts are in
+// record-shape-secagg.ts. A body keeps fields it does not declare, at any
 // depth, because the record's hash and signature cover them (a newer coordinator may write more);
 // an unknown top-level field, or an unknown field of a recorded envelope, is refused.
 
 import type { AggregationConfig } from '../aggregation/rule.ts';
-import { SIGNATURE_BYTES, SIGN_PUBLIC_KEY_BYTES } from '../crypto/sign.ts';
-import { signedEnvelope } from '../protocol/messages.ts';
 import { RENAME_NONCE_BYTES } from '../protocol/rename.ts';
-import { MAX_GRAPH_PARTICIPANTS } from '../secagg/graph.ts';
-import { SEED_BYTES } from '../secagg/prg.ts';
-import { SHARE_BYTES } from '../secagg/shamir.ts';
 import {
   SchemaError,
   dictionary,
-  isRecord,
-  list,
   literal,
   object,
   optional,
   predicate,
   union,
   type ObjectSchema,
-  type Schema,
   type Shape,
 } from '../schema/schema.ts';
 import type { CanonicalObject } from './canonical.ts';
 import { ROUND_RECORD_KINDS, type RoundRecord, type RoundRecordKind } from './record.ts';
 import { RoundLogError } from './round-error.ts';
-import { isSeedChainValue } from './seed-chain.ts';
+import {
+  NOT_AN_OBJECT,
+  chainValue,
+  count,
+  entries,
+  factor,
+  fraction,
+  hash,
+  hexBytes,
+  isNot,
+  metric,
+  name,
+  opaque,
+  part,
+  positive,
+  recordedEnvelope,
+  signature,
+  time,
+  words,
+} from './record-leaves.ts';
+import {
+  perParticipant,
+  secaggAdvert,
+  secaggGraph,
+  secaggShared,
+  secureSection,
+} from './record-shape-secagg.ts';
 
-const HASH = /^sha256:[0-9a-f]{64}$/;
-const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const FRACTION = /^(?:0\.\d*[1-9]\d*|1(?:\.0+)?)$/;
-const FACTOR = /^[1-9]\d*(?:\.\d*[1-9])?$/;
+export { isRecordHash, isRecordTime, recordedEnvelope } from './record-leaves.ts';
+
 const SIX_DECIMALS = /^(?:0|[1-9]\d*)\.\d{6}$/;
-
-/** Whether `value` is a content hash as records write them ("sha256:" + 64 lowercase hex). */
-export function isRecordHash(value: unknown): value is string {
-  return typeof value === 'string' && HASH.test(value);
-}
-
-/** Whether `value` is a record time ("YYYY-MM-DDTHH:MM:SS.sssZ", a real instant). */
-export function isRecordTime(value: unknown): value is string {
-  if (typeof value !== 'string' || !TIME.test(value)) return false;
-  const date = new Date(value);
-  return !Number.isNaN(date.getTime()) && date.toISOString() === value;
-}
 
 /**
  * Checks that `value` has the shape of a round record (every field, its type and form, the body
@@ -71,47 +76,6 @@ export function parseRoundRecord(value: unknown, label = 'record'): RoundRecord 
 }
 
 // ---- leaves, in the records' wording -----------------------------------------------------------
-
-const isNot = <T>(accepts: (value: unknown) => boolean, what: string): Schema<T> =>
-  predicate<T>(accepts, `is not ${what}`);
-
-const count = isNot<number>((v) => Number.isSafeInteger(v) && (v as number) >= 0, 'a non-negative integer');
-const positive = isNot<number>((v) => Number.isSafeInteger(v) && (v as number) > 0, 'a positive integer');
-const name = isNot<string>((v) => typeof v === 'string' && v.length > 0, 'a non-empty string');
-const words = isNot<string>((v) => typeof v === 'string', 'a string');
-const hash = isNot<string>(isRecordHash, 'a content hash "sha256:" + 64 lowercase hex digits');
-const time = isNot<string>(isRecordTime, 'a UTC time "YYYY-MM-DDTHH:MM:SS.sssZ"');
-const chainValue = isNot<string>(isSeedChainValue, 'a seed chain value (64 lowercase hex digits)');
-const fraction = isNot<string>(
-  (v) => typeof v === 'string' && FRACTION.test(v),
-  'a decimal string in (0, 1] such as "0.5"',
-);
-const factor = isNot<string>(
-  (v) => typeof v === 'string' && FACTOR.test(v),
-  'a decimal string of at least 1 such as "1.3"',
-);
-/** An object the log keeps opaque: its content is the rule's or the operator's. */
-const opaque = <T>() => isNot<T>(isRecord, 'an object');
-/** Byte strings are lowercase hex in records (canonical JSON has no byte strings). */
-const hexBytes = (length: number, what: string) => {
-  const form = new RegExp(`^[0-9a-f]{${2 * length}}$`);
-  return isNot<string>(
-    (v) => typeof v === 'string' && form.test(v),
-    `${2 * length} lowercase hex digits (${what})`,
-  );
-};
-const signature = hexBytes(SIGNATURE_BYTES, 'an Ed25519 signature');
-const metric = predicate<string | number>(
-  (v) => typeof v === 'string' || Number.isSafeInteger(v),
-  'is neither an integer nor a string (write floats as decimal strings)',
-);
-
-const NOT_AN_OBJECT = { notObject: 'is not an object' };
-/** A part of a body: unknown fields are kept, since the record's hash covers them. */
-const part = <S extends Shape>(shape: S) => object(shape, { others: 'keep', wording: NOT_AN_OBJECT });
-const entries = <T>(item: Schema<T>) =>
-  list(item, 0, Number.MAX_SAFE_INTEGER, { notList: 'is not an array' });
-
 // ---- the parts of bodies -----------------------------------------------------------------------
 
 export const ruleRef = part({
@@ -155,29 +119,6 @@ export const droppedParticipant = part({
   /** Why the participant's update did not count ("late", "invalid: ...", "norm bound", ...). */
   reason: words,
 });
-
-// A recorded envelope is the signed one (protocol/messages.ts) without its tensor schema, which
-// the stored update determines (envelope-record.ts), and with its byte strings in hex.
-const { tensorSchema: _determinedByTheUpdate, ...signedFields } = signedEnvelope.shape;
-
-/** A counted update's signed envelope in a round-closed record; see envelope-record.ts. */
-export const recordedEnvelope = object(
-  {
-    ...signedFields,
-    /** Hex of the participant's Ed25519 public key, as its enrol record writes it. */
-    participant: hexBytes(SIGN_PUBLIC_KEY_BYTES, 'an Ed25519 public key'),
-    /** Hex of the participant's Ed25519 signature of the envelope digest. */
-    signature,
-  },
-  {
-    wording: {
-      ...NOT_AN_OBJECT,
-      missing:
-        "is missing: every counted update records its participant's signed envelope (a log from a development version that did not record it cannot be audited)",
-      notAField: 'is not a field of recorded envelopes',
-    },
-  },
-);
 
 export const countedUpdate = part({
   participant: name,
@@ -238,69 +179,6 @@ export const roundPrivacyShape = part({
 });
 
 // ---- a secure round's parts (secagg/round/: the protocol and what each field commits to) ---------
-
-/** A list of at most one entry per participant a secure round's graph can hold. */
-const perParticipant = <T>(item: Schema<T>) =>
-  list(item, 0, MAX_GRAPH_PARTICIPANTS, { notList: 'is not an array' });
-const x25519Key = hexBytes(SEED_BYTES, 'an X25519 public key');
-const sha256Hex = hexBytes(32, 'a SHA-256 digest');
-const shareHex = hexBytes(SHARE_BYTES, 'a Shamir share');
-
-/** The graph a secure round masks over: every party derives it from these and U1. */
-export const secaggGraph = part({
-  kind: isNot<'complete' | 'secagg+'>((v) => v === 'complete' || v === 'secagg+', '"complete" or "secagg+"'),
-  /** Each participant's number of neighbours (n − 1 for the complete graph). */
-  degree: positive,
-  /** hex SHA-256("fedit/secagg/graph/v1" || the round-open record's hash, as 32 bytes). */
-  seed: sha256Hex,
-});
-
-/** A participant's two X25519 keys for the round, signed with its enrolled Ed25519 key. */
-export const secaggAdvert = part({
-  participant: name,
-  /** For the boxes that carry its shares. */
-  encryptionKey: x25519Key,
-  /** For the pair masks (s_ij); its secret key is what the key shares reconstruct. */
-  maskKey: x25519Key,
-  signature,
-});
-
-export const secaggShared = part({
-  participant: name,
-  /** hex SHA-256("fedit/secagg/self-seed/v1" || b_i): checked against the reconstructed b_i. */
-  selfSeedCommitment: sha256Hex,
-  /** hex SHA-256 over its boxes in recipient order (secagg/round/commitments.ts). */
-  sharesHash: sha256Hex,
-  signature,
-});
-
-/** A survivor's stored masked input, named as an update is (blob hash, signed envelope). */
-export const secaggMaskedInput = part({
-  participant: name,
-  envelopeDigest: hash,
-  /** The blob store's hash of the masked input's tensors (secagg/masked-input.ts). */
-  hash,
-  envelope: recordedEnvelope,
-});
-
-/** What one holder revealed, by owner: shares of survivors' b_i (self), of the dropped's mask keys (key). */
-export const secaggReveal = part({
-  participant: name,
-  self: dictionary(shareHex, NOT_AN_OBJECT),
-  key: dictionary(shareHex, NOT_AN_OBJECT),
-  signature,
-});
-
-/** round-closed's section for a secure round: what the audit unmasks the sum from. */
-export const secureSection = part({
-  /** U3 in participant order: the survivors whose masked inputs were summed. */
-  maskedInputs: perParticipant(secaggMaskedInput),
-  /** The reveals the coordinator unmasked with, in participant order. */
-  reveals: perParticipant(secaggReveal),
-  /** Σ w_i of the survivors, as the unmasked sum's last word says. */
-  totalWeight: positive,
-});
-
 // ---- the bodies --------------------------------------------------------------------------------
 
 /** The body of each kind of record. */
